@@ -1,0 +1,86 @@
+package compute
+
+import "math"
+
+// BatchNormInference normalises n samples of c channels × hw positions with
+// fixed statistics: y = γ·(x − mean)/√(var + eps) + β.
+func BatchNormInference(n, c, hw int, eps float32, gamma, beta, mean, variance, x, out []float32) {
+	for ch := 0; ch < c; ch++ {
+		scale := gamma[ch] / float32(math.Sqrt(float64(variance[ch]+eps)))
+		shift := beta[ch] - mean[ch]*scale
+		for s := 0; s < n; s++ {
+			off := (s*c + ch) * hw
+			src, dst := x[off:off+hw], out[off:off+hw]
+			for i, v := range src {
+				dst[i] = v*scale + shift
+			}
+		}
+	}
+}
+
+// LinearForward computes out[b, o] = bias[o] + Σ_i x[b, i]·w[o, i] for a
+// batch of n rows; w is [out, in] as PyTorch stores it, bias may be nil.
+func LinearForward(n, in, outF int, x, w, bias, out []float32) {
+	wT := make([]float32, in*outF)
+	Transpose(outF, in, w, wT)
+	for b := 0; b < n; b++ {
+		row := out[b*outF : (b+1)*outF]
+		if bias != nil {
+			copy(row, bias)
+		} else {
+			clear(row)
+		}
+	}
+	GemmAccParallel(n, outF, in, x, wT, out)
+}
+
+// ReLUForward writes max(x, 0).
+func ReLUForward(x, out []float32) {
+	for i, v := range x {
+		if v > 0 {
+			out[i] = v
+		} else {
+			out[i] = 0
+		}
+	}
+}
+
+// SoftmaxForward applies softmax (or log-softmax) to each of n rows of k values.
+func SoftmaxForward(n, k int, log bool, x, out []float32) {
+	for b := 0; b < n; b++ {
+		row, dst := x[b*k:(b+1)*k], out[b*k:(b+1)*k]
+		m := row[0]
+		for _, v := range row {
+			m = max(m, v)
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v - m))
+		}
+		for i, v := range row {
+			if log {
+				dst[i] = v - m - float32(math.Log(sum))
+			} else {
+				dst[i] = float32(math.Exp(float64(v-m)) / sum)
+			}
+		}
+	}
+}
+
+// IFStep advances integrate-and-fire neurons by one time step (dt = 1):
+// v += in; a neuron spikes (1) where v >= vth and is then reset to vreset
+// (hard reset); elsewhere its spike is 0.
+func IFStep(in, v, spikes []float32, vth, vreset float32) {
+	v = v[:len(in)]
+	spikes = spikes[:len(in)]
+	for i, x := range in {
+		u := v[i] + x
+		if u >= vth {
+			spikes[i] = 1
+			v[i] = vreset
+		} else {
+			spikes[i] = 0
+			v[i] = u
+		}
+	}
+}

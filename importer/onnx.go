@@ -1,0 +1,372 @@
+package importer
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	onnx "github.com/owulveryck/onnx-go"
+	"gonum.org/v1/gonum/graph"
+	"gonum.org/v1/gonum/graph/simple"
+	"gorgonia.org/tensor"
+
+	"github.com/proxykit/proxykit/nn"
+)
+
+// Opset range proxykit reads.
+const (
+	MinOpset = 9
+	MaxOpset = 21
+)
+
+// gnode is a value of the ONNX graph as onnx-go hands it to the backend:
+// a name and, for initializers and constants, a decoded tensor.
+type gnode struct {
+	id   int64
+	name string
+	t    tensor.Tensor
+}
+
+func (n *gnode) ID() int64                       { return n.id }
+func (n *gnode) SetName(s string)                { n.name = s }
+func (n *gnode) GetName() string                 { return n.name }
+func (n *gnode) SetTensor(t tensor.Tensor) error { n.t = t; return nil }
+func (n *gnode) GetTensor() tensor.Tensor        { return n.t }
+
+// recorder implements onnx-go's Backend: it keeps the graph onnx-go
+// builds and the operations in the order the model lists them.
+type recorder struct {
+	*simple.WeightedDirectedGraph
+	ops []onnx.Operation
+}
+
+func newRecorder() *recorder {
+	return &recorder{WeightedDirectedGraph: simple.NewWeightedDirectedGraph(math.Inf(1), math.Inf(1))}
+}
+
+// NewNode implements graph.NodeAdder with nodes that carry names and tensors.
+func (r *recorder) NewNode() graph.Node {
+	return &gnode{id: r.WeightedDirectedGraph.NewNode().ID()}
+}
+
+// ApplyOperation implements onnx.OperationCarrier.
+func (r *recorder) ApplyOperation(op onnx.Operation, _ ...graph.Node) error {
+	r.ops = append(r.ops, op)
+	return nil
+}
+
+// value is an ONNX value during conversion: a constant, or the network's
+// activation (per-sample shape), which only layers consume.
+type value struct {
+	c     *constant
+	shape []int // per-sample shape when dynamic
+	gen   int   // which activation in the chain this is
+}
+
+// converter turns the recorded ONNX graph into an nn.Network.
+type converter struct {
+	path    string
+	outline *onnxOutline
+	opset   int64
+	values  map[string]*value
+	net     *nn.Network
+	gen     int // generation of the newest activation
+	names   map[string]int
+	notes   []string
+	// lastLayer is the layer that produced the newest activation.
+	lastLayer nn.Layer
+	// batch is the input's fixed batch size, or 0 when symbolic.
+	batch int
+}
+
+// ONNXInfo describes an imported ONNX file.
+type ONNXInfo struct {
+	Opset           int64
+	IRVersion       int64
+	Producer        string
+	ProducerVersion string
+	InputName       string
+	OutputName      string
+	Notes           []string
+}
+
+// LoadONNX reads an ONNX model and converts it to an nn.Network.
+func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err error) {
+	outline, err := scanONNX(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if outline.Opset < 0 {
+		return nil, nil, fmt.Errorf("model imports no default-domain opset")
+	}
+	if outline.Opset < MinOpset || outline.Opset > MaxOpset {
+		return nil, nil, fmt.Errorf("opset %d is not supported (proxykit reads opsets %d to %d)", outline.Opset, MinOpset, MaxOpset)
+	}
+	if len(outline.Nodes) == 0 {
+		return nil, nil, fmt.Errorf("the graph has no nodes")
+	}
+	rec := newRecorder()
+	model := onnx.NewModel(rec)
+	if err := decodeSafely(model, data); err != nil {
+		return nil, nil, fmt.Errorf("not a valid ONNX model: %w", err)
+	}
+	if len(rec.ops) != len(outline.Nodes) {
+		return nil, nil, fmt.Errorf("onnx-go decoded %d operations for %d nodes", len(rec.ops), len(outline.Nodes))
+	}
+	c := &converter{path: path, outline: outline, opset: outline.Opset, values: map[string]*value{},
+		names: map[string]int{}}
+	info = &ONNXInfo{Opset: outline.Opset, IRVersion: outline.IRVersion, Producer: outline.Producer,
+		ProducerVersion: outline.ProducerVersion}
+	if err := c.loadInitializers(model); err != nil {
+		return nil, nil, err
+	}
+	if info.InputName, err = c.setInput(); err != nil {
+		return nil, nil, err
+	}
+	for i, n := range outline.Nodes {
+		if err := c.apply(n, rec.ops[i].Attributes); err != nil {
+			name := n.Name
+			if name == "" {
+				name = fmt.Sprintf("#%d", i)
+			}
+			return nil, nil, fmt.Errorf("node %s (%s): %w", name, n.OpType, err)
+		}
+	}
+	if info.OutputName, err = c.finish(); err != nil {
+		return nil, nil, err
+	}
+	info.Notes = c.notes
+	return c.net, info, nil
+}
+
+// decodeSafely runs onnx-go's decoder, turning a panic on malformed data
+// into an error.
+func decodeSafely(m *onnx.Model, data []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder failed: %v", r)
+		}
+	}()
+	return m.UnmarshalBinary(data)
+}
+
+func (c *converter) loadInitializers(m *onnx.Model) error {
+	for name := range c.outline.Initializers {
+		n, ok := m.GetNodeByName(name)
+		if !ok {
+			return fmt.Errorf("initializer %q was not decoded", name)
+		}
+		gn, ok := n.(*gnode)
+		if !ok {
+			return fmt.Errorf("initializer %q was not decoded", name)
+		}
+		k, err := fromGorgonia(gn.t)
+		if err != nil {
+			return fmt.Errorf("initializer %q: %w", name, err)
+		}
+		c.values[name] = &value{c: k}
+	}
+	return nil
+}
+
+func (c *converter) setInput() (string, error) {
+	var inputs []outlineValue
+	for _, in := range c.outline.Inputs {
+		if !c.outline.Initializers[in.Name] {
+			inputs = append(inputs, in)
+		}
+	}
+	if len(inputs) != 1 {
+		return "", fmt.Errorf("the graph has %d inputs besides its initializers; proxykit needs exactly one (the image batch)", len(inputs))
+	}
+	in := inputs[0]
+	if len(in.Dims) < 2 {
+		return "", fmt.Errorf("graph input %q has %d dimensions; proxykit needs [batch, ...] with at least one feature dimension", in.Name, len(in.Dims))
+	}
+	shape := make([]int, len(in.Dims)-1)
+	for i, d := range in.Dims[1:] {
+		if !d.Known || d.Value <= 0 {
+			return "", fmt.Errorf("graph input %q: dimension %d (%q) is symbolic; only the batch dimension may be", in.Name, i+1, d.Param)
+		}
+		shape[i] = int(d.Value)
+	}
+	if in.Dims[0].Known {
+		c.batch = int(in.Dims[0].Value)
+	}
+	c.net = &nn.Network{Name: c.path, InputShape: shape}
+	c.values[in.Name] = &value{shape: shape, gen: 0}
+	return in.Name, nil
+}
+
+func (c *converter) finish() (string, error) {
+	if len(c.outline.Outputs) != 1 {
+		return "", fmt.Errorf("the graph has %d outputs; proxykit needs exactly one", len(c.outline.Outputs))
+	}
+	name := c.outline.Outputs[0]
+	v, ok := c.values[name]
+	if !ok || v.c != nil {
+		return "", fmt.Errorf("graph output %q is not computed from the input", name)
+	}
+	if v.gen != c.gen {
+		return "", fmt.Errorf("graph output %q is not the last activation of the chain", name)
+	}
+	out, err := c.net.OutputShape()
+	if err != nil {
+		return "", err
+	}
+	if len(out) != 1 {
+		return "", fmt.Errorf("the network's output has per-sample shape %s; proxykit needs class scores [K]", nn.ShapeString(out))
+	}
+	for i, l := range c.net.Layers {
+		if _, ok := l.(*nn.Softmax); ok && i != len(c.net.Layers)-1 {
+			return "", fmt.Errorf("layer %q: %s is only supported as the last node", l.Name(), l.Kind())
+		}
+	}
+	return name, nil
+}
+
+// layerName derives a readable, unique layer name from an ONNX node name
+// such as "/static_conv/static_conv.0/Conv".
+func (c *converter) layerName(n outlineNode, kind string) string {
+	base := ""
+	parts := strings.FieldsFunc(n.Name, func(r rune) bool { return r == '/' })
+	if len(parts) > 0 && strings.HasPrefix(parts[len(parts)-1], n.OpType) {
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) > 0 {
+		base = parts[len(parts)-1]
+	} else if n.Name != "" && !strings.Contains(n.Name, "/") {
+		base = n.Name
+	}
+	if base == "" {
+		base = strings.ToLower(kind)
+	}
+	c.names[base]++
+	if k := c.names[base]; k > 1 {
+		return fmt.Sprintf("%s_%d", base, k)
+	}
+	return base
+}
+
+// input returns node input i, or nil when absent ("" or out of range).
+func (c *converter) input(n outlineNode, i int) (*value, error) {
+	if i >= len(n.Inputs) || n.Inputs[i] == "" {
+		return nil, nil
+	}
+	v, ok := c.values[n.Inputs[i]]
+	if !ok {
+		return nil, fmt.Errorf("input %q is not produced by any earlier node, initializer or graph input", n.Inputs[i])
+	}
+	return v, nil
+}
+
+func (c *converter) constInput(n outlineNode, i int, what string) (*constant, error) {
+	v, err := c.input(n, i)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, nil
+	}
+	if v.c == nil {
+		return nil, fmt.Errorf("%s (input %d, %q) must be a constant, not computed from the network's input", what, i, n.Inputs[i])
+	}
+	return v.c, nil
+}
+
+// activation returns the node's dynamic input and checks the chain.
+func (c *converter) activation(n outlineNode) (*value, error) {
+	var act *value
+	for i := range n.Inputs {
+		v, err := c.input(n, i)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil || v.c != nil {
+			continue
+		}
+		if act != nil {
+			return nil, fmt.Errorf("combines two activations; proxykit imports feed-forward chains only (no residual or concatenated branches)")
+		}
+		act = v
+	}
+	if act == nil {
+		return nil, nil
+	}
+	if act.gen != c.gen {
+		return nil, fmt.Errorf("reads activation %q, which an earlier layer already consumed; proxykit imports feed-forward chains only (no branches)", n.Inputs[0])
+	}
+	return act, nil
+}
+
+func (c *converter) setOutputs(n outlineNode, v *value) {
+	if len(n.Outputs) > 0 {
+		c.values[n.Outputs[0]] = v
+	}
+}
+
+// addLayer appends a layer consuming act and records its output.
+func (c *converter) addLayer(n outlineNode, act *value, l nn.Layer) error {
+	out, err := l.OutputShape(act.shape)
+	if err != nil {
+		return err
+	}
+	c.net.Layers = append(c.net.Layers, l)
+	c.lastLayer = l
+	c.gen++
+	c.setOutputs(n, &value{shape: out, gen: c.gen})
+	return nil
+}
+
+// passThrough makes the node's output the same value as its input.
+func (c *converter) passThrough(n outlineNode, v *value) {
+	c.setOutputs(n, v)
+}
+
+func attrInt(attrs map[string]any, name string, def int64) (int64, error) {
+	v, ok := attrs[name]
+	if !ok {
+		return def, nil
+	}
+	i, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("attribute %s should be an integer, got %T", name, v)
+	}
+	return i, nil
+}
+
+func attrFloat(attrs map[string]any, name string, def float32) (float32, error) {
+	v, ok := attrs[name]
+	if !ok {
+		return def, nil
+	}
+	f, ok := v.(float32)
+	if !ok {
+		return 0, fmt.Errorf("attribute %s should be a float, got %T", name, v)
+	}
+	return f, nil
+}
+
+func attrInts(attrs map[string]any, name string) ([]int64, bool, error) {
+	v, ok := attrs[name]
+	if !ok {
+		return nil, false, nil
+	}
+	i, ok := v.([]int64)
+	if !ok {
+		return nil, false, fmt.Errorf("attribute %s should be a list of integers, got %T", name, v)
+	}
+	return i, true, nil
+}
+
+func attrString(attrs map[string]any, name, def string) (string, error) {
+	v, ok := attrs[name]
+	if !ok {
+		return def, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("attribute %s should be a string, got %T", name, v)
+	}
+	return s, nil
+}

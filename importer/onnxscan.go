@@ -1,0 +1,300 @@
+package importer
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// onnxOutline is the structure of an ONNX model that onnx-go's Backend
+// interface does not pass on: opsets, node names and ordered inputs, graph
+// inputs with symbolic dimensions, and which values are initializers. It is
+// read by a small protobuf walk over the same bytes onnx-go decodes.
+type onnxOutline struct {
+	IRVersion       int64
+	Producer        string
+	ProducerVersion string
+	Opset           int64 // version of the default ("" or "ai.onnx") domain
+	Nodes           []outlineNode
+	Initializers    map[string]bool
+	Inputs          []outlineValue // graph inputs, initializers included
+	Outputs         []string
+}
+
+type outlineNode struct {
+	Name, OpType, Domain string
+	Inputs, Outputs      []string
+}
+
+type outlineValue struct {
+	Name string
+	Dims []outlineDim
+}
+
+type outlineDim struct {
+	Value int64
+	Param string // symbolic name, when Value is unknown
+	Known bool
+}
+
+// ONNX protobuf field numbers (onnx.proto).
+const (
+	modelIRVersion       = 1
+	modelProducerName    = 2
+	modelProducerVersion = 3
+	modelGraph           = 7
+	modelOpsetImport     = 8
+	opsetDomain          = 1
+	opsetVersion         = 2
+	graphNode            = 1
+	graphInitializer     = 5
+	graphInput           = 11
+	graphOutput          = 12
+	graphValueInfo       = 13
+	nodeInput            = 1
+	nodeOutput           = 2
+	nodeName             = 3
+	nodeOpType           = 4
+	nodeDomain           = 7
+	tensorName           = 8
+	valueName            = 1
+	valueType            = 2
+	typeTensor           = 1
+	tensorTypeShape      = 2
+	shapeDim             = 1
+	dimValue             = 1
+	dimParam             = 2
+)
+
+// maxDeclaredElems bounds the element count of a declared graph value.
+const maxDeclaredElems = 1 << 24
+
+// field is one decoded protobuf field: a varint or a length-delimited payload.
+type field struct {
+	num    protowire.Number
+	varint uint64
+	bytes  []byte
+	isLen  bool
+}
+
+// fields splits a protobuf message into its fields.
+func fields(b []byte) ([]field, error) {
+	var out []field
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		f := field{num: num}
+		switch typ {
+		case protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			f.varint = v
+			b = b[n:]
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			f.bytes, f.isLen = v, true
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func scanONNX(data []byte) (*onnxOutline, error) {
+	top, err := fields(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid ONNX file: %w", err)
+	}
+	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1}
+	var graph []byte
+	sawGraph := false
+	for _, f := range top {
+		switch {
+		case f.num == modelIRVersion && !f.isLen:
+			o.IRVersion = int64(f.varint)
+		case f.num == modelProducerName && f.isLen:
+			o.Producer = string(f.bytes)
+		case f.num == modelProducerVersion && f.isLen:
+			o.ProducerVersion = string(f.bytes)
+		case f.num == modelGraph && f.isLen:
+			graph, sawGraph = f.bytes, true
+		case f.num == modelOpsetImport && f.isLen:
+			fs, err := fields(f.bytes)
+			if err != nil {
+				return nil, fmt.Errorf("not a valid ONNX file: opset_import: %w", err)
+			}
+			domain, version := "", int64(0)
+			for _, g := range fs {
+				if g.num == opsetDomain && g.isLen {
+					domain = string(g.bytes)
+				}
+				if g.num == opsetVersion && !g.isLen {
+					version = int64(g.varint)
+				}
+			}
+			if domain == "" || domain == "ai.onnx" {
+				o.Opset = version
+			}
+		}
+	}
+	if !sawGraph {
+		return nil, errors.New("not an ONNX model: it has no graph")
+	}
+	gf, err := fields(graph)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid ONNX file: graph: %w", err)
+	}
+	for _, f := range gf {
+		if !f.isLen {
+			continue
+		}
+		switch f.num {
+		case graphNode:
+			n, err := scanNode(f.bytes)
+			if err != nil {
+				return nil, err
+			}
+			o.Nodes = append(o.Nodes, n)
+		case graphInitializer:
+			tf, err := fields(f.bytes)
+			if err != nil {
+				return nil, fmt.Errorf("not a valid ONNX file: initializer: %w", err)
+			}
+			for _, t := range tf {
+				if t.num == tensorName && t.isLen {
+					o.Initializers[string(t.bytes)] = true
+				}
+			}
+		case graphInput:
+			v, err := scanValue(f.bytes)
+			if err != nil {
+				return nil, err
+			}
+			o.Inputs = append(o.Inputs, v)
+		case graphOutput:
+			v, err := scanValue(f.bytes)
+			if err != nil {
+				return nil, err
+			}
+			o.Outputs = append(o.Outputs, v.Name)
+		case graphValueInfo:
+			if _, err := scanValue(f.bytes); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return o, nil
+}
+
+func scanNode(b []byte) (outlineNode, error) {
+	var n outlineNode
+	fs, err := fields(b)
+	if err != nil {
+		return n, fmt.Errorf("not a valid ONNX file: node: %w", err)
+	}
+	for _, f := range fs {
+		if !f.isLen {
+			continue
+		}
+		switch f.num {
+		case nodeInput:
+			n.Inputs = append(n.Inputs, string(f.bytes))
+		case nodeOutput:
+			n.Outputs = append(n.Outputs, string(f.bytes))
+		case nodeName:
+			n.Name = string(f.bytes)
+		case nodeOpType:
+			n.OpType = string(f.bytes)
+		case nodeDomain:
+			n.Domain = string(f.bytes)
+		}
+	}
+	return n, nil
+}
+
+func scanValue(b []byte) (outlineValue, error) {
+	var v outlineValue
+	bad := func(err error) (outlineValue, error) {
+		return v, fmt.Errorf("not a valid ONNX file: graph input or output: %w", err)
+	}
+	fs, err := fields(b)
+	if err != nil {
+		return bad(err)
+	}
+	for _, f := range fs {
+		if f.num == valueName && f.isLen {
+			v.Name = string(f.bytes)
+		}
+		if f.num != valueType || !f.isLen {
+			continue
+		}
+		tf, err := fields(f.bytes)
+		if err != nil {
+			return bad(err)
+		}
+		for _, t := range tf {
+			if t.num != typeTensor || !t.isLen {
+				continue
+			}
+			sf, err := fields(t.bytes)
+			if err != nil {
+				return bad(err)
+			}
+			for _, s := range sf {
+				if s.num != tensorTypeShape || !s.isLen {
+					continue
+				}
+				df, err := fields(s.bytes)
+				if err != nil {
+					return bad(err)
+				}
+				for _, d := range df {
+					if d.num != shapeDim || !d.isLen {
+						continue
+					}
+					xf, err := fields(d.bytes)
+					if err != nil {
+						return bad(err)
+					}
+					var dim outlineDim
+					for _, x := range xf {
+						if x.num == dimValue && !x.isLen {
+							dim.Value, dim.Known = int64(x.varint), true
+						}
+						if x.num == dimParam && x.isLen {
+							dim.Param = string(x.bytes)
+						}
+					}
+					v.Dims = append(v.Dims, dim)
+				}
+			}
+		}
+	}
+	// onnx-go allocates every declared value: refuse absurd declarations
+	// before they reach it.
+	elems := int64(1)
+	for _, d := range v.Dims {
+		if d.Known {
+			if d.Value < 0 || d.Value > maxDeclaredElems || elems*max(d.Value, 1) > maxDeclaredElems {
+				return v, fmt.Errorf("value %q declares a shape too large to be real", v.Name)
+			}
+			elems *= max(d.Value, 1)
+		}
+	}
+	return v, nil
+}

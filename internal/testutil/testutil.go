@@ -1,0 +1,69 @@
+// Package testutil finds proxykit's test fixtures (testdata/, made by
+// scripts/make_fixtures.py with PyTorch) and compares results to them.
+package testutil
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/npy"
+)
+
+// Models are the ONNX fixtures whose SNN sums are exact (dyadic weights):
+// proxykit's spike counts must equal PyTorch's.
+var Models = []string{"fmnist_w8_folded", "fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21"}
+
+// Dir is the absolute path of the repository's testdata folder.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+}
+
+// Path is the path of a file in testdata.
+func Path(name string) string { return filepath.Join(Dir(), name) }
+
+// Array reads testdata/NAME as a tensor.
+func Array(t testing.TB, name string) *nn.Tensor {
+	t.Helper()
+	a, err := npy.ReadFile(Path(name), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &nn.Tensor{Shape: a.Shape, Data: a.Data}
+}
+
+// ReadFile reads testdata/NAME.
+func ReadFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// RelErr is ‖got − want‖ / ‖want‖.
+func RelErr(got, want []float32) float64 {
+	var num, den float64
+	for i := range want {
+		d := float64(got[i] - want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(num / math.Max(den, 1e-30))
+}
+
+// Differing counts the positions where got and want differ.
+func Differing(got, want []float32) int {
+	n := 0
+	for i := range want {
+		if got[i] != want[i] {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""Write testdata/kernels.json: PyTorch's outputs for proxykit's CPU kernels.
+
+Usage: /usr/bin/python3 scripts/make_kernel_fixtures.py   (Debian's python3-torch)
+
+Each case gives an operation, its settings, random inputs and torch's
+output (and gradients where the kernel has a backward pass), so the Go
+kernels in compute/ are held to PyTorch one operation at a time.
+"""
+
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+def t(x):
+    return {"shape": list(x.shape), "data": [float(v) for v in x.detach().reshape(-1).tolist()]}
+
+
+def main():
+    g = torch.Generator().manual_seed(7)
+    cases = []
+
+    # Convolution: asymmetric padding (top 1, left 0, bottom 2, right 1), strides, dilation, bias.
+    x = torch.randn(2, 3, 7, 9, generator=g, requires_grad=True)
+    w = torch.randn(4, 3, 3, 2, generator=g, requires_grad=True)
+    b = torch.randn(4, generator=g, requires_grad=True)
+    y = F.conv2d(F.pad(x, (0, 1, 1, 2)), w, b, stride=(2, 1), dilation=(2, 1))
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy)
+    cases.append({"op": "conv", "stride": [2, 1], "pads": [1, 0, 2, 1], "dilation": [2, 1],
+                  "x": t(x), "w": t(w), "b": t(b), "y": t(y), "dy": t(dy), "dx": t(x.grad), "dw": t(w.grad),
+                  "db": t(b.grad)})
+
+    # The reference network's convolution: 3x3, pad 1, no bias.
+    x = torch.randn(3, 4, 6, 6, generator=g, requires_grad=True)
+    w = torch.randn(5, 4, 3, 3, generator=g, requires_grad=True)
+    y = F.conv2d(x, w, None, padding=1)
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy)
+    cases.append({"op": "conv", "stride": [1, 1], "pads": [1, 1, 1, 1], "dilation": [1, 1],
+                  "x": t(x), "w": t(w), "y": t(y), "dy": t(dy), "dx": t(x.grad), "dw": t(w.grad)})
+
+    for k, s, p, ceil in [(2, 2, 0, False), (3, 2, 1, True), (3, 2, 1, False), (2, 3, 0, True)]:
+        x = torch.randn(2, 3, 8, 9, generator=g)
+        # ties: repeated values, so the first maximum matters for the backward pass
+        x = torch.round(x * 2) / 2
+        x.requires_grad_(True)
+        y = F.max_pool2d(x, k, s, p, ceil_mode=ceil)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        cases.append({"op": "maxpool", "k": k, "s": s, "p": p, "ceil": ceil, "x": t(x), "y": t(y), "dy": t(dy),
+                      "dx": t(x.grad)})
+
+    for k, s, p, ceil, cip in [(2, 2, 0, False, True), (3, 2, 1, True, True), (3, 2, 1, False, False),
+                               (3, 2, 1, True, False)]:
+        x = torch.randn(2, 3, 8, 9, generator=g, requires_grad=True)
+        y = F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=cip)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        cases.append({"op": "avgpool", "k": k, "s": s, "p": p, "ceil": ceil, "count_include_pad": cip, "x": t(x),
+                      "y": t(y), "dy": t(dy), "dx": t(x.grad)})
+
+    x = torch.randn(4, 3, 5, 5, generator=g)
+    gamma, beta = torch.rand(3, generator=g) + 0.5, torch.randn(3, generator=g)
+    mean, var = torch.randn(3, generator=g), torch.rand(3, generator=g) + 0.3
+    y = F.batch_norm(x, mean, var, gamma, beta, training=False, eps=1e-5)
+    cases.append({"op": "bn_eval", "eps": 1e-5, "x": t(x), "gamma": t(gamma), "beta": t(beta), "mean": t(mean),
+                  "var": t(var), "y": t(y)})
+
+    x = torch.randn(5, 7, generator=g)
+    w, b = torch.randn(3, 7, generator=g), torch.randn(3, generator=g)
+    cases.append({"op": "linear", "x": t(x), "w": t(w), "b": t(b), "y": t(F.linear(x, w, b))})
+
+    x = torch.randn(4, 6, generator=g) * 3
+    cases.append({"op": "softmax", "x": t(x), "y": t(F.softmax(x, 1)), "logy": t(F.log_softmax(x, 1))})
+
+    # IF neurons over 12 steps, v_th 1.0, v_reset 0.25, inputs including exact threshold hits.
+    T, vth, vreset = 12, 1.0, 0.25
+    inp = torch.round(torch.rand(T, 20, generator=g) * 8) / 8
+    v = torch.full((20,), vreset)
+    spikes = []
+    for step in range(T):
+        v = v + inp[step]
+        s = (v >= vth).float()
+        v = torch.where(s > 0, torch.full_like(v, vreset), v)
+        spikes.append(s)
+    cases.append({"op": "if", "vth": vth, "vreset": vreset, "x": t(inp), "y": t(torch.stack(spikes))})
+
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "kernels.json")
+    with open(out, "w") as f:
+        json.dump({"generator": "scripts/make_kernel_fixtures.py", "torch": torch.__version__, "cases": cases}, f)
+    print(f"wrote {out}: {len(cases)} cases")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every proxykit check: formatting, go vet, all tests (the full-width
+# reference network included, generated here with PyTorch), and 30 s of
+# fuzzing the ONNX import. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+bash scripts/setup.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+echo "== go vet"
+go vet ./...
+
+# The 78 MB full-width network is generated, not committed; it is cached
+# under .cache/ (ignored by git) and reused while the generator is unchanged.
+full=.cache/full-width
+stamp=$(cat scripts/make_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
+if [ ! -f "$full/$stamp" ]; then
+  echo "== generating the full-width reference network with PyTorch (about 2 minutes)"
+  rm -rf "$full"
+  /usr/bin/python3 scripts/make_fixtures.py --full "$full" 2>&1 | grep -v -i warning || true
+  test -f "$full/fmnist_w128.onnx"
+  touch "$full/$stamp"
+fi
+export PROXYKIT_FULL_DIR="$PWD/$full"
+
+echo "== go test"
+go test -count=1 ./...
+
+echo "== fuzz the ONNX import (30 s)"
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 30s ./importer
