@@ -1,5 +1,7 @@
 package compute
 
+import "sync"
+
 // ConvGeom describes a 2-D convolution (groups = 1) on NCHW data.
 type ConvGeom struct {
 	C, H, W        int // input channels, height, width
@@ -19,35 +21,82 @@ func (g ConvGeom) OutW() int { return (g.W+g.PL+g.PR-g.DW*(g.KW-1)-1)/g.SW + 1 }
 func (g ConvGeom) PatchLen() int { return g.C * g.KH * g.KW }
 
 // im2colT writes one sample's patches as rows: colT[p, (c,kh,kw)] for each
-// output position p, zero where the kernel reads padding.
+// output position p, zero where the kernel reads padding. It walks one
+// kernel tap (c, kh, kw) at a time, so that the range of output columns
+// whose input lies inside the image is computed once per row, not tested
+// per element.
 func im2colT(g ConvGeom, x, colT []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	kk := g.PatchLen()
-	for y := 0; y < oh; y++ {
-		for xo := 0; xo < ow; xo++ {
-			row := colT[(y*ow+xo)*kk : (y*ow+xo+1)*kk]
-			i := 0
-			for c := 0; c < g.C; c++ {
-				plane := x[c*g.H*g.W : (c+1)*g.H*g.W]
-				for kh := 0; kh < g.KH; kh++ {
+	clear(colT)
+	i := 0
+	for c := 0; c < g.C; c++ {
+		plane := x[c*g.H*g.W : (c+1)*g.H*g.W]
+		for kh := 0; kh < g.KH; kh++ {
+			for kw := 0; kw < g.KW; kw++ {
+				// iw = xo·SW − PL + kw·DW must lie in [0, W)
+				off := kw*g.DW - g.PL
+				x0 := 0
+				if off < 0 {
+					x0 = (-off + g.SW - 1) / g.SW
+				}
+				x1 := ow
+				if last := (g.W - 1 - off); last < 0 {
+					x1 = 0
+				} else {
+					x1 = min(ow, last/g.SW+1)
+				}
+				for y := 0; y < oh; y++ {
 					ih := y*g.SH - g.PT + kh*g.DH
-					for kw := 0; kw < g.KW; kw++ {
-						iw := xo*g.SW - g.PL + kw*g.DW
-						if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
-							row[i] = plane[ih*g.W+iw]
-						} else {
-							row[i] = 0
-						}
-						i++
+					if ih < 0 || ih >= g.H {
+						continue
+					}
+					src := plane[ih*g.W : (ih+1)*g.W]
+					dst := colT[(y*ow)*kk+i:]
+					for xo := x0; xo < x1; xo++ {
+						dst[xo*kk] = src[xo*g.SW+off]
 					}
 				}
+				i++
 			}
+		}
+	}
+}
+
+// taps calls fn(k, p) for every kernel tap k = (kh, kw) offset within a
+// channel's patch and output position p that read input pixel (ih, iw).
+// It inverts ih = y·SH − PT + kh·DH and iw = x·SW − PL + kw·DW.
+func (g ConvGeom) taps(ih, iw, oh, ow int, fn func(k, p int)) {
+	for kh := 0; kh < g.KH; kh++ {
+		ny := ih + g.PT - kh*g.DH
+		if ny < 0 || ny%g.SH != 0 {
+			continue
+		}
+		y := ny / g.SH
+		if y >= oh {
+			continue
+		}
+		for kw := 0; kw < g.KW; kw++ {
+			nx := iw + g.PL - kw*g.DW
+			if nx < 0 || nx%g.SW != 0 {
+				continue
+			}
+			xo := nx / g.SW
+			if xo >= ow {
+				continue
+			}
+			fn(kh*g.KW+kw, y*ow+xo)
 		}
 	}
 }
 
 // Conv2dForward computes out[n,o,y,x] = bias[o] + Σ_{c,kh,kw} w[o,c,kh,kw]·x[n,c,y·SH−PT+kh·DH, x·SW−PL+kw·DW]
 // for a batch of n samples. bias may be nil. out must hold n·O·OutH·OutW values.
+//
+// It scatters each non-zero input pixel into the outputs it reaches:
+// outᵀ[p, :] += x·wᵀ[(c,kh,kw), :], a contiguous row of O weights. Zero
+// inputs cost nothing, so a layer fed by spikes does work in proportion to
+// its spikes.
 func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
@@ -55,13 +104,29 @@ func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
 	wT := make([]float32, kk*g.O) // [C·KH·KW, O]
 	Transpose(g.O, kk, w, wT)
 	inSize, outSize := g.C*g.H*g.W, g.O*p
+	taps := g.KH * g.KW
 	ParallelFor(n, func(lo, hi int) {
-		colT := make([]float32, p*kk)
 		outT := make([]float32, p*g.O)
 		for s := lo; s < hi; s++ {
-			im2colT(g, x[s*inSize:(s+1)*inSize], colT)
 			clear(outT)
-			GemmAcc(p, g.O, kk, colT, wT, outT)
+			xs := x[s*inSize : (s+1)*inSize]
+			for c := 0; c < g.C; c++ {
+				for ih := 0; ih < g.H; ih++ {
+					for iw := 0; iw < g.W; iw++ {
+						v := xs[(c*g.H+ih)*g.W+iw]
+						if v == 0 {
+							continue
+						}
+						g.taps(ih, iw, oh, ow, func(k, q int) {
+							wr := wT[(c*taps+k)*g.O : (c*taps+k+1)*g.O]
+							or := outT[q*g.O : (q+1)*g.O]
+							for o, wv := range wr {
+								or[o] += v * wv
+							}
+						})
+					}
+				}
+			}
 			dst := out[s*outSize : (s+1)*outSize]
 			Transpose(p, g.O, outT, dst)
 			if bias != nil {
@@ -74,4 +139,102 @@ func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
 			}
 		}
 	})
+}
+
+// Conv2dBackward computes a convolution's gradients from dout, the
+// gradient at its output, for n samples:
+//
+//	dw[o,c,kh,kw] += Σ_{s,p} dout[s,o,p]·x[s,c,pixel(p,kh,kw)]    dbias[o] += Σ_{s,p} dout[s,o,p]
+//	dx[s,c,ih,iw]  = Σ_{o,kh,kw} w[o,c,kh,kw]·dout[s,o,p(ih,iw,kh,kw)]
+//
+// with the same scatter/gather walk over input pixels as the forward pass
+// (zero inputs add nothing to dw). dx (overwritten), dw and dbias
+// (accumulated) may each be nil to skip.
+func Conv2dBackward(g ConvGeom, n int, x, w, dout, dx, dw, dbias []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	p := oh * ow
+	kk := g.PatchLen()
+	taps := g.KH * g.KW
+	inSize, outSize := g.C*g.H*g.W, g.O*p
+	wT := make([]float32, kk*g.O)
+	Transpose(g.O, kk, w, wT)
+	// Each chunk of samples sums its own weight gradient; the chunks are
+	// added in a fixed order so that results do not depend on scheduling.
+	var mu sync.Mutex
+	partDW, partDB := map[int][]float32{}, map[int][]float32{}
+	ParallelFor(n, func(lo, hi int) {
+		doutT := make([]float32, p*g.O)
+		myDWT := make([]float32, kk*g.O) // [C·KH·KW, O]
+		myDB := make([]float32, g.O)
+		for s := lo; s < hi; s++ {
+			d := dout[s*outSize : (s+1)*outSize] // [O, P]
+			Transpose(g.O, p, d, doutT)          // [P, O]
+			if dbias != nil {
+				for o := 0; o < g.O; o++ {
+					var sum float32
+					for _, v := range d[o*p : (o+1)*p] {
+						sum += v
+					}
+					myDB[o] += sum
+				}
+			}
+			xs := x[s*inSize : (s+1)*inSize]
+			var dxs []float32
+			if dx != nil {
+				dxs = dx[s*inSize : (s+1)*inSize]
+			}
+			for c := 0; c < g.C; c++ {
+				for ih := 0; ih < g.H; ih++ {
+					for iw := 0; iw < g.W; iw++ {
+						i := (c*g.H+ih)*g.W + iw
+						v := xs[i]
+						var acc float32
+						g.taps(ih, iw, oh, ow, func(k, q int) {
+							dr := doutT[q*g.O : (q+1)*g.O]
+							if dw != nil && v != 0 {
+								wr := myDWT[(c*taps+k)*g.O : (c*taps+k+1)*g.O]
+								for o, dv := range dr {
+									wr[o] += v * dv
+								}
+							}
+							if dxs != nil {
+								wr := wT[(c*taps+k)*g.O : (c*taps+k+1)*g.O]
+								for o, dv := range dr {
+									acc += wr[o] * dv
+								}
+							}
+						})
+						if dxs != nil {
+							dxs[i] = acc
+						}
+					}
+				}
+			}
+		}
+		mu.Lock()
+		partDW[lo], partDB[lo] = myDWT, myDB
+		mu.Unlock()
+	})
+	dwT := make([]float32, kk*g.O)
+	for lo := 0; lo < n; lo++ {
+		part, ok := partDW[lo]
+		if !ok {
+			continue
+		}
+		for i, v := range part {
+			dwT[i] += v
+		}
+		if dbias != nil {
+			for i, v := range partDB[lo] {
+				dbias[i] += v
+			}
+		}
+	}
+	if dw != nil {
+		tmp := make([]float32, g.O*kk)
+		Transpose(kk, g.O, dwT, tmp)
+		for i, v := range tmp {
+			dw[i] += v
+		}
+	}
 }

@@ -32,7 +32,16 @@ type kernelCase struct {
 	DY, DX, DW, DB  *arr
 	Gamma, Beta     *arr
 	Mean, Var       *arr
+	NewMean         *arr `json:"new_mean"`
+	NewVar          *arr `json:"new_var"`
+	DGamma          *arr `json:"dgamma"`
+	DBeta           *arr `json:"dbeta"`
 	LogY            *arr `json:"logy"`
+	Grads           *arr
+	Momentum        float32
+	LR              float64   `json:"lr"`
+	Betas           []float64 `json:"betas"`
+	WeightDecay     float64   `json:"weight_decay"`
 }
 
 func loadCases(t *testing.T) []kernelCase {
@@ -90,6 +99,18 @@ func TestKernelsAgainstPyTorch(t *testing.T) {
 			out := make([]float32, len(c.Y.Data))
 			Conv2dForward(g, n, c.X.Data, c.W.Data, bias, out)
 			closeTo(t, "conv forward", out, c.Y.Data, 1e-5)
+			dx := make([]float32, len(c.X.Data))
+			dw := make([]float32, len(c.W.Data))
+			var db []float32
+			if c.B != nil {
+				db = make([]float32, len(c.B.Data))
+			}
+			Conv2dBackward(g, n, c.X.Data, c.W.Data, c.DY.Data, dx, dw, db)
+			closeTo(t, "conv dx", dx, c.DX.Data, 1e-5)
+			closeTo(t, "conv dw", dw, c.DW.Data, 1e-5)
+			if c.B != nil {
+				closeTo(t, "conv db", db, c.DB.Data, 1e-5)
+			}
 		case "maxpool", "avgpool":
 			g := PoolGeom{C: c.X.Shape[1], H: c.X.Shape[2], W: c.X.Shape[3], KH: c.K, KW: c.K, SH: c.S, SW: c.S,
 				PT: c.P, PL: c.P, PB: c.P, PR: c.P, Ceil: c.Ceil}
@@ -97,21 +118,65 @@ func TestKernelsAgainstPyTorch(t *testing.T) {
 				t.Fatalf("case %d: %s output %dx%d, torch %v", i, c.Op, g.OutH(), g.OutW(), c.Y.Shape)
 			}
 			out := make([]float32, len(c.Y.Data))
+			dx := make([]float32, len(c.X.Data))
 			if c.Op == "maxpool" {
-				MaxPool2dForward(g, c.X.Shape[0], c.X.Data, out, nil)
+				argmax := make([]int32, len(out))
+				MaxPool2dForward(g, c.X.Shape[0], c.X.Data, out, argmax)
+				MaxPool2dBackward(g, c.X.Shape[0], argmax, c.DY.Data, dx)
 			} else {
 				AvgPool2dForward(g, c.X.Shape[0], c.CountIncludePad, c.X.Data, out)
+				AvgPool2dBackward(g, c.X.Shape[0], c.CountIncludePad, c.DY.Data, dx)
 			}
 			closeTo(t, c.Op+" forward", out, c.Y.Data, 1e-6)
-		case "bn_eval":
+			// ties in the max-pool input: the gradient must go to the first maximum, as in PyTorch
+			closeTo(t, c.Op+" backward", dx, c.DX.Data, 1e-6)
+		case "bn_eval", "bn_train":
+			n, ch, hw := c.X.Shape[0], c.X.Shape[1], c.X.Shape[2]*c.X.Shape[3]
 			out := make([]float32, len(c.Y.Data))
-			BatchNormInference(c.X.Shape[0], c.X.Shape[1], c.X.Shape[2]*c.X.Shape[3], c.Eps, c.Gamma.Data,
-				c.Beta.Data, c.Mean.Data, c.Var.Data, c.X.Data, out)
-			closeTo(t, "batchnorm", out, c.Y.Data, 1e-6)
+			mean, invstd := append([]float32(nil), c.Mean.Data...), make([]float32, ch)
+			train := c.Op == "bn_train"
+			if train {
+				variance := make([]float32, ch)
+				BatchNormTrainForward(n, ch, hw, c.Eps, c.Gamma.Data, c.Beta.Data, c.X.Data, out, mean, variance, invstd)
+				// running statistics: momentum 0.1, unbiased variance
+				m := float32(n * hw)
+				rm, rv := make([]float32, ch), make([]float32, ch)
+				for i := range rm {
+					rm[i] = (1-c.Momentum)*c.Mean.Data[i] + c.Momentum*mean[i]
+					rv[i] = (1-c.Momentum)*c.Var.Data[i] + c.Momentum*variance[i]*m/(m-1)
+				}
+				closeTo(t, "bn running mean", rm, c.NewMean.Data, 1e-6)
+				closeTo(t, "bn running var", rv, c.NewVar.Data, 1e-6)
+			} else {
+				BatchNormInference(n, ch, hw, c.Eps, c.Gamma.Data, c.Beta.Data, c.Mean.Data, c.Var.Data, c.X.Data, out)
+				for i := range invstd {
+					invstd[i] = float32(1 / math.Sqrt(float64(c.Var.Data[i]+c.Eps)))
+				}
+			}
+			closeTo(t, c.Op+" forward", out, c.Y.Data, 1e-6)
+			dx, dg, dbeta := make([]float32, len(c.X.Data)), make([]float32, ch), make([]float32, ch)
+			BatchNormBackward(n, ch, hw, train, c.Gamma.Data, mean, invstd, c.X.Data, c.DY.Data, dx, dg, dbeta)
+			closeTo(t, c.Op+" dx", dx, c.DX.Data, 1e-5)
+			closeTo(t, c.Op+" dgamma", dg, c.DGamma.Data, 1e-5)
+			closeTo(t, c.Op+" dbeta", dbeta, c.DBeta.Data, 1e-5)
 		case "linear":
 			out := make([]float32, len(c.Y.Data))
-			LinearForward(c.X.Shape[0], c.X.Shape[1], c.W.Shape[0], c.X.Data, c.W.Data, c.B.Data, out)
+			n, in, outF := c.X.Shape[0], c.X.Shape[1], c.W.Shape[0]
+			LinearForward(n, in, outF, c.X.Data, c.W.Data, c.B.Data, out)
 			closeTo(t, "linear", out, c.Y.Data, 1e-6)
+			dx, dw, db := make([]float32, len(c.X.Data)), make([]float32, len(c.W.Data)), make([]float32, outF)
+			LinearBackward(n, in, outF, c.X.Data, c.W.Data, c.DY.Data, dx, dw, db)
+			closeTo(t, "linear dx", dx, c.DX.Data, 1e-6)
+			closeTo(t, "linear dw", dw, c.DW.Data, 1e-6)
+			closeTo(t, "linear db", db, c.DB.Data, 1e-6)
+		case "adam":
+			p := append([]float32(nil), c.X.Data...)
+			m, v := make([]float32, len(p)), make([]float32, len(p))
+			k := len(p)
+			for step := 0; step < c.Grads.Shape[0]; step++ {
+				AdamStep(p, c.Grads.Data[step*k:(step+1)*k], m, v, step+1, c.LR, c.Betas[0], c.Betas[1], float64(c.Eps), c.WeightDecay)
+				closeTo(t, "adam step", p, c.Y.Data[step*k:(step+1)*k], 1e-6)
+			}
 		case "softmax":
 			out := make([]float32, len(c.Y.Data))
 			SoftmaxForward(c.X.Shape[0], c.X.Shape[1], false, c.X.Data, out)
@@ -133,6 +198,7 @@ func TestKernelsAgainstPyTorch(t *testing.T) {
 					}
 				}
 			}
+		case "layer": // layer-level backward passes, checked in package nn
 		default:
 			t.Fatalf("unknown case op %q", c.Op)
 		}

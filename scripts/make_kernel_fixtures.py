@@ -63,19 +63,59 @@ def main():
         cases.append({"op": "avgpool", "k": k, "s": s, "p": p, "ceil": ceil, "count_include_pad": cip, "x": t(x),
                       "y": t(y), "dy": t(dy), "dx": t(x.grad)})
 
-    x = torch.randn(4, 3, 5, 5, generator=g)
-    gamma, beta = torch.rand(3, generator=g) + 0.5, torch.randn(3, generator=g)
-    mean, var = torch.randn(3, generator=g), torch.rand(3, generator=g) + 0.3
-    y = F.batch_norm(x, mean, var, gamma, beta, training=False, eps=1e-5)
-    cases.append({"op": "bn_eval", "eps": 1e-5, "x": t(x), "gamma": t(gamma), "beta": t(beta), "mean": t(mean),
-                  "var": t(var), "y": t(y)})
+    for training in (False, True):
+        x = (torch.randn(4, 3, 5, 5, generator=g) * 2 + 0.5).requires_grad_(True)
+        gamma = (torch.rand(3, generator=g) + 0.5).requires_grad_(True)
+        beta = torch.randn(3, generator=g).requires_grad_(True)
+        mean, var = torch.randn(3, generator=g), torch.rand(3, generator=g) + 0.3
+        m0, v0 = mean.clone(), var.clone()
+        y = F.batch_norm(x, mean, var, gamma, beta, training=training, momentum=0.1, eps=1e-5)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        cases.append({"op": "bn_train" if training else "bn_eval", "eps": 1e-5, "momentum": 0.1, "x": t(x),
+                      "gamma": t(gamma), "beta": t(beta), "mean": t(m0), "var": t(v0), "y": t(y),
+                      "new_mean": t(mean), "new_var": t(var), "dy": t(dy), "dx": t(x.grad),
+                      "dgamma": t(gamma.grad), "dbeta": t(beta.grad)})
 
-    x = torch.randn(5, 7, generator=g)
-    w, b = torch.randn(3, 7, generator=g), torch.randn(3, generator=g)
-    cases.append({"op": "linear", "x": t(x), "w": t(w), "b": t(b), "y": t(F.linear(x, w, b))})
+    x = torch.randn(5, 7, generator=g, requires_grad=True)
+    w = torch.randn(3, 7, generator=g, requires_grad=True)
+    b = torch.randn(3, generator=g, requires_grad=True)
+    y = F.linear(x, w, b)
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy)
+    cases.append({"op": "linear", "x": t(x), "w": t(w), "b": t(b), "y": t(y), "dy": t(dy), "dx": t(x.grad),
+                  "dw": t(w.grad), "db": t(b.grad)})
+
+    # torch.optim.Adam as the reference sets it: 3 steps on fixed gradients.
+    p = torch.randn(10, generator=g)
+    p0 = p.clone()
+    grads = [torch.randn(10, generator=g) for _ in range(3)]
+    param = torch.nn.Parameter(p.clone())
+    opt = torch.optim.Adam([param], lr=1e-2, betas=(0.8, 0.99), eps=1e-8, weight_decay=1e-3)
+    after = []
+    for gr in grads:
+        param.grad = gr.clone()
+        opt.step()
+        after.append(param.detach().clone())
+    cases.append({"op": "adam", "lr": 1e-2, "betas": [0.8, 0.99], "eps": 1e-8, "weight_decay": 1e-3, "x": t(p0),
+                  "grads": t(torch.stack(grads)), "y": t(torch.stack(after))})
 
     x = torch.randn(4, 6, generator=g) * 3
     cases.append({"op": "softmax", "x": t(x), "y": t(F.softmax(x, 1)), "logy": t(F.log_softmax(x, 1))})
+
+    # Backward passes of the layers whose gradients have no kernel of their own.
+    for name, fn, shape in [
+        ("Softmax", lambda z: F.softmax(z, 1), (4, 6)),
+        ("LogSoftmax", lambda z: F.log_softmax(z, 1), (4, 6)),
+        ("GlobalAvgPool", lambda z: F.adaptive_avg_pool2d(z, 1), (2, 3, 4, 5)),
+        ("Pad2d", lambda z: F.pad(z, (1, 2, 0, 3), value=0.5), (2, 3, 4, 5)),
+        ("ReLU", F.relu, (2, 3, 4, 5)),
+    ]:
+        x = (torch.randn(*shape, generator=g) * 2).requires_grad_(True)
+        y = fn(x)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        cases.append({"op": "layer", "layer": name, "x": t(x), "y": t(y), "dy": t(dy), "dx": t(x.grad)})
 
     # IF neurons over 12 steps, v_th 1.0, v_reset 0.25, inputs including exact threshold hits.
     T, vth, vreset = 12, 1.0, 0.25

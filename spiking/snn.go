@@ -123,14 +123,27 @@ type Result struct {
 	Rates []float64
 }
 
-// Run simulates the SNN for Config.Timesteps steps on a batch of analog inputs.
-func (s *Network) Run(x *nn.Tensor) (*Result, error) {
+// Run simulates the SNN for Config.Timesteps steps on a batch of analog
+// inputs, BatchNorm layers using their running statistics (eval mode).
+func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.Simulate(x, false) }
+
+// Simulate is Run with a choice of BatchNorm mode. With batchStats, each BN
+// layer normalises with the statistics of what it sees and updates its own
+// running statistics: once per batch in the static input layer, once per
+// time step after it (PyTorch's train() in the reference's clock-driven loop).
+func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
 	}
+	forward := func(l nn.Layer, x *nn.Tensor) *nn.Tensor {
+		if bn, ok := l.(*nn.BatchNorm2d); ok && batchStats {
+			return bn.ForwardBatchStats(x)
+		}
+		return l.Forward(x)
+	}
 	cur := x
 	for _, l := range s.Static {
-		cur = l.Forward(cur)
+		cur = forward(l, cur)
 	}
 	static := cur
 	v := make([][]float32, len(s.Dynamic))
@@ -149,13 +162,10 @@ func (s *Network) Run(x *nn.Tensor) (*Result, error) {
 					}
 					spikes[i] = nn.NewTensor(cur.Shape...)
 				}
-				compute.IFStep(cur.Data, v[i], spikes[i].Data, s.Config.Threshold, s.Config.Reset)
+				fired[i] += float64(compute.IFStep(cur.Data, v[i], spikes[i].Data, s.Config.Threshold, s.Config.Reset))
 				cur = spikes[i]
-				for _, sp := range cur.Data {
-					fired[i] += float64(sp)
-				}
 			case nn.Layer:
-				cur = l.Forward(cur)
+				cur = forward(l, cur)
 			}
 		}
 		if counts == nil {

@@ -6,25 +6,26 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
+	"github.com/proxykit/proxykit/train"
 )
 
 func newImportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "import MODEL",
 		Short: "Check a model and print its layers and the SNN they become",
-		Long: `import reads MODEL (an ONNX file), checks that proxykit can run it, and
+		Long: `import reads MODEL (an ONNX file or a proxykit checkpoint), checks that proxykit can run it, and
 prints a table: each layer, its operation, output shape, parameter count and
 the SNN layer it becomes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := importer.Load(args[0])
+			m, err := train.LoadModel(args[0])
 			if err != nil {
 				return err
 			}
-			shapes, err := m.Net.Shapes()
+			net := m.ANN
+			shapes, err := net.Shapes()
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -33,20 +34,24 @@ the SNN layer it becomes.`,
 				fmt.Fprintf(out, "%s: ONNX opset %d, IR version %d, producer %q %s\n", args[0], m.ONNX.Opset,
 					m.ONNX.IRVersion, m.ONNX.Producer, m.ONNX.ProducerVersion)
 			}
-			fmt.Fprintf(out, "input [B %s\n\n", nn.ShapeString(m.Net.InputShape)[1:])
-			roles := spiking.Role(m.Net)
+			if c := m.Checkpoint; c != nil {
+				fmt.Fprintf(out, "%s: proxykit checkpoint after %d epochs (%s, T=%d, v_th=%g, v_reset=%g)\n", args[0],
+					c.Progress.Epoch, c.Settings.Dataset, c.Settings.Timesteps, c.Settings.Threshold, c.Settings.Reset)
+			}
+			fmt.Fprintf(out, "input [B %s\n\n", nn.ShapeString(net.InputShape)[1:])
+			roles := spiking.Role(net)
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "#\tlayer\top\toutput\tparams\tSNN\tdetails")
-			for i, l := range m.Net.Layers {
+			for i, l := range net.Layers {
 				np := 0
 				for _, p := range l.Params() {
 					np += len(p.Data)
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", i, l.Name(), l.Kind(), nn.ShapeString(shapes[i]), np, roles[i], l.Describe())
 			}
-			fmt.Fprintf(tw, "%d\toutput\t\t%s\t0\tIF (counts over T)\t\n", len(m.Net.Layers), nn.ShapeString(shapes[len(shapes)-1]))
+			fmt.Fprintf(tw, "%d\toutput\t\t%s\t0\tIF (counts over T)\t\n", len(net.Layers), nn.ShapeString(shapes[len(shapes)-1]))
 			tw.Flush()
-			fmt.Fprintf(out, "\n%d layers, %d parameters\n", len(m.Net.Layers), m.Net.ParamCount())
+			fmt.Fprintf(out, "\n%d layers, %d parameters\n", len(net.Layers), net.ParamCount())
 			if m.ONNX != nil {
 				for _, n := range m.ONNX.Notes {
 					fmt.Fprintln(out, "note:", n)

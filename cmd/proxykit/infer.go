@@ -7,10 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
+	"github.com/proxykit/proxykit/train"
 )
 
 func newInferCmd() *cobra.Command {
@@ -37,20 +37,34 @@ counts over --timesteps steps (as float32) with --network snn.`,
 			if batch < 1 {
 				return fmt.Errorf("--batch-size must be at least 1")
 			}
-			m, err := importer.Load(args[0])
+			m, err := train.LoadModel(args[0])
 			if err != nil {
 				return err
+			}
+			if m.Checkpoint != nil {
+				// a checkpoint's own SNN settings, unless a flag overrides them
+				f := cmd.Flags()
+				ck := m.Checkpoint.Settings
+				if !f.Changed("timesteps") {
+					cfg.Timesteps = ck.Timesteps
+				}
+				if !f.Changed("threshold") {
+					cfg.Threshold = ck.Threshold
+				}
+				if !f.Changed("reset") {
+					cfg.Reset = ck.Reset
+				}
 			}
 			x, err := npy.ReadFile(input, scaleUint8)
 			if err != nil {
 				return err
 			}
-			if err := m.Net.CheckInput(x.Shape); err != nil {
+			if err := m.ANN.CheckInput(x.Shape); err != nil {
 				return fmt.Errorf("%s: %w", input, err)
 			}
 			var snn *spiking.Network
 			if network == "snn" {
-				if snn, err = spiking.New(m.Net, cfg); err != nil {
+				if snn, err = m.SNN(cfg); err != nil {
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
 			}
@@ -69,14 +83,14 @@ counts over --timesteps steps (as float32) with --network snn.`,
 						return err
 					}
 					y = r.Counts
-				} else if y, err = m.Net.Forward(xb); err != nil {
+				} else if y, err = m.ANN.Forward(xb); err != nil {
 					return err
 				}
 				result = append(result, y.Data...)
 				outShape = y.Shape
 			}
 			if n == 0 {
-				os, err := m.Net.OutputShape()
+				os, err := m.ANN.OutputShape()
 				if err != nil {
 					return err
 				}
@@ -98,7 +112,7 @@ counts over --timesteps steps (as float32) with --network snn.`,
 	f.StringVar(&input, "input", "", "input batch, a .npy array [B,C,H,W] (float32, or uint8 with --scale-uint8)")
 	f.StringVar(&output, "output", "", "where to write the [B,K] result as a float32 .npy")
 	f.StringVar(&network, "network", "ann", "which network to run: ann or snn")
-	f.IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN: number of time steps T")
+	f.IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN: number of time steps T (default: a checkpoint's own, else 15)")
 	f.Float32Var(&cfg.Threshold, "threshold", cfg.Threshold, "SNN: firing threshold v_th (spike when v >= v_th)")
 	f.Float32Var(&cfg.Reset, "reset", cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
 	f.IntVar(&batch, "batch-size", 100, "inputs per forward pass")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -10,6 +11,10 @@ import (
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proxykit:", err)
+		var intr errInterrupted
+		if errors.As(err, &intr) {
+			os.Exit(130)
+		}
 		os.Exit(1)
 	}
 }

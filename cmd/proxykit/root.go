@@ -15,12 +15,12 @@ func newRootCmd() *cobra.Command {
 		Use:   "proxykit",
 		Short: "Train spiking neural networks by proxy learning",
 		Long: `proxykit imports an ANN (ONNX), builds the integrate-and-fire SNN that
-shares its weights, and runs both (Kheradpisheh, Mirsadeghi, Masquelier,
+shares its weights, fine-tunes both with proxy learning and runs them (Kheradpisheh, Mirsadeghi, Masquelier,
 "Spiking neural networks trained via proxy", arXiv 2109.13208).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newImportCmd(), newInferCmd())
+	root.AddCommand(newVersionCmd(), newImportCmd(), newInferCmd(), newInitCmd(), newTrainCmd(), newEvalCmd())
 	return root
 }
 

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/train"
+)
+
+func TestInitWritesReadableModel(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "net.onnx")
+	out, err := run(t, "init", "--arch", "fmnist", "--width", "8", "--seed", "7", "-o", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "width 8") {
+		t.Errorf("init says %q", out)
+	}
+	table, err := run(t, "import", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8·9 + 2·8·8·9 conv weights, 3·2·8 BN, 392·160 + 160·72 + 72·16 + 16·10 linear
+	want := 8*9 + 2*8*8*9 + 3*2*8 + 392*160 + 160*72 + 72*16 + 16*10
+	if !strings.Contains(table, "19 layers, "+strconv.Itoa(want)+" parameters") {
+		t.Errorf("import of the init'ed model:\n%s\nwant %d parameters", table, want)
+	}
+	if _, err := run(t, "init", "--arch", "resnet", "-o", p); err == nil {
+		t.Error("unknown --arch accepted")
+	}
+}
+
+// TestTrainEvalInferResume runs the commands end to end on the small IDX
+// set of testdata/proxy.
+func TestTrainEvalInferResume(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "run.ckpt")
+	data := testutil.Path("proxy")
+	model := testutil.Path("proxy/net.onnx")
+	out, err := run(t, "train", model, "--data", data, "--dataset", "mnist", "-o", ck, "--epochs", "1",
+		"--batch-size", "50", "--lr", "1e-3", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st train.EpochStats
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &st); err != nil {
+		t.Fatalf("--json printed %q: %v", out, err)
+	}
+	if st.Epoch != 0 || st.BNMode != "train" || st.Test.N != 100 || st.ImagesPerSec <= 0 {
+		t.Errorf("epoch record %+v", st)
+	}
+	// resume to 2 epochs; the second runs with BN in eval mode
+	out, err = run(t, "train", model, "--data", data, "--dataset", "mnist", "-o", ck, "--resume", ck, "--epochs", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "epoch 1 (BN eval)") || strings.Contains(out, "epoch 0 (") {
+		t.Errorf("resumed run printed:\n%s", out)
+	}
+	out, err = run(t, "eval", ck, "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"mnist test (100 images)", "T=15", "ANN", "SNN strict", "ties", "tied predictions"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("eval output lacks %q:\n%s", w, out)
+		}
+	}
+	y := filepath.Join(dir, "counts.npy")
+	if _, err := run(t, "infer", ck, "--input", testutil.Path("proxy/x.npy"), "--output", y, "--network", "snn"); err != nil {
+		t.Fatal(err)
+	}
+	table, err := run(t, "import", ck)
+	if err != nil || !strings.Contains(table, "proxykit checkpoint after 2 epochs") {
+		t.Errorf("import of a checkpoint: %v\n%s", err, table)
+	}
+}
+
+func TestTrainBadInput(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "run.ckpt")
+	sentinel := []byte("do not overwrite")
+	if err := os.WriteFile(ck, sentinel, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.onnx")
+	if _, err := run(t, "init", "--arch", "tiny", "-o", other); err != nil {
+		t.Fatal(err)
+	}
+	otherCk := filepath.Join(dir, "other.ckpt")
+	if _, err := run(t, "train", other, "--data", testutil.Path("proxy"), "--dataset", "mnist", "-o", otherCk,
+		"--epochs", "1", "--max-train", "50", "--max-test", "10", "--batch-size", "50"); err != nil {
+		t.Fatal(err)
+	}
+	model := testutil.Path("proxy/net.onnx")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", filepath.Join(dir, "nope"), "--dataset", "mnist"}, "nope"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "cifar10"}, "data_batch_1.bin"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--resume", otherCk}, "different architecture"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--resume", model}, "--resume"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--device", "cuda"}, "-tags cuda"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--betas", "0.9"}, "--betas"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--timesteps", "0"}, "timesteps"},
+	}
+	for _, c := range cases {
+		args := append([]string{"train", model, "-o", ck}, c.args...)
+		_, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+		if b, _ := os.ReadFile(ck); !bytes.Equal(b, sentinel) {
+			t.Fatalf("%v overwrote the output checkpoint", c.args)
+		}
+	}
+	// an input shape that does not fit the model: a 12x12 model with 28x28 data
+	if _, err := run(t, "train", testutil.Path("asym_opset21.onnx"), "--data", testutil.Path("proxy"), "--dataset", "mnist", "-o", ck); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("mismatched input shape: %v", err)
+	}
+}
+
+// TestCtrlCWritesCheckpoint sends SIGINT to a training run: it must write a
+// checkpoint mid-epoch, say how to resume, and exit with status 130.
+func TestCtrlCWritesCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "run.ckpt")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestExitCode$")
+	cmd.Env = append(os.Environ(), "PROXYKIT_AS_MAIN=1", "PROXYKIT_ARGS=train "+testutil.Path("proxy/net.onnx")+
+		" --data "+testutil.Path("proxy")+" --dataset mnist -o "+ck+" --epochs 1000 --batch-size 10")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// wait until training is under way
+	lines := bufio.NewScanner(stderr)
+	deadline := time.Now().Add(60 * time.Second)
+	var msgs []string
+	go func() {
+		time.Sleep(3 * time.Second)
+		cmd.Process.Signal(syscall.SIGINT)
+	}()
+	for lines.Scan() && time.Now().Before(deadline) {
+		msgs = append(msgs, lines.Text())
+	}
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want status 130; stderr:\n%s", err, strings.Join(msgs, "\n"))
+	}
+	all := strings.Join(msgs, "\n")
+	if !strings.Contains(all, "interrupted at epoch") || !strings.Contains(all, "--resume "+ck) {
+		t.Errorf("stderr does not say how to resume:\n%s", all)
+	}
+	c, err := train.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Progress.Epoch == 0 && c.Progress.Batch == 0 {
+		t.Error("the checkpoint records no progress")
+	}
+}

@@ -1,0 +1,62 @@
+package exporter_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/proxykit/proxykit/exporter"
+	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/testutil"
+)
+
+// checkONNX runs ONNX's own checker (Debian's python3-onnx) on a file.
+func checkONNX(t *testing.T, path string) {
+	t.Helper()
+	out, err := exec.Command("/usr/bin/python3", "-c",
+		"import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("onnx.checker rejects %s (python3-onnx is installed by scripts/setup.sh): %v\n%s", filepath.Base(path), err, out)
+	}
+}
+
+// TestANNRoundTrip exports every fixture's ANN, checks the file with ONNX's
+// checker and imports it again: same layers, same outputs.
+func TestANNRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range testutil.Models {
+		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".onnx")
+		if err := exporter.WriteANN(path, m.Net, exporter.Options{Metadata: map[string]string{"source": name}}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, path)
+		back, err := importer.Load(path)
+		if err != nil {
+			t.Fatalf("%s: re-import: %v", name, err)
+		}
+		if len(back.Net.Layers) != len(m.Net.Layers) {
+			t.Fatalf("%s: %d layers after the round trip, %d before", name, len(back.Net.Layers), len(m.Net.Layers))
+		}
+		x := testutil.Array(t, name+".x.npy")
+		y0, err := m.Net.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y1, err := back.Net.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := testutil.Differing(y0.Data, y1.Data); d != 0 {
+			t.Errorf("%s: %d outputs differ after the round trip", name, d)
+		}
+		for i, p := range back.Net.Params() {
+			if want := m.Net.Params()[i].Name; p.Name != want {
+				t.Errorf("%s: parameter %d named %q, want %q", name, i, p.Name, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,331 @@
+package train
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// CheckpointFormat marks proxykit checkpoints in their metadata.
+const CheckpointFormat = "proxykit-checkpoint/1"
+
+// BNStats are one BatchNorm layer's running statistics.
+type BNStats struct {
+	Mean, Var []float32
+}
+
+// Progress is where training stands: the next epoch and batch to run, and
+// what the current epoch has measured so far.
+type Progress struct {
+	Epoch   int          `json:"epoch"`
+	Batch   int          `json:"batch"`
+	Partial EpochTotals  `json:"partial"`
+	History []EpochStats `json:"history"`
+}
+
+// Checkpoint is everything needed to use a trained network or to resume
+// training exactly: weights, both networks' BN statistics, Adam's moments,
+// the settings and the progress. The RNG state is implied: permutations
+// and augmentation draws derive from (seed, epoch, batch).
+type Checkpoint struct {
+	Arch     nn.Arch
+	Params   map[string]*nn.Param
+	ANNStats map[string]BNStats
+	SNNStats map[string]BNStats
+	Adam     *Adam
+	Settings Settings
+	Progress Progress
+}
+
+type f32View struct {
+	shape []uint64
+	data  []byte
+}
+
+func (v f32View) DType() safetensors.DType { return safetensors.F32 }
+func (v f32View) Shape() []uint64          { return v.shape }
+func (v f32View) Data() []byte             { return v.data }
+func (v f32View) DataLen() uint64          { return uint64(len(v.data)) }
+
+func view(shape []int, data []float32) f32View {
+	s := make([]uint64, len(shape))
+	for i, d := range shape {
+		s[i] = uint64(d)
+	}
+	b := make([]byte, 4*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return f32View{s, b}
+}
+
+// Save writes the checkpoint atomically to path.
+func (c *Checkpoint) Save(path string) error {
+	tensors := map[string]f32View{}
+	for name, p := range c.Params {
+		tensors["param/"+name] = view(p.Shape, p.Data)
+	}
+	for name, s := range c.ANNStats {
+		tensors["ann_bn/"+name+"/running_mean"] = view([]int{len(s.Mean)}, s.Mean)
+		tensors["ann_bn/"+name+"/running_var"] = view([]int{len(s.Var)}, s.Var)
+	}
+	for name, s := range c.SNNStats {
+		tensors["snn_bn/"+name+"/running_mean"] = view([]int{len(s.Mean)}, s.Mean)
+		tensors["snn_bn/"+name+"/running_var"] = view([]int{len(s.Var)}, s.Var)
+	}
+	adam := map[string]any{}
+	if c.Adam != nil {
+		for name, m := range c.Adam.M {
+			tensors["adam_m/"+name] = view([]int{len(m)}, m)
+			tensors["adam_v/"+name] = view([]int{len(m)}, c.Adam.V[name])
+		}
+		adam = map[string]any{"lr": c.Adam.LR, "beta1": c.Adam.Beta1, "beta2": c.Adam.Beta2, "eps": c.Adam.Eps,
+			"weight_decay": c.Adam.WeightDecay, "step": c.Adam.Step}
+	}
+	meta := map[string]any{"arch": c.Arch, "settings": c.Settings, "progress": c.Progress, "adam": adam}
+	metaStr := map[string]string{"format": CheckpointFormat}
+	for k, v := range meta {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		metaStr[k] = string(b)
+	}
+	b, err := safetensors.Serialize(tensors, metaStr)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return atomicfile.Write(path, b)
+}
+
+// IsCheckpoint reports whether data looks like a safetensors file.
+func IsCheckpoint(data []byte) bool {
+	if len(data) < 10 {
+		return false
+	}
+	n := binary.LittleEndian.Uint64(data[:8])
+	return n > 0 && n < uint64(len(data)) && data[8] == '{'
+}
+
+// LoadCheckpoint reads a checkpoint file.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := DecodeCheckpoint(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// DecodeCheckpoint parses checkpoint bytes.
+func DecodeCheckpoint(data []byte) (c *Checkpoint, err error) {
+	if !IsCheckpoint(data) {
+		return nil, errors.New("not a proxykit checkpoint (safetensors) file")
+	}
+	st, err := safetensors.Deserialize(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid checkpoint: %w", err)
+	}
+	_, md, err := safetensors.ReadMetadata(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid checkpoint: %w", err)
+	}
+	meta := md.Metadata()
+	if meta["format"] != CheckpointFormat {
+		return nil, fmt.Errorf("not a proxykit checkpoint: metadata format %q, want %q", meta["format"], CheckpointFormat)
+	}
+	c = &Checkpoint{Params: map[string]*nn.Param{}, ANNStats: map[string]BNStats{}, SNNStats: map[string]BNStats{}}
+	for key, dst := range map[string]any{"arch": &c.Arch, "settings": &c.Settings, "progress": &c.Progress} {
+		if err := json.Unmarshal([]byte(meta[key]), dst); err != nil {
+			return nil, fmt.Errorf("checkpoint metadata %q: %w", key, err)
+		}
+	}
+	var adam struct {
+		LR          float64 `json:"lr"`
+		Beta1       float64 `json:"beta1"`
+		Beta2       float64 `json:"beta2"`
+		Eps         float64 `json:"eps"`
+		WeightDecay float64 `json:"weight_decay"`
+		Step        int     `json:"step"`
+	}
+	if s := meta["adam"]; s != "" && s != "{}" {
+		if err := json.Unmarshal([]byte(s), &adam); err != nil {
+			return nil, fmt.Errorf("checkpoint metadata \"adam\": %w", err)
+		}
+		c.Adam = NewAdam(adam.LR, adam.Beta1, adam.Beta2, adam.Eps, adam.WeightDecay)
+		c.Adam.Step = adam.Step
+	}
+	floats := func(tv safetensors.TensorView, name string) ([]float32, []int, error) {
+		if tv.DType() != safetensors.F32 {
+			return nil, nil, fmt.Errorf("tensor %q is %s, want F32", name, tv.DType())
+		}
+		raw := tv.Data()
+		out := make([]float32, len(raw)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		shape := make([]int, len(tv.Shape()))
+		for i, d := range tv.Shape() {
+			shape[i] = int(d)
+		}
+		return out, shape, nil
+	}
+	names := st.Names()
+	sort.Strings(names)
+	for _, key := range names {
+		tv, _ := st.Tensor(key)
+		data, shape, err := floats(tv, key)
+		if err != nil {
+			return nil, err
+		}
+		var kind, rest string
+		for i := 0; i < len(key); i++ {
+			if key[i] == '/' {
+				kind, rest = key[:i], key[i+1:]
+				break
+			}
+		}
+		switch kind {
+		case "param":
+			c.Params[rest] = nn.NewParam(rest, data, shape...)
+		case "ann_bn", "snn_bn":
+			stats := c.ANNStats
+			if kind == "snn_bn" {
+				stats = c.SNNStats
+			}
+			layer, field := splitLast(rest)
+			s := stats[layer]
+			if field == "running_mean" {
+				s.Mean = data
+			} else if field == "running_var" {
+				s.Var = data
+			} else {
+				return nil, fmt.Errorf("unknown checkpoint tensor %q", key)
+			}
+			stats[layer] = s
+		case "adam_m", "adam_v":
+			if c.Adam == nil {
+				return nil, fmt.Errorf("checkpoint has tensor %q but no optimizer settings", key)
+			}
+			if kind == "adam_m" {
+				c.Adam.M[rest] = data
+			} else {
+				c.Adam.V[rest] = data
+			}
+		default:
+			return nil, fmt.Errorf("unknown checkpoint tensor %q", key)
+		}
+	}
+	return c, nil
+}
+
+func splitLast(s string) (string, string) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '/' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+// Network rebuilds the checkpoint's ANN with its running statistics.
+func (c *Checkpoint) Network(name string) (*nn.Network, error) {
+	net, err := c.Arch.Build(name, c.Params)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint architecture: %w", err)
+	}
+	for layer, bn := range nn.BatchNormStats(net) {
+		s, ok := c.ANNStats[layer]
+		if !ok || len(s.Mean) != len(bn.RunningMean) || len(s.Var) != len(bn.RunningVar) {
+			return nil, fmt.Errorf("checkpoint lacks the ANN's statistics for BatchNorm layer %q", layer)
+		}
+		copy(bn.RunningMean, s.Mean)
+		copy(bn.RunningVar, s.Var)
+	}
+	return net, nil
+}
+
+// Model is a network loaded from any file proxykit reads, with the SNN's
+// own BatchNorm statistics when the file carries them (a checkpoint).
+type Model struct {
+	ANN        *nn.Network
+	SNNStats   map[string]BNStats
+	Checkpoint *Checkpoint
+	ONNX       *importer.ONNXInfo
+}
+
+// LoadModel reads an ONNX file or a proxykit checkpoint.
+func LoadModel(path string) (*Model, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if IsCheckpoint(data) {
+		c, err := DecodeCheckpoint(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		net, err := c.Network(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return &Model{ANN: net, SNNStats: c.SNNStats, Checkpoint: c}, nil
+	}
+	m, err := importer.Decode(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Model{ANN: m.Net, ONNX: m.ONNX}, nil
+}
+
+// SNN builds the model's spiking twin, with the SNN's own BatchNorm
+// statistics where the model has them (else copies of the ANN's).
+func (m *Model) SNN(cfg spiking.Config) (*spiking.Network, error) {
+	s, err := spiking.New(m.ANN, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if m.SNNStats != nil {
+		for _, bn := range s.BatchNorms() {
+			st, ok := m.SNNStats[bn.LayerName]
+			if !ok || len(st.Mean) != len(bn.RunningMean) {
+				return nil, fmt.Errorf("checkpoint lacks the SNN's statistics for BatchNorm layer %q", bn.LayerName)
+			}
+			copy(bn.RunningMean, st.Mean)
+			copy(bn.RunningVar, st.Var)
+		}
+	}
+	return s, nil
+}
+
+// statsOf copies BatchNorm layers' running statistics.
+func statsOf(bns []*nn.BatchNorm2d) map[string]BNStats {
+	out := map[string]BNStats{}
+	for _, bn := range bns {
+		out[bn.LayerName] = BNStats{Mean: append([]float32(nil), bn.RunningMean...),
+			Var: append([]float32(nil), bn.RunningVar...)}
+	}
+	return out
+}
+
+// archEqual reports whether two architectures are the same, ignoring names of the source.
+func archEqual(a, b nn.Arch) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}

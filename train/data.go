@@ -1,0 +1,202 @@
+// Package train is proxy learning: the training loop, PyTorch's Adam, the
+// loss, data sets and augmentation, checkpoints and metrics.
+package train
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Dataset is a labelled image set in memory, pixels scaled to [0, 1].
+type Dataset struct {
+	Name       string
+	Images     []float32 // N×C×H×W
+	Labels     []uint8
+	N, C, H, W int
+	Classes    int
+}
+
+// Image returns sample i's pixels.
+func (d *Dataset) Image(i int) []float32 {
+	sz := d.C * d.H * d.W
+	return d.Images[i*sz : (i+1)*sz]
+}
+
+// Subset keeps the first n samples (all when n <= 0 or n >= N).
+func (d *Dataset) Subset(n int) *Dataset {
+	if n <= 0 || n >= d.N {
+		return d
+	}
+	c := *d
+	c.N = n
+	c.Images = d.Images[:n*d.C*d.H*d.W]
+	c.Labels = d.Labels[:n]
+	return &c
+}
+
+// Datasets proxykit reads.
+const (
+	MNIST        = "mnist"
+	FashionMNIST = "fashion-mnist"
+	CIFAR10      = "cifar10"
+)
+
+// Load reads the training or test split of a data set from dir, in the
+// format it is distributed in: IDX files (optionally gzipped) for MNIST and
+// Fashion-MNIST, the binary version for CIFAR-10.
+func Load(dir, name string, trainSplit bool) (*Dataset, error) {
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("data folder %s is not a folder", dir)
+	}
+	switch name {
+	case MNIST, FashionMNIST:
+		prefix := "t10k"
+		if trainSplit {
+			prefix = "train"
+		}
+		d, err := loadIDX(filepath.Join(dir, prefix+"-images-idx3-ubyte"), filepath.Join(dir, prefix+"-labels-idx1-ubyte"))
+		if err != nil {
+			return nil, err
+		}
+		d.Name = name
+		return d, nil
+	case CIFAR10:
+		return loadCIFAR10(dir, trainSplit)
+	}
+	return nil, fmt.Errorf("unknown data set %q (want %s, %s or %s)", name, MNIST, FashionMNIST, CIFAR10)
+}
+
+// openMaybeGz opens path, or path.gz when only that exists.
+func openMaybeGz(path string) (io.ReadCloser, string, error) {
+	if f, err := os.Open(path); err == nil {
+		return f, path, nil
+	}
+	gz := path + ".gz"
+	f, err := os.Open(gz)
+	if err != nil {
+		return nil, path, fmt.Errorf("neither %s nor %s exists", filepath.Base(path), filepath.Base(gz))
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, gz, fmt.Errorf("%s: %w", gz, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, gz, nil
+}
+
+func readIDX(path string, wantMagic uint32) ([]uint8, []int, error) {
+	r, name, err := openMaybeGz(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	br := bufio.NewReader(r)
+	var magic uint32
+	if err := binary.Read(br, binary.BigEndian, &magic); err != nil {
+		return nil, nil, fmt.Errorf("%s: truncated IDX header", name)
+	}
+	if magic != wantMagic {
+		return nil, nil, fmt.Errorf("%s: IDX magic number %#x, want %#x", name, magic, wantMagic)
+	}
+	dims := make([]int, magic&0xff)
+	total := 1
+	for i := range dims {
+		var d uint32
+		if err := binary.Read(br, binary.BigEndian, &d); err != nil {
+			return nil, nil, fmt.Errorf("%s: truncated IDX header", name)
+		}
+		if d > 1<<26 {
+			return nil, nil, fmt.Errorf("%s: IDX dimension %d is implausible", name, d)
+		}
+		dims[i] = int(d)
+		total *= int(d)
+	}
+	if total > 1<<31 {
+		return nil, nil, fmt.Errorf("%s: IDX array too large", name)
+	}
+	data := make([]uint8, total)
+	if _, err := io.ReadFull(br, data); err != nil {
+		return nil, nil, fmt.Errorf("%s: truncated: header promises %d bytes of data", name, total)
+	}
+	return data, dims, nil
+}
+
+func loadIDX(imagesPath, labelsPath string) (*Dataset, error) {
+	pix, idims, err := readIDX(imagesPath, 0x803)
+	if err != nil {
+		return nil, err
+	}
+	labels, ldims, err := readIDX(labelsPath, 0x801)
+	if err != nil {
+		return nil, err
+	}
+	if idims[0] != ldims[0] {
+		return nil, fmt.Errorf("%s has %d images but %s has %d labels", filepath.Base(imagesPath), idims[0],
+			filepath.Base(labelsPath), ldims[0])
+	}
+	d := &Dataset{N: idims[0], C: 1, H: idims[1], W: idims[2], Classes: 10, Labels: labels}
+	if err := checkLabels(labelsPath, labels, 10); err != nil {
+		return nil, err
+	}
+	d.Images = make([]float32, len(pix))
+	for i, p := range pix {
+		d.Images[i] = float32(p) / 255
+	}
+	return d, nil
+}
+
+func checkLabels(name string, labels []uint8, classes int) error {
+	for i, l := range labels {
+		if int(l) >= classes {
+			return fmt.Errorf("%s: label %d of sample %d is out of range (want 0 to %d)", name, l, i, classes-1)
+		}
+	}
+	return nil
+}
+
+func loadCIFAR10(dir string, trainSplit bool) (*Dataset, error) {
+	if _, err := os.Stat(filepath.Join(dir, "cifar-10-batches-bin")); err == nil {
+		dir = filepath.Join(dir, "cifar-10-batches-bin")
+	}
+	files := []string{"test_batch.bin"}
+	if trainSplit {
+		files = []string{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"}
+	}
+	const rec = 1 + 3*32*32
+	d := &Dataset{Name: CIFAR10, C: 3, H: 32, W: 32, Classes: 10}
+	for _, f := range files {
+		path := filepath.Join(dir, f)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == 0 || len(b)%rec != 0 {
+			return nil, fmt.Errorf("%s: %d bytes is not a whole number of %d-byte CIFAR-10 records", path, len(b), rec)
+		}
+		for off := 0; off < len(b); off += rec {
+			d.Labels = append(d.Labels, b[off])
+			for _, p := range b[off+1 : off+rec] {
+				d.Images = append(d.Images, float32(p)/255)
+			}
+		}
+		if err := checkLabels(path, d.Labels, 10); err != nil {
+			return nil, err
+		}
+	}
+	d.N = len(d.Labels)
+	if d.N == 0 {
+		return nil, errors.New("no CIFAR-10 records")
+	}
+	return d, nil
+}

