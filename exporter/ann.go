@@ -16,6 +16,8 @@ type Options struct {
 	Metadata map[string]string
 	// ProducerVersion is proxykit's version.
 	ProducerVersion string
+	// FoldBN folds each BatchNorm into the convolution before it (ANN export).
+	FoldBN bool
 }
 
 // DefaultOpset is the opset written unless asked otherwise.
@@ -45,65 +47,20 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	g := &graphBuilder{}
+	layers := net.Layers
+	if opt.FoldBN {
+		if layers, err = FoldBatchNorm(layers); err != nil {
+			return nil, err
+		}
+	}
 	cur := "input"
-	for i, l := range net.Layers {
+	for i, l := range layers {
 		out := fmt.Sprintf("%s_output", l.Name())
-		if i == len(net.Layers)-1 {
+		if i == len(layers)-1 {
 			out = "output"
 		}
-		name := l.Name()
-		switch l := l.(type) {
-		case *nn.Conv2d:
-			ins := []string{cur, l.Weight.Name}
-			g.init(floatTensor(l.Weight.Name, l.Weight.Shape, l.Weight.Data))
-			if l.Bias != nil {
-				ins = append(ins, l.Bias.Name)
-				g.init(floatTensor(l.Bias.Name, l.Bias.Shape, l.Bias.Data))
-			}
-			g.node("Conv", name, ins, []string{out}, aInts("kernel_shape", ints(l.Weight.Shape[2], l.Weight.Shape[3])...),
-				aInts("strides", ints(l.SH, l.SW)...), aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...),
-				aInts("dilations", ints(l.DH, l.DW)...), aInt("group", 1))
-		case *nn.BatchNorm2d:
-			c := len(l.Gamma.Data)
-			mean, variance := l.LayerName+".running_mean", l.LayerName+".running_var"
-			g.init(floatTensor(l.Gamma.Name, []int{c}, l.Gamma.Data))
-			g.init(floatTensor(l.Beta.Name, []int{c}, l.Beta.Data))
-			g.init(floatTensor(mean, []int{c}, l.RunningMean))
-			g.init(floatTensor(variance, []int{c}, l.RunningVar))
-			g.node("BatchNormalization", name, []string{cur, l.Gamma.Name, l.Beta.Name, mean, variance}, []string{out},
-				aFloat("epsilon", l.Eps), aFloat("momentum", 1-l.Momentum))
-		case *nn.Linear:
-			ins := []string{cur, l.Weight.Name}
-			g.init(floatTensor(l.Weight.Name, l.Weight.Shape, l.Weight.Data))
-			if l.Bias != nil {
-				ins = append(ins, l.Bias.Name)
-				g.init(floatTensor(l.Bias.Name, l.Bias.Shape, l.Bias.Data))
-			}
-			g.node("Gemm", name, ins, []string{out}, aInt("transB", 1))
-		case *nn.ReLU:
-			g.node("Relu", name, []string{cur}, []string{out})
-		case *nn.Pool2d:
-			attrs := []attr{aInts("kernel_shape", ints(l.KH, l.KW)...), aInts("strides", ints(l.SH, l.SW)...),
-				aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...), aInt("ceil_mode", b2i(l.Ceil))}
-			op := "MaxPool"
-			if !l.Max {
-				op = "AveragePool"
-				attrs = append(attrs, aInt("count_include_pad", b2i(l.CountPad)))
-			}
-			g.node(op, name, []string{cur}, []string{out}, attrs...)
-		case *nn.GlobalAvgPool:
-			g.node("GlobalAveragePool", name, []string{cur}, []string{out})
-		case *nn.Flatten:
-			g.node("Flatten", name, []string{cur}, []string{out}, aInt("axis", 1))
-		case *nn.Pad2d:
-			pads, value := name+".pads", name+".value"
-			g.init(int64Tensor(pads, []int{8}, ints(0, 0, l.PT, l.PL, 0, 0, l.PB, l.PR)))
-			g.init(floatTensor(value, nil, []float32{l.Value}))
-			g.node("Pad", name, []string{cur, pads, value}, []string{out}, aString("mode", "constant"))
-		case *nn.Softmax:
-			g.node(l.Kind(), name, []string{cur}, []string{out}, aInt("axis", 1))
-		default:
-			return nil, fmt.Errorf("layer %d (%s %q): no ONNX form", i, l.Kind(), l.Name())
+		if err := g.layer(l, cur, out, l.Name()); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		cur = out
 	}
@@ -126,6 +83,85 @@ func WriteANN(path string, net *nn.Network, opt Options) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.Write(path, b)
+}
+
+// layer emits the nodes of one layer reading value in and writing out; its
+// parameters become initializers named after them, added once however
+// often the layer is emitted (the SNN's time steps).
+func (g *graphBuilder) layer(l nn.Layer, in, out, name string) error {
+	switch l := l.(type) {
+	case *nn.Conv2d:
+		ins := []string{in, g.param(l.Weight)}
+		if l.Bias != nil {
+			ins = append(ins, g.param(l.Bias))
+		}
+		g.node("Conv", name, ins, []string{out}, aInts("kernel_shape", ints(l.Weight.Shape[2], l.Weight.Shape[3])...),
+			aInts("strides", ints(l.SH, l.SW)...), aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...),
+			aInts("dilations", ints(l.DH, l.DW)...), aInt("group", 1))
+	case *nn.BatchNorm2d:
+		c := len(l.Gamma.Data)
+		mean := g.constant(l.LayerName+".running_mean", []int{c}, l.RunningMean)
+		variance := g.constant(l.LayerName+".running_var", []int{c}, l.RunningVar)
+		g.node("BatchNormalization", name, []string{in, g.param(l.Gamma), g.param(l.Beta), mean, variance}, []string{out},
+			aFloat("epsilon", l.Eps), aFloat("momentum", 1-l.Momentum))
+	case *nn.Linear:
+		ins := []string{in, g.param(l.Weight)}
+		if l.Bias != nil {
+			ins = append(ins, g.param(l.Bias))
+		}
+		g.node("Gemm", name, ins, []string{out}, aInt("transB", 1))
+	case *nn.ReLU:
+		g.node("Relu", name, []string{in}, []string{out})
+	case *nn.Pool2d:
+		attrs := []attr{aInts("kernel_shape", ints(l.KH, l.KW)...), aInts("strides", ints(l.SH, l.SW)...),
+			aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...), aInt("ceil_mode", b2i(l.Ceil))}
+		op := "MaxPool"
+		if !l.Max {
+			op = "AveragePool"
+			attrs = append(attrs, aInt("count_include_pad", b2i(l.CountPad)))
+		}
+		g.node(op, name, []string{in}, []string{out}, attrs...)
+	case *nn.GlobalAvgPool:
+		g.node("GlobalAveragePool", name, []string{in}, []string{out})
+	case *nn.Flatten:
+		g.node("Flatten", name, []string{in}, []string{out}, aInt("axis", 1))
+	case *nn.Pad2d:
+		pads := g.intConstant(l.LayerName+".pads", ints(0, 0, l.PT, l.PL, 0, 0, l.PB, l.PR))
+		value := g.constant(l.LayerName+".value", nil, []float32{l.Value})
+		g.node("Pad", name, []string{in, pads, value}, []string{out}, aString("mode", "constant"))
+	case *nn.Softmax:
+		g.node(l.Kind(), name, []string{in}, []string{out}, aInt("axis", 1))
+	default:
+		return fmt.Errorf("%s %q has no ONNX form", l.Kind(), l.Name())
+	}
+	return nil
+}
+
+// param adds a parameter as an initializer (once) and returns its name.
+func (g *graphBuilder) param(p *nn.Param) string { return g.constant(p.Name, p.Shape, p.Data) }
+
+// constant adds a float initializer (once) and returns its name.
+func (g *graphBuilder) constant(name string, shape []int, data []float32) string {
+	if g.added == nil {
+		g.added = map[string]bool{}
+	}
+	if !g.added[name] {
+		g.added[name] = true
+		g.init(floatTensor(name, shape, data))
+	}
+	return name
+}
+
+// intConstant adds a 1-D int64 initializer (once) and returns its name.
+func (g *graphBuilder) intConstant(name string, data []int64) string {
+	if g.added == nil {
+		g.added = map[string]bool{}
+	}
+	if !g.added[name] {
+		g.added[name] = true
+		g.init(int64Tensor(name, []int{len(data)}, data))
+	}
+	return name
 }
 
 func b2i(b bool) int64 {

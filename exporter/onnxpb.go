@@ -127,7 +127,7 @@ func valueInfo(name string, perSample []int) *msg {
 // graphBuilder collects nodes and initializers.
 type graphBuilder struct {
 	nodes, inits []*msg
-	n            int
+	added        map[string]bool // initializer names already emitted
 }
 
 func (g *graphBuilder) node(op, name string, inputs, outputs []string, attrs ...attr) {

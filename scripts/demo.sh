@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { echo "demo: Go 1.26 or newer is required" >&2; exit 1; }
+bash scripts/setup.sh
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
 go build -o "$out/proxykit" ./cmd/proxykit
@@ -25,7 +25,10 @@ echo
 echo "== proxykit eval"
 "$pk" eval "$out/tiny.ckpt" --data "$data" --max-test 2000
 echo
+echo "== proxykit export: the ANN and the SNN as ONNX, the SNN as NIR"
+"$pk" export "$out/tiny.ckpt" --ann "$out/ann.onnx" --snn "$out/snn.onnx" --nir "$out/snn.nir"
+echo
 echo "== proxykit infer on a bundled batch (the reduced reference network, exported by PyTorch)"
 "$pk" infer testdata/fmnist_w8_bn.onnx --input testdata/fmnist_w8_bn.x.npy --output "$out/counts.npy" --network snn
 echo
-echo "outputs in $out: tiny.onnx, tiny.ckpt (checkpoint), counts.npy (SNN spike counts)"
+echo "outputs in $out: tiny.onnx, tiny.ckpt (checkpoint), ann.onnx, snn.onnx, snn.nir, counts.npy (SNN spike counts)"

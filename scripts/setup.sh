@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Installs what proxykit's tests and examples need, only where it is missing:
-# Go modules, and Debian's python3-torch and python3-onnx (the PyTorch oracle
-# that generates the full-width network). Safe to run again.
+# Go modules; Debian's python3-torch, python3-onnx and python3-h5py (the
+# PyTorch oracle, ONNX's checker, an HDF5 reader), libhdf5-dev and
+# pkg-config (the HDF5 C library the NIR writer links); onnxruntime-node
+# from npm (an independent ONNX runtime). Safe to run again.
 set -euo pipefail
 
 need_apt=()
-if ! /usr/bin/python3 -c 'import torch, onnx' >/dev/null 2>&1; then
-  need_apt+=(python3-torch python3-onnx python3-numpy)
+if ! /usr/bin/python3 -c 'import torch, onnx, h5py' >/dev/null 2>&1; then
+  need_apt+=(python3-torch python3-onnx python3-h5py python3-numpy)
+fi
+if ! pkg-config --exists hdf5 2>/dev/null; then
+  need_apt+=(libhdf5-dev pkg-config)
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  need_apt+=(nodejs npm)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (Debian packages)" >&2
@@ -24,3 +32,9 @@ if ! command -v go >/dev/null 2>&1; then
   fi
 fi
 go mod download
+if [ ! -d scripts/ort/node_modules/onnxruntime-node ]; then
+  echo "setup: installing onnxruntime-node (npm)" >&2
+  # --ignore-scripts: the CPU binaries ship in the package; its install
+  # script would try to download GPU parts.
+  (cd scripts/ort && npm install --ignore-scripts --no-audit --no-fund >/dev/null)
+fi

@@ -172,3 +172,38 @@ func TestCtrlCWritesCheckpoint(t *testing.T) {
 		t.Error("the checkpoint records no progress")
 	}
 }
+
+func TestExportCommand(t *testing.T) {
+	dir := t.TempDir()
+	ann, snn, nir := filepath.Join(dir, "a.onnx"), filepath.Join(dir, "s.onnx"), filepath.Join(dir, "s.nir")
+	out, err := run(t, "export", testutil.Path("fmnist_w8_bn.onnx"), "--ann", ann, "--snn", snn, "--nir", nir, "--timesteps", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{ann, snn, nir} {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("%s not written: %v", p, err)
+		}
+	}
+	if !strings.Contains(out, "T=4") {
+		t.Errorf("export printed %q", out)
+	}
+	// viewnet pads with Pad2d: NIR cannot express it, and then nothing is written
+	a2 := filepath.Join(dir, "v.onnx")
+	_, err = run(t, "export", testutil.Path("viewnet.onnx"), "--ann", a2, "--nir", filepath.Join(dir, "v.nir"))
+	if err == nil || !strings.Contains(err.Error(), "pad (Pad2d)") {
+		t.Errorf("viewnet to NIR: %v", err)
+	}
+	if _, err := os.Stat(a2); err == nil {
+		t.Error("the ANN was written although the NIR export failed")
+	}
+	if _, err := run(t, "export", testutil.Path("viewnet.onnx")); err == nil {
+		t.Error("export with no output accepted")
+	}
+	if _, err := run(t, "export", testutil.Path("viewnet.onnx"), "--ann", filepath.Join(dir, "nope", "x.onnx")); err == nil {
+		t.Error("unwritable output accepted")
+	}
+	if _, err := run(t, "export", testutil.Path("viewnet.onnx"), "--ann", a2, "--opset", "9"); err == nil || !strings.Contains(err.Error(), "opset 9") {
+		t.Errorf("opset 9: %v", err)
+	}
+}

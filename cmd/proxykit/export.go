@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/proxykit/proxykit/exporter"
+	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/train"
+)
+
+func newExportCmd() *cobra.Command {
+	var (
+		annPath, snnPath, nirPath string
+		opset                     int
+		foldBN                    bool
+		s                         = train.DefaultSettings()
+	)
+	cmd := &cobra.Command{
+		Use:   "export MODEL [--ann ann.onnx] [--snn snn.onnx] [--nir snn.nir]",
+		Short: "Write the ANN as ONNX, the SNN as ONNX and as NIR",
+		Long: `export writes any of:
+  --ann  the ANN as ONNX: standard operators, BatchNormalization with the ANN's
+         running statistics (or folded into the convolutions with --fold-bn),
+         initializers named after the parameters;
+  --snn  the SNN as ONNX: input the image batch, output the spike counts [B,K];
+         the T steps unrolled with standard operators (Add, GreaterOrEqual,
+         Cast, Where), weights stored once, the SNN's own BN statistics folded;
+  --nir  the SNN as a NIR graph (HDF5): Input, Conv2d, IF, SumPool2d +
+         Threshold for max-pooling on spikes, AvgPool2d, Flatten, Affine or
+         Linear, Output; T, dt = 1 and the >= firing rule in metadata.
+MODEL is an ONNX file or a checkpoint (whose SNN settings are the defaults).
+Nothing is written unless every requested file can be.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if annPath == "" && snnPath == "" && nirPath == "" {
+				return fmt.Errorf("nothing to do: give --ann, --snn or --nir")
+			}
+			m, err := train.LoadModel(args[0])
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if ck := m.Checkpoint; ck != nil {
+				if !f.Changed("timesteps") {
+					s.Timesteps = ck.Settings.Timesteps
+				}
+				if !f.Changed("threshold") {
+					s.Threshold = ck.Settings.Threshold
+				}
+				if !f.Changed("reset") {
+					s.Reset = ck.Settings.Reset
+				}
+			}
+			snn, err := m.SNN(s.SNNConfig())
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			meta := map[string]string{"proxykit.source": args[0], "proxykit.version": version}
+			if ck := m.Checkpoint; ck != nil {
+				b, err := json.Marshal(ck.Settings)
+				if err != nil {
+					return err
+				}
+				meta["proxykit.training_settings"] = string(b)
+				meta["proxykit.epochs_trained"] = fmt.Sprint(ck.Progress.Epoch)
+			}
+			opt := exporter.Options{Opset: opset, Metadata: meta, ProducerVersion: version, FoldBN: foldBN}
+			// encode and check everything before writing anything
+			var annBytes, snnBytes []byte
+			if annPath != "" {
+				if annBytes, err = exporter.ANN(m.ANN, opt); err != nil {
+					return fmt.Errorf("--ann %s: %w", annPath, err)
+				}
+			}
+			if snnPath != "" {
+				if snnBytes, err = exporter.SNN(snn, opt); err != nil {
+					return fmt.Errorf("--snn %s: %w", snnPath, err)
+				}
+			}
+			if nirPath != "" {
+				if err := exporter.CheckNIR(snn); err != nil {
+					return fmt.Errorf("--nir %s: %w", nirPath, err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			if annBytes != nil {
+				if err := atomicfile.Write(annPath, annBytes); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "wrote %s: the ANN (%d bytes)\n", annPath, len(annBytes))
+			}
+			if snnBytes != nil {
+				if err := atomicfile.Write(snnPath, snnBytes); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "wrote %s: the SNN, T=%d unrolled (%d bytes)\n", snnPath, s.Timesteps, len(snnBytes))
+			}
+			if nirPath != "" {
+				if err := exporter.WriteNIR(nirPath, snn); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "wrote %s: the SNN as a NIR graph\n", nirPath)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&annPath, "ann", "", "write the ANN as ONNX here")
+	fl.StringVar(&snnPath, "snn", "", "write the SNN as ONNX here")
+	fl.StringVar(&nirPath, "nir", "", "write the SNN as NIR (HDF5) here")
+	fl.IntVar(&s.Timesteps, "timesteps", s.Timesteps, "SNN: time steps T (default: a checkpoint's own, else 15)")
+	fl.Float32Var(&s.Threshold, "threshold", s.Threshold, "SNN: threshold v_th")
+	fl.Float32Var(&s.Reset, "reset", s.Reset, "SNN: reset potential v_reset")
+	fl.IntVar(&opset, "opset", exporter.DefaultOpset, "ONNX opset to write (13 to 21)")
+	fl.BoolVar(&foldBN, "fold-bn", false, "ANN: fold BatchNorm into the convolutions")
+	return cmd
+}

@@ -1,0 +1,88 @@
+package exporter_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proxykit/proxykit/exporter"
+	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// TestNIRSimulatesToProxykitsCounts writes each fixture's SNN as NIR, then
+// scripts/nir_sim.py checks the layout with h5py and simulates the graph
+// with NumPy from NIR's node definitions: its counts must equal proxykit's
+// in ≥ 99.9 % of entries.
+func TestNIRSimulatesToProxykitsCounts(t *testing.T) {
+	dir := t.TempDir()
+	sim := filepath.Join(testutil.Dir(), "..", "scripts", "nir_sim.py")
+	total, differ := 0, 0
+	for _, name := range []string{"fmnist_w8_bn", "fmnist_w8_folded", "lenet_opset11", "gapnet_opset9"} {
+		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cfg := range []spiking.Config{spiking.DefaultConfig(), {Timesteps: 8, Threshold: 1.5, Reset: 0.5}} {
+			snn, err := spiking.New(m.Net, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := snn.Run(testutil.Array(t, name+".x.npy"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, name+".nir")
+			if err := exporter.WriteNIR(p, snn); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, name+".counts.npy")
+			b, err := exec.Command("/usr/bin/python3", sim, p, testutil.Path(name+".x.npy"), out).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: scripts/nir_sim.py (python3-h5py) rejects the file: %v\n%s", name, err, b)
+			}
+			got, err := npy.ReadFile(out, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := testutil.Differing(got.Data, res.Counts.Data)
+			total += len(res.Counts.Data)
+			differ += d
+			t.Logf("%s (T=%d): NumPy's simulation of the NIR graph differs in %d of %d counts", name, cfg.Timesteps, d, len(res.Counts.Data))
+		}
+	}
+	if float64(differ) > 0.001*float64(total) {
+		t.Errorf("%d of %d counts differ (allowed 0.1 %%)", differ, total)
+	}
+}
+
+// TestNIRRefusesWhatItCannotExpress names the layer and leaves no file.
+func TestNIRRefusesWhatItCannotExpress(t *testing.T) {
+	dir := t.TempDir()
+	for name, want := range map[string]string{"viewnet": "pad (Pad2d)", "asym_opset21": "conv_asym (Conv2d) pads 1,0,2,1"} {
+		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snn, err := spiking.New(m.Net, spiking.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name+".nir")
+		err = exporter.WriteNIR(p, snn)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %q", name, err, want)
+		}
+		if _, serr := os.Stat(p); serr == nil {
+			t.Errorf("%s: a partial NIR file was left behind", name)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}

@@ -1,0 +1,112 @@
+package exporter_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proxykit/proxykit/exporter"
+	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// runORT runs a model in onnxruntime (scripts/ort/run_onnx.js, installed by
+// scripts/setup.sh) and returns its output.
+func runORT(t *testing.T, model, input string) *npy.Array {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ort.npy")
+	script := filepath.Join(testutil.Dir(), "..", "scripts", "ort", "run_onnx.js")
+	b, err := exec.Command("node", script, model, input, out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("onnxruntime on %s (scripts/setup.sh installs onnxruntime-node): %v\n%s", filepath.Base(model), err, b)
+	}
+	a, err := npy.ReadFile(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestExportsRunInONNXRuntime: the ANN (BN kept and folded) and the SNN,
+// exported and run by onnxruntime, give proxykit's outputs: ANN within
+// 1e-5 relative, SNN counts equal in ≥ 99.9 % of entries; both files pass
+// ONNX's checker.
+func TestExportsRunInONNXRuntime(t *testing.T) {
+	dir := t.TempDir()
+	totalCounts, differ := 0, 0
+	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21"} {
+		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		xPath := testutil.Path(name + ".x.npy")
+		x := testutil.Array(t, name+".x.npy")
+		y, err := m.Net.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fold := range []bool{false, true} {
+			p := filepath.Join(dir, name+".ann.onnx")
+			if err := exporter.WriteANN(p, m.Net, exporter.Options{FoldBN: fold}); err != nil {
+				t.Fatal(err)
+			}
+			checkONNX(t, p)
+			got := runORT(t, p, xPath)
+			if rel := testutil.RelErr(got.Data, y.Data); rel > 1e-5 {
+				t.Errorf("%s ANN (fold BN %v) in onnxruntime: relative error %.3g", name, fold, rel)
+			}
+		}
+		snn, err := spiking.New(m.Net, spiking.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := snn.Run(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name+".snn.onnx")
+		if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, p)
+		got := runORT(t, p, xPath)
+		d := testutil.Differing(got.Data, res.Counts.Data)
+		totalCounts += len(res.Counts.Data)
+		differ += d
+		t.Logf("%s SNN in onnxruntime: %d of %d counts differ", name, d, len(res.Counts.Data))
+	}
+	if float64(differ) > 0.001*float64(totalCounts) {
+		t.Errorf("%d of %d SNN counts differ between onnxruntime and proxykit (allowed 0.1 %%)", differ, totalCounts)
+	}
+}
+
+// TestSNNFileSize: the weights are stored once, so the file barely grows
+// with T while its node count grows linearly.
+func TestSNNFileSize(t *testing.T) {
+	m, err := importer.Load(testutil.Path("fmnist_w8_bn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func(steps int) (int, int) {
+		snn, err := spiking.New(m.Net, spiking.Config{Timesteps: steps, Threshold: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := exporter.SNN(snn, exporter.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b), strings.Count(string(b), "GreaterOrEqual")
+	}
+	s1, n1 := size(1)
+	s30, n30 := size(30)
+	if n30 != 30*n1 {
+		t.Errorf("IF nodes: %d at T=1, %d at T=30", n1, n30)
+	}
+	if float64(s30) > 1.5*float64(s1) {
+		t.Errorf("file grows from %d bytes at T=1 to %d at T=30: weights are not stored once", s1, s30)
+	}
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""Check a NIR file's layout with h5py and simulate its graph with NumPy.
+
+Usage: /usr/bin/python3 scripts/nir_sim.py GRAPH.nir INPUT.npy COUNTS.npy
+
+Written from NIR's node definitions (neuromorphs/NIR), independently of
+proxykit's Go code, with dt = 1:
+  Input/Output   pass their input through
+  Conv2d         y = conv(x, weight, stride, padding (symmetric), dilation, groups) + bias
+  Affine         y = W x + b;   Linear: y = W x
+  SumPool2d      y = window sums;   AvgPool2d: window means
+  Threshold      y = (x > threshold)
+  Flatten        per-sample flattening from start_dim to end_dim
+  IF             v += r * x; spike where v > v_threshold (or >=, when the
+                 node's metadata says firing_rule '>='), then v = v_reset there
+The input is presented at every step (graph metadata "timesteps" steps) and
+COUNTS is the Output node's input summed over the steps. It exits non-zero
+if the layout differs from DESIGN.md §3.
+"""
+
+import sys
+
+import h5py
+import numpy as np
+
+
+def read(f):
+    g = f["node"]
+    assert isinstance(f["version"][()], bytes), "version must be a string dataset"
+    assert g["type"][()] == b"NIRGraph", g["type"][()]
+    edges = g["edges"][()]
+    assert edges.ndim == 2 and edges.shape[1] == 2, edges.shape
+    nodes = {}
+    for name, node in g["nodes"].items():
+        d = {"type": node["type"][()]}
+        assert isinstance(d["type"], bytes), f"{name}: type must be a string"
+        for k, v in node.items():
+            if k == "type":
+                continue
+            if isinstance(v, h5py.Group):
+                d[k] = {kk: vv[()] for kk, vv in v.items()}
+            else:
+                d[k] = v[()]
+        nodes[name] = d
+    meta = {k: v[()] for k, v in g["metadata"].items()} if "metadata" in g else {}
+    return nodes, [(a.decode(), b.decode()) for a, b in edges], meta
+
+
+def chain(nodes, edges):
+    nxt = dict(edges)
+    order, cur = [], "input"
+    while True:
+        order.append(cur)
+        if cur not in nxt:
+            break
+        cur = nxt[cur]
+    assert order[-1] == "output" and len(order) == len(nodes), f"not a chain from input to output: {order}"
+    return order
+
+
+def conv2d(x, w, b, stride, pad, dil):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((n, o, oh, ow), dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dil[0]: i * dil[0] + stride[0] * (oh - 1) + 1: stride[0],
+                       j * dil[1]: j * dil[1] + stride[1] * (ow - 1) + 1: stride[1]]
+            y += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
+    return y + b.reshape(1, -1, 1, 1)
+
+
+def pool(x, k, s, p, mean):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    oh, ow = (h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1
+    y = np.zeros((n, c, oh, ow))
+    for i in range(k[0]):
+        for j in range(k[1]):
+            y += xp[:, :, i: i + s[0] * (oh - 1) + 1: s[0], j: j + s[1] * (ow - 1) + 1: s[1]]
+    return y / (k[0] * k[1]) if mean else y
+
+
+def main():
+    path, inp, outp = sys.argv[1:4]
+    with h5py.File(path, "r") as f:
+        nodes, edges, meta = read(f)
+    order = chain(nodes, edges)
+    steps = int(meta[b"timesteps"] if b"timesteps" in meta else meta["timesteps"])
+    x = np.load(inp).astype(np.float64)
+    v = {}
+    counts = 0
+    for _ in range(steps):
+        cur = x
+        for name in order:
+            d = nodes[name]
+            t = d["type"]
+            if t in (b"Input", b"Output"):
+                if t == b"Input":
+                    assert list(d["shape"]) == list(x.shape[1:]), (d["shape"], x.shape)
+                continue
+            if t == b"Conv2d":
+                assert d["weight"].dtype == np.float32 and d["weight"].ndim == 4
+                assert list(d["input_shape"]) == list(cur.shape[2:]), (name, d["input_shape"], cur.shape)
+                assert int(d["groups"]) == 1
+                cur = conv2d(cur, d["weight"].astype(np.float64), d["bias"].astype(np.float64), d["stride"], d["padding"], d["dilation"])
+            elif t in (b"Affine", b"Linear"):
+                cur = cur @ d["weight"].astype(np.float64).T
+                if t == b"Affine":
+                    cur = cur + d["bias"]
+            elif t in (b"SumPool2d", b"AvgPool2d"):
+                cur = pool(cur, d["kernel_size"], d["stride"], d["padding"], t == b"AvgPool2d")
+            elif t == b"Threshold":
+                assert d["threshold"].shape == cur.shape[1:], (name, d["threshold"].shape, cur.shape)
+                cur = (cur > d["threshold"]).astype(np.float64)
+            elif t == b"Flatten":
+                assert int(d["start_dim"]) == 0 and int(d["end_dim"]) == -1
+                assert list(d["input_type"]["input"]) == list(cur.shape[1:])
+                cur = cur.reshape(cur.shape[0], -1)
+            elif t == b"IF":
+                for k in ("r", "v_threshold", "v_reset"):
+                    assert d[k].shape == cur.shape[1:], f"{name}: {k} has shape {d[k].shape}, the layer {cur.shape[1:]}"
+                    assert d[k].dtype == np.float32
+                rule = d.get("metadata", {}).get("firing_rule", b">")
+                if name not in v:
+                    v[name] = np.broadcast_to(d["v_reset"], cur.shape).astype(np.float64)
+                # proxykit computes in float32; so does this simulation of its membrane
+                u = (v[name].astype(np.float32) + (d["r"] * cur).astype(np.float32)).astype(np.float32)
+                vth = d["v_threshold"]
+                s = (u >= vth) if rule == b">=" else (u > vth)
+                v[name] = np.where(s, d["v_reset"], u)
+                cur = s.astype(np.float64)
+            else:
+                raise SystemExit(f"unknown node type {t!r} in {name}")
+        counts = counts + cur
+    np.save(outp, np.asarray(counts, dtype=np.float32))
+
+
+if __name__ == "__main__":
+    main()
