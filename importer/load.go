@@ -1,5 +1,6 @@
 // Package importer reads ANNs — architecture and weights — into nn
-// networks: ONNX files through github.com/owulveryck/onnx-go.
+// networks: ONNX files through github.com/owulveryck/onnx-go, PyTorch
+// checkpoints (torch.save files) through github.com/nlpodyssey/gopickle.
 package importer
 
 import (
@@ -16,17 +17,46 @@ import (
 // Model is an imported network and where it came from.
 type Model struct {
 	Net *nn.Network
-	// Format is "onnx".
+	// Format is "onnx" or "pt".
 	Format string
 	// ONNX describes the source file when Format is "onnx".
 	ONNX *ONNXInfo
+	// PT describes the source file when Format is "pt".
+	PT *PTInfo
+}
+
+// Options guide the import of files that lack their structure.
+type Options struct {
+	// Arch names the architecture of a state dict ("fmnist").
+	Arch string
+	// Like is a model file whose structure a state dict fills.
+	Like string
 }
 
 // Load reads a model file, choosing the reader by its contents.
-func Load(path string) (*Model, error) {
+func Load(path string) (*Model, error) { return LoadWith(path, Options{}) }
+
+// LoadWith is Load with options for state dicts.
+func LoadWith(path string, opt Options) (*Model, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if isPyTorch(data) {
+		var like *nn.Network
+		if opt.Like != "" {
+			lm, err := Load(opt.Like)
+			if err != nil {
+				return nil, fmt.Errorf("--like: %w", err)
+			}
+			like = lm.Net
+		}
+		net, info, err := LoadPT(path, opt.Arch, like)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		net.Name = path
+		return &Model{Net: net, Format: "pt", PT: info}, nil
 	}
 	m, err := Decode(path, data)
 	if err != nil {
@@ -35,13 +65,19 @@ func Load(path string) (*Model, error) {
 	return m, nil
 }
 
+// isPyTorch recognises torch.save files: a zip archive (PyTorch 1.6 and
+// newer) or a legacy pickle stream.
+func isPyTorch(data []byte) bool {
+	return bytes.HasPrefix(data, []byte("PK\x03\x04")) || (len(data) > 1 && data[0] == 0x80 && data[1] <= 5)
+}
+
 // Decode reads a model from its bytes; name labels it in messages.
 func Decode(name string, data []byte) (*Model, error) {
 	switch {
 	case len(data) == 0:
 		return nil, errors.New("the file is empty")
-	case bytes.HasPrefix(data, []byte("PK\x03\x04")) || (len(data) > 1 && data[0] == 0x80 && data[1] <= 5):
-		return nil, errors.New("this looks like a PyTorch checkpoint; proxykit does not read .pt files yet: export the model to ONNX with torch.onnx.export")
+	case isPyTorch(data):
+		return nil, errors.New("this is a PyTorch checkpoint; read it with Load, from a file")
 	}
 	ext := strings.ToLower(filepath.Ext(name))
 	if ext != ".onnx" && ext != "" && !looksLikeONNX(data) {

@@ -19,12 +19,13 @@ go vet ./...
 # The 78 MB full-width network is generated, not committed; it is cached
 # under .cache/ (ignored by git) and reused while the generator is unchanged.
 full=.cache/full-width
-stamp=$(cat scripts/make_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
+stamp=$(cat scripts/make_fixtures.py scripts/make_pt_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
 if [ ! -f "$full/$stamp" ]; then
-  echo "== generating the full-width reference network with PyTorch (about 2 minutes)"
+  echo "== generating the full-width reference network with PyTorch, as ONNX and as .pt files (about 4 minutes)"
   rm -rf "$full"
   /usr/bin/python3 scripts/make_fixtures.py --full "$full" 2>&1 | grep -v -i warning || true
-  test -f "$full/fmnist_w128.onnx"
+  /usr/bin/python3 scripts/make_pt_fixtures.py --full "$full/pt" 2>&1 | grep -v -i warning || true
+  test -f "$full/fmnist_w128.onnx" && test -f "$full/pt/SNN_Params.pt"
   touch "$full/$stamp"
 fi
 export PROXYKIT_FULL_DIR="$PWD/$full"

@@ -267,10 +267,31 @@ type Model struct {
 	SNNStats   map[string]BNStats
 	Checkpoint *Checkpoint
 	ONNX       *importer.ONNXInfo
+	PT         *importer.PTInfo
 }
 
-// LoadModel reads an ONNX file or a proxykit checkpoint.
-func LoadModel(path string) (*Model, error) {
+// SNNDefaults is the SNN setting the file carries (a checkpoint's, or an
+// SNN module's T, v_th and v_reset), if any.
+func (m *Model) SNNDefaults() (spiking.Config, bool) {
+	if m.Checkpoint != nil {
+		return m.Checkpoint.Settings.SNNConfig(), true
+	}
+	if m.PT != nil && m.PT.Kind == "snn-module" {
+		cfg := spiking.DefaultConfig()
+		if m.PT.Timesteps > 0 {
+			cfg.Timesteps = m.PT.Timesteps
+		}
+		cfg.Threshold, cfg.Reset = m.PT.Threshold, m.PT.Reset
+		return cfg, true
+	}
+	return spiking.Config{}, false
+}
+
+// LoadModel reads an ONNX file, a PyTorch checkpoint or a proxykit checkpoint.
+func LoadModel(path string) (*Model, error) { return LoadModelWith(path, importer.Options{}) }
+
+// LoadModelWith is LoadModel with options for PyTorch state dicts.
+func LoadModelWith(path string, opt importer.Options) (*Model, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -286,11 +307,11 @@ func LoadModel(path string) (*Model, error) {
 		}
 		return &Model{ANN: net, SNNStats: c.SNNStats, Checkpoint: c}, nil
 	}
-	m, err := importer.Decode(path, data)
+	m, err := importer.LoadWith(path, opt)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	return &Model{ANN: m.Net, ONNX: m.ONNX}, nil
+	return &Model{ANN: m.Net, ONNX: m.ONNX, PT: m.PT}, nil
 }
 
 // SNN builds the model's spiking twin, with the SNN's own BatchNorm

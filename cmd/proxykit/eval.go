@@ -14,6 +14,7 @@ func newEvalCmd() *cobra.Command {
 		data, dataset string
 		s             = train.DefaultSettings()
 		jsonOut       bool
+		mf            modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eval MODEL --data DIR --dataset NAME",
@@ -28,25 +29,13 @@ tied predictions.`,
 			if data == "" {
 				return fmt.Errorf("--data is required")
 			}
-			m, err := train.LoadModel(args[0])
+			m, err := mf.load(args[0])
 			if err != nil {
 				return err
 			}
-			if m.Checkpoint != nil {
-				ck := m.Checkpoint.Settings
-				f := cmd.Flags()
-				if !f.Changed("timesteps") {
-					s.Timesteps = ck.Timesteps
-				}
-				if !f.Changed("threshold") {
-					s.Threshold = ck.Threshold
-				}
-				if !f.Changed("reset") {
-					s.Reset = ck.Reset
-				}
-				if !f.Changed("dataset") {
-					dataset = ck.Dataset
-				}
+			applySNNDefaults(cmd.Flags(), m, &s.Timesteps, &s.Threshold, &s.Reset)
+			if m.Checkpoint != nil && !cmd.Flags().Changed("dataset") {
+				dataset = m.Checkpoint.Settings.Dataset
 			}
 			testSet, err := train.Load(data, dataset, false)
 			if err != nil {
@@ -84,5 +73,6 @@ tied predictions.`,
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "images per forward pass")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
+	mf.add(cmd)
 	return cmd
 }

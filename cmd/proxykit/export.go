@@ -17,6 +17,7 @@ func newExportCmd() *cobra.Command {
 		opset                     int
 		foldBN                    bool
 		s                         = train.DefaultSettings()
+		mf                        modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "export MODEL [--ann ann.onnx] [--snn snn.onnx] [--nir snn.nir]",
@@ -31,29 +32,19 @@ func newExportCmd() *cobra.Command {
   --nir  the SNN as a NIR graph (HDF5): Input, Conv2d, IF, SumPool2d +
          Threshold for max-pooling on spikes, AvgPool2d, Flatten, Affine or
          Linear, Output; T, dt = 1 and the >= firing rule in metadata.
-MODEL is an ONNX file or a checkpoint (whose SNN settings are the defaults).
+MODEL is an ONNX file, a PyTorch checkpoint or a proxykit checkpoint (whose
+SNN settings, like an SNN module's, are the defaults).
 Nothing is written unless every requested file can be.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if annPath == "" && snnPath == "" && nirPath == "" {
 				return fmt.Errorf("nothing to do: give --ann, --snn or --nir")
 			}
-			m, err := train.LoadModel(args[0])
+			m, err := mf.load(args[0])
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			if ck := m.Checkpoint; ck != nil {
-				if !f.Changed("timesteps") {
-					s.Timesteps = ck.Settings.Timesteps
-				}
-				if !f.Changed("threshold") {
-					s.Threshold = ck.Settings.Threshold
-				}
-				if !f.Changed("reset") {
-					s.Reset = ck.Settings.Reset
-				}
-			}
+			applySNNDefaults(cmd.Flags(), m, &s.Timesteps, &s.Threshold, &s.Reset)
 			snn, err := m.SNN(s.SNNConfig())
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
@@ -116,5 +107,6 @@ Nothing is written unless every requested file can be.`,
 	fl.Float32Var(&s.Reset, "reset", s.Reset, "SNN: reset potential v_reset")
 	fl.IntVar(&opset, "opset", exporter.DefaultOpset, "ONNX opset to write (13 to 21)")
 	fl.BoolVar(&foldBN, "fold-bn", false, "ANN: fold BatchNorm into the convolutions")
+	mf.add(cmd)
 	return cmd
 }

@@ -8,19 +8,21 @@ import (
 
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
-	"github.com/proxykit/proxykit/train"
 )
 
 func newImportCmd() *cobra.Command {
-	return &cobra.Command{
+	var mf modelFlags
+	cmd := &cobra.Command{
 		Use:   "import MODEL",
 		Short: "Check a model and print its layers and the SNN they become",
-		Long: `import reads MODEL (an ONNX file or a proxykit checkpoint), checks that proxykit can run it, and
+		Long: `import reads MODEL (an ONNX file, a PyTorch checkpoint saved with torch.save —
+a whole module or, with --arch/--like, a state dict — or a proxykit
+checkpoint), checks that proxykit can run it, and
 prints a table: each layer, its operation, output shape, parameter count and
 the SNN layer it becomes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := train.LoadModel(args[0])
+			m, err := mf.load(args[0])
 			if err != nil {
 				return err
 			}
@@ -33,6 +35,16 @@ the SNN layer it becomes.`,
 			if m.ONNX != nil {
 				fmt.Fprintf(out, "%s: ONNX opset %d, IR version %d, producer %q %s\n", args[0], m.ONNX.Opset,
 					m.ONNX.IRVersion, m.ONNX.Producer, m.ONNX.ProducerVersion)
+			}
+			if p := m.PT; p != nil {
+				fmt.Fprintf(out, "%s: PyTorch checkpoint, %s", args[0], p.Kind)
+				if p.Root != "" {
+					fmt.Fprintf(out, " %s", p.Root)
+				}
+				if p.Kind == "snn-module" {
+					fmt.Fprintf(out, " (T=%d, v_th=%g, v_reset=%g; its BN statistics are the SNN's)", p.Timesteps, p.Threshold, p.Reset)
+				}
+				fmt.Fprintln(out)
 			}
 			if c := m.Checkpoint; c != nil {
 				fmt.Fprintf(out, "%s: proxykit checkpoint after %d epochs (%s, T=%d, v_th=%g, v_reset=%g)\n", args[0],
@@ -57,7 +69,14 @@ the SNN layer it becomes.`,
 					fmt.Fprintln(out, "note:", n)
 				}
 			}
+			if m.PT != nil {
+				for _, n := range m.PT.Notes {
+					fmt.Fprintln(out, "note:", n)
+				}
+			}
 			return nil
 		},
 	}
+	mf.add(cmd)
+	return cmd
 }

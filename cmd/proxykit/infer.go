@@ -10,7 +10,6 @@ import (
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
-	"github.com/proxykit/proxykit/train"
 )
 
 func newInferCmd() *cobra.Command {
@@ -19,6 +18,7 @@ func newInferCmd() *cobra.Command {
 		cfg                    = spiking.DefaultConfig()
 		batch                  int
 		scaleUint8             bool
+		mf                     modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "infer MODEL --input x.npy --output y.npy",
@@ -37,24 +37,11 @@ counts over --timesteps steps (as float32) with --network snn.`,
 			if batch < 1 {
 				return fmt.Errorf("--batch-size must be at least 1")
 			}
-			m, err := train.LoadModel(args[0])
+			m, err := mf.load(args[0])
 			if err != nil {
 				return err
 			}
-			if m.Checkpoint != nil {
-				// a checkpoint's own SNN settings, unless a flag overrides them
-				f := cmd.Flags()
-				ck := m.Checkpoint.Settings
-				if !f.Changed("timesteps") {
-					cfg.Timesteps = ck.Timesteps
-				}
-				if !f.Changed("threshold") {
-					cfg.Threshold = ck.Threshold
-				}
-				if !f.Changed("reset") {
-					cfg.Reset = ck.Reset
-				}
-			}
+			applySNNDefaults(cmd.Flags(), m, &cfg.Timesteps, &cfg.Threshold, &cfg.Reset)
 			x, err := npy.ReadFile(input, scaleUint8)
 			if err != nil {
 				return err
@@ -117,5 +104,6 @@ counts over --timesteps steps (as float32) with --network snn.`,
 	f.Float32Var(&cfg.Reset, "reset", cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
 	f.IntVar(&batch, "batch-size", 100, "inputs per forward pass")
 	f.BoolVar(&scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
+	mf.add(cmd)
 	return cmd
 }

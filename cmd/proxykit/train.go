@@ -28,6 +28,7 @@ func newTrainCmd() *cobra.Command {
 	var (
 		data, output, resume, betas, device string
 		noShuffle, noAugment, jsonOut       bool
+		mf                                  modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "train MODEL --data DIR --dataset NAME -o CKPT",
@@ -63,10 +64,11 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 				return err
 			}
 			s.Beta1, s.Beta2, s.Shuffle, s.Augment = b1, b2, !noShuffle, !noAugment
-			m, err := train.LoadModel(args[0])
+			m, err := mf.load(args[0])
 			if err != nil {
 				return err
 			}
+			applySNNDefaults(cmd.Flags(), m, &s.Timesteps, &s.Threshold, &s.Reset)
 			var ck *train.Checkpoint
 			if resume != "" {
 				if ck, err = train.LoadCheckpoint(resume); err != nil {
@@ -173,6 +175,7 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print one JSON object per epoch")
+	mf.add(cmd)
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -205,5 +206,56 @@ func TestExportCommand(t *testing.T) {
 	}
 	if _, err := run(t, "export", testutil.Path("viewnet.onnx"), "--ann", a2, "--opset", "9"); err == nil || !strings.Contains(err.Error(), "opset 9") {
 		t.Errorf("opset 9: %v", err)
+	}
+}
+
+// TestPyTorchCheckpoints: the reference's files work wherever a model does.
+func TestPyTorchCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	pt := testutil.Path("pt")
+	// convert, then run the ONNX file in onnxruntime against torch's outputs
+	onnxPath := filepath.Join(dir, "ann.onnx")
+	if _, err := run(t, "convert", filepath.Join(pt, "ANN_Params.pt"), "-o", onnxPath); err != nil {
+		t.Fatal(err)
+	}
+	ortOut := filepath.Join(dir, "ort.npy")
+	script := filepath.Join(testutil.Dir(), "..", "scripts", "ort", "run_onnx.js")
+	if b, err := exec.Command("node", script, onnxPath, filepath.Join(pt, "x.npy"), ortOut).CombinedOutput(); err != nil {
+		t.Fatalf("onnxruntime: %v\n%s", err, b)
+	}
+	got, err := npy.ReadFile(ortOut, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel := testutil.RelErr(got.Data, testutil.Array(t, "pt/ann.npy").Data); rel > 1e-4 {
+		t.Errorf("converted ANN in onnxruntime: relative error %g against torch", rel)
+	}
+	// infer on the SNN file takes T, v_th and v_reset from it
+	counts := filepath.Join(dir, "counts.npy")
+	if _, err := run(t, "infer", filepath.Join(pt, "SNN_Params.pt"), "--input", filepath.Join(pt, "x.npy"), "--output", counts, "--network", "snn"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := npy.ReadFile(counts, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := testutil.Differing(c.Data, testutil.Array(t, "pt/snn.npy").Data); d > 0 {
+		t.Errorf("SNN_Params.pt through infer: %d counts differ from torch's", d)
+	}
+	// a state dict needs its structure
+	if _, err := run(t, "import", filepath.Join(pt, "ANN_state.pt")); err == nil || !strings.Contains(err.Error(), "--arch") {
+		t.Errorf("state dict without --arch: %v", err)
+	}
+	if out, err := run(t, "import", filepath.Join(pt, "ANN_state.pt"), "--arch", "fmnist"); err != nil || !strings.Contains(out, "76824 parameters") {
+		t.Errorf("state dict with --arch fmnist: %v\n%s", err, out)
+	}
+	// fine-tune the pretrained network
+	ck := filepath.Join(dir, "ft.ckpt")
+	if _, err := run(t, "train", filepath.Join(pt, "ANN_Params.pt"), "--data", testutil.Path("proxy"), "--dataset", "mnist",
+		"-o", ck, "--epochs", "1", "--max-train", "100", "--max-test", "20"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "import", filepath.Join(pt, "evil.pt")); err == nil || !strings.Contains(err.Error(), "posix.system") {
+		t.Errorf("malicious pickle: %v", err)
 	}
 }

@@ -1,0 +1,649 @@
+package importer
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nlpodyssey/gopickle/pickle"
+	"github.com/nlpodyssey/gopickle/pytorch"
+	"github.com/nlpodyssey/gopickle/types"
+
+	"github.com/proxykit/proxykit/nn"
+)
+
+// PTInfo describes an imported PyTorch checkpoint.
+type PTInfo struct {
+	// Kind is "module" (a whole pickled module, as the reference saves
+	// ANN_Params.pt), "snn-module" (one holding SpikingJelly IF neurons) or
+	// "state-dict".
+	Kind string
+	// Root is the top-level module's class, e.g. "__main__.ANN".
+	Root string
+	// SNN settings from an SNN file: T, v_th, v_reset (zero when absent).
+	Timesteps        int
+	Threshold, Reset float32
+	Notes            []string
+}
+
+// pyClass is a class named by a pickle. Creating an instance (NEWOBJ)
+// only records its attributes; calling it (REDUCE) is refused: proxykit
+// never executes anything a pickle asks for.
+type pyClass struct{ module, name string }
+
+func (c *pyClass) qualified() string { return c.module + "." + c.name }
+
+// PyNew implements types.PyNewable.
+func (c *pyClass) PyNew(args ...any) (any, error) {
+	return &pyObject{class: c, dict: map[string]any{}}, nil
+}
+
+// Call implements types.Callable by refusing.
+func (c *pyClass) Call(args ...any) (any, error) {
+	return nil, fmt.Errorf("the pickle asks to call %s; proxykit never runs code from a pickle", c.qualified())
+}
+
+// pyObject is an instance rebuilt from a pickle: its class and __dict__.
+type pyObject struct {
+	class *pyClass
+	dict  map[string]any
+}
+
+// PyDictSet implements types.PyDictSettable.
+func (o *pyObject) PyDictSet(k, v any) error {
+	s, ok := k.(string)
+	if !ok {
+		return fmt.Errorf("%s: attribute name %v is not a string", o.class.qualified(), k)
+	}
+	o.dict[s] = v
+	return nil
+}
+
+// PySetAttr implements types.PyAttrSettable.
+func (o *pyObject) PySetAttr(k string, v any) error { o.dict[k] = v; return nil }
+
+// safeCall is a known, side-effect-free callable.
+type safeCall func(args ...any) (any, error)
+
+func (f safeCall) Call(args ...any) (any, error) { return f(args...) }
+
+// findClass resolves the globals a pickle names. Tensor rebuilding and
+// storages are gopickle's; these are the rest.
+func findClass(module, name string) (any, error) {
+	switch module + "." + name {
+	case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
+		return safeCall(func(args ...any) (any, error) {
+			if len(args) == 0 {
+				return nil, fmt.Errorf("_rebuild_parameter without data")
+			}
+			return args[0], nil
+		}), nil
+	case "__builtin__.set", "builtins.set", "builtins.frozenset", "__builtin__.frozenset":
+		return safeCall(func(args ...any) (any, error) {
+			if len(args) == 0 {
+				return &types.List{}, nil
+			}
+			return args[0], nil
+		}), nil
+	}
+	return &pyClass{module: module, name: name}, nil
+}
+
+// loadPickle reads a torch.save file (zip or legacy) without running any
+// of its code.
+func loadPickle(path string) (obj any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a readable PyTorch file: %v", r)
+		}
+	}()
+	obj, err = pytorch.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
+		u := pickle.NewUnpickler(r)
+		u.FindClass = findClass
+		return u
+	})
+	if err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "proxykit never runs code") {
+			return nil, err
+		}
+		return nil, fmt.Errorf("not a readable PyTorch file (%v); re-save it with torch.save(model, path) from PyTorch 1.6 or newer", err)
+	}
+	return obj, nil
+}
+
+// tensorData copies a tensor's values in row-major order.
+func tensorData(v any, what string) ([]float32, []int, error) {
+	t, ok := v.(*pytorch.Tensor)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is %T, not a tensor", what, v)
+	}
+	var src []float32
+	switch s := t.Source.(type) {
+	case *pytorch.FloatStorage:
+		src = s.Data
+	case *pytorch.DoubleStorage:
+		src = make([]float32, len(s.Data))
+		for i, x := range s.Data {
+			src[i] = float32(x)
+		}
+	case *pytorch.HalfStorage:
+		src = s.Data
+	case *pytorch.BFloat16Storage:
+		src = s.Data
+	default:
+		return nil, nil, fmt.Errorf("%s holds %T values; proxykit reads floating-point tensors", what, t.Source)
+	}
+	shape := append([]int(nil), t.Size...)
+	n := nn.Numel(shape)
+	out := make([]float32, n)
+	idx := make([]int, len(shape))
+	for k := 0; k < n; k++ {
+		off := t.StorageOffset
+		for d := range idx {
+			off += idx[d] * t.Stride[d]
+		}
+		if off < 0 || off >= len(src) {
+			return nil, nil, fmt.Errorf("%s reaches outside its storage", what)
+		}
+		out[k] = src[off]
+		for d := len(idx) - 1; d >= 0; d-- {
+			idx[d]++
+			if idx[d] < shape[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+	return out, shape, nil
+}
+
+// entries lists an OrderedDict or dict in order.
+func entries(v any) ([][2]any, bool) {
+	switch d := v.(type) {
+	case *types.OrderedDict:
+		var out [][2]any
+		for e := d.List.Front(); e != nil; e = e.Next() {
+			en := e.Value.(*types.OrderedDictEntry)
+			out = append(out, [2]any{en.Key, en.Value})
+		}
+		return out, true
+	case *types.Dict:
+		var out [][2]any
+		for _, e := range *d {
+			out = append(out, [2]any{e.Key, e.Value})
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func lookup(v any, key string) (any, bool) {
+	es, ok := entries(v)
+	if !ok {
+		return nil, false
+	}
+	for _, e := range es {
+		if k, ok := e[0].(string); ok && k == key {
+			return e[1], true
+		}
+	}
+	return nil, false
+}
+
+func toInt(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case int64:
+		return int(x), true
+	case bool:
+		if x {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	}
+	if i, ok := toInt(v); ok {
+		return float64(i), true
+	}
+	return 0, false
+}
+
+// pair reads an int or a 2-tuple of ints (PyTorch's _pair).
+func pair(v any) ([2]int, bool) {
+	if i, ok := toInt(v); ok {
+		return [2]int{i, i}, true
+	}
+	if t, ok := v.(*types.Tuple); ok && t.Len() == 2 {
+		a, ok1 := toInt(t.Get(0))
+		b, ok2 := toInt(t.Get(1))
+		return [2]int{a, b}, ok1 && ok2
+	}
+	return [2]int{}, false
+}
+
+// ptReader turns a pickled module tree into layers.
+type ptReader struct {
+	layers []nn.Layer
+	info   *PTInfo
+	ifSeen bool
+	snnBN  map[string][2][]float32
+}
+
+func (r *ptReader) param(m *pyObject, path, name string, required bool) (*nn.Param, error) {
+	params, ok := m.dict["_parameters"]
+	if !ok {
+		return nil, fmt.Errorf("module %s (%s) has no _parameters", path, m.class.qualified())
+	}
+	v, ok := lookup(params, name)
+	if !ok || v == nil {
+		if required {
+			return nil, fmt.Errorf("module %s (%s) has no %s", path, m.class.qualified(), name)
+		}
+		return nil, nil
+	}
+	data, shape, err := tensorData(v, path+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return nn.NewParam(path+"."+name, data, shape...), nil
+}
+
+func (r *ptReader) buffer(m *pyObject, path, name string) ([]float32, error) {
+	v, ok := lookup(m.dict["_buffers"], name)
+	if !ok || v == nil {
+		return nil, fmt.Errorf("module %s (%s) has no buffer %s", path, m.class.qualified(), name)
+	}
+	data, _, err := tensorData(v, path+"."+name)
+	return data, err
+}
+
+func (r *ptReader) attrPair(m *pyObject, path, name string, def [2]int) ([2]int, error) {
+	v, ok := m.dict[name]
+	if !ok || v == nil {
+		return def, nil
+	}
+	p, ok := pair(v)
+	if !ok {
+		return def, fmt.Errorf("module %s (%s): %s = %v is not an int or a pair", path, m.class.qualified(), name, v)
+	}
+	return p, nil
+}
+
+// walk appends the layers of module m (at path) in the order its forward
+// applies them.
+func (r *ptReader) walk(m *pyObject, path string) error {
+	name := m.class.name
+	isTorch := strings.HasPrefix(m.class.module, "torch.nn.modules")
+	isSJ := strings.HasPrefix(m.class.module, "spikingjelly")
+	switch {
+	case isTorch && (name == "Sequential" || name == "ModuleList"):
+		return r.children(m, path)
+	case isTorch && name == "Conv2d":
+		w, err := r.param(m, path, "weight", true)
+		if err != nil {
+			return err
+		}
+		b, err := r.param(m, path, "bias", false)
+		if err != nil {
+			return err
+		}
+		if g, _ := toInt(m.dict["groups"]); g > 1 {
+			return fmt.Errorf("module %s (Conv2d): grouped convolution (groups=%d) is not supported", path, g)
+		}
+		if pm, _ := m.dict["padding_mode"].(string); pm != "" && pm != "zeros" {
+			return fmt.Errorf("module %s (Conv2d): padding_mode %q is not supported", path, pm)
+		}
+		stride, err := r.attrPair(m, path, "stride", [2]int{1, 1})
+		if err != nil {
+			return err
+		}
+		dil, err := r.attrPair(m, path, "dilation", [2]int{1, 1})
+		if err != nil {
+			return err
+		}
+		var pad [2]int
+		if s, ok := m.dict["padding"].(string); ok {
+			if s != "valid" {
+				return fmt.Errorf("module %s (Conv2d): padding=%q is not supported", path, s)
+			}
+		} else if pad, err = r.attrPair(m, path, "padding", [2]int{}); err != nil {
+			return err
+		}
+		r.layers = append(r.layers, &nn.Conv2d{LayerName: path, Weight: w, Bias: b, SH: stride[0], SW: stride[1],
+			PT: pad[0], PB: pad[0], PL: pad[1], PR: pad[1], DH: dil[0], DW: dil[1]})
+	case isTorch && name == "BatchNorm2d":
+		g, err := r.param(m, path, "weight", true)
+		if err != nil {
+			return err
+		}
+		b, err := r.param(m, path, "bias", true)
+		if err != nil {
+			return err
+		}
+		mean, err := r.buffer(m, path, "running_mean")
+		if err != nil {
+			return err
+		}
+		variance, err := r.buffer(m, path, "running_var")
+		if err != nil {
+			return err
+		}
+		eps, _ := toFloat(m.dict["eps"])
+		mom, ok := toFloat(m.dict["momentum"])
+		if !ok {
+			mom = 0.1
+		}
+		r.layers = append(r.layers, &nn.BatchNorm2d{LayerName: path, Gamma: g, Beta: b, RunningMean: mean,
+			RunningVar: variance, Eps: float32(eps), Momentum: float32(mom)})
+	case isTorch && name == "Linear":
+		w, err := r.param(m, path, "weight", true)
+		if err != nil {
+			return err
+		}
+		b, err := r.param(m, path, "bias", false)
+		if err != nil {
+			return err
+		}
+		r.layers = append(r.layers, &nn.Linear{LayerName: path, Weight: w, Bias: b})
+	case isTorch && name == "ReLU":
+		r.layers = append(r.layers, &nn.ReLU{LayerName: path})
+	case isTorch && (name == "MaxPool2d" || name == "AvgPool2d"):
+		k, err := r.attrPair(m, path, "kernel_size", [2]int{})
+		if err != nil {
+			return err
+		}
+		s, err := r.attrPair(m, path, "stride", k)
+		if err != nil {
+			return err
+		}
+		p, err := r.attrPair(m, path, "padding", [2]int{})
+		if err != nil {
+			return err
+		}
+		if d, _ := r.attrPair(m, path, "dilation", [2]int{1, 1}); d != [2]int{1, 1} {
+			return fmt.Errorf("module %s (%s): dilated pooling is not supported", path, name)
+		}
+		if v, ok := m.dict["divisor_override"]; ok && v != nil {
+			return fmt.Errorf("module %s (AvgPool2d): divisor_override is not supported", path)
+		}
+		ceil, _ := toInt(m.dict["ceil_mode"])
+		cip := 1
+		if v, ok := m.dict["count_include_pad"]; ok {
+			cip, _ = toInt(v)
+		}
+		r.layers = append(r.layers, &nn.Pool2d{LayerName: path, Max: name == "MaxPool2d", KH: k[0], KW: k[1],
+			SH: s[0], SW: s[1], PT: p[0], PB: p[0], PL: p[1], PR: p[1], Ceil: ceil != 0, CountPad: cip != 0})
+	case isTorch && name == "AdaptiveAvgPool2d":
+		if o, ok := pair(m.dict["output_size"]); !ok || o != [2]int{1, 1} {
+			return fmt.Errorf("module %s (AdaptiveAvgPool2d): only output_size 1 (global average pooling) is supported", path)
+		}
+		r.layers = append(r.layers, &nn.GlobalAvgPool{LayerName: path})
+	case isTorch && name == "Flatten":
+		if s, ok := toInt(m.dict["start_dim"]); ok && s != 1 {
+			return fmt.Errorf("module %s (Flatten): start_dim=%d; proxykit flattens from dim 1", path, s)
+		}
+		r.layers = append(r.layers, &nn.Flatten{LayerName: path})
+	case isTorch && (name == "Dropout" || name == "Identity"):
+	case isTorch && (name == "Softmax" || name == "LogSoftmax"):
+		r.layers = append(r.layers, &nn.Softmax{LayerName: path, Log: name == "LogSoftmax"})
+	case isSJ && strings.HasSuffix(name, "IFNode") && name == "IFNode":
+		vth, ok := toFloat(m.dict["v_threshold"])
+		if !ok {
+			return fmt.Errorf("module %s (IFNode): v_threshold = %v is not a number", path, m.dict["v_threshold"])
+		}
+		vr, ok := toFloat(m.dict["v_reset"])
+		if !ok {
+			return fmt.Errorf("module %s (IFNode): v_reset = %v: soft reset is not supported (proxykit's IF neurons reset to v_reset)", path, m.dict["v_reset"])
+		}
+		if r.ifSeen && (float32(vth) != r.info.Threshold || float32(vr) != r.info.Reset) {
+			return fmt.Errorf("module %s (IFNode): v_threshold %g, v_reset %g differ from the earlier IF layers' %g, %g", path, vth, vr, r.info.Threshold, r.info.Reset)
+		}
+		r.ifSeen = true
+		r.info.Threshold, r.info.Reset = float32(vth), float32(vr)
+		r.layers = append(r.layers, &nn.ReLU{LayerName: path})
+	case isTorch || isSJ:
+		return fmt.Errorf("module %s: %s is not supported (proxykit reads Sequential, Conv2d, BatchNorm2d, Linear, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Dropout, Identity, Softmax, LogSoftmax and SpikingJelly's IFNode)", path, m.class.qualified())
+	default:
+		kids, _ := entries(m.dict["_modules"])
+		if len(kids) == 0 {
+			return fmt.Errorf("module %s: %s has no child modules proxykit can read", path, m.class.qualified())
+		}
+		var names []string
+		for _, k := range kids {
+			names = append(names, fmt.Sprint(k[0]))
+		}
+		r.info.Notes = append(r.info.Notes, fmt.Sprintf("module %s: its children (%s) are applied in registration order, as the reference's forward does; proxykit assumes so for custom modules",
+			displayPath(path, m), strings.Join(names, ", ")))
+		return r.children(m, path)
+	}
+	return nil
+}
+
+func displayPath(path string, m *pyObject) string {
+	if path == "" {
+		return m.class.qualified()
+	}
+	return path + " (" + m.class.qualified() + ")"
+}
+
+func (r *ptReader) children(m *pyObject, path string) error {
+	kids, ok := entries(m.dict["_modules"])
+	if !ok {
+		return fmt.Errorf("module %s has no _modules", displayPath(path, m))
+	}
+	for _, k := range kids {
+		key := fmt.Sprint(k[0])
+		child, ok := k[1].(*pyObject)
+		if !ok {
+			if k[1] == nil {
+				continue
+			}
+			return fmt.Errorf("module %s: child %s is %T, not a module", displayPath(path, m), key, k[1])
+		}
+		p := key
+		if path != "" {
+			p = path + "." + key
+		}
+		if err := r.walk(child, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inferInputShape finds the per-sample input shape of a module that does
+// not record one: the channels from the first layer, and the square image
+// size for which the shapes check (a Linear after Flatten pins it down).
+func inferInputShape(layers []nn.Layer) ([]int, string, error) {
+	if len(layers) == 0 {
+		return nil, "", fmt.Errorf("the module holds no layers")
+	}
+	for _, l := range layers {
+		switch l := l.(type) {
+		case *nn.Linear:
+			return []int{l.Weight.Shape[1]}, "", nil
+		case *nn.Conv2d:
+			c := l.Weight.Shape[1]
+			net := &nn.Network{Layers: layers}
+			var fits []int
+			for s := 1; s <= 512; s++ {
+				net.InputShape = []int{c, s, s}
+				if out, err := net.OutputShape(); err == nil && len(out) == 1 {
+					fits = append(fits, s)
+				}
+			}
+			if len(fits) == 0 {
+				return nil, "", fmt.Errorf("no square input size up to 512 fits the module's layers")
+			}
+			// prefer the usual data set sizes: 28×28 grey, 32×32 colour
+			pick := fits[0]
+			for _, s := range fits {
+				if (c == 1 && s == 28) || (c == 3 && s == 32) {
+					pick = s
+				}
+			}
+			note := ""
+			if len(fits) > 1 {
+				note = fmt.Sprintf("the layers fit inputs of %d to %d pixels square; taking [%d %d %d]", fits[0], fits[len(fits)-1], c, pick, pick)
+			}
+			return []int{c, pick, pick}, note, nil
+		}
+	}
+	return nil, "", fmt.Errorf("the module has no Conv2d or Linear to infer its input shape from")
+}
+
+// LoadPT reads a PyTorch checkpoint: a whole pickled module (the
+// reference's ANN_Params.pt, or SNN_Params.pt with SpikingJelly neurons),
+// or a state dict, which needs like: a network of the same structure whose
+// parameter names the state dict's keys match.
+//
+// arch "fmnist" gives a state dict the reference network's structure, its
+// width read from the state dict.
+func LoadPT(path, arch string, like *nn.Network) (*nn.Network, *PTInfo, error) {
+	obj, err := loadPickle(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d, ok := obj.(*types.Dict); ok {
+		for _, key := range []string{"state_dict", "model_state_dict", "model"} {
+			if v, ok := d.Get(key); ok {
+				obj = v
+				break
+			}
+		}
+	}
+	if root, ok := obj.(*pyObject); ok {
+		return moduleNetwork(root)
+	}
+	if _, ok := entries(obj); ok {
+		if like == nil && arch != "" {
+			if like, err = archFor(obj, arch); err != nil {
+				return nil, nil, err
+			}
+		}
+		return stateDictNetwork(obj, like)
+	}
+	return nil, nil, fmt.Errorf("the file holds %T, neither a module nor a state dict", obj)
+}
+
+func moduleNetwork(root *pyObject) (*nn.Network, *PTInfo, error) {
+	info := &PTInfo{Kind: "module", Root: root.class.qualified()}
+	r := &ptReader{info: info}
+	if err := r.walk(root, ""); err != nil {
+		return nil, nil, err
+	}
+	layers := r.layers
+	if r.ifSeen {
+		info.Kind = "snn-module"
+		n := len(layers)
+		if _, ok := layers[n-1].(*nn.ReLU); ok {
+			layers = layers[:n-1] // the IF layer after the last layer: proxykit adds it itself
+		} else {
+			info.Notes = append(info.Notes, "the SNN module has no IF layer after its last layer; proxykit adds one")
+		}
+		if t, ok := toInt(root.dict["T"]); ok && t > 0 {
+			info.Timesteps = t
+		} else {
+			info.Notes = append(info.Notes, "the SNN module has no attribute T; the default number of time steps applies")
+		}
+	}
+	shape, note, err := inferInputShape(layers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("module %s: %w", info.Root, err)
+	}
+	if note != "" {
+		info.Notes = append(info.Notes, note)
+	}
+	net := &nn.Network{InputShape: shape, Layers: layers}
+	if _, err := net.Shapes(); err != nil {
+		return nil, nil, fmt.Errorf("module %s: %w", info.Root, err)
+	}
+	return net, info, nil
+}
+
+// archFor builds the named architecture sized after a state dict.
+func archFor(sd any, arch string) (*nn.Network, error) {
+	if arch != "fmnist" {
+		return nil, fmt.Errorf("--arch %q: proxykit knows the fmnist architecture (or give --like model.onnx)", arch)
+	}
+	v, ok := lookup(sd, "static_conv.0.weight")
+	if !ok {
+		return nil, fmt.Errorf("--arch fmnist: the state dict has no static_conv.0.weight, so it is not the reference network")
+	}
+	_, shape, err := tensorData(v, "static_conv.0.weight")
+	if err != nil {
+		return nil, err
+	}
+	return nn.Reference(shape[0], 0)
+}
+
+func stateDictNetwork(sd any, like *nn.Network) (*nn.Network, *PTInfo, error) {
+	info := &PTInfo{Kind: "state-dict"}
+	if like == nil {
+		return nil, nil, fmt.Errorf("the file is a state dict (weights without the architecture): give the structure with --arch fmnist or --like model.onnx")
+	}
+	es, _ := entries(sd)
+	values := map[string]any{}
+	for _, e := range es {
+		k, ok := e[0].(string)
+		if !ok {
+			return nil, nil, fmt.Errorf("state dict key %v is not a string", e[0])
+		}
+		values[k] = e[1]
+	}
+	used := map[string]bool{}
+	take := func(name string, want []int) ([]float32, error) {
+		v, ok := values[name]
+		if !ok {
+			return nil, fmt.Errorf("the state dict has no %q", name)
+		}
+		data, shape, err := tensorData(v, name)
+		if err != nil {
+			return nil, err
+		}
+		if nn.ShapeString(shape) != nn.ShapeString(want) {
+			return nil, fmt.Errorf("%q has shape %s in the state dict, %s in the structure", name, nn.ShapeString(shape), nn.ShapeString(want))
+		}
+		used[name] = true
+		return data, nil
+	}
+	for _, p := range like.Params() {
+		data, err := take(p.Name, p.Shape)
+		if err != nil {
+			return nil, nil, err
+		}
+		copy(p.Data, data)
+	}
+	for _, l := range like.Layers {
+		if bn, ok := l.(*nn.BatchNorm2d); ok {
+			c := []int{len(bn.RunningMean)}
+			mean, err := take(bn.LayerName+".running_mean", c)
+			if err != nil {
+				return nil, nil, err
+			}
+			variance, err := take(bn.LayerName+".running_var", c)
+			if err != nil {
+				return nil, nil, err
+			}
+			copy(bn.RunningMean, mean)
+			copy(bn.RunningVar, variance)
+		}
+	}
+	for k := range values {
+		if !used[k] && !strings.HasSuffix(k, "num_batches_tracked") {
+			return nil, nil, fmt.Errorf("the state dict's %q has no place in the structure", k)
+		}
+	}
+	return like, info, nil
+}

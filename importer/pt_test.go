@@ -1,0 +1,212 @@
+package importer_test
+
+import (
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proxykit/proxykit/exporter"
+	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// The fixtures in testdata/pt were saved by Debian's torch the way the
+// reference saves its networks (scripts/make_pt_fixtures.py).
+
+func checkANN(t *testing.T, net *nn.Network, dir string) {
+	t.Helper()
+	x, err := readArray(filepath.Join(dir, "x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := readArray(filepath.Join(dir, "ann.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := net.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := testutil.RelErr(y.Data, want.Data)
+	t.Logf("ANN relative error %.2e", rel)
+	if rel > 1e-4 {
+		t.Errorf("ANN relative error %.3g > 1e-4", rel)
+	}
+}
+
+func checkSNN(t *testing.T, path, dir string) {
+	t.Helper()
+	m, err := importer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.PT
+	if p.Kind != "snn-module" || p.Timesteps != 12 || p.Threshold != 1.5 || p.Reset != 0 || p.Root != "__main__.SNN" {
+		t.Fatalf("SNN file read as %+v", p)
+	}
+	snn, err := spiking.New(m.Net, spiking.Config{Timesteps: p.Timesteps, Threshold: p.Threshold, Reset: p.Reset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := readArray(filepath.Join(dir, "x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := snn.Run(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := readArray(filepath.Join(dir, "snn.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.Differing(res.Counts.Data, want.Data)
+	t.Logf("SNN from %s: %d of %d counts differ from torch's; rates %.3f", filepath.Base(path), d, len(want.Data), res.Rates)
+	if float64(d) > 0.005*float64(len(want.Data)) {
+		t.Errorf("%d of %d counts differ", d, len(want.Data))
+	}
+}
+
+func TestWholeModulePickle(t *testing.T) {
+	dir := testutil.Path("pt")
+	m, err := importer.Load(filepath.Join(dir, "ANN_Params.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.PT.Kind != "module" || m.PT.Root != "__main__.ANN" || len(m.PT.Notes) == 0 || !strings.Contains(m.PT.Notes[0], "registration order") {
+		t.Errorf("ANN file read as %+v", m.PT)
+	}
+	if got := nn.ShapeString(m.Net.InputShape); got != "[1 28 28]" {
+		t.Errorf("input shape %s", got)
+	}
+	checkANN(t, m.Net, dir)
+	// the legacy (non-zip) format, which gopickle also reads
+	legacy, err := importer.Load(filepath.Join(dir, "legacy.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkANN(t, legacy.Net, dir)
+}
+
+func TestSNNModulePickle(t *testing.T) {
+	checkSNN(t, testutil.Path("pt/SNN_Params.pt"), testutil.Path("pt"))
+}
+
+func TestStateDict(t *testing.T) {
+	dir := testutil.Path("pt")
+	path := filepath.Join(dir, "ANN_state.pt")
+	if _, err := importer.Load(path); err == nil || !strings.Contains(err.Error(), "--arch fmnist or --like") {
+		t.Errorf("a state dict without structure: %v", err)
+	}
+	m, err := importer.LoadWith(path, importer.Options{Arch: "fmnist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkANN(t, m.Net, dir)
+	// --like: an ONNX file with the same parameter names (here proxykit's
+	// own export of the whole-module file)
+	whole, err := importer.Load(filepath.Join(dir, "ANN_Params.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	like := filepath.Join(t.TempDir(), "like.onnx")
+	if err := exporter.WriteANN(like, whole.Net, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := importer.LoadWith(path, importer.Options{Like: like})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkANN(t, m2.Net, dir)
+	// a structure that does not match: names matched, shapes checked
+	other := filepath.Join(t.TempDir(), "other.onnx")
+	ref16, _ := nn.Reference(16, 1)
+	if err := exporter.WriteANN(other, ref16, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importer.LoadWith(path, importer.Options{Like: other}); err == nil || !strings.Contains(err.Error(), "shape") {
+		t.Errorf("state dict into a wider structure: %v", err)
+	}
+	if _, err := importer.LoadWith(path, importer.Options{Like: testutil.Path("lenet_opset11.onnx")}); err == nil {
+		t.Error("state dict into LeNet's structure accepted")
+	}
+}
+
+func TestBadPickles(t *testing.T) {
+	dir := t.TempDir()
+	good := testutil.ReadFile(t, "pt/ANN_Params.pt")
+	trunc := filepath.Join(dir, "trunc.pt")
+	if err := os.WriteFile(trunc, good[:len(good)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badPickle := filepath.Join(dir, "bad.pt")
+	if err := os.WriteFile(badPickle, []byte{0x80, 0x02, 'X', 0xff, 0xff}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		testutil.Path("pt/evil.pt"): "asks to call posix.system",
+		trunc:                       "trunc.pt",
+		badPickle:                   "bad.pt",
+	}
+	for path, want := range cases {
+		_, err := importer.Load(path)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one mentioning %q", filepath.Base(path), err, want)
+		}
+	}
+	// random damage to the zip and to the raw pickle must give errors, not panics
+	legacy := testutil.ReadFile(t, "pt/legacy.pt")
+	rng := rand.New(rand.NewSource(5))
+	for i := 0; i < 300; i++ {
+		src := good
+		if i%2 == 1 {
+			src = legacy
+		}
+		b := append([]byte(nil), src...)
+		for k := 0; k < 1+rng.Intn(6); k++ {
+			b[rng.Intn(len(b))] = byte(rng.Intn(256))
+		}
+		if i%3 == 0 {
+			b = b[:rng.Intn(len(b))]
+		}
+		p := filepath.Join(dir, "m.pt")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("mutation %d: panic %v", i, r)
+				}
+			}()
+			if m, err := importer.Load(p); err == nil {
+				if _, err := m.Net.Shapes(); err != nil {
+					t.Fatalf("mutation %d: imported a network whose shapes do not check: %v", i, err)
+				}
+			}
+		}()
+	}
+}
+
+// TestFullWidthPT reads the full-width ANN_Params.pt and SNN_Params.pt that
+// scripts/test.sh generates (PROXYKIT_FULL_DIR/pt).
+func TestFullWidthPT(t *testing.T) {
+	dir := os.Getenv("PROXYKIT_FULL_DIR")
+	if dir == "" {
+		t.Skip("PROXYKIT_FULL_DIR not set: run scripts/test.sh, which generates the full-width files")
+	}
+	dir = filepath.Join(dir, "pt")
+	m, err := importer.Load(filepath.Join(dir, "ANN_Params.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Net.ParamCount() < 19_000_000 {
+		t.Fatalf("%d parameters", m.Net.ParamCount())
+	}
+	checkANN(t, m.Net, dir)
+	checkSNN(t, filepath.Join(dir, "SNN_Params.pt"), dir)
+}
