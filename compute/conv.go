@@ -118,11 +118,7 @@ func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
 							continue
 						}
 						g.taps(ih, iw, oh, ow, func(k, q int) {
-							wr := wT[(c*taps+k)*g.O : (c*taps+k+1)*g.O]
-							or := outT[q*g.O : (q+1)*g.O]
-							for o, wv := range wr {
-								or[o] += v * wv
-							}
+							Axpy(v, wT[(c*taps+k)*g.O:(c*taps+k+1)*g.O], outT[q*g.O:(q+1)*g.O])
 						})
 					}
 				}
@@ -192,16 +188,10 @@ func Conv2dBackward(g ConvGeom, n int, x, w, dout, dx, dw, dbias []float32) {
 						g.taps(ih, iw, oh, ow, func(k, q int) {
 							dr := doutT[q*g.O : (q+1)*g.O]
 							if dw != nil && v != 0 {
-								wr := myDWT[(c*taps+k)*g.O : (c*taps+k+1)*g.O]
-								for o, dv := range dr {
-									wr[o] += v * dv
-								}
+								Axpy(v, dr, myDWT[(c*taps+k)*g.O:(c*taps+k+1)*g.O])
 							}
 							if dxs != nil {
-								wr := wT[(c*taps+k)*g.O : (c*taps+k+1)*g.O]
-								for o, dv := range dr {
-									acc += wr[o] * dv
-								}
+								acc += Dot(wT[(c*taps+k)*g.O:(c*taps+k+1)*g.O], dr)
 							}
 						})
 						if dxs != nil {

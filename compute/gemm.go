@@ -14,11 +14,7 @@ func GemmAcc(m, n, k int, a, b, c []float32) {
 			if av == 0 {
 				continue
 			}
-			bp := b[p*n : p*n+n]
-			bp = bp[:len(ci)]
-			for j := range ci {
-				ci[j] += av * bp[j]
-			}
+			Axpy(av, b[p*n:p*n+n], ci)
 		}
 	}
 }
@@ -35,12 +31,20 @@ func GemmAccParallel(m, n, k int, a, b, c []float32) {
 }
 
 // Transpose writes the transpose of the row-major [rows, cols] matrix src
-// into dst, shaped [cols, rows].
+// into dst, shaped [cols, rows]. It works in 32×32 tiles so that both
+// sides stay in cache for large matrices.
 func Transpose(rows, cols int, src, dst []float32) {
-	for r := 0; r < rows; r++ {
-		row := src[r*cols : r*cols+cols]
-		for c, v := range row {
-			dst[c*rows+r] = v
+	const tile = 32
+	for r0 := 0; r0 < rows; r0 += tile {
+		r1 := min(r0+tile, rows)
+		for c0 := 0; c0 < cols; c0 += tile {
+			c1 := min(c0+tile, cols)
+			for r := r0; r < r1; r++ {
+				row := src[r*cols : r*cols+cols]
+				for c := c0; c < c1; c++ {
+					dst[c*rows+r] = row[c]
+				}
+			}
 		}
 	}
 }

@@ -20,9 +20,26 @@ func BatchNormInference(n, c, hw int, eps float32, gamma, beta, mean, variance, 
 
 // LinearForward computes out[b, o] = bias[o] + Σ_i x[b, i]·w[o, i] for a
 // batch of n rows; w is [out, in] as PyTorch stores it, bias may be nil.
+// Each weight row is read once and dotted with every input row.
 func LinearForward(n, in, outF int, x, w, bias, out []float32) {
-	wT := make([]float32, in*outF)
-	Transpose(outF, in, w, wT)
+	ParallelFor(outF, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			wr := w[o*in : (o+1)*in]
+			var b0 float32
+			if bias != nil {
+				b0 = bias[o]
+			}
+			for b := 0; b < n; b++ {
+				out[b*outF+o] = b0 + Dot(wr, x[b*in:(b+1)*in])
+			}
+		}
+	})
+}
+
+// LinearForwardSparse is LinearForward for mostly-zero inputs (spikes),
+// given the transposed weight wT [in, out]: each non-zero x[b, i] adds
+// x[b, i]·wT[i, :] to row b, so absent spikes cost nothing.
+func LinearForwardSparse(n, in, outF int, x, wT, bias, out []float32) {
 	for b := 0; b < n; b++ {
 		row := out[b*outF : (b+1)*outF]
 		if bias != nil {

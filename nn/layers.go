@@ -189,6 +189,27 @@ func (l *Linear) Forward(x *Tensor) *Tensor {
 	return out
 }
 
+// TransposedWeight returns Wᵀ [in, out], for ForwardSparse.
+func (l *Linear) TransposedWeight() []float32 {
+	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
+	wT := make([]float32, in*outF)
+	compute.Transpose(outF, in, l.Weight.Data, wT)
+	return wT
+}
+
+// ForwardSparse is Forward for mostly-zero inputs such as spikes, given
+// TransposedWeight(): zero inputs cost nothing.
+func (l *Linear) ForwardSparse(x *Tensor, wT []float32) *Tensor {
+	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
+	out := NewTensor(x.Shape[0], outF)
+	var bias []float32
+	if l.Bias != nil {
+		bias = l.Bias.Data
+	}
+	compute.LinearForwardSparse(x.Shape[0], in, outF, x.Data, wT, bias, out.Data)
+	return out
+}
+
 // Params implements Layer.
 func (l *Linear) Params() []*Param {
 	if l.Bias != nil {

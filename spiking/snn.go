@@ -135,9 +135,24 @@ func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
 	}
+	// Linear layers after the first IF layer see spikes: they run in the
+	// sparse form, with weights transposed once for all T steps.
+	transposed := map[*nn.Linear][]float32{}
+	for _, l := range s.Dynamic {
+		if li, ok := l.(*nn.Linear); ok {
+			transposed[li] = li.TransposedWeight()
+		}
+	}
 	forward := func(l nn.Layer, x *nn.Tensor) *nn.Tensor {
-		if bn, ok := l.(*nn.BatchNorm2d); ok && batchStats {
-			return bn.ForwardBatchStats(x)
+		switch l := l.(type) {
+		case *nn.BatchNorm2d:
+			if batchStats {
+				return l.ForwardBatchStats(x)
+			}
+		case *nn.Linear:
+			if wT, ok := transposed[l]; ok {
+				return l.ForwardSparse(x, wT)
+			}
 		}
 		return l.Forward(x)
 	}

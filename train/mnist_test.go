@@ -9,13 +9,14 @@ import (
 )
 
 // TestMNISTProxyLearning proxy-trains the tiny network from scratch on
-// 20,000 real MNIST digits (GoMNIST's files) for 2 epochs, the reference's
-// recipe otherwise (T=15, v_th=2, Adam betas 0.8/0.99, BN in training mode
-// for epoch 0, augmentation), and requires the SNN's strict test accuracy
-// on 1,000 test digits to reach 90 %. About two minutes on 2 cores.
+// 20,000 real MNIST digits (GoMNIST's files) for 3 epochs at learning rate
+// 2e-3, the reference's recipe otherwise (T=15, v_th=2, Adam betas
+// 0.8/0.99, BN in training mode for epoch 0, augmentation), and requires the
+// SNN's strict test accuracy on 1,000 test digits to reach 90 % (measured:
+// 93.5 %). About three minutes on 2 cores.
 func TestMNISTProxyLearning(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: skipping two minutes of training (scripts/test.sh runs it)")
+		t.Skip("-short: skipping three minutes of training (scripts/test.sh runs it)")
 	}
 	dir := mnistDir(t)
 	trainSet, err := train.Load(dir, train.MNIST, true)
@@ -31,7 +32,7 @@ func TestMNISTProxyLearning(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.LR = train.MNIST, 2, 1e-3
+	s.Dataset, s.Epochs, s.LR = train.MNIST, 3, 2e-3
 	m := &train.Model{ANN: net}
 	snn, err := m.SNN(s.SNNConfig())
 	if err != nil {

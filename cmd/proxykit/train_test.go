@@ -259,3 +259,23 @@ func TestPyTorchCheckpoints(t *testing.T) {
 		t.Errorf("malicious pickle: %v", err)
 	}
 }
+
+func TestBenchCommand(t *testing.T) {
+	out, err := run(t, "bench", "--arch", "tiny", "--batch-size", "20", "--infer-batch-size", "20", "--timesteps", "4", "--seconds", "0", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Result train.BenchResult `json:"result"`
+		Peak   float64           `json:"peak_memory_mb"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r.Result.TrainImagesPerSec <= 0 || r.Result.InferImagesPerSec <= 0 || r.Peak <= 0 {
+		t.Errorf("bench reported %+v", r)
+	}
+	if _, err := run(t, "bench", "--device", "cuda"); err == nil || !strings.Contains(err.Error(), "-tags cuda") {
+		t.Errorf("--device cuda: %v", err)
+	}
+}

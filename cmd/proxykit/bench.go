@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
+	"github.com/proxykit/proxykit/train"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		device, arch      string
+		width, batch, inf int
+		seconds           float64
+		jsonOut           bool
+		cfg               = spiking.DefaultConfig()
+	)
+	cmd := &cobra.Command{
+		Use:   "bench --device cpu --arch fmnist [--width 128] --batch-size 100 --timesteps 15",
+		Short: "Measure training and SNN inference speed",
+		Long: `bench builds a network (the paper's fmnist at --width, or tiny) and reports
+images/s for one proxy-learning step (ANN forward and backward, SNN forward
+over T steps, BN in training mode, Adam) and for SNN inference, and the
+process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch device {
+			case "cpu":
+			case "cuda":
+				return fmt.Errorf("--device cuda: this proxykit was built without GPU support (build with -tags cuda)")
+			default:
+				return fmt.Errorf("--device %q: want cpu or cuda", device)
+			}
+			var net *nn.Network
+			var err error
+			switch arch {
+			case "fmnist":
+				net, err = nn.Reference(width, 2020)
+			case "tiny":
+				net, err = nn.Tiny(2020)
+			default:
+				return fmt.Errorf("--arch %q: want fmnist or tiny", arch)
+			}
+			if err != nil {
+				return err
+			}
+			if batch < 1 || inf < 1 {
+				return fmt.Errorf("batch sizes must be at least 1")
+			}
+			r, err := train.Bench(net, cfg, batch, inf, time.Duration(seconds*float64(time.Second)))
+			if err != nil {
+				return err
+			}
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			peakMB := float64(ru.Maxrss) / 1024
+			out := cmd.OutOrStdout()
+			if jsonOut {
+				b, _ := json.Marshal(map[string]any{"device": device, "arch": arch, "width": width, "batch_size": batch,
+					"timesteps": cfg.Timesteps, "cores": runtime.GOMAXPROCS(0), "result": r, "peak_memory_mb": peakMB})
+				fmt.Fprintln(out, string(b))
+				return nil
+			}
+			fmt.Fprintf(out, "%s, %s, %d cores, T=%d\n", net.Name, device, runtime.GOMAXPROCS(0), cfg.Timesteps)
+			fmt.Fprintf(out, "  training step, batch %d: %.2f images/s (%.3f s per step, %d steps)\n", batch, r.TrainImagesPerSec, r.TrainStepSeconds, r.TrainSteps)
+			fmt.Fprintf(out, "  SNN inference, batch %d: %.2f images/s\n", r.InferBatch, r.InferImagesPerSec)
+			fmt.Fprintf(out, "  peak memory: %.0f MB\n", peakMB)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&device, "device", "cpu", "cpu or cuda")
+	f.StringVar(&arch, "arch", "fmnist", "fmnist or tiny")
+	f.IntVar(&width, "width", 128, "fmnist: channel width (the paper's: 128)")
+	f.IntVar(&batch, "batch-size", 100, "training batch")
+	f.IntVar(&inf, "infer-batch-size", 1000, "SNN inference batch")
+	f.IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN time steps T")
+	f.Float64Var(&seconds, "seconds", 5, "time each measurement for at least this long")
+	f.BoolVar(&jsonOut, "json", false, "print JSON")
+	return cmd
+}
