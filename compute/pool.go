@@ -69,6 +69,22 @@ func MaxPool2dForward(g PoolGeom, n int, x, out []float32, argmax []int32) {
 	})
 }
 
+// avgWindow is output (y, xo)'s window clipped to the input, [h0, h1) ×
+// [w0, w1), and its divisor: with countPad the window's area up to the
+// padded border (PyTorch's count_include_pad=True), else the real inputs.
+func (g PoolGeom) avgWindow(y, xo int, countPad bool) (h0, h1, w0, w1, div int) {
+	h0, w0 = y*g.SH-g.PT, xo*g.SW-g.PL
+	h1, w1 = min(h0+g.KH, g.H+g.PB), min(w0+g.KW, g.W+g.PR)
+	padArea := (h1 - h0) * (w1 - w0)
+	h0, w0 = max(h0, 0), max(w0, 0)
+	h1, w1 = min(h1, g.H), min(w1, g.W)
+	div = padArea
+	if !countPad {
+		div = (h1 - h0) * (w1 - w0)
+	}
+	return h0, h1, w0, w1, div
+}
+
 // AvgPool2dForward writes the mean of each window for n samples. With
 // countPad the divisor counts padded positions (up to the padded border),
 // as PyTorch's count_include_pad=True; without it only real inputs count.
@@ -80,20 +96,12 @@ func AvgPool2dForward(g PoolGeom, n int, countPad bool, x, out []float32) {
 			dst := out[pc*oh*ow : (pc+1)*oh*ow]
 			for y := 0; y < oh; y++ {
 				for xo := 0; xo < ow; xo++ {
-					h0, w0 := y*g.SH-g.PT, xo*g.SW-g.PL
-					h1, w1 := min(h0+g.KH, g.H+g.PB), min(w0+g.KW, g.W+g.PR)
-					padArea := (h1 - h0) * (w1 - w0)
-					h0, w0 = max(h0, 0), max(w0, 0)
-					h1, w1 = min(h1, g.H), min(w1, g.W)
+					h0, h1, w0, w1, div := g.avgWindow(y, xo, countPad)
 					var sum float32
 					for ih := h0; ih < h1; ih++ {
 						for iw := w0; iw < w1; iw++ {
 							sum += plane[ih*g.W+iw]
 						}
-					}
-					div := padArea
-					if !countPad {
-						div = (h1 - h0) * (w1 - w0)
 					}
 					if div > 0 {
 						dst[y*ow+xo] = sum / float32(div)
@@ -160,15 +168,7 @@ func AvgPool2dBackward(g PoolGeom, n int, countPad bool, dout, dx []float32) {
 			src := dout[pc*oh*ow : (pc+1)*oh*ow]
 			for y := 0; y < oh; y++ {
 				for xo := 0; xo < ow; xo++ {
-					h0, w0 := y*g.SH-g.PT, xo*g.SW-g.PL
-					h1, w1 := min(h0+g.KH, g.H+g.PB), min(w0+g.KW, g.W+g.PR)
-					padArea := (h1 - h0) * (w1 - w0)
-					h0, w0 = max(h0, 0), max(w0, 0)
-					h1, w1 = min(h1, g.H), min(w1, g.W)
-					div := padArea
-					if !countPad {
-						div = (h1 - h0) * (w1 - w0)
-					}
+					h0, h1, w0, w1, div := g.avgWindow(y, xo, countPad)
 					if div == 0 {
 						continue
 					}

@@ -31,12 +31,8 @@ over T steps, BN in training mode, Adam) and for SNN inference, and the
 process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch device {
-			case "cpu":
-			case "cuda":
-				return fmt.Errorf("--device cuda: this proxykit was built without GPU support (build with -tags cuda)")
-			default:
-				return fmt.Errorf("--device %q: want cpu or cuda", device)
+			if err := checkDevice(device); err != nil {
+				return err
 			}
 			var net *nn.Network
 			var err error

@@ -14,6 +14,7 @@ func newEvalCmd() *cobra.Command {
 		data, dataset string
 		s             = train.DefaultSettings()
 		jsonOut       bool
+		device        string
 		mf            modelFlags
 	)
 	cmd := &cobra.Command{
@@ -26,6 +27,9 @@ count equals the maximum, the reference's final figure) and the share of
 tied predictions.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDevice(device); err != nil {
+				return err
+			}
 			if data == "" {
 				return fmt.Errorf("--data is required")
 			}
@@ -73,6 +77,7 @@ tied predictions.`,
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "images per forward pass")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
+	f.StringVar(&device, "device", "cpu", "cpu or cuda")
 	mf.add(cmd)
 	return cmd
 }

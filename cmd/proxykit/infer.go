@@ -18,6 +18,7 @@ func newInferCmd() *cobra.Command {
 		cfg                    = spiking.DefaultConfig()
 		batch                  int
 		scaleUint8             bool
+		device                 string
 		mf                     modelFlags
 	)
 	cmd := &cobra.Command{
@@ -28,6 +29,9 @@ func newInferCmd() *cobra.Command {
 counts over --timesteps steps (as float32) with --network snn.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDevice(device); err != nil {
+				return err
+			}
 			if input == "" || output == "" {
 				return fmt.Errorf("both --input and --output are required")
 			}
@@ -104,6 +108,7 @@ counts over --timesteps steps (as float32) with --network snn.`,
 	f.Float32Var(&cfg.Reset, "reset", cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
 	f.IntVar(&batch, "batch-size", 100, "inputs per forward pass")
 	f.BoolVar(&scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
+	f.StringVar(&device, "device", "cpu", "cpu or cuda")
 	mf.add(cmd)
 	return cmd
 }

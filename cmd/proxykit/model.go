@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -37,4 +39,15 @@ func applySNNDefaults(flags *pflag.FlagSet, m *train.Model, timesteps *int, thre
 	if !flags.Changed("reset") {
 		*reset = cfg.Reset
 	}
+}
+
+// checkDevice answers --device: this build computes on the CPU only.
+func checkDevice(device string) error {
+	switch device {
+	case "cpu":
+		return nil
+	case "cuda":
+		return fmt.Errorf("--device cuda: this proxykit was built without GPU support (build with -tags cuda)")
+	}
+	return fmt.Errorf("--device %q: want cpu or cuda", device)
 }

@@ -50,11 +50,8 @@ flip.
 Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if device != "cpu" {
-				if device == "cuda" {
-					return fmt.Errorf("--device cuda: this proxykit was built without GPU support (build with -tags cuda)")
-				}
-				return fmt.Errorf("--device %q: want cpu or cuda", device)
+			if err := checkDevice(device); err != nil {
+				return err
 			}
 			if data == "" || output == "" {
 				return fmt.Errorf("--data and -o are required")
