@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-bash scripts/setup.sh
+bash scripts/setup.sh build
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
 go build -o "$out/proxykit" ./cmd/proxykit
@@ -20,7 +20,7 @@ echo "== proxykit init --arch tiny"
 echo
 echo "== proxykit train (proxy learning: SNN forward, ANN backward), 2 epochs on 10,000 digits"
 "$pk" train "$out/tiny.onnx" --data "$data" --dataset mnist -o "$out/tiny.ckpt" \
-  --epochs 2 --lr 1e-3 --max-train 10000 --max-test 1000
+  --epochs 2 --lr 2e-3 --max-train 10000 --max-test 1000
 echo
 echo "== proxykit eval"
 "$pk" eval "$out/tiny.ckpt" --data "$data" --max-test 2000

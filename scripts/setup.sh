@@ -4,16 +4,20 @@
 # PyTorch oracle, ONNX's checker, an HDF5 reader), libhdf5-dev and
 # pkg-config (the HDF5 C library the NIR writer links); onnxruntime-node
 # from npm (an independent ONNX runtime). Safe to run again.
+#
+# Usage: scripts/setup.sh          everything the tests need
+#        scripts/setup.sh build    only what building proxykit needs
 set -euo pipefail
+mode=${1:-test}
 
 need_apt=()
-if ! /usr/bin/python3 -c 'import torch, onnx, h5py' >/dev/null 2>&1; then
+if [ "$mode" = test ] && ! /usr/bin/python3 -c 'import torch, onnx, h5py' >/dev/null 2>&1; then
   need_apt+=(python3-torch python3-onnx python3-h5py python3-numpy)
 fi
 if ! pkg-config --exists hdf5 2>/dev/null; then
   need_apt+=(libhdf5-dev pkg-config)
 fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+if [ "$mode" = test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need_apt+=(nodejs npm)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -32,7 +36,7 @@ if ! command -v go >/dev/null 2>&1; then
   fi
 fi
 go mod download
-if [ ! -d scripts/ort/node_modules/onnxruntime-node ]; then
+if [ "$mode" = test ] && [ ! -d scripts/ort/node_modules/onnxruntime-node ]; then
   echo "setup: installing onnxruntime-node (npm)" >&2
   # --ignore-scripts: the CPU binaries ship in the package; its install
   # script would try to download GPU parts.
