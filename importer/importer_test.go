@@ -151,6 +151,9 @@ func FuzzDecode(f *testing.F) {
 // by `scripts/make_fixtures.py --full DIR`; .ci/run sets PROXYKIT_FULL_DIR).
 func TestFullWidth(t *testing.T) {
 	dir := os.Getenv("PROXYKIT_FULL_DIR")
+	if dir == "" && os.Getenv("CI") != "" {
+		t.Fatal("PROXYKIT_FULL_DIR not set in CI: .ci/run must run scripts/test.sh, which generates the full-width files")
+	}
 	if dir == "" {
 		t.Skip("PROXYKIT_FULL_DIR not set: run scripts/test.sh, which generates the full-width network")
 	}

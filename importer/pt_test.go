@@ -196,6 +196,9 @@ func TestBadPickles(t *testing.T) {
 // scripts/test.sh generates (PROXYKIT_FULL_DIR/pt).
 func TestFullWidthPT(t *testing.T) {
 	dir := os.Getenv("PROXYKIT_FULL_DIR")
+	if dir == "" && os.Getenv("CI") != "" {
+		t.Fatal("PROXYKIT_FULL_DIR not set in CI: .ci/run must run scripts/test.sh, which generates the full-width files")
+	}
 	if dir == "" {
 		t.Skip("PROXYKIT_FULL_DIR not set: run scripts/test.sh, which generates the full-width files")
 	}
