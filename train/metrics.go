@@ -1,6 +1,8 @@
 package train
 
 import (
+	"context"
+
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -23,10 +25,19 @@ type Accuracy struct {
 
 // Evaluate runs both networks, BatchNorm in eval mode, over a data set.
 func Evaluate(ann *nn.Network, snn *spiking.Network, d *Dataset, batch int) (Accuracy, error) {
+	return EvaluateContext(context.Background(), ann, snn, d, batch)
+}
+
+// EvaluateContext is Evaluate, stopping with ErrInterrupted between batches
+// once ctx is cancelled.
+func EvaluateContext(ctx context.Context, ann *nn.Network, snn *spiking.Network, d *Dataset, batch int) (Accuracy, error) {
 	var a Accuracy
 	var annOK, strict, ties, tied int
 	sz := d.C * d.H * d.W
 	for lo := 0; lo < d.N; lo += batch {
+		if ctx.Err() != nil {
+			return a, ErrInterrupted
+		}
 		hi := min(lo+batch, d.N)
 		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
 		y, err := ann.Forward(x)

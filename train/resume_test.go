@@ -150,6 +150,40 @@ func TestResumeIsExact(t *testing.T) {
 	if !sameBits(state(rest), want) {
 		t.Error("a run interrupted mid-epoch and resumed differs from an uninterrupted one")
 	}
+	// Interrupted during the first epoch's evaluation: the resumed run
+	// evaluates and carries on.
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	atEval := newTrainer(t, model, 2)
+	atEval.OnBatch = func(p train.BatchProgress) {
+		if p.Epoch == 0 && p.Batch == p.Batches {
+			cancel3()
+		}
+	}
+	if err := atEval.Run(ctx3); err != train.ErrInterrupted {
+		t.Fatalf("run interrupted before evaluation returned %v", err)
+	}
+	if atEval.Progress.Epoch != 0 || atEval.Progress.Batch != atEval.Batches() {
+		t.Fatalf("stopped at epoch %d batch %d", atEval.Progress.Epoch, atEval.Progress.Batch)
+	}
+	ck3 := filepath.Join(dir, "eval.ckpt")
+	if err := atEval.Checkpoint().Save(ck3); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := train.LoadCheckpoint(ck3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := newTrainer(t, model, 2)
+	if err := fin.Resume(c3); err != nil {
+		t.Fatal(err)
+	}
+	if err := fin.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(state(fin), want) || fin.Progress.History[0].Test != whole.Progress.History[0].Test {
+		t.Error("a run interrupted during evaluation and resumed differs from an uninterrupted one")
+	}
+
 	last := rest.Progress.History[1]
 	if last.TrainLoss != whole.Progress.History[1].TrainLoss {
 		t.Errorf("epoch 1 train loss after a mid-epoch resume %g, uninterrupted %g", last.TrainLoss, whole.Progress.History[1].TrainLoss)

@@ -202,9 +202,11 @@ func (t *Trainer) Run(ctx context.Context) error {
 					ImagesPerSec: ips, ETA: time.Duration(float64(d.N-p.Images) / max(ips, 1e-9) * float64(time.Second))})
 			}
 		}
+		t.Progress.Partial.Seconds = prior + time.Since(start).Seconds()
 		p := t.Progress.Partial
-		p.Seconds = prior + time.Since(start).Seconds()
-		acc, err := Evaluate(t.ANN, t.SNN, t.Test, s.BatchSize)
+		// An interruption here leaves the position at the end of the epoch's
+		// batches: a resumed run goes straight to this evaluation.
+		acc, err := EvaluateContext(ctx, t.ANN, t.SNN, t.Test, s.BatchSize)
 		if err != nil {
 			return err
 		}
