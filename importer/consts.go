@@ -63,6 +63,25 @@ func numel(shape []int) int {
 	return n
 }
 
+// maxConstElems bounds the size of a constant proxykit computes at import.
+const maxConstElems = 1 << 26
+
+// checkSize refuses shapes with negative dimensions or too many elements
+// (and products that would overflow).
+func checkSize(shape []int) error {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		if d > 0 && n > maxConstElems/d {
+			return fmt.Errorf("a constant of shape %v is too large", shape)
+		}
+		n *= d
+	}
+	return nil
+}
+
 // fromGorgonia converts a tensor decoded by onnx-go.
 func fromGorgonia(t tensor.Tensor) (*constant, error) {
 	if t == nil {
@@ -256,6 +275,9 @@ func concat(parts []*constant, axis int64) (*constant, error) {
 		return nil, err
 	}
 	isInt := parts[0].isInt()
+	if r == 0 {
+		return nil, errors.New("cannot concatenate scalars")
+	}
 	outShape := append([]int(nil), parts[0].Shape...)
 	outShape[a] = 0
 	for _, p := range parts {
@@ -499,6 +521,9 @@ func broadcastIndex(a, outShape []int) []int {
 func arith(op string, a, b *constant) (*constant, error) {
 	shape, err := broadcastShape(a.Shape, b.Shape)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(shape); err != nil {
 		return nil, err
 	}
 	ia, ib := broadcastIndex(a.Shape, shape), broadcastIndex(b.Shape, shape)

@@ -143,10 +143,13 @@ func (c *converter) apply(n outlineNode, attrs map[string]any) error {
 		return c.constOp(n, func(in []*constant) (*constant, error) {
 			shape := make([]int, 0)
 			for _, d := range in[0].ints() {
-				if d < 0 {
-					return nil, fmt.Errorf("negative dimension %d", d)
+				if d < 0 || d > maxConstElems {
+					return nil, fmt.Errorf("dimension %d out of range", d)
 				}
 				shape = append(shape, int(d))
+			}
+			if err := checkSize(shape); err != nil {
+				return nil, err
 			}
 			fill := &constant{F: []float32{0}}
 			if v, ok := attrs["value"]; ok {
