@@ -74,6 +74,9 @@ type attrs struct {
 // caller fills them in.
 func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 	n := &Network{Name: name, InputShape: a.InputShape}
+	if len(a.InputShape) == 0 || checkShape(a.InputShape) != nil {
+		return nil, fmt.Errorf("malformed input shape %v", a.InputShape)
+	}
 	for i, s := range a.Layers {
 		var at attrs
 		if s.Attrs != nil {
@@ -117,6 +120,12 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 				PL: at.Pads[1], PB: at.Pads[2], PR: at.Pads[3], DH: at.Dilation[0], DW: at.Dilation[1]}
 			if len(ps) > 1 {
 				c.Bias = ps[1]
+				if len(c.Bias.Data) != ps[0].Shape[0] {
+					return nil, fmt.Errorf("layer %d (%s): %d bias values for %d channels", i, s.Name, len(c.Bias.Data), ps[0].Shape[0])
+				}
+			}
+			if c.SH < 1 || c.SW < 1 || c.DH < 1 || c.DW < 1 || c.PT < 0 || c.PL < 0 || c.PB < 0 || c.PR < 0 {
+				return nil, fmt.Errorf("layer %d (%s): malformed convolution", i, s.Name)
 			}
 			l = c
 		case "BatchNorm2d":
@@ -124,6 +133,9 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 				return nil, err
 			}
 			c := len(ps[0].Data)
+			if len(ps[1].Data) != c {
+				return nil, fmt.Errorf("layer %d (%s): γ and β differ in length", i, s.Name)
+			}
 			bn := &BatchNorm2d{LayerName: s.Name, Gamma: ps[0], Beta: ps[1], Eps: at.Eps, Momentum: at.Momentum,
 				RunningMean: make([]float32, c), RunningVar: make([]float32, c)}
 			for j := range bn.RunningVar {
@@ -140,6 +152,9 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 			li := &Linear{LayerName: s.Name, Weight: ps[0]}
 			if len(ps) > 1 {
 				li.Bias = ps[1]
+				if len(li.Bias.Data) != ps[0].Shape[0] {
+					return nil, fmt.Errorf("layer %d (%s): %d bias values for %d outputs", i, s.Name, len(li.Bias.Data), ps[0].Shape[0])
+				}
 			}
 			l = li
 		case "ReLU":
@@ -149,6 +164,9 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 				return nil, err
 			}
 			if len(at.Pads) != 4 {
+				return nil, fmt.Errorf("layer %d (%s): malformed pooling", i, s.Name)
+			}
+			if at.Kernel[0] < 1 || at.Kernel[1] < 1 || at.Stride[0] < 1 || at.Stride[1] < 1 {
 				return nil, fmt.Errorf("layer %d (%s): malformed pooling", i, s.Name)
 			}
 			l = &Pool2d{LayerName: s.Name, Max: s.Kind == "MaxPool2d", KH: at.Kernel[0], KW: at.Kernel[1],
@@ -174,4 +192,16 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// checkShape refuses non-positive dimensions and absurd sizes.
+func checkShape(shape []int) error {
+	n := 1
+	for _, d := range shape {
+		if d < 1 || n > (1<<31)/d {
+			return fmt.Errorf("bad shape %v", shape)
+		}
+		n *= d
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"unsafe"
@@ -11,7 +12,7 @@ import (
 	"github.com/proxykit/proxykit/train"
 )
 
-func newTrainer(t *testing.T, model string, epochs int) *train.Trainer {
+func newTrainer(t testing.TB, model string, epochs int) *train.Trainer {
 	t.Helper()
 	m, err := train.LoadModel(model)
 	if err != nil {
@@ -257,4 +258,30 @@ func TestResumeRefusesOtherArchitecture(t *testing.T) {
 	if err := tr2.Resume(c); err == nil {
 		t.Error("resumed a width-4 checkpoint into a width-8 network")
 	}
+}
+
+// FuzzDecodeCheckpoint: a damaged checkpoint is refused, never a panic,
+// and one that decodes builds a network whose shapes check.
+func FuzzDecodeCheckpoint(f *testing.F) {
+	tr := newTrainer(f, testutil.Path("proxy/net.onnx"), 1)
+	path := filepath.Join(f.TempDir(), "c.ckpt")
+	if err := tr.Checkpoint().Save(path); err != nil {
+		f.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := train.DecodeCheckpoint(data)
+		if err != nil {
+			return
+		}
+		if net, err := c.Network("fuzz"); err == nil {
+			if _, err := net.Shapes(); err != nil {
+				t.Fatalf("built a network whose shapes do not check: %v", err)
+			}
+		}
+	})
 }
