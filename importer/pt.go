@@ -92,6 +92,9 @@ func findClass(module, name string) (any, error) {
 // loadPickle reads a torch.save file (zip or legacy) without running any
 // of its code.
 func loadPickle(path string) (obj any, err error) {
+	if err := checkStorageSizes(path); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("not a readable PyTorch file: %v", r)
@@ -135,7 +138,28 @@ func tensorData(v any, what string) ([]float32, []int, error) {
 		return nil, nil, fmt.Errorf("%s holds %T values; proxykit reads floating-point tensors", what, t.Source)
 	}
 	shape := append([]int(nil), t.Size...)
-	n := nn.Numel(shape)
+	if len(t.Stride) != len(shape) {
+		return nil, nil, fmt.Errorf("%s has %d strides for %d dimensions", what, len(t.Stride), len(shape))
+	}
+	// check the extent of the view before allocating anything
+	n, lo, hi := 1, t.StorageOffset, t.StorageOffset
+	for d, sz := range shape {
+		if sz < 0 || (sz > 0 && n > (1<<28)/sz) {
+			return nil, nil, fmt.Errorf("%s has an implausible shape %v", what, shape)
+		}
+		n *= sz
+		if sz > 0 {
+			step := (sz - 1) * t.Stride[d]
+			if step < 0 {
+				lo += step
+			} else {
+				hi += step
+			}
+		}
+	}
+	if n > 0 && (lo < 0 || hi >= len(src)) {
+		return nil, nil, fmt.Errorf("%s reaches outside its storage", what)
+	}
 	out := make([]float32, n)
 	idx := make([]int, len(shape))
 	for k := 0; k < n; k++ {

@@ -1,6 +1,7 @@
 package importer_test
 
 import (
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -212,4 +213,26 @@ func TestFullWidthPT(t *testing.T) {
 	}
 	checkANN(t, m.Net, dir)
 	checkSNN(t, filepath.Join(dir, "SNN_Params.pt"), dir)
+}
+
+// FuzzLoadPT feeds damaged torch.save files (the legacy format has no
+// checksums, so mutations reach the pickle and the module reader): they
+// may be refused but must never panic.
+func FuzzLoadPT(f *testing.F) {
+	for _, name := range []string{"legacy.pt", "ANN_Params.pt", "ANN_state.pt"} {
+		f.Add(testutil.ReadFile(f, "pt/"+name))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, fmt.Sprintf("m%d.pt", rand.Int()))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(p)
+		if m, err := importer.LoadWith(p, importer.Options{Arch: "fmnist"}); err == nil {
+			if _, err := m.Net.Shapes(); err != nil {
+				t.Fatalf("imported a network whose shapes do not check: %v", err)
+			}
+		}
+	})
 }

@@ -37,5 +37,7 @@ echo "== fuzz the ONNX import (30 s)"
 # -fuzzminimizetime 0: minimising each new interesting input (a model of
 # tens of kilobytes) would otherwise take the whole 30 s.
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 30s -fuzzminimizetime 0 ./importer
+echo "== fuzz the PyTorch checkpoint reader (20 s)"
+go test -run '^$' -fuzz '^FuzzLoadPT$' -fuzztime 20s -fuzzminimizetime 0 ./importer
 echo "== fuzz the checkpoint reader (20 s)"
 go test -run '^$' -fuzz '^FuzzDecodeCheckpoint$' -fuzztime 20s -fuzzminimizetime 0 ./train
