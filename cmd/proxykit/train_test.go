@@ -141,27 +141,29 @@ func TestCtrlCWritesCheckpoint(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestExitCode$")
 	cmd.Env = append(os.Environ(), "PROXYKIT_AS_MAIN=1", "PROXYKIT_ARGS=train "+testutil.Path("proxy/net.onnx")+
 		" --data "+testutil.Path("proxy")+" --dataset mnist -o "+ck+" --epochs 1000 --batch-size 10")
-	stderr, _ := cmd.StderrPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// wait until training is under way
-	lines := bufio.NewScanner(stderr)
-	deadline := time.Now().Add(60 * time.Second)
-	var msgs []string
-	go func() {
-		time.Sleep(3 * time.Second)
-		cmd.Process.Signal(syscall.SIGINT)
-	}()
-	for lines.Scan() && time.Now().Before(deadline) {
-		msgs = append(msgs, lines.Text())
+	// interrupt once the first epoch is reported: training is under way
+	lines := bufio.NewScanner(stdout)
+	timer := time.AfterFunc(120*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	signalled := false
+	for lines.Scan() {
+		if !signalled && strings.HasPrefix(lines.Text(), "epoch ") {
+			cmd.Process.Signal(syscall.SIGINT)
+			signalled = true
+		}
 	}
 	err := cmd.Wait()
+	all := stderr.String()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 130 {
-		t.Fatalf("exit %v, want status 130; stderr:\n%s", err, strings.Join(msgs, "\n"))
+		t.Fatalf("exit %v, want status 130; stderr:\n%s", err, all)
 	}
-	all := strings.Join(msgs, "\n")
 	if !strings.Contains(all, "interrupted at epoch") || !strings.Contains(all, "--resume "+ck) {
 		t.Errorf("stderr does not say how to resume:\n%s", all)
 	}
