@@ -71,7 +71,8 @@ func isPyTorch(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("PK\x03\x04")) || (len(data) > 1 && data[0] == 0x80 && data[1] <= 5)
 }
 
-// Decode reads a model from its bytes; name labels it in messages.
+// Decode reads an ONNX model from its bytes; name labels it in messages.
+// (PyTorch files are read from disk by Load.)
 func Decode(name string, data []byte) (*Model, error) {
 	switch {
 	case len(data) == 0:
@@ -81,7 +82,7 @@ func Decode(name string, data []byte) (*Model, error) {
 	}
 	ext := strings.ToLower(filepath.Ext(name))
 	if ext != ".onnx" && ext != "" && !looksLikeONNX(data) {
-		return nil, fmt.Errorf("unknown model format %q (proxykit reads ONNX files)", ext)
+		return nil, fmt.Errorf("unknown model format %q (proxykit reads ONNX files, PyTorch .pt files and its own checkpoints)", ext)
 	}
 	net, info, err := LoadONNX(name, data)
 	if err != nil {
