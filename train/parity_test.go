@@ -13,38 +13,19 @@ import (
 // did in PyTorch and returns the ANN's outputs on the fixed batch.
 func runProxy(t *testing.T, epochs, maxTrain, freezeBNAfter int) (before, after []float32) {
 	t.Helper()
-	m, err := train.LoadModel(testutil.Path("proxy/net.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := train.DefaultSettings()
 	s.Dataset, s.Epochs, s.BatchSize, s.LR = train.MNIST, epochs, 100, 1e-3
 	s.Shuffle, s.Augment, s.FreezeBNAfter, s.MaxTrain = false, false, freezeBNAfter, maxTrain
-	trainSet, err := train.Load(testutil.Path("proxy"), train.MNIST, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testSet, err := train.Load(testutil.Path("proxy"), train.MNIST, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snn, err := m.SNN(s.SNNConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := train.NewTrainer(s, m.ANN, snn, trainSet.Subset(maxTrain), testSet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := proxyTrainer(t, testutil.Path("proxy/net.onnx"), s)
 	x := testutil.Array(t, "proxy/x.npy")
-	y0, err := m.ANN.Forward(x)
+	y0, err := tr.ANN.Forward(x)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	y1, err := m.ANN.Forward(x)
+	y1, err := tr.ANN.Forward(x)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,19 @@ import (
 
 func newTrainer(t testing.TB, model string, epochs int) *train.Trainer {
 	t.Helper()
+	s := train.DefaultSettings()
+	s.Dataset, s.Epochs, s.BatchSize, s.LR, s.FreezeBNAfter = train.MNIST, epochs, 50, 1e-3, 1
+	return proxyTrainer(t, model, s)
+}
+
+// proxyTrainer prepares a run on testdata/proxy's IDX set with settings s
+// (s.MaxTrain limits the training images).
+func proxyTrainer(t testing.TB, model string, s train.Settings) *train.Trainer {
+	t.Helper()
 	m, err := train.LoadModel(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.BatchSize, s.LR, s.FreezeBNAfter = train.MNIST, epochs, 50, 1e-3, 1
 	trainSet, err := train.Load(testutil.Path("proxy"), train.MNIST, true)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +39,7 @@ func newTrainer(t testing.TB, model string, epochs int) *train.Trainer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := train.NewTrainer(s, m.ANN, snn, trainSet, testSet)
+	tr, err := train.NewTrainer(s, m.ANN, snn, trainSet.Subset(s.MaxTrain), testSet)
 	if err != nil {
 		t.Fatal(err)
 	}
