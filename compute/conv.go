@@ -1,7 +1,5 @@
 package compute
 
-import "sync"
-
 // ConvGeom describes a 2-D convolution (groups = 1) on NCHW data.
 type ConvGeom struct {
 	C, H, W        int // input channels, height, width
@@ -19,49 +17,6 @@ func (g ConvGeom) OutW() int { return (g.W+g.PL+g.PR-g.DW*(g.KW-1)-1)/g.SW + 1 }
 
 // PatchLen is C·KH·KW, the length of one im2col patch.
 func (g ConvGeom) PatchLen() int { return g.C * g.KH * g.KW }
-
-// im2colT writes one sample's patches as rows: colT[p, (c,kh,kw)] for each
-// output position p, zero where the kernel reads padding. It walks one
-// kernel tap (c, kh, kw) at a time, so that the range of output columns
-// whose input lies inside the image is computed once per row, not tested
-// per element.
-func im2colT(g ConvGeom, x, colT []float32) {
-	oh, ow := g.OutH(), g.OutW()
-	kk := g.PatchLen()
-	clear(colT)
-	i := 0
-	for c := 0; c < g.C; c++ {
-		plane := x[c*g.H*g.W : (c+1)*g.H*g.W]
-		for kh := 0; kh < g.KH; kh++ {
-			for kw := 0; kw < g.KW; kw++ {
-				// iw = xo·SW − PL + kw·DW must lie in [0, W)
-				off := kw*g.DW - g.PL
-				x0 := 0
-				if off < 0 {
-					x0 = (-off + g.SW - 1) / g.SW
-				}
-				x1 := ow
-				if last := (g.W - 1 - off); last < 0 {
-					x1 = 0
-				} else {
-					x1 = min(ow, last/g.SW+1)
-				}
-				for y := 0; y < oh; y++ {
-					ih := y*g.SH - g.PT + kh*g.DH
-					if ih < 0 || ih >= g.H {
-						continue
-					}
-					src := plane[ih*g.W : (ih+1)*g.W]
-					dst := colT[(y*ow)*kk+i:]
-					for xo := x0; xo < x1; xo++ {
-						dst[xo*kk] = src[xo*g.SW+off]
-					}
-				}
-				i++
-			}
-		}
-	}
-}
 
 // taps calls fn(k, p) for every kernel tap k = (kh, kw) offset within a
 // channel's patch and output position p that read input pixel (ih, iw).
@@ -98,11 +53,22 @@ func (g ConvGeom) taps(ih, iw, oh, ow int, fn func(k, p int)) {
 // inputs cost nothing, so a layer fed by spikes does work in proportion to
 // its spikes.
 func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
+	Conv2dForwardT(g, n, x, ConvWeightT(g, w), bias, out)
+}
+
+// ConvWeightT is the convolution weight transposed to [C·KH·KW, O], the
+// form the scatter kernels read (one contiguous row of O weights per tap).
+func ConvWeightT(g ConvGeom, w []float32) []float32 {
+	kk := g.PatchLen()
+	wT := make([]float32, kk*g.O)
+	Transpose(g.O, kk, w, wT)
+	return wT
+}
+
+// Conv2dForwardT is Conv2dForward given ConvWeightT(g, w).
+func Conv2dForwardT(g ConvGeom, n int, x, wT, bias, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
-	kk := g.PatchLen()
-	wT := make([]float32, kk*g.O) // [C·KH·KW, O]
-	Transpose(g.O, kk, w, wT)
 	inSize, outSize := g.C*g.H*g.W, g.O*p
 	taps := g.KH * g.KW
 	ParallelFor(n, func(lo, hi int) {
@@ -147,84 +113,89 @@ func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
 // (zero inputs add nothing to dw). dx (overwritten), dw and dbias
 // (accumulated) may each be nil to skip.
 func Conv2dBackward(g ConvGeom, n int, x, w, dout, dx, dw, dbias []float32) {
+	Conv2dBackwardT(g, n, x, ConvWeightT(g, w), dout, dx, dw, dbias)
+}
+
+// convGradBlock is how many samples share one partial weight gradient in
+// Conv2dBackwardT. The partials are added in block order, so the result
+// does not depend on how many cores ran the blocks.
+const convGradBlock = 4
+
+// Conv2dBackwardT is Conv2dBackward given ConvWeightT(g, w).
+func Conv2dBackwardT(g ConvGeom, n int, x, wT, dout, dx, dw, dbias []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
 	kk := g.PatchLen()
 	taps := g.KH * g.KW
 	inSize, outSize := g.C*g.H*g.W, g.O*p
-	wT := make([]float32, kk*g.O)
-	Transpose(g.O, kk, w, wT)
-	// Each chunk of samples sums its own weight gradient; the chunks are
-	// added in a fixed order so that results do not depend on scheduling.
-	var mu sync.Mutex
-	partDW, partDB := map[int][]float32{}, map[int][]float32{}
-	ParallelFor(n, func(lo, hi int) {
+	blocks := (n + convGradBlock - 1) / convGradBlock
+	partDW := make([][]float32, blocks) // per block, [C·KH·KW, O]
+	partDB := make([][]float32, blocks)
+	ParallelFor(blocks, func(blo, bhi int) {
 		doutT := make([]float32, p*g.O)
-		myDWT := make([]float32, kk*g.O) // [C·KH·KW, O]
-		myDB := make([]float32, g.O)
-		for s := lo; s < hi; s++ {
-			d := dout[s*outSize : (s+1)*outSize] // [O, P]
-			Transpose(g.O, p, d, doutT)          // [P, O]
-			if dbias != nil {
-				for o := 0; o < g.O; o++ {
-					var sum float32
-					for _, v := range d[o*p : (o+1)*p] {
-						sum += v
+		for blk := blo; blk < bhi; blk++ {
+			myDWT := make([]float32, kk*g.O)
+			myDB := make([]float32, g.O)
+			for s := blk * convGradBlock; s < min(n, (blk+1)*convGradBlock); s++ {
+				d := dout[s*outSize : (s+1)*outSize] // [O, P]
+				Transpose(g.O, p, d, doutT)          // [P, O]
+				if dbias != nil {
+					for o := 0; o < g.O; o++ {
+						var sum float32
+						for _, v := range d[o*p : (o+1)*p] {
+							sum += v
+						}
+						myDB[o] += sum
 					}
-					myDB[o] += sum
 				}
-			}
-			xs := x[s*inSize : (s+1)*inSize]
-			var dxs []float32
-			if dx != nil {
-				dxs = dx[s*inSize : (s+1)*inSize]
-			}
-			for c := 0; c < g.C; c++ {
-				for ih := 0; ih < g.H; ih++ {
-					for iw := 0; iw < g.W; iw++ {
-						i := (c*g.H+ih)*g.W + iw
-						v := xs[i]
-						var acc float32
-						g.taps(ih, iw, oh, ow, func(k, q int) {
-							dr := doutT[q*g.O : (q+1)*g.O]
-							if dw != nil && v != 0 {
-								Axpy(v, dr, myDWT[(c*taps+k)*g.O:(c*taps+k+1)*g.O])
-							}
+				xs := x[s*inSize : (s+1)*inSize]
+				var dxs []float32
+				if dx != nil {
+					dxs = dx[s*inSize : (s+1)*inSize]
+				}
+				for c := 0; c < g.C; c++ {
+					for ih := 0; ih < g.H; ih++ {
+						for iw := 0; iw < g.W; iw++ {
+							i := (c*g.H+ih)*g.W + iw
+							v := xs[i]
+							var acc float32
+							g.taps(ih, iw, oh, ow, func(k, q int) {
+								dr := doutT[q*g.O : (q+1)*g.O]
+								if dw != nil && v != 0 {
+									Axpy(v, dr, myDWT[(c*taps+k)*g.O:(c*taps+k+1)*g.O])
+								}
+								if dxs != nil {
+									acc += Dot(wT[(c*taps+k)*g.O:(c*taps+k+1)*g.O], dr)
+								}
+							})
 							if dxs != nil {
-								acc += Dot(wT[(c*taps+k)*g.O:(c*taps+k+1)*g.O], dr)
+								dxs[i] = acc
 							}
-						})
-						if dxs != nil {
-							dxs[i] = acc
 						}
 					}
 				}
 			}
+			partDW[blk], partDB[blk] = myDWT, myDB
 		}
-		mu.Lock()
-		partDW[lo], partDB[lo] = myDWT, myDB
-		mu.Unlock()
 	})
-	dwT := make([]float32, kk*g.O)
-	for lo := 0; lo < n; lo++ {
-		part, ok := partDW[lo]
-		if !ok {
-			continue
-		}
-		for i, v := range part {
-			dwT[i] += v
-		}
-		if dbias != nil {
-			for i, v := range partDB[lo] {
-				dbias[i] += v
+	if dw != nil && blocks > 0 {
+		dwT := partDW[0]
+		for _, part := range partDW[1:] {
+			for i, v := range part {
+				dwT[i] += v
 			}
 		}
-	}
-	if dw != nil {
 		tmp := make([]float32, g.O*kk)
 		Transpose(kk, g.O, dwT, tmp)
 		for i, v := range tmp {
 			dw[i] += v
+		}
+	}
+	if dbias != nil {
+		for _, part := range partDB {
+			for i, v := range part {
+				dbias[i] += v
+			}
 		}
 	}
 }

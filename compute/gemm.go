@@ -48,3 +48,44 @@ func Transpose(rows, cols int, src, dst []float32) {
 		}
 	}
 }
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, the
+// contract of cuBLAS's SGEMM restated for row-major storage: op(A) is
+// [m, k] (A is stored [m, lda], or [k, lda] when transA), op(B) is [k, n]
+// (B is [k, ldb], or [n, ldb] when transB) and C is [m, ldc]. With beta = 0
+// C is not read. It serves the emulated CUDA device's GEMM.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
+	beta float32, c []float32, ldc int) {
+	pa := make([]float32, m*k)
+	for i := 0; i < m; i++ {
+		for p := 0; p < k; p++ {
+			if transA {
+				pa[i*k+p] = a[p*lda+i]
+			} else {
+				pa[i*k+p] = a[i*lda+p]
+			}
+		}
+	}
+	pb := make([]float32, k*n)
+	for p := 0; p < k; p++ {
+		for j := 0; j < n; j++ {
+			if transB {
+				pb[p*n+j] = b[j*ldb+p]
+			} else {
+				pb[p*n+j] = b[p*ldb+j]
+			}
+		}
+	}
+	prod := make([]float32, m*n)
+	GemmAccParallel(m, n, k, pa, pb, prod)
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		for j := range row {
+			if beta == 0 {
+				row[j] = alpha * prod[i*n+j]
+			} else {
+				row[j] = alpha*prod[i*n+j] + beta*row[j]
+			}
+		}
+	}
+}

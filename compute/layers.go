@@ -2,22 +2,6 @@ package compute
 
 import "math"
 
-// BatchNormInference normalises n samples of c channels × hw positions with
-// fixed statistics: y = γ·(x − mean)/√(var + eps) + β.
-func BatchNormInference(n, c, hw int, eps float32, gamma, beta, mean, variance, x, out []float32) {
-	for ch := 0; ch < c; ch++ {
-		scale := gamma[ch] / float32(math.Sqrt(float64(variance[ch]+eps)))
-		shift := beta[ch] - mean[ch]*scale
-		for s := 0; s < n; s++ {
-			off := (s*c + ch) * hw
-			src, dst := x[off:off+hw], out[off:off+hw]
-			for i, v := range src {
-				dst[i] = v*scale + shift
-			}
-		}
-	}
-}
-
 // LinearForward computes out[b, o] = bias[o] + Σ_i x[b, i]·w[o, i] for a
 // batch of n rows; w is [out, in] as PyTorch stores it, bias may be nil.
 // Each weight row is read once and dotted with every input row.
@@ -51,13 +35,43 @@ func LinearForwardSparse(n, in, outF int, x, wT, bias, out []float32) {
 	GemmAccParallel(n, outF, in, x, wT, out)
 }
 
-// ReLUForward writes max(x, 0).
+// LinearBackward computes dx = dy·W (overwritten; nil to skip),
+// dw += dyᵀ·x and db += Σ_b dy (nil to skip) for y = x·Wᵀ + b.
+func LinearBackward(n, in, outF int, x, w, dy, dx, dw, db []float32) {
+	if dx != nil {
+		clear(dx)
+		GemmAccParallel(n, in, outF, dy, w, dx)
+	}
+	dyT := make([]float32, outF*n)
+	Transpose(n, outF, dy, dyT)
+	GemmAccParallel(outF, in, n, dyT, x, dw)
+	if db != nil {
+		for b := 0; b < n; b++ {
+			for o, g := range dy[b*outF : (b+1)*outF] {
+				db[o] += g
+			}
+		}
+	}
+}
+
+// ReLUForward writes max(x, 0); out may be x.
 func ReLUForward(x, out []float32) {
 	for i, v := range x {
 		if v > 0 {
 			out[i] = v
 		} else {
 			out[i] = 0
+		}
+	}
+}
+
+// ReLUBackward passes the gradient where the forward output was positive.
+func ReLUBackward(y, dy, dx []float32) {
+	for i, v := range y {
+		if v > 0 {
+			dx[i] = dy[i]
+		} else {
+			dx[i] = 0
 		}
 	}
 }
@@ -84,23 +98,27 @@ func SoftmaxForward(n, k int, log bool, x, out []float32) {
 	}
 }
 
-// IFStep advances integrate-and-fire neurons by one time step (dt = 1):
-// v += in; a neuron spikes (1) where v >= vth and is then reset to vreset
-// (hard reset); elsewhere its spike is 0. It returns the number of spikes.
-func IFStep(in, v, spikes []float32, vth, vreset float32) int {
-	v = v[:len(in)]
-	spikes = spikes[:len(in)]
-	n := 0
-	for i, x := range in {
-		u := v[i] + x
-		if u >= vth {
-			spikes[i] = 1
-			v[i] = vreset
-			n++
+// SoftmaxBackward computes dx from the forward output y and dy, row by row:
+// softmax dx = y·(dy − Σ dy·y); log-softmax dx = dy − exp(y)·Σ dy.
+func SoftmaxBackward(n, k int, log bool, y, dy, dx []float32) {
+	for b := 0; b < n; b++ {
+		yr, gr, dr := y[b*k:(b+1)*k], dy[b*k:(b+1)*k], dx[b*k:(b+1)*k]
+		if log {
+			var sum float32
+			for _, g := range gr {
+				sum += g
+			}
+			for i := range dr {
+				dr[i] = gr[i] - float32(math.Exp(float64(yr[i])))*sum
+			}
 		} else {
-			spikes[i] = 0
-			v[i] = u
+			var dot float32
+			for i := range gr {
+				dot += gr[i] * yr[i]
+			}
+			for i := range dr {
+				dr[i] = yr[i] * (gr[i] - dot)
+			}
 		}
 	}
-	return n
 }

@@ -32,37 +32,40 @@ func (g PoolGeom) OutH() int { return pooledSize(g.H, g.KH, g.SH, g.PT, g.PB, g.
 // OutW is the output width.
 func (g PoolGeom) OutW() int { return pooledSize(g.W, g.KW, g.SW, g.PL, g.PR, g.Ceil) }
 
+// maxWindow is output (y, xo)'s window clipped to the input: [h0, h1) × [w0, w1).
+func (g PoolGeom) maxWindow(y, xo int) (h0, h1, w0, w1 int) {
+	h0, w0 = y*g.SH-g.PT, xo*g.SW-g.PL
+	return max(h0, 0), min(h0+g.KH, g.H), max(w0, 0), min(w0+g.KW, g.W)
+}
+
+// firstMax is the index within plane of the first maximum of a window, as
+// PyTorch picks it (a NaN wins), or -1 for an empty window.
+func firstMax(plane []float32, width, h0, h1, w0, w1 int) (float32, int) {
+	best := float32(math.Inf(-1))
+	bi := -1
+	for ih := h0; ih < h1; ih++ {
+		for iw := w0; iw < w1; iw++ {
+			v := plane[ih*width+iw]
+			if v > best || bi < 0 || v != v {
+				best, bi = v, ih*width+iw
+			}
+		}
+	}
+	return best, bi
+}
+
 // MaxPool2dForward writes the maximum of each window (padding never wins)
-// for n samples. If argmax is non-nil it receives, per output, the index
-// within the input plane of the first maximum, as PyTorch picks it.
-func MaxPool2dForward(g PoolGeom, n int, x, out []float32, argmax []int32) {
+// for n samples.
+func MaxPool2dForward(g PoolGeom, n int, x, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	ParallelFor(n*g.C, func(lo, hi int) {
 		for pc := lo; pc < hi; pc++ {
 			plane := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			dst := out[pc*oh*ow : (pc+1)*oh*ow]
 			for y := 0; y < oh; y++ {
-				h0 := y*g.SH - g.PT
-				h1 := min(h0+g.KH, g.H)
-				h0 = max(h0, 0)
 				for xo := 0; xo < ow; xo++ {
-					w0 := xo*g.SW - g.PL
-					w1 := min(w0+g.KW, g.W)
-					w0 = max(w0, 0)
-					best := float32(math.Inf(-1))
-					bi := int32(-1)
-					for ih := h0; ih < h1; ih++ {
-						for iw := w0; iw < w1; iw++ {
-							v := plane[ih*g.W+iw]
-							if v > best || bi < 0 || v != v {
-								best, bi = v, int32(ih*g.W+iw)
-							}
-						}
-					}
-					dst[y*ow+xo] = best
-					if argmax != nil {
-						argmax[pc*oh*ow+y*ow+xo] = bi
-					}
+					h0, h1, w0, w1 := g.maxWindow(y, xo)
+					dst[y*ow+xo], _ = firstMax(plane, g.W, h0, h1, w0, w1)
 				}
 			}
 		}
@@ -125,32 +128,59 @@ func GlobalAvgPoolForward(nc, hw int, x, out []float32) {
 	}
 }
 
-// Pad2dForward copies n·c planes of h×w into (h+t+b)×(w+l+r) planes filled with value.
-func Pad2dForward(nc, h, w, t, l, b, r int, value float32, x, out []float32) {
-	oh, ow := h+t+b, w+l+r
-	for i := 0; i < nc; i++ {
-		dst := out[i*oh*ow : (i+1)*oh*ow]
-		for j := range dst {
-			dst[j] = value
-		}
-		src := x[i*h*w : (i+1)*h*w]
-		for y := 0; y < h; y++ {
-			copy(dst[(y+t)*ow+l:(y+t)*ow+l+w], src[y*w:(y+1)*w])
+// GlobalAvgPoolBackward spreads each gradient evenly over its plane.
+func GlobalAvgPoolBackward(nc, hw int, dy, dx []float32) {
+	for i, g := range dy[:nc] {
+		v := g / float32(hw)
+		plane := dx[i*hw : (i+1)*hw]
+		for j := range plane {
+			plane[j] = v
 		}
 	}
 }
 
-// MaxPool2dBackward routes each output gradient to the input its forward
-// pass picked (argmax, as MaxPool2dForward recorded it). dx is overwritten.
-func MaxPool2dBackward(g PoolGeom, n int, argmax []int32, dout, dx []float32) {
+// Pad2dForward copies nc planes of h×w into padded planes filled with g.Value.
+func Pad2dForward(g PadGeom, nc int, x, out []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	for i := 0; i < nc; i++ {
+		dst := out[i*oh*ow : (i+1)*oh*ow]
+		for j := range dst {
+			dst[j] = g.Value
+		}
+		src := x[i*g.H*g.W : (i+1)*g.H*g.W]
+		for y := 0; y < g.H; y++ {
+			copy(dst[(y+g.PT)*ow+g.PL:(y+g.PT)*ow+g.PL+g.W], src[y*g.W:(y+1)*g.W])
+		}
+	}
+}
+
+// Pad2dBackward keeps the gradient of the interior; the border's is dropped.
+func Pad2dBackward(g PadGeom, nc int, dy, dx []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	for i := 0; i < nc; i++ {
+		src := dy[i*oh*ow : (i+1)*oh*ow]
+		dst := dx[i*g.H*g.W : (i+1)*g.H*g.W]
+		for y := 0; y < g.H; y++ {
+			copy(dst[y*g.W:(y+1)*g.W], src[(y+g.PT)*ow+g.PL:(y+g.PT)*ow+g.PL+g.W])
+		}
+	}
+}
+
+// MaxPool2dBackward routes each output gradient to the first maximum of
+// its window in the forward input x, as PyTorch does. dx is overwritten.
+func MaxPool2dBackward(g PoolGeom, n int, x, dout, dx []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	clear(dx)
 	ParallelFor(n*g.C, func(lo, hi int) {
 		for pc := lo; pc < hi; pc++ {
+			src := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			plane := dx[pc*g.H*g.W : (pc+1)*g.H*g.W]
-			for i := pc * oh * ow; i < (pc+1)*oh*ow; i++ {
-				if a := argmax[i]; a >= 0 {
-					plane[a] += dout[i]
+			for y := 0; y < oh; y++ {
+				for xo := 0; xo < ow; xo++ {
+					h0, h1, w0, w1 := g.maxWindow(y, xo)
+					if _, bi := firstMax(src, g.W, h0, h1, w0, w1); bi >= 0 {
+						plane[bi] += dout[pc*oh*ow+y*ow+xo]
+					}
 				}
 			}
 		}

@@ -6,9 +6,11 @@ import (
 	"github.com/proxykit/proxykit/compute"
 )
 
-// Layer is one stage of a feed-forward network. Shapes passed to
-// OutputShape are per sample (no batch dimension); Forward takes and
-// returns batched tensors whose shapes were checked by Network.
+// Layer is one stage of a feed-forward network, with its forward and
+// backward pass on a compute.Backend. Shapes passed to OutputShape and
+// AuxSize are per sample (no batch dimension); Forward and Backward take
+// batched values whose shapes an Executor checked and whose buffers (and
+// the layer's parameters) are on the backend they are given.
 type Layer interface {
 	// Name is the layer's name, taken from the imported model where it had one.
 	Name() string
@@ -19,14 +21,59 @@ type Layer interface {
 	// OutputShape is the per-sample output shape for a per-sample input shape,
 	// or an error saying why the input does not fit.
 	OutputShape(in []int) ([]int, error)
-	// Forward runs the layer in inference mode.
-	Forward(x *Tensor) *Tensor
 	// Params lists the layer's trainable parameters (none for most layers).
 	Params() []*Param
+	// AuxSize is the number of workspace values Forward and Backward need
+	// beside x and y, for a per-sample input shape and mode.Groups groups.
+	AuxSize(in []int, groups int) int
+	// Forward computes y from x. aux keeps what Backward needs.
+	Forward(be compute.Backend, x, y Value, aux compute.Buffer, mode Mode)
+	// Backward takes dLoss/dy, writes dLoss/dx (skipped when dx.Buf is nil)
+	// and adds the parameter gradients into each Param's gradient buffer.
+	// x, y and aux are what the forward pass in mode left.
+	Backward(be compute.Backend, x, y, dy, dx Value, aux compute.Buffer, mode Mode)
+}
+
+// Mode says how layers behave in a forward pass.
+type Mode struct {
+	// BatchStats: BatchNorm normalises with the batch's statistics and
+	// updates its running statistics (PyTorch's train()); otherwise it uses
+	// the running statistics (eval()).
+	BatchStats bool
+	// Groups splits the batch into that many equal groups of consecutive
+	// samples, each with BatchNorm statistics of its own: the SNN's time
+	// steps, run together. 0 means 1.
+	Groups int
+	// Spikes says that the input holds spikes (mostly zeros), for backends
+	// with kernels that skip them.
+	Spikes bool
+}
+
+func (m Mode) groups() int { return max(m.Groups, 1) }
+
+// noAux is AuxSize for layers without workspace.
+type noAux struct{}
+
+// AuxSize implements Layer.
+func (noAux) AuxSize([]int, int) int { return 0 }
+
+func opt(p *Param, be compute.Backend) compute.Buffer {
+	if p == nil {
+		return nil
+	}
+	return p.Buffer(be)
+}
+
+func optGrad(p *Param, be compute.Backend) compute.Buffer {
+	if p == nil {
+		return nil
+	}
+	return p.GradBuffer(be)
 }
 
 // Conv2d is a 2-D convolution with groups = 1 and optional bias.
 type Conv2d struct {
+	noAux
 	LayerName      string
 	Weight         *Param // [O, C, KH, KW]
 	Bias           *Param // [O] or nil
@@ -76,15 +123,14 @@ func (l *Conv2d) OutputShape(in []int) ([]int, error) {
 }
 
 // Forward implements Layer.
-func (l *Conv2d) Forward(x *Tensor) *Tensor {
-	g := l.Geom(x.Shape[1:])
-	out := NewTensor(x.Shape[0], g.O, g.OutH(), g.OutW())
-	var bias []float32
-	if l.Bias != nil {
-		bias = l.Bias.Data
-	}
-	compute.Conv2dForward(g, x.Shape[0], x.Data, l.Weight.Data, bias, out.Data)
-	return out
+func (l *Conv2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.Conv2dForward(l.Geom(x.Shape[1:]), x.N(), x.Buf, l.Weight.Buffer(be), opt(l.Bias, be), y.Buf)
+}
+
+// Backward implements Layer.
+func (l *Conv2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.Conv2dBackward(l.Geom(x.Shape[1:]), x.N(), x.Buf, l.Weight.Buffer(be), dy.Buf, dx.Buf,
+		l.Weight.GradBuffer(be), optGrad(l.Bias, be))
 }
 
 // Params implements Layer.
@@ -105,6 +151,8 @@ type BatchNorm2d struct {
 	RunningVar  []float32
 	Eps         float32
 	Momentum    float32 // PyTorch's convention: new = (1−m)·old + m·batch
+
+	mean, variance binding
 }
 
 // Name implements Layer.
@@ -126,29 +174,96 @@ func (l *BatchNorm2d) OutputShape(in []int) ([]int, error) {
 	return in, nil
 }
 
-// Forward implements Layer (inference: running statistics).
-func (l *BatchNorm2d) Forward(x *Tensor) *Tensor {
-	out := NewTensor(x.Shape...)
-	c := x.Shape[1]
-	compute.BatchNormInference(x.Shape[0], c, Numel(x.Shape[2:]), l.Eps, l.Gamma.Data, l.Beta.Data,
-		l.RunningMean, l.RunningVar, x.Data, out.Data)
-	return out
-}
-
 // Params implements Layer.
 func (l *BatchNorm2d) Params() []*Param { return []*Param{l.Gamma, l.Beta} }
 
 // CloneWithOwnStats returns a BatchNorm2d that shares γ and β with l but
 // holds a copy of its running statistics.
 func (l *BatchNorm2d) CloneWithOwnStats() *BatchNorm2d {
-	c := *l
-	c.RunningMean = append([]float32(nil), l.RunningMean...)
-	c.RunningVar = append([]float32(nil), l.RunningVar...)
-	return &c
+	return &BatchNorm2d{LayerName: l.LayerName, Gamma: l.Gamma, Beta: l.Beta, Eps: l.Eps, Momentum: l.Momentum,
+		RunningMean: append([]float32(nil), l.RunningMean...), RunningVar: append([]float32(nil), l.RunningVar...)}
+}
+
+// BindStats puts the running statistics on be.
+func (l *BatchNorm2d) BindStats(be compute.Backend) error {
+	if _, err := l.mean.bind(be, l.RunningMean); err != nil {
+		return fmt.Errorf("BatchNorm %s running mean: %w", l.LayerName, err)
+	}
+	if _, err := l.variance.bind(be, l.RunningVar); err != nil {
+		return fmt.Errorf("BatchNorm %s running variance: %w", l.LayerName, err)
+	}
+	return nil
+}
+
+// SyncStats copies the running statistics from the bound backend into
+// RunningMean and RunningVar.
+func (l *BatchNorm2d) SyncStats() error {
+	if err := l.mean.sync(l.RunningMean); err != nil {
+		return err
+	}
+	return l.variance.sync(l.RunningVar)
+}
+
+// UploadStats tells the bound backend that RunningMean and RunningVar changed.
+func (l *BatchNorm2d) UploadStats() {
+	l.mean.upload(l.RunningMean)
+	l.variance.upload(l.RunningVar)
+}
+
+// AuxSize implements Layer: per group, the mean and variance normalised
+// with, and the scale and shift they give.
+func (l *BatchNorm2d) AuxSize(in []int, groups int) int {
+	return 4 * max(groups, 1) * len(l.Gamma.Data)
+}
+
+// ScaleShift computes the per-channel affine map of this forward pass
+// (x·scale + shift) into aux and returns it, with perGroup true when each
+// of mode's groups has its own map. With mode.BatchStats it measures x's
+// statistics (per group) and updates the running statistics, once per
+// group in order; otherwise it uses the running statistics.
+func (l *BatchNorm2d) ScaleShift(be compute.Backend, x Value, aux compute.Buffer, mode Mode) (scale, shift compute.Buffer, perGroup bool) {
+	c, g := len(l.Gamma.Data), mode.groups()
+	hw := Numel(x.Shape[2:])
+	mean, variance := aux.Slice(0, g*c), aux.Slice(g*c, 2*g*c)
+	scale, shift = aux.Slice(2*g*c, 3*g*c), aux.Slice(3*g*c, 4*g*c)
+	runMean, runVar := l.mean.on(be, "BatchNorm "+l.LayerName), l.variance.on(be, "BatchNorm "+l.LayerName)
+	if !mode.BatchStats {
+		be.Copy(mean.Slice(0, c), runMean)
+		be.Copy(variance.Slice(0, c), runVar)
+		be.BatchNormScaleShift(1, c, l.Eps, l.Gamma.Buffer(be), l.Beta.Buffer(be), mean, variance, scale, shift)
+		return scale, shift, false
+	}
+	n := x.N() / g
+	be.BatchNormStats(g, n, c, hw, x.Buf, mean, variance)
+	be.BatchNormUpdateRunning(g, c, n*hw, l.Momentum, mean, variance, runMean, runVar)
+	be.BatchNormScaleShift(g, c, l.Eps, l.Gamma.Buffer(be), l.Beta.Buffer(be), mean, variance, scale, shift)
+	return scale, shift, g > 1
+}
+
+// Forward implements Layer.
+func (l *BatchNorm2d) Forward(be compute.Backend, x, y Value, aux compute.Buffer, mode Mode) {
+	scale, shift, perGroup := l.ScaleShift(be, x, aux, mode)
+	groups := 1
+	if perGroup {
+		groups = mode.groups()
+	}
+	be.ChannelAffine(groups, x.N()/groups, len(l.Gamma.Data), Numel(x.Shape[2:]), x.Buf, scale, shift, y.Buf)
+}
+
+// Backward implements Layer. With batch statistics the gradient flows
+// through the mean and the variance too, as in PyTorch's train() mode.
+func (l *BatchNorm2d) Backward(be compute.Backend, x, _, dy, dx Value, aux compute.Buffer, mode Mode) {
+	c := len(l.Gamma.Data)
+	if mode.groups() != 1 {
+		panic("nn: BatchNorm2d backward over groups is not supported")
+	}
+	be.BatchNormBackward(x.N(), c, Numel(x.Shape[2:]), mode.BatchStats, l.Eps, l.Gamma.Buffer(be),
+		aux.Slice(0, c), aux.Slice(c, 2*c), x.Buf, dy.Buf, dx.Buf, l.Gamma.GradBuffer(be), l.Beta.GradBuffer(be))
 }
 
 // Linear is a fully connected layer, y = x·Wᵀ + b.
 type Linear struct {
+	noAux
 	LayerName string
 	Weight    *Param // [out, in]
 	Bias      *Param // [out] or nil
@@ -178,36 +293,15 @@ func (l *Linear) OutputShape(in []int) ([]int, error) {
 }
 
 // Forward implements Layer.
-func (l *Linear) Forward(x *Tensor) *Tensor {
+func (l *Linear) Forward(be compute.Backend, x, y Value, _ compute.Buffer, mode Mode) {
 	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
-	out := NewTensor(x.Shape[0], outF)
-	var bias []float32
-	if l.Bias != nil {
-		bias = l.Bias.Data
-	}
-	compute.LinearForward(x.Shape[0], in, outF, x.Data, l.Weight.Data, bias, out.Data)
-	return out
+	be.LinearForward(x.N(), in, outF, x.Buf, l.Weight.Buffer(be), opt(l.Bias, be), y.Buf, mode.Spikes)
 }
 
-// TransposedWeight returns Wᵀ [in, out], for ForwardSparse.
-func (l *Linear) TransposedWeight() []float32 {
+// Backward implements Layer.
+func (l *Linear) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
 	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
-	wT := make([]float32, in*outF)
-	compute.Transpose(outF, in, l.Weight.Data, wT)
-	return wT
-}
-
-// ForwardSparse is Forward for mostly-zero inputs such as spikes, given
-// TransposedWeight(): zero inputs cost nothing.
-func (l *Linear) ForwardSparse(x *Tensor, wT []float32) *Tensor {
-	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
-	out := NewTensor(x.Shape[0], outF)
-	var bias []float32
-	if l.Bias != nil {
-		bias = l.Bias.Data
-	}
-	compute.LinearForwardSparse(x.Shape[0], in, outF, x.Data, wT, bias, out.Data)
-	return out
+	be.LinearBackward(x.N(), in, outF, x.Buf, l.Weight.Buffer(be), dy.Buf, dx.Buf, l.Weight.GradBuffer(be), optGrad(l.Bias, be))
 }
 
 // Params implements Layer.
@@ -219,7 +313,10 @@ func (l *Linear) Params() []*Param {
 }
 
 // ReLU is max(x, 0). In the SNN every ReLU becomes an IF layer.
-type ReLU struct{ LayerName string }
+type ReLU struct {
+	noAux
+	LayerName string
+}
 
 // Name implements Layer.
 func (l *ReLU) Name() string { return l.LayerName }
@@ -234,10 +331,14 @@ func (l *ReLU) Describe() string { return "" }
 func (l *ReLU) OutputShape(in []int) ([]int, error) { return in, nil }
 
 // Forward implements Layer.
-func (l *ReLU) Forward(x *Tensor) *Tensor {
-	out := NewTensor(x.Shape...)
-	compute.ReLUForward(x.Data, out.Data)
-	return out
+func (l *ReLU) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.ReLUForward(x.Buf, y.Buf)
+}
+
+// Backward implements Layer: the gradient passes where the ANN's own
+// output was positive.
+func (l *ReLU) Backward(be compute.Backend, _, y, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.ReLUBackward(y.Buf, dy.Buf, dx.Buf)
 }
 
 // Params implements Layer.
@@ -245,6 +346,7 @@ func (l *ReLU) Params() []*Param { return nil }
 
 // Pool2d is max or average pooling over 2-D windows.
 type Pool2d struct {
+	noAux
 	LayerName      string
 	Max            bool // max pooling; else average
 	KH, KW         int
@@ -296,22 +398,34 @@ func (l *Pool2d) OutputShape(in []int) ([]int, error) {
 }
 
 // Forward implements Layer.
-func (l *Pool2d) Forward(x *Tensor) *Tensor {
+func (l *Pool2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
 	g := l.Geom(x.Shape[1:])
-	out := NewTensor(x.Shape[0], g.C, g.OutH(), g.OutW())
 	if l.Max {
-		compute.MaxPool2dForward(g, x.Shape[0], x.Data, out.Data, nil)
+		be.MaxPool2dForward(g, x.N(), x.Buf, y.Buf)
 	} else {
-		compute.AvgPool2dForward(g, x.Shape[0], l.CountPad, x.Data, out.Data)
+		be.AvgPool2dForward(g, x.N(), l.CountPad, x.Buf, y.Buf)
 	}
-	return out
+}
+
+// Backward implements Layer. Max pooling sends each gradient to the first
+// maximum of its window, as PyTorch does.
+func (l *Pool2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	g := l.Geom(x.Shape[1:])
+	if l.Max {
+		be.MaxPool2dBackward(g, x.N(), x.Buf, dy.Buf, dx.Buf)
+	} else {
+		be.AvgPool2dBackward(g, x.N(), l.CountPad, dy.Buf, dx.Buf)
+	}
 }
 
 // Params implements Layer.
 func (l *Pool2d) Params() []*Param { return nil }
 
 // GlobalAvgPool averages each channel over all positions: [C H W] → [C 1 1].
-type GlobalAvgPool struct{ LayerName string }
+type GlobalAvgPool struct {
+	noAux
+	LayerName string
+}
 
 // Name implements Layer.
 func (l *GlobalAvgPool) Name() string { return l.LayerName }
@@ -331,17 +445,23 @@ func (l *GlobalAvgPool) OutputShape(in []int) ([]int, error) {
 }
 
 // Forward implements Layer.
-func (l *GlobalAvgPool) Forward(x *Tensor) *Tensor {
-	out := NewTensor(x.Shape[0], x.Shape[1], 1, 1)
-	compute.GlobalAvgPoolForward(x.Shape[0]*x.Shape[1], Numel(x.Shape[2:]), x.Data, out.Data)
-	return out
+func (l *GlobalAvgPool) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.GlobalAvgPoolForward(x.N()*x.Shape[1], Numel(x.Shape[2:]), x.Buf, y.Buf)
+}
+
+// Backward implements Layer.
+func (l *GlobalAvgPool) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.GlobalAvgPoolBackward(x.N()*x.Shape[1], Numel(x.Shape[2:]), dy.Buf, dx.Buf)
 }
 
 // Params implements Layer.
 func (l *GlobalAvgPool) Params() []*Param { return nil }
 
 // Flatten turns each sample into a vector.
-type Flatten struct{ LayerName string }
+type Flatten struct {
+	noAux
+	LayerName string
+}
 
 // Name implements Layer.
 func (l *Flatten) Name() string { return l.LayerName }
@@ -355,9 +475,26 @@ func (l *Flatten) Describe() string { return "" }
 // OutputShape implements Layer.
 func (l *Flatten) OutputShape(in []int) ([]int, error) { return []int{Numel(in)}, nil }
 
-// Forward implements Layer.
-func (l *Flatten) Forward(x *Tensor) *Tensor {
-	return &Tensor{Shape: []int{x.Shape[0], Numel(x.Shape[1:])}, Data: x.Data}
+// Forward implements Layer. Executors give Flatten the same buffer for x
+// and y, so that it costs nothing; it copies only when they differ.
+func (l *Flatten) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	if x.Buf != y.Buf {
+		be.Copy(y.Buf, x.Buf)
+	}
+}
+
+// Backward implements Layer.
+func (l *Flatten) Backward(be compute.Backend, _, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	if dx.Buf != nil && dx.Buf != dy.Buf {
+		be.Copy(dx.Buf, dy.Buf)
+	}
+}
+
+// isView reports whether a layer only reshapes, so that its output may
+// share its input's buffer.
+func isView(l Layer) bool {
+	_, ok := l.(*Flatten)
+	return ok
 }
 
 // Params implements Layer.
@@ -365,6 +502,7 @@ func (l *Flatten) Params() []*Param { return nil }
 
 // Pad2d pads each plane with a constant: PyTorch's ConstantPad2d/ZeroPad2d.
 type Pad2d struct {
+	noAux
 	LayerName      string
 	PT, PL, PB, PR int
 	Value          float32
@@ -389,12 +527,19 @@ func (l *Pad2d) OutputShape(in []int) ([]int, error) {
 	return []int{in[0], in[1] + l.PT + l.PB, in[2] + l.PL + l.PR}, nil
 }
 
+// Geom is the padding of the planes of a per-sample input shape [C, H, W].
+func (l *Pad2d) Geom(in []int) compute.PadGeom {
+	return compute.PadGeom{H: in[1], W: in[2], PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Value: l.Value}
+}
+
 // Forward implements Layer.
-func (l *Pad2d) Forward(x *Tensor) *Tensor {
-	c, h, w := x.Shape[1], x.Shape[2], x.Shape[3]
-	out := NewTensor(x.Shape[0], c, h+l.PT+l.PB, w+l.PL+l.PR)
-	compute.Pad2dForward(x.Shape[0]*c, h, w, l.PT, l.PL, l.PB, l.PR, l.Value, x.Data, out.Data)
-	return out
+func (l *Pad2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.Pad2dForward(l.Geom(x.Shape[1:]), x.N()*x.Shape[1], x.Buf, y.Buf)
+}
+
+// Backward implements Layer: the gradient of the padded border is dropped.
+func (l *Pad2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.Pad2dBackward(l.Geom(x.Shape[1:]), x.N()*x.Shape[1], dy.Buf, dx.Buf)
 }
 
 // Params implements Layer.
@@ -403,6 +548,7 @@ func (l *Pad2d) Params() []*Param { return nil }
 // Softmax is a softmax or log-softmax over the class dimension. It may only
 // end a network; the SNN leaves it out (spike counts are its output).
 type Softmax struct {
+	noAux
 	LayerName string
 	Log       bool
 }
@@ -430,10 +576,13 @@ func (l *Softmax) OutputShape(in []int) ([]int, error) {
 }
 
 // Forward implements Layer.
-func (l *Softmax) Forward(x *Tensor) *Tensor {
-	out := NewTensor(x.Shape...)
-	compute.SoftmaxForward(x.Shape[0], x.Shape[1], l.Log, x.Data, out.Data)
-	return out
+func (l *Softmax) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.SoftmaxForward(x.N(), x.Shape[1], l.Log, x.Buf, y.Buf)
+}
+
+// Backward implements Layer.
+func (l *Softmax) Backward(be compute.Backend, _, y, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.SoftmaxBackward(y.N(), y.Shape[1], l.Log, y.Buf, dy.Buf, dx.Buf)
 }
 
 // Params implements Layer.

@@ -2,6 +2,8 @@ package nn
 
 import (
 	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
 )
 
 // Network is a feed-forward chain of layers: the ANN. Its parameters are
@@ -56,20 +58,6 @@ func (n *Network) CheckInput(shape []int) error {
 	return nil
 }
 
-// Forward runs the ANN in inference mode on a batch.
-func (n *Network) Forward(x *Tensor) (*Tensor, error) {
-	if err := n.CheckInput(x.Shape); err != nil {
-		return nil, err
-	}
-	if _, err := n.Shapes(); err != nil {
-		return nil, err
-	}
-	for _, l := range n.Layers {
-		x = l.Forward(x)
-	}
-	return x, nil
-}
-
 // Params lists every trainable parameter, in layer order.
 func (n *Network) Params() []*Param {
 	var ps []*Param
@@ -88,40 +76,53 @@ func (n *Network) ParamCount() int {
 	return c
 }
 
-// Trace keeps a training forward pass's per-layer caches for Backward.
-type Trace struct {
-	layers []Trainable
-	caches []any
-}
-
-// ForwardTrain runs the first upto layers (all when upto < 0) in training
-// form, keeping what Backward needs.
-func (n *Network) ForwardTrain(x *Tensor, mode Mode, upto int) (*Tensor, *Trace, error) {
-	if err := n.CheckInput(x.Shape); err != nil {
-		return nil, nil, err
-	}
-	if upto < 0 || upto > len(n.Layers) {
-		upto = len(n.Layers)
-	}
-	tr := &Trace{}
-	for i, l := range n.Layers[:upto] {
-		t, ok := l.(Trainable)
-		if !ok {
-			return nil, nil, fmt.Errorf("layer %d (%s %q) cannot be trained", i, l.Kind(), l.Name())
+// Bind puts the network's parameters and BatchNorm statistics on be (an
+// SNN built on the network binds its own statistics).
+func (n *Network) Bind(be compute.Backend) error {
+	for _, p := range n.Params() {
+		if _, err := p.Bind(be); err != nil {
+			return err
 		}
-		var c any
-		x, c = t.ForwardTrain(x, mode)
-		tr.layers = append(tr.layers, t)
-		tr.caches = append(tr.caches, c)
 	}
-	return x, tr, nil
+	for _, l := range n.Layers {
+		if bn, ok := l.(*BatchNorm2d); ok {
+			if err := bn.BindStats(be); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// Backward propagates dy, the gradient at the traced output, back through
-// the traced layers, accumulating every parameter's gradient.
-func (tr *Trace) Backward(dy *Tensor) {
-	for i := len(tr.layers) - 1; i >= 0; i-- {
-		dy = tr.layers[i].Backward(tr.caches[i], dy)
+// Sync copies parameters and BatchNorm statistics from the backend the
+// network is bound to into host memory (Param.Data, RunningMean,
+// RunningVar), for a checkpoint or an export.
+func (n *Network) Sync() error {
+	for _, p := range n.Params() {
+		if err := p.Sync(); err != nil {
+			return fmt.Errorf("parameter %s: %w", p.Name, err)
+		}
+	}
+	for _, l := range n.Layers {
+		if bn, ok := l.(*BatchNorm2d); ok {
+			if err := bn.SyncStats(); err != nil {
+				return fmt.Errorf("BatchNorm %s: %w", bn.LayerName, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Upload tells the bound backend that host values of parameters or
+// BatchNorm statistics changed (after a checkpoint was restored, say).
+func (n *Network) Upload() {
+	for _, p := range n.Params() {
+		p.Upload()
+	}
+	for _, l := range n.Layers {
+		if bn, ok := l.(*BatchNorm2d); ok {
+			bn.UploadStats()
+		}
 	}
 }
 
@@ -130,4 +131,37 @@ func (n *Network) ZeroGrad() {
 	for _, p := range n.Params() {
 		p.ZeroGrad()
 	}
+}
+
+// Forward runs the ANN in inference mode on a host batch, on a CPU backend.
+func (n *Network) Forward(x *Tensor) (*Tensor, error) {
+	return n.ForwardOn(compute.NewCPU(), x)
+}
+
+// ForwardOn runs the ANN in inference mode on a host batch, on be.
+func (n *Network) ForwardOn(be compute.Backend, x *Tensor) (*Tensor, error) {
+	if err := n.CheckInput(x.Shape); err != nil {
+		return nil, err
+	}
+	if err := n.Bind(be); err != nil {
+		return nil, err
+	}
+	n.Upload()
+	e, err := NewExecutor(be, n.Layers, n.InputShape, x.Shape[0], false)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Free()
+	in, err := be.Alloc(len(x.Data))
+	if err != nil {
+		return nil, err
+	}
+	defer be.Free(in)
+	be.Upload(in, x.Data)
+	y := e.Forward(Value{Shape: x.Shape, Buf: in}, Mode{})
+	out := NewTensor(y.Shape...)
+	if err := be.Download(out.Data, y.Buf); err != nil {
+		return nil, err
+	}
+	return out, be.Err()
 }

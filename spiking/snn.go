@@ -115,6 +115,39 @@ func (s *Network) BatchNorms() []*nn.BatchNorm2d {
 	return out
 }
 
+// Bind puts the SNN on be: the ANN's parameters (shared) and the SNN's own
+// BatchNorm statistics.
+func (s *Network) Bind(be compute.Backend) error {
+	if err := s.ANN.Bind(be); err != nil {
+		return err
+	}
+	for _, bn := range s.BatchNorms() {
+		if err := bn.BindStats(be); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sync copies the SNN's own BatchNorm statistics from its backend into
+// host memory (the shared parameters are synced by the ANN's Sync).
+func (s *Network) Sync() error {
+	for _, bn := range s.BatchNorms() {
+		if err := bn.SyncStats(); err != nil {
+			return fmt.Errorf("SNN BatchNorm %s: %w", bn.LayerName, err)
+		}
+	}
+	return nil
+}
+
+// Upload tells the bound backend that the SNN's BatchNorm statistics
+// changed in host memory.
+func (s *Network) Upload() {
+	for _, bn := range s.BatchNorms() {
+		bn.UploadStats()
+	}
+}
+
 // Result is the outcome of a simulation.
 type Result struct {
 	// Counts are the output layer's spikes summed over T: [B, K].
@@ -123,80 +156,47 @@ type Result struct {
 	Rates []float64
 }
 
-// Run simulates the SNN for Config.Timesteps steps on a batch of analog
-// inputs, BatchNorm layers using their running statistics (eval mode).
-func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.Simulate(x, false) }
+// Run simulates the SNN for Config.Timesteps steps on a host batch of
+// analog inputs, BatchNorm layers using their running statistics (eval
+// mode), on a CPU backend.
+func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.RunOn(compute.NewCPU(), x, false) }
 
-// Simulate is Run with a choice of BatchNorm mode. With batchStats, each BN
-// layer normalises with the statistics of what it sees and updates its own
-// running statistics: once per batch in the static input layer, once per
-// time step after it (PyTorch's train() in the reference's clock-driven loop).
+// Simulate is Run with a choice of BatchNorm mode (see Simulator.Run).
 func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
+	return s.RunOn(compute.NewCPU(), x, batchStats)
+}
+
+// RunOn simulates the SNN on be for a host batch and returns the counts and
+// every IF layer's firing rate.
+func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
 	}
-	// Linear layers after the first IF layer see spikes: they run in the
-	// sparse form, with weights transposed once for all T steps.
-	transposed := map[*nn.Linear][]float32{}
-	for _, l := range s.Dynamic {
-		if li, ok := l.(*nn.Linear); ok {
-			transposed[li] = li.TransposedWeight()
-		}
+	if err := s.Bind(be); err != nil {
+		return nil, err
 	}
-	forward := func(l nn.Layer, x *nn.Tensor) *nn.Tensor {
-		switch l := l.(type) {
-		case *nn.BatchNorm2d:
-			if batchStats {
-				return l.ForwardBatchStats(x)
-			}
-		case *nn.Linear:
-			if wT, ok := transposed[l]; ok {
-				return l.ForwardSparse(x, wT)
-			}
-		}
-		return l.Forward(x)
+	s.ANN.Upload()
+	s.Upload()
+	sim, err := NewSimulator(be, s, x.Shape[0])
+	if err != nil {
+		return nil, err
 	}
-	cur := x
-	for _, l := range s.Static {
-		cur = forward(l, cur)
+	defer sim.Free()
+	in, err := be.Alloc(len(x.Data))
+	if err != nil {
+		return nil, err
 	}
-	static := cur
-	v := make([][]float32, len(s.Dynamic))
-	spikes := make([]*nn.Tensor, len(s.Dynamic))
-	fired := make([]float64, len(s.Dynamic))
-	var counts *nn.Tensor
-	for t := 0; t < s.Config.Timesteps; t++ {
-		cur = static
-		for i, l := range s.Dynamic {
-			switch l := l.(type) {
-			case *IF:
-				if v[i] == nil {
-					v[i] = make([]float32, len(cur.Data))
-					for j := range v[i] {
-						v[i][j] = s.Config.Reset
-					}
-					spikes[i] = nn.NewTensor(cur.Shape...)
-				}
-				fired[i] += float64(compute.IFStep(cur.Data, v[i], spikes[i].Data, s.Config.Threshold, s.Config.Reset))
-				cur = spikes[i]
-			case nn.Layer:
-				cur = forward(l, cur)
-			}
-		}
-		if counts == nil {
-			counts = nn.NewTensor(cur.Shape...)
-		}
-		for j, sp := range cur.Data {
-			counts.Data[j] += sp
-		}
+	defer be.Free(in)
+	be.Upload(in, x.Data)
+	counts := sim.Run(nn.Value{Shape: x.Shape, Buf: in}, batchStats, true)
+	res := &Result{Counts: nn.NewTensor(counts.Shape...)}
+	if err := be.Download(res.Counts.Data, counts.Buf); err != nil {
+		return nil, err
 	}
-	res := &Result{Counts: counts}
-	for i, l := range s.Dynamic {
-		if _, ok := l.(*IF); ok {
-			res.Rates = append(res.Rates, fired[i]/float64(len(v[i])*s.Config.Timesteps))
-		}
+	if res.Rates, err = sim.Rates(x.Shape[0]); err != nil {
+		return nil, err
 	}
-	return res, nil
+	return res, be.Err()
 }
 
 // Role says what each ANN layer becomes in the SNN, for tables.

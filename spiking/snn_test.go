@@ -4,6 +4,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/nn"
@@ -23,6 +25,29 @@ func load(t *testing.T, name string) *nn.Network {
 // PyTorch SNN. The fixtures' weights are dyadic, so every sum is exact and
 // the counts must agree; the test allows 0.5 % and prints the differences.
 func TestCountsMatchPyTorch(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.Name(), func(t *testing.T) { countsMatchPyTorch(t, b) })
+	}
+}
+
+// backends are the ones the simulation runs on: the CPU one step at a
+// time, the CPU all T steps at once (the multi-step order), and the CUDA
+// backend on its emulated device.
+func backends(t *testing.T) []compute.Backend {
+	emu, err := cuda.Open(cuda.Options{Emulate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	return []compute.Backend{compute.NewCPU(), &namedCPU{compute.CPU{AllSteps: true}}, emu}
+}
+
+// namedCPU is the CPU backend in multi-step order, named for subtests.
+type namedCPU struct{ compute.CPU }
+
+func (*namedCPU) Name() string { return "cpu-all-steps" }
+
+func countsMatchPyTorch(t *testing.T, be compute.Backend) {
 	type run struct {
 		file string
 		cfg  spiking.Config
@@ -44,7 +69,7 @@ func TestCountsMatchPyTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := snn.Run(testutil.Array(t, name+".x.npy"))
+		res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false)
 		if err != nil {
 			t.Fatal(err)
 		}

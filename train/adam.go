@@ -5,13 +5,23 @@ import (
 	"github.com/proxykit/proxykit/nn"
 )
 
-// Adam is PyTorch's Adam with L2 weight decay added to the gradient.
+// Adam is PyTorch's Adam with L2 weight decay added to the gradient. Its
+// moments live on the backend of the parameters it updates; M and V are
+// their host copies, current after Sync.
 type Adam struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float64
 	// Step counts the updates made so far.
 	Step int
 	// M and V are the first and second moments, by parameter name.
 	M, V map[string][]float32
+
+	bound map[string]*moments
+}
+
+// moments are one parameter's Adam moments on a backend.
+type moments struct {
+	be   compute.Backend
+	m, v compute.Buffer
 }
 
 // NewAdam makes an optimizer with the given settings.
@@ -20,16 +30,68 @@ func NewAdam(lr, beta1, beta2, eps, weightDecay float64) *Adam {
 		M: map[string][]float32{}, V: map[string][]float32{}}
 }
 
-// Update applies one step to every parameter from its gradient.
-func (a *Adam) Update(params []*nn.Param) {
-	a.Step++
-	for _, p := range params {
-		m, ok := a.M[p.Name]
-		if !ok {
-			m = make([]float32, len(p.Data))
-			a.M[p.Name] = m
-			a.V[p.Name] = make([]float32, len(p.Data))
-		}
-		compute.AdamStep(p.Data, p.GradBuf(), m, a.V[p.Name], a.Step, a.LR, a.Beta1, a.Beta2, a.Eps, a.WeightDecay)
+// moments returns p's moments on be, binding them there first (from M and
+// V, zero for a parameter seen for the first time).
+func (a *Adam) moments(be compute.Backend, p *nn.Param) (*moments, error) {
+	if a.bound == nil {
+		a.bound = map[string]*moments{}
 	}
+	if st, ok := a.bound[p.Name]; ok && st.be == be {
+		return st, nil
+	}
+	m, ok := a.M[p.Name]
+	if !ok || len(m) != len(p.Data) || len(a.V[p.Name]) != len(p.Data) {
+		m = make([]float32, len(p.Data))
+		a.M[p.Name], a.V[p.Name] = m, make([]float32, len(p.Data))
+	}
+	mb, err := be.Adopt(m)
+	if err != nil {
+		return nil, err
+	}
+	vb, err := be.Adopt(a.V[p.Name])
+	if err != nil {
+		be.Free(mb)
+		return nil, err
+	}
+	st := &moments{be: be, m: mb, v: vb}
+	a.bound[p.Name] = st
+	return st, nil
+}
+
+// Update applies one step to every parameter from its gradient, on be.
+func (a *Adam) Update(be compute.Backend, params []*nn.Param) error {
+	args := compute.AdamArgs{Step: a.Step + 1, LR: a.LR, Beta1: a.Beta1, Beta2: a.Beta2, Eps: a.Eps, WeightDecay: a.WeightDecay}
+	for _, p := range params {
+		st, err := a.moments(be, p)
+		if err != nil {
+			return err
+		}
+		be.Adam(args, p.Buffer(be), p.GradBuffer(be), st.m, st.v)
+	}
+	a.Step++
+	return nil
+}
+
+// Sync copies the moments from their backend into M and V.
+func (a *Adam) Sync() error {
+	for name, st := range a.bound {
+		if err := st.be.Download(a.M[name], st.m); err != nil {
+			return err
+		}
+		if err := st.be.Download(a.V[name], st.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Free gives the moments' backend buffers back (after syncing them).
+func (a *Adam) Free() error {
+	err := a.Sync()
+	for name, st := range a.bound {
+		st.be.Free(st.m)
+		st.be.Free(st.v)
+		delete(a.bound, name)
+	}
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -16,16 +17,32 @@ type BenchResult struct {
 	InferImagesPerSec float64 `json:"infer_images_per_sec"`
 	InferBatch        int     `json:"infer_batch"`
 	TrainSteps        int     `json:"train_steps"`
+	// TrainGFLOPPerImage and InferGFLOPPerImage count the multiply-adds
+	// (×2) of the convolutions and linear layers, as dense arithmetic: a
+	// proxy step's ANN forward and backward (3× the forward) and its SNN's
+	// T steps; SNN inference alone.
+	TrainGFLOPPerImage float64 `json:"train_gflop_per_image"`
+	InferGFLOPPerImage float64 `json:"infer_gflop_per_image"`
+	// TrainTFLOPS and InferTFLOPS are those counts over the measured times.
+	TrainTFLOPS float64 `json:"train_tflops"`
+	InferTFLOPS float64 `json:"infer_tflops"`
 }
 
 // Bench times proxy-learning steps (BN in training mode, as in epoch 0, with
-// the Adam update) and SNN inference on random images for at least minTime
-// each (one step at least), after one untimed warm-up step.
-func Bench(net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration) (BenchResult, error) {
+// the Adam update) and SNN inference on random images, on be, for at least
+// minTime each (one step at least), after one untimed warm-up step each.
+func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration) (BenchResult, error) {
 	var r BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {
 		return r, err
+	}
+	out, err := net.OutputShape()
+	if err != nil {
+		return r, err
+	}
+	if len(out) != 1 || out[0] < 10 {
+		return r, fmt.Errorf("the network's output is %s; the benchmark draws labels from 10 classes", nn.ShapeString(out))
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	images := func(n int) (*nn.Tensor, []uint8) {
@@ -39,23 +56,24 @@ func Bench(net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime t
 		}
 		return x, labels
 	}
-	out, err := net.OutputShape()
+	e, err := NewEngine(be, net, snn, batch)
 	if err != nil {
 		return r, err
 	}
-	if out[0] < 10 {
-		return r, fmt.Errorf("the network has %d outputs; the benchmark draws labels from 10 classes", out[0])
-	}
+	defer e.Free()
 	opt := NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
+	defer opt.Free()
 	x, labels := images(batch)
 	step := func() error {
-		if _, err := ProxyStep(net, snn, x, labels, true); err != nil {
+		if _, err := e.Step(x, labels, true); err != nil {
 			return err
 		}
-		opt.Update(net.Params())
-		return nil
+		return opt.Update(be, net.Params())
 	}
 	if err := step(); err != nil {
+		return r, err
+	}
+	if err := be.Err(); err != nil {
 		return r, err
 	}
 	start := time.Now()
@@ -65,19 +83,93 @@ func Bench(net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime t
 		}
 		r.TrainSteps++
 	}
+	if err := be.Err(); err != nil {
+		return r, err
+	}
 	el := time.Since(start).Seconds()
 	r.TrainStepSeconds = el / float64(r.TrainSteps)
 	r.TrainImagesPerSec = float64(r.TrainSteps*batch) / el
+	e.Free()
+
+	sim, err := spiking.NewSimulator(be, snn, inferBatch)
+	if err != nil {
+		return r, err
+	}
+	defer sim.Free()
 	xi, _ := images(inferBatch)
+	in, err := be.Alloc(len(xi.Data))
+	if err != nil {
+		return r, err
+	}
+	defer be.Free(in)
+	be.Upload(in, xi.Data)
+	xv := nn.Value{Shape: xi.Shape, Buf: in}
+	sim.Run(xv, false, false)
+	if err := be.Err(); err != nil {
+		return r, err
+	}
 	n := 0
 	start = time.Now()
 	for n == 0 || time.Since(start) < minTime {
-		if _, err := snn.Run(xi); err != nil {
-			return r, err
-		}
+		sim.Run(xv, false, false)
 		n++
+		if n%8 == 0 {
+			if err := be.Err(); err != nil {
+				return r, err
+			}
+		}
+	}
+	if err := be.Err(); err != nil {
+		return r, err
 	}
 	r.InferBatch = inferBatch
 	r.InferImagesPerSec = float64(n*inferBatch) / time.Since(start).Seconds()
+	annF, staticF, dynF, err := FLOPs(net, snn)
+	if err != nil {
+		return r, err
+	}
+	t := float64(cfg.Timesteps)
+	r.InferGFLOPPerImage = (staticF + t*dynF) / 1e9
+	r.TrainGFLOPPerImage = 3*annF/1e9 + r.InferGFLOPPerImage
+	r.TrainTFLOPS = r.TrainGFLOPPerImage * r.TrainImagesPerSec / 1e3
+	r.InferTFLOPS = r.InferGFLOPPerImage * r.InferImagesPerSec / 1e3
 	return r, nil
+}
+
+// FLOPs counts, per image, the dense floating-point operations (2 per
+// multiply-add) of the convolutions and linear layers: of the ANN's
+// forward pass, of the SNN's static input layer and of one SNN time step.
+func FLOPs(ann *nn.Network, snn *spiking.Network) (annF, staticF, stepF float64, err error) {
+	count := func(layers []nn.Layer, in []int) (float64, []int, error) {
+		var f float64
+		for _, l := range layers {
+			out, err := l.OutputShape(in)
+			if err != nil {
+				return 0, nil, err
+			}
+			switch l := l.(type) {
+			case *nn.Conv2d:
+				f += 2 * float64(nn.Numel(out)) * float64(nn.Numel(l.Weight.Shape[1:]))
+			case *nn.Linear:
+				f += 2 * float64(nn.Numel(l.Weight.Shape))
+			}
+			in = out
+		}
+		return f, in, nil
+	}
+	if annF, _, err = count(ann.Layers, ann.InputShape); err != nil {
+		return
+	}
+	var in []int
+	if staticF, in, err = count(snn.Static, ann.InputShape); err != nil {
+		return
+	}
+	var dyn []nn.Layer
+	for _, d := range snn.Dynamic {
+		if l, ok := d.(nn.Layer); ok {
+			dyn = append(dyn, l)
+		}
+	}
+	stepF, _, err = count(dyn, in)
+	return
 }

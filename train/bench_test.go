@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -31,14 +32,22 @@ func BenchmarkProxyStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	be := compute.NewCPU()
+	e, err := train.NewEngine(be, net, snn, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Free()
 	opt := train.NewAdam(s.LR, s.Beta1, s.Beta2, s.Eps, s.WeightDecay)
 	x := &nn.Tensor{Shape: []int{batch, 1, 28, 28}, Data: d.Images[:batch*784]}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := train.ProxyStep(net, snn, x, d.Labels[:batch], true); err != nil {
+		if _, err := e.Step(x, d.Labels[:batch], true); err != nil {
 			b.Fatal(err)
 		}
-		opt.Update(net.Params())
+		if err := opt.Update(be, net.Params()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
 }

@@ -12,10 +12,8 @@ import (
 
 	"github.com/nlpodyssey/safetensors"
 
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/nn"
-	"github.com/proxykit/proxykit/spiking"
 )
 
 // CheckpointFormat marks proxykit checkpoints in their metadata.
@@ -258,80 +256,6 @@ func (c *Checkpoint) Network(name string) (*nn.Network, error) {
 		copy(bn.RunningVar, s.Var)
 	}
 	return net, nil
-}
-
-// Model is a network loaded from any file proxykit reads, with the SNN's
-// own BatchNorm statistics when the file carries them (a checkpoint).
-type Model struct {
-	ANN        *nn.Network
-	SNNStats   map[string]BNStats
-	Checkpoint *Checkpoint
-	ONNX       *importer.ONNXInfo
-	PT         *importer.PTInfo
-}
-
-// SNNDefaults is the SNN setting the file carries (a checkpoint's, or an
-// SNN module's T, v_th and v_reset), if any.
-func (m *Model) SNNDefaults() (spiking.Config, bool) {
-	if m.Checkpoint != nil {
-		return m.Checkpoint.Settings.SNNConfig(), true
-	}
-	if m.PT != nil && m.PT.Kind == "snn-module" {
-		cfg := spiking.DefaultConfig()
-		if m.PT.Timesteps > 0 {
-			cfg.Timesteps = m.PT.Timesteps
-		}
-		cfg.Threshold, cfg.Reset = m.PT.Threshold, m.PT.Reset
-		return cfg, true
-	}
-	return spiking.Config{}, false
-}
-
-// LoadModel reads an ONNX file, a PyTorch checkpoint or a proxykit checkpoint.
-func LoadModel(path string) (*Model, error) { return LoadModelWith(path, importer.Options{}) }
-
-// LoadModelWith is LoadModel with options for PyTorch state dicts.
-func LoadModelWith(path string, opt importer.Options) (*Model, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if IsCheckpoint(data) {
-		c, err := DecodeCheckpoint(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		net, err := c.Network(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return &Model{ANN: net, SNNStats: c.SNNStats, Checkpoint: c}, nil
-	}
-	m, err := importer.LoadWith(path, opt)
-	if err != nil {
-		return nil, err
-	}
-	return &Model{ANN: m.Net, ONNX: m.ONNX, PT: m.PT}, nil
-}
-
-// SNN builds the model's spiking twin, with the SNN's own BatchNorm
-// statistics where the model has them (else copies of the ANN's).
-func (m *Model) SNN(cfg spiking.Config) (*spiking.Network, error) {
-	s, err := spiking.New(m.ANN, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if m.SNNStats != nil {
-		for _, bn := range s.BatchNorms() {
-			st, ok := m.SNNStats[bn.LayerName]
-			if !ok || len(st.Mean) != len(bn.RunningMean) {
-				return nil, fmt.Errorf("checkpoint lacks the SNN's statistics for BatchNorm layer %q", bn.LayerName)
-			}
-			copy(bn.RunningMean, st.Mean)
-			copy(bn.RunningVar, st.Var)
-		}
-	}
-	return s, nil
 }
 
 // statsOf copies BatchNorm layers' running statistics.

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -23,58 +24,13 @@ type Accuracy struct {
 	TieShare float64 `json:"tie_share"`
 }
 
-// Evaluate runs both networks, BatchNorm in eval mode, over a data set.
-func Evaluate(ann *nn.Network, snn *spiking.Network, d *Dataset, batch int) (Accuracy, error) {
-	return EvaluateContext(context.Background(), ann, snn, d, batch)
-}
-
-// EvaluateContext is Evaluate, stopping with ErrInterrupted between batches
-// once ctx is cancelled.
-func EvaluateContext(ctx context.Context, ann *nn.Network, snn *spiking.Network, d *Dataset, batch int) (Accuracy, error) {
-	var a Accuracy
-	var annOK, strict, ties, tied int
-	sz := d.C * d.H * d.W
-	for lo := 0; lo < d.N; lo += batch {
-		if ctx.Err() != nil {
-			return a, ErrInterrupted
-		}
-		hi := min(lo+batch, d.N)
-		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
-		y, err := ann.Forward(x)
-		if err != nil {
-			return a, err
-		}
-		res, err := snn.Run(x)
-		if err != nil {
-			return a, err
-		}
-		k := res.Counts.Shape[1]
-		for i := 0; i < hi-lo; i++ {
-			label := int(d.Labels[lo+i])
-			if argmax(y.Data[i*k:(i+1)*k]) == label {
-				annOK++
-			}
-			c := res.Counts.Data[i*k : (i+1)*k]
-			m := argmax(c)
-			if m == label {
-				strict++
-			}
-			if c[label] == c[m] {
-				ties++
-			}
-			shared := 0
-			for _, v := range c {
-				if v == c[m] {
-					shared++
-				}
-			}
-			if shared > 1 {
-				tied++
-			}
-		}
+// Evaluate runs both networks, BatchNorm in eval mode, over a data set on
+// be, batch images at a time.
+func Evaluate(be compute.Backend, ann *nn.Network, snn *spiking.Network, d *Dataset, batch int) (Accuracy, error) {
+	e, err := NewEngine(be, ann, snn, min(batch, max(d.N, 1)))
+	if err != nil {
+		return Accuracy{}, err
 	}
-	n := float64(d.N)
-	a = Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
-		TieShare: float64(tied) / n}
-	return a, nil
+	defer e.Free()
+	return e.Evaluate(context.Background(), d)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/train"
 )
@@ -32,8 +33,8 @@ func TestMNISTProxyLearning(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.LR = train.MNIST, 3, 2e-3
-	m := &train.Model{ANN: net}
+	s.Dataset, s.Epochs, s.LR = train.MNIST, 3, 1e-3
+	m := &model.Model{ANN: net}
 	snn, err := m.SNN(s.SNNConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/train"
 )
@@ -21,9 +22,9 @@ func newTrainer(t testing.TB, model string, epochs int) *train.Trainer {
 
 // proxyTrainer prepares a run on testdata/proxy's IDX set with settings s
 // (s.MaxTrain limits the training images).
-func proxyTrainer(t testing.TB, model string, s train.Settings) *train.Trainer {
+func proxyTrainer(t testing.TB, modelPath string, s train.Settings) *train.Trainer {
 	t.Helper()
-	m, err := train.LoadModel(model)
+	m, err := model.Load(modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,16 @@ func proxyTrainer(t testing.TB, model string, s train.Settings) *train.Trainer {
 		t.Fatal(err)
 	}
 	return tr
+}
+
+// saveCheckpoint writes tr's checkpoint to path.
+func saveCheckpoint(tb testing.TB, tr *train.Trainer, path string) error {
+	tb.Helper()
+	c, err := tr.Checkpoint()
+	if err != nil {
+		return err
+	}
+	return c.Save(path)
 }
 
 // state flattens everything a resumed run must reproduce.
@@ -104,7 +115,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := filepath.Join(dir, "epoch1.ckpt")
-	if err := first.Checkpoint().Save(ck); err != nil {
+	if err := saveCheckpoint(t, first, ck); err != nil {
 		t.Fatal(err)
 	}
 	c, err := train.LoadCheckpoint(ck)
@@ -138,7 +149,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatalf("interrupted run returned %v", err)
 	}
 	ck2 := filepath.Join(dir, "mid.ckpt")
-	if err := mid.Checkpoint().Save(ck2); err != nil {
+	if err := saveCheckpoint(t, mid, ck2); err != nil {
 		t.Fatal(err)
 	}
 	c2, err := train.LoadCheckpoint(ck2)
@@ -174,7 +185,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatalf("stopped at epoch %d batch %d", atEval.Progress.Epoch, atEval.Progress.Batch)
 	}
 	ck3 := filepath.Join(dir, "eval.ckpt")
-	if err := atEval.Checkpoint().Save(ck3); err != nil {
+	if err := saveCheckpoint(t, atEval, ck3); err != nil {
 		t.Fatal(err)
 	}
 	c3, err := train.LoadCheckpoint(ck3)
@@ -206,10 +217,10 @@ func TestCheckpointIsAModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "c.ckpt")
-	if err := tr.Checkpoint().Save(path); err != nil {
+	if err := saveCheckpoint(t, tr, path); err != nil {
 		t.Fatal(err)
 	}
-	m, err := train.LoadModel(path)
+	m, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +260,7 @@ func TestCheckpointIsAModel(t *testing.T) {
 func TestResumeRefusesOtherArchitecture(t *testing.T) {
 	tr := newTrainer(t, testutil.Path("proxy/net.onnx"), 1)
 	path := filepath.Join(t.TempDir(), "c.ckpt")
-	if err := tr.Checkpoint().Save(path); err != nil {
+	if err := saveCheckpoint(t, tr, path); err != nil {
 		t.Fatal(err)
 	}
 	c, err := train.LoadCheckpoint(path)
@@ -272,7 +283,7 @@ func TestResumeRefusesOtherArchitecture(t *testing.T) {
 func FuzzDecodeCheckpoint(f *testing.F) {
 	tr := newTrainer(f, testutil.Path("proxy/net.onnx"), 1)
 	path := filepath.Join(f.TempDir(), "c.ckpt")
-	if err := tr.Checkpoint().Save(path); err != nil {
+	if err := saveCheckpoint(f, tr, path); err != nil {
 		f.Fatal(err)
 	}
 	b, err := os.ReadFile(path)

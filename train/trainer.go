@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -103,9 +104,13 @@ type Trainer struct {
 	Train    *Dataset
 	Test     *Dataset
 	Progress Progress
+	// Backend computes the training; nil means a CPU backend.
+	Backend compute.Backend
 	// OnBatch and OnEpoch, if set, are called as training advances.
 	OnBatch func(BatchProgress)
 	OnEpoch func(EpochStats) error
+
+	engine *Engine
 }
 
 // NewTrainer prepares a run from the start.
@@ -153,9 +158,44 @@ func (t *Trainer) Batches() int {
 	return (t.Train.N + t.Settings.BatchSize - 1) / t.Settings.BatchSize
 }
 
+// Engine returns the trainer's engine on its backend, making it on first use.
+func (t *Trainer) Engine() (*Engine, error) {
+	if t.engine != nil {
+		return t.engine, nil
+	}
+	if t.Backend == nil {
+		t.Backend = compute.NewCPU()
+	}
+	e, err := NewEngine(t.Backend, t.ANN, t.SNN, t.Settings.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	t.engine = e
+	return e, nil
+}
+
+// Close gives the trainer's backend buffers back, after syncing the
+// networks and the optimizer into host memory.
+func (t *Trainer) Close() error {
+	if t.engine == nil {
+		return nil
+	}
+	err := t.engine.Sync()
+	if aerr := t.Opt.Free(); err == nil {
+		err = aerr
+	}
+	t.engine.Free()
+	t.engine = nil
+	return err
+}
+
 // Run trains until Settings.Epochs epochs are done or ctx is cancelled.
 func (t *Trainer) Run(ctx context.Context) error {
 	s := t.Settings
+	eng, err := t.Engine()
+	if err != nil {
+		return err
+	}
 	d := t.Train
 	sz := d.C * d.H * d.W
 	for t.Progress.Epoch < s.Epochs {
@@ -184,11 +224,13 @@ func (t *Trainer) Run(ctx context.Context) error {
 				}
 				labels[i] = d.Labels[idx]
 			}
-			r, err := ProxyStep(t.ANN, t.SNN, x, labels, batchStats)
+			r, err := eng.Step(x, labels, batchStats)
 			if err != nil {
 				return err
 			}
-			t.Opt.Update(t.ANN.Params())
+			if err := t.Opt.Update(eng.Backend, t.ANN.Params()); err != nil {
+				return err
+			}
 			p := &t.Progress.Partial
 			p.Images += hi - lo
 			p.LossSum += r.Loss * float64(hi-lo)
@@ -206,7 +248,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 		p := t.Progress.Partial
 		// An interruption here leaves the position at the end of the epoch's
 		// batches: a resumed run goes straight to this evaluation.
-		acc, err := EvaluateContext(ctx, t.ANN, t.SNN, t.Test, s.BatchSize)
+		acc, err := eng.Evaluate(ctx, t.Test)
 		if err != nil {
 			return err
 		}
@@ -227,8 +269,16 @@ func (t *Trainer) Run(ctx context.Context) error {
 	return nil
 }
 
-// Checkpoint captures the trainer's state.
-func (t *Trainer) Checkpoint() *Checkpoint {
+// Checkpoint captures the trainer's state, synced from its backend.
+func (t *Trainer) Checkpoint() (*Checkpoint, error) {
+	if t.engine != nil {
+		if err := t.engine.Sync(); err != nil {
+			return nil, fmt.Errorf("reading the state back from %s: %w", t.engine.Backend.Name(), err)
+		}
+	}
+	if err := t.Opt.Sync(); err != nil {
+		return nil, fmt.Errorf("reading the optimizer back: %w", err)
+	}
 	params := map[string]*nn.Param{}
 	for _, p := range t.ANN.Params() {
 		params[p.Name] = p
@@ -238,7 +288,7 @@ func (t *Trainer) Checkpoint() *Checkpoint {
 		annBNs = append(annBNs, bn)
 	}
 	return &Checkpoint{Arch: nn.ArchOf(t.ANN), Params: params, ANNStats: statsOf(annBNs),
-		SNNStats: statsOf(t.SNN.BatchNorms()), Adam: t.Opt, Settings: t.Settings, Progress: t.Progress}
+		SNNStats: statsOf(t.SNN.BatchNorms()), Adam: t.Opt, Settings: t.Settings, Progress: t.Progress}, nil
 }
 
 // Resume restores a checkpoint's state into the trainer: weights, BN
@@ -268,6 +318,11 @@ func (t *Trainer) Resume(c *Checkpoint) error {
 	}
 	if c.Adam == nil {
 		return fmt.Errorf("the checkpoint has no optimizer state")
+	}
+	t.ANN.Upload()
+	t.SNN.Upload()
+	if err := t.Opt.Free(); err != nil {
+		return err
 	}
 	t.Opt = c.Adam
 	t.Progress = c.Progress

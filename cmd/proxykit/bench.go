@@ -31,9 +31,6 @@ over T steps, BN in training mode, Adam) and for SNN inference, and the
 process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkDevice(device); err != nil {
-				return err
-			}
 			var net *nn.Network
 			var err error
 			switch arch {
@@ -50,7 +47,12 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 			if batch < 1 || inf < 1 {
 				return fmt.Errorf("batch sizes must be at least 1")
 			}
-			r, err := train.Bench(net, cfg, batch, inf, time.Duration(seconds*float64(time.Second)))
+			be, err := openDevice(device)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			r, err := train.Bench(be, net, cfg, batch, inf, time.Duration(seconds*float64(time.Second)))
 			if err != nil {
 				return err
 			}
@@ -72,7 +74,7 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&device, "device", "cpu", "cpu or cuda")
+	f.StringVar(&device, "device", "cpu", deviceHelp)
 	f.StringVar(&arch, "arch", "fmnist", "fmnist or tiny")
 	f.IntVar(&width, "width", 128, "fmnist: channel width (the paper's: 128)")
 	f.IntVar(&batch, "batch-size", 100, "training batch")

@@ -27,9 +27,6 @@ count equals the maximum, the reference's final figure) and the share of
 tied predictions.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDevice(device); err != nil {
-				return err
-			}
 			if data == "" {
 				return fmt.Errorf("--data is required")
 			}
@@ -53,7 +50,12 @@ tied predictions.`,
 			if err != nil {
 				return err
 			}
-			acc, err := train.Evaluate(m.ANN, snn, testSet, s.BatchSize)
+			be, err := openDevice(device)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			acc, err := train.Evaluate(be, m.ANN, snn, testSet, s.BatchSize)
 			if err != nil {
 				return err
 			}
@@ -77,7 +79,7 @@ tied predictions.`,
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "images per forward pass")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
-	f.StringVar(&device, "device", "cpu", "cpu or cuda")
+	f.StringVar(&device, "device", "cpu", deviceHelp)
 	mf.add(cmd)
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -29,9 +30,6 @@ func newInferCmd() *cobra.Command {
 counts over --timesteps steps (as float32) with --network snn.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDevice(device); err != nil {
-				return err
-			}
 			if input == "" || output == "" {
 				return fmt.Errorf("both --input and --output are required")
 			}
@@ -59,35 +57,16 @@ counts over --timesteps steps (as float32) with --network snn.`,
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
 			}
+			be, err := openDevice(device)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
 			start := time.Now()
 			n := x.Shape[0]
-			per := nn.Numel(x.Shape[1:])
-			var result []float32
-			var outShape []int
-			for lo := 0; lo < n; lo += batch {
-				hi := min(lo+batch, n)
-				xb := &nn.Tensor{Shape: append([]int{hi - lo}, x.Shape[1:]...), Data: x.Data[lo*per : hi*per]}
-				var y *nn.Tensor
-				if snn != nil {
-					r, err := snn.Run(xb)
-					if err != nil {
-						return err
-					}
-					y = r.Counts
-				} else if y, err = m.ANN.Forward(xb); err != nil {
-					return err
-				}
-				result = append(result, y.Data...)
-				outShape = y.Shape
-			}
-			if n == 0 {
-				os, err := m.ANN.OutputShape()
-				if err != nil {
-					return err
-				}
-				outShape = append([]int{0}, os...)
-			} else {
-				outShape = append([]int{n}, outShape[1:]...)
+			result, outShape, err := infer(be, m.ANN, snn, &nn.Tensor{Shape: x.Shape, Data: x.Data}, batch)
+			if err != nil {
+				return err
 			}
 			if err := npy.WriteFile(output, outShape, result); err != nil {
 				return err
@@ -108,7 +87,60 @@ counts over --timesteps steps (as float32) with --network snn.`,
 	f.Float32Var(&cfg.Reset, "reset", cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
 	f.IntVar(&batch, "batch-size", 100, "inputs per forward pass")
 	f.BoolVar(&scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
-	f.StringVar(&device, "device", "cpu", "cpu or cuda")
+	f.StringVar(&device, "device", "cpu", deviceHelp)
 	mf.add(cmd)
 	return cmd
+}
+
+// infer runs the ANN (snn nil) or the SNN on x, batch inputs at a time.
+func infer(be compute.Backend, ann *nn.Network, snn *spiking.Network, x *nn.Tensor, batch int) ([]float32, []int, error) {
+	n := x.Shape[0]
+	outShape, err := ann.OutputShape()
+	if err != nil {
+		return nil, nil, err
+	}
+	if snn != nil {
+		err = snn.Bind(be)
+	} else {
+		err = ann.Bind(be)
+	}
+	if err != nil || n == 0 {
+		return nil, append([]int{n}, outShape...), err
+	}
+	batch = min(batch, n)
+	per := nn.Numel(x.Shape[1:])
+	in, err := be.Alloc(batch * per)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer be.Free(in)
+	var run func(nn.Value) nn.Value
+	if snn != nil {
+		sim, err := spiking.NewSimulator(be, snn, batch)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer sim.Free()
+		outShape = sim.OutputShape()
+		run = func(v nn.Value) nn.Value { return sim.Run(v, false, false) }
+	} else {
+		e, err := nn.NewExecutor(be, ann.Layers, ann.InputShape, batch, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer e.Free()
+		run = func(v nn.Value) nn.Value { return e.Forward(v, nn.Mode{}) }
+	}
+	k := nn.Numel(outShape)
+	result := make([]float32, n*k)
+	for lo := 0; lo < n; lo += batch {
+		hi := min(lo+batch, n)
+		buf := in.Slice(0, (hi-lo)*per)
+		be.Upload(buf, x.Data[lo*per:hi*per])
+		y := run(nn.Value{Shape: append([]int{hi - lo}, x.Shape[1:]...), Buf: buf})
+		if err := be.Download(result[lo*k:hi*k], y.Buf); err != nil {
+			return nil, nil, err
+		}
+	}
+	return result, append([]int{n}, outShape...), be.Err()
 }

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/importer"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/model"
 )
 
 // modelFlags are the flags of every command that reads a model.
@@ -19,13 +19,13 @@ func (f *modelFlags) add(cmd *cobra.Command) {
 }
 
 // load reads MODEL: ONNX, a PyTorch checkpoint or a proxykit checkpoint.
-func (f *modelFlags) load(path string) (*train.Model, error) {
-	return train.LoadModelWith(path, importer.Options{Arch: f.arch, Like: f.like})
+func (f *modelFlags) load(path string) (*model.Model, error) {
+	return model.LoadWith(path, importer.Options{Arch: f.arch, Like: f.like})
 }
 
 // applySNNDefaults takes T, v_th and v_reset from the model file (a
 // checkpoint, an SNN module) where the user gave no flag for them.
-func applySNNDefaults(flags *pflag.FlagSet, m *train.Model, timesteps *int, threshold, reset *float32) {
+func applySNNDefaults(flags *pflag.FlagSet, m *model.Model, timesteps *int, threshold, reset *float32) {
 	cfg, ok := m.SNNDefaults()
 	if !ok {
 		return
@@ -41,13 +41,14 @@ func applySNNDefaults(flags *pflag.FlagSet, m *train.Model, timesteps *int, thre
 	}
 }
 
-// checkDevice answers --device: this build computes on the CPU only.
-func checkDevice(device string) error {
-	switch device {
-	case "cpu":
-		return nil
-	case "cuda":
-		return fmt.Errorf("--device cuda: this proxykit was built without GPU support (build with -tags cuda)")
+// deviceHelp is the --device flag's help text.
+const deviceHelp = "where to compute: " + device.Names
+
+// openDevice opens the backend --device names.
+func openDevice(name string) (compute.Backend, error) {
+	be, err := device.Open(name)
+	if err != nil {
+		return nil, err
 	}
-	return fmt.Errorf("--device %q: want cpu or cuda", device)
+	return be, nil
 }

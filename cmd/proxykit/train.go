@@ -50,9 +50,6 @@ flip.
 Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDevice(device); err != nil {
-				return err
-			}
 			if data == "" || output == "" {
 				return fmt.Errorf("--data and -o are required")
 			}
@@ -102,6 +99,16 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 					return fmt.Errorf("--resume %s: %w (model %s)", resume, err, args[0])
 				}
 			}
+			be, err := openDevice(device)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			t.Backend = be
+			defer t.Close()
+			if _, err := t.Engine(); err != nil {
+				return err
+			}
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			tty := isTerminal(stderr)
 			if !jsonOut {
@@ -123,7 +130,7 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 				if tty && !jsonOut {
 					fmt.Fprint(stderr, "\r\033[K")
 				}
-				if err := t.Checkpoint().Save(output); err != nil {
+				if err := saveCheckpoint(t, output); err != nil {
 					return err
 				}
 				return printEpoch(stdout, st, jsonOut)
@@ -135,7 +142,7 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 				if tty {
 					fmt.Fprint(stderr, "\r\033[K")
 				}
-				if serr := t.Checkpoint().Save(output); serr != nil {
+				if serr := saveCheckpoint(t, output); serr != nil {
 					return serr
 				}
 				return errInterrupted{fmt.Sprintf("interrupted at epoch %d, batch %d; checkpoint written to %s (continue with --resume %s)",
@@ -167,7 +174,7 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 	f.Uint64Var(&s.Seed, "seed", s.Seed, "seed of shuffling and augmentation")
 	f.BoolVar(&noShuffle, "no-shuffle", false, "keep the data set's order")
 	f.BoolVar(&noAugment, "no-augment", false, "no data augmentation")
-	f.StringVar(&device, "device", "cpu", "cpu or cuda")
+	f.StringVar(&device, "device", "cpu", deviceHelp)
 	f.StringVar(&resume, "resume", "", "continue from this checkpoint (weights, optimizer, statistics, position)")
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
@@ -219,4 +226,13 @@ func printEpoch(w io.Writer, st train.EpochStats, asJSON bool) error {
 		st.Epoch, st.BNMode, st.TrainLoss, 100*st.TrainANN, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict,
 		100*st.Test.SNNTies, 100*st.Test.TieShare, st.Seconds, st.ImagesPerSec)
 	return err
+}
+
+// saveCheckpoint writes the trainer's state to path.
+func saveCheckpoint(t *train.Trainer, path string) error {
+	c, err := t.Checkpoint()
+	if err != nil {
+		return err
+	}
+	return c.Save(path)
 }

@@ -1,0 +1,174 @@
+package compute
+
+// Buffer is an array of float32 values in a Backend's memory: host memory
+// for the CPU backend, device memory for CUDA. Buffers come from their
+// backend's Alloc or Adopt and are passed back to that backend's kernels;
+// a kernel never mixes buffers of two backends.
+type Buffer interface {
+	// Len is the number of float32 values.
+	Len() int
+	// Slice is the view of values [lo, hi); it shares the buffer's memory.
+	Slice(lo, hi int) Buffer
+}
+
+// Backend is where proxykit's arithmetic runs: it owns the memory of
+// activations, parameters and optimizer state, and it runs every kernel the
+// ANN and the SNN use. The CPU backend (CPU) is pure Go; compute/cuda holds
+// the CUDA backend and its emulated device. Package conformance holds any
+// backend to PyTorch's results and to the CPU backend.
+//
+// Kernels are queued in order and may run asynchronously; they report
+// failures through Err. Shapes are the caller's responsibility: kernels
+// trust the sizes they are given (nn and spiking check shapes once, when
+// they plan a network's buffers).
+//
+// Host and backend memory meet in few, named places: Adopt, Upload and
+// Download (staging a batch, reading [B, K] outputs, syncing parameters for
+// a checkpoint or an export), and Sum.
+type Backend interface {
+	// Name is the backend's name as --device spells it, e.g. "cpu".
+	Name() string
+	// StepsAtOnce is how many of an SNN's T time steps the simulation
+	// hands to each kernel: 1 on the CPU (its kernels skip absent spikes
+	// step by step), T on CUDA (each layer over all T·B rows at once).
+	StepsAtOnce(timesteps int) int
+
+	// Alloc returns a zeroed buffer of n values.
+	Alloc(n int) (Buffer, error)
+	// Adopt returns a buffer holding host's values: host's own memory on a
+	// backend that computes in host memory, a copy elsewhere. After changing
+	// host, call Upload(buffer, host) so that the backend sees the change.
+	Adopt(host []float32) (Buffer, error)
+	// Free gives a buffer back; it must not be used afterwards.
+	Free(b Buffer)
+	// Upload copies host values into dst (len(src) == dst.Len()).
+	Upload(dst Buffer, src []float32)
+	// Download copies src into host memory, waiting for queued work.
+	Download(dst []float32, src Buffer) error
+	// Copy copies src into dst, of equal length.
+	Copy(dst, src Buffer)
+	// Fill sets every value of dst to v.
+	Fill(dst Buffer, v float32)
+	// Sum is the sum of x's values, computed in float64, waiting for
+	// queued work.
+	Sum(x Buffer) (float64, error)
+	// Err waits for queued work and returns the first error since the last
+	// call, if any.
+	Err() error
+	// Close releases the backend's resources.
+	Close() error
+
+	// Conv2dForward computes
+	// y[s,o,p] = bias[o] + Σ_{c,kh,kw} w[o,c,kh,kw]·x[s,c,pixel(p,kh,kw)]
+	// for n samples; bias may be nil.
+	Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer)
+	// Conv2dBackward computes dx (overwritten; nil to skip) and adds into
+	// dw and db (nil to skip) the gradients of Conv2dForward given dy.
+	Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer)
+	// LinearForward computes y[b,o] = bias[o] + Σ_i x[b,i]·w[o,i] (w is
+	// [out, in], bias may be nil). spikes says that x is mostly zeros; a
+	// backend may pick another kernel for it, computing the same function.
+	LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool)
+	// LinearBackward computes dx = dy·W (overwritten; nil to skip), adds
+	// dyᵀ·x into dw and Σ_b dy into db (nil to skip).
+	LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer)
+	// ReLUForward writes y = max(x, 0); y may be x.
+	ReLUForward(x, y Buffer)
+	// ReLUBackward writes dx = dy where y > 0, else 0.
+	ReLUBackward(y, dy, dx Buffer)
+	// MaxPool2dForward writes each window's maximum (padding never wins).
+	MaxPool2dForward(g PoolGeom, n int, x, y Buffer)
+	// MaxPool2dBackward writes dx: each window's gradient goes to the first
+	// maximum of its window in x, as PyTorch routes it.
+	MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer)
+	// AvgPool2dForward writes each window's mean; with countPad the divisor
+	// counts padded positions (PyTorch's count_include_pad).
+	AvgPool2dForward(g PoolGeom, n int, countPad bool, x, y Buffer)
+	// AvgPool2dBackward writes dx, each gradient spread over its window.
+	AvgPool2dBackward(g PoolGeom, n int, countPad bool, dy, dx Buffer)
+	// GlobalAvgPoolForward averages each of nc planes of hw values.
+	GlobalAvgPoolForward(nc, hw int, x, y Buffer)
+	// GlobalAvgPoolBackward writes dx[i, :] = dy[i]/hw.
+	GlobalAvgPoolBackward(nc, hw int, dy, dx Buffer)
+	// Pad2dForward pads each of nc planes by g's border, filled with g.Value.
+	Pad2dForward(g PadGeom, nc int, x, y Buffer)
+	// Pad2dBackward writes dx, the gradient of the unpadded interior.
+	Pad2dBackward(g PadGeom, nc int, dy, dx Buffer)
+	// SoftmaxForward applies softmax (log-softmax with log) to n rows of k.
+	SoftmaxForward(n, k int, log bool, x, y Buffer)
+	// SoftmaxBackward writes dx from the forward output y and dy.
+	SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer)
+
+	// BatchNormStats computes, for each of groups groups of n samples
+	// (x is [groups·n, c, hw]), each channel's mean and biased variance
+	// into mean and variance, each [groups, c].
+	BatchNormStats(groups, n, c, hw int, x, mean, variance Buffer)
+	// BatchNormUpdateRunning folds groups batch statistics into the running
+	// ones, one group after the other: r = (1−momentum)·r + momentum·batch,
+	// the variance unbiased with count/(count−1), as PyTorch does.
+	BatchNormUpdateRunning(groups, c, count int, momentum float32, mean, variance, runMean, runVar Buffer)
+	// BatchNormScaleShift writes the per-channel affine map that normalises
+	// with (mean, variance): scale = γ/√(var+eps), shift = β − mean·scale,
+	// for groups rows of c channels.
+	BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift Buffer)
+	// ChannelAffine writes y = x·scale[g,c] + shift[g,c] for groups groups of
+	// n samples of c channels × hw; y may be x.
+	ChannelAffine(groups, n, c, hw int, x, scale, shift, y Buffer)
+	// BatchNormBackward computes dx (overwritten; nil to skip) and adds
+	// dγ and dβ, for the statistics (mean, variance) the forward pass
+	// normalised with; batchStats says they were x's own batch statistics.
+	BatchNormBackward(n, c, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer)
+
+	// IF advances integrate-and-fire neurons over a.Steps time steps.
+	IF(a IFArgs)
+	// ProxyLossGrad writes the gradient of the proxy loss mean((counts −
+	// onehot(labels))²) over n×k: dy = 2(counts − onehot)/(n·k). labels
+	// holds class indices as floats.
+	ProxyLossGrad(n, k int, counts, labels, dy Buffer)
+	// Adam applies one step of PyTorch's Adam with L2 weight decay to p.
+	Adam(a AdamArgs, p, grad, m, v Buffer)
+}
+
+// PadGeom is a constant 2-D padding of h×w planes.
+type PadGeom struct {
+	H, W           int
+	PT, PL, PB, PR int
+	Value          float32
+}
+
+// OutH is the padded height.
+func (g PadGeom) OutH() int { return g.H + g.PT + g.PB }
+
+// OutW is the padded width.
+func (g PadGeom) OutW() int { return g.W + g.PL + g.PR }
+
+// IFArgs describe one IF kernel call: N neurons over Steps time steps
+// (dt = 1). At each step v += u; a neuron spikes (1) where v >= Threshold
+// and its potential is then set to Reset (hard reset); else its spike is 0.
+type IFArgs struct {
+	Steps, N int
+	// In is the input current, [Steps, N]; with Constant, [N] and the same
+	// at every step (the static input layer's output).
+	In       Buffer
+	Constant bool
+	// Scale and Shift, if not nil, map the input first: u = in·Scale[g,c] +
+	// Shift[g,c] (a BatchNorm fused into the IF layer), where c = (j/HW) mod
+	// C for neuron j and g is the step with PerStep, else 0.
+	Scale, Shift Buffer
+	PerStep      bool
+	C, HW        int
+	// V is the membrane potential, [N], carried from call to call.
+	V Buffer
+	// Spikes receives the spikes, [Steps, N].
+	Spikes Buffer
+	// Counts, if not nil, accumulates each neuron's spikes, [N].
+	Counts Buffer
+	// Threshold and Reset are v_th and v_reset.
+	Threshold, Reset float32
+}
+
+// AdamArgs are one Adam step's settings. Step counts from 1.
+type AdamArgs struct {
+	Step                               int
+	LR, Beta1, Beta2, Eps, WeightDecay float64
+}

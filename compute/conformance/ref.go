@@ -1,0 +1,319 @@
+package conformance
+
+import (
+	"math"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// The references below are the kernels' definitions written as plainly as
+// possible, in float64, with nothing shared with any backend: the oracle
+// for random inputs that PyTorch's fixtures do not cover.
+
+func refConv(g compute.ConvGeom, n int, x, w, bias []float32) []float64 {
+	oh, ow := g.OutH(), g.OutW()
+	y := make([]float64, n*g.O*oh*ow)
+	for s := 0; s < n; s++ {
+		for o := 0; o < g.O; o++ {
+			for yy := 0; yy < oh; yy++ {
+				for xx := 0; xx < ow; xx++ {
+					var acc float64
+					if bias != nil {
+						acc = float64(bias[o])
+					}
+					for c := 0; c < g.C; c++ {
+						for kh := 0; kh < g.KH; kh++ {
+							for kw := 0; kw < g.KW; kw++ {
+								ih, iw := yy*g.SH-g.PT+kh*g.DH, xx*g.SW-g.PL+kw*g.DW
+								if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
+									continue
+								}
+								acc += float64(w[((o*g.C+c)*g.KH+kh)*g.KW+kw]) * float64(x[((s*g.C+c)*g.H+ih)*g.W+iw])
+							}
+						}
+					}
+					y[((s*g.O+o)*oh+yy)*ow+xx] = acc
+				}
+			}
+		}
+	}
+	return y
+}
+
+// refConvBackward returns dx, dw and db for dy.
+func refConvBackward(g compute.ConvGeom, n int, x, w, dy []float32) (dx, dw, db []float64) {
+	oh, ow := g.OutH(), g.OutW()
+	dx = make([]float64, len(x))
+	dw = make([]float64, len(w))
+	db = make([]float64, g.O)
+	for s := 0; s < n; s++ {
+		for o := 0; o < g.O; o++ {
+			for yy := 0; yy < oh; yy++ {
+				for xx := 0; xx < ow; xx++ {
+					d := float64(dy[((s*g.O+o)*oh+yy)*ow+xx])
+					db[o] += d
+					for c := 0; c < g.C; c++ {
+						for kh := 0; kh < g.KH; kh++ {
+							for kw := 0; kw < g.KW; kw++ {
+								ih, iw := yy*g.SH-g.PT+kh*g.DH, xx*g.SW-g.PL+kw*g.DW
+								if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
+									continue
+								}
+								xi := ((s*g.C+c)*g.H+ih)*g.W + iw
+								wi := ((o*g.C+c)*g.KH+kh)*g.KW + kw
+								dx[xi] += float64(w[wi]) * d
+								dw[wi] += float64(x[xi]) * d
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return dx, dw, db
+}
+
+func refLinear(n, in, out int, x, w, bias []float32) []float64 {
+	y := make([]float64, n*out)
+	for b := 0; b < n; b++ {
+		for o := 0; o < out; o++ {
+			var acc float64
+			if bias != nil {
+				acc = float64(bias[o])
+			}
+			for i := 0; i < in; i++ {
+				acc += float64(x[b*in+i]) * float64(w[o*in+i])
+			}
+			y[b*out+o] = acc
+		}
+	}
+	return y
+}
+
+func refLinearBackward(n, in, out int, x, w, dy []float32) (dx, dw, db []float64) {
+	dx, dw, db = make([]float64, n*in), make([]float64, out*in), make([]float64, out)
+	for b := 0; b < n; b++ {
+		for o := 0; o < out; o++ {
+			d := float64(dy[b*out+o])
+			db[o] += d
+			for i := 0; i < in; i++ {
+				dx[b*in+i] += d * float64(w[o*in+i])
+				dw[o*in+i] += d * float64(x[b*in+i])
+			}
+		}
+	}
+	return dx, dw, db
+}
+
+// refPoolWindow is output (y, x)'s window clipped to the input, with the
+// average pool's divisor.
+func refPoolWindow(g compute.PoolGeom, y, x int, countPad bool) (h0, h1, w0, w1, div int) {
+	h0, w0 = y*g.SH-g.PT, x*g.SW-g.PL
+	h1, w1 = h0+g.KH, w0+g.KW
+	ph1, pw1 := min(h1, g.H+g.PB), min(w1, g.W+g.PR)
+	div = (ph1 - h0) * (pw1 - w0)
+	h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, g.H), min(w1, g.W)
+	if !countPad {
+		div = (h1 - h0) * (w1 - w0)
+	}
+	return
+}
+
+// refMaxPool returns the outputs and, per output, the input index of the
+// first maximum of its window (-1 for none).
+func refMaxPool(g compute.PoolGeom, n int, x []float32) ([]float64, []int) {
+	oh, ow := g.OutH(), g.OutW()
+	y := make([]float64, n*g.C*oh*ow)
+	arg := make([]int, len(y))
+	for p := 0; p < n*g.C; p++ {
+		for yy := 0; yy < oh; yy++ {
+			for xx := 0; xx < ow; xx++ {
+				h0, h1, w0, w1, _ := refPoolWindow(g, yy, xx, false)
+				best, bi := math.Inf(-1), -1
+				for ih := h0; ih < h1; ih++ {
+					for iw := w0; iw < w1; iw++ {
+						i := (p*g.H+ih)*g.W + iw
+						if v := float64(x[i]); bi < 0 || v > best {
+							best, bi = v, i
+						}
+					}
+				}
+				o := (p*oh+yy)*ow + xx
+				y[o], arg[o] = best, bi
+			}
+		}
+	}
+	return y, arg
+}
+
+func refAvgPool(g compute.PoolGeom, n int, countPad bool, x []float32) []float64 {
+	oh, ow := g.OutH(), g.OutW()
+	y := make([]float64, n*g.C*oh*ow)
+	for p := 0; p < n*g.C; p++ {
+		for yy := 0; yy < oh; yy++ {
+			for xx := 0; xx < ow; xx++ {
+				h0, h1, w0, w1, div := refPoolWindow(g, yy, xx, countPad)
+				var sum float64
+				for ih := h0; ih < h1; ih++ {
+					for iw := w0; iw < w1; iw++ {
+						sum += float64(x[(p*g.H+ih)*g.W+iw])
+					}
+				}
+				if div > 0 {
+					y[(p*oh+yy)*ow+xx] = sum / float64(div)
+				}
+			}
+		}
+	}
+	return y
+}
+
+func refAvgPoolBackward(g compute.PoolGeom, n int, countPad bool, dy []float32) []float64 {
+	oh, ow := g.OutH(), g.OutW()
+	dx := make([]float64, n*g.C*g.H*g.W)
+	for p := 0; p < n*g.C; p++ {
+		for yy := 0; yy < oh; yy++ {
+			for xx := 0; xx < ow; xx++ {
+				h0, h1, w0, w1, div := refPoolWindow(g, yy, xx, countPad)
+				if div == 0 {
+					continue
+				}
+				d := float64(dy[(p*oh+yy)*ow+xx]) / float64(div)
+				for ih := h0; ih < h1; ih++ {
+					for iw := w0; iw < w1; iw++ {
+						dx[(p*g.H+ih)*g.W+iw] += d
+					}
+				}
+			}
+		}
+	}
+	return dx
+}
+
+// refBNStats returns per (group, channel) mean and biased variance.
+func refBNStats(groups, n, c, hw int, x []float32) (mean, variance []float64) {
+	mean, variance = make([]float64, groups*c), make([]float64, groups*c)
+	for g := 0; g < groups; g++ {
+		for ch := 0; ch < c; ch++ {
+			var s, sq float64
+			for b := 0; b < n; b++ {
+				for i := 0; i < hw; i++ {
+					v := float64(x[((g*n+b)*c+ch)*hw+i])
+					s += v
+					sq += v * v
+				}
+			}
+			m := float64(n * hw)
+			mean[g*c+ch] = s / m
+			variance[g*c+ch] = sq/m - (s/m)*(s/m)
+		}
+	}
+	return
+}
+
+func refBNBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy []float32) (dx, dg, db []float64) {
+	dx, dg, db = make([]float64, len(x)), make([]float64, c), make([]float64, c)
+	m := float64(n * hw)
+	for ch := 0; ch < c; ch++ {
+		is := 1 / math.Sqrt(float64(variance[ch])+float64(eps))
+		mu := float64(mean[ch])
+		for b := 0; b < n; b++ {
+			for i := 0; i < hw; i++ {
+				j := (b*c+ch)*hw + i
+				db[ch] += float64(dy[j])
+				dg[ch] += float64(dy[j]) * (float64(x[j]) - mu) * is
+			}
+		}
+		for b := 0; b < n; b++ {
+			for i := 0; i < hw; i++ {
+				j := (b*c+ch)*hw + i
+				k := float64(gamma[ch]) * is
+				if train {
+					xh := (float64(x[j]) - mu) * is
+					dx[j] = k * (float64(dy[j]) - db[ch]/m - xh*dg[ch]/m)
+				} else {
+					dx[j] = k * float64(dy[j])
+				}
+			}
+		}
+	}
+	return
+}
+
+// refIF runs the IF recurrence in float32, as its definition states it:
+// u = in (·scale + shift, each rounded to float32), v = v + u, spike when
+// v >= threshold, hard reset.
+func refIF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []float32) {
+	spikes = make([]float32, a.Steps*a.N)
+	counts = make([]float32, a.N)
+	for t := 0; t < a.Steps; t++ {
+		for j := 0; j < a.N; j++ {
+			u := in[j]
+			if !a.Constant {
+				u = in[t*a.N+j]
+			}
+			if scale != nil {
+				g := 0
+				if a.PerStep {
+					g = t
+				}
+				c := (j / a.HW) % a.C
+				prod := float32(u * scale[g*a.C+c]) // rounded: no fused multiply-add
+				u = prod + shift[g*a.C+c]
+			}
+			p := v[j] + u
+			if p >= a.Threshold {
+				spikes[t*a.N+j] = 1
+				counts[j]++
+				v[j] = a.Reset
+			} else {
+				v[j] = p
+			}
+		}
+	}
+	return
+}
+
+func refSoftmax(n, k int, log bool, x []float32) []float64 {
+	y := make([]float64, n*k)
+	for b := 0; b < n; b++ {
+		m := math.Inf(-1)
+		for j := 0; j < k; j++ {
+			m = math.Max(m, float64(x[b*k+j]))
+		}
+		var s float64
+		for j := 0; j < k; j++ {
+			s += math.Exp(float64(x[b*k+j]) - m)
+		}
+		for j := 0; j < k; j++ {
+			if log {
+				y[b*k+j] = float64(x[b*k+j]) - m - math.Log(s)
+			} else {
+				y[b*k+j] = math.Exp(float64(x[b*k+j])-m) / s
+			}
+		}
+	}
+	return y
+}
+
+func refSoftmaxBackward(n, k int, log bool, y, dy []float32) []float64 {
+	dx := make([]float64, n*k)
+	for b := 0; b < n; b++ {
+		var s float64
+		for j := 0; j < k; j++ {
+			if log {
+				s += float64(dy[b*k+j])
+			} else {
+				s += float64(dy[b*k+j]) * float64(y[b*k+j])
+			}
+		}
+		for j := 0; j < k; j++ {
+			if log {
+				dx[b*k+j] = float64(dy[b*k+j]) - math.Exp(float64(y[b*k+j]))*s
+			} else {
+				dx[b*k+j] = float64(y[b*k+j]) * (float64(dy[b*k+j]) - s)
+			}
+		}
+	}
+	return dx
+}

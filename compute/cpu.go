@@ -1,0 +1,330 @@
+package compute
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+// CPU is the pure-Go backend (its zero value is ready to use): buffers are host slices and every kernel is
+// one of this package's plain loops, split across cores where the work is
+// large enough to pay for it. Results do not depend on the number of cores.
+//
+// It keeps prepared forms of weights (the transposed weights its scatter
+// kernels read) from call to call, and drops one when its weight changes
+// through Upload, Copy, Fill or Adam. A CPU value is used by one goroutine
+// at a time.
+type CPU struct {
+	// AllSteps makes the SNN hand all T time steps to each kernel, as the
+	// CUDA backend does, instead of one step at a time; the results are the
+	// same (tests check it), the memory larger.
+	AllSteps bool
+
+	mu       sync.Mutex
+	prepared map[prepKey]*prepared
+	memLimit int64
+}
+
+// NewCPU returns a CPU backend.
+func NewCPU() *CPU {
+	c := &CPU{prepared: map[prepKey]*prepared{}}
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		c.memLimit = int64(si.Totalram) * int64(si.Unit)
+	}
+	return c
+}
+
+// hostBuffer is a CPU buffer: a slice, and the allocation it belongs to.
+type hostBuffer struct {
+	data []float32
+	root *hostRoot
+	off  int
+}
+
+// hostRoot is shared by an allocation and its slices; version counts the
+// writes that invalidate prepared weights.
+type hostRoot struct{ version uint64 }
+
+// Len implements Buffer.
+func (b *hostBuffer) Len() int { return len(b.data) }
+
+// Slice implements Buffer.
+func (b *hostBuffer) Slice(lo, hi int) Buffer {
+	return &hostBuffer{data: b.data[lo:hi:hi], root: b.root, off: b.off + lo}
+}
+
+// host returns the slice behind a CPU buffer (nil for nil).
+func host(b Buffer) []float32 {
+	if b == nil {
+		return nil
+	}
+	hb, ok := b.(*hostBuffer)
+	if !ok {
+		panic(fmt.Sprintf("compute: a %T buffer passed to the CPU backend", b))
+	}
+	return hb.data
+}
+
+func touch(b Buffer) {
+	if hb, ok := b.(*hostBuffer); ok {
+		hb.root.version++
+	}
+}
+
+type prepKey struct {
+	root      *hostRoot
+	off, n, o int
+	kind      string
+}
+
+type prepared struct {
+	version uint64
+	data    []float32
+}
+
+// prepare returns the cached form kind of w (made by make when absent or stale).
+func (c *CPU) prepare(kind string, w Buffer, o int, make func([]float32) []float32) []float32 {
+	hb := w.(*hostBuffer)
+	key := prepKey{hb.root, hb.off, len(hb.data), o, kind}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prepared == nil {
+		c.prepared = map[prepKey]*prepared{}
+	}
+	if p, ok := c.prepared[key]; ok && p.version == hb.root.version {
+		return p.data
+	}
+	p := &prepared{version: hb.root.version, data: make(hb.data)}
+	c.prepared[key] = p
+	return p.data
+}
+
+// Name implements Backend.
+func (c *CPU) Name() string { return "cpu" }
+
+// StepsAtOnce implements Backend: one step at a time, unless AllSteps.
+func (c *CPU) StepsAtOnce(timesteps int) int {
+	if c.AllSteps {
+		return timesteps
+	}
+	return 1
+}
+
+// Alloc implements Backend.
+func (c *CPU) Alloc(n int) (Buffer, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("cpu: cannot allocate %d values", n)
+	}
+	if c.memLimit > 0 && int64(n)*4 > c.memLimit {
+		return nil, fmt.Errorf("cpu: %d MB asked for, more than this machine's %d MB of memory", int64(n)*4>>20, c.memLimit>>20)
+	}
+	return &hostBuffer{data: make([]float32, n), root: &hostRoot{}}, nil
+}
+
+// Adopt implements Backend: the buffer is host's own memory.
+func (c *CPU) Adopt(h []float32) (Buffer, error) {
+	return &hostBuffer{data: h[:len(h):len(h)], root: &hostRoot{}}, nil
+}
+
+// Free implements Backend.
+func (c *CPU) Free(b Buffer) {
+	hb, ok := b.(*hostBuffer)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	for k := range c.prepared {
+		if k.root == hb.root {
+			delete(c.prepared, k)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// Upload implements Backend. Uploading a host slice into the buffer that
+// adopted it copies nothing; it tells the backend that the values changed.
+func (c *CPU) Upload(dst Buffer, src []float32) {
+	d := host(dst)
+	if len(d) > 0 && len(src) > 0 && &d[0] != &src[0] {
+		copy(d, src)
+	}
+	touch(dst)
+}
+
+// Download implements Backend.
+func (c *CPU) Download(dst []float32, src Buffer) error {
+	s := host(src)
+	if len(s) > 0 && len(dst) > 0 && &s[0] != &dst[0] {
+		copy(dst, s)
+	}
+	return nil
+}
+
+// Copy implements Backend.
+func (c *CPU) Copy(dst, src Buffer) {
+	copy(host(dst), host(src))
+	touch(dst)
+}
+
+// Fill implements Backend.
+func (c *CPU) Fill(dst Buffer, v float32) {
+	d := host(dst)
+	for i := range d {
+		d[i] = v
+	}
+	touch(dst)
+}
+
+// Sum implements Backend.
+func (c *CPU) Sum(x Buffer) (float64, error) {
+	var s float64
+	for _, v := range host(x) {
+		s += float64(v)
+	}
+	return s, nil
+}
+
+// Err implements Backend: CPU kernels do not fail.
+func (c *CPU) Err() error { return nil }
+
+// Close implements Backend.
+func (c *CPU) Close() error {
+	c.mu.Lock()
+	clear(c.prepared)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *CPU) convWT(g ConvGeom, w Buffer) []float32 {
+	return c.prepare("convT", w, g.O, func(w []float32) []float32 { return ConvWeightT(g, w) })
+}
+
+// Conv2dForward implements Backend.
+func (c *CPU) Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer) {
+	Conv2dForwardT(g, n, host(x), c.convWT(g, w), host(bias), host(y))
+}
+
+// Conv2dBackward implements Backend.
+func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
+	Conv2dBackwardT(g, n, host(x), c.convWT(g, w), host(dy), host(dx), host(dw), host(db))
+}
+
+// LinearForward implements Backend: spiking inputs go through the sparse
+// kernel, which adds only the rows of the transposed weight whose input is
+// non-zero.
+func (c *CPU) LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool) {
+	if !spikes {
+		LinearForward(n, in, out, host(x), host(w), host(bias), host(y))
+		return
+	}
+	wT := c.prepare("linearT", w, out, func(w []float32) []float32 {
+		t := make([]float32, len(w))
+		Transpose(out, in, w, t)
+		return t
+	})
+	LinearForwardSparse(n, in, out, host(x), wT, host(bias), host(y))
+}
+
+// LinearBackward implements Backend.
+func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer) {
+	LinearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
+}
+
+// ReLUForward implements Backend.
+func (c *CPU) ReLUForward(x, y Buffer) { ReLUForward(host(x), host(y)) }
+
+// ReLUBackward implements Backend.
+func (c *CPU) ReLUBackward(y, dy, dx Buffer) { ReLUBackward(host(y), host(dy), host(dx)) }
+
+// MaxPool2dForward implements Backend.
+func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
+	MaxPool2dForward(g, n, host(x), host(y))
+}
+
+// MaxPool2dBackward implements Backend.
+func (c *CPU) MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer) {
+	MaxPool2dBackward(g, n, host(x), host(dy), host(dx))
+}
+
+// AvgPool2dForward implements Backend.
+func (c *CPU) AvgPool2dForward(g PoolGeom, n int, countPad bool, x, y Buffer) {
+	AvgPool2dForward(g, n, countPad, host(x), host(y))
+}
+
+// AvgPool2dBackward implements Backend.
+func (c *CPU) AvgPool2dBackward(g PoolGeom, n int, countPad bool, dy, dx Buffer) {
+	AvgPool2dBackward(g, n, countPad, host(dy), host(dx))
+}
+
+// GlobalAvgPoolForward implements Backend.
+func (c *CPU) GlobalAvgPoolForward(nc, hw int, x, y Buffer) {
+	GlobalAvgPoolForward(nc, hw, host(x), host(y))
+}
+
+// GlobalAvgPoolBackward implements Backend.
+func (c *CPU) GlobalAvgPoolBackward(nc, hw int, dy, dx Buffer) {
+	GlobalAvgPoolBackward(nc, hw, host(dy), host(dx))
+}
+
+// Pad2dForward implements Backend.
+func (c *CPU) Pad2dForward(g PadGeom, nc int, x, y Buffer) { Pad2dForward(g, nc, host(x), host(y)) }
+
+// Pad2dBackward implements Backend.
+func (c *CPU) Pad2dBackward(g PadGeom, nc int, dy, dx Buffer) {
+	Pad2dBackward(g, nc, host(dy), host(dx))
+}
+
+// SoftmaxForward implements Backend.
+func (c *CPU) SoftmaxForward(n, k int, log bool, x, y Buffer) {
+	SoftmaxForward(n, k, log, host(x), host(y))
+}
+
+// SoftmaxBackward implements Backend.
+func (c *CPU) SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer) {
+	SoftmaxBackward(n, k, log, host(y), host(dy), host(dx))
+}
+
+// BatchNormStats implements Backend.
+func (c *CPU) BatchNormStats(groups, n, ch, hw int, x, mean, variance Buffer) {
+	BatchNormStats(groups, n, ch, hw, host(x), host(mean), host(variance))
+}
+
+// BatchNormUpdateRunning implements Backend.
+func (c *CPU) BatchNormUpdateRunning(groups, ch, count int, momentum float32, mean, variance, runMean, runVar Buffer) {
+	BatchNormUpdateRunning(groups, ch, count, momentum, host(mean), host(variance), host(runMean), host(runVar))
+}
+
+// BatchNormScaleShift implements Backend.
+func (c *CPU) BatchNormScaleShift(groups, ch int, eps float32, gamma, beta, mean, variance, scale, shift Buffer) {
+	BatchNormScaleShift(groups, ch, eps, host(gamma), host(beta), host(mean), host(variance), host(scale), host(shift))
+}
+
+// ChannelAffine implements Backend.
+func (c *CPU) ChannelAffine(groups, n, ch, hw int, x, scale, shift, y Buffer) {
+	ChannelAffine(groups, n, ch, hw, host(x), host(scale), host(shift), host(y))
+}
+
+// BatchNormBackward implements Backend.
+func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer) {
+	BatchNormBackward(n, ch, hw, batchStats, eps, host(gamma), host(mean), host(variance), host(x), host(dy), host(dx),
+		host(dgamma), host(dbeta))
+}
+
+// IF implements Backend.
+func (c *CPU) IF(a IFArgs) {
+	IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
+}
+
+// ProxyLossGrad implements Backend.
+func (c *CPU) ProxyLossGrad(n, k int, counts, labels, dy Buffer) {
+	ProxyLossGrad(n, k, host(counts), host(labels), host(dy))
+}
+
+// Adam implements Backend.
+func (c *CPU) Adam(a AdamArgs, p, grad, m, v Buffer) {
+	AdamStep(a, host(p), host(grad), host(m), host(v))
+	touch(p)
+}
+
+var _ Backend = (*CPU)(nil)

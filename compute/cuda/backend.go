@@ -1,0 +1,628 @@
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// Options configure the CUDA backend.
+type Options struct {
+	// Emulate runs the kernels on the emulated device (the host CPU)
+	// instead of a GPU.
+	Emulate bool
+	// StrictFP32 computes matrix products (cuBLAS GEMMs and cuDNN
+	// convolutions) in full FP32. By default the GPU uses TF32 tensor
+	// cores for them, as PyTorch does for convolutions; the emulator always
+	// computes in FP32.
+	StrictFP32 bool
+	// NoCuDNN uses proxykit's own im2col + cuBLAS convolutions even where
+	// cuDNN is present.
+	NoCuDNN bool
+	// WorkspaceBytes caps the im2col workspace of a convolution (the
+	// samples of a batch are processed in chunks that fit). 0 means 512 MB
+	// on a GPU and 1 MB on the emulator, whose tests should see chunking.
+	WorkspaceBytes int64
+	// Device is the GPU's ordinal.
+	Device int
+}
+
+// Backend is the CUDA implementation of compute.Backend. Its kernels are
+// queued on the device's default stream in order; errors surface at the
+// next Download, Sum or Err. A Backend is used by one goroutine at a time.
+type Backend struct {
+	dev     device
+	opt     Options
+	name    string
+	kernels map[string]int
+	err     error
+	pool    map[int64][]devptr // freed allocations by size, for reuse
+	inUse   int64
+	peak    int64
+	work    map[string]*buffer // workspaces by use, grown on demand
+	sumOut  *buffer
+	dnn     *cudnn
+}
+
+// kernelNames are every kernel of kernels.cu that the backend launches.
+var kernelNames = []string{"pk_fill", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
+	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
+	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
+	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_update_running",
+	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if",
+	"pk_proxy_loss_grad", "pk_adam"}
+
+// Open starts the CUDA backend on a GPU (a binary built with -tags cuda) or
+// on the emulated device.
+func Open(opt Options) (*Backend, error) {
+	var dev device
+	name := "cuda"
+	if opt.Emulate {
+		dev, name = emuDevice{}, "cuda-emu"
+		if opt.WorkspaceBytes == 0 {
+			opt.WorkspaceBytes = 1 << 20
+		}
+	} else {
+		d, err := openGPU(opt)
+		if err != nil {
+			return nil, err
+		}
+		dev = d
+		if opt.WorkspaceBytes == 0 {
+			opt.WorkspaceBytes = 512 << 20
+		}
+	}
+	be := &Backend{dev: dev, opt: opt, name: name, kernels: map[string]int{}, pool: map[int64][]devptr{},
+		work: map[string]*buffer{}}
+	for _, k := range kernelNames {
+		i, err := dev.kernelIndex(k)
+		if err != nil {
+			dev.close()
+			return nil, err
+		}
+		be.kernels[k] = i
+	}
+	out, err := be.Alloc(2)
+	if err != nil {
+		dev.close()
+		return nil, err
+	}
+	be.sumOut = out.(*buffer)
+	if g, ok := dev.(dnnDevice); ok && !opt.NoCuDNN {
+		be.dnn = g.cudnn()
+	}
+	return be, nil
+}
+
+// Describe names the device and how it computes, for logs.
+func (be *Backend) Describe() string {
+	s := be.dev.name()
+	if !be.opt.Emulate {
+		if be.opt.StrictFP32 {
+			s += ", FP32 matrix products"
+		} else {
+			s += ", TF32 matrix products"
+		}
+		if be.dnn != nil {
+			s += ", cuDNN convolutions"
+		} else {
+			s += ", im2col convolutions"
+		}
+	}
+	return s
+}
+
+// buffer is device memory: an allocation or a view of one.
+type buffer struct {
+	ptr  devptr
+	n    int
+	root *allocation
+}
+
+type allocation struct {
+	ptr   devptr
+	bytes int64
+	freed bool
+}
+
+// Len implements compute.Buffer.
+func (b *buffer) Len() int { return b.n }
+
+// Slice implements compute.Buffer.
+func (b *buffer) Slice(lo, hi int) compute.Buffer {
+	if lo < 0 || hi > b.n || lo > hi {
+		panic(fmt.Sprintf("cuda: slice [%d:%d] of a buffer of %d", lo, hi, b.n))
+	}
+	return &buffer{ptr: b.ptr + devptr(4*lo), n: hi - lo, root: b.root}
+}
+
+// ptr is a buffer's device address (0 for nil).
+func ptr(b compute.Buffer) devptr {
+	if b == nil {
+		return 0
+	}
+	db, ok := b.(*buffer)
+	if !ok {
+		panic(fmt.Sprintf("cuda: a %T buffer passed to the CUDA backend", b))
+	}
+	if db.root.freed {
+		panic("cuda: a freed buffer passed to the CUDA backend")
+	}
+	return db.ptr
+}
+
+func (be *Backend) fail(err error) {
+	if err != nil && be.err == nil {
+		be.err = err
+	}
+}
+
+// Name implements compute.Backend: "cuda" or "cuda-emu".
+func (be *Backend) Name() string { return be.name }
+
+// StepsAtOnce implements compute.Backend: all T steps in each kernel.
+func (be *Backend) StepsAtOnce(timesteps int) int { return timesteps }
+
+// Alloc implements compute.Backend.
+func (be *Backend) Alloc(n int) (compute.Buffer, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%s: cannot allocate %d values", be.name, n)
+	}
+	bytes := int64(max(n, 1)) * 4
+	var p devptr
+	if free := be.pool[bytes]; len(free) > 0 {
+		p = free[len(free)-1]
+		be.pool[bytes] = free[:len(free)-1]
+	} else {
+		var err error
+		if p, err = be.dev.alloc(bytes); err != nil {
+			// give the cached blocks back and try once more
+			be.releasePool()
+			if p, err = be.dev.alloc(bytes); err != nil {
+				return nil, be.outOfMemory(bytes, err)
+			}
+		}
+	}
+	b := &buffer{ptr: p, n: n, root: &allocation{ptr: p, bytes: bytes}}
+	be.inUse += bytes
+	be.peak = max(be.peak, be.inUse)
+	be.Fill(b, 0)
+	return b, nil
+}
+
+func (be *Backend) outOfMemory(bytes int64, err error) error {
+	free, total := be.dev.memInfo()
+	if total > 0 {
+		return fmt.Errorf("%s: out of GPU memory: %d MB asked for, %d MB free of %d MB, %d MB held by proxykit (a smaller --batch-size needs less): %w",
+			be.name, bytes>>20, free>>20, total>>20, be.inUse>>20, err)
+	}
+	return err
+}
+
+func (be *Backend) releasePool() {
+	for size, ps := range be.pool {
+		for _, p := range ps {
+			be.dev.free(p)
+		}
+		delete(be.pool, size)
+	}
+}
+
+// Adopt implements compute.Backend: a device copy of host.
+func (be *Backend) Adopt(host []float32) (compute.Buffer, error) {
+	b, err := be.Alloc(len(host))
+	if err != nil {
+		return nil, err
+	}
+	be.Upload(b, host)
+	return b, nil
+}
+
+// Free implements compute.Backend. The memory goes back to the backend's
+// pool, for the next allocation of its size.
+func (be *Backend) Free(b compute.Buffer) {
+	db, ok := b.(*buffer)
+	if !ok || db.root.freed || db.ptr != db.root.ptr {
+		return
+	}
+	db.root.freed = true
+	be.inUse -= db.root.bytes
+	be.pool[db.root.bytes] = append(be.pool[db.root.bytes], db.root.ptr)
+}
+
+// Upload implements compute.Backend.
+func (be *Backend) Upload(dst compute.Buffer, src []float32) {
+	if len(src) != dst.Len() {
+		panic(fmt.Sprintf("cuda: uploading %d values into a buffer of %d", len(src), dst.Len()))
+	}
+	if len(src) > 0 {
+		be.fail(be.dev.htod(ptr(dst), src))
+	}
+}
+
+// Download implements compute.Backend.
+func (be *Backend) Download(dst []float32, src compute.Buffer) error {
+	if len(dst) != src.Len() {
+		panic(fmt.Sprintf("cuda: downloading a buffer of %d into %d values", src.Len(), len(dst)))
+	}
+	if len(dst) > 0 {
+		be.fail(be.dev.dtoh(dst, ptr(src)))
+	}
+	return be.Err()
+}
+
+// Copy implements compute.Backend.
+func (be *Backend) Copy(dst, src compute.Buffer) {
+	if dst.Len() != src.Len() {
+		panic(fmt.Sprintf("cuda: copying %d values into %d", src.Len(), dst.Len()))
+	}
+	if dst.Len() > 0 {
+		be.fail(be.dev.dtod(ptr(dst), ptr(src), int64(dst.Len())*4))
+	}
+}
+
+// Fill implements compute.Backend.
+func (be *Backend) Fill(dst compute.Buffer, v float32) {
+	be.launch1d("pk_fill", int64(dst.Len()), ptr(dst), int64(dst.Len()), v)
+}
+
+// Sum implements compute.Backend.
+func (be *Backend) Sum(x compute.Buffer) (float64, error) {
+	be.launchBlocks("pk_sum", 1, ptr(x), int64(x.Len()), be.sumOut.ptr)
+	var out [2]float32
+	if err := be.Download(out[:], be.sumOut); err != nil {
+		return 0, err
+	}
+	return float64(out[0]) + float64(out[1]), nil
+}
+
+// Err implements compute.Backend.
+func (be *Backend) Err() error {
+	be.fail(be.dev.sync())
+	err := be.err
+	be.err = nil
+	return err
+}
+
+// Close implements compute.Backend.
+func (be *Backend) Close() error {
+	err := be.Err()
+	be.releasePool()
+	if be.dnn != nil {
+		be.dnn.close()
+	}
+	if cerr := be.dev.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// DeviceMemory reports the device memory proxykit holds now and at most,
+// and the device's total (0 on the emulator).
+func (be *Backend) DeviceMemory() (inUse, peak, total int64) {
+	_, total = be.dev.memInfo()
+	return be.inUse, be.peak, total
+}
+
+// Threads per block of the elementwise kernels, and the most blocks they
+// launch (grid-stride loops cover the rest).
+const (
+	blockSize     = 256
+	maxBlocks     = 8192
+	reduceThreads = 128 // REDUCE_THREADS in kernels.cu
+)
+
+// launch1d queues an elementwise kernel over n items.
+func (be *Backend) launch1d(name string, n int64, args ...any) {
+	if n <= 0 {
+		return
+	}
+	blocks := min((n+blockSize-1)/blockSize, maxBlocks)
+	be.fail(be.dev.launch(be.kernels[name], dim3{uint32(blocks), 1, 1}, dim3{blockSize, 1, 1}, argsOf(args...)))
+}
+
+// launchBlocks queues a reduction kernel: one block of reduceThreads per item.
+func (be *Backend) launchBlocks(name string, blocks int, args ...any) {
+	if blocks <= 0 {
+		return
+	}
+	be.fail(be.dev.launch(be.kernels[name], dim3{uint32(blocks), 1, 1}, dim3{reduceThreads, 1, 1}, argsOf(args...)))
+}
+
+// workspace returns a device buffer of at least n values kept for a use.
+func (be *Backend) workspace(use string, n int) (*buffer, error) {
+	if w := be.work[use]; w != nil && w.n >= n {
+		return w, nil
+	}
+	if w := be.work[use]; w != nil {
+		be.Free(w)
+	}
+	b, err := be.Alloc(n)
+	if err != nil {
+		return nil, fmt.Errorf("%s workspace: %w", use, err)
+	}
+	be.work[use] = b.(*buffer)
+	return be.work[use], nil
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// --- convolution ---
+
+// convChunk is how many samples of a convolution one im2col pass takes.
+func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
+	per := int64(g.PatchLen()) * int64(g.OutH()*g.OutW()) * 4
+	return int(max(1, min(int64(n), be.opt.WorkspaceBytes/max(per, 1))))
+}
+
+func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
+	be.launch1d("pk_im2col", int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()), x, col.ptr,
+		int32(g.C), int32(g.H), int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL),
+		int32(g.DH), int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(ns))
+}
+
+// Conv2dForward implements compute.Backend: cuDNN where it is loaded and
+// the padding symmetric, else im2col, a GEMM per chunk of samples
+// ([O, K]·[K, chunk·P]) and a layout change back to NCHW with the bias.
+func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y compute.Buffer) {
+	if be.dnn != nil && be.dnn.supports(g) {
+		be.fail(be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y)))
+		if bias != nil {
+			be.addConvBias(g, n, y, bias)
+		}
+		return
+	}
+	K, P, O := g.PatchLen(), g.OutH()*g.OutW(), g.O
+	ns := be.convChunk(g, n)
+	col, err := be.workspace("im2col", K*ns*P)
+	if err != nil {
+		be.fail(err)
+		return
+	}
+	tmp, err := be.workspace("gemm", O*ns*P)
+	if err != nil {
+		be.fail(err)
+		return
+	}
+	in, out := int64(g.C*g.H*g.W), int64(O*P)
+	for s0 := 0; s0 < n; s0 += ns {
+		cs := min(ns, n-s0)
+		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
+		be.fail(be.dev.gemm(false, false, O, cs*P, K, 1, ptr(w), K, col.ptr, cs*P, 0, tmp.ptr, cs*P))
+		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
+			int64(cs), int64(P))
+	}
+}
+
+// addConvBias adds bias[o] to every position of channel o of y [n, O, P].
+func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer) {
+	// y viewed as [n·O, P] rows: bias per row o = row mod O, done as a
+	// channel affine with scale 1 and shift bias.
+	ones, err := be.workspace("ones", g.O)
+	if err != nil {
+		be.fail(err)
+		return
+	}
+	be.Fill(ones.Slice(0, g.O), 1)
+	be.launch1d("pk_channel_affine", int64(n*g.O*g.OutH()*g.OutW()), ptr(y), ones.ptr, ptr(bias), ptr(y), int64(1),
+		int64(n), int32(g.O), int64(g.OutH()*g.OutW()))
+}
+
+// Conv2dBackward implements compute.Backend.
+func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
+	K, P, O := g.PatchLen(), g.OutH()*g.OutW(), g.O
+	if db != nil {
+		be.launchBlocks("pk_conv_bias_grad", O, ptr(dy), ptr(db), int64(n), int32(O), int64(P))
+	}
+	if be.dnn != nil && be.dnn.supports(g) {
+		if dw != nil {
+			be.fail(be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw)))
+		}
+		if dx != nil {
+			be.fail(be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx)))
+		}
+		return
+	}
+	if dw == nil && dx == nil {
+		return
+	}
+	ns := be.convChunk(g, n)
+	col, err := be.workspace("im2col", K*ns*P)
+	if err != nil {
+		be.fail(err)
+		return
+	}
+	dyT, err := be.workspace("gemm", O*ns*P)
+	if err != nil {
+		be.fail(err)
+		return
+	}
+	in, out := int64(g.C*g.H*g.W), int64(O*P)
+	for s0 := 0; s0 < n; s0 += ns {
+		cs := min(ns, n-s0)
+		be.launch1d("pk_nchw_to_ocp", int64(O*cs*P), ptr(dy)+devptr(4*int64(s0)*out), dyT.ptr, int32(O), int64(cs), int64(P))
+		if dw != nil {
+			be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
+			// dW [O, K] += dyT [O, cs·P] · colᵀ
+			be.fail(be.dev.gemm(false, true, O, K, cs*P, 1, dyT.ptr, cs*P, col.ptr, cs*P, 1, ptr(dw), K))
+		}
+		if dx != nil {
+			// dcol [K, cs·P] = Wᵀ [K, O] · dyT [O, cs·P], then back to pixels
+			be.fail(be.dev.gemm(true, false, K, cs*P, O, 1, ptr(w), K, dyT.ptr, cs*P, 0, col.ptr, cs*P))
+			be.launch1d("pk_col2im", int64(cs)*in, col.ptr, ptr(dx)+devptr(4*int64(s0)*in), int32(g.C), int32(g.H),
+				int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.DH),
+				int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(cs))
+		}
+	}
+}
+
+// --- linear ---
+
+// LinearForward implements compute.Backend: y = x·Wᵀ on cuBLAS; spikes
+// take the same path (a dense GEMM wins on a GPU).
+func (be *Backend) LinearForward(n, in, out int, x, w, bias, y compute.Buffer, _ bool) {
+	be.fail(be.dev.gemm(false, true, n, out, in, 1, ptr(x), in, ptr(w), in, 0, ptr(y), out))
+	if bias != nil {
+		be.launch1d("pk_add_bias", int64(n*out), ptr(y), ptr(bias), int64(n), int32(out))
+	}
+}
+
+// LinearBackward implements compute.Backend.
+func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer) {
+	if dx != nil {
+		be.fail(be.dev.gemm(false, false, n, in, out, 1, ptr(dy), out, ptr(w), in, 0, ptr(dx), in))
+	}
+	if dw != nil {
+		be.fail(be.dev.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, 1, ptr(dw), in))
+	}
+	if db != nil {
+		be.launch1d("pk_col_sum", int64(out), ptr(dy), ptr(db), int64(n), int32(out))
+	}
+}
+
+// --- elementwise, pooling, softmax ---
+
+// ReLUForward implements compute.Backend.
+func (be *Backend) ReLUForward(x, y compute.Buffer) {
+	be.launch1d("pk_relu", int64(x.Len()), ptr(x), ptr(y), int64(x.Len()))
+}
+
+// ReLUBackward implements compute.Backend.
+func (be *Backend) ReLUBackward(y, dy, dx compute.Buffer) {
+	be.launch1d("pk_relu_backward", int64(y.Len()), ptr(y), ptr(dy), ptr(dx), int64(y.Len()))
+}
+
+// MaxPool2dForward implements compute.Backend.
+func (be *Backend) MaxPool2dForward(g compute.PoolGeom, n int, x, y compute.Buffer) {
+	planes := int64(n * g.C)
+	be.launch1d("pk_maxpool", planes*int64(g.OutH()*g.OutW()), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()))
+}
+
+// MaxPool2dBackward implements compute.Backend.
+func (be *Backend) MaxPool2dBackward(g compute.PoolGeom, n int, x, dy, dx compute.Buffer) {
+	planes := int64(n * g.C)
+	be.launch1d("pk_maxpool_backward", planes*int64(g.H*g.W), ptr(x), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()))
+}
+
+// AvgPool2dForward implements compute.Backend.
+func (be *Backend) AvgPool2dForward(g compute.PoolGeom, n int, countPad bool, x, y compute.Buffer) {
+	planes := int64(n * g.C)
+	be.launch1d("pk_avgpool", planes*int64(g.OutH()*g.OutW()), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.PB), int32(g.PR),
+		int32(g.OutH()), int32(g.OutW()), b2i(countPad))
+}
+
+// AvgPool2dBackward implements compute.Backend.
+func (be *Backend) AvgPool2dBackward(g compute.PoolGeom, n int, countPad bool, dy, dx compute.Buffer) {
+	planes := int64(n * g.C)
+	be.launch1d("pk_avgpool_backward", planes*int64(g.H*g.W), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.PB), int32(g.PR),
+		int32(g.OutH()), int32(g.OutW()), b2i(countPad))
+}
+
+// GlobalAvgPoolForward implements compute.Backend.
+func (be *Backend) GlobalAvgPoolForward(nc, hw int, x, y compute.Buffer) {
+	be.launch1d("pk_gap", int64(nc), ptr(x), ptr(y), int64(nc), int64(hw))
+}
+
+// GlobalAvgPoolBackward implements compute.Backend.
+func (be *Backend) GlobalAvgPoolBackward(nc, hw int, dy, dx compute.Buffer) {
+	be.launch1d("pk_gap_backward", int64(nc*hw), ptr(dy), ptr(dx), int64(nc), int64(hw))
+}
+
+// Pad2dForward implements compute.Backend.
+func (be *Backend) Pad2dForward(g compute.PadGeom, nc int, x, y compute.Buffer) {
+	be.launch1d("pk_pad", int64(nc*g.OutH()*g.OutW()), ptr(x), ptr(y), int64(nc), int32(g.H), int32(g.W), int32(g.PT),
+		int32(g.PL), int32(g.OutH()), int32(g.OutW()), g.Value)
+}
+
+// Pad2dBackward implements compute.Backend.
+func (be *Backend) Pad2dBackward(g compute.PadGeom, nc int, dy, dx compute.Buffer) {
+	be.launch1d("pk_pad_backward", int64(nc*g.H*g.W), ptr(dy), ptr(dx), int64(nc), int32(g.H), int32(g.W), int32(g.PT),
+		int32(g.PL), int32(g.OutH()), int32(g.OutW()))
+}
+
+// SoftmaxForward implements compute.Backend.
+func (be *Backend) SoftmaxForward(n, k int, log bool, x, y compute.Buffer) {
+	be.launch1d("pk_softmax", int64(n), ptr(x), ptr(y), int64(n), int32(k), b2i(log))
+}
+
+// SoftmaxBackward implements compute.Backend.
+func (be *Backend) SoftmaxBackward(n, k int, log bool, y, dy, dx compute.Buffer) {
+	be.launch1d("pk_softmax_backward", int64(n), ptr(y), ptr(dy), ptr(dx), int64(n), int32(k), b2i(log))
+}
+
+// --- BatchNorm ---
+
+// BatchNormStats implements compute.Backend: a block per (group, channel).
+func (be *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute.Buffer) {
+	be.launchBlocks("pk_bn_stats", groups*c, ptr(x), ptr(mean), ptr(variance), int64(n), int32(c), int64(hw))
+}
+
+// BatchNormUpdateRunning implements compute.Backend.
+func (be *Backend) BatchNormUpdateRunning(groups, c, count int, momentum float32, mean, variance, runMean, runVar compute.Buffer) {
+	unbias := float32(1)
+	if count > 1 {
+		unbias = float32(count) / float32(count-1)
+	}
+	be.launch1d("pk_bn_update_running", int64(c), ptr(mean), ptr(variance), ptr(runMean), ptr(runVar), int32(groups),
+		int32(c), momentum, unbias)
+}
+
+// BatchNormScaleShift implements compute.Backend.
+func (be *Backend) BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift compute.Buffer) {
+	be.launch1d("pk_bn_scale_shift", int64(groups*c), ptr(gamma), ptr(beta), ptr(mean), ptr(variance), ptr(scale),
+		ptr(shift), int64(groups), int32(c), eps)
+}
+
+// ChannelAffine implements compute.Backend.
+func (be *Backend) ChannelAffine(groups, n, c, hw int, x, scale, shift, y compute.Buffer) {
+	be.launch1d("pk_channel_affine", int64(groups*n*c*hw), ptr(x), ptr(scale), ptr(shift), ptr(y), int64(groups),
+		int64(n), int32(c), int64(hw))
+}
+
+// BatchNormBackward implements compute.Backend: the channel sums in one
+// reduction kernel, then dx elementwise.
+func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
+	sums, err := be.workspace("bn sums", 2*c)
+	if err != nil {
+		be.fail(err)
+		return
+	}
+	be.launchBlocks("pk_bn_backward_reduce", c, ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
+		sums.ptr, int64(n), int32(c), int64(hw), eps)
+	if dx != nil {
+		be.launch1d("pk_bn_backward_dx", int64(n*c*hw), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
+			sums.ptr, int64(n), int32(c), int64(hw), eps, b2i(batchStats))
+	}
+}
+
+// --- spiking, loss, optimizer ---
+
+// IF implements compute.Backend: one fused kernel over all a.Steps steps.
+func (be *Backend) IF(a compute.IFArgs) {
+	c, hw := int32(max(a.C, 1)), int64(max(a.HW, 1))
+	be.launch1d("pk_if", int64(a.N), ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
+		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset)
+}
+
+// ProxyLossGrad implements compute.Backend.
+func (be *Backend) ProxyLossGrad(n, k int, counts, labels, dy compute.Buffer) {
+	be.launch1d("pk_proxy_loss_grad", int64(n*k), ptr(counts), ptr(labels), ptr(dy), int64(n), int32(k))
+}
+
+// Adam implements compute.Backend.
+func (be *Backend) Adam(a compute.AdamArgs, p, grad, m, v compute.Buffer) {
+	stepSize, sqrtBC2 := a.Factors()
+	be.launch1d("pk_adam", int64(p.Len()), ptr(p), ptr(grad), ptr(m), ptr(v), int64(p.Len()), float32(a.Beta1),
+		float32(a.Beta2), float32(a.WeightDecay), float32(a.Eps), stepSize, sqrtBC2)
+}
+
+var _ compute.Backend = (*Backend)(nil)

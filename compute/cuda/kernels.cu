@@ -1,0 +1,485 @@
+// proxykit's CUDA kernels. nvcc compiles this file to PTX (kernels.ptx,
+// see gen.go); the emulated device compiles the same file for the host
+// (emu.h defines what CUDA would). Each kernel is the GPU form of a CPU
+// kernel in package compute and is held to it by package conformance.
+//
+// Conventions: sizes and indices are 64-bit; elementwise kernels walk
+// their range with a grid-stride loop, so any grid covers any size; a
+// kernel that calls __syncthreads() says so in its comment (the emulator
+// runs those with one host thread per CUDA thread). Products and sums that
+// the CPU backend computes in float32 without fused multiply-adds use
+// __fmul_rn and __fadd_rn here too, so that both give the same bits.
+
+#define GRID_STRIDE(i, n) \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
+
+// REDUCE_THREADS is the block size of the reduction kernels.
+#define REDUCE_THREADS 128
+
+// block_sum returns the sum of every thread's v to all threads of the
+// block (blockDim.x == REDUCE_THREADS). Calls __syncthreads().
+__device__ double block_sum(double v, double* shared) {
+    int t = threadIdx.x;
+    shared[t] = v;
+    __syncthreads();
+    for (int s = REDUCE_THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) shared[t] += shared[t + s];
+        __syncthreads();
+    }
+    double r = shared[0];
+    __syncthreads();
+    return r;
+}
+
+extern "C" {
+
+// pk_fill sets p[0:n] to v.
+__global__ void pk_fill(float* p, long long n, float v) {
+    GRID_STRIDE(i, n) p[i] = v;
+}
+
+// pk_sum writes the sum of x[0:n] into out[0] + out[1] (a float32 pair
+// holding a double: hi and the remainder). One block. Calls __syncthreads().
+__global__ void pk_sum(const float* x, long long n, float* out) {
+    __shared__ double shared[REDUCE_THREADS];
+    double s = 0;
+    for (long long i = threadIdx.x; i < n; i += REDUCE_THREADS) s += x[i];
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) {
+        float hi = (float)s;
+        out[0] = hi;
+        out[1] = (float)(s - (double)hi);
+    }
+}
+
+// pk_im2col writes the patches of ns samples as columns:
+// col[k, s·P + p] = x[s, c, y·SH − PT + kh·DH, x·SW − PL + kw·DW] for
+// k = (c, kh, kw) and output position p = (y, x), zero in the padding.
+__global__ void pk_im2col(const float* x, float* col, int C, int H, int W, int KH, int KW, int SH, int SW, int PT,
+                          int PL, int DH, int DW, int OH, int OW, long long ns) {
+    long long P = (long long)OH * OW, cols = ns * P, K = (long long)C * KH * KW;
+    GRID_STRIDE(i, K * cols) {
+        long long k = i / cols, j = i % cols;
+        long long s = j / P, p = j % P;
+        int kw = k % KW, kh = (k / KW) % KH, c = k / (KW * KH);
+        int oy = p / OW, ox = p % OW;
+        int ih = oy * SH - PT + kh * DH, iw = ox * SW - PL + kw * DW;
+        float v = 0;
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[((s * C + c) * H + ih) * W + iw];
+        col[i] = v;
+    }
+}
+
+// pk_col2im writes dx[s, c, ih, iw] = Σ over the taps (kh, kw) and output
+// positions p that read that pixel of dcol[(c, kh, kw), s·P + p]: the
+// adjoint of pk_im2col, gathered per input pixel (no atomics).
+__global__ void pk_col2im(const float* dcol, float* dx, int C, int H, int W, int KH, int KW, int SH, int SW, int PT,
+                          int PL, int DH, int DW, int OH, int OW, long long ns) {
+    long long P = (long long)OH * OW, cols = ns * P;
+    GRID_STRIDE(i, ns * C * H * W) {
+        int iw = i % W, ih = (i / W) % H, c = (i / ((long long)W * H)) % C;
+        long long s = i / ((long long)W * H * C);
+        float acc = 0;
+        for (int kh = 0; kh < KH; kh++) {
+            int ny = ih + PT - kh * DH;
+            if (ny < 0 || ny % SH != 0) continue;
+            int oy = ny / SH;
+            if (oy >= OH) continue;
+            for (int kw = 0; kw < KW; kw++) {
+                int nx = iw + PL - kw * DW;
+                if (nx < 0 || nx % SW != 0) continue;
+                int ox = nx / SW;
+                if (ox >= OW) continue;
+                long long k = ((long long)c * KH + kh) * KW + kw;
+                acc += dcol[k * cols + s * P + (long long)oy * OW + ox];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+// pk_ocp_to_nchw turns a GEMM result [O, ns·P] into NCHW [ns, O, P],
+// adding bias[o] when bias is not null.
+__global__ void pk_ocp_to_nchw(const float* src, float* dst, const float* bias, int O, long long ns, long long P) {
+    GRID_STRIDE(i, (long long)O * ns * P) {
+        long long p = i % P, o = (i / P) % O, s = i / (P * O);
+        float v = src[o * ns * P + s * P + p];
+        if (bias) v = __fadd_rn(v, bias[o]);
+        dst[i] = v;
+    }
+}
+
+// pk_nchw_to_ocp is the inverse layout change: [ns, O, P] to [O, ns·P].
+__global__ void pk_nchw_to_ocp(const float* src, float* dst, int O, long long ns, long long P) {
+    GRID_STRIDE(i, (long long)O * ns * P) {
+        long long p = i % P, s = (i / P) % ns, o = i / (P * ns);
+        dst[i] = src[(s * O + o) * P + p];
+    }
+}
+
+// pk_conv_bias_grad adds Σ_{s,p} dy[s, o, p] into db[o]; block o.
+// Calls __syncthreads().
+__global__ void pk_conv_bias_grad(const float* dy, float* db, long long n, int O, long long P) {
+    __shared__ double shared[REDUCE_THREADS];
+    int o = blockIdx.x;
+    double s = 0;
+    for (long long e = threadIdx.x; e < n * P; e += REDUCE_THREADS) s += dy[((e / P) * O + o) * P + e % P];
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) db[o] = __fadd_rn(db[o], (float)s);
+}
+
+// pk_add_bias adds bias[o] to every row of y [n, out].
+__global__ void pk_add_bias(float* y, const float* bias, long long n, int out) {
+    GRID_STRIDE(i, n * out) y[i] = __fadd_rn(y[i], bias[i % out]);
+}
+
+// pk_col_sum adds Σ_b dy[b, o] into db[o], one thread per column, the
+// rows summed in order.
+__global__ void pk_col_sum(const float* dy, float* db, long long n, int out) {
+    GRID_STRIDE(o, (long long)out) {
+        float s = 0;
+        for (long long b = 0; b < n; b++) s = __fadd_rn(s, dy[b * out + o]);
+        db[o] = __fadd_rn(db[o], s);
+    }
+}
+
+// pk_relu writes y = max(x, 0).
+__global__ void pk_relu(const float* x, float* y, long long n) {
+    GRID_STRIDE(i, n) y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+// pk_relu_backward writes dx = dy where y > 0, else 0.
+__global__ void pk_relu_backward(const float* y, const float* dy, float* dx, long long n) {
+    GRID_STRIDE(i, n) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+
+// first_max is the index within plane of the first maximum of output
+// (oy, ox)'s window (a NaN wins, as in PyTorch), or -1 for an empty window.
+__device__ int first_max(const float* plane, int H, int W, int KH, int KW, int SH, int SW, int PT, int PL, int oy,
+                         int ox, float* best) {
+    int h0 = oy * SH - PT, w0 = ox * SW - PL;
+    int h1 = h0 + KH < H ? h0 + KH : H, w1 = w0 + KW < W ? w0 + KW : W;
+    if (h0 < 0) h0 = 0;
+    if (w0 < 0) w0 = 0;
+    int bi = -1;
+    float b = 0;
+    for (int ih = h0; ih < h1; ih++)
+        for (int iw = w0; iw < w1; iw++) {
+            float v = plane[ih * W + iw];
+            if (bi < 0 || v > b || v != v) {
+                b = v;
+                bi = ih * W + iw;
+            }
+        }
+    *best = b;
+    return bi;
+}
+
+// pk_maxpool writes each window's maximum; planes = n·C.
+__global__ void pk_maxpool(const float* x, float* y, long long planes, int H, int W, int KH, int KW, int SH, int SW,
+                           int PT, int PL, int OH, int OW) {
+    GRID_STRIDE(i, planes * OH * OW) {
+        int ox = i % OW, oy = (i / OW) % OH;
+        long long pc = i / ((long long)OW * OH);
+        float best = -INFINITY;
+        first_max(x + pc * H * W, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &best);
+        y[i] = best;
+    }
+}
+
+// pk_maxpool_backward writes dx for each input pixel: the sum of the
+// gradients of the windows whose first maximum it is (gathered, no
+// atomics).
+__global__ void pk_maxpool_backward(const float* x, const float* dy, float* dx, long long planes, int H, int W, int KH,
+                                    int KW, int SH, int SW, int PT, int PL, int OH, int OW) {
+    GRID_STRIDE(i, planes * H * W) {
+        int iw = i % W, ih = (i / W) % H;
+        long long pc = i / ((long long)W * H);
+        const float* plane = x + pc * H * W;
+        float acc = 0;
+        // windows whose rows cover ih: oy·SH − PT ≤ ih < oy·SH − PT + KH
+        for (int oy = 0; oy < OH; oy++) {
+            int h0 = oy * SH - PT;
+            if (ih < h0 || ih >= h0 + KH) continue;
+            for (int ox = 0; ox < OW; ox++) {
+                int w0 = ox * SW - PL;
+                if (iw < w0 || iw >= w0 + KW) continue;
+                float b;
+                if (first_max(plane, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &b) == ih * W + iw)
+                    acc = __fadd_rn(acc, dy[(pc * OH + oy) * OW + ox]);
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+// avg_window clips output (oy, ox)'s window to the input and returns its
+// divisor: with count_pad the window's area up to the padded border.
+__device__ int avg_window(int H, int W, int KH, int KW, int SH, int SW, int PT, int PL, int PB, int PR, int count_pad,
+                          int oy, int ox, int* h0, int* h1, int* w0, int* w1) {
+    int a0 = oy * SH - PT, b0 = ox * SW - PL;
+    int a1 = a0 + KH < H + PB ? a0 + KH : H + PB, b1 = b0 + KW < W + PR ? b0 + KW : W + PR;
+    int pad_area = (a1 - a0) * (b1 - b0);
+    *h0 = a0 > 0 ? a0 : 0;
+    *w0 = b0 > 0 ? b0 : 0;
+    *h1 = a1 < H ? a1 : H;
+    *w1 = b1 < W ? b1 : W;
+    return count_pad ? pad_area : (*h1 - *h0) * (*w1 - *w0);
+}
+
+// pk_avgpool writes each window's mean.
+__global__ void pk_avgpool(const float* x, float* y, long long planes, int H, int W, int KH, int KW, int SH, int SW,
+                           int PT, int PL, int PB, int PR, int OH, int OW, int count_pad) {
+    GRID_STRIDE(i, planes * OH * OW) {
+        int ox = i % OW, oy = (i / OW) % OH;
+        long long pc = i / ((long long)OW * OH);
+        int h0, h1, w0, w1;
+        int div = avg_window(H, W, KH, KW, SH, SW, PT, PL, PB, PR, count_pad, oy, ox, &h0, &h1, &w0, &w1);
+        float s = 0;
+        for (int ih = h0; ih < h1; ih++)
+            for (int iw = w0; iw < w1; iw++) s = __fadd_rn(s, x[(pc * H + ih) * W + iw]);
+        y[i] = div > 0 ? s / (float)div : 0.0f;
+    }
+}
+
+// pk_avgpool_backward writes dx, gathering for each input pixel the
+// gradient shares of the windows that cover it.
+__global__ void pk_avgpool_backward(const float* dy, float* dx, long long planes, int H, int W, int KH, int KW, int SH,
+                                    int SW, int PT, int PL, int PB, int PR, int OH, int OW, int count_pad) {
+    GRID_STRIDE(i, planes * H * W) {
+        int iw = i % W, ih = (i / W) % H;
+        long long pc = i / ((long long)W * H);
+        float acc = 0;
+        for (int oy = 0; oy < OH; oy++) {
+            for (int ox = 0; ox < OW; ox++) {
+                int h0, h1, w0, w1;
+                int div = avg_window(H, W, KH, KW, SH, SW, PT, PL, PB, PR, count_pad, oy, ox, &h0, &h1, &w0, &w1);
+                if (div == 0 || ih < h0 || ih >= h1 || iw < w0 || iw >= w1) continue;
+                acc = __fadd_rn(acc, dy[(pc * OH + oy) * OW + ox] / (float)div);
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+// pk_gap averages each of nc planes of hw values.
+__global__ void pk_gap(const float* x, float* y, long long nc, long long hw) {
+    GRID_STRIDE(i, nc) {
+        float s = 0;
+        for (long long j = 0; j < hw; j++) s = __fadd_rn(s, x[i * hw + j]);
+        y[i] = s / (float)hw;
+    }
+}
+
+// pk_gap_backward writes dx[i, :] = dy[i] / hw.
+__global__ void pk_gap_backward(const float* dy, float* dx, long long nc, long long hw) {
+    GRID_STRIDE(i, nc * hw) dx[i] = dy[i / hw] / (float)hw;
+}
+
+// pk_pad copies planes into padded planes filled with value.
+__global__ void pk_pad(const float* x, float* y, long long nc, int H, int W, int PT, int PL, int OH, int OW,
+                       float value) {
+    GRID_STRIDE(i, nc * OH * OW) {
+        int ox = i % OW, oy = (i / OW) % OH;
+        long long p = i / ((long long)OW * OH);
+        int ih = oy - PT, iw = ox - PL;
+        y[i] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x[(p * H + ih) * W + iw] : value;
+    }
+}
+
+// pk_pad_backward keeps the gradient of the interior.
+__global__ void pk_pad_backward(const float* dy, float* dx, long long nc, int H, int W, int PT, int PL, int OH,
+                                int OW) {
+    GRID_STRIDE(i, nc * H * W) {
+        int iw = i % W, ih = (i / W) % H;
+        long long p = i / ((long long)W * H);
+        dx[i] = dy[(p * OH + ih + PT) * OW + iw + PL];
+    }
+}
+
+// pk_softmax applies softmax (log-softmax with is_log) to each of n rows
+// of k, in double as the CPU backend does.
+__global__ void pk_softmax(const float* x, float* y, long long n, int k, int is_log) {
+    GRID_STRIDE(b, n) {
+        const float* row = x + b * k;
+        float m = row[0];
+        for (int j = 0; j < k; j++) m = row[j] > m ? row[j] : m;
+        double s = 0;
+        for (int j = 0; j < k; j++) s += exp((double)(row[j] - m));
+        for (int j = 0; j < k; j++)
+            y[b * k + j] = is_log ? (row[j] - m) - (float)log(s) : (float)(exp((double)(row[j] - m)) / s);
+    }
+}
+
+// pk_softmax_backward writes dx from the forward output y and dy.
+__global__ void pk_softmax_backward(const float* y, const float* dy, float* dx, long long n, int k, int is_log) {
+    GRID_STRIDE(b, n) {
+        float s = 0;
+        for (int j = 0; j < k; j++) s = __fadd_rn(s, is_log ? dy[b * k + j] : __fmul_rn(dy[b * k + j], y[b * k + j]));
+        for (int j = 0; j < k; j++) {
+            long long i = b * k + j;
+            dx[i] = is_log ? dy[i] - __fmul_rn((float)exp((double)y[i]), s) : __fmul_rn(y[i], dy[i] - s);
+        }
+    }
+}
+
+// pk_bn_stats writes the mean and biased variance of channel c of group g
+// (x is [groups·n, C, hw]) into mean[g·C + c] and var[g·C + c]: block
+// g·C + c, sums in double, two passes. Calls __syncthreads().
+__global__ void pk_bn_stats(const float* x, float* mean, float* var, long long n, int C, long long hw) {
+    __shared__ double shared[REDUCE_THREADS];
+    int g = blockIdx.x / C, c = blockIdx.x % C;
+    long long m = n * hw;
+    const float* xg = x + (long long)g * n * C * hw;
+    double s = 0;
+    for (long long e = threadIdx.x; e < m; e += REDUCE_THREADS) s += xg[((e / hw) * C + c) * hw + e % hw];
+    double mu = block_sum(s, shared) / (double)m;
+    double q = 0;
+    for (long long e = threadIdx.x; e < m; e += REDUCE_THREADS) {
+        double d = xg[((e / hw) * C + c) * hw + e % hw] - mu;
+        q += d * d;
+    }
+    q = block_sum(q, shared);
+    if (threadIdx.x == 0) {
+        mean[blockIdx.x] = (float)mu;
+        var[blockIdx.x] = (float)(q / (double)m);
+    }
+}
+
+// pk_bn_update_running folds groups rows of batch statistics into the
+// running ones, in order; one thread per channel.
+__global__ void pk_bn_update_running(const float* mean, const float* var, float* run_mean, float* run_var, int groups,
+                                     int C, float momentum, float unbias) {
+    GRID_STRIDE(c, (long long)C) {
+        float rm = run_mean[c], rv = run_var[c], keep = 1.0f - momentum;
+        for (int g = 0; g < groups; g++) {
+            rm = __fadd_rn(__fmul_rn(keep, rm), __fmul_rn(momentum, mean[g * C + c]));
+            rv = __fadd_rn(__fmul_rn(keep, rv), __fmul_rn(__fmul_rn(momentum, var[g * C + c]), unbias));
+        }
+        run_mean[c] = rm;
+        run_var[c] = rv;
+    }
+}
+
+// pk_bn_scale_shift writes scale = γ/√(var+eps) and shift = β − mean·scale
+// for groups rows of C channels.
+__global__ void pk_bn_scale_shift(const float* gamma, const float* beta, const float* mean, const float* var,
+                                  float* scale, float* shift, long long rows, int C, float eps) {
+    GRID_STRIDE(i, rows * C) {
+        int c = i % C;
+        float s = gamma[c] / sqrtf(__fadd_rn(var[i], eps));
+        scale[i] = s;
+        shift[i] = __fadd_rn(beta[c], -__fmul_rn(mean[i], s));
+    }
+}
+
+// pk_channel_affine writes y = x·scale[g, c] + shift[g, c] for groups of n
+// samples of C channels × hw; y may be x.
+__global__ void pk_channel_affine(const float* x, const float* scale, const float* shift, float* y, long long groups,
+                                  long long n, int C, long long hw) {
+    GRID_STRIDE(i, groups * n * C * hw) {
+        int c = (i / hw) % C;
+        long long g = i / (n * C * hw);
+        y[i] = __fadd_rn(__fmul_rn(x[i], scale[g * C + c]), shift[g * C + c]);
+    }
+}
+
+// pk_bn_backward_reduce adds the channel sums Σdy and Σdy·x̂ into dbeta and
+// dgamma and keeps them in sums[c], sums[C + c] for pk_bn_backward_dx;
+// block c. Calls __syncthreads().
+__global__ void pk_bn_backward_reduce(const float* x, const float* dy, const float* mean, const float* var,
+                                      float* dgamma, float* dbeta, float* sums, long long n, int C, long long hw,
+                                      float eps) {
+    __shared__ double shared[REDUCE_THREADS];
+    int c = blockIdx.x;
+    double mu = mean[c], is = 1.0 / sqrt((double)__fadd_rn(var[c], eps));
+    double sdy = 0, sdyx = 0;
+    for (long long e = threadIdx.x; e < n * hw; e += REDUCE_THREADS) {
+        long long j = ((e / hw) * C + c) * hw + e % hw;
+        sdy += dy[j];
+        sdyx += (double)dy[j] * ((double)x[j] - mu) * is;
+    }
+    sdy = block_sum(sdy, shared);
+    sdyx = block_sum(sdyx, shared);
+    if (threadIdx.x == 0) {
+        dgamma[c] = __fadd_rn(dgamma[c], (float)sdyx);
+        dbeta[c] = __fadd_rn(dbeta[c], (float)sdy);
+        sums[c] = (float)sdy;
+        sums[C + c] = (float)sdyx;
+    }
+}
+
+// pk_bn_backward_dx writes dx = γ·invstd·(dy − Σdy/m − x̂·Σdy·x̂/m) with
+// batch statistics (train), γ·invstd·dy with fixed ones.
+__global__ void pk_bn_backward_dx(const float* x, const float* dy, float* dx, const float* gamma, const float* mean,
+                                  const float* var, const float* sums, long long n, int C, long long hw, float eps,
+                                  int train) {
+    GRID_STRIDE(i, n * C * hw) {
+        int c = (i / hw) % C;
+        double is = 1.0 / sqrt((double)__fadd_rn(var[c], eps));
+        double k = (double)gamma[c] * is;
+        if (train) {
+            double m = (double)(n * hw);
+            double xh = ((double)x[i] - (double)mean[c]) * is;
+            dx[i] = (float)(k * ((double)dy[i] - (double)sums[c] / m - xh * (double)sums[C + c] / m));
+        } else {
+            dx[i] = (float)(k * (double)dy[i]);
+        }
+    }
+}
+
+// pk_if runs integrate-and-fire neurons over steps time steps, one thread
+// per neuron: u = in[t, j] (in[j] when constant), mapped by scale/shift
+// (rows g = t with per_step, else 0; channel c = (j / hw) mod C) when scale
+// is not null; v += u; spike when v >= vth, then v = vreset. counts[j], if
+// not null, adds the neuron's spikes.
+__global__ void pk_if(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
+                      long long hw, float* v, float* spikes, float* counts, long long N, int steps, float vth,
+                      float vreset) {
+    GRID_STRIDE(j, N) {
+        float p = v[j], fired = 0;
+        int c = scale ? (int)((j / hw) % C) : 0;
+        for (int t = 0; t < steps; t++) {
+            float u = constant ? in[j] : in[(long long)t * N + j];
+            if (scale) {
+                int g = per_step ? t * C + c : c;
+                u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
+            }
+            p = __fadd_rn(p, u);
+            float s = 0;
+            if (p >= vth) {
+                s = 1;
+                p = vreset;
+            }
+            spikes[(long long)t * N + j] = s;
+            fired += s;
+        }
+        v[j] = p;
+        if (counts) counts[j] = __fadd_rn(counts[j], fired);
+    }
+}
+
+// pk_proxy_loss_grad writes dy = 2(counts − onehot(labels))/(n·k).
+__global__ void pk_proxy_loss_grad(const float* counts, const float* labels, float* dy, long long n, int k) {
+    GRID_STRIDE(i, n * k) {
+        float d = counts[i];
+        if ((int)(i % k) == (int)labels[i / k]) d = d - 1.0f;
+        dy[i] = __fmul_rn(2.0f / (float)(n * k), d);
+    }
+}
+
+// pk_adam is one step of PyTorch's Adam with L2 weight decay.
+__global__ void pk_adam(float* p, const float* grad, float* m, float* v, long long n, float b1, float b2, float wd,
+                        float eps, float step_size, float sqrt_bc2) {
+    GRID_STRIDE(i, n) {
+        float g = __fadd_rn(grad[i], __fmul_rn(wd, p[i]));
+        float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(1.0f - b1, g));
+        float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(1.0f - b2, g), g));
+        m[i] = mi;
+        v[i] = vi;
+        float denom = __fadd_rn(sqrtf(vi) / sqrt_bc2, eps);
+        p[i] = __fadd_rn(p[i], -(__fmul_rn(step_size, mi) / denom));
+    }
+}
+
+}  // extern "C"

@@ -1,0 +1,31 @@
+//go:build !cuda
+
+package cuda
+
+import (
+	"errors"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// openGPU answers --device cuda in a build without -tags cuda.
+func openGPU(Options) (device, error) {
+	return nil, errors.New("--device cuda: this proxykit was built without GPU support; " +
+		"build it with -tags cuda (go build -tags cuda ./cmd/proxykit) on a machine with an NVIDIA driver, " +
+		"or use --device cuda-emu to run the CUDA code path on the CPU")
+}
+
+// cudnn is cuDNN's convolutions, present only in builds with -tags cuda.
+type cudnn struct{}
+
+func (*cudnn) supports(compute.ConvGeom) bool { return false }
+func (*cudnn) forward(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
+	return errors.New("cuDNN needs -tags cuda")
+}
+func (*cudnn) backwardData(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
+	return errors.New("cuDNN needs -tags cuda")
+}
+func (*cudnn) backwardFilter(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
+	return errors.New("cuDNN needs -tags cuda")
+}
+func (*cudnn) close() {}

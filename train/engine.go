@@ -1,0 +1,269 @@
+package train
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// StepResult is what one proxy step measured on its batch.
+type StepResult struct {
+	Loss       float64 // mean over B×K of (counts − onehot)²
+	ANNCorrect int     // argmax of the ANN's output equals the label
+	SNNCorrect int     // argmax of the counts (first maximum) equals the label
+}
+
+// Engine runs an ANN and its SNN on one backend for batches of up to a
+// fixed size: the proxy-learning step and evaluation. It binds both
+// networks to the backend and owns every buffer a step needs, allocated
+// once. Host and backend meet in three places: staging a batch (images and
+// labels), reading the [B, K] outputs for metrics, and Sync before a
+// checkpoint or an export.
+type Engine struct {
+	Backend compute.Backend
+	ANN     *nn.Network
+	SNN     *spiking.Network
+
+	capacity  int
+	ann       *nn.Executor
+	sim       *spiking.Simulator
+	x, labels compute.Buffer
+	dy        compute.Buffer
+	classes   int
+	hostY     []float32
+	hostC     []float32
+	hostL     []float32
+}
+
+// trainedLayers are the ANN layers proxy learning runs: all but a trailing
+// softmax, which the SNN leaves out too (the counts stand in for the
+// output of the layer before it).
+func trainedLayers(ann *nn.Network) []nn.Layer {
+	n := len(ann.Layers)
+	if n > 0 {
+		if _, ok := ann.Layers[n-1].(*nn.Softmax); ok {
+			return ann.Layers[:n-1]
+		}
+	}
+	return ann.Layers
+}
+
+// NewEngine binds ann and snn to be and plans them for batches of up to
+// capacity images.
+func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int) (*Engine, error) {
+	if err := snn.Bind(be); err != nil {
+		return nil, fmt.Errorf("%s: %w", be.Name(), err)
+	}
+	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity}
+	var err error
+	if e.ann, err = nn.NewExecutor(be, trainedLayers(ann), ann.InputShape, capacity, true); err != nil {
+		return nil, fmt.Errorf("%s: ANN: %w", be.Name(), err)
+	}
+	if e.sim, err = spiking.NewSimulator(be, snn, capacity); err != nil {
+		e.Free()
+		return nil, fmt.Errorf("%s: %w", be.Name(), err)
+	}
+	out := e.ann.OutputShape()
+	if len(out) != 1 {
+		e.Free()
+		return nil, fmt.Errorf("the network's output has shape %s; proxy learning needs [K]", nn.ShapeString(out))
+	}
+	e.classes = out[0]
+	for _, b := range []struct {
+		dst *compute.Buffer
+		n   int
+	}{{&e.x, capacity * nn.Numel(ann.InputShape)}, {&e.labels, capacity}, {&e.dy, capacity * e.classes}} {
+		if *b.dst, err = be.Alloc(b.n); err != nil {
+			e.Free()
+			return nil, fmt.Errorf("%s: staging buffers, batch %d: %w", be.Name(), capacity, err)
+		}
+	}
+	e.hostY = make([]float32, capacity*e.classes)
+	e.hostC = make([]float32, capacity*e.classes)
+	e.hostL = make([]float32, capacity)
+	return e, nil
+}
+
+// Capacity is the largest batch the engine takes.
+func (e *Engine) Capacity() int { return e.capacity }
+
+// stage uploads a host batch and returns it as a backend value.
+func (e *Engine) stage(x *nn.Tensor) (nn.Value, error) {
+	n := x.Shape[0]
+	if n < 1 || n > e.capacity {
+		return nn.Value{}, fmt.Errorf("batch of %d images for an engine planned for 1 to %d", n, e.capacity)
+	}
+	if err := e.ANN.CheckInput(x.Shape); err != nil {
+		return nn.Value{}, err
+	}
+	// Binding is a no-op while the networks stay on this backend; it brings
+	// them back if something ran them elsewhere in between.
+	if err := e.SNN.Bind(e.Backend); err != nil {
+		return nn.Value{}, err
+	}
+	buf := e.x.Slice(0, len(x.Data))
+	e.Backend.Upload(buf, x.Data)
+	return nn.Value{Shape: x.Shape, Buf: buf}, nil
+}
+
+// Step computes the gradients of one proxy-learning step (DESIGN §1 of
+// docs/design.md): the ANN's forward pass keeping its activations, the
+// SNN's forward pass on the same batch giving counts, the loss on the
+// counts as if they were the ANN's output, and backpropagation through the
+// ANN. The caller applies the optimizer. batchStats selects BatchNorm's
+// training mode in both networks.
+func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult, error) {
+	var r StepResult
+	be := e.Backend
+	xv, err := e.stage(x)
+	if err != nil {
+		return r, err
+	}
+	b, k := xv.N(), e.classes
+	if len(labels) != b {
+		return r, fmt.Errorf("batch of %d labels for %d images", len(labels), b)
+	}
+	for i, l := range labels {
+		if int(l) >= k {
+			return r, fmt.Errorf("label %d out of range for %d outputs", l, k)
+		}
+		e.hostL[i] = float32(l)
+	}
+	lb := e.labels.Slice(0, b)
+	be.Upload(lb, e.hostL[:b])
+	y := e.ann.Forward(xv, nn.Mode{BatchStats: batchStats})
+	counts := e.sim.Run(xv, batchStats, false)
+	dy := nn.Value{Shape: []int{b, k}, Buf: e.dy.Slice(0, b*k)}
+	be.ProxyLossGrad(b, k, counts.Buf, lb, dy.Buf)
+	e.ANN.ZeroGrad()
+	e.ann.Backward(dy)
+	hy, hc := e.hostY[:b*k], e.hostC[:b*k]
+	if err := be.Download(hc, counts.Buf); err != nil {
+		return r, err
+	}
+	if err := be.Download(hy, y.Buf); err != nil {
+		return r, err
+	}
+	for i := 0; i < b; i++ {
+		for j := 0; j < k; j++ {
+			d := hc[i*k+j]
+			if int(labels[i]) == j {
+				d--
+			}
+			r.Loss += float64(d * d)
+		}
+		if argmax(hy[i*k:(i+1)*k]) == int(labels[i]) {
+			r.ANNCorrect++
+		}
+		if argmax(hc[i*k:(i+1)*k]) == int(labels[i]) {
+			r.SNNCorrect++
+		}
+	}
+	r.Loss /= float64(b * k)
+	return r, be.Err()
+}
+
+// Predict runs both networks, BatchNorm in eval mode, on a host batch and
+// returns the ANN's outputs and the SNN's counts, [B, K] each (valid until
+// the next call).
+func (e *Engine) Predict(x *nn.Tensor) (y, counts []float32, err error) {
+	xv, err := e.stage(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, k := xv.N(), e.classes
+	yv := e.ann.Forward(xv, nn.Mode{})
+	cv := e.sim.Run(xv, false, false)
+	if err := e.Backend.Download(e.hostC[:n*k], cv.Buf); err != nil {
+		return nil, nil, err
+	}
+	if err := e.Backend.Download(e.hostY[:n*k], yv.Buf); err != nil {
+		return nil, nil, err
+	}
+	return e.hostY[:n*k], e.hostC[:n*k], e.Backend.Err()
+}
+
+// Evaluate runs both networks, BatchNorm in eval mode, over a data set,
+// stopping with ErrInterrupted between batches once ctx is cancelled.
+func (e *Engine) Evaluate(ctx context.Context, d *Dataset) (Accuracy, error) {
+	var a Accuracy
+	var annOK, strict, ties, tied int
+	sz := d.C * d.H * d.W
+	k := e.classes
+	for lo := 0; lo < d.N; lo += e.capacity {
+		if ctx.Err() != nil {
+			return a, ErrInterrupted
+		}
+		hi := min(lo+e.capacity, d.N)
+		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
+		y, counts, err := e.Predict(x)
+		if err != nil {
+			return a, err
+		}
+		for i := 0; i < hi-lo; i++ {
+			label := int(d.Labels[lo+i])
+			if argmax(y[i*k:(i+1)*k]) == label {
+				annOK++
+			}
+			c := counts[i*k : (i+1)*k]
+			m := argmax(c)
+			if m == label {
+				strict++
+			}
+			if label < k && c[label] == c[m] {
+				ties++
+			}
+			shared := 0
+			for _, v := range c {
+				if v == c[m] {
+					shared++
+				}
+			}
+			if shared > 1 {
+				tied++
+			}
+		}
+	}
+	n := float64(max(d.N, 1))
+	return Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
+		TieShare: float64(tied) / n}, nil
+}
+
+// Sync copies the parameters and both networks' BatchNorm statistics from
+// the backend into host memory.
+func (e *Engine) Sync() error {
+	if err := e.ANN.Sync(); err != nil {
+		return err
+	}
+	return e.SNN.Sync()
+}
+
+// Free gives the engine's buffers back to the backend.
+func (e *Engine) Free() {
+	if e.ann != nil {
+		e.ann.Free()
+	}
+	if e.sim != nil {
+		e.sim.Free()
+	}
+	for _, b := range []compute.Buffer{e.x, e.labels, e.dy} {
+		if b != nil {
+			e.Backend.Free(b)
+		}
+	}
+	e.x, e.labels, e.dy = nil, nil, nil
+}
+
+// argmax is the index of the first maximum.
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
