@@ -55,7 +55,7 @@ func toInt64(v []int) []int64 {
 // nirName makes a layer name usable as an HDF5 group name.
 func nirName(s string) string { return strings.ReplaceAll(s, "/", "_") }
 
-// NIRGraph builds the SNN's NIR graph (DESIGN.md §3): Input, Conv2d (BN
+// NIRGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d (BN
 // folded), IF (parameters shaped like their layer), SumPool2d + Threshold
 // for max-pooling on spikes, AvgPool2d, Flatten, Affine or Linear, Output,
 // chained by edges. It refuses what NIR cannot express, naming the layer.

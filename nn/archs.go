@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 )
 
-// Reference builds the paper's Fashion-MNIST network (DESIGN.md §1) at a
+// Reference builds the paper's Fashion-MNIST network (docs/design.md §1) at a
 // given width (128 is the paper's): conv 1→w 3×3 pad 1 + BN; ReLU; conv w→w
 // + BN; ReLU; maxpool 2; conv w→w + BN; ReLU; maxpool 2; flatten; linear
 // 49w→20w; ReLU; 20w→9w; ReLU; 9w→2w; ReLU; 2w→10 (no biases). Weights get

@@ -204,6 +204,15 @@ func (l *BatchNorm2d) SyncStats() error {
 	return l.variance.sync(l.RunningVar)
 }
 
+// ReleaseStats copies the running statistics into host memory and frees
+// their backend buffers.
+func (l *BatchNorm2d) ReleaseStats() error {
+	if err := l.mean.release(l.RunningMean); err != nil {
+		return err
+	}
+	return l.variance.release(l.RunningVar)
+}
+
 // UploadStats tells the bound backend that RunningMean and RunningVar changed.
 func (l *BatchNorm2d) UploadStats() {
 	l.mean.upload(l.RunningMean)

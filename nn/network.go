@@ -113,6 +113,25 @@ func (n *Network) Sync() error {
 	return nil
 }
 
+// Release copies parameters and BatchNorm statistics back into host
+// memory and frees their backend buffers: the network then lives on the
+// host alone, and the backend may be closed.
+func (n *Network) Release() error {
+	for _, p := range n.Params() {
+		if err := p.Release(); err != nil {
+			return fmt.Errorf("parameter %s: %w", p.Name, err)
+		}
+	}
+	for _, l := range n.Layers {
+		if bn, ok := l.(*BatchNorm2d); ok {
+			if err := bn.ReleaseStats(); err != nil {
+				return fmt.Errorf("BatchNorm %s: %w", bn.LayerName, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Upload tells the bound backend that host values of parameters or
 // BatchNorm statistics changed (after a checkpoint was restored, say).
 func (n *Network) Upload() {

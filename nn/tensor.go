@@ -182,6 +182,19 @@ func (p *Param) Grad() ([]float32, error) {
 // Sync copies the bound backend's values into Data.
 func (p *Param) Sync() error { return p.data.sync(p.Data) }
 
+// Release copies the bound backend's values into Data and frees the
+// parameter's buffers there.
+func (p *Param) Release() error {
+	if err := p.data.release(p.Data); err != nil {
+		return err
+	}
+	if p.grad.buf != nil {
+		p.grad.be.Free(p.grad.buf)
+		p.grad.be, p.grad.buf = nil, nil
+	}
+	return nil
+}
+
 // Upload tells the bound backend that Data changed.
 func (p *Param) Upload() { p.data.upload(p.Data) }
 

@@ -15,7 +15,7 @@ proxykit's Go code, with dt = 1:
                  node's metadata says firing_rule '>='), then v = v_reset there
 The input is presented at every step (graph metadata "timesteps" steps) and
 COUNTS is the Output node's input summed over the steps. It exits non-zero
-if the layout differs from DESIGN.md §3.
+if the layout differs from docs/design.md §3.
 """
 
 import sys

@@ -2,9 +2,9 @@
 
 Run with Debian's python3 (/usr/bin/python3), which has python3-torch 1.13.
 
-- ANN: the reference notebook's Fashion-MNIST network (DESIGN.md section 1)
+- ANN: the reference notebook's Fashion-MNIST network (docs/design.md §1)
   at any width; width 128 is the paper's.
-- snn_counts: a plain PyTorch implementation of DESIGN.md section 1 (static
+- snn_counts: a plain PyTorch implementation of docs/design.md §1 (static
   input layer, IF neurons with v >= v_th and hard reset, one more IF layer
   after the last layer, counts summed over T). It is the oracle proxykit's
   Go simulation is held to.

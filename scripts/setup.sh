@@ -3,7 +3,9 @@
 # Go modules; Debian's python3-torch, python3-onnx and python3-h5py (the
 # PyTorch oracle, ONNX's checker, an HDF5 reader), libhdf5-dev and
 # pkg-config (the HDF5 C library the NIR writer links); onnxruntime-node
-# from npm (an independent ONNX runtime). Safe to run again.
+# from npm (an independent ONNX runtime); Debian's nvidia-cuda-toolkit
+# (nvcc, from the non-free component) to check that the committed PTX of
+# the CUDA kernels matches their source. Safe to run again.
 #
 # Usage: scripts/setup.sh          everything the tests need
 #        scripts/setup.sh build    only what building proxykit needs
@@ -20,10 +22,22 @@ fi
 if [ "$mode" = test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need_apt+=(nodejs npm)
 fi
+if [ "$mode" = test ] && ! command -v nvcc >/dev/null 2>&1; then
+  need_apt+=(nvidia-cuda-toolkit)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (Debian packages)" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  case " ${need_apt[*]} " in
+  *" nvidia-cuda-toolkit "*)
+    # nvcc lives in Debian's non-free component
+    if ! grep -rqs 'non-free' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+        $SUDO tee /etc/apt/sources.list.d/proxykit-non-free.sources >/dev/null
+    fi
+    ;;
+  esac
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

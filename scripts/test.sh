@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every proxykit check: formatting, go vet, all tests (the full-width
-# reference network included, generated here with PyTorch), and 30 s of
-# fuzzing the ONNX import. Installs what it needs first (scripts/setup.sh).
+# Runs every proxykit check: formatting, go vet (also of the -tags cuda
+# build), the committed PTX against the CUDA kernels' source, all tests (the
+# full-width reference network included, generated here with PyTorch; the
+# CUDA backend on its emulated device), and fuzzing of the readers. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -15,6 +16,18 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
+echo "== the CUDA backend's GPU build: go vet, the test binary and the command line with -tags cuda"
+go vet -tags cuda ./...
+go test -c -tags cuda -o /dev/null ./compute/cuda
+go build -tags cuda -o /dev/null ./cmd/proxykit
+echo "== kernels.ptx matches kernels.cu (nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
+ptx=$(mktemp)
+nvcc --ptx -arch=compute_80 -o "$ptx" compute/cuda/kernels.cu
+if ! cmp -s "$ptx" compute/cuda/kernels.ptx; then
+  echo "compute/cuda/kernels.ptx is not kernels.cu's: run go generate ./compute/cuda" >&2
+  exit 1
+fi
+rm -f "$ptx"
 
 # The 78 MB full-width network is generated, not committed; it is cached
 # under .cache/ (ignored by git) and reused while the generator is unchanged.

@@ -1,5 +1,5 @@
 // Package spiking builds the integrate-and-fire network that shares an nn
-// network's parameters, and simulates it in discrete time (DESIGN.md §1).
+// network's parameters, and simulates it in discrete time (docs/design.md §1).
 //
 // Everything before the ANN's first ReLU is the static input layer: it runs
 // once on the analog input, and its output is a constant input current at
@@ -134,6 +134,20 @@ func (s *Network) Bind(be compute.Backend) error {
 func (s *Network) Sync() error {
 	for _, bn := range s.BatchNorms() {
 		if err := bn.SyncStats(); err != nil {
+			return fmt.Errorf("SNN BatchNorm %s: %w", bn.LayerName, err)
+		}
+	}
+	return nil
+}
+
+// Release brings the SNN (the ANN's parameters and the SNN's own
+// statistics) back into host memory and frees their backend buffers.
+func (s *Network) Release() error {
+	if err := s.ANN.Release(); err != nil {
+		return err
+	}
+	for _, bn := range s.BatchNorms() {
+		if err := bn.ReleaseStats(); err != nil {
 			return fmt.Errorf("SNN BatchNorm %s: %w", bn.LayerName, err)
 		}
 	}

@@ -26,6 +26,16 @@ type BenchResult struct {
 	// TrainTFLOPS and InferTFLOPS are those counts over the measured times.
 	TrainTFLOPS float64 `json:"train_tflops"`
 	InferTFLOPS float64 `json:"infer_tflops"`
+	// TrainDeviceMB and InferDeviceMB are the most device memory the
+	// training step and the inference held (backends with device memory).
+	TrainDeviceMB float64 `json:"train_device_mb,omitempty"`
+	InferDeviceMB float64 `json:"infer_device_mb,omitempty"`
+}
+
+// deviceMemory is implemented by backends that own device memory.
+type deviceMemory interface {
+	DeviceMemory() (inUse, peak, total int64)
+	ResetPeak()
 }
 
 // Bench times proxy-learning steps (BN in training mode, as in epoch 0, with
@@ -89,7 +99,18 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	el := time.Since(start).Seconds()
 	r.TrainStepSeconds = el / float64(r.TrainSteps)
 	r.TrainImagesPerSec = float64(r.TrainSteps*batch) / el
+	dm, hasMem := be.(deviceMemory)
+	if hasMem {
+		_, peak, _ := dm.DeviceMemory()
+		r.TrainDeviceMB = float64(peak) / (1 << 20)
+	}
 	e.Free()
+	if err := opt.Free(); err != nil {
+		return r, err
+	}
+	if hasMem {
+		dm.ResetPeak()
+	}
 
 	sim, err := spiking.NewSimulator(be, snn, inferBatch)
 	if err != nil {
@@ -124,6 +145,10 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	}
 	r.InferBatch = inferBatch
 	r.InferImagesPerSec = float64(n*inferBatch) / time.Since(start).Seconds()
+	if hasMem {
+		_, peak, _ := dm.DeviceMemory()
+		r.InferDeviceMB = float64(peak) / (1 << 20)
+	}
 	annF, staticF, dynF, err := FLOPs(net, snn)
 	if err != nil {
 		return r, err

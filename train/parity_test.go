@@ -2,7 +2,6 @@ package train_test
 
 import (
 	"context"
-	"math"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
@@ -38,15 +37,6 @@ func runProxy(t *testing.T, be compute.Backend, epochs, maxTrain, freezeBNAfter 
 	return y0.Data, y1.Data
 }
 
-func dist(a, b []float32) float64 {
-	var s float64
-	for i := range a {
-		d := float64(a[i] - b[i])
-		s += d * d
-	}
-	return math.Sqrt(s)
-}
-
 // TestProxyLearningMatchesPyTorch: from the same ONNX file and data,
 // proxykit must land on the same ANN as torch:
 // ‖y_proxykit − y_torch‖ ≤ 2 % of ‖y_torch − y_before‖.
@@ -78,8 +68,8 @@ func proxyLearningMatchesPyTorch(t *testing.T, be compute.Backend) {
 			t.Fatalf("%s: outputs before training differ from torch's (relative %g)", c.name, rel)
 		}
 		want := testutil.Array(t, c.want).Data
-		moved := dist(want, wantBefore)
-		off := dist(after, want)
+		moved := testutil.Dist(want, wantBefore)
+		off := testutil.Dist(after, want)
 		t.Logf("%s: torch moved the outputs by %.4g; proxykit lands %.4g from torch (%.2f %%)", c.name, moved, off, 100*off/moved)
 		if moved == 0 {
 			t.Fatalf("%s: the fixture's training did not move the outputs", c.name)
@@ -140,7 +130,7 @@ func TestEmulatedDeviceTrainsLikeTheCPU(t *testing.T) {
 	if rel := testutil.RelErr(before[1], before[0]); rel > 1e-5 {
 		t.Errorf("ANN outputs before training differ by %g", rel)
 	}
-	moved, off := dist(after[0], before[0]), dist(after[1], after[0])
+	moved, off := testutil.Dist(after[0], before[0]), testutil.Dist(after[1], after[0])
 	t.Logf("training moved the CPU's outputs by %.4g; the emulated device lands %.4g from them (%.2f %%)", moved, off, 100*off/moved)
 	if off > 0.02*moved {
 		t.Errorf("the emulated device's training is %.2f %% of the training's effect away from the CPU's", 100*off/moved)

@@ -13,7 +13,7 @@ import (
 )
 
 // Settings are a training run's hyper-parameters. The defaults are the
-// reference's (DESIGN.md §1).
+// reference's (docs/design.md §1).
 type Settings struct {
 	Dataset       string  `json:"dataset"`
 	Epochs        int     `json:"epochs"`
@@ -174,18 +174,18 @@ func (t *Trainer) Engine() (*Engine, error) {
 	return e, nil
 }
 
-// Close gives the trainer's backend buffers back, after syncing the
-// networks and the optimizer into host memory.
+// Close brings the networks and the optimizer back into host memory and
+// gives the trainer's backend buffers back; the backend may then be closed.
 func (t *Trainer) Close() error {
 	if t.engine == nil {
 		return nil
 	}
-	err := t.engine.Sync()
-	if aerr := t.Opt.Free(); err == nil {
-		err = aerr
-	}
+	err := t.Opt.Free()
 	t.engine.Free()
 	t.engine = nil
+	if rerr := t.SNN.Release(); err == nil {
+		err = rerr
+	}
 	return err
 }
 

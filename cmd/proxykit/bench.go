@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -16,7 +17,8 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		device, arch      string
+		arch              string
+		df                deviceFlags
 		width, batch, inf int
 		seconds           float64
 		jsonOut           bool
@@ -47,7 +49,7 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 			if batch < 1 || inf < 1 {
 				return fmt.Errorf("batch sizes must be at least 1")
 			}
-			be, err := openDevice(device)
+			be, err := df.open()
 			if err != nil {
 				return err
 			}
@@ -59,22 +61,36 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 			var ru syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			peakMB := float64(ru.Maxrss) / 1024
+			var dev map[string]any
+			if m, ok := be.(interface{ DeviceMemory() (int64, int64, int64) }); ok {
+				_, peak, total := m.DeviceMemory()
+				dev = map[string]any{"peak_mb": float64(peak) / (1 << 20), "total_mb": float64(total) / (1 << 20)}
+			}
 			out := cmd.OutOrStdout()
 			if jsonOut {
-				b, _ := json.Marshal(map[string]any{"device": device, "arch": arch, "width": width, "batch_size": batch,
-					"timesteps": cfg.Timesteps, "cores": runtime.GOMAXPROCS(0), "result": r, "peak_memory_mb": peakMB})
+				b, _ := json.Marshal(map[string]any{"device": df.name, "device_description": device.Describe(be), "arch": arch,
+					"width": width, "batch_size": batch, "timesteps": cfg.Timesteps, "cores": runtime.GOMAXPROCS(0),
+					"result": r, "peak_memory_mb": peakMB, "device_memory": dev})
 				fmt.Fprintln(out, string(b))
 				return nil
 			}
-			fmt.Fprintf(out, "%s, %s, %d cores, T=%d\n", net.Name, device, runtime.GOMAXPROCS(0), cfg.Timesteps)
-			fmt.Fprintf(out, "  training step, batch %d: %.2f images/s (%.3f s per step, %d steps)\n", batch, r.TrainImagesPerSec, r.TrainStepSeconds, r.TrainSteps)
-			fmt.Fprintf(out, "  SNN inference, batch %d: %.2f images/s\n", r.InferBatch, r.InferImagesPerSec)
-			fmt.Fprintf(out, "  peak memory: %.0f MB\n", peakMB)
+			fmt.Fprintf(out, "%s, %s, %d cores, T=%d\n", net.Name, device.Describe(be), runtime.GOMAXPROCS(0), cfg.Timesteps)
+			fmt.Fprintf(out, "  training step, batch %d: %.2f images/s (%.4f s per step, %d steps; %.2f GFLOP per image, %.2f TFLOP/s)\n",
+				batch, r.TrainImagesPerSec, r.TrainStepSeconds, r.TrainSteps, r.TrainGFLOPPerImage, r.TrainTFLOPS)
+			fmt.Fprintf(out, "  SNN inference, batch %d: %.2f images/s (%.2f GFLOP per image, %.2f TFLOP/s)\n", r.InferBatch,
+				r.InferImagesPerSec, r.InferGFLOPPerImage, r.InferTFLOPS)
+			fmt.Fprintf(out, "  peak memory: %.0f MB (process)", peakMB)
+			if dev != nil {
+				fmt.Fprintf(out, "; on the device %.0f MB training, %.0f MB inference", r.TrainDeviceMB, r.InferDeviceMB)
+				if t := dev["total_mb"].(float64); t > 0 {
+					fmt.Fprintf(out, " (of %.0f MB)", t)
+				}
+			}
+			fmt.Fprintln(out)
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&device, "device", "cpu", deviceHelp)
 	f.StringVar(&arch, "arch", "fmnist", "fmnist or tiny")
 	f.IntVar(&width, "width", 128, "fmnist: channel width (the paper's: 128)")
 	f.IntVar(&batch, "batch-size", 100, "training batch")
@@ -82,5 +98,6 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 	f.IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN time steps T")
 	f.Float64Var(&seconds, "seconds", 5, "time each measurement for at least this long")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
+	df.add(cmd)
 	return cmd
 }

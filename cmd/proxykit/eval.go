@@ -14,7 +14,7 @@ func newEvalCmd() *cobra.Command {
 		data, dataset string
 		s             = train.DefaultSettings()
 		jsonOut       bool
-		device        string
+		df            deviceFlags
 		mf            modelFlags
 	)
 	cmd := &cobra.Command{
@@ -50,7 +50,7 @@ tied predictions.`,
 			if err != nil {
 				return err
 			}
-			be, err := openDevice(device)
+			be, err := df.open()
 			if err != nil {
 				return err
 			}
@@ -79,7 +79,7 @@ tied predictions.`,
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "images per forward pass")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
-	f.StringVar(&device, "device", "cpu", deviceHelp)
 	mf.add(cmd)
+	df.add(cmd)
 	return cmd
 }

@@ -19,7 +19,7 @@ func newInferCmd() *cobra.Command {
 		cfg                    = spiking.DefaultConfig()
 		batch                  int
 		scaleUint8             bool
-		device                 string
+		df                     deviceFlags
 		mf                     modelFlags
 	)
 	cmd := &cobra.Command{
@@ -57,7 +57,7 @@ counts over --timesteps steps (as float32) with --network snn.`,
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
 			}
-			be, err := openDevice(device)
+			be, err := df.open()
 			if err != nil {
 				return err
 			}
@@ -87,8 +87,8 @@ counts over --timesteps steps (as float32) with --network snn.`,
 	f.Float32Var(&cfg.Reset, "reset", cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
 	f.IntVar(&batch, "batch-size", 100, "inputs per forward pass")
 	f.BoolVar(&scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
-	f.StringVar(&device, "device", "cpu", deviceHelp)
 	mf.add(cmd)
+	df.add(cmd)
 	return cmd
 }
 

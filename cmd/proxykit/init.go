@@ -18,7 +18,7 @@ func newInitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init --arch fmnist -o net.onnx",
 		Short: "Write a freshly initialised reference network as ONNX",
-		Long: `init writes the paper's Fashion-MNIST network (DESIGN.md §1) with PyTorch's
+		Long: `init writes the paper's Fashion-MNIST network (docs/design.md §1) with PyTorch's
 default initialisation — weights U(−1/√fan_in, 1/√fan_in), BN γ=1, β=0 — as an
 ONNX file that every other command reads. --width scales the channels (128 is
 the paper's) and the fully connected layers with them. --arch tiny is a small

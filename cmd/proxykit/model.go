@@ -41,14 +41,17 @@ func applySNNDefaults(flags *pflag.FlagSet, m *model.Model, timesteps *int, thre
 	}
 }
 
-// deviceHelp is the --device flag's help text.
-const deviceHelp = "where to compute: " + device.Names
-
-// openDevice opens the backend --device names.
-func openDevice(name string) (compute.Backend, error) {
-	be, err := device.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return be, nil
+// deviceFlags are the flags of every command that computes.
+type deviceFlags struct {
+	name string
+	opt  device.Options
 }
+
+func (f *deviceFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.name, "device", "cpu", "where to compute: "+device.Names)
+	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products in strict FP32 instead of TF32 tensor cores")
+	cmd.Flags().BoolVar(&f.opt.NoCuDNN, "no-cudnn", false, "cuda: proxykit's own im2col convolutions even where cuDNN is present")
+}
+
+// open opens the backend --device names.
+func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.name, f.opt) }

@@ -26,14 +26,15 @@ func (e errInterrupted) Error() string { return e.msg }
 func newTrainCmd() *cobra.Command {
 	s := train.DefaultSettings()
 	var (
-		data, output, resume, betas, device string
-		noShuffle, noAugment, jsonOut       bool
-		mf                                  modelFlags
+		data, output, resume, betas   string
+		df                            deviceFlags
+		noShuffle, noAugment, jsonOut bool
+		mf                            modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "train MODEL --data DIR --dataset NAME -o CKPT",
 		Short: "Fine-tune a network with proxy learning (SNN forward, ANN backward)",
-		Long: `train runs proxy learning (DESIGN.md §1) on MODEL (ONNX or a checkpoint):
+		Long: `train runs proxy learning (docs/design.md §1) on MODEL (ONNX or a checkpoint):
 for each batch the ANN's forward pass, the SNN's spike counts, the loss
 mean((counts − onehot)²) on the counts and backpropagation through the ANN,
 then PyTorch's Adam. BatchNorm runs in training mode for the first
@@ -99,7 +100,7 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 					return fmt.Errorf("--resume %s: %w (model %s)", resume, err, args[0])
 				}
 			}
-			be, err := openDevice(device)
+			be, err := df.open()
 			if err != nil {
 				return err
 			}
@@ -174,12 +175,12 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 	f.Uint64Var(&s.Seed, "seed", s.Seed, "seed of shuffling and augmentation")
 	f.BoolVar(&noShuffle, "no-shuffle", false, "keep the data set's order")
 	f.BoolVar(&noAugment, "no-augment", false, "no data augmentation")
-	f.StringVar(&device, "device", "cpu", deviceHelp)
 	f.StringVar(&resume, "resume", "", "continue from this checkpoint (weights, optimizer, statistics, position)")
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print one JSON object per epoch")
 	mf.add(cmd)
+	df.add(cmd)
 	return cmd
 }
 

@@ -114,6 +114,7 @@ func TestTrainBadInput(t *testing.T) {
 		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--resume", otherCk}, "different architecture"},
 		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--resume", model}, "--resume"},
 		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--device", "cuda"}, "-tags cuda"},
+		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--device", "tpu"}, "cpu, cuda or cuda-emu"},
 		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--betas", "0.9"}, "--betas"},
 		{[]string{"--data", testutil.Path("proxy"), "--dataset", "mnist", "--timesteps", "0"}, "timesteps"},
 	}

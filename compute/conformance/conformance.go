@@ -17,11 +17,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/internal/testutil"
 )
 
 // Tolerances are the relative errors (‖got − want‖/‖want‖) a backend is held
@@ -288,14 +287,8 @@ type fixture struct {
 	WeightDecay     float64   `json:"weight_decay"`
 }
 
-// FixturePath is testdata/kernels.json in this repository.
-func FixturePath() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "kernels.json")
-}
-
 func (s *suite) pytorch(t *testing.T) {
-	b, err := os.ReadFile(FixturePath())
+	b, err := os.ReadFile(testutil.Path("kernels.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

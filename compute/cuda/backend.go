@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
@@ -23,6 +24,12 @@ type Options struct {
 	// samples of a batch are processed in chunks that fit). 0 means 512 MB
 	// on a GPU and 1 MB on the emulator, whose tests should see chunking.
 	WorkspaceBytes int64
+	// DNNWorkspaceBytes caps the workspace of a cuDNN convolution. 0 means
+	// three quarters of the device memory free when the algorithm is
+	// chosen (at least 512 MB): on an H100 cuDNN's fast tensor-core
+	// kernels for the SNN's convolutions over T·B rows need more than a
+	// fixed 512 MB, and with 512 MB it picked a kernel 60 times slower.
+	DNNWorkspaceBytes int64
 	// Device is the GPU's ordinal.
 	Device int
 }
@@ -42,6 +49,9 @@ type Backend struct {
 	work    map[string]*buffer // workspaces by use, grown on demand
 	sumOut  *buffer
 	dnn     *cudnn
+	// noDNN are the convolution geometries and directions cuDNN could not
+	// plan (they run on im2col), with the reason, reported by Describe.
+	noDNN map[dnnKey]string
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
@@ -73,7 +83,7 @@ func Open(opt Options) (*Backend, error) {
 		}
 	}
 	be := &Backend{dev: dev, opt: opt, name: name, kernels: map[string]int{}, pool: map[int64][]devptr{},
-		work: map[string]*buffer{}}
+		work: map[string]*buffer{}, noDNN: map[dnnKey]string{}}
 	for _, k := range kernelNames {
 		i, err := dev.kernelIndex(k)
 		if err != nil {
@@ -103,10 +113,16 @@ func (be *Backend) Describe() string {
 		} else {
 			s += ", TF32 matrix products"
 		}
-		if be.dnn != nil {
-			s += ", cuDNN convolutions"
+		if st, ok := be.dev.(interface{ cudnnStatus() string }); ok && be.dnn != nil {
+			s += ", convolutions by " + st.cudnnStatus()
+			for k, why := range be.noDNN {
+				s += fmt.Sprintf(" (im2col for %dx%d→%d: %s)", k.g.H, k.g.W, k.g.O, why)
+			}
 		} else {
-			s += ", im2col convolutions"
+			s += ", convolutions by im2col and cuBLAS"
+			if ok && !be.opt.NoCuDNN {
+				s += " (" + st.cudnnStatus() + ")"
+			}
 		}
 	}
 	return s
@@ -304,12 +320,15 @@ func (be *Backend) DeviceMemory() (inUse, peak, total int64) {
 	return be.inUse, be.peak, total
 }
 
+// ResetPeak starts measuring the peak of DeviceMemory anew, from now.
+func (be *Backend) ResetPeak() { be.peak = be.inUse }
+
 // Threads per block of the elementwise kernels, and the most blocks they
 // launch (grid-stride loops cover the rest).
 const (
 	blockSize     = 256
 	maxBlocks     = 8192
-	reduceThreads = 128 // REDUCE_THREADS in kernels.cu
+	reduceThreads = 256 // REDUCE_THREADS in kernels.cu
 )
 
 // launch1d queues an elementwise kernel over n items.
@@ -370,8 +389,7 @@ func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
 // the padding symmetric, else im2col, a GEMM per chunk of samples
 // ([O, K]·[K, chunk·P]) and a layout change back to NCHW with the bias.
 func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y compute.Buffer) {
-	if be.dnn != nil && be.dnn.supports(g) {
-		be.fail(be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y)))
+	if be.useDNN(g, dnnForward) && be.dnnRan(g, dnnForward, be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y))) {
 		if bias != nil {
 			be.addConvBias(g, n, y, bias)
 		}
@@ -399,6 +417,40 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 	}
 }
 
+// The directions of a convolution, as cuDNN plans them.
+const (
+	dnnForward = 0
+	dnnData    = 1
+	dnnFilter  = 2
+)
+
+type dnnKey struct {
+	g    compute.ConvGeom
+	kind int
+}
+
+// useDNN reports whether cuDNN should run direction kind of convolution g.
+func (be *Backend) useDNN(g compute.ConvGeom, kind int) bool {
+	if be.dnn == nil || !be.dnn.supports(g) {
+		return false
+	}
+	_, failed := be.noDNN[dnnKey{g, kind}]
+	return !failed
+}
+
+// dnnRan takes the outcome of a cuDNN call: true when it ran (or failed
+// while running: the error is kept), false when no plan could be made, in
+// which case that direction of the geometry goes to im2col from now on.
+func (be *Backend) dnnRan(g compute.ConvGeom, kind int, err error) bool {
+	var pe *planError
+	if errors.As(err, &pe) {
+		be.noDNN[dnnKey{g, kind}] = pe.Error()
+		return false
+	}
+	be.fail(err)
+	return true
+}
+
 // addConvBias adds bias[o] to every position of channel o of y [n, O, P].
 func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer) {
 	// y viewed as [n·O, P] rows: bias per row o = row mod O, done as a
@@ -419,14 +471,12 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 	if db != nil {
 		be.launchBlocks("pk_conv_bias_grad", O, ptr(dy), ptr(db), int64(n), int32(O), int64(P))
 	}
-	if be.dnn != nil && be.dnn.supports(g) {
-		if dw != nil {
-			be.fail(be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw)))
-		}
-		if dx != nil {
-			be.fail(be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx)))
-		}
-		return
+	// each direction on cuDNN where it plans, the rest on im2col below
+	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
+		dw = nil
+	}
+	if dx != nil && be.useDNN(g, dnnData) && be.dnnRan(g, dnnData, be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx))) {
+		dx = nil
 	}
 	if dw == nil && dx == nil {
 		return

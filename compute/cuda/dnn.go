@@ -19,3 +19,9 @@ type convolutions interface {
 }
 
 var _ convolutions = (*cudnn)(nil)
+
+// planError says that cuDNN could not plan a convolution (no algorithm, an
+// unsupported shape): nothing ran, and the backend falls back to im2col.
+type planError struct{ msg string }
+
+func (e *planError) Error() string { return e.msg }

@@ -14,7 +14,7 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
 
 // REDUCE_THREADS is the block size of the reduction kernels.
-#define REDUCE_THREADS 128
+#define REDUCE_THREADS 256
 
 // block_sum returns the sum of every thread's v to all threads of the
 // block (blockDim.x == REDUCE_THREADS). Calls __syncthreads().
@@ -123,7 +123,8 @@ __global__ void pk_conv_bias_grad(const float* dy, float* db, long long n, int O
     __shared__ double shared[REDUCE_THREADS];
     int o = blockIdx.x;
     double s = 0;
-    for (long long e = threadIdx.x; e < n * P; e += REDUCE_THREADS) s += dy[((e / P) * O + o) * P + e % P];
+    unsigned m = (unsigned)(n * P), p = (unsigned)P;
+    for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += dy[((long long)(e / p) * O + o) * P + e % p];
     s = block_sum(s, shared);
     if (threadIdx.x == 0) db[o] = __fadd_rn(db[o], (float)s);
 }
@@ -175,6 +176,16 @@ __device__ int first_max(const float* plane, int H, int W, int KH, int KW, int S
     return bi;
 }
 
+// window_range sets [*lo, *hi] to the outputs along one axis whose window
+// (starting at o·S − P, K wide) covers input position i.
+__device__ void window_range(int i, int K, int S, int P, int O, int* lo, int* hi) {
+    int a = i + P - K + 1;  // o·S ≥ a
+    int l = a <= 0 ? 0 : (a + S - 1) / S;
+    int h = (i + P) / S;  // o·S ≤ i + P
+    *lo = l;
+    *hi = h < O - 1 ? h : O - 1;
+}
+
 // pk_maxpool writes each window's maximum; planes = n·C.
 __global__ void pk_maxpool(const float* x, float* y, long long planes, int H, int W, int KH, int KW, int SH, int SW,
                            int PT, int PL, int OH, int OW) {
@@ -197,13 +208,12 @@ __global__ void pk_maxpool_backward(const float* x, const float* dy, float* dx, 
         long long pc = i / ((long long)W * H);
         const float* plane = x + pc * H * W;
         float acc = 0;
-        // windows whose rows cover ih: oy·SH − PT ≤ ih < oy·SH − PT + KH
-        for (int oy = 0; oy < OH; oy++) {
-            int h0 = oy * SH - PT;
-            if (ih < h0 || ih >= h0 + KH) continue;
-            for (int ox = 0; ox < OW; ox++) {
-                int w0 = ox * SW - PL;
-                if (iw < w0 || iw >= w0 + KW) continue;
+        // only the windows that cover (ih, iw), in output order
+        int oy0, oy1, ox0, ox1;
+        window_range(ih, KH, SH, PT, OH, &oy0, &oy1);
+        window_range(iw, KW, SW, PL, OW, &ox0, &ox1);
+        for (int oy = oy0; oy <= oy1; oy++) {
+            for (int ox = ox0; ox <= ox1; ox++) {
                 float b;
                 if (first_max(plane, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &b) == ih * W + iw)
                     acc = __fadd_rn(acc, dy[(pc * OH + oy) * OW + ox]);
@@ -250,8 +260,11 @@ __global__ void pk_avgpool_backward(const float* dy, float* dx, long long planes
         int iw = i % W, ih = (i / W) % H;
         long long pc = i / ((long long)W * H);
         float acc = 0;
-        for (int oy = 0; oy < OH; oy++) {
-            for (int ox = 0; ox < OW; ox++) {
+        int oy0, oy1, ox0, ox1;
+        window_range(ih, KH, SH, PT, OH, &oy0, &oy1);
+        window_range(iw, KW, SW, PL, OW, &ox0, &ox1);
+        for (int oy = oy0; oy <= oy1; oy++) {
+            for (int ox = ox0; ox <= ox1; ox++) {
                 int h0, h1, w0, w1;
                 int div = avg_window(H, W, KH, KW, SH, SW, PT, PL, PB, PR, count_pad, oy, ox, &h0, &h1, &w0, &w1);
                 if (div == 0 || ih < h0 || ih >= h1 || iw < w0 || iw >= w1) continue;
@@ -329,14 +342,14 @@ __global__ void pk_softmax_backward(const float* y, const float* dy, float* dx, 
 __global__ void pk_bn_stats(const float* x, float* mean, float* var, long long n, int C, long long hw) {
     __shared__ double shared[REDUCE_THREADS];
     int g = blockIdx.x / C, c = blockIdx.x % C;
-    long long m = n * hw;
+    unsigned m = (unsigned)(n * hw), h = (unsigned)hw;
     const float* xg = x + (long long)g * n * C * hw;
     double s = 0;
-    for (long long e = threadIdx.x; e < m; e += REDUCE_THREADS) s += xg[((e / hw) * C + c) * hw + e % hw];
+    for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += xg[((long long)(e / h) * C + c) * hw + e % h];
     double mu = block_sum(s, shared) / (double)m;
     double q = 0;
-    for (long long e = threadIdx.x; e < m; e += REDUCE_THREADS) {
-        double d = xg[((e / hw) * C + c) * hw + e % hw] - mu;
+    for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) {
+        double d = xg[((long long)(e / h) * C + c) * hw + e % h] - mu;
         q += d * d;
     }
     q = block_sum(q, shared);
@@ -394,8 +407,9 @@ __global__ void pk_bn_backward_reduce(const float* x, const float* dy, const flo
     int c = blockIdx.x;
     double mu = mean[c], is = 1.0 / sqrt((double)__fadd_rn(var[c], eps));
     double sdy = 0, sdyx = 0;
-    for (long long e = threadIdx.x; e < n * hw; e += REDUCE_THREADS) {
-        long long j = ((e / hw) * C + c) * hw + e % hw;
+    unsigned m = (unsigned)(n * hw), h = (unsigned)hw;
+    for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) {
+        long long j = ((long long)(e / h) * C + c) * hw + e % h;
         sdy += dy[j];
         sdyx += (double)dy[j] * ((double)x[j] - mu) * is;
     }

@@ -14,17 +14,33 @@ import (
 // Names lists the devices Open takes.
 const Names = "cpu, cuda or cuda-emu"
 
+// Options tune the CUDA backend (the CPU backend ignores them).
+type Options struct {
+	// StrictFP32 computes matrix products in FP32 instead of TF32.
+	StrictFP32 bool
+	// NoCuDNN uses proxykit's own convolutions where cuDNN is present.
+	NoCuDNN bool
+}
+
 // Open returns the backend for name. The caller closes it.
-func Open(name string) (compute.Backend, error) {
+func Open(name string, opt Options) (compute.Backend, error) {
 	switch name {
 	case "cpu":
 		return compute.NewCPU(), nil
 	case "cuda", "cuda-emu":
-		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu"})
+		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN})
 		if err != nil {
 			return nil, err
 		}
 		return be, nil
 	}
 	return nil, fmt.Errorf("--device %q: want %s", name, Names)
+}
+
+// Describe names the device behind a backend and how it computes.
+func Describe(be compute.Backend) string {
+	if d, ok := be.(interface{ Describe() string }); ok {
+		return d.Describe()
+	}
+	return be.Name()
 }

@@ -17,10 +17,30 @@ import (
 // proxykit's spike counts must equal PyTorch's.
 var Models = []string{"fmnist_w8_folded", "fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21"}
 
-// Dir is the absolute path of the repository's testdata folder.
+// Dir is the path of the repository's testdata folder: $PROXYKIT_TESTDATA
+// when set, else the folder beside this source file, else the first
+// testdata folder above the working directory (a test binary built here
+// and run on another machine, inside a copy of the repository).
 func Dir() string {
+	if d := os.Getenv("PROXYKIT_TESTDATA"); d != "" {
+		return d
+	}
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+	d := filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+	if _, err := os.Stat(filepath.Join(d, "kernels.json")); err == nil {
+		return d
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "testdata", "kernels.json")); err == nil {
+				return filepath.Join(dir, "testdata")
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	return d
 }
 
 // Path is the path of a file in testdata.
@@ -66,4 +86,14 @@ func Differing(got, want []float32) int {
 		}
 	}
 	return n
+}
+
+// Dist is the Euclidean distance ‖a − b‖.
+func Dist(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		d := float64(a[i] - b[i])
+		s += d * d
+	}
+	return math.Sqrt(s)
 }
