@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,15 +15,29 @@ import (
 // NIRVersion is the NIR format version written in the file.
 const NIRVersion = "1.0.0"
 
+// NIROptions choose how NIR expresses what it has no node for.
+type NIROptions struct {
+	// MaxPoolThreshold writes max-pooling over spikes as SumPool2d followed
+	// by Threshold at 0, NIR's literal form of their OR. By default it is
+	// SumPool2d followed by an IF layer (r = 1, v_reset = 0, threshold 0.5),
+	// the same OR on binary spikes (the sums are integers, and the
+	// potential is back at 0 after every step), which norse, sinabs and
+	// snntorch load; none of them maps Threshold.
+	MaxPoolThreshold bool
+
+	// rawThreshold writes v_th itself instead of the float32 just below it
+	// (tests only: it shows that NIR's `>` then disagrees with proxykit's `>=`).
+	rawThreshold bool
+}
+
 // nirNode is one node of a NIR graph: its type and its fields, each a
-// float32 array, an int64 array, a string, or a nested group.
+// float32 array, an int64 array or scalar, or a string.
 type nirNode struct {
 	name   string
 	typ    string
 	floats map[string]nirArray
 	ints   map[string][]int64
 	scalar map[string]int64
-	groups map[string]map[string][]int64
 	meta   map[string]string
 }
 
@@ -33,7 +48,7 @@ type nirArray struct {
 
 func newNIRNode(name, typ string) *nirNode {
 	return &nirNode{name: name, typ: typ, floats: map[string]nirArray{}, ints: map[string][]int64{}, scalar: map[string]int64{},
-		groups: map[string]map[string][]int64{}, meta: map[string]string{}}
+		meta: map[string]string{}}
 }
 
 func full(shape []int, v float32) nirArray {
@@ -55,11 +70,22 @@ func toInt64(v []int) []int64 {
 // nirName makes a layer name usable as an HDF5 group name.
 func nirName(s string) string { return strings.ReplaceAll(s, "/", "_") }
 
-// NIRGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d (BN
-// folded), IF (parameters shaped like their layer), SumPool2d + Threshold
-// for max-pooling on spikes, AvgPool2d, Flatten, Affine or Linear, Output,
-// chained by edges. It refuses what NIR cannot express, naming the layer.
-func nirGraph(s *spiking.Network) ([]*nirNode, error) {
+// nirThreshold is the v_threshold written for proxykit's v_th: NIR's IF
+// fires on v > v_threshold, proxykit's on v >= v_th, and for float32
+// potentials v > nextafter(v_th, −∞) exactly when v >= v_th.
+func nirThreshold(vth float32, o NIROptions) float32 {
+	if o.rawThreshold {
+		return vth
+	}
+	return math.Nextafter32(vth, float32(math.Inf(-1)))
+}
+
+// nirGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d (BN
+// folded), IF (parameters shaped like their layer), SumPool2d + IF (or +
+// Threshold) for max-pooling on spikes, AvgPool2d, Flatten, Affine or
+// Linear, Output, chained by edges. It refuses what NIR cannot express,
+// naming the layer.
+func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 	static, dynamic, err := snnLayers(s)
 	if err != nil {
 		return nil, err
@@ -75,6 +101,7 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 	nodes := []*nirNode{in}
 	shape := s.ANN.InputShape
 	used := map[string]int{}
+	spikes := false // the current signal is binary spikes
 	unique := func(base string) string {
 		base = nirName(base)
 		used[base]++
@@ -88,12 +115,14 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 		case *spiking.IF:
 			n := newNIRNode(unique("if_"+l.LayerName), "IF")
 			n.floats["r"] = full(shape, 1)
-			n.floats["v_threshold"] = full(shape, cfg.Threshold)
+			n.floats["v_threshold"] = full(shape, nirThreshold(cfg.Threshold, o))
 			n.floats["v_reset"] = full(shape, cfg.Reset)
-			n.meta["firing_rule"] = ">="
+			n.meta["proxykit_v_threshold"] = fmt.Sprint(cfg.Threshold)
+			n.meta["firing_rule"] = "proxykit fires on v >= v_th; v_threshold is the float32 below v_th, so NIR's v > v_threshold is the same"
 			n.meta["reset"] = "hard"
 			n.meta["dt"] = "1"
 			nodes = append(nodes, n)
+			spikes = true
 			continue
 		case nn.Layer:
 			out, err := l.OutputShape(shape)
@@ -119,6 +148,7 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 				n.scalar["groups"] = 1
 				n.ints["input_shape"] = toInt64(shape[1:])
 				nodes = append(nodes, n)
+				spikes = false
 			case *nn.Linear:
 				typ := "Linear"
 				if l.Bias != nil {
@@ -130,6 +160,7 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 					n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
 				}
 				nodes = append(nodes, n)
+				spikes = false
 			case *nn.Pool2d:
 				if l.PT != l.PB || l.PL != l.PR || l.Ceil {
 					return nil, fmt.Errorf("%s: NIR's pooling pads symmetrically and has no ceil mode", what)
@@ -142,17 +173,31 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 					return n
 				}
 				if l.Max {
+					if !spikes {
+						return nil, fmt.Errorf("%s max-pools analog values: NIR has no max pooling (proxykit writes max-pooling over spikes as their OR)", what)
+					}
 					// max over binary spikes = their OR = (sum > 0)
 					sum := pool("SumPool2d")
-					sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by Threshold at 0"
-					th := newNIRNode(unique(l.Name()+"_threshold"), "Threshold")
-					th.floats["threshold"] = full(out, 0)
-					nodes = append(nodes, sum, th)
+					if o.MaxPoolThreshold {
+						sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by Threshold at 0"
+						th := newNIRNode(unique(l.Name()+"_threshold"), "Threshold")
+						th.floats["threshold"] = full(out, 0)
+						nodes = append(nodes, sum, th)
+					} else {
+						sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by an IF layer that fires when the sum is at least 1"
+						or := newNIRNode(unique(l.Name()+"_or"), "IF")
+						or.floats["r"] = full(out, 1)
+						or.floats["v_threshold"] = full(out, 0.5)
+						or.floats["v_reset"] = full(out, 0)
+						or.meta["replaces"] = "the OR of a max-pooling window of spikes: the integer sum fires when at least 1, and the potential is 0 after every step"
+						nodes = append(nodes, sum, or)
+					}
 				} else {
 					if l.PT+l.PL > 0 && !l.CountPad {
 						return nil, fmt.Errorf("%s: NIR's AvgPool2d counts padding in its divisor; this layer does not", what)
 					}
 					nodes = append(nodes, pool("AvgPool2d"))
+					spikes = false
 				}
 			case *nn.GlobalAvgPool:
 				n := newNIRNode(unique(l.Name()), "AvgPool2d")
@@ -160,11 +205,14 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 				n.ints["stride"] = toInt64(shape[1:])
 				n.ints["padding"] = []int64{0, 0}
 				nodes = append(nodes, n)
+				spikes = false
 			case *nn.Flatten:
 				n := newNIRNode(unique(l.Name()), "Flatten")
 				n.scalar["start_dim"] = 0
 				n.scalar["end_dim"] = -1
-				n.groups["input_type"] = map[string][]int64{"input": toInt64(shape)}
+				// a plain integer dataset, as NIR's writer stores it: a
+				// group here makes NIR's reader fail
+				n.ints["input_type"] = toInt64(shape)
 				nodes = append(nodes, n)
 			default:
 				return nil, fmt.Errorf("%s has no NIR form (NIR has no padding or softmax node)", what)
@@ -179,8 +227,8 @@ func nirGraph(s *spiking.Network) ([]*nirNode, error) {
 
 // WriteNIR writes the SNN as a NIR graph in HDF5 to path, atomically (the
 // file is written beside path and renamed when complete).
-func WriteNIR(path string, s *spiking.Network) error {
-	nodes, err := nirGraph(s)
+func WriteNIR(path string, s *spiking.Network, o NIROptions) error {
+	nodes, err := nirGraph(s, o)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -235,7 +283,7 @@ func writeNIRFile(path string, nodes []*nirNode, cfg spiking.Config) (err error)
 		return err
 	}
 	for k, v := range map[string]string{"producer": "proxykit", "timesteps": fmt.Sprint(cfg.Timesteps), "dt": "1",
-		"firing_rule": ">= (NIR's IF fires on >)", "input": "the analog image, presented unchanged at every time step",
+		"firing_rule": "v >= v_th, written as v > (the float32 below v_th)", "input": "the analog image, presented unchanged at every time step",
 		"output": "spike counts of the last IF layer summed over the time steps"} {
 		if err := meta.String(k, v); err != nil {
 			return err
@@ -280,19 +328,6 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 			return err
 		}
 	}
-	for k, fields := range n.groups {
-		sub, err := g.Group(k)
-		if err != nil {
-			return err
-		}
-		for fk, v := range fields {
-			if err := sub.Int64(fk, []int{len(v)}, v); err != nil {
-				sub.Close()
-				return err
-			}
-		}
-		sub.Close()
-	}
 	if len(n.meta) > 0 {
 		meta, err := g.Group("metadata")
 		if err != nil {
@@ -309,7 +344,7 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 }
 
 // CheckNIR reports whether the SNN can be written as NIR, without writing.
-func CheckNIR(s *spiking.Network) error {
-	_, err := nirGraph(s)
+func CheckNIR(s *spiking.Network, o NIROptions) error {
+	_, err := nirGraph(s, o)
 	return err
 }

@@ -3,25 +3,94 @@
 
 Usage: /usr/bin/python3 scripts/nir_sim.py GRAPH.nir INPUT.npy COUNTS.npy
 
-Written from NIR's node definitions (neuromorphs/NIR), independently of
-proxykit's Go code, with dt = 1:
+First the layout, field by field, as NIR's own reader (nir.read, with type
+checking) needs it: which fields each node type has, that each is a dataset
+(not a group; only `metadata` is a group), its element type and its shape
+(IF parameters shaped like their layer, Flatten's `input_type` a plain
+integer array). A file proxykit once wrote passed an h5py-only check yet
+failed in nir.read ("unhashable type: 'slice'") because Flatten's
+input_type was a group; this check fails on that.
+
+Then the simulation, written from NIR's node definitions (neuromorphs/NIR),
+independently of proxykit's Go code, with dt = 1:
   Input/Output   pass their input through
   Conv2d         y = conv(x, weight, stride, padding (symmetric), dilation, groups) + bias
   Affine         y = W x + b;   Linear: y = W x
   SumPool2d      y = window sums;   AvgPool2d: window means
   Threshold      y = (x > threshold)
   Flatten        per-sample flattening from start_dim to end_dim
-  IF             v += r * x; spike where v > v_threshold (or >=, when the
-                 node's metadata says firing_rule '>='), then v = v_reset there
+  IF             v += r * x; spike where v > v_threshold (NIR's rule, strictly
+                 greater, whatever the metadata says), then v = v_reset there
 The input is presented at every step (graph metadata "timesteps" steps) and
 COUNTS is the Output node's input summed over the steps. It exits non-zero
-if the layout differs from docs/design.md §3.
+if the layout differs from what NIR reads (docs/design.md §3).
 """
 
 import sys
 
 import h5py
 import numpy as np
+
+
+# Each node type's fields as NIR's reader takes them: (kind, ndim), kind
+# "f" float array, "i" integer, "s" string; ndim None for any.
+SCHEMA = {
+    b"Input": {"shape": ("i", 1)},
+    b"Output": {"shape": ("i", 1)},
+    b"Conv2d": {"weight": ("f", 4), "bias": ("f", 1), "stride": ("i", 1), "padding": ("i", 1),
+                "dilation": ("i", 1), "groups": ("i", 0), "input_shape": ("i", 1)},
+    b"Affine": {"weight": ("f", 2), "bias": ("f", 1)},
+    b"Linear": {"weight": ("f", 2)},
+    b"IF": {"r": ("f", None), "v_threshold": ("f", None), "v_reset": ("f", None)},
+    b"SumPool2d": {"kernel_size": ("i", 1), "stride": ("i", 1), "padding": ("i", 1)},
+    b"AvgPool2d": {"kernel_size": ("i", 1), "stride": ("i", 1), "padding": ("i", 1)},
+    b"Threshold": {"threshold": ("f", None)},
+    b"Flatten": {"start_dim": ("i", 0), "end_dim": ("i", 0), "input_type": ("i", 1)},
+}
+
+
+def check_layout(f):
+    """Fail unless every field is what NIR's reader expects."""
+    assert isinstance(f["version"], h5py.Dataset) and isinstance(f["version"][()], bytes), "version: a string dataset"
+    g = f["node"]
+    assert isinstance(g, h5py.Group), "node: a group"
+    for name, node in g["nodes"].items():
+        typ = node["type"][()]
+        assert isinstance(typ, bytes), f"{name}: type must be a string dataset"
+        assert typ in SCHEMA, f"{name}: node type {typ!r} is not one NIR's reader maps"
+        fields = SCHEMA[typ]
+        for k, item in node.items():
+            if k in ("type",):
+                continue
+            if k == "metadata":
+                assert isinstance(item, h5py.Group), f"{name}: metadata must be a group"
+                for mk, mv in item.items():
+                    assert isinstance(mv, h5py.Dataset), f"{name}: metadata {mk} must be a dataset"
+                continue
+            assert k in fields, f"{name} ({typ.decode()}): field {k!r} is not one NIR reads"
+            assert isinstance(item, h5py.Dataset), f"{name} ({typ.decode()}): {k} must be a dataset, not a group"
+        for k, (kind, ndim) in fields.items():
+            assert k in node, f"{name} ({typ.decode()}): field {k!r} missing"
+            v = node[k][()]
+            arr = np.asarray(v)
+            if kind == "f":
+                assert arr.dtype == np.float32, f"{name}: {k} is {arr.dtype}, want float32"
+            elif kind == "i":
+                assert np.issubdtype(arr.dtype, np.integer), f"{name}: {k} is {arr.dtype}, want an integer type"
+            if ndim is not None:
+                assert arr.ndim == ndim, f"{name}: {k} has {arr.ndim} dimensions, want {ndim}"
+        if typ == b"Conv2d":
+            for k in ("stride", "padding", "dilation", "input_shape"):
+                assert node[k].shape == (2,), f"{name}: {k} must hold 2 values"
+            assert node["bias"].shape == (node["weight"].shape[0],), f"{name}: one bias per output channel"
+        if typ == b"IF":
+            shapes = {node[k].shape for k in ("r", "v_threshold", "v_reset")}
+            assert len(shapes) == 1, f"{name}: r, v_threshold and v_reset differ in shape: {shapes}"
+    edges = g["edges"][()]
+    assert edges.ndim == 2 and edges.shape[1] == 2, f"edges: shape {edges.shape}, want (E, 2)"
+    names = set(g["nodes"].keys())
+    for a, b in edges:
+        assert a.decode() in names and b.decode() in names, f"edge {a!r} -> {b!r} names a missing node"
 
 
 def read(f):
@@ -87,6 +156,7 @@ def pool(x, k, s, p, mean):
 def main():
     path, inp, outp = sys.argv[1:4]
     with h5py.File(path, "r") as f:
+        check_layout(f)
         nodes, edges, meta = read(f)
     order = chain(nodes, edges)
     steps = int(meta[b"timesteps"] if b"timesteps" in meta else meta["timesteps"])
@@ -118,19 +188,17 @@ def main():
                 cur = (cur > d["threshold"]).astype(np.float64)
             elif t == b"Flatten":
                 assert int(d["start_dim"]) == 0 and int(d["end_dim"]) == -1
-                assert list(d["input_type"]["input"]) == list(cur.shape[1:])
+                assert list(d["input_type"]) == list(cur.shape[1:])
                 cur = cur.reshape(cur.shape[0], -1)
             elif t == b"IF":
                 for k in ("r", "v_threshold", "v_reset"):
                     assert d[k].shape == cur.shape[1:], f"{name}: {k} has shape {d[k].shape}, the layer {cur.shape[1:]}"
                     assert d[k].dtype == np.float32
-                rule = d.get("metadata", {}).get("firing_rule", b">")
                 if name not in v:
                     v[name] = np.broadcast_to(d["v_reset"], cur.shape).astype(np.float64)
                 # proxykit computes in float32; so does this simulation of its membrane
                 u = (v[name].astype(np.float32) + (d["r"] * cur).astype(np.float32)).astype(np.float32)
-                vth = d["v_threshold"]
-                s = (u >= vth) if rule == b">=" else (u > vth)
+                s = u > d["v_threshold"]  # NIR's rule
                 v[name] = np.where(s, d["v_reset"], u)
                 cur = s.astype(np.float64)
             else:

@@ -184,6 +184,22 @@ func TestSharesParameterMemory(t *testing.T) {
 	if testutil.Differing(before.Counts.Data, after.Counts.Data) == 0 {
 		t.Error("negating the ANN's last weight matrix did not change the SNN's counts")
 	}
+
+	// On every backend the two networks use one buffer per parameter: an
+	// optimizer step through the ANN's buffer is the SNN's.
+	for _, be := range backends(t) {
+		if err := snn.Bind(be); err != nil {
+			t.Fatal(err)
+		}
+		for i := range annParams {
+			if annParams[i].Buffer(be) != snnParams[i].Buffer(be) {
+				t.Errorf("%s: parameter %s has a buffer of its own in the SNN", be.Name(), annParams[i].Name)
+			}
+		}
+		if err := snn.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestStaticInputLayer(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 func newExportCmd() *cobra.Command {
 	var (
 		annPath, snnPath, nirPath string
+		nirOpt                    exporter.NIROptions
 		opset                     int
 		foldBN                    bool
 		s                         = train.DefaultSettings()
@@ -29,9 +30,12 @@ func newExportCmd() *cobra.Command {
   --snn  the SNN as ONNX: input the image batch, output the spike counts [B,K];
          the T steps unrolled with standard operators (Add, GreaterOrEqual,
          Cast, Where), weights stored once, the SNN's own BN statistics folded;
-  --nir  the SNN as a NIR graph (HDF5): Input, Conv2d, IF, SumPool2d +
-         Threshold for max-pooling on spikes, AvgPool2d, Flatten, Affine or
-         Linear, Output; T, dt = 1 and the >= firing rule in metadata.
+  --nir  the SNN as a NIR graph (HDF5): Input, Conv2d, IF, SumPool2d + IF
+         for max-pooling on spikes (their OR; SumPool2d + Threshold with
+         --nir-maxpool-threshold), AvgPool2d, Flatten, Affine or Linear,
+         Output. NIR's IF fires on v > v_threshold, proxykit's on v >= v_th:
+         v_threshold is written as the float32 just below v_th, which fires
+         on the same potentials. T and dt = 1 are in the metadata.
 MODEL is an ONNX file, a PyTorch checkpoint or a proxykit checkpoint (whose
 SNN settings, like an SNN module's, are the defaults).
 Nothing is written unless every requested file can be.`,
@@ -72,7 +76,7 @@ Nothing is written unless every requested file can be.`,
 				}
 			}
 			if nirPath != "" {
-				if err := exporter.CheckNIR(snn); err != nil {
+				if err := exporter.CheckNIR(snn, nirOpt); err != nil {
 					return fmt.Errorf("--nir %s: %w", nirPath, err)
 				}
 			}
@@ -90,7 +94,7 @@ Nothing is written unless every requested file can be.`,
 				fmt.Fprintf(out, "wrote %s: the SNN, T=%d unrolled (%d bytes)\n", snnPath, s.Timesteps, len(snnBytes))
 			}
 			if nirPath != "" {
-				if err := exporter.WriteNIR(nirPath, snn); err != nil {
+				if err := exporter.WriteNIR(nirPath, snn, nirOpt); err != nil {
 					return err
 				}
 				fmt.Fprintf(out, "wrote %s: the SNN as a NIR graph\n", nirPath)
@@ -102,6 +106,7 @@ Nothing is written unless every requested file can be.`,
 	fl.StringVar(&annPath, "ann", "", "write the ANN as ONNX here")
 	fl.StringVar(&snnPath, "snn", "", "write the SNN as ONNX here")
 	fl.StringVar(&nirPath, "nir", "", "write the SNN as NIR (HDF5) here")
+	fl.BoolVar(&nirOpt.MaxPoolThreshold, "nir-maxpool-threshold", false, "NIR: max-pooling as SumPool2d + Threshold (NIR's literal OR; norse, sinabs and snntorch cannot load it) instead of SumPool2d + IF")
 	fl.IntVar(&s.Timesteps, "timesteps", s.Timesteps, "SNN: time steps T (default: a checkpoint's own, else 15)")
 	fl.Float32Var(&s.Threshold, "threshold", s.Threshold, "SNN: threshold v_th")
 	fl.Float32Var(&s.Reset, "reset", s.Reset, "SNN: reset potential v_reset")
