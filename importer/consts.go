@@ -63,19 +63,27 @@ func numel(shape []int) int {
 	return n
 }
 
-// maxConstElems bounds the size of a constant proxykit computes at import.
+// maxConstElems bounds the size of a constant proxykit computes at import
+// from a shape alone (ConstantOfShape) or by broadcasting, unless the file
+// itself holds more data (see constLimit).
 const maxConstElems = 1 << 26
 
-// checkSize refuses shapes with negative dimensions or too many elements
-// (and products that would overflow).
-func checkSize(shape []int) error {
+// constLimit is the most elements a computed constant may hold for a model
+// file of fileBytes bytes: 2^26, or twice the floats the file holds, so
+// that a real fully connected layer (VGG's 4096×25088) is admitted while a
+// small file cannot ask for gigabytes.
+func constLimit(fileBytes int) int { return max(maxConstElems, fileBytes/2) }
+
+// checkSize refuses shapes with negative dimensions or more than limit
+// elements (and products that would overflow).
+func checkSize(shape []int, limit int) error {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
 			return fmt.Errorf("negative dimension in shape %v", shape)
 		}
-		if d > 0 && n > maxConstElems/d {
-			return fmt.Errorf("a constant of shape %v is too large", shape)
+		if d > 0 && n > limit/d {
+			return fmt.Errorf("a constant of shape %v is too large for a model file of this size", shape)
 		}
 		n *= d
 	}
@@ -517,13 +525,14 @@ func broadcastIndex(a, outShape []int) []int {
 	return idx
 }
 
-// arith applies an elementwise binary operation with broadcasting.
-func arith(op string, a, b *constant) (*constant, error) {
+// arith applies an elementwise binary operation with broadcasting, to a
+// result of at most limit elements.
+func arith(op string, a, b *constant, limit int) (*constant, error) {
 	shape, err := broadcastShape(a.Shape, b.Shape)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSize(shape); err != nil {
+	if err := checkSize(shape, limit); err != nil {
 		return nil, err
 	}
 	ia, ib := broadcastIndex(a.Shape, shape), broadcastIndex(b.Shape, shape)

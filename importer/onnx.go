@@ -15,7 +15,7 @@ import (
 
 // Opset range proxykit reads.
 const (
-	MinOpset = 9
+	MinOpset = 7
 	MaxOpset = 21
 )
 
@@ -77,6 +77,8 @@ type converter struct {
 	lastLayer nn.Layer
 	// batch is the input's fixed batch size, or 0 when symbolic.
 	batch int
+	// constLimit bounds the elements of a computed constant (constLimit()).
+	constLimit int
 }
 
 // ONNXInfo describes an imported ONNX file.
@@ -105,6 +107,9 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	if len(outline.Nodes) == 0 {
 		return nil, nil, fmt.Errorf("the graph has no nodes")
 	}
+	if err := outline.checkEmpty(); err != nil {
+		return nil, nil, err
+	}
 	rec := newRecorder()
 	model := onnx.NewModel(rec)
 	if err := decodeSafely(model, data); err != nil {
@@ -114,7 +119,7 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 		return nil, nil, fmt.Errorf("onnx-go decoded %d operations for %d nodes", len(rec.ops), len(outline.Nodes))
 	}
 	c := &converter{path: path, outline: outline, opset: outline.Opset, values: map[string]*value{},
-		names: map[string]int{}}
+		names: map[string]int{}, constLimit: constLimit(len(data))}
 	info = &ONNXInfo{Opset: outline.Opset, IRVersion: outline.IRVersion, Producer: outline.Producer,
 		ProducerVersion: outline.ProducerVersion}
 	if err := c.loadInitializers(model); err != nil {
@@ -214,8 +219,8 @@ func (c *converter) finish() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(out) != 1 {
-		return "", fmt.Errorf("the network's output has per-sample shape %s; proxykit needs class scores [K]", nn.ShapeString(out))
+	if len(out) == 0 {
+		return "", fmt.Errorf("the network's output is a scalar per sample; proxykit needs at least one output per sample")
 	}
 	for i, l := range c.net.Layers {
 		if _, ok := l.(*nn.Softmax); ok && i != len(c.net.Layers)-1 {

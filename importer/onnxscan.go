@@ -20,6 +20,9 @@ type onnxOutline struct {
 	Initializers    map[string]bool
 	Inputs          []outlineValue // graph inputs, initializers included
 	Outputs         []string
+	// Empty names the values declared with a zero-size dimension
+	// (initializers, graph inputs and outputs, value infos).
+	Empty map[string]bool
 }
 
 type outlineNode struct {
@@ -57,6 +60,7 @@ const (
 	nodeName             = 3
 	nodeOpType           = 4
 	nodeDomain           = 7
+	tensorDims           = 1
 	tensorName           = 8
 	valueName            = 1
 	valueType            = 2
@@ -120,7 +124,7 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid ONNX file: %w", err)
 	}
-	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1}
+	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1, Empty: map[string]bool{}}
 	var graph []byte
 	sawGraph := false
 	for _, f := range top {
@@ -159,6 +163,7 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid ONNX file: graph: %w", err)
 	}
+	var declared []outlineValue
 	for _, f := range gf {
 		if !f.isLen {
 			continue
@@ -175,10 +180,28 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 			if err != nil {
 				return nil, fmt.Errorf("not a valid ONNX file: initializer: %w", err)
 			}
+			name, empty := "", false
 			for _, t := range tf {
-				if t.num == tensorName && t.isLen {
-					o.Initializers[string(t.bytes)] = true
+				if t.num == tensorDims && !t.isLen && t.varint == 0 {
+					empty = true
 				}
+				if t.num == tensorDims && t.isLen { // packed dims
+					for b := t.bytes; len(b) > 0; {
+						d, n := protowire.ConsumeVarint(b)
+						if n < 0 {
+							return nil, errors.New("not a valid ONNX file: initializer dims")
+						}
+						empty = empty || d == 0
+						b = b[n:]
+					}
+				}
+				if t.num == tensorName && t.isLen {
+					name = string(t.bytes)
+					o.Initializers[name] = true
+				}
+			}
+			if empty {
+				o.Empty[name] = true
 			}
 		case graphInput:
 			v, err := scanValue(f.bytes)
@@ -186,19 +209,66 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 				return nil, err
 			}
 			o.Inputs = append(o.Inputs, v)
+			o.noteEmpty(v)
+			declared = append(declared, v)
 		case graphOutput:
 			v, err := scanValue(f.bytes)
 			if err != nil {
 				return nil, err
 			}
 			o.Outputs = append(o.Outputs, v.Name)
+			o.noteEmpty(v)
+			declared = append(declared, v)
 		case graphValueInfo:
-			if _, err := scanValue(f.bytes); err != nil {
+			v, err := scanValue(f.bytes)
+			if err != nil {
 				return nil, err
 			}
+			o.noteEmpty(v)
+			declared = append(declared, v)
+		}
+	}
+	// initializers may come after the inputs that name them: check at the end
+	for _, v := range declared {
+		if err := o.checkDeclared(v, len(data)); err != nil {
+			return nil, err
 		}
 	}
 	return o, nil
+}
+
+func (o *onnxOutline) noteEmpty(v outlineValue) {
+	for _, d := range v.Dims {
+		if d.Known && d.Value == 0 {
+			o.Empty[v.Name] = true
+		}
+	}
+}
+
+// checkEmpty refuses empty tensors (a zero-size dimension), naming the
+// first node that reads or writes one: proxykit's layers have no empty
+// form, and onnx-go's decoder fails on them.
+func (o *onnxOutline) checkEmpty() error {
+	if len(o.Empty) == 0 {
+		return nil
+	}
+	for i, n := range o.Nodes {
+		for _, list := range [][]string{n.Inputs, n.Outputs} {
+			for _, v := range list {
+				if o.Empty[v] {
+					name := n.Name
+					if name == "" {
+						name = fmt.Sprintf("#%d", i)
+					}
+					return fmt.Errorf("node %s (%s): value %q is an empty tensor (a zero-size dimension); proxykit does not support empty tensors", name, n.OpType, v)
+				}
+			}
+		}
+	}
+	for v := range o.Empty {
+		return fmt.Errorf("value %q is an empty tensor (a zero-size dimension); proxykit does not support empty tensors", v)
+	}
+	return nil
 }
 
 func scanNode(b []byte) (outlineNode, error) {
@@ -285,16 +355,29 @@ func scanValue(b []byte) (outlineValue, error) {
 			}
 		}
 	}
-	// onnx-go allocates every declared value: refuse absurd declarations
-	// before they reach it.
+	return v, nil
+}
+
+// checkDeclared refuses absurd declared shapes before onnx-go, which
+// allocates every declared value, reads them: an activation may hold at
+// most 2^24 elements (a batch of one real image's feature maps is far
+// below); a value the file holds as an initializer (older exporters list
+// weights among the graph inputs) may declare as many as the file has
+// bytes for, so VGG's 4096×25088 layer passes and a small file claiming
+// gigabytes does not.
+func (o *onnxOutline) checkDeclared(v outlineValue, fileBytes int) error {
+	limit := int64(maxDeclaredElems)
+	if o.Initializers[v.Name] {
+		limit = max(limit, int64(fileBytes/4))
+	}
 	elems := int64(1)
 	for _, d := range v.Dims {
 		if d.Known {
-			if d.Value < 0 || d.Value > maxDeclaredElems || elems*max(d.Value, 1) > maxDeclaredElems {
-				return v, fmt.Errorf("value %q declares a shape too large to be real", v.Name)
+			if d.Value < 0 || d.Value > limit || elems*max(d.Value, 1) > limit {
+				return fmt.Errorf("value %q declares a shape too large to be real", v.Name)
 			}
 			elems *= max(d.Value, 1)
 		}
 	}
-	return v, nil
+	return nil
 }

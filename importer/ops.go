@@ -143,12 +143,12 @@ func (c *converter) apply(n outlineNode, attrs map[string]any) error {
 		return c.constOp(n, func(in []*constant) (*constant, error) {
 			shape := make([]int, 0)
 			for _, d := range in[0].ints() {
-				if d < 0 || d > maxConstElems {
+				if d < 0 || d > int64(c.constLimit) {
 					return nil, fmt.Errorf("dimension %d out of range", d)
 				}
 				shape = append(shape, int(d))
 			}
-			if err := checkSize(shape); err != nil {
+			if err := checkSize(shape, c.constLimit); err != nil {
 				return nil, err
 			}
 			fill := &constant{F: []float32{0}}
@@ -361,6 +361,10 @@ func (c *converter) opConv(n outlineNode, attrs map[string]any) error {
 }
 
 func (c *converter) opBatchNorm(n outlineNode, attrs map[string]any) error {
+	// opsets 7 and 8: spatial=0 normalises each position on its own
+	if spatial, err := attrInt(attrs, "spatial", 1); err != nil || spatial != 1 {
+		return fmt.Errorf("spatial=%d BatchNormalization (statistics per position) is not supported", spatial)
+	}
 	return c.layerOp(n, func(act *value) (nn.Layer, error) {
 		ch := act.shape[0]
 		get := func(i int, what string) ([]float32, error) {
@@ -583,7 +587,7 @@ func (c *converter) opArith(n outlineNode) error {
 			if len(in) != 2 || in[1] == nil {
 				return nil, fmt.Errorf("needs two inputs")
 			}
-			return arith(n.OpType, in[0], in[1])
+			return arith(n.OpType, in[0], in[1], c.constLimit)
 		})
 	}
 	if n.OpType != "Add" || len(n.Inputs) != 2 {

@@ -46,6 +46,10 @@ export PROXYKIT_FULL_DIR="$PWD/$full"
 echo "== go test"
 go test -count=1 ./...
 
+echo "== ONNX's own operator conformance cases through proxykit infer (0 wrong, 0 crashes)"
+go build -o .cache/proxykit ./cmd/proxykit
+/usr/bin/python3 scripts/onnx_conformance.py .cache/proxykit .cache/onnx-cases 2>&1 | grep -v -i warning | grep -v '^passed:'
+
 echo "== fuzz the ONNX import (30 s)"
 # -fuzzminimizetime 0: minimising each new interesting input (a model of
 # tens of kilobytes) would otherwise take the whole 30 s.

@@ -128,6 +128,15 @@ func TestUint8Input(t *testing.T) {
 	if testutil.Differing(a.Data, c.Data) != 0 {
 		t.Error("uint8 input scaled by --scale-uint8 differs from the same input as float32")
 	}
+	// without the flag, uint8 pixels are refused, not used as 0–255
+	o3 := filepath.Join(dir, "c.npy")
+	if _, err := run(t, "infer", testutil.Path("asym_opset21.onnx"), "--input", in, "--output", o3); err == nil ||
+		!strings.Contains(err.Error(), "--scale-uint8") {
+		t.Errorf("uint8 input without --scale-uint8: error %v, want one naming the flag", err)
+	}
+	if _, err := os.Stat(o3); err == nil {
+		t.Error("a refused input wrote its output")
+	}
 }
 
 // TestBadInputLeavesNoOutput: each failure names the file (and node or

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,9 @@ counts over --timesteps steps (as float32) with --network snn.`,
 			applySNNDefaults(cmd.Flags(), m, &cfg.Timesteps, &cfg.Threshold, &cfg.Reset)
 			x, err := npy.ReadFile(input, scaleUint8)
 			if err != nil {
+				return err
+			}
+			if err := checkInputDtype(input, x.Dtype, scaleUint8); err != nil {
 				return err
 			}
 			if err := m.ANN.CheckInput(x.Shape); err != nil {
@@ -143,4 +147,20 @@ func infer(be compute.Backend, ann *nn.Network, snn *spiking.Network, x *nn.Tens
 		}
 	}
 	return result, append([]int{n}, outShape...), be.Err()
+}
+
+// checkInputDtype holds infer's input to what its help promises: float32
+// or float64 values, or uint8 pixels with --scale-uint8 (used raw, 0–255
+// would silently be the wrong input).
+func checkInputDtype(path, dtype string, scaleUint8 bool) error {
+	switch {
+	case strings.HasSuffix(dtype, "f4") || strings.HasSuffix(dtype, "f8"):
+		return nil
+	case strings.HasSuffix(dtype, "u1"):
+		if scaleUint8 {
+			return nil
+		}
+		return fmt.Errorf("%s holds uint8 values: pass --scale-uint8 to divide them by 255 (pixels to [0, 1]), or save float32", path)
+	}
+	return fmt.Errorf("%s holds %s values; infer takes float32 or float64 (or uint8 with --scale-uint8)", path, dtype)
 }

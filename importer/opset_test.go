@@ -1,0 +1,87 @@
+package importer_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/npy"
+)
+
+// ortOutput runs model on input in onnxruntime (scripts/ort/run_onnx.js).
+func ortOutput(t *testing.T, model, input string) []float32 {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ort.npy")
+	script := filepath.Join(testutil.Dir(), "..", "scripts", "ort", "run_onnx.js")
+	if b, err := exec.Command("node", script, model, input, out).CombinedOutput(); err != nil {
+		t.Fatalf("onnxruntime on %s (scripts/setup.sh installs onnxruntime-node): %v\n%s", filepath.Base(model), err, b)
+	}
+	a, err := npy.ReadFile(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Data
+}
+
+// matchesORT imports model and holds its ANN's output on input to onnxruntime's.
+func matchesORT(t *testing.T, model, input string) {
+	t.Helper()
+	m, err := importer.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := readArray(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := m.Net.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ortOutput(t, model, input)
+	rel := testutil.RelErr(y.Data, want)
+	t.Logf("%s (opset %d): relative error %.2g against onnxruntime", filepath.Base(model), m.ONNX.Opset, rel)
+	if rel > 1e-5 {
+		t.Errorf("%s: relative error %g against onnxruntime", filepath.Base(model), rel)
+	}
+}
+
+// TestOldOpsets: opsets 7 and 8, with the ONNX model zoo's MNIST layout
+// (a CNTK export: weights among the graph inputs, IR 3, Conv + Add of a
+// [C,1,1] bias, SAME_UPPER padding, a reshaped dense weight) and an opset-7
+// network with BatchNormalization, AveragePool counting padding and Gemm.
+// Written by scripts/make_opset_fixtures.py; onnxruntime is the oracle.
+func TestOldOpsets(t *testing.T) {
+	for _, name := range []string{"zoo_mnist_opset8", "bn_pool_opset7"} {
+		matchesORT(t, testutil.Path(name+".onnx"), testutil.Path(name+".x.npy"))
+	}
+}
+
+// TestLargeFullyConnected: a 4096 × 4200 weight (17 M values, beyond the
+// 2^24 elements a declared activation may have) that the file holds and
+// lists among the graph inputs imports, as VGG's 4096 × 25088 layer must;
+// a small file declaring such a weight without holding it is refused.
+func TestLargeFullyConnected(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(testutil.Dir(), "..", "scripts", "make_opset_fixtures.py")
+	if b, err := exec.Command("/usr/bin/python3", script, "--large", dir).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/make_opset_fixtures.py --large: %v\n%s", err, b)
+	}
+	matchesORT(t, filepath.Join(dir, "large_fc.onnx"), filepath.Join(dir, "large_fc.x.npy"))
+	_, err := importer.Load(filepath.Join(dir, "claims_too_much.onnx"))
+	if err == nil || !strings.Contains(err.Error(), `"fc6_w" declares a shape too large`) {
+		t.Errorf("a file claiming a weight it does not hold: error %v", err)
+	}
+}
+
+// TestEmptyTensorNamesTheNode: ONNX's conformance cases with empty tensors
+// once ended in a leaked "index out of range" from the decoder.
+func TestEmptyTensorNamesTheNode(t *testing.T) {
+	_, err := importer.Load(testutil.Path("empty_tensor.onnx"))
+	if err == nil || !strings.Contains(err.Error(), "node sum_nothing (ReduceSum)") || !strings.Contains(err.Error(), "empty tensor") {
+		t.Errorf("error %v, want one naming node sum_nothing and the empty tensor", err)
+	}
+}
