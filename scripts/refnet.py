@@ -4,6 +4,9 @@ Run with Debian's python3 (/usr/bin/python3), which has python3-torch 1.13.
 
 - ANN: the reference notebook's Fashion-MNIST network (docs/design.md §1)
   at any width; width 128 is the paper's.
+- SNN: the IF twin of an ANN for training (shared γ and β, BatchNorm
+  statistics of its own), in the reference's clock-driven order and in
+  SpikingJelly's multi-step order.
 - snn_counts: a plain PyTorch implementation of docs/design.md §1 (static
   input layer, IF neurons with v >= v_th and hard reset, one more IF layer
   after the last layer, counts summed over T). It is the oracle proxykit's
@@ -103,6 +106,96 @@ def snn_counts(layers, x, T=15, v_th=2.0, v_reset=0.0, record_rates=False):
         rates = [spikes_total[i] / (neurons[i] * T) for i in range(len(rest)) if isinstance(rest[i], nn.ReLU)]
         return counts, rates
     return counts
+
+
+class SNN:
+    """The IF twin of an ANN (same parameters, BatchNorm statistics of its own)."""
+
+    def __init__(self, ann, T, vth=2.0, vreset=0.0):
+        self.T, self.vth, self.vreset = T, vth, vreset
+        layers = flat_layers(ann)
+        first = next(i for i, l in enumerate(layers) if isinstance(l, nn.ReLU))
+        own = []
+        for l in layers:
+            if isinstance(l, nn.BatchNorm2d):
+                b = nn.BatchNorm2d(l.num_features, eps=l.eps, momentum=l.momentum).to(l.weight.device)
+                b.weight, b.bias = l.weight, l.bias  # shared γ, β
+                b.running_mean.copy_(l.running_mean)
+                b.running_var.copy_(l.running_var)
+                own.append(b)
+            else:
+                own.append(l)
+        self.static, self.dynamic = own[:first], own[first:]
+
+    def train(self, mode):
+        for l in self.static + self.dynamic:
+            l.train(mode)
+
+    def if_step(self, v, x):
+        v = v + x
+        s = (v >= self.vth).to(x.dtype)
+        return torch.where(s > 0, torch.full_like(v, self.vreset), v), s
+
+    @torch.no_grad()
+    def single_step(self, x):
+        """The reference's order: every layer once per time step."""
+        cur = x
+        for l in self.static:
+            cur = l(cur)
+        static = cur
+        vs = {}
+        counts = 0
+        for _ in range(self.T):
+            cur = static
+            for i, l in enumerate(self.dynamic):
+                if isinstance(l, nn.ReLU):
+                    v = vs.get(i, torch.full_like(cur, self.vreset))
+                    vs[i], cur = self.if_step(v, cur)
+                else:
+                    cur = l(cur)
+            v = vs.get("out", torch.full_like(cur, self.vreset))
+            vs["out"], s = self.if_step(v, cur)
+            counts = counts + s
+        return counts
+
+    def bn_multistep(self, l, x):
+        """BatchNorm over [T·B] rows with statistics per time step."""
+        if not l.training:
+            return l(x)
+        T = self.T
+        xs = x.view(T, -1, *x.shape[1:])
+        mean = xs.mean(dim=(1, 3, 4))
+        var = xs.var(dim=(1, 3, 4), unbiased=False)
+        n = xs.shape[1] * xs.shape[3] * xs.shape[4]
+        with torch.no_grad():
+            for t in range(T):
+                l.running_mean.mul_(1 - l.momentum).add_(l.momentum * mean[t])
+                l.running_var.mul_(1 - l.momentum).add_(l.momentum * var[t] * n / (n - 1))
+        scale = l.weight / torch.sqrt(var + l.eps)
+        shift = l.bias - mean * scale
+        return (xs * scale[:, None, :, None, None] + shift[:, None, :, None, None]).view_as(x)
+
+    @torch.no_grad()
+    def multi_step(self, x):
+        """SpikingJelly's order: each stateless layer over all T·B rows."""
+        cur = x
+        for l in self.static:
+            cur = l(cur)
+        T = self.T
+        seq = cur.unsqueeze(0).expand(T, *cur.shape)
+        for l in self.dynamic + [nn.ReLU()]:
+            if isinstance(l, nn.ReLU):
+                v = torch.full_like(seq[0], self.vreset)
+                out = []
+                for t in range(T):
+                    v, s = self.if_step(v, seq[t])
+                    out.append(s)
+                seq = torch.stack(out)
+            else:
+                flat = seq.reshape(-1, *seq.shape[2:])
+                y = self.bn_multistep(l, flat) if isinstance(l, nn.BatchNorm2d) else l(flat)
+                seq = y.view(T, -1, *y.shape[1:])
+        return seq.sum(0)
 
 
 WEIGHT_GRID = 2.0 ** -8

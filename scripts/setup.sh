@@ -5,7 +5,8 @@
 # pkg-config (the HDF5 C library the NIR writer links); onnxruntime-node
 # from npm (an independent ONNX runtime); Debian's nvidia-cuda-toolkit
 # (nvcc, from the non-free component) to check that the committed PTX of
-# the CUDA kernels matches their source. Safe to run again.
+# the CUDA kernels matches their source; Debian's dataset-fashion-mnist
+# (the paper's data set, for the demo and the tests). Safe to run again.
 #
 # Usage: scripts/setup.sh          everything the tests need
 #        scripts/setup.sh build    only what building proxykit needs
@@ -21,6 +22,9 @@ if ! pkg-config --exists hdf5 2>/dev/null; then
 fi
 if [ "$mode" = test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need_apt+=(nodejs npm)
+fi
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  need_apt+=(dataset-fashion-mnist)
 fi
 if [ "$mode" = test ] && ! command -v nvcc >/dev/null 2>&1; then
   need_apt+=(nvidia-cuda-toolkit)

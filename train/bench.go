@@ -39,9 +39,10 @@ type deviceMemory interface {
 }
 
 // Bench times proxy-learning steps (BN in training mode, as in epoch 0, with
-// the Adam update) and SNN inference on random images, on be, for at least
-// minTime each (one step at least), after one untimed warm-up step each.
-func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration) (BenchResult, error) {
+// the Adam update) and SNN inference, on be, for at least minTime each (one
+// step at least), after one untimed warm-up step each. The images are d's
+// first ones (repeated where d has fewer), or random when d is nil.
+func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *Dataset) (BenchResult, error) {
 	var r BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {
@@ -57,14 +58,27 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	rng := rand.New(rand.NewPCG(1, 2))
 	images := func(n int) (*nn.Tensor, []uint8) {
 		x := nn.NewTensor(append([]int{n}, net.InputShape...)...)
+		labels := make([]uint8, n)
+		if d != nil {
+			sz := d.C * d.H * d.W
+			for i := 0; i < n; i++ {
+				copy(x.Data[i*sz:(i+1)*sz], d.Image(i%d.N))
+				labels[i] = d.Labels[i%d.N]
+			}
+			return x, labels
+		}
 		for i := range x.Data {
 			x.Data[i] = rng.Float32()
 		}
-		labels := make([]uint8, n)
 		for i := range labels {
 			labels[i] = uint8(rng.IntN(10))
 		}
 		return x, labels
+	}
+	if d != nil {
+		if err := net.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
+			return r, fmt.Errorf("data set %s does not fit the network: %w", d.Name, err)
+		}
 	}
 	e, err := NewEngine(be, net, snn, batch)
 	if err != nil {

@@ -47,6 +47,33 @@ const (
 	CIFAR10      = "cifar10"
 )
 
+// FashionMNISTDir is where Debian's package dataset-fashion-mnist installs
+// the official Fashion-MNIST files.
+const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
+
+// DefaultDir is the folder a data set is read from when no --data is
+// given: Debian's package folder for Fashion-MNIST, none for the others.
+func DefaultDir(name string) (string, error) {
+	if name == FashionMNIST {
+		if _, err := os.Stat(FashionMNISTDir); err != nil {
+			return "", fmt.Errorf("no --data given and %s is missing: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or name the folder with --data", FashionMNISTDir)
+		}
+		return FashionMNISTDir, nil
+	}
+	return "", fmt.Errorf("--data is required for %s", name)
+}
+
+// ClassNames are a data set's class names, in label order.
+func ClassNames(name string) []string {
+	switch name {
+	case FashionMNIST:
+		return []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+	case CIFAR10:
+		return []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+	}
+	return []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+}
+
 // Load reads the training or test split of a data set from dir, in the
 // format it is distributed in: IDX files (optionally gzipped) for MNIST and
 // Fashion-MNIST, the binary version for CIFAR-10.

@@ -188,32 +188,58 @@ func (e *Engine) Predict(x *nn.Tensor) (y, counts []float32, err error) {
 // Evaluate runs both networks, BatchNorm in eval mode, over a data set,
 // stopping with ErrInterrupted between batches once ctx is cancelled.
 func (e *Engine) Evaluate(ctx context.Context, d *Dataset) (Accuracy, error) {
-	var a Accuracy
+	r, err := e.Report(ctx, d)
+	return r.Accuracy, err
+}
+
+// Report is Evaluate with the accuracies per class and the confusion
+// matrices.
+func (e *Engine) Report(ctx context.Context, d *Dataset) (Report, error) {
+	var r Report
 	var annOK, strict, ties, tied int
 	sz := d.C * d.H * d.W
 	k := e.classes
+	names := ClassNames(d.Name)
+	classes := max(k, d.Classes)
+	r.Classes = make([]ClassAccuracy, classes)
+	r.ConfusionANN, r.ConfusionSNN = make([][]int, classes), make([][]int, classes)
+	perANN, perStrict, perTies := make([]int, classes), make([]int, classes), make([]int, classes)
+	for c := range r.Classes {
+		r.Classes[c].Name = fmt.Sprint(c)
+		if c < len(names) {
+			r.Classes[c].Name = names[c]
+		}
+		r.ConfusionANN[c], r.ConfusionSNN[c] = make([]int, k), make([]int, k)
+	}
 	for lo := 0; lo < d.N; lo += e.capacity {
 		if ctx.Err() != nil {
-			return a, ErrInterrupted
+			return r, ErrInterrupted
 		}
 		hi := min(lo+e.capacity, d.N)
 		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
 		y, counts, err := e.Predict(x)
 		if err != nil {
-			return a, err
+			return r, err
 		}
 		for i := 0; i < hi-lo; i++ {
 			label := int(d.Labels[lo+i])
-			if argmax(y[i*k:(i+1)*k]) == label {
+			r.Classes[label].N++
+			a := argmax(y[i*k : (i+1)*k])
+			r.ConfusionANN[label][a]++
+			if a == label {
 				annOK++
+				perANN[label]++
 			}
 			c := counts[i*k : (i+1)*k]
 			m := argmax(c)
+			r.ConfusionSNN[label][m]++
 			if m == label {
 				strict++
+				perStrict[label]++
 			}
 			if label < k && c[label] == c[m] {
 				ties++
+				perTies[label]++
 			}
 			shared := 0
 			for _, v := range c {
@@ -227,8 +253,13 @@ func (e *Engine) Evaluate(ctx context.Context, d *Dataset) (Accuracy, error) {
 		}
 	}
 	n := float64(max(d.N, 1))
-	return Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
-		TieShare: float64(tied) / n}, nil
+	r.Accuracy = Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
+		TieShare: float64(tied) / n}
+	for c := range r.Classes {
+		m := float64(max(r.Classes[c].N, 1))
+		r.Classes[c].ANN, r.Classes[c].SNNStrict, r.Classes[c].SNNTies = float64(perANN[c])/m, float64(perStrict[c])/m, float64(perTies[c])/m
+	}
+	return r, nil
 }
 
 // Sync copies the parameters and both networks' BatchNorm statistics from

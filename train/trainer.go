@@ -134,23 +134,41 @@ func NewTrainer(s Settings, ann *nn.Network, snn *spiking.Network, trainSet, tes
 		Opt: NewAdam(s.LR, s.Beta1, s.Beta2, s.Eps, s.WeightDecay)}, nil
 }
 
-// order is the sample order of an epoch: a permutation drawn from
-// (seed, epoch), or the identity without shuffling.
-func (t *Trainer) order(epoch int) []int {
-	n := t.Train.N
-	if !t.Settings.Shuffle {
+// order is the sample order of an epoch over n samples: a permutation drawn
+// from (seed, epoch), or the identity without shuffling.
+func (s Settings) order(n, epoch int) []int {
+	if !s.Shuffle {
 		p := make([]int, n)
 		for i := range p {
 			p[i] = i
 		}
 		return p
 	}
-	return rand.New(rand.NewPCG(t.Settings.Seed, uint64(epoch))).Perm(n)
+	return rand.New(rand.NewPCG(s.Seed, uint64(epoch))).Perm(n)
 }
 
 // augmentRNG is the generator for one batch's augmentation draws.
-func (t *Trainer) augmentRNG(epoch, batch int) *rand.Rand {
-	return rand.New(rand.NewPCG(t.Settings.Seed^0x9e3779b97f4a7c15, uint64(epoch)<<32|uint64(batch)))
+func (s Settings) augmentRNG(epoch, batch int) *rand.Rand {
+	return rand.New(rand.NewPCG(s.Seed^0x9e3779b97f4a7c15, uint64(epoch)<<32|uint64(batch)))
+}
+
+// Schedule is epoch's sample order over n training images and, for 28×28
+// images with augmentation, each position's crop offset (row, column in
+// [0, 2]) — what Run draws, from (seed, epoch, batch) — so that another
+// implementation of the recipe can train on the very same data stream.
+func (s Settings) Schedule(n, epoch int) (order []int, crops [][2]int) {
+	order = s.order(n, epoch)
+	if !s.Augment {
+		return order, nil
+	}
+	crops = make([][2]int, n)
+	for b := 0; b*s.BatchSize < n; b++ {
+		rng := s.augmentRNG(epoch, b)
+		for i := b * s.BatchSize; i < min((b+1)*s.BatchSize, n); i++ {
+			crops[i] = [2]int{rng.IntN(3), rng.IntN(3)} // as Augment draws them for 28×28 images
+		}
+	}
+	return order, crops
 }
 
 // Batches is the number of training batches per epoch.
@@ -201,7 +219,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 	for t.Progress.Epoch < s.Epochs {
 		epoch := t.Progress.Epoch
 		batchStats := epoch < s.FreezeBNAfter
-		perm := t.order(epoch)
+		perm := s.order(d.N, epoch)
 		nb := t.Batches()
 		start := time.Now()
 		prior := t.Progress.Partial.Seconds
@@ -214,7 +232,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 			lo, hi := b*s.BatchSize, min((b+1)*s.BatchSize, d.N)
 			x := nn.NewTensor(hi-lo, d.C, d.H, d.W)
 			labels := make([]uint8, hi-lo)
-			rng := t.augmentRNG(epoch, b)
+			rng := s.augmentRNG(epoch, b)
 			for i, idx := range perm[lo:hi] {
 				dst := x.Data[i*sz : (i+1)*sz]
 				if s.Augment {

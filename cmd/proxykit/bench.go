@@ -17,7 +17,8 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		arch              string
+		arch, data        string
+		dataset           string
 		df                deviceFlags
 		width, batch, inf int
 		seconds           float64
@@ -30,7 +31,10 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench builds a network (the paper's fmnist at --width, or tiny) and reports
 images/s for one proxy-learning step (ANN forward and backward, SNN forward
 over T steps, BN in training mode, Adam) and for SNN inference, and the
-process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
+process's peak memory (and the device's, on a GPU). Inputs are random
+images, or with --dataset real test images (sparser in spikes).
+scripts/bench_cpu.sh and scripts/bench_torch_gpu.py run PyTorch's step
+beside it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var net *nn.Network
@@ -54,7 +58,18 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 				return err
 			}
 			defer be.Close()
-			r, err := train.Bench(be, net, cfg, batch, inf, time.Duration(seconds*float64(time.Second)))
+			var d *train.Dataset
+			if dataset != "" {
+				if data == "" {
+					if data, err = train.DefaultDir(dataset); err != nil {
+						return err
+					}
+				}
+				if d, err = train.Load(data, dataset, false); err != nil {
+					return err
+				}
+			}
+			r, err := train.Bench(be, net, cfg, batch, inf, time.Duration(seconds*float64(time.Second)), d)
 			if err != nil {
 				return err
 			}
@@ -98,6 +113,8 @@ process's peak memory. scripts/bench_cpu.sh runs PyTorch's step beside it.`,
 	f.IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN time steps T")
 	f.Float64Var(&seconds, "seconds", 5, "time each measurement for at least this long")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
+	f.StringVar(&dataset, "dataset", "", "time on this data set's test images (mnist, fashion-mnist, cifar10) instead of random ones")
+	f.StringVar(&data, "data", "", "folder of --dataset's files (default for fashion-mnist: "+train.FashionMNISTDir+")")
 	df.add(cmd)
 	return cmd
 }

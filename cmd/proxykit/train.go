@@ -51,8 +51,8 @@ flip.
 Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if data == "" || output == "" {
-				return fmt.Errorf("--data and -o are required")
+			if output == "" {
+				return fmt.Errorf("-o is required: the checkpoint to write")
 			}
 			b1, b2, err := parseBetas(betas)
 			if err != nil {
@@ -77,6 +77,11 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 			}
 			if err := s.Validate(); err != nil {
 				return err
+			}
+			if data == "" {
+				if data, err = train.DefaultDir(s.Dataset); err != nil {
+					return err
+				}
 			}
 			trainSet, err := train.Load(data, s.Dataset, true)
 			if err != nil {
@@ -159,7 +164,7 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "folder holding the data set's files")
+	f.StringVar(&data, "data", "", "folder holding the data set's files (default for fashion-mnist: "+train.FashionMNISTDir+")")
 	f.StringVar(&s.Dataset, "dataset", s.Dataset, "mnist, fashion-mnist or cifar10")
 	f.StringVarP(&output, "output", "o", "", "checkpoint to write after each epoch (safetensors)")
 	f.IntVar(&s.Epochs, "epochs", s.Epochs, "epochs to train (in all, when resuming)")
