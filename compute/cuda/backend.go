@@ -379,6 +379,23 @@ func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
 	return int(max(1, min(int64(n), be.opt.WorkspaceBytes/max(per, 1))))
 }
 
+// convWorkspaces returns the samples per im2col pass and the two
+// workspaces of an im2col convolution: the patches [K, chunk·P] and the
+// GEMM side [O, chunk·P]. On failure it records the error and returns false.
+func (be *Backend) convWorkspaces(g compute.ConvGeom, n int) (ns int, col, gemm *buffer, ok bool) {
+	P := g.OutH() * g.OutW()
+	ns = be.convChunk(g, n)
+	col, err := be.workspace("im2col", g.PatchLen()*ns*P)
+	if err == nil {
+		gemm, err = be.workspace("gemm", g.O*ns*P)
+	}
+	if err != nil {
+		be.fail(err)
+		return 0, nil, nil, false
+	}
+	return ns, col, gemm, true
+}
+
 func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
 	be.launch1d("pk_im2col", int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()), x, col.ptr,
 		int32(g.C), int32(g.H), int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL),
@@ -396,15 +413,8 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		return
 	}
 	K, P, O := g.PatchLen(), g.OutH()*g.OutW(), g.O
-	ns := be.convChunk(g, n)
-	col, err := be.workspace("im2col", K*ns*P)
-	if err != nil {
-		be.fail(err)
-		return
-	}
-	tmp, err := be.workspace("gemm", O*ns*P)
-	if err != nil {
-		be.fail(err)
+	ns, col, tmp, ok := be.convWorkspaces(g, n)
+	if !ok {
 		return
 	}
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
@@ -481,15 +491,8 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 	if dw == nil && dx == nil {
 		return
 	}
-	ns := be.convChunk(g, n)
-	col, err := be.workspace("im2col", K*ns*P)
-	if err != nil {
-		be.fail(err)
-		return
-	}
-	dyT, err := be.workspace("gemm", O*ns*P)
-	if err != nil {
-		be.fail(err)
+	ns, col, dyT, ok := be.convWorkspaces(g, n)
+	if !ok {
 		return
 	}
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
