@@ -74,7 +74,7 @@ func (s *suite) conv(t *testing.T) {
 
 func (s *suite) linear(t *testing.T) {
 	// the last case is large enough for the CPU backend's parallel GEMM
-	for i, c := range []struct{ n, in, out int }{{3, 5, 4}, {16, 70, 33}, {100, 300, 120}} {
+	for _, c := range []struct{ n, in, out int }{{3, 5, 4}, {16, 70, 33}, {100, 300, 120}} {
 		for _, spiking := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%dx%dx%d_spikes=%v", c.n, c.in, c.out, spiking), func(t *testing.T) {
 				ss := &suite{t: t, be: s.be, tol: s.tol, rng: s.rng}
@@ -105,7 +105,6 @@ func (s *suite) linear(t *testing.T) {
 				s.be.LinearForward(c.n, c.in, c.out, x, w, nil, y, spiking)
 				ss.check("forward after the weights changed", ss.down(y), refLinear(c.n, c.in, c.out, xh, wh2, nil), s.tol.GEMM)
 				ss.free(x, w, bias, dy, y, dx, dw, db)
-				_ = i
 			})
 		}
 	}

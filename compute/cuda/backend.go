@@ -463,16 +463,8 @@ func (be *Backend) dnnRan(g compute.ConvGeom, kind int, err error) bool {
 
 // addConvBias adds bias[o] to every position of channel o of y [n, O, P].
 func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer) {
-	// y viewed as [n·O, P] rows: bias per row o = row mod O, done as a
-	// channel affine with scale 1 and shift bias.
-	ones, err := be.workspace("ones", g.O)
-	if err != nil {
-		be.fail(err)
-		return
-	}
-	be.Fill(ones.Slice(0, g.O), 1)
-	be.launch1d("pk_channel_affine", int64(n*g.O*g.OutH()*g.OutW()), ptr(y), ones.ptr, ptr(bias), ptr(y), int64(1),
-		int64(n), int32(g.O), int64(g.OutH()*g.OutW()))
+	p := int64(g.OutH() * g.OutW())
+	be.launch1d("pk_add_bias", int64(n*g.O)*p, ptr(y), ptr(bias), int64(n), int32(g.O), p)
 }
 
 // Conv2dBackward implements compute.Backend.
@@ -521,7 +513,7 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 func (be *Backend) LinearForward(n, in, out int, x, w, bias, y compute.Buffer, _ bool) {
 	be.fail(be.dev.gemm(false, true, n, out, in, 1, ptr(x), in, ptr(w), in, 0, ptr(y), out))
 	if bias != nil {
-		be.launch1d("pk_add_bias", int64(n*out), ptr(y), ptr(bias), int64(n), int32(out))
+		be.launch1d("pk_add_bias", int64(n*out), ptr(y), ptr(bias), int64(n), int32(out), int64(1))
 	}
 }
 

@@ -3,6 +3,7 @@ package cuda_test
 import (
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/conformance"
 	"github.com/proxykit/proxykit/compute/cuda"
 )
@@ -42,5 +43,33 @@ func TestKernelTables(t *testing.T) {
 	}
 	if _, err := cuda.Open(cuda.Options{Emulate: true}); err != nil {
 		t.Errorf("a kernel is missing from emu.cpp's table: %v", err)
+	}
+}
+
+// TestConvBiasOfTheCuDNNPath: the bias the cuDNN path adds after cuDNN's
+// convolution goes to every position of its channel.
+func TestConvBiasOfTheCuDNNPath(t *testing.T) {
+	be, err := cuda.Open(cuda.Options{Emulate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	g := compute.ConvGeom{C: 1, H: 3, W: 2, O: 4, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}
+	n, p := 2, 6
+	yh := make([]float32, n*g.O*p)
+	for i := range yh {
+		yh[i] = float32(i)
+	}
+	y, _ := be.Adopt(yh)
+	bias, _ := be.Adopt([]float32{10, 20, 30, 40})
+	cuda.AddConvBias(be, g, n, y, bias)
+	got := make([]float32, len(yh))
+	if err := be.Download(got, y); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if want := float32(i) + float32(10*((i/p)%g.O+1)); v != want {
+			t.Fatalf("element %d is %g, want %g", i, v, want)
+		}
 	}
 }

@@ -1,6 +1,10 @@
 package cuda
 
-import "regexp"
+import (
+	"regexp"
+
+	"github.com/proxykit/proxykit/compute"
+)
 
 // KernelsInSource lists the __global__ functions of kernels.cu.
 func KernelsInSource() []string {
@@ -13,3 +17,9 @@ func KernelsInSource() []string {
 
 // KernelNames lists the kernels the backend launches.
 func KernelNames() []string { return kernelNames }
+
+// AddConvBias is the bias step of the cuDNN convolution path, which the
+// emulated device (having no cuDNN) reaches only through this hook.
+func AddConvBias(be *Backend, g compute.ConvGeom, n int, y, bias compute.Buffer) {
+	be.addConvBias(g, n, y, bias)
+}

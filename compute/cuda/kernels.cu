@@ -129,9 +129,10 @@ __global__ void pk_conv_bias_grad(const float* dy, float* db, long long n, int O
     if (threadIdx.x == 0) db[o] = __fadd_rn(db[o], (float)s);
 }
 
-// pk_add_bias adds bias[o] to every row of y [n, out].
-__global__ void pk_add_bias(float* y, const float* bias, long long n, int out) {
-    GRID_STRIDE(i, n * out) y[i] = __fadd_rn(y[i], bias[i % out]);
+// pk_add_bias adds bias[o] to y [n, out, inner] (inner = 1 for a linear
+// layer's rows, the output positions for a convolution's planes).
+__global__ void pk_add_bias(float* y, const float* bias, long long n, int out, long long inner) {
+    GRID_STRIDE(i, n * out * inner) y[i] = __fadd_rn(y[i], bias[(i / inner) % out]);
 }
 
 // pk_col_sum adds Σ_b dy[b, o] into db[o], one thread per column, the
