@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+
+	"github.com/proxykit/proxykit/internal/limits"
 )
 
 // CPU is the pure-Go backend (its zero value is ready to use): buffers are host slices and every kernel is
@@ -22,7 +24,8 @@ type CPU struct {
 
 	mu       sync.Mutex
 	prepared map[prepKey]*prepared
-	memLimit int64
+	memLimit int64 // bytes Alloc may hand out in all (0: no limit)
+	inUse    int64 // bytes allocated and not freed
 }
 
 // NewCPU returns a CPU backend.
@@ -30,7 +33,11 @@ func NewCPU() *CPU {
 	c := &CPU{prepared: map[prepKey]*prepared{}}
 	var si syscall.Sysinfo_t
 	if syscall.Sysinfo(&si) == nil {
-		c.memLimit = int64(si.Totalram) * int64(si.Unit)
+		// memory free now, counting the page cache the kernel gives back
+		c.memLimit = (int64(si.Freeram) + int64(si.Bufferram)) * int64(si.Unit)
+		if avail := int64(limits.AvailableMemory()); avail > c.memLimit {
+			c.memLimit = avail
+		}
 	}
 	return c
 }
@@ -44,7 +51,10 @@ type hostBuffer struct {
 
 // hostRoot is shared by an allocation and its slices; version counts the
 // writes that invalidate prepared weights.
-type hostRoot struct{ version uint64 }
+type hostRoot struct {
+	version uint64
+	bytes   int64 // what Alloc counted for it, given back by Free
+}
 
 // Len implements Buffer.
 func (b *hostBuffer) Len() int { return len(b.data) }
@@ -116,10 +126,17 @@ func (c *CPU) Alloc(n int) (Buffer, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("cpu: cannot allocate %d values", n)
 	}
-	if c.memLimit > 0 && int64(n)*4 > c.memLimit {
-		return nil, fmt.Errorf("cpu: %d MB asked for, more than this machine's %d MB of memory", int64(n)*4>>20, c.memLimit>>20)
+	bytes := int64(n) * 4
+	c.mu.Lock()
+	if c.memLimit > 0 && c.inUse+bytes > c.memLimit {
+		inUse := c.inUse
+		c.mu.Unlock()
+		return nil, fmt.Errorf("cpu: %d MB more asked for, with %d MB already in use: more than the %d MB of memory this machine had free (a smaller batch size, width or T needs less)",
+			bytes>>20, inUse>>20, c.memLimit>>20)
 	}
-	return &hostBuffer{data: make([]float32, n), root: &hostRoot{}}, nil
+	c.inUse += bytes
+	c.mu.Unlock()
+	return &hostBuffer{data: make([]float32, n), root: &hostRoot{bytes: bytes}}, nil
 }
 
 // Adopt implements Backend: the buffer is host's own memory.
@@ -139,6 +156,8 @@ func (c *CPU) Free(b Buffer) {
 			delete(c.prepared, k)
 		}
 	}
+	c.inUse -= hb.root.bytes
+	hb.root.bytes = 0
 	c.mu.Unlock()
 }
 

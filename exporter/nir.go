@@ -3,10 +3,9 @@ package exporter
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/internal/hdf5"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
@@ -228,25 +227,21 @@ func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 // WriteNIR writes the SNN as a NIR graph in HDF5 to path, atomically (the
 // file is written beside path and renamed when complete).
 func WriteNIR(path string, s *spiking.Network, o NIROptions) error {
+	p, err := PrepareNIR(path, s, o)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
+// PrepareNIR writes the NIR file under a temporary name beside path, for
+// the caller to commit once every other output is written too.
+func PrepareNIR(path string, s *spiking.Network, o NIROptions) (*atomicfile.Pending, error) {
 	nodes, err := nirGraph(s, o)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	tmp.Close()
-	if err := writeNIRFile(tmpName, nodes, s.Config); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		os.Remove(tmpName)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.PrepareFunc(path, func(tmp string) error { return writeNIRFile(tmp, nodes, s.Config) })
 }
 
 func writeNIRFile(path string, nodes []*nirNode, cfg spiking.Config) (err error) {

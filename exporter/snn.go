@@ -40,6 +40,10 @@ func snnLayers(s *spiking.Network) (static []nn.Layer, dynamic []any, err error)
 	return static, dynamic, flush()
 }
 
+// MaxUnrolledSteps bounds the T of an unrolled SNN export: its graph has a
+// copy of the dynamic layers per step.
+const MaxUnrolledSteps = 4096
+
 // SNN encodes the spiking network as an ONNX model any runtime can run:
 // input the image batch, output the spike counts [B, K] over T steps. The
 // T steps are unrolled with standard operators — each IF layer is Add (v +=
@@ -52,6 +56,9 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	}
 	if opt.Opset < 13 || opt.Opset > 21 {
 		return nil, fmt.Errorf("opset %d: proxykit writes opsets 13 to 21", opt.Opset)
+	}
+	if s.Config.Timesteps > MaxUnrolledSteps {
+		return nil, fmt.Errorf("T = %d: an unrolled SNN repeats every layer each step, and at most %d steps are written (NIR export does not unroll: use --nir)", s.Config.Timesteps, MaxUnrolledSteps)
 	}
 	static, dynamic, err := snnLayers(s)
 	if err != nil {

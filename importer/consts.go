@@ -66,10 +66,10 @@ func numel(shape []int) int {
 // maxConstElems bounds the size of a constant proxykit computes at import
 // from a shape alone (ConstantOfShape) or by broadcasting, unless the file
 // itself holds more data (see constLimit).
-const maxConstElems = 1 << 26
+const maxConstElems = 1 << 24
 
 // constLimit is the most elements a computed constant may hold for a model
-// file of fileBytes bytes: 2^26, or twice the floats the file holds, so
+// file of fileBytes bytes: 2^24, or twice the floats the file holds, so
 // that a real fully connected layer (VGG's 4096×25088) is admitted while a
 // small file cannot ask for gigabytes.
 func constLimit(fileBytes int) int { return max(maxConstElems, fileBytes/2) }

@@ -7,10 +7,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/proxykit/proxykit/internal/limits"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -38,7 +38,7 @@ func Load(path string) (*Model, error) { return LoadWith(path, Options{}) }
 
 // LoadWith is Load with options for state dicts.
 func LoadWith(path string, opt Options) (*Model, error) {
-	data, err := os.ReadFile(path)
+	data, err := limits.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

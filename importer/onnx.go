@@ -128,8 +128,20 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	if info.InputName, err = c.setInput(); err != nil {
 		return nil, nil, err
 	}
+	computed := 0 // elements of all constants computed so far
 	for i, n := range outline.Nodes {
-		if err := c.apply(n, rec.ops[i].Attributes); err != nil {
+		err := c.apply(n, rec.ops[i].Attributes)
+		if err == nil && n.OpType != "Constant" {
+			for _, o := range n.Outputs {
+				if v := c.values[o]; v != nil && v.c != nil {
+					computed += v.c.numel()
+				}
+			}
+			if computed > 2*c.constLimit {
+				err = fmt.Errorf("the constants computed at import reach %d elements, more than a model file of %d bytes can need (%d)", computed, len(data), 2*c.constLimit)
+			}
+		}
+		if err != nil {
 			name := n.Name
 			if name == "" {
 				name = fmt.Sprintf("#%d", i)

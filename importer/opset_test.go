@@ -85,3 +85,13 @@ func TestEmptyTensorNamesTheNode(t *testing.T) {
 		t.Errorf("error %v, want one naming node sum_nothing and the empty tensor", err)
 	}
 }
+
+// TestConstantBomb imports testdata/hostile/concat_bomb.onnx: 2 KB that
+// ask, through ConstantOfShape and 39 Concats, for gigabytes of constants.
+// The constants computed at import are bounded in all, not one by one.
+func TestConstantBomb(t *testing.T) {
+	_, err := importer.Load(testutil.Path("hostile/concat_bomb.onnx"))
+	if err == nil || !strings.Contains(err.Error(), "constants computed at import") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
 )
 
 // PTInfo describes an imported PyTorch checkpoint.
@@ -258,6 +259,7 @@ func pair(v any) ([2]int, bool) {
 
 // ptReader turns a pickled module tree into layers.
 type ptReader struct {
+	active map[*pyObject]bool // modules being walked: a module inside itself is refused
 	layers []nn.Layer
 	info   *PTInfo
 	ifSeen bool
@@ -307,6 +309,14 @@ func (r *ptReader) attrPair(m *pyObject, path, name string, def [2]int) ([2]int,
 // walk appends the layers of module m (at path) in the order its forward
 // applies them.
 func (r *ptReader) walk(m *pyObject, path string) error {
+	if r.active[m] {
+		return fmt.Errorf("module %s contains itself", displayPath(path, m))
+	}
+	if r.active == nil {
+		r.active = map[*pyObject]bool{}
+	}
+	r.active[m] = true
+	defer delete(r.active, m)
 	name := m.class.name
 	isTorch := strings.HasPrefix(m.class.module, "torch.nn.modules")
 	isSJ := strings.HasPrefix(m.class.module, "spikingjelly")
@@ -576,11 +586,16 @@ func moduleNetwork(root *pyObject) (*nn.Network, *PTInfo, error) {
 		} else {
 			info.Notes = append(info.Notes, "the SNN module has no IF layer after its last layer; proxykit adds one")
 		}
-		if t, ok := toInt(root.dict["T"]); ok && t > 0 {
+		if v, present := root.dict["T"]; !present || v == nil {
+			info.Notes = append(info.Notes, "the SNN module has no attribute T; the default number of time steps applies")
+		} else if t, ok := toInt(v); ok && t > 0 && t <= spiking.MaxTimesteps {
 			info.Timesteps = t
 		} else {
-			info.Notes = append(info.Notes, "the SNN module has no attribute T; the default number of time steps applies")
+			return nil, nil, fmt.Errorf("module %s: T = %v is not a number of time steps (an integer from 1 to %d)", info.Root, v, spiking.MaxTimesteps)
 		}
+	}
+	if err := nn.ValidateLayers(layers); err != nil {
+		return nil, nil, fmt.Errorf("module %s: %w", info.Root, err)
 	}
 	shape, note, err := inferInputShape(layers)
 	if err != nil {

@@ -1,7 +1,10 @@
 package importer_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"fmt"
+	"hash/crc32"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -222,6 +225,11 @@ func FuzzLoadPT(f *testing.F) {
 	for _, name := range []string{"legacy.pt", "ANN_Params.pt", "ANN_state.pt"} {
 		f.Add(testutil.ReadFile(f, "pt/"+name))
 	}
+	// hostile seeds: a zip directory that lies, modules PyTorch refuses
+	f.Add(hugeStorageZip(f, 1<<40))
+	for _, name := range []string{"conv_stride0.pt", "linear_1d.pt", "self_module.pt", "snn_T_2e40.pt"} {
+		f.Add(testutil.ReadFile(f, "hostile/"+name))
+	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(dir, fmt.Sprintf("m%d.pt", rand.Int()))
@@ -235,4 +243,46 @@ func FuzzLoadPT(f *testing.F) {
 			}
 		}
 	})
+}
+
+// hugeStorageZip wraps testdata/hostile/huge_storage.pkl (a state dict
+// whose tensor declares 2^38 floats) in a torch.save zip whose directory
+// claims declared bytes for the storage while holding 16.
+func hugeStorageZip(t testing.TB, declared uint64) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	raw := func(name string, data []byte, size uint64) {
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Store, CRC32: crc32.ChecksumIEEE(data),
+			CompressedSize64: uint64(len(data)), UncompressedSize64: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	pkl := testutil.ReadFile(t, "hostile/huge_storage.pkl")
+	raw("archive/data.pkl", pkl, uint64(len(pkl)))
+	raw("archive/data/0", make([]byte, 16), declared)
+	raw("archive/version", []byte("3\n"), 2)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestZipDirectoryIsNotTrusted loads small files whose zip directory
+// declares a storage of 1 TiB and 32 GiB: the sizes must be checked against
+// the bytes present, before anything is allocated.
+func TestZipDirectoryIsNotTrusted(t *testing.T) {
+	dir := t.TempDir()
+	for _, declared := range []uint64{1 << 40, 32 << 30} {
+		p := filepath.Join(dir, fmt.Sprintf("huge%d.pt", declared))
+		data := hugeStorageZip(t, declared)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := importer.LoadWith(p, importer.Options{Arch: "fmnist"})
+		if err == nil || !strings.Contains(err.Error(), "archive/data/0") {
+			t.Errorf("%d-byte file declaring %d bytes: %v", len(data), declared, err)
+		}
+	}
 }

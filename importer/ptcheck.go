@@ -10,6 +10,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/proxykit/proxykit/internal/limits"
+
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 )
@@ -77,9 +79,25 @@ func checkStorageSizes(p string) (err error) {
 	}()
 	if zr, zerr := zip.OpenReader(p); zerr == nil {
 		defer zr.Close()
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
 		entries := map[string]*zip.File{}
 		var data *zip.File
 		for _, f := range zr.File {
+			// The directory's sizes are claims: an entry cannot hold more
+			// bytes than the file, stored entries hold exactly what they
+			// claim, and deflate expands at most 1032-fold.
+			size := uint64(st.Size())
+			switch {
+			case f.CompressedSize64 > size:
+				return fmt.Errorf("not a readable PyTorch file: zip entry %s claims %d bytes in a file of %d", f.Name, f.CompressedSize64, size)
+			case f.Method == zip.Store && f.UncompressedSize64 != f.CompressedSize64:
+				return fmt.Errorf("not a readable PyTorch file: zip entry %s claims %d bytes but stores %d", f.Name, f.UncompressedSize64, f.CompressedSize64)
+			case f.UncompressedSize64 > 1032*f.CompressedSize64+1024:
+				return fmt.Errorf("not a readable PyTorch file: zip entry %s claims %d bytes from %d compressed", f.Name, f.UncompressedSize64, f.CompressedSize64)
+			}
 			dir, base := path.Split(f.Name)
 			if base == "data.pkl" {
 				data = f
@@ -124,7 +142,7 @@ func checkStorageSizes(p string) (err error) {
 	// Legacy format: magic number, protocol, system info, the object, the
 	// storage keys — five pickles — then each storage as an int64 count and
 	// its bytes.
-	b, err := os.ReadFile(p)
+	b, err := limits.ReadFile(p)
 	if err != nil {
 		return err
 	}

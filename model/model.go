@@ -5,9 +5,9 @@ package model
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/limits"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -45,7 +45,7 @@ func Load(path string) (*Model, error) { return LoadWith(path, importer.Options{
 
 // LoadWith is Load with options for PyTorch state dicts.
 func LoadWith(path string, opt importer.Options) (*Model, error) {
-	data, err := os.ReadFile(path)
+	data, err := limits.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -58,11 +58,22 @@ func LoadWith(path string, opt importer.Options) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		if err := nn.Validate(net); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for name, st := range c.SNNStats {
+			if err := nn.CheckFinite("SNN BatchNorm "+name+" statistics", append(append([]float32(nil), st.Mean...), st.Var...)); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
 		return &Model{ANN: net, SNNStats: c.SNNStats, Checkpoint: c}, nil
 	}
 	m, err := importer.LoadWith(path, opt)
 	if err != nil {
 		return nil, err
+	}
+	if err := nn.Validate(m.Net); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &Model{ANN: m.Net, ONNX: m.ONNX, PT: m.PT}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/proxykit/proxykit/internal/limits"
 )
 
 // Reference builds the paper's Fashion-MNIST network (docs/design.md §1) at a
@@ -18,6 +20,9 @@ func Reference(width int, seed uint64) (*Network, error) {
 		return nil, fmt.Errorf("width must be at least 1, got %d", width)
 	}
 	w := width
+	if err := checkReferenceSize(w); err != nil {
+		return nil, err
+	}
 	b := newBuilder(seed)
 	conv, bn, linear, pool := b.conv, b.bn, b.linear, b.pool
 	h1, h2, h3 := 2560*w/128, 1152*w/128, 256*w/128
@@ -35,6 +40,20 @@ func Reference(width int, seed uint64) (*Network, error) {
 		return nil, err
 	}
 	return net, nil
+}
+
+// checkReferenceSize refuses, before anything is allocated, a width whose
+// parameters — with their gradients and Adam's two moments, four copies —
+// would not fit in the memory available.
+func checkReferenceSize(w int) error {
+	if w > 1<<16 {
+		return fmt.Errorf("width %d is above the limit of %d", w, 1<<16)
+	}
+	W := int64(w)
+	h1, h2, h3 := 2560*W/128, 1152*W/128, 256*W/128
+	params := 9*W + 2*9*W*W + 6*W + 49*W*h1 + h1*h2 + h2*h3 + h3*10
+	return limits.CheckMemory(fmt.Sprintf("the reference network at width %d (%d parameters, with gradients and optimizer state)", w, params),
+		uint64(params)*16, "choose a smaller --width")
 }
 
 // Tiny builds a small network for quick experiments and tests on 28×28

@@ -9,12 +9,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/internal/limits"
 )
 
 // Array is an n-dimensional float32 array in C order.
@@ -25,17 +24,11 @@ type Array struct {
 	Dtype string
 }
 
-var (
-	descrRe   = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
-	fortranRe = regexp.MustCompile(`'fortran_order'\s*:\s*(True|False)`)
-	shapeRe   = regexp.MustCompile(`'shape'\s*:\s*\(([^)]*)\)`)
-)
-
 // ReadFile reads a .npy file. float32, float64 and integer arrays are
 // accepted and converted to float32; with scaleUint8, uint8 values are
 // divided by 255 (pixels to [0, 1]).
 func ReadFile(path string, scaleUint8 bool) (*Array, error) {
-	f, err := os.Open(path)
+	f, err := limits.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -80,33 +73,17 @@ func Read(r io.Reader, scaleUint8 bool) (*Array, error) {
 	if _, err := io.ReadFull(r, header); err != nil {
 		return nil, errors.New("truncated .npy header")
 	}
-	h := string(header)
-	m := descrRe.FindStringSubmatch(h)
-	if m == nil {
-		return nil, errors.New(".npy header has no 'descr' field")
+	descr, fortran, shape, err := parseHeader(string(header))
+	if err != nil {
+		return nil, err
 	}
-	descr := m[1]
-	if fm := fortranRe.FindStringSubmatch(h); fm != nil && fm[1] == "True" {
+	if fortran {
 		return nil, errors.New("Fortran-order arrays are not supported; save with np.ascontiguousarray")
 	}
-	sm := shapeRe.FindStringSubmatch(h)
-	if sm == nil {
-		return nil, errors.New(".npy header has no 'shape' field")
-	}
-	var shape []int
 	n := 1
-	for _, part := range strings.Split(sm[1], ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		d, err := strconv.Atoi(part)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf(".npy 'shape' field has a bad dimension %q", part)
-		}
-		shape = append(shape, d)
+	for _, d := range shape {
 		if d > 0 && n > math.MaxInt32/d {
-			return nil, errors.New(".npy array is too large")
+			return nil, fmt.Errorf(".npy array of shape %v is too large", shape)
 		}
 		n *= d
 	}
@@ -114,15 +91,178 @@ func Read(r io.Reader, scaleUint8 bool) (*Array, error) {
 	if conv == nil {
 		return nil, fmt.Errorf("unsupported .npy dtype %q (want float32, float64 or an integer type)", descr)
 	}
-	raw := make([]byte, n*size)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("truncated .npy data: shape %v needs %d bytes", shape, n*size)
+	// Read what the header promises, and one byte more to catch trailing
+	// junk; the buffer grows with the bytes that arrive, so a header that
+	// claims more than the file holds allocates nothing big.
+	need := int64(n) * int64(size)
+	raw, err := io.ReadAll(io.LimitReader(r, need+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading .npy data: %w", err)
+	}
+	if int64(len(raw)) < need {
+		return nil, fmt.Errorf("truncated .npy data: shape %v of %s needs %d bytes, the file holds %d", shape, descr, need, len(raw))
+	}
+	if int64(len(raw)) > need {
+		return nil, fmt.Errorf(".npy data is longer than its shape %v of %s: trailing bytes after %d", shape, descr, need)
 	}
 	data := make([]float32, n)
 	for i := range data {
 		data[i] = conv(raw[i*size : (i+1)*size])
 	}
 	return &Array{Shape: shape, Data: data, Dtype: descr}, nil
+}
+
+// parseHeader reads the header's Python dict literal strictly: exactly the
+// keys 'descr' (a string), 'fortran_order' (True or False) and 'shape' (a
+// tuple of non-negative integers), in any order, with numpy's padding of
+// spaces and a final newline.
+func parseHeader(h string) (descr string, fortran bool, shape []int, err error) {
+	bad := func(format string, args ...any) (string, bool, []int, error) {
+		return "", false, nil, fmt.Errorf("malformed .npy header: "+format, args...)
+	}
+	h = strings.TrimRight(h, " \n")
+	if !strings.HasPrefix(h, "{") || !strings.HasSuffix(h, "}") {
+		return bad("not a dict literal")
+	}
+	p := &lexer{s: h[1 : len(h)-1]}
+	seen := map[string]bool{}
+	for {
+		p.space()
+		if p.done() {
+			break
+		}
+		key, ok := p.quoted()
+		if !ok {
+			return bad("a key must be a quoted string at %q", p.rest())
+		}
+		if seen[key] {
+			return bad("key %q appears twice", key)
+		}
+		seen[key] = true
+		p.space()
+		if !p.eat(':') {
+			return bad("no ':' after key %q", key)
+		}
+		p.space()
+		switch key {
+		case "descr":
+			if descr, ok = p.quoted(); !ok {
+				return bad("'descr' must be a string")
+			}
+		case "fortran_order":
+			switch {
+			case p.word("True"):
+				fortran = true
+			case p.word("False"):
+			default:
+				return bad("'fortran_order' must be True or False")
+			}
+		case "shape":
+			if shape, ok = p.tuple(); !ok {
+				return bad("'shape' must be a tuple of non-negative integers")
+			}
+		default:
+			return bad("unknown key %q", key)
+		}
+		p.space()
+		if !p.eat(',') {
+			p.space()
+			if !p.done() {
+				return bad("expected ',' at %q", p.rest())
+			}
+		}
+	}
+	for _, k := range []string{"descr", "fortran_order", "shape"} {
+		if !seen[k] {
+			return bad("no %q field", k)
+		}
+	}
+	return descr, fortran, shape, nil
+}
+
+// lexer walks a header's characters.
+type lexer struct {
+	s string
+	i int
+}
+
+func (l *lexer) done() bool   { return l.i >= len(l.s) }
+func (l *lexer) rest() string { return l.s[l.i:min(len(l.s), l.i+20)] }
+func (l *lexer) space() {
+	for !l.done() && (l.s[l.i] == ' ' || l.s[l.i] == '\t') {
+		l.i++
+	}
+}
+func (l *lexer) eat(c byte) bool {
+	if !l.done() && l.s[l.i] == c {
+		l.i++
+		return true
+	}
+	return false
+}
+func (l *lexer) word(w string) bool {
+	if strings.HasPrefix(l.s[l.i:], w) {
+		l.i += len(w)
+		return true
+	}
+	return false
+}
+
+// quoted reads a '...' or "..." string without escapes.
+func (l *lexer) quoted() (string, bool) {
+	if l.done() || (l.s[l.i] != '\'' && l.s[l.i] != '"') {
+		return "", false
+	}
+	q := l.s[l.i]
+	end := strings.IndexByte(l.s[l.i+1:], q)
+	if end < 0 {
+		return "", false
+	}
+	v := l.s[l.i+1 : l.i+1+end]
+	if strings.ContainsRune(v, '\\') {
+		return "", false
+	}
+	l.i += end + 2
+	return v, true
+}
+
+// tuple reads (), (n,) or (n, m, ...) of non-negative integers.
+func (l *lexer) tuple() ([]int, bool) {
+	if !l.eat('(') {
+		return nil, false
+	}
+	dims := []int{}
+	for {
+		l.space()
+		if l.eat(')') {
+			return dims, true
+		}
+		j := l.i
+		for j < len(l.s) && l.s[j] >= '0' && l.s[j] <= '9' {
+			j++
+		}
+		if j == l.i || j-l.i > 10 {
+			return nil, false
+		}
+		d, err := strconv.Atoi(l.s[l.i:j])
+		if err != nil || d > math.MaxInt32 {
+			return nil, false
+		}
+		dims = append(dims, d)
+		l.i = j
+		l.space()
+		if !l.eat(',') {
+			l.space()
+			if !l.eat(')') {
+				return nil, false
+			}
+			// (n) without a comma is an int, not a tuple, in Python
+			if len(dims) == 1 {
+				return nil, false
+			}
+			return dims, true
+		}
+	}
 }
 
 func decoder(descr string, scaleUint8 bool) (int, func([]byte) float32) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -89,4 +90,79 @@ func TestWriteFileIsAtomic(t *testing.T) {
 			t.Errorf("left %s behind", e.Name())
 		}
 	}
+}
+
+// header builds a version-1 .npy preamble around a header text.
+func header(h string) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	b.WriteByte(byte(len(h)))
+	b.WriteByte(byte(len(h) >> 8))
+	b.WriteString(h)
+	return b.Bytes()
+}
+
+// TestHostileFiles feeds broken and lying .npy files: each must be refused
+// with a clear error, and a header that claims 2·10⁹ float64 values in a
+// 128-byte file must not allocate for them.
+func TestHostileFiles(t *testing.T) {
+	good := Encode([]int{2, 3}, []float32{1, 2, 3, 4, 5, 6})
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"trailing junk":   {append(append([]byte(nil), good...), 0, 0, 0, 0), "trailing bytes"},
+		"truncated":       {good[:len(good)-1], "truncated"},
+		"no shape":        {header("{'descr': '<f4', 'fortran_order': False, }\n"), `no "shape"`},
+		"extra key":       {header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}\n"), `unknown key "x"`},
+		"duplicate key":   {header("{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (1,)}\n"), "twice"},
+		"open tuple":      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3}\n"), "'shape'"},
+		"negative dim":    {header("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,)}\n"), "'shape'"},
+		"int not tuple":   {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2)}\n"), "'shape'"},
+		"fortran maybe":   {header("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}\n"), "True or False"},
+		"not a dict":      {header("['descr', '<f4']\n"), "not a dict"},
+		"junk after dict": {header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} x\n"), "not a dict"},
+		"huge claim":      {header("{'descr': '<f8', 'fortran_order': False, 'shape': (2000000000,), }" + strings.Repeat(" ", 40) + "\n"), "truncated"},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := Read(bytes.NewReader(c.data), false)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one with %q", name, err, c.want)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("%s: allocated %d bytes for a %d-byte file", name, grew, len(c.data))
+		}
+	}
+	if a, err := Read(bytes.NewReader(good), false); err != nil || len(a.Data) != 6 {
+		t.Errorf("the good file: %v", err)
+	}
+}
+
+// FuzzRead feeds damaged .npy files: refused or read, never a panic, and
+// what is read holds as many values as its shape says.
+func FuzzRead(f *testing.F) {
+	for _, name := range []string{"../testdata/lenet_opset11.x.npy", "../testdata/pt/x.npy", "../testdata/asym_opset21.ann.npy"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(header("{'descr': '<f8', 'fortran_order': False, 'shape': (2000000000,), }\n"))
+	f.Add(append(Encode([]int{2}, []float32{1, 2}), 7))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Read(bytes.NewReader(data), true)
+		if err != nil {
+			return
+		}
+		n := 1
+		for _, d := range a.Shape {
+			n *= d
+		}
+		if n != len(a.Data) {
+			t.Fatalf("shape %v but %d values", a.Shape, len(a.Data))
+		}
+	})
 }

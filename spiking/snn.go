@@ -10,6 +10,7 @@ package spiking
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
@@ -25,10 +26,18 @@ type Config struct {
 // DefaultConfig is the reference's setting: T = 15, v_th = 2, v_reset = 0.
 func DefaultConfig() Config { return Config{Timesteps: 15, Threshold: 2, Reset: 0} }
 
+// MaxTimesteps bounds a simulation's length: 2^20 steps. A million steps
+// of even the smallest network take hours; a larger T is a typo or a
+// hostile file.
+const MaxTimesteps = 1 << 20
+
 // Validate checks the settings.
 func (c Config) Validate() error {
-	if c.Timesteps < 1 {
-		return fmt.Errorf("timesteps must be at least 1, got %d", c.Timesteps)
+	if c.Timesteps < 1 || c.Timesteps > MaxTimesteps {
+		return fmt.Errorf("timesteps must lie between 1 and %d, got %d", MaxTimesteps, c.Timesteps)
+	}
+	if math.IsNaN(float64(c.Threshold)) || math.IsInf(float64(c.Threshold), 0) || math.IsNaN(float64(c.Reset)) || math.IsInf(float64(c.Reset), 0) {
+		return fmt.Errorf("threshold (%g) and reset (%g) must be finite", c.Threshold, c.Reset)
 	}
 	if !(c.Threshold > c.Reset) {
 		return fmt.Errorf("threshold (%g) must be above the reset potential (%g)", c.Threshold, c.Reset)

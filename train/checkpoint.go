@@ -7,13 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sort"
+
+	"github.com/proxykit/proxykit/internal/limits"
 
 	"github.com/nlpodyssey/safetensors"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
 )
 
 // CheckpointFormat marks proxykit checkpoints in their metadata.
@@ -45,6 +47,9 @@ type Checkpoint struct {
 	Adam     *Adam
 	Settings Settings
 	Progress Progress
+	// Notes are free-form facts about how the checkpoint was made (for
+	// instance the scales of an ANN-to-SNN conversion), shown by info.
+	Notes map[string]string
 }
 
 type f32View struct {
@@ -87,12 +92,15 @@ func (c *Checkpoint) Save(path string) error {
 	if c.Adam != nil {
 		for name, m := range c.Adam.M {
 			tensors["adam_m/"+name] = view([]int{len(m)}, m)
-			tensors["adam_v/"+name] = view([]int{len(m)}, c.Adam.V[name])
+			tensors["adam_v/"+name] = view([]int{len(c.Adam.V[name])}, c.Adam.V[name])
 		}
 		adam = map[string]any{"lr": c.Adam.LR, "beta1": c.Adam.Beta1, "beta2": c.Adam.Beta2, "eps": c.Adam.Eps,
 			"weight_decay": c.Adam.WeightDecay, "step": c.Adam.Step}
 	}
 	meta := map[string]any{"arch": c.Arch, "settings": c.Settings, "progress": c.Progress, "adam": adam}
+	if len(c.Notes) > 0 {
+		meta["notes"] = c.Notes
+	}
 	metaStr := map[string]string{"format": CheckpointFormat}
 	for k, v := range meta {
 		b, err := json.Marshal(v)
@@ -119,7 +127,7 @@ func IsCheckpoint(data []byte) bool {
 
 // LoadCheckpoint reads a checkpoint file.
 func LoadCheckpoint(path string) (*Checkpoint, error) {
-	data, err := os.ReadFile(path)
+	data, err := limits.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +159,11 @@ func DecodeCheckpoint(data []byte) (c *Checkpoint, err error) {
 	for key, dst := range map[string]any{"arch": &c.Arch, "settings": &c.Settings, "progress": &c.Progress} {
 		if err := json.Unmarshal([]byte(meta[key]), dst); err != nil {
 			return nil, fmt.Errorf("checkpoint metadata %q: %w", key, err)
+		}
+	}
+	if s := meta["notes"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &c.Notes); err != nil {
+			return nil, fmt.Errorf("checkpoint metadata \"notes\": %w", err)
 		}
 	}
 	var adam struct {
@@ -273,4 +286,20 @@ func archEqual(a, b nn.Arch) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
+}
+
+// NewCheckpoint is the checkpoint of a network made outside proxy learning
+// (a conversion, say): its parameters, the ANN's and the SNN's BatchNorm
+// statistics and the settings to use it with; no optimizer state and no
+// progress, so that train starts from it as from any model.
+func NewCheckpoint(ann *nn.Network, snn *spiking.Network, s Settings) *Checkpoint {
+	params := map[string]*nn.Param{}
+	for _, p := range ann.Params() {
+		params[p.Name] = p
+	}
+	var annBNs []*nn.BatchNorm2d
+	for _, bn := range nn.BatchNormStats(ann) {
+		annBNs = append(annBNs, bn)
+	}
+	return &Checkpoint{Arch: nn.ArchOf(ann), Params: params, ANNStats: statsOf(annBNs), SNNStats: statsOf(snn.BatchNorms()), Settings: s}
 }

@@ -11,6 +11,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/proxykit/proxykit/internal/limits"
 )
 
 // Dataset is a labelled image set in memory, pixels scaled to [0, 1].
@@ -101,60 +104,87 @@ func Load(dir, name string, trainSplit bool) (*Dataset, error) {
 	return nil, fmt.Errorf("unknown data set %q (want %s, %s or %s)", name, MNIST, FashionMNIST, CIFAR10)
 }
 
-// openMaybeGz opens path, or path.gz when only that exists.
+// openMaybeGz opens path, or path.gz when only that exists, refusing
+// anything but regular files.
 func openMaybeGz(path string) (io.ReadCloser, string, error) {
-	if f, err := os.Open(path); err == nil {
-		return f, path, nil
+	if _, err := os.Stat(path); err == nil {
+		f, err := limits.Open(path)
+		return f, path, err
 	}
 	gz := path + ".gz"
-	f, err := os.Open(gz)
-	if err != nil {
-		return nil, path, fmt.Errorf("neither %s nor %s exists", filepath.Base(path), filepath.Base(gz))
+	if _, err := os.Stat(gz); err != nil {
+		return nil, path, fmt.Errorf("%s: neither %s nor %s exists", filepath.Dir(path), filepath.Base(path), filepath.Base(gz))
 	}
-	zr, err := gzip.NewReader(f)
+	f, err := limits.Open(gz)
 	if err != nil {
-		f.Close()
-		return nil, gz, fmt.Errorf("%s: %w", gz, err)
+		return nil, gz, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{zr, f}, gz, nil
+	return f, gz, nil
 }
 
 func readIDX(path string, wantMagic uint32) ([]uint8, []int, error) {
-	r, name, err := openMaybeGz(path)
+	f, name, err := openMaybeGz(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer r.Close()
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		zr, err := gzip.NewReader(bufio.NewReader(f))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		r = zr
+	}
+	data, dims, err := decodeIDX(r, wantMagic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return data, dims, nil
+}
+
+// decodeIDX reads an IDX array of unsigned bytes with the given magic
+// number to its very end: a gzip stream's checksum is checked only there,
+// and bytes after the array are an error.
+func decodeIDX(r io.Reader, wantMagic uint32) ([]uint8, []int, error) {
 	br := bufio.NewReader(r)
 	var magic uint32
 	if err := binary.Read(br, binary.BigEndian, &magic); err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated IDX header", name)
+		return nil, nil, fmt.Errorf("truncated IDX header")
 	}
 	if magic != wantMagic {
-		return nil, nil, fmt.Errorf("%s: IDX magic number %#x, want %#x", name, magic, wantMagic)
+		return nil, nil, fmt.Errorf("IDX magic number %#x, want %#x", magic, wantMagic)
 	}
 	dims := make([]int, magic&0xff)
 	total := 1
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(br, binary.BigEndian, &d); err != nil {
-			return nil, nil, fmt.Errorf("%s: truncated IDX header", name)
+			return nil, nil, fmt.Errorf("truncated IDX header")
 		}
-		if d > 1<<26 {
-			return nil, nil, fmt.Errorf("%s: IDX dimension %d is implausible", name, d)
+		if d > 1<<26 || (i > 0 && d == 0) {
+			return nil, nil, fmt.Errorf("IDX dimension %d of %d is implausible", i, d)
 		}
 		dims[i] = int(d)
 		total *= int(d)
+		if total > 1<<31 {
+			return nil, nil, fmt.Errorf("IDX array too large")
+		}
 	}
-	if total > 1<<31 {
-		return nil, nil, fmt.Errorf("%s: IDX array too large", name)
+	// The buffer grows with the bytes that arrive: a header promising more
+	// than the file holds allocates nothing big.
+	data, err := io.ReadAll(io.LimitReader(br, int64(total)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the IDX data: %w", err)
 	}
-	data := make([]uint8, total)
-	if _, err := io.ReadFull(br, data); err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated: header promises %d bytes of data", name, total)
+	if len(data) < total {
+		return nil, nil, fmt.Errorf("truncated: the header promises %d bytes of data, the file holds %d", total, len(data))
+	}
+	switch n, err := br.Read(make([]byte, 1)); {
+	case n > 0:
+		return nil, nil, fmt.Errorf("bytes after the %d the header promises", total)
+	case err != io.EOF:
+		return nil, nil, fmt.Errorf("after the data: %w", err)
 	}
 	return data, dims, nil
 }
@@ -192,6 +222,24 @@ func checkLabels(name string, labels []uint8, classes int) error {
 	return nil
 }
 
+// decodeCIFAR appends the records of one CIFAR-10 binary batch to d.
+func decodeCIFAR(d *Dataset, b []byte) error {
+	const rec = 1 + 3*32*32
+	if len(b) == 0 || len(b)%rec != 0 {
+		return fmt.Errorf("%d bytes is not a whole number of %d-byte CIFAR-10 records", len(b), rec)
+	}
+	for off := 0; off < len(b); off += rec {
+		if b[off] >= 10 {
+			return fmt.Errorf("label %d of record %d is out of range (want 0 to 9)", b[off], off/rec)
+		}
+		d.Labels = append(d.Labels, b[off])
+		for _, p := range b[off+1 : off+rec] {
+			d.Images = append(d.Images, float32(p)/255)
+		}
+	}
+	return nil
+}
+
 func loadCIFAR10(dir string, trainSplit bool) (*Dataset, error) {
 	if _, err := os.Stat(filepath.Join(dir, "cifar-10-batches-bin")); err == nil {
 		dir = filepath.Join(dir, "cifar-10-batches-bin")
@@ -200,25 +248,15 @@ func loadCIFAR10(dir string, trainSplit bool) (*Dataset, error) {
 	if trainSplit {
 		files = []string{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"}
 	}
-	const rec = 1 + 3*32*32
 	d := &Dataset{Name: CIFAR10, C: 3, H: 32, W: 32, Classes: 10}
 	for _, f := range files {
 		path := filepath.Join(dir, f)
-		b, err := os.ReadFile(path)
+		b, err := limits.ReadFile(path)
 		if err != nil {
 			return nil, err
 		}
-		if len(b) == 0 || len(b)%rec != 0 {
-			return nil, fmt.Errorf("%s: %d bytes is not a whole number of %d-byte CIFAR-10 records", path, len(b), rec)
-		}
-		for off := 0; off < len(b); off += rec {
-			d.Labels = append(d.Labels, b[off])
-			for _, p := range b[off+1 : off+rec] {
-				d.Images = append(d.Images, float32(p)/255)
-			}
-		}
-		if err := checkLabels(path, d.Labels, 10); err != nil {
-			return nil, err
+		if err := decodeCIFAR(d, b); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	d.N = len(d.Labels)

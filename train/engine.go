@@ -146,6 +146,9 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	if err := be.Download(hy, y.Buf); err != nil {
 		return r, err
 	}
+	if err := nn.CheckFinite("the ANN's output", hy); err != nil {
+		return r, fmt.Errorf("training diverged: %w (a learning rate too high, or an extreme input)", err)
+	}
 	for i := 0; i < b; i++ {
 		for j := 0; j < k; j++ {
 			d := hc[i*k+j]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -40,6 +41,10 @@ func DefaultSettings() Settings {
 		WeightDecay: 1e-6, Timesteps: 15, Threshold: 2, Reset: 0, FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true}
 }
 
+// MaxBatchSize bounds a batch: 2^16 images (memory is checked too, when
+// the buffers are planned).
+const MaxBatchSize = 1 << 16
+
 // SNNConfig is the IF setting the run uses.
 func (s Settings) SNNConfig() spiking.Config {
 	return spiking.Config{Timesteps: s.Timesteps, Threshold: s.Threshold, Reset: s.Reset}
@@ -47,17 +52,24 @@ func (s Settings) SNNConfig() spiking.Config {
 
 // Validate checks the settings.
 func (s Settings) Validate() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
 	case s.Epochs < 0:
 		return fmt.Errorf("epochs must not be negative")
-	case s.BatchSize < 1:
-		return fmt.Errorf("batch size must be at least 1")
-	case s.LR <= 0:
-		return fmt.Errorf("learning rate must be positive")
-	case s.Beta1 < 0 || s.Beta1 >= 1 || s.Beta2 < 0 || s.Beta2 >= 1:
-		return fmt.Errorf("betas must lie in [0, 1)")
+	case s.BatchSize < 1 || s.BatchSize > MaxBatchSize:
+		return fmt.Errorf("batch size must lie between 1 and %d, got %d", MaxBatchSize, s.BatchSize)
+	case !(s.LR > 0) || !finite(s.LR):
+		return fmt.Errorf("learning rate must be positive and finite, got %g", s.LR)
+	case !(s.Beta1 >= 0 && s.Beta1 < 1 && s.Beta2 >= 0 && s.Beta2 < 1):
+		return fmt.Errorf("betas must lie in [0, 1), got %g, %g", s.Beta1, s.Beta2)
+	case !(s.Eps >= 0) || !finite(s.Eps):
+		return fmt.Errorf("eps must be finite and not negative, got %g", s.Eps)
+	case !(s.WeightDecay >= 0) || !finite(s.WeightDecay):
+		return fmt.Errorf("weight decay must be finite and not negative, got %g", s.WeightDecay)
 	case s.FreezeBNAfter < 0:
 		return fmt.Errorf("freeze-bn-after must not be negative")
+	case s.MaxTrain < 0 || s.MaxTest < 0:
+		return fmt.Errorf("max-train and max-test must not be negative")
 	}
 	return s.SNNConfig().Validate()
 }
@@ -117,6 +129,12 @@ type Trainer struct {
 func NewTrainer(s Settings, ann *nn.Network, snn *spiking.Network, trainSet, testSet *Dataset) (*Trainer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
+	}
+	if trainSet.N == 0 {
+		return nil, fmt.Errorf("the training set %s holds no images", trainSet.Name)
+	}
+	if testSet.N == 0 {
+		return nil, fmt.Errorf("the test set %s holds no images", testSet.Name)
 	}
 	for _, d := range []*Dataset{trainSet, testSet} {
 		if err := ann.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
@@ -299,6 +317,9 @@ func (t *Trainer) Checkpoint() (*Checkpoint, error) {
 	}
 	params := map[string]*nn.Param{}
 	for _, p := range t.ANN.Params() {
+		if err := nn.CheckFinite("parameter "+p.Name, p.Data); err != nil {
+			return nil, fmt.Errorf("training diverged: %w; no checkpoint is written", err)
+		}
 		params[p.Name] = p
 	}
 	var annBNs []*nn.BatchNorm2d
@@ -309,17 +330,71 @@ func (t *Trainer) Checkpoint() (*Checkpoint, error) {
 		SNNStats: statsOf(t.SNN.BatchNorms()), Adam: t.Opt, Settings: t.Settings, Progress: t.Progress}, nil
 }
 
+// checkResumable checks, before anything is restored, that the checkpoint
+// holds all a resumed run needs, of the right sizes and finite: every
+// parameter, both networks' BatchNorm statistics, Adam's settings and both
+// moments of every parameter (once a step was made), and a position
+// inside the run.
+func (c *Checkpoint) checkResumable(ann *nn.Network, snn *spiking.Network, batches int) error {
+	for _, p := range ann.Params() {
+		q, ok := c.Params[p.Name]
+		if !ok || len(q.Data) != len(p.Data) {
+			return fmt.Errorf("the checkpoint lacks parameter %q", p.Name)
+		}
+		if err := nn.CheckFinite("parameter "+p.Name, q.Data); err != nil {
+			return err
+		}
+	}
+	stats := func(which string, m map[string]BNStats, name string, c int) error {
+		s, ok := m[name]
+		if !ok || len(s.Mean) != c || len(s.Var) != c {
+			return fmt.Errorf("the checkpoint lacks the %s's statistics for BatchNorm layer %q", which, name)
+		}
+		return nn.CheckFinite(which+" BatchNorm "+name+" statistics", append(append([]float32(nil), s.Mean...), s.Var...))
+	}
+	for name, bn := range nn.BatchNormStats(ann) {
+		if err := stats("ANN", c.ANNStats, name, len(bn.RunningMean)); err != nil {
+			return err
+		}
+	}
+	for _, bn := range snn.BatchNorms() {
+		if err := stats("SNN", c.SNNStats, bn.LayerName, len(bn.RunningMean)); err != nil {
+			return err
+		}
+	}
+	a := c.Adam
+	if a == nil {
+		return fmt.Errorf("the checkpoint has no optimizer state: it cannot be resumed (train from it without --resume to start a new run)")
+	}
+	if a.Step < 0 {
+		return fmt.Errorf("the checkpoint's optimizer has made %d steps", a.Step)
+	}
+	if a.Step > 0 {
+		for _, p := range ann.Params() {
+			m, v := a.M[p.Name], a.V[p.Name]
+			if len(m) != len(p.Data) || len(v) != len(p.Data) {
+				return fmt.Errorf("the checkpoint's optimizer state for %q holds %d and %d values, want %d", p.Name, len(m), len(v), len(p.Data))
+			}
+			if err := nn.CheckFinite("Adam's moments of "+p.Name, append(append([]float32(nil), m...), v...)); err != nil {
+				return err
+			}
+		}
+	}
+	pr := c.Progress
+	if pr.Epoch < 0 || pr.Batch < 0 || pr.Batch > batches || pr.Partial.Images < 0 {
+		return fmt.Errorf("the checkpoint's position (epoch %d, batch %d of %d, %d images) is not one a run can be at", pr.Epoch, pr.Batch, batches, pr.Partial.Images)
+	}
+	return nil
+}
+
 // Resume restores a checkpoint's state into the trainer: weights, BN
 // statistics, optimizer, progress. The architecture must match.
 func (t *Trainer) Resume(c *Checkpoint) error {
 	if !archEqual(c.Arch, nn.ArchOf(t.ANN)) {
 		return fmt.Errorf("the checkpoint holds a different architecture than the model")
 	}
-	for _, p := range t.ANN.Params() {
-		q, ok := c.Params[p.Name]
-		if !ok || len(q.Data) != len(p.Data) {
-			return fmt.Errorf("the checkpoint lacks parameter %q", p.Name)
-		}
+	if err := c.checkResumable(t.ANN, t.SNN, t.Batches()); err != nil {
+		return err
 	}
 	for _, p := range t.ANN.Params() {
 		copy(p.Data, c.Params[p.Name].Data)
@@ -333,9 +408,6 @@ func (t *Trainer) Resume(c *Checkpoint) error {
 		s := c.SNNStats[bn.LayerName]
 		copy(bn.RunningMean, s.Mean)
 		copy(bn.RunningVar, s.Var)
-	}
-	if c.Adam == nil {
-		return fmt.Errorf("the checkpoint has no optimizer state")
 	}
 	t.ANN.Upload()
 	t.SNN.Upload()

