@@ -176,3 +176,7 @@ func (e *Executor) Free() {
 	}
 	e.owned = nil
 }
+
+// Output is layer i's output in the last forward pass (valid until the
+// next call).
+func (e *Executor) Output(i int) Value { return e.outs[i] }

@@ -1,0 +1,117 @@
+package convert_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/convert"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/spiking"
+	"github.com/proxykit/proxykit/train"
+)
+
+// reference is testdata/convert/reference.json, the conversion done in
+// PyTorch by scripts/make_conversion_fixtures.py.
+type reference struct {
+	Percentile  float64            `json:"percentile"`
+	CalibImages int                `json:"calib_images"`
+	TestImages  int                `json:"test_images"`
+	ANN         float64            `json:"ann"`
+	Normalised  float64            `json:"normalised_ann"`
+	Scales      []convert.Scale    `json:"scales"`
+	Points      []train.SweepPoint `json:"points"`
+}
+
+func loadReference(t *testing.T) reference {
+	t.Helper()
+	var ref reference
+	if err := json.Unmarshal(testutil.ReadFile(t, "convert/reference.json"), &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// TestConversionMatchesPyTorch calibrates and normalises the fixture's ANN
+// (trained in PyTorch on real MNIST) and holds the scales, the accuracies
+// at every T, the firing rates and the synaptic operations to the
+// conversion and IF simulation written independently in PyTorch.
+func TestConversionMatchesPyTorch(t *testing.T) {
+	ref := loadReference(t)
+	dir := testutil.MNISTDir(t)
+	trainSet, err := train.Load(dir, train.MNIST, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testSet, err := train.Load(dir, train.MNIST, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(testutil.Path("convert/ann.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := compute.NewCPU()
+	scales, err := convert.Calibrate(context.Background(), be, m.ANN, trainSet, ref.CalibImages, 250, ref.Percentile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scales) != len(ref.Scales) {
+		t.Fatalf("%d scales, PyTorch has %d", len(scales), len(ref.Scales))
+	}
+	for i, s := range scales {
+		r := ref.Scales[i]
+		if rel := math.Abs(s.Lambda-r.Lambda) / r.Lambda; rel > 1e-5 {
+			t.Errorf("layer %d (%s): λ = %.7g, PyTorch %.7g (relative error %.2g)", i, s.Layer, s.Lambda, r.Lambda, rel)
+		}
+		// An activation within rounding of 0 may fall either side.
+		if d := s.Positive - r.Positive; d*d > (r.Positive/100000+1)*(r.Positive/100000+1) {
+			t.Errorf("layer %d (%s): %d positive activations, PyTorch %d", i, s.Layer, s.Positive, r.Positive)
+		}
+		t.Logf("layer %-12s λ %.6g (PyTorch %.6g) over %d positive values, max %.4g", s.Layer, s.Lambda, r.Lambda, s.Positive, s.Max)
+	}
+	if err := convert.Normalize(m.ANN, scales, 1); err != nil {
+		t.Fatal(err)
+	}
+	var ts []int
+	for _, p := range ref.Points {
+		ts = append(ts, p.T)
+	}
+	snn, err := m.SNN(spiking.Config{Timesteps: ts[len(ts)-1], Threshold: 1, Reset: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := train.SweepModel(context.Background(), be, m.ANN, snn, testSet.Subset(ref.TestImages), 250, train.SweepOptions{Timesteps: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(sw.ANN-ref.Normalised) > 0.5/float64(ref.TestImages) {
+		t.Errorf("normalised ANN accuracy %.2f%%, PyTorch %.2f%%", 100*sw.ANN, 100*ref.Normalised)
+	}
+	if math.Abs(sw.ANN-ref.ANN) > 0.002 {
+		t.Errorf("normalisation changed the ANN's accuracy: %.2f%%, before %.2f%%", 100*sw.ANN, 100*ref.ANN)
+	}
+	for i, p := range sw.Points {
+		r := ref.Points[i]
+		t.Logf("T=%3d strict %.1f%% (PyTorch %.1f%%) ties %.1f%% (%.1f%%) synops/image %.0f (%.0f) rates %.3f (%.3f)",
+			p.T, 100*p.SNNStrict, 100*r.SNNStrict, 100*p.SNNTies, 100*r.SNNTies, p.SynOps, r.SynOps, p.Rates, r.Rates)
+		tol := 0.01 // a point: float rounding may move a potential across the threshold
+		if math.Abs(p.SNNStrict-r.SNNStrict) > tol || math.Abs(p.SNNTies-r.SNNTies) > tol {
+			t.Errorf("T=%d: SNN strict/ties %.2f/%.2f%%, PyTorch %.2f/%.2f%%", p.T, 100*p.SNNStrict, 100*p.SNNTies, 100*r.SNNStrict, 100*r.SNNTies)
+		}
+		if rel := math.Abs(p.SynOps-r.SynOps) / max(r.SynOps, 1); rel > 0.01 {
+			t.Errorf("T=%d: %.0f synaptic operations per image, PyTorch %.0f", p.T, p.SynOps, r.SynOps)
+		}
+		for j := range r.Rates {
+			if math.Abs(p.Rates[j]-r.Rates[j]) > 0.01*max(r.Rates[j], 0.01) {
+				t.Errorf("T=%d: IF layer %d fires at %.5f, PyTorch %.5f", p.T, j, p.Rates[j], r.Rates[j])
+			}
+		}
+	}
+	if last := sw.Points[len(sw.Points)-1]; last.SNNStrict < ref.ANN-0.02 {
+		t.Errorf("converted SNN at T=%d: %.1f%%, ANN %.1f%%: the conversion does not work", last.T, 100*last.SNNStrict, 100*ref.ANN)
+	}
+}

@@ -1,0 +1,137 @@
+package convert_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/proxykit/proxykit/convert"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
+	"github.com/proxykit/proxykit/train"
+)
+
+// TestThresholdScalesExactly normalises the same network for v_th = 1 and
+// v_th = 2: every current doubles exactly, so the two SNNs must give the
+// same spike counts, bit for bit.
+func TestThresholdScalesExactly(t *testing.T) {
+	scales := []convert.Scale{{Layer: "", Lambda: 3.8}, {Lambda: 5.5}, {Lambda: 11}, {Layer: "output", Lambda: 11.4}}
+	d, err := train.Load(testutil.MNISTDir(t), train.MNIST, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &nn.Tensor{Shape: []int{50, 1, 28, 28}, Data: d.Images[:50*784]}
+	var counts [2][]float32
+	for i, theta := range []float32{1, 2} {
+		m, err := model.Load(testutil.Path("convert/ann.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := append([]convert.Scale(nil), scales...)
+		names := reluNames(m.ANN)
+		for j := range names {
+			sc[j].Layer = names[j]
+		}
+		if err := convert.Normalize(m.ANN, sc, float64(theta)); err != nil {
+			t.Fatal(err)
+		}
+		snn, err := m.SNN(spiking.Config{Timesteps: 32, Threshold: theta})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := snn.Run(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[i] = res.Counts.Data
+	}
+	if d := testutil.Differing(counts[0], counts[1]); d != 0 {
+		t.Errorf("%d of %d counts differ between v_th = 1 and v_th = 2", d, len(counts[0]))
+	}
+	total := float32(0)
+	for _, c := range counts[0] {
+		total += c
+	}
+	if total == 0 {
+		t.Error("the SNN is silent: the test shows nothing")
+	}
+}
+
+func reluNames(net *nn.Network) []string {
+	var names []string
+	for _, l := range net.Layers {
+		if _, ok := l.(*nn.ReLU); ok {
+			names = append(names, l.Name())
+		}
+	}
+	return append(names, "output")
+}
+
+func TestNormalizeRefuses(t *testing.T) {
+	p := func(name string, data ...float32) *nn.Param { return nn.NewParam(name, data, len(data)) }
+	lin := func(name string) *nn.Linear {
+		return &nn.Linear{LayerName: name, Weight: nn.NewParam(name+".w", []float32{1, 2, 3, 4}, 2, 2)}
+	}
+	bn := &nn.BatchNorm2d{LayerName: "bn", Gamma: p("g", 1, 1), Beta: p("b", 0, 0), RunningMean: []float32{0, 0},
+		RunningVar: []float32{1, 1}, Eps: 1e-5}
+	for _, c := range []struct {
+		name   string
+		layers []nn.Layer
+		input  []int
+		scales []float64
+		want   string
+	}{
+		{"flatten between", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, &nn.Flatten{LayerName: "v"}, lin("fc2")}, []int{2}, []float64{2, 3}, ""},
+		{"silent layer", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, lin("fc2")}, []int{2}, []float64{0, 3}, "never had a positive activation"},
+		{"count", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, lin("fc2")}, []int{2}, []float64{1}, "1 scales for 2"},
+		{"padding", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, &nn.Pad2d{LayerName: "pad", Value: 1}, lin("fc2")}, []int{2}, []float64{1, 2}, "padding with 1"},
+		{"theta", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, lin("fc2")}, []int{2}, []float64{1, 2}, ""},
+	} {
+		net := &nn.Network{InputShape: c.input, Layers: c.layers}
+		var sc []convert.Scale
+		for j, name := range reluNames(net) {
+			if j < len(c.scales) {
+				sc = append(sc, convert.Scale{Layer: name, Lambda: c.scales[j]})
+			}
+		}
+		err := convert.Normalize(net, sc, 1)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+	// BatchNorm right after an IF layer has no weights to take λ.
+	net := &nn.Network{InputShape: []int{2, 1, 1}, Layers: []nn.Layer{bn, &nn.ReLU{LayerName: "r1"}, bn, &nn.ReLU{LayerName: "r2"}}}
+	err := convert.Normalize(net, []convert.Scale{{Layer: "r1", Lambda: 2}, {Layer: "r2", Lambda: 3}}, 1)
+	if err == nil || !strings.Contains(err.Error(), "BatchNorm right after an IF layer") {
+		t.Errorf("BN after IF: %v", err)
+	}
+	if err := convert.Normalize(net, nil, 0); err == nil || !strings.Contains(err.Error(), "positive") {
+		t.Errorf("theta 0: %v", err)
+	}
+}
+
+// TestNormalizeKnownValues checks the rule on a two-layer network by hand:
+// fc1's weights and bias times θ/λ1, fc2's weights times λ1·θ/λ2 and its
+// bias times θ/λ2.
+func TestNormalizeKnownValues(t *testing.T) {
+	fc1 := &nn.Linear{LayerName: "fc1", Weight: nn.NewParam("w1", []float32{1, -2}, 1, 2), Bias: nn.NewParam("b1", []float32{4}, 1)}
+	fc2 := &nn.Linear{LayerName: "fc2", Weight: nn.NewParam("w2", []float32{3}, 1, 1), Bias: nn.NewParam("b2", []float32{-8}, 1)}
+	net := &nn.Network{InputShape: []int{2}, Layers: []nn.Layer{fc1, &nn.ReLU{LayerName: "r"}, fc2}}
+	if err := convert.Normalize(net, []convert.Scale{{Layer: "r", Lambda: 4}, {Layer: "output", Lambda: 16}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		got, want []float32
+	}{{fc1.Weight.Data, []float32{0.5, -1}}, {fc1.Bias.Data, []float32{2}}, {fc2.Weight.Data, []float32{1.5}}, {fc2.Bias.Data, []float32{-1}}} {
+		if testutil.Differing(c.got, c.want) != 0 {
+			t.Errorf("got %v, want %v", c.got, c.want)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package plots
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/proxykit/proxykit/train"
+)
+
+// Sweeps draws one or more evaluations against the simulation length T
+// into one figure of three panels: accuracy (the ANN as a flat line, the
+// SNN's strict and ties accuracy), each IF layer's firing rate, and
+// synaptic operations per image (with the ANN's multiply-accumulates as a
+// flat line). It writes the numbers to CSVPath(path) too.
+func Sweeps(path string, sweeps []train.Sweep) error {
+	if err := CheckPath(path); err != nil {
+		return err
+	}
+	if len(sweeps) == 0 {
+		return fmt.Errorf("figure %s: nothing to plot", path)
+	}
+	lo, hi := math.MaxInt, 1
+	for i, s := range sweeps {
+		if len(s.Points) == 0 {
+			return fmt.Errorf("figure %s: %s has no simulation lengths", path, Label(s, i))
+		}
+		lo, hi = min(lo, s.Points[0].T), max(hi, s.Points[len(s.Points)-1].T)
+	}
+	acc := newPlot("Accuracy against simulation length", "time steps T", "test accuracy (%)")
+	rates := newPlot("Firing rate per IF layer", "time steps T", "spikes per neuron per step")
+	ops := newPlot("Synaptic operations per image", "time steps T", "operations")
+	for _, p := range []*plot.Plot{acc, rates, ops} {
+		stepsAxis(p, lo, hi)
+	}
+	acc.Y.Min, acc.Y.Max = 0, 100
+	acc.Legend.Left, acc.Legend.Top = false, false
+	rates.Y.Min = 0
+	rates.Legend.Left, rates.Legend.Top = true, true
+	ops.Y.Scale, ops.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{}
+	ops.Legend.Left, ops.Legend.Top = false, false
+	multi := len(sweeps) > 1
+	var opsMin, opsMax = math.Inf(1), 0.0
+	for i, s := range sweeps {
+		name := func(what string) string {
+			if multi {
+				return Label(s, i) + ": " + what
+			}
+			return what
+		}
+		ts := make([]float64, len(s.Points))
+		strict, ties, synops := make([]float64, len(ts)), make([]float64, len(ts)), make([]float64, len(ts))
+		for j, p := range s.Points {
+			ts[j], strict[j], ties[j], synops[j] = float64(p.T), 100*p.SNNStrict, 100*p.SNNTies, p.SynOps
+			if p.SynOps > 0 {
+				opsMin, opsMax = min(opsMin, p.SynOps), max(opsMax, p.SynOps)
+			}
+		}
+		c := colour(i)
+		flat := func(v float64) []float64 {
+			return []float64{v, v}
+		}
+		ends := []float64{float64(lo), float64(hi)}
+		if err := line(acc, name("ANN"), ends, flat(100*s.ANN), c, dashes[2], false); err != nil {
+			return err
+		}
+		if err := line(acc, name("SNN strict"), ts, strict, c, nil, true); err != nil {
+			return err
+		}
+		if err := line(acc, name("SNN ties"), ts, ties, c, dashes[1], false); err != nil {
+			return err
+		}
+		for k, layer := range s.IFLayers {
+			r := make([]float64, len(ts))
+			for j, p := range s.Points {
+				r[j] = p.Rates[k]
+			}
+			lc, dash := colour(k), dashes[0]
+			if multi {
+				lc, dash = colour(i), dashes[k%len(dashes)]
+			}
+			if err := line(rates, name(layer), ts, r, lc, dash, !multi); err != nil {
+				return err
+			}
+		}
+		if err := line(ops, name("SNN synaptic ops"), ts, synops, c, nil, true); err != nil {
+			return err
+		}
+		if s.ANNMACs > 0 {
+			if err := line(ops, name("ANN MACs"), ends, flat(float64(s.ANNMACs)), c, dashes[2], false); err != nil {
+				return err
+			}
+			opsMin, opsMax = min(opsMin, float64(s.ANNMACs)), max(opsMax, float64(s.ANNMACs))
+		}
+	}
+	if opsMax > 0 {
+		ops.Y.Min, ops.Y.Max = opsMin/1.5, opsMax*1.5
+	} else {
+		ops.Y.Scale, ops.Y.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
+	}
+	// Each model adds legend lines; the panels grow so the legends fit.
+	h := 9*vg.Centimeter + vg.Length(len(sweeps)-1)*1.6*vg.Centimeter
+	return save(path, [][]*plot.Plot{{acc, rates, ops}}, 11*vg.Centimeter, h, SweepRecords(sweeps))
+}
+
+// SweepRecords are the sweeps as CSV rows, one per model and T: accuracy
+// (in [0, 1]), tie share, synaptic operations per image, the ANN's MACs
+// and one firing-rate column per IF layer of the first model (rates of
+// other models' layers follow their own layer names).
+func SweepRecords(sweeps []train.Sweep) [][]string {
+	head := []string{"model", "t", "ann", "snn_strict", "snn_ties", "tie_share", "synops_per_image", "ann_macs_per_image", "layer", "rate"}
+	out := [][]string{head}
+	for i, s := range sweeps {
+		for _, p := range s.Points {
+			for k, layer := range s.IFLayers {
+				out = append(out, []string{Label(s, i), fmt.Sprint(p.T), f(s.ANN), f(p.SNNStrict), f(p.SNNTies), f(p.TieShare),
+					f(p.SynOps), fmt.Sprint(s.ANNMACs), layer, f(p.Rates[k])})
+			}
+		}
+	}
+	return out
+}
