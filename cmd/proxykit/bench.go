@@ -50,8 +50,11 @@ beside it.`,
 			if err != nil {
 				return err
 			}
-			if batch < 1 || inf < 1 {
-				return fmt.Errorf("batch sizes must be at least 1")
+			if err := checkBatch("batch-size", batch); err != nil {
+				return err
+			}
+			if err := checkBatch("infer-batch-size", inf); err != nil {
+				return err
 			}
 			be, err := df.open()
 			if err != nil {

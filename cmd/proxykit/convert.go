@@ -25,6 +25,9 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if output == "" {
 				return fmt.Errorf("-o is required")
 			}
+			if err := refuseSameFile(args[0], output); err != nil {
+				return err
+			}
 			m, err := mf.load(args[0])
 			if err != nil {
 				return err

@@ -80,24 +80,64 @@ Nothing is written unless every requested file can be.`,
 					return fmt.Errorf("--nir %s: %w", nirPath, err)
 				}
 			}
-			out := cmd.OutOrStdout()
-			if annBytes != nil {
-				if err := atomicfile.Write(annPath, annBytes); err != nil {
+			// every file is written under a temporary name first; they
+			// are renamed into place only once all of them were written
+			for _, p := range []string{annPath, snnPath, nirPath} {
+				if p == "" {
+					continue
+				}
+				if err := refuseSameFile(args[0], p); err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "wrote %s: the ANN (%d bytes)\n", annPath, len(annBytes))
+				if err := atomicfile.Check(p); err != nil {
+					return err
+				}
+			}
+			var pending []*atomicfile.Pending
+			abort := func() {
+				for _, p := range pending {
+					p.Abort()
+				}
+			}
+			var lines []string
+			if annBytes != nil {
+				p, err := atomicfile.Prepare(annPath, annBytes)
+				if err != nil {
+					abort()
+					return err
+				}
+				pending = append(pending, p)
+				lines = append(lines, fmt.Sprintf("wrote %s: the ANN (%d bytes)", annPath, len(annBytes)))
 			}
 			if snnBytes != nil {
-				if err := atomicfile.Write(snnPath, snnBytes); err != nil {
+				p, err := atomicfile.Prepare(snnPath, snnBytes)
+				if err != nil {
+					abort()
 					return err
 				}
-				fmt.Fprintf(out, "wrote %s: the SNN, T=%d unrolled (%d bytes)\n", snnPath, s.Timesteps, len(snnBytes))
+				pending = append(pending, p)
+				lines = append(lines, fmt.Sprintf("wrote %s: the SNN, T=%d unrolled (%d bytes)", snnPath, s.Timesteps, len(snnBytes)))
 			}
 			if nirPath != "" {
-				if err := exporter.WriteNIR(nirPath, snn, nirOpt); err != nil {
+				p, err := exporter.PrepareNIR(nirPath, snn, nirOpt)
+				if err != nil {
+					abort()
 					return err
 				}
-				fmt.Fprintf(out, "wrote %s: the SNN as a NIR graph\n", nirPath)
+				pending = append(pending, p)
+				lines = append(lines, fmt.Sprintf("wrote %s: the SNN as a NIR graph", nirPath))
+			}
+			for i, p := range pending {
+				if err := p.Commit(); err != nil {
+					for _, q := range pending[i+1:] {
+						q.Abort()
+					}
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			for _, l := range lines {
+				fmt.Fprintln(out, l)
 			}
 			return nil
 		},

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -49,6 +51,9 @@ the SNN layer it becomes.`,
 			if c := m.Checkpoint; c != nil {
 				fmt.Fprintf(out, "%s: proxykit checkpoint after %d epochs (%s, T=%d, v_th=%g, v_reset=%g)\n", args[0],
 					c.Progress.Epoch, c.Settings.Dataset, c.Settings.Timesteps, c.Settings.Threshold, c.Settings.Reset)
+				for _, k := range slices.Sorted(maps.Keys(c.Notes)) {
+					fmt.Fprintf(out, "  %s: %s\n", k, c.Notes[k])
+				}
 			}
 			fmt.Fprintf(out, "input [B %s\n\n", nn.ShapeString(net.InputShape)[1:])
 			roles := spiking.Role(net)

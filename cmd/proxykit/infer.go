@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -37,8 +38,8 @@ counts over --timesteps steps (as float32) with --network snn.`,
 			if network != "ann" && network != "snn" {
 				return fmt.Errorf("--network must be ann or snn, not %q", network)
 			}
-			if batch < 1 {
-				return fmt.Errorf("--batch-size must be at least 1")
+			if err := checkBatch("batch-size", batch); err != nil {
+				return err
 			}
 			m, err := mf.load(args[0])
 			if err != nil {
@@ -54,6 +55,18 @@ counts over --timesteps steps (as float32) with --network snn.`,
 			}
 			if err := m.ANN.CheckInput(x.Shape); err != nil {
 				return fmt.Errorf("%s: %w", input, err)
+			}
+			if err := nn.CheckFinite("the input "+input, x.Data); err != nil {
+				return err
+			}
+			if err := refuseSameFile(input, output); err != nil {
+				return err
+			}
+			if err := refuseSameFile(args[0], output); err != nil {
+				return err
+			}
+			if err := atomicfile.Check(output); err != nil {
+				return err
 			}
 			var snn *spiking.Network
 			if network == "snn" {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/train"
 )
 
 // modelFlags are the flags of every command that reads a model.
@@ -39,6 +42,14 @@ func applySNNDefaults(flags *pflag.FlagSet, m *model.Model, timesteps *int, thre
 	if !flags.Changed("reset") {
 		*reset = cfg.Reset
 	}
+}
+
+// checkBatch checks a --batch-size (or similar) flag before any work.
+func checkBatch(flag string, n int) error {
+	if n < 1 || n > train.MaxBatchSize {
+		return fmt.Errorf("--%s must lie between 1 and %d, got %d", flag, train.MaxBatchSize, n)
+	}
+	return nil
 }
 
 // deviceFlags are the flags of every command that computes.

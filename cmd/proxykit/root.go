@@ -20,7 +20,7 @@ shares its weights, fine-tunes both with proxy learning and runs them (Kheradpis
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newImportCmd(), newInferCmd(), newInitCmd(), newTrainCmd(), newEvalCmd(), newExportCmd(), newConvertCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd(), newImportCmd(), newInferCmd(), newInitCmd(), newTrainCmd(), newEvalCmd(), newExportCmd(), newConvertCmd(), newConvertSNNCmd(), newPlotCmd(), newBenchCmd())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -27,6 +30,7 @@ func newTrainCmd() *cobra.Command {
 	s := train.DefaultSettings()
 	var (
 		data, output, resume, betas   string
+		plotPath                      string
 		df                            deviceFlags
 		noShuffle, noAugment, jsonOut bool
 		mf                            modelFlags
@@ -48,11 +52,31 @@ cifar10. Augmentation: a random 26x26 crop padded back to 28x28 for 28x28
 images; for CIFAR-10 a random crop with 4 pixels of padding and a horizontal
 flip.
 
-Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
+Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.
+With --resume the run keeps the checkpoint's settings: --epochs (the total
+to reach), --data, --device, --fp32, --no-cudnn, --json and --plot are
+honoured; any other flag is refused unless it repeats the checkpoint's
+value.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" {
 				return fmt.Errorf("-o is required: the checkpoint to write")
+			}
+			if err := refuseSameFile(args[0], output); err != nil {
+				return err
+			}
+			if err := atomicfile.Check(output); err != nil {
+				return err
+			}
+			if plotPath != "" {
+				if err := plots.CheckPath(plotPath); err != nil {
+					return err
+				}
+				for _, p := range []string{plotPath, plots.CSVPath(plotPath)} {
+					if err := atomicfile.Check(p); err != nil {
+						return err
+					}
+				}
 			}
 			b1, b2, err := parseBetas(betas)
 			if err != nil {
@@ -68,6 +92,14 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 			if resume != "" {
 				if ck, err = train.LoadCheckpoint(resume); err != nil {
 					return fmt.Errorf("--resume: %w", err)
+				}
+				for _, name := range fixedOnResume {
+					if !cmd.Flags().Changed(name) {
+						continue
+					}
+					if got, want := settingOf(s, name), settingOf(ck.Settings, name); got != want {
+						return fmt.Errorf("--%s %s differs from the checkpoint's %s: --resume continues the run exactly, with its own settings; to change them, start a new run from the checkpoint (train %s -o NEW ... without --resume)", name, got, want, resume)
+					}
 				}
 				epochs := s.Epochs
 				s = ck.Settings
@@ -112,6 +144,9 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 			defer be.Close()
 			t.Backend = be
 			defer t.Close()
+			if t.Progress.Epoch >= s.Epochs {
+				return fmt.Errorf("nothing to train: --epochs %d, and the run has finished %d; give more epochs", s.Epochs, t.Progress.Epoch)
+			}
 			if _, err := t.Engine(); err != nil {
 				return err
 			}
@@ -139,6 +174,11 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 				if err := saveCheckpoint(t, output); err != nil {
 					return err
 				}
+				if plotPath != "" {
+					if err := plots.Training(plotPath, filepath.Base(args[0]), t.Progress.History); err != nil {
+						return err
+					}
+				}
 				return printEpoch(stdout, st, jsonOut)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -155,6 +195,9 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 					t.Progress.Epoch, t.Progress.Batch, output, output)}
 			}
 			if err != nil {
+				if n := len(t.Progress.History); n > 0 {
+					return fmt.Errorf("%w; %s still holds the run after epoch %d", err, output, t.Progress.History[n-1].Epoch)
+				}
 				return err
 			}
 			if !jsonOut {
@@ -184,9 +227,53 @@ Ctrl-C writes a checkpoint and stops; --resume CKPT continues exactly.`,
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
 	f.BoolVar(&jsonOut, "json", false, "print one JSON object per epoch")
+	f.StringVar(&plotPath, "plot", "", "redraw the training curve after each epoch to this .png, .svg or .pdf (numbers to the same name .csv)")
 	mf.add(cmd)
 	df.add(cmd)
 	return cmd
+}
+
+// fixedOnResume are the flags a resumed run cannot change: it continues
+// with the checkpoint's settings, so that it ends exactly where an
+// uninterrupted run would.
+var fixedOnResume = []string{"dataset", "batch-size", "lr", "betas", "eps", "weight-decay", "timesteps", "threshold", "reset",
+	"freeze-bn-after", "seed", "no-shuffle", "no-augment", "max-train", "max-test"}
+
+// settingOf prints the setting a flag of fixedOnResume sets.
+func settingOf(s train.Settings, flag string) string {
+	switch flag {
+	case "dataset":
+		return s.Dataset
+	case "batch-size":
+		return fmt.Sprint(s.BatchSize)
+	case "lr":
+		return fmt.Sprint(s.LR)
+	case "betas":
+		return fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)
+	case "eps":
+		return fmt.Sprint(s.Eps)
+	case "weight-decay":
+		return fmt.Sprint(s.WeightDecay)
+	case "timesteps":
+		return fmt.Sprint(s.Timesteps)
+	case "threshold":
+		return fmt.Sprint(s.Threshold)
+	case "reset":
+		return fmt.Sprint(s.Reset)
+	case "freeze-bn-after":
+		return fmt.Sprint(s.FreezeBNAfter)
+	case "seed":
+		return fmt.Sprint(s.Seed)
+	case "no-shuffle":
+		return fmt.Sprint(!s.Shuffle)
+	case "no-augment":
+		return fmt.Sprint(!s.Augment)
+	case "max-train":
+		return fmt.Sprint(s.MaxTrain)
+	case "max-test":
+		return fmt.Sprint(s.MaxTest)
+	}
+	return ""
 }
 
 func parseBetas(s string) (float64, float64, error) {
