@@ -1,13 +1,23 @@
 package compute
 
-// ConvGeom describes a 2-D convolution (groups = 1) on NCHW data.
+// ConvGeom describes a 2-D convolution on NCHW data. With G groups the
+// input channels split into G blocks of C/G and the output channels into
+// G blocks of O/G; output block g sees input block g only, and the weight
+// is [O, C/G, KH, KW] (G = C = O: depthwise). G = 0 means 1.
 type ConvGeom struct {
 	C, H, W        int // input channels, height, width
 	O, KH, KW      int // output channels, kernel height and width
 	SH, SW         int // strides
 	PT, PL, PB, PR int // zero padding: top, left, bottom, right
 	DH, DW         int // dilations
+	G              int // groups
 }
+
+// Groups is the number of groups, at least 1.
+func (g ConvGeom) Groups() int { return max(g.G, 1) }
+
+// GroupPatch is (C/G)·KH·KW, the weights of one output channel.
+func (g ConvGeom) GroupPatch() int { return g.C / g.Groups() * g.KH * g.KW }
 
 // OutH is the output height.
 func (g ConvGeom) OutH() int { return (g.H+g.PT+g.PB-g.DH*(g.KH-1)-1)/g.SH + 1 }
@@ -15,7 +25,8 @@ func (g ConvGeom) OutH() int { return (g.H+g.PT+g.PB-g.DH*(g.KH-1)-1)/g.SH + 1 }
 // OutW is the output width.
 func (g ConvGeom) OutW() int { return (g.W+g.PL+g.PR-g.DW*(g.KW-1)-1)/g.SW + 1 }
 
-// PatchLen is C·KH·KW, the length of one im2col patch.
+// PatchLen is C·KH·KW, the length of one im2col patch over all channels
+// (G groups take G consecutive blocks of GroupPatch rows of it).
 func (g ConvGeom) PatchLen() int { return g.C * g.KH * g.KW }
 
 // taps calls fn(k, p) for every kernel tap k = (kh, kw) offset within a
@@ -46,7 +57,8 @@ func (g ConvGeom) taps(ih, iw, oh, ow int, fn func(k, p int)) {
 }
 
 // Conv2dForward computes out[n,o,y,x] = bias[o] + Σ_{c,kh,kw} w[o,c,kh,kw]·x[n,c,y·SH−PT+kh·DH, x·SW−PL+kw·DW]
-// for a batch of n samples. bias may be nil. out must hold n·O·OutH·OutW values.
+// for a batch of n samples, c running over the C/G input channels of o's
+// group. bias may be nil. out must hold n·O·OutH·OutW values.
 //
 // It scatters each non-zero input pixel into the outputs it reaches:
 // outᵀ[p, :] += x·wᵀ[(c,kh,kw), :], a contiguous row of O weights. Zero
@@ -56,13 +68,28 @@ func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
 	Conv2dForwardT(g, n, x, ConvWeightT(g, w), bias, out)
 }
 
-// ConvWeightT is the convolution weight transposed to [C·KH·KW, O], the
-// form the scatter kernels read (one contiguous row of O weights per tap).
+// ConvWeightT is the convolution weight transposed group by group: group
+// j's block [O/G, (C/G)·KH·KW] becomes [(C/G)·KH·KW, O/G], the blocks one
+// after the other — the form the scatter kernels read (one contiguous row
+// of O/G weights per input channel and tap).
 func ConvWeightT(g ConvGeom, w []float32) []float32 {
-	kk := g.PatchLen()
-	wT := make([]float32, kk*g.O)
-	Transpose(g.O, kk, w, wT)
+	kk, og := g.GroupPatch(), g.O/g.Groups()
+	wT := make([]float32, len(w))
+	for j := 0; j < g.Groups(); j++ {
+		Transpose(og, kk, w[j*og*kk:(j+1)*og*kk], wT[j*og*kk:(j+1)*og*kk])
+	}
 	return wT
+}
+
+// row is the transposed weights' row for input channel c and tap k: the
+// O/G weights from (c, k) to the outputs of c's group, and where those
+// outputs start among the O channels.
+func (g ConvGeom) row(wT []float32, c, k int) (ws []float32, first int) {
+	cg, og := g.C/g.Groups(), g.O/g.Groups()
+	j := c / cg
+	taps := g.KH * g.KW
+	r := (j*cg+c%cg)*taps + k
+	return wT[r*og : (r+1)*og], j * og
 }
 
 // Conv2dForwardT is Conv2dForward given ConvWeightT(g, w).
@@ -70,7 +97,7 @@ func Conv2dForwardT(g ConvGeom, n int, x, wT, bias, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
 	inSize, outSize := g.C*g.H*g.W, g.O*p
-	taps := g.KH * g.KW
+	og := g.O / g.Groups()
 	ParallelFor(n, func(lo, hi int) {
 		outT := make([]float32, p*g.O)
 		for s := lo; s < hi; s++ {
@@ -84,7 +111,8 @@ func Conv2dForwardT(g ConvGeom, n int, x, wT, bias, out []float32) {
 							continue
 						}
 						g.taps(ih, iw, oh, ow, func(k, q int) {
-							Axpy(v, wT[(c*taps+k)*g.O:(c*taps+k+1)*g.O], outT[q*g.O:(q+1)*g.O])
+							ws, first := g.row(wT, c, k)
+							Axpy(v, ws, outT[q*g.O+first:q*g.O+first+og])
 						})
 					}
 				}
@@ -125,16 +153,15 @@ const convGradBlock = 4
 func Conv2dBackwardT(g ConvGeom, n int, x, wT, dout, dx, dw, dbias []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
-	kk := g.PatchLen()
-	taps := g.KH * g.KW
+	og := g.O / g.Groups()
 	inSize, outSize := g.C*g.H*g.W, g.O*p
 	blocks := (n + convGradBlock - 1) / convGradBlock
-	partDW := make([][]float32, blocks) // per block, [C·KH·KW, O]
+	partDW := make([][]float32, blocks) // per block, laid out as ConvWeightT
 	partDB := make([][]float32, blocks)
 	ParallelFor(blocks, func(blo, bhi int) {
 		doutT := make([]float32, p*g.O)
 		for blk := blo; blk < bhi; blk++ {
-			myDWT := make([]float32, kk*g.O)
+			myDWT := make([]float32, len(wT))
 			myDB := make([]float32, g.O)
 			for s := blk * convGradBlock; s < min(n, (blk+1)*convGradBlock); s++ {
 				d := dout[s*outSize : (s+1)*outSize] // [O, P]
@@ -160,12 +187,14 @@ func Conv2dBackwardT(g ConvGeom, n int, x, wT, dout, dx, dw, dbias []float32) {
 							v := xs[i]
 							var acc float32
 							g.taps(ih, iw, oh, ow, func(k, q int) {
-								dr := doutT[q*g.O : (q+1)*g.O]
+								ws, first := g.row(wT, c, k)
+								dr := doutT[q*g.O+first : q*g.O+first+og]
 								if dw != nil && v != 0 {
-									Axpy(v, dr, myDWT[(c*taps+k)*g.O:(c*taps+k+1)*g.O])
+									dws, _ := g.row(myDWT, c, k)
+									Axpy(v, dr, dws)
 								}
 								if dxs != nil {
-									acc += Dot(wT[(c*taps+k)*g.O:(c*taps+k+1)*g.O], dr)
+									acc += Dot(ws, dr)
 								}
 							})
 							if dxs != nil {
@@ -185,8 +214,11 @@ func Conv2dBackwardT(g ConvGeom, n int, x, wT, dout, dx, dw, dbias []float32) {
 				dwT[i] += v
 			}
 		}
-		tmp := make([]float32, g.O*kk)
-		Transpose(kk, g.O, dwT, tmp)
+		kk := g.GroupPatch()
+		tmp := make([]float32, len(dwT))
+		for j := 0; j < g.Groups(); j++ {
+			Transpose(kk, og, dwT[j*og*kk:(j+1)*og*kk], tmp[j*og*kk:(j+1)*og*kk])
+		}
 		for i, v := range tmp {
 			dw[i] += v
 		}

@@ -216,7 +216,7 @@ func (c *CPU) Close() error {
 }
 
 func (c *CPU) convWT(g ConvGeom, w Buffer) []float32 {
-	return c.prepare("convT", w, g.O, func(w []float32) []float32 { return ConvWeightT(g, w) })
+	return c.prepare("convT", w, g.O<<16|g.Groups(), func(w []float32) []float32 { return ConvWeightT(g, w) })
 }
 
 // Conv2dForward implements Backend.

@@ -97,7 +97,7 @@ func (g *graphBuilder) layer(l nn.Layer, in, out, name string) error {
 		}
 		g.node("Conv", name, ins, []string{out}, aInts("kernel_shape", ints(l.Weight.Shape[2], l.Weight.Shape[3])...),
 			aInts("strides", ints(l.SH, l.SW)...), aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...),
-			aInts("dilations", ints(l.DH, l.DW)...), aInt("group", 1))
+			aInts("dilations", ints(l.DH, l.DW)...), aInt("group", int64(max(l.Groups, 1))))
 	case *nn.BatchNorm2d:
 		c := len(l.Gamma.Data)
 		mean := g.constant(l.LayerName+".running_mean", []int{c}, l.RunningMean)

@@ -144,7 +144,7 @@ func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 				n.ints["stride"] = toInt64([]int{l.SH, l.SW})
 				n.ints["padding"] = toInt64([]int{l.PT, l.PL})
 				n.ints["dilation"] = toInt64([]int{l.DH, l.DW})
-				n.scalar["groups"] = 1
+				n.scalar["groups"] = int64(max(l.Groups, 1))
 				n.ints["input_shape"] = toInt64(shape[1:])
 				nodes = append(nodes, n)
 				spikes = false

@@ -22,7 +22,7 @@ import (
 // exactly.
 func TestNIRSimulatesToProxykitsCounts(t *testing.T) {
 	for _, o := range []exporter.NIROptions{{}, {MaxPoolThreshold: true}} {
-		total, differ := nirSimulate(t, o, []string{"fmnist_w8_bn", "fmnist_w8_folded", "lenet_opset11", "gapnet_opset9"})
+		total, differ := nirSimulate(t, o, []string{"fmnist_w8_bn", "fmnist_w8_folded", "lenet_opset11", "gapnet_opset9", "groupnet_opset13"})
 		t.Logf("max-pool as Threshold %v: %d of %d counts differ", o.MaxPoolThreshold, differ, total)
 		if differ > 0 {
 			t.Errorf("max-pool as Threshold %v: %d of %d counts differ", o.MaxPoolThreshold, differ, total)

@@ -37,7 +37,7 @@ func runORT(t *testing.T, model, input string) *npy.Array {
 func TestExportsRunInONNXRuntime(t *testing.T) {
 	dir := t.TempDir()
 	totalCounts, differ := 0, 0
-	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21"} {
+	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13"} {
 		m, err := importer.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)

@@ -333,8 +333,9 @@ func (c *converter) opConv(n outlineNode, attrs map[string]any) error {
 		if err != nil {
 			return nil, err
 		}
-		if group != 1 {
-			return nil, fmt.Errorf("grouped convolution (group=%d) is not supported", group)
+		if group < 1 || act.shape[0] != w.Shape[1]*int(group) || w.Shape[0]%int(group) != 0 {
+			return nil, fmt.Errorf("group=%d does not fit %d input channels and a weight of shape %v (want [O, C/group, kH, kW] with group dividing O)",
+				group, act.shape[0], w.Shape)
 		}
 		if ks, ok, _ := attrInts(attrs, "kernel_shape"); ok && (len(ks) != 2 || int(ks[0]) != w.Shape[2] || int(ks[1]) != w.Shape[3]) {
 			return nil, fmt.Errorf("kernel_shape %v disagrees with the weight's shape %v", ks, w.Shape)
@@ -345,7 +346,7 @@ func (c *converter) opConv(n outlineNode, attrs map[string]any) error {
 		}
 		name := c.layerName(n, "conv")
 		l := &nn.Conv2d{LayerName: name, Weight: nn.NewParam(name+".weight", w.F, w.Shape...),
-			SH: sh, SW: sw, PT: pt, PL: pl, PB: pb, PR: pr, DH: dh, DW: dw}
+			SH: sh, SW: sw, PT: pt, PL: pl, PB: pb, PR: pr, DH: dh, DW: dw, Groups: int(group)}
 		b, err := c.constInput(n, 2, "the bias")
 		if err != nil {
 			return nil, err

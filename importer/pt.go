@@ -332,8 +332,13 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 		if err != nil {
 			return err
 		}
-		if g, _ := toInt(m.dict["groups"]); g > 1 {
-			return fmt.Errorf("module %s (Conv2d): grouped convolution (groups=%d) is not supported", path, g)
+		groups := 1
+		if v, ok := m.dict["groups"]; ok && v != nil {
+			g, ok := toInt(v)
+			if !ok || g < 1 {
+				return fmt.Errorf("module %s (Conv2d): groups = %v must be a positive integer", path, v)
+			}
+			groups = g
 		}
 		if pm, _ := m.dict["padding_mode"].(string); pm != "" && pm != "zeros" {
 			return fmt.Errorf("module %s (Conv2d): padding_mode %q is not supported", path, pm)
@@ -355,7 +360,7 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 			return err
 		}
 		r.layers = append(r.layers, &nn.Conv2d{LayerName: path, Weight: w, Bias: b, SH: stride[0], SW: stride[1],
-			PT: pad[0], PB: pad[0], PL: pad[1], PR: pad[1], DH: dil[0], DW: dil[1]})
+			PT: pad[0], PB: pad[0], PL: pad[1], PR: pad[1], DH: dil[0], DW: dil[1], Groups: groups})
 	case isTorch && name == "BatchNorm2d":
 		g, err := r.param(m, path, "weight", true)
 		if err != nil {
@@ -508,7 +513,7 @@ func inferInputShape(layers []nn.Layer) ([]int, string, error) {
 		case *nn.Linear:
 			return []int{l.Weight.Shape[1]}, "", nil
 		case *nn.Conv2d:
-			c := l.Weight.Shape[1]
+			c := l.Weight.Shape[1] * max(l.Groups, 1)
 			net := &nn.Network{Layers: layers}
 			var fits []int
 			for s := 1; s <= 512; s++ {

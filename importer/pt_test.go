@@ -286,3 +286,30 @@ func TestZipDirectoryIsNotTrusted(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupedConvolutionModule reads a whole pickled module with grouped
+// and depthwise convolutions (scripts/make_fixtures.py's GroupNet) and
+// holds its ANN to torch's outputs.
+func TestGroupedConvolutionModule(t *testing.T) {
+	m, err := importer.Load(testutil.Path("groupnet.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := m.Net.Forward(testutil.Array(t, "groupnet_opset13.x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testutil.Array(t, "groupnet_opset13.ann.npy")
+	if e := testutil.RelErr(y.Data, want.Data); e > 1e-5 {
+		t.Errorf("relative error %.3g against torch", e)
+	}
+	groups := 0
+	for _, l := range m.Net.Layers {
+		if c, ok := l.(*nn.Conv2d); ok && c.Groups > 1 {
+			groups++
+		}
+	}
+	if groups != 3 {
+		t.Errorf("%d grouped convolutions, want 3", groups)
+	}
+}

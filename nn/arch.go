@@ -32,6 +32,9 @@ func ArchOf(n *Network) Arch {
 		case *Conv2d:
 			s.Attrs = map[string]any{"stride": []int{l.SH, l.SW}, "pads": []int{l.PT, l.PL, l.PB, l.PR},
 				"dilation": []int{l.DH, l.DW}}
+			if l.groups() > 1 {
+				s.Attrs["groups"] = l.groups()
+			}
 		case *BatchNorm2d:
 			s.Attrs = map[string]any{"eps": l.Eps, "momentum": l.Momentum}
 		case *Pool2d:
@@ -67,6 +70,7 @@ type attrs struct {
 	Ceil     bool    `json:"ceil"`
 	CountPad bool    `json:"count_pad"`
 	Value    float32 `json:"value"`
+	Groups   int     `json:"groups"`
 }
 
 // Build makes a network from an architecture and its parameters, looked up
@@ -117,7 +121,7 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 				return nil, fmt.Errorf("layer %d (%s): malformed convolution", i, s.Name)
 			}
 			c := &Conv2d{LayerName: s.Name, Weight: ps[0], SH: at.Stride[0], SW: at.Stride[1], PT: at.Pads[0],
-				PL: at.Pads[1], PB: at.Pads[2], PR: at.Pads[3], DH: at.Dilation[0], DW: at.Dilation[1]}
+				PL: at.Pads[1], PB: at.Pads[2], PR: at.Pads[3], DH: at.Dilation[0], DW: at.Dilation[1], Groups: at.Groups}
 			if len(ps) > 1 {
 				c.Bias = ps[1]
 				if len(c.Bias.Data) != ps[0].Shape[0] {

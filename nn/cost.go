@@ -21,7 +21,8 @@ func FanOut(l Layer, in []int) (fan []float32, ok bool) {
 			return nil, false
 		}
 		c, h, w := in[0], in[1], in[2]
-		o, kh, kw := l.Weight.Shape[0], l.Weight.Shape[2], l.Weight.Shape[3]
+		// a pixel feeds only the output channels of its group
+		o, kh, kw := l.Weight.Shape[0]/l.groups(), l.Weight.Shape[2], l.Weight.Shape[3]
 		rows := taps(h, out[1], kh, l.SH, l.PT, l.DH)
 		cols := taps(w, out[2], kw, l.SW, l.PL, l.DW)
 		fan = make([]float32, c*h*w)

@@ -75,12 +75,18 @@ func optGrad(p *Param, be compute.Backend) compute.Buffer {
 type Conv2d struct {
 	noAux
 	LayerName      string
-	Weight         *Param // [O, C, KH, KW]
+	Weight         *Param // [O, C/Groups, KH, KW]
 	Bias           *Param // [O] or nil
 	SH, SW         int
 	PT, PL, PB, PR int
 	DH, DW         int
+	// Groups splits the channels into groups convolved separately (0 or
+	// 1: one group; the input channels: depthwise).
+	Groups int
 }
+
+// groups is the number of groups, at least 1.
+func (l *Conv2d) groups() int { return max(l.Groups, 1) }
 
 // Name implements Layer.
 func (l *Conv2d) Name() string { return l.LayerName }
@@ -90,8 +96,11 @@ func (l *Conv2d) Kind() string { return "Conv2d" }
 
 // Describe implements Layer.
 func (l *Conv2d) Describe() string {
-	s := fmt.Sprintf("%d→%d %dx%d stride %d,%d pad %d,%d,%d,%d", l.Weight.Shape[1], l.Weight.Shape[0],
+	s := fmt.Sprintf("%d→%d %dx%d stride %d,%d pad %d,%d,%d,%d", l.Weight.Shape[1]*l.groups(), l.Weight.Shape[0],
 		l.Weight.Shape[2], l.Weight.Shape[3], l.SH, l.SW, l.PT, l.PL, l.PB, l.PR)
+	if g := l.groups(); g > 1 {
+		s += fmt.Sprintf(" groups %d", g)
+	}
 	if l.DH != 1 || l.DW != 1 {
 		s += fmt.Sprintf(" dilation %d,%d", l.DH, l.DW)
 	}
@@ -104,7 +113,7 @@ func (l *Conv2d) Describe() string {
 // Geom is the convolution's geometry for a per-sample input shape [C, H, W].
 func (l *Conv2d) Geom(in []int) compute.ConvGeom {
 	return compute.ConvGeom{C: in[0], H: in[1], W: in[2], O: l.Weight.Shape[0], KH: l.Weight.Shape[2], KW: l.Weight.Shape[3],
-		SH: l.SH, SW: l.SW, PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, DH: l.DH, DW: l.DW}
+		SH: l.SH, SW: l.SW, PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, DH: l.DH, DW: l.DW, G: l.groups()}
 }
 
 // OutputShape implements Layer.
@@ -112,8 +121,8 @@ func (l *Conv2d) OutputShape(in []int) ([]int, error) {
 	if len(in) != 3 {
 		return nil, fmt.Errorf("Conv2d needs a [C H W] input, got %s", ShapeString(in))
 	}
-	if in[0] != l.Weight.Shape[1] {
-		return nil, fmt.Errorf("Conv2d expects %d input channels, got %d", l.Weight.Shape[1], in[0])
+	if in[0] != l.Weight.Shape[1]*l.groups() {
+		return nil, fmt.Errorf("Conv2d expects %d input channels, got %d", l.Weight.Shape[1]*l.groups(), in[0])
 	}
 	g := l.Geom(in)
 	if g.OutH() < 1 || g.OutW() < 1 {

@@ -115,6 +115,9 @@ func validateLayer(l Layer) error {
 		if err := pos("dilation", l.DH, l.DW); err != nil {
 			return err
 		}
+		if l.Groups < 0 || l.Weight.Shape[0]%l.groups() != 0 {
+			return fmt.Errorf("groups %d must be positive and divide the %d output channels", l.Groups, l.Weight.Shape[0])
+		}
 		return nonneg("padding", l.PT, l.PL, l.PB, l.PR)
 	case *Linear:
 		if l.Weight == nil || len(l.Weight.Shape) != 2 {

@@ -11,7 +11,9 @@ For each model NAME it writes:
     NAME.x.npy      a fixed float32 input batch [B, C, H, W] in [0, 1]
     NAME.ann.npy    torch's ANN output on it
     NAME.snn.npy    spike counts [B, K] of scripts/refnet.py's PyTorch SNN (T=15, v_th=2, v_reset=0)
-and, for the reference network, NAME.snn_t8.npy with T=8, v_th=1.5, v_reset=0.5.
+and, for the reference network, NAME.snn_t8.npy with T=8, v_th=1.5, v_reset=0.5;
+for groupnet_opset13 (grouped and depthwise convolutions) also groupnet.pt, the
+same module saved with torch.save.
 
 Weights are rescaled (scripts/refnet.py: make_every_if_fire) so that every IF
 layer fires at a rate strictly between 0 and 1 on the fixed input; the script
@@ -237,6 +239,22 @@ def bad_models(out, gen):
     torch.onnx.export(Residual().eval(), x, os.path.join(out, "bad_residual.onnx"), input_names=["input"])
 
 
+class GroupNet(nn.Module):
+    """Depthwise (groups = channels, and a channel multiplier of 2) and grouped (2 groups, stride 2) convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 12, 3, stride=2, padding=1, groups=2), nn.ReLU(),
+            nn.Conv2d(12, 24, 3, padding=1, groups=12, bias=False), nn.ReLU(),
+            nn.Flatten(), nn.Linear(24 * 7 * 7, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata"))
@@ -277,6 +295,17 @@ def main():
 
     asym(out, gen)
     bad_models(out, gen)
+
+    # added after the others, from a generator of its own, so that they keep their values
+    gen2 = torch.Generator().manual_seed(2021)
+    torch.manual_seed(2021)
+    grp = GroupNet()
+    randomise_bn(grp, gen2)
+    grp.eval()
+    x = images(gen2, 8)
+    make_every_if_fire(grp, x)
+    save(out, "groupnet_opset13", grp, x, dict(opset_version=13))
+    torch.save(grp, os.path.join(out, "groupnet.pt"))  # the same module, pickled whole
 
 
 if __name__ == "__main__":

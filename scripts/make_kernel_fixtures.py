@@ -129,6 +129,20 @@ def main():
         spikes.append(s)
     cases.append({"op": "if", "vth": vth, "vreset": vreset, "x": t(inp), "y": t(torch.stack(spikes))})
 
+    # Grouped and depthwise convolutions, from a generator of their own so
+    # that the cases above keep their values.
+    g2 = torch.Generator().manual_seed(8)
+    for cin, cout, groups, stride, pad in [(6, 4, 2, (2, 1), 1), (4, 8, 4, (1, 1), 1)]:
+        x = torch.randn(2, cin, 7, 6, generator=g2, requires_grad=True)
+        w = torch.randn(cout, cin // groups, 3, 3, generator=g2, requires_grad=True)
+        b = torch.randn(cout, generator=g2, requires_grad=True)
+        y = F.conv2d(x, w, b, stride=stride, padding=pad, groups=groups)
+        dy = torch.randn(y.shape, generator=g2)
+        y.backward(dy)
+        cases.append({"op": "conv", "stride": list(stride), "pads": [pad] * 4, "dilation": [1, 1], "groups": groups,
+                      "x": t(x), "w": t(w), "b": t(b), "y": t(y), "dy": t(dy), "dx": t(x.grad), "dw": t(w.grad),
+                      "db": t(b.grad)})
+
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "kernels.json")
     with open(out, "w") as f:
         json.dump({"generator": "scripts/make_kernel_fixtures.py", "torch": torch.__version__, "cases": cases}, f)

@@ -127,7 +127,12 @@ def chain(nodes, edges):
     return order
 
 
-def conv2d(x, w, b, stride, pad, dil):
+def conv2d(x, w, b, stride, pad, dil, groups=1):
+    """NIR's Conv2d: input channels in groups of c/groups, each feeding its o/groups outputs."""
+    if groups > 1:
+        cg, og = x.shape[1] // groups, w.shape[0] // groups
+        return np.concatenate([conv2d(x[:, j * cg:(j + 1) * cg], w[j * og:(j + 1) * og], b[j * og:(j + 1) * og],
+                                      stride, pad, dil) for j in range(groups)], axis=1)
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
@@ -175,8 +180,10 @@ def main():
             if t == b"Conv2d":
                 assert d["weight"].dtype == np.float32 and d["weight"].ndim == 4
                 assert list(d["input_shape"]) == list(cur.shape[2:]), (name, d["input_shape"], cur.shape)
-                assert int(d["groups"]) == 1
-                cur = conv2d(cur, d["weight"].astype(np.float64), d["bias"].astype(np.float64), d["stride"], d["padding"], d["dilation"])
+                groups = int(d["groups"])
+                assert groups >= 1 and cur.shape[1] == d["weight"].shape[1] * groups, (name, groups, d["weight"].shape)
+                cur = conv2d(cur, d["weight"].astype(np.float64), d["bias"].astype(np.float64), d["stride"], d["padding"],
+                             d["dilation"], groups)
             elif t in (b"Affine", b"Linear"):
                 cur = cur @ d["weight"].astype(np.float64).T
                 if t == b"Affine":

@@ -282,3 +282,23 @@ func TestBenchCommand(t *testing.T) {
 		t.Errorf("--device cuda: %v", err)
 	}
 }
+
+// TestTrainGroupedConvolutions proxy-trains a network with grouped and
+// depthwise convolutions for an epoch and evaluates its checkpoint, whose
+// architecture must keep the groups.
+func TestTrainGroupedConvolutions(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "g.ckpt")
+	data := testutil.Path("proxy")
+	if out, err := run(t, "train", testutil.Path("groupnet_opset13.onnx"), "--data", data, "--dataset", "mnist", "-o", ck,
+		"--epochs", "1", "--batch-size", "50", "--lr", "1e-3"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := run(t, "import", ck)
+	if err != nil || strings.Count(out, "groups ") != 3 {
+		t.Errorf("the checkpoint's layers (%v):\n%s", err, out)
+	}
+	if out, err := run(t, "eval", ck, "--data", data); err != nil {
+		t.Errorf("eval: %v\n%s", err, out)
+	}
+}

@@ -262,6 +262,7 @@ type fixture struct {
 	Layer           string  `json:"layer"`
 	Stride          []int   `json:"stride"`
 	Pads            []int   `json:"pads"`
+	Groups          int     `json:"groups"`
 	Dilation        []int   `json:"dilation"`
 	K               int     `json:"k"`
 	S               int     `json:"s"`
@@ -323,7 +324,7 @@ func (s *suite) fixture(c fixture) {
 		n := c.X.Shape[0]
 		g := compute.ConvGeom{C: c.X.Shape[1], H: c.X.Shape[2], W: c.X.Shape[3], O: c.W.Shape[0], KH: c.W.Shape[2],
 			KW: c.W.Shape[3], SH: c.Stride[0], SW: c.Stride[1], PT: c.Pads[0], PL: c.Pads[1], PB: c.Pads[2],
-			PR: c.Pads[3], DH: c.Dilation[0], DW: c.Dilation[1]}
+			PR: c.Pads[3], DH: c.Dilation[0], DW: c.Dilation[1], G: c.Groups}
 		if g.OutH() != c.Y.Shape[2] || g.OutW() != c.Y.Shape[3] {
 			t.Fatalf("conv output %dx%d, torch %v", g.OutH(), g.OutW(), c.Y.Shape)
 		}

@@ -20,6 +20,10 @@ var convCases = []struct {
 	{compute.ConvGeom{C: 8, H: 14, W: 14, O: 16, KH: 3, KW: 3, SH: 1, SW: 1, PT: 1, PL: 1, PB: 1, PR: 1, DH: 1, DW: 1}, 9},
 	{compute.ConvGeom{C: 5, H: 11, W: 6, O: 3, KH: 5, KW: 1, SH: 3, SW: 2, PT: 0, PL: 2, PB: 1, PR: 0, DH: 1, DW: 3}, 3},
 	{compute.ConvGeom{C: 2, H: 4, W: 4, O: 2, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}, 1},
+	// grouped (2 groups, 3 inputs and 2 outputs each, stride and asymmetric padding) and depthwise (a
+	// channel multiplier of 2)
+	{compute.ConvGeom{C: 6, H: 9, W: 7, O: 4, KH: 3, KW: 3, SH: 2, SW: 1, PT: 1, PL: 0, PB: 0, PR: 1, DH: 1, DW: 1, G: 2}, 3},
+	{compute.ConvGeom{C: 8, H: 14, W: 14, O: 16, KH: 3, KW: 3, SH: 1, SW: 1, PT: 1, PL: 1, PB: 1, PR: 1, DH: 1, DW: 1, G: 8}, 4},
 }
 
 func (s *suite) conv(t *testing.T) {
@@ -34,7 +38,7 @@ func (s *suite) conv(t *testing.T) {
 				} else {
 					xh = ss.uniform(n*g.C*g.H*g.W, -1, 1)
 				}
-				wh, bh := ss.uniform(g.O*g.PatchLen(), -0.5, 0.5), ss.uniform(g.O, -1, 1)
+				wh, bh := ss.uniform(g.O*g.GroupPatch(), -0.5, 0.5), ss.uniform(g.O, -1, 1)
 				ny := n * g.O * g.OutH() * g.OutW()
 				dyh := ss.uniform(ny, -1, 1)
 				dw0, db0 := ss.uniform(len(wh), -1, 1), ss.uniform(g.O, -1, 1)

@@ -21,14 +21,17 @@ func refConv(g compute.ConvGeom, n int, x, w, bias []float32) []float64 {
 					if bias != nil {
 						acc = float64(bias[o])
 					}
-					for c := 0; c < g.C; c++ {
+					cg := g.C / g.Groups()
+					first := o / (g.O / g.Groups()) * cg // the first input channel of o's group
+					for cl := 0; cl < cg; cl++ {
+						c := first + cl
 						for kh := 0; kh < g.KH; kh++ {
 							for kw := 0; kw < g.KW; kw++ {
 								ih, iw := yy*g.SH-g.PT+kh*g.DH, xx*g.SW-g.PL+kw*g.DW
 								if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
 									continue
 								}
-								acc += float64(w[((o*g.C+c)*g.KH+kh)*g.KW+kw]) * float64(x[((s*g.C+c)*g.H+ih)*g.W+iw])
+								acc += float64(w[((o*cg+cl)*g.KH+kh)*g.KW+kw]) * float64(x[((s*g.C+c)*g.H+ih)*g.W+iw])
 							}
 						}
 					}
@@ -52,7 +55,10 @@ func refConvBackward(g compute.ConvGeom, n int, x, w, dy []float32) (dx, dw, db 
 				for xx := 0; xx < ow; xx++ {
 					d := float64(dy[((s*g.O+o)*oh+yy)*ow+xx])
 					db[o] += d
-					for c := 0; c < g.C; c++ {
+					cg := g.C / g.Groups()
+					first := o / (g.O / g.Groups()) * cg
+					for cl := 0; cl < cg; cl++ {
+						c := first + cl
 						for kh := 0; kh < g.KH; kh++ {
 							for kw := 0; kw < g.KW; kw++ {
 								ih, iw := yy*g.SH-g.PT+kh*g.DH, xx*g.SW-g.PL+kw*g.DW
@@ -60,7 +66,7 @@ func refConvBackward(g compute.ConvGeom, n int, x, w, dy []float32) (dx, dw, db 
 									continue
 								}
 								xi := ((s*g.C+c)*g.H+ih)*g.W + iw
-								wi := ((o*g.C+c)*g.KH+kh)*g.KW + kw
+								wi := ((o*cg+cl)*g.KH+kh)*g.KW + kw
 								dx[xi] += float64(w[wi]) * d
 								dw[wi] += float64(x[xi]) * d
 							}

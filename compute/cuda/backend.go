@@ -412,7 +412,7 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		}
 		return
 	}
-	K, P, O := g.PatchLen(), g.OutH()*g.OutW(), g.O
+	P, O := g.OutH()*g.OutW(), g.O
 	ns, col, tmp, ok := be.convWorkspaces(g, n)
 	if !ok {
 		return
@@ -421,10 +421,34 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
 		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
-		be.fail(be.dev.gemm(false, false, O, cs*P, K, 1, ptr(w), K, col.ptr, cs*P, 0, tmp.ptr, cs*P))
+		// group j: [O/G, Kg] weights times its Kg rows of patches
+		for _, gr := range groupsOf(g, cs*P) {
+			be.fail(be.dev.gemm(false, false, gr.o, cs*P, gr.k, 1, ptr(w)+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P))
+		}
 		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
 			int64(cs), int64(P))
 	}
+}
+
+// convGroup is where one group's operands start (bytes) in a grouped
+// im2col convolution: its O/G rows of the weight [O, Kg], its Kg rows of
+// the patches [C·KH·KW, cols] and its O/G rows of the output [O, cols].
+type convGroup struct {
+	o, k        int
+	w, col, out devptr
+}
+
+// groupsOf splits a convolution into its groups, for GEMMs over cols
+// columns (one group, at offset 0, without groups).
+func groupsOf(g compute.ConvGeom, cols int) []convGroup {
+	G := g.Groups()
+	og, kg := g.O/G, g.GroupPatch()
+	out := make([]convGroup, G)
+	for j := range out {
+		out[j] = convGroup{o: og, k: kg, w: devptr(4 * j * og * kg), col: devptr(4 * int64(j*kg) * int64(cols)),
+			out: devptr(4 * int64(j*og) * int64(cols))}
+	}
+	return out
 }
 
 // The directions of a convolution, as cuDNN plans them.
@@ -469,7 +493,7 @@ func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer
 
 // Conv2dBackward implements compute.Backend.
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
-	K, P, O := g.PatchLen(), g.OutH()*g.OutW(), g.O
+	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
 		be.launchBlocks("pk_conv_bias_grad", O, ptr(dy), ptr(db), int64(n), int32(O), int64(P))
 	}
@@ -493,12 +517,16 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 		be.launch1d("pk_nchw_to_ocp", int64(O*cs*P), ptr(dy)+devptr(4*int64(s0)*out), dyT.ptr, int32(O), int64(cs), int64(P))
 		if dw != nil {
 			be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
-			// dW [O, K] += dyT [O, cs·P] · colᵀ
-			be.fail(be.dev.gemm(false, true, O, K, cs*P, 1, dyT.ptr, cs*P, col.ptr, cs*P, 1, ptr(dw), K))
+			// per group: dW [O/G, Kg] += dyT [O/G, cs·P] · colᵀ
+			for _, gr := range groupsOf(g, cs*P) {
+				be.fail(be.dev.gemm(false, true, gr.o, gr.k, cs*P, 1, dyT.ptr+gr.out, cs*P, col.ptr+gr.col, cs*P, 1, ptr(dw)+gr.w, gr.k))
+			}
 		}
 		if dx != nil {
-			// dcol [K, cs·P] = Wᵀ [K, O] · dyT [O, cs·P], then back to pixels
-			be.fail(be.dev.gemm(true, false, K, cs*P, O, 1, ptr(w), K, dyT.ptr, cs*P, 0, col.ptr, cs*P))
+			// per group: dcol [Kg, cs·P] = Wᵀ [Kg, O/G] · dyT [O/G, cs·P], then back to pixels
+			for _, gr := range groupsOf(g, cs*P) {
+				be.fail(be.dev.gemm(true, false, gr.k, cs*P, gr.o, 1, ptr(w)+gr.w, gr.k, dyT.ptr+gr.out, cs*P, 0, col.ptr+gr.col, cs*P))
+			}
 			be.launch1d("pk_col2im", int64(cs)*in, col.ptr, ptr(dx)+devptr(4*int64(s0)*in), int32(g.C), int32(g.H),
 				int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.DH),
 				int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(cs))

@@ -17,7 +17,7 @@ import (
 
 // Models are the ONNX fixtures whose SNN sums are exact (dyadic weights):
 // proxykit's spike counts must equal PyTorch's.
-var Models = []string{"fmnist_w8_folded", "fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21"}
+var Models = []string{"fmnist_w8_folded", "fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13"}
 
 // Dir is the path of the repository's testdata folder: $PROXYKIT_TESTDATA
 // when set, else the folder beside this source file, else the first
