@@ -69,17 +69,6 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 	return idx, names
 }
 
-// trained are the layers the SNN mirrors: all but a trailing softmax.
-func trained(ann *nn.Network) []nn.Layer {
-	n := len(ann.Layers)
-	if n > 0 {
-		if _, ok := ann.Layers[n-1].(*nn.Softmax); ok {
-			return ann.Layers[:n-1]
-		}
-	}
-	return ann.Layers
-}
-
 // Calibrate runs ann (BatchNorm in eval mode) on be over the first images
 // of d, batch at a time, and returns each neuron layer's scale: the
 // percentile p of its positive activations, interpolated linearly between
@@ -100,7 +89,7 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 	if batch < 1 {
 		return nil, fmt.Errorf("batch size must be at least 1, got %d", batch)
 	}
-	layers := trained(ann)
+	layers := train.TrainedLayers(ann)
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("the network has no layers")
 	}

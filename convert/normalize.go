@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/train"
 )
 
 // Normalize rescales ann's parameters in place so that its SNN, with IF
@@ -26,7 +27,7 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 	if !(theta > 0) {
 		return fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
 	}
-	layers := trained(ann)
+	layers := train.TrainedLayers(ann)
 	idx, names := neuronLayers(layers)
 	if len(scales) != len(idx) {
 		return fmt.Errorf("%d scales for %d neuron layers", len(scales), len(idx))

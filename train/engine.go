@@ -38,10 +38,10 @@ type Engine struct {
 	hostL     []float32
 }
 
-// trainedLayers are the ANN layers proxy learning runs: all but a trailing
+// TrainedLayers are the ANN layers proxy learning runs: all but a trailing
 // softmax, which the SNN leaves out too (the counts stand in for the
 // output of the layer before it).
-func trainedLayers(ann *nn.Network) []nn.Layer {
+func TrainedLayers(ann *nn.Network) []nn.Layer {
 	n := len(ann.Layers)
 	if n > 0 {
 		if _, ok := ann.Layers[n-1].(*nn.Softmax); ok {
@@ -59,7 +59,7 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 	}
 	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity}
 	var err error
-	if e.ann, err = nn.NewExecutor(be, trainedLayers(ann), ann.InputShape, capacity, true); err != nil {
+	if e.ann, err = nn.NewExecutor(be, TrainedLayers(ann), ann.InputShape, capacity, true); err != nil {
 		return nil, fmt.Errorf("%s: ANN: %w", be.Name(), err)
 	}
 	if e.sim, err = spiking.NewSimulator(be, snn, capacity); err != nil {

@@ -127,7 +127,7 @@ func (e *Engine) Sweep(ctx context.Context, d *Dataset, opt SweepOptions) (Sweep
 	if err := e.sim.CountSynOps(); err != nil {
 		return sw, err
 	}
-	sw.ANNMACs, sw.StaticMACs = macs(trainedLayers(e.ANN), e.ANN.InputShape), macs(e.SNN.Static, e.ANN.InputShape)
+	sw.ANNMACs, sw.StaticMACs = macs(TrainedLayers(e.ANN), e.ANN.InputShape), macs(e.SNN.Static, e.ANN.InputShape)
 	type totals struct {
 		strict, ties, tied int
 		rates, layerOps    []float64

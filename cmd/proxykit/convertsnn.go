@@ -66,21 +66,11 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 			if err != nil {
 				return err
 			}
-			if m.Checkpoint != nil && !cmd.Flags().Changed("dataset") {
-				dataset = m.Checkpoint.Settings.Dataset
-			}
-			if data == "" {
-				if data, err = train.DefaultDir(dataset); err != nil {
-					return err
-				}
-			}
-			trainSet, err := train.Load(data, dataset, true)
+			trainSet, err := loadSplit(cmd, m, args[0], data, dataset, true)
 			if err != nil {
 				return err
 			}
-			if err := m.ANN.CheckInput([]int{1, trainSet.C, trainSet.H, trainSet.W}); err != nil {
-				return fmt.Errorf("data set %s does not fit %s: %w", dataset, args[0], err)
-			}
+			dataset = trainSet.Name
 			if images < 1 || images > trainSet.N {
 				images = trainSet.N
 			}

@@ -75,22 +75,12 @@ models' --json outputs in one figure).`,
 					return err
 				}
 			}
-			if m.Checkpoint != nil && !cmd.Flags().Changed("dataset") {
-				dataset = m.Checkpoint.Settings.Dataset
-			}
-			if data == "" {
-				if data, err = train.DefaultDir(dataset); err != nil {
-					return err
-				}
-			}
-			testSet, err := train.Load(data, dataset, false)
+			testSet, err := loadSplit(cmd, m, args[0], data, dataset, false)
 			if err != nil {
 				return err
 			}
+			dataset = testSet.Name
 			testSet = testSet.Subset(s.MaxTest)
-			if err := m.ANN.CheckInput([]int{1, testSet.C, testSet.H, testSet.W}); err != nil {
-				return fmt.Errorf("data set %s does not fit %s: %w", dataset, args[0], err)
-			}
 			snn, err := m.SNN(s.SNNConfig())
 			if err != nil {
 				return err

@@ -44,6 +44,29 @@ func applySNNDefaults(flags *pflag.FlagSet, m *model.Model, timesteps *int, thre
 	}
 }
 
+// loadSplit reads one split of the data set a model is used with: the
+// --dataset flag, else a checkpoint's own; the --data folder, else the
+// data set's default one. It checks that the images fit the model.
+func loadSplit(cmd *cobra.Command, m *model.Model, modelPath, data, dataset string, trainSplit bool) (*train.Dataset, error) {
+	if m.Checkpoint != nil && !cmd.Flags().Changed("dataset") {
+		dataset = m.Checkpoint.Settings.Dataset
+	}
+	if data == "" {
+		var err error
+		if data, err = train.DefaultDir(dataset); err != nil {
+			return nil, err
+		}
+	}
+	d, err := train.Load(data, dataset, trainSplit)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.ANN.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
+		return nil, fmt.Errorf("data set %s does not fit %s: %w", d.Name, modelPath, err)
+	}
+	return d, nil
+}
+
 // checkBatch checks a --batch-size (or similar) flag before any work.
 func checkBatch(flag string, n int) error {
 	if n < 1 || n > train.MaxBatchSize {

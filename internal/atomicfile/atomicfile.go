@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/proxykit/proxykit/internal/limits"
 )
 
 // tempPrefix is the start of every temporary name for path.
@@ -36,18 +38,8 @@ func cleanStale(path string) {
 // exists and takes new files, and path is absent or a regular file.
 func Check(path string) error {
 	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
-		kind := "a special file"
-		switch {
-		case st.IsDir():
-			kind = "a folder"
-		case st.Mode()&os.ModeSymlink != 0:
-			kind = "a symbolic link (give the path it points to)"
-		case st.Mode()&os.ModeNamedPipe != 0:
-			kind = "a named pipe"
-		case st.Mode()&os.ModeDevice != 0:
-			kind = "a device"
-		}
-		return fmt.Errorf("cannot write %s: it is %s; proxykit replaces only regular files", path, kind)
+		return fmt.Errorf("cannot write %s: it is %s; proxykit replaces only regular files (give the path a link points to)",
+			path, limits.FileKind(st.Mode()))
 	}
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)

@@ -84,18 +84,26 @@ func Open(path string) (*os.File, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		kind := "a special file"
-		switch {
-		case st.IsDir():
-			kind = "a folder"
-		case st.Mode()&os.ModeNamedPipe != 0:
-			kind = "a named pipe"
-		case st.Mode()&os.ModeDevice != 0:
-			kind = "a device"
-		case st.Mode()&os.ModeSocket != 0:
-			kind = "a socket"
-		}
-		return nil, fmt.Errorf("%s is %s, not a regular file", path, kind)
+		return nil, fmt.Errorf("%s is %s, not a regular file", path, FileKind(st.Mode()))
 	}
 	return os.Open(path)
+}
+
+// FileKind names what a file that is not regular is, for errors.
+func FileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "a special file"
 }
