@@ -49,6 +49,14 @@ type Backend interface {
 	Copy(dst, src Buffer)
 	// Fill sets every value of dst to v.
 	Fill(dst Buffer, v float32)
+	// AddTo adds src into dst, of equal length: dst[i] += src[i] (the join
+	// of residual branches, and gradients summed where a value fans out).
+	AddTo(dst, src Buffer)
+	// CopyChannels copies, for each of n samples, the c channels of hw
+	// values starting at channel srcOff of src (srcC channels a sample)
+	// to channel dstOff of dst (dstC channels a sample): concatenation
+	// along channels and its backward pass.
+	CopyChannels(n, c, hw int, src Buffer, srcC, srcOff int, dst Buffer, dstC, dstOff int)
 	// Sum is the sum of x's values, computed in float64, waiting for
 	// queued work.
 	Sum(x Buffer) (float64, error)

@@ -186,6 +186,21 @@ func (c *CPU) Copy(dst, src Buffer) {
 	touch(dst)
 }
 
+// AddTo implements Backend.
+func (c *CPU) AddTo(dst, src Buffer) {
+	d, s := host(dst), host(src)
+	for i := range d {
+		d[i] += s[i]
+	}
+	touch(dst)
+}
+
+// CopyChannels implements Backend.
+func (c *CPU) CopyChannels(n, ch, hw int, src Buffer, srcC, srcOff int, dst Buffer, dstC, dstOff int) {
+	CopyChannels(n, ch, hw, host(src), srcC, srcOff, host(dst), dstC, dstOff)
+	touch(dst)
+}
+
 // Fill implements Backend.
 func (c *CPU) Fill(dst Buffer, v float32) {
 	d := host(dst)

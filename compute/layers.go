@@ -122,3 +122,13 @@ func SoftmaxBackward(n, k int, log bool, y, dy, dx []float32) {
 		}
 	}
 }
+
+// CopyChannels copies, for each of n samples, channels [srcOff, srcOff+c)
+// of src (srcC channels of hw values a sample) to channels [dstOff,
+// dstOff+c) of dst (dstC channels a sample).
+func CopyChannels(n, c, hw int, src []float32, srcC, srcOff int, dst []float32, dstC, dstOff int) {
+	for s := 0; s < n; s++ {
+		from := src[(s*srcC+srcOff)*hw : (s*srcC+srcOff+c)*hw]
+		copy(dst[(s*dstC+dstOff)*hw:(s*dstC+dstOff+c)*hw], from)
+	}
+}

@@ -96,6 +96,9 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 	if err := ann.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
 		return nil, fmt.Errorf("calibration images: %w", err)
 	}
+	if !ann.IsChain() {
+		return nil, fmt.Errorf("the network branches; conversion by normalisation is implemented for chains of layers only")
+	}
 	if err := ann.Bind(be); err != nil {
 		return nil, err
 	}

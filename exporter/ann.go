@@ -49,20 +49,36 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 	g := &graphBuilder{}
 	layers := net.Layers
 	if opt.FoldBN {
+		if !net.IsChain() {
+			return nil, fmt.Errorf("folding BatchNorm is implemented for chains of layers; export this branching network without it")
+		}
 		if layers, err = FoldBatchNorm(layers); err != nil {
 			return nil, err
 		}
 	}
-	cur := "input"
+	names := make([]string, len(layers)) // each layer's output value
 	for i, l := range layers {
-		out := fmt.Sprintf("%s_output", l.Name())
+		names[i] = fmt.Sprintf("%s_output", l.Name())
 		if i == len(layers)-1 {
-			out = "output"
+			names[i] = "output"
 		}
-		if err := g.layer(l, cur, out, l.Name()); err != nil {
+	}
+	var inputs [][]int
+	if !opt.FoldBN {
+		inputs = net.Inputs
+	}
+	for i, l := range layers {
+		var ins []string
+		for _, j := range inputsOf(inputs, i) {
+			if j < 0 {
+				ins = append(ins, "input")
+			} else {
+				ins = append(ins, names[j])
+			}
+		}
+		if err := g.emit(l, ins, names[i], l.Name()); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
-		cur = out
 	}
 	if len(net.Layers) == 0 {
 		return nil, fmt.Errorf("the network has no layers")
@@ -83,6 +99,32 @@ func WriteANN(path string, net *nn.Network, opt Options) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.Write(path, b)
+}
+
+// inputsOf is layer i's inputs in a graph (a chain without inputs).
+func inputsOf(inputs [][]int, i int) []int {
+	if inputs == nil {
+		return []int{i - 1}
+	}
+	return inputs[i]
+}
+
+// emit emits a layer reading the values ins: a join as ONNX's Add (Sum for
+// more than two) or Concat along channels, any other layer by layer.
+func (g *graphBuilder) emit(l nn.Layer, ins []string, out, name string) error {
+	switch l.(type) {
+	case *nn.Add:
+		op := "Add"
+		if len(ins) > 2 {
+			op = "Sum"
+		}
+		g.node(op, name, ins, []string{out})
+		return nil
+	case *nn.Concat:
+		g.node("Concat", name, ins, []string{out}, aInt("axis", 1))
+		return nil
+	}
+	return g.layer(l, ins[0], out, name)
 }
 
 // layer emits the nodes of one layer reading value in and writing out; its

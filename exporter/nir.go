@@ -85,6 +85,9 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 // Linear, Output, chained by edges. It refuses what NIR cannot express,
 // naming the layer.
 func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
+	if s.DynInputs != nil {
+		return nil, fmt.Errorf("NIR export of a branching network is not implemented yet (ONNX export is: --snn)")
+	}
 	static, dynamic, err := snnLayers(s)
 	if err != nil {
 		return nil, err

@@ -60,14 +60,32 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	if s.Config.Timesteps > MaxUnrolledSteps {
 		return nil, fmt.Errorf("T = %d: an unrolled SNN repeats every layer each step, and at most %d steps are written (NIR export does not unroll: use --nir)", s.Config.Timesteps, MaxUnrolledSteps)
 	}
-	static, dynamic, err := snnLayers(s)
-	if err != nil {
-		return nil, err
-	}
 	cfg := s.Config
 	g := &graphBuilder{}
 	vth := g.constant("snn.v_threshold", nil, []float32{cfg.Threshold})
 	vreset := g.constant("snn.v_reset", nil, []float32{cfg.Reset})
+	// ifNodes emits an IF layer's step: v += I, spike when v >= v_th, reset
+	ifNodes := func(base, prev, in string) (v, spikes string) {
+		if prev == "" {
+			prev = vreset // v starts at v_reset
+		}
+		g.node("Add", base+"/integrate", []string{prev, in}, []string{base + "_u"})
+		g.node("GreaterOrEqual", base+"/fire", []string{base + "_u", vth}, []string{base + "_fired"})
+		g.node("Cast", base+"/spikes", []string{base + "_fired"}, []string{base + "_s"}, aInt("to", onnxFloat))
+		g.node("Where", base+"/reset", []string{base + "_fired", vreset, base + "_u"}, []string{base + "_v"})
+		return base + "_v", base + "_s"
+	}
+	if s.DynInputs != nil {
+		counts, err := snnGraph(g, s, ifNodes)
+		if err != nil {
+			return nil, err
+		}
+		return snnModel(g, s, counts, opt)
+	}
+	static, dynamic, err := snnLayers(s)
+	if err != nil {
+		return nil, err
+	}
 	cur := "input"
 	for _, l := range static {
 		out := l.Name() + "_static"
@@ -84,17 +102,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 		for i, l := range dynamic {
 			switch l := l.(type) {
 			case *spiking.IF:
-				base := fmt.Sprintf("if%d_%s_t%d", i, l.LayerName, t)
-				prev := v[i]
-				if prev == "" {
-					prev = vreset // v starts at v_reset
-				}
-				g.node("Add", base+"/integrate", []string{prev, cur}, []string{base + "_u"})
-				g.node("GreaterOrEqual", base+"/fire", []string{base + "_u", vth}, []string{base + "_fired"})
-				g.node("Cast", base+"/spikes", []string{base + "_fired"}, []string{base + "_s"}, aInt("to", onnxFloat))
-				g.node("Where", base+"/reset", []string{base + "_fired", vreset, base + "_u"}, []string{base + "_v"})
-				v[i] = base + "_v"
-				cur = base + "_s"
+				v[i], cur = ifNodes(fmt.Sprintf("if%d_%s_t%d", i, l.LayerName, t), v[i], cur)
 			case nn.Layer:
 				out := fmt.Sprintf("%s_t%d", l.Name(), t)
 				if err := g.layer(l, cur, out, fmt.Sprintf("%s/t%d", l.Name(), t)); err != nil {
@@ -111,6 +119,13 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 			counts = next
 		}
 	}
+	return snnModel(g, s, counts, opt)
+}
+
+// snnModel finishes an SNN's ONNX model whose summed counts are the value
+// counts.
+func snnModel(g *graphBuilder, s *spiking.Network, counts string, opt Options) ([]byte, error) {
+	cfg := s.Config
 	g.node("Identity", "counts", []string{counts}, []string{"output"})
 	outShape, err := s.ANN.OutputShape()
 	if err != nil {
@@ -128,6 +143,60 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	}
 	return g.model("proxykit_snn", opt.Opset, valueInfo("input", s.ANN.InputShape), valueInfo("output", outShape), meta,
 		opt.ProducerVersion), nil
+}
+
+// snnGraph emits a branching SNN: the static layers once (BatchNorm kept,
+// with the SNN's own statistics), then at each step every dynamic entry on
+// its sources, and returns the value holding the summed output counts.
+func snnGraph(g *graphBuilder, s *spiking.Network, ifNodes func(base, prev, in string) (string, string)) (string, error) {
+	staticName := func(j int) string {
+		if j < 0 {
+			return "input"
+		}
+		return fmt.Sprintf("%s_static", s.Static[j].Name())
+	}
+	for i, l := range s.Static {
+		var ins []string
+		for _, j := range inputsOf(s.StaticInputs, i) {
+			ins = append(ins, staticName(j))
+		}
+		if err := g.emit(l, ins, staticName(i), l.Name()+"/static"); err != nil {
+			return "", fmt.Errorf("static layer %d: %w", i, err)
+		}
+	}
+	v := make([]string, len(s.Dynamic))
+	counts := ""
+	for t := 0; t < s.Config.Timesteps; t++ {
+		names := make([]string, len(s.Dynamic))
+		for i, d := range s.Dynamic {
+			var ins []string
+			for _, src := range s.DynInputs[i] {
+				if src.Static {
+					ins = append(ins, staticName(src.Index))
+				} else {
+					ins = append(ins, names[src.Index])
+				}
+			}
+			switch l := d.(type) {
+			case *spiking.IF:
+				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i, l.LayerName, t), v[i], ins[0])
+			case nn.Layer:
+				names[i] = fmt.Sprintf("%s_t%d", l.Name(), t)
+				if err := g.emit(l, ins, names[i], fmt.Sprintf("%s/t%d", l.Name(), t)); err != nil {
+					return "", err
+				}
+			}
+		}
+		out := names[len(names)-1]
+		if counts == "" {
+			counts = out
+		} else {
+			next := fmt.Sprintf("counts_t%d", t)
+			g.node("Add", next, []string{counts, out}, []string{next})
+			counts = next
+		}
+	}
+	return counts, nil
 }
 
 // WriteSNN writes the SNN's ONNX model to path atomically.

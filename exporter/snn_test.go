@@ -9,6 +9,7 @@ import (
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -37,7 +38,8 @@ func runORT(t *testing.T, model, input string) *npy.Array {
 func TestExportsRunInONNXRuntime(t *testing.T) {
 	dir := t.TempDir()
 	totalCounts, differ := 0, 0
-	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13"} {
+	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13",
+		"graph/resnet_tiny"} {
 		m, err := importer.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)
@@ -48,8 +50,12 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, fold := range []bool{false, true} {
-			p := filepath.Join(dir, name+".ann.onnx")
+		folds := []bool{false}
+		if m.Net.IsChain() {
+			folds = append(folds, true)
+		}
+		for _, fold := range folds {
+			p := filepath.Join(dir, filepath.Base(name)+".ann.onnx")
 			if err := exporter.WriteANN(p, m.Net, exporter.Options{FoldBN: fold}); err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +73,7 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(dir, name+".snn.onnx")
+		p := filepath.Join(dir, filepath.Base(name)+".snn.onnx")
 		if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -77,6 +83,9 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		totalCounts += len(res.Counts.Data)
 		differ += d
 		t.Logf("%s SNN in onnxruntime: %d of %d counts differ", name, d, len(res.Counts.Data))
+		if want := testutil.Array(t, name+".snn.npy"); testutil.Differing(got.Data, want.Data) != 0 {
+			t.Errorf("%s SNN in onnxruntime: %d of %d counts differ from PyTorch's", name, testutil.Differing(got.Data, want.Data), len(want.Data))
+		}
 	}
 	if float64(differ) > 0.001*float64(totalCounts) {
 		t.Errorf("%d of %d SNN counts differ between onnxruntime and proxykit (allowed 0.1 %%)", differ, totalCounts)
@@ -108,5 +117,55 @@ func TestSNNFileSize(t *testing.T) {
 	}
 	if float64(s30) > 1.5*float64(s1) {
 		t.Errorf("file grows from %d bytes at T=1 to %d at T=30: weights are not stored once", s1, s30)
+	}
+}
+
+// TestResNetRunsInONNXRuntime: the ResNet-8 that init --arch resnet makes,
+// exported, runs in onnxruntime with proxykit's outputs: the ANN within
+// 1e-5 relative, the SNN's counts (v_th low enough for its untrained
+// weights to fire) equal.
+func TestResNetRunsInONNXRuntime(t *testing.T) {
+	net, err := nn.ResNet([]int{1, 28, 28}, 8, 1, 10, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	x := testutil.Array(t, "lenet_opset11.x.npy")
+	xPath := testutil.Path("lenet_opset11.x.npy")
+	y, err := net.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "resnet.onnx")
+	if err := exporter.WriteANN(p, net, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkONNX(t, p)
+	if rel := testutil.RelErr(runORT(t, p, xPath).Data, y.Data); rel > 1e-5 {
+		t.Errorf("ANN in onnxruntime: relative error %.3g", rel)
+	}
+	snn, err := spiking.New(net, spiking.Config{Timesteps: 6, Threshold: 0.05, Reset: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := snn.Run(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = filepath.Join(dir, "resnet.snn.onnx")
+	if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkONNX(t, p)
+	got := runORT(t, p, xPath)
+	d := testutil.Differing(got.Data, res.Counts.Data)
+	t.Logf("SNN in onnxruntime: %d of %d counts differ; IF rates %.3f", d, len(got.Data), res.Rates)
+	if float64(d) > 0.01*float64(len(got.Data)) {
+		t.Errorf("%d of %d SNN counts differ between onnxruntime and proxykit", d, len(got.Data))
+	}
+	for i, r := range res.Rates {
+		if r == 0 {
+			t.Errorf("IF layer %d is silent: the test shows nothing", i)
+		}
 	}
 }

@@ -75,6 +75,8 @@ type converter struct {
 	notes   []string
 	// lastLayer is the layer that produced the newest activation.
 	lastLayer nn.Layer
+	// inputs lists, per layer, the nodes it reads (−1: the graph input).
+	inputs [][]int
 	// batch is the input's fixed batch size, or 0 when symbolic.
 	batch int
 	// constLimit bounds the elements of a computed constant (constLimit()).
@@ -225,7 +227,10 @@ func (c *converter) finish() (string, error) {
 		return "", fmt.Errorf("graph output %q is not computed from the input", name)
 	}
 	if v.gen != c.gen {
-		return "", fmt.Errorf("graph output %q is not the last activation of the chain", name)
+		return "", fmt.Errorf("graph output %q is not the last layer's output", name)
+	}
+	if !isChainInputs(c.inputs) {
+		c.net.Inputs = c.inputs
 	}
 	out, err := c.net.OutputShape()
 	if err != nil {
@@ -291,29 +296,62 @@ func (c *converter) constInput(n outlineNode, i int, what string) (*constant, er
 	return v.c, nil
 }
 
-// activation returns the node's dynamic input and checks the chain.
-func (c *converter) activation(n outlineNode) (*value, error) {
-	var act *value
+// activations returns the node's dynamic inputs (computed from the
+// network's input), in input order.
+func (c *converter) activations(n outlineNode) ([]*value, error) {
+	var acts []*value
 	for i := range n.Inputs {
 		v, err := c.input(n, i)
 		if err != nil {
 			return nil, err
 		}
-		if v == nil || v.c != nil {
-			continue
+		if v != nil && v.c == nil {
+			acts = append(acts, v)
 		}
-		if act != nil {
-			return nil, fmt.Errorf("combines two activations; proxykit imports feed-forward chains only (no residual or concatenated branches)")
+	}
+	return acts, nil
+}
+
+// activation returns the node's one dynamic input (nil if none).
+func (c *converter) activation(n outlineNode) (*value, error) {
+	acts, err := c.activations(n)
+	if err != nil || len(acts) == 0 {
+		return nil, err
+	}
+	if len(acts) > 1 {
+		return nil, fmt.Errorf("combines %d activations; of the operators that join branches proxykit imports Add and Concat (along channels)", len(acts))
+	}
+	return acts[0], nil
+}
+
+// isChainInputs reports whether each layer reads the one before it.
+func isChainInputs(inputs [][]int) bool {
+	for i, in := range inputs {
+		if len(in) != 1 || in[0] != i-1 {
+			return false
 		}
-		act = v
 	}
-	if act == nil {
-		return nil, nil
+	return true
+}
+
+// addJoin appends a layer joining several activations (Add, Concat).
+func (c *converter) addJoin(n outlineNode, acts []*value, l nn.Join) error {
+	ins := make([][]int, len(acts))
+	nodes := make([]int, len(acts))
+	for i, a := range acts {
+		ins[i] = a.shape
+		nodes[i] = a.gen - 1
 	}
-	if act.gen != c.gen {
-		return nil, fmt.Errorf("reads activation %q, which an earlier layer already consumed; proxykit imports feed-forward chains only (no branches)", n.Inputs[0])
+	out, err := l.JoinShape(ins)
+	if err != nil {
+		return err
 	}
-	return act, nil
+	c.net.Layers = append(c.net.Layers, l)
+	c.inputs = append(c.inputs, nodes)
+	c.lastLayer = l
+	c.gen++
+	c.setOutputs(n, &value{shape: out, gen: c.gen})
+	return nil
 }
 
 func (c *converter) setOutputs(n outlineNode, v *value) {
@@ -329,6 +367,7 @@ func (c *converter) addLayer(n outlineNode, act *value, l nn.Layer) error {
 		return err
 	}
 	c.net.Layers = append(c.net.Layers, l)
+	c.inputs = append(c.inputs, []int{act.gen - 1})
 	c.lastLayer = l
 	c.gen++
 	c.setOutputs(n, &value{shape: out, gen: c.gen})

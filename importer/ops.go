@@ -93,6 +93,11 @@ func (c *converter) apply(n outlineNode, attrs map[string]any) error {
 			return in[0].unsqueeze(axes)
 		})
 	case "Concat":
+		if acts, err := c.activations(n); err != nil {
+			return err
+		} else if len(acts) > 0 {
+			return c.opConcat(n, attrs, acts)
+		}
 		return c.constOp(n, func(in []*constant) (*constant, error) {
 			axis, err := attrInt(attrs, "axis", 0)
 			if err != nil {
@@ -579,6 +584,17 @@ func (c *converter) opMatMul(n outlineNode) error {
 // opArith folds arithmetic on constants, and turns Add of a constant to the
 // output of a bias-free Linear or Conv into that layer's bias.
 func (c *converter) opArith(n outlineNode) error {
+	acts, err := c.activations(n)
+	if err != nil {
+		return err
+	}
+	if len(acts) == 2 && n.OpType == "Add" && len(n.Inputs) == 2 {
+		if !sameInts(acts[0].shape, acts[1].shape) {
+			return fmt.Errorf("adds activations of shapes %s and %s; proxykit joins equal shapes only (no broadcasting)",
+				nn.ShapeString(acts[0].shape), nn.ShapeString(acts[1].shape))
+		}
+		return c.addJoin(n, acts, &nn.Add{LayerName: c.layerName(n, "add")})
+	}
 	act, err := c.activation(n)
 	if err != nil {
 		return err
@@ -602,6 +618,9 @@ func (c *converter) opArith(n outlineNode) error {
 	if err != nil {
 		return err
 	}
+	if act.gen != c.gen {
+		return fmt.Errorf("Add of a constant is only supported as the bias of the layer right before it")
+	}
 	switch l := c.lastLayer.(type) {
 	case *nn.Linear:
 		if l.Bias == nil {
@@ -624,6 +643,44 @@ func (c *converter) opArith(n outlineNode) error {
 		}
 	}
 	return fmt.Errorf("Add of a constant is only supported as the bias of a bias-free Linear (MatMul) or Conv right before it")
+}
+
+// opConcat joins activations along the channel axis (axis 1 of [B C H W]
+// or [B C]).
+func (c *converter) opConcat(n outlineNode, attrs map[string]any, acts []*value) error {
+	for i := range n.Inputs {
+		if v, _ := c.input(n, i); v != nil && v.c != nil {
+			return fmt.Errorf("concatenates a constant with activations; proxykit joins activations only")
+		}
+	}
+	if len(acts) < 2 {
+		c.passThrough(n, acts[0])
+		return nil
+	}
+	axis, err := attrInt(attrs, "axis", 0)
+	if err != nil {
+		return err
+	}
+	a, err := normAxis(axis, len(acts[0].shape)+1)
+	if err != nil {
+		return err
+	}
+	if a != 1 {
+		return fmt.Errorf("concatenates along axis %d; proxykit joins along channels (axis 1) only", axis)
+	}
+	return c.addJoin(n, acts, &nn.Concat{LayerName: c.layerName(n, "concat")})
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *converter) opFlatten(n outlineNode, attrs map[string]any) error {

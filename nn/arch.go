@@ -12,6 +12,9 @@ type LayerSpec struct {
 	Name   string         `json:"name"`
 	Attrs  map[string]any `json:"attrs,omitempty"`
 	Params []string       `json:"params,omitempty"`
+	// Inputs are the nodes the layer reads (Network.Inputs); absent in a
+	// chain.
+	Inputs []int `json:"inputs,omitempty"`
 }
 
 // Arch is a network's architecture without its weights.
@@ -23,8 +26,11 @@ type Arch struct {
 // ArchOf describes a network's architecture.
 func ArchOf(n *Network) Arch {
 	a := Arch{InputShape: n.InputShape}
-	for _, l := range n.Layers {
+	for i, l := range n.Layers {
 		s := LayerSpec{Kind: l.Kind(), Name: l.Name()}
+		if n.Inputs != nil && !n.IsChain() {
+			s.Inputs = n.Inputs[i]
+		}
 		for _, p := range l.Params() {
 			s.Params = append(s.Params, p.Name)
 		}
@@ -187,10 +193,23 @@ func (a Arch) Build(name string, params map[string]*Param) (*Network, error) {
 			l = &Pad2d{LayerName: s.Name, PT: at.Pads[0], PL: at.Pads[1], PB: at.Pads[2], PR: at.Pads[3], Value: at.Value}
 		case "Softmax", "LogSoftmax":
 			l = &Softmax{LayerName: s.Name, Log: s.Kind == "LogSoftmax"}
+		case "Add":
+			l = &Add{LayerName: s.Name}
+		case "Concat":
+			l = &Concat{LayerName: s.Name}
 		default:
 			return nil, fmt.Errorf("layer %d (%s): unknown kind %q", i, s.Name, s.Kind)
 		}
 		n.Layers = append(n.Layers, l)
+	}
+	graph := false
+	for _, s := range a.Layers {
+		graph = graph || s.Inputs != nil
+	}
+	if graph {
+		for _, s := range a.Layers {
+			n.Inputs = append(n.Inputs, s.Inputs)
+		}
 	}
 	if _, err := n.Shapes(); err != nil {
 		return nil, err

@@ -110,3 +110,85 @@ func (b *builder) linear(name string, in, out int) *Linear {
 func (b *builder) pool(name string) *Pool2d {
 	return &Pool2d{LayerName: name, Max: true, KH: 2, KW: 2, SH: 2, SW: 2}
 }
+
+// ResNet builds a CIFAR-style residual network of basic blocks (He, Zhang,
+// Ren and Sun, "Deep residual learning for image recognition", 2016, §4.2):
+// conv 3×3 to width channels + BN, ReLU; three stages of blocks at width,
+// 2·width and 4·width channels, the first block of stages 2 and 3 halving
+// the resolution with a projection shortcut (1×1 convolution + BN); global
+// average pooling; linear to classes. A block is conv 3×3 + BN, ReLU, conv
+// 3×3 + BN, added to the shortcut, ReLU. blocks = 1 is ResNet-8, 3 is
+// ResNet-20. in is the per-sample input shape [C, H, W]. Initialised as
+// Reference is (no biases in convolutions, as torchvision's).
+func ResNet(in []int, width, blocks, classes int, seed uint64) (*Network, error) {
+	if len(in) != 3 || in[0] < 1 || in[1] < 4 || in[2] < 4 {
+		return nil, fmt.Errorf("input shape %v: want [C H W] of at least 4x4 pixels", in)
+	}
+	if width < 1 || blocks < 1 || classes < 1 {
+		return nil, fmt.Errorf("width (%d), blocks per stage (%d) and classes (%d) must be positive", width, blocks, classes)
+	}
+	if err := checkResNetSize(in, width, blocks); err != nil {
+		return nil, err
+	}
+	b := newBuilder(seed)
+	net := &Network{Name: fmt.Sprintf("ResNet-%d, width %d", 6*blocks+2, width), InputShape: in}
+	add := func(l Layer, inputs ...int) int {
+		net.Layers = append(net.Layers, l)
+		net.Inputs = append(net.Inputs, inputs)
+		return len(net.Layers) - 1
+	}
+	conv := func(name string, cin, cout, k, stride, from int) int {
+		p := (k - 1) / 2
+		c := &Conv2d{LayerName: name, Weight: b.uniform(name+".weight", cin*k*k, cout, cin, k, k), SH: stride, SW: stride,
+			PT: p, PL: p, PB: p, PR: p, DH: 1, DW: 1}
+		return add(c, from)
+	}
+	bn := func(name string, c, from int) int { return add(b.bn(name, c), from) }
+	relu := func(name string, from int) int { return add(&ReLU{LayerName: name}, from) }
+	x := conv("conv1", in[0], width, 3, 1, -1)
+	x = bn("bn1", width, x)
+	x = relu("relu1", x)
+	c := width
+	for stage := 0; stage < 3; stage++ {
+		out := width << stage
+		for blk := 0; blk < blocks; blk++ {
+			name := fmt.Sprintf("layer%d.%d", stage+1, blk)
+			stride := 1
+			if stage > 0 && blk == 0 {
+				stride = 2
+			}
+			h := conv(name+".conv1", c, out, 3, stride, x)
+			h = bn(name+".bn1", out, h)
+			h = relu(name+".relu1", h)
+			h = conv(name+".conv2", out, out, 3, 1, h)
+			h = bn(name+".bn2", out, h)
+			short := x
+			if stride != 1 || c != out {
+				short = conv(name+".downsample.0", c, out, 1, stride, x)
+				short = bn(name+".downsample.1", out, short)
+			}
+			sum := add(&Add{LayerName: name + ".add"}, h, short)
+			x = relu(name+".relu2", sum)
+			c = out
+		}
+	}
+	x = add(&GlobalAvgPool{LayerName: "avgpool"}, x)
+	x = add(&Flatten{LayerName: "flatten"}, x)
+	add(&Linear{LayerName: "fc", Weight: b.uniform("fc.weight", c, classes, c), Bias: b.uniform("fc.bias", c, classes)}, x)
+	if _, err := net.Shapes(); err != nil {
+		return nil, err
+	}
+	return net, nil
+}
+
+// checkResNetSize refuses, before allocating, a ResNet whose parameters
+// (four copies for training) would not fit in memory.
+func checkResNetSize(in []int, width, blocks int) error {
+	if width > 1<<14 || blocks > 1<<10 {
+		return fmt.Errorf("width %d or %d blocks per stage is above the limit (16384, 1024)", width, blocks)
+	}
+	W, B := int64(width), int64(blocks)
+	params := 9*int64(in[0])*W + 9*(W*W+4*W*W+16*W*W)*2*B + 1000*W
+	return limits.CheckMemory(fmt.Sprintf("a ResNet of width %d and %d blocks per stage (about %d parameters)", width, blocks, params),
+		uint64(params)*16, "choose a smaller --width or fewer --blocks")
+}

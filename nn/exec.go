@@ -24,6 +24,7 @@ type Executor struct {
 	outs     []Value // each layer's output in the last forward pass
 	dxs      []Value // each layer's input gradient in the last backward pass
 	mode     Mode
+	graph    *graphPlan // nil for a chain
 }
 
 // NewExecutor plans layers on be for batches of up to capacity samples of
@@ -107,6 +108,9 @@ func (e *Executor) value(i, n int, buf compute.Buffer) Value {
 // on the executor's backend) and returns the last layer's output, which
 // stays valid until the next call. With no layers it returns x.
 func (e *Executor) Forward(x Value, mode Mode) Value {
+	if e.graph != nil {
+		return e.graphForward(x, mode)
+	}
 	n := x.N()
 	if n > e.capacity {
 		panic(fmt.Sprintf("nn: batch of %d for an executor planned for %d", n, e.capacity))
@@ -137,6 +141,10 @@ func (e *Executor) Backward(dy Value) {
 	}
 	if len(e.outs) != len(e.layers) {
 		panic("nn: Backward before Forward")
+	}
+	if e.graph != nil {
+		e.graphBackward(dy)
+		return
 	}
 	next := 0
 	e.dxs = make([]Value, len(e.layers))
@@ -180,3 +188,7 @@ func (e *Executor) Free() {
 // Output is layer i's output in the last forward pass (valid until the
 // next call).
 func (e *Executor) Output(i int) Value { return e.outs[i] }
+
+// NodeShape is the per-sample shape of node j: −1 the input, j ≥ 0 layer
+// j's output.
+func (e *Executor) NodeShape(j int) []int { return e.shapes[j+1] }

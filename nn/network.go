@@ -6,31 +6,27 @@ import (
 	"github.com/proxykit/proxykit/compute"
 )
 
-// Network is a feed-forward chain of layers: the ANN. Its parameters are
-// the ones the SNN built from it shares.
+// Network is a feed-forward network of layers: the ANN. Its parameters
+// are the ones the SNN built from it shares. It is a chain unless Inputs
+// says otherwise.
 type Network struct {
 	// Name is a label for messages, usually the file the network came from.
 	Name string
 	// InputShape is the per-sample input shape, e.g. [1 28 28].
 	InputShape []int
-	// Layers run in order.
+	// Layers run in order (a topological order of the graph).
 	Layers []Layer
+	// Inputs, if not nil, lists for each layer the nodes it reads: −1 is
+	// the network's input, j is layer j's output (j before the layer).
+	// Joins (Add, Concat) read two or more nodes, other layers one; the
+	// last layer's output is the network's. nil: a chain.
+	Inputs [][]int
 }
 
 // Shapes returns the per-sample output shape of every layer, checking that
-// each layer fits its input.
+// each layer fits its input (and that the graph is well formed).
 func (n *Network) Shapes() ([][]int, error) {
-	shapes := make([][]int, len(n.Layers))
-	cur := n.InputShape
-	for i, l := range n.Layers {
-		out, err := l.OutputShape(cur)
-		if err != nil {
-			return nil, fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
-		}
-		shapes[i] = out
-		cur = out
-	}
-	return shapes, nil
+	return GraphShapes(n.Layers, n.Inputs, n.InputShape)
 }
 
 // OutputShape is the per-sample shape the network produces.
@@ -166,7 +162,7 @@ func (n *Network) ForwardOn(be compute.Backend, x *Tensor) (*Tensor, error) {
 		return nil, err
 	}
 	n.Upload()
-	e, err := NewExecutor(be, n.Layers, n.InputShape, x.Shape[0], false)
+	e, err := NewGraphExecutor(be, n.Layers, n.Inputs, n.InputShape, x.Shape[0], false)
 	if err != nil {
 		return nil, err
 	}

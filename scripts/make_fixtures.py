@@ -212,7 +212,9 @@ def asym(out, gen):
 
 
 def bad_models(out, gen):
-    """Models proxykit must refuse with a clear error."""
+    """Models proxykit must refuse with a clear error (bad_sigmoid), and a tiny
+    residual network (bad_residual) that proxykit refused until it imported
+    branching networks; the name stayed, the tests now import it."""
 
     class Sig(nn.Module):
         def __init__(self):

@@ -17,6 +17,9 @@ need_apt=()
 if [ "$mode" = test ] && ! /usr/bin/python3 -c 'import torch, onnx, h5py' >/dev/null 2>&1; then
   need_apt+=(python3-torch python3-onnx python3-h5py python3-numpy)
 fi
+if [ "$mode" = test ] && ! /usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1; then
+  need_apt+=(python3-torchvision)
+fi
 if ! pkg-config --exists hdf5 2>/dev/null; then
   need_apt+=(libhdf5-dev pkg-config)
 fi

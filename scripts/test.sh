@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every proxykit check: formatting, go vet (also of the -tags cuda
 # build), the committed PTX against the CUDA kernels' source, all tests (the
-# full-width reference network included, generated here with PyTorch; the
+# full-width reference network and torchvision's ResNet-18 included,
+# generated here with PyTorch; the
 # CUDA backend on its emulated device), and fuzzing of the readers. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,18 @@ if [ ! -f "$full/$stamp" ]; then
   touch "$full/$stamp"
 fi
 export PROXYKIT_FULL_DIR="$PWD/$full"
+
+# torchvision's ResNet-18 (45 MB), generated likewise
+r18=.cache/resnet18
+stamp=$(cat scripts/make_resnet18.py scripts/make_graph_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
+if [ ! -f "$r18/$stamp" ]; then
+  echo "== generating torchvision's ResNet-18 with PyTorch"
+  rm -rf "$r18"
+  /usr/bin/python3 scripts/make_resnet18.py "$r18" 2>&1 | grep -v -i warning || true
+  test -f "$r18/resnet18.onnx"
+  touch "$r18/$stamp"
+fi
+export PROXYKIT_RESNET18="$PWD/$r18"
 
 echo "== go test"
 go test -count=1 ./...

@@ -29,6 +29,8 @@ type Simulator struct {
 	owned    []compute.Buffer
 	outCount compute.Buffer
 	outShape []int
+	graph    bool     // the SNN branches: every stage has its own output buffer
+	input    nn.Value // the current run's input (a branching SNN's IF layers may read it)
 	// synaptic operations, when counted (CountSynOps)
 	synTmp compute.Buffer
 	synOps []float64 // per stage, since the start of the last Run
@@ -43,6 +45,10 @@ type stage struct {
 	fused     bool           // a BatchNorm whose scale and shift the next IF layer applies
 	v, counts compute.Buffer // IF layers: potentials and spike counts, [capacity·N]
 	fanOut    compute.Buffer // layers with weights, when counting synaptic operations: [1, N]
+	// a branching SNN's stages: where the inputs come from and the output
+	srcs   []Source
+	outBuf compute.Buffer // [capacity·steps·N]
+	binary bool           // the output holds spikes
 }
 
 // NewSimulator plans snn on be for batches of up to capacity inputs. The
@@ -52,8 +58,11 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
 	steps := min(max(be.StepsAtOnce(snn.Config.Timesteps), 1), snn.Config.Timesteps)
+	if snn.DynInputs != nil {
+		return newGraphSimulator(be, snn, capacity, steps)
+	}
 	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps}
-	static, err := nn.NewExecutor(be, snn.Static, snn.ANN.InputShape, capacity, false)
+	static, err := nn.NewGraphExecutor(be, snn.Static, snn.StaticInputs, snn.ANN.InputShape, capacity, false)
 	if err != nil {
 		return nil, fmt.Errorf("SNN static input layer: %w", err)
 	}
@@ -159,6 +168,7 @@ func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read fun
 	for i := range sim.synOps {
 		sim.synOps[i] = 0
 	}
+	sim.input = x
 	static := sim.static.Forward(x, nn.Mode{BatchStats: batchStats})
 	last := len(sim.stages) - 1
 	for i, st := range sim.stages {
@@ -191,6 +201,10 @@ func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read fun
 
 // chunk runs tc time steps of the dynamic layers on the static output.
 func (sim *Simulator) chunk(static nn.Value, n, tc int, batchStats, rates bool) {
+	if sim.graph {
+		sim.chunkGraph(n, tc, batchStats, rates)
+		return
+	}
 	be, cfg := sim.be, sim.snn.Config
 	last := len(sim.stages) - 1
 	mode := nn.Mode{BatchStats: batchStats, Groups: tc}

@@ -63,6 +63,11 @@ type Network struct {
 	Dynamic []any
 	// Dropped names the ANN's output activation left out of the SNN, if any.
 	Dropped string
+	// For a branching ANN (nn.Network.Inputs set): StaticInputs are the
+	// static layers' inputs (as nn.Network.Inputs) and DynInputs, per
+	// dynamic entry, where its inputs come from. Both nil for a chain.
+	StaticInputs [][]int
+	DynInputs    [][]Source
 	// Config is the neuron setting and T.
 	Config Config
 }
@@ -76,6 +81,9 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 	}
 	if _, err := ann.Shapes(); err != nil {
 		return nil, err
+	}
+	if !ann.IsChain() {
+		return newGraph(ann, cfg)
 	}
 	s := &Network{ANN: ann, Config: cfg}
 	layers := ann.Layers

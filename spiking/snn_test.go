@@ -53,7 +53,7 @@ func countsMatchPyTorch(t *testing.T, be compute.Backend) {
 		cfg  spiking.Config
 	}
 	var runs []run
-	for _, name := range testutil.Models {
+	for _, name := range append(testutil.Models, testutil.Graphs...) {
 		runs = append(runs, run{name + ".snn.npy", spiking.DefaultConfig()})
 	}
 	for _, name := range []string{"fmnist_w8_folded", "fmnist_w8_bn"} {

@@ -51,6 +51,14 @@ func TrainedLayers(ann *nn.Network) []nn.Layer {
 	return ann.Layers
 }
 
+// TrainedInputs are the inputs of TrainedLayers (nil for a chain).
+func TrainedInputs(ann *nn.Network) [][]int {
+	if ann.Inputs == nil {
+		return nil
+	}
+	return ann.Inputs[:len(TrainedLayers(ann))]
+}
+
 // NewEngine binds ann and snn to be and plans them for batches of up to
 // capacity images.
 func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int) (*Engine, error) {
@@ -59,7 +67,7 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 	}
 	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity}
 	var err error
-	if e.ann, err = nn.NewExecutor(be, TrainedLayers(ann), ann.InputShape, capacity, true); err != nil {
+	if e.ann, err = nn.NewGraphExecutor(be, TrainedLayers(ann), TrainedInputs(ann), ann.InputShape, capacity, true); err != nil {
 		return nil, fmt.Errorf("%s: ANN: %w", be.Name(), err)
 	}
 	if e.sim, err = spiking.NewSimulator(be, snn, capacity); err != nil {

@@ -136,3 +136,39 @@ func TestEmulatedDeviceTrainsLikeTheCPU(t *testing.T) {
 		t.Errorf("the emulated device's training is %.2f %% of the training's effect away from the CPU's", 100*off/moved)
 	}
 }
+
+// TestBranchingProxyLearningMatchesPyTorch: 4 proxy steps of the branching
+// fixture network (scripts/make_graph_fixtures.py) land within 2 % of
+// torch's change from torch, on the CPU and on the emulated CUDA device.
+func TestBranchingProxyLearningMatchesPyTorch(t *testing.T) {
+	emu, err := cuda.Open(cuda.Options{Emulate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	x := testutil.Array(t, "graph/resnet_tiny.x.npy")
+	wantBefore := testutil.Array(t, "graph/resnet_tiny.ann.npy").Data
+	want := testutil.Array(t, "graph/resnet_tiny.eval4.npy").Data
+	for _, be := range []compute.Backend{compute.NewCPU(), emu} {
+		s := train.DefaultSettings()
+		s.Dataset, s.Epochs, s.BatchSize, s.LR = train.MNIST, 2, 100, 1e-3
+		s.Shuffle, s.Augment, s.FreezeBNAfter, s.MaxTrain = false, false, 0, 200
+		tr := proxyTrainer(t, testutil.Path("graph/resnet_tiny.onnx"), s)
+		tr.Backend = be
+		if err := tr.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		y, err := tr.ANN.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved, off := testutil.Dist(want, wantBefore), testutil.Dist(y.Data, want)
+		t.Logf("%s: torch moved the outputs by %.4g; proxykit lands %.4g from torch (%.2f %%)", be.Name(), moved, off, 100*off/moved)
+		if moved == 0 || off > 0.02*moved {
+			t.Errorf("%s: proxykit is %.2f %% of torch's change away from torch (allowed 2 %%)", be.Name(), 100*off/moved)
+		}
+	}
+}

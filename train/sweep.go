@@ -127,7 +127,8 @@ func (e *Engine) Sweep(ctx context.Context, d *Dataset, opt SweepOptions) (Sweep
 	if err := e.sim.CountSynOps(); err != nil {
 		return sw, err
 	}
-	sw.ANNMACs, sw.StaticMACs = macs(TrainedLayers(e.ANN), e.ANN.InputShape), macs(e.SNN.Static, e.ANN.InputShape)
+	sw.ANNMACs, sw.StaticMACs = macs(TrainedLayers(e.ANN), TrainedInputs(e.ANN), e.ANN.InputShape),
+		macs(e.SNN.Static, e.SNN.StaticInputs, e.ANN.InputShape)
 	type totals struct {
 		strict, ties, tied int
 		rates, layerOps    []float64
@@ -225,17 +226,24 @@ func SweepModel(ctx context.Context, be compute.Backend, ann *nn.Network, snn *s
 	return e.Sweep(ctx, d, opt)
 }
 
-// macs adds up the multiply-accumulates of a chain of layers on one sample.
-func macs(layers []nn.Layer, in []int) int64 {
+// macs adds up the multiply-accumulates of layers (a chain, or a graph
+// with inputs) on one sample.
+func macs(layers []nn.Layer, inputs [][]int, in []int) int64 {
+	shapes, err := nn.GraphShapes(layers, inputs, in)
+	if err != nil {
+		return 0
+	}
 	var total int64
-	cur := in
-	for _, l := range layers {
-		total += nn.MACs(l, cur)
-		out, err := l.OutputShape(cur)
-		if err != nil {
-			return total
+	for i, l := range layers {
+		src := i - 1
+		if inputs != nil {
+			src = inputs[i][0]
 		}
-		cur = out
+		if src < 0 {
+			total += nn.MACs(l, in)
+		} else {
+			total += nn.MACs(l, shapes[src])
+		}
 	}
 	return total
 }

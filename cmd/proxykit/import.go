@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -58,15 +59,38 @@ the SNN layer it becomes.`,
 			fmt.Fprintf(out, "input [B %s\n\n", nn.ShapeString(net.InputShape)[1:])
 			roles := spiking.Role(net)
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "#\tlayer\top\toutput\tparams\tSNN\tdetails")
+			graph := !net.IsChain()
+			reads := func(i int) string { // a branching network's inputs of layer i
+				if !graph {
+					return ""
+				}
+				var s []string
+				for _, j := range net.InputsOf(i) {
+					if j < 0 {
+						s = append(s, "input")
+					} else {
+						s = append(s, fmt.Sprint(j))
+					}
+				}
+				return strings.Join(s, ",") + "\t"
+			}
+			head := "#\tlayer\top\toutput\tparams\tSNN\tdetails"
+			if graph {
+				head = "#\tlayer\top\treads\toutput\tparams\tSNN\tdetails"
+			}
+			fmt.Fprintln(tw, head)
 			for i, l := range net.Layers {
 				np := 0
 				for _, p := range l.Params() {
 					np += len(p.Data)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", i, l.Name(), l.Kind(), nn.ShapeString(shapes[i]), np, roles[i], l.Describe())
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s%s\t%d\t%s\t%s\n", i, l.Name(), l.Kind(), reads(i), nn.ShapeString(shapes[i]), np, roles[i], l.Describe())
 			}
-			fmt.Fprintf(tw, "%d\toutput\t\t%s\t0\tIF (counts over T)\t\n", len(net.Layers), nn.ShapeString(shapes[len(shapes)-1]))
+			last := ""
+			if graph {
+				last = fmt.Sprint(len(net.Layers)-1) + "\t"
+			}
+			fmt.Fprintf(tw, "%d\toutput\t\t%s%s\t0\tIF (counts over T)\t\n", len(net.Layers), last, nn.ShapeString(shapes[len(shapes)-1]))
 			tw.Flush()
 			fmt.Fprintf(out, "\n%d layers, %d parameters\n", len(net.Layers), net.ParamCount())
 			if m.ONNX != nil {

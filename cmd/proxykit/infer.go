@@ -141,7 +141,7 @@ func infer(be compute.Backend, ann *nn.Network, snn *spiking.Network, x *nn.Tens
 		outShape = sim.OutputShape()
 		run = func(v nn.Value) nn.Value { return sim.Run(v, false, false) }
 	} else {
-		e, err := nn.NewExecutor(be, ann.Layers, ann.InputShape, batch, false)
+		e, err := nn.NewGraphExecutor(be, ann.Layers, ann.Inputs, ann.InputShape, batch, false)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -37,8 +37,28 @@ func TestInitWritesReadableModel(t *testing.T) {
 	if !strings.Contains(table, "19 layers, "+strconv.Itoa(want)+" parameters") {
 		t.Errorf("import of the init'ed model:\n%s\nwant %d parameters", table, want)
 	}
-	if _, err := run(t, "init", "--arch", "resnet", "-o", p); err == nil {
+	if _, err := run(t, "init", "--arch", "vgg", "-o", p); err == nil {
 		t.Error("unknown --arch accepted")
+	}
+	// a ResNet-8 for 28x28 digits: it branches, trains and evaluates
+	r := filepath.Join(dir, "resnet.onnx")
+	if out, err = run(t, "init", "--arch", "resnet", "--input", "1x28x28", "-o", r); err != nil || !strings.Contains(out, "ResNet-8, width 16") {
+		t.Fatalf("init --arch resnet: %v\n%s", err, out)
+	}
+	table, err = run(t, "import", r)
+	if err != nil || strings.Count(table, "Add (each step)") != 3 || !strings.Contains(table, "reads") {
+		t.Errorf("import of the ResNet (%v):\n%s", err, table)
+	}
+	ck := filepath.Join(dir, "resnet.ckpt")
+	if out, err := run(t, "train", r, "--data", testutil.Path("proxy"), "--dataset", "mnist", "-o", ck, "--epochs", "1",
+		"--batch-size", "50", "--max-train", "100"); err != nil {
+		t.Fatalf("training the ResNet: %v\n%s", err, out)
+	}
+	if out, err := run(t, "eval", ck, "--data", testutil.Path("proxy"), "--timesteps", "1,4"); err != nil {
+		t.Errorf("eval of the ResNet: %v\n%s", err, out)
+	}
+	if _, err := run(t, "init", "--arch", "resnet", "--input", "3x32", "-o", r); err == nil {
+		t.Error("--input 3x32 accepted")
 	}
 }
 

@@ -61,6 +61,7 @@ func Test(t *testing.T, be compute.Backend, tol Tolerances) {
 	t.Run("ReLU", s.relu)
 	t.Run("Pooling", s.pooling)
 	t.Run("GlobalAvgPoolAndPad", s.gapPad)
+	t.Run("Joins", s.joins)
 	t.Run("Softmax", s.softmax)
 	t.Run("BatchNorm", s.batchNorm)
 	t.Run("IF", s.integrateAndFire)

@@ -134,6 +134,37 @@ func (s *suite) relu(t *testing.T) {
 	s.free(x, dy, y, dx)
 }
 
+// joins checks the operations of branching networks: AddTo (a residual
+// join, and gradients summed at a fan-out) and CopyChannels (a
+// concatenation along channels and its backward pass), exactly.
+func (s *suite) joins(t *testing.T) {
+	n := 1037
+	ah, bh := s.uniform(n, -1, 1), s.uniform(n, -1, 1)
+	a, b := s.up(ah), s.up(bh)
+	s.be.AddTo(a, b)
+	want := make([]float32, n)
+	for i := range want {
+		want[i] = ah[i] + bh[i]
+	}
+	s.exact("AddTo", s.down(a), want)
+	// concatenate [3, 2, 5, hw] and [3, 4, 5, hw]-like tensors: 2 + 4
+	// channels of hw values, 3 samples; then take the second part back out
+	ns, hw, c1, c2 := 3, 7, 2, 4
+	xh, yh := s.uniform(ns*c1*hw, -1, 1), s.uniform(ns*c2*hw, -1, 1)
+	x, y, cat, back := s.up(xh), s.up(yh), s.out(ns*(c1+c2)*hw), s.out(ns*c2*hw)
+	s.be.CopyChannels(ns, c1, hw, x, c1, 0, cat, c1+c2, 0)
+	s.be.CopyChannels(ns, c2, hw, y, c2, 0, cat, c1+c2, c1)
+	wantCat := make([]float32, 0, ns*(c1+c2)*hw)
+	for i := 0; i < ns; i++ {
+		wantCat = append(wantCat, xh[i*c1*hw:(i+1)*c1*hw]...)
+		wantCat = append(wantCat, yh[i*c2*hw:(i+1)*c2*hw]...)
+	}
+	s.exact("CopyChannels (concatenate)", s.down(cat), wantCat)
+	s.be.CopyChannels(ns, c2, hw, cat, c1+c2, c1, back, c2, 0)
+	s.exact("CopyChannels (split)", s.down(back), yh)
+	s.free(a, b, x, y, cat, back)
+}
+
 var poolCases = []compute.PoolGeom{
 	{C: 3, H: 8, W: 8, KH: 2, KW: 2, SH: 2, SW: 2},
 	{C: 2, H: 7, W: 9, KH: 3, KW: 2, SH: 2, SW: 3, PT: 1, PL: 1, PB: 1, PR: 0, Ceil: true},

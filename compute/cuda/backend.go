@@ -55,7 +55,7 @@ type Backend struct {
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
-var kernelNames = []string{"pk_fill", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
+var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
 	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_update_running",
@@ -275,6 +275,20 @@ func (be *Backend) Copy(dst, src compute.Buffer) {
 	if dst.Len() > 0 {
 		be.fail(be.dev.dtod(ptr(dst), ptr(src), int64(dst.Len())*4))
 	}
+}
+
+// AddTo implements compute.Backend.
+func (be *Backend) AddTo(dst, src compute.Buffer) {
+	if dst.Len() != src.Len() {
+		panic(fmt.Sprintf("cuda: adding %d values into %d", src.Len(), dst.Len()))
+	}
+	be.launch1d("pk_add_to", int64(dst.Len()), ptr(dst), ptr(src), int64(dst.Len()))
+}
+
+// CopyChannels implements compute.Backend.
+func (be *Backend) CopyChannels(n, c, hw int, src compute.Buffer, srcC, srcOff int, dst compute.Buffer, dstC, dstOff int) {
+	be.launch1d("pk_copy_channels", int64(n)*int64(c)*int64(hw), ptr(src), ptr(dst), int64(n), int32(c), int64(hw),
+		int32(srcC), int32(srcOff), int32(dstC), int32(dstOff))
 }
 
 // Fill implements compute.Backend.

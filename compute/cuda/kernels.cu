@@ -38,6 +38,22 @@ __global__ void pk_fill(float* p, long long n, float v) {
     GRID_STRIDE(i, n) p[i] = v;
 }
 
+// pk_add_to adds src[0:n] into dst.
+__global__ void pk_add_to(float* dst, const float* src, long long n) {
+    GRID_STRIDE(i, n) dst[i] += src[i];
+}
+
+// pk_copy_channels copies, for each of n samples, channels [src_off,
+// src_off + c) of src (src_c channels of hw values) to channels [dst_off,
+// dst_off + c) of dst (dst_c channels).
+__global__ void pk_copy_channels(const float* src, float* dst, long long n, int c, long long hw, int src_c, int src_off,
+                                 int dst_c, int dst_off) {
+    GRID_STRIDE(i, n * c * hw) {
+        long long s = i / (c * hw), r = i % (c * hw);
+        dst[(s * dst_c + dst_off) * hw + r] = src[(s * src_c + src_off) * hw + r];
+    }
+}
+
 // pk_sum writes the sum of x[0:n] into out[0] + out[1] (a float32 pair
 // holding a double: hi and the remainder). One block. Calls __syncthreads().
 __global__ void pk_sum(const float* x, long long n, float* out) {

@@ -15,8 +15,12 @@ import (
 	"github.com/proxykit/proxykit/npy"
 )
 
-// Models are the ONNX fixtures whose SNN sums are exact (dyadic weights):
-// proxykit's spike counts must equal PyTorch's.
+// Graphs are the branching networks among the fixtures (testdata/graph,
+// scripts/make_graph_fixtures.py), exact in the same way.
+var Graphs = []string{"graph/resnet_tiny"}
+
+// Models are the ONNX fixtures (chains) whose SNN sums are exact (dyadic
+// weights): proxykit's spike counts must equal PyTorch's.
 var Models = []string{"fmnist_w8_folded", "fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13"}
 
 // Dir is the path of the repository's testdata folder: $PROXYKIT_TESTDATA
