@@ -33,6 +33,7 @@ type NIROptions struct {
 // float32 array, an int64 array or scalar, or a string.
 type nirNode struct {
 	name   string
+	from   []string // the nodes with an edge into this one
 	typ    string
 	floats map[string]nirArray
 	ints   map[string][]int64
@@ -82,11 +83,12 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 // nirGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d (BN
 // folded), IF (parameters shaped like their layer), SumPool2d + IF (or +
 // Threshold) for max-pooling on spikes, AvgPool2d, Flatten, Affine or
-// Linear, Output, chained by edges. It refuses what NIR cannot express,
-// naming the layer.
+// Linear, Output, joined by edges: a chain, or for a branching SNN a graph
+// in which NIR's rule — a node's input is the sum of its incoming edges —
+// stands for Add. It refuses what NIR cannot express, naming the layer.
 func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 	if s.DynInputs != nil {
-		return nil, fmt.Errorf("NIR export of a branching network is not implemented yet (ONNX export is: --snn)")
+		return nirBranching(s, o)
 	}
 	static, dynamic, err := snnLayers(s)
 	if err != nil {
@@ -97,14 +99,33 @@ func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 		layers = append(layers, l)
 	}
 	layers = append(layers, dynamic...)
-	cfg := s.Config
 	in := newNIRNode("input", "Input")
 	in.ints["shape"] = toInt64(s.ANN.InputShape)
 	nodes := []*nirNode{in}
 	shape := s.ANN.InputShape
-	used := map[string]int{}
 	spikes := false // the current signal is binary spikes
-	unique := func(base string) string {
+	names := nirNamer()
+	for _, l := range layers {
+		made, out, sp, err := nirLayer(l, shape, spikes, names, s.Config, o)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range made {
+			n.from = []string{nodes[len(nodes)-1].name}
+			nodes = append(nodes, n)
+		}
+		shape, spikes = out, sp
+	}
+	outNode := newNIRNode("output", "Output")
+	outNode.ints["shape"] = toInt64(shape)
+	outNode.from = []string{nodes[len(nodes)-1].name}
+	return append(nodes, outNode), nil
+}
+
+// nirNamer makes node names unique.
+func nirNamer() func(string) string {
+	used := map[string]int{}
+	return func(base string) string {
 		base = nirName(base)
 		used[base]++
 		if used[base] > 1 {
@@ -112,119 +133,133 @@ func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 		}
 		return base
 	}
-	for _, l := range layers {
+}
+
+// nirLayer makes the NIR nodes of one SNN layer (an IF layer or an nn
+// layer) reading a signal of shape (spikes when binary), chained among
+// themselves, and returns the output's shape and whether it holds spikes.
+func nirLayer(l any, shape []int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
+	defer func() {
+		for i := 1; i < len(nodes); i++ {
+			nodes[i].from = []string{nodes[i-1].name}
+		}
+	}()
+	switch l := l.(type) {
+	case *spiking.IF:
+		n := newNIRNode(unique("if_"+l.LayerName), "IF")
+		n.floats["r"] = full(shape, 1)
+		n.floats["v_threshold"] = full(shape, nirThreshold(cfg.Threshold, o))
+		n.floats["v_reset"] = full(shape, cfg.Reset)
+		n.meta["proxykit_v_threshold"] = fmt.Sprint(cfg.Threshold)
+		n.meta["firing_rule"] = "proxykit fires on v >= v_th; v_threshold is the float32 below v_th, so NIR's v > v_threshold is the same"
+		n.meta["reset"] = "hard"
+		n.meta["dt"] = "1"
+		nodes = append(nodes, n)
+		return nodes, shape, true, nil
+	case nn.Layer:
+		out, err := l.OutputShape(shape)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		what := fmt.Sprintf("layer %s (%s)", l.Name(), l.Kind())
 		switch l := l.(type) {
-		case *spiking.IF:
-			n := newNIRNode(unique("if_"+l.LayerName), "IF")
-			n.floats["r"] = full(shape, 1)
-			n.floats["v_threshold"] = full(shape, nirThreshold(cfg.Threshold, o))
-			n.floats["v_reset"] = full(shape, cfg.Reset)
-			n.meta["proxykit_v_threshold"] = fmt.Sprint(cfg.Threshold)
-			n.meta["firing_rule"] = "proxykit fires on v >= v_th; v_threshold is the float32 below v_th, so NIR's v > v_threshold is the same"
-			n.meta["reset"] = "hard"
-			n.meta["dt"] = "1"
-			nodes = append(nodes, n)
-			spikes = true
-			continue
-		case nn.Layer:
-			out, err := l.OutputShape(shape)
-			if err != nil {
-				return nil, err
+		case *nn.Conv2d:
+			if l.PT != l.PB || l.PL != l.PR {
+				return nil, nil, false, fmt.Errorf("%s pads %d,%d,%d,%d: NIR's Conv2d pads symmetrically", what, l.PT, l.PL, l.PB, l.PR)
 			}
-			what := fmt.Sprintf("layer %s (%s)", l.Name(), l.Kind())
-			switch l := l.(type) {
-			case *nn.Conv2d:
-				if l.PT != l.PB || l.PL != l.PR {
-					return nil, fmt.Errorf("%s pads %d,%d,%d,%d: NIR's Conv2d pads symmetrically", what, l.PT, l.PL, l.PB, l.PR)
-				}
-				n := newNIRNode(unique(l.Name()), "Conv2d")
-				n.floats["weight"] = nirArray{l.Weight.Shape, l.Weight.Data}
-				if l.Bias != nil {
-					n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
-				} else {
-					n.floats["bias"] = full([]int{l.Weight.Shape[0]}, 0)
-				}
+			n := newNIRNode(unique(l.Name()), "Conv2d")
+			n.floats["weight"] = nirArray{l.Weight.Shape, l.Weight.Data}
+			if g := max(l.Groups, 1); g > 1 {
+				// NIR's reader (commit 7232ada) takes a Conv2d's input
+				// channels from its weight, ignoring groups, and refuses
+				// the graph; the same convolution without groups has zero
+				// weights between groups and gives the same sums exactly
+				n.floats["weight"] = denseGroupedWeight(l.Weight.Shape, l.Weight.Data, g)
+				n.meta["groups"] = fmt.Sprintf("%d, written as one group with zero weights between groups", g)
+			}
+			if l.Bias != nil {
+				n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
+			} else {
+				n.floats["bias"] = full([]int{l.Weight.Shape[0]}, 0)
+			}
+			n.ints["stride"] = toInt64([]int{l.SH, l.SW})
+			n.ints["padding"] = toInt64([]int{l.PT, l.PL})
+			n.ints["dilation"] = toInt64([]int{l.DH, l.DW})
+			n.scalar["groups"] = 1
+			n.ints["input_shape"] = toInt64(shape[1:])
+			nodes = append(nodes, n)
+			spikes = false
+		case *nn.Linear:
+			typ := "Linear"
+			if l.Bias != nil {
+				typ = "Affine"
+			}
+			n := newNIRNode(unique(l.Name()), typ)
+			n.floats["weight"] = nirArray{l.Weight.Shape, l.Weight.Data}
+			if l.Bias != nil {
+				n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
+			}
+			nodes = append(nodes, n)
+			spikes = false
+		case *nn.Pool2d:
+			if l.PT != l.PB || l.PL != l.PR || l.Ceil {
+				return nil, nil, false, fmt.Errorf("%s: NIR's pooling pads symmetrically and has no ceil mode", what)
+			}
+			pool := func(typ string) *nirNode {
+				n := newNIRNode(unique(l.Name()), typ)
+				n.ints["kernel_size"] = toInt64([]int{l.KH, l.KW})
 				n.ints["stride"] = toInt64([]int{l.SH, l.SW})
 				n.ints["padding"] = toInt64([]int{l.PT, l.PL})
-				n.ints["dilation"] = toInt64([]int{l.DH, l.DW})
-				n.scalar["groups"] = int64(max(l.Groups, 1))
-				n.ints["input_shape"] = toInt64(shape[1:])
-				nodes = append(nodes, n)
-				spikes = false
-			case *nn.Linear:
-				typ := "Linear"
-				if l.Bias != nil {
-					typ = "Affine"
-				}
-				n := newNIRNode(unique(l.Name()), typ)
-				n.floats["weight"] = nirArray{l.Weight.Shape, l.Weight.Data}
-				if l.Bias != nil {
-					n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
-				}
-				nodes = append(nodes, n)
-				spikes = false
-			case *nn.Pool2d:
-				if l.PT != l.PB || l.PL != l.PR || l.Ceil {
-					return nil, fmt.Errorf("%s: NIR's pooling pads symmetrically and has no ceil mode", what)
-				}
-				pool := func(typ string) *nirNode {
-					n := newNIRNode(unique(l.Name()), typ)
-					n.ints["kernel_size"] = toInt64([]int{l.KH, l.KW})
-					n.ints["stride"] = toInt64([]int{l.SH, l.SW})
-					n.ints["padding"] = toInt64([]int{l.PT, l.PL})
-					return n
-				}
-				if l.Max {
-					if !spikes {
-						return nil, fmt.Errorf("%s max-pools analog values: NIR has no max pooling (proxykit writes max-pooling over spikes as their OR)", what)
-					}
-					// max over binary spikes = their OR = (sum > 0)
-					sum := pool("SumPool2d")
-					if o.MaxPoolThreshold {
-						sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by Threshold at 0"
-						th := newNIRNode(unique(l.Name()+"_threshold"), "Threshold")
-						th.floats["threshold"] = full(out, 0)
-						nodes = append(nodes, sum, th)
-					} else {
-						sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by an IF layer that fires when the sum is at least 1"
-						or := newNIRNode(unique(l.Name()+"_or"), "IF")
-						or.floats["r"] = full(out, 1)
-						or.floats["v_threshold"] = full(out, 0.5)
-						or.floats["v_reset"] = full(out, 0)
-						or.meta["replaces"] = "the OR of a max-pooling window of spikes: the integer sum fires when at least 1, and the potential is 0 after every step"
-						nodes = append(nodes, sum, or)
-					}
-				} else {
-					if l.PT+l.PL > 0 && !l.CountPad {
-						return nil, fmt.Errorf("%s: NIR's AvgPool2d counts padding in its divisor; this layer does not", what)
-					}
-					nodes = append(nodes, pool("AvgPool2d"))
-					spikes = false
-				}
-			case *nn.GlobalAvgPool:
-				n := newNIRNode(unique(l.Name()), "AvgPool2d")
-				n.ints["kernel_size"] = toInt64(shape[1:])
-				n.ints["stride"] = toInt64(shape[1:])
-				n.ints["padding"] = []int64{0, 0}
-				nodes = append(nodes, n)
-				spikes = false
-			case *nn.Flatten:
-				n := newNIRNode(unique(l.Name()), "Flatten")
-				n.scalar["start_dim"] = 0
-				n.scalar["end_dim"] = -1
-				// a plain integer dataset, as NIR's writer stores it: a
-				// group here makes NIR's reader fail
-				n.ints["input_type"] = toInt64(shape)
-				nodes = append(nodes, n)
-			default:
-				return nil, fmt.Errorf("%s has no NIR form (NIR has no padding or softmax node)", what)
+				return n
 			}
-			shape = out
+			if l.Max {
+				if !spikes {
+					return nil, nil, false, fmt.Errorf("%s max-pools analog values: NIR has no max pooling (proxykit writes max-pooling over spikes as their OR)", what)
+				}
+				// max over binary spikes = their OR = (sum > 0)
+				sum := pool("SumPool2d")
+				if o.MaxPoolThreshold {
+					sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by Threshold at 0"
+					th := newNIRNode(unique(l.Name()+"_threshold"), "Threshold")
+					th.floats["threshold"] = full(out, 0)
+					nodes = append(nodes, sum, th)
+				} else {
+					sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by an IF layer that fires when the sum is at least 1"
+					or := newNIRNode(unique(l.Name()+"_or"), "IF")
+					or.floats["r"] = full(out, 1)
+					or.floats["v_threshold"] = full(out, 0.5)
+					or.floats["v_reset"] = full(out, 0)
+					or.meta["replaces"] = "the OR of a max-pooling window of spikes: the integer sum fires when at least 1, and the potential is 0 after every step"
+					nodes = append(nodes, sum, or)
+				}
+			} else {
+				if l.PT+l.PL > 0 && !l.CountPad {
+					return nil, nil, false, fmt.Errorf("%s: NIR's AvgPool2d counts padding in its divisor; this layer does not", what)
+				}
+				nodes = append(nodes, pool("AvgPool2d"))
+				spikes = false
+			}
+		case *nn.GlobalAvgPool:
+			n := newNIRNode(unique(l.Name()), "AvgPool2d")
+			n.ints["kernel_size"] = toInt64(shape[1:])
+			n.ints["stride"] = toInt64(shape[1:])
+			n.ints["padding"] = []int64{0, 0}
+			nodes = append(nodes, n)
+			spikes = false
+		case *nn.Flatten:
+			n := newNIRNode(unique(l.Name()), "Flatten")
+			n.scalar["start_dim"] = 0
+			n.scalar["end_dim"] = -1
+			// a plain integer dataset, as NIR's writer stores it: a
+			// group here makes NIR's reader fail
+			n.ints["input_type"] = toInt64(shape)
+			nodes = append(nodes, n)
+		default:
+			return nil, nil, false, fmt.Errorf("%s has no NIR form (NIR has no padding or softmax node)", what)
 		}
+		return nodes, out, spikes, nil
 	}
-	outNode := newNIRNode("output", "Output")
-	outNode.ints["shape"] = toInt64(shape)
-	return append(nodes, outNode), nil
+	return nil, nil, false, fmt.Errorf("%T has no NIR form", l)
 }
 
 // WriteNIR writes the SNN as a NIR graph in HDF5 to path, atomically (the
@@ -270,10 +305,12 @@ func writeNIRFile(path string, nodes []*nirNode, cfg spiking.Config) (err error)
 		return err
 	}
 	var edges []string
-	for i := 1; i < len(nodes); i++ {
-		edges = append(edges, nodes[i-1].name, nodes[i].name)
+	for _, n := range nodes {
+		for _, f := range n.from {
+			edges = append(edges, f, n.name)
+		}
 	}
-	if err := graph.Strings("edges", []int{len(nodes) - 1, 2}, edges); err != nil {
+	if err := graph.Strings("edges", []int{len(edges) / 2, 2}, edges); err != nil {
 		return err
 	}
 	meta, err := graph.Group("metadata")
@@ -345,4 +382,131 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 func CheckNIR(s *spiking.Network, o NIROptions) error {
 	_, err := nirGraph(s, o)
 	return err
+}
+
+// nirBranching builds the NIR graph of a branching SNN. Each static layer
+// and dynamic entry becomes its NIR nodes, with edges from the nodes its
+// sources ended in; an Add becomes no node at all — NIR sums a node's
+// incoming edges — so its consumers get edges from all of its sources. A
+// BatchNorm is folded into the convolution it follows when that
+// convolution feeds nothing else, else written as a 1×1 convolution.
+// Concat has no NIR form and is refused.
+func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
+	type item struct {
+		layer any      // *spiking.IF or nn.Layer
+		srcs  []int    // indices into items; −1 the graph's input
+		outs  []string // the NIR nodes whose sum is this item's output
+		shape []int
+		spike bool
+	}
+	var items []item
+	for i, l := range s.Static {
+		var srcs []int
+		for _, j := range inputsOf(s.StaticInputs, i) {
+			srcs = append(srcs, j)
+		}
+		items = append(items, item{layer: l, srcs: srcs})
+	}
+	base := len(items)
+	for i, d := range s.Dynamic {
+		var srcs []int
+		for _, src := range s.DynInputs[i] {
+			if src.Static {
+				srcs = append(srcs, src.Index)
+			} else {
+				srcs = append(srcs, base+src.Index)
+			}
+		}
+		items = append(items, item{layer: d, srcs: srcs})
+	}
+	readers := make([]int, len(items))
+	for _, it := range items {
+		for _, j := range it.srcs {
+			if j >= 0 {
+				readers[j]++
+			}
+		}
+	}
+	// fold BatchNorm into a convolution that only it reads
+	skip := make([]bool, len(items))
+	for i := range items {
+		bn, ok := items[i].layer.(*nn.BatchNorm2d)
+		if !ok {
+			continue
+		}
+		j := items[i].srcs[0]
+		var prev any
+		if j >= 0 {
+			prev = items[j].layer
+		}
+		if conv, isConv := prev.(*nn.Conv2d); isConv && readers[j] == 1 {
+			folded, err := FoldBatchNorm([]nn.Layer{conv, bn})
+			if err != nil {
+				return nil, err
+			}
+			items[i].layer, items[i].srcs = folded[0], items[j].srcs
+			skip[j] = true
+			continue
+		}
+		folded, err := FoldBatchNorm([]nn.Layer{bn})
+		if err != nil {
+			return nil, err
+		}
+		items[i].layer = folded[0]
+	}
+	in := newNIRNode("input", "Input")
+	in.ints["shape"] = toInt64(s.ANN.InputShape)
+	nodes := []*nirNode{in}
+	names := nirNamer()
+	for i := range items {
+		if skip[i] {
+			continue
+		}
+		it := &items[i]
+		var from []string
+		var shapes [][]int
+		spikes := true
+		for _, j := range it.srcs {
+			if j < 0 {
+				from, shapes, spikes = append(from, "input"), append(shapes, s.ANN.InputShape), false
+				continue
+			}
+			from = append(from, items[j].outs...)
+			shapes = append(shapes, items[j].shape)
+			spikes = spikes && items[j].spike
+		}
+		switch l := it.layer.(type) {
+		case *nn.Add:
+			it.outs, it.shape, it.spike = from, shapes[0], false
+			continue
+		case nn.Join:
+			return nil, fmt.Errorf("layer %s (%s): NIR has no node that concatenates", l.Name(), l.Kind())
+		}
+		made, out, sp, err := nirLayer(it.layer, shapes[0], spikes && len(from) == 1, names, s.Config, o)
+		if err != nil {
+			return nil, err
+		}
+		made[0].from = from
+		nodes = append(nodes, made...)
+		it.outs, it.shape, it.spike = []string{made[len(made)-1].name}, out, sp
+	}
+	last := items[len(items)-1]
+	outNode := newNIRNode("output", "Output")
+	outNode.ints["shape"] = toInt64(last.shape)
+	outNode.from = last.outs
+	return append(nodes, outNode), nil
+}
+
+// denseGroupedWeight expands a grouped convolution's weight [O, C/g, kH,
+// kW] to the equivalent ungrouped one [O, C, kH, kW]: output channel o
+// keeps its weights on its group's input channels, zero elsewhere.
+func denseGroupedWeight(shape []int, w []float32, g int) nirArray {
+	o, cg, k := shape[0], shape[1], shape[2]*shape[3]
+	c, og := cg*g, o/g
+	dense := make([]float32, o*c*k)
+	for oc := 0; oc < o; oc++ {
+		first := oc / og * cg
+		copy(dense[(oc*c+first)*k:(oc*c+first+cg)*k], w[oc*cg*k:(oc+1)*cg*k])
+	}
+	return nirArray{[]int{o, c, shape[2], shape[3]}, dense}
 }

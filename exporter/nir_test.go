@@ -22,7 +22,7 @@ import (
 // exactly.
 func TestNIRSimulatesToProxykitsCounts(t *testing.T) {
 	for _, o := range []exporter.NIROptions{{}, {MaxPoolThreshold: true}} {
-		total, differ := nirSimulate(t, o, []string{"fmnist_w8_bn", "fmnist_w8_folded", "lenet_opset11", "gapnet_opset9", "groupnet_opset13"})
+		total, differ := nirSimulate(t, o, []string{"fmnist_w8_bn", "fmnist_w8_folded", "lenet_opset11", "gapnet_opset9", "groupnet_opset13", "graph/resnet_add"})
 		t.Logf("max-pool as Threshold %v: %d of %d counts differ", o.MaxPoolThreshold, differ, total)
 		if differ > 0 {
 			t.Errorf("max-pool as Threshold %v: %d of %d counts differ", o.MaxPoolThreshold, differ, total)
@@ -50,11 +50,11 @@ func nirSimulate(t *testing.T, o exporter.NIROptions, names []string) (total, di
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(dir, name+".nir")
+			p := filepath.Join(dir, filepath.Base(name)+".nir")
 			if err := exporter.WriteNIR(p, snn, o); err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(dir, name+".counts.npy")
+			out := filepath.Join(dir, filepath.Base(name)+".counts.npy")
 			b, err := exec.Command("/usr/bin/python3", sim, p, testutil.Path(name+".x.npy"), out).CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s: scripts/nir_sim.py (python3-h5py) rejects the file: %v\n%s", name, err, b)

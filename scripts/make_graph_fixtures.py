@@ -11,7 +11,9 @@ inputs. Weights, inputs and BatchNorm statistics lie on dyadic grids
 (scripts/refnet.py) and each IF layer's input is scaled so that it fires at
 a rate in (0.05, 0.6), so every sum the SNN forms is exact in float32.
 
-Writes to testdata/graph/:
+Writes to testdata/graph/ (and the same, but for resnet_tiny.eval4.npy,
+for resnet_add: the network without the Concat part, which NIR can
+express):
   resnet_tiny.onnx        torch.onnx.export at opset 13, BatchNormalization kept
   resnet_tiny.x.npy       8 inputs
   resnet_tiny.ann.npy     torch's ANN outputs
@@ -47,8 +49,9 @@ T, VTH = 15, 2.0
 
 
 class ResNetTiny(nn.Module):
-    def __init__(self):
+    def __init__(self, concat=True):
         super().__init__()
+        self.concat = concat
         self.stem = nn.Conv2d(1, 8, 3, padding=1, bias=False)
         self.stem_bn = nn.BatchNorm2d(8)
         self.stem_relu = nn.ReLU()
@@ -83,7 +86,8 @@ class ResNetTiny(nn.Module):
         x = self.pool(x)
         y = self.b2r1(self.b2bn1(self.b2c1(x)))
         x = self.b2r2(self.b2bn2(self.b2c2(y)) + self.b2scbn(self.b2sc(x)))
-        x = torch.cat([self.iar(self.ia(x)), self.ibr(self.ib(x))], dim=1)
+        if self.concat:
+            x = torch.cat([self.iar(self.ia(x)), self.ibr(self.ib(x))], dim=1)
         return self.fc(torch.flatten(x, 1))
 
 
@@ -131,6 +135,8 @@ def snn(model, x):
         for name, m in saved.items():
             setattr(model, name, m)
     ifs["output"] = out_if
+    if not model.concat:  # the inception branches are not used
+        ifs = {k: f for k, f in ifs.items() if k not in ("iar", "ibr")}
     rates = {k: float(f.count.sum()) / (f.count.numel() * T) for k, f in ifs.items()}
     return out_if.count, rates
 
@@ -146,6 +152,8 @@ def quantize(model):
 
 def make_every_if_fire(model, x, lo=0.05, hi=0.6, target=0.2, steps=30):
     for relu, feeder in FEEDS:
+        if not model.concat and relu in ("iar", "ibr"):
+            continue
         layer = getattr(model, feeder)
         grid = 2.0 ** -5 if isinstance(layer, nn.BatchNorm2d) else WEIGHT_GRID
         base = layer.weight.detach().clone()
@@ -194,16 +202,21 @@ def proxy_steps(model, batches, lr=1e-3, betas=(0.8, 0.99), wd=1e-6):
 def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "graph")
     os.makedirs(out, exist_ok=True)
+    write(out, "resnet_tiny", concat=True, proxy=True)
+    write(out, "resnet_add", concat=False, proxy=False)
+
+
+def write(out, name, concat, proxy):
     torch.manual_seed(16)
     gen = torch.Generator().manual_seed(16)
-    model = ResNetTiny()
+    model = ResNetTiny(concat)
     randomise_bn(model, gen)
     quantize(model)
     model.eval()
     x = torch.rand(8, 1, 28, 28, generator=gen) * (torch.rand(8, 1, 28, 28, generator=gen) < 0.45).float()
     x = dyadic(x, INPUT_GRID)
     rates = make_every_if_fire(model, x)
-    path = os.path.join(out, "resnet_tiny.onnx")
+    path = os.path.join(out, name + ".onnx")
     # BatchNormalization kept (not folded into the convolutions): the SNN's
     # BatchNorm layers run at every step, some of them before a join
     torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"], opset_version=13,
@@ -211,9 +224,15 @@ def main():
     with torch.no_grad():
         y = model(x)
     counts, _ = snn(model, x)
-    np.save(os.path.join(out, "resnet_tiny.x.npy"), x.numpy().astype(np.float32))
-    np.save(os.path.join(out, "resnet_tiny.ann.npy"), y.numpy().astype(np.float32))
-    np.save(os.path.join(out, "resnet_tiny.snn.npy"), counts.numpy().astype(np.float32))
+    np.save(os.path.join(out, name + ".x.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(out, name + ".ann.npy"), y.numpy().astype(np.float32))
+    np.save(os.path.join(out, name + ".snn.npy"), counts.numpy().astype(np.float32))
+    if proxy:
+        proxy_fixture(out, name, model, x)
+    print("%s: %d bytes, IF rates %s" % (name, os.path.getsize(path), {k: round(v, 3) for k, v in rates.items()}))
+
+
+def proxy_fixture(out, name, model, x):
     proxy = os.path.join(out, "..", "proxy")
     digits = torch.from_numpy(read_idx(os.path.join(proxy, "train-images-idx3-ubyte")).astype(np.float32) / 255)
     labels = torch.from_numpy(read_idx(os.path.join(proxy, "train-labels-idx1-ubyte")).astype(np.int64))
@@ -221,8 +240,7 @@ def main():
     trained = copy.deepcopy(model)
     proxy_steps(trained, [(digits[:100], labels[:100]), (digits[100:200], labels[100:200])] * 2)
     with torch.no_grad():
-        np.save(os.path.join(out, "resnet_tiny.eval4.npy"), trained.eval()(x).numpy().astype(np.float32))
-    print("resnet_tiny: %d bytes, IF rates %s" % (os.path.getsize(path), {k: round(v, 3) for k, v in rates.items()}))
+        np.save(os.path.join(out, name + ".eval4.npy"), trained.eval()(x).numpy().astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -115,16 +115,21 @@ def read(f):
     return nodes, [(a.decode(), b.decode()) for a, b in edges], meta
 
 
-def chain(nodes, edges):
-    nxt = dict(edges)
-    order, cur = [], "input"
-    while True:
-        order.append(cur)
-        if cur not in nxt:
-            break
-        cur = nxt[cur]
-    assert order[-1] == "output" and len(order) == len(nodes), f"not a chain from input to output: {order}"
-    return order
+def topological(nodes, edges):
+    """The nodes in an order where every edge goes forward, from input to output."""
+    preds = {n: [] for n in nodes}
+    for a, b in edges:
+        assert a in nodes and b in nodes, f"edge {a} -> {b} names a missing node"
+        preds[b].append(a)
+    order, done = [], set()
+    while len(order) < len(nodes):
+        ready = [n for n in nodes if n not in done and all(p in done for p in preds[n])]
+        assert ready, f"the graph has a cycle among {set(nodes) - done}"
+        for n in sorted(ready):
+            order.append(n)
+            done.add(n)
+    assert order[0] == "input" and order[-1] == "output", f"the graph must run from input to output: {order}"
+    return order, preds
 
 
 def conv2d(x, w, b, stride, pad, dil, groups=1):
@@ -163,25 +168,33 @@ def main():
     with h5py.File(path, "r") as f:
         check_layout(f)
         nodes, edges, meta = read(f)
-    order = chain(nodes, edges)
+    order, preds = topological(nodes, edges)
     steps = int(meta[b"timesteps"] if b"timesteps" in meta else meta["timesteps"])
     x = np.load(inp).astype(np.float64)
     v = {}
     counts = 0
     for _ in range(steps):
-        cur = x
+        outs = {}
         for name in order:
             d = nodes[name]
             t = d["type"]
-            if t in (b"Input", b"Output"):
-                if t == b"Input":
-                    assert list(d["shape"]) == list(x.shape[1:]), (d["shape"], x.shape)
+            if t == b"Input":
+                assert list(d["shape"]) == list(x.shape[1:]), (d["shape"], x.shape)
+                outs[name] = x
+                continue
+            # NIR: a node's input is the sum of its incoming edges
+            cur = sum(outs[p] for p in preds[name])
+            if t == b"Output":
+                outs[name] = cur
                 continue
             if t == b"Conv2d":
                 assert d["weight"].dtype == np.float32 and d["weight"].ndim == 4
                 assert list(d["input_shape"]) == list(cur.shape[2:]), (name, d["input_shape"], cur.shape)
                 groups = int(d["groups"])
-                assert groups >= 1 and cur.shape[1] == d["weight"].shape[1] * groups, (name, groups, d["weight"].shape)
+                # NIR's reader (commit 7232ada) takes a Conv2d's input channels
+                # from weight.shape[1], ignoring groups: only groups = 1 loads
+                assert groups == 1, f"{name}: groups = {groups}; NIR's reader refuses grouped Conv2d nodes"
+                assert cur.shape[1] == d["weight"].shape[1], (name, d["weight"].shape, cur.shape)
                 cur = conv2d(cur, d["weight"].astype(np.float64), d["bias"].astype(np.float64), d["stride"], d["padding"],
                              d["dilation"], groups)
             elif t in (b"Affine", b"Linear"):
@@ -210,7 +223,8 @@ def main():
                 cur = s.astype(np.float64)
             else:
                 raise SystemExit(f"unknown node type {t!r} in {name}")
-        counts = counts + cur
+            outs[name] = cur
+        counts = counts + outs["output"]
     np.save(outp, np.asarray(counts, dtype=np.float32))
 
 

@@ -17,7 +17,7 @@ import (
 
 // Graphs are the branching networks among the fixtures (testdata/graph,
 // scripts/make_graph_fixtures.py), exact in the same way.
-var Graphs = []string{"graph/resnet_tiny"}
+var Graphs = []string{"graph/resnet_tiny", "graph/resnet_add"}
 
 // Models are the ONNX fixtures (chains) whose SNN sums are exact (dyadic
 // weights): proxykit's spike counts must equal PyTorch's.
