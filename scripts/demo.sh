@@ -2,7 +2,8 @@
 # proxykit end to end on real data: write a fresh tiny network, proxy-train
 # it on 10,000 Fashion-MNIST images (the paper's data set, Debian's
 # dataset-fashion-mnist) for two epochs, evaluate its ANN and SNN per
-# class, export it, and run the SNN on a batch. About a minute and a half
+# class and against the simulation length (with a figure), export it, and
+# run the SNN on a batch. About a minute and a half
 # on 2 cores. Usage: scripts/demo.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ echo "== proxykit train (proxy learning: SNN forward, ANN backward), 2 epochs on
 echo
 echo "== proxykit eval: per class, with the confusion matrices"
 "$pk" eval "$out/tiny.ckpt" --max-test 2000
+echo
+echo "== proxykit eval against the simulation length, from one simulation, with a figure"
+"$pk" eval "$out/tiny.ckpt" --max-test 1000 --timesteps 1,2,4,8,15,32 --plot "$out/accuracy-vs-T.png"
 echo
 echo "== proxykit export: the ANN and the SNN as ONNX, the SNN as NIR"
 "$pk" export "$out/tiny.ckpt" --ann "$out/ann.onnx" --snn "$out/snn.onnx" --nir "$out/snn.nir"
