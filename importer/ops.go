@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"slices"
 
 	"gorgonia.org/tensor"
 
@@ -589,7 +590,7 @@ func (c *converter) opArith(n outlineNode) error {
 		return err
 	}
 	if len(acts) == 2 && n.OpType == "Add" && len(n.Inputs) == 2 {
-		if !sameInts(acts[0].shape, acts[1].shape) {
+		if !slices.Equal(acts[0].shape, acts[1].shape) {
 			return fmt.Errorf("adds activations of shapes %s and %s; proxykit joins equal shapes only (no broadcasting)",
 				nn.ShapeString(acts[0].shape), nn.ShapeString(acts[1].shape))
 		}
@@ -669,18 +670,6 @@ func (c *converter) opConcat(n outlineNode, attrs map[string]any, acts []*value)
 		return fmt.Errorf("concatenates along axis %d; proxykit joins along channels (axis 1) only", axis)
 	}
 	return c.addJoin(n, acts, &nn.Concat{LayerName: c.layerName(n, "concat")})
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *converter) opFlatten(n outlineNode, attrs map[string]any) error {
@@ -764,25 +753,13 @@ func (c *converter) opReshape(n outlineNode, attrs map[string]any) error {
 		return fmt.Errorf("target shape %v does not hold the %d values of each sample", target, per)
 	}
 	switch {
-	case equalInts(shape, act.shape):
+	case slices.Equal(shape, act.shape):
 		c.passThrough(n, act)
 		return nil
 	case len(shape) == 1:
 		return c.addLayer(n, act, &nn.Flatten{LayerName: c.layerName(n, "flatten")})
 	}
 	return fmt.Errorf("reshape of %s to %s is not supported (only flattening)", nn.ShapeString(act.shape), nn.ShapeString(shape))
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *converter) opPad(n outlineNode, attrs map[string]any) error {

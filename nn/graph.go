@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -148,7 +149,7 @@ func (l *Add) Backward(compute.Backend, Value, Value, Value, Value, compute.Buff
 // JoinShape implements Join: every input has the output's shape.
 func (l *Add) JoinShape(ins [][]int) ([]int, error) {
 	for _, s := range ins[1:] {
-		if !sameShape(s, ins[0]) {
+		if !slices.Equal(s, ins[0]) {
 			return nil, fmt.Errorf("Add of shapes %s and %s", ShapeString(ins[0]), ShapeString(s))
 		}
 	}
@@ -213,7 +214,7 @@ func (l *Concat) JoinShape(ins [][]int) ([]int, error) {
 		return nil, fmt.Errorf("Concat of scalars")
 	}
 	for _, s := range ins[1:] {
-		if len(s) != len(out) || !sameShape(s[1:], out[1:]) {
+		if len(s) != len(out) || !slices.Equal(s[1:], out[1:]) {
 			return nil, fmt.Errorf("Concat along channels of shapes %s and %s", ShapeString(ins[0]), ShapeString(s))
 		}
 		out[0] += s[0]
@@ -241,18 +242,6 @@ func (l *Concat) JoinBackward(be compute.Backend, xs []Value, dy Value, dxs []Va
 		}
 		off += c
 	}
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // graphPlan is what an Executor needs beyond a chain's: each layer's
