@@ -64,7 +64,7 @@ func TestGPUCountsMatchPyTorch(t *testing.T) {
 			be := openGPU(t, v.opt)
 			defer be.Close()
 			total, differ := 0, 0
-			for _, name := range testutil.Models {
+			for _, name := range append(testutil.Models, testutil.Graphs...) {
 				m, err := importer.Load(testutil.Path(name + ".onnx"))
 				if err != nil {
 					t.Fatal(err)
