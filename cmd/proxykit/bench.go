@@ -50,6 +50,9 @@ beside it.`,
 			if err != nil {
 				return err
 			}
+			if !(seconds > 0 && seconds <= 86400) {
+				return fmt.Errorf("--seconds must be positive (at most a day), got %g", seconds)
+			}
 			if err := checkBatch("batch-size", batch); err != nil {
 				return err
 			}

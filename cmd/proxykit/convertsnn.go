@@ -59,6 +59,9 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 			if err := checkBatch("batch-size", batch); err != nil {
 				return err
 			}
+			if images < 0 {
+				return fmt.Errorf("--calib-images must not be negative (0: all), got %d", images)
+			}
 			if err := s.SNNConfig().Validate(); err != nil {
 				return err
 			}

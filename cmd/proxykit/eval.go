@@ -58,6 +58,9 @@ models' --json outputs in one figure).`,
 			if err := checkBatch("batch-size", s.BatchSize); err != nil {
 				return err
 			}
+			if s.MaxTest < 0 {
+				return fmt.Errorf("--max-test must not be negative (0: all), got %d", s.MaxTest)
+			}
 			m, err := mf.load(args[0])
 			if err != nil {
 				return err
