@@ -50,8 +50,8 @@ beside it.`,
 			if err != nil {
 				return err
 			}
-			if !(seconds > 0 && seconds <= 86400) {
-				return fmt.Errorf("--seconds must be positive (at most a day), got %g", seconds)
+			if !(seconds >= 0 && seconds <= 86400) {
+				return fmt.Errorf("--seconds must lie between 0 (one measurement) and a day, got %g", seconds)
 			}
 			if err := checkBatch("batch-size", batch); err != nil {
 				return err
