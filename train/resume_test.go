@@ -291,6 +291,16 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	// a branching network's checkpoint: its layers carry their inputs
+	g := newTrainer(f, testutil.Path("graph/resnet_tiny.onnx"), 1)
+	gpath := filepath.Join(f.TempDir(), "g.ckpt")
+	if err := saveCheckpoint(f, g, gpath); err != nil {
+		f.Fatal(err)
+	}
+	if b, err = os.ReadFile(gpath); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := train.DecodeCheckpoint(data)
 		if err != nil {
@@ -302,4 +312,39 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBranchingResumeIsExact: a branching network's checkpoint (layers with
+// their inputs) resumes to the same bits as an uninterrupted run.
+func TestBranchingResumeIsExact(t *testing.T) {
+	model := testutil.Path("graph/resnet_tiny.onnx")
+	whole := newTrainer(t, model, 2)
+	if err := whole.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := newTrainer(t, model, 1)
+	if err := first.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(t.TempDir(), "g.ckpt")
+	if err := saveCheckpoint(t, first, ck); err != nil {
+		t.Fatal(err)
+	}
+	c, err := train.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net, err := c.Network(ck); err != nil || net.IsChain() {
+		t.Fatalf("the checkpoint's network (%v) lost its branches", err)
+	}
+	second := newTrainer(t, model, 2)
+	if err := second.Resume(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(state(second), state(whole)) {
+		t.Error("1 epoch + resume + 1 epoch differs from 2 epochs")
+	}
 }
