@@ -2,9 +2,11 @@ package plots
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/proxykit/proxykit/train"
@@ -44,9 +46,11 @@ func Sweeps(path string, sweeps []train.Sweep) error {
 	multi := len(sweeps) > 1
 	var opsMin, opsMax = math.Inf(1), 0.0
 	for i, s := range sweeps {
+		// with several models, colours name the models and line styles
+		// the series, in one legend entry each (added below)
 		name := func(what string) string {
 			if multi {
-				return Label(s, i) + ": " + what
+				return ""
 			}
 			return what
 		}
@@ -95,14 +99,51 @@ func Sweeps(path string, sweeps []train.Sweep) error {
 			opsMin, opsMax = min(opsMin, float64(s.ANNMACs)), max(opsMax, float64(s.ANNMACs))
 		}
 	}
+	if multi {
+		grey := color.RGBA{90, 90, 90, 255}
+		for _, p := range []*plot.Plot{acc, rates, ops} {
+			for i, s := range sweeps {
+				if err := legendEntry(p, Label(s, i), colour(i), nil); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range []struct {
+			p    *plot.Plot
+			name string
+			dash []vg.Length
+		}{{acc, "ANN", dashes[2]}, {acc, "SNN strict", nil}, {acc, "SNN ties", dashes[1]},
+			{ops, "SNN synaptic ops", nil}, {ops, "ANN MACs", dashes[2]}} {
+			if err := legendEntry(e.p, e.name, grey, e.dash); err != nil {
+				return err
+			}
+		}
+		for k, layer := range sweeps[0].IFLayers {
+			if err := legendEntry(rates, layer, grey, dashes[k%len(dashes)]); err != nil {
+				return err
+			}
+		}
+	}
 	if opsMax > 0 {
 		ops.Y.Min, ops.Y.Max = opsMin/1.5, opsMax*1.5
 	} else {
 		ops.Y.Scale, ops.Y.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
 	}
-	// Each model adds legend lines; the panels grow so the legends fit.
-	h := 9*vg.Centimeter + vg.Length(len(sweeps)-1)*1.6*vg.Centimeter
+	// Each model adds a legend line; the panels grow so the legends fit.
+	h := 9*vg.Centimeter + vg.Length(len(sweeps)-1)*0.5*vg.Centimeter
 	return save(path, [][]*plot.Plot{{acc, rates, ops}}, 11*vg.Centimeter, h, SweepRecords(sweeps))
+}
+
+// legendEntry adds a legend line of the given colour and dashes to p,
+// without data.
+func legendEntry(p *plot.Plot, name string, c color.Color, dash []vg.Length) error {
+	l, err := plotter.NewLine(plotter.XYs{{X: 1, Y: 1}})
+	if err != nil {
+		return err
+	}
+	l.Color, l.Width, l.Dashes = c, vg.Points(1.5), dash
+	p.Legend.Add(name, l)
+	return nil
 }
 
 // SweepRecords are the sweeps as CSV rows, one per model and T: accuracy
