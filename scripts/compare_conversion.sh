@@ -60,7 +60,7 @@ ts = [p["t"] for p in runs[0]["points"]]
 # proxy-trained ANN's own accuracy drops: it has become the SNN's proxy.)
 ann = runs[0]["ann"]
 print("\noriginal ANN: %.2f %%; 95 %% of it: %.2f %%" % (100 * ann, 95 * ann))
-print("\n| SNN strict accuracy (%%) | its ANN | " + " | ".join("T=%d" % t for t in ts) + " | reaches 95 % of the original ANN at |")
+print("\n| SNN strict accuracy (%) | its ANN | " + " | ".join("T=%d" % t for t in ts) + " | reaches 95 % of the original ANN at |")
 print("|---" * (len(ts) + 3) + "|")
 for name, r in zip(names, runs):
     reach = next((p["t"] for p in r["points"] if p["snn_strict"] >= 0.95 * ann), None)
