@@ -69,7 +69,7 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 	}
 	for i, l := range layers {
 		var ins []string
-		for _, j := range inputsOf(inputs, i) {
+		for _, j := range nn.NodeInputs(inputs, i) {
 			if j < 0 {
 				ins = append(ins, "input")
 			} else {
@@ -99,14 +99,6 @@ func WriteANN(path string, net *nn.Network, opt Options) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.Write(path, b)
-}
-
-// inputsOf is layer i's inputs in a graph (a chain without inputs).
-func inputsOf(inputs [][]int, i int) []int {
-	if inputs == nil {
-		return []int{i - 1}
-	}
-	return inputs[i]
 }
 
 // emit emits a layer reading the values ins: a join as ONNX's Add (Sum for

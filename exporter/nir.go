@@ -402,7 +402,7 @@ func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 	var items []item
 	for i, l := range s.Static {
 		var srcs []int
-		for _, j := range inputsOf(s.StaticInputs, i) {
+		for _, j := range nn.NodeInputs(s.StaticInputs, i) {
 			srcs = append(srcs, j)
 		}
 		items = append(items, item{layer: l, srcs: srcs})

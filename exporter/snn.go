@@ -157,7 +157,7 @@ func snnGraph(g *graphBuilder, s *spiking.Network, ifNodes func(base, prev, in s
 	}
 	for i, l := range s.Static {
 		var ins []string
-		for _, j := range inputsOf(s.StaticInputs, i) {
+		for _, j := range nn.NodeInputs(s.StaticInputs, i) {
 			ins = append(ins, staticName(j))
 		}
 		if err := g.emit(l, ins, staticName(i), l.Name()+"/static"); err != nil {

@@ -42,6 +42,12 @@ func LoadWith(path string, opt Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadData(path, data, opt)
+}
+
+// LoadData is LoadWith for a file whose bytes the caller already read
+// (PyTorch files are read again from path, as zip archives).
+func LoadData(path string, data []byte, opt Options) (*Model, error) {
 	if isPyTorch(data) {
 		var like *nn.Network
 		if opt.Like != "" {

@@ -229,7 +229,7 @@ func (c *converter) finish() (string, error) {
 	if v.gen != c.gen {
 		return "", fmt.Errorf("graph output %q is not the last layer's output", name)
 	}
-	if !isChainInputs(c.inputs) {
+	if !nn.IsChain(c.inputs) {
 		c.net.Inputs = c.inputs
 	}
 	out, err := c.net.OutputShape()
@@ -322,16 +322,6 @@ func (c *converter) activation(n outlineNode) (*value, error) {
 		return nil, fmt.Errorf("combines %d activations; of the operators that join branches proxykit imports Add and Concat (along channels)", len(acts))
 	}
 	return acts[0], nil
-}
-
-// isChainInputs reports whether each layer reads the one before it.
-func isChainInputs(inputs [][]int) bool {
-	for i, in := range inputs {
-		if len(in) != 1 || in[0] != i-1 {
-			return false
-		}
-	}
-	return true
 }
 
 // addJoin appends a layer joining several activations (Add, Concat).

@@ -62,13 +62,15 @@ func LoadWith(path string, opt importer.Options) (*Model, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		for name, st := range c.SNNStats {
-			if err := nn.CheckFinite("SNN BatchNorm "+name+" statistics", append(append([]float32(nil), st.Mean...), st.Var...)); err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
+			for what, v := range map[string][]float32{"running_mean": st.Mean, "running_var": st.Var} {
+				if err := nn.CheckFinite("SNN BatchNorm "+name+" "+what, v); err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
 			}
 		}
 		return &Model{ANN: net, SNNStats: c.SNNStats, Checkpoint: c}, nil
 	}
-	m, err := importer.LoadWith(path, opt)
+	m, err := importer.LoadData(path, data, opt)
 	if err != nil {
 		return nil, err
 	}

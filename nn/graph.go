@@ -23,17 +23,22 @@ type Join interface {
 
 // InputsOf lists where layer i's inputs come from: −1 for the network's
 // input, j for layer j's output. Without Inputs the network is a chain.
-func (n *Network) InputsOf(i int) []int {
-	if n.Inputs == nil {
+func (n *Network) InputsOf(i int) []int { return NodeInputs(n.Inputs, i) }
+
+// NodeInputs is layer i's inputs for inputs as Network.Inputs (nil: a
+// chain, layer i reading layer i−1).
+func NodeInputs(inputs [][]int, i int) []int {
+	if inputs == nil {
 		return []int{i - 1}
 	}
-	return n.Inputs[i]
+	return inputs[i]
 }
 
 // IsChain reports whether every layer reads the one before it.
-func (n *Network) IsChain() bool { return isChain(n.Inputs) }
+func (n *Network) IsChain() bool { return IsChain(n.Inputs) }
 
-func isChain(inputs [][]int) bool {
+// IsChain reports whether inputs (as Network.Inputs) make a chain.
+func IsChain(inputs [][]int) bool {
 	for i, in := range inputs {
 		if len(in) != 1 || in[0] != i-1 {
 			return false
@@ -101,11 +106,7 @@ func GraphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error)
 			}
 			out, err = j.JoinShape(ins)
 		} else {
-			src := i - 1
-			if inputs != nil {
-				src = inputs[i][0]
-			}
-			out, err = l.OutputShape(of(src))
+			out, err = l.OutputShape(of(NodeInputs(inputs, i)[0]))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
@@ -258,7 +259,7 @@ type graphPlan struct {
 // NewGraphExecutor is NewExecutor for a layer graph (inputs as
 // Network.Inputs; nil or a chain takes the chain's path).
 func NewGraphExecutor(be compute.Backend, layers []Layer, inputs [][]int, inShape []int, capacity int, backward bool) (*Executor, error) {
-	if inputs == nil || isChain(inputs) {
+	if inputs == nil || IsChain(inputs) {
 		return NewExecutor(be, layers, inShape, capacity, backward)
 	}
 	if capacity < 1 {

@@ -88,14 +88,7 @@ func newGraphSimulator(be compute.Backend, snn *Network, capacity, steps int) (*
 	}
 	sim.static = static
 	rows := capacity * steps
-	alloc := func(n int, what string) (compute.Buffer, error) {
-		b, err := be.Alloc(n)
-		if err != nil {
-			return nil, fmt.Errorf("SNN %s, batch %d: %w", what, capacity, err)
-		}
-		sim.owned = append(sim.owned, b)
-		return b, nil
-	}
+	alloc := sim.alloc
 	for i, d := range snn.Dynamic {
 		st := stage{srcs: snn.DynInputs[i]}
 		ins := make([][]int, len(st.srcs))

@@ -67,14 +67,7 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 		return nil, fmt.Errorf("SNN static input layer: %w", err)
 	}
 	sim.static = static
-	alloc := func(n int, what string) (compute.Buffer, error) {
-		b, err := be.Alloc(n)
-		if err != nil {
-			return nil, fmt.Errorf("SNN %s, batch %d: %w", what, capacity, err)
-		}
-		sim.owned = append(sim.owned, b)
-		return b, nil
-	}
+	alloc := sim.alloc
 	cur := static.OutputShape()
 	rows := capacity * steps
 	biggest := 0
@@ -121,6 +114,17 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 		}
 	}
 	return sim, nil
+}
+
+// alloc allocates a buffer the simulator owns, naming what it is for in
+// the error.
+func (sim *Simulator) alloc(n int, what string) (compute.Buffer, error) {
+	b, err := sim.be.Alloc(n)
+	if err != nil {
+		return nil, fmt.Errorf("SNN %s, batch %d: %w", what, sim.capacity, err)
+	}
+	sim.owned = append(sim.owned, b)
+	return b, nil
 }
 
 // Run simulates the SNN on x ([n, input shape...] on the simulator's

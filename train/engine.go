@@ -252,13 +252,7 @@ func (e *Engine) Report(ctx context.Context, d *Dataset) (Report, error) {
 				ties++
 				perTies[label]++
 			}
-			shared := 0
-			for _, v := range c {
-				if v == c[m] {
-					shared++
-				}
-			}
-			if shared > 1 {
+			if shared(c, c[m]) > 1 {
 				tied++
 			}
 		}

@@ -235,11 +235,7 @@ func macs(layers []nn.Layer, inputs [][]int, in []int) int64 {
 	}
 	var total int64
 	for i, l := range layers {
-		src := i - 1
-		if inputs != nil {
-			src = inputs[i][0]
-		}
-		if src < 0 {
+		if src := nn.NodeInputs(inputs, i)[0]; src < 0 {
 			total += nn.MACs(l, in)
 		} else {
 			total += nn.MACs(l, shapes[src])
@@ -248,6 +244,7 @@ func macs(layers []nn.Layer, inputs [][]int, in []int) int64 {
 	return total
 }
 
+// shared counts the classes whose count equals top.
 func shared(c []float32, top float32) int {
 	k := 0
 	for _, v := range c {

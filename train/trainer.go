@@ -350,7 +350,10 @@ func (c *Checkpoint) checkResumable(ann *nn.Network, snn *spiking.Network, batch
 		if !ok || len(s.Mean) != c || len(s.Var) != c {
 			return fmt.Errorf("the checkpoint lacks the %s's statistics for BatchNorm layer %q", which, name)
 		}
-		return nn.CheckFinite(which+" BatchNorm "+name+" statistics", append(append([]float32(nil), s.Mean...), s.Var...))
+		if err := nn.CheckFinite(which+" BatchNorm "+name+" running_mean", s.Mean); err != nil {
+			return err
+		}
+		return nn.CheckFinite(which+" BatchNorm "+name+" running_var", s.Var)
 	}
 	for name, bn := range nn.BatchNormStats(ann) {
 		if err := stats("ANN", c.ANNStats, name, len(bn.RunningMean)); err != nil {
@@ -375,7 +378,10 @@ func (c *Checkpoint) checkResumable(ann *nn.Network, snn *spiking.Network, batch
 			if len(m) != len(p.Data) || len(v) != len(p.Data) {
 				return fmt.Errorf("the checkpoint's optimizer state for %q holds %d and %d values, want %d", p.Name, len(m), len(v), len(p.Data))
 			}
-			if err := nn.CheckFinite("Adam's moments of "+p.Name, append(append([]float32(nil), m...), v...)); err != nil {
+			if err := nn.CheckFinite("Adam's first moment of "+p.Name, m); err != nil {
+				return err
+			}
+			if err := nn.CheckFinite("Adam's second moment of "+p.Name, v); err != nil {
 				return err
 			}
 		}
