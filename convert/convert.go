@@ -58,7 +58,7 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 	var idx []int
 	var names []string
 	for i, l := range layers {
-		if _, ok := l.(*nn.ReLU); ok {
+		if l.Role().Neuron {
 			idx, names = append(idx, i), append(names, l.Name())
 		}
 	}

@@ -48,20 +48,17 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 		var affine []nn.Layer
 		for i := start; i <= end; i++ {
 			l := layers[i]
-			switch l := l.(type) {
-			case *nn.Conv2d, *nn.Linear, *nn.BatchNorm2d:
+			_, scalable := l.(nn.Scalable)
+			switch r := l.Role(); {
+			case scalable:
 				affine = append(affine, l)
-			case *nn.ReLU:
+			case r.Neuron:
 				if i != end {
 					return fmt.Errorf("layer %d (%s %q): two ReLUs in a row", i, l.Kind(), l.Name())
 				}
-			case *nn.Pool2d, *nn.Flatten, *nn.GlobalAvgPool:
-			case *nn.Pad2d:
-				if l.Value != 0 {
-					return fmt.Errorf("layer %d (Pad2d %q): padding with %g does not commute with scaling; only zero padding converts", i, l.Name(), l.Value)
-				}
+			case r.Homogeneous:
 			default:
-				return fmt.Errorf("layer %d (%s %q): conversion does not know how this layer scales", i, l.Kind(), l.Name())
+				return fmt.Errorf("layer %d (%s %q %s): it does not commute with scaling, so conversion cannot normalise through it", i, l.Kind(), l.Name(), l.Describe())
 			}
 		}
 		if len(affine) > 0 {
@@ -76,42 +73,13 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 			scales[j].Lambda = prev
 			continue
 		}
-		if _, isBN := st.first.(*nn.BatchNorm2d); isBN && prev != 1 {
-			return fmt.Errorf("layer %q: BatchNorm right after an IF layer cannot take the input scale λ = %g; put a convolution or linear layer before it", st.first.Name(), prev)
-		}
 		if prev != 1 {
-			scaleParams(st.first, prev, false)
+			if err := st.first.(nn.Scalable).ScaleInput(prev); err != nil {
+				return fmt.Errorf("layer %q: %w", st.first.Name(), err)
+			}
 		}
-		scaleParams(st.last, theta/scales[j].Lambda, true)
+		st.last.(nn.Scalable).ScaleOutput(theta / scales[j].Lambda)
 		prev = scales[j].Lambda
 	}
 	return nil
-}
-
-// scaleParams multiplies a layer's weights (and, with bias, its biases;
-// for BatchNorm γ and β) by f.
-func scaleParams(l nn.Layer, f float64, bias bool) {
-	mul := func(p *nn.Param) {
-		if p == nil {
-			return
-		}
-		for i := range p.Data {
-			p.Data[i] = float32(float64(p.Data[i]) * f)
-		}
-	}
-	switch l := l.(type) {
-	case *nn.Conv2d:
-		mul(l.Weight)
-		if bias {
-			mul(l.Bias)
-		}
-	case *nn.Linear:
-		mul(l.Weight)
-		if bias {
-			mul(l.Bias)
-		}
-	case *nn.BatchNorm2d:
-		mul(l.Gamma)
-		mul(l.Beta)
-	}
 }

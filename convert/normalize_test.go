@@ -85,7 +85,7 @@ func TestNormalizeRefuses(t *testing.T) {
 		{"flatten between", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, &nn.Flatten{LayerName: "v"}, lin("fc2")}, []int{2}, []float64{2, 3}, ""},
 		{"silent layer", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, lin("fc2")}, []int{2}, []float64{0, 3}, "never had a positive activation"},
 		{"count", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, lin("fc2")}, []int{2}, []float64{1}, "1 scales for 2"},
-		{"padding", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, &nn.Pad2d{LayerName: "pad", Value: 1}, lin("fc2")}, []int{2}, []float64{1, 2}, "padding with 1"},
+		{"padding", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, &nn.Pad2d{LayerName: "pad", Value: 1}, lin("fc2")}, []int{2}, []float64{1, 2}, "value 1): it does not commute with scaling"},
 		{"theta", []nn.Layer{lin("fc1"), &nn.ReLU{LayerName: "r1"}, lin("fc2")}, []int{2}, []float64{1, 2}, ""},
 	} {
 		net := &nn.Network{InputShape: c.input, Layers: c.layers}

@@ -101,81 +101,42 @@ func WriteANN(path string, net *nn.Network, opt Options) error {
 	return atomicfile.Write(path, b)
 }
 
-// emit emits a layer reading the values ins: a join as ONNX's Add (Sum for
-// more than two) or Concat along channels, any other layer by layer.
+// emit writes one layer reading the values ins and writing out, its
+// first node named name, in the layer kind's ONNX form
+// (nn.Layer.ExportONNX); its parameters become initializers named after
+// them, added once however often the layer is emitted (the SNN's steps).
 func (g *graphBuilder) emit(l nn.Layer, ins []string, out, name string) error {
-	switch l.(type) {
-	case *nn.Add:
-		op := "Add"
-		if len(ins) > 2 {
-			op = "Sum"
-		}
-		g.node(op, name, ins, []string{out})
-		return nil
-	case *nn.Concat:
-		g.node("Concat", name, ins, []string{out}, aInt("axis", 1))
-		return nil
-	}
-	return g.layer(l, ins[0], out, name)
-}
-
-// layer emits the nodes of one layer reading value in and writing out; its
-// parameters become initializers named after them, added once however
-// often the layer is emitted (the SNN's time steps).
-func (g *graphBuilder) layer(l nn.Layer, in, out, name string) error {
-	switch l := l.(type) {
-	case *nn.Conv2d:
-		ins := []string{in, g.param(l.Weight)}
-		if l.Bias != nil {
-			ins = append(ins, g.param(l.Bias))
-		}
-		g.node("Conv", name, ins, []string{out}, aInts("kernel_shape", ints(l.Weight.Shape[2], l.Weight.Shape[3])...),
-			aInts("strides", ints(l.SH, l.SW)...), aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...),
-			aInts("dilations", ints(l.DH, l.DW)...), aInt("group", int64(max(l.Groups, 1))))
-	case *nn.BatchNorm2d:
-		c := len(l.Gamma.Data)
-		mean := g.constant(l.LayerName+".running_mean", []int{c}, l.RunningMean)
-		variance := g.constant(l.LayerName+".running_var", []int{c}, l.RunningVar)
-		g.node("BatchNormalization", name, []string{in, g.param(l.Gamma), g.param(l.Beta), mean, variance}, []string{out},
-			aFloat("epsilon", l.Eps), aFloat("momentum", 1-l.Momentum))
-	case *nn.Linear:
-		ins := []string{in, g.param(l.Weight)}
-		if l.Bias != nil {
-			ins = append(ins, g.param(l.Bias))
-		}
-		g.node("Gemm", name, ins, []string{out}, aInt("transB", 1))
-	case *nn.ReLU:
-		g.node("Relu", name, []string{in}, []string{out})
-	case *nn.Pool2d:
-		attrs := []attr{aInts("kernel_shape", ints(l.KH, l.KW)...), aInts("strides", ints(l.SH, l.SW)...),
-			aInts("pads", ints(l.PT, l.PL, l.PB, l.PR)...), aInt("ceil_mode", b2i(l.Ceil))}
-		op := "MaxPool"
-		if !l.Max {
-			op = "AveragePool"
-			attrs = append(attrs, aInt("count_include_pad", b2i(l.CountPad)))
-		}
-		g.node(op, name, []string{in}, []string{out}, attrs...)
-	case *nn.GlobalAvgPool:
-		g.node("GlobalAveragePool", name, []string{in}, []string{out})
-	case *nn.Flatten:
-		g.node("Flatten", name, []string{in}, []string{out}, aInt("axis", 1))
-	case *nn.Pad2d:
-		pads := g.intConstant(l.LayerName+".pads", ints(0, 0, l.PT, l.PL, 0, 0, l.PB, l.PR))
-		value := g.constant(l.LayerName+".value", nil, []float32{l.Value})
-		g.node("Pad", name, []string{in, pads, value}, []string{out}, aString("mode", "constant"))
-	case *nn.Softmax:
-		g.node(l.Kind(), name, []string{in}, []string{out}, aInt("axis", 1))
-	default:
-		return fmt.Errorf("%s %q has no ONNX form", l.Kind(), l.Name())
+	if err := l.ExportONNX(g, name, ins, out); err != nil {
+		return fmt.Errorf("%s %q: %w", l.Kind(), l.Name(), err)
 	}
 	return nil
 }
 
-// param adds a parameter as an initializer (once) and returns its name.
-func (g *graphBuilder) param(p *nn.Param) string { return g.constant(p.Name, p.Shape, p.Data) }
+// Node implements nn.ONNXGraph.
+func (g *graphBuilder) Node(op, name string, ins, outs []string, attrs ...nn.ONNXAttr) {
+	as := make([]attr, len(attrs))
+	for i, a := range attrs {
+		switch v := a.Value.(type) {
+		case int64:
+			as[i] = aInt(a.Name, v)
+		case []int64:
+			as[i] = aInts(a.Name, v...)
+		case float32:
+			as[i] = aFloat(a.Name, v)
+		case string:
+			as[i] = aString(a.Name, v)
+		default:
+			panic(fmt.Sprintf("exporter: attribute %s of %s is a %T", a.Name, op, a.Value))
+		}
+	}
+	g.node(op, name, ins, outs, as...)
+}
 
-// constant adds a float initializer (once) and returns its name.
-func (g *graphBuilder) constant(name string, shape []int, data []float32) string {
+// Param implements nn.ONNXGraph.
+func (g *graphBuilder) Param(p *nn.Param) string { return g.Constant(p.Name, p.Shape, p.Data) }
+
+// Constant implements nn.ONNXGraph.
+func (g *graphBuilder) Constant(name string, shape []int, data []float32) string {
 	if g.added == nil {
 		g.added = map[string]bool{}
 	}
@@ -186,8 +147,8 @@ func (g *graphBuilder) constant(name string, shape []int, data []float32) string
 	return name
 }
 
-// intConstant adds a 1-D int64 initializer (once) and returns its name.
-func (g *graphBuilder) intConstant(name string, data []int64) string {
+// IntConstant implements nn.ONNXGraph.
+func (g *graphBuilder) IntConstant(name string, data []int64) string {
 	if g.added == nil {
 		g.added = map[string]bool{}
 	}
@@ -196,11 +157,4 @@ func (g *graphBuilder) intConstant(name string, data []int64) string {
 		g.init(int64Tensor(name, []int{len(data)}, data))
 	}
 	return name
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }

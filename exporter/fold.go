@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/proxykit/proxykit/nn"
 )
@@ -22,12 +21,10 @@ func FoldBatchNorm(layers []nn.Layer) ([]nn.Layer, error) {
 			continue
 		}
 		c := len(bn.Gamma.Data)
-		scale, shift := make([]float32, c), make([]float32, c)
-		for i := 0; i < c; i++ {
-			s := float64(bn.Gamma.Data[i]) / math.Sqrt(float64(bn.RunningVar[i])+float64(bn.Eps))
-			scale[i] = float32(s)
-			shift[i] = float32(float64(bn.Beta.Data[i]) - float64(bn.RunningMean[i])*s)
+		if c == 0 {
+			return nil, fmt.Errorf("BatchNorm %q has no channels", bn.LayerName)
 		}
+		scale, shift := bn.Affine()
 		if n := len(out); n > 0 {
 			if conv, ok := out[n-1].(*nn.Conv2d); ok && conv.Weight.Shape[0] == c {
 				per := nn.Numel(conv.Weight.Shape[1:])
@@ -53,15 +50,7 @@ func FoldBatchNorm(layers []nn.Layer) ([]nn.Layer, error) {
 				continue
 			}
 		}
-		w := make([]float32, c*c)
-		for i := 0; i < c; i++ {
-			w[i*c+i] = scale[i]
-		}
-		if c == 0 {
-			return nil, fmt.Errorf("BatchNorm %q has no channels", bn.LayerName)
-		}
-		out = append(out, &nn.Conv2d{LayerName: bn.LayerName, Weight: nn.NewParam(bn.LayerName+".weight", w, c, c, 1, 1),
-			Bias: nn.NewParam(bn.LayerName+".bias", shift, c), SH: 1, SW: 1, DH: 1, DW: 1})
+		out = append(out, bn.AsConv())
 	}
 	return out, nil
 }

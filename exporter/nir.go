@@ -51,14 +51,6 @@ func newNIRNode(name, typ string) *nirNode {
 		meta: map[string]string{}}
 }
 
-func full(shape []int, v float32) nirArray {
-	d := make([]float32, nn.Numel(shape))
-	for i := range d {
-		d[i] = v
-	}
-	return nirArray{shape: shape, data: d}
-}
-
 func toInt64(v []int) []int64 {
 	out := make([]int64, len(v))
 	for i, x := range v {
@@ -106,7 +98,7 @@ func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 	spikes := false // the current signal is binary spikes
 	names := nirNamer()
 	for _, l := range layers {
-		made, out, sp, err := nirLayer(l, shape, spikes, names, s.Config, o)
+		made, out, sp, err := nirLayer(l, [][]int{shape}, spikes, names, s.Config, o)
 		if err != nil {
 			return nil, err
 		}
@@ -136,131 +128,82 @@ func nirNamer() func(string) string {
 }
 
 // nirLayer makes the NIR nodes of one SNN layer (an IF layer or an nn
-// layer) reading a signal of shape (spikes when binary), chained among
-// themselves, and returns the output's shape and whether it holds spikes.
-func nirLayer(l any, shape []int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
-	defer func() {
-		for i := 1; i < len(nodes); i++ {
-			nodes[i].from = []string{nodes[i-1].name}
-		}
-	}()
+// layer) reading signals of shapes ins (spikes when binary), chained among
+// themselves, in the layer kind's NIR form (nn.Layer.ExportNIR; an IF
+// layer is written as the ReLU it replaces), and returns the output's
+// shape and whether it holds spikes. No nodes means the layer passes the
+// sum of its inputs on.
+func nirLayer(l any, ins [][]int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
+	var layer nn.Layer
 	switch l := l.(type) {
 	case *spiking.IF:
-		n := newNIRNode(unique("if_"+l.LayerName), "IF")
-		n.floats["r"] = full(shape, 1)
-		n.floats["v_threshold"] = full(shape, nirThreshold(cfg.Threshold, o))
-		n.floats["v_reset"] = full(shape, cfg.Reset)
-		n.meta["proxykit_v_threshold"] = fmt.Sprint(cfg.Threshold)
-		n.meta["firing_rule"] = "proxykit fires on v >= v_th; v_threshold is the float32 below v_th, so NIR's v > v_threshold is the same"
-		n.meta["reset"] = "hard"
-		n.meta["dt"] = "1"
-		nodes = append(nodes, n)
-		return nodes, shape, true, nil
+		layer = &nn.ReLU{LayerName: l.LayerName}
 	case nn.Layer:
-		out, err := l.OutputShape(shape)
-		if err != nil {
-			return nil, nil, false, err
-		}
-		what := fmt.Sprintf("layer %s (%s)", l.Name(), l.Kind())
-		switch l := l.(type) {
-		case *nn.Conv2d:
-			if l.PT != l.PB || l.PL != l.PR {
-				return nil, nil, false, fmt.Errorf("%s pads %d,%d,%d,%d: NIR's Conv2d pads symmetrically", what, l.PT, l.PL, l.PB, l.PR)
-			}
-			n := newNIRNode(unique(l.Name()), "Conv2d")
-			n.floats["weight"] = nirArray{l.Weight.Shape, l.Weight.Data}
-			if g := max(l.Groups, 1); g > 1 {
-				// NIR's reader (commit 7232ada) takes a Conv2d's input
-				// channels from its weight, ignoring groups, and refuses
-				// the graph; the same convolution without groups has zero
-				// weights between groups and gives the same sums exactly
-				n.floats["weight"] = denseGroupedWeight(l.Weight.Shape, l.Weight.Data, g)
-				n.meta["groups"] = fmt.Sprintf("%d, written as one group with zero weights between groups", g)
-			}
-			if l.Bias != nil {
-				n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
-			} else {
-				n.floats["bias"] = full([]int{l.Weight.Shape[0]}, 0)
-			}
-			n.ints["stride"] = toInt64([]int{l.SH, l.SW})
-			n.ints["padding"] = toInt64([]int{l.PT, l.PL})
-			n.ints["dilation"] = toInt64([]int{l.DH, l.DW})
-			n.scalar["groups"] = 1
-			n.ints["input_shape"] = toInt64(shape[1:])
-			nodes = append(nodes, n)
-			spikes = false
-		case *nn.Linear:
-			typ := "Linear"
-			if l.Bias != nil {
-				typ = "Affine"
-			}
-			n := newNIRNode(unique(l.Name()), typ)
-			n.floats["weight"] = nirArray{l.Weight.Shape, l.Weight.Data}
-			if l.Bias != nil {
-				n.floats["bias"] = nirArray{l.Bias.Shape, l.Bias.Data}
-			}
-			nodes = append(nodes, n)
-			spikes = false
-		case *nn.Pool2d:
-			if l.PT != l.PB || l.PL != l.PR || l.Ceil {
-				return nil, nil, false, fmt.Errorf("%s: NIR's pooling pads symmetrically and has no ceil mode", what)
-			}
-			pool := func(typ string) *nirNode {
-				n := newNIRNode(unique(l.Name()), typ)
-				n.ints["kernel_size"] = toInt64([]int{l.KH, l.KW})
-				n.ints["stride"] = toInt64([]int{l.SH, l.SW})
-				n.ints["padding"] = toInt64([]int{l.PT, l.PL})
-				return n
-			}
-			if l.Max {
-				if !spikes {
-					return nil, nil, false, fmt.Errorf("%s max-pools analog values: NIR has no max pooling (proxykit writes max-pooling over spikes as their OR)", what)
-				}
-				// max over binary spikes = their OR = (sum > 0)
-				sum := pool("SumPool2d")
-				if o.MaxPoolThreshold {
-					sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by Threshold at 0"
-					th := newNIRNode(unique(l.Name()+"_threshold"), "Threshold")
-					th.floats["threshold"] = full(out, 0)
-					nodes = append(nodes, sum, th)
-				} else {
-					sum.meta["replaces"] = "MaxPool2d on binary spikes: SumPool2d followed by an IF layer that fires when the sum is at least 1"
-					or := newNIRNode(unique(l.Name()+"_or"), "IF")
-					or.floats["r"] = full(out, 1)
-					or.floats["v_threshold"] = full(out, 0.5)
-					or.floats["v_reset"] = full(out, 0)
-					or.meta["replaces"] = "the OR of a max-pooling window of spikes: the integer sum fires when at least 1, and the potential is 0 after every step"
-					nodes = append(nodes, sum, or)
-				}
-			} else {
-				if l.PT+l.PL > 0 && !l.CountPad {
-					return nil, nil, false, fmt.Errorf("%s: NIR's AvgPool2d counts padding in its divisor; this layer does not", what)
-				}
-				nodes = append(nodes, pool("AvgPool2d"))
-				spikes = false
-			}
-		case *nn.GlobalAvgPool:
-			n := newNIRNode(unique(l.Name()), "AvgPool2d")
-			n.ints["kernel_size"] = toInt64(shape[1:])
-			n.ints["stride"] = toInt64(shape[1:])
-			n.ints["padding"] = []int64{0, 0}
-			nodes = append(nodes, n)
-			spikes = false
-		case *nn.Flatten:
-			n := newNIRNode(unique(l.Name()), "Flatten")
-			n.scalar["start_dim"] = 0
-			n.scalar["end_dim"] = -1
-			// a plain integer dataset, as NIR's writer stores it: a
-			// group here makes NIR's reader fail
-			n.ints["input_type"] = toInt64(shape)
-			nodes = append(nodes, n)
-		default:
-			return nil, nil, false, fmt.Errorf("%s has no NIR form (NIR has no padding or softmax node)", what)
-		}
-		return nodes, out, spikes, nil
+		layer = l
+	default:
+		return nil, nil, false, fmt.Errorf("%T has no NIR form", l)
 	}
-	return nil, nil, false, fmt.Errorf("%T has no NIR form", l)
+	if j, ok := layer.(nn.Join); ok {
+		outShape, err = j.JoinShape(ins)
+	} else {
+		outShape, err = layer.OutputShape(ins[0])
+	}
+	b := &nirBuilder{unique: unique, cfg: cfg, o: o}
+	if err == nil {
+		err = layer.ExportNIR(b, ins[0], spikes)
+	}
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("layer %s (%s): %w", layer.Name(), layer.Kind(), err)
+	}
+	for i := 1; i < len(b.nodes); i++ {
+		b.nodes[i].from = []string{b.nodes[i-1].name}
+	}
+	r := layer.Role()
+	return b.nodes, outShape, r.Neuron || spikes && r.KeepsSpikes, nil
 }
+
+// nirBuilder collects the nodes one layer writes (nn.NIRGraph).
+type nirBuilder struct {
+	nodes  []*nirNode
+	unique func(string) string
+	cfg    spiking.Config
+	o      NIROptions
+}
+
+// Node implements nn.NIRGraph.
+func (b *nirBuilder) Node(base, typ string) nn.NIRNode {
+	n := newNIRNode(b.unique(base), typ)
+	b.nodes = append(b.nodes, n)
+	return n
+}
+
+// MaxPoolThreshold implements nn.NIRGraph.
+func (b *nirBuilder) MaxPoolThreshold() bool { return b.o.MaxPoolThreshold }
+
+// Neurons implements nn.NIRGraph: proxykit fires on v >= v_th, NIR on
+// v > v_threshold, so v_threshold is the float32 just below v_th.
+func (b *nirBuilder) Neurons() (vThreshold, vReset float32, notes map[string]string) {
+	return nirThreshold(b.cfg.Threshold, b.o), b.cfg.Reset, map[string]string{
+		"proxykit_v_threshold": fmt.Sprint(b.cfg.Threshold),
+		"firing_rule":          "proxykit fires on v >= v_th; v_threshold is the float32 below v_th, so NIR's v > v_threshold is the same",
+		"reset":                "hard",
+		"dt":                   "1",
+	}
+}
+
+// Floats implements nn.NIRNode.
+func (n *nirNode) Floats(field string, shape []int, data []float32) {
+	n.floats[field] = nirArray{shape: shape, data: data}
+}
+
+// Ints implements nn.NIRNode.
+func (n *nirNode) Ints(field string, v ...int) { n.ints[field] = toInt64(v) }
+
+// Scalar implements nn.NIRNode.
+func (n *nirNode) Scalar(field string, v int64) { n.scalar[field] = v }
+
+// Meta implements nn.NIRNode.
+func (n *nirNode) Meta(key, value string) { n.meta[key] = value }
 
 // WriteNIR writes the SNN as a NIR graph in HDF5 to path, atomically (the
 // file is written beside path and renamed when complete).
@@ -427,7 +370,8 @@ func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 			}
 		}
 	}
-	// fold BatchNorm into a convolution that only it reads
+	// fold BatchNorm into a convolution that only it reads (any other
+	// BatchNorm is written as a 1×1 convolution: its ExportNIR)
 	skip := make([]bool, len(items))
 	for i := range items {
 		bn, ok := items[i].layer.(*nn.BatchNorm2d)
@@ -446,13 +390,7 @@ func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 			}
 			items[i].layer, items[i].srcs = folded[0], items[j].srcs
 			skip[j] = true
-			continue
 		}
-		folded, err := FoldBatchNorm([]nn.Layer{bn})
-		if err != nil {
-			return nil, err
-		}
-		items[i].layer = folded[0]
 	}
 	in := newNIRNode("input", "Input")
 	in.ints["shape"] = toInt64(s.ANN.InputShape)
@@ -475,16 +413,13 @@ func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 			shapes = append(shapes, items[j].shape)
 			spikes = spikes && items[j].spike
 		}
-		switch l := it.layer.(type) {
-		case *nn.Add:
-			it.outs, it.shape, it.spike = from, shapes[0], false
-			continue
-		case nn.Join:
-			return nil, fmt.Errorf("layer %s (%s): NIR has no node that concatenates", l.Name(), l.Kind())
-		}
-		made, out, sp, err := nirLayer(it.layer, shapes[0], spikes && len(from) == 1, names, s.Config, o)
+		made, out, sp, err := nirLayer(it.layer, shapes, spikes && len(from) == 1, names, s.Config, o)
 		if err != nil {
 			return nil, err
+		}
+		if len(made) == 0 { // an Add: its readers sum its inputs' edges
+			it.outs, it.shape, it.spike = from, out, false
+			continue
 		}
 		made[0].from = from
 		nodes = append(nodes, made...)
@@ -495,18 +430,4 @@ func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 	outNode.ints["shape"] = toInt64(last.shape)
 	outNode.from = last.outs
 	return append(nodes, outNode), nil
-}
-
-// denseGroupedWeight expands a grouped convolution's weight [O, C/g, kH,
-// kW] to the equivalent ungrouped one [O, C, kH, kW]: output channel o
-// keeps its weights on its group's input channels, zero elsewhere.
-func denseGroupedWeight(shape []int, w []float32, g int) nirArray {
-	o, cg, k := shape[0], shape[1], shape[2]*shape[3]
-	c, og := cg*g, o/g
-	dense := make([]float32, o*c*k)
-	for oc := 0; oc < o; oc++ {
-		first := oc / og * cg
-		copy(dense[(oc*c+first)*k:(oc*c+first+cg)*k], w[oc*cg*k:(oc+1)*cg*k])
-	}
-	return nirArray{[]int{o, c, shape[2], shape[3]}, dense}
 }

@@ -75,7 +75,7 @@ func nirSimulate(t *testing.T, o exporter.NIROptions, names []string) (total, di
 // TestNIRRefusesWhatItCannotExpress names the layer and leaves no file.
 func TestNIRRefusesWhatItCannotExpress(t *testing.T) {
 	dir := t.TempDir()
-	for name, want := range map[string]string{"viewnet": "pad (Pad2d)", "asym_opset21": "conv_asym (Conv2d) pads 1,0,2,1"} {
+	for name, want := range map[string]string{"viewnet": "pad (Pad2d)", "asym_opset21": "conv_asym (Conv2d): pads 1,0,2,1"} {
 		m, err := importer.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)

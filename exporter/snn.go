@@ -62,8 +62,8 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	}
 	cfg := s.Config
 	g := &graphBuilder{}
-	vth := g.constant("snn.v_threshold", nil, []float32{cfg.Threshold})
-	vreset := g.constant("snn.v_reset", nil, []float32{cfg.Reset})
+	vth := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
+	vreset := g.Constant("snn.v_reset", nil, []float32{cfg.Reset})
 	// ifNodes emits an IF layer's step: v += I, spike when v >= v_th, reset
 	ifNodes := func(base, prev, in string) (v, spikes string) {
 		if prev == "" {
@@ -89,7 +89,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	cur := "input"
 	for _, l := range static {
 		out := l.Name() + "_static"
-		if err := g.layer(l, cur, out, l.Name()+"/static"); err != nil {
+		if err := g.emit(l, []string{cur}, out, l.Name()+"/static"); err != nil {
 			return nil, err
 		}
 		cur = out
@@ -105,7 +105,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 				v[i], cur = ifNodes(fmt.Sprintf("if%d_%s_t%d", i, l.LayerName, t), v[i], cur)
 			case nn.Layer:
 				out := fmt.Sprintf("%s_t%d", l.Name(), t)
-				if err := g.layer(l, cur, out, fmt.Sprintf("%s/t%d", l.Name(), t)); err != nil {
+				if err := g.emit(l, []string{cur}, out, fmt.Sprintf("%s/t%d", l.Name(), t)); err != nil {
 					return nil, err
 				}
 				cur = out

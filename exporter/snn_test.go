@@ -169,3 +169,51 @@ func TestResNetRunsInONNXRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestKindFixturesRunInONNXRuntime exports the registry's kind fixtures
+// (every torch.nn class proxykit reads, saved whole by torch:
+// scripts/make_kind_fixtures.py): the ANN run by onnxruntime gives torch's
+// outputs, and the unrolled SNN proxykit's counts.
+func TestKindFixturesRunInONNXRuntime(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"kinds/kinds", "kinds/kinds_softmax"} {
+		m, err := importer.Load(testutil.Path(name + ".pt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		xPath := testutil.Path(name + ".x.npy")
+		p := filepath.Join(dir, filepath.Base(name)+".ann.onnx")
+		if err := exporter.WriteANN(p, m.Net, exporter.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, p)
+		if rel := testutil.RelErr(runORT(t, p, xPath).Data, testutil.Array(t, name+".ann.npy").Data); rel > 1e-4 {
+			t.Errorf("%s ANN in onnxruntime: relative error %.3g against torch", name, rel)
+		}
+		// a low threshold: the small random networks fire at every layer
+		snn, err := spiking.New(m.Net, spiking.Config{Timesteps: 15, Threshold: 0.125})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := snn.Run(testutil.Array(t, name+".x.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = filepath.Join(dir, filepath.Base(name)+".snn.onnx")
+		if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, p)
+		got := runORT(t, p, xPath)
+		if d := testutil.Differing(got.Data, res.Counts.Data); d > len(got.Data)/1000 {
+			t.Errorf("%s SNN in onnxruntime: %d of %d counts differ from proxykit's", name, d, len(got.Data))
+		}
+		var spikes float32
+		for _, c := range res.Counts.Data {
+			spikes += c
+		}
+		if spikes == 0 {
+			t.Errorf("%s: the SNN's output never fires; the comparison shows nothing", name)
+		}
+	}
+}

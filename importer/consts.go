@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/proxykit/proxykit/nn"
 	"gorgonia.org/tensor"
 )
 
@@ -21,6 +22,9 @@ type constant struct {
 	F     []float32
 	I     []int64
 }
+
+// public is the constant as layer kinds read it (sharing its values).
+func (c *constant) public() *nn.ONNXConst { return &nn.ONNXConst{Shape: c.Shape, F: c.F, I: c.I} }
 
 func (c *constant) numel() int {
 	if c.F != nil {

@@ -240,7 +240,7 @@ func (c *converter) finish() (string, error) {
 		return "", fmt.Errorf("the network's output is a scalar per sample; proxykit needs at least one output per sample")
 	}
 	for i, l := range c.net.Layers {
-		if _, ok := l.(*nn.Softmax); ok && i != len(c.net.Layers)-1 {
+		if l.Role().Head && i != len(c.net.Layers)-1 {
 			return "", fmt.Errorf("layer %q: %s is only supported as the last node", l.Name(), l.Kind())
 		}
 	}

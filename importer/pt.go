@@ -266,42 +266,82 @@ type ptReader struct {
 	snnBN  map[string][2][]float32
 }
 
-func (r *ptReader) param(m *pyObject, path, name string, required bool) (*nn.Param, error) {
-	params, ok := m.dict["_parameters"]
+// torchModule is a module as a layer kind reads it (nn.TorchModule).
+// Its errors leave out the module, which walk's message names.
+type torchModule struct {
+	m    *pyObject
+	path string
+}
+
+func (t *torchModule) Path() string  { return t.path }
+func (t *torchModule) Class() string { return t.m.class.name }
+
+func (t *torchModule) Param(name string, required bool) (*nn.Param, error) {
+	params, ok := t.m.dict["_parameters"]
 	if !ok {
-		return nil, fmt.Errorf("module %s (%s) has no _parameters", path, m.class.qualified())
+		return nil, fmt.Errorf("it has no _parameters")
 	}
 	v, ok := lookup(params, name)
 	if !ok || v == nil {
 		if required {
-			return nil, fmt.Errorf("module %s (%s) has no %s", path, m.class.qualified(), name)
+			return nil, fmt.Errorf("it has no %s", name)
 		}
 		return nil, nil
 	}
-	data, shape, err := tensorData(v, path+"."+name)
+	data, shape, err := tensorData(v, t.path+"."+name)
 	if err != nil {
 		return nil, err
 	}
-	return nn.NewParam(path+"."+name, data, shape...), nil
+	return nn.NewParam(t.path+"."+name, data, shape...), nil
 }
 
-func (r *ptReader) buffer(m *pyObject, path, name string) ([]float32, error) {
-	v, ok := lookup(m.dict["_buffers"], name)
+func (t *torchModule) Buffer(name string) ([]float32, error) {
+	v, ok := lookup(t.m.dict["_buffers"], name)
 	if !ok || v == nil {
-		return nil, fmt.Errorf("module %s (%s) has no buffer %s", path, m.class.qualified(), name)
+		return nil, fmt.Errorf("it has no buffer %s", name)
 	}
-	data, _, err := tensorData(v, path+"."+name)
+	data, _, err := tensorData(v, t.path+"."+name)
 	return data, err
 }
 
-func (r *ptReader) attrPair(m *pyObject, path, name string, def [2]int) ([2]int, error) {
-	v, ok := m.dict[name]
-	if !ok || v == nil {
+func (t *torchModule) IsSet(name string) bool {
+	v, ok := t.m.dict[name]
+	return ok && v != nil
+}
+
+func (t *torchModule) Int(name string) (int, bool)       { return toInt(t.m.dict[name]) }
+func (t *torchModule) Float(name string) (float64, bool) { return toFloat(t.m.dict[name]) }
+
+func (t *torchModule) String(name string) (string, bool) {
+	s, ok := t.m.dict[name].(string)
+	return s, ok
+}
+
+func (t *torchModule) Ints(name string) ([]int, bool) {
+	v := t.m.dict[name]
+	if i, ok := toInt(v); ok {
+		return []int{i}, true
+	}
+	tu, ok := v.(*types.Tuple)
+	if !ok {
+		return nil, false
+	}
+	out := make([]int, tu.Len())
+	for i := range out {
+		if out[i], ok = toInt(tu.Get(i)); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func (t *torchModule) Pair(name string, def [2]int) ([2]int, error) {
+	if !t.IsSet(name) {
 		return def, nil
 	}
-	p, ok := pair(v)
+	p, ok := pair(t.m.dict[name])
 	if !ok {
-		return def, fmt.Errorf("module %s (%s): %s = %v is not an int or a pair", path, m.class.qualified(), name, v)
+		return def, fmt.Errorf("%s = %v is not an int or a pair", name, t.m.dict[name])
 	}
 	return p, nil
 }
@@ -320,122 +360,17 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 	name := m.class.name
 	isTorch := strings.HasPrefix(m.class.module, "torch.nn.modules")
 	isSJ := strings.HasPrefix(m.class.module, "spikingjelly")
+	kind, hasKind := nn.KindForTorch(name)
 	switch {
 	case isTorch && (name == "Sequential" || name == "ModuleList"):
 		return r.children(m, path)
-	case isTorch && name == "Conv2d":
-		w, err := r.param(m, path, "weight", true)
-		if err != nil {
-			return err
-		}
-		b, err := r.param(m, path, "bias", false)
-		if err != nil {
-			return err
-		}
-		groups := 1
-		if v, ok := m.dict["groups"]; ok && v != nil {
-			g, ok := toInt(v)
-			if !ok || g < 1 {
-				return fmt.Errorf("module %s (Conv2d): groups = %v must be a positive integer", path, v)
-			}
-			groups = g
-		}
-		if pm, _ := m.dict["padding_mode"].(string); pm != "" && pm != "zeros" {
-			return fmt.Errorf("module %s (Conv2d): padding_mode %q is not supported", path, pm)
-		}
-		stride, err := r.attrPair(m, path, "stride", [2]int{1, 1})
-		if err != nil {
-			return err
-		}
-		dil, err := r.attrPair(m, path, "dilation", [2]int{1, 1})
-		if err != nil {
-			return err
-		}
-		var pad [2]int
-		if s, ok := m.dict["padding"].(string); ok {
-			if s != "valid" {
-				return fmt.Errorf("module %s (Conv2d): padding=%q is not supported", path, s)
-			}
-		} else if pad, err = r.attrPair(m, path, "padding", [2]int{}); err != nil {
-			return err
-		}
-		r.layers = append(r.layers, &nn.Conv2d{LayerName: path, Weight: w, Bias: b, SH: stride[0], SW: stride[1],
-			PT: pad[0], PB: pad[0], PL: pad[1], PR: pad[1], DH: dil[0], DW: dil[1], Groups: groups})
-	case isTorch && name == "BatchNorm2d":
-		g, err := r.param(m, path, "weight", true)
-		if err != nil {
-			return err
-		}
-		b, err := r.param(m, path, "bias", true)
-		if err != nil {
-			return err
-		}
-		mean, err := r.buffer(m, path, "running_mean")
-		if err != nil {
-			return err
-		}
-		variance, err := r.buffer(m, path, "running_var")
-		if err != nil {
-			return err
-		}
-		eps, _ := toFloat(m.dict["eps"])
-		mom, ok := toFloat(m.dict["momentum"])
-		if !ok {
-			mom = 0.1
-		}
-		r.layers = append(r.layers, &nn.BatchNorm2d{LayerName: path, Gamma: g, Beta: b, RunningMean: mean,
-			RunningVar: variance, Eps: float32(eps), Momentum: float32(mom)})
-	case isTorch && name == "Linear":
-		w, err := r.param(m, path, "weight", true)
-		if err != nil {
-			return err
-		}
-		b, err := r.param(m, path, "bias", false)
-		if err != nil {
-			return err
-		}
-		r.layers = append(r.layers, &nn.Linear{LayerName: path, Weight: w, Bias: b})
-	case isTorch && name == "ReLU":
-		r.layers = append(r.layers, &nn.ReLU{LayerName: path})
-	case isTorch && (name == "MaxPool2d" || name == "AvgPool2d"):
-		k, err := r.attrPair(m, path, "kernel_size", [2]int{})
-		if err != nil {
-			return err
-		}
-		s, err := r.attrPair(m, path, "stride", k)
-		if err != nil {
-			return err
-		}
-		p, err := r.attrPair(m, path, "padding", [2]int{})
-		if err != nil {
-			return err
-		}
-		if d, _ := r.attrPair(m, path, "dilation", [2]int{1, 1}); d != [2]int{1, 1} {
-			return fmt.Errorf("module %s (%s): dilated pooling is not supported", path, name)
-		}
-		if v, ok := m.dict["divisor_override"]; ok && v != nil {
-			return fmt.Errorf("module %s (AvgPool2d): divisor_override is not supported", path)
-		}
-		ceil, _ := toInt(m.dict["ceil_mode"])
-		cip := 1
-		if v, ok := m.dict["count_include_pad"]; ok {
-			cip, _ = toInt(v)
-		}
-		r.layers = append(r.layers, &nn.Pool2d{LayerName: path, Max: name == "MaxPool2d", KH: k[0], KW: k[1],
-			SH: s[0], SW: s[1], PT: p[0], PB: p[0], PL: p[1], PR: p[1], Ceil: ceil != 0, CountPad: cip != 0})
-	case isTorch && name == "AdaptiveAvgPool2d":
-		if o, ok := pair(m.dict["output_size"]); !ok || o != [2]int{1, 1} {
-			return fmt.Errorf("module %s (AdaptiveAvgPool2d): only output_size 1 (global average pooling) is supported", path)
-		}
-		r.layers = append(r.layers, &nn.GlobalAvgPool{LayerName: path})
-	case isTorch && name == "Flatten":
-		if s, ok := toInt(m.dict["start_dim"]); ok && s != 1 {
-			return fmt.Errorf("module %s (Flatten): start_dim=%d; proxykit flattens from dim 1", path, s)
-		}
-		r.layers = append(r.layers, &nn.Flatten{LayerName: path})
 	case isTorch && (name == "Dropout" || name == "Identity"):
-	case isTorch && (name == "Softmax" || name == "LogSoftmax"):
-		r.layers = append(r.layers, &nn.Softmax{LayerName: path, Log: name == "LogSoftmax"})
+	case isTorch && hasKind:
+		l, err := kind.FromTorch(&torchModule{m: m, path: path})
+		if err != nil {
+			return fmt.Errorf("module %s (%s): %w", path, name, err)
+		}
+		r.layers = append(r.layers, l)
 	case isSJ && strings.HasSuffix(name, "IFNode") && name == "IFNode":
 		vth, ok := toFloat(m.dict["v_threshold"])
 		if !ok {
@@ -452,7 +387,8 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 		r.info.Threshold, r.info.Reset = float32(vth), float32(vr)
 		r.layers = append(r.layers, &nn.ReLU{LayerName: path})
 	case isTorch || isSJ:
-		return fmt.Errorf("module %s: %s is not supported (proxykit reads Sequential, Conv2d, BatchNorm2d, Linear, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Dropout, Identity, Softmax, LogSoftmax and SpikingJelly's IFNode)", path, m.class.qualified())
+		return fmt.Errorf("module %s: %s is not supported (proxykit reads Sequential, ModuleList, %s, Dropout, Identity and SpikingJelly's IFNode)",
+			path, m.class.qualified(), strings.Join(nn.TorchModules(), ", "))
 	default:
 		kids, _ := entries(m.dict["_modules"])
 		if len(kids) == 0 {
@@ -509,11 +445,14 @@ func inferInputShape(layers []nn.Layer) ([]int, string, error) {
 		return nil, "", fmt.Errorf("the module holds no layers")
 	}
 	for _, l := range layers {
-		switch l := l.(type) {
-		case *nn.Linear:
-			return []int{l.Weight.Shape[1]}, "", nil
-		case *nn.Conv2d:
-			c := l.Weight.Shape[1] * max(l.Groups, 1)
+		p, ok := l.(nn.InputPinned)
+		if !ok {
+			continue
+		}
+		switch c, rank := p.PinnedInput(); rank {
+		case 1:
+			return []int{c}, "", nil
+		case 3:
 			net := &nn.Network{Layers: layers}
 			var fits []int
 			for s := 1; s <= 512; s++ {
@@ -539,7 +478,7 @@ func inferInputShape(layers []nn.Layer) ([]int, string, error) {
 			return []int{c, pick, pick}, note, nil
 		}
 	}
-	return nil, "", fmt.Errorf("the module has no Conv2d or Linear to infer its input shape from")
+	return nil, "", fmt.Errorf("the module has no layer that fixes its input's channels or features (Conv2d, Linear) to infer its input shape from")
 }
 
 // LoadPT reads a PyTorch checkpoint: a whole pickled module (the
@@ -586,7 +525,7 @@ func moduleNetwork(root *pyObject) (*nn.Network, *PTInfo, error) {
 	if r.ifSeen {
 		info.Kind = "snn-module"
 		n := len(layers)
-		if _, ok := layers[n-1].(*nn.ReLU); ok {
+		if layers[n-1].Role().Neuron {
 			layers = layers[:n-1] // the IF layer after the last layer: proxykit adds it itself
 		} else {
 			info.Notes = append(info.Notes, "the SNN module has no IF layer after its last layer; proxykit adds one")

@@ -25,17 +25,17 @@ func newGraph(ann *nn.Network, cfg Config) (*Network, error) {
 	s := &Network{ANN: ann, Config: cfg}
 	layers, inputs := ann.Layers, ann.Inputs
 	if n := len(layers); n > 0 {
-		if sm, ok := layers[n-1].(*nn.Softmax); ok {
-			s.Dropped = sm.Kind()
+		if last := layers[n-1]; last.Role().Head {
+			s.Dropped = last.Kind()
 			layers, inputs = layers[:n-1], inputs[:n-1]
 		}
 	}
 	first := len(layers)
 	for i, l := range layers {
-		if _, ok := l.(*nn.Softmax); ok {
-			return nil, fmt.Errorf("layer %d (%s %q): a softmax may only end the network", i, l.Kind(), l.Name())
+		if l.Role().Head {
+			return nil, fmt.Errorf("layer %d (%s %q): a %s may only end the network", i, l.Kind(), l.Name(), l.Kind())
 		}
-		if _, ok := l.(*nn.ReLU); ok && first == len(layers) {
+		if l.Role().Neuron && first == len(layers) {
 			first = i
 		}
 	}
@@ -61,8 +61,8 @@ func newGraph(ann *nn.Network, cfg Config) (*Network, error) {
 		for k, j := range inputs[i] {
 			srcs[k] = source(j)
 		}
-		if r, ok := l.(*nn.ReLU); ok {
-			s.Dynamic = append(s.Dynamic, &IF{LayerName: r.Name()})
+		if l.Role().Neuron {
+			s.Dynamic = append(s.Dynamic, &IF{LayerName: l.Name()})
 		} else {
 			for _, src := range srcs {
 				if src.Static {
@@ -112,8 +112,7 @@ func newGraphSimulator(be compute.Backend, snn *Network, capacity, steps int) (*
 			st.layer = l
 			st.out, err = l.JoinShape(ins)
 			if err == nil {
-				_, isCat := l.(*nn.Concat)
-				st.binary = isCat
+				st.binary = l.Role().KeepsSpikes
 				for _, src := range st.srcs {
 					st.binary = st.binary && sim.stages[src.Index].binary
 				}
@@ -121,7 +120,7 @@ func newGraphSimulator(be compute.Backend, snn *Network, capacity, steps int) (*
 		case nn.Layer:
 			st.layer = l
 			if st.out, err = l.OutputShape(st.in); err == nil {
-				st.binary = sim.stages[st.srcs[0].Index].binary && keepsSpikes(l)
+				st.binary = sim.stages[st.srcs[0].Index].binary && l.Role().KeepsSpikes
 				if k := l.AuxSize(st.in, steps); k > 0 {
 					st.aux, err = alloc(k, "workspace of "+l.Name())
 				}
@@ -188,7 +187,7 @@ func (sim *Simulator) chunkGraph(n, tc int, batchStats, rates bool) {
 			if st.fanOut != nil {
 				sim.countSynOps(i, xs[0], rows, binary)
 			}
-			if isView(st.layer) {
+			if st.layer.Role().View {
 				be.Copy(out.Buf, xs[0].Buf)
 				continue
 			}

@@ -245,7 +245,7 @@ func (sim *Simulator) chunk(static nn.Value, n, tc int, batchStats, rates bool) 
 			bn := st.layer.(*nn.BatchNorm2d)
 			scale, shift, perStep = bn.ScaleShift(be, cur, st.aux, mode)
 			continue
-		case isView(st.layer):
+		case st.layer.Role().View:
 			out.Buf = cur.Buf
 		default:
 			if st.fanOut != nil {
@@ -255,7 +255,7 @@ func (sim *Simulator) chunk(static nn.Value, n, tc int, batchStats, rates bool) 
 			m := mode
 			m.Spikes = binary
 			st.layer.Forward(be, cur, out, st.aux, m)
-			binary = binary && keepsSpikes(st.layer)
+			binary = binary && st.layer.Role().KeepsSpikes
 		}
 		if out.Buf != cur.Buf {
 			next = 1 - next
@@ -362,25 +362,6 @@ func (sim *Simulator) Free() {
 		sim.be.Free(b)
 	}
 	sim.owned = nil
-}
-
-func isView(l nn.Layer) bool {
-	_, ok := l.(*nn.Flatten)
-	return ok
-}
-
-// keepsSpikes reports whether a layer maps spikes to spikes: max-pooling
-// (their OR), flattening, zero padding.
-func keepsSpikes(l nn.Layer) bool {
-	switch l := l.(type) {
-	case *nn.Pool2d:
-		return l.Max
-	case *nn.Flatten:
-		return true
-	case *nn.Pad2d:
-		return l.Value == 0
-	}
-	return false
 }
 
 // OutputShape is the per-sample shape of the counts, [K].

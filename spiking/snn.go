@@ -88,22 +88,22 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 	s := &Network{ANN: ann, Config: cfg}
 	layers := ann.Layers
 	if n := len(layers); n > 0 {
-		if sm, ok := layers[n-1].(*nn.Softmax); ok {
-			s.Dropped = sm.Kind()
+		if last := layers[n-1]; last.Role().Head {
+			s.Dropped = last.Kind()
 			layers = layers[:n-1]
 		}
 	}
 	static := true
 	for i, l := range layers {
-		if _, ok := l.(*nn.Softmax); ok {
-			return nil, fmt.Errorf("layer %d (%s %q): a softmax may only end the network", i, l.Kind(), l.Name())
+		if l.Role().Head {
+			return nil, fmt.Errorf("layer %d (%s %q): a %s may only end the network", i, l.Kind(), l.Name(), l.Kind())
 		}
 		if bn, ok := l.(*nn.BatchNorm2d); ok {
 			l = bn.CloneWithOwnStats()
 		}
-		if r, ok := l.(*nn.ReLU); ok {
+		if l.Role().Neuron {
 			static = false
-			s.Dynamic = append(s.Dynamic, &IF{LayerName: r.Name()})
+			s.Dynamic = append(s.Dynamic, &IF{LayerName: l.Name()})
 			continue
 		}
 		if static {
@@ -235,24 +235,21 @@ func Role(ann *nn.Network) []string {
 	roles := make([]string, len(ann.Layers))
 	static := true
 	for i, l := range ann.Layers {
-		switch l.(type) {
-		case *nn.ReLU:
+		r := l.Role()
+		switch {
+		case r.Neuron:
 			static = false
 			roles[i] = "IF"
-		case *nn.Softmax:
+		case r.Head:
 			roles[i] = "(left out: counts are the output)"
+		case static:
+			roles[i] = l.Kind() + " (static input, once)"
 		default:
-			if static {
-				roles[i] = l.Kind() + " (static input, once)"
-			} else {
-				roles[i] = l.Kind() + " (each step)"
-			}
-			if _, ok := l.(*nn.BatchNorm2d); ok {
-				roles[i] += ", own statistics"
-			}
-			if p, ok := l.(*nn.Pool2d); ok && p.Max && !static {
-				roles[i] = "MaxPool2d on spikes (OR), each step"
-			}
+			roles[i] = l.Kind() + " (each step)"
+		}
+		// before the first IF layer there are no spikes to note
+		if r.Note != "" && !r.Neuron && !r.Head && (!static || !r.KeepsSpikes) {
+			roles[i] += ", " + r.Note
 		}
 	}
 	return roles

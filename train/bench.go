@@ -186,12 +186,7 @@ func FLOPs(ann *nn.Network, snn *spiking.Network) (annF, staticF, stepF float64,
 			if err != nil {
 				return 0, nil, err
 			}
-			switch l := l.(type) {
-			case *nn.Conv2d:
-				f += 2 * float64(nn.Numel(out)) * float64(nn.Numel(l.Weight.Shape[1:]))
-			case *nn.Linear:
-				f += 2 * float64(nn.Numel(l.Weight.Shape))
-			}
+			f += 2 * float64(nn.MACs(l, in))
 			in = out
 		}
 		return f, in, nil

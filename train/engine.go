@@ -44,7 +44,7 @@ type Engine struct {
 func TrainedLayers(ann *nn.Network) []nn.Layer {
 	n := len(ann.Layers)
 	if n > 0 {
-		if _, ok := ann.Layers[n-1].(*nn.Softmax); ok {
+		if ann.Layers[n-1].Role().Head {
 			return ann.Layers[:n-1]
 		}
 	}

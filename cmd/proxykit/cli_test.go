@@ -30,7 +30,7 @@ func TestImportPrintsTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"opset 14", "input [B 1 28 28]", "Conv2d (static input, once)",
-		"BatchNorm2d (static input, once), own statistics", "IF", "MaxPool2d on spikes (OR)", "[8 28 28]", "[10]",
+		"BatchNorm2d (static input, once), own statistics", "IF", "MaxPool2d (each step), on spikes (OR)", "[8 28 28]", "[10]",
 		"IF (counts over T)", "19 layers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

@@ -1,0 +1,241 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// Linear is a fully connected layer, y = x·Wᵀ + b.
+type Linear struct {
+	noAux
+	LayerName string
+	Weight    *Param // [out, in]
+	Bias      *Param // [out] or nil
+}
+
+// Name implements Layer.
+func (l *Linear) Name() string { return l.LayerName }
+
+// Kind implements Layer.
+func (l *Linear) Kind() string { return "Linear" }
+
+// Describe implements Layer.
+func (l *Linear) Describe() string {
+	s := fmt.Sprintf("%d→%d", l.Weight.Shape[1], l.Weight.Shape[0])
+	if l.Bias == nil {
+		s += " no bias"
+	}
+	return s
+}
+
+// OutputShape implements Layer.
+func (l *Linear) OutputShape(in []int) ([]int, error) {
+	if len(in) != 1 || in[0] != l.Weight.Shape[1] {
+		return nil, fmt.Errorf("Linear expects [%d] features, got %s", l.Weight.Shape[1], ShapeString(in))
+	}
+	return []int{l.Weight.Shape[0]}, nil
+}
+
+// Forward implements Layer.
+func (l *Linear) Forward(be compute.Backend, x, y Value, _ compute.Buffer, mode Mode) {
+	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
+	be.LinearForward(x.N(), in, outF, x.Buf, l.Weight.Buffer(be), opt(l.Bias, be), y.Buf, mode.Spikes)
+}
+
+// Backward implements Layer.
+func (l *Linear) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
+	be.LinearBackward(x.N(), in, outF, x.Buf, l.Weight.Buffer(be), dy.Buf, dx.Buf, l.Weight.GradBuffer(be), optGrad(l.Bias, be))
+}
+
+// Params implements Layer.
+func (l *Linear) Params() []*Param {
+	if l.Bias != nil {
+		return []*Param{l.Weight, l.Bias}
+	}
+	return []*Param{l.Weight}
+}
+
+// Attrs implements Layer.
+func (l *Linear) Attrs() map[string]any { return nil }
+
+// Validate implements Layer.
+func (l *Linear) Validate() error {
+	if l.Weight == nil || len(l.Weight.Shape) != 2 {
+		return fmt.Errorf("weight must be 2-D [out, in], got %s", paramShape(l.Weight))
+	}
+	if err := pos("weight dimensions", l.Weight.Shape...); err != nil {
+		return err
+	}
+	if l.Bias != nil && (len(l.Bias.Shape) != 1 || l.Bias.Shape[0] != l.Weight.Shape[0]) {
+		return fmt.Errorf("bias %s does not match %d outputs", paramShape(l.Bias), l.Weight.Shape[0])
+	}
+	return nil
+}
+
+// Role implements Layer: the layer runs on the spikes of the layer before.
+func (l *Linear) Role() Role { return Role{} }
+
+// ScaleInput implements Scalable.
+func (l *Linear) ScaleInput(f float64) error { scaleParam(l.Weight, f); return nil }
+
+// ScaleOutput implements Scalable.
+func (l *Linear) ScaleOutput(f float64) { scaleParam(l.Weight, f); scaleParam(l.Bias, f) }
+
+// FanOut implements Synaptic: every input feeds every output.
+func (l *Linear) FanOut(in []int) []float32 {
+	return Full([]int{Numel(in)}, float32(l.Weight.Shape[0]))
+}
+
+// PinnedInput implements InputPinned: the input features.
+func (l *Linear) PinnedInput() (lead, rank int) { return l.Weight.Shape[1], 1 }
+
+// MACs implements Synaptic.
+func (l *Linear) MACs([]int) int64 { return int64(l.Weight.Shape[0]) * int64(l.Weight.Shape[1]) }
+
+// ExportONNX implements Layer: Gemm with transB.
+func (l *Linear) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	args := []string{ins[0], g.Param(l.Weight)}
+	if l.Bias != nil {
+		args = append(args, g.Param(l.Bias))
+	}
+	g.Node("Gemm", name, args, []string{out}, ONNXAttr{"transB", int64(1)})
+	return nil
+}
+
+// ExportNIR implements Layer: NIR's Affine, or Linear without a bias.
+func (l *Linear) ExportNIR(g NIRGraph, _ []int, _ bool) error {
+	typ := "Linear"
+	if l.Bias != nil {
+		typ = "Affine"
+	}
+	n := g.Node(l.Name(), typ)
+	n.Floats("weight", l.Weight.Shape, l.Weight.Data)
+	if l.Bias != nil {
+		n.Floats("bias", l.Bias.Shape, l.Bias.Data)
+	}
+	return nil
+}
+
+func linearKind() Kind {
+	return Kind{Names: []string{"Linear"}, FromArch: linearFromArch, ONNXOps: []string{"Gemm", "MatMul"},
+		FromONNX: linearFromONNX, TorchModules: []string{"Linear"}, FromTorch: linearFromTorch}
+}
+
+func linearFromArch(s LayerSpec, ps []*Param) (Layer, error) {
+	if err := specParams(ps, 1, 2); err != nil {
+		return nil, err
+	}
+	return &Linear{LayerName: s.Name, Weight: ps[0], Bias: optParam(ps, 1)}, nil
+}
+
+// linearFromONNX reads Gemm (alpha, beta, transB, the bias C) and MatMul
+// by a constant (an Add of a constant right after becomes its bias: the
+// importer folds it). The activation must be the first input.
+func linearFromONNX(n ONNXNode) (Layer, error) {
+	in := n.Activations()[0]
+	if !n.IsActivation(0) {
+		return nil, fmt.Errorf("the activation must be %s's first input", n.Op())
+	}
+	what := "the weight"
+	if n.Op() == "Gemm" {
+		what = "B"
+	}
+	b, err := n.Const(1, what)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil || b.IsInt() || len(b.Shape) != 2 {
+		return nil, fmt.Errorf("%s must be a 2-D float constant", what)
+	}
+	w := b.transposed2D() // MatMul's [in, out] → [out, in]
+	alpha, beta := float32(1), float32(1)
+	if n.Op() == "Gemm" {
+		transA, err := n.Int("transA", 0)
+		if err != nil {
+			return nil, err
+		}
+		if transA != 0 {
+			return nil, fmt.Errorf("transA=1 is not supported")
+		}
+		transB, err := n.Int("transB", 0)
+		if err != nil {
+			return nil, err
+		}
+		if transB != 0 {
+			w = b
+		}
+		if alpha, err = n.Float("alpha", 1); err != nil {
+			return nil, err
+		}
+		if beta, err = n.Float("beta", 1); err != nil {
+			return nil, err
+		}
+	}
+	if len(in) != 1 {
+		return nil, fmt.Errorf("input has per-sample shape %s; a fully connected layer needs a flat [F] input (add a Flatten)", ShapeString(in))
+	}
+	if w.Shape[1] != in[0] {
+		return nil, fmt.Errorf("weight takes %d features, the input has %d", w.Shape[1], in[0])
+	}
+	name := n.LayerName("fc")
+	l := &Linear{LayerName: name, Weight: NewParam(name+".weight", scaled(w.F, alpha), w.Shape...)}
+	if n.Op() == "Gemm" {
+		c, err := n.Const(2, "C")
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			vec, err := BiasVector(c, w.Shape[0])
+			if err != nil {
+				return nil, fmt.Errorf("C: %w", err)
+			}
+			l.Bias = NewParam(name+".bias", scaled(vec, beta), w.Shape[0])
+		}
+	}
+	return l, nil
+}
+
+// scaled is x·s (a copy).
+func scaled(x []float32, s float32) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = v * s
+	}
+	return out
+}
+
+// BiasVector broadcasts a constant of shape [], [1], [K] or [1 K] to K
+// values: an ONNX bias.
+func BiasVector(b *ONNXConst, k int) ([]float32, error) {
+	if b.IsInt() {
+		return nil, fmt.Errorf("bias must be float")
+	}
+	nonUnit := 0
+	for _, d := range b.Shape {
+		if d != 1 {
+			nonUnit++
+		}
+	}
+	switch {
+	case b.Numel() == k && nonUnit <= 1:
+		return append([]float32(nil), b.F...), nil
+	case b.Numel() == 1:
+		return Full([]int{k}, b.F[0]), nil
+	}
+	return nil, fmt.Errorf("shape %v does not broadcast to %d outputs", b.Shape, k)
+}
+
+// linearFromTorch reads torch.nn.Linear.
+func linearFromTorch(m TorchModule) (Layer, error) {
+	w, err := m.Param("weight", true)
+	if err != nil {
+		return nil, err
+	}
+	b, err := m.Param("bias", false)
+	if err != nil {
+		return nil, err
+	}
+	return &Linear{LayerName: m.Path(), Weight: w, Bias: b}, nil
+}

@@ -1,0 +1,206 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// Pad2d pads each plane with a constant: PyTorch's ConstantPad2d/ZeroPad2d.
+type Pad2d struct {
+	noAux
+	LayerName      string
+	PT, PL, PB, PR int
+	Value          float32
+}
+
+// Name implements Layer.
+func (l *Pad2d) Name() string { return l.LayerName }
+
+// Kind implements Layer.
+func (l *Pad2d) Kind() string { return "Pad2d" }
+
+// Describe implements Layer.
+func (l *Pad2d) Describe() string {
+	return fmt.Sprintf("pad %d,%d,%d,%d value %g", l.PT, l.PL, l.PB, l.PR, l.Value)
+}
+
+// OutputShape implements Layer.
+func (l *Pad2d) OutputShape(in []int) ([]int, error) {
+	if len(in) != 3 {
+		return nil, fmt.Errorf("Pad2d needs a [C H W] input, got %s", ShapeString(in))
+	}
+	return []int{in[0], in[1] + l.PT + l.PB, in[2] + l.PL + l.PR}, nil
+}
+
+// Geom is the padding of the planes of a per-sample input shape [C, H, W].
+func (l *Pad2d) Geom(in []int) compute.PadGeom {
+	return compute.PadGeom{H: in[1], W: in[2], PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Value: l.Value}
+}
+
+// Forward implements Layer.
+func (l *Pad2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.Pad2dForward(l.Geom(x.Shape[1:]), x.N()*x.Shape[1], x.Buf, y.Buf)
+}
+
+// Backward implements Layer: the gradient of the padded border is dropped.
+func (l *Pad2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.Pad2dBackward(l.Geom(x.Shape[1:]), x.N()*x.Shape[1], dy.Buf, dx.Buf)
+}
+
+// Params implements Layer.
+func (l *Pad2d) Params() []*Param { return nil }
+
+// Attrs implements Layer.
+func (l *Pad2d) Attrs() map[string]any {
+	return map[string]any{"pads": []int{l.PT, l.PL, l.PB, l.PR}, "value": l.Value}
+}
+
+// Validate implements Layer.
+func (l *Pad2d) Validate() error {
+	if err := nonneg("padding", l.PT, l.PL, l.PB, l.PR); err != nil {
+		return err
+	}
+	if math.IsNaN(float64(l.Value)) || math.IsInf(float64(l.Value), 0) {
+		return fmt.Errorf("padding value is %g", l.Value)
+	}
+	return nil
+}
+
+// Role implements Layer: zero padding keeps spikes spikes and commutes
+// with scaling; another value does neither.
+func (l *Pad2d) Role() Role {
+	return Role{KeepsSpikes: l.Value == 0, Homogeneous: l.Value == 0}
+}
+
+// ExportONNX implements Layer: Pad in constant mode, pads and value as
+// inputs (opset 11 and later).
+func (l *Pad2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	pads := g.IntConstant(l.LayerName+".pads", i64s(0, 0, l.PT, l.PL, 0, 0, l.PB, l.PR))
+	value := g.Constant(l.LayerName+".value", nil, []float32{l.Value})
+	g.Node("Pad", name, []string{ins[0], pads, value}, []string{out}, ONNXAttr{"mode", "constant"})
+	return nil
+}
+
+// ExportNIR implements Layer: NIR has no padding node.
+func (l *Pad2d) ExportNIR(NIRGraph, []int, bool) error {
+	return fmt.Errorf("NIR has no padding node")
+}
+
+func pad2dKind() Kind {
+	return Kind{Names: []string{"Pad2d"}, FromArch: pad2dFromArch, ONNXOps: []string{"Pad"}, FromONNX: pad2dFromONNX,
+		TorchModules: []string{"ZeroPad2d", "ConstantPad2d"}, FromTorch: pad2dFromTorch}
+}
+
+// pad2dFromTorch reads torch.nn.ZeroPad2d and ConstantPad2d: padding
+// (left, right, top, bottom) or one number for all four, and value.
+func pad2dFromTorch(m TorchModule) (Layer, error) {
+	p, ok := m.Ints("padding")
+	if ok && len(p) == 1 {
+		p = []int{p[0], p[0], p[0], p[0]}
+	}
+	if !ok || len(p) != 4 {
+		return nil, fmt.Errorf("padding must be 4 integers (left, right, top, bottom)")
+	}
+	v, ok := m.Float("value")
+	if !ok && m.IsSet("value") {
+		return nil, fmt.Errorf("value must be a number")
+	}
+	return &Pad2d{LayerName: m.Path(), PL: p[0], PR: p[1], PT: p[2], PB: p[3], Value: float32(v)}, nil
+}
+
+func pad2dFromArch(s LayerSpec, ps []*Param) (Layer, error) {
+	var a struct {
+		Pads  []int
+		Value float32
+	}
+	if err := decodeAttrs(s, &a); err != nil {
+		return nil, err
+	}
+	if err := specParams(ps, 0, 0); err != nil {
+		return nil, err
+	}
+	if err := specPairs(a.Pads); err != nil {
+		return nil, err
+	}
+	return &Pad2d{LayerName: s.Name, PT: a.Pads[0], PL: a.Pads[1], PB: a.Pads[2], PR: a.Pads[3], Value: a.Value}, nil
+}
+
+// pad2dFromONNX reads Pad in constant mode, spatial pads only: pads and
+// value as attributes (opsets before 11) or inputs, with the optional
+// axes input (opset 18). All-zero pads, as PyTorch's opset-11 export puts
+// before AveragePool, pass through.
+func pad2dFromONNX(n ONNXNode) (Layer, error) {
+	in := n.Activations()[0]
+	mode, err := n.String("mode", "constant")
+	if err != nil {
+		return nil, err
+	}
+	if mode != "constant" {
+		return nil, fmt.Errorf("pad mode %q is not supported (only constant)", mode)
+	}
+	var pads []int64
+	var val float32
+	if n.Opset() < 11 {
+		if pads, _, err = n.Ints("pads"); err != nil {
+			return nil, err
+		}
+		if val, err = n.Float("value", 0); err != nil {
+			return nil, err
+		}
+	} else {
+		k, err := n.Const(1, "pads")
+		if err != nil {
+			return nil, err
+		}
+		if k == nil {
+			return nil, fmt.Errorf("has no pads")
+		}
+		pads = k.Ints()
+		cv, err := n.Const(2, "constant_value")
+		if err != nil {
+			return nil, err
+		}
+		if cv != nil && cv.Numel() > 0 {
+			val = cv.Floats()[0]
+		}
+		ax, err := n.Const(3, "axes")
+		if err != nil {
+			return nil, err
+		}
+		if ax != nil {
+			full := make([]int64, 8)
+			axes := ax.Ints()
+			if len(pads) != 2*len(axes) {
+				return nil, fmt.Errorf("pads %v do not match axes %v", pads, axes)
+			}
+			for i, a := range axes {
+				if a < -4 || a > 3 {
+					return nil, fmt.Errorf("axis %d out of range for rank 4", a)
+				}
+				if a < 0 {
+					a += 4
+				}
+				full[a], full[a+4] = pads[i], pads[i+len(axes)]
+			}
+			pads = full
+		}
+	}
+	if len(in) != 3 || len(pads) != 8 {
+		return nil, fmt.Errorf("proxykit pads only 4-D NCHW activations (pads %v, per-sample shape %s)", pads, ShapeString(in))
+	}
+	if pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 {
+		return nil, fmt.Errorf("pads %v touch the batch or channel axes; only spatial padding is supported", pads)
+	}
+	for _, p := range pads {
+		if p < 0 {
+			return nil, fmt.Errorf("negative pads %v (cropping) are not supported", pads)
+		}
+	}
+	if pads[2] == 0 && pads[3] == 0 && pads[6] == 0 && pads[7] == 0 {
+		return nil, nil
+	}
+	return &Pad2d{LayerName: n.LayerName("pad"), PT: int(pads[2]), PL: int(pads[3]), PB: int(pads[6]),
+		PR: int(pads[7]), Value: val}, nil
+}

@@ -1,0 +1,101 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// Softmax is a softmax or log-softmax over the class dimension. It may only
+// end a network; the SNN leaves it out (spike counts are its output).
+type Softmax struct {
+	noAux
+	LayerName string
+	Log       bool
+}
+
+// Name implements Layer.
+func (l *Softmax) Name() string { return l.LayerName }
+
+// Kind implements Layer.
+func (l *Softmax) Kind() string {
+	if l.Log {
+		return "LogSoftmax"
+	}
+	return "Softmax"
+}
+
+// Describe implements Layer.
+func (l *Softmax) Describe() string { return "" }
+
+// OutputShape implements Layer.
+func (l *Softmax) OutputShape(in []int) ([]int, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("%s needs a [K] input, got %s", l.Kind(), ShapeString(in))
+	}
+	return in, nil
+}
+
+// Forward implements Layer.
+func (l *Softmax) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
+	be.SoftmaxForward(x.N(), x.Shape[1], l.Log, x.Buf, y.Buf)
+}
+
+// Backward implements Layer.
+func (l *Softmax) Backward(be compute.Backend, _, y, dy, dx Value, _ compute.Buffer, _ Mode) {
+	be.SoftmaxBackward(y.N(), y.Shape[1], l.Log, y.Buf, dy.Buf, dx.Buf)
+}
+
+// Params implements Layer.
+func (l *Softmax) Params() []*Param { return nil }
+
+// Attrs implements Layer.
+func (l *Softmax) Attrs() map[string]any { return nil }
+
+// Validate implements Layer.
+func (l *Softmax) Validate() error { return nil }
+
+// Role implements Layer: the SNN leaves the head out; spike counts are its
+// output.
+func (l *Softmax) Role() Role { return Role{Head: true} }
+
+// ExportONNX implements Layer: Softmax or LogSoftmax over the classes.
+func (l *Softmax) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	g.Node(l.Kind(), name, ins[:1], []string{out}, ONNXAttr{"axis", int64(1)})
+	return nil
+}
+
+// ExportNIR implements Layer: the SNN has no softmax, and NIR no node
+// for one.
+func (l *Softmax) ExportNIR(NIRGraph, []int, bool) error {
+	return fmt.Errorf("NIR has no softmax node")
+}
+
+func softmaxKind() Kind {
+	return Kind{Names: []string{"Softmax", "LogSoftmax"}, FromArch: func(s LayerSpec, ps []*Param) (Layer, error) {
+		return &Softmax{LayerName: s.Name, Log: s.Kind == "LogSoftmax"}, specParams(ps, 0, 0)
+	}, ONNXOps: []string{"Softmax", "LogSoftmax"}, FromONNX: softmaxFromONNX, TorchModules: []string{"Softmax", "LogSoftmax"},
+		FromTorch: func(m TorchModule) (Layer, error) {
+			return &Softmax{LayerName: m.Path(), Log: m.Class() == "LogSoftmax"}, nil
+		}}
+}
+
+// softmaxFromONNX reads Softmax and LogSoftmax over the classes of a
+// [B K] output (axis 1 or −1; the default is −1 from opset 13, 1 before).
+func softmaxFromONNX(n ONNXNode) (Layer, error) {
+	in := n.Activations()[0]
+	def := int64(1)
+	if n.Opset() >= 13 {
+		def = -1
+	}
+	axis, err := n.Int("axis", def)
+	if err != nil {
+		return nil, err
+	}
+	if len(in) != 1 || (axis != 1 && axis != -1) {
+		return nil, fmt.Errorf("%s over axis %d of per-sample shape %s: only over the classes of a [B K] output", n.Op(), axis, ShapeString(in))
+	}
+	l := &Softmax{LayerName: n.LayerName("softmax"), Log: n.Op() == "LogSoftmax"}
+	n.Note(fmt.Sprintf("%s %q at the end is kept in the ANN and left out of the SNN (its output is spike counts)", n.Op(), l.LayerName))
+	return l, nil
+}
