@@ -17,47 +17,15 @@ const batchDim = -(1 << 40)
 // constant is a value known at import time: an initializer, a Constant
 // node's output, or a folded computation on those. Exactly one of F and I
 // is set (I for integer and boolean tensors).
-type constant struct {
-	Shape []int
-	F     []float32
-	I     []int64
-}
+type constant nn.ONNXConst
 
-// public is the constant as layer kinds read it (sharing its values).
-func (c *constant) public() *nn.ONNXConst { return &nn.ONNXConst{Shape: c.Shape, F: c.F, I: c.I} }
+// public is the constant as layer kinds read it (the same values).
+func (c *constant) public() *nn.ONNXConst { return (*nn.ONNXConst)(c) }
 
-func (c *constant) numel() int {
-	if c.F != nil {
-		return len(c.F)
-	}
-	return len(c.I)
-}
-
-func (c *constant) isInt() bool { return c.F == nil }
-
-// ints returns the values as integers.
-func (c *constant) ints() []int64 {
-	if c.I != nil {
-		return c.I
-	}
-	out := make([]int64, len(c.F))
-	for i, v := range c.F {
-		out[i] = int64(v)
-	}
-	return out
-}
-
-// floats returns the values as float32.
-func (c *constant) floats() []float32 {
-	if c.F != nil {
-		return c.F
-	}
-	out := make([]float32, len(c.I))
-	for i, v := range c.I {
-		out[i] = float32(v)
-	}
-	return out
-}
+func (c *constant) numel() int        { return c.public().Numel() }
+func (c *constant) isInt() bool       { return c.public().IsInt() }
+func (c *constant) ints() []int64     { return c.public().Ints() }
+func (c *constant) floats() []float32 { return c.public().Floats() }
 
 func numel(shape []int) int {
 	n := 1

@@ -127,7 +127,7 @@ func TestBadModels(t *testing.T) {
 // FuzzDecode feeds mutated fixtures to the import entry point: it may
 // refuse them, but must never panic or hang.
 func FuzzDecode(f *testing.F) {
-	for _, name := range append(testutil.Models, "bad_sigmoid", "bad_residual", "hostile/concat_bomb") {
+	for _, name := range append(testutil.Models, "bad_sigmoid", "bad_residual", "hostile/concat_bomb", "kinds/kinds", "kinds/kinds_softmax") {
 		b, err := os.ReadFile(testutil.Path(name + ".onnx"))
 		if err != nil {
 			f.Fatal(err)

@@ -222,8 +222,8 @@ func TestFullWidthPT(t *testing.T) {
 // checksums, so mutations reach the pickle and the module reader): they
 // may be refused but must never panic.
 func FuzzLoadPT(f *testing.F) {
-	for _, name := range []string{"legacy.pt", "ANN_Params.pt", "ANN_state.pt"} {
-		f.Add(testutil.ReadFile(f, "pt/"+name))
+	for _, name := range []string{"pt/legacy.pt", "pt/ANN_Params.pt", "pt/ANN_state.pt", "kinds/kinds.pt", "kinds/kinds_softmax.pt"} {
+		f.Add(testutil.ReadFile(f, name))
 	}
 	// hostile seeds: a zip directory that lies, modules PyTorch refuses
 	f.Add(hugeStorageZip(f, 1<<40))

@@ -81,15 +81,18 @@ func (k *ONNXConst) Ints() []int64 {
 }
 
 // transposed2D is a 2-D float constant's transpose.
-func (k *ONNXConst) transposed2D() *ONNXConst {
+func (k *ONNXConst) transposed2D() (*ONNXConst, error) {
 	r, c := k.Shape[0], k.Shape[1]
+	if r < 0 || c < 0 || len(k.F) != r*c {
+		return nil, fmt.Errorf("a constant of shape %v holds %d values", k.Shape, len(k.F))
+	}
 	out := make([]float32, r*c)
 	for i := 0; i < r; i++ {
 		for j := 0; j < c; j++ {
 			out[j*r+i] = k.F[i*c+j]
 		}
 	}
-	return &ONNXConst{Shape: []int{c, r}, F: out}
+	return &ONNXConst{Shape: []int{c, r}, F: out}, nil
 }
 
 // onnxWindow reads the kernel-window attributes shared by Conv and the

@@ -149,7 +149,10 @@ func linearFromONNX(n ONNXNode) (Layer, error) {
 	if b == nil || b.IsInt() || len(b.Shape) != 2 {
 		return nil, fmt.Errorf("%s must be a 2-D float constant", what)
 	}
-	w := b.transposed2D() // MatMul's [in, out] → [out, in]
+	w, err := b.transposed2D() // MatMul's [in, out] → [out, in]
+	if err != nil {
+		return nil, err
+	}
 	alpha, beta := float32(1), float32(1)
 	if n.Op() == "Gemm" {
 		transA, err := n.Int("transA", 0)
