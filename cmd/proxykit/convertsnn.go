@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -39,7 +40,10 @@ takes for every neuron layer (each ReLU, and the last layer) the
 weights so that an activation of λ makes its IF neuron fire at every step:
 a layer's weights by λ_prev·θ/λ, its biases by θ/λ (θ = v_th − v_reset;
 into BatchNorm's γ and β where a BatchNorm precedes the ReLU, so the running
-statistics stay valid).
+statistics stay valid). In a branching network (residual Add, Concat) the
+branches that meet carry one scale: an identity shortcut, which carries IF
+spikes, gets a 1×1 depthwise convolution that rescales it, inserted before
+the join (Hu et al.'s shortcut normalisation; the command lists them).
 
 The result is a proxykit checkpoint (no optimizer state) carrying the
 settings it was converted for (--threshold, --reset, --timesteps) and the
@@ -88,8 +92,18 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 			if err != nil {
 				return fmt.Errorf("%s: calibration: %w", args[0], err)
 			}
+			before := map[string]bool{}
+			for _, l := range m.ANN.Layers {
+				before[l.Name()] = true
+			}
 			if err := convert.Normalize(m.ANN, scales, float64(s.Threshold-s.Reset)); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			var inserted []string
+			for _, l := range m.ANN.Layers {
+				if !before[l.Name()] {
+					inserted = append(inserted, l.Name())
+				}
 			}
 			// The SNN's BatchNorm statistics are the ANN's: the converted
 			// SNN's layers see what the ANN's did, scaled.
@@ -106,13 +120,16 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 				"conversion":     fmt.Sprintf("Rueckauer et al. 2017 robust normalisation, %gth percentile of positive activations on %d %s training images", percentile, images, dataset),
 				"scales":         string(scaleJSON),
 			}
+			if len(inserted) > 0 {
+				ck.Notes["shortcut_scaling"] = strings.Join(inserted, ", ")
+			}
 			if err := ck.Save(output); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			if jsonOut {
 				b, _ := json.Marshal(map[string]any{"output": output, "percentile": percentile, "scales": scales,
-					"threshold": s.Threshold, "reset": s.Reset, "timesteps": s.Timesteps})
+					"threshold": s.Threshold, "reset": s.Reset, "timesteps": s.Timesteps, "inserted": inserted})
 				fmt.Fprintln(out, string(b))
 				return nil
 			}
@@ -124,6 +141,9 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 				fmt.Fprintf(tw, "%s\t%.4g\t%.4g\t%d\t\n", sc.Layer, sc.Lambda, sc.Max, sc.Positive)
 			}
 			tw.Flush()
+			if len(inserted) > 0 {
+				fmt.Fprintf(out, "shortcut normalisation: %d scaling layer(s) inserted before joins: %s\n", len(inserted), strings.Join(inserted, ", "))
+			}
 			fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
 				output, s.Threshold, s.Reset, s.Timesteps, s.Timesteps)
 			return nil

@@ -16,6 +16,34 @@ import (
 	"github.com/proxykit/proxykit/train"
 )
 
+// TestConvertResidual converts the residual network (one identity
+// shortcut, one projection shortcut): the command names the scaling layer
+// it inserts on the identity shortcut, the checkpoint keeps it and its
+// SNN evaluates and trains. (convert's tests hold the numbers to PyTorch.)
+func TestConvertResidual(t *testing.T) {
+	dir := t.TempDir()
+	data := testutil.Path("proxy")
+	ck := filepath.Join(dir, "converted.ckpt")
+	out, err := run(t, "convert-snn", testutil.Path("convert/resnet/ann.onnx"), "--data", data, "--dataset", "mnist", "-o", ck, "--calib-images", "100")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "1 scaling layer(s) inserted before joins: add.scale1") {
+		t.Errorf("convert-snn does not name the shortcut's scaling layer:\n%s", out)
+	}
+	out, err = run(t, "import", ck)
+	if err != nil || !strings.Contains(out, "add.scale1") || !strings.Contains(out, "groups 8") || !strings.Contains(out, "shortcut_scaling") {
+		t.Errorf("the checkpoint lacks the scaling layer (%v):\n%s", err, out)
+	}
+	if out, err = run(t, "eval", ck, "--data", data, "--timesteps", "4,16"); err != nil || !strings.Contains(out, "rate relu_5") {
+		t.Errorf("eval of the converted residual network (%v):\n%s", err, out)
+	}
+	if out, err = run(t, "train", ck, "--data", data, "--dataset", "mnist", "--epochs", "1", "--max-train", "40", "--max-test", "20",
+		"--batch-size", "20", "-o", filepath.Join(dir, "tuned.ckpt")); err != nil {
+		t.Errorf("proxy fine-tuning of the converted residual network: %v\n%s", err, out)
+	}
+}
+
 // TestConvertEvalPlot runs the conversion workflow end to end: convert-snn,
 // eval at several T (JSON, a figure and its CSV), plot of two evaluations,
 // proxy fine-tuning of the converted checkpoint with its training curve.
