@@ -44,17 +44,17 @@ if [ ! -f "$full/$stamp" ]; then
 fi
 export PROXYKIT_FULL_DIR="$PWD/$full"
 
-# torchvision's ResNet-18 (45 MB), generated likewise
-r18=.cache/resnet18
-stamp=$(cat scripts/make_resnet18.py scripts/make_graph_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
-if [ ! -f "$r18/$stamp" ]; then
-  echo "== generating torchvision's ResNet-18 with PyTorch"
-  rm -rf "$r18"
-  /usr/bin/python3 scripts/make_resnet18.py "$r18" 2>&1 | grep -v -i warning || true
-  test -f "$r18/resnet18.onnx"
-  touch "$r18/$stamp"
+# torchvision's ResNet-18 and SqueezeNet 1.1 (45 and 5 MB), generated likewise
+tv=.cache/torchvision
+stamp=$(cat scripts/make_torchvision.py scripts/make_graph_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
+if [ ! -f "$tv/$stamp" ]; then
+  echo "== generating torchvision's ResNet-18 and SqueezeNet 1.1 with PyTorch"
+  rm -rf "$tv" .cache/resnet18
+  /usr/bin/python3 scripts/make_torchvision.py "$tv" 2>&1 | grep -v -i warning || true
+  test -f "$tv/resnet18.onnx" && test -f "$tv/squeezenet1_1.onnx"
+  touch "$tv/$stamp"
 fi
-export PROXYKIT_RESNET18="$PWD/$r18"
+export PROXYKIT_TORCHVISION="$PWD/$tv"
 
 echo "== go test"
 go test -count=1 ./...
