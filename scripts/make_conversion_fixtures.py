@@ -208,21 +208,27 @@ def simulate(layers, x, y, ts, vth=1.0, vreset=0.0):
                     synops[k] += float((h * fans[k]).double().sum())
                 h = m(h)
         if t in ts:
-            out = counts[max(counts)]
-            pred = out.argmax(1)
-            top_count = out.max(1).values
-            label_count = out[torch.arange(n), y]
-            tied = (out == top_count[:, None]).sum(1) > 1
-            points.append({
-                "t": t,
-                "snn_strict": float((pred == y).float().mean()),
-                "snn_ties": float((label_count == top_count).float().mean()),
-                "tie_share": float(tied.float().mean()),
-                "rates": [float(counts[k].sum()) / (counts[k].numel() * t) for k in sorted(counts)],
-                "synops_per_image": sum(synops.values()) / n,
-                "layer_synops_per_image": [synops[k] / n for k in sorted(synops)],
-            })
+            p = point(t, counts[max(counts)], y, [counts[k] for k in sorted(counts)], sum(synops.values()))
+            p["layer_synops_per_image"] = [synops[k] / n for k in sorted(synops)]
+            points.append(p)
     return points
+
+
+def point(t, out, y, counts, synops):
+    """The measures at step t: out the output layer's counts, counts every IF layer's."""
+    n = len(y)
+    pred = out.argmax(1)
+    top_count = out.max(1).values
+    label_count = out[torch.arange(n), y]
+    tied = (out == top_count[:, None]).sum(1) > 1
+    return {
+        "t": t,
+        "snn_strict": float((pred == y).float().mean()),
+        "snn_ties": float((label_count == top_count).float().mean()),
+        "tie_share": float(tied.float().mean()),
+        "rates": [float(c.sum()) / (c.numel() * t) for c in counts],
+        "synops_per_image": synops / n,
+    }
 
 
 class ResNet(nn.Module):
@@ -336,19 +342,7 @@ def resnet_simulate(net, k, x, y, ts, vth=1.0, vreset=0.0):
         syn("fc", g)
         fire("output", net.fc(g))
         if t in ts:
-            out = counts["output"]
-            pred = out.argmax(1)
-            top_count = out.max(1).values
-            label_count = out[torch.arange(n), y]
-            tied = (out == top_count[:, None]).sum(1) > 1
-            points.append({
-                "t": t,
-                "snn_strict": float((pred == y).float().mean()),
-                "snn_ties": float((label_count == top_count).float().mean()),
-                "tie_share": float(tied.float().mean()),
-                "rates": [float(c.sum()) / (c.numel() * t) for c in counts.values()],
-                "synops_per_image": sum(synops.values()) / n,
-            })
+            points.append(point(t, counts["output"], y, list(counts.values()), sum(synops.values())))
     return points
 
 
