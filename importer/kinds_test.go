@@ -188,3 +188,20 @@ func TestKindRegistry(t *testing.T) {
 		}
 	}
 }
+
+// TestPickledForwardsRefused: a pickle records a module's children, not
+// its forward. torchvision's modules (here a BasicBlock, which adds a
+// shortcut) are refused with the way out, and a custom module whose
+// children in order do not fit (its forward concatenates them) says that
+// this guess is the likelier culprit. (scripts/make_kind_fixtures.py.)
+func TestPickledForwardsRefused(t *testing.T) {
+	for name, want := range map[string]string{
+		"kinds/torchvision_block.pt": "module 1 is torchvision.models.resnet.BasicBlock, whose forward is not its children in order",
+		"kinds/custom_concat.pt":     "proxykit applied the children of custom modules in registration order",
+	} {
+		_, _, err := LoadPT(testutil.Path(name), "", nil)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "torch.onnx.export") {
+			t.Errorf("%s: error %v, want one saying %q and how to export", name, err, want)
+		}
+	}
+}

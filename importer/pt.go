@@ -263,6 +263,7 @@ type ptReader struct {
 	layers []nn.Layer
 	info   *PTInfo
 	ifSeen bool
+	custom bool // a custom module's children were taken in registration order
 	snnBN  map[string][2][]float32
 }
 
@@ -386,6 +387,13 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 		r.ifSeen = true
 		r.info.Threshold, r.info.Reset = float32(vth), float32(vr)
 		r.layers = append(r.layers, &nn.ReLU{LayerName: path})
+	case library(m.class.module):
+		what := "the pickled module"
+		if path != "" {
+			what = "module " + path
+		}
+		return fmt.Errorf("%s is %s, whose forward is not its children in order (a residual Add, a Concat, a flatten between children), and a pickle does not record a forward; export the model with torch.onnx.export and import the ONNX file",
+			what, m.class.qualified())
 	case isTorch || isSJ:
 		return fmt.Errorf("module %s: %s is not supported (proxykit reads Sequential, ModuleList, %s, Dropout, Identity and SpikingJelly's IFNode)",
 			path, m.class.qualified(), strings.Join(nn.TorchModules(), ", "))
@@ -398,6 +406,7 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 		for _, k := range kids {
 			names = append(names, fmt.Sprint(k[0]))
 		}
+		r.custom = true
 		r.info.Notes = append(r.info.Notes, fmt.Sprintf("module %s: its children (%s) are applied in registration order, as the reference's forward does; proxykit assumes so for custom modules",
 			displayPath(path, m), strings.Join(names, ", ")))
 		return r.children(m, path)
@@ -541,18 +550,31 @@ func moduleNetwork(root *pyObject) (*nn.Network, *PTInfo, error) {
 	if err := nn.ValidateLayers(layers); err != nil {
 		return nil, nil, fmt.Errorf("module %s: %w", info.Root, err)
 	}
+	// A custom module's children were taken in order; if the layers then
+	// do not fit together, that guess is the likelier culprit.
+	hint := ""
+	if r.custom {
+		hint = " (proxykit applied the children of custom modules in registration order; if a forward does more — a residual Add, a Concat, a reshape — export the model with torch.onnx.export and import the ONNX file)"
+	}
 	shape, note, err := inferInputShape(layers)
 	if err != nil {
-		return nil, nil, fmt.Errorf("module %s: %w", info.Root, err)
+		return nil, nil, fmt.Errorf("module %s: %w%s", info.Root, err, hint)
 	}
 	if note != "" {
 		info.Notes = append(info.Notes, note)
 	}
 	net := &nn.Network{InputShape: shape, Layers: layers}
 	if _, err := net.Shapes(); err != nil {
-		return nil, nil, fmt.Errorf("module %s: %w", info.Root, err)
+		return nil, nil, fmt.Errorf("module %s: %w%s", info.Root, err, hint)
 	}
 	return net, info, nil
+}
+
+// library reports whether a module's classes come from a model library
+// (torchvision, timm) whose forward methods proxykit knows not to be their
+// children in order.
+func library(module string) bool {
+	return strings.HasPrefix(module, "torchvision.") || strings.HasPrefix(module, "timm.")
 }
 
 // archFor builds the named architecture sized after a state dict.

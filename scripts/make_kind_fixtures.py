@@ -12,6 +12,12 @@ Softmax):
   NAME.ann.npy torch's outputs on it (eval mode)
   NAME.classes.json  the torch.nn class of each module, by its path ("0")
   NAME.onnx    torch.onnx.export of the same module (opset 13, batch dynamic)
+and two modules proxykit must refuse, naming the problem:
+  torchvision_block.pt  a Sequential holding torchvision's BasicBlock, whose
+                        forward adds a shortcut a pickle does not record
+  custom_concat.pt      a Sequential holding a custom module whose forward
+                        concatenates its two convolutions' outputs, so that
+                        taking its children in order does not fit
 """
 
 import json
@@ -20,6 +26,19 @@ import os
 import numpy as np
 import torch
 import torch.nn as nn
+import torchvision
+
+
+class CustomConcat(nn.Module):
+    """Pickled as __main__.CustomConcat; its forward is not its children in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(4, 2, 3, padding=1)
+        self.b = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x)], 1)
 
 
 def randomise_bn(m, gen):
@@ -77,6 +96,10 @@ def main():
         torch.onnx.export(net, x, os.path.join(out, name + ".onnx"), opset_version=13, input_names=["input"],
                           output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
         print(f"wrote {name}: output {tuple(net(x).shape)}")
+    torch.save(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), torchvision.models.resnet.BasicBlock(4, 4)),
+               os.path.join(out, "torchvision_block.pt"))
+    torch.save(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), CustomConcat(), nn.Flatten(), nn.Linear(4 * 28 * 28, 10)),
+               os.path.join(out, "custom_concat.pt"))
 
 
 if __name__ == "__main__":
