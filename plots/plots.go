@@ -53,7 +53,10 @@ var palette = []color.Color{
 
 func colour(i int) color.Color { return palette[i%len(palette)] }
 
-var dashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
+// dashes are the line styles, eight distinct ones (solid first).
+var dashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)},
+	{vg.Points(14), vg.Points(4)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2), vg.Points(2), vg.Points(2)},
+	{vg.Points(1), vg.Points(4)}, {vg.Points(14), vg.Points(3), vg.Points(4), vg.Points(3)}}
 
 // line adds a polyline to p with a legend entry.
 func line(p *plot.Plot, name string, xs, ys []float64, c color.Color, dash []vg.Length, points bool) error {

