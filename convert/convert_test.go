@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/convert"
+	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -127,5 +132,68 @@ func checkConversion(t *testing.T, fixture string, minAt float64) {
 	}
 	if last := sw.Points[len(sw.Points)-1]; last.SNNStrict < ref.ANN-minAt {
 		t.Errorf("converted SNN at T=%d: %.1f%%, ANN %.1f%%: the conversion does not work", last.T, 100*last.SNNStrict, 100*ref.ANN)
+	}
+}
+
+// TestConvertedResidualToNIR converts the residual fixture and writes its
+// SNN as NIR: the shortcut's scaling layer is one more edge into the IF
+// layer after the Add, and NumPy's simulation of the graph by NIR's rules
+// (scripts/nir_sim.py, written from NIR's node definitions) gives
+// proxykit's counts on real test digits.
+func TestConvertedResidualToNIR(t *testing.T) {
+	dir := testutil.MNISTDir(t)
+	trainSet, err := train.Load(dir, train.MNIST, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testSet, err := train.Load(dir, train.MNIST, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(testutil.Path("convert/resnet/ann.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := compute.NewCPU()
+	scales, err := convert.Calibrate(context.Background(), be, m.ANN, trainSet, 200, 100, convert.DefaultPercentile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := convert.Normalize(m.ANN, scales, 1); err != nil {
+		t.Fatal(err)
+	}
+	snn, err := m.SNN(spiking.Config{Timesteps: 32, Threshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &nn.Tensor{Shape: []int{20, 1, 28, 28}, Data: testSet.Images[:20*784]}
+	res, err := snn.Run(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	xPath, nirPath, out := filepath.Join(tmp, "x.npy"), filepath.Join(tmp, "snn.nir"), filepath.Join(tmp, "counts.npy")
+	if err := npy.WriteFile(xPath, x.Shape, x.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := exporter.WriteNIR(nirPath, snn, exporter.NIROptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sim := filepath.Join(testutil.Dir(), "..", "scripts", "nir_sim.py")
+	if b, err := exec.Command("/usr/bin/python3", sim, nirPath, xPath, out).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/nir_sim.py rejects the file: %v\n%s", err, b)
+	}
+	got, err := npy.ReadFile(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spikes float32
+	for _, c := range res.Counts.Data {
+		spikes += c
+	}
+	d := testutil.Differing(got.Data, res.Counts.Data)
+	t.Logf("NIR simulation: %d of %d counts differ from proxykit's (%g output spikes)", d, len(got.Data), spikes)
+	if d > len(got.Data)/100 || spikes == 0 {
+		t.Errorf("NIR simulation: %d of %d counts differ from proxykit's (allowed 1 %%), %g output spikes", d, len(got.Data), spikes)
 	}
 }
