@@ -205,3 +205,24 @@ func TestPickledForwardsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEListsEveryKind: the README's lists of ONNX operators and
+// torch.nn classes name everything the registry reads, so that they
+// cannot fall behind it.
+func TestREADMEListsEveryKind(t *testing.T) {
+	readme := string(testutil.ReadFile(t, "../README.md"))
+	ops := readme[strings.Index(readme, "Supported ONNX operators"):]
+	mods := readme[strings.Index(readme, "architecture is rebuilt from the module tree"):]
+	for _, k := range nn.Kinds() {
+		for _, op := range k.ONNXOps {
+			if !strings.Contains(ops[:2000], op) {
+				t.Errorf("README's supported ONNX operators do not name %s (kind %s)", op, k.Names[0])
+			}
+		}
+		for _, cls := range k.TorchModules {
+			if !strings.Contains(mods[:600], cls) {
+				t.Errorf("README's torch.nn classes do not name %s (kind %s)", cls, k.Names[0])
+			}
+		}
+	}
+}
