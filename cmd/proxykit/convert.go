@@ -25,7 +25,7 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if output == "" {
 				return fmt.Errorf("-o is required")
 			}
-			if err := refuseSameFile(args[0], output); err != nil {
+			if err := checkOutput(output, args[0]); err != nil {
 				return err
 			}
 			m, err := mf.load(args[0])

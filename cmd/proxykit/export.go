@@ -86,10 +86,7 @@ Nothing is written unless every requested file can be.`,
 				if p == "" {
 					continue
 				}
-				if err := refuseSameFile(args[0], p); err != nil {
-					return err
-				}
-				if err := atomicfile.Check(p); err != nil {
+				if err := checkOutput(p, args[0]); err != nil {
 					return err
 				}
 			}

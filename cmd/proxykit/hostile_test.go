@@ -101,6 +101,11 @@ func TestHostileCommandLines(t *testing.T) {
 		{tr("--epochs", "0"), "nothing to train"},
 		{[]string{"train", model, "--data", data, "--dataset", "mnist", "-o", filepath.Join(dir, "missing", "x.ckpt")}, "missing"},
 		{[]string{"train", model, "--data", emptyTest, "--dataset", "mnist", "-o", out}, "test set mnist holds no images"},
+		// outputs are checked before any work: the missing data folder
+		// would fail later
+		{[]string{"convert-snn", model, "--data", filepath.Join(dir, "nodata"), "--dataset", "mnist", "-o", filepath.Join(dir, "missing", "x.ckpt")}, "cannot write"},
+		{[]string{"convert", model, "-o", filepath.Join(dir, "missing", "x.onnx")}, "cannot write"},
+		{[]string{"init", "-o", filepath.Join(dir, "missing", "x.onnx")}, "cannot write"},
 		{[]string{"train", ck, "--data", data, "-o", ck, "--epochs", "2"}, "is the input file"},
 		{[]string{"train", model, "--data", data, "-o", out, "--resume", ck, "--epochs", "2", "--lr", "0.5"}, "--lr 0.5 differs from the checkpoint's"},
 		{[]string{"train", model, "--data", data, "-o", out, "--resume", ck, "--epochs", "2", "--timesteps", "4"}, "--timesteps 4 differs"},

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/compute"
-	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -59,13 +58,7 @@ counts over --timesteps steps (as float32) with --network snn.`,
 			if err := nn.CheckFinite("the input "+input, x.Data); err != nil {
 				return err
 			}
-			if err := refuseSameFile(input, output); err != nil {
-				return err
-			}
-			if err := refuseSameFile(args[0], output); err != nil {
-				return err
-			}
-			if err := atomicfile.Check(output); err != nil {
+			if err := checkOutput(output, input, args[0]); err != nil {
 				return err
 			}
 			var snn *spiking.Network

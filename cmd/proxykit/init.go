@@ -53,6 +53,9 @@ MNIST and Fashion-MNIST.`,
 			if output == "" {
 				return fmt.Errorf("-o is required")
 			}
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			var net *nn.Network
 			var err error
 			switch arch {

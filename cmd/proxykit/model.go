@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -9,6 +10,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/importer"
+	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/train"
 )
@@ -65,6 +67,19 @@ func loadSplit(cmd *cobra.Command, m *model.Model, modelPath, data, dataset stri
 		return nil, fmt.Errorf("data set %s does not fit %s: %w", d.Name, modelPath, err)
 	}
 	return d, nil
+}
+
+// checkOutput checks, before any work, that output can be written: not
+// one of the inputs, in a folder that exists, not a special file.
+func checkOutput(output string, inputs ...string) error {
+	for _, in := range inputs {
+		a, err1 := os.Stat(in)
+		b, err2 := os.Stat(output)
+		if err1 == nil && err2 == nil && os.SameFile(a, b) {
+			return fmt.Errorf("-o %s is the input file; write the result elsewhere", output)
+		}
+	}
+	return atomicfile.Check(output)
 }
 
 // checkBatch checks a --batch-size (or similar) flag before any work.

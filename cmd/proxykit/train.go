@@ -62,10 +62,7 @@ value.`,
 			if output == "" {
 				return fmt.Errorf("-o is required: the checkpoint to write")
 			}
-			if err := refuseSameFile(args[0], output); err != nil {
-				return err
-			}
-			if err := atomicfile.Check(output); err != nil {
+			if err := checkOutput(output, args[0]); err != nil {
 				return err
 			}
 			if plotPath != "" {
