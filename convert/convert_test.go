@@ -58,17 +58,24 @@ func TestConversionMatchesPyTorch(t *testing.T) {
 	}
 }
 
-func checkConversion(t *testing.T, fixture string, minAt float64) {
-	ref := loadReference(t, fixture)
+// loadMNIST reads real MNIST's training and test sets.
+func loadMNIST(t *testing.T) (trainSet, testSet *train.Dataset) {
+	t.Helper()
 	dir := testutil.MNISTDir(t)
 	trainSet, err := train.Load(dir, train.MNIST, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testSet, err := train.Load(dir, train.MNIST, false)
+	testSet, err = train.Load(dir, train.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return trainSet, testSet
+}
+
+func checkConversion(t *testing.T, fixture string, minAt float64) {
+	ref := loadReference(t, fixture)
+	trainSet, testSet := loadMNIST(t)
 	m, err := model.Load(testutil.Path(fixture + "/ann.onnx"))
 	if err != nil {
 		t.Fatal(err)
@@ -141,15 +148,7 @@ func checkConversion(t *testing.T, fixture string, minAt float64) {
 // (scripts/nir_sim.py, written from NIR's node definitions) gives
 // proxykit's counts on real test digits.
 func TestConvertedResidualToNIR(t *testing.T) {
-	dir := testutil.MNISTDir(t)
-	trainSet, err := train.Load(dir, train.MNIST, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testSet, err := train.Load(dir, train.MNIST, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trainSet, testSet := loadMNIST(t)
 	m, err := model.Load(testutil.Path("convert/resnet/ann.onnx"))
 	if err != nil {
 		t.Fatal(err)

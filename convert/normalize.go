@@ -157,6 +157,7 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 			}
 		}
 	}
+	var shapes [][]int // computed when a join needs a scaling layer
 	scale := make([]float64, n)
 	of := func(src int) float64 {
 		if src < 0 {
@@ -191,9 +192,11 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 				if s := of(src); !same(s, target) {
 					shape := inShape
 					if src >= 0 {
-						shapes, err := nn.GraphShapes(layers, inputs, inShape)
-						if err != nil {
-							return nil, err
+						if shapes == nil {
+							var err error
+							if shapes, err = nn.GraphShapes(layers, inputs, inShape); err != nil {
+								return nil, err
+							}
 						}
 						shape = shapes[src]
 					}
