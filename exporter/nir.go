@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
@@ -260,10 +262,11 @@ func writeNIRFile(path string, nodes []*nirNode, cfg spiking.Config) (err error)
 	if err != nil {
 		return err
 	}
-	for k, v := range map[string]string{"producer": "proxykit", "timesteps": fmt.Sprint(cfg.Timesteps), "dt": "1",
+	graphMeta := map[string]string{"producer": "proxykit", "timesteps": fmt.Sprint(cfg.Timesteps), "dt": "1",
 		"firing_rule": "v >= v_th, written as v > (the float32 below v_th)", "input": "the analog image, presented unchanged at every time step",
-		"output": "spike counts of the last IF layer summed over the time steps"} {
-		if err := meta.String(k, v); err != nil {
+		"output": "spike counts of the last IF layer summed over the time steps"}
+	for _, k := range slices.Sorted(maps.Keys(graphMeta)) {
+		if err := meta.String(k, graphMeta[k]); err != nil {
 			return err
 		}
 	}
@@ -291,17 +294,21 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 	if err := g.String("type", n.typ); err != nil {
 		return err
 	}
-	for k, a := range n.floats {
+	// fields in name order: the same graph always gives the same file
+	for _, k := range slices.Sorted(maps.Keys(n.floats)) {
+		a := n.floats[k]
 		if err := g.Float32(k, a.shape, a.data); err != nil {
 			return err
 		}
 	}
-	for k, v := range n.ints {
+	for _, k := range slices.Sorted(maps.Keys(n.ints)) {
+		v := n.ints[k]
 		if err := g.Int64(k, []int{len(v)}, v); err != nil {
 			return err
 		}
 	}
-	for k, v := range n.scalar {
+	for _, k := range slices.Sorted(maps.Keys(n.scalar)) {
+		v := n.scalar[k]
 		if err := g.Int64(k, nil, []int64{v}); err != nil {
 			return err
 		}
@@ -312,7 +319,8 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 			return err
 		}
 		defer meta.Close()
-		for k, v := range n.meta {
+		for _, k := range slices.Sorted(maps.Keys(n.meta)) {
+			v := n.meta[k]
 			if err := meta.String(k, v); err != nil {
 				return err
 			}

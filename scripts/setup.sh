@@ -38,10 +38,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   case " ${need_apt[*]} " in
   *" nvidia-cuda-toolkit "*)
-    # nvcc lives in Debian's non-free component
+    # nvcc lives in Debian's non-free component: add it from the mirrors
+    # this machine's apt configuration already names
     if ! grep -rqs 'non-free' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
-        $SUDO tee /etc/apt/sources.list.d/proxykit-non-free.sources >/dev/null
+      entries=$(bash "$(dirname "$0")/nonfree-sources.sh")
+      if [ -z "$entries" ]; then
+        echo "setup: no Debian entry in /etc/apt to add the non-free component to (nvcc); add one by hand" >&2
+        exit 1
+      fi
+      printf '%s\n' "$entries" | $SUDO tee /etc/apt/sources.list.d/proxykit-non-free.sources >/dev/null
     fi
     ;;
   esac

@@ -1,6 +1,7 @@
 // Package hdf5 writes HDF5 files — groups, numeric datasets and scalar
 // UTF-8 strings — through the HDF5 C library (cgo; Debian's libhdf5-dev).
-// It is the little NIR needs, nothing more.
+// It is the little NIR needs, nothing more. Objects carry no timestamps:
+// the same content gives the same file, byte for byte.
 package hdf5
 
 /*
@@ -21,13 +22,24 @@ static hid_t pk_create_file(const char *name) {
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 	return H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
 }
+// Objects are created without modification times, so that the same
+// content always gives the same bytes.
 static hid_t pk_group(hid_t loc, const char *name) {
-	return H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+	if (gcpl < 0) return gcpl;
+	H5Pset_obj_track_times(gcpl, 0);
+	hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+	H5Pclose(gcpl);
+	return g;
 }
 static herr_t pk_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const void *buf) {
 	hid_t space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
 	if (space < 0) return -1;
-	hid_t ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+	if (dcpl < 0) { H5Sclose(space); return -1; }
+	H5Pset_obj_track_times(dcpl, 0);
+	hid_t ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+	H5Pclose(dcpl);
 	if (ds < 0) { H5Sclose(space); return -1; }
 	herr_t err = H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
 	H5Dclose(ds);
