@@ -1,13 +1,14 @@
 // emu.h makes CUDA C kernels compile and run as host C++ (C++20): the
 // emulated device. A launch runs the grid's blocks one after another; a
 // block's threads run one after another too, unless the kernel calls
-// __syncthreads(), in which case each CUDA thread of the block is a host
-// thread and __syncthreads() is a barrier across them. __shared__
-// variables are function statics: one copy, shared by the block's threads
-// (blocks never overlap). Device memory is host memory.
+// __syncthreads(), in which case each CUDA thread of the block is a fiber
+// (a stack of its own, switched to and from on one host thread) and
+// __syncthreads() switches to the next fiber: every thread runs up to the
+// barrier before any goes past it. __shared__ variables are function
+// statics: one copy, shared by the block's threads (blocks never
+// overlap). Device memory is host memory.
 #pragma once
 
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -19,25 +20,20 @@ struct dim3 {
     constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 
-// The launch's geometry. threadIdx and blockIdx belong to each host thread
-// that plays a CUDA thread; gridDim and blockDim are the same for all.
+// The launch's geometry: threadIdx is the running CUDA thread's (the
+// launcher sets it before it runs each thread or fiber).
 extern thread_local dim3 threadIdx, blockIdx;
 extern dim3 gridDim, blockDim;
-// The barrier of the block being run, when the kernel synchronises.
-extern thread_local std::barrier<>* emu_block_barrier;
+
+// emu_syncthreads is __syncthreads() on the emulated device (emu.cpp).
+void emu_syncthreads();
 
 #define __global__
 #define __device__ static inline
 #define __shared__ static
 #define __restrict__
 
-inline void __syncthreads() {
-    if (emu_block_barrier == nullptr) {
-        std::fprintf(stderr, "emulated CUDA: __syncthreads() in a kernel registered as not synchronising\n");
-        std::abort();
-    }
-    emu_block_barrier->arrive_and_wait();
-}
+inline void __syncthreads() { emu_syncthreads(); }
 
 // Single-rounding float arithmetic, as on the GPU: the product goes
 // through a volatile, so that no compiler fuses it into a following add

@@ -6,7 +6,7 @@
 // Conventions: sizes and indices are 64-bit; elementwise kernels walk
 // their range with a grid-stride loop, so any grid covers any size; a
 // kernel that calls __syncthreads() says so in its comment (the emulator
-// runs those with one host thread per CUDA thread). Products and sums that
+// runs those with one fiber per CUDA thread). Products and sums that
 // the CPU backend computes in float32 without fused multiply-adds use
 // __fmul_rn and __fadd_rn here too, so that both give the same bits.
 
