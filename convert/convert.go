@@ -34,6 +34,7 @@ import (
 	"slices"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/train"
 )
@@ -80,7 +81,7 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 // once for a histogram of each layer's values, once to sort only the
 // bucket the percentile falls in — so its memory does not grow with the
 // number of images.
-func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *train.Dataset, images, batch int, p float64) ([]Scale, error) {
+func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
 	if !(p > 0 && p <= 100) {
 		return nil, fmt.Errorf("percentile must lie in (0, 100], got %g", p)
 	}
@@ -93,8 +94,8 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 	if batch < 1 {
 		return nil, fmt.Errorf("batch size must be at least 1, got %d", batch)
 	}
-	layers := train.TrainedLayers(ann)
-	if len(layers) == 0 {
+	body, _ := ann.Body()
+	if len(body.Layers) == 0 {
 		return nil, fmt.Errorf("the network has no layers")
 	}
 	if err := ann.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
@@ -104,7 +105,7 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 		return nil, err
 	}
 	ann.Upload()
-	scales, err := calibrate(ctx, be, ann, layers, d, images, batch, p)
+	scales, err := calibrate(ctx, be, body, d, images, batch, p)
 	// The network goes back to host memory, where Normalize changes it.
 	if rerr := ann.Release(); err == nil && rerr != nil {
 		err = rerr
@@ -112,15 +113,15 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *trai
 	return scales, err
 }
 
-func calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, layers []nn.Layer, d *train.Dataset, images, batch int, p float64) ([]Scale, error) {
-	idx, names := neuronLayers(layers)
+func calibrate(ctx context.Context, be compute.Backend, body *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
+	idx, names := neuronLayers(body.Layers)
 	batch = min(batch, images)
-	ex, err := nn.NewGraphExecutor(be, layers, train.TrainedInputs(ann), ann.InputShape, batch, false)
+	ex, err := nn.NewExecutor(be, body, batch, nn.ExecOptions{Keep: idx})
 	if err != nil {
 		return nil, err
 	}
 	defer ex.Free()
-	in, err := be.Alloc(batch * nn.Numel(ann.InputShape))
+	in, err := be.Alloc(batch * nn.Numel(body.InputShape))
 	if err != nil {
 		return nil, err
 	}

@@ -10,11 +10,13 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/convert"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -22,13 +24,13 @@ import (
 // reference is testdata/convert/reference.json, the conversion done in
 // PyTorch by scripts/make_conversion_fixtures.py.
 type reference struct {
-	Percentile  float64            `json:"percentile"`
-	CalibImages int                `json:"calib_images"`
-	TestImages  int                `json:"test_images"`
-	ANN         float64            `json:"ann"`
-	Normalised  float64            `json:"normalised_ann"`
-	Scales      []convert.Scale    `json:"scales"`
-	Points      []train.SweepPoint `json:"points"`
+	Percentile  float64              `json:"percentile"`
+	CalibImages int                  `json:"calib_images"`
+	TestImages  int                  `json:"test_images"`
+	ANN         float64              `json:"ann"`
+	Normalised  float64              `json:"normalised_ann"`
+	Scales      []convert.Scale      `json:"scales"`
+	Points      []results.SweepPoint `json:"points"`
 }
 
 func loadReference(t *testing.T, dir string) reference {
@@ -59,14 +61,14 @@ func TestConversionMatchesPyTorch(t *testing.T) {
 }
 
 // loadMNIST reads real MNIST's training and test sets.
-func loadMNIST(t *testing.T) (trainSet, testSet *train.Dataset) {
+func loadMNIST(t *testing.T) (trainSet, testSet *data.Dataset) {
 	t.Helper()
 	dir := testutil.MNISTDir(t)
-	trainSet, err := train.Load(dir, train.MNIST, true)
+	trainSet, err := data.Load(dir, data.MNIST, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testSet, err = train.Load(dir, train.MNIST, false)
+	testSet, err = data.Load(dir, data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/proxykit/proxykit/nn"
-	"github.com/proxykit/proxykit/train"
 )
 
 // Normalize rescales ann's parameters in place so that its SNN, with IF
@@ -45,7 +44,8 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 	if !(theta > 0) {
 		return fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
 	}
-	layers, inputs := train.TrainedLayers(ann), train.TrainedInputs(ann)
+	body, _ := ann.Body()
+	layers, inputs := body.Layers, body.Inputs
 	if len(layers) == 0 {
 		return fmt.Errorf("the network has no layers")
 	}

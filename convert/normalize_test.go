@@ -5,11 +5,11 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/convert"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
-	"github.com/proxykit/proxykit/train"
 )
 
 // TestThresholdScalesExactly normalises the same network for v_th = 1 and
@@ -17,7 +17,7 @@ import (
 // same spike counts, bit for bit.
 func TestThresholdScalesExactly(t *testing.T) {
 	scales := []convert.Scale{{Layer: "", Lambda: 3.8}, {Lambda: 5.5}, {Lambda: 11}, {Layer: "output", Lambda: 11.4}}
-	d, err := train.Load(testutil.MNISTDir(t), train.MNIST, false)
+	d, err := data.Load(testutil.MNISTDir(t), data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,12 +47,9 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	g := &graphBuilder{}
-	layers := net.Layers
+	layers, inputs := net.Layers, net.Inputs
 	if opt.FoldBN {
-		if !net.IsChain() {
-			return nil, fmt.Errorf("folding BatchNorm is implemented for chains of layers; export this branching network without it")
-		}
-		if layers, err = FoldBatchNorm(layers); err != nil {
+		if layers, inputs, _, err = FoldBatchNorm(layers, inputs); err != nil {
 			return nil, err
 		}
 	}
@@ -62,10 +59,6 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 		if i == len(layers)-1 {
 			names[i] = "output"
 		}
-	}
-	var inputs [][]int
-	if !opt.FoldBN {
-		inputs = net.Inputs
 	}
 	for i, l := range layers {
 		var ins []string

@@ -74,46 +74,58 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 	return math.Nextafter32(vth, float32(math.Inf(-1)))
 }
 
-// nirGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d (BN
-// folded), IF (parameters shaped like their layer), SumPool2d + IF (or +
-// Threshold) for max-pooling on spikes, AvgPool2d, Flatten, Affine or
-// Linear, Output, joined by edges: a chain, or for a branching SNN a graph
-// in which NIR's rule — a node's input is the sum of its incoming edges —
-// stands for Add. It refuses what NIR cannot express, naming the layer.
+// nirGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d
+// (BatchNorm folded), IF (parameters shaped like their layer), SumPool2d +
+// IF (or + Threshold) for max-pooling on spikes, AvgPool2d, Flatten, Affine
+// or Linear, Output. Each node of the SNN becomes its NIR nodes, with edges
+// from the nodes its inputs ended in; an Add becomes no node at all — NIR
+// sums a node's incoming edges — so its readers get edges from all of its
+// inputs. It refuses what NIR cannot express (Concat), naming the layer.
 func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
-	if s.DynInputs != nil {
-		return nirBranching(s, o)
-	}
-	static, dynamic, err := snnLayers(s)
+	nodes, _, err := foldedSNN(s)
 	if err != nil {
 		return nil, err
 	}
-	layers := make([]any, 0, len(static)+len(dynamic))
-	for _, l := range static {
-		layers = append(layers, l)
+	type value struct {
+		from  []string // the NIR nodes whose sum is the value
+		shape []int
+		spike bool
 	}
-	layers = append(layers, dynamic...)
 	in := newNIRNode("input", "Input")
 	in.ints["shape"] = toInt64(s.ANN.InputShape)
-	nodes := []*nirNode{in}
-	shape := s.ANN.InputShape
-	spikes := false // the current signal is binary spikes
+	out := []*nirNode{in}
+	values := make([]value, len(nodes))
 	names := nirNamer()
-	for _, l := range layers {
-		made, out, sp, err := nirLayer(l, [][]int{shape}, spikes, names, s.Config, o)
+	for i, nd := range nodes {
+		var from []string
+		var shapes [][]int
+		spikes := true
+		for _, j := range nd.Inputs {
+			if j < 0 {
+				from, shapes, spikes = append(from, "input"), append(shapes, s.ANN.InputShape), false
+				continue
+			}
+			from = append(from, values[j].from...)
+			shapes = append(shapes, values[j].shape)
+			spikes = spikes && values[j].spike
+		}
+		made, shape, sp, err := nirLayer(nd.Layer, shapes, spikes && len(from) == 1, names, s.Config, o)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range made {
-			n.from = []string{nodes[len(nodes)-1].name}
-			nodes = append(nodes, n)
+		if len(made) == 0 { // an Add: its readers sum its inputs' edges
+			values[i] = value{from: from, shape: shape}
+			continue
 		}
-		shape, spikes = out, sp
+		made[0].from = from
+		out = append(out, made...)
+		values[i] = value{from: []string{made[len(made)-1].name}, shape: shape, spike: sp}
 	}
+	last := values[len(values)-1]
 	outNode := newNIRNode("output", "Output")
-	outNode.ints["shape"] = toInt64(shape)
-	outNode.from = []string{nodes[len(nodes)-1].name}
-	return append(nodes, outNode), nil
+	outNode.ints["shape"] = toInt64(last.shape)
+	outNode.from = last.from
+	return append(out, outNode), nil
 }
 
 // nirNamer makes node names unique.
@@ -129,22 +141,13 @@ func nirNamer() func(string) string {
 	}
 }
 
-// nirLayer makes the NIR nodes of one SNN layer (an IF layer or an nn
-// layer) reading signals of shapes ins (spikes when binary), chained among
-// themselves, in the layer kind's NIR form (nn.Layer.ExportNIR; an IF
-// layer is written as the ReLU it replaces), and returns the output's
+// nirLayer makes the NIR nodes of one SNN layer reading signals of shapes
+// ins (spikes when binary), chained among themselves, in the layer kind's
+// NIR form (nn.Layer.ExportNIR; an IF node's layer is the ReLU it
+// replaces, which writes the IF node), and returns the output's
 // shape and whether it holds spikes. No nodes means the layer passes the
 // sum of its inputs on.
-func nirLayer(l any, ins [][]int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
-	var layer nn.Layer
-	switch l := l.(type) {
-	case *spiking.IF:
-		layer = &nn.ReLU{LayerName: l.LayerName}
-	case nn.Layer:
-		layer = l
-	default:
-		return nil, nil, false, fmt.Errorf("%T has no NIR form", l)
-	}
+func nirLayer(layer nn.Layer, ins [][]int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
 	if j, ok := layer.(nn.Join); ok {
 		outShape, err = j.JoinShape(ins)
 	} else {
@@ -333,109 +336,4 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 func CheckNIR(s *spiking.Network, o NIROptions) error {
 	_, err := nirGraph(s, o)
 	return err
-}
-
-// nirBranching builds the NIR graph of a branching SNN. Each static layer
-// and dynamic entry becomes its NIR nodes, with edges from the nodes its
-// sources ended in; an Add becomes no node at all — NIR sums a node's
-// incoming edges — so its consumers get edges from all of its sources. A
-// BatchNorm is folded into the convolution it follows when that
-// convolution feeds nothing else, else written as a 1×1 convolution.
-// Concat has no NIR form and is refused.
-func nirBranching(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
-	type item struct {
-		layer any      // *spiking.IF or nn.Layer
-		srcs  []int    // indices into items; −1 the graph's input
-		outs  []string // the NIR nodes whose sum is this item's output
-		shape []int
-		spike bool
-	}
-	var items []item
-	for i, l := range s.Static {
-		var srcs []int
-		for _, j := range nn.NodeInputs(s.StaticInputs, i) {
-			srcs = append(srcs, j)
-		}
-		items = append(items, item{layer: l, srcs: srcs})
-	}
-	base := len(items)
-	for i, d := range s.Dynamic {
-		var srcs []int
-		for _, src := range s.DynInputs[i] {
-			if src.Static {
-				srcs = append(srcs, src.Index)
-			} else {
-				srcs = append(srcs, base+src.Index)
-			}
-		}
-		items = append(items, item{layer: d, srcs: srcs})
-	}
-	readers := make([]int, len(items))
-	for _, it := range items {
-		for _, j := range it.srcs {
-			if j >= 0 {
-				readers[j]++
-			}
-		}
-	}
-	// fold BatchNorm into a convolution that only it reads (any other
-	// BatchNorm is written as a 1×1 convolution: its ExportNIR)
-	skip := make([]bool, len(items))
-	for i := range items {
-		bn, ok := items[i].layer.(*nn.BatchNorm2d)
-		if !ok {
-			continue
-		}
-		j := items[i].srcs[0]
-		var prev any
-		if j >= 0 {
-			prev = items[j].layer
-		}
-		if conv, isConv := prev.(*nn.Conv2d); isConv && readers[j] == 1 {
-			folded, err := FoldBatchNorm([]nn.Layer{conv, bn})
-			if err != nil {
-				return nil, err
-			}
-			items[i].layer, items[i].srcs = folded[0], items[j].srcs
-			skip[j] = true
-		}
-	}
-	in := newNIRNode("input", "Input")
-	in.ints["shape"] = toInt64(s.ANN.InputShape)
-	nodes := []*nirNode{in}
-	names := nirNamer()
-	for i := range items {
-		if skip[i] {
-			continue
-		}
-		it := &items[i]
-		var from []string
-		var shapes [][]int
-		spikes := true
-		for _, j := range it.srcs {
-			if j < 0 {
-				from, shapes, spikes = append(from, "input"), append(shapes, s.ANN.InputShape), false
-				continue
-			}
-			from = append(from, items[j].outs...)
-			shapes = append(shapes, items[j].shape)
-			spikes = spikes && items[j].spike
-		}
-		made, out, sp, err := nirLayer(it.layer, shapes, spikes && len(from) == 1, names, s.Config, o)
-		if err != nil {
-			return nil, err
-		}
-		if len(made) == 0 { // an Add: its readers sum its inputs' edges
-			it.outs, it.shape, it.spike = from, out, false
-			continue
-		}
-		made[0].from = from
-		nodes = append(nodes, made...)
-		it.outs, it.shape, it.spike = []string{made[len(made)-1].name}, out, sp
-	}
-	last := items[len(items)-1]
-	outNode := newNIRNode("output", "Output")
-	outNode.ints["shape"] = toInt64(last.shape)
-	outNode.from = last.outs
-	return append(nodes, outNode), nil
 }

@@ -4,40 +4,32 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
-	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
-// snnLayers is the SNN with its own BatchNorm statistics folded: the static
-// input layers and the per-step layers (*spiking.IF marks IF layers).
-func snnLayers(s *spiking.Network) (static []nn.Layer, dynamic []any, err error) {
-	if static, err = FoldBatchNorm(s.Static); err != nil {
-		return nil, nil, err
+// foldedSNN is the SNN's graph with its own BatchNorm statistics folded
+// (FoldBatchNorm), and how many of its nodes are the static input layer.
+func foldedSNN(s *spiking.Network) ([]spiking.Node, int, error) {
+	layers, inputs := s.Graph()
+	folded, foldedInputs, at, err := FoldBatchNorm(layers, inputs)
+	if err != nil {
+		return nil, 0, err
 	}
-	var run []nn.Layer
-	flush := func() error {
-		folded, err := FoldBatchNorm(run)
-		if err != nil {
-			return err
-		}
-		for _, l := range folded {
-			dynamic = append(dynamic, l)
-		}
-		run = nil
-		return nil
+	nodes := make([]spiking.Node, len(folded))
+	for i, l := range folded {
+		nodes[i] = spiking.Node{Layer: l, Inputs: foldedInputs[i]}
 	}
-	for _, l := range s.Dynamic {
-		switch l := l.(type) {
-		case *spiking.IF:
-			if err := flush(); err != nil {
-				return nil, nil, err
-			}
-			dynamic = append(dynamic, l)
-		case nn.Layer:
-			run = append(run, l)
+	static := 0
+	for i, nd := range s.Nodes {
+		if at[i] < 0 {
+			continue
+		}
+		nodes[at[i]].IF = nd.IF
+		if i < s.Static {
+			static = at[i] + 1
 		}
 	}
-	return static, dynamic, flush()
+	return nodes, static, nil
 }
 
 // MaxUnrolledSteps bounds the T of an unrolled SNN export: its graph has a
@@ -75,47 +67,56 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 		g.node("Where", base+"/reset", []string{base + "_fired", vreset, base + "_u"}, []string{base + "_v"})
 		return base + "_v", base + "_s"
 	}
-	if s.DynInputs != nil {
-		counts, err := snnGraph(g, s, ifNodes)
-		if err != nil {
-			return nil, err
-		}
-		return snnModel(g, s, counts, opt)
-	}
-	static, dynamic, err := snnLayers(s)
+	nodes, static, err := foldedSNN(s)
 	if err != nil {
 		return nil, err
 	}
-	cur := "input"
-	for _, l := range static {
-		out := l.Name() + "_static"
-		if err := g.emit(l, []string{cur}, out, l.Name()+"/static"); err != nil {
-			return nil, err
+	// the static input layer once; then at each step every other node on
+	// its inputs, and the output IF layer's spikes added to the counts
+	staticName := func(j int) string {
+		if j < 0 {
+			return "input"
 		}
-		cur = out
+		return nodes[j].Name() + "_static"
 	}
-	current := cur
-	v := make([]string, len(dynamic))
+	for i, nd := range nodes[:static] {
+		var ins []string
+		for _, j := range nd.Inputs {
+			ins = append(ins, staticName(j))
+		}
+		if err := g.emit(nd.Layer, ins, staticName(i), nd.Name()+"/static"); err != nil {
+			return nil, fmt.Errorf("static layer %d: %w", i, err)
+		}
+	}
+	v := make([]string, len(nodes))     // IF layers' potentials
+	names := make([]string, len(nodes)) // each node's value in the current step
 	counts := ""
 	for t := 0; t < cfg.Timesteps; t++ {
-		cur = current
-		for i, l := range dynamic {
-			switch l := l.(type) {
-			case *spiking.IF:
-				v[i], cur = ifNodes(fmt.Sprintf("if%d_%s_t%d", i, l.LayerName, t), v[i], cur)
-			case nn.Layer:
-				out := fmt.Sprintf("%s_t%d", l.Name(), t)
-				if err := g.emit(l, []string{cur}, out, fmt.Sprintf("%s/t%d", l.Name(), t)); err != nil {
-					return nil, err
+		for i := static; i < len(nodes); i++ {
+			nd := nodes[i]
+			var ins []string
+			for _, j := range nd.Inputs {
+				if j < static {
+					ins = append(ins, staticName(j))
+				} else {
+					ins = append(ins, names[j])
 				}
-				cur = out
+			}
+			if nd.IF {
+				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0])
+				continue
+			}
+			names[i] = fmt.Sprintf("%s_t%d", nd.Name(), t)
+			if err := g.emit(nd.Layer, ins, names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
+				return nil, err
 			}
 		}
+		out := names[len(nodes)-1]
 		if counts == "" {
-			counts = cur
+			counts = out
 		} else {
 			next := fmt.Sprintf("counts_t%d", t)
-			g.node("Add", next, []string{counts, cur}, []string{next})
+			g.node("Add", next, []string{counts, out}, []string{next})
 			counts = next
 		}
 	}
@@ -143,60 +144,6 @@ func snnModel(g *graphBuilder, s *spiking.Network, counts string, opt Options) (
 	}
 	return g.model("proxykit_snn", opt.Opset, valueInfo("input", s.ANN.InputShape), valueInfo("output", outShape), meta,
 		opt.ProducerVersion), nil
-}
-
-// snnGraph emits a branching SNN: the static layers once (BatchNorm kept,
-// with the SNN's own statistics), then at each step every dynamic entry on
-// its sources, and returns the value holding the summed output counts.
-func snnGraph(g *graphBuilder, s *spiking.Network, ifNodes func(base, prev, in string) (string, string)) (string, error) {
-	staticName := func(j int) string {
-		if j < 0 {
-			return "input"
-		}
-		return fmt.Sprintf("%s_static", s.Static[j].Name())
-	}
-	for i, l := range s.Static {
-		var ins []string
-		for _, j := range nn.NodeInputs(s.StaticInputs, i) {
-			ins = append(ins, staticName(j))
-		}
-		if err := g.emit(l, ins, staticName(i), l.Name()+"/static"); err != nil {
-			return "", fmt.Errorf("static layer %d: %w", i, err)
-		}
-	}
-	v := make([]string, len(s.Dynamic))
-	counts := ""
-	for t := 0; t < s.Config.Timesteps; t++ {
-		names := make([]string, len(s.Dynamic))
-		for i, d := range s.Dynamic {
-			var ins []string
-			for _, src := range s.DynInputs[i] {
-				if src.Static {
-					ins = append(ins, staticName(src.Index))
-				} else {
-					ins = append(ins, names[src.Index])
-				}
-			}
-			switch l := d.(type) {
-			case *spiking.IF:
-				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i, l.LayerName, t), v[i], ins[0])
-			case nn.Layer:
-				names[i] = fmt.Sprintf("%s_t%d", l.Name(), t)
-				if err := g.emit(l, ins, names[i], fmt.Sprintf("%s/t%d", l.Name(), t)); err != nil {
-					return "", err
-				}
-			}
-		}
-		out := names[len(names)-1]
-		if counts == "" {
-			counts = out
-		} else {
-			next := fmt.Sprintf("counts_t%d", t)
-			g.node("Add", next, []string{counts, out}, []string{next})
-			counts = next
-		}
-	}
-	return counts, nil
 }
 
 // WriteSNN writes the SNN's ONNX model to path atomically.

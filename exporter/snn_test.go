@@ -51,11 +51,7 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		folds := []bool{false}
-		if m.Net.IsChain() {
-			folds = append(folds, true)
-		}
-		for _, fold := range folds {
+		for _, fold := range []bool{false, true} { // folding BatchNorm into convolutions, in chains and graphs
 			p := filepath.Join(dir, filepath.Base(name)+".ann.onnx")
 			if err := exporter.WriteANN(p, m.Net, exporter.Options{FoldBN: fold}); err != nil {
 				t.Fatal(err)
@@ -138,12 +134,14 @@ func TestResNetRunsInONNXRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "resnet.onnx")
-	if err := exporter.WriteANN(p, net, exporter.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	checkONNX(t, p)
-	if rel := testutil.RelErr(runORT(t, p, xPath).Data, y.Data); rel > 1e-5 {
-		t.Errorf("ANN in onnxruntime: relative error %.3g", rel)
+	for _, fold := range []bool{false, true} {
+		if err := exporter.WriteANN(p, net, exporter.Options{FoldBN: fold}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, p)
+		if rel := testutil.RelErr(runORT(t, p, xPath).Data, y.Data); rel > 1e-5 {
+			t.Errorf("ANN (fold BN %v) in onnxruntime: relative error %.3g", fold, rel)
+		}
 	}
 	snn, err := spiking.New(net, spiking.Config{Timesteps: 6, Threshold: 0.05, Reset: 0})
 	if err != nil {

@@ -6,19 +6,19 @@ package model
 import (
 	"fmt"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/limits"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
-	"github.com/proxykit/proxykit/train"
 )
 
 // Model is a network loaded from any file proxykit reads, with the SNN's
 // own BatchNorm statistics when the file carries them (a checkpoint).
 type Model struct {
 	ANN        *nn.Network
-	SNNStats   map[string]train.BNStats
-	Checkpoint *train.Checkpoint
+	SNNStats   map[string]checkpoint.BNStats
+	Checkpoint *checkpoint.Checkpoint
 	ONNX       *importer.ONNXInfo
 	PT         *importer.PTInfo
 }
@@ -27,7 +27,7 @@ type Model struct {
 // SNN module's T, v_th and v_reset), if any.
 func (m *Model) SNNDefaults() (spiking.Config, bool) {
 	if m.Checkpoint != nil {
-		return m.Checkpoint.Settings.SNNConfig(), true
+		return m.Checkpoint.Settings.Config, true
 	}
 	if m.PT != nil && m.PT.Kind == "snn-module" {
 		cfg := spiking.DefaultConfig()
@@ -49,8 +49,8 @@ func LoadWith(path string, opt importer.Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if train.IsCheckpoint(data) {
-		c, err := train.DecodeCheckpoint(data)
+	if checkpoint.Is(data) {
+		c, err := checkpoint.Decode(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}

@@ -46,17 +46,15 @@ func IsChain(inputs [][]int) bool {
 	return true
 }
 
-// checkGraph checks a layer graph: each layer reads earlier nodes only,
-// joins read two or more and other layers one, and every node but the
-// last feeds a later layer (the last layer's output is the network's).
-func checkGraph(layers []Layer, inputs [][]int) error {
+// checkStructure checks that each layer reads earlier nodes only, joins
+// two or more and other layers one.
+func checkStructure(layers []Layer, inputs [][]int) error {
 	if inputs == nil {
 		return nil
 	}
 	if len(inputs) != len(layers) {
 		return fmt.Errorf("%d input lists for %d layers", len(inputs), len(layers))
 	}
-	used := make([]bool, len(layers)+1) // used[j+1]: node j feeds a layer
 	for i, in := range inputs {
 		_, join := layers[i].(Join)
 		switch {
@@ -69,6 +67,21 @@ func checkGraph(layers []Layer, inputs [][]int) error {
 			if j < -1 || j >= i {
 				return fmt.Errorf("layer %d (%s %q) reads node %d, which is not an earlier layer or the input", i, layers[i].Kind(), layers[i].Name(), j)
 			}
+		}
+	}
+	return nil
+}
+
+// checkGraph checks a network's graph: its structure, and that every node
+// but the last feeds a later layer (the last layer's output is the
+// network's).
+func checkGraph(layers []Layer, inputs [][]int) error {
+	if err := checkStructure(layers, inputs); err != nil || inputs == nil {
+		return err
+	}
+	used := make([]bool, len(layers)+1) // used[j+1]: node j feeds a layer
+	for _, in := range inputs {
+		for _, j := range in {
 			used[j+1] = true
 		}
 	}
@@ -83,9 +96,19 @@ func checkGraph(layers []Layer, inputs [][]int) error {
 	return nil
 }
 
-// GraphShapes computes every layer's per-sample output shape in a graph.
+// GraphShapes computes every layer's per-sample output shape in a
+// network's graph, which it checks (checkGraph).
 func GraphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error) {
 	if err := checkGraph(layers, inputs); err != nil {
+		return nil, err
+	}
+	return graphShapes(layers, inputs, inShape)
+}
+
+// graphShapes computes the shapes of a graph whose structure is all that
+// is checked: a part of a network may have nodes only later parts read.
+func graphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error) {
+	if err := checkStructure(layers, inputs); err != nil {
 		return nil, err
 	}
 	shapes := make([][]int, len(layers))
@@ -113,199 +136,4 @@ func GraphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error)
 		shapes[i] = out
 	}
 	return shapes, nil
-}
-
-// graphPlan is what an Executor needs beyond a chain's: each layer's
-// inputs, a gradient buffer per layer output (a node's gradient sums over
-// the layers it feeds) and scratch buffers for the second and later of
-// those terms.
-type graphPlan struct {
-	inputs    [][]int
-	nodeGrads []compute.Buffer // [capacity·numel] per layer output
-	scratch   []compute.Buffer // one per input slot of the widest layer
-	written   []bool
-}
-
-// NewGraphExecutor is NewExecutor for a layer graph (inputs as
-// Network.Inputs; nil or a chain takes the chain's path).
-func NewGraphExecutor(be compute.Backend, layers []Layer, inputs [][]int, inShape []int, capacity int, backward bool) (*Executor, error) {
-	if inputs == nil || IsChain(inputs) {
-		return NewExecutor(be, layers, inShape, capacity, backward)
-	}
-	if capacity < 1 {
-		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
-	}
-	shapes, err := GraphShapes(layers, inputs, inShape)
-	if err != nil {
-		return nil, err
-	}
-	e := &Executor{be: be, layers: layers, capacity: capacity, shapes: append([][]int{inShape}, shapes...),
-		graph: &graphPlan{inputs: inputs}}
-	alloc := func(n int, what string) (compute.Buffer, error) {
-		if n > (1<<62)/4/capacity {
-			return nil, fmt.Errorf("%s: %d values per sample are too many", what, n)
-		}
-		b, err := be.Alloc(n * capacity)
-		if err != nil {
-			e.Free()
-			return nil, fmt.Errorf("%s, batch %d: %w", what, capacity, err)
-		}
-		e.owned = append(e.owned, b)
-		return b, nil
-	}
-	biggest, widest := Numel(inShape), 1
-	for i, l := range layers {
-		what := fmt.Sprintf("activations of layer %d (%s %q)", i, l.Kind(), l.Name())
-		act, err := alloc(Numel(shapes[i]), what)
-		if err != nil {
-			return nil, err
-		}
-		e.acts = append(e.acts, act)
-		var aux compute.Buffer
-		if _, join := l.(Join); !join {
-			if n := l.AuxSize(e.shapes[inputs[i][0]+1], 1); n > 0 {
-				if aux, err = be.Alloc(n); err != nil {
-					e.Free()
-					return nil, fmt.Errorf("workspace of layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
-				}
-				e.owned = append(e.owned, aux)
-			}
-		}
-		e.aux = append(e.aux, aux)
-		biggest = max(biggest, Numel(shapes[i]))
-		widest = max(widest, len(inputs[i]))
-	}
-	if backward {
-		g := e.graph
-		for i := range layers {
-			b, err := alloc(Numel(shapes[i]), "gradients")
-			if err != nil {
-				return nil, err
-			}
-			g.nodeGrads = append(g.nodeGrads, b)
-		}
-		for k := 0; k < widest; k++ {
-			b, err := alloc(biggest, "gradients")
-			if err != nil {
-				return nil, err
-			}
-			g.scratch = append(g.scratch, b)
-		}
-		e.grads[0] = g.nodeGrads[0] // marks the executor as made for Backward
-	}
-	return e, nil
-}
-
-// graphForward runs the layers in order, each on its input nodes.
-func (e *Executor) graphForward(x Value, mode Mode) Value {
-	n := x.N()
-	if n > e.capacity {
-		panic(fmt.Sprintf("nn: batch of %d for an executor planned for %d", n, e.capacity))
-	}
-	e.mode = mode
-	e.ins, e.outs = e.ins[:0], e.outs[:0]
-	node := func(j int) Value {
-		if j < 0 {
-			return x
-		}
-		return e.outs[j]
-	}
-	for i, l := range e.layers {
-		y := e.value(i+1, n, e.acts[i])
-		if j, ok := l.(Join); ok {
-			xs := make([]Value, len(e.graph.inputs[i]))
-			for k, src := range e.graph.inputs[i] {
-				xs[k] = node(src)
-			}
-			j.JoinForward(e.be, xs, y)
-			e.ins = append(e.ins, xs[0])
-		} else {
-			in := node(e.graph.inputs[i][0])
-			if isView(l) {
-				e.be.Copy(y.Buf, in.Buf)
-			} else {
-				l.Forward(e.be, in, y, e.aux[i], mode)
-			}
-			e.ins = append(e.ins, in)
-		}
-		e.outs = append(e.outs, y)
-	}
-	return e.outs[len(e.outs)-1]
-}
-
-// graphBackward propagates dy from the last layer to the first. A node
-// read by several layers gets the sum of their gradients: the first term
-// is written in place, the others computed into scratch and added.
-func (e *Executor) graphBackward(dy Value) {
-	g := e.graph
-	n := dy.N()
-	g.written = make([]bool, len(e.layers))
-	last := len(e.layers) - 1
-	e.be.Copy(g.nodeGrads[last].Slice(0, dy.Buf.Len()), dy.Buf)
-	g.written[last] = true
-	e.dxs = make([]Value, len(e.layers))
-	for i := last; i >= 0; i-- {
-		if !g.written[i] {
-			continue // feeds nothing that has a gradient
-		}
-		l := e.layers[i]
-		dyi := e.value(i+1, n, g.nodeGrads[i])
-		srcs := g.inputs[i]
-		// where each input's gradient goes: its node's buffer, or scratch
-		dxs := make([]Value, len(srcs))
-		toScratch := make([]bool, len(srcs))
-		for k, src := range srcs {
-			if src < 0 {
-				continue // the network's input: no gradient
-			}
-			if g.written[src] || contains(srcs[:k], src) {
-				toScratch[k] = true
-				dxs[k] = e.value(src+1, n, g.scratch[k])
-			} else {
-				dxs[k] = e.value(src+1, n, g.nodeGrads[src])
-			}
-		}
-		if j, ok := l.(Join); ok {
-			xs := make([]Value, len(srcs))
-			for k, src := range srcs {
-				if src < 0 {
-					xs[k] = e.ins[i]
-				} else {
-					xs[k] = e.outs[src]
-				}
-			}
-			j.JoinBackward(e.be, xs, dyi, dxs)
-		} else if isView(l) {
-			if dxs[0].Buf != nil {
-				e.be.Copy(dxs[0].Buf, dyi.Buf)
-			}
-		} else if dxs[0].Buf != nil || len(l.Params()) > 0 {
-			dx := dxs[0]
-			if dx.Buf == nil {
-				dx = Value{Shape: e.ins[i].Shape}
-			}
-			l.Backward(e.be, e.ins[i], e.outs[i], dyi, dx, e.aux[i], e.mode)
-		}
-		for k, src := range srcs {
-			if src < 0 {
-				continue
-			}
-			if toScratch[k] {
-				e.be.AddTo(g.nodeGrads[src].Slice(0, dxs[k].Buf.Len()), dxs[k].Buf)
-			}
-			g.written[src] = true
-		}
-		if len(srcs) > 0 {
-			e.dxs[i] = dxs[0]
-		}
-	}
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -37,7 +37,7 @@ func runLayer(t *testing.T, l Layer, shape []int, x, dy []float32) (y, dx []floa
 	if err := net.Bind(be); err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewExecutor(be, layers, in, shape[0], true)
+	e, err := NewExecutor(be, net, shape[0], ExecOptions{Backward: true})
 	if err != nil {
 		t.Fatal(err)
 	}

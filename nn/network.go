@@ -23,6 +23,23 @@ type Network struct {
 	Inputs [][]int
 }
 
+// Body is the network without its head, a last layer whose role is Head
+// (a softmax), and the head's kind ("" when there is none). The SNN and
+// proxy learning run the body: spike counts stand in for its output. The
+// body shares the network's layers.
+func (n *Network) Body() (body *Network, head string) {
+	k := len(n.Layers)
+	if k == 0 || !n.Layers[k-1].Role().Head {
+		return n, ""
+	}
+	b := *n
+	b.Layers = n.Layers[:k-1]
+	if n.Inputs != nil {
+		b.Inputs = n.Inputs[:k-1]
+	}
+	return &b, n.Layers[k-1].Kind()
+}
+
 // Shapes returns the per-sample output shape of every layer, checking that
 // each layer fits its input (and that the graph is well formed).
 func (n *Network) Shapes() ([][]int, error) {
@@ -162,7 +179,7 @@ func (n *Network) ForwardOn(be compute.Backend, x *Tensor) (*Tensor, error) {
 		return nil, err
 	}
 	n.Upload()
-	e, err := NewGraphExecutor(be, n.Layers, n.Inputs, n.InputShape, x.Shape[0], false)
+	e, err := NewExecutor(be, n, x.Shape[0], ExecOptions{})
 	if err != nil {
 		return nil, err
 	}

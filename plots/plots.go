@@ -23,7 +23,7 @@ import (
 	_ "gonum.org/v1/plot/vg/vgsvg" // SVG
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/results"
 )
 
 // Formats are the figure formats, by file extension.
@@ -174,7 +174,7 @@ func save(path string, rows [][]*plot.Plot, panelW, panelH vg.Length, records []
 func f(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
 
 // Label is a sweep's name in legends: its Model, or "model i".
-func Label(s train.Sweep, i int) string {
+func Label(s results.Sweep, i int) string {
 	if s.Model != "" {
 		return s.Model
 	}

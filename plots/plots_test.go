@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/results"
 )
 
 func TestSweepRecordsAndRefusals(t *testing.T) {
-	sw := train.Sweep{Model: "m", ANN: 0.5, IFLayers: []string{"r1", "output"}, ANNMACs: 7,
-		Points: []train.SweepPoint{{T: 1, SNNStrict: 0.25, Rates: []float64{0.1, 0}, SynOps: 3}, {T: 4, SNNStrict: 0.5, Rates: []float64{0.2, 0.05}, SynOps: 12}}}
-	rec := SweepRecords([]train.Sweep{sw})
+	sw := results.Sweep{Model: "m", ANN: 0.5, IFLayers: []string{"r1", "output"}, ANNMACs: 7,
+		Points: []results.SweepPoint{{T: 1, SNNStrict: 0.25, Rates: []float64{0.1, 0}, SynOps: 3}, {T: 4, SNNStrict: 0.5, Rates: []float64{0.2, 0.05}, SynOps: 12}}}
+	rec := SweepRecords([]results.Sweep{sw})
 	if len(rec) != 1+2*2 {
 		t.Fatalf("%d records", len(rec))
 	}
@@ -23,7 +23,7 @@ func TestSweepRecordsAndRefusals(t *testing.T) {
 	if err := Sweeps(filepath.Join(dir, "x.png"), nil); err == nil {
 		t.Error("an empty figure was drawn")
 	}
-	if err := Sweeps(filepath.Join(dir, "x.gif"), []train.Sweep{sw}); err == nil || !strings.Contains(err.Error(), ".png, .svg or .pdf") {
+	if err := Sweeps(filepath.Join(dir, "x.gif"), []results.Sweep{sw}); err == nil || !strings.Contains(err.Error(), ".png, .svg or .pdf") {
 		t.Errorf("a .gif figure: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.csv")); err == nil {
@@ -35,8 +35,8 @@ func TestSweepRecordsAndRefusals(t *testing.T) {
 	// a silent SNN: no synaptic operations, a log axis must not panic
 	silent := sw
 	silent.ANNMACs = 0
-	silent.Points = []train.SweepPoint{{T: 1, Rates: []float64{0, 0}}, {T: 2, Rates: []float64{0, 0}}}
-	if err := Sweeps(filepath.Join(dir, "s.svg"), []train.Sweep{silent}); err != nil {
+	silent.Points = []results.SweepPoint{{T: 1, Rates: []float64{0, 0}}, {T: 2, Rates: []float64{0, 0}}}
+	if err := Sweeps(filepath.Join(dir, "s.svg"), []results.Sweep{silent}); err != nil {
 		t.Errorf("a silent SNN: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "s.csv")); err != nil {

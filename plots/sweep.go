@@ -5,11 +5,10 @@ import (
 	"image/color"
 	"math"
 
+	"github.com/proxykit/proxykit/results"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-
-	"github.com/proxykit/proxykit/train"
 )
 
 // Sweeps draws one or more evaluations against the simulation length T
@@ -17,7 +16,7 @@ import (
 // SNN's strict and ties accuracy), each IF layer's firing rate, and
 // synaptic operations per image (with the ANN's multiply-accumulates as a
 // flat line). It writes the numbers to CSVPath(path) too.
-func Sweeps(path string, sweeps []train.Sweep) error {
+func Sweeps(path string, sweeps []results.Sweep) error {
 	if err := CheckPath(path); err != nil {
 		return err
 	}
@@ -150,7 +149,7 @@ func legendEntry(p *plot.Plot, name string, c color.Color, dash []vg.Length) err
 // (in [0, 1]), tie share, synaptic operations per image, the ANN's MACs
 // and one firing-rate column per IF layer of the first model (rates of
 // other models' layers follow their own layer names).
-func SweepRecords(sweeps []train.Sweep) [][]string {
+func SweepRecords(sweeps []results.Sweep) [][]string {
 	head := []string{"model", "t", "ann", "snn_strict", "snn_ties", "tie_share", "synops_per_image", "ann_macs_per_image", "layer", "rate"}
 	out := [][]string{head}
 	for i, s := range sweeps {

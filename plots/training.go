@@ -3,10 +3,9 @@ package plots
 import (
 	"fmt"
 
+	"github.com/proxykit/proxykit/results"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
-
-	"github.com/proxykit/proxykit/train"
 )
 
 // Training draws a proxy-learning run's curve from its per-epoch log (a
@@ -14,7 +13,7 @@ import (
 // and the SNN (strict and ties) and the SNN's training accuracy in one
 // panel, the training loss in the other. It writes the numbers to
 // CSVPath(path) too.
-func Training(path, title string, history []train.EpochStats) error {
+func Training(path, title string, history []results.EpochStats) error {
 	if err := CheckPath(path); err != nil {
 		return err
 	}

@@ -72,6 +72,6 @@ go test -run '^$' -fuzz '^FuzzLoadPT$' -fuzztime 20s -fuzzminimizetime 0 ./impor
 echo "== fuzz the checkpoint reader (20 s)"
 go test -run '^$' -fuzz '^FuzzDecodeCheckpoint$' -fuzztime 20s -fuzzminimizetime 0 ./train
 echo "== fuzz the IDX (and gzip), CIFAR-10 and .npy readers (10 s each)"
-go test -run '^$' -fuzz '^FuzzIDX$' -fuzztime 10s -fuzzminimizetime 0 ./train
-go test -run '^$' -fuzz '^FuzzCIFAR$' -fuzztime 10s -fuzzminimizetime 0 ./train
+go test -run '^$' -fuzz '^FuzzIDX$' -fuzztime 10s -fuzzminimizetime 0 ./data
+go test -run '^$' -fuzz '^FuzzCIFAR$' -fuzztime 10s -fuzzminimizetime 0 ./data
 go test -run '^$' -fuzz '^FuzzRead$' -fuzztime 10s -fuzzminimizetime 0 ./npy

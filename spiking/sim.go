@@ -10,11 +10,13 @@ import (
 // Simulator runs an SNN on one backend for batches of up to a fixed size.
 // It owns every buffer the simulation needs, allocated once.
 //
-// The T time steps run in chunks of backend.StepsAtOnce(T) steps: each
-// stateless layer takes all the chunk's steps as one batch of steps·B rows
-// (step-major: rows [t·B, (t+1)·B) are step t), and each IF layer runs its
-// recurrence over the chunk's steps in one kernel call. A BatchNorm right
-// before an IF layer is fused into it (the IF kernel applies its scale and
+// The static input layer runs once per batch (an nn.Executor). The T time
+// steps run in chunks of backend.StepsAtOnce(T) steps: each stateless layer
+// takes all the chunk's steps as one batch of steps·B rows (step-major:
+// rows [t·B, (t+1)·B) are step t), and each IF layer runs its recurrence
+// over the chunk's steps in one kernel call. The planner (nn.PlanBuffers)
+// shares the per-step buffers by liveness and fuses a BatchNorm into the IF
+// layer that is its only reader (the IF kernel applies its scale and
 // shift). With one step per chunk this is the reference's clock-driven
 // order; with all T it is SpikingJelly's multi-step order. Both give the
 // same counts.
@@ -24,31 +26,33 @@ type Simulator struct {
 	capacity int
 	steps    int
 	static   *nn.Executor
-	stages   []stage
-	pingpong [2]compute.Buffer
+	nodes    []simNode // per node of the SNN (static ones hold shapes only)
+	slots    []compute.Buffer
 	owned    []compute.Buffer
 	outCount compute.Buffer
 	outShape []int
-	graph    bool     // the SNN branches: every stage has its own output buffer
-	input    nn.Value // the current run's input (a branching SNN's IF layers may read it)
+	input    nn.Value // the current run's input (IF layers may read it)
 	// synaptic operations, when counted (CountSynOps)
 	synTmp compute.Buffer
-	synOps []float64 // per stage, since the start of the last Run
+	synOps []float64 // per node, since the start of the last Run
 	err    error     // the first error a reduction met during a run
 }
 
-// stage is one dynamic layer of the simulation.
-type stage struct {
-	layer     nn.Layer // nil for an IF layer
-	in, out   []int    // per-sample shapes
-	aux       compute.Buffer
-	fused     bool           // a BatchNorm whose scale and shift the next IF layer applies
-	v, counts compute.Buffer // IF layers: potentials and spike counts, [capacity·N]
-	fanOut    compute.Buffer // layers with weights, when counting synaptic operations: [1, N]
-	// a branching SNN's stages: where the inputs come from and the output
-	srcs   []Source
-	outBuf compute.Buffer // [capacity·steps·N]
-	binary bool           // the output holds spikes
+// simNode is one node of the simulation.
+type simNode struct {
+	in, out []int // per-sample shapes: the (first) input's and the output's
+	slot    int   // the output's buffer slot (per-step nodes), −1: none
+	aux     compute.Buffer
+	fused   bool           // a BatchNorm whose scale and shift its IF reader applies
+	scale   compute.Buffer // a fused BatchNorm's map in the current chunk
+	shift   compute.Buffer
+	perStep bool
+	v       compute.Buffer // IF layers: potentials and spike counts, [capacity·N]
+	counts  compute.Buffer
+	fanOut  compute.Buffer // layers with weights, when counting synaptic operations: [1, N]
+	binary  bool           // the output holds spikes
+	shape   []int          // the batched shape handed out, [rows, out...]
+	xs      []nn.Value     // the inputs' values in the current chunk
 }
 
 // NewSimulator plans snn on be for batches of up to capacity inputs. The
@@ -58,61 +62,105 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
 	steps := min(max(be.StepsAtOnce(snn.Config.Timesteps), 1), snn.Config.Timesteps)
-	if snn.DynInputs != nil {
-		return newGraphSimulator(be, snn, capacity, steps)
-	}
 	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps}
-	static, err := nn.NewGraphExecutor(be, snn.Static, snn.StaticInputs, snn.ANN.InputShape, capacity, false)
+	nodes, S := snn.Nodes, snn.Static
+	layers, inputs := snn.Graph()
+	readers := nn.Readers(inputs, len(nodes))
+	var keep []int // static nodes the per-step ones read
+	for j := 0; j < S; j++ {
+		for _, r := range readers[j] {
+			if r >= S {
+				keep = append(keep, j)
+				break
+			}
+		}
+	}
+	static, err := nn.NewExecutor(be, &nn.Network{InputShape: snn.ANN.InputShape, Layers: layers[:S], Inputs: inputs[:S]},
+		capacity, nn.ExecOptions{Keep: keep})
 	if err != nil {
 		return nil, fmt.Errorf("SNN static input layer: %w", err)
 	}
 	sim.static = static
-	alloc := sim.alloc
-	cur := static.OutputShape()
-	rows := capacity * steps
-	biggest := 0
-	for i, d := range snn.Dynamic {
-		st := stage{in: cur}
-		switch l := d.(type) {
-		case *IF:
-			st.out = cur
-			n := capacity * nn.Numel(cur)
-			if st.v, err = alloc(n, "potentials of IF "+l.LayerName); err == nil {
-				st.counts, err = alloc(n, "spike counts of IF "+l.LayerName)
+	sim.nodes = make([]simNode, len(nodes))
+	shape := func(j int) []int {
+		if j < S {
+			return static.NodeShape(j)
+		}
+		return sim.nodes[j].out
+	}
+	plan := make([]nn.PlanNode, len(nodes)-S)
+	for i := S; i < len(nodes); i++ {
+		nd, st := nodes[i], &sim.nodes[i]
+		st.in = shape(nd.Inputs[0])
+		st.binary = true
+		pn := nn.PlanNode{}
+		for _, j := range nd.Inputs {
+			pn.Inputs = append(pn.Inputs, max(j-S, -1))
+			st.binary = st.binary && j >= S && sim.nodes[j].binary
+		}
+		switch l := nd.Layer.(type) {
+		case nil:
+			err = fmt.Errorf("node %d has no layer", i)
+		case nn.Join:
+			ins := make([][]int, len(nd.Inputs))
+			for k, j := range nd.Inputs {
+				ins[k] = shape(j)
 			}
-		case nn.Layer:
-			st.layer = l
-			if st.out, err = l.OutputShape(cur); err != nil {
-				err = fmt.Errorf("SNN layer %s %q: %w", l.Kind(), l.Name(), err)
+			st.out, err = l.JoinShape(ins)
+			st.binary = st.binary && l.Role().KeepsSpikes
+		default:
+			if nd.IF {
+				st.out, st.binary = st.in, true
+				k := capacity * nn.Numel(st.in)
+				if st.v, err = sim.alloc(k, "potentials of IF "+nd.Name()); err == nil {
+					st.counts, err = sim.alloc(k, "spike counts of IF "+nd.Name())
+				}
 				break
 			}
-			if _, isBN := l.(*nn.BatchNorm2d); isBN && i+1 < len(snn.Dynamic) {
-				_, st.fused = snn.Dynamic[i+1].(*IF)
+			if st.out, err = l.OutputShape(st.in); err != nil {
+				break
 			}
-			if k := l.AuxSize(cur, steps); k > 0 {
-				st.aux, err = alloc(k, "workspace of "+l.Name())
+			st.binary = st.binary && l.Role().KeepsSpikes
+			pn.View = l.Role().View
+			if rs := readers[i]; len(rs) == 1 && nodes[rs[0]].IF && nn.Fuses(nd.Kind(), "IF") {
+				st.fused, pn.Fused = true, true
+			}
+			if k := l.AuxSize(st.in, steps); k > 0 {
+				st.aux, err = sim.alloc(k, "workspace of "+l.Name())
 			}
 		}
 		if err != nil {
 			sim.Free()
+			return nil, fmt.Errorf("SNN layer %d (%s %q): %w", i, nd.Kind(), nd.Name(), err)
+		}
+		pn.Numel = nn.Numel(st.out)
+		plan[i-S] = pn
+		st.shape = make([]int, 1+len(st.out))
+		st.xs = make([]nn.Value, len(nd.Inputs))
+	}
+	bp, err := nn.PlanBuffers(plan)
+	if err != nil {
+		sim.Free()
+		return nil, fmt.Errorf("SNN: %w", err)
+	}
+	rows := capacity * steps
+	for _, size := range bp.Sizes {
+		if size > (1<<62)/4/rows {
+			sim.Free()
+			return nil, fmt.Errorf("SNN activations: %d values per sample are too many", size)
+		}
+		b, err := sim.alloc(rows*size, "activations")
+		if err != nil {
+			sim.Free()
 			return nil, err
 		}
-		if nn.Numel(st.out) > (1<<62)/4/rows {
-			sim.Free()
-			return nil, fmt.Errorf("SNN layer %d: %d values per sample are too many", i, nn.Numel(st.out))
-		}
-		biggest = max(biggest, nn.Numel(st.out))
-		sim.stages = append(sim.stages, st)
-		cur = st.out
+		sim.slots = append(sim.slots, b)
 	}
-	sim.outShape = cur
-	sim.outCount = sim.stages[len(sim.stages)-1].counts
-	for i := range sim.pingpong {
-		if sim.pingpong[i], err = alloc(rows*biggest, "activations"); err != nil {
-			sim.Free()
-			return nil, err
-		}
+	for i := S; i < len(nodes); i++ {
+		sim.nodes[i].slot = bp.Slot[i-S]
 	}
+	last := &sim.nodes[len(nodes)-1]
+	sim.outShape, sim.outCount = last.out, last.counts
 	return sim, nil
 }
 
@@ -173,10 +221,10 @@ func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read fun
 		sim.synOps[i] = 0
 	}
 	sim.input = x
-	static := sim.static.Forward(x, nn.Mode{BatchStats: batchStats})
-	last := len(sim.stages) - 1
-	for i, st := range sim.stages {
-		if st.layer == nil {
+	sim.static.Forward(x, nn.Mode{BatchStats: batchStats})
+	last := len(sim.nodes) - 1
+	for i := sim.snn.Static; i < len(sim.nodes); i++ {
+		if st := sim.nodes[i]; sim.snn.Nodes[i].IF {
 			size := n * nn.Numel(st.in)
 			be.Fill(st.v.Slice(0, size), cfg.Reset)
 			if rates || i == last {
@@ -188,7 +236,7 @@ func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read fun
 	end := ts[len(ts)-1]
 	for t0, next := 0, 0; t0 < end; {
 		tc := min(sim.steps, ts[next]-t0)
-		sim.chunk(static, n, tc, batchStats, rates)
+		sim.chunk(n, tc, batchStats, rates)
 		t0 += tc
 		if t0 == ts[next] {
 			if sim.err != nil {
@@ -203,71 +251,81 @@ func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read fun
 	return sim.err
 }
 
-// chunk runs tc time steps of the dynamic layers on the static output.
-func (sim *Simulator) chunk(static nn.Value, n, tc int, batchStats, rates bool) {
-	if sim.graph {
-		sim.chunkGraph(n, tc, batchStats, rates)
-		return
+// value is node j's output in the current chunk of rows rows: a static
+// node's (the same at every step) or a per-step node's.
+func (sim *Simulator) value(j, rows int) nn.Value {
+	switch {
+	case j < 0:
+		return sim.input
+	case j < sim.snn.Static:
+		return sim.static.Output(j)
 	}
+	st := &sim.nodes[j]
+	st.shape[0] = rows
+	copy(st.shape[1:], st.out)
+	return nn.Value{Shape: st.shape, Buf: sim.slots[st.slot].Slice(0, rows*nn.Numel(st.out))}
+}
+
+// chunk runs tc time steps of the per-step nodes, each on its inputs: the
+// outputs of earlier nodes in this chunk, or static ones (constant
+// currents, read by IF layers only).
+func (sim *Simulator) chunk(n, tc int, batchStats, rates bool) {
 	be, cfg := sim.be, sim.snn.Config
-	last := len(sim.stages) - 1
+	nodes := sim.snn.Nodes
+	last := len(nodes) - 1
 	mode := nn.Mode{BatchStats: batchStats, Groups: tc}
-	cur := static
-	constant := true // cur is the static output, the same at every step
-	binary := false  // cur holds spikes
-	next := 0
-	var scale, shift compute.Buffer
-	var perStep bool
-	for i, st := range sim.stages {
-		rows := tc * n
-		out := nn.Value{Shape: append([]int{rows}, st.out...)}
+	rows := tc * n
+	for i := sim.snn.Static; i < len(nodes); i++ {
+		nd, st := nodes[i], &sim.nodes[i]
 		switch {
-		case st.layer == nil:
-			out.Buf = sim.pingpong[next].Slice(0, rows*nn.Numel(st.out))
-			a := compute.IFArgs{Steps: tc, N: n * nn.Numel(st.in), In: cur.Buf, Constant: constant,
-				V: st.v.Slice(0, n*nn.Numel(st.in)), Spikes: out.Buf, Threshold: cfg.Threshold, Reset: cfg.Reset}
+		case st.fused:
+			bn := nd.Layer.(*nn.BatchNorm2d)
+			st.scale, st.shift, st.perStep = bn.ScaleShift(be, sim.value(nd.Inputs[0], rows), st.aux, mode)
+		case nd.IF:
+			a := compute.IFArgs{Steps: tc, N: n * nn.Numel(st.in), V: st.v.Slice(0, n*nn.Numel(st.in)),
+				Spikes: sim.value(i, rows).Buf, Threshold: cfg.Threshold, Reset: cfg.Reset}
+			src := nd.Inputs[0]
+			if src >= 0 && sim.nodes[src].fused {
+				bn := &sim.nodes[src]
+				a.Scale, a.Shift, a.PerStep = bn.scale, bn.shift, bn.perStep
+				a.C, a.HW = st.in[0], nn.Numel(st.in[1:])
+				src = nodes[src].Inputs[0]
+			}
+			a.In, a.Constant = sim.value(src, rows).Buf, src < sim.snn.Static
 			if rates || i == last {
 				a.Counts = st.counts.Slice(0, a.N)
 			}
-			if scale != nil {
-				a.Scale, a.Shift, a.PerStep = scale, shift, perStep
-				a.C, a.HW = st.in[0], nn.Numel(st.in[1:])
-				scale, shift = nil, nil
-			}
 			be.IF(a)
-			constant, binary = false, true
-		case constant:
-			// A stateless layer between the static output and the
-			// first IF layer cannot occur: New puts the first IF layer
-			// first among the dynamic layers.
-			panic("spiking: a dynamic layer before the first IF layer")
-		case st.fused:
-			bn := st.layer.(*nn.BatchNorm2d)
-			scale, shift, perStep = bn.ScaleShift(be, cur, st.aux, mode)
-			continue
-		case st.layer.Role().View:
-			out.Buf = cur.Buf
 		default:
-			if st.fanOut != nil {
-				sim.countSynOps(i, cur, rows, binary)
+			for k, j := range nd.Inputs {
+				st.xs[k] = sim.value(j, rows)
 			}
-			out.Buf = sim.pingpong[next].Slice(0, rows*nn.Numel(st.out))
+			binary := true
+			for _, j := range nd.Inputs {
+				binary = binary && sim.nodes[j].binary
+			}
+			out := sim.value(i, rows)
+			if jl, ok := nd.Layer.(nn.Join); ok {
+				jl.JoinForward(be, st.xs, out)
+				continue
+			}
+			if st.fanOut != nil {
+				sim.countSynOps(i, st.xs[0], rows, binary)
+			}
+			if nd.Layer.Role().View {
+				continue // its slot is its input's
+			}
 			m := mode
 			m.Spikes = binary
-			st.layer.Forward(be, cur, out, st.aux, m)
-			binary = binary && st.layer.Role().KeepsSpikes
+			nd.Layer.Forward(be, st.xs[0], out, st.aux, m)
 		}
-		if out.Buf != cur.Buf {
-			next = 1 - next
-		}
-		cur = out
 	}
 }
 
-// countSynOps adds to stage i's synaptic operations those its input in
+// countSynOps adds to node i's synaptic operations those its input in
 // this chunk triggers: Σ input × fan-out, one matrix-vector product.
 func (sim *Simulator) countSynOps(i int, in nn.Value, rows int, binary bool) {
-	st := sim.stages[i]
+	st := sim.nodes[i]
 	k := nn.Numel(st.in)
 	tmp := sim.synTmp.Slice(0, rows)
 	sim.be.LinearForward(rows, k, 1, in.Buf, st.fanOut, nil, tmp, binary)
@@ -290,18 +348,18 @@ func (sim *Simulator) CountSynOps() error {
 		return nil
 	}
 	rows := sim.capacity * sim.steps
-	for i := range sim.stages {
-		st := &sim.stages[i]
-		if st.layer == nil {
+	for i := sim.snn.Static; i < len(sim.nodes); i++ {
+		nd, st := sim.snn.Nodes[i], &sim.nodes[i]
+		if nd.IF {
 			continue
 		}
-		fan, ok := nn.FanOut(st.layer, st.in)
+		fan, ok := nn.FanOut(nd.Layer, st.in)
 		if !ok {
 			continue
 		}
 		b, err := sim.be.Alloc(len(fan))
 		if err != nil {
-			return fmt.Errorf("fan-out of %s: %w", st.layer.Name(), err)
+			return fmt.Errorf("fan-out of %s: %w", nd.Name(), err)
 		}
 		sim.owned = append(sim.owned, b)
 		sim.be.Upload(b, fan)
@@ -313,7 +371,7 @@ func (sim *Simulator) CountSynOps() error {
 	}
 	sim.owned = append(sim.owned, b)
 	sim.synTmp = b
-	sim.synOps = make([]float64, len(sim.stages))
+	sim.synOps = make([]float64, len(sim.nodes))
 	return nil
 }
 
@@ -321,9 +379,9 @@ func (sim *Simulator) CountSynOps() error {
 // samples together), per layer with weights, with the layers' names; nil
 // unless CountSynOps was called.
 func (sim *Simulator) SynOps() (names []string, ops []float64) {
-	for i, st := range sim.stages {
+	for i, st := range sim.nodes {
 		if st.fanOut != nil {
-			names = append(names, st.layer.Name())
+			names = append(names, sim.snn.Nodes[i].Name())
 			ops = append(ops, sim.synOps[i])
 		}
 	}
@@ -339,8 +397,8 @@ func (sim *Simulator) Rates(n int) ([]float64, error) {
 // RatesAt is Rates after t steps, for a read during RunAt.
 func (sim *Simulator) RatesAt(n, t int) ([]float64, error) {
 	var out []float64
-	for _, st := range sim.stages {
-		if st.layer != nil {
+	for i, st := range sim.nodes {
+		if !sim.snn.Nodes[i].IF {
 			continue
 		}
 		size := n * nn.Numel(st.in)
@@ -371,9 +429,9 @@ func (sim *Simulator) OutputShape() []int { return sim.outShape }
 // replaces, then "output".
 func (sim *Simulator) IFNames() []string {
 	var names []string
-	for _, d := range sim.snn.Dynamic {
-		if f, ok := d.(*IF); ok {
-			names = append(names, f.LayerName)
+	for _, nd := range sim.snn.Nodes {
+		if nd.IF {
+			names = append(names, nd.Name())
 		}
 	}
 	return names

@@ -18,9 +18,9 @@ import (
 
 // Config holds the IF neurons' settings and the simulation length.
 type Config struct {
-	Timesteps int     // T, the number of time steps
-	Threshold float32 // v_th: a neuron spikes when v >= v_th
-	Reset     float32 // v_reset: start value and hard-reset value of v
+	Timesteps int     `json:"timesteps"` // T, the number of time steps
+	Threshold float32 `json:"threshold"` // v_th: a neuron spikes when v >= v_th
+	Reset     float32 `json:"reset"`     // v_reset: start value and hard-reset value of v
 }
 
 // DefaultConfig is the reference's setting: T = 15, v_th = 2, v_reset = 0.
@@ -45,36 +45,54 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// IF marks an integrate-and-fire layer in the SNN's layer list. Its
-// membrane potentials live in the simulation, not here.
-type IF struct {
-	// LayerName is the name of the ReLU it replaces, or "output" for the IF
-	// layer after the last layer.
-	LayerName string
+// Node is one layer of the SNN's graph.
+type Node struct {
+	// Layer is the layer the node runs. An IF node's is the ReLU the IF
+	// layer replaces (a ReLU named "output" for the IF layer after the last
+	// layer), whose name and export forms it takes.
+	Layer nn.Layer
+	// IF marks a layer of integrate-and-fire neurons; its membrane
+	// potentials live in the simulation.
+	IF bool
+	// Inputs are the nodes read: j ≥ 0 node j, −1 the network's input.
+	Inputs []int
 }
 
-// Network is the SNN twin of an ANN.
+// Kind is the node's kind: "IF", or its layer's.
+func (n Node) Kind() string {
+	if n.IF {
+		return "IF"
+	}
+	return n.Layer.Kind()
+}
+
+// Name is the node's layer's name.
+func (n Node) Name() string { return n.Layer.Name() }
+
+// Network is the SNN twin of an ANN: the ANN's graph (without a final
+// softmax) in which every ReLU is an IF layer and one more IF layer reads
+// the last layer. Node i is the ANN's layer i; the last node is the output
+// IF layer. Nodes[:Static] are the static input layer: the layers before
+// the first ReLU, run once per input; the others run at every time step.
 type Network struct {
 	// ANN is the network whose parameters this one shares.
 	ANN *nn.Network
-	// Static are the layers before the first IF layer, run once per input.
-	Static []nn.Layer
-	// Dynamic are the layers run at every time step; *IF entries are IF layers.
-	Dynamic []any
+	// Nodes are the SNN's layers in a topological order.
+	Nodes []Node
+	// Static is the number of nodes of the static input layer.
+	Static int
 	// Dropped names the ANN's output activation left out of the SNN, if any.
 	Dropped string
-	// For a branching ANN (nn.Network.Inputs set): StaticInputs are the
-	// static layers' inputs (as nn.Network.Inputs) and DynInputs, per
-	// dynamic entry, where its inputs come from. Both nil for a chain.
-	StaticInputs [][]int
-	DynInputs    [][]Source
 	// Config is the neuron setting and T.
 	Config Config
 }
 
 // New builds the SNN of ann. Its layers are the ANN's own layers (same
 // parameter memory), except BatchNorm2d layers, which share γ and β but get
-// their own copy of the running statistics.
+// their own copy of the running statistics. An IF layer may read the
+// static input layer (a constant current); every other layer running at
+// each step must read layers that do too, so that the static part's
+// outputs need not be repeated at every step.
 func New(ann *nn.Network, cfg Config) (*Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -82,50 +100,52 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 	if _, err := ann.Shapes(); err != nil {
 		return nil, err
 	}
-	if !ann.IsChain() {
-		return newGraph(ann, cfg)
-	}
-	s := &Network{ANN: ann, Config: cfg}
-	layers := ann.Layers
-	if n := len(layers); n > 0 {
-		if last := layers[n-1]; last.Role().Head {
-			s.Dropped = last.Kind()
-			layers = layers[:n-1]
-		}
-	}
-	static := true
+	body, head := ann.Body()
+	s := &Network{ANN: ann, Config: cfg, Dropped: head}
+	layers := body.Layers
+	s.Static = len(layers)
 	for i, l := range layers {
 		if l.Role().Head {
 			return nil, fmt.Errorf("layer %d (%s %q): a %s may only end the network", i, l.Kind(), l.Name(), l.Kind())
 		}
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
-			l = bn.CloneWithOwnStats()
-		}
-		if l.Role().Neuron {
-			static = false
-			s.Dynamic = append(s.Dynamic, &IF{LayerName: l.Name()})
-			continue
-		}
-		if static {
-			s.Static = append(s.Static, l)
-		} else {
-			s.Dynamic = append(s.Dynamic, l)
+		if l.Role().Neuron && s.Static == len(layers) {
+			s.Static = i
 		}
 	}
-	s.Dynamic = append(s.Dynamic, &IF{LayerName: "output"})
+	for i, l := range layers {
+		nd := Node{Layer: l, IF: l.Role().Neuron, Inputs: body.InputsOf(i)}
+		if bn, ok := l.(*nn.BatchNorm2d); ok {
+			nd.Layer = bn.CloneWithOwnStats()
+		}
+		if i > s.Static && !nd.IF {
+			for _, j := range nd.Inputs {
+				if j < s.Static {
+					return nil, fmt.Errorf("layer %d (%s %q) reads the static input layer (before the first ReLU) and runs at every step; proxykit's SNN lets only IF layers read the static part", i, l.Kind(), l.Name())
+				}
+			}
+		}
+		s.Nodes = append(s.Nodes, nd)
+	}
+	s.Nodes = append(s.Nodes, Node{Layer: &nn.ReLU{LayerName: "output"}, IF: true, Inputs: []int{len(layers) - 1}})
 	return s, nil
+}
+
+// Graph is the SNN as an nn graph: each node's layer
+// (an IF node's ReLU) and inputs.
+func (s *Network) Graph() ([]nn.Layer, [][]int) {
+	layers := make([]nn.Layer, len(s.Nodes))
+	inputs := make([][]int, len(s.Nodes))
+	for i, nd := range s.Nodes {
+		layers[i], inputs[i] = nd.Layer, nd.Inputs
+	}
+	return layers, inputs
 }
 
 // BatchNorms returns the SNN's own BatchNorm2d layers, in order.
 func (s *Network) BatchNorms() []*nn.BatchNorm2d {
 	var out []*nn.BatchNorm2d
-	for _, l := range s.Static {
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
-			out = append(out, bn)
-		}
-	}
-	for _, l := range s.Dynamic {
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
+	for _, nd := range s.Nodes {
+		if bn, ok := nd.Layer.(*nn.BatchNorm2d); ok {
 			out = append(out, bn)
 		}
 	}

@@ -126,11 +126,8 @@ func TestSharesParameterMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var snnLayers []nn.Layer
-	snnLayers = append(snnLayers, snn.Static...)
-	for _, l := range snn.Dynamic {
-		if l, ok := l.(nn.Layer); ok {
-			snnLayers = append(snnLayers, l)
-		}
+	for _, nd := range snn.Nodes {
+		snnLayers = append(snnLayers, nd.Layer)
 	}
 	var annParams, snnParams []*nn.Param
 	for _, l := range snnLayers {
@@ -207,15 +204,15 @@ func TestStaticInputLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snn.Static) != 2 || snn.Static[0].Kind() != "Conv2d" || snn.Static[1].Kind() != "BatchNorm2d" {
-		t.Errorf("static input layer is %v, want conv + BN", snn.Static)
+	if snn.Static != 2 || snn.Nodes[0].Kind() != "Conv2d" || snn.Nodes[1].Kind() != "BatchNorm2d" {
+		t.Errorf("static input layer is %d nodes (%v), want conv + BN", snn.Static, snn.Nodes[:snn.Static])
 	}
-	if _, ok := snn.Dynamic[len(snn.Dynamic)-1].(*spiking.IF); !ok {
+	if last := snn.Nodes[len(snn.Nodes)-1]; !last.IF || last.Name() != "output" {
 		t.Error("no IF layer after the last layer")
 	}
 	ifs := 0
-	for _, l := range snn.Dynamic {
-		if _, ok := l.(*spiking.IF); ok {
+	for _, nd := range snn.Nodes {
+		if nd.IF {
 			ifs++
 		}
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 )
@@ -9,11 +10,9 @@ import (
 // moments live on the backend of the parameters it updates; M and V are
 // their host copies, current after Sync.
 type Adam struct {
-	LR, Beta1, Beta2, Eps, WeightDecay float64
-	// Step counts the updates made so far.
-	Step int
-	// M and V are the first and second moments, by parameter name.
-	M, V map[string][]float32
+	// AdamState holds the hyper-parameters, the step count and the host
+	// copies of the moments (current after Sync), as checkpoints keep them.
+	checkpoint.AdamState
 
 	bound map[string]*moments
 }
@@ -26,8 +25,8 @@ type moments struct {
 
 // NewAdam makes an optimizer with the given settings.
 func NewAdam(lr, beta1, beta2, eps, weightDecay float64) *Adam {
-	return &Adam{LR: lr, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: weightDecay,
-		M: map[string][]float32{}, V: map[string][]float32{}}
+	return &Adam{AdamState: checkpoint.AdamState{LR: lr, Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: weightDecay,
+		M: map[string][]float32{}, V: map[string][]float32{}}}
 }
 
 // moments returns p's moments on be, binding them there first (from M and

@@ -6,31 +6,11 @@ import (
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
-
-// BenchResult is what Bench measured.
-type BenchResult struct {
-	TrainImagesPerSec float64 `json:"train_images_per_sec"`
-	TrainStepSeconds  float64 `json:"train_step_seconds"`
-	InferImagesPerSec float64 `json:"infer_images_per_sec"`
-	InferBatch        int     `json:"infer_batch"`
-	TrainSteps        int     `json:"train_steps"`
-	// TrainGFLOPPerImage and InferGFLOPPerImage count the multiply-adds
-	// (×2) of the convolutions and linear layers, as dense arithmetic: a
-	// proxy step's ANN forward and backward (3× the forward) and its SNN's
-	// T steps; SNN inference alone.
-	TrainGFLOPPerImage float64 `json:"train_gflop_per_image"`
-	InferGFLOPPerImage float64 `json:"infer_gflop_per_image"`
-	// TrainTFLOPS and InferTFLOPS are those counts over the measured times.
-	TrainTFLOPS float64 `json:"train_tflops"`
-	InferTFLOPS float64 `json:"infer_tflops"`
-	// TrainDeviceMB and InferDeviceMB are the most device memory the
-	// training step and the inference held (backends with device memory).
-	TrainDeviceMB float64 `json:"train_device_mb,omitempty"`
-	InferDeviceMB float64 `json:"infer_device_mb,omitempty"`
-}
 
 // deviceMemory is implemented by backends that own device memory.
 type deviceMemory interface {
@@ -42,8 +22,8 @@ type deviceMemory interface {
 // the Adam update) and SNN inference, on be, for at least minTime each (one
 // step at least), after one untimed warm-up step each. The images are d's
 // first ones (repeated where d has fewer), or random when d is nil.
-func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *Dataset) (BenchResult, error) {
-	var r BenchResult
+func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
+	var r results.BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {
 		return r, err
@@ -179,31 +159,11 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 // multiply-add) of the convolutions and linear layers: of the ANN's
 // forward pass, of the SNN's static input layer and of one SNN time step.
 func FLOPs(ann *nn.Network, snn *spiking.Network) (annF, staticF, stepF float64, err error) {
-	count := func(layers []nn.Layer, in []int) (float64, []int, error) {
-		var f float64
-		for _, l := range layers {
-			out, err := l.OutputShape(in)
-			if err != nil {
-				return 0, nil, err
-			}
-			f += 2 * float64(nn.MACs(l, in))
-			in = out
-		}
-		return f, in, nil
-	}
-	if annF, _, err = count(ann.Layers, ann.InputShape); err != nil {
+	if _, err = ann.Shapes(); err != nil {
 		return
 	}
-	var in []int
-	if staticF, in, err = count(snn.Static, ann.InputShape); err != nil {
-		return
-	}
-	var dyn []nn.Layer
-	for _, d := range snn.Dynamic {
-		if l, ok := d.(nn.Layer); ok {
-			dyn = append(dyn, l)
-		}
-	}
-	stepF, _, err = count(dyn, in)
-	return
+	annF = 2 * float64(macs(ann, len(ann.Layers)))
+	staticF = 2 * float64(macs(ann, snn.Static))
+	// every other layer of the body runs at each step (IF layers do no MACs)
+	return annF, staticF, annF - staticF, nil
 }

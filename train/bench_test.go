@@ -6,7 +6,10 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -19,7 +22,7 @@ import (
 // it beside PyTorch's step on the same machine.
 func BenchmarkProxyStep(b *testing.B) {
 	width, batch := envInt("PROXYKIT_BENCH_WIDTH", 128), envInt("PROXYKIT_BENCH_BATCH", 100)
-	d, err := train.Load(mnistDir(b), train.MNIST, false)
+	d, err := data.Load(testutil.MNISTDir(b), data.MNIST, false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -27,8 +30,8 @@ func BenchmarkProxyStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := train.DefaultSettings()
-	snn, err := spiking.New(net, s.SNNConfig())
+	s := recipe.Default()
+	snn, err := spiking.New(net, s.Config)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -38,27 +40,6 @@ type Engine struct {
 	hostL     []float32
 }
 
-// TrainedLayers are the ANN layers proxy learning runs: all but a trailing
-// softmax, which the SNN leaves out too (the counts stand in for the
-// output of the layer before it).
-func TrainedLayers(ann *nn.Network) []nn.Layer {
-	n := len(ann.Layers)
-	if n > 0 {
-		if ann.Layers[n-1].Role().Head {
-			return ann.Layers[:n-1]
-		}
-	}
-	return ann.Layers
-}
-
-// TrainedInputs are the inputs of TrainedLayers (nil for a chain).
-func TrainedInputs(ann *nn.Network) [][]int {
-	if ann.Inputs == nil {
-		return nil
-	}
-	return ann.Inputs[:len(TrainedLayers(ann))]
-}
-
 // NewEngine binds ann and snn to be and plans them for batches of up to
 // capacity images.
 func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int) (*Engine, error) {
@@ -67,7 +48,9 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 	}
 	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity}
 	var err error
-	if e.ann, err = nn.NewGraphExecutor(be, TrainedLayers(ann), TrainedInputs(ann), ann.InputShape, capacity, true); err != nil {
+	// proxy learning trains the body: the counts stand in for its output
+	body, _ := ann.Body()
+	if e.ann, err = nn.NewExecutor(be, body, capacity, nn.ExecOptions{Backward: true}); err != nil {
 		return nil, fmt.Errorf("%s: ANN: %w", be.Name(), err)
 	}
 	if e.sim, err = spiking.NewSimulator(be, snn, capacity); err != nil {
@@ -198,21 +181,21 @@ func (e *Engine) Predict(x *nn.Tensor) (y, counts []float32, err error) {
 
 // Evaluate runs both networks, BatchNorm in eval mode, over a data set,
 // stopping with ErrInterrupted between batches once ctx is cancelled.
-func (e *Engine) Evaluate(ctx context.Context, d *Dataset) (Accuracy, error) {
+func (e *Engine) Evaluate(ctx context.Context, d *data.Dataset) (results.Accuracy, error) {
 	r, err := e.Report(ctx, d)
 	return r.Accuracy, err
 }
 
-// Report is Evaluate with the accuracies per class and the confusion
+// results.Report is Evaluate with the accuracies per class and the confusion
 // matrices.
-func (e *Engine) Report(ctx context.Context, d *Dataset) (Report, error) {
-	var r Report
+func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, error) {
+	var r results.Report
 	var annOK, strict, ties, tied int
 	sz := d.C * d.H * d.W
 	k := e.classes
-	names := ClassNames(d.Name)
+	names := data.ClassNames(d.Name)
 	classes := max(k, d.Classes)
-	r.Classes = make([]ClassAccuracy, classes)
+	r.Classes = make([]results.ClassAccuracy, classes)
 	r.ConfusionANN, r.ConfusionSNN = make([][]int, classes), make([][]int, classes)
 	perANN, perStrict, perTies := make([]int, classes), make([]int, classes), make([]int, classes)
 	for c := range r.Classes {
@@ -258,7 +241,7 @@ func (e *Engine) Report(ctx context.Context, d *Dataset) (Report, error) {
 		}
 	}
 	n := float64(max(d.N, 1))
-	r.Accuracy = Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
+	r.Accuracy = results.Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
 		TieShare: float64(tied) / n}
 	for c := range r.Classes {
 		m := float64(max(r.Classes[c].N, 1))

@@ -6,8 +6,11 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -22,24 +25,24 @@ import (
 // the counts of a float32 run are chaotic and proxykit's run is another
 // sample of the same recipe, not PyTorch's bits.
 func TestFashionMNISTProxyLearning(t *testing.T) {
-	if _, err := os.Stat(train.FashionMNISTDir); err != nil {
-		t.Fatalf("%s is missing: install Debian's dataset-fashion-mnist (scripts/setup.sh does)", train.FashionMNISTDir)
+	if _, err := os.Stat(data.FashionMNISTDir); err != nil {
+		t.Fatalf("%s is missing: install Debian's dataset-fashion-mnist (scripts/setup.sh does)", data.FashionMNISTDir)
 	}
 	m, err := model.Load(testutil.Path("fmnist_recipe_tiny.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.LR, s.MaxTrain, s.MaxTest = train.FashionMNIST, 2, 2e-3, 10000, 1000
-	trainSet, err := train.Load(train.FashionMNISTDir, s.Dataset, true)
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.LR, s.MaxTrain, s.MaxTest = data.FashionMNIST, 2, 2e-3, 10000, 1000
+	trainSet, err := data.Load(data.FashionMNISTDir, s.Dataset, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testSet, err := train.Load(train.FashionMNISTDir, s.Dataset, false)
+	testSet, err := data.Load(data.FashionMNISTDir, s.Dataset, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snn, err := m.SNN(s.SNNConfig())
+	snn, err := m.SNN(s.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +50,7 @@ func TestFashionMNISTProxyLearning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.OnEpoch = func(st train.EpochStats) error {
+	tr.OnEpoch = func(st results.EpochStats) error {
 		t.Logf("epoch %d (BN %s): loss %.4f | test SNN strict %.1f %%, ties %.1f %%, ANN %.1f %%, tied %.1f %% | %.0f images/s",
 			st.Epoch, st.BNMode, st.TrainLoss, 100*st.Test.SNNStrict, 100*st.Test.SNNTies, 100*st.Test.ANN,
 			100*st.Test.TieShare, st.ImagesPerSec)
@@ -70,12 +73,12 @@ func TestReportAddsUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := train.Load(testutil.Path("proxy"), train.MNIST, false)
+	d, err := data.Load(testutil.Path("proxy"), data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Name = train.FashionMNIST // the names only
-	snn, err := m.SNN(train.DefaultSettings().SNNConfig())
+	d.Name = data.FashionMNIST // the names only
+	snn, err := m.SNN(recipe.Default().Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"testing"
 
+	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -19,12 +23,12 @@ func TestMNISTProxyLearning(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping three minutes of training (scripts/test.sh runs it)")
 	}
-	dir := mnistDir(t)
-	trainSet, err := train.Load(dir, train.MNIST, true)
+	dir := testutil.MNISTDir(t)
+	trainSet, err := data.Load(dir, data.MNIST, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testSet, err := train.Load(dir, train.MNIST, false)
+	testSet, err := data.Load(dir, data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +36,10 @@ func TestMNISTProxyLearning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.LR = train.MNIST, 3, 1e-3
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.LR = data.MNIST, 3, 1e-3
 	m := &model.Model{ANN: net}
-	snn, err := m.SNN(s.SNNConfig())
+	snn, err := m.SNN(s.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +47,7 @@ func TestMNISTProxyLearning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.OnEpoch = func(st train.EpochStats) error {
+	tr.OnEpoch = func(st results.EpochStats) error {
 		t.Logf("epoch %d (BN %s): loss %.4f, train SNN %.1f%% | test ANN %.1f%%, SNN strict %.1f%%, ties %.1f%%, tied %.1f%% | %.0f images/s",
 			st.Epoch, st.BNMode, st.TrainLoss, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict, 100*st.Test.SNNTies,
 			100*st.Test.TieShare, st.ImagesPerSec)

@@ -6,16 +6,17 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/recipe"
 )
 
 // runProxy trains testdata/proxy/net.onnx as scripts/make_train_fixtures.py
 // did in PyTorch and returns the ANN's outputs on the fixed batch.
 func runProxy(t *testing.T, be compute.Backend, epochs, maxTrain, freezeBNAfter int) (before, after []float32) {
 	t.Helper()
-	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.BatchSize, s.LR = train.MNIST, epochs, 100, 1e-3
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.BatchSize, s.LR = data.MNIST, epochs, 100, 1e-3
 	s.Shuffle, s.Augment, s.FreezeBNAfter, s.MaxTrain = false, false, freezeBNAfter, maxTrain
 	tr := proxyTrainer(t, testutil.Path("proxy/net.onnx"), s)
 	tr.Backend = be
@@ -95,8 +96,8 @@ func TestEmulatedDeviceTrainsLikeTheCPU(t *testing.T) {
 	var counts [2][]float32
 	var before, after [2][]float32
 	for i, be := range []compute.Backend{compute.NewCPU(), emu} {
-		s := train.DefaultSettings()
-		s.Dataset, s.Epochs, s.BatchSize, s.LR = train.MNIST, 2, 100, 1e-3
+		s := recipe.Default()
+		s.Dataset, s.Epochs, s.BatchSize, s.LR = data.MNIST, 2, 100, 1e-3
 		s.Shuffle, s.Augment, s.FreezeBNAfter, s.MaxTrain = true, true, 1, 200
 		tr := proxyTrainer(t, testutil.Path("proxy/net.onnx"), s)
 		r, err := tr.SNN.RunOn(be, x, false)
@@ -150,8 +151,8 @@ func TestBranchingProxyLearningMatchesPyTorch(t *testing.T) {
 	wantBefore := testutil.Array(t, "graph/resnet_tiny.ann.npy").Data
 	want := testutil.Array(t, "graph/resnet_tiny.eval4.npy").Data
 	for _, be := range []compute.Backend{compute.NewCPU(), emu} {
-		s := train.DefaultSettings()
-		s.Dataset, s.Epochs, s.BatchSize, s.LR = train.MNIST, 2, 100, 1e-3
+		s := recipe.Default()
+		s.Dataset, s.Epochs, s.BatchSize, s.LR = data.MNIST, 2, 100, 1e-3
 		s.Shuffle, s.Augment, s.FreezeBNAfter, s.MaxTrain = false, false, 0, 200
 		tr := proxyTrainer(t, testutil.Path("graph/resnet_tiny.onnx"), s)
 		tr.Backend = be

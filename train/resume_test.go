@@ -7,36 +7,39 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/proxykit/proxykit/checkpoint"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/train"
 )
 
 func newTrainer(t testing.TB, model string, epochs int) *train.Trainer {
 	t.Helper()
-	s := train.DefaultSettings()
-	s.Dataset, s.Epochs, s.BatchSize, s.LR, s.FreezeBNAfter = train.MNIST, epochs, 50, 1e-3, 1
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.BatchSize, s.LR, s.FreezeBNAfter = data.MNIST, epochs, 50, 1e-3, 1
 	return proxyTrainer(t, model, s)
 }
 
 // proxyTrainer prepares a run on testdata/proxy's IDX set with settings s
 // (s.MaxTrain limits the training images).
-func proxyTrainer(t testing.TB, modelPath string, s train.Settings) *train.Trainer {
+func proxyTrainer(t testing.TB, modelPath string, s recipe.Settings) *train.Trainer {
 	t.Helper()
 	m, err := model.Load(modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trainSet, err := train.Load(testutil.Path("proxy"), train.MNIST, true)
+	trainSet, err := data.Load(testutil.Path("proxy"), data.MNIST, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testSet, err := train.Load(testutil.Path("proxy"), train.MNIST, false)
+	testSet, err := data.Load(testutil.Path("proxy"), data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snn, err := m.SNN(s.SNNConfig())
+	snn, err := m.SNN(s.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +121,7 @@ func TestResumeIsExact(t *testing.T) {
 	if err := saveCheckpoint(t, first, ck); err != nil {
 		t.Fatal(err)
 	}
-	c, err := train.LoadCheckpoint(ck)
+	c, err := checkpoint.Load(ck)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +155,7 @@ func TestResumeIsExact(t *testing.T) {
 	if err := saveCheckpoint(t, mid, ck2); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := train.LoadCheckpoint(ck2)
+	c2, err := checkpoint.Load(ck2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +191,7 @@ func TestResumeIsExact(t *testing.T) {
 	if err := saveCheckpoint(t, atEval, ck3); err != nil {
 		t.Fatal(err)
 	}
-	c3, err := train.LoadCheckpoint(ck3)
+	c3, err := checkpoint.Load(ck3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +236,7 @@ func TestCheckpointIsAModel(t *testing.T) {
 	if !sameBits(y0.Data, y1.Data) {
 		t.Error("the checkpoint's ANN gives other outputs")
 	}
-	snn, err := m.SNN(tr.Settings.SNNConfig())
+	snn, err := m.SNN(tr.Settings.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +266,7 @@ func TestResumeRefusesOtherArchitecture(t *testing.T) {
 	if err := saveCheckpoint(t, tr, path); err != nil {
 		t.Fatal(err)
 	}
-	c, err := train.LoadCheckpoint(path)
+	c, err := checkpoint.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +305,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	}
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := train.DecodeCheckpoint(data)
+		c, err := checkpoint.Decode(data)
 		if err != nil {
 			return
 		}
@@ -330,7 +333,7 @@ func TestBranchingResumeIsExact(t *testing.T) {
 	if err := saveCheckpoint(t, first, ck); err != nil {
 		t.Fatal(err)
 	}
-	c, err := train.LoadCheckpoint(ck)
+	c, err := checkpoint.Load(ck)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,52 +8,11 @@ import (
 	"strings"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
-
-// Sweep is an evaluation of the SNN at several simulation lengths, read
-// off one simulation of the longest: accuracy, firing rates and synaptic
-// operations against T, beside the ANN's accuracy.
-type Sweep struct {
-	// Model names the evaluated file, for legends; the caller sets it.
-	Model string `json:"model,omitempty"`
-	// N is the number of test images.
-	N int `json:"n"`
-	// ANN is the ANN's accuracy (BatchNorm in eval mode).
-	ANN float64 `json:"ann"`
-	// Threshold and Reset are the IF neurons' v_th and v_reset.
-	Threshold float32 `json:"threshold"`
-	Reset     float32 `json:"reset"`
-	// IFLayers names the IF layers (the ReLUs they replace, then
-	// "output"), in the order of SweepPoint.Rates.
-	IFLayers []string `json:"if_layers"`
-	// SynOpLayers names the layers with weights run at every step, in the
-	// order of SweepPoint.LayerSynOps.
-	SynOpLayers []string `json:"synop_layers"`
-	// ANNMACs is the ANN's multiply-accumulates per image; StaticMACs
-	// those of the SNN's static input layer, run once per image.
-	ANNMACs    int64 `json:"ann_macs_per_image"`
-	StaticMACs int64 `json:"static_macs_per_image"`
-	// Points holds one entry per simulation length, ascending.
-	Points []SweepPoint `json:"points"`
-}
-
-// SweepPoint is the SNN after T steps.
-type SweepPoint struct {
-	T int `json:"t"`
-	// SNNStrict, SNNTies and TieShare are as in Accuracy.
-	SNNStrict float64 `json:"snn_strict"`
-	SNNTies   float64 `json:"snn_ties"`
-	TieShare  float64 `json:"tie_share"`
-	// Rates is each IF layer's firing rate: spikes per neuron per step,
-	// averaged over the T steps and the test images.
-	Rates []float64 `json:"rates"`
-	// SynOps is the synaptic operations per image over the T steps (see
-	// spiking.Simulator.CountSynOps); LayerSynOps splits it by layer.
-	SynOps      float64   `json:"synops_per_image"`
-	LayerSynOps []float64 `json:"layer_synops_per_image"`
-}
 
 // ParseTimesteps reads a list of simulation lengths such as
 // "1,2,4,8,16" or "1-10,16,32-64:8" (a range lo-hi, every step-th value
@@ -100,7 +59,7 @@ func ParseTimesteps(s string) ([]int, error) {
 // MaxTimesteps bounds a simulation's length (spiking.MaxTimesteps).
 const MaxTimesteps = spiking.MaxTimesteps
 
-// SweepOptions say which simulation lengths a Sweep reads and how it
+// SweepOptions say which simulation lengths a results.Sweep reads and how it
 // reports progress.
 type SweepOptions struct {
 	// Timesteps are the lengths to read, ascending; the engine's SNN must
@@ -110,14 +69,14 @@ type SweepOptions struct {
 	OnBatch func(done, total int)
 }
 
-// Sweep runs the ANN once and the SNN once for max(Timesteps) steps over
+// results.Sweep runs the ANN once and the SNN once for max(Timesteps) steps over
 // d, BatchNorm in eval mode, and reads the SNN's accuracy, firing rates
 // and synaptic operations after each of the Timesteps. Each point equals
 // an evaluation at that T alone.
-func (e *Engine) Sweep(ctx context.Context, d *Dataset, opt SweepOptions) (Sweep, error) {
+func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (results.Sweep, error) {
 	ts := opt.Timesteps
 	cfg := e.SNN.Config
-	sw := Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset, IFLayers: e.sim.IFNames()}
+	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset, IFLayers: e.sim.IFNames()}
 	if len(ts) == 0 {
 		return sw, fmt.Errorf("no simulation lengths to evaluate")
 	}
@@ -127,8 +86,7 @@ func (e *Engine) Sweep(ctx context.Context, d *Dataset, opt SweepOptions) (Sweep
 	if err := e.sim.CountSynOps(); err != nil {
 		return sw, err
 	}
-	sw.ANNMACs, sw.StaticMACs = macs(TrainedLayers(e.ANN), TrainedInputs(e.ANN), e.ANN.InputShape),
-		macs(e.SNN.Static, e.SNN.StaticInputs, e.ANN.InputShape)
+	sw.ANNMACs, sw.StaticMACs = macs(e.ANN, len(e.ANN.Layers)), macs(e.ANN, e.SNN.Static)
 	type totals struct {
 		strict, ties, tied int
 		rates, layerOps    []float64
@@ -202,7 +160,7 @@ func (e *Engine) Sweep(ctx context.Context, d *Dataset, opt SweepOptions) (Sweep
 	sw.ANN = float64(annOK) / n
 	for i, t := range ts {
 		a := acc[i]
-		p := SweepPoint{T: t, SNNStrict: float64(a.strict) / n, SNNTies: float64(a.ties) / n, TieShare: float64(a.tied) / n,
+		p := results.SweepPoint{T: t, SNNStrict: float64(a.strict) / n, SNNTies: float64(a.ties) / n, TieShare: float64(a.tied) / n,
 			Rates: scaled(a.rates, 1/n), LayerSynOps: scaled(a.layerOps, 1/n)}
 		for _, v := range p.LayerSynOps {
 			p.SynOps += v
@@ -214,32 +172,32 @@ func (e *Engine) Sweep(ctx context.Context, d *Dataset, opt SweepOptions) (Sweep
 
 // SweepModel evaluates ann and snn at every T in ts on be, batch images at
 // a time; snn's T is raised to the largest of ts.
-func SweepModel(ctx context.Context, be compute.Backend, ann *nn.Network, snn *spiking.Network, d *Dataset, batch int, opt SweepOptions) (Sweep, error) {
+func SweepModel(ctx context.Context, be compute.Backend, ann *nn.Network, snn *spiking.Network, d *data.Dataset, batch int, opt SweepOptions) (results.Sweep, error) {
 	if len(opt.Timesteps) > 0 {
 		snn.Config.Timesteps = opt.Timesteps[len(opt.Timesteps)-1]
 	}
 	e, err := NewEngine(be, ann, snn, min(batch, max(d.N, 1)))
 	if err != nil {
-		return Sweep{}, err
+		return results.Sweep{}, err
 	}
 	defer e.Free()
 	return e.Sweep(ctx, d, opt)
 }
 
-// macs adds up the multiply-accumulates of layers (a chain, or a graph
-// with inputs) on one sample.
-func macs(layers []nn.Layer, inputs [][]int, in []int) int64 {
-	shapes, err := nn.GraphShapes(layers, inputs, in)
+// macs adds up the multiply-accumulates of the first layers of net (a
+// network's body, or its static input layer) on one sample.
+func macs(net *nn.Network, layers int) int64 {
+	shapes, err := net.Shapes()
 	if err != nil {
 		return 0
 	}
 	var total int64
-	for i, l := range layers {
-		if src := nn.NodeInputs(inputs, i)[0]; src < 0 {
-			total += nn.MACs(l, in)
-		} else {
-			total += nn.MACs(l, shapes[src])
+	for i, l := range net.Layers[:layers] {
+		in := net.InputShape
+		if src := net.InputsOf(i)[0]; src >= 0 {
+			in = shapes[src]
 		}
+		total += nn.MACs(l, in)
 	}
 	return total
 }
@@ -272,15 +230,4 @@ func scaled(v []float64, f float64) []float64 {
 		out[i] = v[i] * f
 	}
 	return out
-}
-
-// Reach is the first T at which the SNN's strict accuracy reaches frac of
-// the ANN's, if any point does.
-func (s Sweep) Reach(frac float64) (int, bool) {
-	for _, p := range s.Points {
-		if p.SNNStrict >= frac*s.ANN {
-			return p.T, true
-		}
-	}
-	return 0, false
 }

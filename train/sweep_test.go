@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
@@ -18,7 +19,7 @@ import (
 // T from one simulation and requires each to equal a separate evaluation
 // at that T alone, one step at a time and all steps at once.
 func TestSweepEqualsSeparateRuns(t *testing.T) {
-	testSet, err := train.Load(testutil.MNISTDir(t), train.MNIST, false)
+	testSet, err := data.Load(testutil.MNISTDir(t), data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/compute/device"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -17,7 +18,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		arch, data        string
+		arch, dataDir     string
 		dataset           string
 		df                deviceFlags
 		width, batch, inf int
@@ -64,14 +65,14 @@ beside it.`,
 				return err
 			}
 			defer be.Close()
-			var d *train.Dataset
+			var d *data.Dataset
 			if dataset != "" {
-				if data == "" {
-					if data, err = train.DefaultDir(dataset); err != nil {
+				if dataDir == "" {
+					if dataDir, err = data.DefaultDir(dataset); err != nil {
 						return err
 					}
 				}
-				if d, err = train.Load(data, dataset, false); err != nil {
+				if d, err = data.Load(dataDir, dataset, false); err != nil {
 					return err
 				}
 			}
@@ -120,7 +121,7 @@ beside it.`,
 	f.Float64Var(&seconds, "seconds", 5, "time each measurement for at least this long")
 	f.BoolVar(&jsonOut, "json", false, "print JSON")
 	f.StringVar(&dataset, "dataset", "", "time on this data set's test images (mnist, fashion-mnist, cifar10) instead of random ones")
-	f.StringVar(&data, "data", "", "folder of --dataset's files (default for fashion-mnist: "+train.FashionMNISTDir+")")
+	f.StringVar(&dataDir, "data", "", "folder of --dataset's files (default for fashion-mnist: "+data.FashionMNISTDir+")")
 	df.add(cmd)
 	return cmd
 }

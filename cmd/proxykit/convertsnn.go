@@ -13,19 +13,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/convert"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/recipe"
 )
 
 func newConvertSNNCmd() *cobra.Command {
 	var (
-		data, dataset, output string
-		percentile            float64
-		images, batch         int
-		s                     = train.DefaultSettings()
-		jsonOut               bool
-		df                    deviceFlags
-		mf                    modelFlags
+		dataDir, dataset, output string
+		percentile               float64
+		images, batch            int
+		s                        = recipe.Default()
+		jsonOut                  bool
+		df                       deviceFlags
+		mf                       modelFlags
 	)
 	s.Threshold, s.Timesteps = 1, 128
 	cmd := &cobra.Command{
@@ -66,14 +68,14 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 			if images < 0 {
 				return fmt.Errorf("--calib-images must not be negative (0: all), got %d", images)
 			}
-			if err := s.SNNConfig().Validate(); err != nil {
+			if err := s.Config.Validate(); err != nil {
 				return err
 			}
 			m, err := mf.load(args[0])
 			if err != nil {
 				return err
 			}
-			trainSet, err := loadSplit(cmd, m, args[0], data, dataset, true)
+			trainSet, err := loadSplit(cmd, m, args[0], dataDir, dataset, true)
 			if err != nil {
 				return err
 			}
@@ -109,12 +111,12 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 			// SNN's layers see what the ANN's did, scaled.
 			m.SNNStats = nil
 			s.Dataset = dataset
-			snn, err := m.SNN(s.SNNConfig())
+			snn, err := m.SNN(s.Config)
 			if err != nil {
 				return err
 			}
 			scaleJSON, _ := json.Marshal(scales)
-			ck := train.NewCheckpoint(m.ANN, snn, s)
+			ck := checkpoint.New(m.ANN, snn, s)
 			ck.Notes = map[string]string{
 				"converted_from": filepath.Base(args[0]),
 				"conversion":     fmt.Sprintf("Rueckauer et al. 2017 robust normalisation, %gth percentile of positive activations on %d %s training images", percentile, images, dataset),
@@ -150,8 +152,8 @@ grows (eval --timesteps 1,2,4,...,128 shows how fast).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "folder holding the data set's files (default for fashion-mnist: "+train.FashionMNISTDir+")")
-	f.StringVar(&dataset, "dataset", train.FashionMNIST, "mnist, fashion-mnist or cifar10 (default: a checkpoint's own)")
+	f.StringVar(&dataDir, "data", "", "folder holding the data set's files (default for fashion-mnist: "+data.FashionMNISTDir+")")
+	f.StringVar(&dataset, "dataset", data.FashionMNIST, "mnist, fashion-mnist or cifar10 (default: a checkpoint's own)")
 	f.StringVarP(&output, "output", "o", "", "checkpoint to write (safetensors)")
 	f.Float64Var(&percentile, "percentile", convert.DefaultPercentile, "percentile of each layer's positive activations that fires at every step (100: the maximum)")
 	f.IntVar(&images, "calib-images", 1000, "training images to calibrate on, from the first (0: all)")

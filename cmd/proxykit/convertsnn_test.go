@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/internal/testutil"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/results"
 )
 
 // TestConvertResidual converts the residual network (one identity
@@ -22,9 +22,9 @@ import (
 // SNN evaluates and trains. (convert's tests hold the numbers to PyTorch.)
 func TestConvertResidual(t *testing.T) {
 	dir := t.TempDir()
-	data := testutil.Path("proxy")
+	dataDir := testutil.Path("proxy")
 	ck := filepath.Join(dir, "converted.ckpt")
-	out, err := run(t, "convert-snn", testutil.Path("convert/resnet/ann.onnx"), "--data", data, "--dataset", "mnist", "-o", ck, "--calib-images", "100")
+	out, err := run(t, "convert-snn", testutil.Path("convert/resnet/ann.onnx"), "--data", dataDir, "--dataset", "mnist", "-o", ck, "--calib-images", "100")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -35,10 +35,10 @@ func TestConvertResidual(t *testing.T) {
 	if err != nil || !strings.Contains(out, "add.scale1") || !strings.Contains(out, "groups 8") || !strings.Contains(out, "shortcut_scaling") {
 		t.Errorf("the checkpoint lacks the scaling layer (%v):\n%s", err, out)
 	}
-	if out, err = run(t, "eval", ck, "--data", data, "--timesteps", "4,16"); err != nil || !strings.Contains(out, "rate relu_5") {
+	if out, err = run(t, "eval", ck, "--data", dataDir, "--timesteps", "4,16"); err != nil || !strings.Contains(out, "rate relu_5") {
 		t.Errorf("eval of the converted residual network (%v):\n%s", err, out)
 	}
-	if out, err = run(t, "train", ck, "--data", data, "--dataset", "mnist", "--epochs", "1", "--max-train", "40", "--max-test", "20",
+	if out, err = run(t, "train", ck, "--data", dataDir, "--dataset", "mnist", "--epochs", "1", "--max-train", "40", "--max-test", "20",
 		"--batch-size", "20", "-o", filepath.Join(dir, "tuned.ckpt")); err != nil {
 		t.Errorf("proxy fine-tuning of the converted residual network: %v\n%s", err, out)
 	}
@@ -51,9 +51,9 @@ func TestConvertResidual(t *testing.T) {
 // its XML parser for SVG.
 func TestConvertEvalPlot(t *testing.T) {
 	dir := t.TempDir()
-	data := testutil.Path("proxy")
+	dataDir := testutil.Path("proxy")
 	ck := filepath.Join(dir, "converted.ckpt")
-	out, err := run(t, "convert-snn", testutil.Path("convert/ann.onnx"), "--data", data, "--dataset", "mnist", "-o", ck, "--calib-images", "150")
+	out, err := run(t, "convert-snn", testutil.Path("convert/ann.onnx"), "--data", dataDir, "--dataset", "mnist", "-o", ck, "--calib-images", "150")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -66,7 +66,7 @@ func TestConvertEvalPlot(t *testing.T) {
 		t.Errorf("import of the converted checkpoint (%v):\n%s", err, out)
 	}
 	fig := filepath.Join(dir, "sweep.svg")
-	out, err = run(t, "eval", ck, "--data", data, "--timesteps", "1,4,16-64:48", "--plot", fig)
+	out, err = run(t, "eval", ck, "--data", dataDir, "--timesteps", "1,4,16-64:48", "--plot", fig)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -80,11 +80,11 @@ func TestConvertEvalPlot(t *testing.T) {
 	if len(rows) != 1+4*4 || rows[0][1] != "t" {
 		t.Errorf("sweep CSV has %d rows, header %v; want 1 + 4 T × 4 IF layers", len(rows), rows[0])
 	}
-	js, err := run(t, "eval", ck, "--data", data, "--timesteps", "1,4,16,64", "--json")
+	js, err := run(t, "eval", ck, "--data", dataDir, "--timesteps", "1,4,16,64", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sw train.Sweep
+	var sw results.Sweep
 	if err := json.Unmarshal([]byte(js), &sw); err != nil {
 		t.Fatalf("eval --json printed %q: %v", js, err)
 	}
@@ -107,7 +107,7 @@ func TestConvertEvalPlot(t *testing.T) {
 	}
 	curve := filepath.Join(dir, "curve.png")
 	tuned := filepath.Join(dir, "tuned.ckpt")
-	if out, err = run(t, "train", ck, "--data", data, "--epochs", "2", "--timesteps", "8", "--batch-size", "50",
+	if out, err = run(t, "train", ck, "--data", dataDir, "--epochs", "2", "--timesteps", "8", "--batch-size", "50",
 		"-o", tuned, "--plot", curve); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -126,7 +126,7 @@ func TestConvertEvalPlot(t *testing.T) {
 
 func TestConvertEvalPlotBadInput(t *testing.T) {
 	dir := t.TempDir()
-	data := testutil.Path("proxy")
+	dataDir := testutil.Path("proxy")
 	model := testutil.Path("convert/ann.onnx")
 	copyOf := filepath.Join(dir, "ann.onnx")
 	b, err := os.ReadFile(model)
@@ -142,13 +142,13 @@ func TestConvertEvalPlotBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"convert-snn", copyOf, "--data", data, "--dataset", "mnist", "-o", copyOf}, "is the input file"},
-		{[]string{"convert-snn", model, "--data", data, "--dataset", "mnist", "-o", filepath.Join(dir, "x.ckpt"), "--percentile", "0"}, "percentile"},
-		{[]string{"convert-snn", model, "--data", data, "--dataset", "mnist", "-o", filepath.Join(dir, "x.ckpt"), "--threshold", "0"}, "threshold"},
+		{[]string{"convert-snn", copyOf, "--data", dataDir, "--dataset", "mnist", "-o", copyOf}, "is the input file"},
+		{[]string{"convert-snn", model, "--data", dataDir, "--dataset", "mnist", "-o", filepath.Join(dir, "x.ckpt"), "--percentile", "0"}, "percentile"},
+		{[]string{"convert-snn", model, "--data", dataDir, "--dataset", "mnist", "-o", filepath.Join(dir, "x.ckpt"), "--threshold", "0"}, "threshold"},
 		{[]string{"convert-snn", model, "--data", dir, "--dataset", "mnist", "-o", filepath.Join(dir, "x.ckpt")}, dir},
-		{[]string{"eval", model, "--data", data, "--dataset", "mnist", "--timesteps", "0,4"}, "at least 1"},
-		{[]string{"eval", model, "--data", data, "--dataset", "mnist", "--timesteps", "1,x"}, `"x"`},
-		{[]string{"eval", model, "--data", data, "--dataset", "mnist", "--timesteps", "1,4", "--plot", filepath.Join(dir, "f.gif")}, ".png, .svg or .pdf"},
+		{[]string{"eval", model, "--data", dataDir, "--dataset", "mnist", "--timesteps", "0,4"}, "at least 1"},
+		{[]string{"eval", model, "--data", dataDir, "--dataset", "mnist", "--timesteps", "1,x"}, `"x"`},
+		{[]string{"eval", model, "--data", dataDir, "--dataset", "mnist", "--timesteps", "1,4", "--plot", filepath.Join(dir, "f.gif")}, ".png, .svg or .pdf"},
 		{[]string{"plot", junk, "-o", filepath.Join(dir, "f.png")}, "junk.json"},
 		{[]string{"plot", junk, "-o", filepath.Join(dir, "f.bmp")}, ".png, .svg or .pdf"},
 		{[]string{"plot", junk, junk, "--label", "a", "-o", filepath.Join(dir, "f.png")}, "2 files"},

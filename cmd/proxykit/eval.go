@@ -15,21 +15,24 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/plots"
+	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
 func newEvalCmd() *cobra.Command {
 	var (
-		data, dataset string
-		s             = train.DefaultSettings()
-		jsonOut       bool
-		timesteps     string
-		plotPath      string
-		df            deviceFlags
-		mf            modelFlags
+		dataDir, dataset string
+		s                = recipe.Default()
+		jsonOut          bool
+		timesteps        string
+		plotPath         string
+		df               deviceFlags
+		mf               modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eval MODEL --data DIR --dataset NAME",
@@ -41,7 +44,7 @@ count equals the maximum, the reference's final figure) and the share of
 tied predictions; then, per class (Fashion-MNIST's names: T-shirt/top …
 Ankle boot), the ANN's and the SNN's strict and ties accuracy, and the
 SNN's and the ANN's confusion matrices (rows: label, columns: prediction).
---data defaults to Debian's Fashion-MNIST folder (` + train.FashionMNISTDir + `).
+--data defaults to Debian's Fashion-MNIST folder (` + data.FashionMNISTDir + `).
 
 With a list of simulation lengths (--timesteps 1,2,4,8,16,32,64,128, or
 ranges such as 1-32 or 8-128:8) eval simulates once for the longest and
@@ -78,13 +81,13 @@ models' --json outputs in one figure).`,
 					return err
 				}
 			}
-			testSet, err := loadSplit(cmd, m, args[0], data, dataset, false)
+			testSet, err := loadSplit(cmd, m, args[0], dataDir, dataset, false)
 			if err != nil {
 				return err
 			}
 			dataset = testSet.Name
 			testSet = testSet.Subset(s.MaxTest)
-			snn, err := m.SNN(s.SNNConfig())
+			snn, err := m.SNN(s.Config)
 			if err != nil {
 				return err
 			}
@@ -114,8 +117,8 @@ models' --json outputs in one figure).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "folder holding the data set's files (default for fashion-mnist: "+train.FashionMNISTDir+")")
-	f.StringVar(&dataset, "dataset", train.FashionMNIST, "mnist, fashion-mnist or cifar10 (default: a checkpoint's own)")
+	f.StringVar(&dataDir, "data", "", "folder holding the data set's files (default for fashion-mnist: "+data.FashionMNISTDir+")")
+	f.StringVar(&dataset, "dataset", data.FashionMNIST, "mnist, fashion-mnist or cifar10 (default: a checkpoint's own)")
 	f.StringVar(&timesteps, "timesteps", fmt.Sprint(s.Timesteps), "SNN simulation length T, or a list of them read off one simulation: 1,2,4,8 or 1-32 or 8-128:8 (default: a checkpoint's own)")
 	f.StringVar(&plotPath, "plot", "", "draw accuracy, firing rates and synaptic operations against T to this .png, .svg or .pdf (numbers to the same name .csv)")
 	f.Float32Var(&s.Threshold, "threshold", s.Threshold, "IF threshold v_th")
@@ -132,7 +135,7 @@ models' --json outputs in one figure).`,
 // evalSweep evaluates at every T in ts from one simulation and prints,
 // plots or writes JSON.
 func evalSweep(cmd *cobra.Command, path, dataset string, ann *nn.Network, snn *spiking.Network, be compute.Backend,
-	testSet *train.Dataset, batch int, ts []int, plotPath string, jsonOut bool) error {
+	testSet *data.Dataset, batch int, ts []int, plotPath string, jsonOut bool) error {
 	stderr := cmd.ErrOrStderr()
 	tty := isTerminal(stderr)
 	last := time.Now()
@@ -156,7 +159,7 @@ func evalSweep(cmd *cobra.Command, path, dataset string, ann *nn.Network, snn *s
 	}
 	sw.Model = filepath.Base(path)
 	if plotPath != "" {
-		if err := plots.Sweeps(plotPath, []train.Sweep{sw}); err != nil {
+		if err := plots.Sweeps(plotPath, []results.Sweep{sw}); err != nil {
 			return err
 		}
 	}
@@ -196,7 +199,7 @@ func evalSweep(cmd *cobra.Command, path, dataset string, ann *nn.Network, snn *s
 	return nil
 }
 
-func printReport(w io.Writer, r train.Report) {
+func printReport(w io.Writer, r results.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "class\timages\tANN\tSNN strict\tSNN ties\t")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/atomicfile"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/recipe"
 )
 
 func newExportCmd() *cobra.Command {
@@ -17,7 +17,7 @@ func newExportCmd() *cobra.Command {
 		nirOpt                    exporter.NIROptions
 		opset                     int
 		foldBN                    bool
-		s                         = train.DefaultSettings()
+		s                         = recipe.Default()
 		mf                        modelFlags
 	)
 	cmd := &cobra.Command{
@@ -49,7 +49,7 @@ Nothing is written unless every requested file can be.`,
 				return err
 			}
 			applySNNDefaults(cmd.Flags(), m, &s.Timesteps, &s.Threshold, &s.Reset)
-			snn, err := m.SNN(s.SNNConfig())
+			snn, err := m.SNN(s.Config)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

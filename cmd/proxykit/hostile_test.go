@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/npy"
-	"github.com/proxykit/proxykit/train"
 )
 
 // trainedCheckpoint makes a one-epoch checkpoint on the small IDX set.
@@ -24,9 +24,9 @@ func trainedCheckpoint(t *testing.T, dir string) string {
 }
 
 // edit rewrites a checkpoint after change.
-func edit(t *testing.T, src, dst string, change func(c *train.Checkpoint)) string {
+func edit(t *testing.T, src, dst string, change func(c *checkpoint.Checkpoint)) string {
 	t.Helper()
-	c, err := train.LoadCheckpoint(src)
+	c, err := checkpoint.Load(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func edit(t *testing.T, src, dst string, change func(c *train.Checkpoint)) strin
 // flag, file or field, and leave no output behind.
 func TestHostileCommandLines(t *testing.T) {
 	dir := t.TempDir()
-	data := testutil.Path("proxy")
+	dataDir := testutil.Path("proxy")
 	model := testutil.Path("proxy/net.onnx")
 	ck := trainedCheckpoint(t, dir)
 	out := filepath.Join(dir, "out.ckpt")
@@ -55,40 +55,40 @@ func TestHostileCommandLines(t *testing.T) {
 	emptyTest := filepath.Join(dir, "emptytest")
 	os.Mkdir(emptyTest, 0o755)
 	for _, f := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"} {
-		b, _ := os.ReadFile(filepath.Join(data, f))
+		b, _ := os.ReadFile(filepath.Join(dataDir, f))
 		os.WriteFile(filepath.Join(emptyTest, f), b, 0o644)
 	}
 	os.WriteFile(filepath.Join(emptyTest, "t10k-images-idx3-ubyte"), []byte{0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28}, 0o644)
 	os.WriteFile(filepath.Join(emptyTest, "t10k-labels-idx1-ubyte"), []byte{0, 0, 8, 1, 0, 0, 0, 0}, 0o644)
-	noLayers := edit(t, ck, filepath.Join(dir, "nolayers.ckpt"), func(c *train.Checkpoint) { c.Arch.Layers = nil })
-	shortAdam := edit(t, ck, filepath.Join(dir, "shortadam.ckpt"), func(c *train.Checkpoint) {
+	noLayers := edit(t, ck, filepath.Join(dir, "nolayers.ckpt"), func(c *checkpoint.Checkpoint) { c.Arch.Layers = nil })
+	shortAdam := edit(t, ck, filepath.Join(dir, "shortadam.ckpt"), func(c *checkpoint.Checkpoint) {
 		for k := range c.Adam.M {
 			c.Adam.M[k] = c.Adam.M[k][:1]
 		}
 	})
-	noAdam := edit(t, ck, filepath.Join(dir, "noadam.ckpt"), func(c *train.Checkpoint) { c.Adam = nil })
-	negBatch := edit(t, ck, filepath.Join(dir, "negbatch.ckpt"), func(c *train.Checkpoint) { c.Progress.Batch = -3 })
-	hugeT := edit(t, ck, filepath.Join(dir, "hugeT.ckpt"), func(c *train.Checkpoint) { c.Settings.Timesteps = 1 << 40 })
+	noAdam := edit(t, ck, filepath.Join(dir, "noadam.ckpt"), func(c *checkpoint.Checkpoint) { c.Adam = nil })
+	negBatch := edit(t, ck, filepath.Join(dir, "negbatch.ckpt"), func(c *checkpoint.Checkpoint) { c.Progress.Batch = -3 })
+	hugeT := edit(t, ck, filepath.Join(dir, "hugeT.ckpt"), func(c *checkpoint.Checkpoint) { c.Settings.Timesteps = 1 << 40 })
 	tr := func(extra ...string) []string {
-		return append([]string{"train", model, "--data", data, "--dataset", "mnist", "-o", out}, extra...)
+		return append([]string{"train", model, "--data", dataDir, "--dataset", "mnist", "-o", out}, extra...)
 	}
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"eval", model, "--data", data, "--dataset", "mnist", "--batch-size", "-7"}, "--batch-size must lie between 1"},
-		{[]string{"eval", model, "--data", data, "--dataset", "mnist", "--batch-size", "0"}, "--batch-size must lie between 1"},
+		{[]string{"eval", model, "--data", dataDir, "--dataset", "mnist", "--batch-size", "-7"}, "--batch-size must lie between 1"},
+		{[]string{"eval", model, "--data", dataDir, "--dataset", "mnist", "--batch-size", "0"}, "--batch-size must lie between 1"},
 		{[]string{"bench", "--width", "100000", "--seconds", "0.1"}, "width 100000"},
 		{[]string{"bench", "--batch-size", "100000000"}, "--batch-size must lie between 1"},
 		{[]string{"bench", "--seconds", "NaN"}, "--seconds must lie between 0"},
 		{[]string{"bench", "--seconds", "-1"}, "--seconds must lie between 0"},
-		{[]string{"eval", model, "--data", data, "--dataset", "mnist", "--max-test", "-5"}, "--max-test must not be negative"},
-		{[]string{"convert-snn", model, "--data", data, "--dataset", "mnist", "-o", out, "--calib-images", "-1"}, "--calib-images must not be negative"},
+		{[]string{"eval", model, "--data", dataDir, "--dataset", "mnist", "--max-test", "-5"}, "--max-test must not be negative"},
+		{[]string{"convert-snn", model, "--data", dataDir, "--dataset", "mnist", "-o", out, "--calib-images", "-1"}, "--calib-images must not be negative"},
 		{[]string{"init", "--width", "1000000", "-o", filepath.Join(dir, "big.onnx")}, "width 1000000"},
 		{[]string{"import", "/dev/zero"}, "/dev/zero is a device"},
 		{[]string{"import", dir}, "is a folder"},
 		{[]string{"import", noLayers}, "no layers"},
-		{[]string{"eval", hugeT, "--data", data}, "timesteps must lie between 1 and 1048576"},
+		{[]string{"eval", hugeT, "--data", dataDir}, "timesteps must lie between 1 and 1048576"},
 		{[]string{"infer", model, "--input", testutil.Path("fmnist_w8_bn.x.npy"), "--output", filepath.Join(dir, "y.npy"), "--network", "snn", "--timesteps", "2000000000"}, "timesteps must lie between"},
 		{[]string{"infer", model, "--input", nanInput, "--output", filepath.Join(dir, "y.npy")}, "nan.npy holds NaN at index 5"},
 		{[]string{"export", model, "--snn", filepath.Join(dir, "s.onnx"), "--timesteps", "100000000"}, "timesteps must lie between"},
@@ -99,20 +99,20 @@ func TestHostileCommandLines(t *testing.T) {
 		{tr("--betas", "NaN,0.9"), "betas must lie in [0, 1)"},
 		{tr("--threshold", "Inf"), "must be finite"},
 		{tr("--epochs", "0"), "nothing to train"},
-		{[]string{"train", model, "--data", data, "--dataset", "mnist", "-o", filepath.Join(dir, "missing", "x.ckpt")}, "missing"},
+		{[]string{"train", model, "--data", dataDir, "--dataset", "mnist", "-o", filepath.Join(dir, "missing", "x.ckpt")}, "missing"},
 		{[]string{"train", model, "--data", emptyTest, "--dataset", "mnist", "-o", out}, "test set mnist holds no images"},
 		// outputs are checked before any work: the missing data folder
 		// would fail later
 		{[]string{"convert-snn", model, "--data", filepath.Join(dir, "nodata"), "--dataset", "mnist", "-o", filepath.Join(dir, "missing", "x.ckpt")}, "cannot write"},
 		{[]string{"convert", model, "-o", filepath.Join(dir, "missing", "x.onnx")}, "cannot write"},
 		{[]string{"init", "-o", filepath.Join(dir, "missing", "x.onnx")}, "cannot write"},
-		{[]string{"train", ck, "--data", data, "-o", ck, "--epochs", "2"}, "is the input file"},
-		{[]string{"train", model, "--data", data, "-o", out, "--resume", ck, "--epochs", "2", "--lr", "0.5"}, "--lr 0.5 differs from the checkpoint's"},
-		{[]string{"train", model, "--data", data, "-o", out, "--resume", ck, "--epochs", "2", "--timesteps", "4"}, "--timesteps 4 differs"},
-		{[]string{"train", model, "--data", data, "-o", out, "--resume", shortAdam, "--epochs", "2"}, "optimizer state for"},
-		{[]string{"train", model, "--data", data, "-o", out, "--resume", noAdam, "--epochs", "2"}, "no optimizer state"},
-		{[]string{"train", model, "--data", data, "-o", out, "--resume", negBatch, "--epochs", "2"}, "batch -3"},
-		{[]string{"train", model, "--data", data, "-o", out, "--resume", ck, "--epochs", "1"}, "nothing to train"},
+		{[]string{"train", ck, "--data", dataDir, "-o", ck, "--epochs", "2"}, "is the input file"},
+		{[]string{"train", model, "--data", dataDir, "-o", out, "--resume", ck, "--epochs", "2", "--lr", "0.5"}, "--lr 0.5 differs from the checkpoint's"},
+		{[]string{"train", model, "--data", dataDir, "-o", out, "--resume", ck, "--epochs", "2", "--timesteps", "4"}, "--timesteps 4 differs"},
+		{[]string{"train", model, "--data", dataDir, "-o", out, "--resume", shortAdam, "--epochs", "2"}, "optimizer state for"},
+		{[]string{"train", model, "--data", dataDir, "-o", out, "--resume", noAdam, "--epochs", "2"}, "no optimizer state"},
+		{[]string{"train", model, "--data", dataDir, "-o", out, "--resume", negBatch, "--epochs", "2"}, "batch -3"},
+		{[]string{"train", model, "--data", dataDir, "-o", out, "--resume", ck, "--epochs", "1"}, "nothing to train"},
 	} {
 		got, err := run(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -127,14 +127,14 @@ func TestHostileCommandLines(t *testing.T) {
 	// a run that diverges stops with a message and leaves the last good
 	// checkpoint as it was
 	before, _ := os.ReadFile(ck)
-	if got, err := run(t, "train", model, "--data", data, "--dataset", "mnist", "-o", ck, "--epochs", "2", "--lr", "1e30", "--batch-size", "50"); err == nil || !strings.Contains(err.Error(), "training diverged") {
+	if got, err := run(t, "train", model, "--data", dataDir, "--dataset", "mnist", "-o", ck, "--epochs", "2", "--lr", "1e30", "--batch-size", "50"); err == nil || !strings.Contains(err.Error(), "training diverged") {
 		t.Errorf("--lr 1e30: %v\n%s", err, got)
 	}
 	if after, _ := os.ReadFile(ck); string(after) != string(before) {
 		t.Error("the diverged run changed the checkpoint")
 	}
 	// a flag repeating the checkpoint's value is honoured
-	if got, err := run(t, "train", model, "--data", data, "-o", out, "--resume", ck, "--epochs", "2", "--batch-size", "50", "--dataset", "mnist"); err != nil {
+	if got, err := run(t, "train", model, "--data", dataDir, "-o", out, "--resume", ck, "--epochs", "2", "--batch-size", "50", "--dataset", "mnist"); err != nil {
 		t.Errorf("resume with the checkpoint's own --batch-size: %v\n%s", err, got)
 	}
 }

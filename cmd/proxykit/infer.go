@@ -134,7 +134,7 @@ func infer(be compute.Backend, ann *nn.Network, snn *spiking.Network, x *nn.Tens
 		outShape = sim.OutputShape()
 		run = func(v nn.Value) nn.Value { return sim.Run(v, false, false) }
 	} else {
-		e, err := nn.NewGraphExecutor(be, ann.Layers, ann.Inputs, ann.InputShape, batch, false)
+		e, err := nn.NewExecutor(be, ann, batch, nn.ExecOptions{})
 		if err != nil {
 			return nil, nil, err
 		}

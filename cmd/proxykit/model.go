@@ -9,10 +9,11 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/model"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/recipe"
 )
 
 // modelFlags are the flags of every command that reads a model.
@@ -49,17 +50,17 @@ func applySNNDefaults(flags *pflag.FlagSet, m *model.Model, timesteps *int, thre
 // loadSplit reads one split of the data set a model is used with: the
 // --dataset flag, else a checkpoint's own; the --data folder, else the
 // data set's default one. It checks that the images fit the model.
-func loadSplit(cmd *cobra.Command, m *model.Model, modelPath, data, dataset string, trainSplit bool) (*train.Dataset, error) {
+func loadSplit(cmd *cobra.Command, m *model.Model, modelPath, dataDir, dataset string, trainSplit bool) (*data.Dataset, error) {
 	if m.Checkpoint != nil && !cmd.Flags().Changed("dataset") {
 		dataset = m.Checkpoint.Settings.Dataset
 	}
-	if data == "" {
+	if dataDir == "" {
 		var err error
-		if data, err = train.DefaultDir(dataset); err != nil {
+		if dataDir, err = data.DefaultDir(dataset); err != nil {
 			return nil, err
 		}
 	}
-	d, err := train.Load(data, dataset, trainSplit)
+	d, err := data.Load(dataDir, dataset, trainSplit)
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +85,8 @@ func checkOutput(output string, inputs ...string) error {
 
 // checkBatch checks a --batch-size (or similar) flag before any work.
 func checkBatch(flag string, n int) error {
-	if n < 1 || n > train.MaxBatchSize {
-		return fmt.Errorf("--%s must lie between 1 and %d, got %d", flag, train.MaxBatchSize, n)
+	if n < 1 || n > recipe.MaxBatchSize {
+		return fmt.Errorf("--%s must lie between 1 and %d, got %d", flag, recipe.MaxBatchSize, n)
 	}
 	return nil
 }

@@ -8,12 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/limits"
+	"github.com/proxykit/proxykit/results"
 
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/plots"
-	"github.com/proxykit/proxykit/train"
 )
 
 func newPlotCmd() *cobra.Command {
@@ -45,8 +46,8 @@ training curve (test and train accuracy, loss) over the epochs.`,
 			if len(labels) > 0 && len(labels) != len(args) {
 				return fmt.Errorf("--label: %d labels for %d files", len(labels), len(args))
 			}
-			var sweeps []train.Sweep
-			var history []train.EpochStats
+			var sweeps []results.Sweep
+			var history []results.EpochStats
 			for i, path := range args {
 				sw, hist, err := readPlotInput(path)
 				if err != nil {
@@ -91,30 +92,30 @@ training curve (test and train accuracy, loss) over the epochs.`,
 
 // readPlotInput reads an eval --json sweep, a checkpoint's history or
 // train --json's lines.
-func readPlotInput(path string) (*train.Sweep, []train.EpochStats, error) {
-	data, err := limits.ReadFile(path)
+func readPlotInput(path string) (*results.Sweep, []results.EpochStats, error) {
+	dataDir, err := limits.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	if train.IsCheckpoint(data) {
-		c, err := train.DecodeCheckpoint(data)
+	if checkpoint.Is(dataDir) {
+		c, err := checkpoint.Decode(dataDir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return nil, c.Progress.History, nil
 	}
-	trimmed := bytes.TrimSpace(data)
+	trimmed := bytes.TrimSpace(dataDir)
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &probe); err == nil {
 		if _, ok := probe["points"]; ok {
-			var sw train.Sweep
+			var sw results.Sweep
 			if err := json.Unmarshal(trimmed, &sw); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
 			}
 			return &sw, nil, nil
 		}
 	}
-	var hist []train.EpochStats
+	var hist []results.EpochStats
 	sc := bufio.NewScanner(bytes.NewReader(trimmed))
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
 	for line := 1; sc.Scan(); line++ {
@@ -122,7 +123,7 @@ func readPlotInput(path string) (*train.Sweep, []train.EpochStats, error) {
 		if text == "" {
 			continue
 		}
-		var st train.EpochStats
+		var st results.EpochStats
 		dec := json.NewDecoder(strings.NewReader(text))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&st); err != nil {

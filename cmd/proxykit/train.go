@@ -16,8 +16,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/checkpoint"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/plots"
+	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -27,13 +31,13 @@ type errInterrupted struct{ msg string }
 func (e errInterrupted) Error() string { return e.msg }
 
 func newTrainCmd() *cobra.Command {
-	s := train.DefaultSettings()
+	s := recipe.Default()
 	var (
-		data, output, resume, betas   string
-		plotPath                      string
-		df                            deviceFlags
-		noShuffle, noAugment, jsonOut bool
-		mf                            modelFlags
+		dataDir, output, resume, betas string
+		plotPath                       string
+		df                             deviceFlags
+		noShuffle, noAugment, jsonOut  bool
+		mf                             modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "train MODEL --data DIR --dataset NAME -o CKPT",
@@ -85,9 +89,9 @@ value.`,
 				return err
 			}
 			applySNNDefaults(cmd.Flags(), m, &s.Timesteps, &s.Threshold, &s.Reset)
-			var ck *train.Checkpoint
+			var ck *checkpoint.Checkpoint
 			if resume != "" {
-				if ck, err = train.LoadCheckpoint(resume); err != nil {
+				if ck, err = checkpoint.Load(resume); err != nil {
 					return fmt.Errorf("--resume: %w", err)
 				}
 				for _, name := range fixedOnResume {
@@ -107,21 +111,21 @@ value.`,
 			if err := s.Validate(); err != nil {
 				return err
 			}
-			if data == "" {
-				if data, err = train.DefaultDir(s.Dataset); err != nil {
+			if dataDir == "" {
+				if dataDir, err = data.DefaultDir(s.Dataset); err != nil {
 					return err
 				}
 			}
-			trainSet, err := train.Load(data, s.Dataset, true)
+			trainSet, err := data.Load(dataDir, s.Dataset, true)
 			if err != nil {
 				return err
 			}
-			testSet, err := train.Load(data, s.Dataset, false)
+			testSet, err := data.Load(dataDir, s.Dataset, false)
 			if err != nil {
 				return err
 			}
 			trainSet, testSet = trainSet.Subset(s.MaxTrain), testSet.Subset(s.MaxTest)
-			snn, err := m.SNN(s.SNNConfig())
+			snn, err := m.SNN(s.Config)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -164,7 +168,7 @@ value.`,
 					fmt.Fprintf(stderr, "epoch %d: batch %d/%d, loss %.4f, %.0f images/s\n", p.Epoch, p.Batch, p.Batches, p.Loss, p.ImagesPerSec)
 				}
 			}
-			t.OnEpoch = func(st train.EpochStats) error {
+			t.OnEpoch = func(st results.EpochStats) error {
 				if tty && !jsonOut {
 					fmt.Fprint(stderr, "\r\033[K")
 				}
@@ -204,7 +208,7 @@ value.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "folder holding the data set's files (default for fashion-mnist: "+train.FashionMNISTDir+")")
+	f.StringVar(&dataDir, "data", "", "folder holding the data set's files (default for fashion-mnist: "+data.FashionMNISTDir+")")
 	f.StringVar(&s.Dataset, "dataset", s.Dataset, "mnist, fashion-mnist or cifar10")
 	f.StringVarP(&output, "output", "o", "", "checkpoint to write after each epoch (safetensors)")
 	f.IntVar(&s.Epochs, "epochs", s.Epochs, "epochs to train (in all, when resuming)")
@@ -237,7 +241,7 @@ var fixedOnResume = []string{"dataset", "batch-size", "lr", "betas", "eps", "wei
 	"freeze-bn-after", "seed", "no-shuffle", "no-augment", "max-train", "max-test"}
 
 // settingOf prints the setting a flag of fixedOnResume sets.
-func settingOf(s train.Settings, flag string) string {
+func settingOf(s recipe.Settings, flag string) string {
 	switch flag {
 	case "dataset":
 		return s.Dataset
@@ -303,7 +307,7 @@ func progressBar(p train.BatchProgress, epochs int) string {
 		p.ImagesPerSec, p.ETA.Round(time.Second), p.Loss)
 }
 
-func printEpoch(w io.Writer, st train.EpochStats, asJSON bool) error {
+func printEpoch(w io.Writer, st results.EpochStats, asJSON bool) error {
 	if asJSON {
 		b, err := json.Marshal(st)
 		if err != nil {

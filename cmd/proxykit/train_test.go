@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/npy"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/results"
 )
 
 func TestInitWritesReadableModel(t *testing.T) {
@@ -67,14 +68,14 @@ func TestInitWritesReadableModel(t *testing.T) {
 func TestTrainEvalInferResume(t *testing.T) {
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "run.ckpt")
-	data := testutil.Path("proxy")
+	dataDir := testutil.Path("proxy")
 	model := testutil.Path("proxy/net.onnx")
-	out, err := run(t, "train", model, "--data", data, "--dataset", "mnist", "-o", ck, "--epochs", "1",
+	out, err := run(t, "train", model, "--data", dataDir, "--dataset", "mnist", "-o", ck, "--epochs", "1",
 		"--batch-size", "50", "--lr", "1e-3", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st train.EpochStats
+	var st results.EpochStats
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &st); err != nil {
 		t.Fatalf("--json printed %q: %v", out, err)
 	}
@@ -82,14 +83,14 @@ func TestTrainEvalInferResume(t *testing.T) {
 		t.Errorf("epoch record %+v", st)
 	}
 	// resume to 2 epochs; the second runs with BN in eval mode
-	out, err = run(t, "train", model, "--data", data, "--dataset", "mnist", "-o", ck, "--resume", ck, "--epochs", "2")
+	out, err = run(t, "train", model, "--data", dataDir, "--dataset", "mnist", "-o", ck, "--resume", ck, "--epochs", "2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "epoch 1 (BN eval)") || strings.Contains(out, "epoch 0 (") {
 		t.Errorf("resumed run printed:\n%s", out)
 	}
-	out, err = run(t, "eval", ck, "--data", data)
+	out, err = run(t, "eval", ck, "--data", dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestCtrlCWritesCheckpoint(t *testing.T) {
 	if !strings.Contains(all, "interrupted at epoch") || !strings.Contains(all, "--resume "+ck) {
 		t.Errorf("stderr does not say how to resume:\n%s", all)
 	}
-	c, err := train.LoadCheckpoint(ck)
+	c, err := checkpoint.Load(ck)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,8 +290,8 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r struct {
-		Result train.BenchResult `json:"result"`
-		Peak   float64           `json:"peak_memory_mb"`
+		Result results.BenchResult `json:"result"`
+		Peak   float64             `json:"peak_memory_mb"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -309,8 +310,8 @@ func TestBenchCommand(t *testing.T) {
 func TestTrainGroupedConvolutions(t *testing.T) {
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "g.ckpt")
-	data := testutil.Path("proxy")
-	if out, err := run(t, "train", testutil.Path("groupnet_opset13.onnx"), "--data", data, "--dataset", "mnist", "-o", ck,
+	dataDir := testutil.Path("proxy")
+	if out, err := run(t, "train", testutil.Path("groupnet_opset13.onnx"), "--data", dataDir, "--dataset", "mnist", "-o", ck,
 		"--epochs", "1", "--batch-size", "50", "--lr", "1e-3"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -318,7 +319,7 @@ func TestTrainGroupedConvolutions(t *testing.T) {
 	if err != nil || strings.Count(out, "groups ") != 3 {
 		t.Errorf("the checkpoint's layers (%v):\n%s", err, out)
 	}
-	if out, err := run(t, "eval", ck, "--data", data); err != nil {
+	if out, err := run(t, "eval", ck, "--data", dataDir); err != nil {
 		t.Errorf("eval: %v\n%s", err, out)
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/conformance"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -167,18 +169,18 @@ func TestGPUTrainsLikeTheCPU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := train.DefaultSettings()
-		s.Dataset, s.Epochs, s.BatchSize, s.LR = train.MNIST, 2, 100, 1e-3
+		s := recipe.Default()
+		s.Dataset, s.Epochs, s.BatchSize, s.LR = data.MNIST, 2, 100, 1e-3
 		s.FreezeBNAfter, s.MaxTrain = 1, 200
-		trainSet, err := train.Load(testutil.Path("proxy"), train.MNIST, true)
+		trainSet, err := data.Load(testutil.Path("proxy"), data.MNIST, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		testSet, err := train.Load(testutil.Path("proxy"), train.MNIST, false)
+		testSet, err := data.Load(testutil.Path("proxy"), data.MNIST, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		snn, err := spiking.New(m.Net, s.SNNConfig())
+		snn, err := spiking.New(m.Net, s.Config)
 		if err != nil {
 			t.Fatal(err)
 		}

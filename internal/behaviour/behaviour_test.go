@@ -21,7 +21,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/convert"
-
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
@@ -84,7 +84,7 @@ func seeded(n int, in []int, seed uint64) *nn.Tensor {
 
 // images takes the first n images of a data set's split as a batch.
 func images(t *testing.T, dir, name string, n int) *nn.Tensor {
-	d, err := train.Load(dir, name, false)
+	d, err := data.Load(dir, name, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func fromNet(mk func() (*nn.Network, error)) func(t *testing.T) *model.Model {
 func converted(path string) func(t *testing.T) *model.Model {
 	return func(t *testing.T) *model.Model {
 		m := fromFile(path)(t)
-		d, err := train.Load(testutil.Path("proxy"), train.MNIST, true)
+		d, err := data.Load(testutil.Path("proxy"), data.MNIST, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,8 +149,8 @@ func cases(t *testing.T) []netCase {
 			netCase{name: "kinds/" + name + ".onnx", make: fromFile(testutil.Path("kinds/" + name + ".onnx")), x: x, cfg: low},
 			netCase{name: "kinds/" + name + ".pt", make: fromFile(testutil.Path("kinds/" + name + ".pt")), x: x, cfg: low})
 	}
-	fmnist := images(t, train.FashionMNISTDir, train.FashionMNIST, 4)
-	mnist := images(t, testutil.Path("proxy"), train.MNIST, 8)
+	fmnist := images(t, data.FashionMNISTDir, data.FashionMNIST, 4)
+	mnist := images(t, testutil.Path("proxy"), data.MNIST, 8)
 	cs = append(cs,
 		netCase{name: "tiny", make: fromNet(func() (*nn.Network, error) { return nn.Tiny(2020) }), x: fmnist, cfg: def},
 		netCase{name: "reference-w128", make: fromNet(func() (*nn.Network, error) { return nn.Reference(128, 2020) }), x: fmnist, cfg: def},

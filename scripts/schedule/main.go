@@ -12,11 +12,12 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/train"
 )
 
 func main() {
-	s := train.DefaultSettings()
+	s := recipe.Default()
 	n := flag.Int("n", 0, "training images")
 	epochs := flag.Int("epochs", 1, "epochs")
 	flag.IntVar(&s.BatchSize, "batch", s.BatchSize, "batch size")
@@ -32,7 +33,7 @@ func main() {
 	}
 	var out []epoch
 	for e := 0; e < *epochs; e++ {
-		o, c := s.Schedule(*n, e)
+		o, c := train.Schedule(s, *n, e)
 		out = append(out, epoch{o, c})
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(map[string]any{"batch": s.BatchSize, "seed": s.Seed, "epochs": out}); err != nil {

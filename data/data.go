@@ -1,6 +1,8 @@
-// Package train is proxy learning: the training loop, PyTorch's Adam, the
-// loss, data sets and augmentation, checkpoints and metrics.
-package train
+// Package data reads labelled image data sets — MNIST and Fashion-MNIST
+// (IDX files, optionally gzipped) and CIFAR-10 (binary batches) — into
+// memory, pixels scaled to [0, 1], checking every size against the bytes
+// present.
+package data
 
 import (
 	"bufio"

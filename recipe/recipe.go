@@ -1,0 +1,68 @@
+// Package recipe holds a proxy-learning run's settings — data set,
+// epochs, batch size, Adam's hyper-parameters, the SNN's T, v_th and
+// v_reset, BatchNorm's schedule, seed — with the reference notebook's
+// recipe as the default, and their checks.
+package recipe
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// Settings are a training run's hyper-parameters. The defaults are the
+// reference's (docs/design.md §1). Checkpoints record them as JSON.
+type Settings struct {
+	Dataset     string  `json:"dataset"`
+	Epochs      int     `json:"epochs"`
+	BatchSize   int     `json:"batch_size"`
+	LR          float64 `json:"lr"`
+	Beta1       float64 `json:"beta1"`
+	Beta2       float64 `json:"beta2"`
+	Eps         float64 `json:"eps"`
+	WeightDecay float64 `json:"weight_decay"`
+	// Config is the SNN's setting: T, v_th and v_reset.
+	spiking.Config
+	FreezeBNAfter int    `json:"freeze_bn_after"`
+	Seed          uint64 `json:"seed"`
+	Shuffle       bool   `json:"shuffle"`
+	Augment       bool   `json:"augment"`
+	MaxTrain      int    `json:"max_train"`
+	MaxTest       int    `json:"max_test"`
+}
+
+// Default is the reference notebook's recipe.
+func Default() Settings {
+	return Settings{Dataset: data.FashionMNIST, Epochs: 100, BatchSize: 100, LR: 1e-4, Beta1: 0.8, Beta2: 0.99, Eps: 1e-8,
+		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true}
+}
+
+// MaxBatchSize bounds a batch: 2^16 images (memory is checked too, when
+// the buffers are planned).
+const MaxBatchSize = 1 << 16
+
+// Validate checks the settings.
+func (s Settings) Validate() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case s.Epochs < 0:
+		return fmt.Errorf("epochs must not be negative")
+	case s.BatchSize < 1 || s.BatchSize > MaxBatchSize:
+		return fmt.Errorf("batch size must lie between 1 and %d, got %d", MaxBatchSize, s.BatchSize)
+	case !(s.LR > 0) || !finite(s.LR):
+		return fmt.Errorf("learning rate must be positive and finite, got %g", s.LR)
+	case !(s.Beta1 >= 0 && s.Beta1 < 1 && s.Beta2 >= 0 && s.Beta2 < 1):
+		return fmt.Errorf("betas must lie in [0, 1), got %g, %g", s.Beta1, s.Beta2)
+	case !(s.Eps >= 0) || !finite(s.Eps):
+		return fmt.Errorf("eps must be finite and not negative, got %g", s.Eps)
+	case !(s.WeightDecay >= 0) || !finite(s.WeightDecay):
+		return fmt.Errorf("weight decay must be finite and not negative, got %g", s.WeightDecay)
+	case s.FreezeBNAfter < 0:
+		return fmt.Errorf("freeze-bn-after must not be negative")
+	case s.MaxTrain < 0 || s.MaxTest < 0:
+		return fmt.Errorf("max-train and max-test must not be negative")
+	}
+	return s.Config.Validate()
+}

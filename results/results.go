@@ -1,0 +1,130 @@
+// Package results holds what proxykit's runs measure — accuracies of the
+// ANN and the SNN, per-epoch training statistics, sweeps over the
+// simulation length, benchmark speeds — in the forms the commands print as
+// JSON and plot reads back.
+package results
+
+// Accuracy is a test-set evaluation of both networks.
+type Accuracy struct {
+	N int `json:"n"`
+	// ANN is the ANN's accuracy (argmax of its outputs).
+	ANN float64 `json:"ann"`
+	// SNNStrict counts a sample correct when the first maximum of the
+	// counts is its label (the reference's per-epoch figure).
+	SNNStrict float64 `json:"snn_strict"`
+	// SNNTies counts it correct when the label's count equals the maximum
+	// (the reference's final figure): a silent SNN scores 100 %.
+	SNNTies float64 `json:"snn_ties"`
+	// TieShare is the share of samples whose maximum count is shared by
+	// two classes or more.
+	TieShare float64 `json:"tie_share"`
+}
+
+// Report is an evaluation in detail: the accuracies, per class, and the
+// confusion matrices (rows: the label; columns: the prediction).
+type Report struct {
+	Accuracy
+	Classes []ClassAccuracy `json:"classes"`
+	// ConfusionANN counts, per label, the ANN's predictions (argmax).
+	ConfusionANN [][]int `json:"confusion_ann"`
+	// ConfusionSNN counts, per label, the SNN's strict predictions (the
+	// first maximum of the counts).
+	ConfusionSNN [][]int `json:"confusion_snn"`
+}
+
+// ClassAccuracy is one class's share of the test set and its accuracies.
+type ClassAccuracy struct {
+	Name      string  `json:"name"`
+	N         int     `json:"n"`
+	ANN       float64 `json:"ann"`
+	SNNStrict float64 `json:"snn_strict"`
+	SNNTies   float64 `json:"snn_ties"`
+}
+
+// EpochStats is one finished epoch.
+type EpochStats struct {
+	Epoch        int      `json:"epoch"`
+	BNMode       string   `json:"bn_mode"` // "train" or "eval"
+	TrainLoss    float64  `json:"train_loss"`
+	TrainANN     float64  `json:"train_ann_acc"`
+	TrainSNN     float64  `json:"train_snn_acc"`
+	Test         Accuracy `json:"test"`
+	Seconds      float64  `json:"seconds"`
+	ImagesPerSec float64  `json:"images_per_sec"`
+}
+
+// Sweep is an evaluation of the SNN at several simulation lengths, read
+// off one simulation of the longest: accuracy, firing rates and synaptic
+// operations against T, beside the ANN's accuracy.
+type Sweep struct {
+	// Model names the evaluated file, for legends; the caller sets it.
+	Model string `json:"model,omitempty"`
+	// N is the number of test images.
+	N int `json:"n"`
+	// ANN is the ANN's accuracy (BatchNorm in eval mode).
+	ANN float64 `json:"ann"`
+	// Threshold and Reset are the IF neurons' v_th and v_reset.
+	Threshold float32 `json:"threshold"`
+	Reset     float32 `json:"reset"`
+	// IFLayers names the IF layers (the ReLUs they replace, then
+	// "output"), in the order of SweepPoint.Rates.
+	IFLayers []string `json:"if_layers"`
+	// SynOpLayers names the layers with weights run at every step, in the
+	// order of SweepPoint.LayerSynOps.
+	SynOpLayers []string `json:"synop_layers"`
+	// ANNMACs is the ANN's multiply-accumulates per image; StaticMACs
+	// those of the SNN's static input layer, run once per image.
+	ANNMACs    int64 `json:"ann_macs_per_image"`
+	StaticMACs int64 `json:"static_macs_per_image"`
+	// Points holds one entry per simulation length, ascending.
+	Points []SweepPoint `json:"points"`
+}
+
+// SweepPoint is the SNN after T steps.
+type SweepPoint struct {
+	T int `json:"t"`
+	// SNNStrict, SNNTies and TieShare are as in Accuracy.
+	SNNStrict float64 `json:"snn_strict"`
+	SNNTies   float64 `json:"snn_ties"`
+	TieShare  float64 `json:"tie_share"`
+	// Rates is each IF layer's firing rate: spikes per neuron per step,
+	// averaged over the T steps and the test images.
+	Rates []float64 `json:"rates"`
+	// SynOps is the synaptic operations per image over the T steps (see
+	// spiking.Simulator.CountSynOps); LayerSynOps splits it by layer.
+	SynOps      float64   `json:"synops_per_image"`
+	LayerSynOps []float64 `json:"layer_synops_per_image"`
+}
+
+// Reach is the first T at which the SNN's strict accuracy reaches frac of
+// the ANN's, if any point does.
+func (s Sweep) Reach(frac float64) (int, bool) {
+	for _, p := range s.Points {
+		if p.SNNStrict >= frac*s.ANN {
+			return p.T, true
+		}
+	}
+	return 0, false
+}
+
+// BenchResult is what Bench measured.
+type BenchResult struct {
+	TrainImagesPerSec float64 `json:"train_images_per_sec"`
+	TrainStepSeconds  float64 `json:"train_step_seconds"`
+	InferImagesPerSec float64 `json:"infer_images_per_sec"`
+	InferBatch        int     `json:"infer_batch"`
+	TrainSteps        int     `json:"train_steps"`
+	// TrainGFLOPPerImage and InferGFLOPPerImage count the multiply-adds
+	// (×2) of the convolutions and linear layers, as dense arithmetic: a
+	// proxy step's ANN forward and backward (3× the forward) and its SNN's
+	// T steps; SNN inference alone.
+	TrainGFLOPPerImage float64 `json:"train_gflop_per_image"`
+	InferGFLOPPerImage float64 `json:"infer_gflop_per_image"`
+	// TrainTFLOPS and InferTFLOPS are those counts over the measured times.
+	TrainTFLOPS float64 `json:"train_tflops"`
+	InferTFLOPS float64 `json:"infer_tflops"`
+	// TrainDeviceMB and InferDeviceMB are the most device memory the
+	// training step and the inference held (backends with device memory).
+	TrainDeviceMB float64 `json:"train_device_mb,omitempty"`
+	InferDeviceMB float64 `json:"infer_device_mb,omitempty"`
+}
