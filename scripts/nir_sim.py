@@ -207,9 +207,14 @@ def main():
                 assert d["threshold"].shape == cur.shape[1:], (name, d["threshold"].shape, cur.shape)
                 cur = (cur > d["threshold"]).astype(np.float64)
             elif t == b"Flatten":
-                assert int(d["start_dim"]) == 0 and int(d["end_dim"]) == -1
-                assert list(d["input_type"]) == list(cur.shape[1:])
-                cur = cur.reshape(cur.shape[0], -1)
+                # NIR's dims index the per-sample shape (input_type); a
+                # negative one counts from its end, as Python's do
+                shape = list(cur.shape[1:])
+                assert list(d["input_type"]) == shape, (name, d["input_type"], shape)
+                s0, s1 = int(d["start_dim"]), int(d["end_dim"])
+                s0, s1 = s0 + len(shape) if s0 < 0 else s0, s1 + len(shape) if s1 < 0 else s1
+                assert 0 <= s0 <= s1 < len(shape), (name, d["start_dim"], d["end_dim"], shape)
+                cur = cur.reshape(cur.shape[0], *shape[:s0], int(np.prod(shape[s0:s1 + 1])), *shape[s1 + 1:])
             elif t == b"IF":
                 for k in ("r", "v_threshold", "v_reset"):
                     assert d[k].shape == cur.shape[1:], f"{name}: {k} has shape {d[k].shape}, the layer {cur.shape[1:]}"
