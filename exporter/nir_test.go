@@ -15,17 +15,17 @@ import (
 )
 
 // TestNIRSimulatesToProxykitsCounts writes each fixture's SNN as NIR (both
-// forms of max-pooling), then scripts/nir_sim.py checks the layout field by
+// forms of max-pooling, and average pooling as AvgPool2d or a Conv2d), then scripts/nir_sim.py checks the layout field by
 // field as NIR's reader needs it and simulates the graph with NumPy from
 // NIR's node definitions, IF layers firing on v > v_threshold as NIR
 // defines them: on these dyadic fixtures its counts must equal proxykit's
 // exactly.
 func TestNIRSimulatesToProxykitsCounts(t *testing.T) {
-	for _, o := range []exporter.NIROptions{{}, {MaxPoolThreshold: true}} {
+	for _, o := range []exporter.NIROptions{{}, {MaxPoolThreshold: true}, {AvgPoolAsConv: true}} {
 		total, differ := nirSimulate(t, o, []string{"fmnist_w8_bn", "fmnist_w8_folded", "lenet_opset11", "gapnet_opset9", "groupnet_opset13", "graph/resnet_add"})
-		t.Logf("max-pool as Threshold %v: %d of %d counts differ", o.MaxPoolThreshold, differ, total)
+		t.Logf("%+v: %d of %d counts differ", o, differ, total)
 		if differ > 0 {
-			t.Errorf("max-pool as Threshold %v: %d of %d counts differ", o.MaxPoolThreshold, differ, total)
+			t.Errorf("%+v: %d of %d counts differ", o, differ, total)
 		}
 	}
 }
