@@ -1,6 +1,7 @@
 package exporter_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -19,17 +21,31 @@ import (
 // scripts/setup.sh) and returns its output.
 func runORT(t *testing.T, model, input string) *npy.Array {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "ort.npy")
+	return runORTOutputs(t, model, input, 1)[0]
+}
+
+// runORTOutputs is runORT for the model's first n outputs.
+func runORTOutputs(t *testing.T, model, input string, n int) []*npy.Array {
+	t.Helper()
+	dir := t.TempDir()
+	var outs []string
+	for i := 0; i < n; i++ {
+		outs = append(outs, filepath.Join(dir, fmt.Sprintf("ort%d.npy", i)))
+	}
 	script := filepath.Join(testutil.Dir(), "..", "scripts", "ort", "run_onnx.js")
-	b, err := exec.Command("node", script, model, input, out).CombinedOutput()
+	b, err := exec.Command("node", append([]string{script, model, input}, outs...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("onnxruntime on %s (scripts/setup.sh installs onnxruntime-node): %v\n%s", filepath.Base(model), err, b)
 	}
-	a, err := npy.ReadFile(out, false)
-	if err != nil {
-		t.Fatal(err)
+	var res []*npy.Array
+	for _, o := range outs {
+		a, err := npy.ReadFile(o, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = append(res, a)
 	}
-	return a
+	return res
 }
 
 // TestExportsRunInONNXRuntime: the ANN (BN kept and folded) and the SNN,
@@ -38,7 +54,7 @@ func runORT(t *testing.T, model, input string) *npy.Array {
 // ONNX's checker.
 func TestExportsRunInONNXRuntime(t *testing.T) {
 	dir := t.TempDir()
-	totalCounts, differ := 0, 0
+	totalCounts, differ, brokenByMembrane := 0, 0, 0
 	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13",
 		"graph/resnet_tiny"} {
 		m, err := importer.Load(testutil.Path(name + ".onnx"))
@@ -83,7 +99,37 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		if want := testutil.Array(t, name+".snn.npy"); testutil.Differing(got.Data, want.Data) != 0 {
 			t.Errorf("%s SNN in onnxruntime: %d of %d counts differ from PyTorch's", name, testutil.Differing(got.Data, want.Data), len(want.Data))
 		}
+		// with the output layer's final potentials as a second output: the
+		// same counts, and the potentials and membrane tie-break predictions
+		// proxykit computes
+		pv := filepath.Join(dir, filepath.Base(name)+".snnv.onnx")
+		if err := exporter.WriteSNN(pv, snn, exporter.Options{Potential: true}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, pv)
+		both := runORTOutputs(t, pv, xPath, 2)
+		if d := testutil.Differing(both[0].Data, got.Data); d != 0 {
+			t.Errorf("%s SNN with potentials: %d counts differ from the export without", name, d)
+		}
+		if d := testutil.Differing(both[1].Data, res.Potentials.Data); d != 0 {
+			t.Errorf("%s SNN in onnxruntime: %d of %d final output potentials differ from proxykit's", name, d, len(res.Potentials.Data))
+		}
+		k := res.Counts.Shape[1]
+		for i := 0; i < res.Counts.Shape[0]; i++ {
+			c, v := both[0].Data[i*k:(i+1)*k], both[1].Data[i*k:(i+1)*k]
+			a, b := results.MembraneMax(c, v), results.MembraneMax(res.Counts.Data[i*k:(i+1)*k], res.Potentials.Data[i*k:(i+1)*k])
+			if a != b {
+				t.Errorf("%s sample %d: onnxruntime's outputs predict %d with the membrane tie-break, proxykit's %d", name, i, a, b)
+			}
+			if a != results.FirstMax(c) {
+				brokenByMembrane++
+			}
+		}
 	}
+	if brokenByMembrane == 0 {
+		t.Error("no fixture has a tie the membrane breaks otherwise than the first maximum: the potentials' check shows little")
+	}
+	t.Logf("%d samples whose membrane tie-break differs from the first maximum", brokenByMembrane)
 	if float64(differ) > 0.001*float64(totalCounts) {
 		t.Errorf("%d of %d SNN counts differ between onnxruntime and proxykit (allowed 0.1 %%)", differ, totalCounts)
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Check a NIR file's layout with h5py and simulate its graph with NumPy.
 
-Usage: /usr/bin/python3 scripts/nir_sim.py GRAPH.nir INPUT.npy COUNTS.npy
+Usage: /usr/bin/python3 scripts/nir_sim.py GRAPH.nir INPUT.npy COUNTS.npy [POTENTIALS.npy]
 
 First the layout, field by field, as NIR's own reader (nir.read, with type
 checking) needs it: which fields each node type has, that each is a dataset
@@ -22,7 +22,9 @@ independently of proxykit's Go code, with dt = 1:
   IF             v += r * x; spike where v > v_threshold (NIR's rule, strictly
                  greater, whatever the metadata says), then v = v_reset there
 The input is presented at every step (graph metadata "timesteps" steps) and
-COUNTS is the Output node's input summed over the steps. It exits non-zero
+COUNTS is the Output node's input summed over the steps; POTENTIALS, if
+given, the final membrane potentials of the IF node that feeds the Output
+node. It exits non-zero
 if the layout differs from what NIR reads (docs/design.md §3).
 """
 
@@ -165,6 +167,7 @@ def pool(x, k, s, p, mean):
 
 def main():
     path, inp, outp = sys.argv[1:4]
+    outv = sys.argv[4] if len(sys.argv) > 4 else None
     with h5py.File(path, "r") as f:
         check_layout(f)
         nodes, edges, meta = read(f)
@@ -231,6 +234,10 @@ def main():
             outs[name] = cur
         counts = counts + outs["output"]
     np.save(outp, np.asarray(counts, dtype=np.float32))
+    if outv:
+        src = preds["output"]
+        assert len(src) == 1 and nodes[src[0]]["type"] == b"IF", f"the Output node reads {src}, not one IF node"
+        np.save(outv, np.asarray(v[src[0]], dtype=np.float32))
 
 
 if __name__ == "__main__":

@@ -203,6 +203,9 @@ func (s *Network) Upload() {
 type Result struct {
 	// Counts are the output layer's spikes summed over T: [B, K].
 	Counts *nn.Tensor
+	// Potentials are the output layer's membrane potentials after the
+	// last step: [B, K] (Simulator.OutputPotentials).
+	Potentials *nn.Tensor
 	// Rates is each IF layer's mean firing rate (spikes per neuron per step).
 	Rates []float64
 }
@@ -240,14 +243,69 @@ func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool) (*Res
 	defer be.Free(in)
 	be.Upload(in, x.Data)
 	counts := sim.Run(nn.Value{Shape: x.Shape, Buf: in}, batchStats, true)
-	res := &Result{Counts: nn.NewTensor(counts.Shape...)}
+	res := &Result{Counts: nn.NewTensor(counts.Shape...), Potentials: nn.NewTensor(counts.Shape...)}
 	if err := be.Download(res.Counts.Data, counts.Buf); err != nil {
+		return nil, err
+	}
+	if err := be.Download(res.Potentials.Data, sim.OutputPotentials(x.Shape[0]).Buf); err != nil {
 		return nil, err
 	}
 	if res.Rates, err = sim.Rates(x.Shape[0]); err != nil {
 		return nil, err
 	}
 	return res, be.Err()
+}
+
+// Infer simulates the SNN on be over a host batch of any size, batch
+// inputs at a time, BatchNorm in eval mode, and returns the output
+// layer's spike counts and its final membrane potentials, [N, K] each:
+// what `proxykit infer --network snn` writes. The SNN must be bound to
+// be, or bindable.
+func Infer(be compute.Backend, s *Network, x *nn.Tensor, batch int) (counts, potentials *nn.Tensor, err error) {
+	if err := s.ANN.CheckInput(x.Shape); err != nil {
+		return nil, nil, err
+	}
+	if batch < 1 {
+		return nil, nil, fmt.Errorf("batch size must be at least 1, got %d", batch)
+	}
+	if err := s.Bind(be); err != nil {
+		return nil, nil, err
+	}
+	n := x.Shape[0]
+	if n == 0 {
+		out, err := s.ANN.OutputShape()
+		if err != nil {
+			return nil, nil, err
+		}
+		return nn.NewTensor(append([]int{0}, out...)...), nn.NewTensor(append([]int{0}, out...)...), nil
+	}
+	batch = min(batch, n)
+	sim, err := NewSimulator(be, s, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sim.Free()
+	shape := append([]int{n}, sim.OutputShape()...)
+	counts, potentials = nn.NewTensor(shape...), nn.NewTensor(shape...)
+	per, k := nn.Numel(x.Shape[1:]), nn.Numel(sim.OutputShape())
+	in, err := be.Alloc(batch * per)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer be.Free(in)
+	for lo := 0; lo < n; lo += batch {
+		hi := min(lo+batch, n)
+		buf := in.Slice(0, (hi-lo)*per)
+		be.Upload(buf, x.Data[lo*per:hi*per])
+		c := sim.Run(nn.Value{Shape: append([]int{hi - lo}, x.Shape[1:]...), Buf: buf}, false, false)
+		if err := be.Download(counts.Data[lo*k:hi*k], c.Buf); err != nil {
+			return nil, nil, err
+		}
+		if err := be.Download(potentials.Data[lo*k:hi*k], sim.OutputPotentials(hi-lo).Buf); err != nil {
+			return nil, nil, err
+		}
+	}
+	return counts, potentials, be.Err()
 }
 
 // Role says what each ANN layer becomes in the SNN, for tables.
