@@ -85,8 +85,10 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 
 // nirGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d
 // (BatchNorm folded), IF (parameters shaped like their layer), SumPool2d +
-// IF (or + Threshold) for max-pooling on spikes, AvgPool2d, Flatten, Affine
-// or Linear, Output. Each node of the SNN becomes its NIR nodes, with edges
+// IF (or + Threshold) for max-pooling on spikes, AvgPool2d (or Conv2d),
+// Flatten (dims counted from the end), Affine (a zero bias for a Linear
+// layer without one), Output (docs/nir.md says why each form). Each node
+// of the SNN becomes its NIR nodes, with edges
 // from the nodes its inputs ended in; an Add becomes no node at all — NIR
 // sums a node's incoming edges — so its readers get edges from all of its
 // inputs. It refuses what NIR cannot express (Concat), naming the layer.

@@ -136,6 +136,7 @@ def main():
     ap.add_argument("counts")
     ap.add_argument("--raw", action="store_true", help="no settings: each consumer as it loads")
     ap.add_argument("-v", action="store_true", help="print tracebacks")
+    ap.add_argument("--save", metavar="PREFIX", help="save each consumer's counts as PREFIX.<consumer>.npy")
     a = ap.parse_args()
     g = nir.read(a.graph)  # with type checking
     steps = int(g.metadata["timesteps"])
@@ -151,6 +152,8 @@ def main():
                 print(f"  {name}: loads; output shape {got.shape}, want {want.shape}")
                 continue
             print(f"  {name}: loads and runs batched; {int((got != want).sum())} of {want.size} counts differ")
+            if a.save:
+                np.save(f"{a.save}.{fn.__name__[:-len('_counts')]}.npy", got.astype(np.float32))
         except Exception as e:  # report and go on to the next consumer
             print(f"  {name}: fails: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             if a.v:
