@@ -143,12 +143,16 @@ func (c *Checkpoint) Save(path string) error {
 }
 
 // Is reports whether data looks like a checkpoint (a safetensors file).
-func Is(data []byte) bool {
-	if len(data) < 10 {
+func Is(data []byte) bool { return IsHead(data, int64(len(data))) }
+
+// IsHead is Is from the first bytes of a file of size bytes: a header
+// length that fits the file, then the header's JSON.
+func IsHead(head []byte, size int64) bool {
+	if len(head) < 9 || size < 10 {
 		return false
 	}
-	n := binary.LittleEndian.Uint64(data[:8])
-	return n > 0 && n < uint64(len(data)) && data[8] == '{'
+	n := binary.LittleEndian.Uint64(head[:8])
+	return n > 0 && n < uint64(size) && head[8] == '{'
 }
 
 // Load reads a checkpoint file.

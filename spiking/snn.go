@@ -210,41 +210,62 @@ type Result struct {
 // Run simulates the SNN for Config.Timesteps steps on a host batch of
 // analog inputs, BatchNorm layers using their running statistics (eval
 // mode), on a CPU backend.
-func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.RunOn(compute.NewCPU(), x, false) }
+func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.RunOn(compute.NewCPU(), x, false, 0) }
 
 // Simulate is Run with a choice of BatchNorm mode (see Simulator.Run).
 func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
-	return s.RunOn(compute.NewCPU(), x, batchStats)
+	return s.RunOn(compute.NewCPU(), x, batchStats, 0)
 }
 
-// RunOn simulates the SNN on be for a host batch and returns the counts and
-// every IF layer's firing rate.
-func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool) (*Result, error) {
+// RunOn simulates the SNN on be for a host batch of any size, batch inputs
+// at a time (0: all at once; with batchStats each chunk is a batch), and
+// returns the counts and every IF layer's firing rate.
+func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
+	}
+	outShape, err := s.ANN.OutputShape()
+	if err != nil {
+		return nil, err
+	}
+	n := x.Shape[0]
+	res := &Result{Counts: nn.NewTensor(append([]int{n}, outShape...)...)}
+	if n == 0 {
+		return res, nil
 	}
 	if err := s.Bind(be); err != nil {
 		return nil, err
 	}
 	s.ANN.Upload()
 	s.Upload()
-	sim, err := NewSimulator(be, s, x.Shape[0])
+	sim, err := NewSimulator(be, s, nn.Chunk(n, batch))
 	if err != nil {
 		return nil, err
 	}
 	defer sim.Free()
-	in, err := be.Alloc(len(x.Data))
+	k := nn.Numel(outShape)
+	err = nn.Chunks(be, x, sim.capacity, func(lo int, v nn.Value) error {
+		counts := sim.Run(v, batchStats, true)
+		if err := be.Download(res.Counts.Data[lo*k:lo*k+counts.Buf.Len()], counts.Buf); err != nil {
+			return err
+		}
+		rates, err := sim.Rates(v.N())
+		if err != nil {
+			return err
+		}
+		if lo == 0 && v.N() == n {
+			res.Rates = rates // one chunk: the rates as measured
+			return nil
+		}
+		if res.Rates == nil {
+			res.Rates = make([]float64, len(rates))
+		}
+		for i, r := range rates {
+			res.Rates[i] += r * float64(v.N()) / float64(n)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer be.Free(in)
-	be.Upload(in, x.Data)
-	counts := sim.Run(nn.Value{Shape: x.Shape, Buf: in}, batchStats, true)
-	res := &Result{Counts: nn.NewTensor(counts.Shape...)}
-	if err := be.Download(res.Counts.Data, counts.Buf); err != nil {
-		return nil, err
-	}
-	if res.Rates, err = sim.Rates(x.Shape[0]); err != nil {
 		return nil, err
 	}
 	return res, be.Err()

@@ -6,19 +6,19 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
 func load(t *testing.T, name string) *nn.Network {
 	t.Helper()
-	m, err := importer.Load(testutil.Path(name + ".onnx"))
+	m, err := model.Load(testutil.Path(name + ".onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.Net
+	return m.ANN
 }
 
 // TestCountsMatchPyTorch holds the simulation to scripts/refnet.py's
@@ -69,7 +69,7 @@ func countsMatchPyTorch(t *testing.T, be compute.Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false)
+		res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,7 +45,7 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep, err := train.Evaluate(be, m.ANN, one, testSet, 128)
+			rep, err := train.Evaluate(context.Background(), be, m.ANN, one, testSet, 128)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 				t.Errorf("AllSteps=%v T=%d: sweep %+v (ANN %g), separate run %+v", be.AllSteps, T, p, sw.ANN, rep.Accuracy)
 			}
 			x := &nn.Tensor{Shape: []int{testSet.N, 1, 28, 28}, Data: testSet.Images}
-			res, err := one.RunOn(be, x, false)
+			res, err := one.RunOn(be, x, false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -25,7 +25,7 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if output == "" {
 				return fmt.Errorf("-o is required")
 			}
-			if err := checkOutput(output, args[0]); err != nil {
+			if err := (outputs{{Name: "-o", Path: output}}).check(args[0]); err != nil {
 				return err
 			}
 			m, err := mf.load(args[0])

@@ -6,14 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/proxykit/proxykit/train"
 )
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proxykit:", err)
-		var intr errInterrupted
-		if errors.As(err, &intr) {
-			os.Exit(130)
+		if errors.Is(err, train.ErrInterrupted) {
+			os.Exit(130) // as a shell reports a process stopped by Ctrl-C
 		}
 		os.Exit(1)
 	}

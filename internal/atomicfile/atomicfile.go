@@ -67,6 +67,15 @@ func Write(path string, b []byte) error {
 	return p.Commit()
 }
 
+// WriteFunc is Write for writers that need a path (PrepareFunc).
+func WriteFunc(path string, write func(tmp string) error) error {
+	p, err := PrepareFunc(path, write)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
 // Pending is a file written in full under a temporary name, waiting to be
 // renamed into place: several outputs can be prepared first and committed
 // only when all were written (all or nothing).
@@ -128,3 +137,96 @@ func (p *Pending) Commit() error {
 
 // Abort removes the temporary file.
 func (p *Pending) Abort() { os.Remove(p.tmp) }
+
+// Output is a file a command will write, named by what the user gave it
+// with (a flag such as "-o" or "--plot", or a description such as "the
+// figure's CSV").
+type Output struct {
+	Name, Path string
+}
+
+// CheckOutputs checks, before any work, every file a command will write:
+// each can be written (Check), none is one of the inputs, and no two are
+// the same file (so that one output never overwrites another).
+func CheckOutputs(outs []Output, inputs ...string) error {
+	for i, o := range outs {
+		for _, in := range inputs {
+			if sameFile(o.Path, in) {
+				return fmt.Errorf("%s %s is the input file %s; write the result elsewhere", o.Name, o.Path, in)
+			}
+		}
+		for _, p := range outs[:i] {
+			if sameFile(o.Path, p.Path) {
+				return fmt.Errorf("%s %s and %s %s name the same file; give each output its own name", p.Name, p.Path, o.Name, o.Path)
+			}
+		}
+		if err := Check(o.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameFile reports whether a and b name one file: the same cleaned absolute
+// path, or existing files that are one (links).
+func sameFile(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// Set writes several files all or nothing: each is written in full under
+// a temporary name beside its path; Commit renames them into place once
+// all were written, Abort removes them.
+type Set struct {
+	pending []*Pending
+}
+
+// Add writes b for path under a temporary name.
+func (s *Set) Add(path string, b []byte) error {
+	p, err := Prepare(path, b)
+	if err != nil {
+		return err
+	}
+	s.pending = append(s.pending, p)
+	return nil
+}
+
+// AddFunc is Add for writers that need a path (PrepareFunc).
+func (s *Set) AddFunc(path string, write func(tmp string) error) error {
+	p, err := PrepareFunc(path, write)
+	if err != nil {
+		return err
+	}
+	s.pending = append(s.pending, p)
+	return nil
+}
+
+// Commit renames every file into place; after a failed rename the files
+// not yet renamed are removed.
+func (s *Set) Commit() error {
+	for i, p := range s.pending {
+		if err := p.Commit(); err != nil {
+			for _, q := range s.pending[i+1:] {
+				q.Abort()
+			}
+			s.pending = nil
+			return err
+		}
+	}
+	s.pending = nil
+	return nil
+}
+
+// Abort removes the temporary files of a Set not committed.
+func (s *Set) Abort() {
+	for _, p := range s.pending {
+		p.Abort()
+	}
+	s.pending = nil
+}
