@@ -73,6 +73,11 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 	for i, q := range ann.Params() {
 		saved[i] = slices.Clone(q.Data)
 	}
+	restore := func() {
+		for k, q := range ann.Params() {
+			copy(q.Data, saved[k])
+		}
+	}
 	for i, l := range layers {
 		s, ok := l.(nn.Scalable)
 		if !ok {
@@ -80,14 +85,19 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 		}
 		if f := p.in[i]; f != 1 {
 			if err := s.ScaleInput(f); err != nil {
-				for k, q := range ann.Params() {
-					copy(q.Data, saved[k])
-				}
+				restore()
 				return nil, fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
 			}
 		}
 		if f := p.out[i]; f != 1 {
 			s.ScaleOutput(f)
+		}
+		// a scale beyond float32's range would leave weights no command reads
+		for _, q := range l.Params() {
+			if err := nn.CheckFinite("the scaled "+q.Name, q.Data); err != nil {
+				restore()
+				return nil, fmt.Errorf("layer %d (%s %q): scales %g and %g overflow: %w", i, l.Kind(), l.Name(), p.in[i], p.out[i], err)
+			}
 		}
 	}
 	for j := range scales {

@@ -407,7 +407,7 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 			names = append(names, fmt.Sprint(k[0]))
 		}
 		r.custom = true
-		r.info.Notes = append(r.info.Notes, fmt.Sprintf("module %s: its children (%s) are applied in registration order, as the reference's forward does; proxykit assumes so for custom modules",
+		r.info.Notes = append(r.info.Notes, fmt.Sprintf("module %s is a custom module: proxykit applies its children (%s) in registration order, as the reference's forward does; a pickle records no forward, so if this one adds a shortcut, concatenates or reshapes, the network is not the file's — export the model with torch.onnx.export and read the ONNX file",
 			displayPath(path, m), strings.Join(names, ", ")))
 		return r.children(m, path)
 	}
@@ -471,7 +471,17 @@ func inferInputShape(layers []nn.Layer) ([]int, string, error) {
 				}
 			}
 			if len(fits) == 0 {
-				return nil, "", fmt.Errorf("no square input size up to 512 fits the module's layers")
+				// say why at the usual size: which layer does not fit
+				s := 32
+				if c == 1 {
+					s = 28
+				}
+				net.InputShape = []int{c, s, s}
+				out, err := net.OutputShape()
+				if err == nil {
+					err = fmt.Errorf("the last layer gives %s per sample, not a vector of class scores", nn.ShapeString(out))
+				}
+				return nil, "", fmt.Errorf("no square input size up to 512 fits the module's layers; at [%d %d %d]: %w", c, s, s, err)
 			}
 			// prefer the usual data set sizes: 28×28 grey, 32×32 colour
 			pick := fits[0]

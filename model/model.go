@@ -94,14 +94,7 @@ func LoadWith(path string, opt Options) (*Model, error) {
 		if m.ANN, err = m.Checkpoint.Network(path); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		m.SNNStats = m.Checkpoint.SNNStats
-		for name, st := range m.SNNStats {
-			for what, v := range map[string][]float32{"running_mean": st.Mean, "running_var": st.Var} {
-				if err := nn.CheckFinite("SNN BatchNorm "+name+" "+what, v); err != nil {
-					return nil, fmt.Errorf("%s: %w", path, err)
-				}
-			}
-		}
+		m.SNNStats = m.Checkpoint.SNNStats // checked by checkpoint.Decode
 	default:
 		data, err := limits.ReadFile(path)
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/proxykit/proxykit/checkpoint"
@@ -26,6 +28,9 @@ func Read(path string) (sweep *results.Sweep, history []results.EpochStats, err 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
+		if err := CheckHistory(c.Progress.History); err != nil {
+			return nil, nil, fmt.Errorf("%s: the checkpoint's history: %w", path, err)
+		}
 		return nil, c.Progress.History, nil
 	}
 	trimmed := bytes.TrimSpace(b)
@@ -35,6 +40,9 @@ func Read(path string) (sweep *results.Sweep, history []results.EpochStats, err 
 			var sw results.Sweep
 			if err := json.Unmarshal(trimmed, &sw); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if err := CheckSweep(sw); err != nil {
+				return nil, nil, fmt.Errorf("%s: not an evaluation eval --json wrote: %w", path, err)
 			}
 			return &sw, nil, nil
 		}
@@ -49,7 +57,11 @@ func Read(path string) (sweep *results.Sweep, history []results.EpochStats, err 
 		var st results.EpochStats
 		dec := json.NewDecoder(strings.NewReader(text))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&st); err != nil {
+		err := dec.Decode(&st)
+		if err == nil {
+			err = hasEveryField(text, st)
+		}
+		if err != nil {
 			return nil, nil, fmt.Errorf("%s line %d: neither eval --json output nor a train --json epoch line: %v", path, line, err)
 		}
 		history = append(history, st)
@@ -57,5 +69,31 @@ func Read(path string) (sweep *results.Sweep, history []results.EpochStats, err 
 	if len(history) == 0 {
 		return nil, nil, fmt.Errorf("%s: nothing to plot (want eval --timesteps LIST --json output, a checkpoint or train --json lines)", path)
 	}
+	if err := CheckHistory(history); err != nil {
+		return nil, nil, fmt.Errorf("%s: not a log train --json wrote: %w", path, err)
+	}
 	return nil, history, nil
+}
+
+// hasEveryField checks that a JSON object names every field v's type has
+// (so that "{}" or "null" is not read as an epoch of zeros).
+func hasEveryField(text string, v any) error {
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &got); err != nil || got == nil {
+		return fmt.Errorf("not a JSON object")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var want map[string]json.RawMessage
+	if err := json.Unmarshal(b, &want); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := got[k]; !ok {
+			return fmt.Errorf("field %q is missing", k)
+		}
+	}
+	return nil
 }

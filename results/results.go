@@ -53,6 +53,10 @@ type EpochStats struct {
 	ImagesPerSec float64  `json:"images_per_sec"`
 }
 
+// MaxSweepPoints bounds the values of T one sweep reads: a figure's panel
+// is about a thousand pixels wide, so more points cannot be told apart.
+const MaxSweepPoints = 1000
+
 // Sweep is an evaluation of the SNN at several simulation lengths, read
 // off one simulation of the longest: accuracy, firing rates and synaptic
 // operations against T, beside the ANN's accuracy.

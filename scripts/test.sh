@@ -72,8 +72,11 @@ echo "== fuzz the ONNX import (30 s)"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 30s -fuzzminimizetime 0 ./importer
 echo "== fuzz the PyTorch checkpoint reader (20 s)"
 go test -run '^$' -fuzz '^FuzzLoadPT$' -fuzztime 20s -fuzzminimizetime 0 ./importer
-echo "== fuzz the checkpoint reader (20 s)"
+echo "== fuzz the checkpoint reader: its bytes (20 s), its metadata (10 s)"
 go test -run '^$' -fuzz '^FuzzDecodeCheckpoint$' -fuzztime 20s -fuzzminimizetime 0 ./train
+go test -run '^$' -fuzz '^FuzzCheckpointMetadata$' -fuzztime 10s -fuzzminimizetime 0 ./train
+echo "== fuzz plot's readers of eval and train JSON (10 s)"
+go test -run '^$' -fuzz '^FuzzRead$' -fuzztime 10s -fuzzminimizetime 0 ./plots
 echo "== fuzz the IDX (and gzip), CIFAR-10 and .npy readers (10 s each)"
 go test -run '^$' -fuzz '^FuzzIDX$' -fuzztime 10s -fuzzminimizetime 0 ./data
 go test -run '^$' -fuzz '^FuzzCIFAR$' -fuzztime 10s -fuzzminimizetime 0 ./data

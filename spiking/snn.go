@@ -9,6 +9,7 @@
 package spiking
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -41,6 +42,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Threshold > c.Reset) {
 		return fmt.Errorf("threshold (%g) must be above the reset potential (%g)", c.Threshold, c.Reset)
+	}
+	if d := c.Threshold - c.Reset; math.IsInf(float64(d), 0) {
+		return fmt.Errorf("threshold (%g) and reset (%g) are too far apart: v_th − v_reset is not a finite float32", c.Threshold, c.Reset)
 	}
 	return nil
 }
@@ -210,17 +214,20 @@ type Result struct {
 // Run simulates the SNN for Config.Timesteps steps on a host batch of
 // analog inputs, BatchNorm layers using their running statistics (eval
 // mode), on a CPU backend.
-func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.RunOn(compute.NewCPU(), x, false, 0) }
+func (s *Network) Run(x *nn.Tensor) (*Result, error) {
+	return s.RunOn(context.Background(), compute.NewCPU(), x, false, 0)
+}
 
 // Simulate is Run with a choice of BatchNorm mode (see Simulator.Run).
 func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
-	return s.RunOn(compute.NewCPU(), x, batchStats, 0)
+	return s.RunOn(context.Background(), compute.NewCPU(), x, batchStats, 0)
 }
 
 // RunOn simulates the SNN on be for a host batch of any size, batch inputs
 // at a time (0: all at once; with batchStats each chunk is a batch), and
-// returns the counts and every IF layer's firing rate.
-func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
+// returns the counts and every IF layer's firing rate. Once ctx is
+// cancelled it stops within a chunk of steps and returns ctx's error.
+func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
 	}
@@ -245,7 +252,10 @@ func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool, batch
 	defer sim.Free()
 	k := nn.Numel(outShape)
 	err = nn.Chunks(be, x, sim.capacity, func(lo int, v nn.Value) error {
-		counts := sim.Run(v, batchStats, true)
+		counts, err := sim.Run(ctx, v, batchStats, true)
+		if err != nil {
+			return err
+		}
 		if err := be.Download(res.Counts.Data[lo*k:lo*k+counts.Buf.Len()], counts.Buf); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package spiking_test
 
 import (
+	"context"
 	"testing"
 	"unsafe"
 
@@ -69,7 +70,7 @@ func countsMatchPyTorch(t *testing.T, be compute.Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false, 0)
+		res, err := snn.RunOn(context.Background(), be, testutil.Array(t, name+".x.npy"), false, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package spiking_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -49,7 +50,7 @@ func TestTorchvisionModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := snn.RunOn(compute.NewCPU(), xt, false, 0)
+			res, err := snn.RunOn(context.Background(), compute.NewCPU(), xt, false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

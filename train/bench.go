@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -119,14 +120,18 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	defer be.Free(in)
 	be.Upload(in, xi.Data)
 	xv := nn.Value{Shape: xi.Shape, Buf: in}
-	sim.Run(xv, false, false)
+	if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
+		return r, err
+	}
 	if err := be.Err(); err != nil {
 		return r, err
 	}
 	n := 0
 	start = time.Now()
 	for n == 0 || time.Since(start) < minTime {
-		sim.Run(xv, false, false)
+		if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
+			return r, err
+		}
 		n++
 		if n%8 == 0 {
 			if err := be.Err(); err != nil {

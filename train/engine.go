@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
@@ -125,7 +126,11 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	lb := e.labels.Slice(0, b)
 	be.Upload(lb, e.hostL[:b])
 	y := e.ann.Forward(xv, nn.Mode{BatchStats: batchStats})
-	counts := e.sim.Run(xv, batchStats, false)
+	// a step is not interrupted: Run checks the context between batches
+	counts, err := e.sim.Run(context.Background(), xv, batchStats, false)
+	if err != nil {
+		return r, err
+	}
 	dy := nn.Value{Shape: []int{b, k}, Buf: e.dy.Slice(0, b*k)}
 	be.ProxyLossGrad(b, k, counts.Buf, lb, dy.Buf)
 	e.ANN.ZeroGrad()
@@ -162,14 +167,17 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 // Predict runs both networks, BatchNorm in eval mode, on a host batch and
 // returns the ANN's outputs and the SNN's counts, [B, K] each (valid until
 // the next call).
-func (e *Engine) Predict(x *nn.Tensor) (y, counts []float32, err error) {
+func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (y, counts []float32, err error) {
 	xv, err := e.stage(x)
 	if err != nil {
 		return nil, nil, err
 	}
 	n, k := xv.N(), e.classes
 	yv := e.ann.Forward(xv, nn.Mode{})
-	cv := e.sim.Run(xv, false, false)
+	cv, err := e.sim.Run(ctx, xv, false, false)
+	if err != nil {
+		return nil, nil, interrupted(ctx, err)
+	}
 	if err := e.Backend.Download(e.hostC[:n*k], cv.Buf); err != nil {
 		return nil, nil, err
 	}
@@ -211,7 +219,7 @@ func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, e
 		}
 		hi := min(lo+e.capacity, d.N)
 		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
-		y, counts, err := e.Predict(x)
+		y, counts, err := e.Predict(ctx, x)
 		if err != nil {
 			return r, err
 		}
@@ -284,4 +292,12 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// interrupted is ErrInterrupted where err comes from ctx's cancellation.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return ErrInterrupted
+	}
+	return err
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/proxykit/proxykit/internal/testutil"
@@ -194,6 +197,11 @@ func TestBadInputLeavesNoOutput(t *testing.T) {
 func TestExitCode(t *testing.T) {
 	if os.Getenv("PROXYKIT_AS_MAIN") == "1" {
 		os.Args = append([]string{"proxykit"}, strings.Fields(os.Getenv("PROXYKIT_ARGS"))...)
+		if n, err := strconv.ParseUint(os.Getenv("PROXYKIT_FSIZE"), 10, 64); err == nil {
+			// a full disk, as a file size limit: writes beyond it fail
+			signal.Ignore(syscall.SIGXFSZ)
+			syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n})
+		}
 		main()
 		os.Exit(0)
 	}

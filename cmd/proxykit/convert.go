@@ -28,7 +28,7 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if err := (outputs{{Name: "-o", Path: output}}).check(args[0]); err != nil {
 				return err
 			}
-			m, err := mf.load(args[0])
+			m, err := mf.load(cmd, args[0])
 			if err != nil {
 				return err
 			}

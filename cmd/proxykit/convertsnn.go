@@ -74,7 +74,7 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 	if err := c.o.SNN.Validate(); err != nil {
 		return err
 	}
-	m, err := c.mf.load(path)
+	m, err := c.mf.load(cmd, path)
 	if err != nil {
 		return err
 	}
@@ -88,8 +88,7 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer be.Close()
-	ctx, stop := interruptible()
-	defer stop()
+	ctx := cmd.Context()
 	r, err := convert.Convert(ctx, be, m.ANN, trainSet, c.o)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -69,7 +69,7 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 	if err := outs.check(path); err != nil {
 		return err
 	}
-	m, err := c.mf.load(path)
+	m, err := c.mf.load(cmd, path)
 	if err != nil {
 		return err
 	}
@@ -93,8 +93,7 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer be.Close()
-	ctx, stop := interruptible()
-	defer stop()
+	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	if len(ts) == 1 && c.plotPath == "" {
 		rep, err := train.Evaluate(ctx, be, m.ANN, snn, testSet, c.s.BatchSize)
@@ -120,16 +119,21 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	sw.Model = filepath.Base(path)
-	if c.plotPath != "" {
-		if err := plots.Sweeps(c.plotPath, []results.Sweep{sw}); err != nil {
+	// the numbers first: a figure that cannot be drawn loses nothing
+	if c.jsonOut {
+		if err := printJSON(out, sw); err != nil {
 			return err
 		}
+	} else {
+		printSweep(out, path, testSet.Name, sw)
 	}
-	if c.jsonOut {
-		return printJSON(out, sw)
+	if c.plotPath == "" {
+		return nil
 	}
-	printSweep(out, path, testSet.Name, sw)
-	if c.plotPath != "" {
+	if err := plots.Sweeps(c.plotPath, []results.Sweep{sw}); err != nil {
+		return err
+	}
+	if !c.jsonOut {
 		fmt.Fprintf(out, "wrote %s and %s\n", c.plotPath, plots.CSVPath(c.plotPath))
 	}
 	return nil

@@ -64,7 +64,7 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if err := outs.check(path); err != nil {
 		return err
 	}
-	m, err := c.mf.load(path)
+	m, err := c.mf.load(cmd, path)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,13 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if err := write("--ann", c.annPath, func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) }, "the ANN"); err != nil {
 		return err
 	}
+	if err := stopped(cmd, "nothing was written"); err != nil {
+		return err
+	}
 	if err := write("--snn", c.snnPath, func() ([]byte, error) { return exporter.SNN(snn, c.opt) }, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps)); err != nil {
+		return err
+	}
+	if err := stopped(cmd, "nothing was written"); err != nil {
 		return err
 	}
 	if c.nirPath != "" {
@@ -116,6 +122,9 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
 		}
 		lines = append(lines, fmt.Sprintf("wrote %s: the SNN as a NIR graph", c.nirPath))
+	}
+	if err := stopped(cmd, "nothing was written"); err != nil {
+		return err
 	}
 	if err := set.Commit(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -30,7 +31,22 @@ func (f *modelFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.opt.Like, "like", "", "structure of a PyTorch state dict: any model file with the same parameter names")
 }
 
-func (f *modelFlags) load(path string) (*model.Model, error) { return model.LoadWith(path, f.opt) }
+// load reads the model file. What the reader had to assume about a
+// PyTorch module (its children applied in order, say) is printed on
+// stderr by every command, not by import alone: a wrong guess would
+// otherwise go unseen.
+func (f *modelFlags) load(cmd *cobra.Command, path string) (*model.Model, error) {
+	m, err := model.LoadWith(path, f.opt)
+	if err != nil {
+		return nil, err
+	}
+	if m.PT != nil && cmd.Name() != "import" { // import prints them in its table
+		for _, n := range m.PT.Notes {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note:", printable(n))
+		}
+	}
+	return m, nil
+}
 
 // deviceFlags choose the backend.
 type deviceFlags struct {
@@ -65,7 +81,7 @@ func addSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 // addSweepSNNFlags is addSNNFlags with --timesteps a list (sweep).
 func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 	f := &snnFlags{cfg: cfg, cmd: cmd, list: fmt.Sprint(cfg.Timesteps)}
-	cmd.Flags().StringVar(&f.list, "timesteps", f.list, "SNN: number of time steps T, or a list of them read off one simulation: 1,2,4,8 or 1-32 or 8-128:8 (default: the model file's own T)")
+	cmd.Flags().StringVar(&f.list, "timesteps", f.list, fmt.Sprintf("SNN: number of time steps T, or a list of them read off one simulation: 1,2,4,8 or 1-32 or 8-128:8 (at most %d values, each up to %d; default: the model file's own T)", results.MaxSweepPoints, train.MaxTimesteps))
 	f.addNeuron()
 	return f
 }

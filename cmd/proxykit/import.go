@@ -21,7 +21,7 @@ becomes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			m, err := mf.load(path)
+			m, err := mf.load(cmd, path)
 			if err != nil {
 				return err
 			}

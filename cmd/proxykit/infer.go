@@ -60,7 +60,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	if err := (outputs{{Name: "--output", Path: c.output}}).check(path, c.input); err != nil {
 		return err
 	}
-	m, err := c.mf.load(path)
+	m, err := c.mf.load(cmd, path)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		r, err := snn.RunOn(be, xt, false, c.batch)
+		r, err := snn.RunOn(cmd.Context(), be, xt, false, c.batch)
 		if err != nil {
 			return err
 		}

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -24,11 +21,13 @@ import (
 
 // What the commands print, in one place.
 
-// interruptible is a context cancelled by Ctrl-C or SIGTERM: the library
-// stops at the next step it checks and returns train.ErrInterrupted, and
-// main exits with status 130.
-func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// stopped is train.ErrInterrupted, saying what was saved, once the
+// command's context was cancelled (Ctrl-C, SIGTERM); nil before.
+func stopped(cmd *cobra.Command, saved string) error {
+	if cmd.Context().Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", train.ErrInterrupted, saved)
 }
 
 // printJSON prints v as one line of JSON.

@@ -25,7 +25,10 @@ From the output of eval --timesteps LIST --json, one file per model: accuracy
 per image against T, all models in the same panels — e.g. a converted SNN
 beside a proxy-trained one. --label names them (default: the model file).
 From a checkpoint written by train, or the lines train --json printed: the
-training curve (test and train accuracy, loss) over the epochs.`,
+training curve (test and train accuracy, loss) over the epochs of one run.
+A figure shows at most 1000 values of T per model (T up to 1048576) and
+training logs of up to 100000 epochs; files beyond what eval and train
+write are refused, naming the field.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" {
@@ -49,7 +52,10 @@ training curve (test and train accuracy, loss) over the epochs.`,
 					return err
 				}
 				if sw == nil {
-					history = append(history, hist...)
+					if history != nil {
+						return fmt.Errorf("%s is a second training log: a training curve shows one run; draw each into its own figure", path)
+					}
+					history = hist
 					continue
 				}
 				if sw.Model == "" || len(labels) > 0 {

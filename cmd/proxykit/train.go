@@ -70,7 +70,7 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	if err := c.rf.complete(); err != nil {
 		return err
 	}
-	m, err := c.mf.load(path)
+	m, err := c.mf.load(cmd, path)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/train"
@@ -15,6 +16,11 @@ import (
 // runTraining runs a trainer on --device, reporting progress, writing the
 // checkpoint (and the curve) after every epoch and on an interrupt.
 func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, output, plotPath string, jsonOut bool) error {
+	lock, err := atomicfile.Lock(output) // one run writes a checkpoint at a time
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	be, err := df.open()
 	if err != nil {
 		return err
@@ -45,12 +51,26 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 			prog.show(fmt.Sprintf("epoch %d: batch %d/%d, loss %.4f, %.0f images/s", p.Epoch, p.Batch, p.Batches, p.Loss, p.ImagesPerSec), p.Batch == p.Batches)
 		}
 	}
+	saved := -1 // the epoch the last checkpoint this run wrote ends
 	save := func() error {
 		c, err := t.Checkpoint()
-		if err != nil {
-			return err
+		if err == nil {
+			err = c.Save(output)
 		}
-		return c.Save(output)
+		if err == nil {
+			saved = len(t.Progress.History)
+		}
+		return err
+	}
+	// holds says what -o holds after a failure
+	holds := func() string {
+		switch {
+		case saved > 0:
+			return fmt.Sprintf("%s holds the run after epoch %d", output, t.Progress.History[saved-1].Epoch)
+		case saved == 0:
+			return fmt.Sprintf("%s holds the run before its first epoch ended", output)
+		}
+		return fmt.Sprintf("this run wrote no checkpoint to %s", output)
 	}
 	t.OnEpoch = func(st results.EpochStats) error {
 		prog.clear()
@@ -64,22 +84,19 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 		}
 		return printEpoch(stdout, st, jsonOut)
 	}
-	ctx, stop := interruptible()
-	defer stop()
+	ctx := cmd.Context()
 	err = t.Run(ctx)
 	prog.clear()
 	if errors.Is(err, train.ErrInterrupted) {
 		if serr := save(); serr != nil {
-			return serr
+			return fmt.Errorf("%w at epoch %d, batch %d, and the checkpoint could not be written (%v); %s",
+				train.ErrInterrupted, t.Progress.Epoch, t.Progress.Batch, serr, holds())
 		}
 		return fmt.Errorf("%w at epoch %d, batch %d; checkpoint written to %s (continue with --resume %s)",
 			train.ErrInterrupted, t.Progress.Epoch, t.Progress.Batch, output, output)
 	}
 	if err != nil {
-		if n := len(t.Progress.History); n > 0 {
-			return fmt.Errorf("%w; %s still holds the run after epoch %d", err, output, t.Progress.History[n-1].Epoch)
-		}
-		return err
+		return fmt.Errorf("%w; %s", err, holds())
 	}
 	if !jsonOut {
 		fmt.Fprintf(stdout, "done: checkpoint %s\n", output)

@@ -75,7 +75,7 @@ func TestGPUCountsMatchPyTorch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false, 0)
+				res, err := snn.RunOn(context.Background(), be, testutil.Array(t, name+".x.npy"), false, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -130,7 +130,7 @@ func TestGPUFullWidthCountsMatchCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu, err := snn.RunOn(compute.NewCPU(), x, false, 0)
+	cpu, err := snn.RunOn(context.Background(), compute.NewCPU(), x, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestGPUFullWidthCountsMatchCPU(t *testing.T) {
 	}
 	for _, v := range gpuVariants[:3] {
 		be := openGPU(t, v.opt)
-		res, err := snn.RunOn(be, x, false, 0)
+		res, err := snn.RunOn(context.Background(), be, x, false, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,10 +2,14 @@
 // the bytes go to a temporary file in the destination's folder, which is
 // renamed over the destination only once complete.
 //
-// Temporary names are short (".pk-" and a hash of the destination's name,
-// whatever its length), so a destination name of up to 255 bytes works,
-// and the temporary files a killed run left behind for a destination are
-// removed by the next write to it. Existing destinations that are not
+// Temporary names are short (".pk-", a hash of the destination's name
+// whatever its length, and the writer's process ID), so a destination
+// name of up to 255 bytes works. The temporary files a killed process
+// left behind for a destination are removed by the next write to it —
+// never those of a process still running — and a process that is
+// stopped by a signal removes its own (RemoveTemporaries). Lock keeps a
+// second process from writing a file another one is writing (a
+// checkpoint during a training run). Existing destinations that are not
 // regular files (devices, named pipes, symbolic links, folders) are never
 // replaced.
 package atomicfile
@@ -13,24 +17,75 @@ package atomicfile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/proxykit/proxykit/internal/limits"
 )
 
-// tempPrefix is the start of every temporary name for path.
+// tempPrefix is the start of every temporary name for path; the writer's
+// process ID and a random part follow (".pk-HASH.tmp.PID.RANDOM").
 func tempPrefix(path string) string {
 	sum := sha256.Sum256([]byte(filepath.Base(path)))
 	return ".pk-" + hex.EncodeToString(sum[:8]) + ".tmp"
 }
 
-// cleanStale removes temporary files an interrupted write to path left.
+// cleanStale removes the temporary files that writes to path by processes
+// no longer running left behind.
 func cleanStale(path string) {
-	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix(path)+"*"))
+	prefix := tempPrefix(path) + "."
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), prefix+"*"))
 	for _, f := range old {
+		pid, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(f), prefix), ".")
+		if n, err := strconv.Atoi(pid); ok && err == nil && alive(n) {
+			continue // another process is writing it
+		}
 		os.Remove(f)
+	}
+}
+
+// alive reports whether process pid runs (or may: one we cannot signal).
+func alive(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// temporaries are this process's temporary files not yet renamed or
+// removed, for RemoveTemporaries. They are the process's by nature: a
+// signal stops the process, whatever write is under way.
+var temporaries = struct {
+	sync.Mutex
+	files map[string]bool
+}{files: map[string]bool{}}
+
+func track(name string, live bool) {
+	temporaries.Lock()
+	defer temporaries.Unlock()
+	if live {
+		temporaries.files[name] = true
+	} else {
+		delete(temporaries.files, name)
+	}
+}
+
+// RemoveTemporaries removes every temporary file of this process's writes
+// in progress: a command stopped by a signal calls it before it exits, so
+// that an interrupted write leaves nothing behind.
+func RemoveTemporaries() {
+	temporaries.Lock()
+	defer temporaries.Unlock()
+	for f := range temporaries.files {
+		os.Remove(f)
+		delete(temporaries.files, f)
 	}
 }
 
@@ -49,13 +104,62 @@ func Check(path string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("cannot write %s: %s is not a folder", path, dir)
 	}
-	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
+	tmp, err := os.CreateTemp(dir, fmt.Sprintf("%s.%d.*", tempPrefix(path), os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	tmp.Close()
 	os.Remove(tmp.Name())
 	return nil
+}
+
+// A FileLock keeps other processes from writing a file while this one
+// does (an advisory lock on a hidden file beside it, holding the PID).
+type FileLock struct {
+	f    *os.File
+	path string
+}
+
+// Lock takes path's lock, or says which process holds it.
+func Lock(path string) (*FileLock, error) {
+	name := filepath.Join(filepath.Dir(path), ".pk-"+hashOf(path)+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(name)
+		f.Close()
+		who := "another process"
+		if pid := strings.TrimSpace(string(holder)); pid != "" {
+			who = "process " + pid
+		}
+		return nil, fmt.Errorf("%s is being written by %s; wait for it to finish or choose another output", path, who)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return &FileLock{f: f, path: name}, nil
+}
+
+// Unlock releases the lock. The hidden lock file stays (removing it would
+// let two processes lock two different files of one name).
+func (l *FileLock) Unlock() {
+	if l == nil || l.f == nil {
+		return
+	}
+	l.f.Close()
+	l.f = nil
+}
+
+// hashOf names path's hidden files: the same for every spelling of one
+// path (the folder's absolute form and the base name).
+func hashOf(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Write writes b to path atomically. On error, path is left as it was.
@@ -109,25 +213,30 @@ func PrepareFunc(path string, write func(tmp string) error) (*Pending, error) {
 		return nil, err
 	}
 	cleanStale(path)
-	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), fmt.Sprintf("%s.%d.*", tempPrefix(path), os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	name := tmp.Name()
 	tmp.Close()
-	if err := write(name); err != nil {
+	track(name, true)
+	fail := func(err error) (*Pending, error) {
 		os.Remove(name)
+		track(name, false)
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
+	if err := write(name); err != nil {
+		return fail(err)
+	}
 	if err := os.Chmod(name, 0o644); err != nil {
-		os.Remove(name)
-		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+		return fail(err)
 	}
 	return &Pending{path: path, tmp: name}, nil
 }
 
 // Commit renames the temporary file over the destination.
 func (p *Pending) Commit() error {
+	defer track(p.tmp, false)
 	if err := os.Rename(p.tmp, p.path); err != nil {
 		os.Remove(p.tmp)
 		return fmt.Errorf("cannot write %s: %w", p.path, err)
@@ -136,7 +245,10 @@ func (p *Pending) Commit() error {
 }
 
 // Abort removes the temporary file.
-func (p *Pending) Abort() { os.Remove(p.tmp) }
+func (p *Pending) Abort() {
+	os.Remove(p.tmp)
+	track(p.tmp, false)
+}
 
 // Output is a file a command will write, named by what the user gave it
 // with (a flag such as "-o" or "--plot", or a description such as "the

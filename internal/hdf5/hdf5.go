@@ -11,20 +11,40 @@ package hdf5
 
 static hid_t pk_float(void) { return H5T_NATIVE_FLOAT; }
 static hid_t pk_int64(void) { return H5T_NATIVE_INT64; }
+static void quiet(void);
 static hid_t pk_vlen_utf8(void) {
+	quiet();
 	hid_t t = H5Tcopy(H5T_C_S1);
 	if (t < 0) return t;
 	H5Tset_size(t, H5T_VARIABLE);
 	H5Tset_cset(t, H5T_CSET_UTF8);
 	return t;
 }
+// quiet turns off the HDF5 library's printing of its error stack (a full
+// disk printed hundreds of lines): errors come back as return values. The
+// setting belongs to the calling thread, and cgo calls may run on any, so
+// every entry point sets it.
+static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 static hid_t pk_create_file(const char *name) {
-	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+	quiet();
 	return H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+}
+static herr_t pk_close_group(hid_t g) {
+	quiet();
+	return H5Gclose(g);
+}
+static herr_t pk_close_type(hid_t t) {
+	quiet();
+	return H5Tclose(t);
+}
+static herr_t pk_close_file(hid_t f) {
+	quiet();
+	return H5Fclose(f);
 }
 // Objects are created without modification times, so that the same
 // content always gives the same bytes.
 static hid_t pk_group(hid_t loc, const char *name) {
+	quiet();
 	hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
 	if (gcpl < 0) return gcpl;
 	H5Pset_obj_track_times(gcpl, 0);
@@ -33,6 +53,7 @@ static hid_t pk_group(hid_t loc, const char *name) {
 	return g;
 }
 static herr_t pk_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const void *buf) {
+	quiet();
 	hid_t space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
 	if (space < 0) return -1;
 	hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -83,7 +104,7 @@ func (f *File) Root() *Group { return &Group{id: f.id, file: f, name: "/"} }
 
 // Close flushes and closes the file.
 func (f *File) Close() error {
-	if C.H5Fclose(f.id) < 0 {
+	if C.pk_close_file(f.id) < 0 {
 		return fmt.Errorf("HDF5 cannot close %s", f.path)
 	}
 	return nil
@@ -107,7 +128,7 @@ func (g *Group) Group(name string) (*Group, error) {
 // Close closes the group.
 func (g *Group) Close() {
 	if g.id != g.file.id {
-		C.H5Gclose(g.id)
+		C.pk_close_group(g.id)
 	}
 }
 
@@ -166,7 +187,7 @@ func (g *Group) Strings(name string, shape []int, values []string) error {
 	if t < 0 {
 		return g.fail("string type for", name)
 	}
-	defer C.H5Tclose(t)
+	defer C.pk_close_type(t)
 	ptrs := C.malloc(C.size_t(max(len(values), 1)) * C.size_t(unsafe.Sizeof(uintptr(0))))
 	defer C.free(ptrs)
 	arr := unsafe.Slice((**C.char)(ptrs), max(len(values), 1))
