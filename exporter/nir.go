@@ -220,10 +220,13 @@ func WriteNIR(path string, s *spiking.Network, o NIROptions) error {
 	return atomicfile.WriteFunc(path, func(tmp string) error { return writeNIRFile(tmp, nodes, s.Config) })
 }
 
-// CheckNIR reports whether the SNN can be written as NIR, without writing.
+// CheckNIR reports whether the SNN can be written as NIR, without writing:
+// NIR can express it and the HDF5 library is there.
 func CheckNIR(s *spiking.Network, o NIROptions) error {
-	_, err := nirGraph(s, o)
-	return err
+	if _, err := nirGraph(s, o); err != nil {
+		return err
+	}
+	return hdf5.Available()
 }
 
 // WriteNIRFile writes the SNN as a NIR graph in HDF5 to path, in place

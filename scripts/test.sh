@@ -62,8 +62,11 @@ export CI=${CI:-true}
 echo "== go test"
 go test -count=1 ./...
 
+echo "== a program of its own module uses proxykit as a library (examples/embed)"
+(cd examples/embed && go vet . && go run .)
+
 echo "== ONNX's own operator conformance cases through proxykit infer (0 wrong, 0 crashes)"
-go build -o .cache/proxykit ./cmd/proxykit
+go build -buildvcs=true -o .cache/proxykit ./cmd/proxykit
 /usr/bin/python3 scripts/onnx_conformance.py .cache/proxykit .cache/onnx-cases 2>&1 | grep -v -i warning | grep -v '^passed:'
 
 echo "== fuzz the ONNX import (30 s)"

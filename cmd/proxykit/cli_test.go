@@ -238,3 +238,25 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionFromBuildInfo builds proxykit as a user does in a checkout
+// and checks that version reports the module version and the commit Go
+// stamped into the binary.
+func TestVersionFromBuildInfo(t *testing.T) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD (the tests run in a git checkout): %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "proxykit")
+	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "commit " + strings.TrimSpace(string(head))[:12]
+	if !strings.HasPrefix(string(out), "proxykit v0.") || !strings.Contains(string(out), want) {
+		t.Errorf("version printed %q; want the module version and %q", out, want)
+	}
+}

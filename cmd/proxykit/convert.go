@@ -32,7 +32,7 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if err != nil {
 				return err
 			}
-			opt := exporter.Options{Opset: opset, ProducerVersion: version,
+			opt := exporter.Options{Opset: opset, ProducerVersion: version(),
 				Metadata: map[string]string{"proxykit.source": args[0]}}
 			if err := exporter.WriteANN(output, m.ANN, opt); err != nil {
 				return err

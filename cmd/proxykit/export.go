@@ -73,8 +73,8 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	c.opt.ProducerVersion = version
-	c.opt.Metadata = map[string]string{"proxykit.source": path, "proxykit.version": version}
+	c.opt.ProducerVersion = version()
+	c.opt.Metadata = map[string]string{"proxykit.source": path, "proxykit.version": version()}
 	if ck := m.Checkpoint; ck != nil {
 		b, err := json.Marshal(ck.Settings)
 		if err != nil {

@@ -40,7 +40,7 @@ linear to 10 classes.`,
 				return err
 			}
 			meta := map[string]string{"proxykit.arch": af.name, "proxykit.network": net.Name, "proxykit.seed": fmt.Sprint(af.opt.Seed)}
-			if err := exporter.WriteANN(output, net, exporter.Options{Metadata: meta, ProducerVersion: version}); err != nil {
+			if err := exporter.WriteANN(output, net, exporter.Options{Metadata: meta, ProducerVersion: version()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s, %d parameters, seed %d\n", output, net.Name, net.ParamCount(), af.opt.Seed)

@@ -106,3 +106,23 @@ func TestErrorsPrintNothing(t *testing.T) {
 		t.Errorf("HDF5 printed on stderr:\n%s", printed)
 	}
 }
+
+// TestMissingLibrarySaysWhat runs a process in which the library cannot
+// be found: Create fails with what to install, and nothing else breaks.
+func TestMissingLibrarySaysWhat(t *testing.T) {
+	if os.Getenv("PROXYKIT_HDF5") == "/nonexistent/libhdf5.so" {
+		_, err := Create(filepath.Join(t.TempDir(), "x.h5"))
+		if err == nil || !strings.Contains(err.Error(), "libhdf5") || !strings.Contains(err.Error(), "PROXYKIT_HDF5") {
+			t.Fatalf("Create without the library: %v", err)
+		}
+		if Available() == nil {
+			t.Fatal("Available says the missing library is there")
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMissingLibrarySaysWhat$")
+	cmd.Env = append(os.Environ(), "PROXYKIT_HDF5=/nonexistent/libhdf5.so")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
