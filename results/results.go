@@ -4,6 +4,8 @@
 // JSON and plot reads back.
 package results
 
+import "github.com/proxykit/proxykit/compute"
+
 // Accuracy is a test-set evaluation of both networks.
 type Accuracy struct {
 	N int `json:"n"`
@@ -131,4 +133,9 @@ type BenchResult struct {
 	// training step and the inference held (backends with device memory).
 	TrainDeviceMB float64 `json:"train_device_mb,omitempty"`
 	InferDeviceMB float64 `json:"infer_device_mb,omitempty"`
+	// StepTraffic and InferTraffic are one training step's and one
+	// inference batch's launches, bytes and library calls, on backends
+	// that count them (compute.Counting: the CUDA backend).
+	StepTraffic  *compute.Traffic `json:"step_traffic,omitempty"`
+	InferTraffic *compute.Traffic `json:"infer_traffic,omitempty"`
 }

@@ -81,10 +81,18 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	if err := be.Err(); err != nil {
 		return r, err
 	}
+	counting, counts := be.(compute.Counting)
 	start := time.Now()
 	for r.TrainSteps == 0 || time.Since(start) < minTime {
+		if counts && r.TrainSteps == 0 { // one steady-state step's traffic
+			counting.ResetTraffic()
+		}
 		if err := step(); err != nil {
 			return r, err
+		}
+		if counts && r.TrainSteps == 0 {
+			t := counting.Traffic()
+			r.StepTraffic = &t
 		}
 		r.TrainSteps++
 	}
@@ -129,8 +137,15 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	n := 0
 	start = time.Now()
 	for n == 0 || time.Since(start) < minTime {
+		if counts && n == 0 {
+			counting.ResetTraffic()
+		}
 		if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
 			return r, err
+		}
+		if counts && n == 0 {
+			t := counting.Traffic()
+			r.InferTraffic = &t
 		}
 		n++
 		if n%8 == 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/spiking"
@@ -101,5 +102,13 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 		fmt.Fprintf(out, "; on the device %.0f MB training, %.0f MB inference", r.TrainDeviceMB, r.InferDeviceMB)
 	}
 	fmt.Fprintln(out)
+	for _, tr := range []struct {
+		what string
+		t    *compute.Traffic
+	}{{fmt.Sprintf("one training step, batch %d", c.batch), r.StepTraffic}, {fmt.Sprintf("one SNN inference batch of %d", r.InferBatch), r.InferTraffic}} {
+		if tr.t != nil {
+			printTraffic(out, tr.what, *tr.t)
+		}
+	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
@@ -219,4 +222,20 @@ func printable(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// printTraffic prints what a counting backend queued: launches and bytes
+// per kernel, library calls, the GEMMs' arithmetic.
+func printTraffic(w io.Writer, what string, t compute.Traffic) {
+	launches, bytes := t.Glue(nil)
+	fmt.Fprintf(w, "\n%s: %d kernel launches moving %.1f MB; %.1f GFLOP in GEMMs\n", what, launches, float64(bytes)/1e6, float64(t.GemmFLOPs)/1e9)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kernel\tlaunches\tread MB\twritten MB\t")
+	for _, k := range slices.Sorted(maps.Keys(t.Launches)) {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t\n", k, t.Launches[k], float64(t.Read[k])/1e6, float64(t.Written[k])/1e6)
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.Calls)) {
+		fmt.Fprintf(tw, "%s\t%d\t\t\t\n", k, t.Calls[k])
+	}
+	tw.Flush()
 }
