@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/proxykit/proxykit/internal/limits"
@@ -143,12 +145,16 @@ func (c *Checkpoint) Save(path string) error {
 }
 
 // Is reports whether data looks like a checkpoint (a safetensors file).
-func Is(data []byte) bool {
-	if len(data) < 10 {
+func Is(data []byte) bool { return IsHead(data, int64(len(data))) }
+
+// IsHead is Is from the first bytes of a file of size bytes: a header
+// length that fits the file, then the header's JSON.
+func IsHead(head []byte, size int64) bool {
+	if len(head) < 9 || size < 10 {
 		return false
 	}
-	n := binary.LittleEndian.Uint64(data[:8])
-	return n > 0 && n < uint64(len(data)) && data[8] == '{'
+	n := binary.LittleEndian.Uint64(head[:8])
+	return n > 0 && n < uint64(size) && head[8] == '{'
 }
 
 // Load reads a checkpoint file.
@@ -268,8 +274,64 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 			return nil, fmt.Errorf("unknown checkpoint tensor %q", key)
 		}
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
+
+// check refuses metadata and statistics no run can have written: the
+// settings (recipe.Settings.Validate), Adam's hyper-parameters and step
+// count, BatchNorm statistics that are not finite or variances below 0,
+// a position before the start.
+func (c *Checkpoint) check() error {
+	if err := c.Settings.Validate(); err != nil {
+		return fmt.Errorf("checkpoint settings: %w", err)
+	}
+	if a := c.Adam; a != nil {
+		finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+		switch {
+		case !(a.LR > 0) || !finite(a.LR):
+			return fmt.Errorf("checkpoint optimizer: learning rate %g; want a positive finite value", a.LR)
+		case !(a.Beta1 >= 0 && a.Beta1 < 1 && a.Beta2 >= 0 && a.Beta2 < 1):
+			return fmt.Errorf("checkpoint optimizer: betas %g, %g; want values in [0, 1)", a.Beta1, a.Beta2)
+		case !(a.Eps >= 0) || !finite(a.Eps):
+			return fmt.Errorf("checkpoint optimizer: eps %g; want a finite value of at least 0", a.Eps)
+		case !(a.WeightDecay >= 0) || !finite(a.WeightDecay):
+			return fmt.Errorf("checkpoint optimizer: weight decay %g; want a finite value of at least 0", a.WeightDecay)
+		case a.Step < 0 || a.Step > MaxSteps:
+			return fmt.Errorf("checkpoint optimizer: %d steps made; want 0 to %d", a.Step, MaxSteps)
+		}
+	}
+	for which, stats := range map[string]map[string]BNStats{"ANN": c.ANNStats, "SNN": c.SNNStats} {
+		for _, name := range slices.Sorted(maps.Keys(stats)) {
+			st := stats[name]
+			if err := nn.CheckFinite(which+" BatchNorm "+name+" running_mean", st.Mean); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			for i, v := range st.Var {
+				if !(v >= 0) || math.IsInf(float64(v), 0) {
+					return fmt.Errorf("checkpoint: %s BatchNorm %s running_var[%d] is %g; variances are finite and not negative", which, name, i, v)
+				}
+			}
+		}
+	}
+	p := c.Progress
+	if p.Epoch < 0 || p.Batch < 0 || p.Partial.Images < 0 || len(p.History) > p.Epoch {
+		return fmt.Errorf("checkpoint position: epoch %d, batch %d, %d images, %d epochs in the history; none can be negative, nor the history longer than the epochs",
+			p.Epoch, p.Batch, p.Partial.Images, len(p.History))
+	}
+	if t := p.Partial; t.ANNCorrect < 0 || t.SNNCorrect < 0 || t.ANNCorrect > t.Images || t.SNNCorrect > t.Images ||
+		!(t.LossSum >= 0) || math.IsInf(t.LossSum, 0) || !(t.Seconds >= 0) || math.IsInf(t.Seconds, 0) {
+		return fmt.Errorf("checkpoint position: the epoch's partial sums (%d images, %d and %d correct, loss sum %g, %g s) are not a run's",
+			t.Images, t.ANNCorrect, t.SNNCorrect, t.LossSum, t.Seconds)
+	}
+	return nil
+}
+
+// MaxSteps bounds the optimizer steps a checkpoint may record: 2^53, the
+// largest count a float64 bias correction still distinguishes.
+const MaxSteps = 1 << 53
 
 func splitLast(s string) (string, string) {
 	for i := len(s) - 1; i >= 0; i-- {
@@ -338,8 +400,12 @@ func New(ann *nn.Network, snn *spiking.Network, s recipe.Settings) *Checkpoint {
 func (c *Checkpoint) CheckResumable(ann *nn.Network, snn *spiking.Network, batches int) error {
 	for _, p := range ann.Params() {
 		q, ok := c.Params[p.Name]
-		if !ok || len(q.Data) != len(p.Data) {
+		switch {
+		case !ok:
 			return fmt.Errorf("the checkpoint lacks parameter %q", p.Name)
+		case !slices.Equal(q.Shape, p.Shape) || len(q.Data) != len(p.Data):
+			return fmt.Errorf("parameter %q is %s in the checkpoint and %s in the model: they are networks of different sizes",
+				p.Name, nn.ShapeString(q.Shape), nn.ShapeString(p.Shape))
 		}
 		if err := nn.CheckFinite("parameter "+p.Name, q.Data); err != nil {
 			return err

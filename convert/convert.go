@@ -29,13 +29,17 @@ package convert
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -232,4 +236,64 @@ func lerp(a, b, t float64) float64 {
 		return b - (b-a)*(1-t)
 	}
 	return a + (b-a)*t
+}
+
+// Options of a conversion (Convert).
+type Options struct {
+	// Percentile of each layer's positive activations that fires at
+	// every step, in (0, 100] (DefaultPercentile is robust).
+	Percentile float64
+	// Images is the number of training images calibrated on, from the
+	// first (0: all); Batch the images per forward pass.
+	Images, Batch int
+	// SNN is the setting the converted SNN runs with: θ = v_th − v_reset
+	// enters the scales.
+	SNN spiking.Config
+}
+
+// Result says what a conversion did.
+type Result struct {
+	// Scales are the neuron layers' scales, after Normalize.
+	Scales []Scale
+	// Inserted names the scaling layers put before joins.
+	Inserted []string
+	// Images is the number of images calibrated on.
+	Images int
+}
+
+// Convert calibrates ann on d (Calibrate) and normalises it (Normalize)
+// for the SNN setting o.SNN: Rueckauer et al.'s robust normalisation.
+func Convert(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, o Options) (Result, error) {
+	if err := o.SNN.Validate(); err != nil {
+		return Result{}, err
+	}
+	r := Result{Images: o.Images}
+	if r.Images < 1 || r.Images > d.N {
+		r.Images = d.N
+	}
+	scales, err := Calibrate(ctx, be, ann, d, r.Images, o.Batch, o.Percentile)
+	if err != nil {
+		return r, fmt.Errorf("calibration: %w", err)
+	}
+	if r.Inserted, err = Normalize(ann, scales, float64(o.SNN.Threshold-o.SNN.Reset)); err != nil {
+		return r, err
+	}
+	r.Scales = scales
+	return r, nil
+}
+
+// Notes describe the conversion of source on dataset's training images
+// at percentile, for a checkpoint's notes.
+func (r Result) Notes(source, dataset string, percentile float64) map[string]string {
+	scales, _ := json.Marshal(r.Scales)
+	notes := map[string]string{
+		"converted_from": filepath.Base(source),
+		"conversion": fmt.Sprintf("Rueckauer et al. 2017 robust normalisation, %gth percentile of positive activations on %d %s training images",
+			percentile, r.Images, dataset),
+		"scales": string(scales),
+	}
+	if len(r.Inserted) > 0 {
+		notes["shortcut_scaling"] = strings.Join(r.Inserted, ", ")
+	}
+	return notes
 }

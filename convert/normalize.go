@@ -38,39 +38,45 @@ import (
 //
 // With theta = 1 the normalised ANN's activations are the original's
 // divided by λ, so its predictions are the original's; with another theta
-// only the SNN is guaranteed to be the converted one. On an error ann is
-// left as it was.
-func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
+// only the SNN is guaranteed to be the converted one. It returns the names
+// of the scaling layers it inserted before joins. On an error ann is left
+// as it was.
+func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []string, err error) {
 	if !(theta > 0) {
-		return fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
+		return nil, fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
 	}
 	body, _ := ann.Body()
 	layers, inputs := body.Layers, body.Inputs
 	if len(layers) == 0 {
-		return fmt.Errorf("the network has no layers")
+		return nil, fmt.Errorf("the network has no layers")
 	}
 	idx, names := neuronLayers(layers)
 	if len(scales) != len(idx) {
-		return fmt.Errorf("%d scales for %d neuron layers", len(scales), len(idx))
+		return nil, fmt.Errorf("%d scales for %d neuron layers", len(scales), len(idx))
 	}
 	neuron := map[int]int{} // layer → its neuron layer; the last layer's output feeds the output IF layer
 	for j, s := range scales {
 		if s.Layer != names[j] {
-			return fmt.Errorf("scale %d is for layer %q, the network's neuron layer %d is %q", j, s.Layer, j, names[j])
+			return nil, fmt.Errorf("scale %d is for layer %q, the network's neuron layer %d is %q", j, s.Layer, j, names[j])
 		}
 		if !(s.Lambda > 0) {
-			return fmt.Errorf("layer %q never had a positive activation on the calibration images (λ = %g): it cannot be normalised; use more images or check the data", s.Layer, s.Lambda)
+			return nil, fmt.Errorf("layer %q never had a positive activation on the calibration images (λ = %g): it cannot be normalised; use more images or check the data", s.Layer, s.Lambda)
 		}
 		neuron[idx[j]] = j
 	}
 	p, err := plan(layers, inputs, ann.InputShape, neuron, scales, theta)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Apply the plan; on an error put every parameter back.
 	saved := make([][]float32, len(ann.Params()))
 	for i, q := range ann.Params() {
 		saved[i] = slices.Clone(q.Data)
+	}
+	restore := func() {
+		for k, q := range ann.Params() {
+			copy(q.Data, saved[k])
+		}
 	}
 	for i, l := range layers {
 		s, ok := l.(nn.Scalable)
@@ -79,23 +85,25 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) error {
 		}
 		if f := p.in[i]; f != 1 {
 			if err := s.ScaleInput(f); err != nil {
-				for k, q := range ann.Params() {
-					copy(q.Data, saved[k])
-				}
-				return fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
+				restore()
+				return nil, fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
 			}
 		}
 		if f := p.out[i]; f != 1 {
 			s.ScaleOutput(f)
 		}
+		// a scale beyond float32's range would leave weights no command reads
+		for _, q := range l.Params() {
+			if err := nn.CheckFinite("the scaled "+q.Name, q.Data); err != nil {
+				restore()
+				return nil, fmt.Errorf("layer %d (%s %q): scales %g and %g overflow: %w", i, l.Kind(), l.Name(), p.in[i], p.out[i], err)
+			}
+		}
 	}
 	for j := range scales {
 		scales[j].Lambda = p.lambda[j]
 	}
-	if len(p.fixes) > 0 {
-		insertScalers(ann, p.fixes)
-	}
-	return nil
+	return insertScalers(ann, p.fixes), nil
 }
 
 // normPlan is what Normalize does: per layer the factor its input and its
@@ -222,8 +230,12 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 func same(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(math.Abs(a), math.Abs(b)) }
 
 // insertScalers puts a 1×1 depthwise convolution (weight: the factor, no
-// bias) before each join input the plan fixes, renumbering the graph.
-func insertScalers(ann *nn.Network, fixes []scaler) {
+// bias) before each join input the plan fixes, renumbering the graph, and
+// returns the names of the layers it inserted.
+func insertScalers(ann *nn.Network, fixes []scaler) (inserted []string) {
+	if len(fixes) == 0 {
+		return nil
+	}
 	var layers []nn.Layer
 	var inputs [][]int
 	at := make([]int, len(ann.Layers)) // old index → new
@@ -247,6 +259,7 @@ func insertScalers(ann *nn.Network, fixes []scaler) {
 				name += "_"
 			}
 			names[name] = true
+			inserted = append(inserted, name)
 			c := f.channels
 			w := nn.NewParam(name+".weight", nn.Full([]int{c, 1, 1, 1}, float32(f.factor)), c, 1, 1, 1)
 			layers = append(layers, &nn.Conv2d{LayerName: name, Weight: w, SH: 1, SW: 1, DH: 1, DW: 1, Groups: c})
@@ -258,4 +271,5 @@ func insertScalers(ann *nn.Network, fixes []scaler) {
 		inputs = append(inputs, srcs)
 	}
 	ann.Layers, ann.Inputs = layers, inputs
+	return inserted
 }

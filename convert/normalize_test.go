@@ -33,7 +33,7 @@ func TestThresholdScalesExactly(t *testing.T) {
 		for j := range names {
 			sc[j].Layer = names[j]
 		}
-		if err := convert.Normalize(m.ANN, sc, float64(theta)); err != nil {
+		if _, err := convert.Normalize(m.ANN, sc, float64(theta)); err != nil {
 			t.Fatal(err)
 		}
 		snn, err := m.SNN(spiking.Config{Timesteps: 32, Threshold: theta})
@@ -95,7 +95,7 @@ func TestNormalizeRefuses(t *testing.T) {
 				sc = append(sc, convert.Scale{Layer: name, Lambda: c.scales[j]})
 			}
 		}
-		err := convert.Normalize(net, sc, 1)
+		_, err := convert.Normalize(net, sc, 1)
 		if c.want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", c.name, err)
@@ -108,11 +108,11 @@ func TestNormalizeRefuses(t *testing.T) {
 	}
 	// BatchNorm right after an IF layer has no weights to take λ.
 	net := &nn.Network{InputShape: []int{2, 1, 1}, Layers: []nn.Layer{bn, &nn.ReLU{LayerName: "r1"}, bn, &nn.ReLU{LayerName: "r2"}}}
-	err := convert.Normalize(net, []convert.Scale{{Layer: "r1", Lambda: 2}, {Layer: "r2", Lambda: 3}}, 1)
+	_, err := convert.Normalize(net, []convert.Scale{{Layer: "r1", Lambda: 2}, {Layer: "r2", Lambda: 3}}, 1)
 	if err == nil || !strings.Contains(err.Error(), "BatchNorm right after an IF layer") {
 		t.Errorf("BN after IF: %v", err)
 	}
-	if err := convert.Normalize(net, nil, 0); err == nil || !strings.Contains(err.Error(), "positive") {
+	if _, err := convert.Normalize(net, nil, 0); err == nil || !strings.Contains(err.Error(), "positive") {
 		t.Errorf("theta 0: %v", err)
 	}
 }
@@ -124,7 +124,7 @@ func TestNormalizeKnownValues(t *testing.T) {
 	fc1 := &nn.Linear{LayerName: "fc1", Weight: nn.NewParam("w1", []float32{1, -2}, 1, 2), Bias: nn.NewParam("b1", []float32{4}, 1)}
 	fc2 := &nn.Linear{LayerName: "fc2", Weight: nn.NewParam("w2", []float32{3}, 1, 1), Bias: nn.NewParam("b2", []float32{-8}, 1)}
 	net := &nn.Network{InputShape: []int{2}, Layers: []nn.Layer{fc1, &nn.ReLU{LayerName: "r"}, fc2}}
-	if err := convert.Normalize(net, []convert.Scale{{Layer: "r", Lambda: 4}, {Layer: "output", Lambda: 16}}, 2); err != nil {
+	if _, err := convert.Normalize(net, []convert.Scale{{Layer: "r", Lambda: 4}, {Layer: "output", Lambda: 16}}, 2); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -164,7 +164,7 @@ func TestNormalizeBranching(t *testing.T) {
 		for j, name := range reluNames(net) {
 			sc = append(sc, convert.Scale{Layer: name, Lambda: 0.5 + float64((j*7)%5)})
 		}
-		if err := convert.Normalize(net, sc, 1); err != nil {
+		if _, err := convert.Normalize(net, sc, 1); err != nil {
 			t.Fatal(err)
 		}
 		after, err := net.Forward(x)

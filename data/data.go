@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,30 @@ type Dataset struct {
 	Labels     []uint8
 	N, C, H, W int
 	Classes    int
+}
+
+// New makes a data set of a program's own arrays: n = len(labels) images of
+// c×h×w values each, row-major (NCHW), pixels scaled as the model was
+// trained on (the bundled data sets use [0, 1]), and their labels, each
+// below classes. It checks the sizes and that every value is finite; the
+// arrays are used, not copied.
+func New(name string, images []float32, labels []uint8, c, h, w, classes int) (*Dataset, error) {
+	n := len(labels)
+	switch {
+	case c < 1 || h < 1 || w < 1 || classes < 1 || classes > 256:
+		return nil, fmt.Errorf("data set %s: %d×%d×%d images of %d classes: each must be positive (at most 256 classes)", name, c, h, w, classes)
+	case n == 0 || len(images) != n*c*h*w:
+		return nil, fmt.Errorf("data set %s: %d values for %d images of %d×%d×%d", name, len(images), n, c, h, w)
+	}
+	for i, v := range images {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("data set %s: image %d holds %g", name, i/(c*h*w), v)
+		}
+	}
+	if err := checkLabels(name, labels, classes); err != nil {
+		return nil, err
+	}
+	return &Dataset{Name: name, Images: images, Labels: labels, N: n, C: c, H: h, W: w, Classes: classes}, nil
 }
 
 // Image returns sample i's pixels.

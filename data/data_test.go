@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,5 +162,31 @@ func TestCIFAR10Binary(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "test_batch.bin"), rec(3, 7)[:3000])
 	if _, err := data.Load(filepath.Dir(dir), data.CIFAR10, false); err == nil || !strings.Contains(err.Error(), "test_batch.bin") {
 		t.Errorf("truncated CIFAR-10 file: %v", err)
+	}
+}
+
+// TestNewFromArrays: a program's own arrays become a data set, and what
+// cannot be one is refused, naming the problem.
+func TestNewFromArrays(t *testing.T) {
+	images := make([]float32, 3*2*4*4)
+	d, err := data.New("mine", images, []uint8{0, 1, 2}, 2, 4, 4, 3)
+	if err != nil || d.N != 3 || len(d.Image(2)) != 32 || d.Classes != 3 {
+		t.Fatalf("New: %+v, %v", d, err)
+	}
+	nan := append([]float32(nil), images...)
+	nan[40] = float32(math.NaN())
+	for _, c := range []struct {
+		images []float32
+		labels []uint8
+		want   string
+	}{
+		{images[:95], []uint8{0, 1, 2}, "95 values for 3 images"},
+		{images, []uint8{0, 1, 3}, "label 3 of sample 2"},
+		{nan, []uint8{0, 1, 2}, "image 1 holds NaN"},
+		{nil, nil, "0 values for 0 images"},
+	} {
+		if _, err := data.New("mine", c.images, c.labels, 2, 4, 4, 3); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New: %v, want an error with %q", err, c.want)
+		}
 	}
 }

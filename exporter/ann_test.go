@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/exporter"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 )
 
 // checkONNX runs ONNX's own checker (Debian's python3-onnx) on a file.
@@ -25,36 +25,36 @@ func checkONNX(t *testing.T, path string) {
 func TestANNRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range append(testutil.Models, testutil.Graphs...) {
-		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		path := filepath.Join(dir, filepath.Base(name)+".onnx")
-		if err := exporter.WriteANN(path, m.Net, exporter.Options{Metadata: map[string]string{"source": name}}); err != nil {
+		if err := exporter.WriteANN(path, m.ANN, exporter.Options{Metadata: map[string]string{"source": name}}); err != nil {
 			t.Fatal(err)
 		}
 		checkONNX(t, path)
-		back, err := importer.Load(path)
+		back, err := model.Load(path)
 		if err != nil {
 			t.Fatalf("%s: re-import: %v", name, err)
 		}
-		if len(back.Net.Layers) != len(m.Net.Layers) {
-			t.Fatalf("%s: %d layers after the round trip, %d before", name, len(back.Net.Layers), len(m.Net.Layers))
+		if len(back.ANN.Layers) != len(m.ANN.Layers) {
+			t.Fatalf("%s: %d layers after the round trip, %d before", name, len(back.ANN.Layers), len(m.ANN.Layers))
 		}
 		x := testutil.Array(t, name+".x.npy")
-		y0, err := m.Net.Forward(x)
+		y0, err := m.ANN.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y1, err := back.Net.Forward(x)
+		y1, err := back.ANN.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d := testutil.Differing(y0.Data, y1.Data); d != 0 {
 			t.Errorf("%s: %d outputs differ after the round trip", name, d)
 		}
-		for i, p := range back.Net.Params() {
-			if want := m.Net.Params()[i].Name; p.Name != want {
+		for i, p := range back.ANN.Params() {
+			if want := m.ANN.Params()[i].Name; p.Name != want {
 				t.Errorf("%s: parameter %d named %q, want %q", name, i, p.Name, want)
 			}
 		}

@@ -282,21 +282,30 @@ func NIRWarnings(s *spiking.Network, o NIROptions) ([]string, error) {
 // WriteNIR writes the SNN as a NIR graph in HDF5 to path, atomically (the
 // file is written beside path and renamed when complete).
 func WriteNIR(path string, s *spiking.Network, o NIROptions) error {
-	p, err := PrepareNIR(path, s, o)
+	nodes, err := nirGraph(s, o)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return atomicfile.WriteFunc(path, func(tmp string) error { return writeNIRFile(tmp, nodes, s.Config) })
+}
+
+// CheckNIR reports whether the SNN can be written as NIR, without writing:
+// NIR can express it and the HDF5 library is there.
+func CheckNIR(s *spiking.Network, o NIROptions) error {
+	if _, err := nirGraph(s, o); err != nil {
+		return err
+	}
+	return hdf5.Available()
+}
+
+// WriteNIRFile writes the SNN as a NIR graph in HDF5 to path, in place
+// (WriteNIR writes atomically).
+func WriteNIRFile(path string, s *spiking.Network, o NIROptions) error {
+	nodes, err := nirGraph(s, o)
 	if err != nil {
 		return err
 	}
-	return p.Commit()
-}
-
-// PrepareNIR writes the NIR file under a temporary name beside path, for
-// the caller to commit once every other output is written too.
-func PrepareNIR(path string, s *spiking.Network, o NIROptions) (*atomicfile.Pending, error) {
-	nodes, err := nirGraph(s, o)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return atomicfile.PrepareFunc(path, func(tmp string) error { return writeNIRFile(tmp, nodes, s.Config) })
+	return writeNIRFile(path, nodes, s.Config)
 }
 
 func writeNIRFile(path string, nodes []*nirNode, cfg spiking.Config) (err error) {
@@ -405,10 +414,4 @@ func writeNIRNode(g *hdf5.Group, n *nirNode) error {
 		}
 	}
 	return nil
-}
-
-// CheckNIR reports whether the SNN can be written as NIR, without writing.
-func CheckNIR(s *spiking.Network, o NIROptions) error {
-	_, err := nirGraph(s, o)
-	return err
 }

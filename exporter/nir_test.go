@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/exporter"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -37,12 +37,12 @@ func nirSimulate(t *testing.T, o exporter.NIROptions, names []string) (total, di
 	dir := t.TempDir()
 	sim := filepath.Join(testutil.Dir(), "..", "scripts", "nir_sim.py")
 	for _, name := range names {
-		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, cfg := range []spiking.Config{spiking.DefaultConfig(), {Timesteps: 8, Threshold: 1.5, Reset: 0.5}} {
-			snn, err := spiking.New(m.Net, cfg)
+			snn, err := spiking.New(m.ANN, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,11 +83,11 @@ func nirSimulate(t *testing.T, o exporter.NIROptions, names []string) (total, di
 func TestNIRRefusesWhatItCannotExpress(t *testing.T) {
 	dir := t.TempDir()
 	for name, want := range map[string]string{"viewnet": "pad (Pad2d)", "asym_opset21": "conv_asym (Conv2d): pads 1,0,2,1"} {
-		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		snn, err := spiking.New(m.Net, spiking.DefaultConfig())
+		snn, err := spiking.New(m.ANN, spiking.DefaultConfig())
 		if err != nil {
 			t.Fatal(err)
 		}

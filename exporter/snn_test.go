@@ -2,29 +2,22 @@ package exporter_test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/proxykit/proxykit/exporter"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
 
-// runORT runs a model in onnxruntime (scripts/ort/run_onnx.js, installed by
-// scripts/setup.sh) and returns its output.
-func runORT(t *testing.T, model, input string) *npy.Array {
-	t.Helper()
-	return runORTOutputs(t, model, input, 1)[0]
-}
-
-// runORTOutputs is runORT for the model's first n outputs.
+// runORTOutputs runs a model in onnxruntime (scripts/ort/run_onnx.js) and
+// returns its first n outputs (testutil.RunORT returns the first).
 func runORTOutputs(t *testing.T, model, input string, n int) []*npy.Array {
 	t.Helper()
 	dir := t.TempDir()
@@ -57,28 +50,28 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 	totalCounts, differ, brokenByMembrane := 0, 0, 0
 	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13",
 		"graph/resnet_tiny"} {
-		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		xPath := testutil.Path(name + ".x.npy")
 		x := testutil.Array(t, name+".x.npy")
-		y, err := m.Net.Forward(x)
+		y, err := m.ANN.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, fold := range []bool{false, true} { // folding BatchNorm into convolutions, in chains and graphs
 			p := filepath.Join(dir, filepath.Base(name)+".ann.onnx")
-			if err := exporter.WriteANN(p, m.Net, exporter.Options{FoldBN: fold}); err != nil {
+			if err := exporter.WriteANN(p, m.ANN, exporter.Options{FoldBN: fold}); err != nil {
 				t.Fatal(err)
 			}
 			checkONNX(t, p)
-			got := runORT(t, p, xPath)
+			got := testutil.RunORT(t, p, xPath)
 			if rel := testutil.RelErr(got.Data, y.Data); rel > 1e-5 {
 				t.Errorf("%s ANN (fold BN %v) in onnxruntime: relative error %.3g", name, fold, rel)
 			}
 		}
-		snn, err := spiking.New(m.Net, spiking.DefaultConfig())
+		snn, err := spiking.New(m.ANN, spiking.DefaultConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +84,7 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkONNX(t, p)
-		got := runORT(t, p, xPath)
+		got := testutil.RunORT(t, p, xPath)
 		d := testutil.Differing(got.Data, res.Counts.Data)
 		totalCounts += len(res.Counts.Data)
 		differ += d
@@ -138,12 +131,12 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 // TestSNNFileSize: the weights are stored once, so the file barely grows
 // with T while its node count grows linearly.
 func TestSNNFileSize(t *testing.T) {
-	m, err := importer.Load(testutil.Path("fmnist_w8_bn.onnx"))
+	m, err := model.Load(testutil.Path("fmnist_w8_bn.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	size := func(steps int) (int, int) {
-		snn, err := spiking.New(m.Net, spiking.Config{Timesteps: steps, Threshold: 2})
+		snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: steps, Threshold: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +178,7 @@ func TestResNetRunsInONNXRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkONNX(t, p)
-		if rel := testutil.RelErr(runORT(t, p, xPath).Data, y.Data); rel > 1e-5 {
+		if rel := testutil.RelErr(testutil.RunORT(t, p, xPath).Data, y.Data); rel > 1e-5 {
 			t.Errorf("ANN (fold BN %v) in onnxruntime: relative error %.3g", fold, rel)
 		}
 	}
@@ -202,7 +195,7 @@ func TestResNetRunsInONNXRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkONNX(t, p)
-	got := runORT(t, p, xPath)
+	got := testutil.RunORT(t, p, xPath)
 	d := testutil.Differing(got.Data, res.Counts.Data)
 	t.Logf("SNN in onnxruntime: %d of %d counts differ; IF rates %.3f", d, len(got.Data), res.Rates)
 	if float64(d) > 0.01*float64(len(got.Data)) {
@@ -222,21 +215,21 @@ func TestResNetRunsInONNXRuntime(t *testing.T) {
 func TestKindFixturesRunInONNXRuntime(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"kinds/kinds", "kinds/kinds_softmax"} {
-		m, err := importer.Load(testutil.Path(name + ".pt"))
+		m, err := model.Load(testutil.Path(name + ".pt"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		xPath := testutil.Path(name + ".x.npy")
 		p := filepath.Join(dir, filepath.Base(name)+".ann.onnx")
-		if err := exporter.WriteANN(p, m.Net, exporter.Options{}); err != nil {
+		if err := exporter.WriteANN(p, m.ANN, exporter.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		checkONNX(t, p)
-		if rel := testutil.RelErr(runORT(t, p, xPath).Data, testutil.Array(t, name+".ann.npy").Data); rel > 1e-4 {
+		if rel := testutil.RelErr(testutil.RunORT(t, p, xPath).Data, testutil.Array(t, name+".ann.npy").Data); rel > 1e-4 {
 			t.Errorf("%s ANN in onnxruntime: relative error %.3g against torch", name, rel)
 		}
 		// a low threshold: the small random networks fire at every layer
-		snn, err := spiking.New(m.Net, spiking.Config{Timesteps: 15, Threshold: 0.125})
+		snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 15, Threshold: 0.125})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +242,7 @@ func TestKindFixturesRunInONNXRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkONNX(t, p)
-		got := runORT(t, p, xPath)
+		got := testutil.RunORT(t, p, xPath)
 		if d := testutil.Differing(got.Data, res.Counts.Data); d > len(got.Data)/1000 {
 			t.Errorf("%s SNN in onnxruntime: %d of %d counts differ from proxykit's", name, d, len(got.Data))
 		}
@@ -268,12 +261,9 @@ func TestKindFixturesRunInONNXRuntime(t *testing.T) {
 // $PROXYKIT_TORCHVISION): the ANN in onnxruntime gives torch's outputs,
 // the unrolled SNN (Concat joins, T = 4) torch's counts.
 func TestTorchvisionExportsRunInONNXRuntime(t *testing.T) {
-	dir := os.Getenv("PROXYKIT_TORCHVISION")
-	if dir == "" {
-		t.Skip("set PROXYKIT_TORCHVISION to the folder scripts/make_torchvision.py wrote (scripts/test.sh does)")
-	}
+	dir := testutil.Env(t, "PROXYKIT_TORCHVISION", "the folder scripts/make_torchvision.py wrote (scripts/test.sh generates it and sets the variable)")
 	src := filepath.Join(dir, "squeezenet1_1")
-	m, err := importer.Load(src + ".onnx")
+	m, err := model.Load(src + ".onnx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,13 +276,13 @@ func TestTorchvisionExportsRunInONNXRuntime(t *testing.T) {
 	}
 	out := t.TempDir()
 	p := filepath.Join(out, "ann.onnx")
-	if err := exporter.WriteANN(p, m.Net, exporter.Options{}); err != nil {
+	if err := exporter.WriteANN(p, m.ANN, exporter.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if rel := testutil.RelErr(runORT(t, p, src+".x.npy").Data, want(".ann.npy")); rel > 1e-4 {
+	if rel := testutil.RelErr(testutil.RunORT(t, p, src+".x.npy").Data, want(".ann.npy")); rel > 1e-4 {
 		t.Errorf("ANN in onnxruntime: relative error %.3g against torch", rel)
 	}
-	snn, err := spiking.New(m.Net, spiking.Config{Timesteps: 4, Threshold: 1})
+	snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 4, Threshold: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +290,7 @@ func TestTorchvisionExportsRunInONNXRuntime(t *testing.T) {
 	if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if d := testutil.Differing(runORT(t, p, src+".x.npy").Data, want(".snn.npy")); d != 0 {
+	if d := testutil.Differing(testutil.RunORT(t, p, src+".x.npy").Data, want(".snn.npy")); d != 0 {
 		t.Errorf("SNN in onnxruntime: %d counts differ from torch's", d)
 	}
 }

@@ -3,8 +3,8 @@ package importer_test
 import (
 	"testing"
 
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -13,11 +13,11 @@ import (
 // projection shortcuts, a grouped and a depthwise convolution, a Concat)
 // and holds its ANN to torch's outputs.
 func TestBranchingNetworkMatchesPyTorch(t *testing.T) {
-	m, err := importer.Load(testutil.Path("graph/resnet_tiny.onnx"))
+	m, err := model.Load(testutil.Path("graph/resnet_tiny.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := m.Net
+	net := m.ANN
 	if net.IsChain() {
 		t.Fatal("imported as a chain")
 	}
@@ -46,14 +46,14 @@ func TestBranchingNetworkMatchesPyTorch(t *testing.T) {
 // proxykit refused while it took chains only: a ReLU read by a convolution
 // and by the Add after it.
 func TestTinyResidual(t *testing.T) {
-	m, err := importer.Load(testutil.Path("bad_residual.onnx"))
+	m, err := model.Load(testutil.Path("bad_residual.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Net.IsChain() {
+	if m.ANN.IsChain() {
 		t.Error("imported as a chain")
 	}
-	if _, err := m.Net.Shapes(); err != nil {
+	if _, err := m.ANN.Shapes(); err != nil {
 		t.Error(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -18,13 +19,13 @@ import (
 func TestANNMatchesPyTorch(t *testing.T) {
 	for _, name := range append(testutil.Models, "fmnist_w8_raw") {
 		t.Run(name, func(t *testing.T) {
-			m, err := importer.Load(testutil.Path(name + ".onnx"))
+			m, err := model.Load(testutil.Path(name + ".onnx"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := testutil.Array(t, name+".x.npy")
 			want := testutil.Array(t, name+".ann.npy")
-			y, err := m.Net.Forward(x)
+			y, err := m.ANN.Forward(x)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -32,7 +33,7 @@ func TestANNMatchesPyTorch(t *testing.T) {
 				t.Fatalf("output shape %v, torch %v", y.Shape, want.Shape)
 			}
 			rel := testutil.RelErr(y.Data, want.Data)
-			t.Logf("%s: opset %d, %d layers, relative error %.2e", name, m.ONNX.Opset, len(m.Net.Layers), rel)
+			t.Logf("%s: opset %d, %d layers, relative error %.2e", name, m.ONNX.Opset, len(m.ANN.Layers), rel)
 			if rel > 1e-4 {
 				t.Errorf("relative error %.3g > 1e-4", rel)
 			}
@@ -62,19 +63,19 @@ func TestImportedStructure(t *testing.T) {
 		"asym_opset21":  "Conv2d ReLU Flatten Linear",
 	}
 	for name, want := range cases {
-		m, err := importer.Load(testutil.Path(name + ".onnx"))
+		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := kinds(m.Net); got != want {
+		if got := kinds(m.ANN); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 		}
 	}
-	m, err := importer.Load(testutil.Path("asym_opset21.onnx"))
+	m, err := model.Load(testutil.Path("asym_opset21.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := m.Net.Layers[0].(*nn.Conv2d)
+	c := m.ANN.Layers[0].(*nn.Conv2d)
 	if c.PT != 1 || c.PL != 0 || c.PB != 2 || c.PR != 1 || c.SH != 2 || c.SW != 1 {
 		t.Errorf("asymmetric conv read as pads %d,%d,%d,%d strides %d,%d", c.PT, c.PL, c.PB, c.PR, c.SH, c.SW)
 	}
@@ -111,7 +112,7 @@ func TestBadModels(t *testing.T) {
 		{filepath.Join(dir, "missing.onnx"), []string{"missing.onnx", "no such file"}},
 	}
 	for _, c := range cases {
-		_, err := importer.Load(c.path)
+		_, err := model.Load(c.path)
 		if err == nil {
 			t.Errorf("%s: imported without error", c.path)
 			continue
@@ -137,9 +138,9 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := importer.Decode("fuzz.onnx", data)
+		net, _, err := importer.LoadONNX("fuzz.onnx", data)
 		if err == nil {
-			if _, err := m.Net.Shapes(); err != nil {
+			if _, err := net.Shapes(); err != nil {
 				t.Fatalf("imported a network whose shapes do not check: %v", err)
 			}
 		}
@@ -149,18 +150,12 @@ func FuzzDecode(f *testing.F) {
 // TestFullWidth imports the paper's full-width network (78 MB, generated
 // by `scripts/make_fixtures.py --full DIR`; .ci/run sets PROXYKIT_FULL_DIR).
 func TestFullWidth(t *testing.T) {
-	dir := os.Getenv("PROXYKIT_FULL_DIR")
-	if dir == "" && os.Getenv("CI") != "" {
-		t.Fatal("PROXYKIT_FULL_DIR not set in CI: .ci/run must run scripts/test.sh, which generates the full-width files")
-	}
-	if dir == "" {
-		t.Skip("PROXYKIT_FULL_DIR not set: run scripts/test.sh, which generates the full-width network")
-	}
-	m, err := importer.Load(filepath.Join(dir, "fmnist_w128.onnx"))
+	dir := testutil.Env(t, "PROXYKIT_FULL_DIR", "the folder of the full-width network (scripts/test.sh generates it with scripts/make_fixtures.py --full and sets the variable)")
+	m, err := model.Load(filepath.Join(dir, "fmnist_w128.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Net.ParamCount(); got < 19_000_000 {
+	if got := m.ANN.ParamCount(); got < 19_000_000 {
 		t.Fatalf("full-width network has %d parameters", got)
 	}
 	x, err := readArray(filepath.Join(dir, "fmnist_w128.x.npy"))
@@ -171,16 +166,16 @@ func TestFullWidth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.Net.Forward(x)
+	y, err := m.ANN.Forward(x)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rel := testutil.RelErr(y.Data, want.Data)
-	t.Logf("full width: %d parameters, ANN relative error %.2e", m.Net.ParamCount(), rel)
+	t.Logf("full width: %d parameters, ANN relative error %.2e", m.ANN.ParamCount(), rel)
 	if rel > 1e-4 {
 		t.Errorf("relative error %.3g > 1e-4", rel)
 	}
-	snn, err := spiking.New(m.Net, spiking.DefaultConfig())
+	snn, err := spiking.New(m.ANN, spiking.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +201,7 @@ func BenchmarkImportFullWidth(b *testing.B) {
 		b.Skip("PROXYKIT_FULL_DIR not set")
 	}
 	for i := 0; i < b.N; i++ {
-		if _, err := importer.Load(filepath.Join(dir, "fmnist_w128.onnx")); err != nil {
+		if _, err := model.Load(filepath.Join(dir, "fmnist_w128.onnx")); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -249,8 +244,8 @@ func TestMutatedModelsNeverPanic(t *testing.T) {
 						t.Fatalf("%s mutation %d: panic: %v", name, i, r)
 					}
 				}()
-				if m, err := importer.Decode(name+".onnx", b); err == nil {
-					if _, err := m.Net.Shapes(); err != nil {
+				if net, _, err := importer.LoadONNX(name+".onnx", b); err == nil {
+					if _, err := net.Shapes(); err != nil {
 						t.Fatalf("%s mutation %d: imported a network whose shapes do not check: %v", name, i, err)
 					}
 				}

@@ -2,6 +2,8 @@ package importer
 
 import (
 	"encoding/json"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,7 +71,7 @@ func TestEveryKindFromPyTorch(t *testing.T) {
 		check(name, net, x, want)
 	}
 	for _, name := range torchKindFixtures {
-		net, _, err := LoadPT(testutil.Path(name+".pt"), "", nil)
+		net, _, err := LoadPT(testutil.Path(name+".pt"), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -136,7 +138,7 @@ func TestKindRegistry(t *testing.T) {
 		var err error
 		if base, ok := strings.CutSuffix(name, ptSuffix); ok {
 			name = base
-			net, _, err = LoadPT(testutil.Path(name+ptSuffix), "", nil)
+			net, _, err = LoadPT(testutil.Path(name+ptSuffix), nil)
 		} else {
 			net, _, err = LoadONNX(testutil.Path(name+".onnx"), testutil.ReadFile(t, name+".onnx"))
 		}
@@ -199,30 +201,59 @@ func TestPickledForwardsRefused(t *testing.T) {
 		"kinds/torchvision_block.pt": "module 1 is torchvision.models.resnet.BasicBlock, whose forward is not its children in order",
 		"kinds/custom_concat.pt":     "proxykit applied the children of custom modules in registration order",
 	} {
-		_, _, err := LoadPT(testutil.Path(name), "", nil)
+		_, _, err := LoadPT(testutil.Path(name), nil)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "torch.onnx.export") {
 			t.Errorf("%s: error %v, want one saying %q and how to export", name, err, want)
 		}
 	}
 }
 
-// TestREADMEListsEveryKind: the README's lists of ONNX operators and
-// torch.nn classes name everything the registry reads, so that they
-// cannot fall behind it.
-func TestREADMEListsEveryKind(t *testing.T) {
-	readme := string(testutil.ReadFile(t, "../README.md"))
-	ops := readme[strings.Index(readme, "Supported ONNX operators"):]
-	mods := readme[strings.Index(readme, "architecture is rebuilt from the module tree"):]
+var updateKinds = flag.Bool("update-kinds", false, "rewrite docs/guide.md's table of layer kinds from the registry")
+
+const (
+	kindsBegin = "<!-- layer kinds: generated from nn.Kinds by go test ./importer -run TestGuideListsEveryKind -update-kinds -->"
+	kindsEnd   = "<!-- end of layer kinds -->"
+)
+
+// kindsTable is the registry as a table: each kind, the ONNX operators and
+// the torch.nn classes read as it.
+func kindsTable() string {
+	var b strings.Builder
+	b.WriteString("| layer kind | ONNX operators | torch.nn classes |\n| --- | --- | --- |\n")
+	quote := func(names []string) string {
+		var q []string
+		for _, n := range names {
+			q = append(q, "`"+n+"`")
+		}
+		return strings.Join(q, ", ")
+	}
 	for _, k := range nn.Kinds() {
-		for _, op := range k.ONNXOps {
-			if !strings.Contains(ops[:2000], op) {
-				t.Errorf("README's supported ONNX operators do not name %s (kind %s)", op, k.Names[0])
-			}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", strings.Join(k.Names, ", "), quote(k.ONNXOps), quote(k.TorchModules))
+	}
+	return b.String()
+}
+
+// TestGuideListsEveryKind: docs/guide.md's table of layer kinds is the
+// registry's, so that the guide cannot fall behind it.
+func TestGuideListsEveryKind(t *testing.T) {
+	path := testutil.Path("../docs/guide.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i, j := strings.Index(doc, kindsBegin), strings.Index(doc, kindsEnd)
+	if i < 0 || j < i {
+		t.Fatalf("docs/guide.md lacks the markers of its layer-kind table (%q … %q)", kindsBegin, kindsEnd)
+	}
+	want := kindsBegin + "\n" + kindsTable() + kindsEnd
+	if *updateKinds {
+		if err := os.WriteFile(path, []byte(doc[:i]+want+doc[j+len(kindsEnd):]), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		for _, cls := range k.TorchModules {
-			if !strings.Contains(mods[:600], cls) {
-				t.Errorf("README's torch.nn classes do not name %s (kind %s)", cls, k.Names[0])
-			}
-		}
+		return
+	}
+	if got := doc[i : j+len(kindsEnd)]; got != want {
+		t.Errorf("docs/guide.md's layer-kind table is not the registry's; regenerate it (go test ./importer -run TestGuideListsEveryKind -update-kinds):\n%s", want)
 	}
 }

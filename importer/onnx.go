@@ -109,6 +109,9 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	if len(outline.Nodes) == 0 {
 		return nil, nil, fmt.Errorf("the graph has no nodes")
 	}
+	if err := outline.checkWiring(); err != nil {
+		return nil, nil, err
+	}
 	if err := outline.checkEmpty(); err != nil {
 		return nil, nil, err
 	}
@@ -227,6 +230,9 @@ func (c *converter) finish() (string, error) {
 		return "", fmt.Errorf("graph output %q is not computed from the input", name)
 	}
 	if v.gen != c.gen {
+		if dead := c.outline.deadNodes(); len(dead) > 0 {
+			return "", fmt.Errorf("graph output %q is not the last layer's output: node %s computes a value that no node reads and the graph does not return (a dead node)", name, dead[0])
+		}
 		return "", fmt.Errorf("graph output %q is not the last layer's output", name)
 	}
 	if !nn.IsChain(c.inputs) {

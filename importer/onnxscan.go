@@ -3,6 +3,7 @@ package importer
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -380,4 +381,65 @@ func (o *onnxOutline) checkDeclared(v outlineValue, fileBytes int) error {
 		}
 	}
 	return nil
+}
+
+// checkWiring refuses graphs whose wiring no exporter writes, naming the
+// node, before the graph is built: a node reading its own output, a value
+// written by two nodes (or by a node and the graph's inputs).
+func (o *onnxOutline) checkWiring() error {
+	producer := map[string]int{}
+	for _, v := range o.Inputs {
+		producer[v.Name] = -1
+	}
+	for name := range o.Initializers {
+		producer[name] = -1
+	}
+	for i, n := range o.Nodes {
+		for _, out := range n.Outputs {
+			if out == "" {
+				continue // an optional output left out
+			}
+			if slices.Contains(n.Inputs, out) {
+				return fmt.Errorf("node %s reads its own output %q", o.nodeName(i), out)
+			}
+			if j, ok := producer[out]; ok {
+				if j < 0 {
+					return fmt.Errorf("node %s writes %q, which is also an input or initializer of the graph", o.nodeName(i), out)
+				}
+				return fmt.Errorf("value %q is written by two nodes, %s and %s", out, o.nodeName(j), o.nodeName(i))
+			}
+			producer[out] = i
+		}
+	}
+	return nil
+}
+
+// deadNodes names the nodes whose outputs no node reads and the graph does
+// not return.
+func (o *onnxOutline) deadNodes() []string {
+	read := map[string]bool{}
+	for _, n := range o.Nodes {
+		for _, in := range n.Inputs {
+			read[in] = true
+		}
+	}
+	for _, out := range o.Outputs {
+		read[out] = true
+	}
+	var dead []string
+	for i, n := range o.Nodes {
+		if !slices.ContainsFunc(n.Outputs, func(out string) bool { return out != "" && read[out] }) {
+			dead = append(dead, o.nodeName(i))
+		}
+	}
+	return dead
+}
+
+// nodeName names node i for messages: its name, or its position, and its
+// operator.
+func (o *onnxOutline) nodeName(i int) string {
+	if n := o.Nodes[i].Name; n != "" {
+		return fmt.Sprintf("%s (%s)", n, o.Nodes[i].OpType)
+	}
+	return fmt.Sprintf("#%d (%s)", i, o.Nodes[i].OpType)
 }

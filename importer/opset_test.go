@@ -6,30 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
-	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/model"
 )
 
-// ortOutput runs model on input in onnxruntime (scripts/ort/run_onnx.js).
-func ortOutput(t *testing.T, model, input string) []float32 {
+// matchesORT imports path and holds its ANN's output on input to onnxruntime's.
+func matchesORT(t *testing.T, path, input string) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "ort.npy")
-	script := filepath.Join(testutil.Dir(), "..", "scripts", "ort", "run_onnx.js")
-	if b, err := exec.Command("node", script, model, input, out).CombinedOutput(); err != nil {
-		t.Fatalf("onnxruntime on %s (scripts/setup.sh installs onnxruntime-node): %v\n%s", filepath.Base(model), err, b)
-	}
-	a, err := npy.ReadFile(out, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Data
-}
-
-// matchesORT imports model and holds its ANN's output on input to onnxruntime's.
-func matchesORT(t *testing.T, model, input string) {
-	t.Helper()
-	m, err := importer.Load(model)
+	m, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,15 +21,15 @@ func matchesORT(t *testing.T, model, input string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.Net.Forward(x)
+	y, err := m.ANN.Forward(x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ortOutput(t, model, input)
+	want := testutil.RunORT(t, path, input).Data
 	rel := testutil.RelErr(y.Data, want)
-	t.Logf("%s (opset %d): relative error %.2g against onnxruntime", filepath.Base(model), m.ONNX.Opset, rel)
+	t.Logf("%s (opset %d): relative error %.2g against onnxruntime", filepath.Base(path), m.ONNX.Opset, rel)
 	if rel > 1e-5 {
-		t.Errorf("%s: relative error %g against onnxruntime", filepath.Base(model), rel)
+		t.Errorf("%s: relative error %g against onnxruntime", filepath.Base(path), rel)
 	}
 }
 
@@ -71,7 +55,7 @@ func TestLargeFullyConnected(t *testing.T) {
 		t.Fatalf("scripts/make_opset_fixtures.py --large: %v\n%s", err, b)
 	}
 	matchesORT(t, filepath.Join(dir, "large_fc.onnx"), filepath.Join(dir, "large_fc.x.npy"))
-	_, err := importer.Load(filepath.Join(dir, "claims_too_much.onnx"))
+	_, err := model.Load(filepath.Join(dir, "claims_too_much.onnx"))
 	if err == nil || !strings.Contains(err.Error(), `"fc6_w" declares a shape too large`) {
 		t.Errorf("a file claiming a weight it does not hold: error %v", err)
 	}
@@ -80,7 +64,7 @@ func TestLargeFullyConnected(t *testing.T) {
 // TestEmptyTensorNamesTheNode: ONNX's conformance cases with empty tensors
 // once ended in a leaked "index out of range" from the decoder.
 func TestEmptyTensorNamesTheNode(t *testing.T) {
-	_, err := importer.Load(testutil.Path("empty_tensor.onnx"))
+	_, err := model.Load(testutil.Path("empty_tensor.onnx"))
 	if err == nil || !strings.Contains(err.Error(), "node sum_nothing (ReduceSum)") || !strings.Contains(err.Error(), "empty tensor") {
 		t.Errorf("error %v, want one naming node sum_nothing and the empty tensor", err)
 	}
@@ -90,7 +74,7 @@ func TestEmptyTensorNamesTheNode(t *testing.T) {
 // ask, through ConstantOfShape and 39 Concats, for gigabytes of constants.
 // The constants computed at import are bounded in all, not one by one.
 func TestConstantBomb(t *testing.T) {
-	_, err := importer.Load(testutil.Path("hostile/concat_bomb.onnx"))
+	_, err := model.Load(testutil.Path("hostile/concat_bomb.onnx"))
 	if err == nil || !strings.Contains(err.Error(), "constants computed at import") {
 		t.Errorf("got %v", err)
 	}

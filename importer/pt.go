@@ -21,10 +21,10 @@ type PTInfo struct {
 	Kind string
 	// Root is the top-level module's class, e.g. "__main__.ANN".
 	Root string
-	// SNN settings from an SNN file: T, v_th, v_reset (zero when absent).
-	Timesteps        int
-	Threshold, Reset float32
-	Notes            []string
+	// SNN is an SNN module's setting: v_th and v_reset of its IF neurons,
+	// and T where the module records it (0 when absent).
+	SNN   spiking.Config
+	Notes []string
 }
 
 // pyClass is a class named by a pickle. Creating an instance (NEWOBJ)
@@ -381,11 +381,11 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 		if !ok {
 			return fmt.Errorf("module %s (IFNode): v_reset = %v: soft reset is not supported (proxykit's IF neurons reset to v_reset)", path, m.dict["v_reset"])
 		}
-		if r.ifSeen && (float32(vth) != r.info.Threshold || float32(vr) != r.info.Reset) {
-			return fmt.Errorf("module %s (IFNode): v_threshold %g, v_reset %g differ from the earlier IF layers' %g, %g", path, vth, vr, r.info.Threshold, r.info.Reset)
+		if r.ifSeen && (float32(vth) != r.info.SNN.Threshold || float32(vr) != r.info.SNN.Reset) {
+			return fmt.Errorf("module %s (IFNode): v_threshold %g, v_reset %g differ from the earlier IF layers' %g, %g", path, vth, vr, r.info.SNN.Threshold, r.info.SNN.Reset)
 		}
 		r.ifSeen = true
-		r.info.Threshold, r.info.Reset = float32(vth), float32(vr)
+		r.info.SNN.Threshold, r.info.SNN.Reset = float32(vth), float32(vr)
 		r.layers = append(r.layers, &nn.ReLU{LayerName: path})
 	case library(m.class.module):
 		what := "the pickled module"
@@ -407,7 +407,7 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 			names = append(names, fmt.Sprint(k[0]))
 		}
 		r.custom = true
-		r.info.Notes = append(r.info.Notes, fmt.Sprintf("module %s: its children (%s) are applied in registration order, as the reference's forward does; proxykit assumes so for custom modules",
+		r.info.Notes = append(r.info.Notes, fmt.Sprintf("module %s is a custom module: proxykit applies its children (%s) in registration order, as the reference's forward does; a pickle records no forward, so if this one adds a shortcut, concatenates or reshapes, the network is not the file's — export the model with torch.onnx.export and read the ONNX file",
 			displayPath(path, m), strings.Join(names, ", ")))
 		return r.children(m, path)
 	}
@@ -471,7 +471,17 @@ func inferInputShape(layers []nn.Layer) ([]int, string, error) {
 				}
 			}
 			if len(fits) == 0 {
-				return nil, "", fmt.Errorf("no square input size up to 512 fits the module's layers")
+				// say why at the usual size: which layer does not fit
+				s := 32
+				if c == 1 {
+					s = 28
+				}
+				net.InputShape = []int{c, s, s}
+				out, err := net.OutputShape()
+				if err == nil {
+					err = fmt.Errorf("the last layer gives %s per sample, not a vector of class scores", nn.ShapeString(out))
+				}
+				return nil, "", fmt.Errorf("no square input size up to 512 fits the module's layers; at [%d %d %d]: %w", c, s, s, err)
 			}
 			// prefer the usual data set sizes: 28×28 grey, 32×32 colour
 			pick := fits[0]
@@ -490,14 +500,16 @@ func inferInputShape(layers []nn.Layer) ([]int, string, error) {
 	return nil, "", fmt.Errorf("the module has no layer that fixes its input's channels or features (Conv2d, Linear) to infer its input shape from")
 }
 
-// LoadPT reads a PyTorch checkpoint: a whole pickled module (the
+// Structure gives a state dict its network: called with the state dict's
+// tensor shapes by name, it returns a network of the same structure whose
+// parameter names the state dict's keys match (nil: none is known).
+type Structure func(shapes map[string][]int) (*nn.Network, error)
+
+// LoadPT reads a PyTorch checkpoint from path: a whole pickled module (the
 // reference's ANN_Params.pt, or SNN_Params.pt with SpikingJelly neurons),
-// or a state dict, which needs like: a network of the same structure whose
-// parameter names the state dict's keys match.
-//
-// arch "fmnist" gives a state dict the reference network's structure, its
-// width read from the state dict.
-func LoadPT(path, arch string, like *nn.Network) (*nn.Network, *PTInfo, error) {
+// or a state dict, whose network structure gives (it may be nil for files
+// that hold modules).
+func LoadPT(path string, structure Structure) (*nn.Network, *PTInfo, error) {
 	obj, err := loadPickle(path)
 	if err != nil {
 		return nil, nil, err
@@ -514,8 +526,13 @@ func LoadPT(path, arch string, like *nn.Network) (*nn.Network, *PTInfo, error) {
 		return moduleNetwork(root)
 	}
 	if _, ok := entries(obj); ok {
-		if like == nil && arch != "" {
-			if like, err = archFor(obj, arch); err != nil {
+		var like *nn.Network
+		if structure != nil {
+			shapes, err := stateDictShapes(obj)
+			if err != nil {
+				return nil, nil, err
+			}
+			if like, err = structure(shapes); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -542,7 +559,7 @@ func moduleNetwork(root *pyObject) (*nn.Network, *PTInfo, error) {
 		if v, present := root.dict["T"]; !present || v == nil {
 			info.Notes = append(info.Notes, "the SNN module has no attribute T; the default number of time steps applies")
 		} else if t, ok := toInt(v); ok && t > 0 && t <= spiking.MaxTimesteps {
-			info.Timesteps = t
+			info.SNN.Timesteps = t
 		} else {
 			return nil, nil, fmt.Errorf("module %s: T = %v is not a number of time steps (an integer from 1 to %d)", info.Root, v, spiking.MaxTimesteps)
 		}
@@ -577,26 +594,26 @@ func library(module string) bool {
 	return strings.HasPrefix(module, "torchvision.") || strings.HasPrefix(module, "timm.")
 }
 
-// archFor builds the named architecture sized after a state dict.
-func archFor(sd any, arch string) (*nn.Network, error) {
-	if arch != "fmnist" {
-		return nil, fmt.Errorf("--arch %q: proxykit knows the fmnist architecture (or give --like model.onnx)", arch)
+// stateDictShapes is the shape of every tensor of a state dict, by key.
+func stateDictShapes(sd any) (map[string][]int, error) {
+	es, _ := entries(sd)
+	shapes := map[string][]int{}
+	for _, e := range es {
+		k, ok := e[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("state dict key %v is not a string", e[0])
+		}
+		if t, ok := e[1].(*pytorch.Tensor); ok {
+			shapes[k] = append([]int(nil), t.Size...)
+		}
 	}
-	v, ok := lookup(sd, "static_conv.0.weight")
-	if !ok {
-		return nil, fmt.Errorf("--arch fmnist: the state dict has no static_conv.0.weight, so it is not the reference network")
-	}
-	_, shape, err := tensorData(v, "static_conv.0.weight")
-	if err != nil {
-		return nil, err
-	}
-	return nn.Reference(shape[0], 0)
+	return shapes, nil
 }
 
 func stateDictNetwork(sd any, like *nn.Network) (*nn.Network, *PTInfo, error) {
 	info := &PTInfo{Kind: "state-dict"}
 	if like == nil {
-		return nil, nil, fmt.Errorf("the file is a state dict (weights without the architecture): give the structure with --arch fmnist or --like model.onnx")
+		return nil, nil, fmt.Errorf("the file is a state dict (weights without the architecture): give the structure with --arch (%s) or --like MODEL", nn.ArchitectureNames())
 	}
 	es, _ := entries(sd)
 	values := map[string]any{}

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/exporter"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -44,15 +46,15 @@ func checkANN(t *testing.T, net *nn.Network, dir string) {
 
 func checkSNN(t *testing.T, path, dir string) {
 	t.Helper()
-	m, err := importer.Load(path)
+	m, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := m.PT
-	if p.Kind != "snn-module" || p.Timesteps != 12 || p.Threshold != 1.5 || p.Reset != 0 || p.Root != "__main__.SNN" {
+	if p.Kind != "snn-module" || p.SNN.Timesteps != 12 || p.SNN.Threshold != 1.5 || p.SNN.Reset != 0 || p.Root != "__main__.SNN" {
 		t.Fatalf("SNN file read as %+v", p)
 	}
-	snn, err := spiking.New(m.Net, spiking.Config{Timesteps: p.Timesteps, Threshold: p.Threshold, Reset: p.Reset})
+	snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: p.SNN.Timesteps, Threshold: p.SNN.Threshold, Reset: p.SNN.Reset})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,23 +79,23 @@ func checkSNN(t *testing.T, path, dir string) {
 
 func TestWholeModulePickle(t *testing.T) {
 	dir := testutil.Path("pt")
-	m, err := importer.Load(filepath.Join(dir, "ANN_Params.pt"))
+	m, err := model.Load(filepath.Join(dir, "ANN_Params.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.PT.Kind != "module" || m.PT.Root != "__main__.ANN" || len(m.PT.Notes) == 0 || !strings.Contains(m.PT.Notes[0], "registration order") {
 		t.Errorf("ANN file read as %+v", m.PT)
 	}
-	if got := nn.ShapeString(m.Net.InputShape); got != "[1 28 28]" {
+	if got := nn.ShapeString(m.ANN.InputShape); got != "[1 28 28]" {
 		t.Errorf("input shape %s", got)
 	}
-	checkANN(t, m.Net, dir)
+	checkANN(t, m.ANN, dir)
 	// the legacy (non-zip) format, which gopickle also reads
-	legacy, err := importer.Load(filepath.Join(dir, "legacy.pt"))
+	legacy, err := model.Load(filepath.Join(dir, "legacy.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkANN(t, legacy.Net, dir)
+	checkANN(t, legacy.ANN, dir)
 }
 
 func TestSNNModulePickle(t *testing.T) {
@@ -103,39 +105,60 @@ func TestSNNModulePickle(t *testing.T) {
 func TestStateDict(t *testing.T) {
 	dir := testutil.Path("pt")
 	path := filepath.Join(dir, "ANN_state.pt")
-	if _, err := importer.Load(path); err == nil || !strings.Contains(err.Error(), "--arch fmnist or --like") {
+	if _, err := model.Load(path); err == nil || !strings.Contains(err.Error(), "--arch (fmnist, tiny, resnet) or --like") {
 		t.Errorf("a state dict without structure: %v", err)
 	}
-	m, err := importer.LoadWith(path, importer.Options{Arch: "fmnist"})
+	m, err := model.LoadWith(path, model.Options{Arch: "fmnist"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkANN(t, m.Net, dir)
+	checkANN(t, m.ANN, dir)
 	// --like: an ONNX file with the same parameter names (here proxykit's
 	// own export of the whole-module file)
-	whole, err := importer.Load(filepath.Join(dir, "ANN_Params.pt"))
+	whole, err := model.Load(filepath.Join(dir, "ANN_Params.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	like := filepath.Join(t.TempDir(), "like.onnx")
-	if err := exporter.WriteANN(like, whole.Net, exporter.Options{}); err != nil {
+	if err := exporter.WriteANN(like, whole.ANN, exporter.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := importer.LoadWith(path, importer.Options{Like: like})
+	m2, err := model.LoadWith(path, model.Options{Like: like})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkANN(t, m2.Net, dir)
+	checkANN(t, m2.ANN, dir)
+	// --like a proxykit checkpoint: any model file gives the structure
+	ck := filepath.Join(t.TempDir(), "like.ckpt")
+	snn, err := whole.SNN(spiking.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.New(whole.ANN, snn, recipe.Default()).Save(ck); err != nil {
+		t.Fatal(err)
+	}
+	m3, err := model.LoadWith(path, model.Options{Like: ck})
+	if err != nil {
+		t.Fatalf("--like a checkpoint: %v", err)
+	}
+	checkANN(t, m3.ANN, dir)
+	// --arch names the registry's architectures
+	if _, err := model.LoadWith(path, model.Options{Arch: "vgg"}); err == nil || !strings.Contains(err.Error(), "fmnist, tiny, resnet") {
+		t.Errorf("--arch vgg: %v", err)
+	}
+	if _, err := model.LoadWith(path, model.Options{Arch: "resnet"}); err == nil || !strings.Contains(err.Error(), "conv1.weight") {
+		t.Errorf("--arch resnet for the paper's state dict: %v", err)
+	}
 	// a structure that does not match: names matched, shapes checked
 	other := filepath.Join(t.TempDir(), "other.onnx")
 	ref16, _ := nn.Reference(16, 1)
 	if err := exporter.WriteANN(other, ref16, exporter.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := importer.LoadWith(path, importer.Options{Like: other}); err == nil || !strings.Contains(err.Error(), "shape") {
+	if _, err := model.LoadWith(path, model.Options{Like: other}); err == nil || !strings.Contains(err.Error(), "shape") {
 		t.Errorf("state dict into a wider structure: %v", err)
 	}
-	if _, err := importer.LoadWith(path, importer.Options{Like: testutil.Path("lenet_opset11.onnx")}); err == nil {
+	if _, err := model.LoadWith(path, model.Options{Like: testutil.Path("lenet_opset11.onnx")}); err == nil {
 		t.Error("state dict into LeNet's structure accepted")
 	}
 }
@@ -157,7 +180,7 @@ func TestBadPickles(t *testing.T) {
 		badPickle:                   "bad.pt",
 	}
 	for path, want := range cases {
-		_, err := importer.Load(path)
+		_, err := model.Load(path)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one mentioning %q", filepath.Base(path), err, want)
 		}
@@ -187,8 +210,8 @@ func TestBadPickles(t *testing.T) {
 					t.Fatalf("mutation %d: panic %v", i, r)
 				}
 			}()
-			if m, err := importer.Load(p); err == nil {
-				if _, err := m.Net.Shapes(); err != nil {
+			if m, err := model.Load(p); err == nil {
+				if _, err := m.ANN.Shapes(); err != nil {
 					t.Fatalf("mutation %d: imported a network whose shapes do not check: %v", i, err)
 				}
 			}
@@ -199,22 +222,16 @@ func TestBadPickles(t *testing.T) {
 // TestFullWidthPT reads the full-width ANN_Params.pt and SNN_Params.pt that
 // scripts/test.sh generates (PROXYKIT_FULL_DIR/pt).
 func TestFullWidthPT(t *testing.T) {
-	dir := os.Getenv("PROXYKIT_FULL_DIR")
-	if dir == "" && os.Getenv("CI") != "" {
-		t.Fatal("PROXYKIT_FULL_DIR not set in CI: .ci/run must run scripts/test.sh, which generates the full-width files")
-	}
-	if dir == "" {
-		t.Skip("PROXYKIT_FULL_DIR not set: run scripts/test.sh, which generates the full-width files")
-	}
+	dir := testutil.Env(t, "PROXYKIT_FULL_DIR", "the folder of the full-width network (scripts/test.sh generates it with scripts/make_fixtures.py --full and sets the variable)")
 	dir = filepath.Join(dir, "pt")
-	m, err := importer.Load(filepath.Join(dir, "ANN_Params.pt"))
+	m, err := model.Load(filepath.Join(dir, "ANN_Params.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Net.ParamCount() < 19_000_000 {
-		t.Fatalf("%d parameters", m.Net.ParamCount())
+	if m.ANN.ParamCount() < 19_000_000 {
+		t.Fatalf("%d parameters", m.ANN.ParamCount())
 	}
-	checkANN(t, m.Net, dir)
+	checkANN(t, m.ANN, dir)
 	checkSNN(t, filepath.Join(dir, "SNN_Params.pt"), dir)
 }
 
@@ -237,8 +254,8 @@ func FuzzLoadPT(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer os.Remove(p)
-		if m, err := importer.LoadWith(p, importer.Options{Arch: "fmnist"}); err == nil {
-			if _, err := m.Net.Shapes(); err != nil {
+		if m, err := model.LoadWith(p, model.Options{Arch: "fmnist"}); err == nil {
+			if _, err := m.ANN.Shapes(); err != nil {
 				t.Fatalf("imported a network whose shapes do not check: %v", err)
 			}
 		}
@@ -280,7 +297,7 @@ func TestZipDirectoryIsNotTrusted(t *testing.T) {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := importer.LoadWith(p, importer.Options{Arch: "fmnist"})
+		_, err := model.LoadWith(p, model.Options{Arch: "fmnist"})
 		if err == nil || !strings.Contains(err.Error(), "archive/data/0") {
 			t.Errorf("%d-byte file declaring %d bytes: %v", len(data), declared, err)
 		}
@@ -291,11 +308,11 @@ func TestZipDirectoryIsNotTrusted(t *testing.T) {
 // and depthwise convolutions (scripts/make_fixtures.py's GroupNet) and
 // holds its ANN to torch's outputs.
 func TestGroupedConvolutionModule(t *testing.T) {
-	m, err := importer.Load(testutil.Path("groupnet.pt"))
+	m, err := model.Load(testutil.Path("groupnet.pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.Net.Forward(testutil.Array(t, "groupnet_opset13.x.npy"))
+	y, err := m.ANN.Forward(testutil.Array(t, "groupnet_opset13.x.npy"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +321,7 @@ func TestGroupedConvolutionModule(t *testing.T) {
 		t.Errorf("relative error %.3g against torch", e)
 	}
 	groups := 0
-	for _, l := range m.Net.Layers {
+	for _, l := range m.ANN.Layers {
 		if c, ok := l.(*nn.Conv2d); ok && c.Groups > 1 {
 			groups++
 		}

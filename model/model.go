@@ -1,10 +1,15 @@
 // Package model reads a network from any file proxykit takes — ONNX, a
 // PyTorch checkpoint, a proxykit checkpoint — choosing the reader by the
-// file's contents, and builds its SNN with the statistics the file carries.
+// file's contents (the one place that does), and builds its SNN with the
+// statistics the file carries.
 package model
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
 
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/importer"
@@ -13,14 +18,34 @@ import (
 	"github.com/proxykit/proxykit/spiking"
 )
 
+// Formats of model files.
+const (
+	ONNX       = "onnx"
+	PyTorch    = "pt"
+	Checkpoint = "checkpoint"
+)
+
 // Model is a network loaded from any file proxykit reads, with the SNN's
 // own BatchNorm statistics when the file carries them (a checkpoint).
 type Model struct {
-	ANN        *nn.Network
+	ANN *nn.Network
+	// Format is ONNX, PyTorch or Checkpoint.
+	Format     string
 	SNNStats   map[string]checkpoint.BNStats
 	Checkpoint *checkpoint.Checkpoint
 	ONNX       *importer.ONNXInfo
 	PT         *importer.PTInfo
+}
+
+// Options guide the reading of files that hold weights without their
+// structure (PyTorch state dicts).
+type Options struct {
+	// Arch names an architecture of nn's registry (nn.Architectures),
+	// sized after the state dict.
+	Arch string
+	// Like is a model file of any format Load reads whose network has
+	// the state dict's parameter names.
+	Like string
 }
 
 // SNNDefaults is the SNN setting the file carries (a checkpoint's, or an
@@ -30,54 +55,119 @@ func (m *Model) SNNDefaults() (spiking.Config, bool) {
 		return m.Checkpoint.Settings.Config, true
 	}
 	if m.PT != nil && m.PT.Kind == "snn-module" {
-		cfg := spiking.DefaultConfig()
-		if m.PT.Timesteps > 0 {
-			cfg.Timesteps = m.PT.Timesteps
+		cfg := m.PT.SNN
+		if cfg.Timesteps == 0 {
+			cfg.Timesteps = spiking.DefaultConfig().Timesteps
 		}
-		cfg.Threshold, cfg.Reset = m.PT.Threshold, m.PT.Reset
 		return cfg, true
 	}
 	return spiking.Config{}, false
 }
 
 // Load reads an ONNX file, a PyTorch checkpoint or a proxykit checkpoint.
-func Load(path string) (*Model, error) { return LoadWith(path, importer.Options{}) }
+func Load(path string) (*Model, error) { return LoadWith(path, Options{}) }
 
 // LoadWith is Load with options for PyTorch state dicts.
-func LoadWith(path string, opt importer.Options) (*Model, error) {
-	data, err := limits.ReadFile(path)
+func LoadWith(path string, opt Options) (*Model, error) {
+	format, err := Sniff(path)
 	if err != nil {
 		return nil, err
 	}
-	if checkpoint.Is(data) {
-		c, err := checkpoint.Decode(data)
+	m := &Model{Format: format}
+	switch format {
+	case PyTorch:
+		// gopickle reads the file itself
+		net, info, err := importer.LoadPT(path, opt.structure)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		net, err := c.Network(path)
+		net.Name = path
+		m.ANN, m.PT = net, info
+	case Checkpoint:
+		data, err := limits.ReadFile(path)
 		if err != nil {
+			return nil, err
+		}
+		if m.Checkpoint, err = checkpoint.Decode(data); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if err := nn.Validate(net); err != nil {
+		if m.ANN, err = m.Checkpoint.Network(path); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		for name, st := range c.SNNStats {
-			for what, v := range map[string][]float32{"running_mean": st.Mean, "running_var": st.Var} {
-				if err := nn.CheckFinite("SNN BatchNorm "+name+" "+what, v); err != nil {
-					return nil, fmt.Errorf("%s: %w", path, err)
-				}
-			}
+		m.SNNStats = m.Checkpoint.SNNStats // checked by checkpoint.Decode
+	default:
+		data, err := limits.ReadFile(path)
+		if err != nil {
+			return nil, err
 		}
-		return &Model{ANN: net, SNNStats: c.SNNStats, Checkpoint: c}, nil
+		if m.ANN, m.ONNX, err = importer.LoadONNX(path, data); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	m, err := importer.LoadData(path, data, opt)
-	if err != nil {
-		return nil, err
-	}
-	if err := nn.Validate(m.Net); err != nil {
+	if err := nn.Validate(m.ANN); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Model{ANN: m.Net, ONNX: m.ONNX, PT: m.PT}, nil
+	return m, nil
+}
+
+// Sniff names a model file's format from its first bytes: a torch.save
+// file (a zip archive, PyTorch 1.6 and newer, or a legacy pickle stream),
+// a proxykit checkpoint (safetensors) or ONNX (a protobuf message whose
+// first field is ir_version). It refuses a file that is none of them.
+func Sniff(path string) (string, error) {
+	f, err := limits.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	head = head[:n]
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n == 0:
+		return "", fmt.Errorf("%s: the file is empty", path)
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || (n > 1 && head[0] == 0x80 && head[1] <= 5):
+		return PyTorch, nil
+	case checkpoint.IsHead(head, st.Size()):
+		return Checkpoint, nil
+	case head[0] == 0x08:
+		return ONNX, nil
+	}
+	if ext := strings.ToLower(filepath.Ext(path)); ext != ".onnx" && ext != "" {
+		return "", fmt.Errorf("%s: unknown model format %q (proxykit reads ONNX files, PyTorch .pt files and its own checkpoints)", path, ext)
+	}
+	return ONNX, nil // let the ONNX reader say what is wrong
+}
+
+// structure gives a state dict its network: --like's, or --arch's sized
+// after the state dict; nil when neither is set.
+func (o Options) structure(shapes map[string][]int) (*nn.Network, error) {
+	switch {
+	case o.Like != "":
+		like, err := Load(o.Like)
+		if err != nil {
+			return nil, fmt.Errorf("--like: %w", err)
+		}
+		return like.ANN, nil
+	case o.Arch != "":
+		a, err := nn.ArchitectureNamed(o.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("--arch: %w", err)
+		}
+		ao, err := a.Sized(shapes)
+		if err != nil {
+			return nil, fmt.Errorf("--arch %s: %w", o.Arch, err)
+		}
+		return a.Build(ao)
+	}
+	return nil, nil
 }
 
 // SNN builds the model's spiking twin, with the SNN's own BatchNorm

@@ -4,9 +4,112 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/proxykit/proxykit/internal/limits"
 )
+
+// Architecture is one network proxykit builds from scratch, an entry of
+// the architecture registry (Architectures): init writes it, bench times
+// it, and a PyTorch state dict given --arch takes its structure.
+type Architecture struct {
+	// Name is what --arch calls it.
+	Name string
+	// Summary says what it is, for help texts.
+	Summary string
+	// Build makes the network, freshly initialised from o.Seed. Zero
+	// fields of o take the architecture's defaults.
+	Build func(o ArchOptions) (*Network, error)
+	// Sized reads from a state dict's tensor shapes (by parameter name)
+	// the options under which Build makes the network those tensors fill.
+	Sized func(shapes map[string][]int) (ArchOptions, error)
+}
+
+// ArchOptions size an architecture; zero values mean its defaults.
+type ArchOptions struct {
+	// Width is the channel width (fmnist: 128, the paper's; resnet: 16,
+	// the first stage's; tiny has none).
+	Width int
+	// Blocks is resnet's number of basic blocks per stage (1: ResNet-8).
+	Blocks int
+	// Input is resnet's per-sample input shape [C H W] (3×32×32).
+	Input []int
+	// Seed seeds the weight initialisation.
+	Seed uint64
+}
+
+// Architectures is the architecture registry.
+func Architectures() []Architecture {
+	return []Architecture{
+		{Name: "fmnist", Summary: "the paper's Fashion-MNIST network (width 128)",
+			Build: func(o ArchOptions) (*Network, error) { return Reference(orDefault(o.Width, 128), o.Seed) },
+			Sized: func(shapes map[string][]int) (ArchOptions, error) {
+				w, ok := shapes["static_conv.0.weight"]
+				if !ok || len(w) != 4 {
+					return ArchOptions{}, fmt.Errorf("the state dict has no static_conv.0.weight [w 1 3 3], so it is not the paper's network")
+				}
+				return ArchOptions{Width: w[0]}, nil
+			}},
+		{Name: "tiny", Summary: "a small network for quick runs (conv 1→8, conv 8→16, linear 784→64→10)",
+			Build: func(o ArchOptions) (*Network, error) { return Tiny(o.Seed) },
+			Sized: func(map[string][]int) (ArchOptions, error) { return ArchOptions{}, nil }},
+		{Name: "resnet", Summary: "a CIFAR-style ResNet of basic blocks (width 16, 1 block per stage: ResNet-8; input 3×32×32)",
+			Build: func(o ArchOptions) (*Network, error) {
+				in := o.Input
+				if in == nil {
+					in = []int{3, 32, 32}
+				}
+				return ResNet(in, orDefault(o.Width, 16), orDefault(o.Blocks, 1), 10, o.Seed)
+			},
+			Sized: func(shapes map[string][]int) (ArchOptions, error) {
+				w, ok := shapes["conv1.weight"]
+				if !ok || len(w) != 4 {
+					return ArchOptions{}, fmt.Errorf("the state dict has no conv1.weight [w C 3 3], so it is not proxykit's ResNet")
+				}
+				blocks := 0
+				for ; ; blocks++ {
+					if _, ok := shapes[fmt.Sprintf("layer1.%d.conv1.weight", blocks)]; !ok {
+						break
+					}
+				}
+				// the state dict does not say the image size: 28×28 for one
+				// channel (MNIST), 32×32 otherwise (CIFAR-10)
+				hw := 32
+				if w[1] == 1 {
+					hw = 28
+				}
+				return ArchOptions{Width: w[0], Blocks: max(blocks, 1), Input: []int{w[1], hw, hw}}, nil
+			}},
+	}
+}
+
+// ArchitectureNamed finds an architecture of the registry.
+func ArchitectureNamed(name string) (Architecture, error) {
+	var names []string
+	for _, a := range Architectures() {
+		if a.Name == name {
+			return a, nil
+		}
+		names = append(names, a.Name)
+	}
+	return Architecture{}, fmt.Errorf("unknown architecture %q: proxykit builds %s", name, strings.Join(names, ", "))
+}
+
+// ArchitectureNames lists the registry's names, for help texts.
+func ArchitectureNames() string {
+	var names []string
+	for _, a := range Architectures() {
+		names = append(names, a.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
 
 // Reference builds the paper's Fashion-MNIST network (docs/design.md §1) at a
 // given width (128 is the paper's): conv 1→w 3×3 pad 1 + BN; ReLU; conv w→w

@@ -167,33 +167,70 @@ func (n *Network) ZeroGrad() {
 
 // Forward runs the ANN in inference mode on a host batch, on a CPU backend.
 func (n *Network) Forward(x *Tensor) (*Tensor, error) {
-	return n.ForwardOn(compute.NewCPU(), x)
+	return n.ForwardOn(compute.NewCPU(), x, 0)
 }
 
-// ForwardOn runs the ANN in inference mode on a host batch, on be.
-func (n *Network) ForwardOn(be compute.Backend, x *Tensor) (*Tensor, error) {
+// ForwardOn runs the ANN in inference mode on a host batch of any size, on
+// be, batch samples at a time (0: all at once).
+func (n *Network) ForwardOn(be compute.Backend, x *Tensor, batch int) (*Tensor, error) {
 	if err := n.CheckInput(x.Shape); err != nil {
 		return nil, err
+	}
+	outShape, err := n.OutputShape()
+	if err != nil {
+		return nil, err
+	}
+	out := NewTensor(append([]int{x.Shape[0]}, outShape...)...)
+	if x.Shape[0] == 0 {
+		return out, nil
 	}
 	if err := n.Bind(be); err != nil {
 		return nil, err
 	}
 	n.Upload()
-	e, err := NewExecutor(be, n, x.Shape[0], ExecOptions{})
+	e, err := NewExecutor(be, n, Chunk(x.Shape[0], batch), ExecOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer e.Free()
-	in, err := be.Alloc(len(x.Data))
+	err = Chunks(be, x, e.Capacity(), func(lo int, v Value) error {
+		y := e.Forward(v, Mode{})
+		k := Numel(outShape)
+		return be.Download(out.Data[lo*k:lo*k+y.Buf.Len()], y.Buf)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer be.Free(in)
-	be.Upload(in, x.Data)
-	y := e.Forward(Value{Shape: x.Shape, Buf: in}, Mode{})
-	out := NewTensor(y.Shape...)
-	if err := be.Download(out.Data, y.Buf); err != nil {
-		return nil, err
-	}
 	return out, be.Err()
+}
+
+// Chunk is the batch a runner plans for n samples taken batch at a time
+// (batch 0: all at once).
+func Chunk(n, batch int) int {
+	if batch < 1 || batch > n {
+		return max(n, 1)
+	}
+	return batch
+}
+
+// Chunks stages a host batch on be in chunks of up to capacity samples and
+// calls run with each chunk's first sample index and its value (valid
+// during the call).
+func Chunks(be compute.Backend, x *Tensor, capacity int, run func(lo int, v Value) error) error {
+	per := Numel(x.Shape[1:])
+	in, err := be.Alloc(capacity * per)
+	if err != nil {
+		return err
+	}
+	defer be.Free(in)
+	n := x.Shape[0]
+	for lo := 0; lo < n; lo += capacity {
+		hi := min(lo+capacity, n)
+		buf := in.Slice(0, (hi-lo)*per)
+		be.Upload(buf, x.Data[lo*per:hi*per])
+		if err := run(lo, Value{Shape: append([]int{hi - lo}, x.Shape[1:]...), Buf: buf}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -75,9 +75,31 @@ func softmaxKind() Kind {
 	return Kind{Names: []string{"Softmax", "LogSoftmax"}, FromArch: func(s LayerSpec, ps []*Param) (Layer, error) {
 		return &Softmax{LayerName: s.Name, Log: s.Kind == "LogSoftmax"}, specParams(ps, 0, 0)
 	}, ONNXOps: []string{"Softmax", "LogSoftmax"}, FromONNX: softmaxFromONNX, TorchModules: []string{"Softmax", "LogSoftmax"},
-		FromTorch: func(m TorchModule) (Layer, error) {
-			return &Softmax{LayerName: m.Path(), Log: m.Class() == "LogSoftmax"}, nil
-		}}
+		FromTorch: softmaxFromTorch}
+}
+
+// softmaxFromTorch reads nn.Softmax and nn.LogSoftmax over the classes of
+// a [B K] output: dim 1 or −1, or None (torch then takes dim 1 for a 2-D
+// input). Another dim (0: across the batch) is refused.
+func softmaxFromTorch(m TorchModule) (Layer, error) {
+	if m.IsSet("dim") {
+		dim, ok := m.Int("dim")
+		if !ok || (dim != 1 && dim != -1) {
+			return nil, fmt.Errorf("%s over dim %v: proxykit's softmax runs over the classes of a [B K] output (dim 1 or -1)", m.Class(), dimOf(m))
+		}
+	}
+	return &Softmax{LayerName: m.Path(), Log: m.Class() == "LogSoftmax"}, nil
+}
+
+// dimOf prints a module's dim attribute for a message.
+func dimOf(m TorchModule) any {
+	if d, ok := m.Int("dim"); ok {
+		return d
+	}
+	if s, ok := m.String("dim"); ok {
+		return s
+	}
+	return "of another type"
 }
 
 // softmaxFromONNX reads Softmax and LogSoftmax over the classes of a

@@ -25,8 +25,8 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 	}
 	lo, hi := math.MaxInt, 1
 	for i, s := range sweeps {
-		if len(s.Points) == 0 {
-			return fmt.Errorf("figure %s: %s has no simulation lengths", path, Label(s, i))
+		if err := CheckSweep(s); err != nil {
+			return fmt.Errorf("figure %s: %s: %w", path, Label(s, i), err)
 		}
 		lo, hi = min(lo, s.Points[0].T), max(hi, s.Points[len(s.Points)-1].T)
 	}
@@ -54,10 +54,12 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 			return what
 		}
 		ts := make([]float64, len(s.Points))
-		strict, ties, synops := make([]float64, len(ts)), make([]float64, len(ts)), make([]float64, len(ts))
+		strict, ties := make([]float64, len(ts)), make([]float64, len(ts))
+		var opsT, synops []float64 // a logarithmic axis shows positive values only
 		for j, p := range s.Points {
-			ts[j], strict[j], ties[j], synops[j] = float64(p.T), 100*p.SNNStrict, 100*p.SNNTies, p.SynOps
+			ts[j], strict[j], ties[j] = float64(p.T), 100*p.SNNStrict, 100*p.SNNTies
 			if p.SynOps > 0 {
+				opsT, synops = append(opsT, float64(p.T)), append(synops, p.SynOps)
 				opsMin, opsMax = min(opsMin, p.SynOps), max(opsMax, p.SynOps)
 			}
 		}
@@ -88,7 +90,7 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 				return err
 			}
 		}
-		if err := line(ops, name("SNN synaptic ops"), ts, synops, c, nil, true); err != nil {
+		if err := line(ops, name("SNN synaptic ops"), opsT, synops, c, nil, true); err != nil {
 			return err
 		}
 		if s.ANNMACs > 0 {

@@ -2,6 +2,7 @@ package plots
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/proxykit/proxykit/results"
 	"gonum.org/v1/plot"
@@ -17,8 +18,8 @@ func Training(path, title string, history []results.EpochStats) error {
 	if err := CheckPath(path); err != nil {
 		return err
 	}
-	if len(history) == 0 {
-		return fmt.Errorf("figure %s: the training log has no finished epoch", path)
+	if err := CheckHistory(history); err != nil {
+		return fmt.Errorf("figure %s: training log: %w", path, err)
 	}
 	acc := newPlot("Accuracy — "+title, "epoch", "accuracy (%)")
 	loss := newPlot("Training loss — "+title, "epoch", "mean (counts − one-hot)²")
@@ -74,10 +75,8 @@ func (epochTicks) Ticks(lo, hi float64) []plot.Tick {
 		step *= 2
 	}
 	var ticks []plot.Tick
-	for v := 0; float64(v) <= hi; v += step {
-		if float64(v) >= lo {
-			ticks = append(ticks, plot.Tick{Value: float64(v), Label: fmt.Sprint(v)})
-		}
+	for v := max(int(math.Ceil(lo/float64(step))), 0) * step; float64(v) <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: float64(v), Label: fmt.Sprint(v)})
 	}
 	return ticks
 }

@@ -66,3 +66,17 @@ func (s Settings) Validate() error {
 	}
 	return s.Config.Validate()
 }
+
+// Field is one setting as train's command-line flag names and prints it.
+type Field struct{ Flag, Value string }
+
+// Fields lists the settings, each under its flag, printed as the flag
+// takes it (betas as "b1,b2"; --no-shuffle and --no-augment the negations).
+func (s Settings) Fields() []Field {
+	v := fmt.Sprint
+	return []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
+		{"betas", fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
+		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)},
+		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
+		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}}
+}

@@ -4,6 +4,8 @@
 // JSON and plot reads back.
 package results
 
+import "github.com/proxykit/proxykit/compute"
+
 // Accuracy is a test-set evaluation of both networks.
 type Accuracy struct {
 	N int `json:"n"`
@@ -66,6 +68,10 @@ type EpochStats struct {
 	// notebook's rules, where the paper reports the data set.
 	Paper *PaperComparison `json:"paper,omitempty"`
 }
+
+// MaxSweepPoints bounds the values of T one sweep reads: a figure's panel
+// is about a thousand pixels wide, so more points cannot be told apart.
+const MaxSweepPoints = 1000
 
 // Sweep is an evaluation of the SNN at several simulation lengths, read
 // off one simulation of the longest: accuracy, firing rates and synaptic
@@ -152,4 +158,9 @@ type BenchResult struct {
 	// training step and the inference held (backends with device memory).
 	TrainDeviceMB float64 `json:"train_device_mb,omitempty"`
 	InferDeviceMB float64 `json:"infer_device_mb,omitempty"`
+	// StepTraffic and InferTraffic are one training step's and one
+	// inference batch's launches, bytes and library calls, on backends
+	// that count them (compute.Counting: the CUDA backend).
+	StepTraffic  *compute.Traffic `json:"step_traffic,omitempty"`
+	InferTraffic *compute.Traffic `json:"infer_traffic,omitempty"`
 }

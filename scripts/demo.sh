@@ -20,7 +20,7 @@ export PATH="/usr/local/go/bin:$PATH"
 bash scripts/setup.sh build
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
-go build -o "$out/proxykit" ./cmd/proxykit
+go build -buildvcs=true -o "$out/proxykit" ./cmd/proxykit
 pk="$out/proxykit"
 
 # pct FILE KEY: the first value of "KEY" in a JSON file, as a percentage

@@ -20,6 +20,14 @@ with an error naming the module and the attribute (tests: model/hostile_test.go)
                                                             T = 0, -1, 2.5, "x", 2**40
   concat_bomb.onnx                                          ONNX: ConstantOfShape of 2^24 floats fed to 39
                                                             Concats, gigabytes of constants from 2 KB
+  softmax_dim0.pt                                           a Softmax over dim 0 (across the batch)
+  softmax_mid.pt                                            a Softmax in the middle of the network
+  groups_mismatch.pt                                        a Conv2d whose groups do not fit its weight
+  custom_shortcut.pt                                        a custom module whose forward adds a shortcut
+                                                            (a pickle records no forward: proxykit warns)
+  self_edge.onnx, two_producers.onnx, dead_node.onnx        ONNX graphs wired as no exporter writes: a node
+                                                            reading its own output, a value with two
+                                                            producers, a node nothing reads
   huge_storage.pkl                                          the data.pkl of a state dict whose one tensor
                                                             declares 2**38 floats (1 TiB); the test wraps it
                                                             in a zip whose directory claims 1 TiB for the
@@ -78,6 +86,42 @@ def main():
         save(snn, "snn_T_%s.pt" % label)
     huge_storage()
     concat_bomb()
+    m = small(); m.add_module("softmax", nn.Softmax(dim=0)); save(m, "softmax_dim0.pt")
+    torch.manual_seed(0)
+    save(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Softmax(dim=1), nn.Flatten(), nn.Linear(2 * 28 * 28, 10)), "softmax_mid.pt")
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Flatten(), nn.Linear(4 * 28 * 28, 10))
+    m[1].groups = 3
+    save(m, "groups_mismatch.pt")
+    torch.manual_seed(0)
+    save(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Shortcut(), nn.Flatten(), nn.Linear(2 * 28 * 28, 10)), "custom_shortcut.pt")
+    wiring()
+
+
+class Shortcut(nn.Module):
+    """A residual block: its forward adds the input to the branch, which a pickle does not record."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 2, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(self.relu(self.conv1(x)))
+
+
+def wiring():
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    for name, nodes in (
+            ("self_edge", [helper.make_node("Relu", ["x"], ["h"], name="first"), helper.make_node("Add", ["h", "y"], ["y"], name="loop")]),
+            ("two_producers", [helper.make_node("Relu", ["x"], ["y"], name="one"), helper.make_node("Relu", ["x"], ["y"], name="two")]),
+            ("dead_node", [helper.make_node("Relu", ["x"], ["y"], name="used"), helper.make_node("Relu", ["x"], ["z"], name="unused")])):
+        g = helper.make_graph(nodes, name, [x], [y])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(OUT, name + ".onnx"))
 
 
 class HugePickler(pickle.Pickler):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what proxykit's tests and examples need, only where it is missing:
 # Go modules; Debian's python3-torch, python3-onnx and python3-h5py (the
-# PyTorch oracle, ONNX's checker, an HDF5 reader), libhdf5-dev and
-# pkg-config (the HDF5 C library the NIR writer links); onnxruntime-node
+# PyTorch oracle, ONNX's checker, an HDF5 reader), libhdf5-103-1 (the HDF5
+# C library the NIR writer opens at run time); onnxruntime-node
 # from npm (an independent ONNX runtime); Debian's nvidia-cuda-toolkit
 # (nvcc, from the non-free component) to check that the committed PTX of
 # the CUDA kernels matches their source; Debian's dataset-fashion-mnist
@@ -20,8 +20,9 @@ fi
 if [ "$mode" = test ] && ! /usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1; then
   need_apt+=(python3-torchvision)
 fi
-if ! pkg-config --exists hdf5 2>/dev/null; then
-  need_apt+=(libhdf5-dev pkg-config)
+# the HDF5 C library, opened at run time to write NIR (no headers needed)
+if ! ldconfig -p 2>/dev/null | grep -q 'libhdf5\(_serial\)\?\.so'; then
+  need_apt+=(libhdf5-103-1)
 fi
 if [ "$mode" = test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need_apt+=(nodejs npm)

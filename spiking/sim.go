@@ -1,6 +1,7 @@
 package spiking
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
@@ -184,12 +185,13 @@ func (sim *Simulator) alloc(n int, what string) (compute.Buffer, error) {
 // per time step after it (PyTorch's train() in the reference's
 // clock-driven loop); otherwise BatchNorm uses its running statistics.
 // With rates every IF layer counts its spikes for Rates; without, only
-// the output layer does.
-func (sim *Simulator) Run(x nn.Value, batchStats, rates bool) nn.Value {
+// the output layer does. Once ctx is cancelled the simulation stops
+// within a chunk of steps and returns ctx's error.
+func (sim *Simulator) Run(ctx context.Context, x nn.Value, batchStats, rates bool) (nn.Value, error) {
 	T := sim.snn.Config.Timesteps
 	var counts nn.Value
-	sim.run(x, batchStats, rates, []int{T}, func(_ int, c nn.Value) error { counts = c; return nil })
-	return counts
+	err := sim.run(ctx, x, batchStats, rates, []int{T}, func(_ int, c nn.Value) error { counts = c; return nil })
+	return counts, err
 }
 
 // RunAt simulates the SNN on x for max(ts) steps, which may not exceed
@@ -197,9 +199,9 @@ func (sim *Simulator) Run(x nn.Value, batchStats, rates bool) nn.Value {
 // (ascending, from 1) with the output counts summed over steps 1…t,
 // [n, K], valid during the call. Rates, RatesAt and SynOps read the same
 // state during read. One simulation thus gives the counts of every T in
-// ts: each equals the counts of a separate run of t steps. BatchNorm as in
-// Run. An error from read stops the simulation and is returned.
-func (sim *Simulator) RunAt(x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
+// ts: each equals the counts of a separate run of t steps. BatchNorm and
+// ctx as in Run. An error from read stops the simulation and is returned.
+func (sim *Simulator) RunAt(ctx context.Context, x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
 	if len(ts) == 0 {
 		return fmt.Errorf("no time steps to read the counts at")
 	}
@@ -208,10 +210,10 @@ func (sim *Simulator) RunAt(x nn.Value, batchStats, rates bool, ts []int, read f
 			return fmt.Errorf("time steps to read at must ascend from 1 to T = %d, got %v", sim.snn.Config.Timesteps, ts)
 		}
 	}
-	return sim.run(x, batchStats, rates, ts, read)
+	return sim.run(ctx, x, batchStats, rates, ts, read)
 }
 
-func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
+func (sim *Simulator) run(ctx context.Context, x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
 	be, cfg := sim.be, sim.snn.Config
 	n := x.N()
 	if n > sim.capacity {
@@ -236,6 +238,9 @@ func (sim *Simulator) run(x nn.Value, batchStats, rates bool, ts []int, read fun
 	countsNow := nn.Value{Shape: append([]int{n}, sim.outShape...), Buf: sim.outCount.Slice(0, n*nn.Numel(sim.outShape))}
 	end := ts[len(ts)-1]
 	for t0, next := 0, 0; t0 < end; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		tc := min(sim.steps, ts[next]-t0)
 		sim.chunk(n, tc, batchStats, rates)
 		t0 += tc

@@ -9,6 +9,7 @@
 package spiking
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -41,6 +42,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Threshold > c.Reset) {
 		return fmt.Errorf("threshold (%g) must be above the reset potential (%g)", c.Threshold, c.Reset)
+	}
+	if d := c.Threshold - c.Reset; math.IsInf(float64(d), 0) {
+		return fmt.Errorf("threshold (%g) and reset (%g) are too far apart: v_th − v_reset is not a finite float32", c.Threshold, c.Reset)
 	}
 	return nil
 }
@@ -213,99 +217,76 @@ type Result struct {
 // Run simulates the SNN for Config.Timesteps steps on a host batch of
 // analog inputs, BatchNorm layers using their running statistics (eval
 // mode), on a CPU backend.
-func (s *Network) Run(x *nn.Tensor) (*Result, error) { return s.RunOn(compute.NewCPU(), x, false) }
+func (s *Network) Run(x *nn.Tensor) (*Result, error) {
+	return s.RunOn(context.Background(), compute.NewCPU(), x, false, 0)
+}
 
 // Simulate is Run with a choice of BatchNorm mode (see Simulator.Run).
 func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
-	return s.RunOn(compute.NewCPU(), x, batchStats)
+	return s.RunOn(context.Background(), compute.NewCPU(), x, batchStats, 0)
 }
 
-// RunOn simulates the SNN on be for a host batch and returns the counts and
-// every IF layer's firing rate.
-func (s *Network) RunOn(be compute.Backend, x *nn.Tensor, batchStats bool) (*Result, error) {
+// RunOn simulates the SNN on be for a host batch of any size, batch inputs
+// at a time (0: all at once; with batchStats each chunk is a batch), and
+// returns the counts, the output layer's final membrane potentials (which
+// break ties between counts: results.MembraneMax) and every IF layer's
+// firing rate. Once ctx is
+// cancelled it stops within a chunk of steps and returns ctx's error.
+func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
+	}
+	outShape, err := s.ANN.OutputShape()
+	if err != nil {
+		return nil, err
+	}
+	n := x.Shape[0]
+	res := &Result{Counts: nn.NewTensor(append([]int{n}, outShape...)...), Potentials: nn.NewTensor(append([]int{n}, outShape...)...)}
+	if n == 0 {
+		return res, nil
 	}
 	if err := s.Bind(be); err != nil {
 		return nil, err
 	}
 	s.ANN.Upload()
 	s.Upload()
-	sim, err := NewSimulator(be, s, x.Shape[0])
+	sim, err := NewSimulator(be, s, nn.Chunk(n, batch))
 	if err != nil {
 		return nil, err
 	}
 	defer sim.Free()
-	in, err := be.Alloc(len(x.Data))
+	k := nn.Numel(outShape)
+	err = nn.Chunks(be, x, sim.capacity, func(lo int, v nn.Value) error {
+		counts, err := sim.Run(ctx, v, batchStats, true)
+		if err != nil {
+			return err
+		}
+		if err := be.Download(res.Counts.Data[lo*k:lo*k+counts.Buf.Len()], counts.Buf); err != nil {
+			return err
+		}
+		if err := be.Download(res.Potentials.Data[lo*k:lo*k+counts.Buf.Len()], sim.OutputPotentials(v.N()).Buf); err != nil {
+			return err
+		}
+		rates, err := sim.Rates(v.N())
+		if err != nil {
+			return err
+		}
+		if lo == 0 && v.N() == n {
+			res.Rates = rates // one chunk: the rates as measured
+			return nil
+		}
+		if res.Rates == nil {
+			res.Rates = make([]float64, len(rates))
+		}
+		for i, r := range rates {
+			res.Rates[i] += r * float64(v.N()) / float64(n)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer be.Free(in)
-	be.Upload(in, x.Data)
-	counts := sim.Run(nn.Value{Shape: x.Shape, Buf: in}, batchStats, true)
-	res := &Result{Counts: nn.NewTensor(counts.Shape...), Potentials: nn.NewTensor(counts.Shape...)}
-	if err := be.Download(res.Counts.Data, counts.Buf); err != nil {
-		return nil, err
-	}
-	if err := be.Download(res.Potentials.Data, sim.OutputPotentials(x.Shape[0]).Buf); err != nil {
-		return nil, err
-	}
-	if res.Rates, err = sim.Rates(x.Shape[0]); err != nil {
 		return nil, err
 	}
 	return res, be.Err()
-}
-
-// Infer simulates the SNN on be over a host batch of any size, batch
-// inputs at a time, BatchNorm in eval mode, and returns the output
-// layer's spike counts and its final membrane potentials, [N, K] each:
-// what `proxykit infer --network snn` writes. The SNN must be bound to
-// be, or bindable.
-func Infer(be compute.Backend, s *Network, x *nn.Tensor, batch int) (counts, potentials *nn.Tensor, err error) {
-	if err := s.ANN.CheckInput(x.Shape); err != nil {
-		return nil, nil, err
-	}
-	if batch < 1 {
-		return nil, nil, fmt.Errorf("batch size must be at least 1, got %d", batch)
-	}
-	if err := s.Bind(be); err != nil {
-		return nil, nil, err
-	}
-	n := x.Shape[0]
-	if n == 0 {
-		out, err := s.ANN.OutputShape()
-		if err != nil {
-			return nil, nil, err
-		}
-		return nn.NewTensor(append([]int{0}, out...)...), nn.NewTensor(append([]int{0}, out...)...), nil
-	}
-	batch = min(batch, n)
-	sim, err := NewSimulator(be, s, batch)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer sim.Free()
-	shape := append([]int{n}, sim.OutputShape()...)
-	counts, potentials = nn.NewTensor(shape...), nn.NewTensor(shape...)
-	per, k := nn.Numel(x.Shape[1:]), nn.Numel(sim.OutputShape())
-	in, err := be.Alloc(batch * per)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer be.Free(in)
-	for lo := 0; lo < n; lo += batch {
-		hi := min(lo+batch, n)
-		buf := in.Slice(0, (hi-lo)*per)
-		be.Upload(buf, x.Data[lo*per:hi*per])
-		c := sim.Run(nn.Value{Shape: append([]int{hi - lo}, x.Shape[1:]...), Buf: buf}, false, false)
-		if err := be.Download(counts.Data[lo*k:hi*k], c.Buf); err != nil {
-			return nil, nil, err
-		}
-		if err := be.Download(potentials.Data[lo*k:hi*k], sim.OutputPotentials(hi-lo).Buf); err != nil {
-			return nil, nil, err
-		}
-	}
-	return counts, potentials, be.Err()
 }
 
 // Role says what each ANN layer becomes in the SNN, for tables.

@@ -1,24 +1,25 @@
 package spiking_test
 
 import (
+	"context"
 	"testing"
 	"unsafe"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
 func load(t *testing.T, name string) *nn.Network {
 	t.Helper()
-	m, err := importer.Load(testutil.Path(name + ".onnx"))
+	m, err := model.Load(testutil.Path(name + ".onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.Net
+	return m.ANN
 }
 
 // TestCountsMatchPyTorch holds the simulation to scripts/refnet.py's
@@ -69,7 +70,7 @@ func countsMatchPyTorch(t *testing.T, be compute.Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false)
+		res, err := snn.RunOn(context.Background(), be, testutil.Array(t, name+".x.npy"), false, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,8 +242,8 @@ func TestConfigValidation(t *testing.T) {
 // potentials (which break ties between counts) are the same bits one step
 // at a time, all steps at once and on the emulated CUDA device, on the
 // dyadic fixtures (exporter's tests hold them to onnxruntime and to a
-// NumPy simulation), and Infer in batches returns Run's counts and
-// potentials.
+// NumPy simulation), and a run in chunks of 3 returns one run's counts
+// and potentials.
 func TestOutputPotentialsAgreeAcrossBackends(t *testing.T) {
 	bes := backends(t)
 	for _, name := range append(append([]string(nil), testutil.Models...), testutil.Graphs...) {
@@ -253,7 +254,7 @@ func TestOutputPotentialsAgreeAcrossBackends(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := snn.RunOn(be, x, false)
+			res, err := snn.RunOn(context.Background(), be, x, false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,12 +265,12 @@ func TestOutputPotentialsAgreeAcrossBackends(t *testing.T) {
 			if d := testutil.Differing(res.Potentials.Data, want.Potentials.Data); d != 0 {
 				t.Errorf("%s on %s: %d of %d final output potentials differ from the CPU's", name, be.Name(), d, len(want.Potentials.Data))
 			}
-			counts, v, err := spiking.Infer(be, snn, x, 3)
+			chunked, err := snn.RunOn(context.Background(), be, x, false, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if testutil.Differing(counts.Data, want.Counts.Data)+testutil.Differing(v.Data, want.Potentials.Data) != 0 {
-				t.Errorf("%s on %s: Infer in batches of 3 differs from one run", name, be.Name())
+			if testutil.Differing(chunked.Counts.Data, want.Counts.Data)+testutil.Differing(chunked.Potentials.Data, want.Potentials.Data) != 0 {
+				t.Errorf("%s on %s: a run in chunks of 3 differs from one run", name, be.Name())
 			}
 		}
 	}

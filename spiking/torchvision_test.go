@@ -1,13 +1,13 @@
 package spiking_test
 
 import (
-	"os"
+	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -21,10 +21,7 @@ import (
 // IF layers, dyadic weights, so exact — to torch's IF simulation of the
 // same graph.
 func TestTorchvisionModels(t *testing.T) {
-	dir := os.Getenv("PROXYKIT_TORCHVISION")
-	if dir == "" {
-		t.Skip("set PROXYKIT_TORCHVISION to the folder scripts/make_torchvision.py wrote (scripts/test.sh does)")
-	}
+	dir := testutil.Env(t, "PROXYKIT_TORCHVISION", "the folder scripts/make_torchvision.py wrote (scripts/test.sh generates it and sets the variable)")
 	for _, name := range []string{"resnet18", "squeezenet1_1"} {
 		t.Run(name, func(t *testing.T) {
 			read := func(suffix string) *npy.Array {
@@ -34,26 +31,26 @@ func TestTorchvisionModels(t *testing.T) {
 				}
 				return a
 			}
-			m, err := importer.Load(filepath.Join(dir, name+".onnx"))
+			m, err := model.Load(filepath.Join(dir, name+".onnx"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := read(".x.npy")
 			xt := &nn.Tensor{Shape: x.Shape, Data: x.Data}
-			y, err := m.Net.Forward(xt)
+			y, err := m.ANN.Forward(xt)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if e := testutil.RelErr(y.Data, read(".ann.npy").Data); e > 1e-4 {
 				t.Errorf("ANN: relative error %.3g against torch", e)
 			} else {
-				t.Logf("ANN: %d layers, relative error %.2g against torch", len(m.Net.Layers), e)
+				t.Logf("ANN: %d layers, relative error %.2g against torch", len(m.ANN.Layers), e)
 			}
-			snn, err := spiking.New(m.Net, spiking.Config{Timesteps: 4, Threshold: 1, Reset: 0})
+			snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 4, Threshold: 1, Reset: 0})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := snn.RunOn(compute.NewCPU(), xt, false)
+			res, err := snn.RunOn(context.Background(), compute.NewCPU(), xt, false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

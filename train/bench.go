@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -80,10 +81,18 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	if err := be.Err(); err != nil {
 		return r, err
 	}
+	counting, counts := be.(compute.Counting)
 	start := time.Now()
 	for r.TrainSteps == 0 || time.Since(start) < minTime {
+		if counts && r.TrainSteps == 0 { // one steady-state step's traffic
+			counting.ResetTraffic()
+		}
 		if err := step(); err != nil {
 			return r, err
+		}
+		if counts && r.TrainSteps == 0 {
+			t := counting.Traffic()
+			r.StepTraffic = &t
 		}
 		r.TrainSteps++
 	}
@@ -119,14 +128,25 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	defer be.Free(in)
 	be.Upload(in, xi.Data)
 	xv := nn.Value{Shape: xi.Shape, Buf: in}
-	sim.Run(xv, false, false)
+	if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
+		return r, err
+	}
 	if err := be.Err(); err != nil {
 		return r, err
 	}
 	n := 0
 	start = time.Now()
 	for n == 0 || time.Since(start) < minTime {
-		sim.Run(xv, false, false)
+		if counts && n == 0 {
+			counting.ResetTraffic()
+		}
+		if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
+			return r, err
+		}
+		if counts && n == 0 {
+			t := counting.Traffic()
+			r.InferTraffic = &t
+		}
 		n++
 		if n%8 == 0 {
 			if err := be.Err(); err != nil {

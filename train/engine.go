@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
@@ -127,7 +128,11 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	lb := e.labels.Slice(0, b)
 	be.Upload(lb, e.hostL[:b])
 	y := e.ann.Forward(xv, nn.Mode{BatchStats: batchStats})
-	counts := e.sim.Run(xv, batchStats, false)
+	// a step is not interrupted: Run checks the context between batches
+	counts, err := e.sim.Run(context.Background(), xv, batchStats, false)
+	if err != nil {
+		return r, err
+	}
 	dy := nn.Value{Shape: []int{b, k}, Buf: e.dy.Slice(0, b*k)}
 	be.ProxyLossGrad(b, k, counts.Buf, lb, dy.Buf)
 	e.ANN.ZeroGrad()
@@ -171,14 +176,17 @@ type Prediction struct {
 }
 
 // Predict runs both networks, BatchNorm in eval mode, on a host batch.
-func (e *Engine) Predict(x *nn.Tensor) (Prediction, error) {
+func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (Prediction, error) {
 	xv, err := e.stage(x)
 	if err != nil {
 		return Prediction{}, err
 	}
 	n, k := xv.N(), e.classes
 	yv := e.ann.Forward(xv, nn.Mode{})
-	cv := e.sim.Run(xv, false, false)
+	cv, err := e.sim.Run(ctx, xv, false, false)
+	if err != nil {
+		return Prediction{}, interrupted(ctx, err)
+	}
 	p := Prediction{Y: e.hostY[:n*k], Counts: e.hostC[:n*k], Potentials: e.hostV[:n*k]}
 	if err := e.Backend.Download(p.Counts, cv.Buf); err != nil {
 		return Prediction{}, err
@@ -226,7 +234,7 @@ func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, e
 		}
 		hi := min(lo+e.capacity, d.N)
 		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
-		p, err := e.Predict(x)
+		p, err := e.Predict(ctx, x)
 		if err != nil {
 			return r, err
 		}
@@ -283,4 +291,12 @@ func (e *Engine) Free() {
 		}
 	}
 	e.x, e.labels, e.dy = nil, nil, nil
+}
+
+// interrupted is ErrInterrupted where err comes from ctx's cancellation.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return ErrInterrupted
+	}
+	return err
 }

@@ -85,7 +85,7 @@ func TestReportAddsUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := train.Evaluate(compute.NewCPU(), m.ANN, snn, d, 50)
+	r, err := train.Evaluate(context.Background(), compute.NewCPU(), m.ANN, snn, d, 50)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,13 @@ import (
 )
 
 // Evaluate runs both networks, BatchNorm in eval mode, over a data set on
-// be, batch images at a time.
-func Evaluate(be compute.Backend, ann *nn.Network, snn *spiking.Network, d *data.Dataset, batch int) (results.Report, error) {
+// be, batch images at a time, stopping with ErrInterrupted once ctx is
+// cancelled.
+func Evaluate(ctx context.Context, be compute.Backend, ann *nn.Network, snn *spiking.Network, d *data.Dataset, batch int) (results.Report, error) {
 	e, err := NewEngine(be, ann, snn, min(batch, max(d.N, 1)))
 	if err != nil {
 		return results.Report{}, err
 	}
 	defer e.Free()
-	return e.Report(context.Background(), d)
+	return e.Report(ctx, d)
 }

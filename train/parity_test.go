@@ -100,12 +100,12 @@ func TestEmulatedDeviceTrainsLikeTheCPU(t *testing.T) {
 		s.Dataset, s.Epochs, s.BatchSize, s.LR = data.MNIST, 2, 100, 1e-3
 		s.Shuffle, s.Augment, s.FreezeBNAfter, s.MaxTrain = true, true, 1, 200
 		tr := proxyTrainer(t, testutil.Path("proxy/net.onnx"), s)
-		r, err := tr.SNN.RunOn(be, x, false)
+		r, err := tr.SNN.RunOn(context.Background(), be, x, false, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		counts[i] = r.Counts.Data
-		y, err := tr.ANN.ForwardOn(be, x)
+		y, err := tr.ANN.ForwardOn(be, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,8 +2,11 @@ package train_test
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -12,7 +15,9 @@ import (
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -350,4 +355,64 @@ func TestBranchingResumeIsExact(t *testing.T) {
 	if !sameBits(state(second), state(whole)) {
 		t.Error("1 epoch + resume + 1 epoch differs from 2 epochs")
 	}
+}
+
+// FuzzCheckpointMetadata mutates a checkpoint's metadata — settings,
+// progress and history, Adam's state, architecture, notes: the JSON a user
+// can edit by hand — around real tensors: the checkpoint is refused with an
+// error, or it resumes into a trainer and plots, never a panic.
+func FuzzCheckpointMetadata(f *testing.F) {
+	tr := newTrainer(f, testutil.Path("proxy/net.onnx"), 1)
+	path := filepath.Join(f.TempDir(), "c.ckpt")
+	if err := saveCheckpoint(f, tr, path); err != nil {
+		f.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b[:8])
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &header); err != nil {
+		f.Fatal(err)
+	}
+	var meta map[string]string
+	if err := json.Unmarshal(header["__metadata__"], &meta); err != nil {
+		f.Fatal(err)
+	}
+	keys := []string{"settings", "progress", "adam", "arch", "notes"}
+	f.Add(meta["settings"], meta["progress"], meta["adam"], meta["arch"], `{"a":"b"}`)
+	f.Add(strings.Replace(meta["settings"], `"lr":0.0001`, `"lr":-0.5`, 1), meta["progress"], strings.Replace(meta["adam"], `"step":`, `"step":9`, 1), meta["arch"], "")
+	f.Add(meta["settings"], strings.Replace(meta["progress"], `"epoch":1`, `"epoch":1000000000000`, 1), meta["adam"], meta["arch"], "null")
+	f.Fuzz(func(t *testing.T, settings, progress, adam, arch, notes string) {
+		m := map[string]string{"format": checkpoint.Format}
+		for i, v := range []string{settings, progress, adam, arch, notes} {
+			if v != "" {
+				m[keys[i]] = v
+			}
+		}
+		mb, _ := json.Marshal(m)
+		h := map[string]json.RawMessage{}
+		for k, v := range header {
+			h[k] = v
+		}
+		h["__metadata__"] = mb
+		hb, _ := json.Marshal(h)
+		file := binary.LittleEndian.AppendUint64(nil, uint64(len(hb)))
+		file = append(append(file, hb...), b[8+n:]...)
+		c, err := checkpoint.Decode(file)
+		if err != nil {
+			return
+		}
+		net, err := c.Network("fuzz")
+		if err != nil {
+			return
+		}
+		snn, err := spiking.New(net, c.Settings.Config)
+		if err != nil {
+			return
+		}
+		_ = c.CheckResumable(net, snn, 1+c.Progress.Batch)
+		_ = plots.CheckHistory(c.Progress.History)
+	})
 }

@@ -48,8 +48,14 @@ func ParseTimesteps(s string) ([]int, error) {
 		if hi > MaxTimesteps {
 			return nil, fmt.Errorf("timesteps %q: %d is above the limit of %d steps", s, hi, MaxTimesteps)
 		}
-		for t := lo; t <= hi; t += step {
+		if n := (hi-lo)/step + 1; n > results.MaxSweepPoints || len(ts)+n > results.MaxSweepPoints {
+			return nil, fmt.Errorf("timesteps %q: more than %d values of T (a figure cannot show more; give a step, as in 1-10000:10)", s, results.MaxSweepPoints)
+		}
+		for t := lo; ; t += step {
 			ts = append(ts, t)
+			if hi-t < step {
+				break
+			}
 		}
 	}
 	slices.Sort(ts)
@@ -116,7 +122,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 			}
 		}
 		point := 0
-		err = e.sim.RunAt(xv, false, true, ts, func(t int, cv nn.Value) error {
+		err = e.sim.RunAt(ctx, xv, false, true, ts, func(t int, cv nn.Value) error {
 			a := &acc[point]
 			point++
 			hc, hv := e.hostC[:n*k], e.hostV[:n*k]
@@ -141,7 +147,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 			return nil
 		})
 		if err != nil {
-			return sw, err
+			return sw, interrupted(ctx, err)
 		}
 		if err := e.Backend.Err(); err != nil {
 			return sw, err

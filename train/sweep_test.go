@@ -45,7 +45,7 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep, err := train.Evaluate(be, m.ANN, one, testSet, 128)
+			rep, err := train.Evaluate(context.Background(), be, m.ANN, one, testSet, 128)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +55,7 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 				t.Errorf("AllSteps=%v T=%d: sweep %+v (ANN %g), separate run %+v", be.AllSteps, T, p, sw.ANN, rep.Accuracy)
 			}
 			x := &nn.Tensor{Shape: []int{testSet.N, 1, 28, 28}, Data: testSet.Images}
-			res, err := one.RunOn(be, x, false)
+			res, err := one.RunOn(context.Background(), be, x, false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,13 +83,25 @@ func TestParseTimesteps(t *testing.T) {
 		"1-1":           {1},
 		" 3 , 5 ":       {3, 5},
 		"128,1-3,64-64": {1, 2, 3, 64, 128},
+		// a step beyond the range: its start alone, no overflow
+		"1-4:9223372036854775807": {1},
+		"1-1048576:1048576":       {1},
+		"1-1000":                  nil,
 	} {
+		if want == nil {
+			want = make([]int, 1000)
+			for i := range want {
+				want[i] = i + 1
+			}
+		}
 		got, err := train.ParseTimesteps(in)
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("ParseTimesteps(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "0", "-1", "x", "1,,2", "4-2", "1-8:0", "5:2", "1-2-3", "2e9", "1-99999999", "1.5"} {
+	for _, in := range []string{"", "0", "-1", "x", "1,,2", "4-2", "1-8:0", "5:2", "1-2-3", "2e9", "1-99999999", "1.5",
+		// more values of T than a figure can show
+		"1-1001", "1-1048576", "1-600,700-1300"} {
 		if got, err := train.ParseTimesteps(in); err == nil {
 			t.Errorf("ParseTimesteps(%q) = %v, want an error", in, got)
 		}

@@ -24,9 +24,10 @@ type BatchProgress struct {
 	ETA                   time.Duration // to the end of the epoch
 }
 
-// ErrInterrupted is returned by Run when its context is cancelled between
-// batches; the trainer's state is consistent and can be checkpointed.
-var ErrInterrupted = errors.New("training interrupted")
+// ErrInterrupted is returned by long work (Run, Evaluate, Sweep, a
+// conversion's calibration) when its context is cancelled: Run stops
+// between batches with a state that can be checkpointed.
+var ErrInterrupted = errors.New("interrupted")
 
 // Trainer runs proxy learning.
 type Trainer struct {
@@ -284,4 +285,24 @@ func (t *Trainer) Resume(c *checkpoint.Checkpoint) error {
 	t.Opt = &Adam{AdamState: *c.Adam}
 	t.Progress = c.Progress
 	return nil
+}
+
+// Resumed is the settings a resumed run continues with: saved (the
+// checkpoint's), with the number of epochs to reach taken from asked when
+// changed("epochs"). Any other setting the user gave (changed reports it by
+// flag name, recipe.Settings.Fields) must equal the checkpoint's, so that
+// the resumed run ends exactly where an uninterrupted one would.
+func Resumed(saved, asked recipe.Settings, changed func(flag string) bool) (recipe.Settings, error) {
+	want := saved.Fields()
+	for i, f := range asked.Fields() {
+		if f.Flag != "epochs" && changed(f.Flag) && f.Value != want[i].Value {
+			return saved, fmt.Errorf("--%s %s differs from the checkpoint's %s: --resume continues the run exactly, with its own settings; to change them, start a new run from the checkpoint (without --resume)",
+				f.Flag, f.Value, want[i].Value)
+		}
+	}
+	s := saved
+	if changed("epochs") {
+		s.Epochs = asked.Epochs
+	}
+	return s, nil
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/proxykit/proxykit/internal/testutil"
@@ -194,6 +197,11 @@ func TestBadInputLeavesNoOutput(t *testing.T) {
 func TestExitCode(t *testing.T) {
 	if os.Getenv("PROXYKIT_AS_MAIN") == "1" {
 		os.Args = append([]string{"proxykit"}, strings.Fields(os.Getenv("PROXYKIT_ARGS"))...)
+		if n, err := strconv.ParseUint(os.Getenv("PROXYKIT_FSIZE"), 10, 64); err == nil {
+			// a full disk, as a file size limit: writes beyond it fail
+			signal.Ignore(syscall.SIGXFSZ)
+			syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n})
+		}
 		main()
 		os.Exit(0)
 	}
@@ -228,5 +236,27 @@ func TestExitCode(t *testing.T) {
 		if c.code != 0 && !strings.HasPrefix(stderr.String(), "proxykit: ") {
 			t.Errorf("proxykit %s: stderr %q does not start with 'proxykit: '", c.args, stderr.String())
 		}
+	}
+}
+
+// TestVersionFromBuildInfo builds proxykit as a user does in a checkout
+// and checks that version reports the module version and the commit Go
+// stamped into the binary.
+func TestVersionFromBuildInfo(t *testing.T) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD (the tests run in a git checkout): %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "proxykit")
+	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "commit " + strings.TrimSpace(string(head))[:12]
+	if !strings.HasPrefix(string(out), "proxykit v0.") || !strings.Contains(string(out), want) {
+		t.Errorf("version printed %q; want the module version and %q", out, want)
 	}
 }

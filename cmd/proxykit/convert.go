@@ -25,14 +25,14 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if output == "" {
 				return fmt.Errorf("-o is required")
 			}
-			if err := checkOutput(output, args[0]); err != nil {
+			if err := (outputs{{Name: "-o", Path: output}}).check(args[0]); err != nil {
 				return err
 			}
-			m, err := mf.load(args[0])
+			m, err := mf.load(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			opt := exporter.Options{Opset: opset, ProducerVersion: version,
+			opt := exporter.Options{Opset: opset, ProducerVersion: version(),
 				Metadata: map[string]string{"proxykit.source": args[0]}}
 			if err := exporter.WriteANN(output, m.ANN, opt); err != nil {
 				return err

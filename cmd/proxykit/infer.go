@@ -8,21 +8,24 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
 )
 
+// inferCmd is infer's flags.
+type inferCmd struct {
+	input, output, network string
+	batch                  int
+	scaleUint8             bool
+	cfg                    spiking.Config
+	mf                     modelFlags
+	df                     deviceFlags
+	sf                     *snnFlags
+}
+
 func newInferCmd() *cobra.Command {
-	var (
-		input, output, network string
-		cfg                    = spiking.DefaultConfig()
-		batch                  int
-		scaleUint8             bool
-		df                     deviceFlags
-		mf                     modelFlags
-	)
+	c := &inferCmd{cfg: spiking.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "infer MODEL --input x.npy --output y.npy",
 		Short: "Run the ANN or its SNN on a batch from a .npy file",
@@ -30,129 +33,79 @@ func newInferCmd() *cobra.Command {
 [B,K] to --output: the ANN's outputs with --network ann, the SNN's spike
 counts over --timesteps steps (as float32) with --network snn.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if input == "" || output == "" {
-				return fmt.Errorf("both --input and --output are required")
-			}
-			if network != "ann" && network != "snn" {
-				return fmt.Errorf("--network must be ann or snn, not %q", network)
-			}
-			if err := checkBatch("batch-size", batch); err != nil {
-				return err
-			}
-			m, err := mf.load(args[0])
-			if err != nil {
-				return err
-			}
-			applySNNDefaults(cmd.Flags(), m, &cfg.Timesteps, &cfg.Threshold, &cfg.Reset)
-			x, err := npy.ReadFile(input, scaleUint8)
-			if err != nil {
-				return err
-			}
-			if err := checkInputDtype(input, x.Dtype, scaleUint8); err != nil {
-				return err
-			}
-			if err := m.ANN.CheckInput(x.Shape); err != nil {
-				return fmt.Errorf("%s: %w", input, err)
-			}
-			if err := nn.CheckFinite("the input "+input, x.Data); err != nil {
-				return err
-			}
-			if err := checkOutput(output, input, args[0]); err != nil {
-				return err
-			}
-			var snn *spiking.Network
-			if network == "snn" {
-				if snn, err = m.SNN(cfg); err != nil {
-					return fmt.Errorf("%s: %w", args[0], err)
-				}
-			}
-			be, err := df.open()
-			if err != nil {
-				return err
-			}
-			defer be.Close()
-			start := time.Now()
-			n := x.Shape[0]
-			result, outShape, err := infer(be, m.ANN, snn, &nn.Tensor{Shape: x.Shape, Data: x.Data}, batch)
-			if err != nil {
-				return err
-			}
-			if err := npy.WriteFile(output, outShape, result); err != nil {
-				return err
-			}
-			el := time.Since(start).Seconds()
-			fmt.Fprintf(os.Stderr, "%s: %d inputs through the %s in %.2f s (%.0f inputs/s) -> %s %s\n", args[0], n,
-				map[string]string{"ann": "ANN", "snn": fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", cfg.Timesteps, cfg.Threshold, cfg.Reset)}[network],
-				el, float64(n)/max(el, 1e-9), output, nn.ShapeString(outShape))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0]) },
 	}
+	c.sf = addSNNFlags(cmd, &c.cfg)
 	f := cmd.Flags()
-	f.StringVar(&input, "input", "", "input batch, a .npy array [B,C,H,W] (float32, or uint8 with --scale-uint8)")
-	f.StringVar(&output, "output", "", "where to write the [B,K] result as a float32 .npy")
-	f.StringVar(&network, "network", "ann", "which network to run: ann or snn")
-	f.IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN: number of time steps T (default: a checkpoint's own, else 15)")
-	f.Float32Var(&cfg.Threshold, "threshold", cfg.Threshold, "SNN: firing threshold v_th (spike when v >= v_th)")
-	f.Float32Var(&cfg.Reset, "reset", cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
-	f.IntVar(&batch, "batch-size", 100, "inputs per forward pass")
-	f.BoolVar(&scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
-	mf.add(cmd)
-	df.add(cmd)
+	f.StringVar(&c.input, "input", "", "input batch, a .npy array [B,C,H,W] (float32, or uint8 with --scale-uint8)")
+	f.StringVar(&c.output, "output", "", "where to write the [B,K] result as a float32 .npy")
+	f.StringVar(&c.network, "network", "ann", "which network to run: ann or snn")
+	f.IntVar(&c.batch, "batch-size", 100, "inputs per forward pass")
+	f.BoolVar(&c.scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
+	c.mf.add(cmd)
+	c.df.add(cmd)
 	return cmd
 }
 
-// infer runs the ANN (snn nil) or the SNN on x, batch inputs at a time.
-func infer(be compute.Backend, ann *nn.Network, snn *spiking.Network, x *nn.Tensor, batch int) ([]float32, []int, error) {
-	n := x.Shape[0]
-	outShape, err := ann.OutputShape()
+func (c *inferCmd) run(cmd *cobra.Command, path string) error {
+	if c.input == "" || c.output == "" {
+		return fmt.Errorf("both --input and --output are required")
+	}
+	if c.network != "ann" && c.network != "snn" {
+		return fmt.Errorf("--network must be ann or snn, not %q", c.network)
+	}
+	if err := checkBatch("batch-size", c.batch); err != nil {
+		return err
+	}
+	if err := (outputs{{Name: "--output", Path: c.output}}).check(path, c.input); err != nil {
+		return err
+	}
+	m, err := c.mf.load(cmd, path)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	if snn != nil {
-		err = snn.Bind(be)
-	} else {
-		err = ann.Bind(be)
-	}
-	if err != nil || n == 0 {
-		return nil, append([]int{n}, outShape...), err
-	}
-	batch = min(batch, n)
-	per := nn.Numel(x.Shape[1:])
-	in, err := be.Alloc(batch * per)
+	c.sf.fromModel(m)
+	x, err := npy.ReadFile(c.input, c.scaleUint8)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	defer be.Free(in)
-	var run func(nn.Value) nn.Value
-	if snn != nil {
-		sim, err := spiking.NewSimulator(be, snn, batch)
+	if err := checkInputDtype(c.input, x.Dtype, c.scaleUint8); err != nil {
+		return err
+	}
+	if err := m.ANN.CheckInput(x.Shape); err != nil {
+		return fmt.Errorf("%s: %w", c.input, err)
+	}
+	if err := nn.CheckFinite("the input "+c.input, x.Data); err != nil {
+		return err
+	}
+	be, err := c.df.open()
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	start, xt := time.Now(), &nn.Tensor{Shape: x.Shape, Data: x.Data}
+	var y *nn.Tensor
+	what := "ANN"
+	if c.network == "snn" {
+		snn, err := m.SNN(c.cfg)
 		if err != nil {
-			return nil, nil, err
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		defer sim.Free()
-		outShape = sim.OutputShape()
-		run = func(v nn.Value) nn.Value { return sim.Run(v, false, false) }
-	} else {
-		e, err := nn.NewExecutor(be, ann, batch, nn.ExecOptions{})
+		r, err := snn.RunOn(cmd.Context(), be, xt, false, c.batch)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		defer e.Free()
-		run = func(v nn.Value) nn.Value { return e.Forward(v, nn.Mode{}) }
+		y, what = r.Counts, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
+	} else if y, err = m.ANN.ForwardOn(be, xt, c.batch); err != nil {
+		return err
 	}
-	k := nn.Numel(outShape)
-	result := make([]float32, n*k)
-	for lo := 0; lo < n; lo += batch {
-		hi := min(lo+batch, n)
-		buf := in.Slice(0, (hi-lo)*per)
-		be.Upload(buf, x.Data[lo*per:hi*per])
-		y := run(nn.Value{Shape: append([]int{hi - lo}, x.Shape[1:]...), Buf: buf})
-		if err := be.Download(result[lo*k:hi*k], y.Buf); err != nil {
-			return nil, nil, err
-		}
+	if err := npy.WriteFile(c.output, y.Shape, y.Data); err != nil {
+		return err
 	}
-	return result, append([]int{n}, outShape...), be.Err()
+	el := time.Since(start).Seconds()
+	fmt.Fprintf(os.Stderr, "%s: %d inputs through the %s in %.2f s (%.0f inputs/s) -> %s %s\n", path, x.Shape[0], what,
+		el, float64(x.Shape[0])/max(el, 1e-9), c.output, nn.ShapeString(y.Shape))
+	return nil
 }
 
 // checkInputDtype holds infer's input to what its help promises: float32

@@ -3,18 +3,45 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/train"
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "proxykit:", err)
-		var intr errInterrupted
-		if errors.As(err, &intr) {
-			os.Exit(130)
-		}
-		os.Exit(1)
+	os.Exit(runMain())
+}
+
+// run runs the command line. Ctrl-C or SIGTERM cancels the commands'
+// context: long work stops within a time step or a batch, says what it
+// saved and exits with status 130; a second signal stops at once. Either
+// way no temporary file is left behind.
+func runMain() int {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-signals
+		cancel()
+		<-signals
+		atomicfile.RemoveTemporaries()
+		fmt.Fprintln(os.Stderr, "proxykit: interrupted twice: stopped at once; nothing more was written")
+		os.Exit(130)
+	}()
+	err := newRootCmd().ExecuteContext(ctx)
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintln(os.Stderr, "proxykit:", err)
+	if errors.Is(err, train.ErrInterrupted) || ctx.Err() != nil {
+		atomicfile.RemoveTemporaries()
+		return 130 // as a shell reports a process stopped by Ctrl-C
+	}
+	return 1
 }

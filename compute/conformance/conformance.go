@@ -20,7 +20,7 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
-	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/internal/fixture"
 )
 
 // Tolerances are the relative errors (‖got − want‖/‖want‖) a backend is held
@@ -258,7 +258,7 @@ type arr struct {
 	Data  []float32 `json:"data"`
 }
 
-type fixture struct {
+type kernelCase struct {
 	Op              string  `json:"op"`
 	Layer           string  `json:"layer"`
 	Stride          []int   `json:"stride"`
@@ -290,11 +290,11 @@ type fixture struct {
 }
 
 func (s *suite) pytorch(t *testing.T) {
-	b, err := os.ReadFile(testutil.Path("kernels.json"))
+	b, err := os.ReadFile(fixture.Path("kernels.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct{ Cases []fixture }
+	var f struct{ Cases []kernelCase }
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func (s *suite) pytorch(t *testing.T) {
 	}
 }
 
-func (s *suite) fixture(c fixture) {
+func (s *suite) fixture(c kernelCase) {
 	be, t := s.be, s.t
 	switch c.Op {
 	case "conv":

@@ -32,6 +32,10 @@ type Options struct {
 	DNNWorkspaceBytes int64
 	// Device is the GPU's ordinal.
 	Device int
+	// DryRun (emulated device only) counts every launch, library call and
+	// copy (Counters) without running any: the traffic of a network too
+	// large to emulate quickly, in an instant. Results are meaningless.
+	DryRun bool
 }
 
 // Backend is the CUDA implementation of compute.Backend. Its kernels are
@@ -52,6 +56,44 @@ type Backend struct {
 	// noDNN are the convolution geometries and directions cuDNN could not
 	// plan (they run on im2col), with the reason, reported by Describe.
 	noDNN map[dnnKey]string
+	count compute.Traffic
+}
+
+// Traffic implements compute.Counting.
+func (be *Backend) Traffic() compute.Traffic { return be.count.Clone() }
+
+// ResetTraffic implements compute.Counting.
+func (be *Backend) ResetTraffic() { be.count = compute.NewTraffic() }
+
+// ConvKernels names the kernels that implement convolutions where cuDNN
+// does not (the emulated device, asymmetric padding): on a GPU with cuDNN
+// that traffic is the library's.
+func ConvKernels(name string) bool {
+	switch name {
+	case "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp":
+		return true
+	}
+	return false
+}
+
+// traffic is what one launch reads and writes, in float32 values.
+type traffic struct{ read, written int64 }
+
+// rw is a launch's traffic: r values read, w written.
+func rw(r, w int64) traffic { return traffic{r, w} }
+
+// counted records a launch of kernel name (or a copy) with its traffic.
+func (be *Backend) counted(name string, t traffic) {
+	be.count.Launches[name]++
+	be.count.Read[name] += 4 * t.read
+	be.count.Written[name] += 4 * t.written
+}
+
+// gemm queues a GEMM (the contract of compute.Sgemm), counted.
+func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) {
+	be.count.Calls["cublas gemm"]++
+	be.count.GemmFLOPs += 2 * int64(m) * int64(n) * int64(k)
+	be.fail(be.dev.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
@@ -67,8 +109,11 @@ var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum",
 func Open(opt Options) (*Backend, error) {
 	var dev device
 	name := "cuda"
+	if opt.DryRun && !opt.Emulate {
+		return nil, fmt.Errorf("a dry run (counting only) is for the emulated device")
+	}
 	if opt.Emulate {
-		dev, name = emuDevice{}, "cuda-emu"
+		dev, name = emuDevice{dry: opt.DryRun}, "cuda-emu"
 		if opt.WorkspaceBytes == 0 {
 			opt.WorkspaceBytes = 1 << 20
 		}
@@ -84,6 +129,7 @@ func Open(opt Options) (*Backend, error) {
 	}
 	be := &Backend{dev: dev, opt: opt, name: name, kernels: map[string]int{}, pool: map[int64][]devptr{},
 		work: map[string]*buffer{}, noDNN: map[dnnKey]string{}}
+	be.ResetTraffic()
 	for _, k := range kernelNames {
 		i, err := dev.kernelIndex(k)
 		if err != nil {
@@ -273,6 +319,7 @@ func (be *Backend) Copy(dst, src compute.Buffer) {
 		panic(fmt.Sprintf("cuda: copying %d values into %d", src.Len(), dst.Len()))
 	}
 	if dst.Len() > 0 {
+		be.counted("copy", rw(int64(dst.Len()), int64(dst.Len())))
 		be.fail(be.dev.dtod(ptr(dst), ptr(src), int64(dst.Len())*4))
 	}
 }
@@ -282,23 +329,23 @@ func (be *Backend) AddTo(dst, src compute.Buffer) {
 	if dst.Len() != src.Len() {
 		panic(fmt.Sprintf("cuda: adding %d values into %d", src.Len(), dst.Len()))
 	}
-	be.launch1d("pk_add_to", int64(dst.Len()), ptr(dst), ptr(src), int64(dst.Len()))
+	be.launch1d("pk_add_to", int64(dst.Len()), rw(2*int64(dst.Len()), int64(dst.Len())), ptr(dst), ptr(src), int64(dst.Len()))
 }
 
 // CopyChannels implements compute.Backend.
 func (be *Backend) CopyChannels(n, c, hw int, src compute.Buffer, srcC, srcOff int, dst compute.Buffer, dstC, dstOff int) {
-	be.launch1d("pk_copy_channels", int64(n)*int64(c)*int64(hw), ptr(src), ptr(dst), int64(n), int32(c), int64(hw),
+	be.launch1d("pk_copy_channels", int64(n)*int64(c)*int64(hw), rw(int64(n)*int64(c)*int64(hw), int64(n)*int64(c)*int64(hw)), ptr(src), ptr(dst), int64(n), int32(c), int64(hw),
 		int32(srcC), int32(srcOff), int32(dstC), int32(dstOff))
 }
 
 // Fill implements compute.Backend.
 func (be *Backend) Fill(dst compute.Buffer, v float32) {
-	be.launch1d("pk_fill", int64(dst.Len()), ptr(dst), int64(dst.Len()), v)
+	be.launch1d("pk_fill", int64(dst.Len()), rw(0, int64(dst.Len())), ptr(dst), int64(dst.Len()), v)
 }
 
 // Sum implements compute.Backend.
 func (be *Backend) Sum(x compute.Buffer) (float64, error) {
-	be.launchBlocks("pk_sum", 1, ptr(x), int64(x.Len()), be.sumOut.ptr)
+	be.launchBlocks("pk_sum", 1, rw(int64(x.Len()), 2), ptr(x), int64(x.Len()), be.sumOut.ptr)
 	var out [2]float32
 	if err := be.Download(out[:], be.sumOut); err != nil {
 		return 0, err
@@ -345,20 +392,23 @@ const (
 	reduceThreads = 256 // REDUCE_THREADS in kernels.cu
 )
 
-// launch1d queues an elementwise kernel over n items.
-func (be *Backend) launch1d(name string, n int64, args ...any) {
+// launch1d queues an elementwise kernel over n items, with its traffic.
+func (be *Backend) launch1d(name string, n int64, t traffic, args ...any) {
 	if n <= 0 {
 		return
 	}
+	be.counted(name, t)
 	blocks := min((n+blockSize-1)/blockSize, maxBlocks)
 	be.fail(be.dev.launch(be.kernels[name], dim3{uint32(blocks), 1, 1}, dim3{blockSize, 1, 1}, argsOf(args...)))
 }
 
-// launchBlocks queues a reduction kernel: one block of reduceThreads per item.
-func (be *Backend) launchBlocks(name string, blocks int, args ...any) {
+// launchBlocks queues a reduction kernel: one block of reduceThreads per
+// item, with its traffic.
+func (be *Backend) launchBlocks(name string, blocks int, t traffic, args ...any) {
 	if blocks <= 0 {
 		return
 	}
+	be.counted(name, t)
 	be.fail(be.dev.launch(be.kernels[name], dim3{uint32(blocks), 1, 1}, dim3{reduceThreads, 1, 1}, argsOf(args...)))
 }
 
@@ -411,7 +461,8 @@ func (be *Backend) convWorkspaces(g compute.ConvGeom, n int) (ns int, col, gemm 
 }
 
 func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
-	be.launch1d("pk_im2col", int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()), x, col.ptr,
+	be.launch1d("pk_im2col", int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()),
+		rw(int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()), int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW())), x, col.ptr,
 		int32(g.C), int32(g.H), int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL),
 		int32(g.DH), int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(ns))
 }
@@ -437,9 +488,9 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
 		// group j: [O/G, Kg] weights times its Kg rows of patches
 		for _, gr := range groupsOf(g, cs*P) {
-			be.fail(be.dev.gemm(false, false, gr.o, cs*P, gr.k, 1, ptr(w)+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P))
+			be.gemm(false, false, gr.o, cs*P, gr.k, 1, ptr(w)+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P)
 		}
-		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
+		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P), int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
 			int64(cs), int64(P))
 	}
 }
@@ -495,6 +546,7 @@ func (be *Backend) dnnRan(g compute.ConvGeom, kind int, err error) bool {
 		be.noDNN[dnnKey{g, kind}] = pe.Error()
 		return false
 	}
+	be.count.Calls[[...]string{"cudnn forward", "cudnn backward data", "cudnn backward filter"}[kind]]++
 	be.fail(err)
 	return true
 }
@@ -502,14 +554,14 @@ func (be *Backend) dnnRan(g compute.ConvGeom, kind int, err error) bool {
 // addConvBias adds bias[o] to every position of channel o of y [n, O, P].
 func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer) {
 	p := int64(g.OutH() * g.OutW())
-	be.launch1d("pk_add_bias", int64(n*g.O)*p, ptr(y), ptr(bias), int64(n), int32(g.O), p)
+	be.launch1d("pk_add_bias", int64(n*g.O)*p, rw(int64(n*g.O)*p+int64(g.O), int64(n*g.O)*p), ptr(y), ptr(bias), int64(n), int32(g.O), p)
 }
 
 // Conv2dBackward implements compute.Backend.
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
 	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
-		be.launchBlocks("pk_conv_bias_grad", O, ptr(dy), ptr(db), int64(n), int32(O), int64(P))
+		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
 	}
 	// each direction on cuDNN where it plans, the rest on im2col below
 	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
@@ -528,20 +580,20 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
-		be.launch1d("pk_nchw_to_ocp", int64(O*cs*P), ptr(dy)+devptr(4*int64(s0)*out), dyT.ptr, int32(O), int64(cs), int64(P))
+		be.launch1d("pk_nchw_to_ocp", int64(O*cs*P), rw(int64(O*cs*P), int64(O*cs*P)), ptr(dy)+devptr(4*int64(s0)*out), dyT.ptr, int32(O), int64(cs), int64(P))
 		if dw != nil {
 			be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
 			// per group: dW [O/G, Kg] += dyT [O/G, cs·P] · colᵀ
 			for _, gr := range groupsOf(g, cs*P) {
-				be.fail(be.dev.gemm(false, true, gr.o, gr.k, cs*P, 1, dyT.ptr+gr.out, cs*P, col.ptr+gr.col, cs*P, 1, ptr(dw)+gr.w, gr.k))
+				be.gemm(false, true, gr.o, gr.k, cs*P, 1, dyT.ptr+gr.out, cs*P, col.ptr+gr.col, cs*P, 1, ptr(dw)+gr.w, gr.k)
 			}
 		}
 		if dx != nil {
 			// per group: dcol [Kg, cs·P] = Wᵀ [Kg, O/G] · dyT [O/G, cs·P], then back to pixels
 			for _, gr := range groupsOf(g, cs*P) {
-				be.fail(be.dev.gemm(true, false, gr.k, cs*P, gr.o, 1, ptr(w)+gr.w, gr.k, dyT.ptr+gr.out, cs*P, 0, col.ptr+gr.col, cs*P))
+				be.gemm(true, false, gr.k, cs*P, gr.o, 1, ptr(w)+gr.w, gr.k, dyT.ptr+gr.out, cs*P, 0, col.ptr+gr.col, cs*P)
 			}
-			be.launch1d("pk_col2im", int64(cs)*in, col.ptr, ptr(dx)+devptr(4*int64(s0)*in), int32(g.C), int32(g.H),
+			be.launch1d("pk_col2im", int64(cs)*in, rw(int64(g.PatchLen())*int64(cs*P), int64(cs)*in), col.ptr, ptr(dx)+devptr(4*int64(s0)*in), int32(g.C), int32(g.H),
 				int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.DH),
 				int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(cs))
 		}
@@ -553,22 +605,22 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 // LinearForward implements compute.Backend: y = x·Wᵀ on cuBLAS; spikes
 // take the same path (a dense GEMM wins on a GPU).
 func (be *Backend) LinearForward(n, in, out int, x, w, bias, y compute.Buffer, _ bool) {
-	be.fail(be.dev.gemm(false, true, n, out, in, 1, ptr(x), in, ptr(w), in, 0, ptr(y), out))
+	be.gemm(false, true, n, out, in, 1, ptr(x), in, ptr(w), in, 0, ptr(y), out)
 	if bias != nil {
-		be.launch1d("pk_add_bias", int64(n*out), ptr(y), ptr(bias), int64(n), int32(out), int64(1))
+		be.launch1d("pk_add_bias", int64(n*out), rw(int64(n*out+out), int64(n*out)), ptr(y), ptr(bias), int64(n), int32(out), int64(1))
 	}
 }
 
 // LinearBackward implements compute.Backend.
 func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer) {
 	if dx != nil {
-		be.fail(be.dev.gemm(false, false, n, in, out, 1, ptr(dy), out, ptr(w), in, 0, ptr(dx), in))
+		be.gemm(false, false, n, in, out, 1, ptr(dy), out, ptr(w), in, 0, ptr(dx), in)
 	}
 	if dw != nil {
-		be.fail(be.dev.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, 1, ptr(dw), in))
+		be.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, 1, ptr(dw), in)
 	}
 	if db != nil {
-		be.launch1d("pk_col_sum", int64(out), ptr(dy), ptr(db), int64(n), int32(out))
+		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out), int64(out)), ptr(dy), ptr(db), int64(n), int32(out))
 	}
 }
 
@@ -576,32 +628,32 @@ func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.B
 
 // ReLUForward implements compute.Backend.
 func (be *Backend) ReLUForward(x, y compute.Buffer) {
-	be.launch1d("pk_relu", int64(x.Len()), ptr(x), ptr(y), int64(x.Len()))
+	be.launch1d("pk_relu", int64(x.Len()), rw(int64(x.Len()), int64(x.Len())), ptr(x), ptr(y), int64(x.Len()))
 }
 
 // ReLUBackward implements compute.Backend.
 func (be *Backend) ReLUBackward(y, dy, dx compute.Buffer) {
-	be.launch1d("pk_relu_backward", int64(y.Len()), ptr(y), ptr(dy), ptr(dx), int64(y.Len()))
+	be.launch1d("pk_relu_backward", int64(y.Len()), rw(2*int64(y.Len()), int64(y.Len())), ptr(y), ptr(dy), ptr(dx), int64(y.Len()))
 }
 
 // MaxPool2dForward implements compute.Backend.
 func (be *Backend) MaxPool2dForward(g compute.PoolGeom, n int, x, y compute.Buffer) {
 	planes := int64(n * g.C)
-	be.launch1d("pk_maxpool", planes*int64(g.OutH()*g.OutW()), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
+	be.launch1d("pk_maxpool", planes*int64(g.OutH()*g.OutW()), rw(planes*int64(g.H*g.W), planes*int64(g.OutH()*g.OutW())), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
 		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()))
 }
 
 // MaxPool2dBackward implements compute.Backend.
 func (be *Backend) MaxPool2dBackward(g compute.PoolGeom, n int, x, dy, dx compute.Buffer) {
 	planes := int64(n * g.C)
-	be.launch1d("pk_maxpool_backward", planes*int64(g.H*g.W), ptr(x), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
+	be.launch1d("pk_maxpool_backward", planes*int64(g.H*g.W), rw(planes*int64(g.H*g.W+g.OutH()*g.OutW()), planes*int64(g.H*g.W)), ptr(x), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
 		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()))
 }
 
 // AvgPool2dForward implements compute.Backend.
 func (be *Backend) AvgPool2dForward(g compute.PoolGeom, n int, countPad bool, x, y compute.Buffer) {
 	planes := int64(n * g.C)
-	be.launch1d("pk_avgpool", planes*int64(g.OutH()*g.OutW()), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
+	be.launch1d("pk_avgpool", planes*int64(g.OutH()*g.OutW()), rw(planes*int64(g.H*g.W), planes*int64(g.OutH()*g.OutW())), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
 		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.PB), int32(g.PR),
 		int32(g.OutH()), int32(g.OutW()), b2i(countPad))
 }
@@ -609,48 +661,48 @@ func (be *Backend) AvgPool2dForward(g compute.PoolGeom, n int, countPad bool, x,
 // AvgPool2dBackward implements compute.Backend.
 func (be *Backend) AvgPool2dBackward(g compute.PoolGeom, n int, countPad bool, dy, dx compute.Buffer) {
 	planes := int64(n * g.C)
-	be.launch1d("pk_avgpool_backward", planes*int64(g.H*g.W), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
+	be.launch1d("pk_avgpool_backward", planes*int64(g.H*g.W), rw(planes*int64(g.OutH()*g.OutW()), planes*int64(g.H*g.W)), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
 		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.PB), int32(g.PR),
 		int32(g.OutH()), int32(g.OutW()), b2i(countPad))
 }
 
 // GlobalAvgPoolForward implements compute.Backend.
 func (be *Backend) GlobalAvgPoolForward(nc, hw int, x, y compute.Buffer) {
-	be.launch1d("pk_gap", int64(nc), ptr(x), ptr(y), int64(nc), int64(hw))
+	be.launch1d("pk_gap", int64(nc), rw(int64(nc*hw), int64(nc)), ptr(x), ptr(y), int64(nc), int64(hw))
 }
 
 // GlobalAvgPoolBackward implements compute.Backend.
 func (be *Backend) GlobalAvgPoolBackward(nc, hw int, dy, dx compute.Buffer) {
-	be.launch1d("pk_gap_backward", int64(nc*hw), ptr(dy), ptr(dx), int64(nc), int64(hw))
+	be.launch1d("pk_gap_backward", int64(nc*hw), rw(int64(nc), int64(nc*hw)), ptr(dy), ptr(dx), int64(nc), int64(hw))
 }
 
 // Pad2dForward implements compute.Backend.
 func (be *Backend) Pad2dForward(g compute.PadGeom, nc int, x, y compute.Buffer) {
-	be.launch1d("pk_pad", int64(nc*g.OutH()*g.OutW()), ptr(x), ptr(y), int64(nc), int32(g.H), int32(g.W), int32(g.PT),
+	be.launch1d("pk_pad", int64(nc*g.OutH()*g.OutW()), rw(int64(nc*g.H*g.W), int64(nc*g.OutH()*g.OutW())), ptr(x), ptr(y), int64(nc), int32(g.H), int32(g.W), int32(g.PT),
 		int32(g.PL), int32(g.OutH()), int32(g.OutW()), g.Value)
 }
 
 // Pad2dBackward implements compute.Backend.
 func (be *Backend) Pad2dBackward(g compute.PadGeom, nc int, dy, dx compute.Buffer) {
-	be.launch1d("pk_pad_backward", int64(nc*g.H*g.W), ptr(dy), ptr(dx), int64(nc), int32(g.H), int32(g.W), int32(g.PT),
+	be.launch1d("pk_pad_backward", int64(nc*g.H*g.W), rw(int64(nc*g.OutH()*g.OutW()), int64(nc*g.H*g.W)), ptr(dy), ptr(dx), int64(nc), int32(g.H), int32(g.W), int32(g.PT),
 		int32(g.PL), int32(g.OutH()), int32(g.OutW()))
 }
 
 // SoftmaxForward implements compute.Backend.
 func (be *Backend) SoftmaxForward(n, k int, log bool, x, y compute.Buffer) {
-	be.launch1d("pk_softmax", int64(n), ptr(x), ptr(y), int64(n), int32(k), b2i(log))
+	be.launch1d("pk_softmax", int64(n), rw(int64(n*k), int64(n*k)), ptr(x), ptr(y), int64(n), int32(k), b2i(log))
 }
 
 // SoftmaxBackward implements compute.Backend.
 func (be *Backend) SoftmaxBackward(n, k int, log bool, y, dy, dx compute.Buffer) {
-	be.launch1d("pk_softmax_backward", int64(n), ptr(y), ptr(dy), ptr(dx), int64(n), int32(k), b2i(log))
+	be.launch1d("pk_softmax_backward", int64(n), rw(2*int64(n*k), int64(n*k)), ptr(y), ptr(dy), ptr(dx), int64(n), int32(k), b2i(log))
 }
 
 // --- BatchNorm ---
 
 // BatchNormStats implements compute.Backend: a block per (group, channel).
 func (be *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute.Buffer) {
-	be.launchBlocks("pk_bn_stats", groups*c, ptr(x), ptr(mean), ptr(variance), int64(n), int32(c), int64(hw))
+	be.launchBlocks("pk_bn_stats", groups*c, rw(int64(groups*n*c*hw), 2*int64(groups*c)), ptr(x), ptr(mean), ptr(variance), int64(n), int32(c), int64(hw))
 }
 
 // BatchNormUpdateRunning implements compute.Backend.
@@ -659,19 +711,19 @@ func (be *Backend) BatchNormUpdateRunning(groups, c, count int, momentum float32
 	if count > 1 {
 		unbias = float32(count) / float32(count-1)
 	}
-	be.launch1d("pk_bn_update_running", int64(c), ptr(mean), ptr(variance), ptr(runMean), ptr(runVar), int32(groups),
+	be.launch1d("pk_bn_update_running", int64(c), rw(2*int64(groups*c)+2*int64(c), 2*int64(c)), ptr(mean), ptr(variance), ptr(runMean), ptr(runVar), int32(groups),
 		int32(c), momentum, unbias)
 }
 
 // BatchNormScaleShift implements compute.Backend.
 func (be *Backend) BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift compute.Buffer) {
-	be.launch1d("pk_bn_scale_shift", int64(groups*c), ptr(gamma), ptr(beta), ptr(mean), ptr(variance), ptr(scale),
+	be.launch1d("pk_bn_scale_shift", int64(groups*c), rw(2*int64(c)+2*int64(groups*c), 2*int64(groups*c)), ptr(gamma), ptr(beta), ptr(mean), ptr(variance), ptr(scale),
 		ptr(shift), int64(groups), int32(c), eps)
 }
 
 // ChannelAffine implements compute.Backend.
 func (be *Backend) ChannelAffine(groups, n, c, hw int, x, scale, shift, y compute.Buffer) {
-	be.launch1d("pk_channel_affine", int64(groups*n*c*hw), ptr(x), ptr(scale), ptr(shift), ptr(y), int64(groups),
+	be.launch1d("pk_channel_affine", int64(groups*n*c*hw), rw(int64(groups*n*c*hw)+2*int64(groups*c), int64(groups*n*c*hw)), ptr(x), ptr(scale), ptr(shift), ptr(y), int64(groups),
 		int64(n), int32(c), int64(hw))
 }
 
@@ -683,10 +735,10 @@ func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32,
 		be.fail(err)
 		return
 	}
-	be.launchBlocks("pk_bn_backward_reduce", c, ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
+	be.launchBlocks("pk_bn_backward_reduce", c, rw(2*int64(n*c*hw), 4*int64(c)), ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
 		sums.ptr, int64(n), int32(c), int64(hw), eps)
 	if dx != nil {
-		be.launch1d("pk_bn_backward_dx", int64(n*c*hw), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
+		be.launch1d("pk_bn_backward_dx", int64(n*c*hw), rw(2*int64(n*c*hw), int64(n*c*hw)), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
 			sums.ptr, int64(n), int32(c), int64(hw), eps, b2i(batchStats))
 	}
 }
@@ -696,20 +748,34 @@ func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32,
 // IF implements compute.Backend: one fused kernel over all a.Steps steps.
 func (be *Backend) IF(a compute.IFArgs) {
 	c, hw := int32(max(a.C, 1)), int64(max(a.HW, 1))
-	be.launch1d("pk_if", int64(a.N), ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
+	n, steps := int64(a.N), int64(a.Steps)
+	t := rw(steps*n+n, steps*n+n) // input per step and potentials in; spikes per step and potentials out
+	if a.Constant {
+		t.read -= (steps - 1) * n // one input for every step
+	}
+	if a.Counts != nil {
+		t.read, t.written = t.read+n, t.written+n
+	}
+	if a.Scale != nil {
+		t.read += 2 * int64(max(a.C, 1))
+	}
+	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
 		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset)
 }
 
 // ProxyLossGrad implements compute.Backend.
 func (be *Backend) ProxyLossGrad(n, k int, counts, labels, dy compute.Buffer) {
-	be.launch1d("pk_proxy_loss_grad", int64(n*k), ptr(counts), ptr(labels), ptr(dy), int64(n), int32(k))
+	be.launch1d("pk_proxy_loss_grad", int64(n*k), rw(int64(n*k+n), int64(n*k)), ptr(counts), ptr(labels), ptr(dy), int64(n), int32(k))
 }
 
 // Adam implements compute.Backend.
 func (be *Backend) Adam(a compute.AdamArgs, p, grad, m, v compute.Buffer) {
 	stepSize, sqrtBC2 := a.Factors()
-	be.launch1d("pk_adam", int64(p.Len()), ptr(p), ptr(grad), ptr(m), ptr(v), int64(p.Len()), float32(a.Beta1),
+	be.launch1d("pk_adam", int64(p.Len()), rw(4*int64(p.Len()), 3*int64(p.Len())), ptr(p), ptr(grad), ptr(m), ptr(v), int64(p.Len()), float32(a.Beta1),
 		float32(a.Beta2), float32(a.WeightDecay), float32(a.Eps), stepSize, sqrtBC2)
 }
 
-var _ compute.Backend = (*Backend)(nil)
+var (
+	_ compute.Backend  = (*Backend)(nil)
+	_ compute.Counting = (*Backend)(nil)
+)

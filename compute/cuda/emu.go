@@ -36,8 +36,9 @@ func cArgs(a *argList) unsafe.Pointer {
 }
 
 // emuDevice is the emulated device: kernels.cu compiled for the host by
-// cgo (emu.cpp), device memory in the C heap, GEMMs by compute.Sgemm.
-type emuDevice struct{}
+// cgo (emu.cpp), device memory in the C heap, GEMMs by compute.Sgemm. A
+// dry one runs no kernel, GEMM or copy (Options.DryRun).
+type emuDevice struct{ dry bool }
 
 func (emuDevice) name() string { return "emulated CUDA device (host CPU)" }
 
@@ -69,7 +70,10 @@ func (d emuDevice) dtoh(dst []float32, src devptr) error {
 	return nil
 }
 
-func (emuDevice) dtod(dst, src devptr, bytes int64) error {
+func (d emuDevice) dtod(dst, src devptr, bytes int64) error {
+	if d.dry {
+		return nil
+	}
 	C.emu_copy(C.uint64_t(dst), C.uint64_t(src), C.uint64_t(bytes))
 	return nil
 }
@@ -84,7 +88,10 @@ func (emuDevice) kernelIndex(name string) (int, error) {
 	return k, nil
 }
 
-func (emuDevice) launch(k int, grid, block dim3, args *argList) error {
+func (d emuDevice) launch(k int, grid, block dim3, args *argList) error {
+	if d.dry {
+		return nil
+	}
 	ca := cArgs(args)
 	defer C.free(ca)
 	if C.emu_launch(C.int(k), C.unsigned(grid.x), C.unsigned(grid.y), C.unsigned(grid.z), C.unsigned(block.x),
@@ -98,6 +105,9 @@ func (emuDevice) launch(k int, grid, block dim3, args *argList) error {
 // matrices (sized from their shapes and leading dimensions).
 func (d emuDevice) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int,
 	beta float32, c devptr, ldc int) error {
+	if d.dry {
+		return nil
+	}
 	rowsA, rowsB := m, k
 	if transA {
 		rowsA = k

@@ -15,8 +15,8 @@ import (
 	"github.com/proxykit/proxykit/compute/conformance"
 	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
@@ -67,15 +67,15 @@ func TestGPUCountsMatchPyTorch(t *testing.T) {
 			defer be.Close()
 			total, differ := 0, 0
 			for _, name := range append(testutil.Models, testutil.Graphs...) {
-				m, err := importer.Load(testutil.Path(name + ".onnx"))
+				m, err := model.Load(testutil.Path(name + ".onnx"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				snn, err := spiking.New(m.Net, spiking.DefaultConfig())
+				snn, err := spiking.New(m.ANN, spiking.DefaultConfig())
 				if err != nil {
 					t.Fatal(err)
 				}
-				res, err := snn.RunOn(be, testutil.Array(t, name+".x.npy"), false)
+				res, err := snn.RunOn(context.Background(), be, testutil.Array(t, name+".x.npy"), false, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -130,7 +130,7 @@ func TestGPUFullWidthCountsMatchCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu, err := snn.RunOn(compute.NewCPU(), x, false)
+	cpu, err := snn.RunOn(context.Background(), compute.NewCPU(), x, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestGPUFullWidthCountsMatchCPU(t *testing.T) {
 	}
 	for _, v := range gpuVariants[:3] {
 		be := openGPU(t, v.opt)
-		res, err := snn.RunOn(be, x, false)
+		res, err := snn.RunOn(context.Background(), be, x, false, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestGPUFullWidthCountsMatchCPU(t *testing.T) {
 func TestGPUTrainsLikeTheCPU(t *testing.T) {
 	x := testutil.Array(t, "proxy/x.npy")
 	run := func(be compute.Backend) (before, after []float32) {
-		m, err := importer.Load(testutil.Path("proxy/net.onnx"))
+		m, err := model.Load(testutil.Path("proxy/net.onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,15 +180,15 @@ func TestGPUTrainsLikeTheCPU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		snn, err := spiking.New(m.Net, s.Config)
+		snn, err := spiking.New(m.ANN, s.Config)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := train.NewTrainer(s, m.Net, snn, trainSet.Subset(s.MaxTrain), testSet)
+		tr, err := train.NewTrainer(s, m.ANN, snn, trainSet.Subset(s.MaxTrain), testSet)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y, err := m.Net.Forward(x)
+		y, err := m.ANN.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func TestGPUTrainsLikeTheCPU(t *testing.T) {
 		if err := tr.Close(); err != nil {
 			t.Fatal(err)
 		}
-		y2, err := m.Net.Forward(x)
+		y2, err := m.ANN.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}

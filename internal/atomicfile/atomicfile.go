@@ -2,10 +2,14 @@
 // the bytes go to a temporary file in the destination's folder, which is
 // renamed over the destination only once complete.
 //
-// Temporary names are short (".pk-" and a hash of the destination's name,
-// whatever its length), so a destination name of up to 255 bytes works,
-// and the temporary files a killed run left behind for a destination are
-// removed by the next write to it. Existing destinations that are not
+// Temporary names are short (".pk-", a hash of the destination's name
+// whatever its length, and the writer's process ID), so a destination
+// name of up to 255 bytes works. The temporary files a killed process
+// left behind for a destination are removed by the next write to it —
+// never those of a process still running — and a process that is
+// stopped by a signal removes its own (RemoveTemporaries). Lock keeps a
+// second process from writing a file another one is writing (a
+// checkpoint during a training run). Existing destinations that are not
 // regular files (devices, named pipes, symbolic links, folders) are never
 // replaced.
 package atomicfile
@@ -13,24 +17,75 @@ package atomicfile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/proxykit/proxykit/internal/limits"
 )
 
-// tempPrefix is the start of every temporary name for path.
+// tempPrefix is the start of every temporary name for path; the writer's
+// process ID and a random part follow (".pk-HASH.tmp.PID.RANDOM").
 func tempPrefix(path string) string {
 	sum := sha256.Sum256([]byte(filepath.Base(path)))
 	return ".pk-" + hex.EncodeToString(sum[:8]) + ".tmp"
 }
 
-// cleanStale removes temporary files an interrupted write to path left.
+// cleanStale removes the temporary files that writes to path by processes
+// no longer running left behind.
 func cleanStale(path string) {
-	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix(path)+"*"))
+	prefix := tempPrefix(path) + "."
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), prefix+"*"))
 	for _, f := range old {
+		pid, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(f), prefix), ".")
+		if n, err := strconv.Atoi(pid); ok && err == nil && alive(n) {
+			continue // another process is writing it
+		}
 		os.Remove(f)
+	}
+}
+
+// alive reports whether process pid runs (or may: one we cannot signal).
+func alive(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// temporaries are this process's temporary files not yet renamed or
+// removed, for RemoveTemporaries. They are the process's by nature: a
+// signal stops the process, whatever write is under way.
+var temporaries = struct {
+	sync.Mutex
+	files map[string]bool
+}{files: map[string]bool{}}
+
+func track(name string, live bool) {
+	temporaries.Lock()
+	defer temporaries.Unlock()
+	if live {
+		temporaries.files[name] = true
+	} else {
+		delete(temporaries.files, name)
+	}
+}
+
+// RemoveTemporaries removes every temporary file of this process's writes
+// in progress: a command stopped by a signal calls it before it exits, so
+// that an interrupted write leaves nothing behind.
+func RemoveTemporaries() {
+	temporaries.Lock()
+	defer temporaries.Unlock()
+	for f := range temporaries.files {
+		os.Remove(f)
+		delete(temporaries.files, f)
 	}
 }
 
@@ -49,7 +104,7 @@ func Check(path string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("cannot write %s: %s is not a folder", path, dir)
 	}
-	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
+	tmp, err := os.CreateTemp(dir, fmt.Sprintf("%s.%d.*", tempPrefix(path), os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
@@ -58,9 +113,67 @@ func Check(path string) error {
 	return nil
 }
 
+// A FileLock keeps other processes from writing a file while this one
+// does (an advisory lock on a hidden file beside it, holding the PID).
+type FileLock struct {
+	f    *os.File
+	path string
+}
+
+// Lock takes path's lock, or says which process holds it.
+func Lock(path string) (*FileLock, error) {
+	name := filepath.Join(filepath.Dir(path), ".pk-"+hashOf(path)+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(name)
+		f.Close()
+		who := "another process"
+		if pid := strings.TrimSpace(string(holder)); pid != "" {
+			who = "process " + pid
+		}
+		return nil, fmt.Errorf("%s is being written by %s; wait for it to finish or choose another output", path, who)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return &FileLock{f: f, path: name}, nil
+}
+
+// Unlock releases the lock. The hidden lock file stays (removing it would
+// let two processes lock two different files of one name).
+func (l *FileLock) Unlock() {
+	if l == nil || l.f == nil {
+		return
+	}
+	l.f.Close()
+	l.f = nil
+}
+
+// hashOf names path's hidden files: the same for every spelling of one
+// path (the folder's absolute form and the base name).
+func hashOf(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:8])
+}
+
 // Write writes b to path atomically. On error, path is left as it was.
 func Write(path string, b []byte) error {
 	p, err := Prepare(path, b)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
+// WriteFunc is Write for writers that need a path (PrepareFunc).
+func WriteFunc(path string, write func(tmp string) error) error {
+	p, err := PrepareFunc(path, write)
 	if err != nil {
 		return err
 	}
@@ -100,25 +213,30 @@ func PrepareFunc(path string, write func(tmp string) error) (*Pending, error) {
 		return nil, err
 	}
 	cleanStale(path)
-	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), fmt.Sprintf("%s.%d.*", tempPrefix(path), os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	name := tmp.Name()
 	tmp.Close()
-	if err := write(name); err != nil {
+	track(name, true)
+	fail := func(err error) (*Pending, error) {
 		os.Remove(name)
+		track(name, false)
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
+	if err := write(name); err != nil {
+		return fail(err)
+	}
 	if err := os.Chmod(name, 0o644); err != nil {
-		os.Remove(name)
-		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+		return fail(err)
 	}
 	return &Pending{path: path, tmp: name}, nil
 }
 
 // Commit renames the temporary file over the destination.
 func (p *Pending) Commit() error {
+	defer track(p.tmp, false)
 	if err := os.Rename(p.tmp, p.path); err != nil {
 		os.Remove(p.tmp)
 		return fmt.Errorf("cannot write %s: %w", p.path, err)
@@ -127,4 +245,100 @@ func (p *Pending) Commit() error {
 }
 
 // Abort removes the temporary file.
-func (p *Pending) Abort() { os.Remove(p.tmp) }
+func (p *Pending) Abort() {
+	os.Remove(p.tmp)
+	track(p.tmp, false)
+}
+
+// Output is a file a command will write, named by what the user gave it
+// with (a flag such as "-o" or "--plot", or a description such as "the
+// figure's CSV").
+type Output struct {
+	Name, Path string
+}
+
+// CheckOutputs checks, before any work, every file a command will write:
+// each can be written (Check), none is one of the inputs, and no two are
+// the same file (so that one output never overwrites another).
+func CheckOutputs(outs []Output, inputs ...string) error {
+	for i, o := range outs {
+		for _, in := range inputs {
+			if sameFile(o.Path, in) {
+				return fmt.Errorf("%s %s is the input file %s; write the result elsewhere", o.Name, o.Path, in)
+			}
+		}
+		for _, p := range outs[:i] {
+			if sameFile(o.Path, p.Path) {
+				return fmt.Errorf("%s %s and %s %s name the same file; give each output its own name", p.Name, p.Path, o.Name, o.Path)
+			}
+		}
+		if err := Check(o.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameFile reports whether a and b name one file: the same cleaned absolute
+// path, or existing files that are one (links).
+func sameFile(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// Set writes several files all or nothing: each is written in full under
+// a temporary name beside its path; Commit renames them into place once
+// all were written, Abort removes them.
+type Set struct {
+	pending []*Pending
+}
+
+// Add writes b for path under a temporary name.
+func (s *Set) Add(path string, b []byte) error {
+	p, err := Prepare(path, b)
+	if err != nil {
+		return err
+	}
+	s.pending = append(s.pending, p)
+	return nil
+}
+
+// AddFunc is Add for writers that need a path (PrepareFunc).
+func (s *Set) AddFunc(path string, write func(tmp string) error) error {
+	p, err := PrepareFunc(path, write)
+	if err != nil {
+		return err
+	}
+	s.pending = append(s.pending, p)
+	return nil
+}
+
+// Commit renames every file into place; after a failed rename the files
+// not yet renamed are removed.
+func (s *Set) Commit() error {
+	for i, p := range s.pending {
+		if err := p.Commit(); err != nil {
+			for _, q := range s.pending[i+1:] {
+				q.Abort()
+			}
+			s.pending = nil
+			return err
+		}
+	}
+	s.pending = nil
+	return nil
+}
+
+// Abort removes the temporary files of a Set not committed.
+func (s *Set) Abort() {
+	for _, p := range s.pending {
+		p.Abort()
+	}
+	s.pending = nil
+}

@@ -129,7 +129,7 @@ func converted(path string) func(t *testing.T) *model.Model {
 		if err := m.ANN.Release(); err != nil {
 			t.Fatal(err)
 		}
-		if err := convert.Normalize(m.ANN, scales, 1); err != nil {
+		if _, err := convert.Normalize(m.ANN, scales, 1); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -191,7 +191,7 @@ func results(t *testing.T, c netCase, devName string) map[string]string {
 	n := c.x.Shape[0]
 
 	// the ANN, eval mode
-	y, err := m.ANN.ForwardOn(be, c.x)
+	y, err := m.ANN.ForwardOn(be, c.x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func results(t *testing.T, c netCase, devName string) map[string]string {
 				t.Fatal(err)
 			}
 		}
-		r, err := snn.RunOn(be, c.x, batchStats)
+		r, err := snn.RunOn(context.Background(), be, c.x, batchStats, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func results(t *testing.T, c netCase, devName string) map[string]string {
 	if snn, err = m.SNN(other); err != nil {
 		t.Fatal(err)
 	}
-	r, err := snn.RunOn(be, c.x, false)
+	r, err := snn.RunOn(context.Background(), be, c.x, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func sweep(t *testing.T, be compute.Backend, snn *spiking.Network, x *nn.Tensor)
 	if ts[2] <= 2 {
 		ts = ts[:ts[2]]
 	}
-	err = sim.RunAt(nn.Value{Shape: x.Shape, Buf: in}, false, true, ts, func(step int, counts nn.Value) error {
+	err = sim.RunAt(context.Background(), nn.Value{Shape: x.Shape, Buf: in}, false, true, ts, func(step int, counts nn.Value) error {
 		c := make([]float32, counts.Buf.Len())
 		if err := be.Download(c, counts.Buf); err != nil {
 			return err

