@@ -3,8 +3,9 @@
 # it on 10,000 Fashion-MNIST images (the paper's data set, Debian's
 # dataset-fashion-mnist) for two epochs, evaluate its ANN and SNN per class
 # and against the simulation length (with a figure), export it, and run the
-# SNN on a batch. About a minute and a half on 2 cores (1 min 40 s measured
-# on a shared 2-core machine, the build included).
+# SNN on a batch. About two minutes on 2 cores (1 min 53 s measured on a
+# 2-core machine shared with other work, the build cached; 1 min 34 s of
+# CPU time).
 #
 # What it shows: after two epochs the SNN, run for T = 15 steps, predicts
 # about as well as the ANN whose weights it shares, once ties between equal
