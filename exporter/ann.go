@@ -18,6 +18,11 @@ type Options struct {
 	ProducerVersion string
 	// FoldBN folds each BatchNorm into the convolution before it (ANN export).
 	FoldBN bool
+	// Potential gives the unrolled SNN a second output, "potential" [B, K]:
+	// the output IF layer's membrane potentials after the last step, which
+	// break ties between equal counts (results.MembraneMax; docs/design.md
+	// §1 Metrics). SNN export only.
+	Potential bool
 }
 
 // DefaultOpset is the opset written unless asked otherwise.
@@ -81,7 +86,7 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 	for k, v := range opt.Metadata {
 		meta[k] = v
 	}
-	return g.model("proxykit_ann", opt.Opset, valueInfo("input", net.InputShape), valueInfo("output", last), meta,
+	return g.model("proxykit_ann", opt.Opset, valueInfo("input", net.InputShape), []*msg{valueInfo("output", last)}, meta,
 		opt.ProducerVersion), nil
 }
 

@@ -26,6 +26,15 @@ type NIROptions struct {
 	// snntorch load; none of them maps Threshold.
 	MaxPoolThreshold bool
 
+	// AvgPoolAsConv writes average pooling (and global average pooling) as
+	// a Conv2d with weights 1/(kh·kw) from each channel to itself, which
+	// sinabs's loader maps, instead of NIR's AvgPool2d, which it does not
+	// (norse, snnTorch and nirtorch map both). Over spikes and windows of
+	// 2×2 or 4×4 the result is exact either way; for other window sizes
+	// the convolution's sum of x·(1/(kh·kw)) may round differently from a
+	// mean.
+	AvgPoolAsConv bool
+
 	// rawThreshold writes v_th itself instead of the float32 just below it
 	// (tests only: it shows that NIR's `>` then disagrees with proxykit's `>=`).
 	rawThreshold bool
@@ -76,8 +85,10 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 
 // nirGraph builds the SNN's NIR graph (docs/design.md §3): Input, Conv2d
 // (BatchNorm folded), IF (parameters shaped like their layer), SumPool2d +
-// IF (or + Threshold) for max-pooling on spikes, AvgPool2d, Flatten, Affine
-// or Linear, Output. Each node of the SNN becomes its NIR nodes, with edges
+// IF (or + Threshold) for max-pooling on spikes, AvgPool2d (or Conv2d),
+// Flatten (dims counted from the end), Affine (a zero bias for a Linear
+// layer without one), Output (docs/nir.md says why each form). Each node
+// of the SNN becomes its NIR nodes, with edges
 // from the nodes its inputs ended in; an Add becomes no node at all — NIR
 // sums a node's incoming edges — so its readers get edges from all of its
 // inputs. It refuses what NIR cannot express (Concat), naming the layer.
@@ -185,6 +196,9 @@ func (b *nirBuilder) Node(base, typ string) nn.NIRNode {
 // MaxPoolThreshold implements nn.NIRGraph.
 func (b *nirBuilder) MaxPoolThreshold() bool { return b.o.MaxPoolThreshold }
 
+// AvgPoolAsConv implements nn.NIRGraph.
+func (b *nirBuilder) AvgPoolAsConv() bool { return b.o.AvgPoolAsConv }
+
 // Neurons implements nn.NIRGraph: proxykit fires on v >= v_th, NIR on
 // v > v_threshold, so v_threshold is the float32 just below v_th.
 func (b *nirBuilder) Neurons() (vThreshold, vReset float32, notes map[string]string) {
@@ -209,6 +223,61 @@ func (n *nirNode) Scalar(field string, v int64) { n.scalar[field] = v }
 
 // Meta implements nn.NIRNode.
 func (n *nirNode) Meta(key, value string) { n.meta[key] = value }
+
+// nirWarnings says where the graph, read by NIR's consumers as they load
+// it, will not give proxykit's counts or will not load (docs/nir.md; each
+// point checked against norse 065a3b4, sinabs 904eb89, snnTorch 634fc22
+// and nirtorch 2604ce2).
+func nirWarnings(nodes []*nirNode, cfg spiking.Config) []string {
+	var w []string
+	if cfg.Reset != 0 {
+		w = append(w, fmt.Sprintf("v_reset = %g, which is also every IF neuron's initial potential: norse, sinabs and snnTorch "+
+			"read no v_reset (their IF neurons start at 0 and reset to 0), so their counts will differ from proxykit's; "+
+			"NIR's own semantics (IF.v_reset) and scripts/nir_sim.py follow it", cfg.Reset))
+	}
+	types := map[string]bool{}
+	joins, padded := false, false
+	for _, n := range nodes {
+		types[n.typ] = true
+		joins = joins || len(n.from) > 1
+		if n.typ == "SumPool2d" && slices.ContainsFunc(n.ints["padding"], func(p int64) bool { return p != 0 }) {
+			padded = true
+		}
+	}
+	if types["Threshold"] {
+		w = append(w, "Threshold nodes (--nir-maxpool-threshold): norse, sinabs and snnTorch map no Threshold node, "+
+			"so the file loads in NIR's reader but in none of them")
+	}
+	if padded {
+		w = append(w, "a SumPool2d node (a max-pooling over spikes) pads its input: norse, sinabs, snnTorch and nirtorch "+
+			"map SumPool2d without padding, so their outputs will have other shapes")
+	}
+	if types["AvgPool2d"] {
+		w = append(w, "AvgPool2d nodes: sinabs.from_nir maps none (write them as convolutions with --nir-avgpool-conv); "+
+			"norse, snnTorch and nirtorch map them")
+	}
+	if joins {
+		w = append(w, "nodes with several incoming edges (residual joins): sinabs.from_nir cannot order such a graph; "+
+			"load it with nirtorch.nir_to_torch and sinabs's node map (docs/nir.md)")
+	}
+	return w
+}
+
+// NIRWarnings lists, one sentence each, where NIR's consumers (norse,
+// sinabs, snnTorch), loading the file that WriteNIR writes for s and o,
+// will not reproduce proxykit's counts or will not load it as they come:
+// a non-zero v_reset (they start and reset at 0), Threshold nodes, padded
+// SumPool2d, AvgPool2d (sinabs), joins (sinabs.from_nir). The same
+// sentences are in the file's graph metadata under "warnings". Empty
+// when all three load and run the file given the settings docs/nir.md
+// lists.
+func NIRWarnings(s *spiking.Network, o NIROptions) ([]string, error) {
+	nodes, err := nirGraph(s, o)
+	if err != nil {
+		return nil, err
+	}
+	return nirWarnings(nodes, s.Config), nil
+}
 
 // WriteNIR writes the SNN as a NIR graph in HDF5 to path, atomically (the
 // file is written beside path and renamed when complete).
@@ -276,7 +345,13 @@ func writeNIRFile(path string, nodes []*nirNode, cfg spiking.Config) (err error)
 	}
 	graphMeta := map[string]string{"producer": "proxykit", "timesteps": fmt.Sprint(cfg.Timesteps), "dt": "1",
 		"firing_rule": "v >= v_th, written as v > (the float32 below v_th)", "input": "the analog image, presented unchanged at every time step",
-		"output": "spike counts of the last IF layer summed over the time steps"}
+		"output":            "spike counts of the last IF layer summed over the time steps",
+		"v_threshold":       fmt.Sprint(cfg.Threshold),
+		"v_reset":           fmt.Sprint(cfg.Reset),
+		"initial_potential": fmt.Sprintf("%g (v_reset): every IF neuron starts at v_reset", cfg.Reset)}
+	if w := nirWarnings(nodes, cfg); len(w) > 0 {
+		graphMeta["warnings"] = strings.Join(w, "\n")
+	}
 	for _, k := range slices.Sorted(maps.Keys(graphMeta)) {
 		if err := meta.String(k, graphMeta[k]); err != nil {
 			return err

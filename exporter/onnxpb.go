@@ -148,7 +148,7 @@ func (g *graphBuilder) node(op, name string, inputs, outputs []string, attrs ...
 func (g *graphBuilder) init(t *msg) { g.inits = append(g.inits, t) }
 
 // model wraps a graph into a ModelProto.
-func (g *graphBuilder) model(name string, opset int, input, output *msg, meta map[string]string, producerVersion string) []byte {
+func (g *graphBuilder) model(name string, opset int, input *msg, outputs []*msg, meta map[string]string, producerVersion string) []byte {
 	graph := &msg{}
 	for _, n := range g.nodes {
 		graph.sub(1, n)
@@ -157,7 +157,10 @@ func (g *graphBuilder) model(name string, opset int, input, output *msg, meta ma
 	for _, t := range g.inits {
 		graph.sub(5, t)
 	}
-	graph.sub(11, input).sub(12, output)
+	graph.sub(11, input)
+	for _, o := range outputs {
+		graph.sub(12, o)
+	}
 	m := (&msg{}).varint(1, 8).str(2, "proxykit").str(3, producerVersion)
 	m.sub(7, graph)
 	m.sub(8, (&msg{}).str(1, "").varint(2, uint64(opset)))

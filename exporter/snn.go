@@ -88,6 +88,9 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 			return nil, fmt.Errorf("static layer %d: %w", i, err)
 		}
 	}
+	if !nodes[len(nodes)-1].IF {
+		return nil, fmt.Errorf("the SNN's last node is %s, not its output IF layer", nodes[len(nodes)-1].Kind())
+	}
 	v := make([]string, len(nodes))     // IF layers' potentials
 	names := make([]string, len(nodes)) // each node's value in the current step
 	counts := ""
@@ -120,17 +123,22 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 			counts = next
 		}
 	}
-	return snnModel(g, s, counts, opt)
+	return snnModel(g, s, counts, v[len(nodes)-1], opt)
 }
 
 // snnModel finishes an SNN's ONNX model whose summed counts are the value
-// counts.
-func snnModel(g *graphBuilder, s *spiking.Network, counts string, opt Options) ([]byte, error) {
+// counts and whose output layer's last potentials are the value potential.
+func snnModel(g *graphBuilder, s *spiking.Network, counts, potential string, opt Options) ([]byte, error) {
 	cfg := s.Config
 	g.node("Identity", "counts", []string{counts}, []string{"output"})
 	outShape, err := s.ANN.OutputShape()
 	if err != nil {
 		return nil, err
+	}
+	outputs := []*msg{valueInfo("output", outShape)}
+	if opt.Potential {
+		g.node("Identity", "potentials", []string{potential}, []string{"potential"})
+		outputs = append(outputs, valueInfo("potential", outShape))
 	}
 	meta := map[string]string{"proxykit.network": "snn", "proxykit.timesteps": fmt.Sprint(cfg.Timesteps),
 		"proxykit.v_threshold": fmt.Sprint(cfg.Threshold), "proxykit.v_reset": fmt.Sprint(cfg.Reset),
@@ -139,10 +147,14 @@ func snnModel(g *graphBuilder, s *spiking.Network, counts string, opt Options) (
 	if s.Dropped != "" {
 		meta["proxykit.dropped"] = s.Dropped
 	}
+	if opt.Potential {
+		meta["proxykit.potential"] = "the output IF layer's membrane potentials after the last step (after any reset); " +
+			"prediction: the most spikes, ties broken by the higher potential, then by the lower index"
+	}
 	for k, val := range opt.Metadata {
 		meta[k] = val
 	}
-	return g.model("proxykit_snn", opt.Opset, valueInfo("input", s.ANN.InputShape), valueInfo("output", outShape), meta,
+	return g.model("proxykit_snn", opt.Opset, valueInfo("input", s.ANN.InputShape), outputs, meta,
 		opt.ProducerVersion), nil
 }
 

@@ -1,6 +1,8 @@
 package exporter_test
 
 import (
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,8 +12,34 @@ import (
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
+
+// runORTOutputs runs a model in onnxruntime (scripts/ort/run_onnx.js) and
+// returns its first n outputs (testutil.RunORT returns the first).
+func runORTOutputs(t *testing.T, model, input string, n int) []*npy.Array {
+	t.Helper()
+	dir := t.TempDir()
+	var outs []string
+	for i := 0; i < n; i++ {
+		outs = append(outs, filepath.Join(dir, fmt.Sprintf("ort%d.npy", i)))
+	}
+	script := filepath.Join(testutil.Dir(), "..", "scripts", "ort", "run_onnx.js")
+	b, err := exec.Command("node", append([]string{script, model, input}, outs...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("onnxruntime on %s (scripts/setup.sh installs onnxruntime-node): %v\n%s", filepath.Base(model), err, b)
+	}
+	var res []*npy.Array
+	for _, o := range outs {
+		a, err := npy.ReadFile(o, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = append(res, a)
+	}
+	return res
+}
 
 // TestExportsRunInONNXRuntime: the ANN (BN kept and folded) and the SNN,
 // exported and run by onnxruntime, give proxykit's outputs: ANN within
@@ -19,7 +47,7 @@ import (
 // ONNX's checker.
 func TestExportsRunInONNXRuntime(t *testing.T) {
 	dir := t.TempDir()
-	totalCounts, differ := 0, 0
+	totalCounts, differ, brokenByMembrane := 0, 0, 0
 	for _, name := range []string{"fmnist_w8_bn", "lenet_opset11", "viewnet", "gapnet_opset9", "asym_opset21", "groupnet_opset13",
 		"graph/resnet_tiny"} {
 		m, err := model.Load(testutil.Path(name + ".onnx"))
@@ -64,7 +92,37 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		if want := testutil.Array(t, name+".snn.npy"); testutil.Differing(got.Data, want.Data) != 0 {
 			t.Errorf("%s SNN in onnxruntime: %d of %d counts differ from PyTorch's", name, testutil.Differing(got.Data, want.Data), len(want.Data))
 		}
+		// with the output layer's final potentials as a second output: the
+		// same counts, and the potentials and membrane tie-break predictions
+		// proxykit computes
+		pv := filepath.Join(dir, filepath.Base(name)+".snnv.onnx")
+		if err := exporter.WriteSNN(pv, snn, exporter.Options{Potential: true}); err != nil {
+			t.Fatal(err)
+		}
+		checkONNX(t, pv)
+		both := runORTOutputs(t, pv, xPath, 2)
+		if d := testutil.Differing(both[0].Data, got.Data); d != 0 {
+			t.Errorf("%s SNN with potentials: %d counts differ from the export without", name, d)
+		}
+		if d := testutil.Differing(both[1].Data, res.Potentials.Data); d != 0 {
+			t.Errorf("%s SNN in onnxruntime: %d of %d final output potentials differ from proxykit's", name, d, len(res.Potentials.Data))
+		}
+		k := res.Counts.Shape[1]
+		for i := 0; i < res.Counts.Shape[0]; i++ {
+			c, v := both[0].Data[i*k:(i+1)*k], both[1].Data[i*k:(i+1)*k]
+			a, b := results.MembraneMax(c, v), results.MembraneMax(res.Counts.Data[i*k:(i+1)*k], res.Potentials.Data[i*k:(i+1)*k])
+			if a != b {
+				t.Errorf("%s sample %d: onnxruntime's outputs predict %d with the membrane tie-break, proxykit's %d", name, i, a, b)
+			}
+			if a != results.FirstMax(c) {
+				brokenByMembrane++
+			}
+		}
 	}
+	if brokenByMembrane == 0 {
+		t.Error("no fixture has a tie the membrane breaks otherwise than the first maximum: the potentials' check shows little")
+	}
+	t.Logf("%d samples whose membrane tie-break differs from the first maximum", brokenByMembrane)
 	if float64(differ) > 0.001*float64(totalCounts) {
 		t.Errorf("%d of %d SNN counts differ between onnxruntime and proxykit (allowed 0.1 %%)", differ, totalCounts)
 	}

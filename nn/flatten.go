@@ -57,10 +57,16 @@ func (l *Flatten) ExportONNX(g ONNXGraph, name string, ins []string, out string)
 	return nil
 }
 
-// ExportNIR implements Layer: NIR's Flatten over the per-sample axes.
+// ExportNIR implements Layer: NIR's Flatten over the per-sample axes,
+// counted from the end (start_dim = −len(in), end_dim = −1). NIR's shapes
+// leave out the batch, so start_dim 0 would mean the same; but norse,
+// snnTorch and nirtorch hand start_dim and end_dim to torch.nn.Flatten,
+// which then flattens the batch axis too, while a negative start_dim
+// means the per-sample axes with or without a batch (and sinabs keeps
+// negative indices as they are). docs/nir.md.
 func (l *Flatten) ExportNIR(g NIRGraph, in []int, _ bool) error {
 	n := g.Node(l.Name(), "Flatten")
-	n.Scalar("start_dim", 0)
+	n.Scalar("start_dim", int64(-len(in)))
 	n.Scalar("end_dim", -1)
 	// a plain integer dataset, as NIR's writer stores it: a group here
 	// makes NIR's reader fail

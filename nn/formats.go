@@ -222,6 +222,35 @@ type NIRGraph interface {
 	// MaxPoolThreshold says to write max pooling over spikes as SumPool2d
 	// followed by NIR's Threshold instead of an IF layer.
 	MaxPoolThreshold() bool
+	// AvgPoolAsConv says to write average pooling as a Conv2d (weights
+	// 1/(kh·kw) from each channel to itself, zero elsewhere) instead of
+	// NIR's AvgPool2d, which sinabs's loader does not map.
+	AvgPoolAsConv() bool
+}
+
+// NIRAvgPoolConv writes average pooling of a [C, H, W] input over kh×kw
+// windows as a NIR Conv2d: weight[c, c] = 1/(kh·kw), zero between
+// channels, no bias; zero padding counts in the divisor, as in
+// count_include_pad.
+func NIRAvgPoolConv(g NIRGraph, name string, in []int, kh, kw, sh, sw, ph, pw int) {
+	c := in[0]
+	w := make([]float32, c*c*kh*kw)
+	inv := float32(1 / float64(kh*kw))
+	for ch := 0; ch < c; ch++ {
+		tap := w[(ch*c+ch)*kh*kw : (ch*c+ch+1)*kh*kw]
+		for i := range tap {
+			tap[i] = inv
+		}
+	}
+	n := g.Node(name, "Conv2d")
+	n.Floats("weight", []int{c, c, kh, kw}, w)
+	n.Floats("bias", []int{c}, make([]float32, c))
+	n.Ints("stride", sh, sw)
+	n.Ints("padding", ph, pw)
+	n.Ints("dilation", 1, 1)
+	n.Scalar("groups", 1)
+	n.Ints("input_shape", in[1:]...)
+	n.Meta("replaces", fmt.Sprintf("average pooling over %dx%d windows (stride %d,%d, padding %d,%d): a convolution with weights 1/%d from each channel to itself", kh, kw, sh, sw, ph, pw, kh*kw))
 }
 
 // NIRNode is a NIR node's fields.

@@ -62,6 +62,10 @@ func (l *GlobalAvgPool) ExportNIR(g NIRGraph, in []int, _ bool) error {
 	if len(in) != 3 {
 		return fmt.Errorf("needs a [C H W] input, got %s", ShapeString(in))
 	}
+	if g.AvgPoolAsConv() {
+		NIRAvgPoolConv(g, l.Name(), in, in[1], in[2], in[1], in[2], 0, 0)
+		return nil
+	}
 	n := g.Node(l.Name(), "AvgPool2d")
 	n.Ints("kernel_size", in[1:]...)
 	n.Ints("stride", in[1:]...)

@@ -104,16 +104,18 @@ func (l *Linear) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 	return nil
 }
 
-// ExportNIR implements Layer: NIR's Affine, or Linear without a bias.
+// ExportNIR implements Layer: NIR's Affine, with a zero bias where the
+// layer has none. NIR's Linear would say the same, but sinabs maps no
+// Linear node (its loader fails on one), while norse, sinabs, snnTorch
+// and nirtorch all map Affine. docs/nir.md.
 func (l *Linear) ExportNIR(g NIRGraph, _ []int, _ bool) error {
-	typ := "Linear"
-	if l.Bias != nil {
-		typ = "Affine"
-	}
-	n := g.Node(l.Name(), typ)
+	n := g.Node(l.Name(), "Affine")
 	n.Floats("weight", l.Weight.Shape, l.Weight.Data)
 	if l.Bias != nil {
 		n.Floats("bias", l.Bias.Shape, l.Bias.Data)
+	} else {
+		n.Floats("bias", []int{l.Weight.Shape[0]}, make([]float32, l.Weight.Shape[0]))
+		n.Meta("bias_note", "none in proxykit's layer: written as zeros, since sinabs maps Affine but not Linear")
 	}
 	return nil
 }

@@ -154,6 +154,10 @@ func (l *Pool2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 		if l.PT+l.PL > 0 && !l.CountPad {
 			return fmt.Errorf("NIR's AvgPool2d counts padding in its divisor; this layer does not")
 		}
+		if g.AvgPoolAsConv() {
+			NIRAvgPoolConv(g, l.Name(), in, l.KH, l.KW, l.SH, l.SW, l.PT, l.PL)
+			return nil
+		}
 		pool("AvgPool2d")
 		return nil
 	}

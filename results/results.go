@@ -17,6 +17,10 @@ type Accuracy struct {
 	// SNNTies counts it correct when the label's count equals the maximum
 	// (the reference's final figure): a silent SNN scores 100 %.
 	SNNTies float64 `json:"snn_ties"`
+	// SNNMembrane counts it correct when MembraneMax is its label: the
+	// most spikes, ties broken by the output layer's final membrane
+	// potential, then by the lowest index (docs/design.md §1 Metrics).
+	SNNMembrane float64 `json:"snn_membrane"`
 	// TieShare is the share of samples whose maximum count is shared by
 	// two classes or more.
 	TieShare float64 `json:"tie_share"`
@@ -32,15 +36,22 @@ type Report struct {
 	// ConfusionSNN counts, per label, the SNN's strict predictions (the
 	// first maximum of the counts).
 	ConfusionSNN [][]int `json:"confusion_snn"`
+	// ConfusionSNNMembrane counts, per label, its predictions with ties
+	// broken by the membrane potential (MembraneMax).
+	ConfusionSNNMembrane [][]int `json:"confusion_snn_membrane"`
+	// Paper sets the SNN's accuracy beside the paper's, under the
+	// reference notebook's rules, where the paper reports the data set.
+	Paper *PaperComparison `json:"paper,omitempty"`
 }
 
 // ClassAccuracy is one class's share of the test set and its accuracies.
 type ClassAccuracy struct {
-	Name      string  `json:"name"`
-	N         int     `json:"n"`
-	ANN       float64 `json:"ann"`
-	SNNStrict float64 `json:"snn_strict"`
-	SNNTies   float64 `json:"snn_ties"`
+	Name        string  `json:"name"`
+	N           int     `json:"n"`
+	ANN         float64 `json:"ann"`
+	SNNStrict   float64 `json:"snn_strict"`
+	SNNTies     float64 `json:"snn_ties"`
+	SNNMembrane float64 `json:"snn_membrane"`
 }
 
 // EpochStats is one finished epoch.
@@ -53,6 +64,9 @@ type EpochStats struct {
 	Test         Accuracy `json:"test"`
 	Seconds      float64  `json:"seconds"`
 	ImagesPerSec float64  `json:"images_per_sec"`
+	// Paper is Test beside the paper's figure, under the reference
+	// notebook's rules, where the paper reports the data set.
+	Paper *PaperComparison `json:"paper,omitempty"`
 }
 
 // MaxSweepPoints bounds the values of T one sweep reads: a figure's panel
@@ -89,10 +103,11 @@ type Sweep struct {
 // SweepPoint is the SNN after T steps.
 type SweepPoint struct {
 	T int `json:"t"`
-	// SNNStrict, SNNTies and TieShare are as in Accuracy.
-	SNNStrict float64 `json:"snn_strict"`
-	SNNTies   float64 `json:"snn_ties"`
-	TieShare  float64 `json:"tie_share"`
+	// SNNStrict, SNNTies, SNNMembrane and TieShare are as in Accuracy.
+	SNNStrict   float64 `json:"snn_strict"`
+	SNNTies     float64 `json:"snn_ties"`
+	SNNMembrane float64 `json:"snn_membrane"`
+	TieShare    float64 `json:"tie_share"`
 	// Rates is each IF layer's firing rate: spikes per neuron per step,
 	// averaged over the T steps and the test images.
 	Rates []float64 `json:"rates"`
@@ -105,8 +120,18 @@ type SweepPoint struct {
 // Reach is the first T at which the SNN's strict accuracy reaches frac of
 // the ANN's, if any point does.
 func (s Sweep) Reach(frac float64) (int, bool) {
+	return s.reach(frac, func(p SweepPoint) float64 { return p.SNNStrict })
+}
+
+// ReachMembrane is Reach for the accuracy with ties broken by the
+// membrane potential (SNNMembrane).
+func (s Sweep) ReachMembrane(frac float64) (int, bool) {
+	return s.reach(frac, func(p SweepPoint) float64 { return p.SNNMembrane })
+}
+
+func (s Sweep) reach(frac float64, acc func(SweepPoint) float64) (int, bool) {
 	for _, p := range s.Points {
-		if p.SNNStrict >= frac*s.ANN {
+		if acc(p) >= frac*s.ANN {
 			return p.T, true
 		}
 	}

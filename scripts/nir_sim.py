@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Check a NIR file's layout with h5py and simulate its graph with NumPy.
 
-Usage: /usr/bin/python3 scripts/nir_sim.py GRAPH.nir INPUT.npy COUNTS.npy
+Usage: /usr/bin/python3 scripts/nir_sim.py GRAPH.nir INPUT.npy COUNTS.npy [POTENTIALS.npy]
 
 First the layout, field by field, as NIR's own reader (nir.read, with type
 checking) needs it: which fields each node type has, that each is a dataset
@@ -22,7 +22,9 @@ independently of proxykit's Go code, with dt = 1:
   IF             v += r * x; spike where v > v_threshold (NIR's rule, strictly
                  greater, whatever the metadata says), then v = v_reset there
 The input is presented at every step (graph metadata "timesteps" steps) and
-COUNTS is the Output node's input summed over the steps. It exits non-zero
+COUNTS is the Output node's input summed over the steps; POTENTIALS, if
+given, the final membrane potentials of the IF node that feeds the Output
+node. It exits non-zero
 if the layout differs from what NIR reads (docs/design.md §3).
 """
 
@@ -165,6 +167,7 @@ def pool(x, k, s, p, mean):
 
 def main():
     path, inp, outp = sys.argv[1:4]
+    outv = sys.argv[4] if len(sys.argv) > 4 else None
     with h5py.File(path, "r") as f:
         check_layout(f)
         nodes, edges, meta = read(f)
@@ -207,9 +210,14 @@ def main():
                 assert d["threshold"].shape == cur.shape[1:], (name, d["threshold"].shape, cur.shape)
                 cur = (cur > d["threshold"]).astype(np.float64)
             elif t == b"Flatten":
-                assert int(d["start_dim"]) == 0 and int(d["end_dim"]) == -1
-                assert list(d["input_type"]) == list(cur.shape[1:])
-                cur = cur.reshape(cur.shape[0], -1)
+                # NIR's dims index the per-sample shape (input_type); a
+                # negative one counts from its end, as Python's do
+                shape = list(cur.shape[1:])
+                assert list(d["input_type"]) == shape, (name, d["input_type"], shape)
+                s0, s1 = int(d["start_dim"]), int(d["end_dim"])
+                s0, s1 = s0 + len(shape) if s0 < 0 else s0, s1 + len(shape) if s1 < 0 else s1
+                assert 0 <= s0 <= s1 < len(shape), (name, d["start_dim"], d["end_dim"], shape)
+                cur = cur.reshape(cur.shape[0], *shape[:s0], int(np.prod(shape[s0:s1 + 1])), *shape[s1 + 1:])
             elif t == b"IF":
                 for k in ("r", "v_threshold", "v_reset"):
                     assert d[k].shape == cur.shape[1:], f"{name}: {k} has shape {d[k].shape}, the layer {cur.shape[1:]}"
@@ -226,6 +234,10 @@ def main():
             outs[name] = cur
         counts = counts + outs["output"]
     np.save(outp, np.asarray(counts, dtype=np.float32))
+    if outv:
+        src = preds["output"]
+        assert len(src) == 1 and nodes[src[0]]["type"] == b"IF", f"the Output node reads {src}, not one IF node"
+        np.save(outv, np.asarray(v[src[0]], dtype=np.float32))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ type Simulator struct {
 	slots    []compute.Buffer
 	owned    []compute.Buffer
 	outCount compute.Buffer
+	outV     compute.Buffer // the output IF layer's potentials
 	outShape []int
 	input    nn.Value // the current run's input (IF layers may read it)
 	// synaptic operations, when counted (CountSynOps)
@@ -161,7 +162,7 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 		sim.nodes[i].slot = bp.Slot[i-S]
 	}
 	last := &sim.nodes[len(nodes)-1]
-	sim.outShape, sim.outCount = last.out, last.counts
+	sim.outShape, sim.outCount, sim.outV = last.out, last.counts, last.v
 	return sim, nil
 }
 
@@ -425,6 +426,15 @@ func (sim *Simulator) Free() {
 		sim.be.Free(b)
 	}
 	sim.owned = nil
+}
+
+// OutputPotentials is the output IF layer's membrane potentials for a
+// batch of n, [n, K]: after the last step of the last Run, or after step
+// t during RunAt's read. It is the simulator's own state buffer (nothing
+// is copied or allocated), valid until the next run; ties between equal
+// counts are broken by it (results.MembraneMax).
+func (sim *Simulator) OutputPotentials(n int) nn.Value {
+	return nn.Value{Shape: append([]int{n}, sim.outShape...), Buf: sim.outV.Slice(0, n*nn.Numel(sim.outShape))}
 }
 
 // OutputShape is the per-sample shape of the counts, [K].

@@ -207,6 +207,9 @@ func (s *Network) Upload() {
 type Result struct {
 	// Counts are the output layer's spikes summed over T: [B, K].
 	Counts *nn.Tensor
+	// Potentials are the output layer's membrane potentials after the
+	// last step: [B, K] (Simulator.OutputPotentials).
+	Potentials *nn.Tensor
 	// Rates is each IF layer's mean firing rate (spikes per neuron per step).
 	Rates []float64
 }
@@ -225,7 +228,9 @@ func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
 
 // RunOn simulates the SNN on be for a host batch of any size, batch inputs
 // at a time (0: all at once; with batchStats each chunk is a batch), and
-// returns the counts and every IF layer's firing rate. Once ctx is
+// returns the counts, the output layer's final membrane potentials (which
+// break ties between counts: results.MembraneMax) and every IF layer's
+// firing rate. Once ctx is
 // cancelled it stops within a chunk of steps and returns ctx's error.
 func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
@@ -236,7 +241,7 @@ func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, b
 		return nil, err
 	}
 	n := x.Shape[0]
-	res := &Result{Counts: nn.NewTensor(append([]int{n}, outShape...)...)}
+	res := &Result{Counts: nn.NewTensor(append([]int{n}, outShape...)...), Potentials: nn.NewTensor(append([]int{n}, outShape...)...)}
 	if n == 0 {
 		return res, nil
 	}
@@ -257,6 +262,9 @@ func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, b
 			return err
 		}
 		if err := be.Download(res.Counts.Data[lo*k:lo*k+counts.Buf.Len()], counts.Buf); err != nil {
+			return err
+		}
+		if err := be.Download(res.Potentials.Data[lo*k:lo*k+counts.Buf.Len()], sim.OutputPotentials(v.N()).Buf); err != nil {
 			return err
 		}
 		rates, err := sim.Rates(v.N())

@@ -237,3 +237,41 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputPotentialsAgreeAcrossBackends: the output layer's final
+// potentials (which break ties between counts) are the same bits one step
+// at a time, all steps at once and on the emulated CUDA device, on the
+// dyadic fixtures (exporter's tests hold them to onnxruntime and to a
+// NumPy simulation), and a run in chunks of 3 returns one run's counts
+// and potentials.
+func TestOutputPotentialsAgreeAcrossBackends(t *testing.T) {
+	bes := backends(t)
+	for _, name := range append(append([]string(nil), testutil.Models...), testutil.Graphs...) {
+		x := testutil.Array(t, name+".x.npy")
+		var want *spiking.Result
+		for _, be := range bes {
+			snn, err := spiking.New(load(t, name), spiking.Config{Timesteps: 8, Threshold: 1.5, Reset: 0.5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := snn.RunOn(context.Background(), be, x, false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want == nil {
+				want = res
+				continue
+			}
+			if d := testutil.Differing(res.Potentials.Data, want.Potentials.Data); d != 0 {
+				t.Errorf("%s on %s: %d of %d final output potentials differ from the CPU's", name, be.Name(), d, len(want.Potentials.Data))
+			}
+			chunked, err := snn.RunOn(context.Background(), be, x, false, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if testutil.Differing(chunked.Counts.Data, want.Counts.Data)+testutil.Differing(chunked.Potentials.Data, want.Potentials.Data) != 0 {
+				t.Errorf("%s on %s: a run in chunks of 3 differs from one run", name, be.Name())
+			}
+		}
+	}
+}

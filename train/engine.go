@@ -38,6 +38,7 @@ type Engine struct {
 	classes   int
 	hostY     []float32
 	hostC     []float32
+	hostV     []float32
 	hostL     []float32
 }
 
@@ -75,6 +76,7 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 	}
 	e.hostY = make([]float32, capacity*e.classes)
 	e.hostC = make([]float32, capacity*e.classes)
+	e.hostV = make([]float32, capacity*e.classes)
 	e.hostL = make([]float32, capacity)
 	return e, nil
 }
@@ -153,10 +155,10 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 			}
 			r.Loss += float64(d * d)
 		}
-		if argmax(hy[i*k:(i+1)*k]) == int(labels[i]) {
+		if results.FirstMax(hy[i*k:(i+1)*k]) == int(labels[i]) {
 			r.ANNCorrect++
 		}
-		if argmax(hc[i*k:(i+1)*k]) == int(labels[i]) {
+		if results.FirstMax(hc[i*k:(i+1)*k]) == int(labels[i]) {
 			r.SNNCorrect++
 		}
 	}
@@ -164,27 +166,38 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	return r, be.Err()
 }
 
-// Predict runs both networks, BatchNorm in eval mode, on a host batch and
-// returns the ANN's outputs and the SNN's counts, [B, K] each (valid until
-// the next call).
-func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (y, counts []float32, err error) {
+// Prediction is both networks' outputs on a batch, [B, K] each, as
+// Engine.Predict returns them (valid until its next call).
+type Prediction struct {
+	// Y is the ANN's output, Counts the SNN's output spike counts and
+	// Potentials its output layer's membrane potentials after the last
+	// step (which break ties between counts: results.MembraneMax).
+	Y, Counts, Potentials []float32
+}
+
+// Predict runs both networks, BatchNorm in eval mode, on a host batch.
+func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (Prediction, error) {
 	xv, err := e.stage(x)
 	if err != nil {
-		return nil, nil, err
+		return Prediction{}, err
 	}
 	n, k := xv.N(), e.classes
 	yv := e.ann.Forward(xv, nn.Mode{})
 	cv, err := e.sim.Run(ctx, xv, false, false)
 	if err != nil {
-		return nil, nil, interrupted(ctx, err)
+		return Prediction{}, interrupted(ctx, err)
 	}
-	if err := e.Backend.Download(e.hostC[:n*k], cv.Buf); err != nil {
-		return nil, nil, err
+	p := Prediction{Y: e.hostY[:n*k], Counts: e.hostC[:n*k], Potentials: e.hostV[:n*k]}
+	if err := e.Backend.Download(p.Counts, cv.Buf); err != nil {
+		return Prediction{}, err
 	}
-	if err := e.Backend.Download(e.hostY[:n*k], yv.Buf); err != nil {
-		return nil, nil, err
+	if err := e.Backend.Download(p.Potentials, e.sim.OutputPotentials(n).Buf); err != nil {
+		return Prediction{}, err
 	}
-	return e.hostY[:n*k], e.hostC[:n*k], e.Backend.Err()
+	if err := e.Backend.Download(p.Y, yv.Buf); err != nil {
+		return Prediction{}, err
+	}
+	return p, e.Backend.Err()
 }
 
 // Evaluate runs both networks, BatchNorm in eval mode, over a data set,
@@ -194,24 +207,26 @@ func (e *Engine) Evaluate(ctx context.Context, d *data.Dataset) (results.Accurac
 	return r.Accuracy, err
 }
 
-// results.Report is Evaluate with the accuracies per class and the confusion
-// matrices.
+// Report is Evaluate with the accuracies per class, the confusion
+// matrices and, where the paper reports the data set, the comparison with
+// its figure under the reference notebook's rules.
 func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, error) {
 	var r results.Report
-	var annOK, strict, ties, tied int
+	var annOK int
+	var all results.Tally
 	sz := d.C * d.H * d.W
 	k := e.classes
 	names := data.ClassNames(d.Name)
 	classes := max(k, d.Classes)
 	r.Classes = make([]results.ClassAccuracy, classes)
-	r.ConfusionANN, r.ConfusionSNN = make([][]int, classes), make([][]int, classes)
-	perANN, perStrict, perTies := make([]int, classes), make([]int, classes), make([]int, classes)
+	r.ConfusionANN, r.ConfusionSNN, r.ConfusionSNNMembrane = make([][]int, classes), make([][]int, classes), make([][]int, classes)
+	perANN, per := make([]int, classes), make([]results.Tally, classes)
 	for c := range r.Classes {
 		r.Classes[c].Name = fmt.Sprint(c)
 		if c < len(names) {
 			r.Classes[c].Name = names[c]
 		}
-		r.ConfusionANN[c], r.ConfusionSNN[c] = make([]int, k), make([]int, k)
+		r.ConfusionANN[c], r.ConfusionSNN[c], r.ConfusionSNNMembrane[c] = make([]int, k), make([]int, k), make([]int, k)
 	}
 	for lo := 0; lo < d.N; lo += e.capacity {
 		if ctx.Err() != nil {
@@ -219,41 +234,36 @@ func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, e
 		}
 		hi := min(lo+e.capacity, d.N)
 		x := &nn.Tensor{Shape: []int{hi - lo, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}
-		y, counts, err := e.Predict(ctx, x)
+		p, err := e.Predict(ctx, x)
 		if err != nil {
 			return r, err
 		}
 		for i := 0; i < hi-lo; i++ {
 			label := int(d.Labels[lo+i])
 			r.Classes[label].N++
-			a := argmax(y[i*k : (i+1)*k])
+			a := results.FirstMax(p.Y[i*k : (i+1)*k])
 			r.ConfusionANN[label][a]++
 			if a == label {
 				annOK++
 				perANN[label]++
 			}
-			c := counts[i*k : (i+1)*k]
-			m := argmax(c)
-			r.ConfusionSNN[label][m]++
-			if m == label {
-				strict++
-				perStrict[label]++
-			}
-			if label < k && c[label] == c[m] {
-				ties++
-				perTies[label]++
-			}
-			if shared(c, c[m]) > 1 {
-				tied++
-			}
+			rd := results.Read(p.Counts[i*k:(i+1)*k], p.Potentials[i*k:(i+1)*k], label)
+			r.ConfusionSNN[label][rd.Strict]++
+			r.ConfusionSNNMembrane[label][rd.Membrane]++
+			all.Add(rd, label)
+			per[label].Add(rd, label)
 		}
 	}
-	n := float64(max(d.N, 1))
-	r.Accuracy = results.Accuracy{N: d.N, ANN: float64(annOK) / n, SNNStrict: float64(strict) / n, SNNTies: float64(ties) / n,
-		TieShare: float64(tied) / n}
+	n := max(d.N, 1)
+	r.Accuracy = results.Accuracy{N: d.N, ANN: float64(annOK) / float64(n)}
+	r.SNNStrict, r.SNNTies, r.SNNMembrane, r.TieShare = all.Shares(n)
 	for c := range r.Classes {
-		m := float64(max(r.Classes[c].N, 1))
-		r.Classes[c].ANN, r.Classes[c].SNNStrict, r.Classes[c].SNNTies = float64(perANN[c])/m, float64(perStrict[c])/m, float64(perTies[c])/m
+		m := max(r.Classes[c].N, 1)
+		r.Classes[c].ANN = float64(perANN[c]) / float64(m)
+		r.Classes[c].SNNStrict, r.Classes[c].SNNTies, r.Classes[c].SNNMembrane, _ = per[c].Shares(m)
+	}
+	if cmp, ok := results.ComparePaper(d.Name, r.Accuracy); ok {
+		r.Paper = &cmp
 	}
 	return r, nil
 }
@@ -281,17 +291,6 @@ func (e *Engine) Free() {
 		}
 	}
 	e.x, e.labels, e.dy = nil, nil, nil
-}
-
-// argmax is the index of the first maximum.
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // interrupted is ErrInterrupted where err comes from ctx's cancellation.

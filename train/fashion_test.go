@@ -51,9 +51,12 @@ func TestFashionMNISTProxyLearning(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.OnEpoch = func(st results.EpochStats) error {
-		t.Logf("epoch %d (BN %s): loss %.4f | test SNN strict %.1f %%, ties %.1f %%, ANN %.1f %%, tied %.1f %% | %.0f images/s",
-			st.Epoch, st.BNMode, st.TrainLoss, 100*st.Test.SNNStrict, 100*st.Test.SNNTies, 100*st.Test.ANN,
+		t.Logf("epoch %d (BN %s): loss %.4f | test SNN strict %.1f %%, ties %.1f %%, membrane tie-break %.1f %%, ANN %.1f %%, tied %.1f %% | %.0f images/s",
+			st.Epoch, st.BNMode, st.TrainLoss, 100*st.Test.SNNStrict, 100*st.Test.SNNTies, 100*st.Test.SNNMembrane, 100*st.Test.ANN,
 			100*st.Test.TieShare, st.ImagesPerSec)
+		if st.Paper == nil || st.Paper.NotebookFinal != st.Test.SNNTies || st.Paper.Paper != results.PaperFashionMNIST {
+			t.Errorf("epoch %d: the paper comparison %+v does not carry the ties rule's figure", st.Epoch, st.Paper)
+		}
 		return nil
 	}
 	if err := tr.Run(context.Background()); err != nil {
@@ -89,27 +92,34 @@ func TestReportAddsUp(t *testing.T) {
 	if r.Classes[9].Name != "Ankle boot" || r.Classes[0].Name != "T-shirt/top" {
 		t.Errorf("class names %q … %q", r.Classes[0].Name, r.Classes[9].Name)
 	}
-	total, annDiag, snnDiag := 0, 0, 0
+	total, annDiag, snnDiag, memDiag := 0, 0, 0, 0
 	for c, cl := range r.Classes {
-		rowA, rowS := 0, 0
-		for _, v := range r.ConfusionANN[c] {
-			rowA += v
+		rowA, rowS, rowM := 0, 0, 0
+		for j := range r.ConfusionANN[c] {
+			rowA += r.ConfusionANN[c][j]
+			rowS += r.ConfusionSNN[c][j]
+			rowM += r.ConfusionSNNMembrane[c][j]
 		}
-		for _, v := range r.ConfusionSNN[c] {
-			rowS += v
-		}
-		if rowA != cl.N || rowS != cl.N {
-			t.Errorf("class %d: %d images, confusion rows sum to %d (ANN) and %d (SNN)", c, cl.N, rowA, rowS)
+		if rowA != cl.N || rowS != cl.N || rowM != cl.N {
+			t.Errorf("class %d: %d images, confusion rows sum to %d (ANN), %d (SNN) and %d (SNN, membrane)", c, cl.N, rowA, rowS, rowM)
 		}
 		if got := float64(r.ConfusionSNN[c][c]) / float64(max(cl.N, 1)); got != cl.SNNStrict {
 			t.Errorf("class %d: SNN strict %.4f, diagonal says %.4f", c, cl.SNNStrict, got)
 		}
+		if got := float64(r.ConfusionSNNMembrane[c][c]) / float64(max(cl.N, 1)); got != cl.SNNMembrane {
+			t.Errorf("class %d: SNN membrane %.4f, diagonal says %.4f", c, cl.SNNMembrane, got)
+		}
 		total += cl.N
 		annDiag += r.ConfusionANN[c][c]
 		snnDiag += r.ConfusionSNN[c][c]
+		memDiag += r.ConfusionSNNMembrane[c][c]
 	}
-	if total != d.N || float64(annDiag)/float64(d.N) != r.ANN || float64(snnDiag)/float64(d.N) != r.SNNStrict {
-		t.Errorf("totals: %d images of %d, ANN %.4f vs %.4f, SNN %.4f vs %.4f", total, d.N,
-			float64(annDiag)/float64(d.N), r.ANN, float64(snnDiag)/float64(d.N), r.SNNStrict)
+	if total != d.N || float64(annDiag)/float64(d.N) != r.ANN || float64(snnDiag)/float64(d.N) != r.SNNStrict ||
+		float64(memDiag)/float64(d.N) != r.SNNMembrane {
+		t.Errorf("totals: %d images of %d, ANN %.4f vs %.4f, SNN %.4f vs %.4f, membrane %.4f vs %.4f", total, d.N,
+			float64(annDiag)/float64(d.N), r.ANN, float64(snnDiag)/float64(d.N), r.SNNStrict, float64(memDiag)/float64(d.N), r.SNNMembrane)
+	}
+	if r.Paper == nil || r.Paper.NotebookFinal != r.SNNTies || r.Paper.Strict != r.SNNStrict || r.Paper.Membrane != r.SNNMembrane {
+		t.Errorf("the paper comparison %+v does not carry the report's figures", r.Paper)
 	}
 }

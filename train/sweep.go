@@ -94,8 +94,8 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	}
 	sw.ANNMACs, sw.StaticMACs = macs(e.ANN, len(e.ANN.Layers)), macs(e.ANN, e.SNN.Static)
 	type totals struct {
-		strict, ties, tied int
-		rates, layerOps    []float64
+		results.Tally
+		rates, layerOps []float64
 	}
 	acc := make([]totals, len(ts))
 	annOK := 0
@@ -117,7 +117,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 			return sw, err
 		}
 		for i := 0; i < n; i++ {
-			if argmax(e.hostY[i*k:(i+1)*k]) == int(labels[i]) {
+			if results.FirstMax(e.hostY[i*k:(i+1)*k]) == int(labels[i]) {
 				annOK++
 			}
 		}
@@ -125,22 +125,16 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 		err = e.sim.RunAt(ctx, xv, false, true, ts, func(t int, cv nn.Value) error {
 			a := &acc[point]
 			point++
-			hc := e.hostC[:n*k]
+			hc, hv := e.hostC[:n*k], e.hostV[:n*k]
 			if err := e.Backend.Download(hc, cv.Buf); err != nil {
 				return err
 			}
+			if err := e.Backend.Download(hv, e.sim.OutputPotentials(n).Buf); err != nil {
+				return err
+			}
 			for i := 0; i < n; i++ {
-				c, label := hc[i*k:(i+1)*k], int(labels[i])
-				m := argmax(c)
-				if m == label {
-					a.strict++
-				}
-				if label < k && c[label] == c[m] {
-					a.ties++
-				}
-				if shared(c, c[m]) > 1 {
-					a.tied++
-				}
+				label := int(labels[i])
+				a.Add(results.Read(hc[i*k:(i+1)*k], hv[i*k:(i+1)*k], label), label)
 			}
 			rates, err := e.sim.RatesAt(n, t)
 			if err != nil {
@@ -166,8 +160,8 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	sw.ANN = float64(annOK) / n
 	for i, t := range ts {
 		a := acc[i]
-		p := results.SweepPoint{T: t, SNNStrict: float64(a.strict) / n, SNNTies: float64(a.ties) / n, TieShare: float64(a.tied) / n,
-			Rates: scaled(a.rates, 1/n), LayerSynOps: scaled(a.layerOps, 1/n)}
+		p := results.SweepPoint{T: t, Rates: scaled(a.rates, 1/n), LayerSynOps: scaled(a.layerOps, 1/n)}
+		p.SNNStrict, p.SNNTies, p.SNNMembrane, p.TieShare = a.Shares(max(d.N, 1))
 		for _, v := range p.LayerSynOps {
 			p.SynOps += v
 		}
@@ -206,17 +200,6 @@ func macs(net *nn.Network, layers int) int64 {
 		total += nn.MACs(l, in)
 	}
 	return total
-}
-
-// shared counts the classes whose count equals top.
-func shared(c []float32, top float32) int {
-	k := 0
-	for _, v := range c {
-		if v == top {
-			k++
-		}
-	}
-	return k
 }
 
 // addScaled returns acc + f·v, acc grown to v's length.

@@ -50,7 +50,8 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := sw.Points[i]
-			if p.T != T || p.SNNStrict != rep.SNNStrict || p.SNNTies != rep.SNNTies || p.TieShare != rep.TieShare || sw.ANN != rep.ANN {
+			if p.T != T || p.SNNStrict != rep.SNNStrict || p.SNNTies != rep.SNNTies || p.SNNMembrane != rep.SNNMembrane ||
+				p.TieShare != rep.TieShare || sw.ANN != rep.ANN {
 				t.Errorf("AllSteps=%v T=%d: sweep %+v (ANN %g), separate run %+v", be.AllSteps, T, p, sw.ANN, rep.Accuracy)
 			}
 			x := &nn.Tensor{Shape: []int{testSet.N, 1, 28, 28}, Data: testSet.Images}
@@ -63,8 +64,8 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 					t.Errorf("AllSteps=%v T=%d: IF layer %d rate %g in the sweep, %g alone", be.AllSteps, T, j, p.Rates[j], res.Rates[j])
 				}
 			}
-			t.Logf("AllSteps=%v T=%2d strict %.1f%% ties %.1f%% tied %.1f%% rates %.3f synops/image %.0f",
-				be.AllSteps, T, 100*p.SNNStrict, 100*p.SNNTies, 100*p.TieShare, p.Rates, p.SynOps)
+			t.Logf("AllSteps=%v T=%2d strict %.1f%% ties %.1f%% membrane %.1f%% tied %.1f%% rates %.3f synops/image %.0f",
+				be.AllSteps, T, 100*p.SNNStrict, 100*p.SNNTies, 100*p.SNNMembrane, 100*p.TieShare, p.Rates, p.SynOps)
 		}
 		if sw.Points[0].SNNStrict == sw.Points[len(ts)-1].SNNStrict {
 			t.Errorf("accuracy does not change with T: the sweep reads one point")

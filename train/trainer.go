@@ -222,6 +222,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 		st := results.EpochStats{Epoch: epoch, BNMode: mode, TrainLoss: p.LossSum / float64(max(p.Images, 1)),
 			TrainANN: float64(p.ANNCorrect) / float64(max(p.Images, 1)), TrainSNN: float64(p.SNNCorrect) / float64(max(p.Images, 1)),
 			Test: acc, Seconds: p.Seconds, ImagesPerSec: float64(p.Images) / max(p.Seconds, 1e-9)}
+		if cmp, ok := results.ComparePaper(t.Test.Name, acc); ok {
+			st.Paper = &cmp
+		}
 		t.Progress = checkpoint.Progress{Epoch: epoch + 1, History: append(t.Progress.History, st)}
 		if t.OnEpoch != nil {
 			if err := t.OnEpoch(st); err != nil {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Runs an ONNX model in onnxruntime (CPU) on a float32 .npy batch and writes
-// the first output as a float32 .npy: proxykit's tests use it as an
+// its outputs as float32 .npy files, the first to OUTPUT.npy and the next
+// ones to the further paths given: proxykit's tests use it as an
 // independent executor of the files proxykit exports.
 //
-// Usage: node scripts/ort/run_onnx.js MODEL.onnx INPUT.npy OUTPUT.npy
+// Usage: node scripts/ort/run_onnx.js MODEL.onnx INPUT.npy OUTPUT.npy [OUTPUT2.npy ...]
 // (install once: cd scripts/ort && npm install --ignore-scripts)
 'use strict';
 const fs = require('fs');
@@ -35,14 +36,19 @@ function writeNpy(path, shape, data) {
 }
 
 async function main() {
-  const [model, input, output] = process.argv.slice(2);
-  if (!output) throw new Error('usage: run_onnx.js MODEL.onnx INPUT.npy OUTPUT.npy');
+  const [model, input, ...outputs] = process.argv.slice(2);
+  if (outputs.length === 0) throw new Error('usage: run_onnx.js MODEL.onnx INPUT.npy OUTPUT.npy [OUTPUT2.npy ...]');
   const x = readNpy(input);
   const session = await ort.InferenceSession.create(model);
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) };
   const results = await session.run(feeds);
-  const y = results[session.outputNames[0]];
-  writeNpy(output, y.dims, y.data);
+  if (outputs.length > session.outputNames.length) {
+    throw new Error(`${model} has ${session.outputNames.length} outputs, ${outputs.length} paths were given`);
+  }
+  outputs.forEach((path, i) => {
+    const y = results[session.outputNames[i]];
+    writeNpy(path, y.dims, y.data);
+  });
 }
 
 main().catch(e => { console.error(`run_onnx.js: ${e.message}`); process.exit(1); });
