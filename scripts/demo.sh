@@ -77,9 +77,9 @@ echo "== proxykit export: the ANN and the SNN as ONNX, the SNN as NIR"
 "$pk" export "$out/tiny.ckpt" --ann "$out/ann.onnx" --snn "$out/snn.onnx" --nir "$out/snn.nir"
 echo
 echo "== proxykit infer on a bundled batch (the reduced reference network, exported by PyTorch)"
-"$pk" infer testdata/fmnist_w8_bn.onnx --input testdata/fmnist_w8_bn.x.npy --output "$out/counts.npy" --network snn
-# LEAD: once infer has the flag proposed in the report, add to the line above:
-#   --potentials "$out/potentials.npy"   (the output layer's final membrane potentials, which break ties)
+"$pk" infer testdata/fmnist_w8_bn.onnx --input testdata/fmnist_w8_bn.x.npy --output "$out/counts.npy" --network snn \
+  --potentials "$out/potentials.npy"
 echo
 echo "outputs in $out: tiny.onnx, tiny.ckpt (checkpoint), eval.json and sweep.json (the numbers above),"
-echo "accuracy-vs-T.png, ann.onnx, snn.onnx, snn.nir, counts.npy (SNN spike counts)"
+echo "accuracy-vs-T.png, ann.onnx, snn.onnx, snn.nir, counts.npy (SNN spike counts),"
+echo "potentials.npy (the output layer's final membrane potentials, which break ties between equal counts)"

@@ -104,8 +104,8 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 			return printJSON(out, rep)
 		}
 		acc := rep.Accuracy
-		fmt.Fprintf(out, "%s on %s test (%d images), T=%d, v_th=%g:\n  ANN %.2f%%\n  SNN strict %.2f%%  ties %.2f%%  (tied predictions %.2f%%)\n",
-			path, testSet.Name, acc.N, c.s.Timesteps, c.s.Threshold, 100*acc.ANN, 100*acc.SNNStrict, 100*acc.SNNTies, 100*acc.TieShare)
+		fmt.Fprintf(out, "%s on %s test (%d images), T=%d, v_th=%g:\n", path, testSet.Name, acc.N, c.s.Timesteps, c.s.Threshold)
+		printAccuracy(out, acc, rep.Paper)
 		printReport(out, rep)
 		return nil
 	}

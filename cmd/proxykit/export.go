@@ -33,9 +33,12 @@ func newExportCmd() *cobra.Command {
   --snn  the SNN as ONNX: input the image batch, output the spike counts [B,K];
          the T steps unrolled with standard operators (Add, GreaterOrEqual,
          Cast, Where), weights stored once, the SNN's own BN statistics folded;
+         --snn-potential adds the output layer's final membrane potentials;
   --nir  the SNN as a NIR graph (HDF5) for neuromorphic tools (docs/design.md
          §3): v_threshold is the float32 just below v_th, which fires on the
-         same potentials as proxykit's v >= v_th; T and dt = 1 in the metadata.
+         same potentials as proxykit's v >= v_th; T and dt = 1 in the metadata;
+         Affine (a zero bias for a bias-free layer), Flatten (dims counted from
+         the end). What norse, sinabs and snnTorch need: docs/nir.md.
 MODEL is any model file (a checkpoint's or an SNN module's settings are the
 SNN's defaults). Nothing is written unless every requested file can be.`,
 		Args: cobra.ExactArgs(1),
@@ -47,6 +50,8 @@ SNN's defaults). Nothing is written unless every requested file can be.`,
 	f.StringVar(&c.snnPath, "snn", "", "write the SNN as ONNX here")
 	f.StringVar(&c.nirPath, "nir", "", "write the SNN as NIR (HDF5) here")
 	f.BoolVar(&c.nir.MaxPoolThreshold, "nir-maxpool-threshold", false, "NIR: max-pooling as SumPool2d + Threshold (NIR's literal OR; norse, sinabs and snntorch cannot load it) instead of SumPool2d + IF")
+	f.BoolVar(&c.nir.AvgPoolAsConv, "nir-avgpool-conv", false, "NIR: average pooling as a Conv2d (1/(kh*kw) from each channel to itself), which sinabs's loader maps, instead of AvgPool2d")
+	f.BoolVar(&c.opt.Potential, "snn-potential", false, "SNN ONNX: a second output \"potential\" [B,K], the output layer's final membrane potentials, which break ties between equal counts")
 	f.IntVar(&c.opt.Opset, "opset", exporter.DefaultOpset, "ONNX opset to write (13 to 21)")
 	f.BoolVar(&c.opt.FoldBN, "fold-bn", false, "ANN: fold BatchNorm into the convolutions")
 	c.mf.add(cmd)
@@ -86,6 +91,13 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if c.nirPath != "" {
 		if err := exporter.CheckNIR(snn, c.nir); err != nil {
 			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
+		}
+		warnings, err := exporter.NIRWarnings(snn, c.nir)
+		if err != nil {
+			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: --nir %s: %s\n", c.nirPath, w)
 		}
 	}
 	var set atomicfile.Set // all files or none

@@ -56,7 +56,7 @@ type deviceFlags struct {
 
 func (f *deviceFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "device", "cpu", "where to compute: "+device.Names)
-	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products in strict FP32 instead of TF32 tensor cores")
+	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products and convolutions in strict FP32 (default: TF32 tensor cores for both; PyTorch >= 1.12 uses TF32 for cuDNN convolutions only)")
 	cmd.Flags().BoolVar(&f.opt.NoCuDNN, "no-cudnn", false, "cuda: proxykit's own im2col convolutions even where cuDNN is present")
 }
 

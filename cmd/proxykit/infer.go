@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -16,6 +17,7 @@ import (
 // inferCmd is infer's flags.
 type inferCmd struct {
 	input, output, network string
+	potentials             string
 	batch                  int
 	scaleUint8             bool
 	cfg                    spiking.Config
@@ -31,7 +33,8 @@ func newInferCmd() *cobra.Command {
 		Short: "Run the ANN or its SNN on a batch from a .npy file",
 		Long: `infer runs MODEL on the float32 batch [B,C,H,W] in --input and writes
 [B,K] to --output: the ANN's outputs with --network ann, the SNN's spike
-counts over --timesteps steps (as float32) with --network snn.`,
+counts over --timesteps steps (as float32) with --network snn (and, with
+--potentials, the output layer's final membrane potentials).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0]) },
 	}
@@ -39,6 +42,7 @@ counts over --timesteps steps (as float32) with --network snn.`,
 	f := cmd.Flags()
 	f.StringVar(&c.input, "input", "", "input batch, a .npy array [B,C,H,W] (float32, or uint8 with --scale-uint8)")
 	f.StringVar(&c.output, "output", "", "where to write the [B,K] result as a float32 .npy")
+	f.StringVar(&c.potentials, "potentials", "", "with --network snn, also write the output layer's final membrane potentials [B,K] here (they break ties between equal counts: docs/design.md §1)")
 	f.StringVar(&c.network, "network", "ann", "which network to run: ann or snn")
 	f.IntVar(&c.batch, "batch-size", 100, "inputs per forward pass")
 	f.BoolVar(&c.scaleUint8, "scale-uint8", false, "divide uint8 input by 255 (pixels to [0,1])")
@@ -57,7 +61,12 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	if err := checkBatch("batch-size", c.batch); err != nil {
 		return err
 	}
-	if err := (outputs{{Name: "--output", Path: c.output}}).check(path, c.input); err != nil {
+	if c.potentials != "" && c.network != "snn" {
+		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
+	}
+	outs := outputs{{Name: "--output", Path: c.output}}
+	outs.add("--potentials", c.potentials)
+	if err := outs.check(path, c.input); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path)
@@ -84,7 +93,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	}
 	defer be.Close()
 	start, xt := time.Now(), &nn.Tensor{Shape: x.Shape, Data: x.Data}
-	var y *nn.Tensor
+	var y, v *nn.Tensor
 	what := "ANN"
 	if c.network == "snn" {
 		snn, err := m.SNN(c.cfg)
@@ -95,11 +104,21 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 		if err != nil {
 			return err
 		}
-		y, what = r.Counts, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
+		y, v, what = r.Counts, r.Potentials, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
 	} else if y, err = m.ANN.ForwardOn(be, xt, c.batch); err != nil {
 		return err
 	}
-	if err := npy.WriteFile(c.output, y.Shape, y.Data); err != nil {
+	var set atomicfile.Set // both files or neither
+	defer set.Abort()
+	if err := set.Add(c.output, npy.Encode(y.Shape, y.Data)); err != nil {
+		return fmt.Errorf("--output %s: %w", c.output, err)
+	}
+	if c.potentials != "" {
+		if err := set.Add(c.potentials, npy.Encode(v.Shape, v.Data)); err != nil {
+			return fmt.Errorf("--potentials %s: %w", c.potentials, err)
+		}
+	}
+	if err := set.Commit(); err != nil {
 		return err
 	}
 	el := time.Since(start).Seconds()

@@ -99,6 +99,10 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 		return fmt.Errorf("%w; %s", err, holds())
 	}
 	if !jsonOut {
+		if h := t.Progress.History; len(h) > 0 && h[len(h)-1].Paper != nil {
+			fmt.Fprintf(stdout, "last epoch beside the paper (test set, T=%d):\n", t.Settings.Timesteps)
+			printPaper(stdout, h[len(h)-1].Paper)
+		}
 		fmt.Fprintf(stdout, "done: checkpoint %s\n", output)
 	}
 	return nil

@@ -14,8 +14,8 @@ type Options struct {
 	Emulate bool
 	// StrictFP32 computes matrix products (cuBLAS GEMMs and cuDNN
 	// convolutions) in full FP32. By default the GPU uses TF32 tensor
-	// cores for them, as PyTorch does for convolutions; the emulator always
-	// computes in FP32.
+	// cores for both (PyTorch ≥ 1.12 uses TF32 for cuDNN convolutions
+	// only, FP32 for matrix products); the emulator always computes in FP32.
 	StrictFP32 bool
 	// NoCuDNN uses proxykit's own im2col + cuBLAS convolutions even where
 	// cuDNN is present.
