@@ -29,205 +29,387 @@ func (g ConvGeom) OutW() int { return (g.W+g.PL+g.PR-g.DW*(g.KW-1)-1)/g.SW + 1 }
 // (G groups take G consecutive blocks of GroupPatch rows of it).
 func (g ConvGeom) PatchLen() int { return g.C * g.KH * g.KW }
 
-// taps calls fn(k, p) for every kernel tap k = (kh, kw) offset within a
-// channel's patch and output position p that read input pixel (ih, iw).
-// It inverts ih = y·SH − PT + kh·DH and iw = x·SW − PL + kw·DW.
-func (g ConvGeom) taps(ih, iw, oh, ow int, fn func(k, p int)) {
+// The CPU backend's convolutions sum each output
+//
+//	y[s,o,p] = bias[o] + Σ_{kh,kw,c} w[o,c,kh,kw]·x[s,c,pixel(p,kh,kw)]
+//
+// as one chain of fused multiply-adds over (kh, kw, c) in that order (tap
+// by tap, the channels of a tap in order; c runs over o's group), then
+// adds the bias. Two kernels compute that chain:
+//
+//   - dense: im2col (a patch matrix whose rows are (kh, kw, c)) and a
+//     GEMM with the weights permuted to [O, KH, KW, C/G];
+//   - event-driven (one group): each input pixel's non-zero channels are
+//     listed once, and each output position adds, tap by tap, the weight
+//     rows of the active channels of the pixel under the tap — for
+//     spikes, additions of weight rows selected by spikes, with no work
+//     for absent ones.
+//
+// Skipping a zero changes no bit (see kernelSet), so the two give the
+// same results and the choice between them, per sample, by the share of
+// non-zero inputs (defaultEventDensity), is only a matter of speed.
+
+// defaultEventDensity is the share of non-zero inputs below which a sample's
+// convolution runs event-driven.
+const defaultEventDensity = 0.5
+
+// permuteConvWeight writes w [O, C/G, KH, KW] as [O, KH, KW, C/G]: the
+// dense kernel's A operand, whose row o is o's chain order.
+func permuteConvWeight(g ConvGeom, w []float32) []float32 {
+	cg, taps := g.C/g.Groups(), g.KH*g.KW
+	out := make([]float32, len(w))
+	for o := 0; o < g.O; o++ {
+		for c := 0; c < cg; c++ {
+			for k := 0; k < taps; k++ {
+				out[(o*taps+k)*cg+c] = w[(o*cg+c)*taps+k]
+			}
+		}
+	}
+	return out
+}
+
+// padTo rounds n up to a multiple of m.
+func padTo(n, m int) int { return (n + m - 1) / m * m }
+
+// gatherWidth is how many columns the gather forms of weights hold: the
+// outputs, padded with zero weights to a multiple of 16 (every kernel
+// set's lanes divide 16).
+func gatherWidth(outputs int) int { return padTo(outputs, 16) }
+
+// gatherConvWeight writes w (one group) as the event-driven kernel reads
+// it: row (kh·KW + kw)·C + c holds the O weights from input channel c at
+// tap (kh, kw), padded to gatherWidth(O) columns.
+func gatherConvWeight(g ConvGeom, w []float32) []float32 {
+	taps, ld := g.KH*g.KW, gatherWidth(g.O)
+	out := make([]float32, taps*g.C*ld)
+	for o := 0; o < g.O; o++ {
+		for c := 0; c < g.C; c++ {
+			for k := 0; k < taps; k++ {
+				out[(k*g.C+c)*ld+o] = w[(o*g.C+c)*taps+k]
+			}
+		}
+	}
+	return out
+}
+
+// inputRow is the input row that output row y reads at kernel row kh
+// (possibly outside [0, H)), and likewise inputCol.
+func (g ConvGeom) inputRow(y, kh int) int { return y*g.SH - g.PT + kh*g.DH }
+func (g ConvGeom) inputCol(x, kw int) int { return x*g.SW - g.PL + kw*g.DW }
+
+// im2col writes the patch matrix of one sample's group j: col[(kh·KW +
+// kw)·cg + c, p] = x[j·cg + c, pixel(p, kh, kw)], 0 outside the input.
+func im2col(g ConvGeom, j int, x, col []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	p, cg := oh*ow, g.C/g.Groups()
 	for kh := 0; kh < g.KH; kh++ {
-		ny := ih + g.PT - kh*g.DH
-		if ny < 0 || ny%g.SH != 0 {
-			continue
-		}
-		y := ny / g.SH
-		if y >= oh {
-			continue
-		}
 		for kw := 0; kw < g.KW; kw++ {
-			nx := iw + g.PL - kw*g.DW
-			if nx < 0 || nx%g.SW != 0 {
-				continue
+			for c := 0; c < cg; c++ {
+				row := col[((kh*g.KW+kw)*cg+c)*p : ((kh*g.KW+kw)*cg+c+1)*p]
+				plane := x[(j*cg+c)*g.H*g.W : (j*cg+c+1)*g.H*g.W]
+				for y := 0; y < oh; y++ {
+					ih := g.inputRow(y, kh)
+					out := row[y*ow : (y+1)*ow]
+					if ih < 0 || ih >= g.H {
+						clear(out)
+						continue
+					}
+					src := plane[ih*g.W : (ih+1)*g.W]
+					for xo := range out {
+						if iw := g.inputCol(xo, kw); iw >= 0 && iw < g.W {
+							out[xo] = src[iw]
+						} else {
+							out[xo] = 0
+						}
+					}
+				}
 			}
-			xo := nx / g.SW
-			if xo >= ow {
-				continue
-			}
-			fn(kh*g.KW+kw, y*ow+xo)
 		}
 	}
 }
 
-// Conv2dForward computes out[n,o,y,x] = bias[o] + Σ_{c,kh,kw} w[o,c,kh,kw]·x[n,c,y·SH−PT+kh·DH, x·SW−PL+kw·DW]
-// for a batch of n samples, c running over the C/G input channels of o's
-// group. bias may be nil. out must hold n·O·OutH·OutW values.
-//
-// It scatters each non-zero input pixel into the outputs it reaches:
-// outᵀ[p, :] += x·wᵀ[(c,kh,kw), :], a contiguous row of O weights. Zero
-// inputs cost nothing, so a layer fed by spikes does work in proportion to
-// its spikes.
-func Conv2dForward(g ConvGeom, n int, x, w, bias, out []float32) {
-	Conv2dForwardT(g, n, x, ConvWeightT(g, w), bias, out)
-}
-
-// ConvWeightT is the convolution weight transposed group by group: group
-// j's block [O/G, (C/G)·KH·KW] becomes [(C/G)·KH·KW, O/G], the blocks one
-// after the other — the form the scatter kernels read (one contiguous row
-// of O/G weights per input channel and tap).
-func ConvWeightT(g ConvGeom, w []float32) []float32 {
-	kk, og := g.GroupPatch(), g.O/g.Groups()
-	wT := make([]float32, len(w))
-	for j := 0; j < g.Groups(); j++ {
-		Transpose(og, kk, w[j*og*kk:(j+1)*og*kk], wT[j*og*kk:(j+1)*og*kk])
+// col2im adds the patch-matrix gradient dcol of group j into dx (one
+// sample), tap by tap in (kh, kw) order: the inverse walk of im2col.
+func col2im(g ConvGeom, j int, dcol, dx []float32) {
+	oh, ow := g.OutH(), g.OutW()
+	p, cg := oh*ow, g.C/g.Groups()
+	for kh := 0; kh < g.KH; kh++ {
+		for kw := 0; kw < g.KW; kw++ {
+			for c := 0; c < cg; c++ {
+				row := dcol[((kh*g.KW+kw)*cg+c)*p : ((kh*g.KW+kw)*cg+c+1)*p]
+				plane := dx[(j*cg+c)*g.H*g.W : (j*cg+c+1)*g.H*g.W]
+				for y := 0; y < oh; y++ {
+					ih := g.inputRow(y, kh)
+					if ih < 0 || ih >= g.H {
+						continue
+					}
+					dst := plane[ih*g.W : (ih+1)*g.W]
+					for xo, v := range row[y*ow : (y+1)*ow] {
+						if iw := g.inputCol(xo, kw); iw >= 0 && iw < g.W {
+							dst[iw] += v
+						}
+					}
+				}
+			}
+		}
 	}
-	return wT
 }
 
-// row is the transposed weights' row for input channel c and tap k: the
-// O/G weights from (c, k) to the outputs of c's group, and where those
-// outputs start among the O channels.
-func (g ConvGeom) row(wT []float32, c, k int) (ws []float32, first int) {
-	cg, og := g.C/g.Groups(), g.O/g.Groups()
-	j := c / cg
-	taps := g.KH * g.KW
-	r := (j*cg+c%cg)*taps + k
-	return wT[r*og : (r+1)*og], j * og
+// spikeList lists, for each of hw pixels, its non-zero channels in order:
+// pixel q's are idx[q·c : q·c + n[q]] with values val[...].
+type spikeList struct {
+	n      []int32
+	idx    []int32
+	val    []float32
+	bounds []int32 // rows' chunk boundaries (linearForward)
 }
 
-// Conv2dForwardT is Conv2dForward given ConvWeightT(g, w).
-func Conv2dForwardT(g ConvGeom, n int, x, wT, bias, out []float32) {
+// build lists x's non-zero values ([c, hw], channel-major) by pixel and
+// returns how many there are.
+func (l *spikeList) build(c, hw int, x []float32) int {
+	if cap(l.n) < hw {
+		l.n = make([]int32, hw)
+	}
+	if cap(l.idx) < c*hw {
+		l.idx, l.val = make([]int32, c*hw), make([]float32, c*hw)
+	}
+	l.n = l.n[:hw]
+	clear(l.n)
+	total := 0
+	for ch := 0; ch < c; ch++ {
+		for q, v := range x[ch*hw : (ch+1)*hw] {
+			if v != 0 {
+				at := q*c + int(l.n[q])
+				l.idx[at], l.val[at] = int32(ch), v
+				l.n[q]++
+				total++
+			}
+		}
+	}
+	return total
+}
+
+// convForward implements Conv2dForward.
+func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer) {
+	ks := c.kernels()
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
 	inSize, outSize := g.C*g.H*g.W, g.O*p
-	og := g.O / g.Groups()
-	ParallelFor(n, func(lo, hi int) {
-		outT := make([]float32, p*g.O)
+	groups, og, kk := g.Groups(), g.O/g.Groups(), g.GroupPatch()
+	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w []float32) []float32 { return permuteConvWeight(g, w) })
+	var wg []float32
+	if groups == 1 {
+		wg = c.prepare("conv/gather", wb, g.O, func(w []float32) []float32 { return gatherConvWeight(g, w) })
+	}
+	workers := maxWorkers()
+	scratch := c.scratch(workers)
+	var active, dense, macs int64
+	results := make([][3]int64, workers)
+	parallelFor(n, workers, func(wk, lo, hi int) {
+		sc := &scratch[wk]
+		r := &results[wk]
 		for s := lo; s < hi; s++ {
-			clear(outT)
-			xs := x[s*inSize : (s+1)*inSize]
-			for c := 0; c < g.C; c++ {
-				for ih := 0; ih < g.H; ih++ {
-					for iw := 0; iw < g.W; iw++ {
-						v := xs[(c*g.H+ih)*g.W+iw]
-						if v == 0 {
-							continue
-						}
-						g.taps(ih, iw, oh, ow, func(k, q int) {
-							ws, first := g.row(wT, c, k)
-							Axpy(v, ws, outT[q*g.O+first:q*g.O+first+og])
-						})
-					}
+			xs, ys := x[s*inSize:(s+1)*inSize], y[s*outSize:(s+1)*outSize]
+			if groups == 1 {
+				nz := sc.list.build(g.C, g.H*g.W, xs)
+				r[0] += int64(nz)
+				if float64(nz) < c.eventDensity()*float64(inSize) {
+					r[2] += c.convEvents(g, ks, wg, sc, ys)
+					addBias(bias, ys, p)
+					continue
 				}
+			} else {
+				r[0] += int64(countNonZero(xs))
 			}
-			dst := out[s*outSize : (s+1)*outSize]
-			Transpose(p, g.O, outT, dst)
-			if bias != nil {
-				for o := 0; o < g.O; o++ {
-					plane := dst[o*p : (o+1)*p]
-					for i := range plane {
-						plane[i] += bias[o]
-					}
-				}
+			r[1]++
+			col := grow(&sc.col, kk*p)
+			for j := 0; j < groups; j++ {
+				im2col(g, j, xs, col)
+				ks.gemm(false, false, og, p, kk, wp[j*og*kk:], kk, col, p, ys[j*og*p:], p, 1)
 			}
+			addBias(bias, ys, p)
 		}
 	})
+	for _, r := range results {
+		active += r[0]
+		dense += r[1]
+		macs += r[2]
+	}
+	denseMACs := int64(g.O) * int64(p) * int64(kk)
+	c.work.add(workConv, int64(n), int64(n)*int64(inSize), active, int64(n)*denseMACs, macs+dense*denseMACs, n-int(dense))
 }
 
-// Conv2dBackward computes a convolution's gradients from dout, the
-// gradient at its output, for n samples:
-//
-//	dw[o,c,kh,kw] += Σ_{s,p} dout[s,o,p]·x[s,c,pixel(p,kh,kw)]    dbias[o] += Σ_{s,p} dout[s,o,p]
-//	dx[s,c,ih,iw]  = Σ_{o,kh,kw} w[o,c,kh,kw]·dout[s,o,p(ih,iw,kh,kw)]
-//
-// with the same scatter/gather walk over input pixels as the forward pass
-// (zero inputs add nothing to dw). dx (overwritten), dw and dbias
-// (accumulated) may each be nil to skip.
-func Conv2dBackward(g ConvGeom, n int, x, w, dout, dx, dw, dbias []float32) {
-	Conv2dBackwardT(g, n, x, ConvWeightT(g, w), dout, dx, dw, dbias)
-}
-
-// convGradBlock is how many samples share one partial weight gradient in
-// Conv2dBackwardT. The partials are added in block order, so the result
-// does not depend on how many cores ran the blocks.
-const convGradBlock = 4
-
-// Conv2dBackwardT is Conv2dBackward given ConvWeightT(g, w).
-func Conv2dBackwardT(g ConvGeom, n int, x, wT, dout, dx, dw, dbias []float32) {
+// convEvents computes one sample's convolution (one group, no bias) from
+// its spike list into ys, and returns the multiply-adds it did.
+func (c *CPU) convEvents(g ConvGeom, ks *kernelSet, wg []float32, sc *workerScratch, ys []float32) int64 {
 	oh, ow := g.OutH(), g.OutW()
 	p := oh * ow
-	og := g.O / g.Groups()
-	inSize, outSize := g.C*g.H*g.W, g.O*p
-	blocks := (n + convGradBlock - 1) / convGradBlock
-	partDW := make([][]float32, blocks) // per block, laid out as ConvWeightT
-	partDB := make([][]float32, blocks)
-	ParallelFor(blocks, func(blo, bhi int) {
-		doutT := make([]float32, p*g.O)
-		for blk := blo; blk < bhi; blk++ {
-			myDWT := make([]float32, len(wT))
-			myDB := make([]float32, g.O)
-			for s := blk * convGradBlock; s < min(n, (blk+1)*convGradBlock); s++ {
-				d := dout[s*outSize : (s+1)*outSize] // [O, P]
-				Transpose(g.O, p, d, doutT)          // [P, O]
-				if dbias != nil {
-					for o := 0; o < g.O; o++ {
-						var sum float32
-						for _, v := range d[o*p : (o+1)*p] {
-							sum += v
-						}
-						myDB[o] += sum
+	ld := gatherWidth(g.O)
+	outT := grow(&sc.outT, p*ld)
+	if cap(sc.segs) < g.KH*g.KW {
+		sc.segs = make([]gatherSeg, g.KH*g.KW)
+	}
+	l := &sc.list
+	var macs int64
+	for y := 0; y < oh; y++ {
+		for xo := 0; xo < ow; xo++ {
+			segs := sc.segs[:0]
+			for kh := 0; kh < g.KH; kh++ {
+				ih := g.inputRow(y, kh)
+				if ih < 0 || ih >= g.H {
+					continue
+				}
+				for kw := 0; kw < g.KW; kw++ {
+					iw := g.inputCol(xo, kw)
+					if iw < 0 || iw >= g.W {
+						continue
 					}
-				}
-				xs := x[s*inSize : (s+1)*inSize]
-				var dxs []float32
-				if dx != nil {
-					dxs = dx[s*inSize : (s+1)*inSize]
-				}
-				for c := 0; c < g.C; c++ {
-					for ih := 0; ih < g.H; ih++ {
-						for iw := 0; iw < g.W; iw++ {
-							i := (c*g.H+ih)*g.W + iw
-							v := xs[i]
-							var acc float32
-							g.taps(ih, iw, oh, ow, func(k, q int) {
-								ws, first := g.row(wT, c, k)
-								dr := doutT[q*g.O+first : q*g.O+first+og]
-								if dw != nil && v != 0 {
-									dws, _ := g.row(myDWT, c, k)
-									Axpy(v, dr, dws)
-								}
-								if dxs != nil {
-									acc += Dot(ws, dr)
-								}
-							})
-							if dxs != nil {
-								dxs[i] = acc
-							}
-						}
+					q := ih*g.W + iw
+					if cnt := l.n[q]; cnt > 0 {
+						lo := int32(q * g.C)
+						segs = append(segs, gatherSeg{base: int32((kh*g.KW + kw) * g.C), lo: lo, hi: lo + cnt})
+						macs += int64(cnt)
 					}
 				}
 			}
-			partDW[blk], partDB[blk] = myDWT, myDB
-		}
-	})
-	if dw != nil && blocks > 0 {
-		dwT := partDW[0]
-		for _, part := range partDW[1:] {
-			for i, v := range part {
-				dwT[i] += v
-			}
-		}
-		kk := g.GroupPatch()
-		tmp := make([]float32, len(dwT))
-		for j := 0; j < g.Groups(); j++ {
-			Transpose(kk, og, dwT[j*og*kk:(j+1)*og*kk], tmp[j*og*kk:(j+1)*og*kk])
-		}
-		for i, v := range tmp {
-			dw[i] += v
+			ks.gatherRow(outT[(y*ow+xo)*ld:(y*ow+xo+1)*ld], wg, ld, segs, l.idx, l.val)
 		}
 	}
-	if dbias != nil {
-		for _, part := range partDB {
-			for i, v := range part {
-				dbias[i] += v
+	transposeRows(p, ld, g.O, outT, ys)
+	return macs * int64(g.O)
+}
+
+// gatherRow computes dst (a multiple of 16 columns) as the gather
+// kernel's chains, in column blocks of at most maxGather.
+func (ks *kernelSet) gatherRow(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32) {
+	for j := 0; j < len(dst); j += ks.maxGather {
+		ks.gather(dst[j:min(j+ks.maxGather, len(dst))], w[j:], ld, segs, idx, val, false)
+	}
+}
+
+// transposeRows writes the first keep columns of the row-major [rows,
+// cols] matrix src, transposed, into dst [keep, rows].
+func transposeRows(rows, cols, keep int, src, dst []float32) {
+	const tile = 32
+	for r0 := 0; r0 < rows; r0 += tile {
+		r1 := min(r0+tile, rows)
+		for c0 := 0; c0 < keep; c0 += tile {
+			c1 := min(c0+tile, keep)
+			for r := r0; r < r1; r++ {
+				row := src[r*cols : r*cols+c1]
+				for c := c0; c < c1; c++ {
+					dst[c*rows+r] = row[c]
+				}
 			}
+		}
+	}
+}
+
+// addBias adds bias[o] to each of the len(bias) planes of p values of y.
+func addBias(bias, y []float32, p int) {
+	for o, b := range bias {
+		plane := y[o*p : (o+1)*p]
+		for i := range plane {
+			plane[i] += b
+		}
+	}
+}
+
+func countNonZero(x []float32) int {
+	n := 0
+	for _, v := range x {
+		if v != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// convBackward implements Conv2dBackward:
+//
+//	dx[s,c,ih,iw] = Σ_{kh,kw} Σ_o w[o,c,kh,kw]·dy[s,o,p(ih,iw,kh,kw)]
+//	dw[o,c,kh,kw] += Σ_s Σ_p dy[s,o,p]·x[s,c,pixel(p,kh,kw)]    db[o] += Σ_s Σ_p dy[s,o,p]
+//
+// dx: for each tap a chain over o (a GEMM with the permuted weights,
+// transposed), the taps added in (kh, kw) order from 0 (col2im). dw and
+// db: each sample's leaf is its chain over p (a GEMM of dy with the patch
+// matrix; db a plain sum over p), the leaves combined by the batch
+// reduction rule (reduce.go), the root added to dw and db.
+func (c *CPU) convBackward(g ConvGeom, n int, x, w, dy, dx, dw, db []float32, wb Buffer) {
+	ks := c.kernels()
+	oh, ow := g.OutH(), g.OutW()
+	p := oh * ow
+	inSize, outSize := g.C*g.H*g.W, g.O*p
+	groups, og, kk := g.Groups(), g.O/g.Groups(), g.GroupPatch()
+	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w []float32) []float32 { return permuteConvWeight(g, w) })
+	workers := maxWorkers()
+	scratch := c.scratch(workers)
+	// sample s's dx, and its leaf: dW (permuted layout) then db
+	dwLen, dbLen := 0, 0
+	if dw != nil {
+		dwLen = g.O * kk
+	}
+	if db != nil {
+		dbLen = g.O
+	}
+	sample := func(wk, s int, leaf []float32) {
+		sc := &scratch[wk]
+		xs, dys := x[s*inSize:(s+1)*inSize], dy[s*outSize:(s+1)*outSize]
+		if dx != nil {
+			dxs := dx[s*inSize : (s+1)*inSize]
+			clear(dxs)
+			dcol := grow(&sc.dcol, kk*p)
+			for j := 0; j < groups; j++ {
+				ks.gemm(true, false, kk, p, og, wp[j*og*kk:], kk, dys[j*og*p:], p, dcol, p, 1)
+				col2im(g, j, dcol, dxs)
+			}
+		}
+		if leaf == nil {
+			return
+		}
+		if dw != nil {
+			col := grow(&sc.col, kk*p)
+			for j := 0; j < groups; j++ {
+				im2col(g, j, xs, col)
+				ks.gemm(false, true, og, kk, p, dys[j*og*p:], p, col, p, leaf[j*og*kk:], kk, 1)
+			}
+		}
+		if db != nil {
+			lb := leaf[dwLen:]
+			for o := 0; o < g.O; o++ {
+				var sum float32
+				for _, v := range dys[o*p : (o+1)*p] {
+					sum += v
+				}
+				lb[o] = sum
+			}
+		}
+	}
+	if dw == nil && db == nil {
+		parallelFor(n, workers, func(wk, lo, hi int) {
+			for s := lo; s < hi; s++ {
+				sample(wk, s, nil)
+			}
+		})
+		return
+	}
+	size := dwLen + dbLen
+	root := grow(&c.root, size)
+	batchTree(n, workers, 1, root, func(wk, s, _ int, leaf []float32) { sample(wk, s, leaf) }, ks.add,
+		func(wk, i int) []float32 { return scratch[wk].treeBuf(i, size) })
+	if dw != nil {
+		cg, taps := g.C/groups, g.KH*g.KW
+		for o := 0; o < g.O; o++ {
+			for ci := 0; ci < cg; ci++ {
+				for k := 0; k < taps; k++ {
+					dw[(o*cg+ci)*taps+k] += root[(o*taps+k)*cg+ci]
+				}
+			}
+		}
+	}
+	if db != nil {
+		for o, v := range root[dwLen:] {
+			db[o] += v
 		}
 	}
 }

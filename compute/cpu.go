@@ -8,12 +8,15 @@ import (
 	"github.com/proxykit/proxykit/internal/limits"
 )
 
-// CPU is the pure-Go backend (its zero value is ready to use): buffers are host slices and every kernel is
-// one of this package's plain loops, split across cores where the work is
-// large enough to pay for it. Results do not depend on the number of cores.
+// CPU is the CPU backend (its zero value is ready to use): buffers are
+// host slices and every kernel is one of this package's loops, split
+// across cores where the work is large enough to pay for it. Its inner
+// loops come in a pure-Go reference, AVX2 and AVX-512 versions, chosen
+// once, when the backend is created (dispatch.go); all of them, on any
+// number of cores, give the same bits.
 //
-// It keeps prepared forms of weights (the transposed weights its scatter
-// kernels read) from call to call, and drops one when its weight changes
+// It keeps prepared forms of weights (permuted and transposed for its
+// kernels) from call to call, and drops one when its weight changes
 // through Upload, Copy, Fill or Adam. A CPU value is used by one goroutine
 // at a time.
 type CPU struct {
@@ -22,15 +25,26 @@ type CPU struct {
 	// same (tests check it), the memory larger.
 	AllSteps bool
 
+	ks *kernelSet // the dispatch table; nil: defaultKernels
+	// density overrides defaultEventDensity when not 0 (tests force the dense
+	// path with -1 and the event-driven one with 2)
+	density  float64
+	work     workCounters
+	ws       []workerScratch // per worker goroutine (scratch.go)
+	root     []float32       // a batch tree's result
+	rows     spikeList       // a spiking linear layer's row lists
+	tmp      []float32
 	mu       sync.Mutex
 	prepared map[prepKey]*prepared
 	memLimit int64 // bytes Alloc may hand out in all (0: no limit)
 	inUse    int64 // bytes allocated and not freed
 }
 
-// NewCPU returns a CPU backend.
+// NewCPU returns a CPU backend with the widest kernels this CPU runs
+// (AVX-512, AVX2 or the pure-Go reference), or those the environment
+// variable PROXYKIT_CPU_KERNELS names.
 func NewCPU() *CPU {
-	c := &CPU{prepared: map[prepKey]*prepared{}}
+	c := &CPU{prepared: map[prepKey]*prepared{}, ks: defaultKernels}
 	var si syscall.Sysinfo_t
 	if syscall.Sysinfo(&si) == nil {
 		// memory free now, counting the page cache the kernel gives back
@@ -109,6 +123,27 @@ func (c *CPU) prepare(kind string, w Buffer, o int, make func([]float32) []float
 	c.prepared[key] = p
 	return p.data
 }
+
+// kernels is the backend's dispatch table.
+func (c *CPU) kernels() *kernelSet {
+	if c.ks == nil {
+		return defaultKernels
+	}
+	return c.ks
+}
+
+// eventDensity is the share of non-zero inputs below which a sample's
+// product runs event-driven.
+func (c *CPU) eventDensity() float64 {
+	if c.density != 0 {
+		return c.density
+	}
+	return defaultEventDensity
+}
+
+// Kernels names the kernel set the backend runs: "avx512", "avx2" or
+// "generic" (the pure-Go reference).
+func (c *CPU) Kernels() string { return c.kernels().name }
 
 // Name implements Backend.
 func (c *CPU) Name() string { return "cpu" }
@@ -230,39 +265,26 @@ func (c *CPU) Close() error {
 	return nil
 }
 
-func (c *CPU) convWT(g ConvGeom, w Buffer) []float32 {
-	return c.prepare("convT", w, g.O<<16|g.Groups(), func(w []float32) []float32 { return ConvWeightT(g, w) })
-}
-
 // Conv2dForward implements Backend.
 func (c *CPU) Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer) {
-	Conv2dForwardT(g, n, host(x), c.convWT(g, w), host(bias), host(y))
+	c.convForward(g, n, host(x), host(w), host(bias), host(y), w)
 }
 
 // Conv2dBackward implements Backend.
 func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
-	Conv2dBackwardT(g, n, host(x), c.convWT(g, w), host(dy), host(dx), host(dw), host(db))
+	c.convBackward(g, n, host(x), host(w), host(dy), host(dx), host(dw), host(db), w)
 }
 
-// LinearForward implements Backend: spiking inputs go through the sparse
-// kernel, which adds only the rows of the transposed weight whose input is
-// non-zero.
+// LinearForward implements Backend: with spikes, rows whose inputs are
+// mostly zeros run event-driven, adding only the weight rows of their
+// non-zero inputs.
 func (c *CPU) LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool) {
-	if !spikes {
-		LinearForward(n, in, out, host(x), host(w), host(bias), host(y))
-		return
-	}
-	wT := c.prepare("linearT", w, out, func(w []float32) []float32 {
-		t := make([]float32, len(w))
-		Transpose(out, in, w, t)
-		return t
-	})
-	LinearForwardSparse(n, in, out, host(x), wT, host(bias), host(y))
+	c.linearForward(n, in, out, host(x), host(w), host(bias), host(y), w, spikes)
 }
 
 // LinearBackward implements Backend.
 func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer) {
-	LinearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
+	c.linearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
 }
 
 // ReLUForward implements Backend.
@@ -347,7 +369,7 @@ func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gam
 
 // IF implements Backend.
 func (c *CPU) IF(a IFArgs) {
-	IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
+	c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
 }
 
 // ProxyLossGrad implements Backend.

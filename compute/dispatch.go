@@ -1,0 +1,250 @@
+package compute
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+)
+
+// kernelSet is one implementation of the CPU backend's inner loops: the
+// pure-Go reference ("generic"), AVX2 with FMA ("avx2") or AVX-512
+// ("avx512"), the last two in amd64 assembly. Everything above these
+// loops (blocking, packing, spike lists, the batch reduction tree) is the
+// same Go code for all three.
+//
+// All three compute the same bits. Each output of a matrix product is one
+// chain of single-rounding fused multiply-adds over its inputs in
+// ascending order, starting from +0; the vector kernels put independent
+// outputs in their lanes and never split a chain. A zero input adds
+// exactly nothing to a chain (fma(0, w, acc) = acc for finite w), so a
+// kernel that skips zero inputs (the event-driven ones) gives the bits of
+// the dense one. Elementwise kernels round each operation as the Go code
+// does.
+type kernelSet struct {
+	name string
+
+	// mr×nr is the GEMM micro-kernel's tile.
+	mr, nr int
+	// micro computes one mr×nr tile of C = A·B from a packed A panel
+	// (a[p·mr+i] = A[i,p]) and a packed B panel (b[p·nr+j] = B[p,j]) over
+	// p < k: c[i·ldc+j] = chain over p of fma(A[i,p], B[p,j], ·), starting
+	// from c[i·ldc+j] when load, else from +0.
+	micro func(k int, a, b, c []float32, ldc int, load bool)
+
+	// lanes is the vector width the gather kernel works in; maxGather
+	// the most columns one gather call holds in registers.
+	lanes, maxGather int
+	// gather adds weight rows selected by a list of active inputs:
+	// for each segment s and e in [s.lo, s.hi), with row = s.base +
+	// idx[e], dst[j] = fma(val[e], w[row·ld+j], dst[j]) for j <
+	// len(dst), the chain starting from dst when load, else from +0.
+	// len(dst) is a multiple of lanes, at most maxGather.
+	gather func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
+
+	// leaves sums up to four samples' outer-product leaves by the batch
+	// reduction rule (reduce.go): for r < rows and j < cols, with p_t =
+	// fl(dy[t·dyStride + r]·x[t·xStride + j]), dst[r·cols + j] = p_0,
+	// p_0 + p_1, p_0 + (p_1 + p_2) or (p_0 + p_1) + (p_2 + p_3) for size
+	// 1 to 4 (a linear layer's weight gradient).
+	leaves func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32)
+
+	// add computes dst[i] += src[i].
+	add func(dst, src []float32)
+	// ifPlane advances integrate-and-fire neurons by one step: for
+	// each i, u = in[i], or fl(fl(in[i]·sc) + sh) when affine; p = v[i]
+	// + u; where p >= th the neuron spikes (spikes[i] = 1, v[i] =
+	// reset), else spikes[i] = 0 and v[i] = p; counts (if not nil)
+	// adds the spike.
+	ifPlane func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)
+}
+
+// gatherSeg is one run of a gather's active inputs: entries [lo, hi) of
+// the index list, whose rows are base + idx[e]. The assembly kernels read
+// its three int32 fields at offsets 0, 4 and 8.
+type gatherSeg struct {
+	base, lo, hi int32
+}
+
+// kernelSets lists the implementations this machine can run, the
+// reference first. availableKernels (kernels_amd64.go) adds the
+// assembly ones where the CPU has their instructions.
+var kernelSets = availableKernels()
+
+// defaultKernels is the dispatch table a CPU backend takes when it is
+// created: the widest set the CPU supports, or the one the environment
+// variable PROXYKIT_CPU_KERNELS names (generic, avx2 or avx512; tests and
+// users force a path with it).
+var defaultKernels = chooseKernels(os.Getenv("PROXYKIT_CPU_KERNELS"))
+
+func chooseKernels(name string) *kernelSet {
+	if name == "" {
+		return kernelSets[len(kernelSets)-1]
+	}
+	ks, err := kernelsNamed(name)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "proxykit: PROXYKIT_CPU_KERNELS: %v; using %s\n", err, kernelSets[len(kernelSets)-1].name)
+		return kernelSets[len(kernelSets)-1]
+	}
+	return ks
+}
+
+// kernelsNamed returns the kernel set called name, or an error naming the
+// ones this CPU can run.
+func kernelsNamed(name string) (*kernelSet, error) {
+	var names []string
+	for _, ks := range kernelSets {
+		if ks.name == name {
+			return ks, nil
+		}
+		names = append(names, ks.name)
+	}
+	return nil, fmt.Errorf("kernels %q are not available on this CPU (available: %s)", name, strings.Join(names, ", "))
+}
+
+// KernelSets names the CPU kernel implementations this machine can run,
+// the pure-Go reference first and the one a new CPU backend uses last
+// (unless PROXYKIT_CPU_KERNELS names another).
+func KernelSets() []string {
+	names := make([]string, len(kernelSets))
+	for i, ks := range kernelSets {
+		names[i] = ks.name
+	}
+	return names
+}
+
+// genericKernels is the pure-Go reference: plain loops that read like the
+// definitions above.
+var genericKernels = &kernelSet{
+	name:      "generic",
+	mr:        4,
+	nr:        4,
+	micro:     microGeneric,
+	lanes:     1,
+	maxGather: 64,
+	gather:    gatherGeneric,
+	leaves:    leavesGeneric,
+	add:       addGeneric,
+	ifPlane:   ifPlaneGeneric,
+}
+
+// fma32 is x·y + z rounded once to float32, as the FMA instructions
+// compute it. The product of two float32 values is exact in float64;
+// the sum is rounded to float64 with its error kept (TwoSum), and the
+// rounding made "to odd" where the error is not zero, so that the final
+// rounding to float32 is the correct one (53 ≥ 24 + 2 bits; rounding the
+// float64 sum directly would round twice).
+func fma32(x, y, z float32) float32 {
+	p := float64(x) * float64(y)
+	c := float64(z)
+	s := p + c
+	if math.IsInf(s, 0) || s != s {
+		return float32(s)
+	}
+	bv := s - p
+	e := (p - (s - bv)) + (c - bv)
+	if e != 0 {
+		bits := math.Float64bits(s)
+		if bits&1 == 0 {
+			if (e > 0) == (s > 0) {
+				bits++
+			} else {
+				bits--
+			}
+		}
+		s = math.Float64frombits(bits)
+	}
+	return float32(s)
+}
+
+// microGeneric is the reference GEMM micro-kernel (4×4 tile).
+func microGeneric(k int, a, b, c []float32, ldc int, load bool) {
+	const mr, nr = 4, 4
+	var acc [mr][nr]float32
+	if load {
+		for i := range mr {
+			for j := range nr {
+				acc[i][j] = c[i*ldc+j]
+			}
+		}
+	}
+	for p := range k {
+		ap, bp := a[p*mr:p*mr+mr], b[p*nr:p*nr+nr]
+		for i := range mr {
+			for j := range nr {
+				acc[i][j] = fma32(ap[i], bp[j], acc[i][j])
+			}
+		}
+	}
+	for i := range mr {
+		copy(c[i*ldc:i*ldc+nr], acc[i][:])
+	}
+}
+
+// gatherGeneric is the reference gather: one chain per column.
+func gatherGeneric(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
+	if !load {
+		clear(dst)
+	}
+	for _, s := range segs {
+		for e := s.lo; e < s.hi; e++ {
+			row := int(s.base+idx[e]) * ld
+			v := val[e]
+			wr := w[row : row+len(dst)]
+			for j := range dst {
+				dst[j] = fma32(v, wr[j], dst[j])
+			}
+		}
+	}
+}
+
+func leavesGeneric(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32) {
+	for r := 0; r < rows; r++ {
+		d := dst[r*cols : (r+1)*cols]
+		for j := range d {
+			// the conversions round each product: no fused multiply-add
+			p := func(t int) float32 { return float32(dy[t*dyStride+r] * x[t*xStride+j]) }
+			switch size {
+			case 1:
+				d[j] = p(0)
+			case 2:
+				d[j] = p(0) + p(1)
+			case 3:
+				d[j] = p(0) + (p(1) + p(2))
+			default:
+				d[j] = (p(0) + p(1)) + (p(2) + p(3))
+			}
+		}
+	}
+}
+
+func addGeneric(dst, src []float32) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
+
+func ifPlaneGeneric(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
+	in, spikes = in[:len(v)], spikes[:len(v)]
+	for i, x := range in {
+		u := x
+		if affine {
+			u = float32(x*sc) + sh
+		}
+		p := v[i] + u
+		if p >= th {
+			spikes[i] = 1
+			v[i] = reset
+		} else {
+			spikes[i] = 0
+			v[i] = p
+		}
+	}
+	if counts != nil {
+		counts = counts[:len(v)]
+		for i, s := range spikes {
+			counts[i] += s
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package compute
+
+import "golang.org/x/sys/cpu"
+
+//go:generate go run ./asmgen
+
+// availableKernels lists the pure-Go reference and the assembly kernel
+// sets this CPU can run, narrowest first.
+func availableKernels() []*kernelSet {
+	sets := []*kernelSet{genericKernels}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		sets = append(sets, avx2Kernels)
+	}
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		sets = append(sets, avx512Kernels)
+	}
+	return sets
+}
+
+// avx2Kernels are kernels_avx2_amd64.s: 8 lanes, a 6×16 GEMM tile.
+var avx2Kernels = &kernelSet{
+	name: "avx2", mr: 6, nr: 16, micro: microAVX2,
+	lanes: 8, maxGather: 64,
+	gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
+		gatherSplit(dst, w, ld, segs, idx, val, load, 8, gatherAVX2)
+	},
+	add: func(dst, src []float32) {
+		n := len(dst) &^ 7
+		addAVX2(dst[:n], src[:n])
+		addGeneric(dst[n:], src[n:len(dst)])
+	},
+	leaves: func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32) {
+		leavesSplit(size, rows, cols, dy, dyStride, x, xStride, dst, 8, leavesAVX2)
+	},
+	ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
+		ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, 8, ifPlaneAVX2)
+	},
+}
+
+// avx512Kernels are kernels_avx512_amd64.s: 16 lanes, a 12×32 GEMM tile.
+var avx512Kernels = &kernelSet{
+	name: "avx512", mr: 12, nr: 32, micro: microAVX512,
+	lanes: 16, maxGather: 128,
+	gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
+		gatherSplit(dst, w, ld, segs, idx, val, load, 16, gatherAVX512)
+	},
+	add: func(dst, src []float32) {
+		n := len(dst) &^ 15
+		addAVX512(dst[:n], src[:n])
+		addGeneric(dst[n:], src[n:len(dst)])
+	},
+	leaves: func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32) {
+		leavesSplit(size, rows, cols, dy, dyStride, x, xStride, dst, 16, leavesAVX512)
+	},
+	ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
+		ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, 16, ifPlaneAVX512)
+	},
+}
+
+// gatherSplit runs an assembly gather kernel, which holds 1, 2, 4 or 8
+// vectors, over dst in blocks of those sizes (the chains of different
+// columns are independent). The rows it reads must lie inside w.
+func gatherSplit(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool, lanes int,
+	kernel func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)) {
+	for len(dst) > 0 {
+		nv := len(dst) / lanes
+		switch {
+		case nv >= 8:
+			nv = 8
+		case nv >= 4:
+			nv = 4
+		case nv >= 2:
+			nv = 2
+		}
+		kernel(dst[:nv*lanes], w, ld, segs, idx, val, load)
+		dst, w = dst[nv*lanes:], w[nv*lanes:]
+	}
+}
+
+// leavesSplit runs an assembly leaves kernel on whole vectors of columns
+// and the reference on the rest, after checking that it reads and writes
+// inside the slices.
+func leavesSplit(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32, lanes int,
+	kernel func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32)) {
+	if size < 1 || size > 4 || rows < 1 || cols < 1 {
+		leavesGeneric(size, rows, cols, dy, dyStride, x, xStride, dst)
+		return
+	}
+	_, _, _ = dy[(size-1)*dyStride+rows-1], x[(size-1)*xStride+cols-1], dst[rows*cols-1]
+	n := cols / lanes * lanes
+	if n == cols {
+		kernel(size, rows, cols, dy, dyStride, x, xStride, dst)
+		return
+	}
+	// whole vectors of each row, then the tails
+	tmp := make([]float32, rows*n)
+	if n > 0 {
+		kernel(size, rows, n, dy, dyStride, x, xStride, tmp)
+	}
+	for r := 0; r < rows; r++ {
+		copy(dst[r*cols:r*cols+n], tmp[r*n:(r+1)*n])
+		var tail [64]float32
+		t := tail[:cols-n]
+		leavesGeneric(size, 1, cols-n, dy[r:], dyStride, x[n:], xStride, t)
+		copy(dst[r*cols+n:(r+1)*cols], t)
+	}
+}
+
+// ifSplit runs an assembly IF kernel on whole vectors and the reference
+// on the rest.
+func ifSplit(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32, lanes int,
+	kernel func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)) {
+	n := len(v) / lanes * lanes
+	in, spikes = in[:len(v)], spikes[:len(v)]
+	var c0, c1 []float32
+	if counts != nil {
+		counts = counts[:len(v)]
+		c0, c1 = counts[:n], counts[n:]
+	}
+	kernel(in[:n], v[:n], spikes[:n], c0, affine, sc, sh, th, reset)
+	ifPlaneGeneric(in[n:], v[n:], spikes[n:], c1, affine, sc, sh, th, reset)
+}
+
+//go:noescape
+func microAVX2(k int, a, b, c []float32, ldc int, load bool)
+
+//go:noescape
+func gatherAVX2(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
+
+//go:noescape
+func addAVX2(dst, src []float32)
+
+//go:noescape
+func leavesAVX2(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32)
+
+//go:noescape
+func ifPlaneAVX2(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)
+
+//go:noescape
+func microAVX512(k int, a, b, c []float32, ldc int, load bool)
+
+//go:noescape
+func gatherAVX512(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
+
+//go:noescape
+func addAVX512(dst, src []float32)
+
+//go:noescape
+func leavesAVX512(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32)
+
+//go:noescape
+func ifPlaneAVX512(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)
