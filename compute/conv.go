@@ -1,5 +1,7 @@
 package compute
 
+import "math/bits"
+
 // ConvGeom describes a 2-D convolution on NCHW data. With G groups the
 // input channels split into G blocks of C/G and the output channels into
 // G blocks of O/G; output block g sees input block g only, and the weight
@@ -97,6 +99,18 @@ func gatherConvWeight(g ConvGeom, w []float32) []float32 {
 func (g ConvGeom) inputRow(y, kh int) int { return y*g.SH - g.PT + kh*g.DH }
 func (g ConvGeom) inputCol(x, kw int) int { return x*g.SW - g.PL + kw*g.DW }
 
+// colRange is the range [x0, x1) of output columns whose input column
+// at kernel column kw lies inside [0, W).
+func (g ConvGeom) colRange(kw, ow int) (x0, x1 int) {
+	off := kw*g.DW - g.PL // input column of output column 0
+	x0 = max(0, (-off+g.SW-1)/g.SW)
+	x1 = min(ow, (g.W-1-off)/g.SW+1)
+	if g.W-1-off < 0 {
+		x1 = 0
+	}
+	return x0, max(x0, x1)
+}
+
 // im2col writes the patch matrix of one sample's group j: col[(kh·KW +
 // kw)·cg + c, p] = x[j·cg + c, pixel(p, kh, kw)], 0 outside the input.
 func im2col(g ConvGeom, j int, x, col []float32) {
@@ -104,6 +118,8 @@ func im2col(g ConvGeom, j int, x, col []float32) {
 	p, cg := oh*ow, g.C/g.Groups()
 	for kh := 0; kh < g.KH; kh++ {
 		for kw := 0; kw < g.KW; kw++ {
+			x0, x1 := g.colRange(kw, ow)
+			off := kw*g.DW - g.PL
 			for c := 0; c < cg; c++ {
 				row := col[((kh*g.KW+kw)*cg+c)*p : ((kh*g.KW+kw)*cg+c+1)*p]
 				plane := x[(j*cg+c)*g.H*g.W : (j*cg+c+1)*g.H*g.W]
@@ -115,13 +131,15 @@ func im2col(g ConvGeom, j int, x, col []float32) {
 						continue
 					}
 					src := plane[ih*g.W : (ih+1)*g.W]
-					for xo := range out {
-						if iw := g.inputCol(xo, kw); iw >= 0 && iw < g.W {
-							out[xo] = src[iw]
-						} else {
-							out[xo] = 0
+					clear(out[:x0])
+					if g.SW == 1 {
+						copy(out[x0:x1], src[x0+off:])
+					} else {
+						for xo := x0; xo < x1; xo++ {
+							out[xo] = src[xo*g.SW+off]
 						}
 					}
+					clear(out[x1:])
 				}
 			}
 		}
@@ -130,11 +148,13 @@ func im2col(g ConvGeom, j int, x, col []float32) {
 
 // col2im adds the patch-matrix gradient dcol of group j into dx (one
 // sample), tap by tap in (kh, kw) order: the inverse walk of im2col.
-func col2im(g ConvGeom, j int, dcol, dx []float32) {
+func (ks *kernelSet) col2im(g ConvGeom, j int, dcol, dx []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	p, cg := oh*ow, g.C/g.Groups()
 	for kh := 0; kh < g.KH; kh++ {
 		for kw := 0; kw < g.KW; kw++ {
+			x0, x1 := g.colRange(kw, ow)
+			off := kw*g.DW - g.PL
 			for c := 0; c < cg; c++ {
 				row := dcol[((kh*g.KW+kw)*cg+c)*p : ((kh*g.KW+kw)*cg+c+1)*p]
 				plane := dx[(j*cg+c)*g.H*g.W : (j*cg+c+1)*g.H*g.W]
@@ -144,9 +164,12 @@ func col2im(g ConvGeom, j int, dcol, dx []float32) {
 						continue
 					}
 					dst := plane[ih*g.W : (ih+1)*g.W]
-					for xo, v := range row[y*ow : (y+1)*ow] {
-						if iw := g.inputCol(xo, kw); iw >= 0 && iw < g.W {
-							dst[iw] += v
+					src := row[y*ow : (y+1)*ow]
+					if g.SW == 1 {
+						ks.add(dst[x0+off:x1+off], src[x0:x1])
+					} else {
+						for xo := x0; xo < x1; xo++ {
+							dst[xo*g.SW+off] += src[xo]
 						}
 					}
 				}
@@ -158,6 +181,7 @@ func col2im(g ConvGeom, j int, dcol, dx []float32) {
 // spikeList lists, for each of hw pixels, its non-zero channels in order:
 // pixel q's are idx[q·c : q·c + n[q]] with values val[...].
 type spikeList struct {
+	mask   []uint64 // a plane's or a row's non-zero values
 	n      []int32
 	idx    []int32
 	val    []float32
@@ -166,21 +190,21 @@ type spikeList struct {
 
 // build lists x's non-zero values ([c, hw], channel-major) by pixel and
 // returns how many there are.
-func (l *spikeList) build(c, hw int, x []float32) int {
-	if cap(l.n) < hw {
-		l.n = make([]int32, hw)
-	}
-	if cap(l.idx) < c*hw {
-		l.idx, l.val = make([]int32, c*hw), make([]float32, c*hw)
-	}
-	l.n = l.n[:hw]
+func (l *spikeList) build(ks *kernelSet, c, hw int, x []float32) int {
+	grow(&l.n, hw)
+	grow(&l.idx, c*hw)
+	grow(&l.val, c*hw)
+	mask := grow(&l.mask, (hw+63)/64)
 	clear(l.n)
 	total := 0
 	for ch := 0; ch < c; ch++ {
-		for q, v := range x[ch*hw : (ch+1)*hw] {
-			if v != 0 {
+		plane := x[ch*hw : (ch+1)*hw]
+		ks.nonzero(plane, mask)
+		for w, m := range mask {
+			for ; m != 0; m &= m - 1 {
+				q := w*64 + bits.TrailingZeros64(m)
 				at := q*c + int(l.n[q])
-				l.idx[at], l.val[at] = int32(ch), v
+				l.idx[at], l.val[at] = int32(ch), plane[q]
 				l.n[q]++
 				total++
 			}
@@ -197,6 +221,14 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 	inSize, outSize := g.C*g.H*g.W, g.O*p
 	groups, og, kk := g.Groups(), g.O/g.Groups(), g.GroupPatch()
 	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w []float32) []float32 { return permuteConvWeight(g, w) })
+	// each group's permuted weight, packed for the GEMM
+	packed := c.prepare("conv/packed/"+ks.name, wb, g.O<<16|groups, func([]float32) []float32 {
+		var all []float32
+		for j := 0; j < groups; j++ {
+			all = append(all, ks.packAll(false, og, kk, wp[j*og*kk:], kk)...)
+		}
+		return all
+	})
 	var wg []float32
 	if groups == 1 {
 		wg = c.prepare("conv/gather", wb, g.O, func(w []float32) []float32 { return gatherConvWeight(g, w) })
@@ -211,7 +243,7 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 		for s := lo; s < hi; s++ {
 			xs, ys := x[s*inSize:(s+1)*inSize], y[s*outSize:(s+1)*outSize]
 			if groups == 1 {
-				nz := sc.list.build(g.C, g.H*g.W, xs)
+				nz := sc.list.build(ks, g.C, g.H*g.W, xs)
 				r[0] += int64(nz)
 				if float64(nz) < c.eventDensity()*float64(inSize) {
 					r[2] += c.convEvents(g, ks, wg, sc, ys)
@@ -225,7 +257,7 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 			col := grow(&sc.col, kk*p)
 			for j := 0; j < groups; j++ {
 				im2col(g, j, xs, col)
-				ks.gemm(false, false, og, p, kk, wp[j*og*kk:], kk, col, p, ys[j*og*p:], p, 1)
+				ks.gemmSerial(false, false, og, p, kk, nil, 0, col, p, ys[j*og*p:], p, packed[j*padTo(og, ks.mr)*kk:])
 			}
 			addBias(bias, ys, p)
 		}
@@ -275,7 +307,7 @@ func (c *CPU) convEvents(g ConvGeom, ks *kernelSet, wg []float32, sc *workerScra
 			ks.gatherRow(outT[(y*ow+xo)*ld:(y*ow+xo+1)*ld], wg, ld, segs, l.idx, l.val)
 		}
 	}
-	transposeRows(p, ld, g.O, outT, ys)
+	ks.transpose(p, g.O, outT, ld, ys, p)
 	return macs * int64(g.O)
 }
 
@@ -284,24 +316,6 @@ func (c *CPU) convEvents(g ConvGeom, ks *kernelSet, wg []float32, sc *workerScra
 func (ks *kernelSet) gatherRow(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32) {
 	for j := 0; j < len(dst); j += ks.maxGather {
 		ks.gather(dst[j:min(j+ks.maxGather, len(dst))], w[j:], ld, segs, idx, val, false)
-	}
-}
-
-// transposeRows writes the first keep columns of the row-major [rows,
-// cols] matrix src, transposed, into dst [keep, rows].
-func transposeRows(rows, cols, keep int, src, dst []float32) {
-	const tile = 32
-	for r0 := 0; r0 < rows; r0 += tile {
-		r1 := min(r0+tile, rows)
-		for c0 := 0; c0 < keep; c0 += tile {
-			c1 := min(c0+tile, keep)
-			for r := r0; r < r1; r++ {
-				row := src[r*cols : r*cols+c1]
-				for c := c0; c < c1; c++ {
-					dst[c*rows+r] = row[c]
-				}
-			}
-		}
 	}
 }
 
@@ -342,6 +356,17 @@ func (c *CPU) convBackward(g ConvGeom, n int, x, w, dy, dx, dw, db []float32, wb
 	inSize, outSize := g.C*g.H*g.W, g.O*p
 	groups, og, kk := g.Groups(), g.O/g.Groups(), g.GroupPatch()
 	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w []float32) []float32 { return permuteConvWeight(g, w) })
+	// each group's permuted weight, transposed and packed for the GEMM
+	var packedT []float32
+	if dx != nil {
+		packedT = c.prepare("conv/packedT/"+ks.name, wb, g.O<<16|groups, func([]float32) []float32 {
+			var all []float32
+			for j := 0; j < groups; j++ {
+				all = append(all, ks.packAll(true, kk, og, wp[j*og*kk:], kk)...)
+			}
+			return all
+		})
+	}
 	workers := maxWorkers()
 	scratch := c.scratch(workers)
 	// sample s's dx, and its leaf: dW (permuted layout) then db
@@ -360,8 +385,8 @@ func (c *CPU) convBackward(g ConvGeom, n int, x, w, dy, dx, dw, db []float32, wb
 			clear(dxs)
 			dcol := grow(&sc.dcol, kk*p)
 			for j := 0; j < groups; j++ {
-				ks.gemm(true, false, kk, p, og, wp[j*og*kk:], kk, dys[j*og*p:], p, dcol, p, 1)
-				col2im(g, j, dcol, dxs)
+				ks.gemmSerial(true, false, kk, p, og, nil, 0, dys[j*og*p:], p, dcol, p, packedT[j*padTo(kk, ks.mr)*og:])
+				ks.col2im(g, j, dcol, dxs)
 			}
 		}
 		if leaf == nil {
@@ -371,7 +396,7 @@ func (c *CPU) convBackward(g ConvGeom, n int, x, w, dy, dx, dw, db []float32, wb
 			col := grow(&sc.col, kk*p)
 			for j := 0; j < groups; j++ {
 				im2col(g, j, xs, col)
-				ks.gemm(false, true, og, kk, p, dys[j*og*p:], p, col, p, leaf[j*og*kk:], kk, 1)
+				ks.gemmSerial(false, true, og, kk, p, dys[j*og*p:], p, col, p, leaf[j*og*kk:], kk, nil)
 			}
 		}
 		if db != nil {

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"syscall"
 
@@ -239,8 +240,13 @@ func (c *CPU) CopyChannels(n, ch, hw int, src Buffer, srcC, srcOff int, dst Buff
 // Fill implements Backend.
 func (c *CPU) Fill(dst Buffer, v float32) {
 	d := host(dst)
-	for i := range d {
-		d[i] = v
+	if v == 0 && !math.Signbit(float64(v)) {
+		clear(d)
+	} else if len(d) > 0 {
+		d[0] = v
+		for i := 1; i < len(d); i *= 2 {
+			copy(d[i:], d[:i])
+		}
 	}
 	touch(dst)
 }
@@ -343,7 +349,7 @@ func (c *CPU) SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer) {
 
 // BatchNormStats implements Backend.
 func (c *CPU) BatchNormStats(groups, n, ch, hw int, x, mean, variance Buffer) {
-	BatchNormStats(groups, n, ch, hw, host(x), host(mean), host(variance))
+	c.kernels().BatchNormStats(groups, n, ch, hw, host(x), host(mean), host(variance))
 }
 
 // BatchNormUpdateRunning implements Backend.
@@ -379,7 +385,17 @@ func (c *CPU) ProxyLossGrad(n, k int, counts, labels, dy Buffer) {
 
 // Adam implements Backend.
 func (c *CPU) Adam(a AdamArgs, p, grad, m, v Buffer) {
-	AdamStep(a, host(p), host(grad), host(m), host(v))
+	ks := c.kernels()
+	stepSize, sqrtBC2 := a.Factors()
+	b1, b2 := float32(a.Beta1), float32(a.Beta2)
+	f := [8]float32{stepSize, sqrtBC2, b1, 1 - b1, b2, 1 - b2, float32(a.WeightDecay), float32(a.Eps)}
+	ph, gh, mh, vh := host(p), host(grad), host(m), host(v)
+	// chunks of 64 Ki values, at most one a worker
+	const chunk = 1 << 16
+	parallelFor((len(ph)+chunk-1)/chunk, maxWorkers(), func(_, lo, hi int) {
+		lo, hi = lo*chunk, min(hi*chunk, len(ph))
+		ks.adam(ph[lo:hi], gh[lo:hi], mh[lo:hi], vh[lo:hi], &f)
+	})
 	touch(p)
 }
 

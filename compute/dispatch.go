@@ -49,6 +49,21 @@ type kernelSet struct {
 	// 1 to 4 (a linear layer's weight gradient).
 	leaves func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32)
 
+	// transpose writes dst[c·ldd + r] = src[r·ld + c] for r < rows and
+	// c < cols.
+	transpose func(rows, cols int, src []float32, ld int, dst []float32, ldd int)
+	// nonzero sets bit i%64 of mask[i/64] where x[i] != 0 (NaN counts,
+	// −0 does not) and clears it elsewhere, bits past len(x) too.
+	nonzero func(x []float32, mask []uint64)
+
+	// adam applies one Adam step (AdamStep) with the factors f =
+	// {stepSize, sqrtBC2, b1, 1−b1, b2, 1−b2, weight decay, eps}.
+	adam func(p, grad, m, v []float32, f *[8]float32)
+	// sums returns Σ float64(x[i]), or Σ (float64(x[i]) − mu)² with sq,
+	// in 32 lanes: lane j sums the i ≡ j (mod 32) in order, and the lanes
+	// are added pairwise (sum32).
+	sums func(x []float32, mu float64, sq bool) float64
+
 	// add computes dst[i] += src[i].
 	add func(dst, src []float32)
 	// ifPlane advances integrate-and-fire neurons by one step: for
@@ -124,6 +139,10 @@ var genericKernels = &kernelSet{
 	maxGather: 64,
 	gather:    gatherGeneric,
 	leaves:    leavesGeneric,
+	transpose: transposeGeneric,
+	adam:      adamGeneric,
+	sums:      sumsGeneric,
+	nonzero:   nonzeroGeneric,
 	add:       addGeneric,
 	ifPlane:   ifPlaneGeneric,
 }
@@ -216,6 +235,77 @@ func leavesGeneric(size, rows, cols int, dy []float32, dyStride int, x []float32
 			}
 		}
 	}
+}
+
+func transposeGeneric(rows, cols int, src []float32, ld int, dst []float32, ldd int) {
+	const tile = 32 // both sides stay in cache
+	for r0 := 0; r0 < rows; r0 += tile {
+		for c0 := 0; c0 < cols; c0 += tile {
+			for r := r0; r < min(r0+tile, rows); r++ {
+				for c := c0; c < min(c0+tile, cols); c++ {
+					dst[c*ldd+r] = src[r*ld+c]
+				}
+			}
+		}
+	}
+}
+
+func nonzeroGeneric(x []float32, mask []uint64) {
+	for w := 0; w*64 < len(x); w++ {
+		var m uint64
+		for i, v := range x[w*64 : min(len(x), w*64+64)] {
+			if v != 0 {
+				m |= 1 << i
+			}
+		}
+		mask[w] = m
+	}
+}
+
+func adamGeneric(p, grad, m, v []float32, f *[8]float32) {
+	stepSize, sqrtBC2, b1, c1, b2, c2, wd, e := f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]
+	grad, m, v = grad[:len(p)], m[:len(p)], v[:len(p)]
+	for i := range p {
+		// the conversions round each product: no fused multiply-add
+		g := grad[i] + float32(wd*p[i])
+		m[i] = float32(b1*m[i]) + float32(c1*g)
+		v[i] = float32(b2*v[i]) + float32(float32(c2*g)*g)
+		denom := float32(math.Sqrt(float64(v[i])))/sqrtBC2 + e
+		p[i] -= float32(stepSize*m[i]) / denom
+	}
+}
+
+// sumsLanes adds x's values (or squared differences from mu) into the
+// 32 lanes, value i into lane i mod 32.
+func sumsLanes(x []float32, mu float64, sq bool, lanes *[32]float64) {
+	for i, v := range x {
+		d := float64(v)
+		if sq {
+			d -= mu
+			d = float64(d * d)
+		}
+		lanes[i%32] += d
+	}
+}
+
+// sum32 adds the 32 lanes pairwise.
+func sum32(l *[32]float64) float64 {
+	var s [16]float64
+	for i := range s {
+		s[i] = l[2*i] + l[2*i+1]
+	}
+	for n := 8; n >= 1; n /= 2 {
+		for i := 0; i < n; i++ {
+			s[i] = s[2*i] + s[2*i+1]
+		}
+	}
+	return s[0]
+}
+
+func sumsGeneric(x []float32, mu float64, sq bool) float64 {
+	var lanes [32]float64
+	sumsLanes(x, mu, sq, &lanes)
+	return sum32(&lanes)
 }
 
 func addGeneric(dst, src []float32) {

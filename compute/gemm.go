@@ -31,7 +31,7 @@ func (ks *kernelSet) gemm(transA, transB bool, m, n, k int, a []float32, lda int
 		workers = 1
 	}
 	if workers <= 1 {
-		ks.gemmSerial(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+		ks.gemmSerial(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, nil)
 		return
 	}
 	// split the larger of m and n into chunks of whole tiles
@@ -43,7 +43,7 @@ func (ks *kernelSet) gemm(transA, transB bool, m, n, k int, a []float32, lda int
 			if transB {
 				bo = j0 * ldb
 			}
-			ks.gemmSerial(transA, transB, m, j1-j0, k, a, lda, b[bo:], ldb, c[j0:], ldc)
+			ks.gemmSerial(transA, transB, m, j1-j0, k, a, lda, b[bo:], ldb, c[j0:], ldc, nil)
 		})
 		return
 	}
@@ -54,7 +54,7 @@ func (ks *kernelSet) gemm(transA, transB bool, m, n, k int, a []float32, lda int
 		if transA {
 			ao = i0
 		}
-		ks.gemmSerial(transA, transB, i1-i0, n, k, a[ao:], lda, b, ldb, c[i0*ldc:], ldc)
+		ks.gemmSerial(transA, transB, i1-i0, n, k, a[ao:], lda, b, ldb, c[i0*ldc:], ldc, nil)
 	})
 }
 
@@ -70,7 +70,25 @@ func getBuf(n int) *[]float32 {
 	return p
 }
 
-func (ks *kernelSet) gemmSerial(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// packAll packs the whole of op(A) ([m, k]) as gemmSerial's blocks: the
+// block of rows [ic, ic+mc) and inputs [pc, pc+kc) at pc·padTo(m, mr) +
+// ic·kc. A weight that stays the same from call to call is packed once.
+func (ks *kernelSet) packAll(trans bool, m, k int, a []float32, lda int) []float32 {
+	mPad := padTo(m, ks.mr)
+	out := make([]float32, mPad*k)
+	for pc := 0; pc < k; pc += gemmKC {
+		kc := min(gemmKC, k-pc)
+		for ic := 0; ic < m; ic += gemmMC {
+			packA(trans, min(gemmMC, m-ic), kc, ks.mr, a, lda, ic, pc, out[pc*mPad+ic*kc:])
+		}
+	}
+	return out
+}
+
+// gemmSerial is gemm on one goroutine; packed, if not nil, is op(A) as
+// packAll packs it.
+func (ks *kernelSet) gemmSerial(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int,
+	packed []float32) {
 	mr, nr := ks.mr, ks.nr
 	ncMax := min(gemmNC, (n+nr-1)/nr*nr)
 	kcMax := min(gemmKC, k)
@@ -79,6 +97,7 @@ func (ks *kernelSet) gemmSerial(transA, transB bool, m, n, k int, a []float32, l
 	defer packPool.Put(bpBuf)
 	defer packPool.Put(apBuf)
 	bp, ap := *bpBuf, *apBuf
+	mPad := padTo(m, mr)
 	var edge [16 * 64]float32 // an edge tile: mr·nr ≤ 16·64
 	for jc := 0; jc < n; jc += gemmNC {
 		nc := min(gemmNC, n-jc)
@@ -87,7 +106,11 @@ func (ks *kernelSet) gemmSerial(transA, transB bool, m, n, k int, a []float32, l
 			packB(transB, kc, nc, nr, b, ldb, pc, jc, bp)
 			for ic := 0; ic < m; ic += gemmMC {
 				mc := min(gemmMC, m-ic)
-				packA(transA, mc, kc, mr, a, lda, ic, pc, ap)
+				if packed != nil {
+					ap = packed[pc*mPad+ic*kc:]
+				} else {
+					packA(transA, mc, kc, mr, a, lda, ic, pc, ap)
+				}
 				for jr := 0; jr < nc; jr += nr {
 					bPanel := bp[jr*kc : jr*kc+kc*nr]
 					nw := min(nr, nc-jr)

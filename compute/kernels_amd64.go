@@ -35,6 +35,21 @@ var avx2Kernels = &kernelSet{
 	ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
 		ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, 8, ifPlaneAVX2)
 	},
+	transpose: transposeSplit,
+	nonzero:   nonzeroSplit,
+	adam: func(p, grad, m, v []float32, f *[8]float32) {
+		n := len(p) &^ 7
+		_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
+		adamAVX2(p[:n], grad[:n], m[:n], v[:n], f)
+		adamGeneric(p[n:], grad[n:], m[n:], v[n:], f)
+	},
+	sums: func(x []float32, mu float64, sq bool) float64 {
+		var lanes [32]float64
+		n := len(x) &^ 31
+		sumsAVX2(x[:n], mu, sq, &lanes)
+		sumsLanes(x[n:], mu, sq, &lanes)
+		return sum32(&lanes)
+	},
 }
 
 // avx512Kernels are kernels_avx512_amd64.s: 16 lanes, a 12×32 GEMM tile.
@@ -54,6 +69,21 @@ var avx512Kernels = &kernelSet{
 	},
 	ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
 		ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, 16, ifPlaneAVX512)
+	},
+	transpose: transposeSplit,
+	nonzero:   nonzeroSplit,
+	adam: func(p, grad, m, v []float32, f *[8]float32) {
+		n := len(p) &^ 15
+		_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
+		adamAVX512(p[:n], grad[:n], m[:n], v[:n], f)
+		adamGeneric(p[n:], grad[n:], m[n:], v[n:], f)
+	},
+	sums: func(x []float32, mu float64, sq bool) float64 {
+		var lanes [32]float64
+		n := len(x) &^ 31
+		sumsAVX512(x[:n], mu, sq, &lanes)
+		sumsLanes(x[n:], mu, sq, &lanes)
+		return sum32(&lanes)
 	},
 }
 
@@ -106,6 +136,41 @@ func leavesSplit(size, rows, cols int, dy []float32, dyStride int, x []float32, 
 	}
 }
 
+// transposeSplit transposes whole 8×8 blocks with AVX2 (the AVX-512
+// set's too: data movement) and the edges with the reference.
+func transposeSplit(rows, cols int, src []float32, ld int, dst []float32, ldd int) {
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_, _ = src[(rows-1)*ld+cols-1], dst[(cols-1)*ldd+rows-1]
+	r8, c8 := rows&^7, cols&^7
+	if r8 > 0 && c8 > 0 {
+		transposeAVX2(r8, c8, src, ld, dst, ldd)
+	}
+	if c8 < cols {
+		transposeGeneric(rows, cols-c8, src[c8:], ld, dst[c8*ldd:], ldd)
+	}
+	if r8 < rows {
+		transposeGeneric(rows-r8, c8, src[r8*ld:], ld, dst[r8:], ldd)
+	}
+}
+
+// nonzeroSplit maps whole words of 64 values with AVX2 and the rest with
+// the reference.
+func nonzeroSplit(x []float32, mask []uint64) {
+	if len(x) == 0 {
+		return
+	}
+	n := len(x) &^ 63
+	_ = mask[(len(x)+63)/64-1]
+	if n > 0 {
+		nonzeroAVX2(x[:n], mask[:n/64])
+	}
+	if n < len(x) {
+		nonzeroGeneric(x[n:], mask[n/64:])
+	}
+}
+
 // ifSplit runs an assembly IF kernel on whole vectors and the reference
 // on the rest.
 func ifSplit(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32, lanes int,
@@ -135,6 +200,24 @@ func leavesAVX2(size, rows, cols int, dy []float32, dyStride int, x []float32, x
 
 //go:noescape
 func ifPlaneAVX2(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)
+
+//go:noescape
+func adamAVX2(p, grad, m, v []float32, f *[8]float32)
+
+//go:noescape
+func sumsAVX2(x []float32, mu float64, sq bool, lanes *[32]float64)
+
+//go:noescape
+func adamAVX512(p, grad, m, v []float32, f *[8]float32)
+
+//go:noescape
+func sumsAVX512(x []float32, mu float64, sq bool, lanes *[32]float64)
+
+//go:noescape
+func transposeAVX2(rows, cols int, src []float32, ld int, dst []float32, ldd int)
+
+//go:noescape
+func nonzeroAVX2(x []float32, mask []uint64)
 
 //go:noescape
 func microAVX512(k int, a, b, c []float32, ldc int, load bool)

@@ -565,3 +565,98 @@ next:
 done:
 	VZEROUPPER
 	RET
+
+// func adamAVX512(p, grad, m, v []float32, f *[8]float32)
+// f = {stepSize, sqrtBC2, b1, 1−b1, b2, 1−b2, wd, eps}: g = grad + wd·p; m = b1·m + (1−b1)·g;
+// v = b2·v + ((1−b2)·g)·g; p −= (stepSize·m)/(√v/sqrtBC2 + eps). len(p) is a multiple of 16.
+TEXT ·adamAVX512(SB), NOSPLIT, $0-104
+	MOVQ p_base+0(FP), SI
+	MOVQ p_len+8(FP), CX
+	MOVQ grad_base+24(FP), DX
+	MOVQ m_base+48(FP), R8
+	MOVQ v_base+72(FP), R9
+	MOVQ f+96(FP), AX
+	VBROADCASTSS 0(AX), Z8
+	VBROADCASTSS 4(AX), Z9
+	VBROADCASTSS 8(AX), Z10
+	VBROADCASTSS 12(AX), Z11
+	VBROADCASTSS 16(AX), Z12
+	VBROADCASTSS 20(AX), Z13
+	VBROADCASTSS 24(AX), Z14
+	VBROADCASTSS 28(AX), Z15
+loop:
+	CMPQ CX, $16
+	JL   done
+	VMOVUPS (SI), Z0
+	VMULPS Z14, Z0, Z1
+	VADDPS (DX), Z1, Z1
+	VMULPS (R8), Z10, Z2
+	VMULPS Z1, Z11, Z3
+	VADDPS Z3, Z2, Z2
+	VMOVUPS Z2, (R8)
+	VMULPS (R9), Z12, Z4
+	VMULPS Z1, Z13, Z5
+	VMULPS Z1, Z5, Z5
+	VADDPS Z5, Z4, Z4
+	VMOVUPS Z4, (R9)
+	VSQRTPS Z4, Z6
+	VDIVPS Z9, Z6, Z6
+	VADDPS Z15, Z6, Z6
+	VMULPS Z2, Z8, Z7
+	VDIVPS Z6, Z7, Z7
+	VSUBPS Z7, Z0, Z0
+	VMOVUPS Z0, (SI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, R8
+	ADDQ $64, R9
+	SUBQ $16, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET
+
+// func sumsAVX512(x []float32, mu float64, sq bool, lanes *[32]float64)
+// lanes[j] = Σ over i ≡ j (mod 32) of float64(x[i]), or (float64(x[i]) − mu)² with sq; len(x) is a multiple of 32.
+TEXT ·sumsAVX512(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSD mu+24(FP), Z15
+	MOVBQZX sq+32(FP), AX
+	MOVQ lanes+40(FP), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+loop:
+	CMPQ CX, $32
+	JL   done
+	VCVTPS2PD 0(SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VCVTPS2PD 64(SI), Z10
+	VCVTPS2PD 96(SI), Z11
+	TESTQ AX, AX
+	JZ   add0
+	VSUBPD Z15, Z8, Z8
+	VMULPD Z8, Z8, Z8
+	VSUBPD Z15, Z9, Z9
+	VMULPD Z9, Z9, Z9
+	VSUBPD Z15, Z10, Z10
+	VMULPD Z10, Z10, Z10
+	VSUBPD Z15, Z11, Z11
+	VMULPD Z11, Z11, Z11
+add0:
+	VADDPD Z8, Z0, Z0
+	VADDPD Z9, Z1, Z1
+	VADDPD Z10, Z2, Z2
+	VADDPD Z11, Z3, Z3
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  loop
+done:
+	VMOVUPD Z0, 0(DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, 128(DI)
+	VMOVUPD Z3, 192(DI)
+	VZEROUPPER
+	RET

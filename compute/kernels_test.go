@@ -222,6 +222,46 @@ func TestKernelSetsAgree(t *testing.T) {
 					sameBits(t, fmt.Sprintf("leaves size %d cols %d", size, cols), got, want)
 				}
 			}
+			// transpose and the non-zero bitmap, at sizes across the 8×8 blocks and 64-bit words
+			for _, sz := range [][2]int{{1, 1}, {8, 8}, {17, 9}, {64, 130}, {7, 40}} {
+				rows, cols := sz[0], sz[1]
+				src := randVec(rng, rows*(cols+3), 0.5, true)
+				got, want := make([]float32, cols*(rows+2)), make([]float32, cols*(rows+2))
+				ks.transpose(rows, cols, src, cols+3, got, rows+2)
+				transposeGeneric(rows, cols, src, cols+3, want, rows+2)
+				sameBits(t, fmt.Sprintf("transpose %dx%d", rows, cols), got, want)
+				src[1] = float32(math.Copysign(0, -1))
+				src[2] = float32(math.NaN())
+				mg, mw := make([]uint64, (len(src)+63)/64), make([]uint64, (len(src)+63)/64)
+				for i := range mg {
+					mg[i], mw[i] = ^uint64(0), 0
+				}
+				ks.nonzero(src, mg)
+				nonzeroGeneric(src, mw)
+				if !slices.Equal(mg, mw) || mw[0]&6 != 4 {
+					t.Fatalf("nonzero of %d values: %x, want %x", len(src), mg, mw)
+				}
+			}
+			// Adam and the 32-lane sums
+			for _, n := range []int{0, 5, 16, 33, 100, 1000} {
+				p, grad := randVec(rng, n, 0.1, true), randVec(rng, n, 0.1, true)
+				m, v := randVec(rng, n, 0.1, false), randVec(rng, n, 0, false)
+				for i := range v {
+					v[i] *= v[i]
+				}
+				f := [8]float32{1e-3, 0.9, 0.8, 0.2, 0.99, 0.01, 1e-6, 1e-8}
+				pg, gg, mg, vg := slices.Clone(p), slices.Clone(grad), slices.Clone(m), slices.Clone(v)
+				ks.adam(pg, gg, mg, vg, &f)
+				adamGeneric(p, grad, m, v, &f)
+				sameBits(t, fmt.Sprintf("adam n=%d p", n), pg, p)
+				sameBits(t, fmt.Sprintf("adam n=%d m", n), mg, m)
+				sameBits(t, fmt.Sprintf("adam n=%d v", n), vg, v)
+				for _, sq := range []bool{false, true} {
+					if got, want := ks.sums(p, 0.125, sq), sumsGeneric(p, 0.125, sq); math.Float64bits(got) != math.Float64bits(want) {
+						t.Fatalf("sums n=%d sq=%v: %g, want %g", n, sq, got, want)
+					}
+				}
+			}
 			for n := 0; n < 100; n++ {
 				src := randVec(rng, n, 0.2, true)
 				d0 := randVec(rng, n, 0.2, true)

@@ -1,6 +1,9 @@
 package compute
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // The CPU backend's linear layers sum each output
 //
@@ -31,7 +34,7 @@ func (c *CPU) linearForward(n, in, outF int, x, w, bias, y []float32, wb Buffer,
 	}
 	// list each row's non-zero inputs
 	l := &c.rows
-	l.buildRows(n, in, x, workers)
+	l.buildRows(ks, n, in, x, c.scratch(workers))
 	total := 0
 	for _, cnt := range l.n {
 		total += int(cnt)
@@ -103,16 +106,20 @@ func (c *CPU) linearForward(n, in, outF int, x, w, bias, y []float32, wb Buffer,
 
 // buildRows lists each of n rows' non-zero values of x ([n, in]): row
 // r's are idx[r·in : r·in + n[r]], in order.
-func (l *spikeList) buildRows(n, in int, x []float32, workers int) {
+func (l *spikeList) buildRows(ks *kernelSet, n, in int, x []float32, scratch []workerScratch) {
 	grow(&l.n, n)
 	grow(&l.idx, n*in)
 	grow(&l.val, n*in)
-	parallelFor(n, workers, func(_, lo, hi int) {
+	parallelFor(n, len(scratch), func(wk, lo, hi int) {
+		mask := grow(&scratch[wk].list.mask, (in+63)/64)
 		for r := lo; r < hi; r++ {
+			row := x[r*in : (r+1)*in]
+			ks.nonzero(row, mask)
 			at := r * in
-			for i, v := range x[r*in : (r+1)*in] {
-				if v != 0 {
-					l.idx[at], l.val[at] = int32(i), v
+			for w, m := range mask {
+				for ; m != 0; m &= m - 1 {
+					i := w*64 + bits.TrailingZeros64(m)
+					l.idx[at], l.val[at] = int32(i), row[i]
 					at++
 				}
 			}

@@ -6,17 +6,17 @@ import "math"
 // [groups·n, c, hw]), each channel's mean and biased variance into mean
 // and variance ([groups, c]), in float64: the sum of x, then of (x − mean)²
 // (bnSums).
-func BatchNormStats(groups, n, c, hw int, x, mean, variance []float32) {
+func (ks *kernelSet) BatchNormStats(groups, n, c, hw int, x, mean, variance []float32) {
 	m := float64(n * hw)
 	mu := make([]float64, c)
 	sums := make([]float64, c)
 	for g := 0; g < groups; g++ {
 		xg := x[g*n*c*hw : (g+1)*n*c*hw]
-		bnSums(n, c, hw, xg, nil, sums)
+		ks.bnSums(n, c, hw, xg, nil, sums)
 		for ch, sum := range sums {
 			mu[ch] = sum / m
 		}
-		bnSums(n, c, hw, xg, mu, sums)
+		ks.bnSums(n, c, hw, xg, mu, sums)
 		for ch := 0; ch < c; ch++ {
 			mean[g*c+ch], variance[g*c+ch] = float32(mu[ch]), float32(sums[ch]/m)
 		}
@@ -25,21 +25,18 @@ func BatchNormStats(groups, n, c, hw int, x, mean, variance []float32) {
 
 // bnSums writes each channel's sum over n samples of x (mu nil) or of
 // (x − mu[channel])², in float64: each sample's leaf summed over its
-// pixels in order, the leaves combined by the batch reduction rule
-// (reduce.go), so that shares of a batch give the whole batch's sums.
-func bnSums(n, c, hw int, x []float32, mu []float64, sums []float64) {
+// pixels in the sums kernel's 32 lanes, the leaves combined by the batch
+// reduction rule (reduce.go), so that shares of a batch give the whole
+// batch's sums.
+func (ks *kernelSet) bnSums(n, c, hw int, x []float32, mu []float64, sums []float64) {
 	batchTree(n, maxWorkers(), 1, sums, func(_, s, _ int, leaf []float64) {
 		for ch := range leaf {
-			var sum float64
-			for _, v := range x[(s*c+ch)*hw : (s*c+ch+1)*hw] {
-				if mu == nil {
-					sum += float64(v)
-				} else {
-					d := float64(v) - mu[ch]
-					sum += d * d
-				}
+			plane := x[(s*c+ch)*hw : (s*c+ch+1)*hw]
+			if mu == nil {
+				leaf[ch] = ks.sums(plane, 0, false)
+			} else {
+				leaf[ch] = ks.sums(plane, mu[ch], true)
 			}
-			leaf[ch] = sum
 		}
 	}, addF64, nil)
 }

@@ -222,9 +222,10 @@ func TestBatchTreeSplits(t *testing.T) {
 	mu := []float64{0.1, -0.2, 0.3, 0}
 	for _, m := range [][]float64{nil, mu} {
 		whole, left, right := make([]float64, ch), make([]float64, ch), make([]float64, ch)
-		bnSums(n, ch, hw, bx, m, whole)
-		bnSums(n/2, ch, hw, bx[:n/2*ch*hw], m, left)
-		bnSums(n/2, ch, hw, bx[n/2*ch*hw:], m, right)
+		ks := defaultKernels
+		ks.bnSums(n, ch, hw, bx, m, whole)
+		ks.bnSums(n/2, ch, hw, bx[:n/2*ch*hw], m, left)
+		ks.bnSums(n/2, ch, hw, bx[n/2*ch*hw:], m, right)
 		addF64(left, right)
 		for i := range whole {
 			if left[i] != whole[i] {

@@ -61,21 +61,6 @@ func ProxyLossGrad(n, k int, counts, labels, dy []float32) {
 	}
 }
 
-// AdamStep is one step of PyTorch's Adam with L2 weight decay (added to the
-// gradient, not decoupled) for one parameter.
-func AdamStep(a AdamArgs, p, grad, m, v []float32) {
-	stepSize, sqrtBC2 := a.Factors()
-	b1, b2 := float32(a.Beta1), float32(a.Beta2)
-	wd, e := float32(a.WeightDecay), float32(a.Eps)
-	for i := range p {
-		g := grad[i] + wd*p[i]
-		m[i] = b1*m[i] + (1-b1)*g
-		v[i] = b2*v[i] + (1-b2)*g*g
-		denom := float32(math.Sqrt(float64(v[i])))/sqrtBC2 + e
-		p[i] -= stepSize * m[i] / denom
-	}
-}
-
 // Factors are Adam's bias corrections for this step: lr/(1−β1ᵗ) and
 // √(1−β2ᵗ), computed in float64 and rounded once, so that every backend
 // applies the same values.

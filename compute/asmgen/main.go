@@ -58,6 +58,12 @@ func main() {
 		g.add()
 		g.leaves()
 		g.ifPlane()
+		g.adam()
+		g.sums()
+		if s.name == "AVX2" { // AVX2 data movement, which the AVX-512 set uses too
+			g.transpose()
+			g.nonzero()
+		}
 		if err := os.WriteFile(filepath.Join(dir, s.file), g.b.Bytes(), 0o644); err != nil {
 			log.Fatal(err)
 		}
@@ -372,6 +378,213 @@ func (g *gen) ifPlane() {
 	g.p("\tSUBQ $%d, CX", g.lanes)
 	g.p("\tJMP  loop")
 	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// transpose writes an 8×8-block transpose of a rows × cols block (both
+// multiples of 8): dst[c·ldd + r] = src[r·ld + c]. Per block: eight rows
+// loaded, unpacked in pairs, shuffled in fours and their 128-bit halves
+// exchanged, eight columns stored.
+func (g *gen) transpose() {
+	g.p("")
+	g.p("// func transposeAVX2(rows, cols int, src []float32, ld int, dst []float32, ldd int)")
+	g.p("// dst[c·ldd + r] = src[r·ld + c] for r < rows, c < cols, both multiples of 8.")
+	g.p("TEXT ·transposeAVX2(SB), NOSPLIT, $0-80")
+	g.p("\tMOVQ rows+0(FP), R8")
+	g.p("\tMOVQ cols+8(FP), R9")
+	g.p("\tMOVQ src_base+16(FP), SI")
+	g.p("\tMOVQ ld+40(FP), R10")
+	g.p("\tSHLQ $2, R10")
+	g.p("\tMOVQ dst_base+48(FP), DI")
+	g.p("\tMOVQ ldd+72(FP), R11")
+	g.p("\tSHLQ $2, R11")
+	g.p("\tXORQ R12, R12")
+	g.p("rowloop:")
+	g.p("\tCMPQ R12, R8")
+	g.p("\tJGE  done")
+	g.p("\tXORQ R13, R13")
+	g.p("colloop:")
+	g.p("\tCMPQ R13, R9")
+	g.p("\tJGE  rownext")
+	g.p("\tMOVQ R12, AX")
+	g.p("\tIMULQ R10, AX")
+	g.p("\tADDQ SI, AX")
+	g.p("\tLEAQ (AX)(R13*4), AX")
+	for i := 0; i < 8; i++ {
+		g.p("\tVMOVUPS (AX), Y%d", i)
+		if i < 7 {
+			g.p("\tADDQ R10, AX")
+		}
+	}
+	// t(2i) = unpcklps(r(2i), r(2i+1)), t(2i+1) = unpckhps(...), in Y8..Y15
+	for i := 0; i < 4; i++ {
+		g.p("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 8+2*i)
+		g.p("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 9+2*i)
+	}
+	// columns 0…3 of rows 0–3 (tt0…tt3 in Y0…Y3) and of rows 4–7 (Y4…Y7), per 128-bit lane
+	g.p("\tVSHUFPS $0x44, Y10, Y8, Y0")
+	g.p("\tVSHUFPS $0xEE, Y10, Y8, Y1")
+	g.p("\tVSHUFPS $0x44, Y11, Y9, Y2")
+	g.p("\tVSHUFPS $0xEE, Y11, Y9, Y3")
+	g.p("\tVSHUFPS $0x44, Y14, Y12, Y4")
+	g.p("\tVSHUFPS $0xEE, Y14, Y12, Y5")
+	g.p("\tVSHUFPS $0x44, Y15, Y13, Y6")
+	g.p("\tVSHUFPS $0xEE, Y15, Y13, Y7")
+	for i := 0; i < 4; i++ {
+		g.p("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+i, i, 8+i)
+		g.p("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+i, i, 12+i)
+	}
+	g.p("\tMOVQ R13, BX")
+	g.p("\tIMULQ R11, BX")
+	g.p("\tADDQ DI, BX")
+	g.p("\tLEAQ (BX)(R12*4), BX")
+	for i := 0; i < 8; i++ {
+		g.p("\tVMOVUPS Y%d, (BX)", 8+i)
+		if i < 7 {
+			g.p("\tADDQ R11, BX")
+		}
+	}
+	g.p("\tADDQ $8, R13")
+	g.p("\tJMP  colloop")
+	g.p("rownext:")
+	g.p("\tADDQ $8, R12")
+	g.p("\tJMP  rowloop")
+	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// nonzero writes the bitmap of x's non-zero values, 64 a word.
+func (g *gen) nonzero() {
+	g.p("")
+	g.p("// func nonzeroAVX2(x []float32, mask []uint64)")
+	g.p("// bit i%64 of mask[i/64] = x[i] != 0 (NaN counts, -0 does not); len(x) is a multiple of 64.")
+	g.p("TEXT ·nonzeroAVX2(SB), NOSPLIT, $0-48")
+	g.p("\tMOVQ x_base+0(FP), SI")
+	g.p("\tMOVQ x_len+8(FP), CX")
+	g.p("\tMOVQ mask_base+24(FP), DI")
+	g.p("\tVXORPS Y15, Y15, Y15")
+	g.p("loop:")
+	g.p("\tCMPQ CX, $64")
+	g.p("\tJL   done")
+	g.p("\tXORQ BX, BX")
+	for k := 0; k < 8; k++ {
+		g.p("\tVCMPPS $4, %d(SI), Y15, Y%d", 32*k, k) // NEQ_UQ
+		g.p("\tVMOVMSKPS Y%d, AX", k)
+		if k > 0 {
+			g.p("\tSHLQ $%d, AX", 8*k)
+		}
+		g.p("\tORQ AX, BX")
+	}
+	g.p("\tMOVQ BX, (DI)")
+	g.p("\tADDQ $8, DI")
+	g.p("\tADDQ $256, SI")
+	g.p("\tSUBQ $64, CX")
+	g.p("\tJMP  loop")
+	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// adam writes one Adam step (kernelSet.adam) for len(p) a multiple of the
+// lanes, every operation rounded as the reference rounds it.
+func (g *gen) adam() {
+	z := g.r
+	g.p("")
+	g.p("// func adam%s(p, grad, m, v []float32, f *[8]float32)", g.name)
+	g.p("// f = {stepSize, sqrtBC2, b1, 1−b1, b2, 1−b2, wd, eps}: g = grad + wd·p; m = b1·m + (1−b1)·g;")
+	g.p("// v = b2·v + ((1−b2)·g)·g; p −= (stepSize·m)/(√v/sqrtBC2 + eps). len(p) is a multiple of %d.", g.lanes)
+	g.p("TEXT ·adam%s(SB), NOSPLIT, $0-104", g.name)
+	g.p("\tMOVQ p_base+0(FP), SI")
+	g.p("\tMOVQ p_len+8(FP), CX")
+	g.p("\tMOVQ grad_base+24(FP), DX")
+	g.p("\tMOVQ m_base+48(FP), R8")
+	g.p("\tMOVQ v_base+72(FP), R9")
+	g.p("\tMOVQ f+96(FP), AX")
+	// constants in registers 8…15: step, bc, b1, c1, b2, c2, wd, eps
+	for i := 0; i < 8; i++ {
+		g.p("\tVBROADCASTSS %d(AX), %s", 4*i, z(8+i))
+	}
+	step, bc, b1, c1, b2, c2, wd, eps := z(8), z(9), z(10), z(11), z(12), z(13), z(14), z(15)
+	g.p("loop:")
+	g.p("\tCMPQ CX, $%d", g.lanes)
+	g.p("\tJL   done")
+	g.p("\tVMOVUPS (SI), %s", z(0))
+	g.p("\tVMULPS %s, %s, %s", wd, z(0), z(1))
+	g.p("\tVADDPS (DX), %s, %s", z(1), z(1))
+	g.p("\tVMULPS (R8), %s, %s", b1, z(2))
+	g.p("\tVMULPS %s, %s, %s", z(1), c1, z(3))
+	g.p("\tVADDPS %s, %s, %s", z(3), z(2), z(2))
+	g.p("\tVMOVUPS %s, (R8)", z(2))
+	g.p("\tVMULPS (R9), %s, %s", b2, z(4))
+	g.p("\tVMULPS %s, %s, %s", z(1), c2, z(5))
+	g.p("\tVMULPS %s, %s, %s", z(1), z(5), z(5))
+	g.p("\tVADDPS %s, %s, %s", z(5), z(4), z(4))
+	g.p("\tVMOVUPS %s, (R9)", z(4))
+	g.p("\tVSQRTPS %s, %s", z(4), z(6))
+	g.p("\tVDIVPS %s, %s, %s", bc, z(6), z(6))
+	g.p("\tVADDPS %s, %s, %s", eps, z(6), z(6))
+	g.p("\tVMULPS %s, %s, %s", z(2), step, z(7))
+	g.p("\tVDIVPS %s, %s, %s", z(6), z(7), z(7))
+	g.p("\tVSUBPS %s, %s, %s", z(7), z(0), z(0))
+	g.p("\tVMOVUPS %s, (SI)", z(0))
+	for _, r := range []string{"SI", "DX", "R8", "R9"} {
+		g.p("\tADDQ $%d, %s", g.bytes, r)
+	}
+	g.p("\tSUBQ $%d, CX", g.lanes)
+	g.p("\tJMP  loop")
+	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// sums writes the 32-lane float64 sum (kernelSet.sums's whole blocks):
+// lane j adds the values i ≡ j (mod 32) in order, each converted to
+// float64 and, with sq, replaced by (x − mu)².
+func (g *gen) sums() {
+	z := g.r
+	perReg := g.bytes / 8 // doubles a register holds
+	regs := 32 / perReg   // accumulators: 4 (AVX-512) or 8 (AVX2)
+	g.p("")
+	g.p("// func sums%s(x []float32, mu float64, sq bool, lanes *[32]float64)", g.name)
+	g.p("// lanes[j] = Σ over i ≡ j (mod 32) of float64(x[i]), or (float64(x[i]) − mu)² with sq; len(x) is a multiple of 32.")
+	g.p("TEXT ·sums%s(SB), NOSPLIT, $0-48", g.name)
+	g.p("\tMOVQ x_base+0(FP), SI")
+	g.p("\tMOVQ x_len+8(FP), CX")
+	g.p("\tVBROADCASTSD mu+24(FP), %s", z(15))
+	g.p("\tMOVBQZX sq+32(FP), AX")
+	g.p("\tMOVQ lanes+40(FP), DI")
+	for k := 0; k < regs; k++ {
+		g.p("\t%s %s, %s, %s", g.zero, z(k), z(k), z(k))
+	}
+	g.p("loop:")
+	g.p("\tCMPQ CX, $32")
+	g.p("\tJL   done")
+	// in groups of four conversions (AVX2 has registers for eight accumulators and four temporaries)
+	for k0 := 0; k0 < regs; k0 += 4 {
+		for k := k0; k < k0+4; k++ {
+			g.p("\tVCVTPS2PD %d(SI), %s", 4*perReg*k, z(8+k-k0))
+		}
+		l := fmt.Sprintf("add%d", k0)
+		g.p("\tTESTQ AX, AX")
+		g.p("\tJZ   %s", l)
+		for k := k0; k < k0+4; k++ {
+			g.p("\tVSUBPD %s, %s, %s", z(15), z(8+k-k0), z(8+k-k0))
+			g.p("\tVMULPD %s, %s, %s", z(8+k-k0), z(8+k-k0), z(8+k-k0))
+		}
+		g.p("%s:", l)
+		for k := k0; k < k0+4; k++ {
+			g.p("\tVADDPD %s, %s, %s", z(8+k-k0), z(k), z(k))
+		}
+	}
+	g.p("\tADDQ $128, SI")
+	g.p("\tSUBQ $32, CX")
+	g.p("\tJMP  loop")
+	g.p("done:")
+	for k := 0; k < regs; k++ {
+		g.p("\tVMOVUPD %s, %d(DI)", z(k), g.bytes*k)
+	}
 	g.p("\tVZEROUPPER")
 	g.p("\tRET")
 }
