@@ -23,6 +23,8 @@ import (
 //	PROXYKIT_BENCH_WIDTH   fmnist: channel width (default 128); resnet: the first stage's (default 16)
 //	PROXYKIT_BENCH_BATCH   batch of the training step and of the inference (default 100)
 //	PROXYKIT_BENCH_INPUT   mnist (the first test digits, default) or random (uniform in [0, 1))
+//	PROXYKIT_BENCH_BN      inference: eval (BN's running statistics, as `proxykit bench`; default) or
+//	                       batch (each step's batch statistics, as in a training step's SNN)
 //	PROXYKIT_BENCH_SECONDS time each measurement for at least this long (default 20)
 //
 // fmnist and a resnet on mnist inputs take 1×28×28 images; a resnet on
@@ -141,10 +143,16 @@ func BenchmarkTrainStep(b *testing.B) {
 	printWork(b, be)
 }
 
-// BenchmarkSNNInference times the SNN's T = 15 steps on a batch, BN in
-// evaluation mode, and reports each IF layer's firing rate.
+// BenchmarkSNNInference times the SNN's T = 15 steps on a batch, and
+// reports each IF layer's firing rate.
 func BenchmarkSNNInference(b *testing.B) {
 	net, x, _, what := benchSetup(b)
+	bn := benchEnv("PROXYKIT_BENCH_BN", "eval")
+	if bn != "eval" && bn != "batch" {
+		b.Fatalf("PROXYKIT_BENCH_BN=%q: want eval or batch", bn)
+	}
+	batchStats := bn == "batch"
+	what += ", BN " + bn
 	snn, err := spiking.New(net, train.DefaultSettings().SNNConfig())
 	if err != nil {
 		b.Fatal(err)
@@ -164,12 +172,12 @@ func BenchmarkSNNInference(b *testing.B) {
 		b.Fatal(err)
 	}
 	xv := nn.Value{Shape: x.Shape, Buf: in}
-	sim.Run(xv, false, true)
+	sim.Run(xv, batchStats, true)
 	rates, err := sim.Rates(n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	sec := timed(b, func() { sim.Run(xv, false, false) })
+	sec := timed(b, func() { sim.Run(xv, batchStats, false) })
 	b.ReportMetric(float64(n)/sec, "images/s")
 	b.Logf("proxykit %s kernels: SNN inference, %s: %.2f images/s (%.3f s per batch)", be.Kernels(), what, float64(n)/sec, sec)
 	var rs []string
@@ -178,7 +186,7 @@ func BenchmarkSNNInference(b *testing.B) {
 	}
 	b.Logf("  firing rates: %s", strings.Join(rs, ", "))
 	be.ResetWork()
-	sim.Run(xv, false, false)
+	sim.Run(xv, batchStats, false)
 	printWork(b, be)
 }
 
@@ -197,5 +205,7 @@ func BenchmarkSgemm(b *testing.B) {
 	for range b.N {
 		compute.Sgemm(false, false, n, n, n, 1, a, n, m, n, 0, c, n)
 	}
-	b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	rate := 2 * float64(n) * float64(n) * float64(n) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+	b.ReportMetric(rate, "GFLOP/s")
+	b.Logf("proxykit %s kernels: compute.Sgemm %dx%d: %.1f GFLOP/s", compute.NewCPU().Kernels(), n, n, rate)
 }

@@ -57,9 +57,9 @@ const defaultEventDensity = 0.5
 
 // permuteConvWeight writes w [O, C/G, KH, KW] as [O, KH, KW, C/G]: the
 // dense kernel's A operand, whose row o is o's chain order.
-func permuteConvWeight(g ConvGeom, w []float32) []float32 {
+func permuteConvWeight(g ConvGeom, w, old []float32) []float32 {
 	cg, taps := g.C/g.Groups(), g.KH*g.KW
-	out := make([]float32, len(w))
+	out := grow(&old, len(w))
 	for o := 0; o < g.O; o++ {
 		for c := 0; c < cg; c++ {
 			for k := 0; k < taps; k++ {
@@ -81,9 +81,12 @@ func gatherWidth(outputs int) int { return padTo(outputs, 16) }
 // gatherConvWeight writes w (one group) as the event-driven kernel reads
 // it: row (kh·KW + kw)·C + c holds the O weights from input channel c at
 // tap (kh, kw), padded to gatherWidth(O) columns.
-func gatherConvWeight(g ConvGeom, w []float32) []float32 {
+func gatherConvWeight(g ConvGeom, w, old []float32) []float32 {
 	taps, ld := g.KH*g.KW, gatherWidth(g.O)
-	out := make([]float32, taps*g.C*ld)
+	out := old // the same geometry: the padding columns are still zero
+	if out == nil {
+		out = make([]float32, taps*g.C*ld)
+	}
 	for o := 0; o < g.O; o++ {
 		for c := 0; c < g.C; c++ {
 			for k := 0; k < taps; k++ {
@@ -220,18 +223,19 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 	p := oh * ow
 	inSize, outSize := g.C*g.H*g.W, g.O*p
 	groups, og, kk := g.Groups(), g.O/g.Groups(), g.GroupPatch()
-	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w []float32) []float32 { return permuteConvWeight(g, w) })
+	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w, old []float32) []float32 { return permuteConvWeight(g, w, old) })
 	// each group's permuted weight, packed for the GEMM
-	packed := c.prepare("conv/packed/"+ks.name, wb, g.O<<16|groups, func([]float32) []float32 {
-		var all []float32
+	packed := c.prepare("conv/packed/"+ks.name, wb, g.O<<16|groups, func(_, old []float32) []float32 {
+		size := padTo(og, ks.mr) * kk
+		all := grow(&old, groups*size)
 		for j := 0; j < groups; j++ {
-			all = append(all, ks.packAll(false, og, kk, wp[j*og*kk:], kk)...)
+			ks.packAll(false, og, kk, wp[j*og*kk:], kk, all[j*size:(j+1)*size])
 		}
 		return all
 	})
 	var wg []float32
 	if groups == 1 {
-		wg = c.prepare("conv/gather", wb, g.O, func(w []float32) []float32 { return gatherConvWeight(g, w) })
+		wg = c.prepare("conv/gather", wb, g.O, func(w, old []float32) []float32 { return gatherConvWeight(g, w, old) })
 	}
 	workers := maxWorkers()
 	scratch := c.scratch(workers)
@@ -355,14 +359,15 @@ func (c *CPU) convBackward(g ConvGeom, n int, x, w, dy, dx, dw, db []float32, wb
 	p := oh * ow
 	inSize, outSize := g.C*g.H*g.W, g.O*p
 	groups, og, kk := g.Groups(), g.O/g.Groups(), g.GroupPatch()
-	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w []float32) []float32 { return permuteConvWeight(g, w) })
+	wp := c.prepare("conv/permuted", wb, g.O<<16|groups, func(w, old []float32) []float32 { return permuteConvWeight(g, w, old) })
 	// each group's permuted weight, transposed and packed for the GEMM
 	var packedT []float32
 	if dx != nil {
-		packedT = c.prepare("conv/packedT/"+ks.name, wb, g.O<<16|groups, func([]float32) []float32 {
-			var all []float32
+		packedT = c.prepare("conv/packedT/"+ks.name, wb, g.O<<16|groups, func(_, old []float32) []float32 {
+			size := padTo(kk, ks.mr) * og
+			all := grow(&old, groups*size)
 			for j := 0; j < groups; j++ {
-				all = append(all, ks.packAll(true, kk, og, wp[j*og*kk:], kk)...)
+				ks.packAll(true, kk, og, wp[j*og*kk:], kk, all[j*size:(j+1)*size])
 			}
 			return all
 		})

@@ -108,8 +108,10 @@ type prepared struct {
 	data    []float32
 }
 
-// prepare returns the cached form kind of w (made by make when absent or stale).
-func (c *CPU) prepare(kind string, w Buffer, o int, make func([]float32) []float32) []float32 {
+// prepare returns the cached form kind of w, made by make(w, old) when
+// absent or stale; old is the stale form (nil if none), whose memory make
+// may reuse: the same kind, geometry and weight.
+func (c *CPU) prepare(kind string, w Buffer, o int, make func(w, old []float32) []float32) []float32 {
 	hb := w.(*hostBuffer)
 	key := prepKey{hb.root, hb.off, len(hb.data), o, kind}
 	c.mu.Lock()
@@ -117,10 +119,14 @@ func (c *CPU) prepare(kind string, w Buffer, o int, make func([]float32) []float
 	if c.prepared == nil {
 		c.prepared = map[prepKey]*prepared{}
 	}
-	if p, ok := c.prepared[key]; ok && p.version == hb.root.version {
-		return p.data
+	var old []float32
+	if p, ok := c.prepared[key]; ok {
+		if p.version == hb.root.version {
+			return p.data
+		}
+		old = p.data
 	}
-	p := &prepared{version: hb.root.version, data: make(hb.data)}
+	p := &prepared{version: hb.root.version, data: make(hb.data, old)}
 	c.prepared[key] = p
 	return p.data
 }
@@ -293,11 +299,26 @@ func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer) {
 	c.linearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
 }
 
+// elementwise calls f on chunks of 64 Ki values that cover [0, n), split
+// across cores.
+func elementwise(n int, f func(lo, hi int)) {
+	const chunk = 1 << 16
+	parallelFor((n+chunk-1)/chunk, maxWorkers(), func(_, lo, hi int) {
+		f(lo*chunk, min(hi*chunk, n))
+	})
+}
+
 // ReLUForward implements Backend.
-func (c *CPU) ReLUForward(x, y Buffer) { ReLUForward(host(x), host(y)) }
+func (c *CPU) ReLUForward(x, y Buffer) {
+	ks, xs, ys := c.kernels(), host(x), host(y)
+	elementwise(len(xs), func(lo, hi int) { ks.relu(xs[lo:hi], ys[lo:hi]) })
+}
 
 // ReLUBackward implements Backend.
-func (c *CPU) ReLUBackward(y, dy, dx Buffer) { ReLUBackward(host(y), host(dy), host(dx)) }
+func (c *CPU) ReLUBackward(y, dy, dx Buffer) {
+	ks, ys, dys, dxs := c.kernels(), host(y), host(dy), host(dx)
+	elementwise(len(ys), func(lo, hi int) { ks.reluGrad(ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
+}
 
 // MaxPool2dForward implements Backend.
 func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
@@ -364,7 +385,7 @@ func (c *CPU) BatchNormScaleShift(groups, ch int, eps float32, gamma, beta, mean
 
 // ChannelAffine implements Backend.
 func (c *CPU) ChannelAffine(groups, n, ch, hw int, x, scale, shift, y Buffer) {
-	ChannelAffine(groups, n, ch, hw, host(x), host(scale), host(shift), host(y))
+	c.kernels().ChannelAffine(groups, n, ch, hw, host(x), host(scale), host(shift), host(y))
 }
 
 // BatchNormBackward implements Backend.
@@ -390,12 +411,7 @@ func (c *CPU) Adam(a AdamArgs, p, grad, m, v Buffer) {
 	b1, b2 := float32(a.Beta1), float32(a.Beta2)
 	f := [8]float32{stepSize, sqrtBC2, b1, 1 - b1, b2, 1 - b2, float32(a.WeightDecay), float32(a.Eps)}
 	ph, gh, mh, vh := host(p), host(grad), host(m), host(v)
-	// chunks of 64 Ki values, at most one a worker
-	const chunk = 1 << 16
-	parallelFor((len(ph)+chunk-1)/chunk, maxWorkers(), func(_, lo, hi int) {
-		lo, hi = lo*chunk, min(hi*chunk, len(ph))
-		ks.adam(ph[lo:hi], gh[lo:hi], mh[lo:hi], vh[lo:hi], &f)
-	})
+	elementwise(len(ph), func(lo, hi int) { ks.adam(ph[lo:hi], gh[lo:hi], mh[lo:hi], vh[lo:hi], &f) })
 	touch(p)
 }
 

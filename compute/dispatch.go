@@ -64,6 +64,13 @@ type kernelSet struct {
 	// are added pairwise (sum32).
 	sums func(x []float32, mu float64, sq bool) float64
 
+	// relu computes y[i] = x[i] > 0 ? x[i] : 0 (NaN and −0 give +0).
+	relu func(x, y []float32)
+	// reluGrad computes dx[i] = y[i] > 0 ? dy[i] : 0.
+	reluGrad func(y, dy, dx []float32)
+	// affine computes y[i] = fl(fl(x[i]·sc) + sh).
+	affine func(x, y []float32, sc, sh float32)
+
 	// add computes dst[i] += src[i].
 	add func(dst, src []float32)
 	// ifPlane advances integrate-and-fire neurons by one step: for
@@ -140,6 +147,9 @@ var genericKernels = &kernelSet{
 	gather:    gatherGeneric,
 	leaves:    leavesGeneric,
 	transpose: transposeGeneric,
+	relu:      reluGeneric,
+	reluGrad:  reluGradGeneric,
+	affine:    affineGeneric,
 	adam:      adamGeneric,
 	sums:      sumsGeneric,
 	nonzero:   nonzeroGeneric,
@@ -306,6 +316,35 @@ func sumsGeneric(x []float32, mu float64, sq bool) float64 {
 	var lanes [32]float64
 	sumsLanes(x, mu, sq, &lanes)
 	return sum32(&lanes)
+}
+
+func reluGeneric(x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		if v > 0 {
+			y[i] = v
+		} else {
+			y[i] = 0
+		}
+	}
+}
+
+func reluGradGeneric(y, dy, dx []float32) {
+	dy, dx = dy[:len(y)], dx[:len(y)]
+	for i, v := range y {
+		if v > 0 {
+			dx[i] = dy[i]
+		} else {
+			dx[i] = 0
+		}
+	}
+}
+
+func affineGeneric(x, y []float32, sc, sh float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = float32(v*sc) + sh
+	}
 }
 
 func addGeneric(dst, src []float32) {

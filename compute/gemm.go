@@ -70,19 +70,18 @@ func getBuf(n int) *[]float32 {
 	return p
 }
 
-// packAll packs the whole of op(A) ([m, k]) as gemmSerial's blocks: the
-// block of rows [ic, ic+mc) and inputs [pc, pc+kc) at pc·padTo(m, mr) +
-// ic·kc. A weight that stays the same from call to call is packed once.
-func (ks *kernelSet) packAll(trans bool, m, k int, a []float32, lda int) []float32 {
+// packAll packs the whole of op(A) ([m, k]) into out (padTo(m, mr)·k
+// values) as gemmSerial's blocks: the block of rows [ic, ic+mc) and
+// inputs [pc, pc+kc) at pc·padTo(m, mr) + ic·kc. A weight that stays the
+// same from call to call is packed once.
+func (ks *kernelSet) packAll(trans bool, m, k int, a []float32, lda int, out []float32) {
 	mPad := padTo(m, ks.mr)
-	out := make([]float32, mPad*k)
 	for pc := 0; pc < k; pc += gemmKC {
 		kc := min(gemmKC, k-pc)
 		for ic := 0; ic < m; ic += gemmMC {
 			packA(trans, min(gemmMC, m-ic), kc, ks.mr, a, lda, ic, pc, out[pc*mPad+ic*kc:])
 		}
 	}
-	return out
 }
 
 // gemmSerial is gemm on one goroutine; packed, if not nil, is op(A) as

@@ -37,6 +37,21 @@ var avx2Kernels = &kernelSet{
 	},
 	transpose: transposeSplit,
 	nonzero:   nonzeroSplit,
+	relu: func(x, y []float32) {
+		n := len(x) &^ 7
+		reluAVX2(x[:n], y[:n])
+		reluGeneric(x[n:], y[n:len(x)])
+	},
+	reluGrad: func(y, dy, dx []float32) {
+		n := len(y) &^ 7
+		reluGradAVX2(y[:n], dy[:n], dx[:n])
+		reluGradGeneric(y[n:], dy[n:len(y)], dx[n:len(y)])
+	},
+	affine: func(x, y []float32, sc, sh float32) {
+		n := len(x) &^ 7
+		affineAVX2(x[:n], y[:n], sc, sh)
+		affineGeneric(x[n:], y[n:len(x)], sc, sh)
+	},
 	adam: func(p, grad, m, v []float32, f *[8]float32) {
 		n := len(p) &^ 7
 		_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
@@ -72,6 +87,21 @@ var avx512Kernels = &kernelSet{
 	},
 	transpose: transposeSplit,
 	nonzero:   nonzeroSplit,
+	relu: func(x, y []float32) {
+		n := len(x) &^ 15
+		reluAVX512(x[:n], y[:n])
+		reluGeneric(x[n:], y[n:len(x)])
+	},
+	reluGrad: func(y, dy, dx []float32) {
+		n := len(y) &^ 15
+		reluGradAVX512(y[:n], dy[:n], dx[:n])
+		reluGradGeneric(y[n:], dy[n:len(y)], dx[n:len(y)])
+	},
+	affine: func(x, y []float32, sc, sh float32) {
+		n := len(x) &^ 15
+		affineAVX512(x[:n], y[:n], sc, sh)
+		affineGeneric(x[n:], y[n:len(x)], sc, sh)
+	},
 	adam: func(p, grad, m, v []float32, f *[8]float32) {
 		n := len(p) &^ 15
 		_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
@@ -144,8 +174,12 @@ func transposeSplit(rows, cols int, src []float32, ld int, dst []float32, ldd in
 	}
 	_, _ = src[(rows-1)*ld+cols-1], dst[(cols-1)*ldd+rows-1]
 	r8, c8 := rows&^7, cols&^7
-	if r8 > 0 && c8 > 0 {
-		transposeAVX2(r8, c8, src, ld, dst, ldd)
+	// in tiles of 64×64, so that both sides stay in cache
+	const tile = 64
+	for r0 := 0; r0 < r8; r0 += tile {
+		for c0 := 0; c0 < c8; c0 += tile {
+			transposeAVX2(min(tile, r8-r0), min(tile, c8-c0), src[r0*ld+c0:], ld, dst[c0*ldd+r0:], ldd)
+		}
 	}
 	if c8 < cols {
 		transposeGeneric(rows, cols-c8, src[c8:], ld, dst[c8*ldd:], ldd)
@@ -202,10 +236,28 @@ func leavesAVX2(size, rows, cols int, dy []float32, dyStride int, x []float32, x
 func ifPlaneAVX2(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)
 
 //go:noescape
+func reluAVX2(x, y []float32)
+
+//go:noescape
+func reluGradAVX2(y, dy, dx []float32)
+
+//go:noescape
+func affineAVX2(x, y []float32, sc, sh float32)
+
+//go:noescape
 func adamAVX2(p, grad, m, v []float32, f *[8]float32)
 
 //go:noescape
 func sumsAVX2(x []float32, mu float64, sq bool, lanes *[32]float64)
+
+//go:noescape
+func reluAVX512(x, y []float32)
+
+//go:noescape
+func reluGradAVX512(y, dy, dx []float32)
+
+//go:noescape
+func affineAVX512(x, y []float32, sc, sh float32)
 
 //go:noescape
 func adamAVX512(p, grad, m, v []float32, f *[8]float32)

@@ -622,6 +622,77 @@ done:
 	VZEROUPPER
 	RET
 
+// y = max(x, 0) as the reference computes it: x > 0 ? x : +0 (MAXPS returns its second
+// operand, +0, for NaN and for −0); len(x) is a multiple of 8.
+
+// func reluAVX2(x, y []float32)
+TEXT ·reluAVX2(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	VXORPS Y15, Y15, Y15
+loop:
+	CMPQ CX, $8
+	JL   done
+	VMOVUPS (SI), Y0
+	VMAXPS Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET
+
+// dx = y > 0 ? dy : +0; len(y) is a multiple of 8.
+
+// func reluGradAVX2(y, dy, dx []float32)
+TEXT ·reluGradAVX2(SB), NOSPLIT, $0-72
+	MOVQ y_base+0(FP), SI
+	MOVQ y_len+8(FP), CX
+	MOVQ dy_base+24(FP), DX
+	MOVQ dx_base+48(FP), DI
+	VXORPS Y15, Y15, Y15
+loop:
+	CMPQ CX, $8
+	JL   done
+	VMOVUPS (SI), Y0
+	VCMPPS $14, Y15, Y0, Y0
+	VANDPS (DX), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET
+
+// y = fl(fl(x·sc) + sh); len(x) is a multiple of 8.
+
+// func affineAVX2(x, y []float32, sc, sh float32)
+TEXT ·affineAVX2(SB), NOSPLIT, $0-56
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	VBROADCASTSS sc+48(FP), Y13
+	VBROADCASTSS sh+52(FP), Y14
+loop:
+	CMPQ CX, $8
+	JL   done
+	VMULPS (SI), Y13, Y0
+	VADDPS Y14, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET
+
 // func transposeAVX2(rows, cols int, src []float32, ld int, dst []float32, ldd int)
 // dst[c·ldd + r] = src[r·ld + c] for r < rows, c < cols, both multiples of 8.
 TEXT ·transposeAVX2(SB), NOSPLIT, $0-80

@@ -660,3 +660,74 @@ done:
 	VMOVUPD Z3, 192(DI)
 	VZEROUPPER
 	RET
+
+// y = max(x, 0) as the reference computes it: x > 0 ? x : +0 (MAXPS returns its second
+// operand, +0, for NaN and for −0); len(x) is a multiple of 16.
+
+// func reluAVX512(x, y []float32)
+TEXT ·reluAVX512(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	VXORPS Y15, Y15, Y15
+loop:
+	CMPQ CX, $16
+	JL   done
+	VMOVUPS (SI), Z0
+	VMAXPS Z15, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET
+
+// dx = y > 0 ? dy : +0; len(y) is a multiple of 16.
+
+// func reluGradAVX512(y, dy, dx []float32)
+TEXT ·reluGradAVX512(SB), NOSPLIT, $0-72
+	MOVQ y_base+0(FP), SI
+	MOVQ y_len+8(FP), CX
+	MOVQ dy_base+24(FP), DX
+	MOVQ dx_base+48(FP), DI
+	VXORPS Y15, Y15, Y15
+loop:
+	CMPQ CX, $16
+	JL   done
+	VMOVUPS (SI), Z0
+	VCMPPS $14, Z15, Z0, K1
+	VMOVUPS.Z (DX), K1, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET
+
+// y = fl(fl(x·sc) + sh); len(x) is a multiple of 16.
+
+// func affineAVX512(x, y []float32, sc, sh float32)
+TEXT ·affineAVX512(SB), NOSPLIT, $0-56
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	VBROADCASTSS sc+48(FP), Z13
+	VBROADCASTSS sh+52(FP), Z14
+loop:
+	CMPQ CX, $16
+	JL   done
+	VMULPS (SI), Z13, Z0
+	VADDPS Z14, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  loop
+done:
+	VZEROUPPER
+	RET

@@ -242,6 +242,27 @@ func TestKernelSetsAgree(t *testing.T) {
 					t.Fatalf("nonzero of %d values: %x, want %x", len(src), mg, mw)
 				}
 			}
+			// ReLU, its gradient, the affine map
+			for _, n := range []int{0, 7, 16, 50} {
+				x, dy := randVec(rng, n, 0.2, true), randVec(rng, n, 0, false)
+				if n > 2 {
+					x[0], x[1] = float32(math.Copysign(0, -1)), float32(math.NaN())
+				}
+				g1, w1 := make([]float32, n), make([]float32, n)
+				ks.relu(x, g1)
+				reluGeneric(x, w1)
+				sameBits(t, fmt.Sprintf("relu n=%d", n), g1, w1)
+				ks.reluGrad(x, dy, g1)
+				reluGradGeneric(x, dy, w1)
+				sameBits(t, fmt.Sprintf("relu gradient n=%d", n), g1, w1)
+				ks.affine(x, g1, 1.5, -0.25)
+				affineGeneric(x, w1, 1.5, -0.25)
+				for i := range g1 {
+					if math.Float32bits(g1[i]) != math.Float32bits(w1[i]) && !(g1[i] != g1[i] && w1[i] != w1[i]) {
+						t.Fatalf("affine n=%d element %d: %g, want %g", n, i, g1[i], w1[i])
+					}
+				}
+			}
 			// Adam and the 32-lane sums
 			for _, n := range []int{0, 5, 16, 33, 100, 1000} {
 				p, grad := randVec(rng, n, 0.1, true), randVec(rng, n, 0.1, true)

@@ -46,13 +46,12 @@ func (c *CPU) linearForward(n, in, outF int, x, w, bias, y []float32, wb Buffer,
 		return
 	}
 	ld := gatherWidth(outF)
-	wg := c.prepare("linear/gather", wb, outF, func(w []float32) []float32 {
-		t := make([]float32, in*ld)
-		for o := 0; o < outF; o++ {
-			for i := 0; i < in; i++ {
-				t[i*ld+o] = w[o*in+i]
-			}
+	wg := c.prepare("linear/gather", wb, outF, func(w, old []float32) []float32 {
+		t := old // the same geometry: the padding columns are still zero
+		if t == nil {
+			t = make([]float32, in*ld)
 		}
+		ks.transpose(outF, in, w, in, t, ld)
 		return t
 	})
 	tmp := grow(&c.tmp, n*ld)
@@ -176,28 +175,6 @@ func (c *CPU) linearBackward(n, in, outF int, x, w, dy, dx, dw, db []float32) {
 		root := grow(&c.root, outF)
 		batchTree(n, 1, 1, root, func(_, s, _ int, leaf []float32) { copy(leaf, dy[s*outF:(s+1)*outF]) }, ks.add, nil)
 		ks.add(db, root)
-	}
-}
-
-// ReLUForward writes max(x, 0); out may be x.
-func ReLUForward(x, out []float32) {
-	for i, v := range x {
-		if v > 0 {
-			out[i] = v
-		} else {
-			out[i] = 0
-		}
-	}
-}
-
-// ReLUBackward passes the gradient where the forward output was positive.
-func ReLUBackward(y, dy, dx []float32) {
-	for i, v := range y {
-		if v > 0 {
-			dx[i] = dy[i]
-		} else {
-			dx[i] = 0
-		}
 	}
 }
 

@@ -75,17 +75,14 @@ func BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance
 // ChannelAffine writes out = x·scale[g,c] + shift[g,c] (each operation
 // rounded) for groups groups of n samples of c channels × hw positions;
 // out may be x.
-func ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
+func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
 	ParallelFor(groups*n, func(lo, hi int) {
 		for gs := lo; gs < hi; gs++ {
 			g := gs / n
 			for ch := 0; ch < c; ch++ {
 				sc, sh := scale[g*c+ch], shift[g*c+ch]
 				off := (gs*c + ch) * hw
-				src, dst := x[off:off+hw], out[off:off+hw]
-				for i, v := range src {
-					dst[i] = float32(v*sc) + sh
-				}
+				ks.affine(x[off:off+hw], out[off:off+hw], sc, sh)
 			}
 		}
 	})

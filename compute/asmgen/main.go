@@ -60,6 +60,7 @@ func main() {
 		g.ifPlane()
 		g.adam()
 		g.sums()
+		g.elementwise()
 		if s.name == "AVX2" { // AVX2 data movement, which the AVX-512 set uses too
 			g.transpose()
 			g.nonzero()
@@ -587,4 +588,61 @@ func (g *gen) sums() {
 	}
 	g.p("\tVZEROUPPER")
 	g.p("\tRET")
+}
+
+// elementwise writes ReLU, its gradient and the per-channel affine map,
+// for lengths a multiple of the lanes.
+func (g *gen) elementwise() {
+	z := g.r
+	loop := func(name, args string, frame int, setup []string, ptrs []string, body []string) {
+		g.p("")
+		g.p("// func %s%s(%s)", name, g.name, args)
+		g.p("TEXT ·%s%s(SB), NOSPLIT, $0-%d", name, g.name, frame)
+		for _, l := range setup {
+			g.p("\t%s", l)
+		}
+		g.p("loop:")
+		g.p("\tCMPQ CX, $%d", g.lanes)
+		g.p("\tJL   done")
+		for _, l := range body {
+			g.p("\t%s", l)
+		}
+		for _, r := range ptrs {
+			g.p("\tADDQ $%d, %s", g.bytes, r)
+		}
+		g.p("\tSUBQ $%d, CX", g.lanes)
+		g.p("\tJMP  loop")
+		g.p("done:")
+		g.p("\tVZEROUPPER")
+		g.p("\tRET")
+	}
+	g.p("")
+	g.p("// y = max(x, 0) as the reference computes it: x > 0 ? x : +0 (MAXPS returns its second")
+	g.p("// operand, +0, for NaN and for −0); len(x) is a multiple of %d.", g.lanes)
+	loop("relu", "x, y []float32", 48,
+		[]string{"MOVQ x_base+0(FP), SI", "MOVQ x_len+8(FP), CX", "MOVQ y_base+24(FP), DI",
+			fmt.Sprintf("VXORPS %s, %s, %s", "Y15", "Y15", "Y15")},
+		[]string{"SI", "DI"},
+		[]string{fmt.Sprintf("VMOVUPS (SI), %s", z(0)), fmt.Sprintf("VMAXPS %s, %s, %s", z(15), z(0), z(0)),
+			fmt.Sprintf("VMOVUPS %s, (DI)", z(0))})
+	g.p("")
+	g.p("// dx = y > 0 ? dy : +0; len(y) is a multiple of %d.", g.lanes)
+	var gradBody []string
+	if g.reg == "Z" {
+		gradBody = []string{"VMOVUPS (SI), Z0", "VCMPPS $14, Z15, Z0, K1", "VMOVUPS.Z (DX), K1, Z1", "VMOVUPS Z1, (DI)"}
+	} else {
+		gradBody = []string{"VMOVUPS (SI), Y0", "VCMPPS $14, Y15, Y0, Y0", "VANDPS (DX), Y0, Y1", "VMOVUPS Y1, (DI)"}
+	}
+	loop("reluGrad", "y, dy, dx []float32", 72,
+		[]string{"MOVQ y_base+0(FP), SI", "MOVQ y_len+8(FP), CX", "MOVQ dy_base+24(FP), DX", "MOVQ dx_base+48(FP), DI",
+			"VXORPS Y15, Y15, Y15"},
+		[]string{"SI", "DX", "DI"}, gradBody)
+	g.p("")
+	g.p("// y = fl(fl(x·sc) + sh); len(x) is a multiple of %d.", g.lanes)
+	loop("affine", "x, y []float32, sc, sh float32", 56,
+		[]string{"MOVQ x_base+0(FP), SI", "MOVQ x_len+8(FP), CX", "MOVQ y_base+24(FP), DI",
+			fmt.Sprintf("VBROADCASTSS sc+48(FP), %s", z(13)), fmt.Sprintf("VBROADCASTSS sh+52(FP), %s", z(14))},
+		[]string{"SI", "DI"},
+		[]string{fmt.Sprintf("VMULPS (SI), %s, %s", z(13), z(0)), fmt.Sprintf("VADDPS %s, %s, %s", z(14), z(0), z(0)),
+			fmt.Sprintf("VMOVUPS %s, (DI)", z(0))})
 }
