@@ -181,8 +181,11 @@ func (ks *kernelSet) col2im(g ConvGeom, j int, dcol, dx []float32) {
 	}
 }
 
-// spikeList lists, for each of hw pixels, its non-zero channels in order:
-// pixel q's are idx[q·c : q·c + n[q]] with values val[...].
+// spikeList lists non-zero inputs: for a convolution (build) by pixel,
+// pixel q's list at q·(c+1) holding its count idx[q·(c+1)] and then its
+// non-zero channels, in order, and their values (in val at the same
+// places); for a linear layer (buildRows) by row, row r's count in n[r]
+// and its non-zero inputs at idx[r·in…].
 type spikeList struct {
 	mask   []uint64 // a plane's or a row's non-zero values
 	n      []int32
@@ -194,11 +197,11 @@ type spikeList struct {
 // build lists x's non-zero values ([c, hw], channel-major) by pixel and
 // returns how many there are.
 func (l *spikeList) build(ks *kernelSet, c, hw int, x []float32) int {
-	grow(&l.n, hw)
-	grow(&l.idx, c*hw)
-	grow(&l.val, c*hw)
+	cnt := grow(&l.n, hw)
+	grow(&l.idx, (c+1)*hw)
+	grow(&l.val, (c+1)*hw)
 	mask := grow(&l.mask, (hw+63)/64)
-	clear(l.n)
+	clear(cnt)
 	total := 0
 	for ch := 0; ch < c; ch++ {
 		plane := x[ch*hw : (ch+1)*hw]
@@ -206,14 +209,70 @@ func (l *spikeList) build(ks *kernelSet, c, hw int, x []float32) int {
 		for w, m := range mask {
 			for ; m != 0; m &= m - 1 {
 				q := w*64 + bits.TrailingZeros64(m)
-				at := q*c + int(l.n[q])
+				at := q*(c+1) + 1 + int(cnt[q])
 				l.idx[at], l.val[at] = int32(ch), plane[q]
-				l.n[q]++
+				cnt[q]++
 				total++
 			}
 		}
 	}
+	for q, k := range cnt {
+		l.idx[q*(c+1)] = k
+	}
 	return total
+}
+
+// convTable is a geometry's tap table for the event-driven kernel
+// (kernelSet.convGather): for each output position, the number of taps
+// whose input pixel lies inside the input, then for each such tap (in
+// (kh, kw) order) its weight rows' base (kh·KW + kw)·C and its pixel's
+// list, q·(C+1). fan counts, for each input pixel, the (position, tap)
+// pairs that read it.
+type convTable struct {
+	table, fan []int32
+}
+
+func newConvTable(g ConvGeom) *convTable {
+	oh, ow := g.OutH(), g.OutW()
+	t := &convTable{fan: make([]int32, g.H*g.W)}
+	for y := 0; y < oh; y++ {
+		for xo := 0; xo < ow; xo++ {
+			at := len(t.table)
+			t.table = append(t.table, 0)
+			for kh := 0; kh < g.KH; kh++ {
+				ih := g.inputRow(y, kh)
+				if ih < 0 || ih >= g.H {
+					continue
+				}
+				for kw := 0; kw < g.KW; kw++ {
+					iw := g.inputCol(xo, kw)
+					if iw < 0 || iw >= g.W {
+						continue
+					}
+					q := ih*g.W + iw
+					t.table = append(t.table, int32((kh*g.KW+kw)*g.C), int32(q*(g.C+1)))
+					t.table[at]++
+					t.fan[q]++
+				}
+			}
+		}
+	}
+	return t
+}
+
+// convTable returns g's tap table, made once.
+func (c *CPU) convTable(g ConvGeom) *convTable {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tables == nil {
+		c.tables = map[ConvGeom]*convTable{}
+	}
+	t, ok := c.tables[g]
+	if !ok {
+		t = newConvTable(g)
+		c.tables[g] = t
+	}
+	return t
 }
 
 // convForward implements Conv2dForward.
@@ -234,8 +293,10 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 		return all
 	})
 	var wg []float32
+	var tbl *convTable
 	if groups == 1 {
 		wg = c.prepare("conv/gather", wb, g.O, func(w, old []float32) []float32 { return gatherConvWeight(g, w, old) })
+		tbl = c.convTable(g)
 	}
 	workers := maxWorkers()
 	scratch := c.scratch(workers)
@@ -250,7 +311,7 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 				nz := sc.list.build(ks, g.C, g.H*g.W, xs)
 				r[0] += int64(nz)
 				if float64(nz) < c.eventDensity()*float64(inSize) {
-					r[2] += c.convEvents(g, ks, wg, sc, ys)
+					r[2] += c.convEvents(g, ks, tbl, wg, sc, ys)
 					addBias(bias, ys, p)
 					continue
 				}
@@ -277,50 +338,20 @@ func (c *CPU) convForward(g ConvGeom, n int, x, w, bias, y []float32, wb Buffer)
 
 // convEvents computes one sample's convolution (one group, no bias) from
 // its spike list into ys, and returns the multiply-adds it did.
-func (c *CPU) convEvents(g ConvGeom, ks *kernelSet, wg []float32, sc *workerScratch, ys []float32) int64 {
-	oh, ow := g.OutH(), g.OutW()
-	p := oh * ow
+func (c *CPU) convEvents(g ConvGeom, ks *kernelSet, tbl *convTable, wg []float32, sc *workerScratch, ys []float32) int64 {
+	p := g.OutH() * g.OutW()
 	ld := gatherWidth(g.O)
 	outT := grow(&sc.outT, p*ld)
-	if cap(sc.segs) < g.KH*g.KW {
-		sc.segs = make([]gatherSeg, g.KH*g.KW)
-	}
 	l := &sc.list
-	var macs int64
-	for y := 0; y < oh; y++ {
-		for xo := 0; xo < ow; xo++ {
-			segs := sc.segs[:0]
-			for kh := 0; kh < g.KH; kh++ {
-				ih := g.inputRow(y, kh)
-				if ih < 0 || ih >= g.H {
-					continue
-				}
-				for kw := 0; kw < g.KW; kw++ {
-					iw := g.inputCol(xo, kw)
-					if iw < 0 || iw >= g.W {
-						continue
-					}
-					q := ih*g.W + iw
-					if cnt := l.n[q]; cnt > 0 {
-						lo := int32(q * g.C)
-						segs = append(segs, gatherSeg{base: int32((kh*g.KW + kw) * g.C), lo: lo, hi: lo + cnt})
-						macs += int64(cnt)
-					}
-				}
-			}
-			ks.gatherRow(outT[(y*ow+xo)*ld:(y*ow+xo+1)*ld], wg, ld, segs, l.idx, l.val)
-		}
+	for j := 0; j < ld; j += ks.maxGather {
+		ks.convGather(p, tbl.table, l.idx, l.val, wg[j:], ld, outT[j:], min(ks.maxGather, ld-j))
 	}
 	ks.transpose(p, g.O, outT, ld, ys, p)
-	return macs * int64(g.O)
-}
-
-// gatherRow computes dst (a multiple of 16 columns) as the gather
-// kernel's chains, in column blocks of at most maxGather.
-func (ks *kernelSet) gatherRow(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32) {
-	for j := 0; j < len(dst); j += ks.maxGather {
-		ks.gather(dst[j:min(j+ks.maxGather, len(dst))], w[j:], ld, segs, idx, val, false)
+	var macs int64
+	for q, f := range tbl.fan {
+		macs += int64(l.n[q]) * int64(f)
 	}
+	return macs * int64(g.O)
 }
 
 // addBias adds bias[o] to each of the len(bias) planes of p values of y.

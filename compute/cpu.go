@@ -33,7 +33,8 @@ type CPU struct {
 	work     workCounters
 	ws       []workerScratch // per worker goroutine (scratch.go)
 	root     []float32       // a batch tree's result
-	rows     spikeList       // a spiking linear layer's row lists
+	tables   map[ConvGeom]*convTable
+	rows     spikeList // a spiking linear layer's row lists
 	tmp      []float32
 	mu       sync.Mutex
 	prepared map[prepKey]*prepared

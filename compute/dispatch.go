@@ -42,6 +42,16 @@ type kernelSet struct {
 	// len(dst) is a multiple of lanes, at most maxGather.
 	gather func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
 
+	// convGather computes the event-driven convolution of one sample,
+	// positions output positions, width columns (at most maxGather, a
+	// multiple of lanes): for position p, table holds from its cursor k,
+	// then k pairs (base, start), one for each tap whose input pixel lies
+	// inside the input, in tap order; the pixel's list at start holds
+	// its count idx[start] and its non-zero channels and values at
+	// start+1…; out[p·ld + j] = the chain over the taps and their entries
+	// of fma(val[e], w[(base + idx[e])·ld + j], ·), from +0.
+	convGather func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
+
 	// leaves sums up to four samples' outer-product leaves by the batch
 	// reduction rule (reduce.go): for r < rows and j < cols, with p_t =
 	// fl(dy[t·dyStride + r]·x[t·xStride + j]), dst[r·cols + j] = p_0,
@@ -138,23 +148,24 @@ func KernelSets() []string {
 // genericKernels is the pure-Go reference: plain loops that read like the
 // definitions above.
 var genericKernels = &kernelSet{
-	name:      "generic",
-	mr:        4,
-	nr:        4,
-	micro:     microGeneric,
-	lanes:     1,
-	maxGather: 64,
-	gather:    gatherGeneric,
-	leaves:    leavesGeneric,
-	transpose: transposeGeneric,
-	relu:      reluGeneric,
-	reluGrad:  reluGradGeneric,
-	affine:    affineGeneric,
-	adam:      adamGeneric,
-	sums:      sumsGeneric,
-	nonzero:   nonzeroGeneric,
-	add:       addGeneric,
-	ifPlane:   ifPlaneGeneric,
+	name:       "generic",
+	mr:         4,
+	nr:         4,
+	micro:      microGeneric,
+	lanes:      1,
+	maxGather:  64,
+	gather:     gatherGeneric,
+	convGather: convGatherGeneric,
+	leaves:     leavesGeneric,
+	transpose:  transposeGeneric,
+	relu:       reluGeneric,
+	reluGrad:   reluGradGeneric,
+	affine:     affineGeneric,
+	adam:       adamGeneric,
+	sums:       sumsGeneric,
+	nonzero:    nonzeroGeneric,
+	add:        addGeneric,
+	ifPlane:    ifPlaneGeneric,
 }
 
 // fma32 is x·y + z rounded once to float32, as the FMA instructions
@@ -344,6 +355,26 @@ func affineGeneric(x, y []float32, sc, sh float32) {
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] = float32(v*sc) + sh
+	}
+}
+
+func convGatherGeneric(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
+	t := 0
+	for p := 0; p < positions; p++ {
+		acc := out[p*ld : p*ld+width]
+		clear(acc)
+		k := int(table[t])
+		t++
+		for ; k > 0; k-- {
+			base, start := int(table[t]), int(table[t+1])
+			t += 2
+			for e := start + 1; e <= start+int(idx[start]); e++ {
+				row, v := w[(base+int(idx[e]))*ld:], val[e]
+				for j := range acc {
+					acc[j] = fma32(v, row[j], acc[j])
+				}
+			}
+		}
 	}
 }
 

@@ -24,6 +24,9 @@ var avx2Kernels = &kernelSet{
 	gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
 		gatherSplit(dst, w, ld, segs, idx, val, load, 8, gatherAVX2)
 	},
+	convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
+		convGatherSplit(positions, table, idx, val, w, ld, out, width, 8, convGatherAVX2)
+	},
 	add: func(dst, src []float32) {
 		n := len(dst) &^ 7
 		addAVX2(dst[:n], src[:n])
@@ -73,6 +76,9 @@ var avx512Kernels = &kernelSet{
 	lanes: 16, maxGather: 128,
 	gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
 		gatherSplit(dst, w, ld, segs, idx, val, load, 16, gatherAVX512)
+	},
+	convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
+		convGatherSplit(positions, table, idx, val, w, ld, out, width, 16, convGatherAVX512)
 	},
 	add: func(dst, src []float32) {
 		n := len(dst) &^ 15
@@ -134,6 +140,31 @@ func gatherSplit(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []
 		}
 		kernel(dst[:nv*lanes], w, ld, segs, idx, val, load)
 		dst, w = dst[nv*lanes:], w[nv*lanes:]
+	}
+}
+
+// convGatherSplit runs an assembly convolution gather, which holds 1, 2,
+// 4 or 8 vectors, over width columns in blocks of those sizes. The table
+// and lists come from the CPU backend's own builders (conv.go); the
+// output rows are checked here.
+func convGatherSplit(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width, lanes int,
+	kernel func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)) {
+	if positions <= 0 {
+		return
+	}
+	_ = out[(positions-1)*ld+width-1]
+	for j := 0; j < width; {
+		nv := (width - j) / lanes
+		switch {
+		case nv >= 8:
+			nv = 8
+		case nv >= 4:
+			nv = 4
+		case nv >= 2:
+			nv = 2
+		}
+		kernel(positions, table, idx, val, w[j:], ld, out[j:], nv*lanes)
+		j += nv * lanes
 	}
 }
 
@@ -224,6 +255,9 @@ func ifSplit(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset flo
 func microAVX2(k int, a, b, c []float32, ldc int, load bool)
 
 //go:noescape
+func convGatherAVX2(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
+
+//go:noescape
 func gatherAVX2(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
 
 //go:noescape
@@ -273,6 +307,9 @@ func nonzeroAVX2(x []float32, mask []uint64)
 
 //go:noescape
 func microAVX512(k int, a, b, c []float32, ldc int, load bool)
+
+//go:noescape
+func convGatherAVX512(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
 
 //go:noescape
 func gatherAVX512(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)

@@ -290,6 +290,199 @@ w1done:
 	VZEROUPPER
 	RET
 
+// func convGatherAVX2(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
+// For each position: k = table[t], then k pairs (base, start); the list at start holds its count
+// idx[start] and entries start+1…: out[p·ld+j] = chain of fma(val[e], w[(base+idx[e])·ld+j], ·) from 0.
+TEXT ·convGatherAVX2(SB), NOSPLIT, $0-144
+	MOVQ positions+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ out_base+112(FP), DI
+	MOVQ width+136(FP), AX
+	CMPQ AX, $64
+	JEQ  w8
+	CMPQ AX, $32
+	JEQ  w4
+	CMPQ AX, $16
+	JEQ  w2
+	JMP  w1
+w8:
+	TESTQ SI, SI
+	JZ   done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w8tap:
+	TESTQ CX, CX
+	JZ   w8store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w8next
+w8entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Y8
+	VFMADD231PS 0(R10), Y8, Y0
+	VFMADD231PS 32(R10), Y8, Y1
+	VFMADD231PS 64(R10), Y8, Y2
+	VFMADD231PS 96(R10), Y8, Y3
+	VFMADD231PS 128(R10), Y8, Y4
+	VFMADD231PS 160(R10), Y8, Y5
+	VFMADD231PS 192(R10), Y8, Y6
+	VFMADD231PS 224(R10), Y8, Y7
+	INCQ DX
+	DECQ BX
+	JNZ  w8entry
+w8next:
+	DECQ CX
+	JMP  w8tap
+w8store:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w8
+w4:
+	TESTQ SI, SI
+	JZ   done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w4tap:
+	TESTQ CX, CX
+	JZ   w4store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w4next
+w4entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Y8
+	VFMADD231PS 0(R10), Y8, Y0
+	VFMADD231PS 32(R10), Y8, Y1
+	VFMADD231PS 64(R10), Y8, Y2
+	VFMADD231PS 96(R10), Y8, Y3
+	INCQ DX
+	DECQ BX
+	JNZ  w4entry
+w4next:
+	DECQ CX
+	JMP  w4tap
+w4store:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w4
+w2:
+	TESTQ SI, SI
+	JZ   done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w2tap:
+	TESTQ CX, CX
+	JZ   w2store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w2next
+w2entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Y8
+	VFMADD231PS 0(R10), Y8, Y0
+	VFMADD231PS 32(R10), Y8, Y1
+	INCQ DX
+	DECQ BX
+	JNZ  w2entry
+w2next:
+	DECQ CX
+	JMP  w2tap
+w2store:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w2
+w1:
+	TESTQ SI, SI
+	JZ   done
+	VXORPS Y0, Y0, Y0
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w1tap:
+	TESTQ CX, CX
+	JZ   w1store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w1next
+w1entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Y8
+	VFMADD231PS 0(R10), Y8, Y0
+	INCQ DX
+	DECQ BX
+	JNZ  w1entry
+w1next:
+	DECQ CX
+	JMP  w1tap
+w1store:
+	VMOVUPS Y0, 0(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w1
+done:
+	VZEROUPPER
+	RET
+
 // func addAVX2(dst, src []float32)
 // dst[i] += src[i]; len(dst) is a multiple of 8.
 TEXT ·addAVX2(SB), NOSPLIT, $0-48

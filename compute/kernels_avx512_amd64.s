@@ -356,6 +356,199 @@ w1done:
 	VZEROUPPER
 	RET
 
+// func convGatherAVX512(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
+// For each position: k = table[t], then k pairs (base, start); the list at start holds its count
+// idx[start] and entries start+1…: out[p·ld+j] = chain of fma(val[e], w[(base+idx[e])·ld+j], ·) from 0.
+TEXT ·convGatherAVX512(SB), NOSPLIT, $0-144
+	MOVQ positions+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ out_base+112(FP), DI
+	MOVQ width+136(FP), AX
+	CMPQ AX, $128
+	JEQ  w8
+	CMPQ AX, $64
+	JEQ  w4
+	CMPQ AX, $32
+	JEQ  w2
+	JMP  w1
+w8:
+	TESTQ SI, SI
+	JZ   done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w8tap:
+	TESTQ CX, CX
+	JZ   w8store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w8next
+w8entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Z8
+	VFMADD231PS 0(R10), Z8, Z0
+	VFMADD231PS 64(R10), Z8, Z1
+	VFMADD231PS 128(R10), Z8, Z2
+	VFMADD231PS 192(R10), Z8, Z3
+	VFMADD231PS 256(R10), Z8, Z4
+	VFMADD231PS 320(R10), Z8, Z5
+	VFMADD231PS 384(R10), Z8, Z6
+	VFMADD231PS 448(R10), Z8, Z7
+	INCQ DX
+	DECQ BX
+	JNZ  w8entry
+w8next:
+	DECQ CX
+	JMP  w8tap
+w8store:
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w8
+w4:
+	TESTQ SI, SI
+	JZ   done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w4tap:
+	TESTQ CX, CX
+	JZ   w4store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w4next
+w4entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Z8
+	VFMADD231PS 0(R10), Z8, Z0
+	VFMADD231PS 64(R10), Z8, Z1
+	VFMADD231PS 128(R10), Z8, Z2
+	VFMADD231PS 192(R10), Z8, Z3
+	INCQ DX
+	DECQ BX
+	JNZ  w4entry
+w4next:
+	DECQ CX
+	JMP  w4tap
+w4store:
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w4
+w2:
+	TESTQ SI, SI
+	JZ   done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w2tap:
+	TESTQ CX, CX
+	JZ   w2store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w2next
+w2entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Z8
+	VFMADD231PS 0(R10), Z8, Z0
+	VFMADD231PS 64(R10), Z8, Z1
+	INCQ DX
+	DECQ BX
+	JNZ  w2entry
+w2next:
+	DECQ CX
+	JMP  w2tap
+w2store:
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w2
+w1:
+	TESTQ SI, SI
+	JZ   done
+	VPXORD Z0, Z0, Z0
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+w1tap:
+	TESTQ CX, CX
+	JZ   w1store
+	MOVLQSX (R11), AX
+	MOVLQSX 4(R11), DX
+	ADDQ $8, R11
+	MOVLQSX (R12)(DX*4), BX
+	INCQ DX
+	TESTQ BX, BX
+	JZ   w1next
+w1entry:
+	MOVLQSX (R12)(DX*4), R10
+	ADDQ AX, R10
+	IMULQ R9, R10
+	ADDQ R8, R10
+	VBROADCASTSS (R13)(DX*4), Z8
+	VFMADD231PS 0(R10), Z8, Z0
+	INCQ DX
+	DECQ BX
+	JNZ  w1entry
+w1next:
+	DECQ CX
+	JMP  w1tap
+w1store:
+	VMOVUPS Z0, 0(DI)
+	ADDQ R9, DI
+	DECQ SI
+	JMP  w1
+done:
+	VZEROUPPER
+	RET
+
 // func addAVX512(dst, src []float32)
 // dst[i] += src[i]; len(dst) is a multiple of 16.
 TEXT ·addAVX512(SB), NOSPLIT, $0-48

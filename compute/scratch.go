@@ -7,7 +7,6 @@ package compute
 type workerScratch struct {
 	col, dcol, outT, tile []float32
 	list                  spikeList
-	segs                  []gatherSeg
 	cursor                []int32
 	tree                  [][]float32
 }

@@ -55,6 +55,7 @@ func main() {
 		g.p("#include \"textflag.h\"")
 		g.micro()
 		g.gather()
+		g.convGather()
 		g.add()
 		g.leaves()
 		g.ifPlane()
@@ -211,6 +212,80 @@ func (g *gen) gather() {
 		g.p("\tVZEROUPPER")
 		g.p("\tRET")
 	}
+}
+
+// convGather writes the event-driven convolution's kernel
+// (kernelSet.convGather) for width 1, 2, 4 or 8 vectors: per output
+// position, the accumulators from zero over the position's taps and each
+// tap's list of active channels, stored at out, the next position ld
+// values on.
+func (g *gen) convGather() {
+	g.p("")
+	g.p("// func convGather%s(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)", g.name)
+	g.p("// For each position: k = table[t], then k pairs (base, start); the list at start holds its count")
+	g.p("// idx[start] and entries start+1…: out[p·ld+j] = chain of fma(val[e], w[(base+idx[e])·ld+j], ·) from 0.")
+	g.p("TEXT ·convGather%s(SB), NOSPLIT, $0-144", g.name)
+	g.p("\tMOVQ positions+0(FP), SI")
+	g.p("\tMOVQ table_base+8(FP), R11")
+	g.p("\tMOVQ idx_base+32(FP), R12")
+	g.p("\tMOVQ val_base+56(FP), R13")
+	g.p("\tMOVQ w_base+80(FP), R8")
+	g.p("\tMOVQ ld+104(FP), R9")
+	g.p("\tSHLQ $2, R9")
+	g.p("\tMOVQ out_base+112(FP), DI")
+	g.p("\tMOVQ width+136(FP), AX")
+	for _, nv := range []int{8, 4, 2} {
+		g.p("\tCMPQ AX, $%d", nv*g.lanes)
+		g.p("\tJEQ  w%d", nv)
+	}
+	g.p("\tJMP  w1")
+	bc := g.r(8)
+	for _, nv := range []int{8, 4, 2, 1} {
+		l := fmt.Sprintf("w%d", nv)
+		g.p("%s:", l)
+		g.p("\tTESTQ SI, SI")
+		g.p("\tJZ   done")
+		for v := 0; v < nv; v++ {
+			g.p("\t%s %s, %s, %s", g.zero, g.r(v), g.r(v), g.r(v))
+		}
+		g.p("\tMOVLQSX (R11), CX")
+		g.p("\tADDQ $4, R11")
+		g.p("%stap:", l)
+		g.p("\tTESTQ CX, CX")
+		g.p("\tJZ   %sstore", l)
+		g.p("\tMOVLQSX (R11), AX")
+		g.p("\tMOVLQSX 4(R11), DX")
+		g.p("\tADDQ $8, R11")
+		g.p("\tMOVLQSX (R12)(DX*4), BX")
+		g.p("\tINCQ DX")
+		g.p("\tTESTQ BX, BX")
+		g.p("\tJZ   %snext", l)
+		g.p("%sentry:", l)
+		g.p("\tMOVLQSX (R12)(DX*4), R10")
+		g.p("\tADDQ AX, R10")
+		g.p("\tIMULQ R9, R10")
+		g.p("\tADDQ R8, R10")
+		g.p("\tVBROADCASTSS (R13)(DX*4), %s", bc)
+		for v := 0; v < nv; v++ {
+			g.p("\tVFMADD231PS %d(R10), %s, %s", v*g.bytes, bc, g.r(v))
+		}
+		g.p("\tINCQ DX")
+		g.p("\tDECQ BX")
+		g.p("\tJNZ  %sentry", l)
+		g.p("%snext:", l)
+		g.p("\tDECQ CX")
+		g.p("\tJMP  %stap", l)
+		g.p("%sstore:", l)
+		for v := 0; v < nv; v++ {
+			g.p("\tVMOVUPS %s, %d(DI)", g.r(v), v*g.bytes)
+		}
+		g.p("\tADDQ R9, DI")
+		g.p("\tDECQ SI")
+		g.p("\tJMP  %s", l)
+	}
+	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
 }
 
 // add writes dst[i] += src[i] for len(dst) a multiple of the lanes.
