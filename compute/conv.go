@@ -200,20 +200,23 @@ func (l *spikeList) build(ks *kernelSet, c, hw int, x []float32) int {
 	cnt := grow(&l.n, hw)
 	grow(&l.idx, (c+1)*hw)
 	grow(&l.val, (c+1)*hw)
-	mask := grow(&l.mask, (hw+63)/64)
+	mask := grow(&l.mask, (c*hw+63)/64)
 	clear(cnt)
+	ks.nonzero(x[:c*hw], mask)
 	total := 0
-	for ch := 0; ch < c; ch++ {
-		plane := x[ch*hw : (ch+1)*hw]
-		ks.nonzero(plane, mask)
-		for w, m := range mask {
-			for ; m != 0; m &= m - 1 {
-				q := w*64 + bits.TrailingZeros64(m)
-				at := q*(c+1) + 1 + int(cnt[q])
-				l.idx[at], l.val[at] = int32(ch), plane[q]
-				cnt[q]++
-				total++
+	ch, end := 0, hw // the channel of the values before end
+	for w, m := range mask {
+		for ; m != 0; m &= m - 1 {
+			i := w*64 + bits.TrailingZeros64(m)
+			for i >= end {
+				ch++
+				end += hw
 			}
+			q := i - (end - hw)
+			at := q*(c+1) + 1 + int(cnt[q])
+			l.idx[at], l.val[at] = int32(ch), x[i]
+			cnt[q]++
+			total++
 		}
 	}
 	for q, k := range cnt {
@@ -230,6 +233,7 @@ func (l *spikeList) build(ks *kernelSet, c, hw int, x []float32) int {
 // pairs that read it.
 type convTable struct {
 	table, fan []int32
+	off        []int32 // where each position's entry starts in table
 }
 
 func newConvTable(g ConvGeom) *convTable {
@@ -238,6 +242,7 @@ func newConvTable(g ConvGeom) *convTable {
 	for y := 0; y < oh; y++ {
 		for xo := 0; xo < ow; xo++ {
 			at := len(t.table)
+			t.off = append(t.off, int32(at))
 			t.table = append(t.table, 0)
 			for kh := 0; kh < g.KH; kh++ {
 				ih := g.inputRow(y, kh)
@@ -256,6 +261,71 @@ func newConvTable(g ConvGeom) *convTable {
 				}
 			}
 		}
+	}
+	return t
+}
+
+// rowTable is a geometry's row tiles of J positions for the row-tile
+// kernel (kernelSet.convRow), and the runs of positions at the ends of
+// output rows that fill no tile (for convGather).
+type rowTable struct {
+	table []int32
+	tiles int
+	rest  []struct{ p, n int }
+}
+
+// rowTiles reports whether g's convolution can run in row tiles: stride
+// and dilation 1 along rows, at most three taps a kernel row.
+func (g ConvGeom) rowTiles() bool { return g.SW == 1 && g.DW == 1 && g.KW <= 3 }
+
+func newRowTable(g ConvGeom, J int) *rowTable {
+	oh, ow := g.OutH(), g.OutW()
+	t := &rowTable{}
+	for y := 0; y < oh; y++ {
+		x0 := 0
+		for ; x0+J <= ow; x0 += J {
+			t.tiles++
+			t.table = append(t.table, int32(y*ow+x0), 0)
+			rows := len(t.table) - 1
+			for kh := 0; kh < g.KH; kh++ {
+				ih := g.inputRow(y, kh)
+				if ih < 0 || ih >= g.H {
+					continue
+				}
+				t.table[rows]++
+				t.table = append(t.table, int32(kh*g.KW*g.C))
+				for du := 0; du < J+g.KW-1; du++ {
+					start := int32(-1)
+					if u := x0 - g.PL + du; u >= 0 && u < g.W {
+						start = int32((ih*g.W + u) * (g.C + 1))
+					}
+					t.table = append(t.table, start)
+				}
+			}
+		}
+		if x0 < ow {
+			t.rest = append(t.rest, struct{ p, n int }{y*ow + x0, ow - x0})
+		}
+	}
+	return t
+}
+
+type rowKey struct {
+	g ConvGeom
+	j int
+}
+
+// rowTable returns g's row tiles of J positions, made once.
+func (c *CPU) rowTable(g ConvGeom, J int) *rowTable {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rowTables == nil {
+		c.rowTables = map[rowKey]*rowTable{}
+	}
+	t, ok := c.rowTables[rowKey{g, J}]
+	if !ok {
+		t = newRowTable(g, J)
+		c.rowTables[rowKey{g, J}] = t
 	}
 	return t
 }
@@ -343,8 +413,22 @@ func (c *CPU) convEvents(g ConvGeom, ks *kernelSet, tbl *convTable, wg []float32
 	ld := gatherWidth(g.O)
 	outT := grow(&sc.outT, p*ld)
 	l := &sc.list
-	for j := 0; j < ld; j += ks.maxGather {
-		ks.convGather(p, tbl.table, l.idx, l.val, wg[j:], ld, outT[j:], min(ks.maxGather, ld-j))
+	for j := 0; j < ld; {
+		// a column block of 8, 4, 2 or 1 vectors
+		width := 8 * ks.rowVectors
+		for width > min(ld-j, ks.maxGather) {
+			width /= 2
+		}
+		if J := ks.rowTile(width); J >= 2 && g.rowTiles() {
+			rt := c.rowTable(g, J)
+			ks.convRow(g.KW, rt.tiles, rt.table, l.idx, l.val, wg[j:], ld, g.C, outT[j:], width)
+			for _, run := range rt.rest {
+				ks.convGather(run.n, tbl.table[tbl.off[run.p]:], l.idx, l.val, wg[j:], ld, outT[run.p*ld+j:], width)
+			}
+		} else {
+			ks.convGather(p, tbl.table, l.idx, l.val, wg[j:], ld, outT[j:], width)
+		}
+		j += width
 	}
 	ks.transpose(p, g.O, outT, ld, ys, p)
 	var macs int64

@@ -29,17 +29,18 @@ type CPU struct {
 	ks *kernelSet // the dispatch table; nil: defaultKernels
 	// density overrides defaultEventDensity when not 0 (tests force the dense
 	// path with -1 and the event-driven one with 2)
-	density  float64
-	work     workCounters
-	ws       []workerScratch // per worker goroutine (scratch.go)
-	root     []float32       // a batch tree's result
-	tables   map[ConvGeom]*convTable
-	rows     spikeList // a spiking linear layer's row lists
-	tmp      []float32
-	mu       sync.Mutex
-	prepared map[prepKey]*prepared
-	memLimit int64 // bytes Alloc may hand out in all (0: no limit)
-	inUse    int64 // bytes allocated and not freed
+	density   float64
+	work      workCounters
+	ws        []workerScratch // per worker goroutine (scratch.go)
+	root      []float32       // a batch tree's result
+	tables    map[ConvGeom]*convTable
+	rowTables map[rowKey]*rowTable
+	rows      spikeList // a spiking linear layer's row lists
+	tmp       []float32
+	mu        sync.Mutex
+	prepared  map[prepKey]*prepared
+	memLimit  int64 // bytes Alloc may hand out in all (0: no limit)
+	inUse     int64 // bytes allocated and not freed
 }
 
 // NewCPU returns a CPU backend with the widest kernels this CPU runs

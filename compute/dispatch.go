@@ -52,6 +52,18 @@ type kernelSet struct {
 	// of fma(val[e], w[(base + idx[e])·ld + j], ·), from +0.
 	convGather func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
 
+	// convRow is convGather for tiles of J = rowTile(width) consecutive
+	// output positions of one output row (stride and dilation 1, kw ≤ 3
+	// taps a kernel row): table holds, per tile, its first position p0,
+	// its number of kernel rows inside the input, and per such row the
+	// base of its weight rows, (kh·kw)·C, then the starts of the J+kw−1
+	// pixel lists it reads, left to right (−1 outside the input); tap kw'
+	// of the row is tapStride rows further. out[(p0+j)·ld + …] gets
+	// position p0+j's chain, in the same order as convGather's.
+	convRow func(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int)
+	// rowVectors is the vector width that sets the row tiles: rowTile.
+	rowVectors int
+
 	// leaves sums up to four samples' outer-product leaves by the batch
 	// reduction rule (reduce.go): for r < rows and j < cols, with p_t =
 	// fl(dy[t·dyStride + r]·x[t·xStride + j]), dst[r·cols + j] = p_0,
@@ -156,6 +168,8 @@ var genericKernels = &kernelSet{
 	maxGather:  64,
 	gather:     gatherGeneric,
 	convGather: convGatherGeneric,
+	convRow:    convRowGeneric,
+	rowVectors: 16,
 	leaves:     leavesGeneric,
 	transpose:  transposeGeneric,
 	relu:       reluGeneric,
@@ -309,18 +323,17 @@ func sumsLanes(x []float32, mu float64, sq bool, lanes *[32]float64) {
 	}
 }
 
-// sum32 adds the 32 lanes pairwise.
+// sum32 adds the 32 lanes pairwise: ((l0+l1)+(l2+l3))+… up to the root.
 func sum32(l *[32]float64) float64 {
 	var s [16]float64
-	for i := range s {
+	for i := range 16 {
 		s[i] = l[2*i] + l[2*i+1]
 	}
-	for n := 8; n >= 1; n /= 2 {
-		for i := 0; i < n; i++ {
-			s[i] = s[2*i] + s[2*i+1]
-		}
+	for i := range 8 {
+		s[i] = s[2*i] + s[2*i+1]
 	}
-	return s[0]
+	s0, s1, s2, s3 := s[0]+s[1], s[2]+s[3], s[4]+s[5], s[6]+s[7]
+	return (s0 + s1) + (s2 + s3)
 }
 
 func sumsGeneric(x []float32, mu float64, sq bool) float64 {
@@ -372,6 +385,58 @@ func convGatherGeneric(positions int, table, idx []int32, val, w []float32, ld i
 				row, v := w[(base+int(idx[e]))*ld:], val[e]
 				for j := range acc {
 					acc[j] = fma32(v, row[j], acc[j])
+				}
+			}
+		}
+	}
+}
+
+// rowTile is how many positions a row tile of width columns holds: 8/nv
+// for nv = width/rowVectors of 1, 2 or 4 (eight chains in flight), else 0
+// (the position-by-position kernel).
+func (ks *kernelSet) rowTile(width int) int { return rowTileFor(width, ks.rowVectors) }
+
+func rowTileFor(width, vector int) int {
+	switch width {
+	case vector:
+		return 8
+	case 2 * vector:
+		return 4
+	case 4 * vector:
+		return 2
+	}
+	return 0
+}
+
+func convRowGeneric(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int) {
+	J := rowTileFor(width, 16)
+	t := 0
+	for ; tiles > 0; tiles-- {
+		p0, rows := int(table[t]), int(table[t+1])
+		t += 2
+		acc := out[p0*ld : (p0+J-1)*ld+width]
+		for j := 0; j < J; j++ {
+			clear(acc[j*ld : j*ld+width])
+		}
+		for ; rows > 0; rows-- {
+			base := int(table[t])
+			t++
+			for du := 0; du < J+kw-1; du++ {
+				start := int(table[t])
+				t++
+				if start < 0 {
+					continue
+				}
+				for e := start + 1; e <= start+int(idx[start]); e++ {
+					v := val[e]
+					for k := 0; k < kw; k++ {
+						if j := du - k; j >= 0 && j < J {
+							row, a := w[(base+k*tapStride+int(idx[e]))*ld:], acc[j*ld:j*ld+width]
+							for c := range a {
+								a[c] = fma32(v, row[c], a[c])
+							}
+						}
+					}
 				}
 			}
 		}

@@ -27,6 +27,13 @@ var avx2Kernels = &kernelSet{
 	convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
 		convGatherSplit(positions, table, idx, val, w, ld, out, width, 8, convGatherAVX2)
 	},
+	convRow: func(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int) {
+		if tiles > 0 {
+			_ = out[(int(table[0])+8*8/width-1)*ld+width-1] // the first tile's last row
+		}
+		convRowAVX2Kernels[kw-1][width/8/2](tiles, table, idx, val, w, ld, tapStride, out)
+	},
+	rowVectors: 8,
 	add: func(dst, src []float32) {
 		n := len(dst) &^ 7
 		addAVX2(dst[:n], src[:n])
@@ -80,6 +87,13 @@ var avx512Kernels = &kernelSet{
 	convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
 		convGatherSplit(positions, table, idx, val, w, ld, out, width, 16, convGatherAVX512)
 	},
+	convRow: func(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int) {
+		if tiles > 0 {
+			_ = out[(int(table[0])+8*16/width-1)*ld+width-1] // the first tile's last row
+		}
+		convRowAVX512Kernels[kw-1][width/16/2](tiles, table, idx, val, w, ld, tapStride, out)
+	},
+	rowVectors: 16,
 	add: func(dst, src []float32) {
 		n := len(dst) &^ 15
 		addAVX512(dst[:n], src[:n])
@@ -257,6 +271,40 @@ func microAVX2(k int, a, b, c []float32, ldc int, load bool)
 //go:noescape
 func convGatherAVX2(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
 
+// convRowAVX2Kernels[kw−1][nv/2] is convRowAVX2k{kw}n{nv}.
+var convRowAVX2Kernels = [3][3]func(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32){
+	{convRowAVX2k1n1, convRowAVX2k1n2, convRowAVX2k1n4},
+	{convRowAVX2k2n1, convRowAVX2k2n2, convRowAVX2k2n4},
+	{convRowAVX2k3n1, convRowAVX2k3n2, convRowAVX2k3n4},
+}
+
+//go:noescape
+func convRowAVX2k1n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k1n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k1n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k2n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k2n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k2n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k3n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k3n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX2k3n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
 //go:noescape
 func gatherAVX2(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
 
@@ -310,6 +358,40 @@ func microAVX512(k int, a, b, c []float32, ldc int, load bool)
 
 //go:noescape
 func convGatherAVX512(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
+
+// convRowAVX512Kernels[kw−1][nv/2] is convRowAVX512k{kw}n{nv}.
+var convRowAVX512Kernels = [3][3]func(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32){
+	{convRowAVX512k1n1, convRowAVX512k1n2, convRowAVX512k1n4},
+	{convRowAVX512k2n1, convRowAVX512k2n2, convRowAVX512k2n4},
+	{convRowAVX512k3n1, convRowAVX512k3n2, convRowAVX512k3n4},
+}
+
+//go:noescape
+func convRowAVX512k1n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k1n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k1n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k2n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k2n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k2n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k3n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k3n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+
+//go:noescape
+func convRowAVX512k3n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
 
 //go:noescape
 func gatherAVX512(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)

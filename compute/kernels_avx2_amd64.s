@@ -483,6 +483,1554 @@ done:
 	VZEROUPPER
 	RET
 
+// func convRowAVX2k1n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 8 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 8 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k1n1(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k1n1tile:
+	TESTQ SI, SI
+	JZ   k1n1done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k1n1row:
+	TESTQ AX, AX
+	JZ   k1n1store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s0done
+k1n1s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s0entry
+k1n1s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s1done
+k1n1s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s1entry
+k1n1s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s2done
+k1n1s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y2
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s2entry
+k1n1s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s3done
+k1n1s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s3entry
+k1n1s3done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s4done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s4done
+k1n1s4entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s4entry
+k1n1s4done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s5done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s5done
+k1n1s5entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y5
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s5entry
+k1n1s5done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s6done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s6done
+k1n1s6entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y6
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s6entry
+k1n1s6done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n1s7done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n1s7done
+k1n1s7entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k1n1s7entry
+k1n1s7done:
+	DECQ AX
+	JMP  k1n1row
+k1n1store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y1, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y3, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y5, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y7, 0(DX)
+	DECQ SI
+	JMP  k1n1tile
+k1n1done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k1n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 4 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 4 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k1n2(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k1n2tile:
+	TESTQ SI, SI
+	JZ   k1n2done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k1n2row:
+	TESTQ AX, AX
+	JZ   k1n2store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n2s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n2s0done
+k1n2s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	VFMADD231PS 32(DX), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k1n2s0entry
+k1n2s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n2s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n2s1done
+k1n2s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y2
+	VFMADD231PS 32(DX), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k1n2s1entry
+k1n2s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n2s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n2s2done
+k1n2s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 32(DX), Y8, Y5
+	INCQ CX
+	DECQ BX
+	JNZ  k1n2s2entry
+k1n2s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n2s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n2s3done
+k1n2s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y6
+	VFMADD231PS 32(DX), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k1n2s3entry
+k1n2s3done:
+	DECQ AX
+	JMP  k1n2row
+k1n2store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, 0(DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, 0(DX)
+	VMOVUPS Y7, 32(DX)
+	DECQ SI
+	JMP  k1n2tile
+k1n2done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k1n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 2 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 2 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k1n4(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k1n4tile:
+	TESTQ SI, SI
+	JZ   k1n4done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k1n4row:
+	TESTQ AX, AX
+	JZ   k1n4store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n4s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n4s0done
+k1n4s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	VFMADD231PS 32(DX), Y8, Y1
+	VFMADD231PS 64(DX), Y8, Y2
+	VFMADD231PS 96(DX), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k1n4s0entry
+k1n4s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k1n4s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k1n4s1done
+k1n4s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 32(DX), Y8, Y5
+	VFMADD231PS 64(DX), Y8, Y6
+	VFMADD231PS 96(DX), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k1n4s1entry
+k1n4s1done:
+	DECQ AX
+	JMP  k1n4row
+k1n4store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	VMOVUPS Y6, 64(DX)
+	VMOVUPS Y7, 96(DX)
+	DECQ SI
+	JMP  k1n4tile
+k1n4done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k2n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 8 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 9 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k2n1(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k2n1tile:
+	TESTQ SI, SI
+	JZ   k2n1done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k2n1row:
+	TESTQ AX, AX
+	JZ   k2n1store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s0done
+k2n1s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s0entry
+k2n1s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s1done
+k2n1s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y1
+	VFMADD231PS 0(DX)(R14*1), Y8, Y0
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s1entry
+k2n1s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s2done
+k2n1s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y2
+	VFMADD231PS 0(DX)(R14*1), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s2entry
+k2n1s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s3done
+k2n1s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y3
+	VFMADD231PS 0(DX)(R14*1), Y8, Y2
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s3entry
+k2n1s3done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s4done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s4done
+k2n1s4entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 0(DX)(R14*1), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s4entry
+k2n1s4done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s5done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s5done
+k2n1s5entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y5
+	VFMADD231PS 0(DX)(R14*1), Y8, Y4
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s5entry
+k2n1s5done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s6done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s6done
+k2n1s6entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y6
+	VFMADD231PS 0(DX)(R14*1), Y8, Y5
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s6entry
+k2n1s6done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s7done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s7done
+k2n1s7entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y7
+	VFMADD231PS 0(DX)(R14*1), Y8, Y6
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s7entry
+k2n1s7done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n1s8done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n1s8done
+k2n1s8entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*1), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k2n1s8entry
+k2n1s8done:
+	DECQ AX
+	JMP  k2n1row
+k2n1store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y1, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y3, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y5, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y7, 0(DX)
+	DECQ SI
+	JMP  k2n1tile
+k2n1done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k2n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 4 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 5 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k2n2(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k2n2tile:
+	TESTQ SI, SI
+	JZ   k2n2done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k2n2row:
+	TESTQ AX, AX
+	JZ   k2n2store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n2s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n2s0done
+k2n2s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	VFMADD231PS 32(DX), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k2n2s0entry
+k2n2s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n2s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n2s1done
+k2n2s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y2
+	VFMADD231PS 32(DX), Y8, Y3
+	VFMADD231PS 0(DX)(R14*1), Y8, Y0
+	VFMADD231PS 32(DX)(R14*1), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k2n2s1entry
+k2n2s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n2s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n2s2done
+k2n2s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 32(DX), Y8, Y5
+	VFMADD231PS 0(DX)(R14*1), Y8, Y2
+	VFMADD231PS 32(DX)(R14*1), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k2n2s2entry
+k2n2s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n2s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n2s3done
+k2n2s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y6
+	VFMADD231PS 32(DX), Y8, Y7
+	VFMADD231PS 0(DX)(R14*1), Y8, Y4
+	VFMADD231PS 32(DX)(R14*1), Y8, Y5
+	INCQ CX
+	DECQ BX
+	JNZ  k2n2s3entry
+k2n2s3done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n2s4done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n2s4done
+k2n2s4entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*1), Y8, Y6
+	VFMADD231PS 32(DX)(R14*1), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k2n2s4entry
+k2n2s4done:
+	DECQ AX
+	JMP  k2n2row
+k2n2store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, 0(DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, 0(DX)
+	VMOVUPS Y7, 32(DX)
+	DECQ SI
+	JMP  k2n2tile
+k2n2done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k2n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 2 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 3 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k2n4(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k2n4tile:
+	TESTQ SI, SI
+	JZ   k2n4done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k2n4row:
+	TESTQ AX, AX
+	JZ   k2n4store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n4s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n4s0done
+k2n4s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	VFMADD231PS 32(DX), Y8, Y1
+	VFMADD231PS 64(DX), Y8, Y2
+	VFMADD231PS 96(DX), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k2n4s0entry
+k2n4s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n4s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n4s1done
+k2n4s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 32(DX), Y8, Y5
+	VFMADD231PS 64(DX), Y8, Y6
+	VFMADD231PS 96(DX), Y8, Y7
+	VFMADD231PS 0(DX)(R14*1), Y8, Y0
+	VFMADD231PS 32(DX)(R14*1), Y8, Y1
+	VFMADD231PS 64(DX)(R14*1), Y8, Y2
+	VFMADD231PS 96(DX)(R14*1), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k2n4s1entry
+k2n4s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k2n4s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k2n4s2done
+k2n4s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*1), Y8, Y4
+	VFMADD231PS 32(DX)(R14*1), Y8, Y5
+	VFMADD231PS 64(DX)(R14*1), Y8, Y6
+	VFMADD231PS 96(DX)(R14*1), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k2n4s2entry
+k2n4s2done:
+	DECQ AX
+	JMP  k2n4row
+k2n4store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	VMOVUPS Y6, 64(DX)
+	VMOVUPS Y7, 96(DX)
+	DECQ SI
+	JMP  k2n4tile
+k2n4done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k3n1(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 8 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 10 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k3n1(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k3n1tile:
+	TESTQ SI, SI
+	JZ   k3n1done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k3n1row:
+	TESTQ AX, AX
+	JZ   k3n1store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s0done
+k3n1s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s0entry
+k3n1s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s1done
+k3n1s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y1
+	VFMADD231PS 0(DX)(R14*1), Y8, Y0
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s1entry
+k3n1s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s2done
+k3n1s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y2
+	VFMADD231PS 0(DX)(R14*1), Y8, Y1
+	VFMADD231PS 0(DX)(R14*2), Y8, Y0
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s2entry
+k3n1s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s3done
+k3n1s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y3
+	VFMADD231PS 0(DX)(R14*1), Y8, Y2
+	VFMADD231PS 0(DX)(R14*2), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s3entry
+k3n1s3done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s4done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s4done
+k3n1s4entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 0(DX)(R14*1), Y8, Y3
+	VFMADD231PS 0(DX)(R14*2), Y8, Y2
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s4entry
+k3n1s4done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s5done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s5done
+k3n1s5entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y5
+	VFMADD231PS 0(DX)(R14*1), Y8, Y4
+	VFMADD231PS 0(DX)(R14*2), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s5entry
+k3n1s5done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s6done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s6done
+k3n1s6entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y6
+	VFMADD231PS 0(DX)(R14*1), Y8, Y5
+	VFMADD231PS 0(DX)(R14*2), Y8, Y4
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s6entry
+k3n1s6done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s7done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s7done
+k3n1s7entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y7
+	VFMADD231PS 0(DX)(R14*1), Y8, Y6
+	VFMADD231PS 0(DX)(R14*2), Y8, Y5
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s7entry
+k3n1s7done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s8done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s8done
+k3n1s8entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*1), Y8, Y7
+	VFMADD231PS 0(DX)(R14*2), Y8, Y6
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s8entry
+k3n1s8done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n1s9done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n1s9done
+k3n1s9entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*2), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k3n1s9entry
+k3n1s9done:
+	DECQ AX
+	JMP  k3n1row
+k3n1store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y1, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y3, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y5, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, 0(DX)
+	ADDQ R9, DX
+	VMOVUPS Y7, 0(DX)
+	DECQ SI
+	JMP  k3n1tile
+k3n1done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k3n2(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 4 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 6 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k3n2(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k3n2tile:
+	TESTQ SI, SI
+	JZ   k3n2done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k3n2row:
+	TESTQ AX, AX
+	JZ   k3n2store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n2s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n2s0done
+k3n2s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	VFMADD231PS 32(DX), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k3n2s0entry
+k3n2s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n2s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n2s1done
+k3n2s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y2
+	VFMADD231PS 32(DX), Y8, Y3
+	VFMADD231PS 0(DX)(R14*1), Y8, Y0
+	VFMADD231PS 32(DX)(R14*1), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k3n2s1entry
+k3n2s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n2s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n2s2done
+k3n2s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 32(DX), Y8, Y5
+	VFMADD231PS 0(DX)(R14*1), Y8, Y2
+	VFMADD231PS 32(DX)(R14*1), Y8, Y3
+	VFMADD231PS 0(DX)(R14*2), Y8, Y0
+	VFMADD231PS 32(DX)(R14*2), Y8, Y1
+	INCQ CX
+	DECQ BX
+	JNZ  k3n2s2entry
+k3n2s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n2s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n2s3done
+k3n2s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y6
+	VFMADD231PS 32(DX), Y8, Y7
+	VFMADD231PS 0(DX)(R14*1), Y8, Y4
+	VFMADD231PS 32(DX)(R14*1), Y8, Y5
+	VFMADD231PS 0(DX)(R14*2), Y8, Y2
+	VFMADD231PS 32(DX)(R14*2), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k3n2s3entry
+k3n2s3done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n2s4done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n2s4done
+k3n2s4entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*1), Y8, Y6
+	VFMADD231PS 32(DX)(R14*1), Y8, Y7
+	VFMADD231PS 0(DX)(R14*2), Y8, Y4
+	VFMADD231PS 32(DX)(R14*2), Y8, Y5
+	INCQ CX
+	DECQ BX
+	JNZ  k3n2s4entry
+k3n2s4done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n2s5done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n2s5done
+k3n2s5entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*2), Y8, Y6
+	VFMADD231PS 32(DX)(R14*2), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k3n2s5entry
+k3n2s5done:
+	DECQ AX
+	JMP  k3n2row
+k3n2store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y2, 0(DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R9, DX
+	VMOVUPS Y6, 0(DX)
+	VMOVUPS Y7, 32(DX)
+	DECQ SI
+	JMP  k3n2tile
+k3n2done:
+	VZEROUPPER
+	RET
+
+// func convRowAVX2k3n4(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
+// Tiles of 2 positions: table holds p0, the kernel rows n, then per row its weight rows' base and
+// 4 pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.
+TEXT ·convRowAVX2k3n4(SB), NOSPLIT, $0-144
+	MOVQ tiles+0(FP), SI
+	MOVQ table_base+8(FP), R11
+	MOVQ idx_base+32(FP), R12
+	MOVQ val_base+56(FP), R13
+	MOVQ w_base+80(FP), R8
+	MOVQ ld+104(FP), R9
+	SHLQ $2, R9
+	MOVQ tapStride+112(FP), R14
+	IMULQ R9, R14
+	MOVQ out_base+120(FP), DI
+k3n4tile:
+	TESTQ SI, SI
+	JZ   k3n4done
+	MOVLQSX (R11), DX
+	IMULQ R9, DX
+	ADDQ DI, DX
+	VMOVQ DX, X15
+	MOVLQSX 4(R11), AX
+	ADDQ $8, R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k3n4row:
+	TESTQ AX, AX
+	JZ   k3n4store
+	MOVLQSX (R11), R10
+	ADDQ $4, R11
+	IMULQ R9, R10
+	ADDQ R8, R10
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n4s0done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n4s0done
+k3n4s0entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y0
+	VFMADD231PS 32(DX), Y8, Y1
+	VFMADD231PS 64(DX), Y8, Y2
+	VFMADD231PS 96(DX), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k3n4s0entry
+k3n4s0done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n4s1done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n4s1done
+k3n4s1entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX), Y8, Y4
+	VFMADD231PS 32(DX), Y8, Y5
+	VFMADD231PS 64(DX), Y8, Y6
+	VFMADD231PS 96(DX), Y8, Y7
+	VFMADD231PS 0(DX)(R14*1), Y8, Y0
+	VFMADD231PS 32(DX)(R14*1), Y8, Y1
+	VFMADD231PS 64(DX)(R14*1), Y8, Y2
+	VFMADD231PS 96(DX)(R14*1), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k3n4s1entry
+k3n4s1done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n4s2done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n4s2done
+k3n4s2entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*1), Y8, Y4
+	VFMADD231PS 32(DX)(R14*1), Y8, Y5
+	VFMADD231PS 64(DX)(R14*1), Y8, Y6
+	VFMADD231PS 96(DX)(R14*1), Y8, Y7
+	VFMADD231PS 0(DX)(R14*2), Y8, Y0
+	VFMADD231PS 32(DX)(R14*2), Y8, Y1
+	VFMADD231PS 64(DX)(R14*2), Y8, Y2
+	VFMADD231PS 96(DX)(R14*2), Y8, Y3
+	INCQ CX
+	DECQ BX
+	JNZ  k3n4s2entry
+k3n4s2done:
+	MOVLQSX (R11), CX
+	ADDQ $4, R11
+	TESTQ CX, CX
+	JS   k3n4s3done
+	MOVLQSX (R12)(CX*4), BX
+	INCQ CX
+	TESTQ BX, BX
+	JZ   k3n4s3done
+k3n4s3entry:
+	MOVLQSX (R12)(CX*4), DX
+	IMULQ R9, DX
+	ADDQ R10, DX
+	VBROADCASTSS (R13)(CX*4), Y8
+	VFMADD231PS 0(DX)(R14*2), Y8, Y4
+	VFMADD231PS 32(DX)(R14*2), Y8, Y5
+	VFMADD231PS 64(DX)(R14*2), Y8, Y6
+	VFMADD231PS 96(DX)(R14*2), Y8, Y7
+	INCQ CX
+	DECQ BX
+	JNZ  k3n4s3entry
+k3n4s3done:
+	DECQ AX
+	JMP  k3n4row
+k3n4store:
+	VMOVQ X15, DX
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	ADDQ R9, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	VMOVUPS Y6, 64(DX)
+	VMOVUPS Y7, 96(DX)
+	DECQ SI
+	JMP  k3n4tile
+k3n4done:
+	VZEROUPPER
+	RET
+
 // func addAVX2(dst, src []float32)
 // dst[i] += src[i]; len(dst) is a multiple of 8.
 TEXT ·addAVX2(SB), NOSPLIT, $0-48

@@ -115,7 +115,7 @@ func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, varia
 			var sdy, sdyx float64
 			for i, g := range dy[off : off+hw] {
 				sdy += float64(g)
-				sdyx += float64(g) * (float64(x[off+i]) - mu) * is[ch]
+				sdyx += float64(float64(g) * (float64(x[off+i]) - mu) * is[ch]) // no fused multiply-add
 			}
 			leaf[ch], leaf[c+ch] = float32(sdy), float32(sdyx)
 		}

@@ -44,10 +44,20 @@ func batchTree[T number](n, workers, span int, dst []T, leaves func(w, lo, hi in
 		clear(dst)
 		return
 	}
-	if scratch == nil {
-		scratch = func(int, int) []T { return make([]T, len(dst)) }
-	}
 	workers = max(1, min(workers, n))
+	levels := bits.Len(uint(n)) + 1
+	if scratch == nil { // buffers for this call, each made once
+		bufs := make([][][]T, workers)
+		scratch = func(w, i int) []T {
+			for len(bufs[w]) <= i {
+				bufs[w] = append(bufs[w], nil)
+			}
+			if bufs[w][i] == nil {
+				bufs[w][i] = make([]T, len(dst))
+			}
+			return bufs[w][i]
+		}
+	}
 	// the subtrees the workers take: the nodes at depth ⌈log₂ workers⌉,
 	// or smaller ones above that depth
 	type span2 struct{ lo, hi int }
@@ -64,7 +74,6 @@ func batchTree[T number](n, workers, span int, dst []T, leaves func(w, lo, hi in
 	}
 	frontier(0, n, bits.Len(uint(workers-1)))
 	results := make([][]T, len(tasks))
-	levels := bits.Len(uint(n)) + 1
 	parallelFor(len(tasks), workers, func(w, lo, hi int) {
 		for t := lo; t < hi; t++ {
 			if t == 0 {

@@ -56,6 +56,11 @@ func main() {
 		g.micro()
 		g.gather()
 		g.convGather()
+		for kw := 1; kw <= 3; kw++ {
+			for _, nv := range []int{1, 2, 4} {
+				g.convRow(kw, nv)
+			}
+		}
 		g.add()
 		g.leaves()
 		g.ifPlane()
@@ -284,6 +289,114 @@ func (g *gen) convGather() {
 		g.p("\tJMP  %s", l)
 	}
 	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// convRow writes the row-tile form of the event-driven convolution
+// (kernelSet.convRow) for kernel width kw and nv vectors of outputs: J =
+// 8/nv consecutive output positions of one output row share the walk
+// over their input pixels, so that the J·nv accumulators give eight
+// independent chains even for narrow layers. A pixel at slot du of a
+// kernel row feeds position j = du − kw' through tap kw' (stride and
+// dilation 1): walking the slots left to right visits each position's
+// taps in kw order, so every position's chain keeps the (kh, kw, c) order.
+func (g *gen) convRow(kw, nv int) {
+	J := 8 / nv
+	name := fmt.Sprintf("convRow%sk%dn%d", g.name, kw, nv)
+	lab := fmt.Sprintf("k%dn%d", kw, nv)
+	acc := func(j, v int) string { return g.r(j*nv + v) }
+	bc := g.r(8)
+	g.p("")
+	g.p("// func %s(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)", name)
+	g.p("// Tiles of %d positions: table holds p0, the kernel rows n, then per row its weight rows' base and", J)
+	g.p("// %d pixel lists' starts (−1: outside the input); out[(p0+j)·ld + c] = position p0+j's chain.", J+kw-1)
+	g.p("TEXT ·%s(SB), NOSPLIT, $0-144", name)
+	g.p("\tMOVQ tiles+0(FP), SI")
+	g.p("\tMOVQ table_base+8(FP), R11")
+	g.p("\tMOVQ idx_base+32(FP), R12")
+	g.p("\tMOVQ val_base+56(FP), R13")
+	g.p("\tMOVQ w_base+80(FP), R8")
+	g.p("\tMOVQ ld+104(FP), R9")
+	g.p("\tSHLQ $2, R9")
+	g.p("\tMOVQ tapStride+112(FP), R14")
+	g.p("\tIMULQ R9, R14")
+	g.p("\tMOVQ out_base+120(FP), DI")
+	g.p("%stile:", lab)
+	g.p("\tTESTQ SI, SI")
+	g.p("\tJZ   %sdone", lab)
+	g.p("\tMOVLQSX (R11), DX")
+	g.p("\tIMULQ R9, DX")
+	g.p("\tADDQ DI, DX")
+	g.p("\tVMOVQ DX, X15") // the tile's output, kept in a vector register: the general ones are all taken
+	g.p("\tMOVLQSX 4(R11), AX")
+	g.p("\tADDQ $8, R11")
+	for j := 0; j < J; j++ {
+		for v := 0; v < nv; v++ {
+			g.p("\t%s %s, %s, %s", g.zero, acc(j, v), acc(j, v), acc(j, v))
+		}
+	}
+	g.p("%srow:", lab)
+	g.p("\tTESTQ AX, AX")
+	g.p("\tJZ   %sstore", lab)
+	g.p("\tMOVLQSX (R11), R10")
+	g.p("\tADDQ $4, R11")
+	g.p("\tIMULQ R9, R10")
+	g.p("\tADDQ R8, R10")
+	tapAddr := func(k, v int) string {
+		off := v * g.bytes
+		switch k {
+		case 0:
+			return fmt.Sprintf("%d(DX)", off)
+		case 1:
+			return fmt.Sprintf("%d(DX)(R14*1)", off)
+		}
+		return fmt.Sprintf("%d(DX)(R14*2)", off)
+	}
+	for du := 0; du < J+kw-1; du++ {
+		sl := fmt.Sprintf("%ss%d", lab, du)
+		g.p("\tMOVLQSX (R11), CX")
+		g.p("\tADDQ $4, R11")
+		g.p("\tTESTQ CX, CX")
+		g.p("\tJS   %sdone", sl)
+		g.p("\tMOVLQSX (R12)(CX*4), BX")
+		g.p("\tINCQ CX")
+		g.p("\tTESTQ BX, BX")
+		g.p("\tJZ   %sdone", sl)
+		g.p("%sentry:", sl)
+		g.p("\tMOVLQSX (R12)(CX*4), DX")
+		g.p("\tIMULQ R9, DX")
+		g.p("\tADDQ R10, DX")
+		g.p("\tVBROADCASTSS (R13)(CX*4), %s", bc)
+		for k := 0; k < kw; k++ {
+			j := du - k
+			if j < 0 || j >= J {
+				continue
+			}
+			for v := 0; v < nv; v++ {
+				g.p("\tVFMADD231PS %s, %s, %s", tapAddr(k, v), bc, acc(j, v))
+			}
+		}
+		g.p("\tINCQ CX")
+		g.p("\tDECQ BX")
+		g.p("\tJNZ  %sentry", sl)
+		g.p("%sdone:", sl)
+	}
+	g.p("\tDECQ AX")
+	g.p("\tJMP  %srow", lab)
+	g.p("%sstore:", lab)
+	g.p("\tVMOVQ X15, DX")
+	for j := 0; j < J; j++ {
+		for v := 0; v < nv; v++ {
+			g.p("\tVMOVUPS %s, %d(DX)", acc(j, v), v*g.bytes)
+		}
+		if j < J-1 {
+			g.p("\tADDQ R9, DX")
+		}
+	}
+	g.p("\tDECQ SI")
+	g.p("\tJMP  %stile", lab)
+	g.p("%sdone:", lab)
 	g.p("\tVZEROUPPER")
 	g.p("\tRET")
 }
