@@ -108,8 +108,8 @@ func timed(b *testing.B, f func()) float64 {
 // printWork prints what the CPU backend's product kernels did.
 func printWork(b *testing.B, be *compute.CPU) {
 	for _, w := range be.Work() {
-		b.Logf("  %-24s %5.1f%% of inputs active, %5.1f%% of the dense multiply-adds skipped, %d of %d samples event-driven",
-			w.Kernel, 100*w.ActiveShare(), 100*w.Skipped(), w.EventSamples, w.Samples)
+		b.Logf("  %s: %.1f%% of inputs active, %.1f%% of %.2f GFLOP skipped (%d of %d samples event-driven)",
+			w.Kernel, 100*w.ActiveShare(), 100*w.Skipped(), 2*float64(w.DenseMACs)/1e9, w.EventSamples, w.Samples)
 	}
 }
 

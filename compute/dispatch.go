@@ -183,12 +183,25 @@ var genericKernels = &kernelSet{
 }
 
 // fma32 is x·y + z rounded once to float32, as the FMA instructions
-// compute it. The product of two float32 values is exact in float64;
-// the sum is rounded to float64 with its error kept (TwoSum), and the
-// rounding made "to odd" where the error is not zero, so that the final
-// rounding to float32 is the correct one (53 ≥ 24 + 2 bits; rounding the
-// float64 sum directly would round twice).
+// compute it. math.FMA gives r, the exact value rounded once to float64;
+// rounding r to float32 is then the correct rounding unless r lies
+// exactly halfway between two float32 values (the exact value may lie a
+// little to either side), or among float32's subnormals: those rare cases
+// take fma32Exact.
 func fma32(x, y, z float32) float32 {
+	r := math.FMA(float64(x), float64(y), float64(z))
+	if math.Float64bits(r)&(1<<29-1) != 1<<28 && !(r != 0 && math.Abs(r) < 0x1p-126) {
+		return float32(r)
+	}
+	return fma32Exact(x, y, z)
+}
+
+// fma32Exact is fma32 without math.FMA: the product of two float32 values
+// is exact in float64; the sum is rounded to float64 with its error kept
+// (TwoSum), and the rounding made "to odd" where the error is not zero,
+// so that the final rounding to float32 is the correct one (53 ≥ 24 + 2
+// bits; rounding the float64 sum directly would round twice).
+func fma32Exact(x, y, z float32) float32 {
 	p := float64(x) * float64(y)
 	c := float64(z)
 	s := p + c

@@ -99,6 +99,9 @@ func TestFMA32(t *testing.T) {
 		if got := fma32(xs[i], ys[i], zs[i]); math.Float32bits(got) != math.Float32bits(want) && !(got == 0 && want == 0) {
 			t.Fatalf("fma32(%g, %g, %g) = %g, want %g", xs[i], ys[i], zs[i], got, want)
 		}
+		if got := fma32Exact(xs[i], ys[i], zs[i]); math.Float32bits(got) != math.Float32bits(want) && !(got == 0 && want == 0) {
+			t.Fatalf("fma32Exact(%g, %g, %g) = %g, want %g", xs[i], ys[i], zs[i], got, want)
+		}
 	}
 	// the assembly kernels' FMA: one gather entry per lane, over 16 lanes
 	for _, ks := range kernelSets[1:] {
