@@ -2,18 +2,22 @@ package compute
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"syscall"
 
 	"github.com/proxykit/proxykit/internal/limits"
 )
 
-// CPU is the pure-Go backend (its zero value is ready to use): buffers are host slices and every kernel is
-// one of this package's plain loops, split across cores where the work is
-// large enough to pay for it. Results do not depend on the number of cores.
+// CPU is the CPU backend (its zero value is ready to use): buffers are
+// host slices and every kernel is one of this package's loops, split
+// across cores where the work is large enough to pay for it. Its inner
+// loops come in a pure-Go reference, AVX2 and AVX-512 versions, chosen
+// once, when the backend is created (dispatch.go); all of them, on any
+// number of cores, give the same bits.
 //
-// It keeps prepared forms of weights (the transposed weights its scatter
-// kernels read) from call to call, and drops one when its weight changes
+// It keeps prepared forms of weights (permuted and transposed for its
+// kernels) from call to call, and drops one when its weight changes
 // through Upload, Copy, Fill or Adam. A CPU value is used by one goroutine
 // at a time.
 type CPU struct {
@@ -22,15 +26,28 @@ type CPU struct {
 	// same (tests check it), the memory larger.
 	AllSteps bool
 
-	mu       sync.Mutex
-	prepared map[prepKey]*prepared
-	memLimit int64 // bytes Alloc may hand out in all (0: no limit)
-	inUse    int64 // bytes allocated and not freed
+	ks *kernelSet // the dispatch table; nil: defaultKernels
+	// density overrides defaultEventDensity when not 0 (tests force the dense
+	// path with -1 and the event-driven one with 2)
+	density   float64
+	work      workCounters
+	ws        []workerScratch // per worker goroutine (scratch.go)
+	root      []float32       // a batch tree's result
+	tables    map[ConvGeom]*convTable
+	rowTables map[rowKey]*rowTable
+	rows      spikeList // a spiking linear layer's row lists
+	tmp       []float32
+	mu        sync.Mutex
+	prepared  map[prepKey]*prepared
+	memLimit  int64 // bytes Alloc may hand out in all (0: no limit)
+	inUse     int64 // bytes allocated and not freed
 }
 
-// NewCPU returns a CPU backend.
+// NewCPU returns a CPU backend with the widest kernels this CPU runs
+// (AVX-512, AVX2 or the pure-Go reference), or those the environment
+// variable PROXYKIT_CPU_KERNELS names.
 func NewCPU() *CPU {
-	c := &CPU{prepared: map[prepKey]*prepared{}}
+	c := &CPU{prepared: map[prepKey]*prepared{}, ks: defaultKernels}
 	var si syscall.Sysinfo_t
 	if syscall.Sysinfo(&si) == nil {
 		// memory free now, counting the page cache the kernel gives back
@@ -93,8 +110,10 @@ type prepared struct {
 	data    []float32
 }
 
-// prepare returns the cached form kind of w (made by make when absent or stale).
-func (c *CPU) prepare(kind string, w Buffer, o int, make func([]float32) []float32) []float32 {
+// prepare returns the cached form kind of w, made by make(w, old) when
+// absent or stale; old is the stale form (nil if none), whose memory make
+// may reuse: the same kind, geometry and weight.
+func (c *CPU) prepare(kind string, w Buffer, o int, make func(w, old []float32) []float32) []float32 {
 	hb := w.(*hostBuffer)
 	key := prepKey{hb.root, hb.off, len(hb.data), o, kind}
 	c.mu.Lock()
@@ -102,13 +121,38 @@ func (c *CPU) prepare(kind string, w Buffer, o int, make func([]float32) []float
 	if c.prepared == nil {
 		c.prepared = map[prepKey]*prepared{}
 	}
-	if p, ok := c.prepared[key]; ok && p.version == hb.root.version {
-		return p.data
+	var old []float32
+	if p, ok := c.prepared[key]; ok {
+		if p.version == hb.root.version {
+			return p.data
+		}
+		old = p.data
 	}
-	p := &prepared{version: hb.root.version, data: make(hb.data)}
+	p := &prepared{version: hb.root.version, data: make(hb.data, old)}
 	c.prepared[key] = p
 	return p.data
 }
+
+// kernels is the backend's dispatch table.
+func (c *CPU) kernels() *kernelSet {
+	if c.ks == nil {
+		return defaultKernels
+	}
+	return c.ks
+}
+
+// eventDensity is the share of non-zero inputs below which a sample's
+// product runs event-driven.
+func (c *CPU) eventDensity() float64 {
+	if c.density != 0 {
+		return c.density
+	}
+	return defaultEventDensity
+}
+
+// Kernels names the kernel set the backend runs: "avx512", "avx2" or
+// "generic" (the pure-Go reference).
+func (c *CPU) Kernels() string { return c.kernels().name }
 
 // Name implements Backend.
 func (c *CPU) Name() string { return "cpu" }
@@ -204,8 +248,13 @@ func (c *CPU) CopyChannels(n, ch, hw int, src Buffer, srcC, srcOff int, dst Buff
 // Fill implements Backend.
 func (c *CPU) Fill(dst Buffer, v float32) {
 	d := host(dst)
-	for i := range d {
-		d[i] = v
+	if v == 0 && !math.Signbit(float64(v)) {
+		clear(d)
+	} else if len(d) > 0 {
+		d[0] = v
+		for i := 1; i < len(d); i *= 2 {
+			copy(d[i:], d[:i])
+		}
 	}
 	touch(dst)
 }
@@ -230,46 +279,48 @@ func (c *CPU) Close() error {
 	return nil
 }
 
-func (c *CPU) convWT(g ConvGeom, w Buffer) []float32 {
-	return c.prepare("convT", w, g.O<<16|g.Groups(), func(w []float32) []float32 { return ConvWeightT(g, w) })
-}
-
 // Conv2dForward implements Backend.
 func (c *CPU) Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer) {
-	Conv2dForwardT(g, n, host(x), c.convWT(g, w), host(bias), host(y))
+	c.convForward(g, n, host(x), host(w), host(bias), host(y), w)
 }
 
 // Conv2dBackward implements Backend.
 func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
-	Conv2dBackwardT(g, n, host(x), c.convWT(g, w), host(dy), host(dx), host(dw), host(db))
+	c.convBackward(g, n, host(x), host(w), host(dy), host(dx), host(dw), host(db), w)
 }
 
-// LinearForward implements Backend: spiking inputs go through the sparse
-// kernel, which adds only the rows of the transposed weight whose input is
-// non-zero.
+// LinearForward implements Backend: with spikes, rows whose inputs are
+// mostly zeros run event-driven, adding only the weight rows of their
+// non-zero inputs.
 func (c *CPU) LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool) {
-	if !spikes {
-		LinearForward(n, in, out, host(x), host(w), host(bias), host(y))
-		return
-	}
-	wT := c.prepare("linearT", w, out, func(w []float32) []float32 {
-		t := make([]float32, len(w))
-		Transpose(out, in, w, t)
-		return t
-	})
-	LinearForwardSparse(n, in, out, host(x), wT, host(bias), host(y))
+	c.linearForward(n, in, out, host(x), host(w), host(bias), host(y), w, spikes)
 }
 
 // LinearBackward implements Backend.
 func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer) {
-	LinearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
+	c.linearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
+}
+
+// elementwise calls f on chunks of 64 Ki values that cover [0, n), split
+// across cores.
+func elementwise(n int, f func(lo, hi int)) {
+	const chunk = 1 << 16
+	parallelFor((n+chunk-1)/chunk, maxWorkers(), func(_, lo, hi int) {
+		f(lo*chunk, min(hi*chunk, n))
+	})
 }
 
 // ReLUForward implements Backend.
-func (c *CPU) ReLUForward(x, y Buffer) { ReLUForward(host(x), host(y)) }
+func (c *CPU) ReLUForward(x, y Buffer) {
+	ks, xs, ys := c.kernels(), host(x), host(y)
+	elementwise(len(xs), func(lo, hi int) { ks.relu(xs[lo:hi], ys[lo:hi]) })
+}
 
 // ReLUBackward implements Backend.
-func (c *CPU) ReLUBackward(y, dy, dx Buffer) { ReLUBackward(host(y), host(dy), host(dx)) }
+func (c *CPU) ReLUBackward(y, dy, dx Buffer) {
+	ks, ys, dys, dxs := c.kernels(), host(y), host(dy), host(dx)
+	elementwise(len(ys), func(lo, hi int) { ks.reluGrad(ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
+}
 
 // MaxPool2dForward implements Backend.
 func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
@@ -321,7 +372,7 @@ func (c *CPU) SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer) {
 
 // BatchNormStats implements Backend.
 func (c *CPU) BatchNormStats(groups, n, ch, hw int, x, mean, variance Buffer) {
-	BatchNormStats(groups, n, ch, hw, host(x), host(mean), host(variance))
+	c.kernels().BatchNormStats(groups, n, ch, hw, host(x), host(mean), host(variance))
 }
 
 // BatchNormUpdateRunning implements Backend.
@@ -336,7 +387,7 @@ func (c *CPU) BatchNormScaleShift(groups, ch int, eps float32, gamma, beta, mean
 
 // ChannelAffine implements Backend.
 func (c *CPU) ChannelAffine(groups, n, ch, hw int, x, scale, shift, y Buffer) {
-	ChannelAffine(groups, n, ch, hw, host(x), host(scale), host(shift), host(y))
+	c.kernels().ChannelAffine(groups, n, ch, hw, host(x), host(scale), host(shift), host(y))
 }
 
 // BatchNormBackward implements Backend.
@@ -347,7 +398,7 @@ func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gam
 
 // IF implements Backend.
 func (c *CPU) IF(a IFArgs) {
-	IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
+	c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
 }
 
 // ProxyLossGrad implements Backend.
@@ -357,7 +408,12 @@ func (c *CPU) ProxyLossGrad(n, k int, counts, labels, dy Buffer) {
 
 // Adam implements Backend.
 func (c *CPU) Adam(a AdamArgs, p, grad, m, v Buffer) {
-	AdamStep(a, host(p), host(grad), host(m), host(v))
+	ks := c.kernels()
+	stepSize, sqrtBC2 := a.Factors()
+	b1, b2 := float32(a.Beta1), float32(a.Beta2)
+	f := [8]float32{stepSize, sqrtBC2, b1, 1 - b1, b2, 1 - b2, float32(a.WeightDecay), float32(a.Eps)}
+	ph, gh, mh, vh := host(p), host(grad), host(m), host(v)
+	elementwise(len(ph), func(lo, hi int) { ks.adam(ph[lo:hi], gh[lo:hi], mh[lo:hi], vh[lo:hi], &f) })
 	touch(p)
 }
 

@@ -10,9 +10,18 @@ import (
 )
 
 // TestConformance holds the CPU backend to PyTorch's kernel results and to
-// the suite's float64 references.
+// the suite's float64 references, on every kernel set this CPU runs (the
+// pure-Go reference, AVX2, AVX-512), whichever a new backend would pick.
 func TestConformance(t *testing.T) {
-	conformance.Test(t, compute.NewCPU(), conformance.FP32)
+	for _, name := range compute.KernelSets() {
+		t.Run(name, func(t *testing.T) {
+			be, err := compute.NewCPUKernels(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conformance.Test(t, be, conformance.FP32)
+		})
+	}
 }
 
 // TestConformanceOneCore runs the suite with one core, where every
@@ -63,34 +72,6 @@ func TestSgemm(t *testing.T) {
 						t.Fatalf("transA=%v transB=%v: C[%d,%d] = %g, want %g", ta, tb, i, j, c[i*ldc+j], want)
 					}
 				}
-			}
-		}
-	}
-}
-
-func TestGemmSkipsZerosExactly(t *testing.T) {
-	// A spike matrix: the sparse path must give the dense result.
-	m, n, k := 7, 5, 11
-	a := make([]float32, m*k)
-	b := make([]float32, k*n)
-	for i := range a {
-		if i%3 == 0 {
-			a[i] = 1
-		}
-	}
-	for i := range b {
-		b[i] = float32(i%7) - 3
-	}
-	c := make([]float32, m*n)
-	compute.GemmAccParallel(m, n, k, a, b, c)
-	for i := 0; i < m; i++ {
-		for j := 0; j < n; j++ {
-			var want float32
-			for p := 0; p < k; p++ {
-				want += a[i*k+p] * b[p*n+j]
-			}
-			if c[i*n+j] != want {
-				t.Fatalf("C[%d,%d] = %g, want %g", i, j, c[i*n+j], want)
 			}
 		}
 	}

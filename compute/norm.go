@@ -3,30 +3,42 @@ package compute
 import "math"
 
 // BatchNormStats computes, for each of groups groups of n samples (x is
-// [groups·n, c, hw]), each channel's mean and biased variance, summed in
-// float64, into mean and variance ([groups, c]).
-func BatchNormStats(groups, n, c, hw int, x, mean, variance []float32) {
+// [groups·n, c, hw]), each channel's mean and biased variance into mean
+// and variance ([groups, c]), in float64: the sum of x, then of (x − mean)²
+// (bnSums).
+func (ks *kernelSet) BatchNormStats(groups, n, c, hw int, x, mean, variance []float32) {
 	m := float64(n * hw)
+	mu := make([]float64, c)
+	sums := make([]float64, c)
 	for g := 0; g < groups; g++ {
 		xg := x[g*n*c*hw : (g+1)*n*c*hw]
+		ks.bnSums(n, c, hw, xg, nil, sums)
+		for ch, sum := range sums {
+			mu[ch] = sum / m
+		}
+		ks.bnSums(n, c, hw, xg, mu, sums)
 		for ch := 0; ch < c; ch++ {
-			var sum float64
-			for s := 0; s < n; s++ {
-				for _, v := range xg[(s*c+ch)*hw : (s*c+ch+1)*hw] {
-					sum += float64(v)
-				}
-			}
-			mu := sum / m
-			var sq float64
-			for s := 0; s < n; s++ {
-				for _, v := range xg[(s*c+ch)*hw : (s*c+ch+1)*hw] {
-					d := float64(v) - mu
-					sq += d * d
-				}
-			}
-			mean[g*c+ch], variance[g*c+ch] = float32(mu), float32(sq/m)
+			mean[g*c+ch], variance[g*c+ch] = float32(mu[ch]), float32(sums[ch]/m)
 		}
 	}
+}
+
+// bnSums writes each channel's sum over n samples of x (mu nil) or of
+// (x − mu[channel])², in float64: each sample's leaf summed over its
+// pixels in the sums kernel's 32 lanes, the leaves combined by the batch
+// reduction rule (reduce.go), so that shares of a batch give the whole
+// batch's sums.
+func (ks *kernelSet) bnSums(n, c, hw int, x []float32, mu []float64, sums []float64) {
+	batchTree(n, maxWorkers(), 1, sums, func(_, s, _ int, leaf []float64) {
+		for ch := range leaf {
+			plane := x[(s*c+ch)*hw : (s*c+ch+1)*hw]
+			if mu == nil {
+				leaf[ch] = ks.sums(plane, 0, false)
+			} else {
+				leaf[ch] = ks.sums(plane, mu[ch], true)
+			}
+		}
+	}, addF64, nil)
 }
 
 // BatchNormUpdateRunning folds groups batch statistics ([groups, c]) into
@@ -60,21 +72,20 @@ func BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance
 	}
 }
 
-// ChannelAffine writes out = x·scale[g,c] + shift[g,c] for groups groups of
-// n samples of c channels × hw positions; out may be x.
-func ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
-	for g := 0; g < groups; g++ {
-		for s := 0; s < n; s++ {
+// ChannelAffine writes out = x·scale[g,c] + shift[g,c] (each operation
+// rounded) for groups groups of n samples of c channels × hw positions;
+// out may be x.
+func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
+	ParallelFor(groups*n, func(lo, hi int) {
+		for gs := lo; gs < hi; gs++ {
+			g := gs / n
 			for ch := 0; ch < c; ch++ {
 				sc, sh := scale[g*c+ch], shift[g*c+ch]
-				off := ((g*n+s)*c + ch) * hw
-				src, dst := x[off:off+hw], out[off:off+hw]
-				for i, v := range src {
-					dst[i] = float32(v*sc) + sh
-				}
+				off := (gs*c + ch) * hw
+				ks.affine(x[off:off+hw], out[off:off+hw], sc, sh)
 			}
 		}
-	}
+	})
 }
 
 // BatchNormBackward computes BN's gradients given the statistics the
@@ -84,37 +95,53 @@ func ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
 //
 //	dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
 //
-// with fixed statistics dx = γ·invstd·dy. dgamma += Σ dy·x̂, dbeta += Σ dy.
+// with fixed statistics dx = γ·invstd·dy. dgamma += Σ dy·x̂, dbeta += Σ dy:
+// each sample's leaf summed over its pixels in float64 and rounded, the
+// leaves combined in float32 by the batch reduction rule (reduce.go), as
+// every gradient is, so that shares of a batch add up to its gradient.
 // dx may be nil.
 func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta []float32) {
 	m := float64(n * hw)
-	for ch := 0; ch < c; ch++ {
-		mu := float64(mean[ch])
-		is := 1 / math.Sqrt(float64(variance[ch]+eps))
-		var sdy, sdyx float64
-		for s := 0; s < n; s++ {
+	is := make([]float64, c)
+	for ch := range is {
+		is[ch] = 1 / math.Sqrt(float64(variance[ch]+eps))
+	}
+	// sums[ch] = Σ dy, sums[c+ch] = Σ dy·x̂
+	sums := make([]float32, 2*c)
+	batchTree(n, maxWorkers(), 1, sums, func(_, s, _ int, leaf []float32) {
+		for ch := 0; ch < c; ch++ {
+			mu := float64(mean[ch])
 			off := (s*c + ch) * hw
+			var sdy, sdyx float64
 			for i, g := range dy[off : off+hw] {
 				sdy += float64(g)
-				sdyx += float64(g) * (float64(x[off+i]) - mu) * is
+				sdyx += float64(float64(g) * (float64(x[off+i]) - mu) * is[ch]) // no fused multiply-add
 			}
+			leaf[ch], leaf[c+ch] = float32(sdy), float32(sdyx)
 		}
-		dgamma[ch] += float32(sdyx)
-		dbeta[ch] += float32(sdy)
-		if dx == nil {
-			continue
-		}
-		k := float64(gamma[ch]) * is
-		for s := 0; s < n; s++ {
-			off := (s*c + ch) * hw
-			for i, g := range dy[off : off+hw] {
-				if train {
-					xh := (float64(x[off+i]) - mu) * is
-					dx[off+i] = float32(k * (float64(g) - sdy/m - xh*sdyx/m))
-				} else {
-					dx[off+i] = float32(k * float64(g))
+	}, addGeneric, nil)
+	for ch := 0; ch < c; ch++ {
+		dgamma[ch] += sums[c+ch]
+		dbeta[ch] += sums[ch]
+	}
+	if dx == nil {
+		return
+	}
+	ParallelFor(n, func(lo, hi int) {
+		for s := lo; s < hi; s++ {
+			for ch := 0; ch < c; ch++ {
+				mu, sdy, sdyx := float64(mean[ch]), float64(sums[ch]), float64(sums[c+ch])
+				k := float64(gamma[ch]) * is[ch]
+				off := (s*c + ch) * hw
+				for i, g := range dy[off : off+hw] {
+					if train {
+						xh := (float64(x[off+i]) - mu) * is[ch]
+						dx[off+i] = float32(k * (float64(g) - sdy/m - xh*sdyx/m))
+					} else {
+						dx[off+i] = float32(k * float64(g))
+					}
 				}
 			}
 		}
-	}
+	})
 }

@@ -54,6 +54,25 @@ func firstMax(plane []float32, width, h0, h1, w0, w1 int) (float32, int) {
 	return best, bi
 }
 
+// max2x2 reports whether g is a 2×2 window with stride 2 and no padding
+// whose windows all lie inside the input: the common case, with a loop
+// of its own.
+func (g PoolGeom) max2x2() bool {
+	return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PT == 0 && g.PL == 0 && g.PB == 0 && g.PR == 0 &&
+		2*g.OutH() <= g.H && 2*g.OutW() <= g.W
+}
+
+// firstMax4 is firstMax of a 2×2 window a b / c d (row-major).
+func firstMax4(a, b, c, d float32) (float32, int) {
+	best, bi := a, 0
+	for i, v := range [3]float32{b, c, d} {
+		if v > best || v != v {
+			best, bi = v, i+1
+		}
+	}
+	return best, bi
+}
+
 // MaxPool2dForward writes the maximum of each window (padding never wins)
 // for n samples.
 func MaxPool2dForward(g PoolGeom, n int, x, out []float32) {
@@ -62,6 +81,15 @@ func MaxPool2dForward(g PoolGeom, n int, x, out []float32) {
 		for pc := lo; pc < hi; pc++ {
 			plane := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			dst := out[pc*oh*ow : (pc+1)*oh*ow]
+			if g.max2x2() {
+				for y := 0; y < oh; y++ {
+					r0, r1 := plane[2*y*g.W:(2*y+1)*g.W], plane[(2*y+1)*g.W:(2*y+2)*g.W]
+					for xo := 0; xo < ow; xo++ {
+						dst[y*ow+xo], _ = firstMax4(r0[2*xo], r0[2*xo+1], r1[2*xo], r1[2*xo+1])
+					}
+				}
+				continue
+			}
 			for y := 0; y < oh; y++ {
 				for xo := 0; xo < ow; xo++ {
 					h0, h1, w0, w1 := g.maxWindow(y, xo)
@@ -175,6 +203,16 @@ func MaxPool2dBackward(g PoolGeom, n int, x, dout, dx []float32) {
 		for pc := lo; pc < hi; pc++ {
 			src := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			plane := dx[pc*g.H*g.W : (pc+1)*g.H*g.W]
+			if g.max2x2() {
+				for y := 0; y < oh; y++ {
+					r0, r1 := src[2*y*g.W:(2*y+1)*g.W], src[(2*y+1)*g.W:(2*y+2)*g.W]
+					for xo := 0; xo < ow; xo++ {
+						_, bi := firstMax4(r0[2*xo], r0[2*xo+1], r1[2*xo], r1[2*xo+1])
+						plane[(2*y+bi/2)*g.W+2*xo+bi%2] += dout[pc*oh*ow+y*ow+xo]
+					}
+				}
+				continue
+			}
 			for y := 0; y < oh; y++ {
 				for xo := 0; xo < ow; xo++ {
 					h0, h1, w0, w1 := g.maxWindow(y, xo)

@@ -3,42 +3,46 @@ package compute
 import "math"
 
 // IFForward runs integrate-and-fire neurons as IFArgs describes, on host
-// slices: for each neuron j and step t, u = in[t,j] (in[j] when constant),
-// mapped by scale/shift when given; v += u; spike = v >= vth; a spiking
-// neuron's v is reset to vreset; counts[j] (if given) adds the spike. The
-// steps of one neuron run in order; neurons are independent.
-func IFForward(a IFArgs, in, scale, shift, v, spikes, counts []float32) {
-	var g0 int
-	for t := 0; t < a.Steps; t++ {
-		src := in
-		if !a.Constant {
-			src = in[t*a.N : (t+1)*a.N]
-		}
-		if a.PerStep {
-			g0 = t * a.C
-		}
-		out := spikes[t*a.N : (t+1)*a.N]
-		for j := 0; j < a.N; j++ {
-			u := src[j]
-			if scale != nil {
-				c := (j / a.HW) % a.C
-				u = float32(u*scale[g0+c]) + shift[g0+c]
-			}
-			p := v[j] + u
-			if p >= a.Threshold {
-				out[j] = 1
-				v[j] = a.Reset
-			} else {
-				out[j] = 0
-				v[j] = p
-			}
-		}
-		if counts != nil {
-			for j, s := range out {
-				counts[j] += s
-			}
-		}
+// slices, with ks's step kernel: for each neuron j and step t, u =
+// in[t,j] (in[j] when constant), mapped by scale/shift when given; v += u;
+// spike = v >= vth; a spiking neuron's v is reset to vreset; counts[j]
+// (if given) adds the spike. The steps of one neuron run in order;
+// neurons are independent, split across cores in planes of HW neurons
+// (one channel of one sample, where scale and shift are constant).
+func (ks *kernelSet) IFForward(a IFArgs, in, scale, shift, v, spikes, counts []float32) {
+	plane := 4096 // without an affine map, any split will do
+	if scale != nil {
+		plane = a.HW
 	}
+	planes := (a.N + plane - 1) / plane
+	// at least 64 Ki neurons a goroutine
+	workers := max(1, min(maxWorkers(), a.N>>16))
+	parallelFor(planes, workers, func(_, lo, hi int) {
+		for t := 0; t < a.Steps; t++ {
+			src := in
+			if !a.Constant {
+				src = in[t*a.N : (t+1)*a.N]
+			}
+			g0 := 0
+			if a.PerStep {
+				g0 = t * a.C
+			}
+			out := spikes[t*a.N : (t+1)*a.N]
+			for pl := lo; pl < hi; pl++ {
+				j0, j1 := pl*plane, min((pl+1)*plane, a.N)
+				var cnt []float32
+				if counts != nil {
+					cnt = counts[j0:j1]
+				}
+				var sc, sh float32
+				if scale != nil {
+					c := pl % a.C
+					sc, sh = scale[g0+c], shift[g0+c]
+				}
+				ks.ifPlane(src[j0:j1], v[j0:j1], out[j0:j1], cnt, scale != nil, sc, sh, a.Threshold, a.Reset)
+			}
+		}
+	})
 }
 
 // ProxyLossGrad writes dy = 2(counts − onehot(labels))/(n·k), the gradient
@@ -54,21 +58,6 @@ func ProxyLossGrad(n, k int, counts, labels, dy []float32) {
 			}
 			dy[i*k+j] = scale * d
 		}
-	}
-}
-
-// AdamStep is one step of PyTorch's Adam with L2 weight decay (added to the
-// gradient, not decoupled) for one parameter.
-func AdamStep(a AdamArgs, p, grad, m, v []float32) {
-	stepSize, sqrtBC2 := a.Factors()
-	b1, b2 := float32(a.Beta1), float32(a.Beta2)
-	wd, e := float32(a.WeightDecay), float32(a.Eps)
-	for i := range p {
-		g := grad[i] + wd*p[i]
-		m[i] = b1*m[i] + (1-b1)*g
-		v[i] = b2*v[i] + (1-b2)*g*g
-		denom := float32(math.Sqrt(float64(v[i])))/sqrtBC2 + e
-		p[i] -= stepSize * m[i] / denom
 	}
 }
 

@@ -6,7 +6,11 @@
 # from npm (an independent ONNX runtime); Debian's nvidia-cuda-toolkit
 # (nvcc, from the non-free component) to check that the committed PTX of
 # the CUDA kernels matches their source; Debian's dataset-fashion-mnist
-# (the paper's data set, for the demo and the tests). Safe to run again.
+# (the paper's data set, for the demo and the tests); Debian's
+# libopenblas0-pthread, an optimized BLAS for PyTorch's matrix products
+# (without one, Debian's PyTorch runs them on the reference BLAS, about
+# 40 times slower, and the CPU benchmarks compare with a crippled anchor).
+# Safe to run again.
 #
 # Usage: scripts/setup.sh          everything the tests need
 #        scripts/setup.sh build    only what building proxykit needs
@@ -26,6 +30,11 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libhdf5\(_serial\)\?\.so'; then
 fi
 if [ "$mode" = test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need_apt+=(nodejs npm)
+fi
+# an optimized libblas.so.3 for PyTorch: OpenBLAS (any flavour), BLIS or MKL
+if [ "$mode" = test ] && ! ls /usr/lib/*/openblas*/libblas.so.3 /usr/lib/*/blis*/libblas.so.3 /usr/lib/*/libmkl_rt.so* \
+  >/dev/null 2>&1; then
+  need_apt+=(libopenblas0-pthread)
 fi
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   need_apt+=(dataset-fashion-mnist)
