@@ -1,6 +1,7 @@
 package compute_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,8 +11,10 @@ import (
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -71,7 +74,7 @@ func benchSetup(b *testing.B) (*nn.Network, *nn.Tensor, []uint8, string) {
 	labels := make([]uint8, batch)
 	switch input {
 	case "mnist":
-		d, err := train.Load(testutil.MNISTDir(b), train.MNIST, false)
+		d, err := data.Load(testutil.MNISTDir(b), data.MNIST, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -117,8 +120,8 @@ func printWork(b *testing.B, be *compute.CPU) {
 // backward, SNN forward over T = 15 steps with BN in training mode, Adam).
 func BenchmarkTrainStep(b *testing.B) {
 	net, x, labels, what := benchSetup(b)
-	s := train.DefaultSettings()
-	snn, err := spiking.New(net, s.SNNConfig())
+	s := recipe.Default()
+	snn, err := spiking.New(net, s.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -153,7 +156,7 @@ func BenchmarkSNNInference(b *testing.B) {
 	}
 	batchStats := bn == "batch"
 	what += ", BN " + bn
-	snn, err := spiking.New(net, train.DefaultSettings().SNNConfig())
+	snn, err := spiking.New(net, spiking.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -172,12 +175,17 @@ func BenchmarkSNNInference(b *testing.B) {
 		b.Fatal(err)
 	}
 	xv := nn.Value{Shape: x.Shape, Buf: in}
-	sim.Run(xv, batchStats, true)
+	run := func(rates bool) {
+		if _, err := sim.Run(context.Background(), xv, batchStats, rates); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run(true)
 	rates, err := sim.Rates(n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	sec := timed(b, func() { sim.Run(xv, batchStats, false) })
+	sec := timed(b, func() { run(false) })
 	b.ReportMetric(float64(n)/sec, "images/s")
 	b.Logf("proxykit %s kernels: SNN inference, %s: %.2f images/s (%.3f s per batch)", be.Kernels(), what, float64(n)/sec, sec)
 	var rs []string
@@ -186,7 +194,7 @@ func BenchmarkSNNInference(b *testing.B) {
 	}
 	b.Logf("  firing rates: %s", strings.Join(rs, ", "))
 	be.ResetWork()
-	sim.Run(xv, batchStats, false)
+	run(false)
 	printWork(b, be)
 }
 
