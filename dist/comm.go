@@ -223,6 +223,6 @@ func (b *backoff) wait() {
 
 // timeoutError says that a rank waited for another too long.
 func timeoutError(rank, peer int, timeout time.Duration, what string) error {
-	return fmt.Errorf("rank %d: no answer from rank %d within %s (%s): rank %d has stopped, died or hangs; stopping every rank: %w",
+	return fmt.Errorf("rank %d got no answer from rank %d within %s (%s): rank %d has stopped, died or hangs: %w",
 		rank, peer, timeout, what, peer, ErrTimeout)
 }

@@ -7,6 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -195,7 +198,7 @@ func TestTimeoutNamesTheRank(t *testing.T) {
 		t.Logf("rank %d: %v", r, err)
 	}
 	// rank 3 waits for rank 2 first: its partner at distance 1
-	if !strings.Contains(errs[3].Error(), "no answer from rank 2 within 200ms") {
+	if !strings.Contains(errs[3].Error(), "rank 3 got no answer from rank 2 within 200ms") {
 		t.Errorf("rank 3: %v, want it to name rank 2", errs[3])
 	}
 }
@@ -352,4 +355,135 @@ func TestRendezvous(t *testing.T) {
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "rank(s) 2 did not reach the rendezvous") || !errors.Is(err, ErrTimeout) {
 		t.Errorf("rank 0: %v, want a timeout naming rank 2", err)
 	}
+}
+
+// TestOpenMPIABI compiles a C program against Open MPI's own mpi.h
+// (Debian's libopenmpi-dev) that checks what mpi.go declares by hand:
+// handles are pointers, the predefined ones the addresses of the
+// library's ompi_mpi_* objects, MPI_STATUS_IGNORE is NULL and
+// MPI_THREAD_SERIALIZED is 2.
+func TestOpenMPIABI(t *testing.T) {
+	mpicc, err := exec.LookPath("mpicc")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mpicc not found in CI (CI=true): scripts/setup.sh installs Debian's libopenmpi-dev")
+		}
+		t.Skip("mpicc not found: apt-get install libopenmpi-dev")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "abi.c")
+	os.WriteFile(src, []byte(`#include <mpi.h>
+#include <stdio.h>
+_Static_assert(sizeof(MPI_Comm) == sizeof(void*), "MPI_Comm is a pointer");
+_Static_assert(sizeof(MPI_Datatype) == sizeof(void*), "MPI_Datatype is a pointer");
+_Static_assert(sizeof(MPI_Request) == sizeof(void*), "MPI_Request is a pointer");
+_Static_assert(sizeof(MPI_Errhandler) == sizeof(void*), "MPI_Errhandler is a pointer");
+_Static_assert(MPI_THREAD_SERIALIZED == 2, "MPI_THREAD_SERIALIZED");
+_Static_assert(MPI_SUCCESS == 0, "MPI_SUCCESS");
+int main(void) {
+	int ok = (void*)MPI_COMM_WORLD == (void*)&ompi_mpi_comm_world && (void*)MPI_BYTE == (void*)&ompi_mpi_byte &&
+		(void*)MPI_ERRORS_RETURN == (void*)&ompi_mpi_errors_return && MPI_STATUS_IGNORE == NULL;
+	printf("%s\n", ok ? "ok" : "mismatch");
+	return !ok;
+}
+`), 0o644)
+	bin := filepath.Join(dir, "abi")
+	if out, err := exec.Command(mpicc, "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("mpicc: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("Open MPI's handles are not what mpi.go declares: %v %s", err, out)
+	}
+}
+
+// TestMPITransport runs this test binary under mpirun with 4 and 3 ranks:
+// through Open MPI every rank gets the batch tree's bits over the ranks
+// (4; a fixed order with 3), vectors above one message's limit of the
+// transport included, and rank 2's broadcast.
+func TestMPITransport(t *testing.T) {
+	if os.Getenv("PROXYKIT_MPI_WORKER") == "1" {
+		if err := mpiWorker(); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	mpirun, err := exec.LookPath("mpirun")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mpirun not found in CI (CI=true): scripts/setup.sh installs Debian's openmpi-bin")
+		}
+		t.Skip("mpirun not found: apt-get install openmpi-bin")
+	}
+	for _, n := range []int{4, 3} {
+		cmd := exec.Command(mpirun, "--oversubscribe", "-np", fmt.Sprint(n), "-x", "PROXYKIT_MPI_WORKER", os.Args[0], "-test.run=^TestMPITransport$")
+		cmd.Env = append(os.Environ(), "PROXYKIT_MPI_WORKER=1")
+		if os.Geteuid() == 0 {
+			cmd.Env = append(cmd.Env, "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mpirun -np %d: %v\n%s", n, err, out)
+		}
+	}
+}
+
+// mpiWorker is one rank of TestMPITransport.
+func mpiWorker() error {
+	c, err := OpenMPI(time.Minute)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.(*p2pComm).t.(*mpiTransport).chunk = 4096 // messages of 4 KB: the large vector goes in chunks
+	size, rank := c.Size(), c.Rank()
+	input := func(r, n int) []float32 {
+		rng := rand.New(rand.NewPCG(uint64(r), 7))
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64() * math.Ldexp(1, rng.IntN(40)-20))
+		}
+		return x
+	}
+	for _, n := range []int{5, 100003} {
+		x := input(rank, n)
+		if err := c.AllReduceF32(x); err != nil {
+			return err
+		}
+		all := make([][]float32, size)
+		for r := range all {
+			all[r] = input(r, n)
+		}
+		for i := range x {
+			col := make([]float32, size)
+			for r := range all {
+				col[r] = all[r][i]
+			}
+			want := treeSum(col)
+			if size&(size-1) != 0 { // the fold: rank r+q's values into rank r's first
+				q := 2
+				for j := 0; j+q < size; j++ {
+					col[j] += col[j+q]
+				}
+				want = treeSum(col[:q])
+			}
+			if math.Float32bits(x[i]) != math.Float32bits(want) {
+				return fmt.Errorf("rank %d of %d: value %d of %d is %g, want %g", rank, size, i, n, x[i], want)
+			}
+		}
+	}
+	b := make([]byte, 1000)
+	if rank == 2 {
+		for i := range b {
+			b[i] = byte(i)
+		}
+	}
+	if err := c.Broadcast(2, b); err != nil {
+		return err
+	}
+	for i := range b {
+		if b[i] != byte(i) {
+			return fmt.Errorf("rank %d: broadcast byte %d is %d", rank, i, b[i])
+		}
+	}
+	return nil
 }

@@ -221,6 +221,9 @@ func (g *Group) Describe() string {
 	if g.launch.Launcher != "" {
 		s += ", started by " + g.launch.Launcher
 	}
+	if g.rdv != nil {
+		s += " (bootstrapped at " + g.launch.Master + ")"
+	}
 	return s + ", BatchNorm statistics " + map[string]string{SyncBN: "synchronised", RankBN: "per rank"}[g.opt.BatchNorm]
 }
 

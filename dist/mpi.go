@@ -169,7 +169,7 @@ func OpenMPI(timeout time.Duration) (Comm, error) {
 		C.pk_mpi_version(api, &buf[0], 512)
 		mpiState.api, mpiState.version = api, strings.TrimSpace(strings.SplitN(C.GoString(&buf[0]), ",", 2)[0])
 	}
-	t := &mpiTransport{api: mpiState.api, timeout: timeout}
+	t := &mpiTransport{api: mpiState.api, timeout: timeout, chunk: 1 << 30}
 	var r, s C.int
 	if rc := C.pk_mpi_rank(t.api, &r); rc != 0 {
 		return nil, fmt.Errorf("MPI_Comm_rank: %s", mpiError(t.api, rc))
@@ -198,6 +198,7 @@ type mpiTransport struct {
 	api     *C.pk_mpi
 	r, n    int
 	timeout time.Duration
+	chunk   int // the most bytes in one message (MPI counts are C ints)
 }
 
 func (t *mpiTransport) rank() int { return t.r }
@@ -226,9 +227,6 @@ func (t *mpiTransport) abort(error) {
 	os.Exit(1) // in case the library returned
 }
 
-// chunk bounds one message (MPI counts are C ints).
-const chunk = 1 << 30
-
 func (t *mpiTransport) send(peer int, out []byte, what string) error {
 	return t.transfer(peer, out, nil, true, false, what)
 }
@@ -246,9 +244,9 @@ func (t *mpiTransport) exchange(peer int, out, in []byte, what string) error {
 func (t *mpiTransport) transfer(peer int, out, in []byte, sending, receiving bool, what string) error {
 	var pin runtime.Pinner // MPI holds the buffers until the requests complete
 	defer pin.Unpin()
-	for off := 0; off == 0 || off < max(len(out), len(in)); off += chunk {
-		o := out[min(off, len(out)):min(off+chunk, len(out))]
-		i := in[min(off, len(in)):min(off+chunk, len(in))]
+	for off := 0; off == 0 || off < max(len(out), len(in)); off += t.chunk {
+		o := out[min(off, len(out)):min(off+t.chunk, len(out))]
+		i := in[min(off, len(in)):min(off+t.chunk, len(in))]
 		if err := t.transferChunk(&pin, peer, o, i, sending, receiving, what); err != nil {
 			return err
 		}
