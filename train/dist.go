@@ -3,7 +3,6 @@ package train
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 
 	"github.com/proxykit/proxykit/data"
@@ -86,7 +85,7 @@ func (t *Trainer) step(eng *Engine, x *nn.Tensor, labels []uint8, real, total in
 		err = t.shard.ReduceGradients()
 	}
 	if err != nil {
-		return r, fmt.Errorf("rank %d: %w", t.Dist.Rank(), err)
+		return r, err
 	}
 	if err := t.Opt.Update(eng.Backend, t.ANN.Params()); err != nil {
 		return r, err
