@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
@@ -28,6 +30,7 @@ type distRun struct {
 	states  [][]float32
 	history []results.EpochStats
 	initial []float32
+	ckpt    *checkpoint.Checkpoint // rank 0's at the end
 }
 
 // fullState is state() with Adam's moments.
@@ -96,8 +99,12 @@ func runRanks(t *testing.T, size int, devName string, opt dist.Options, mk func(
 			t.Fatal(err)
 		}
 		st := fullState(t, tr)
+		ck, err := tr.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
 		tr.Close()
-		return distRun{states: [][]float32{st}, history: tr.Progress.History, initial: initial}
+		return distRun{states: [][]float32{st}, history: tr.Progress.History, initial: initial, ckpt: ck}
 	}
 	comms := dist.Local(size, time.Minute)
 	out := distRun{states: make([][]float32, size), initial: initial}
@@ -139,7 +146,7 @@ func runRanks(t *testing.T, size int, devName string, opt dist.Options, mk func(
 				}
 				out.states[r] = st
 				if r == 0 {
-					out.history = tr.Progress.History
+					out.history, out.ckpt = tr.Progress.History, ck
 				}
 				return tr.Close()
 			}()
@@ -172,14 +179,16 @@ func compareRuns(t *testing.T, what string, one, many distRun) (differ int, rel 
 }
 
 // TestDataParallelRanksInOneProcess trains the tiny network for one epoch
-// (BatchNorm in training mode) on 1,000 real MNIST digits, global batch 100,
-// with 2 and 4 ranks in this process on the CPU backend, synchronised
+// (BatchNorm in training mode) on 1,003 real MNIST digits, global batch
+// 100, with 2 and 4 ranks in this process on the CPU backend, synchronised
 // BatchNorm statistics: every rank ends with the same bits, and with the
-// state of one process training on the same global batches.
+// state of one process training on the same global batches. The last
+// batch, of 3 images, leaves one of 4 ranks without an image: it runs a
+// stand-in that counts for nothing.
 func TestDataParallelRanksInOneProcess(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
-	mk := func() *train.Trainer { return mnistTrainer(t, s, 1000, 300) }
+	mk := func() *train.Trainer { return mnistTrainer(t, s, 1003, 300) }
 	one := runRanks(t, 0, "cpu", dist.Options{}, mk)
 	for _, size := range []int{2, 4} {
 		many := runRanks(t, size, "cpu", dist.Options{}, mk)
@@ -257,5 +266,112 @@ func TestDataParallelTorchrunEnvironment(t *testing.T) {
 	t.Logf("2 ranks through the rendezvous: %d of %d values differ from one process (%.2g of the training's effect)", differ, len(one.states[0]), rel)
 	if rel > 1e-3 {
 		t.Errorf("2 ranks land %.3g of the training's effect from one process", rel)
+	}
+}
+
+// TestDataParallelResumeOnAnyRanks: a run of 2 ranks interrupted in the
+// middle of its first epoch (one rank's Ctrl-C: every rank stops at the
+// same batch), resumed from rank 0's checkpoint by 4 ranks for the rest of
+// the epoch, then by one process for a second epoch (BatchNorm in eval
+// mode), ends where one process training both epochs ends.
+func TestDataParallelResumeOnAnyRanks(t *testing.T) {
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 2, 3e-3, 100
+	mk := func() *train.Trainer { return mnistTrainer(t, s, 600, 100) }
+	one := runRanks(t, 0, "cpu", dist.Options{}, mk)
+
+	// 2 ranks; rank 1's context is cancelled after its third batch
+	comms := dist.Local(2, time.Minute)
+	cks := make([]*checkpoint.Checkpoint, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		tr := mk()
+		tr.Settings.Epochs = 1
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if r == 1 {
+				tr.OnBatch = func(p train.BatchProgress) {
+					if p.Batch == 3 {
+						cancel()
+					}
+				}
+			}
+			be := compute.NewCPU()
+			g, err := dist.New(comms[r], be, dist.Options{})
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer g.Close()
+			tr.Backend, tr.Dist = be, g
+			errs[r] = tr.Run(ctx)
+			cks[r], _ = tr.Checkpoint()
+			tr.Close()
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != train.ErrInterrupted {
+			t.Fatalf("rank %d: %v, want ErrInterrupted", r, err)
+		}
+		if cks[r].Progress.Epoch != 0 || cks[r].Progress.Batch != 3 {
+			t.Errorf("rank %d stopped at epoch %d, batch %d; want every rank at batch 3", r, cks[r].Progress.Epoch, cks[r].Progress.Batch)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "run.ckpt")
+	if err := cks[0].Save(path); err != nil {
+		t.Fatal(err)
+	}
+	resume := func() *train.Trainer {
+		tr := mk()
+		c, err := checkpoint.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Resume(c); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	// 4 ranks finish epoch 0
+	four := runRanks(t, 4, "cpu", dist.Options{}, func() *train.Trainer {
+		tr := resume()
+		tr.Settings.Epochs = 1
+		return tr
+	})
+	if len(four.history) != 1 {
+		t.Fatalf("4 ranks ran %d epochs", len(four.history))
+	}
+	if err := four.ckpt.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// one process trains epoch 1
+	final := runRanks(t, 0, "cpu", dist.Options{}, resume)
+	differ, rel := compareRuns(t, "2, then 4 ranks, then one process", one, final)
+	t.Logf("2 ranks, then 4, then one process: %d of %d values differ from one process throughout (%.2g of the training's effect)",
+		differ, len(one.states[0]), rel)
+	if rel > 1e-3 {
+		t.Errorf("the resumed runs land %.3g of the training's effect from one process", rel)
+	}
+}
+
+// TestDataParallelRankBatchNorm: with per-rank BatchNorm statistics
+// (PyTorch DDP's default) every rank ends with the same bits — rank 0's
+// running statistics, broadcast —, and the run differs from one process
+// (its batch statistics are the shares'), where synchronised ones do not.
+func TestDataParallelRankBatchNorm(t *testing.T) {
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
+	mk := func() *train.Trainer { return mnistTrainer(t, s, 300, 100) }
+	one := runRanks(t, 0, "cpu", dist.Options{}, mk)
+	many := runRanks(t, 2, "cpu", dist.Options{BatchNorm: dist.RankBN}, mk)
+	_, rel := compareRuns(t, "2 ranks, per-rank statistics", one, many)
+	t.Logf("per-rank BatchNorm statistics: %.2g of the training's effect from one process", rel)
+	if rel < 1e-3 {
+		t.Errorf("per-rank statistics land %.3g of the training's effect from one process: as if synchronised", rel)
 	}
 }
