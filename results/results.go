@@ -163,4 +163,16 @@ type BenchResult struct {
 	// that count them (compute.Counting: the CUDA backend).
 	StepTraffic  *compute.Traffic `json:"step_traffic,omitempty"`
 	InferTraffic *compute.Traffic `json:"infer_traffic,omitempty"`
+	// Data-parallel runs (Ranks > 1; train.BenchRanks): each training step
+	// is a global batch split across the ranks, and TrainImagesPerSec the
+	// global batch's rate. RankTrainImagesPerSec is each rank's share's,
+	// RankInferImagesPerSec each rank's inference alone (InferImagesPerSec
+	// is their sum). AllReduceBytes is what each rank sums per step (its
+	// gradients); AllReduceSeconds the time per step the sums add to it
+	// (not hidden behind the backward pass), rank 0's.
+	Ranks                 int       `json:"ranks,omitempty"`
+	RankTrainImagesPerSec []float64 `json:"rank_train_images_per_sec,omitempty"`
+	RankInferImagesPerSec []float64 `json:"rank_infer_images_per_sec,omitempty"`
+	AllReduceBytes        int64     `json:"allreduce_bytes_per_step,omitempty"`
+	AllReduceSeconds      float64   `json:"allreduce_seconds_per_step,omitempty"`
 }

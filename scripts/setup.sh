@@ -39,6 +39,12 @@ fi
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   need_apt+=(dataset-fashion-mnist)
 fi
+if [ "$mode" = test ] && ! command -v mpirun >/dev/null 2>&1; then
+  need_apt+=(openmpi-bin)
+fi
+if [ "$mode" = test ] && ! command -v mpicc >/dev/null 2>&1; then
+  need_apt+=(libopenmpi-dev)
+fi
 if [ "$mode" = test ] && ! command -v nvcc >/dev/null 2>&1; then
   need_apt+=(nvidia-cuda-toolkit)
 fi

@@ -8,6 +8,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/dist"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
@@ -24,6 +25,16 @@ type deviceMemory interface {
 // step at least), after one untimed warm-up step each. The images are d's
 // first ones (repeated where d has fewer), or random when d is nil.
 func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
+	return BenchRanks(nil, be, net, cfg, batch, inferBatch, minTime, d)
+}
+
+// BenchRanks is Bench as one rank of a data-parallel run (g; nil: alone):
+// each training step is a global batch of batch images split across the
+// ranks, its gradients all-reduced, every rank taking as many steps as
+// rank 0 decides; SNN inference runs on each rank alone. The result, the
+// same on every rank, has the global rate, each rank's, and the
+// all-reduces' bytes and time per step.
+func BenchRanks(g *dist.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
 	var r results.BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {
@@ -61,29 +72,77 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 			return r, fmt.Errorf("data set %s does not fit the network: %w", d.Name, err)
 		}
 	}
-	e, err := NewEngine(be, net, snn, batch)
+	ebe, share := be, batch
+	var shard *dist.Backend
+	if g != nil {
+		if shard, err = g.Shard(be); err != nil {
+			return r, err
+		}
+		defer shard.FreeScratch()
+		lo, hi := dist.Split(batch, g.Size(), g.Rank())
+		ebe, share = shard, hi-lo
+		if share == 0 {
+			return r, fmt.Errorf("a global batch of %d images leaves rank %d of %d without one", batch, g.Rank(), g.Size())
+		}
+	}
+	e, err := NewEngine(ebe, net, snn, share)
 	if err != nil {
 		return r, err
 	}
 	defer e.Free()
+	if shard != nil {
+		shard.WatchGradients(net.Params())
+	}
 	opt := NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
 	defer opt.Free()
-	x, labels := images(batch)
+	x, labels := images(share)
 	step := func() error {
-		if _, err := e.Step(x, labels, true); err != nil {
+		if shard != nil {
+			shard.SetShare(share, share, batch)
+		}
+		_, err := e.Step(x, labels, true)
+		if shard != nil {
+			shard.EndShare()
+			if err == nil {
+				err = shard.ReduceGradients()
+			}
+		}
+		if err != nil {
 			return err
 		}
-		return opt.Update(be, net.Params())
+		return opt.Update(ebe, net.Params())
+	}
+	// more steps? rank 0 decides for all, so that they take the same
+	more := func(want bool) (bool, error) {
+		if g == nil {
+			return want, nil
+		}
+		v := []float64{0}
+		if want && g.Rank() == 0 {
+			v[0] = 1
+		}
+		err := g.Host().AllReduceF64(v)
+		return v[0] > 0, err
 	}
 	if err := step(); err != nil {
 		return r, err
 	}
-	if err := be.Err(); err != nil {
+	if err := ebe.Err(); err != nil {
 		return r, err
 	}
 	counting, counts := be.(compute.Counting)
+	if shard != nil {
+		shard.ResetStats()
+	}
 	start := time.Now()
-	for r.TrainSteps == 0 || time.Since(start) < minTime {
+	for {
+		goOn, err := more(r.TrainSteps == 0 || time.Since(start) < minTime)
+		if err != nil {
+			return r, err
+		}
+		if !goOn {
+			break
+		}
 		if counts && r.TrainSteps == 0 { // one steady-state step's traffic
 			counting.ResetTraffic()
 		}
@@ -96,12 +155,16 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 		}
 		r.TrainSteps++
 	}
-	if err := be.Err(); err != nil {
+	if err := ebe.Err(); err != nil {
 		return r, err
 	}
 	el := time.Since(start).Seconds()
 	r.TrainStepSeconds = el / float64(r.TrainSteps)
 	r.TrainImagesPerSec = float64(r.TrainSteps*batch) / el
+	if shard != nil {
+		st := shard.Stats()
+		r.Ranks, r.AllReduceBytes, r.AllReduceSeconds = g.Size(), st.Bytes/int64(st.Steps), st.Wait.Seconds()/float64(st.Steps)
+	}
 	dm, hasMem := be.(deviceMemory)
 	if hasMem {
 		_, peak, _ := dm.DeviceMemory()
@@ -115,23 +178,23 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 		dm.ResetPeak()
 	}
 
-	sim, err := spiking.NewSimulator(be, snn, inferBatch)
+	sim, err := spiking.NewSimulator(ebe, snn, inferBatch)
 	if err != nil {
 		return r, err
 	}
 	defer sim.Free()
 	xi, _ := images(inferBatch)
-	in, err := be.Alloc(len(xi.Data))
+	in, err := ebe.Alloc(len(xi.Data))
 	if err != nil {
 		return r, err
 	}
-	defer be.Free(in)
-	be.Upload(in, xi.Data)
+	defer ebe.Free(in)
+	ebe.Upload(in, xi.Data)
 	xv := nn.Value{Shape: xi.Shape, Buf: in}
 	if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
 		return r, err
 	}
-	if err := be.Err(); err != nil {
+	if err := ebe.Err(); err != nil {
 		return r, err
 	}
 	n := 0
@@ -149,12 +212,12 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 		}
 		n++
 		if n%8 == 0 {
-			if err := be.Err(); err != nil {
+			if err := ebe.Err(); err != nil {
 				return r, err
 			}
 		}
 	}
-	if err := be.Err(); err != nil {
+	if err := ebe.Err(); err != nil {
 		return r, err
 	}
 	r.InferBatch = inferBatch
@@ -162,6 +225,23 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 	if hasMem {
 		_, peak, _ := dm.DeviceMemory()
 		r.InferDeviceMB = float64(peak) / (1 << 20)
+	}
+	if g != nil {
+		// every rank's rates, rank 0's all-reduce time, on every rank
+		p := g.Size()
+		v := make([]float64, 2*p+1)
+		v[g.Rank()], v[p+g.Rank()] = float64(r.TrainSteps*share)/el, r.InferImagesPerSec
+		if g.Rank() == 0 {
+			v[2*p] = r.AllReduceSeconds
+		}
+		if err := g.Host().AllReduceF64(v); err != nil {
+			return r, err
+		}
+		r.RankTrainImagesPerSec, r.RankInferImagesPerSec, r.AllReduceSeconds = v[:p], v[p:2*p], v[2*p]
+		r.InferImagesPerSec = 0
+		for _, ips := range r.RankInferImagesPerSec {
+			r.InferImagesPerSec += ips
+		}
 	}
 	annF, staticF, dynF, err := FLOPs(net, snn)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/dist"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
@@ -43,8 +44,14 @@ type Trainer struct {
 	// OnBatch and OnEpoch, if set, are called as training advances.
 	OnBatch func(BatchProgress)
 	OnEpoch func(results.EpochStats) error
+	// Dist, if set, makes the trainer one rank of a data-parallel run
+	// (train/dist.go): each global batch of Settings.BatchSize images is
+	// split across the ranks, the gradients summed once per step, the
+	// evaluation split; every rank ends each step in the same state.
+	Dist *dist.Group
 
 	engine *Engine
+	shard  *dist.Backend // the engine's backend under Dist
 	// observe, if set (tests), sees every batch Run trains on.
 	observe func(epoch, batch int, x *nn.Tensor, labels []uint8)
 }
@@ -126,9 +133,20 @@ func (t *Trainer) Engine() (*Engine, error) {
 	if t.Backend == nil {
 		t.Backend = compute.NewCPU()
 	}
-	e, err := NewEngine(t.Backend, t.ANN, t.SNN, t.Settings.BatchSize)
+	be, capacity := t.Backend, t.Settings.BatchSize
+	if t.Dist != nil {
+		sb, err := t.Dist.Shard(t.Backend)
+		if err != nil {
+			return nil, err
+		}
+		be, capacity, t.shard = sb, max(dist.MaxShare(capacity, t.Dist.Size()), 1), sb
+	}
+	e, err := NewEngine(be, t.ANN, t.SNN, capacity)
 	if err != nil {
 		return nil, err
+	}
+	if t.shard != nil {
+		t.shard.WatchGradients(t.ANN.Params())
 	}
 	t.engine = e
 	return e, nil
@@ -143,6 +161,10 @@ func (t *Trainer) Close() error {
 	err := t.Opt.Free()
 	t.engine.Free()
 	t.engine = nil
+	if t.shard != nil {
+		t.shard.FreeScratch()
+		t.shard = nil
+	}
 	if rerr := t.SNN.Release(); err == nil {
 		err = rerr
 	}
@@ -157,7 +179,6 @@ func (t *Trainer) Run(ctx context.Context) error {
 		return err
 	}
 	d := t.Train
-	sz := d.C * d.H * d.W
 	for t.Progress.Epoch < s.Epochs {
 		epoch := t.Progress.Epoch
 		batchStats := epoch < s.FreezeBNAfter
@@ -166,37 +187,30 @@ func (t *Trainer) Run(ctx context.Context) error {
 		start := time.Now()
 		prior := t.Progress.Partial.Seconds
 		for t.Progress.Batch < nb {
-			if ctx.Err() != nil {
+			stop, err := t.stopping(ctx)
+			if err != nil {
+				return err
+			}
+			if stop {
 				t.Progress.Partial.Seconds = prior + time.Since(start).Seconds()
+				if err := t.syncRankStats(); err != nil {
+					return err
+				}
 				return ErrInterrupted
 			}
 			b := t.Progress.Batch
 			lo, hi := b*s.BatchSize, min((b+1)*s.BatchSize, d.N)
-			x := nn.NewTensor(hi-lo, d.C, d.H, d.W)
-			labels := make([]uint8, hi-lo)
-			rng := augmentRNG(s, epoch, b)
-			for i, idx := range perm[lo:hi] {
-				dst := x.Data[i*sz : (i+1)*sz]
-				if s.Augment {
-					Augment(rng, d.C, d.H, d.W, d.Image(idx), dst)
-				} else {
-					copy(dst, d.Image(idx))
-				}
-				labels[i] = d.Labels[idx]
-			}
-			if t.observe != nil {
+			x, labels, real, total := t.batch(perm, epoch, b, lo, hi)
+			if t.observe != nil && real > 0 {
 				t.observe(epoch, b, x, labels)
 			}
-			r, err := eng.Step(x, labels, batchStats)
+			r, err := t.step(eng, x, labels, real, total, batchStats)
 			if err != nil {
 				return err
 			}
-			if err := t.Opt.Update(eng.Backend, t.ANN.Params()); err != nil {
-				return err
-			}
 			p := &t.Progress.Partial
-			p.Images += hi - lo
-			p.LossSum += r.Loss * float64(hi-lo)
+			p.Images += total
+			p.LossSum += r.Loss * float64(total)
 			p.ANNCorrect += r.ANNCorrect
 			p.SNNCorrect += r.SNNCorrect
 			t.Progress.Batch++
@@ -211,7 +225,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 		p := t.Progress.Partial
 		// An interruption here leaves the position at the end of the epoch's
 		// batches: a resumed run goes straight to this evaluation.
-		acc, err := eng.Evaluate(ctx, t.Test)
+		acc, err := t.evaluate(ctx, eng)
 		if err != nil {
 			return err
 		}

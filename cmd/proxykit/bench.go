@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ type benchCmd struct {
 	cfg        spiking.Config
 	af         archFlags
 	df         deviceFlags
+	dfl        distFlags
 	data       *dataFlags
 }
 
@@ -37,12 +39,18 @@ for one proxy-learning step (ANN forward and backward, SNN forward over T
 steps, BN in training mode, Adam) and for SNN inference, and the process's
 peak memory (and the device's, on a GPU). Inputs are random images, or
 with --dataset real test images (sparser in spikes). scripts/bench_cpu.sh
-and scripts/bench_torch_gpu.py run PyTorch's step beside it.`,
+and scripts/bench_torch_gpu.py run PyTorch's step beside it.
+
+Started by mpirun, torchrun or srun (see train), each step is a global
+batch of --batch-size images split across the ranks, and bench reports
+the images/s in total and of each rank, and the bytes and time the
+gradients' all-reduce adds to each step.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.run(cmd) },
 	}
 	c.af.add(cmd)
 	c.df.add(cmd)
+	c.dfl.add(cmd)
 	c.data = addDataFlags(cmd, &c.dataset)
 	f := cmd.Flags()
 	f.IntVar(&c.batch, "batch-size", 100, "training batch")
@@ -74,12 +82,23 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 			return err
 		}
 	}
-	be, err := c.df.open()
+	be, g, err := c.dfl.join(&c.df, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
 	defer be.Close()
-	r, err := train.Bench(be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d)
+	r, err := train.BenchRanks(g, be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d)
+	if g != nil {
+		if err != nil {
+			abortRun(g, cmd.ErrOrStderr(), err)
+		}
+		if err := g.Close(); err != nil {
+			return err
+		}
+		if g.Rank() != 0 {
+			return nil // rank 0 prints
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -93,10 +112,21 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 			"result": r, "peak_memory_mb": peakMB})
 	}
 	fmt.Fprintf(out, "%s, %s, %d cores, T=%d\n", net.Name, device.Describe(be), runtime.GOMAXPROCS(0), c.cfg.Timesteps)
+	if g != nil {
+		fmt.Fprintf(out, "  data-parallel: %s\n", g.Describe())
+	}
 	fmt.Fprintf(out, "  training step, batch %d: %.2f images/s (%.4f s per step, %d steps; %.2f GFLOP per image, %.2f TFLOP/s)\n",
 		c.batch, r.TrainImagesPerSec, r.TrainStepSeconds, r.TrainSteps, r.TrainGFLOPPerImage, r.TrainTFLOPS)
+	if g != nil {
+		fmt.Fprintf(out, "    per rank (its share of the batch): %s images/s\n", joinRates(r.RankTrainImagesPerSec))
+		fmt.Fprintf(out, "    gradients' all-reduce: %.1f MB per step, %.4f s per step (%.1f %% of the step)\n",
+			float64(r.AllReduceBytes)/1e6, r.AllReduceSeconds, 100*r.AllReduceSeconds/r.TrainStepSeconds)
+	}
 	fmt.Fprintf(out, "  SNN inference, batch %d: %.2f images/s (%.2f GFLOP per image, %.2f TFLOP/s)\n", r.InferBatch,
 		r.InferImagesPerSec, r.InferGFLOPPerImage, r.InferTFLOPS)
+	if g != nil {
+		fmt.Fprintf(out, "    per rank (each alone): %s images/s\n", joinRates(r.RankInferImagesPerSec))
+	}
 	fmt.Fprintf(out, "  peak memory: %.0f MB (process)", peakMB)
 	if r.TrainDeviceMB > 0 {
 		fmt.Fprintf(out, "; on the device %.0f MB training, %.0f MB inference", r.TrainDeviceMB, r.InferDeviceMB)
@@ -111,4 +141,13 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	return nil
+}
+
+// joinRates prints rates by rank: "12.3, 12.1".
+func joinRates(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/dist"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
@@ -61,6 +64,81 @@ func (f *deviceFlags) add(cmd *cobra.Command) {
 }
 
 func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.name, f.opt) }
+
+// distFlags join the data-parallel run a launcher started (mpirun,
+// torchrun, srun: docs/guide.md, data-parallel training).
+type distFlags struct {
+	launcher string
+	opt      dist.Options
+	bucketMB int
+}
+
+func (f *distFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.launcher, "launcher", "auto", "data-parallel: auto (join the run that mpirun, torchrun or srun started, read from their environment) or none (run alone whatever the environment)")
+	fl.StringVar(&f.opt.BatchNorm, "bn-stats", dist.SyncBN, "data-parallel: BatchNorm statistics in training mode over the global batch (sync: one process's results) or over each rank's share (rank: PyTorch DDP's default)")
+	fl.DurationVar(&f.opt.Timeout, "dist-timeout", dist.DefaultTimeout, "data-parallel: how long a rank waits for another before stopping every rank, naming the one it waited for")
+	fl.IntVar(&f.bucketMB, "bucket-mb", 25, "data-parallel: gradients are all-reduced in buckets of this many MB as the backward pass completes them (NCCL)")
+}
+
+// join opens the device and, when a launcher started this process as one
+// of several ranks, joins their run: the rank's backend (its GPU: the
+// local rank's) and its group, nil when alone. A rank lost later (seen by
+// the rendezvous of torchrun and srun) ends this process with a message
+// naming it.
+func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *dist.Group, error) {
+	l := dist.Launch{Size: 1}
+	switch f.launcher {
+	case "auto":
+		var err error
+		if l, err = dist.Detect(os.Getenv); err != nil {
+			return nil, nil, err
+		}
+	case "none":
+	default:
+		return nil, nil, fmt.Errorf("--launcher %q: want auto or none", f.launcher)
+	}
+	if f.bucketMB < 1 {
+		return nil, nil, fmt.Errorf("--bucket-mb must be at least 1, got %d", f.bucketMB)
+	}
+	f.opt.BucketBytes = f.bucketMB << 20
+	if !l.Parallel() {
+		be, err := df.open()
+		return be, nil, err
+	}
+	if df.name == "cuda" {
+		n, err := device.GPUs()
+		if err != nil {
+			return nil, nil, err
+		}
+		if df.opt.GPU, err = dist.DeviceFor(l, n); err != nil {
+			return nil, nil, err
+		}
+	}
+	be, err := df.open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", l, err)
+	}
+	g, err := dist.Open(l, be, f.opt, func(err error) {
+		fmt.Fprintf(stderr, "proxykit: rank %d of %d: stopping: %v\n", l.Rank, l.Size, err)
+		atomicfile.RemoveTemporaries()
+		os.Exit(1)
+	})
+	if err != nil {
+		be.Close()
+		return nil, nil, fmt.Errorf("%s: %w", l, err)
+	}
+	return be, g, nil
+}
+
+// abortRun ends a data-parallel run after this rank's error: it says which
+// rank failed and stops every rank (under MPI the launcher ends the job).
+func abortRun(g *dist.Group, stderr io.Writer, err error) {
+	fmt.Fprintf(stderr, "proxykit: rank %d of %d: %v; stopping every rank\n", g.Rank(), g.Size(), err)
+	atomicfile.RemoveTemporaries()
+	g.Abort(err)
+	os.Exit(1)
+}
 
 // snnFlags set the SNN: T, v_th, v_reset. Where the user gives none of
 // them, a model file that carries a setting (a checkpoint, an SNN module)

@@ -18,6 +18,7 @@ type trainCmd struct {
 	jsonOut                  bool
 	mf                       modelFlags
 	df                       deviceFlags
+	dfl                      distFlags
 	rf                       *recipeFlags
 	sf                       *snnFlags
 	data                     *dataFlags
@@ -53,6 +54,7 @@ them (--epochs, the total to reach, --data, --device, --fp32, --no-cudnn,
 	f.StringVar(&c.plotPath, "plot", "", "redraw the training curve after each epoch to this .png, .svg or .pdf (numbers to the same name .csv)")
 	c.mf.add(cmd)
 	c.df.add(cmd)
+	c.dfl.add(cmd)
 	return cmd
 }
 
@@ -110,7 +112,7 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 			return fmt.Errorf("--resume %s: %w (model %s)", c.resume, err, path)
 		}
 	}
-	return runTraining(cmd, t, c.df, path, c.output, c.plotPath, c.jsonOut)
+	return runTraining(cmd, t, c.df, &c.dfl, path, c.output, c.plotPath, c.jsonOut)
 }
 
 // addPlotOutputs adds a figure (named by flag) and its CSV to a command's

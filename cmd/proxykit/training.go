@@ -3,10 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/device"
+	"github.com/proxykit/proxykit/dist"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/results"
@@ -14,19 +18,38 @@ import (
 )
 
 // runTraining runs a trainer on --device, reporting progress, writing the
-// checkpoint (and the curve) after every epoch and on an interrupt.
-func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, output, plotPath string, jsonOut bool) error {
-	lock, err := atomicfile.Lock(output) // one run writes a checkpoint at a time
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	be, err := df.open()
+// checkpoint (and the curve) after every epoch and on an interrupt. Under
+// a launcher it is one rank of a data-parallel run: rank 0 alone writes
+// and prints; an error on any rank stops every rank.
+func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, dfl *distFlags, path, output, plotPath string, jsonOut bool) error {
+	be, g, err := dfl.join(&df, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
 	defer be.Close()
-	t.Backend = be
+	err = train1(cmd, t, be, g, path, output, plotPath, jsonOut)
+	if g != nil {
+		if err != nil && !errors.Is(err, train.ErrInterrupted) {
+			abortRun(g, cmd.ErrOrStderr(), err)
+		}
+		if cerr := g.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// train1 is runTraining on be, as rank g (nil: alone).
+func train1(cmd *cobra.Command, t *train.Trainer, be compute.Backend, g *dist.Group, path, output, plotPath string, jsonOut bool) error {
+	lead := g == nil || g.Rank() == 0 // writes the checkpoint, prints
+	if lead {
+		lock, err := atomicfile.Lock(output) // one run writes a checkpoint at a time
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
+	}
+	t.Backend, t.Dist = be, g
 	defer t.Close()
 	s := t.Settings
 	if t.Progress.Epoch >= s.Epochs {
@@ -36,13 +59,19 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 		return err
 	}
 	stdout := cmd.OutOrStdout()
+	if !lead {
+		stdout = io.Discard
+	}
 	if !jsonOut {
 		fmt.Fprintf(stdout, "proxy learning: %s on %s (%d train, %d test images), %d epochs from epoch %d, batch %d, T=%d, v_th=%g\n",
 			path, s.Dataset, t.Train.N, t.Test.N, s.Epochs, t.Progress.Epoch, s.BatchSize, s.Timesteps, s.Threshold)
+		if g != nil {
+			fmt.Fprintf(stdout, "data-parallel: %s; %s\n", g.Describe(), device.Describe(be))
+		}
 	}
 	prog := newProgress(cmd)
 	t.OnBatch = func(p train.BatchProgress) {
-		if jsonOut {
+		if jsonOut || !lead {
 			return
 		}
 		if prog.tty {
@@ -53,6 +82,9 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 	}
 	saved := -1 // the epoch the last checkpoint this run wrote ends
 	save := func() error {
+		if !lead {
+			return nil
+		}
 		c, err := t.Checkpoint()
 		if err == nil {
 			err = c.Save(output)
@@ -73,6 +105,9 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 		return fmt.Sprintf("this run wrote no checkpoint to %s", output)
 	}
 	t.OnEpoch = func(st results.EpochStats) error {
+		if !lead {
+			return nil
+		}
 		prog.clear()
 		if err := save(); err != nil {
 			return err
@@ -85,8 +120,11 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, path, out
 		return printEpoch(stdout, st, jsonOut)
 	}
 	ctx := cmd.Context()
-	err = t.Run(ctx)
+	err := t.Run(ctx)
 	prog.clear()
+	if errors.Is(err, train.ErrInterrupted) && !lead {
+		return err
+	}
 	if errors.Is(err, train.ErrInterrupted) {
 		if serr := save(); serr != nil {
 			return fmt.Errorf("%w at epoch %d, batch %d, and the checkpoint could not be written (%v); %s",

@@ -57,6 +57,7 @@ type Backend struct {
 	// plan (they run on im2col), with the reason, reported by Describe.
 	noDNN map[dnnKey]string
 	count compute.Traffic
+	lib   ncclLib // NCCL, once loaded (nccl.go)
 }
 
 // Traffic implements compute.Counting.
@@ -100,7 +101,7 @@ func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devpt
 var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
 	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
-	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_update_running",
+	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
 	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if",
 	"pk_proxy_loss_grad", "pk_adam"}
 
@@ -149,6 +150,10 @@ func Open(opt Options) (*Backend, error) {
 	}
 	return be, nil
 }
+
+// VisibleGPUs counts the GPUs this process may use (the driver's count,
+// after CUDA_VISIBLE_DEVICES); a build without -tags cuda says it has none.
+func VisibleGPUs() (int, error) { return visibleGPUs() }
 
 // Describe names the device and how it computes, for logs.
 func (be *Backend) Describe() string {
@@ -739,7 +744,7 @@ func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32,
 		sums.ptr, int64(n), int32(c), int64(hw), eps)
 	if dx != nil {
 		be.launch1d("pk_bn_backward_dx", int64(n*c*hw), rw(2*int64(n*c*hw), int64(n*c*hw)), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
-			sums.ptr, int64(n), int32(c), int64(hw), eps, b2i(batchStats))
+			sums.ptr, int64(n), int32(c), int64(hw), eps, b2i(batchStats), int64(n*hw))
 	}
 }
 
@@ -765,7 +770,7 @@ func (be *Backend) IF(a compute.IFArgs) {
 
 // ProxyLossGrad implements compute.Backend.
 func (be *Backend) ProxyLossGrad(n, k int, counts, labels, dy compute.Buffer) {
-	be.launch1d("pk_proxy_loss_grad", int64(n*k), rw(int64(n*k+n), int64(n*k)), ptr(counts), ptr(labels), ptr(dy), int64(n), int32(k))
+	be.launch1d("pk_proxy_loss_grad", int64(n*k), rw(int64(n*k+n), int64(n*k)), ptr(counts), ptr(labels), ptr(dy), int64(n), int32(k), int64(n))
 }
 
 // Adam implements compute.Backend.

@@ -66,6 +66,8 @@ const Kernel kernels[] = {
     KERNEL(pk_softmax, false),
     KERNEL(pk_softmax_backward, false),
     KERNEL(pk_bn_stats, true),
+    KERNEL(pk_bn_sums, true),
+    KERNEL(pk_bn_divide, false),
     KERNEL(pk_bn_update_running, false),
     KERNEL(pk_bn_scale_shift, false),
     KERNEL(pk_channel_affine, false),

@@ -208,6 +208,26 @@ func (g *gpuDevice) enter() {
 
 func (g *gpuDevice) exit() { runtime.UnlockOSThread() }
 
+// visibleGPUs counts the GPUs the driver shows this process (after
+// CUDA_VISIBLE_DEVICES).
+func visibleGPUs() (int, error) {
+	api := (*C.pk_cu)(C.malloc(C.sizeof_pk_cu))
+	defer C.free(unsafe.Pointer(api))
+	if missing := C.pk_cu_load(api); missing != nil {
+		return 0, fmt.Errorf("--device cuda: no NVIDIA driver here (%s not found)", C.GoString(missing))
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if r := C.pk_cu_init(api); r != 0 {
+		return 0, fmt.Errorf("--device cuda: the NVIDIA driver found no usable GPU: cuInit: %s (CUDA error %d)", C.GoString(C.pk_cu_error(api, r)), int(r))
+	}
+	var n C.int
+	if r := C.pk_cu_count(api, &n); r != 0 {
+		return 0, fmt.Errorf("--device cuda: cuDeviceGetCount: %s (CUDA error %d)", C.GoString(C.pk_cu_error(api, r)), int(r))
+	}
+	return int(n), nil
+}
+
 // openGPU loads the driver, picks the device, loads the kernels and cuBLAS.
 func openGPU(opt Options) (device, error) {
 	g := &gpuDevice{api: (*C.pk_cu)(C.malloc(C.sizeof_pk_cu)), blas: (*C.pk_blas)(C.malloc(C.sizeof_pk_blas)),

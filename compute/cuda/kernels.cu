@@ -376,6 +376,41 @@ __global__ void pk_bn_stats(const float* x, float* mean, float* var, long long n
     }
 }
 
+// pk_bn_sums writes, for channel c of group g (x is [groups·n, C, hw]),
+// the sum of x, or with mean (doubles, [groups, C]) of (x − mean)², into
+// sums[g·C + c] (a double): pk_bn_stats's two passes apart, for a share of
+// a batch whose sums other processes add (data-parallel training); block
+// g·C + c. Calls __syncthreads().
+__global__ void pk_bn_sums(const float* x, const double* mean, double* sums, long long n, int C, long long hw) {
+    __shared__ double shared[REDUCE_THREADS];
+    int g = blockIdx.x / C, c = blockIdx.x % C;
+    unsigned m = (unsigned)(n * hw), h = (unsigned)hw;
+    const float* xg = x + (long long)g * n * C * hw;
+    double s = 0;
+    if (mean == 0) {
+        for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += xg[((long long)(e / h) * C + c) * hw + e % h];
+    } else {
+        double mu = mean[blockIdx.x];
+        for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) {
+            double d = xg[((long long)(e / h) * C + c) * hw + e % h] - mu;
+            s += d * d;
+        }
+    }
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) sums[blockIdx.x] = s;
+}
+
+// pk_bn_divide writes out32[i] = (float)(sums[i]/count) and, if out64 is
+// not null, out64[i] = sums[i]/count, for n doubles: a mean or a variance
+// from the summed sums.
+__global__ void pk_bn_divide(const double* sums, double* out64, float* out32, long long n, long long count) {
+    GRID_STRIDE(i, n) {
+        double q = sums[i] / (double)count;
+        if (out64 != 0) out64[i] = q;
+        out32[i] = (float)q;
+    }
+}
+
 // pk_bn_update_running folds groups rows of batch statistics into the
 // running ones, in order; one thread per channel.
 __global__ void pk_bn_update_running(const float* mean, const float* var, float* run_mean, float* run_var, int groups,
@@ -441,16 +476,18 @@ __global__ void pk_bn_backward_reduce(const float* x, const float* dy, const flo
 }
 
 // pk_bn_backward_dx writes dx = γ·invstd·(dy − Σdy/m − x̂·Σdy·x̂/m) with
-// batch statistics (train), γ·invstd·dy with fixed ones.
+// batch statistics (train), γ·invstd·dy with fixed ones; m = count, the
+// values per channel the sums ran over (n·hw, or a whole batch's when n
+// samples are a share of it).
 __global__ void pk_bn_backward_dx(const float* x, const float* dy, float* dx, const float* gamma, const float* mean,
                                   const float* var, const float* sums, long long n, int C, long long hw, float eps,
-                                  int train) {
+                                  int train, long long count) {
     GRID_STRIDE(i, n * C * hw) {
         int c = (i / hw) % C;
         double is = 1.0 / sqrt((double)__fadd_rn(var[c], eps));
         double k = (double)gamma[c] * is;
         if (train) {
-            double m = (double)(n * hw);
+            double m = (double)count;
             double xh = ((double)x[i] - (double)mean[c]) * is;
             dx[i] = (float)(k * ((double)dy[i] - (double)sums[c] / m - xh * (double)sums[C + c] / m));
         } else {
@@ -490,12 +527,14 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
     }
 }
 
-// pk_proxy_loss_grad writes dy = 2(counts − onehot(labels))/(n·k).
-__global__ void pk_proxy_loss_grad(const float* counts, const float* labels, float* dy, long long n, int k) {
+// pk_proxy_loss_grad writes dy = 2(counts − onehot(labels))/(total·k) for
+// n rows (total: the batch's rows, n or more when n are a share of it).
+__global__ void pk_proxy_loss_grad(const float* counts, const float* labels, float* dy, long long n, int k,
+                                   long long total) {
     GRID_STRIDE(i, n * k) {
         float d = counts[i];
         if ((int)(i % k) == (int)labels[i / k]) d = d - 1.0f;
-        dy[i] = __fmul_rn(2.0f / (float)(n * k), d);
+        dy[i] = __fmul_rn(2.0f / (float)(total * k), d);
     }
 }
 

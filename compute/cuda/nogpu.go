@@ -15,6 +15,12 @@ func openGPU(Options) (device, error) {
 		"or use --device cuda-emu to run the CUDA code path on the CPU")
 }
 
+// visibleGPUs answers in a build without -tags cuda.
+func visibleGPUs() (int, error) {
+	_, err := openGPU(Options{})
+	return 0, err
+}
+
 // cudnn is cuDNN's convolutions, present only in builds with -tags cuda.
 type cudnn struct{}
 

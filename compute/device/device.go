@@ -20,7 +20,12 @@ type Options struct {
 	StrictFP32 bool
 	// NoCuDNN uses proxykit's own convolutions where cuDNN is present.
 	NoCuDNN bool
+	// GPU is the ordinal of the GPU to use (cuda), among the visible ones.
+	GPU int
 }
+
+// GPUs counts the GPUs --device cuda can use here.
+func GPUs() (int, error) { return cuda.VisibleGPUs() }
 
 // Open returns the backend for name. The caller closes it.
 func Open(name string, opt Options) (compute.Backend, error) {
@@ -28,7 +33,8 @@ func Open(name string, opt Options) (compute.Backend, error) {
 	case "cpu":
 		return compute.NewCPU(), nil
 	case "cuda", "cuda-emu":
-		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN})
+		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN,
+			Device: opt.GPU})
 		if err != nil {
 			return nil, err
 		}

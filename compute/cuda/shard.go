@@ -1,0 +1,45 @@
+package cuda
+
+import "github.com/proxykit/proxykit/compute"
+
+// The kernels of compute.Sharded: a share of a batch whose sums other
+// processes add (data-parallel training, package dist).
+
+// ProxyLossGradOf implements compute.Sharded.
+func (be *Backend) ProxyLossGradOf(n, total, k int, counts, labels, dy compute.Buffer) {
+	be.launch1d("pk_proxy_loss_grad", int64(n*k), rw(int64(n*k+n), int64(n*k)), ptr(counts), ptr(labels), ptr(dy), int64(n), int32(k), int64(total))
+}
+
+// BatchNormSums implements compute.Sharded: a block per (group, channel),
+// pk_bn_stats's passes apart.
+func (be *Backend) BatchNormSums(groups, n, c, hw int, x, mean, sums compute.Buffer) {
+	read := int64(groups * n * c * hw)
+	if mean != nil {
+		read += 2 * int64(groups*c)
+	}
+	be.launchBlocks("pk_bn_sums", groups*c, rw(read, 2*int64(groups*c)), ptr(x), ptr(mean), ptr(sums), int64(n), int32(c), int64(hw))
+}
+
+// BatchNormDivide implements compute.Sharded.
+func (be *Backend) BatchNormDivide(n, count int, sums, out64, out32 compute.Buffer) {
+	w := int64(n)
+	if out64 != nil {
+		w += 2 * int64(n)
+	}
+	be.launch1d("pk_bn_divide", int64(n), rw(2*int64(n), w), ptr(sums), ptr(out64), ptr(out32), int64(n), int64(count))
+}
+
+// BatchNormBackwardSums implements compute.Sharded: BatchNormBackward's
+// reduction kernel, which adds the sums into dγ and dβ and keeps them.
+func (be *Backend) BatchNormBackwardSums(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
+	be.launchBlocks("pk_bn_backward_reduce", c, rw(2*int64(n*c*hw), 4*int64(c)), ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
+		ptr(sums), int64(n), int32(c), int64(hw), eps)
+}
+
+// BatchNormBackwardData implements compute.Sharded.
+func (be *Backend) BatchNormBackwardData(n, c, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
+	be.launch1d("pk_bn_backward_dx", int64(n*c*hw), rw(2*int64(n*c*hw), int64(n*c*hw)), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
+		ptr(sums), int64(n), int32(c), int64(hw), eps, int32(1), int64(count))
+}
+
+var _ compute.Sharded = (*Backend)(nil)

@@ -1,0 +1,250 @@
+package dist
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/proxykit/proxykit/compute"
+)
+
+// BatchNorm statistics in training mode, Options.BatchNorm.
+const (
+	// SyncBN normalises with the statistics of the global batch, summed
+	// across ranks in the ANN and, per time step, in the SNN: the run is
+	// the one-process run, whatever the number of ranks (the default: the
+	// reference recipe's statistics are those of its batch of 100).
+	SyncBN = "sync"
+	// RankBN normalises with each rank's share of the batch (PyTorch
+	// DDP's default); the running statistics kept are rank 0's, as DDP's
+	// broadcast of buffers makes them.
+	RankBN = "rank"
+)
+
+// Options tune a data-parallel run.
+type Options struct {
+	// Timeout bounds every wait for another rank; a collective that waits
+	// longer fails naming the rank. 0 means DefaultTimeout.
+	Timeout time.Duration
+	// BatchNorm is SyncBN ("" means SyncBN) or RankBN.
+	BatchNorm string
+	// BucketBytes is the size of the gradient buckets whose all-reduce
+	// starts as soon as the backward pass has written them, where the
+	// collectives run beside the kernels (NCCL). 0 means 25 MB, PyTorch
+	// DDP's default.
+	BucketBytes int
+}
+
+// DefaultTimeout is Options.Timeout's default: long enough for rank 0 to
+// write a checkpoint and evaluate while the others wait.
+const DefaultTimeout = 10 * time.Minute
+
+func (o Options) complete() (Options, error) {
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Timeout < 0 {
+		return o, fmt.Errorf("the data-parallel timeout must be positive, got %s", o.Timeout)
+	}
+	if o.BatchNorm == "" {
+		o.BatchNorm = SyncBN
+	}
+	if o.BatchNorm != SyncBN && o.BatchNorm != RankBN {
+		return o, fmt.Errorf("BatchNorm statistics %q: want %s (the global batch's) or %s (each rank's share)", o.BatchNorm, SyncBN, RankBN)
+	}
+	if o.BucketBytes == 0 {
+		o.BucketBytes = 25 << 20
+	}
+	if o.BucketBytes < 0 {
+		return o, fmt.Errorf("gradient bucket of %d bytes", o.BucketBytes)
+	}
+	return o, nil
+}
+
+// Group is this process's part of a data-parallel run: its rank, a host
+// communicator for the trainer's small collectives, and the collectives
+// of its backend for gradients and statistics.
+type Group struct {
+	opt    Options
+	launch Launch
+	host   Comm
+	coll   compute.Collectives
+	be     compute.Backend
+	rdv    *rendezvous
+
+	mu     sync.Mutex
+	lost   error
+	onLost func(error)
+}
+
+// Open joins the data-parallel run a launcher started (Detect), on be,
+// this rank's backend (on the GPU DeviceFor picks). Under mpirun MPI
+// carries the host collectives and, on the CPU backend, every sum; on the
+// CUDA backend NCCL carries the device sums, its unique id shared through
+// MPI. Under torchrun and srun, without MPI, NCCL is bootstrapped through
+// the rendezvous at l.Master and carries everything; the CPU backend has
+// no collectives there and is refused. onLost, if not nil, is called (from
+// another goroutine) when the rendezvous learns that another rank was
+// lost.
+func Open(l Launch, be compute.Backend, opt Options, onLost func(error)) (*Group, error) {
+	var err error
+	if opt, err = opt.complete(); err != nil {
+		return nil, err
+	}
+	switch l.Launcher {
+	case LaunchMPI:
+		host, err := OpenMPI(opt.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.Via, err)
+		}
+		if l.Size > 0 && (host.Size() != l.Size || host.Rank() != l.Rank) {
+			host.Close()
+			return nil, fmt.Errorf("MPI says rank %d of %d, the launcher's variables (%s) rank %d of %d", host.Rank(), host.Size(), l.Via, l.Rank, l.Size)
+		}
+		l.Rank, l.Size = host.Rank(), host.Size()
+		g, err := New(host, be, opt)
+		if err != nil {
+			host.Close()
+			return nil, err
+		}
+		g.launch = l
+		return g, nil
+	case LaunchTorchrun, LaunchSlurm:
+	default:
+		return nil, fmt.Errorf("no launcher started this process as one of several ranks")
+	}
+	cb, ok := be.(compute.CollectiveBackend)
+	if !ok {
+		return nil, fmt.Errorf("%s without MPI: the %s backend's data-parallel training runs on MPI's collectives; "+
+			"start it with Open MPI's mpirun (mpirun -np %d proxykit …), or use --device cuda (NCCL, bootstrapped through MASTER_ADDR:MASTER_PORT)",
+			l.Launcher, be.Name(), l.Size)
+	}
+	g := &Group{opt: opt, launch: l, be: be, onLost: onLost}
+	var id []byte
+	if l.Rank == 0 {
+		if id, err = cb.CollectiveID(); err != nil {
+			return nil, err
+		}
+	}
+	if g.rdv, id, err = rendezvousAt(l.Master, l.Rank, l.Size, id, opt.Timeout, g.peerLost); err != nil {
+		return nil, err
+	}
+	if g.coll, err = cb.JoinCollectives(l.Rank, l.Size, id, nil, opt.Timeout); err != nil {
+		g.rdv.fail(err)
+		g.rdv.close()
+		return nil, fmt.Errorf("rank %d: %w", l.Rank, err)
+	}
+	g.host = &stagedComm{rank: l.Rank, size: l.Size, be: be, coll: g.coll, abort: g.rdv.fail,
+		describe: fmt.Sprintf("%s over %s (bootstrapped at %s)", l.Launcher, g.coll.Describe(), l.Master)}
+	return g, nil
+}
+
+// New makes a group over a host communicator (OpenMPI's, or one of Local's
+// for ranks in one process) on be, this rank's backend. A backend with
+// collectives of its own (CUDA: NCCL) joins them with rank 0's token,
+// broadcast through host; the others' buffers are summed by host.
+func New(host Comm, be compute.Backend, opt Options) (*Group, error) {
+	var err error
+	if opt, err = opt.complete(); err != nil {
+		return nil, err
+	}
+	g := &Group{opt: opt, host: host, be: be,
+		launch: Launch{Rank: host.Rank(), Size: host.Size(), LocalRank: host.Rank(), Via: host.Describe()}}
+	cb, ok := be.(compute.CollectiveBackend)
+	if !ok {
+		g.coll = &hostCollectives{c: host}
+		return g, nil
+	}
+	var id []byte
+	if host.Rank() == 0 {
+		if id, err = cb.CollectiveID(); err != nil {
+			return nil, err
+		}
+	}
+	n := []byte{byte(len(id))}
+	if err := host.Broadcast(0, n); err != nil {
+		return nil, err
+	}
+	if host.Rank() != 0 {
+		id = make([]byte, n[0])
+	}
+	if err := host.Broadcast(0, id); err != nil {
+		return nil, err
+	}
+	if g.coll, err = cb.JoinCollectives(host.Rank(), host.Size(), id, host, opt.Timeout); err != nil {
+		return nil, fmt.Errorf("rank %d: %w", host.Rank(), err)
+	}
+	return g, nil
+}
+
+// peerLost records that another rank was lost and reports it.
+func (g *Group) peerLost(err error) {
+	g.mu.Lock()
+	if g.lost == nil {
+		g.lost = err
+	}
+	f := g.onLost
+	g.mu.Unlock()
+	if f != nil {
+		f(err)
+	}
+}
+
+// Lost is the first lost rank the rendezvous reported, or nil.
+func (g *Group) Lost() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lost
+}
+
+// Rank is this process's rank; Size the number of ranks.
+func (g *Group) Rank() int { return g.launch.Rank }
+
+// Size is the number of ranks.
+func (g *Group) Size() int { return g.launch.Size }
+
+// Launch is how the run was started.
+func (g *Group) Launch() Launch { return g.launch }
+
+// Options are the run's options, defaults filled in.
+func (g *Group) Options() Options { return g.opt }
+
+// Host is the communicator for host values.
+func (g *Group) Host() Comm { return g.host }
+
+// Collectives are the backend's collectives.
+func (g *Group) Collectives() compute.Collectives { return g.coll }
+
+// Describe names the ranks and what carries their sums, for logs.
+func (g *Group) Describe() string {
+	s := fmt.Sprintf("%d ranks: %s", g.Size(), g.coll.Describe())
+	if g.launch.Launcher != "" {
+		s += ", started by " + g.launch.Launcher
+	}
+	if g.rdv != nil {
+		s += " (bootstrapped at " + g.launch.Master + ")"
+	}
+	return s + ", BatchNorm statistics " + map[string]string{SyncBN: "synchronised", RankBN: "per rank"}[g.opt.BatchNorm]
+}
+
+// Abort stops every rank after err (this rank's failure): under MPI the
+// launcher ends the job; under torchrun and srun the rendezvous tells the
+// other ranks, which then stop.
+func (g *Group) Abort(err error) {
+	if g.rdv != nil {
+		g.rdv.fail(err)
+	}
+	g.host.Abort(err)
+}
+
+// Close ends this rank's part in the run.
+func (g *Group) Close() error {
+	err := g.coll.Close()
+	if g.rdv != nil {
+		g.rdv.close()
+	}
+	if cerr := g.host.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

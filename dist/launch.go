@@ -1,0 +1,184 @@
+package dist
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+)
+
+// Launchers proxykit recognises, as Launch.Launcher names them.
+const (
+	// LaunchMPI: Open MPI's mpirun (or mpiexec, prterun): MPI carries every
+	// collective on the CPU and bootstraps NCCL on CUDA.
+	LaunchMPI = "mpirun"
+	// LaunchTorchrun: torchrun, or any launcher that sets PyTorch's
+	// variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+	LaunchTorchrun = "torchrun"
+	// LaunchSlurm: SLURM's srun without MPI (SLURM_PROCID, SLURM_LOCALID,
+	// SLURM_STEP_NUM_TASKS), with MASTER_ADDR and MASTER_PORT set by the
+	// job script.
+	LaunchSlurm = "srun"
+)
+
+// Launch is how this process was started: by which launcher, as which of
+// how many ranks, on which device of its node.
+type Launch struct {
+	// Launcher is LaunchMPI, LaunchTorchrun, LaunchSlurm, or "" for a
+	// process started alone.
+	Launcher string
+	// Rank is this process's index from 0; Size the number of processes.
+	Rank, Size int
+	// LocalRank is its index among the processes on its node: the GPU it
+	// uses. LocalSize counts them (0 where the launcher does not say).
+	LocalRank, LocalSize int
+	// Master is the host:port where rank 0 serves the rendezvous
+	// (torchrun, srun: NCCL's bootstrap without MPI).
+	Master string
+	// Via names the variables that told, for messages.
+	Via string
+}
+
+// Parallel says whether more than one process takes part.
+func (l Launch) Parallel() bool { return l.Size > 1 }
+
+// String describes the launch, e.g. "rank 1 of 4 (mpirun, local rank 1)".
+func (l Launch) String() string {
+	switch {
+	case l.Size <= 1:
+		return "one process"
+	case l.Launcher == "":
+		return fmt.Sprintf("rank %d of %d", l.Rank, l.Size)
+	}
+	return fmt.Sprintf("rank %d of %d (%s, local rank %d)", l.Rank, l.Size, l.Launcher, l.LocalRank)
+}
+
+// Detect reads the launcher's environment (getenv is os.Getenv), first
+// match wins:
+//
+//  1. Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE, _RANK, _LOCAL_RANK and
+//     _LOCAL_SIZE; srun --mpi=pmix starting Open MPI sets PMIX_RANK with
+//     SLURM's variables. Either is an MPI launch (MPI_Init then confirms
+//     rank and size).
+//  2. MPICH's and Intel MPI's launchers set PMI_RANK and PMI_SIZE: refused,
+//     their libmpi has another ABI than Open MPI's.
+//  3. torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+//     MASTER_ADDR and MASTER_PORT.
+//  4. srun sets SLURM_PROCID, SLURM_LOCALID and, for the job step it
+//     launches, SLURM_STEP_NUM_TASKS (SLURM_NTASKS alone is also set in a
+//     batch script, which runs once); MASTER_ADDR and MASTER_PORT must come
+//     from the job script.
+//  5. Otherwise one process.
+//
+// A launch of one process (a world of size 1) is the same as none.
+func Detect(getenv func(string) string) (Launch, error) {
+	num := func(name string, min int) (int, error) {
+		s := getenv(name)
+		v, err := strconv.Atoi(s)
+		if err != nil || v < min {
+			return 0, fmt.Errorf("launcher variable %s=%q: want an integer of at least %d", name, s, min)
+		}
+		return v, nil
+	}
+	opt := func(name string, min int) (int, error) {
+		if getenv(name) == "" {
+			return 0, nil
+		}
+		return num(name, min)
+	}
+	var l Launch
+	var err error
+	switch {
+	case getenv("OMPI_COMM_WORLD_SIZE") != "":
+		l.Launcher, l.Via = LaunchMPI, "OMPI_COMM_WORLD_*"
+		if l.Size, err = num("OMPI_COMM_WORLD_SIZE", 1); err != nil {
+			return l, err
+		}
+		if l.Rank, err = num("OMPI_COMM_WORLD_RANK", 0); err != nil {
+			return l, err
+		}
+		if l.LocalRank, err = opt("OMPI_COMM_WORLD_LOCAL_RANK", 0); err != nil {
+			return l, err
+		}
+		if l.LocalSize, err = opt("OMPI_COMM_WORLD_LOCAL_SIZE", 1); err != nil {
+			return l, err
+		}
+	case getenv("PMIX_RANK") != "":
+		l.Launcher, l.Via = LaunchMPI, "PMIX_RANK"
+		if l.Rank, err = num("PMIX_RANK", 0); err != nil {
+			return l, err
+		}
+		l.Size = -1 // MPI_Init says
+		if getenv("SLURM_STEP_NUM_TASKS") != "" {
+			if l.Size, err = num("SLURM_STEP_NUM_TASKS", 1); err != nil {
+				return l, err
+			}
+		}
+		if l.LocalRank, err = opt("SLURM_LOCALID", 0); err != nil {
+			return l, err
+		}
+	case getenv("PMI_RANK") != "" || getenv("PMI_SIZE") != "":
+		return l, fmt.Errorf("started by an MPI launcher other than Open MPI's (PMI_RANK and PMI_SIZE are MPICH's and Intel MPI's): " +
+			"proxykit speaks Open MPI's ABI; use Open MPI's mpirun, or torchrun's variables (see docs/guide.md, data-parallel training)")
+	case getenv("WORLD_SIZE") != "" || getenv("RANK") != "":
+		l.Launcher, l.Via = LaunchTorchrun, "RANK, WORLD_SIZE, LOCAL_RANK"
+		if l.Size, err = num("WORLD_SIZE", 1); err != nil {
+			return l, err
+		}
+		if l.Rank, err = num("RANK", 0); err != nil {
+			return l, err
+		}
+		if l.LocalRank, err = opt("LOCAL_RANK", 0); err != nil {
+			return l, err
+		}
+		if l.LocalSize, err = opt("LOCAL_WORLD_SIZE", 1); err != nil {
+			return l, err
+		}
+	case getenv("SLURM_STEP_NUM_TASKS") != "" && getenv("SLURM_PROCID") != "":
+		l.Launcher, l.Via = LaunchSlurm, "SLURM_PROCID, SLURM_STEP_NUM_TASKS, SLURM_LOCALID"
+		if l.Size, err = num("SLURM_STEP_NUM_TASKS", 1); err != nil {
+			return l, err
+		}
+		if l.Rank, err = num("SLURM_PROCID", 0); err != nil {
+			return l, err
+		}
+		if l.LocalRank, err = opt("SLURM_LOCALID", 0); err != nil {
+			return l, err
+		}
+	default:
+		return Launch{Rank: 0, Size: 1}, nil
+	}
+	if l.Size == 1 {
+		return Launch{Rank: 0, Size: 1}, nil
+	}
+	if l.Size > 0 && l.Rank >= l.Size {
+		return l, fmt.Errorf("%s: rank %d of %d ranks (%s)", l.Launcher, l.Rank, l.Size, l.Via)
+	}
+	if l.Launcher == LaunchTorchrun || l.Launcher == LaunchSlurm {
+		addr, port := getenv("MASTER_ADDR"), getenv("MASTER_PORT")
+		if addr == "" || port == "" {
+			return l, fmt.Errorf("%s started %d ranks but MASTER_ADDR and MASTER_PORT are not both set: they name the host and port where rank 0 "+
+				"serves the rendezvous (torchrun sets them; in a SLURM job script: export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1) MASTER_PORT=29500)",
+				l.Launcher, l.Size)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return l, fmt.Errorf("MASTER_PORT=%q: want a TCP port, 1 to 65535", port)
+		}
+		l.Master = net.JoinHostPort(addr, port)
+	}
+	return l, nil
+}
+
+// DeviceFor is the GPU ordinal rank l uses among visible GPUs: its local
+// rank, or 0 where the launcher made one GPU visible to each process
+// (CUDA_VISIBLE_DEVICES, as srun --gpus-per-task does). It refuses a
+// local rank without a GPU of its own.
+func DeviceFor(l Launch, visible int) (int, error) {
+	switch {
+	case !l.Parallel() || visible == 1:
+		return 0, nil
+	case l.LocalRank < visible:
+		return l.LocalRank, nil
+	}
+	return 0, fmt.Errorf("%s: local rank %d has no GPU of its own: %d visible on this node; start at most %d ranks per node, one per GPU",
+		l, l.LocalRank, visible, visible)
+}
