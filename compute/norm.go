@@ -101,13 +101,49 @@ func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []
 // every gradient is, so that shares of a batch add up to its gradient.
 // dx may be nil.
 func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta []float32) {
-	m := float64(n * hw)
+	is := bnInvStd(c, eps, variance)
+	// sums[ch] = Σ dy, sums[c+ch] = Σ dy·x̂
+	sums := make([]float32, 2*c)
+	bnBackwardSums(n, c, hw, mean, is, x, dy, sums)
+	for ch := 0; ch < c; ch++ {
+		dgamma[ch] += sums[c+ch]
+		dbeta[ch] += sums[ch]
+	}
+	if dx == nil {
+		return
+	}
+	if train {
+		bnBackwardData(n, c, hw, n*hw, gamma, mean, is, x, dy, sums, dx)
+		return
+	}
+	ParallelFor(n, func(lo, hi int) {
+		for s := lo; s < hi; s++ {
+			for ch := 0; ch < c; ch++ {
+				k := float64(gamma[ch]) * is[ch]
+				off := (s*c + ch) * hw
+				for i, g := range dy[off : off+hw] {
+					dx[off+i] = float32(k * float64(g))
+				}
+			}
+		}
+	})
+}
+
+// bnInvStd is each channel's 1/√(var+eps), in float64.
+func bnInvStd(c int, eps float32, variance []float32) []float64 {
 	is := make([]float64, c)
 	for ch := range is {
 		is[ch] = 1 / math.Sqrt(float64(variance[ch]+eps))
 	}
-	// sums[ch] = Σ dy, sums[c+ch] = Σ dy·x̂
-	sums := make([]float32, 2*c)
+	return is
+}
+
+// bnBackwardSums writes BatchNorm's backward sums over n samples, Σdy
+// (sums[ch]) and Σdy·x̂ (sums[c+ch]): each sample's leaf summed over its
+// pixels in float64 and rounded, the leaves combined in float32 by the
+// batch reduction rule (reduce.go), so that shares of a batch add up to
+// the batch's sums.
+func bnBackwardSums(n, c, hw int, mean []float32, is []float64, x, dy, sums []float32) {
 	batchTree(n, maxWorkers(), 1, sums, func(_, s, _ int, leaf []float32) {
 		for ch := 0; ch < c; ch++ {
 			mu := float64(mean[ch])
@@ -120,13 +156,13 @@ func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, varia
 			leaf[ch], leaf[c+ch] = float32(sdy), float32(sdyx)
 		}
 	}, addGeneric, nil)
-	for ch := 0; ch < c; ch++ {
-		dgamma[ch] += sums[c+ch]
-		dbeta[ch] += sums[ch]
-	}
-	if dx == nil {
-		return
-	}
+}
+
+// bnBackwardData writes dx = γ·invstd·(dy − Σdy/count − x̂·Σdy·x̂/count)
+// for n samples normalised with batch statistics over count values per
+// channel, from the batch's sums (bnBackwardSums).
+func bnBackwardData(n, c, hw, count int, gamma, mean []float32, is []float64, x, dy, sums, dx []float32) {
+	m := float64(count)
 	ParallelFor(n, func(lo, hi int) {
 		for s := lo; s < hi; s++ {
 			for ch := 0; ch < c; ch++ {
@@ -134,12 +170,8 @@ func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, varia
 				k := float64(gamma[ch]) * is[ch]
 				off := (s*c + ch) * hw
 				for i, g := range dy[off : off+hw] {
-					if train {
-						xh := (float64(x[off+i]) - mu) * is[ch]
-						dx[off+i] = float32(k * (float64(g) - sdy/m - xh*sdyx/m))
-					} else {
-						dx[off+i] = float32(k * float64(g))
-					}
+					xh := (float64(x[off+i]) - mu) * is[ch]
+					dx[off+i] = float32(k * (float64(g) - sdy/m - xh*sdyx/m))
 				}
 			}
 		}

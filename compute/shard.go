@@ -2,7 +2,6 @@ package compute
 
 import (
 	"fmt"
-	"math"
 	"time"
 	"unsafe"
 )
@@ -147,30 +146,17 @@ func ProxyLossGradOf(n, total, k int, counts, labels, dy []float32) {
 	}
 }
 
-// BatchNormSums implements Sharded: BatchNormStats's sums, in its order.
+// BatchNormSums implements Sharded: BatchNormStats's sums, in its order
+// (a share's sums are a subtree of the batch reduction tree).
 func (c *CPU) BatchNormSums(groups, n, cc, hw int, x, mean, sums Buffer) {
-	BatchNormSums(groups, n, cc, hw, host(x), host64(mean), host64(sums))
-}
-
-// BatchNormSums writes each group's and channel's sum of x (mean nil) or
-// of (x − mean)² over n samples, in float64, in BatchNormStats's order.
-func BatchNormSums(groups, n, c, hw int, x []float32, mean, sums []float64) {
+	xh, mu, out := host(x), host64(mean), host64(sums)
+	ks := c.kernels()
 	for g := 0; g < groups; g++ {
-		xg := x[g*n*c*hw : (g+1)*n*c*hw]
-		for ch := 0; ch < c; ch++ {
-			var s float64
-			for smp := 0; smp < n; smp++ {
-				for _, v := range xg[(smp*c+ch)*hw : (smp*c+ch+1)*hw] {
-					if mean == nil {
-						s += float64(v)
-					} else {
-						d := float64(v) - mean[g*c+ch]
-						s += d * d
-					}
-				}
-			}
-			sums[g*c+ch] = s
+		var mg []float64
+		if mu != nil {
+			mg = mu[g*cc : (g+1)*cc]
 		}
+		ks.bnSums(n, cc, hw, xh[g*n*cc*hw:(g+1)*n*cc*hw], mg, out[g*cc:(g+1)*cc])
 	}
 }
 
@@ -187,57 +173,21 @@ func (c *CPU) BatchNormDivide(n, count int, sums, out64, out32 Buffer) {
 	}
 }
 
-// BatchNormBackwardSums implements Sharded.
+// BatchNormBackwardSums implements Sharded: BatchNormBackward's sums, in
+// its order, added into dgamma and dbeta.
 func (c *CPU) BatchNormBackwardSums(n, cc, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta Buffer) {
-	BatchNormBackwardSums(n, cc, hw, eps, host(mean), host(variance), host(x), host(dy), host(sums))
 	s, dg, db := host(sums), host(dgamma), host(dbeta)
+	bnBackwardSums(n, cc, hw, host(mean), bnInvStd(cc, eps, host(variance)), host(x), host(dy), s)
 	for ch := 0; ch < cc; ch++ {
 		dg[ch] += s[cc+ch]
 		db[ch] += s[ch]
 	}
 }
 
-// BatchNormBackwardSums writes BatchNormBackward's channel sums Σdy
-// (sums[ch]) and Σdy·x̂ (sums[c+ch]) over n samples, as BatchNormBackward
-// forms them.
-func BatchNormBackwardSums(n, c, hw int, eps float32, mean, variance, x, dy, sums []float32) {
-	for ch := 0; ch < c; ch++ {
-		mu := float64(mean[ch])
-		is := 1 / math.Sqrt(float64(variance[ch]+eps))
-		var sdy, sdyx float64
-		for s := 0; s < n; s++ {
-			off := (s*c + ch) * hw
-			for i, g := range dy[off : off+hw] {
-				sdy += float64(g)
-				sdyx += float64(g) * (float64(x[off+i]) - mu) * is
-			}
-		}
-		sums[ch], sums[c+ch] = float32(sdy), float32(sdyx)
-	}
-}
-
-// BatchNormBackwardData implements Sharded.
+// BatchNormBackwardData implements Sharded: BatchNormBackward's dx, from
+// the whole batch's sums over count values per channel.
 func (c *CPU) BatchNormBackwardData(n, cc, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx Buffer) {
-	BatchNormBackwardData(n, cc, hw, count, eps, host(gamma), host(mean), host(variance), host(x), host(dy), host(sums), host(dx))
-}
-
-// BatchNormBackwardData writes BatchNormBackward's dx with batch
-// statistics for n samples, from channel sums over count values.
-func BatchNormBackwardData(n, c, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx []float32) {
-	m := float64(count)
-	for ch := 0; ch < c; ch++ {
-		mu := float64(mean[ch])
-		is := 1 / math.Sqrt(float64(variance[ch]+eps))
-		sdy, sdyx := float64(sums[ch]), float64(sums[c+ch])
-		k := float64(gamma[ch]) * is
-		for s := 0; s < n; s++ {
-			off := (s*c + ch) * hw
-			for i, g := range dy[off : off+hw] {
-				xh := (float64(x[off+i]) - mu) * is
-				dx[off+i] = float32(k * (float64(g) - sdy/m - xh*sdyx/m))
-			}
-		}
-	}
+	bnBackwardData(n, cc, hw, count, host(gamma), host(mean), bnInvStd(cc, eps, host(variance)), host(x), host(dy), host(sums), host(dx))
 }
 
 var _ Sharded = (*CPU)(nil)

@@ -179,7 +179,7 @@ func (t *Trainer) syncRankStats() error {
 
 // ShardedReport evaluates d split across g's ranks (dist.Split): each rank
 // runs its share on eng, and the counts behind the report — per class, the
-// confusion matrices, ties — are summed across ranks, so that every rank
+// three confusion matrices, ties — are summed across ranks, so that every rank
 // gets the whole set's report.
 func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *dist.Group) (results.Report, error) {
 	lo, hi := dist.Split(d.N, g.Size(), g.Rank())
@@ -198,14 +198,14 @@ func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *dist.Gr
 	for c, ca := range r.Classes {
 		v = append(v, float64(ca.N), count(ca.SNNTies, ca.N))
 		for j := 0; j < k; j++ {
-			v = append(v, float64(r.ConfusionANN[c][j]), float64(r.ConfusionSNN[c][j]))
+			v = append(v, float64(r.ConfusionANN[c][j]), float64(r.ConfusionSNN[c][j]), float64(r.ConfusionSNNMembrane[c][j]))
 		}
 	}
 	if err := g.Host().AllReduceF64(v); err != nil {
 		return r, err
 	}
 	n := float64(max(d.N, 1))
-	var ann, strict int
+	var ann, strict, membrane int
 	r.Accuracy = results.Accuracy{N: d.N, SNNTies: v[0] / n, TieShare: v[1] / n}
 	v = v[2:]
 	for c := range r.Classes {
@@ -214,17 +214,22 @@ func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *dist.Gr
 		m := float64(max(ca.N, 1))
 		ca.SNNTies = v[1] / m
 		for j := 0; j < k; j++ {
-			r.ConfusionANN[c][j], r.ConfusionSNN[c][j] = int(v[2+2*j]), int(v[3+2*j])
+			r.ConfusionANN[c][j], r.ConfusionSNN[c][j], r.ConfusionSNNMembrane[c][j] = int(v[2+3*j]), int(v[3+3*j]), int(v[4+3*j])
 		}
 		if c < k {
 			ann += r.ConfusionANN[c][c]
 			strict += r.ConfusionSNN[c][c]
-			ca.ANN, ca.SNNStrict = float64(r.ConfusionANN[c][c])/m, float64(r.ConfusionSNN[c][c])/m
+			membrane += r.ConfusionSNNMembrane[c][c]
+			ca.ANN, ca.SNNStrict, ca.SNNMembrane = float64(r.ConfusionANN[c][c])/m, float64(r.ConfusionSNN[c][c])/m, float64(r.ConfusionSNNMembrane[c][c])/m
 		} else {
-			ca.ANN, ca.SNNStrict = 0, 0
+			ca.ANN, ca.SNNStrict, ca.SNNMembrane = 0, 0, 0
 		}
-		v = v[2+2*k:]
+		v = v[2+3*k:]
 	}
-	r.Accuracy.ANN, r.Accuracy.SNNStrict = float64(ann)/n, float64(strict)/n
+	r.Accuracy.ANN, r.Accuracy.SNNStrict, r.Accuracy.SNNMembrane = float64(ann)/n, float64(strict)/n, float64(membrane)/n
+	r.Paper = nil
+	if cmp, ok := results.ComparePaper(d.Name, r.Accuracy); ok {
+		r.Paper = &cmp
+	}
 	return r, nil
 }

@@ -182,7 +182,8 @@ func compareRuns(t *testing.T, what string, one, many distRun) (differ int, rel 
 // (BatchNorm in training mode) on 1,003 real MNIST digits, global batch
 // 100, with 2 and 4 ranks in this process on the CPU backend, synchronised
 // BatchNorm statistics: every rank ends with the same bits, and with the
-// state of one process training on the same global batches. The last
+// bits of one process training on the same global batches (weights, Adam's
+// moments, BatchNorm's statistics, the epoch's statistics and test report). The last
 // batch, of 3 images, leaves one of 4 ranks without an image: it runs a
 // stand-in that counts for nothing.
 func TestDataParallelRanksInOneProcess(t *testing.T) {
@@ -196,8 +197,10 @@ func TestDataParallelRanksInOneProcess(t *testing.T) {
 		t.Logf("%d ranks: %d of %d values differ from one process (%.2g of the training's effect); loss %.6f vs %.6f, test SNN %.3f vs %.3f",
 			size, differ, len(one.states[0]), rel, many.history[0].TrainLoss, one.history[0].TrainLoss,
 			many.history[0].Test.SNNStrict, one.history[0].Test.SNNStrict)
-		if rel > 1e-3 {
-			t.Errorf("%d ranks land %.3g of the training's effect from one process", size, rel)
+		// the shares are subtrees of the CPU backend's batch reduction tree
+		// and the ranks add them in its order (docs/design.md §8)
+		if differ != 0 {
+			t.Errorf("%d ranks: %d values differ from one process's (%.3g of the training's effect); want its bits", size, differ, rel)
 		}
 		a, b := many.history[0], one.history[0]
 		a.Seconds, a.ImagesPerSec, b.Seconds, b.ImagesPerSec = 0, 0, 0, 0 // timing
