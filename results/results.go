@@ -163,6 +163,13 @@ type BenchResult struct {
 	// that count them (compute.Counting: the CUDA backend).
 	StepTraffic  *compute.Traffic `json:"step_traffic,omitempty"`
 	InferTraffic *compute.Traffic `json:"infer_traffic,omitempty"`
+	// IFLayers and FiringRates are the SNN's IF layers and each one's
+	// firing rate on the inference batch; InferWork is what the product
+	// kernels did in one inference batch, on backends that count it (the
+	// CPU's event-driven kernels: how much of the dense work they skipped).
+	IFLayers    []string             `json:"if_layers,omitempty"`
+	FiringRates []float64            `json:"firing_rates,omitempty"`
+	InferWork   []compute.KernelWork `json:"infer_work,omitempty"`
 	// Data-parallel runs (Ranks > 1; train.BenchRanks): each training step
 	// is a global batch split across the ranks, and TrainImagesPerSec the
 	// global batch's rate. RankTrainImagesPerSec is each rank's share's,

@@ -125,12 +125,20 @@ class ResNet(nn.Module):
 
 
 def if_layer(state, name, current):
-    """One IF step: v += I; spike where v >= v_th; hard reset to 0."""
-    v = state.get(name)
-    v = current if v is None else v + current
-    s = (v >= VTH).to(current.dtype)
-    state[name] = v * (1 - s)
-    return s
+    """One IF step: v += I; spike where v >= v_th; hard reset to 0. In place,
+    into buffers kept from step to step (the anchor at its best: a fresh
+    40 MB tensor per layer and step costs PyTorch more than the arithmetic;
+    a layer's spikes are read by the next layer before its next step)."""
+    st = state.get(name)
+    if st is None:
+        v, spikes = current.clone(), torch.empty_like(current)
+        state[name] = (v, spikes)
+    else:
+        v, spikes = st
+        v.add_(current)
+    torch.ge(v, VTH, out=spikes)  # float spikes straight from the comparison
+    v.masked_fill_(v >= VTH, 0)
+    return spikes
 
 
 def twin(ann):

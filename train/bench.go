@@ -20,6 +20,13 @@ type deviceMemory interface {
 	ResetPeak()
 }
 
+// kernelWork is implemented by backends that count what their product
+// kernels skipped (the CPU backend).
+type kernelWork interface {
+	Work() []compute.KernelWork
+	ResetWork()
+}
+
 // Bench times proxy-learning steps (BN in training mode, as in epoch 0, with
 // the Adam update) and SNN inference, on be, for at least minTime each (one
 // step at least), after one untimed warm-up step each. The images are d's
@@ -191,12 +198,24 @@ func BenchRanks(g *dist.Group, be compute.Backend, net *nn.Network, cfg spiking.
 	defer ebe.Free(in)
 	ebe.Upload(in, xi.Data)
 	xv := nn.Value{Shape: xi.Shape, Buf: in}
-	if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
+	// the warm-up run records the firing rates and the kernels' work
+	work, hasWork := be.(kernelWork)
+	if hasWork {
+		work.ResetWork()
+	}
+	if _, err := sim.Run(context.Background(), xv, false, true); err != nil {
 		return r, err
 	}
 	if err := ebe.Err(); err != nil {
 		return r, err
 	}
+	if hasWork {
+		r.InferWork = work.Work()
+	}
+	if r.FiringRates, err = sim.Rates(inferBatch); err != nil {
+		return r, err
+	}
+	r.IFLayers = sim.IFNames()
 	n := 0
 	start = time.Now()
 	for n == 0 || time.Since(start) < minTime {

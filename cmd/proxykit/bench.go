@@ -127,6 +127,17 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 	if g != nil {
 		fmt.Fprintf(out, "    per rank (each alone): %s images/s\n", joinRates(r.RankInferImagesPerSec))
 	}
+	if len(r.FiringRates) > 0 {
+		var rs []string
+		for i, name := range r.IFLayers {
+			rs = append(rs, fmt.Sprintf("%s %.1f%%", name, 100*r.FiringRates[i]))
+		}
+		fmt.Fprintf(out, "    firing rates: %s\n", strings.Join(rs, ", "))
+	}
+	for _, w := range r.InferWork {
+		fmt.Fprintf(out, "    %s: %.1f%% of inputs active, %.1f%% of %.2f GFLOP skipped (%d of %d samples event-driven)\n",
+			w.Kernel, 100*w.ActiveShare(), 100*w.Skipped(), 2*float64(w.DenseMACs)/1e9, w.EventSamples, w.Samples)
+	}
 	fmt.Fprintf(out, "  peak memory: %.0f MB (process)", peakMB)
 	if r.TrainDeviceMB > 0 {
 		fmt.Fprintf(out, "; on the device %.0f MB training, %.0f MB inference", r.TrainDeviceMB, r.InferDeviceMB)

@@ -299,6 +299,24 @@ func TestBenchCommand(t *testing.T) {
 	if r.Result.TrainImagesPerSec <= 0 || r.Result.InferImagesPerSec <= 0 || r.Peak <= 0 {
 		t.Errorf("bench reported %+v", r)
 	}
+	// the SNN's firing rates and what the CPU's event-driven kernels skipped
+	if len(r.Result.IFLayers) == 0 || len(r.Result.FiringRates) != len(r.Result.IFLayers) {
+		t.Errorf("bench's firing rates: %v for %v", r.Result.FiringRates, r.Result.IFLayers)
+	}
+	kinds := map[string]bool{}
+	for _, w := range r.Result.InferWork {
+		kinds[w.Kernel] = true
+		if w.MACs > w.DenseMACs || w.ActiveInputs > w.Inputs || w.EventSamples > w.Samples || w.Samples == 0 {
+			t.Errorf("bench's kernel work: %+v", w)
+		}
+	}
+	if !kinds["conv forward"] || !kinds["linear forward (spikes)"] {
+		t.Errorf("bench's kernel work names %v; want the convolution and the spiking linear layer", kinds)
+	}
+	text, err := run(t, "bench", "--arch", "tiny", "--batch-size", "20", "--infer-batch-size", "20", "--timesteps", "4", "--seconds", "0")
+	if err != nil || !strings.Contains(text, "firing rates: ") || !strings.Contains(text, "GFLOP skipped") {
+		t.Errorf("bench's report (%v):\n%s", err, text)
+	}
 	if _, err := run(t, "bench", "--device", "cuda"); err == nil || !strings.Contains(err.Error(), "-tags cuda") {
 		t.Errorf("--device cuda: %v", err)
 	}
