@@ -29,6 +29,16 @@ if ! cmp -s "$ptx" compute/cuda/kernels.ptx; then
   exit 1
 fi
 rm -f "$ptx"
+echo "== the CPU kernels' assembly matches its generator (compute/asmgen)"
+asm=$(mktemp -d)
+go run ./compute/asmgen "$asm"
+for f in "$asm"/*.s; do
+  if ! cmp -s "$f" "compute/$(basename "$f")"; then
+    echo "compute/$(basename "$f") is not compute/asmgen's: run go generate ./compute" >&2
+    exit 1
+  fi
+done
+rm -rf "$asm"
 
 # The 78 MB full-width network is generated, not committed; it is cached
 # under .cache/ (ignored by git) and reused while the generator is unchanged.

@@ -1,6 +1,6 @@
 // Command allreduce times proxykit's host all-reduce (package dist: the
 // fixed-order recursive halving and doubling over Open MPI) on the
-// gradients of the paper's network, for docs/scaling.md. Run it under
+// gradients of the paper's network (docs/scaling.md). Run it under
 // mpirun; rank 0 prints one JSON object.
 //
 // Usage: go build -o allreduce ./scripts/allreduce && mpirun -np 2 ./allreduce [-width 128] [-reps 20]
