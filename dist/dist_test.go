@@ -281,6 +281,40 @@ func TestDeviceFor(t *testing.T) {
 	if _, err := DeviceFor(l, 4); err == nil || !strings.Contains(err.Error(), "local rank 4 has no GPU of its own: 4 visible") {
 		t.Errorf("local rank 4 of 4 GPUs: %v", err)
 	}
+	// two ranks of a node and one GPU: shared, unless each process was
+	// given its own (CUDA_VISIBLE_DEVICES)
+	l.LocalRank, l.LocalSize = 1, 2
+	t.Setenv("CUDA_VISIBLE_DEVICES", "")
+	if _, err := DeviceFor(l, 1); err == nil || !strings.Contains(err.Error(), "2 ranks on this node share its one visible GPU") {
+		t.Errorf("2 local ranks, one GPU: %v", err)
+	}
+	t.Setenv("CUDA_VISIBLE_DEVICES", "3")
+	if d, err := DeviceFor(l, 1); d != 0 || err != nil {
+		t.Errorf("2 local ranks, each given its GPU: %d, %v", d, err)
+	}
+}
+
+// TestDetectEdges: a PMIx launch without SLURM's task count is parallel
+// (MPI_Init tells the size); sizes beyond MaxRanks are refused, not
+// allocated.
+func TestDetectEdges(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	l, err := Detect(env("PMIX_RANK", "1"))
+	if err != nil || l.Launcher != LaunchMPI || !l.Parallel() {
+		t.Errorf("PMIX_RANK alone: %+v, %v; want an MPI launch, parallel", l, err)
+	}
+	for _, big := range []string{"9223372036854775807", "1048577"} {
+		if _, err := Detect(env("WORLD_SIZE", big, "RANK", "0", "MASTER_ADDR", "h", "MASTER_PORT", "1")); err == nil ||
+			!strings.Contains(err.Error(), "WORLD_SIZE") {
+			t.Errorf("WORLD_SIZE=%s: %v", big, err)
+		}
+	}
 }
 
 // freeAddr is a localhost address with a free port.

@@ -2,6 +2,7 @@ package dist
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -104,7 +105,10 @@ func Open(l Launch, be compute.Backend, opt Options, onLost func(error)) (*Group
 		l.Rank, l.Size = host.Rank(), host.Size()
 		g, err := New(host, be, opt)
 		if err != nil {
-			host.Close()
+			// MPI_Finalize would wait for ranks that wait for this one
+			// (in a broadcast, in NCCL's bootstrap): say why and end the job
+			fmt.Fprintf(os.Stderr, "proxykit: rank %d of %d: %v\n", host.Rank(), host.Size(), err)
+			host.Abort(err)
 			return nil, err
 		}
 		g.launch = l
@@ -155,15 +159,28 @@ func New(host Comm, be compute.Backend, opt Options) (*Group, error) {
 		g.coll = &hostCollectives{c: host}
 		return g, nil
 	}
+	// rank 0's id, its length first; a length of 0 says rank 0 failed to
+	// make one, so that the others stop at once instead of waiting
 	var id []byte
+	var idErr error
 	if host.Rank() == 0 {
-		if id, err = cb.CollectiveID(); err != nil {
-			return nil, err
+		id, idErr = cb.CollectiveID()
+		if idErr == nil && (len(id) == 0 || len(id) > 255) {
+			idErr = fmt.Errorf("the collectives' id has %d bytes", len(id))
+		}
+		if idErr != nil {
+			id = nil
 		}
 	}
 	n := []byte{byte(len(id))}
 	if err := host.Broadcast(0, n); err != nil {
 		return nil, err
+	}
+	if idErr != nil {
+		return nil, idErr
+	}
+	if n[0] == 0 {
+		return nil, fmt.Errorf("rank %d: rank 0 could not set up the collectives (its error says why)", host.Rank())
 	}
 	if host.Rank() != 0 {
 		id = make([]byte, n[0])

@@ -3,6 +3,7 @@ package dist
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 )
 
@@ -38,8 +39,12 @@ type Launch struct {
 	Via string
 }
 
-// Parallel says whether more than one process takes part.
-func (l Launch) Parallel() bool { return l.Size > 1 }
+// Parallel says whether more than one process takes part, or may (a
+// size of −1: an MPI launch whose size MPI_Init tells).
+func (l Launch) Parallel() bool { return l.Size > 1 || l.Size < 0 }
+
+// MaxRanks bounds the number of ranks a launcher's variables may name.
+const MaxRanks = 1 << 20
 
 // String describes the launch, e.g. "rank 1 of 4 (mpirun, local rank 1)".
 func (l Launch) String() string {
@@ -74,8 +79,8 @@ func Detect(getenv func(string) string) (Launch, error) {
 	num := func(name string, min int) (int, error) {
 		s := getenv(name)
 		v, err := strconv.Atoi(s)
-		if err != nil || v < min {
-			return 0, fmt.Errorf("launcher variable %s=%q: want an integer of at least %d", name, s, min)
+		if err != nil || v < min || v > MaxRanks {
+			return 0, fmt.Errorf("launcher variable %s=%q: want an integer from %d to %d", name, s, min, MaxRanks)
 		}
 		return v, nil
 	}
@@ -174,7 +179,12 @@ func Detect(getenv func(string) string) (Launch, error) {
 // local rank without a GPU of its own.
 func DeviceFor(l Launch, visible int) (int, error) {
 	switch {
-	case !l.Parallel() || visible == 1:
+	case !l.Parallel():
+		return 0, nil
+	case visible == 1 && l.LocalSize > 1 && os.Getenv("CUDA_VISIBLE_DEVICES") == "":
+		return 0, fmt.Errorf("%s: %d ranks on this node share its one visible GPU; start one rank per GPU "+
+			"(or give each process its own GPU with CUDA_VISIBLE_DEVICES, as srun --gpus-per-task=1 does)", l, l.LocalSize)
+	case visible == 1:
 		return 0, nil
 	case l.LocalRank < visible:
 		return l.LocalRank, nil

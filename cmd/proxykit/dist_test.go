@@ -255,3 +255,23 @@ func TestMPIRankLost(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTheLeadChecksOutputs: under a launcher, ranks other than 0 write
+// nothing, so they do not check -o's folder (on another node it may not
+// exist); rank 0 and a process alone do.
+func TestOnlyTheLeadChecksOutputs(t *testing.T) {
+	f := distFlags{launcher: "auto"}
+	t.Setenv("OMPI_COMM_WORLD_SIZE", "2")
+	t.Setenv("OMPI_COMM_WORLD_RANK", "1")
+	if f.leads() {
+		t.Error("rank 1 of 2 leads")
+	}
+	t.Setenv("OMPI_COMM_WORLD_RANK", "0")
+	if !f.leads() {
+		t.Error("rank 0 of 2 does not lead")
+	}
+	t.Setenv("OMPI_COMM_WORLD_RANK", "1")
+	if f := (distFlags{launcher: "none"}); !f.leads() {
+		t.Error("--launcher none does not lead")
+	}
+}

@@ -86,6 +86,17 @@ func (f *distFlags) add(cmd *cobra.Command) {
 // local rank's) and its group, nil when alone. A rank lost later (seen by
 // the rendezvous of torchrun and srun) ends this process with a message
 // naming it.
+// leads says whether this process is the one that writes a run's files:
+// alone, or rank 0 of the ranks the launcher's variables name (an unreadable
+// launch counts as leading; join reports it).
+func (f *distFlags) leads() bool {
+	if f.launcher != "auto" {
+		return true
+	}
+	l, err := dist.Detect(os.Getenv)
+	return err != nil || !l.Parallel() || l.Rank == 0
+}
+
 func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *dist.Group, error) {
 	l := dist.Launch{Size: 1}
 	switch f.launcher {

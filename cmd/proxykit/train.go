@@ -66,8 +66,12 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	if err := addPlotOutputs(&outs, "--plot", c.plotPath); err != nil {
 		return err
 	}
-	if err := outs.check(path); err != nil { // -o may be --resume's file: the run continues there
-		return err
+	// -o may be --resume's file: the run continues there. Only the lead
+	// rank writes, so only it checks (another node may lack -o's folder).
+	if c.dfl.leads() {
+		if err := outs.check(path); err != nil {
+			return err
+		}
 	}
 	if err := c.rf.complete(); err != nil {
 		return err
