@@ -46,19 +46,10 @@ func (ks *kernelSet) IFForward(a IFArgs, in, scale, shift, v, spikes, counts []f
 }
 
 // ProxyLossGrad writes dy = 2(counts − onehot(labels))/(n·k), the gradient
-// of the proxy loss mean((counts − onehot)²) at the ANN's output.
+// of the proxy loss mean((counts − onehot)²) at the ANN's output: the
+// whole batch as its own share (ProxyLossGradOf).
 func ProxyLossGrad(n, k int, counts, labels, dy []float32) {
-	scale := float32(2) / float32(n*k)
-	for i := 0; i < n; i++ {
-		label := int(labels[i])
-		for j := 0; j < k; j++ {
-			d := counts[i*k+j]
-			if j == label {
-				d--
-			}
-			dy[i*k+j] = scale * d
-		}
-	}
+	ProxyLossGradOf(n, n, k, counts, labels, dy)
 }
 
 // Factors are Adam's bias corrections for this step: lr/(1−β1ᵗ) and
