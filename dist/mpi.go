@@ -199,6 +199,10 @@ type mpiTransport struct {
 	r, n    int
 	timeout time.Duration
 	chunk   int // the most bytes in one message (MPI counts are C ints)
+	// stuck keeps the pins of transfers that failed with requests still
+	// posted (a timeout): MPI may write into those buffers until the job is
+	// aborted, so they stay pinned, never reused by the collector.
+	stuck []*runtime.Pinner
 }
 
 func (t *mpiTransport) rank() int { return t.r }
@@ -242,15 +246,18 @@ func (t *mpiTransport) exchange(peer int, out, in []byte, what string) error {
 // transfer sends out and/or receives in, in chunks, both directions in
 // flight together.
 func (t *mpiTransport) transfer(peer int, out, in []byte, sending, receiving bool, what string) error {
-	var pin runtime.Pinner // MPI holds the buffers until the requests complete
-	defer pin.Unpin()
+	pin := new(runtime.Pinner) // MPI holds the buffers until the requests complete
 	for off := 0; off == 0 || off < max(len(out), len(in)); off += t.chunk {
 		o := out[min(off, len(out)):min(off+t.chunk, len(out))]
 		i := in[min(off, len(in)):min(off+t.chunk, len(in))]
-		if err := t.transferChunk(&pin, peer, o, i, sending, receiving, what); err != nil {
+		if err := t.transferChunk(pin, peer, o, i, sending, receiving, what); err != nil {
+			mpiState.Lock()
+			t.stuck = append(t.stuck, pin)
+			mpiState.Unlock()
 			return err
 		}
 	}
+	pin.Unpin()
 	return nil
 }
 
