@@ -521,3 +521,38 @@ func mpiWorker() error {
 	}
 	return nil
 }
+
+// TestRendezvousSilentConnection: a connection that never says hello (a
+// port scanner, a health check) is given up after a quarter of the
+// timeout; the ranks that come after it still meet.
+func TestRendezvousSilentConnection(t *testing.T) {
+	addr := freeAddr(t)
+	done := make(chan error, 1)
+	go func() {
+		z, _, err := rendezvousAt(addr, 0, 2, []byte("id"), 4*time.Second, nil)
+		if z != nil {
+			z.close()
+		}
+		done <- err
+	}()
+	var silent net.Conn
+	for i := 0; silent == nil && i < 100; i++ {
+		silent, _ = net.Dial("tcp", addr)
+		if silent == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if silent == nil {
+		t.Fatal("rank 0 does not listen")
+	}
+	defer silent.Close()
+	time.Sleep(100 * time.Millisecond) // rank 0 now waits for the silent connection's hello
+	z1, got, err := rendezvousAt(addr, 1, 2, nil, 4*time.Second, nil)
+	if err != nil || string(got) != "id" {
+		t.Fatalf("rank 1 behind a silent connection: %q, %v", got, err)
+	}
+	z1.close()
+	if err := <-done; err != nil {
+		t.Errorf("rank 0 behind a silent connection: %v", err)
+	}
+}

@@ -78,7 +78,15 @@ func rendezvousAt(addr string, rank, size int, payload []byte, timeout time.Dura
 				return nil, nil, fmt.Errorf("rank 0: rank(s) %s did not reach the rendezvous at port %s within %s: %w",
 					strings.Join(missing, ", "), port, timeout, errors.Join(err, ErrTimeout))
 			}
-			c.SetDeadline(deadline)
+			// a rank sends its hello as soon as it connects: a connection
+			// that says nothing (a port scanner, a health check) is given
+			// up after a quarter of the timeout (10 s at most), not at the
+			// rendezvous's deadline
+			helloBy := time.Now().Add(min(10*time.Second, timeout/4))
+			if deadline.Before(helloBy) {
+				helloBy = deadline
+			}
+			c.SetDeadline(helloBy)
 			r, err := readHello(c, size)
 			if err == nil && z.peers[r] != nil {
 				err = fmt.Errorf("rank %d connected twice", r)
@@ -87,6 +95,7 @@ func rendezvousAt(addr string, rank, size int, payload []byte, timeout time.Dura
 				c.Close() // a stray connection: keep waiting for the ranks
 				continue
 			}
+			c.SetDeadline(deadline)
 			z.peers[r] = c
 			got++
 		}
