@@ -187,7 +187,8 @@ func TestMPITrainMatchesOneProcess(t *testing.T) {
 // TestMPIRankLost: a rank killed in the middle of training ends the job
 // within seconds, the launcher naming it; a rank that stops answering
 // (SIGSTOP) makes the others give up after --dist-timeout, naming it, and
-// the job ends.
+// the job ends; a rank interrupted (SIGINT) stops every rank and rank 0
+// writes the checkpoint.
 func TestMPIRankLost(t *testing.T) {
 	dir := t.TempDir()
 	model := filepath.Join(dir, "tiny.onnx")
@@ -201,6 +202,9 @@ func TestMPIRankLost(t *testing.T) {
 	}{
 		{"killed", syscall.SIGKILL, []string{"process rank 1 with PID", "on signal 9"}},
 		{"stopped", syscall.SIGSTOP, []string{"proxykit: rank 0 of 2: rank 0 got no answer from rank 1 within 3s", "stopping every rank"}},
+		// Ctrl-C on one rank: every rank stops after the same batch, and the
+		// others wait until rank 0 has written the checkpoint
+		{"interrupted", syscall.SIGINT, []string{"interrupted at epoch 0, batch", "checkpoint written to"}},
 	} {
 		job, marker := mpiJob(t, 2, trainArgs(t, model, filepath.Join(dir, c.what+".ckpt"), "--max-train", "20000", "--dist-timeout", "3s")...)
 		stdout, err := job.StdoutPipe()
@@ -247,6 +251,11 @@ func TestMPIRankLost(t *testing.T) {
 		for _, w := range c.want {
 			if !strings.Contains(all, w) {
 				t.Errorf("%s rank 1: the job's output does not say %q:\n%s", c.what, w, all)
+			}
+		}
+		if c.signal == syscall.SIGINT {
+			if _, err := checkpoint.Load(filepath.Join(dir, c.what+".ckpt")); err != nil {
+				t.Errorf("interrupted rank 1: rank 0's checkpoint: %v", err)
 			}
 		}
 		t.Logf("%s rank 1: the job ended %.1f s later", c.what, el.Seconds())

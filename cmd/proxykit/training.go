@@ -122,11 +122,19 @@ func train1(cmd *cobra.Command, t *train.Trainer, be compute.Backend, g *dist.Gr
 	ctx := cmd.Context()
 	err := t.Run(ctx)
 	prog.clear()
-	if errors.Is(err, train.ErrInterrupted) && !lead {
-		return err
-	}
 	if errors.Is(err, train.ErrInterrupted) {
-		if serr := save(); serr != nil {
+		serr := save()
+		if g != nil && g.Lost() == nil {
+			// every rank waits until rank 0 has written the checkpoint: a
+			// launcher that ends the job when one rank exits (torchrun,
+			// srun) must not end it in the middle of the write. (A failure
+			// here is another rank gone; the checkpoint is written anyway.)
+			_ = g.Host().AllReduceF64([]float64{0})
+		}
+		if !lead {
+			return err
+		}
+		if serr != nil {
 			return fmt.Errorf("%w at epoch %d, batch %d, and the checkpoint could not be written (%v); %s",
 				train.ErrInterrupted, t.Progress.Epoch, t.Progress.Batch, serr, holds())
 		}
