@@ -18,104 +18,123 @@ func availableKernels() []*kernelSet {
 }
 
 // avx2Kernels are kernels_avx2_amd64.s: 8 lanes, a 6×16 GEMM tile.
-var avx2Kernels = newSIMDKernels(simdAsm{
-	name: "avx2", mr: 6, nr: 16, lanes: 8, maxGather: 64,
-	micro: microAVX2, gather: gatherAVX2, convGather: convGatherAVX2, convRow: &convRowAVX2Kernels,
-	add: addAVX2, leaves: leavesAVX2, ifPlane: ifPlaneAVX2, relu: reluAVX2, reluGrad: reluGradAVX2,
-	affine: affineAVX2, adam: adamAVX2, sums: sumsAVX2,
-})
-
-// avx512Kernels are kernels_avx512_amd64.s: 16 lanes, a 12×32 GEMM tile.
-var avx512Kernels = newSIMDKernels(simdAsm{
-	name: "avx512", mr: 12, nr: 32, lanes: 16, maxGather: 128,
-	micro: microAVX512, gather: gatherAVX512, convGather: convGatherAVX512, convRow: &convRowAVX512Kernels,
-	add: addAVX512, leaves: leavesAVX512, ifPlane: ifPlaneAVX512, relu: reluAVX512, reluGrad: reluGradAVX512,
-	affine: affineAVX512, adam: adamAVX512, sums: sumsAVX512,
-})
-
-// simdAsm is one instruction set's assembly kernels and their shapes: the
-// GEMM tile (mr×nr), the vector width in float32 lanes, the widest gather.
-type simdAsm struct {
-	name                     string
-	mr, nr, lanes, maxGather int
-	micro                    func(k int, a, b, c []float32, ldc int, load bool)
-	gather                   func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool)
-	convGather               func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int)
-	// convRow[kw−1][nv/2] is the row-tile kernel for kw taps and nv vectors
-	convRow  *[3][3]func(tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32)
-	add      func(dst, src []float32)
-	leaves   func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32)
-	ifPlane  func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32)
-	relu     func(x, y []float32)
-	reluGrad func(y, dy, dx []float32)
-	affine   func(x, y []float32, sc, sh float32)
-	adam     func(p, grad, m, v []float32, f *[8]float32)
-	sums     func(x []float32, mu float64, sq bool, lanes *[32]float64)
+var avx2Kernels = &kernelSet{
+	name: "avx2", mr: 6, nr: 16, micro: microAVX2,
+	lanes: 8, maxGather: 64,
+	gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
+		gatherSplit(dst, w, ld, segs, idx, val, load, 8, gatherAVX2)
+	},
+	convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
+		convGatherSplit(positions, table, idx, val, w, ld, out, width, 8, convGatherAVX2)
+	},
+	convRow: func(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int) {
+		if tiles > 0 {
+			_ = out[(int(table[0])+8*8/width-1)*ld+width-1] // the first tile's last row
+		}
+		convRowAVX2Kernels[kw-1][width/8/2](tiles, table, idx, val, w, ld, tapStride, out)
+	},
+	rowVectors: 8,
+	add: func(dst, src []float32) {
+		n := len(dst) &^ 7
+		addAVX2(dst[:n], src[:n])
+		addGeneric(dst[n:], src[n:len(dst)])
+	},
+	leaves: func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32) {
+		leavesSplit(size, rows, cols, dy, dyStride, x, xStride, dst, 8, leavesAVX2)
+	},
+	ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
+		ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, 8, ifPlaneAVX2)
+	},
+	transpose: transposeSplit,
+	nonzero:   nonzeroSplit,
+	relu: func(x, y []float32) {
+		n := len(x) &^ 7
+		reluAVX2(x[:n], y[:n])
+		reluGeneric(x[n:], y[n:len(x)])
+	},
+	reluGrad: func(y, dy, dx []float32) {
+		n := len(y) &^ 7
+		reluGradAVX2(y[:n], dy[:n], dx[:n])
+		reluGradGeneric(y[n:], dy[n:len(y)], dx[n:len(y)])
+	},
+	affine: func(x, y []float32, sc, sh float32) {
+		n := len(x) &^ 7
+		affineAVX2(x[:n], y[:n], sc, sh)
+		affineGeneric(x[n:], y[n:len(x)], sc, sh)
+	},
+	adam: func(p, grad, m, v []float32, f *[8]float32) {
+		n := len(p) &^ 7
+		_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
+		adamAVX2(p[:n], grad[:n], m[:n], v[:n], f)
+		adamGeneric(p[n:], grad[n:], m[n:], v[n:], f)
+	},
+	sums: func(x []float32, mu float64, sq bool) float64 {
+		var lanes [32]float64
+		n := len(x) &^ 31
+		sumsAVX2(x[:n], mu, sq, &lanes)
+		sumsLanes(x[n:], mu, sq, &lanes)
+		return sum32(&lanes)
+	},
 }
 
-// newSIMDKernels is the kernel set of one instruction set: the assembly
-// runs on whole vectors, the pure-Go reference on the tail.
-func newSIMDKernels(a simdAsm) *kernelSet {
-	l := a.lanes
-	whole := func(n int) int { return n &^ (l - 1) }
-	return &kernelSet{
-		name: a.name, mr: a.mr, nr: a.nr, micro: a.micro,
-		lanes: l, maxGather: a.maxGather,
-		gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
-			gatherSplit(dst, w, ld, segs, idx, val, load, l, a.gather)
-		},
-		convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
-			convGatherSplit(positions, table, idx, val, w, ld, out, width, l, a.convGather)
-		},
-		convRow: func(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int) {
-			if tiles > 0 {
-				_ = out[(int(table[0])+8*l/width-1)*ld+width-1] // the first tile's last row
-			}
-			a.convRow[kw-1][width/l/2](tiles, table, idx, val, w, ld, tapStride, out)
-		},
-		rowVectors: l,
-		add: func(dst, src []float32) {
-			n := whole(len(dst))
-			a.add(dst[:n], src[:n])
-			addGeneric(dst[n:], src[n:len(dst)])
-		},
-		leaves: func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32) {
-			leavesSplit(size, rows, cols, dy, dyStride, x, xStride, dst, l, a.leaves)
-		},
-		ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
-			ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, l, a.ifPlane)
-		},
-		transpose: transposeSplit,
-		nonzero:   nonzeroSplit,
-		relu: func(x, y []float32) {
-			n := whole(len(x))
-			a.relu(x[:n], y[:n])
-			reluGeneric(x[n:], y[n:len(x)])
-		},
-		reluGrad: func(y, dy, dx []float32) {
-			n := whole(len(y))
-			a.reluGrad(y[:n], dy[:n], dx[:n])
-			reluGradGeneric(y[n:], dy[n:len(y)], dx[n:len(y)])
-		},
-		affine: func(x, y []float32, sc, sh float32) {
-			n := whole(len(x))
-			a.affine(x[:n], y[:n], sc, sh)
-			affineGeneric(x[n:], y[n:len(x)], sc, sh)
-		},
-		adam: func(p, grad, m, v []float32, f *[8]float32) {
-			n := whole(len(p))
-			_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
-			a.adam(p[:n], grad[:n], m[:n], v[:n], f)
-			adamGeneric(p[n:], grad[n:], m[n:], v[n:], f)
-		},
-		sums: func(x []float32, mu float64, sq bool) float64 {
-			var lanes [32]float64
-			n := len(x) &^ 31
-			a.sums(x[:n], mu, sq, &lanes)
-			sumsLanes(x[n:], mu, sq, &lanes)
-			return sum32(&lanes)
-		},
-	}
+// avx512Kernels are kernels_avx512_amd64.s: 16 lanes, a 12×32 GEMM tile.
+var avx512Kernels = &kernelSet{
+	name: "avx512", mr: 12, nr: 32, micro: microAVX512,
+	lanes: 16, maxGather: 128,
+	gather: func(dst, w []float32, ld int, segs []gatherSeg, idx []int32, val []float32, load bool) {
+		gatherSplit(dst, w, ld, segs, idx, val, load, 16, gatherAVX512)
+	},
+	convGather: func(positions int, table, idx []int32, val, w []float32, ld int, out []float32, width int) {
+		convGatherSplit(positions, table, idx, val, w, ld, out, width, 16, convGatherAVX512)
+	},
+	convRow: func(kw, tiles int, table, idx []int32, val, w []float32, ld, tapStride int, out []float32, width int) {
+		if tiles > 0 {
+			_ = out[(int(table[0])+8*16/width-1)*ld+width-1] // the first tile's last row
+		}
+		convRowAVX512Kernels[kw-1][width/16/2](tiles, table, idx, val, w, ld, tapStride, out)
+	},
+	rowVectors: 16,
+	add: func(dst, src []float32) {
+		n := len(dst) &^ 15
+		addAVX512(dst[:n], src[:n])
+		addGeneric(dst[n:], src[n:len(dst)])
+	},
+	leaves: func(size, rows, cols int, dy []float32, dyStride int, x []float32, xStride int, dst []float32) {
+		leavesSplit(size, rows, cols, dy, dyStride, x, xStride, dst, 16, leavesAVX512)
+	},
+	ifPlane: func(in, v, spikes, counts []float32, affine bool, sc, sh, th, reset float32) {
+		ifSplit(in, v, spikes, counts, affine, sc, sh, th, reset, 16, ifPlaneAVX512)
+	},
+	transpose: transposeSplit,
+	nonzero:   nonzeroSplit,
+	relu: func(x, y []float32) {
+		n := len(x) &^ 15
+		reluAVX512(x[:n], y[:n])
+		reluGeneric(x[n:], y[n:len(x)])
+	},
+	reluGrad: func(y, dy, dx []float32) {
+		n := len(y) &^ 15
+		reluGradAVX512(y[:n], dy[:n], dx[:n])
+		reluGradGeneric(y[n:], dy[n:len(y)], dx[n:len(y)])
+	},
+	affine: func(x, y []float32, sc, sh float32) {
+		n := len(x) &^ 15
+		affineAVX512(x[:n], y[:n], sc, sh)
+		affineGeneric(x[n:], y[n:len(x)], sc, sh)
+	},
+	adam: func(p, grad, m, v []float32, f *[8]float32) {
+		n := len(p) &^ 15
+		_, _, _ = grad[:len(p)], m[:len(p)], v[:len(p)]
+		adamAVX512(p[:n], grad[:n], m[:n], v[:n], f)
+		adamGeneric(p[n:], grad[n:], m[n:], v[n:], f)
+	},
+	sums: func(x []float32, mu float64, sq bool) float64 {
+		var lanes [32]float64
+		n := len(x) &^ 31
+		sumsAVX512(x[:n], mu, sq, &lanes)
+		sumsLanes(x[n:], mu, sq, &lanes)
+		return sum32(&lanes)
+	},
 }
 
 // gatherSplit runs an assembly gather kernel, which holds 1, 2, 4 or 8
