@@ -6,7 +6,7 @@ import (
 	"unsafe"
 )
 
-// Data-parallel training (package dist, docs/design.md §8) runs each
+// Data-parallel training (package distributed, docs/design.md §8) runs each
 // global batch as shares, one per process. Most kernels need nothing new:
 // a share's gradients are partial sums the processes add. The kernels
 // whose results depend on the whole batch — the proxy loss's mean and
@@ -45,7 +45,7 @@ type Sharded interface {
 }
 
 // HostComm is a communicator between the processes of a data-parallel run
-// over host memory (package dist implements it over MPI, and between
+// over host memory (package distributed implements it over MPI, and between
 // ranks of one process for tests). A backend's collectives use it to
 // share their bootstrap token or, on the emulated CUDA device, to move
 // the data.
@@ -62,7 +62,7 @@ type HostComm interface {
 }
 
 // Collectives sum and broadcast one backend's buffers across the processes
-// of a data-parallel run: NCCL on the CUDA backend, package dist's host
+// of a data-parallel run: NCCL on the CUDA backend, package distributed's host
 // collectives on the CPU.
 type Collectives interface {
 	// AllReduce replaces each buffer by its sum over the processes, in

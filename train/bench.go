@@ -8,7 +8,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
@@ -41,7 +41,7 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 // rank 0 decides; SNN inference runs on each rank alone. The result, the
 // same on every rank, has the global rate, each rank's, and the
 // all-reduces' bytes and time per step.
-func BenchRanks(g *dist.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
+func BenchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
 	var r results.BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {
@@ -80,13 +80,13 @@ func BenchRanks(g *dist.Group, be compute.Backend, net *nn.Network, cfg spiking.
 		}
 	}
 	ebe, share := be, batch
-	var shard *dist.Backend
+	var shard *distributed.Backend
 	if g != nil {
 		if shard, err = g.Shard(be); err != nil {
 			return r, err
 		}
 		defer shard.FreeScratch()
-		lo, hi := dist.Split(batch, g.Size(), g.Rank())
+		lo, hi := distributed.Split(batch, g.Size(), g.Rank())
 		ebe, share = shard, hi-lo
 		if share == 0 {
 			return r, fmt.Errorf("a global batch of %d images leaves rank %d of %d without one", batch, g.Rank(), g.Size())

@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/results"
 )
@@ -14,7 +14,7 @@ import (
 // Data-parallel training (Trainer.Dist; docs/design.md §8): every rank
 // runs the same loop over the same global batches — the sample order and
 // augmentation draws are functions of (seed, epoch, batch), not of the
-// number of ranks — and computes its share of each (dist.Split). The
+// number of ranks — and computes its share of each (distributed.Split). The
 // gradients are summed across ranks once per step, so that every rank's
 // Adam takes the same step from the same state; the step's loss and
 // accuracy counts are summed, the evaluation is split across ranks and its
@@ -31,7 +31,7 @@ func (t *Trainer) batch(perm []int, epoch, b, lo, hi int) (x *nn.Tensor, labels 
 	total = hi - lo
 	from, to := 0, total
 	if t.Dist != nil {
-		from, to = dist.Split(total, t.Dist.Size(), t.Dist.Rank())
+		from, to = distributed.Split(total, t.Dist.Size(), t.Dist.Rank())
 	}
 	real = to - from
 	x = nn.NewTensor(max(real, 1), d.C, d.H, d.W)
@@ -137,10 +137,10 @@ func (t *Trainer) evaluate(ctx context.Context, eng *Engine) (results.Accuracy, 
 }
 
 // syncRankStats gives every rank rank 0's BatchNorm running statistics
-// with dist.RankBN (each rank's own otherwise; with SyncBN they are equal
+// with distributed.RankBN (each rank's own otherwise; with SyncBN they are equal
 // already), as PyTorch DDP's broadcast of buffers does.
 func (t *Trainer) syncRankStats() error {
-	if t.Dist == nil || t.Dist.Options().BatchNorm != dist.RankBN || t.engine == nil {
+	if t.Dist == nil || t.Dist.Options().BatchNorm != distributed.RankBN || t.engine == nil {
 		return nil
 	}
 	var bns []*nn.BatchNorm2d
@@ -177,12 +177,12 @@ func (t *Trainer) syncRankStats() error {
 	return nil
 }
 
-// ShardedReport evaluates d split across g's ranks (dist.Split): each rank
+// ShardedReport evaluates d split across g's ranks (distributed.Split): each rank
 // runs its share on eng, and the counts behind the report — per class, the
 // three confusion matrices, ties — are summed across ranks, so that every rank
 // gets the whole set's report.
-func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *dist.Group) (results.Report, error) {
-	lo, hi := dist.Split(d.N, g.Size(), g.Rank())
+func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *distributed.Group) (results.Report, error) {
+	lo, hi := distributed.Split(d.N, g.Size(), g.Rank())
 	sz := d.C * d.H * d.W
 	share := *d
 	share.N, share.Images, share.Labels = hi-lo, d.Images[lo*sz:hi*sz], d.Labels[lo:hi]

@@ -14,7 +14,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
@@ -79,9 +79,9 @@ func mnistTrainer(t testing.TB, s recipe.Settings, nTrain, nTest int) *train.Tra
 // runRanks trains one trainer per rank (mk makes them, each with its own
 // network) as size ranks in this process, on the device named, and
 // returns their states. One process is size 0. The ranks join through
-// dist.Local's communicators, or through join when it is not nil.
-func runRanks(t *testing.T, size int, devName string, opt dist.Options, mk func() *train.Trainer,
-	join ...func(rank int, be compute.Backend) (*dist.Group, error)) distRun {
+// distributed.Local's communicators, or through join when it is not nil.
+func runRanks(t *testing.T, size int, devName string, opt distributed.Options, mk func() *train.Trainer,
+	join ...func(rank int, be compute.Backend) (*distributed.Group, error)) distRun {
 	t.Helper()
 	var initial []float32
 	for _, p := range mk().ANN.Params() {
@@ -106,7 +106,7 @@ func runRanks(t *testing.T, size int, devName string, opt dist.Options, mk func(
 		tr.Close()
 		return distRun{states: [][]float32{st}, history: tr.Progress.History, initial: initial, ckpt: ck}
 	}
-	comms := dist.Local(size, time.Minute)
+	comms := distributed.Local(size, time.Minute)
 	out := distRun{states: make([][]float32, size), initial: initial}
 	errs := make([]error, size)
 	var wg sync.WaitGroup
@@ -121,11 +121,11 @@ func runRanks(t *testing.T, size int, devName string, opt dist.Options, mk func(
 					return err
 				}
 				defer be.Close()
-				var g *dist.Group
+				var g *distributed.Group
 				if len(join) > 0 {
 					g, err = join[0](r, be)
 				} else {
-					g, err = dist.New(comms[r], be, opt)
+					g, err = distributed.New(comms[r], be, opt)
 				}
 				if err != nil {
 					return err
@@ -190,9 +190,9 @@ func TestDataParallelRanksInOneProcess(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 1003, 300) }
-	one := runRanks(t, 0, "cpu", dist.Options{}, mk)
+	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
 	for _, size := range []int{2, 4} {
-		many := runRanks(t, size, "cpu", dist.Options{}, mk)
+		many := runRanks(t, size, "cpu", distributed.Options{}, mk)
 		differ, rel := compareRuns(t, fmt.Sprintf("%d ranks", size), one, many)
 		t.Logf("%d ranks: %d of %d values differ from one process (%.2g of the training's effect); loss %.6f vs %.6f, test SNN %.3f vs %.3f",
 			size, differ, len(one.states[0]), rel, many.history[0].TrainLoss, one.history[0].TrainLoss,
@@ -218,8 +218,8 @@ func TestDataParallelEmulatedNCCL(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 1e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 400, 100) }
-	one := runRanks(t, 0, "cuda-emu", dist.Options{}, mk)
-	many := runRanks(t, 2, "cuda-emu", dist.Options{BucketBytes: 64 << 10}, mk)
+	one := runRanks(t, 0, "cuda-emu", distributed.Options{}, mk)
+	many := runRanks(t, 2, "cuda-emu", distributed.Options{BucketBytes: 64 << 10}, mk)
 	differ, rel := compareRuns(t, "2 ranks", one, many)
 	t.Logf("2 ranks: %d of %d values differ from one process (%.2g of the training's effect); loss %.6f vs %.6f",
 		differ, len(one.states[0]), rel, many.history[0].TrainLoss, one.history[0].TrainLoss)
@@ -241,9 +241,9 @@ func TestDataParallelTorchrunEnvironment(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	launch := func(r int) dist.Launch {
+	launch := func(r int) distributed.Launch {
 		host, port, _ := net.SplitHostPort(addr)
-		l, err := dist.Detect(func(k string) string {
+		l, err := distributed.Detect(func(k string) string {
 			return map[string]string{"RANK": fmt.Sprint(r), "WORLD_SIZE": "2", "LOCAL_RANK": fmt.Sprint(r), "MASTER_ADDR": host, "MASTER_PORT": port}[k]
 		})
 		if err != nil {
@@ -251,15 +251,15 @@ func TestDataParallelTorchrunEnvironment(t *testing.T) {
 		}
 		return l
 	}
-	if _, err := dist.Open(launch(0), compute.NewCPU(), dist.Options{}, nil); err == nil || !strings.Contains(err.Error(), "runs on MPI's collectives") {
+	if _, err := distributed.Open(launch(0), compute.NewCPU(), distributed.Options{}, nil); err == nil || !strings.Contains(err.Error(), "runs on MPI's collectives") {
 		t.Errorf("the CPU backend under torchrun without MPI: %v", err)
 	}
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 1e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 200, 100) }
-	one := runRanks(t, 0, "cuda-emu", dist.Options{}, mk)
-	many := runRanks(t, 2, "cuda-emu", dist.Options{}, mk, func(r int, be compute.Backend) (*dist.Group, error) {
-		g, err := dist.Open(launch(r), be, dist.Options{Timeout: 30 * time.Second}, func(err error) { t.Errorf("rank %d: %v", r, err) })
+	one := runRanks(t, 0, "cuda-emu", distributed.Options{}, mk)
+	many := runRanks(t, 2, "cuda-emu", distributed.Options{}, mk, func(r int, be compute.Backend) (*distributed.Group, error) {
+		g, err := distributed.Open(launch(r), be, distributed.Options{Timeout: 30 * time.Second}, func(err error) { t.Errorf("rank %d: %v", r, err) })
 		if err == nil && !strings.Contains(g.Describe(), "2 ranks: NCCL emulated on host memory over 2 ranks in this process, started by torchrun (bootstrapped at "+addr+")") {
 			t.Errorf("rank %d: %s", r, g.Describe())
 		}
@@ -281,10 +281,10 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 2, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 600, 100) }
-	one := runRanks(t, 0, "cpu", dist.Options{}, mk)
+	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
 
 	// 2 ranks; rank 1's context is cancelled after its third batch
-	comms := dist.Local(2, time.Minute)
+	comms := distributed.Local(2, time.Minute)
 	cks := make([]*checkpoint.Checkpoint, 2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
@@ -304,7 +304,7 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 				}
 			}
 			be := compute.NewCPU()
-			g, err := dist.New(comms[r], be, dist.Options{})
+			g, err := distributed.New(comms[r], be, distributed.Options{})
 			if err != nil {
 				errs[r] = err
 				return
@@ -341,7 +341,7 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 		return tr
 	}
 	// 4 ranks finish epoch 0
-	four := runRanks(t, 4, "cpu", dist.Options{}, func() *train.Trainer {
+	four := runRanks(t, 4, "cpu", distributed.Options{}, func() *train.Trainer {
 		tr := resume()
 		tr.Settings.Epochs = 1
 		return tr
@@ -353,7 +353,7 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// one process trains epoch 1
-	final := runRanks(t, 0, "cpu", dist.Options{}, resume)
+	final := runRanks(t, 0, "cpu", distributed.Options{}, resume)
 	differ, rel := compareRuns(t, "2, then 4 ranks, then one process", one, final)
 	t.Logf("2 ranks, then 4, then one process: %d of %d values differ from one process throughout (%.2g of the training's effect)",
 		differ, len(one.states[0]), rel)
@@ -370,8 +370,8 @@ func TestDataParallelRankBatchNorm(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 300, 100) }
-	one := runRanks(t, 0, "cpu", dist.Options{}, mk)
-	many := runRanks(t, 2, "cpu", dist.Options{BatchNorm: dist.RankBN}, mk)
+	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
+	many := runRanks(t, 2, "cpu", distributed.Options{BatchNorm: distributed.RankBN}, mk)
 	_, rel := compareRuns(t, "2 ranks, per-rank statistics", one, many)
 	t.Logf("per-rank BatchNorm statistics: %.2g of the training's effect from one process", rel)
 	if rel < 1e-3 {

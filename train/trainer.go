@@ -10,7 +10,7 @@ import (
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
@@ -48,10 +48,10 @@ type Trainer struct {
 	// (train/dist.go): each global batch of Settings.BatchSize images is
 	// split across the ranks, the gradients summed once per step, the
 	// evaluation split; every rank ends each step in the same state.
-	Dist *dist.Group
+	Dist *distributed.Group
 
 	engine *Engine
-	shard  *dist.Backend // the engine's backend under Dist
+	shard  *distributed.Backend // the engine's backend under Dist
 	// observe, if set (tests), sees every batch Run trains on.
 	observe func(epoch, batch int, x *nn.Tensor, labels []uint8)
 }
@@ -139,7 +139,7 @@ func (t *Trainer) Engine() (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		be, capacity, t.shard = sb, max(dist.MaxShare(capacity, t.Dist.Size()), 1), sb
+		be, capacity, t.shard = sb, max(distributed.MaxShare(capacity, t.Dist.Size()), 1), sb
 	}
 	e, err := NewEngine(be, t.ANN, t.SNN, capacity)
 	if err != nil {

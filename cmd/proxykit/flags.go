@@ -12,7 +12,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
@@ -69,15 +69,15 @@ func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.nam
 // torchrun, srun: docs/guide.md, data-parallel training).
 type distFlags struct {
 	launcher string
-	opt      dist.Options
+	opt      distributed.Options
 	bucketMB int
 }
 
 func (f *distFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.launcher, "launcher", "auto", "data-parallel: auto (join the run that mpirun, torchrun or srun started, read from their environment) or none (run alone whatever the environment)")
-	fl.StringVar(&f.opt.BatchNorm, "bn-stats", dist.SyncBN, "data-parallel: BatchNorm statistics in training mode over the global batch (sync: one process's results) or over each rank's share (rank: PyTorch DDP's default)")
-	fl.DurationVar(&f.opt.Timeout, "dist-timeout", dist.DefaultTimeout, "data-parallel: how long a rank waits for another before stopping every rank, naming the one it waited for")
+	fl.StringVar(&f.opt.BatchNorm, "bn-stats", distributed.SyncBN, "data-parallel: BatchNorm statistics in training mode over the global batch (sync: one process's results) or over each rank's share (rank: PyTorch DDP's default)")
+	fl.DurationVar(&f.opt.Timeout, "dist-timeout", distributed.DefaultTimeout, "data-parallel: how long a rank waits for another before stopping every rank, naming the one it waited for")
 	fl.IntVar(&f.bucketMB, "bucket-mb", 25, "data-parallel: gradients are all-reduced in buckets of this many MB as the backward pass completes them (NCCL)")
 }
 
@@ -93,16 +93,16 @@ func (f *distFlags) leads() bool {
 	if f.launcher != "auto" {
 		return true
 	}
-	l, err := dist.Detect(os.Getenv)
+	l, err := distributed.Detect(os.Getenv)
 	return err != nil || !l.Parallel() || l.Rank == 0
 }
 
-func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *dist.Group, error) {
-	l := dist.Launch{Size: 1}
+func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *distributed.Group, error) {
+	l := distributed.Launch{Size: 1}
 	switch f.launcher {
 	case "auto":
 		var err error
-		if l, err = dist.Detect(os.Getenv); err != nil {
+		if l, err = distributed.Detect(os.Getenv); err != nil {
 			return nil, nil, err
 		}
 	case "none":
@@ -122,7 +122,7 @@ func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *d
 		if err != nil {
 			return nil, nil, err
 		}
-		if df.opt.GPU, err = dist.DeviceFor(l, n); err != nil {
+		if df.opt.GPU, err = distributed.DeviceFor(l, n); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -130,7 +130,7 @@ func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *d
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", l, err)
 	}
-	g, err := dist.Open(l, be, f.opt, func(err error) {
+	g, err := distributed.Open(l, be, f.opt, func(err error) {
 		fmt.Fprintf(stderr, "proxykit: rank %d of %d: stopping: %v\n", l.Rank, l.Size, err)
 		atomicfile.RemoveTemporaries()
 		os.Exit(1)
@@ -144,7 +144,7 @@ func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *d
 
 // abortRun ends a data-parallel run after this rank's error: it says which
 // rank failed and stops every rank (under MPI the launcher ends the job).
-func abortRun(g *dist.Group, stderr io.Writer, err error) {
+func abortRun(g *distributed.Group, stderr io.Writer, err error) {
 	fmt.Fprintf(stderr, "proxykit: rank %d of %d: %v; stopping every rank\n", g.Rank(), g.Size(), err)
 	atomicfile.RemoveTemporaries()
 	g.Abort(err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/results"
@@ -40,7 +40,7 @@ func runTraining(cmd *cobra.Command, t *train.Trainer, df deviceFlags, dfl *dist
 }
 
 // train1 is runTraining on be, as rank g (nil: alone).
-func train1(cmd *cobra.Command, t *train.Trainer, be compute.Backend, g *dist.Group, path, output, plotPath string, jsonOut bool) error {
+func train1(cmd *cobra.Command, t *train.Trainer, be compute.Backend, g *distributed.Group, path, output, plotPath string, jsonOut bool) error {
 	lead := g == nil || g.Rank() == 0 // writes the checkpoint, prints
 	if lead {
 		lock, err := atomicfile.Lock(output) // one run writes a checkpoint at a time

@@ -9,7 +9,7 @@ import (
 
 // The CUDA backend's collectives (compute.CollectiveBackend): NCCL's
 // all-reduce and broadcast on device memory, for data-parallel training
-// (package dist). Everything above the library calls — which buffers,
+// (package distributed). Everything above the library calls — which buffers,
 // grouping, ordering against the kernels, waiting with a deadline — is
 // this file's, the same on the GPU (nccl_gpu.go: libnccl.so.2 loaded at
 // run time) and on the emulated device (nccl_emu.go: the same calls served

@@ -3,7 +3,7 @@ package cuda
 import "github.com/proxykit/proxykit/compute"
 
 // The kernels of compute.Sharded: a share of a batch whose sums other
-// processes add (data-parallel training, package dist).
+// processes add (data-parallel training, package distributed).
 
 // ProxyLossGradOf implements compute.Sharded.
 func (be *Backend) ProxyLossGradOf(n, total, k int, counts, labels, dy compute.Buffer) {

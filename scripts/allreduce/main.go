@@ -1,4 +1,4 @@
-// Command allreduce times proxykit's host all-reduce (package dist: the
+// Command allreduce times proxykit's host all-reduce (package distributed: the
 // fixed-order recursive halving and doubling over Open MPI) on the
 // gradients of the paper's network (docs/scaling.md). Run it under
 // mpirun; rank 0 prints one JSON object.
@@ -14,7 +14,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/proxykit/proxykit/dist"
+	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -33,7 +33,7 @@ func run(width, reps int) error {
 	if err != nil {
 		return err
 	}
-	c, err := dist.OpenMPI(time.Minute)
+	c, err := distributed.OpenMPI(time.Minute)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@
 // ranks each holding a consecutive share of the batch (Split), the order
 // of the CPU backend's batch reduction tree, so that data-parallel training
 // on the CPU gives the bits of one process.
-package dist
+package distributed
 
 import (
 	"errors"

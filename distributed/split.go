@@ -1,4 +1,4 @@
-package dist
+package distributed
 
 // Split is rank r's share [lo, hi) of a batch of n samples spread over
 // size ranks, consecutive shares in rank order. With size a power of two
