@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,9 @@ type SweepOptions struct {
 	Timesteps []int
 	// OnBatch, if set, is called after each batch with the images done.
 	OnBatch func(done, total int)
+	// Progress, if set, shows the images done (ProgressLine), cleared at
+	// the end.
+	Progress io.Writer
 }
 
 // results.Sweep runs the ANN once and the SNN once for max(Timesteps) steps over
@@ -101,6 +105,8 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	annOK := 0
 	sz := d.C * d.H * d.W
 	k := e.classes
+	prog := NewProgressLine(opt.Progress)
+	defer prog.Clear()
 	for lo := 0; lo < d.N; lo += e.capacity {
 		if ctx.Err() != nil {
 			return sw, ErrInterrupted
@@ -155,6 +161,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 		if opt.OnBatch != nil {
 			opt.OnBatch(hi, d.N)
 		}
+		prog.Show(fmt.Sprintf("%d/%d images", hi, d.N), false)
 	}
 	n := float64(max(d.N, 1))
 	sw.ANN = float64(annOK) / n

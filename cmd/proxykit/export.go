@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -69,30 +68,23 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if err := outs.check(path); err != nil {
 		return err
 	}
-	m, err := c.mf.load(cmd, path)
+	m, err := c.mf.load(cmd, path, c.sf)
 	if err != nil {
 		return err
 	}
-	c.sf.fromModel(m)
 	snn, err := m.SNN(c.cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	c.opt.ProducerVersion = version()
-	c.opt.Metadata = map[string]string{"proxykit.source": path, "proxykit.version": version()}
-	if ck := m.Checkpoint; ck != nil {
-		b, err := json.Marshal(ck.Settings)
-		if err != nil {
-			return err
-		}
-		c.opt.Metadata["proxykit.training_settings"] = string(b)
-		c.opt.Metadata["proxykit.epochs_trained"] = fmt.Sprint(ck.Progress.Epoch)
+	if c.opt.Metadata, err = m.Metadata(path); err != nil {
+		return err
 	}
+	c.opt.ProducerVersion, c.opt.Metadata["proxykit.version"] = version(), version()
 	if c.nirPath != "" {
-		if err := exporter.CheckNIR(snn, c.nir); err != nil {
-			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
-		}
 		warnings, err := exporter.NIRWarnings(snn, c.nir)
+		if err == nil {
+			err = exporter.CheckNIR(snn, c.nir)
+		}
 		if err != nil {
 			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
 		}
@@ -103,9 +95,9 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	var set atomicfile.Set // all files or none
 	defer set.Abort()
 	var lines []string
-	write := func(flag, to string, encode func() ([]byte, error), what string) error {
-		if to == "" {
-			return nil
+	write := func(flag, to, what string, encode func() ([]byte, error)) error {
+		if err := stopped(cmd, "nothing was written"); err != nil || to == "" {
+			return err
 		}
 		b, err := encode()
 		if err == nil {
@@ -117,13 +109,10 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 		lines = append(lines, fmt.Sprintf("wrote %s: %s (%d bytes)", to, what, len(b)))
 		return nil
 	}
-	if err := write("--ann", c.annPath, func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) }, "the ANN"); err != nil {
+	if err := write("--ann", c.annPath, "the ANN", func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) }); err != nil {
 		return err
 	}
-	if err := stopped(cmd, "nothing was written"); err != nil {
-		return err
-	}
-	if err := write("--snn", c.snnPath, func() ([]byte, error) { return exporter.SNN(snn, c.opt) }, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps)); err != nil {
+	if err := write("--snn", c.snnPath, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps), func() ([]byte, error) { return exporter.SNN(snn, c.opt) }); err != nil {
 		return err
 	}
 	if err := stopped(cmd, "nothing was written"); err != nil {

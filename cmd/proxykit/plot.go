@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/plots"
-	"github.com/proxykit/proxykit/results"
 )
 
 func newPlotCmd() *cobra.Command {
@@ -31,11 +29,11 @@ training logs of up to 100000 epochs; files beyond what eval and train
 write are refused, naming the field.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output == "" {
-				return fmt.Errorf("-o is required: the figure to write (.png, .svg or .pdf)")
+			if err := required("-o", output, "the figure to write (.png, .svg or .pdf)"); err != nil {
+				return err
 			}
 			var outs outputs
-			if err := addPlotOutputs(&outs, "-o", output); err != nil {
+			if err := outs.addPlot("-o", output); err != nil {
 				return err
 			}
 			if err := outs.check(args...); err != nil {
@@ -44,42 +42,7 @@ write are refused, naming the field.`,
 			if len(labels) > 0 && len(labels) != len(args) {
 				return fmt.Errorf("--label: %d labels for %d files", len(labels), len(args))
 			}
-			var sweeps []results.Sweep
-			var history []results.EpochStats
-			for i, path := range args {
-				sw, hist, err := plots.Read(path)
-				if err != nil {
-					return err
-				}
-				if sw == nil {
-					if history != nil {
-						return fmt.Errorf("%s is a second training log: a training curve shows one run; draw each into its own figure", path)
-					}
-					history = hist
-					continue
-				}
-				if sw.Model == "" || len(labels) > 0 {
-					sw.Model = filepath.Base(path)
-					if len(labels) > 0 {
-						sw.Model = labels[i]
-					}
-				}
-				sweeps = append(sweeps, *sw)
-			}
-			var err error
-			switch {
-			case len(sweeps) > 0 && len(history) > 0:
-				return fmt.Errorf("give either evaluations (eval --json) or training logs, not both")
-			case len(sweeps) > 0:
-				err = plots.Sweeps(output, sweeps)
-			default:
-				title := filepath.Base(args[0])
-				if len(labels) > 0 {
-					title = labels[0]
-				}
-				err = plots.Training(output, title, history)
-			}
-			if err != nil {
+			if err := plots.Files(output, args, labels); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", output, plots.CSVPath(output))
