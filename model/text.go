@@ -130,17 +130,14 @@ func WriteLayers(w io.Writer, net *nn.Network) error {
 // Metadata says where the model comes from, for the files exported from
 // it: proxykit.source (path) and, from a checkpoint, the training settings
 // (JSON) and the epochs trained.
-func (m *Model) Metadata(path string) (map[string]string, error) {
+func (m *Model) Metadata(path string) map[string]string {
 	meta := map[string]string{"proxykit.source": path}
 	if ck := m.Checkpoint; ck != nil {
-		b, err := json.Marshal(ck.Settings)
-		if err != nil {
-			return nil, err
-		}
+		b, _ := json.Marshal(ck.Settings) // read from JSON: they encode again
 		meta["proxykit.training_settings"] = string(b)
 		meta["proxykit.epochs_trained"] = fmt.Sprint(ck.Progress.Epoch)
 	}
-	return meta, nil
+	return meta
 }
 
 // Input reads a batch of the model's inputs [B,C,H,W] from a .npy file:

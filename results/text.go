@@ -31,11 +31,13 @@ func (p *PaperComparison) WriteText(w io.Writer) error {
 	return err
 }
 
-// WriteText writes the evaluation: the accuracies under the three readings
-// of the spike counts (docs/design.md §1), beside the paper's figure where
-// there is one, then per class, then the confusion matrices.
-func (r Report) WriteText(w io.Writer) error {
+// WriteText writes the evaluation of path on dataset with the SNN's T and
+// v_th: the accuracies under the three readings of the spike counts
+// (docs/design.md §1), beside the paper's figure where there is one, then
+// per class, then the confusion matrices.
+func (r Report) WriteText(w io.Writer, path, dataset string, t int, threshold float32) error {
 	a := r.Accuracy
+	fmt.Fprintf(w, "%s on %s test (%d images), T=%d, v_th=%g:\n", path, dataset, a.N, t, threshold)
 	fmt.Fprintf(w, "  ANN %.2f%%\n  SNN strict %.2f%%  ties %.2f%%  membrane %.2f%%  (tied predictions %.2f%%)\n",
 		100*a.ANN, 100*a.SNNStrict, 100*a.SNNTies, 100*a.SNNMembrane, 100*a.TieShare)
 	r.Paper.WriteText(w)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,9 @@ type SweepOptions struct {
 	// Progress, if set, shows the images done (ProgressLine), cleared at
 	// the end.
 	Progress io.Writer
+	// Model, if set, is the evaluated model's file: the sweep names it by
+	// its base name (results.Sweep.Model).
+	Model string
 }
 
 // results.Sweep runs the ANN once and the SNN once for max(Timesteps) steps over
@@ -87,6 +91,9 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	ts := opt.Timesteps
 	cfg := e.SNN.Config
 	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset, IFLayers: e.sim.IFNames()}
+	if opt.Model != "" {
+		sw.Model = filepath.Base(opt.Model)
+	}
 	if len(ts) == 0 {
 		return sw, fmt.Errorf("no simulation lengths to evaluate")
 	}

@@ -55,10 +55,7 @@ infer and train take it like any checkpoint (train fine-tunes it).`,
 }
 
 func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
-	if err := required("-o", c.output, "the checkpoint to write"); err != nil {
-		return err
-	}
-	if err := (outputs{{Name: "-o", Path: c.output}}).check(path); err != nil {
+	if err := checkOutput("-o", c.output, "the checkpoint to write", path); err != nil {
 		return err
 	}
 	if err := checkBatch("batch-size", c.o.Batch); err != nil {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -60,22 +58,14 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 	if err := c.s.Validate(); err != nil { // --batch-size, --max-test
 		return err
 	}
-	var outs outputs
-	if err := outs.addPlot("--plot", c.plotPath); err != nil {
+	if err := checkPlot("--plot", c.plotPath, path); err != nil {
 		return err
 	}
-	if err := outs.check(path); err != nil {
-		return err
-	}
-	m, err := c.mf.load(cmd, path, c.sf, c.data)
+	m, snn, err := c.mf.loadSNN(cmd, path, c.sf, c.data)
 	if err != nil {
 		return err
 	}
 	testSet, err := c.data.load(m, false, c.s.MaxTest)
-	if err != nil {
-		return err
-	}
-	snn, err := m.SNN(c.s.Config)
 	if err != nil {
 		return err
 	}
@@ -90,24 +80,15 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 		if err != nil {
 			return err
 		}
-		return emit(out, c.jsonOut, rep, func(w io.Writer) error {
-			fmt.Fprintf(w, "%s on %s test (%d images), T=%d, v_th=%g:\n", path, testSet.Name, rep.N, c.s.Timesteps, c.s.Threshold)
-			return rep.WriteText(w)
-		})
+		return emit(out, c.jsonOut, rep, func(w io.Writer) error { return rep.WriteText(w, path, testSet.Name, c.s.Timesteps, c.s.Threshold) })
 	}
-	sw, err := train.SweepModel(ctx, be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr()})
+	sw, err := train.SweepModel(ctx, be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr(), Model: path})
 	if err != nil {
 		return err
 	}
-	sw.Model = filepath.Base(path)
 	// the numbers first: a figure that cannot be drawn loses nothing
-	err = emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) })
-	if err != nil || c.plotPath == "" {
+	if err := emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) }); err != nil {
 		return err
 	}
-	if err := plots.Sweeps(c.plotPath, []results.Sweep{sw}); err != nil || c.jsonOut {
-		return err
-	}
-	fmt.Fprintf(out, "wrote %s and %s\n", c.plotPath, plots.CSVPath(c.plotPath))
-	return nil
+	return draw(out, c.plotPath, c.jsonOut, func(figure string) error { return plots.Sweeps(figure, []results.Sweep{sw}) })
 }

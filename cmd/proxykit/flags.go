@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +10,7 @@ import (
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
-	"github.com/proxykit/proxykit/train"
+	"github.com/proxykit/proxykit/spiking"
 )
 
 // The flag groups the commands share, one file each (flags_*.go): each
@@ -51,6 +49,20 @@ func (f *modelFlags) load(cmd *cobra.Command, path string, groups ...interface{ 
 	return m, nil
 }
 
+// loadSNN is load (sf among the groups), and the model's SNN with sf's
+// setting.
+func (f *modelFlags) loadSNN(cmd *cobra.Command, path string, sf *snnFlags, groups ...interface{ fromModel(*model.Model) error }) (*model.Model, *spiking.Network, error) {
+	m, err := f.load(cmd, path, append(groups, sf)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	snn, err := m.SNN(*sf.cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, snn, nil
+}
+
 // deviceFlags choose the backend.
 type deviceFlags struct {
 	name string
@@ -71,24 +83,4 @@ func checkBatch(flag string, n int) error {
 		return fmt.Errorf("--%s must lie between 1 and %d, got %d", flag, recipe.MaxBatchSize, n)
 	}
 	return nil
-}
-
-// printJSON prints v as one line of JSON.
-func printJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
-
-// emit prints v as one line of JSON, or as text (text).
-func emit(w io.Writer, asJSON bool, v any, text func(io.Writer) error) error {
-	if asJSON {
-		return printJSON(w, v)
-	}
-	return text(w)
-}
-
-// stopped is train.ErrInterrupted, saying what was saved, once the
-// command's context was cancelled (Ctrl-C, SIGTERM); nil before.
-func stopped(cmd *cobra.Command, saved string) error {
-	if cmd.Context().Err() == nil {
-		return nil
-	}
-	return fmt.Errorf("%w: %s", train.ErrInterrupted, saved)
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/distributed"
-	"github.com/proxykit/proxykit/internal/atomicfile"
 )
 
 // distFlags join the data-parallel run a launcher started (mpirun,
@@ -28,14 +27,22 @@ func (f *distFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&f.bucketMB, "bucket-mb", 25, "data-parallel: gradients are all-reduced in buckets of this many MB as the backward pass completes them (NCCL)")
 }
 
-// leads says whether this process is the one that writes a run's files:
-// alone, or rank 0 of the ranks the launcher's variables name (an unreadable
-// launch counts as leading; join reports it).
-func (f *distFlags) leads() bool {
-	if f.launcher != "auto" {
-		return true
+// launch is how this process was started: as the launcher's variables say
+// (auto), or alone (none).
+func (f *distFlags) launch() (distributed.Launch, error) {
+	switch f.launcher {
+	case "auto":
+		return distributed.Detect(os.Getenv)
+	case "none":
+		return distributed.Launch{Size: 1}, nil
 	}
-	l, err := distributed.Detect(os.Getenv)
+	return distributed.Launch{}, fmt.Errorf("--launcher %q: want auto or none", f.launcher)
+}
+
+// leads says whether this process is the one that writes a run's files:
+// alone, or rank 0 (an unreadable launch counts as leading; with reports it).
+func (f *distFlags) leads() bool {
+	l, err := f.launch()
 	return err != nil || !l.Parallel() || l.Rank == 0
 }
 
@@ -61,26 +68,15 @@ type rank struct {
 // stops the run for good (a rank lost, an error: the library's Abort) says
 // why and ends this process (main's exit).
 func (f *distFlags) with(cmd *cobra.Command, df *deviceFlags, run func(rank) error) error {
-	l := distributed.Launch{Size: 1}
-	switch f.launcher {
-	case "auto":
-		var err error
-		if l, err = distributed.Detect(os.Getenv); err != nil {
-			return err
-		}
-	case "none":
-	default:
-		return fmt.Errorf("--launcher %q: want auto or none", f.launcher)
+	l, err := f.launch()
+	if err != nil {
+		return err
 	}
 	if f.bucketMB < 1 {
 		return fmt.Errorf("--bucket-mb must be at least 1, got %d", f.bucketMB)
 	}
 	f.opt.BucketBytes = f.bucketMB << 20
-	f.opt.Report = func(err error) {
-		fmt.Fprintln(cmd.ErrOrStderr(), "proxykit:", err)
-		atomicfile.RemoveTemporaries()
-	}
-	f.opt.Exit, _ = cmd.Context().Value(exitKey{}).(func(int))
+	f.opt.Report, f.opt.Exit = fatal(cmd)
 	var gpus func() (int, error)
 	if df.name == "cuda" {
 		gpus = device.GPUs

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -14,14 +13,13 @@ import (
 
 // inferCmd is infer's flags.
 type inferCmd struct {
-	input, output, network string
-	potentials             string
-	batch                  int
-	scaleUint8             bool
-	cfg                    spiking.Config
-	mf                     modelFlags
-	df                     deviceFlags
-	sf                     *snnFlags
+	input, output, network, potentials string
+	batch                              int
+	scaleUint8                         bool
+	cfg                                spiking.Config
+	mf                                 modelFlags
+	df                                 deviceFlags
+	sf                                 *snnFlags
 }
 
 func newInferCmd() *cobra.Command {
@@ -50,20 +48,19 @@ counts over --timesteps steps (as float32) with --network snn (and, with
 }
 
 func (c *inferCmd) run(cmd *cobra.Command, path string) error {
-	if c.input == "" || c.output == "" {
+	switch {
+	case c.input == "" || c.output == "":
 		return fmt.Errorf("both --input and --output are required")
-	}
-	if c.network != "ann" && c.network != "snn" {
+	case c.network != "ann" && c.network != "snn":
 		return fmt.Errorf("--network must be ann or snn, not %q", c.network)
+	case c.potentials != "" && c.network != "snn":
+		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
 	}
 	if err := checkBatch("batch-size", c.batch); err != nil {
 		return err
 	}
-	if c.potentials != "" && c.network != "snn" {
-		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
-	}
-	outs := outputs{{Name: "--output", Path: c.output}}
-	outs.add("--potentials", c.potentials)
+	var outs outputs
+	outs.add("--output", c.output, "--potentials", c.potentials)
 	if err := outs.check(path, c.input); err != nil {
 		return err
 	}
@@ -80,9 +77,8 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer be.Close()
-	start := time.Now()
+	start, what := time.Now(), "ANN"
 	var y, v *nn.Tensor
-	what := "ANN"
 	if c.network == "snn" {
 		snn, err := m.SNN(c.cfg)
 		if err != nil {
@@ -96,17 +92,15 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	} else if y, err = m.ANN.ForwardOn(be, x, c.batch); err != nil {
 		return err
 	}
-	var set atomicfile.Set // both files or neither
+	set := fileSet{cmd: cmd} // both files or neither
 	defer set.Abort()
-	if err := set.Add(c.output, npy.Encode(y.Shape, y.Data)); err != nil {
-		return fmt.Errorf("--output %s: %w", c.output, err)
+	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data), nil }); err != nil {
+		return err
 	}
-	if c.potentials != "" {
-		if err := set.Add(c.potentials, npy.Encode(v.Shape, v.Data)); err != nil {
-			return fmt.Errorf("--potentials %s: %w", c.potentials, err)
-		}
+	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data), nil }); err != nil {
+		return err
 	}
-	if err := set.Commit(); err != nil {
+	if err := set.commit(nil); err != nil {
 		return err
 	}
 	el := time.Since(start).Seconds()

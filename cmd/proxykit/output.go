@@ -1,35 +1,43 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/plots"
 )
+
+// What the commands write and print, and their errors (errors.go).
 
 // outputs are the files a command will write, each with the flag that
 // named it; check refuses, before any work, a file that cannot be
 // written, one that is an input and two that are one file.
 type outputs []atomicfile.Output
 
-func (o *outputs) add(flag, path string) {
-	if path != "" {
-		*o = append(*o, atomicfile.Output{Name: flag, Path: path})
+// add adds the files flags name: flag, path, flag, path ... (an empty
+// path: none).
+func (o *outputs) add(flagPaths ...string) {
+	for i := 0; i+1 < len(flagPaths); i += 2 {
+		if flagPaths[i+1] != "" {
+			*o = append(*o, atomicfile.Output{Name: flagPaths[i], Path: flagPaths[i+1]})
+		}
 	}
 }
 
 func (o outputs) check(inputs ...string) error { return atomicfile.CheckOutputs(o, inputs...) }
 
-// required refuses a command whose required flag is missing; what, if
-// given, says what the flag names.
-func required(flag, value, what string) error {
+// checkOutput refuses a command without its required output flag (what,
+// if given, says what it names) and checks the file (outputs.check).
+func checkOutput(flag, path, what string, inputs ...string) error {
 	switch {
-	case value != "":
-		return nil
-	case what != "":
+	case path == "" && what != "":
 		return fmt.Errorf("%s is required: %s", flag, what)
+	case path == "":
+		return fmt.Errorf("%s is required", flag)
 	}
-	return fmt.Errorf("%s is required", flag)
+	return outputs{{Name: flag, Path: path}}.check(inputs...)
 }
 
 // addPlot adds a figure (named by flag) and its CSV.
@@ -43,4 +51,38 @@ func (o *outputs) addPlot(flag, figure string) error {
 	o.add(flag, figure)
 	o.add(flag+"'s CSV", plots.CSVPath(figure))
 	return nil
+}
+
+// checkPlot checks a command's figure (named by flag) and its CSV when
+// they are all it writes (outputs.check).
+func checkPlot(flag, figure string, inputs ...string) error {
+	var outs outputs
+	if err := outs.addPlot(flag, figure); err != nil {
+		return err
+	}
+	return outs.check(inputs...)
+}
+
+// draw draws a figure, if one is asked for, with plot (plots.Sweeps, say),
+// and says that it and its CSV were written (unless quiet).
+func draw(w io.Writer, figure string, quiet bool, plot func(figure string) error) error {
+	if figure == "" {
+		return nil
+	}
+	if err := plot(figure); err != nil || quiet {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "wrote %s and %s\n", figure, plots.CSVPath(figure))
+	return err
+}
+
+// printJSON prints v as one line of JSON.
+func printJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// emit prints v as one line of JSON, or as text (text).
+func emit(w io.Writer, asJSON bool, v any, text func(io.Writer) error) error {
+	if asJSON {
+		return printJSON(w, v)
+	}
+	return text(w)
 }

@@ -29,24 +29,16 @@ training logs of up to 100000 epochs; files beyond what eval and train
 write are refused, naming the field.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("-o", output, "the figure to write (.png, .svg or .pdf)"); err != nil {
-				return err
+			if output == "" {
+				return fmt.Errorf("-o is required: the figure to write (.png, .svg or .pdf)")
 			}
-			var outs outputs
-			if err := outs.addPlot("-o", output); err != nil {
-				return err
-			}
-			if err := outs.check(args...); err != nil {
+			if err := checkPlot("-o", output, args...); err != nil {
 				return err
 			}
 			if len(labels) > 0 && len(labels) != len(args) {
 				return fmt.Errorf("--label: %d labels for %d files", len(labels), len(args))
 			}
-			if err := plots.Files(output, args, labels); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", output, plots.CSVPath(output))
-			return nil
+			return draw(cmd.OutOrStdout(), output, false, func(figure string) error { return plots.Files(figure, args, labels) })
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "figure to write: .png, .svg or .pdf (its numbers go to the same name with .csv)")

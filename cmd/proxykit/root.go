@@ -1,15 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/proxykit/proxykit/setting"
 )
 
 // version is proxykit's version from the build information Go records:
@@ -58,36 +54,6 @@ via proxy", arXiv 2109.13208).`,
 	}
 	return root
 }
-
-// spellFlags is err with the settings a library error names (setting.Error)
-// spelt as cmd's flags.
-func spellFlags(cmd *cobra.Command, err error) error {
-	var se *setting.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	spelt := se.Spell(func(n setting.Name) string {
-		flag := map[setting.Name]string{setting.Arch: "arch", setting.Like: "like", setting.DataDir: "data", setting.Resume: "resume",
-			setting.ScaleUint8: "scale-uint8"}[n]
-		if flag == "" {
-			flag = string(n) // the device, recipe.Settings.Fields's names
-		}
-		if cmd.Flags().Lookup(flag) == nil {
-			return string(n)
-		}
-		return "--" + flag
-	})
-	return spelled{strings.Replace(err.Error(), se.Error(), spelt, 1), err}
-}
-
-// spelled is an error with another text.
-type spelled struct {
-	text string
-	err  error
-}
-
-func (e spelled) Error() string { return e.text }
-func (e spelled) Unwrap() error { return e.err }
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

@@ -59,8 +59,8 @@ them (--epochs, the total to reach, --data, --device, --fp32, --no-cudnn,
 }
 
 func (c *trainCmd) run(cmd *cobra.Command, path string) error {
-	if err := required("-o", c.output, "the checkpoint to write"); err != nil {
-		return err
+	if c.output == "" {
+		return fmt.Errorf("-o is required: the checkpoint to write")
 	}
 	outs := outputs{{Name: "-o", Path: c.output}}
 	if err := outs.addPlot("--plot", c.plotPath); err != nil {
