@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
-	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/setting"
 )
@@ -22,10 +20,11 @@ type RunOptions struct {
 	// Output is the checkpoint written after every epoch and when the run
 	// is interrupted (required).
 	Output string
-	// Plot, if set, is the figure of the training curve redrawn after
-	// every epoch (plots.Training; its numbers beside it as CSV).
-	Plot string
-	// Model names the model file trained, in the header and the figure.
+	// Curve, if set, is given the run's history after every epoch's
+	// checkpoint: a program redraws its training curve there
+	// (plots.Training).
+	Curve func(history []results.EpochStats) error
+	// Model names the model file trained, in the header.
 	Model string
 	// Device describes the backend, in the header of a data-parallel run.
 	Device string
@@ -126,8 +125,8 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		if err := save(); err != nil {
 			return err
 		}
-		if opt.Plot != "" {
-			if err := plots.Training(opt.Plot, filepath.Base(opt.Model), t.Progress.History); err != nil {
+		if opt.Curve != nil {
+			if err := opt.Curve(t.Progress.History); err != nil {
 				return err
 			}
 		}

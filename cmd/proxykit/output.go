@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/plots"
+	"github.com/proxykit/proxykit/results"
 )
 
 // What the commands write and print, and their errors (errors.go).
@@ -61,6 +63,15 @@ func checkPlot(flag, figure string, inputs ...string) error {
 		return err
 	}
 	return outs.check(inputs...)
+}
+
+// curve redraws the training curve of model's run to figure after every
+// epoch (train.RunOptions.Curve); nil without a figure.
+func curve(figure, model string) func([]results.EpochStats) error {
+	if figure == "" {
+		return nil
+	}
+	return func(h []results.EpochStats) error { return plots.Training(figure, filepath.Base(model), h) }
 }
 
 // draw draws a figure, if one is asked for, with plot (plots.Sweeps, say),

@@ -93,7 +93,7 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	}
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
 		t.Backend, t.Dist = r.be, r.g
-		return train.Run(cmd.Context(), t, train.RunOptions{Output: c.output, Plot: c.plotPath, Model: path,
+		return train.Run(cmd.Context(), t, train.RunOptions{Output: c.output, Curve: curve(c.plotPath, path), Model: path,
 			Device: device.Describe(r.be), Stdout: cmd.OutOrStdout(), JSON: c.jsonOut, Progress: cmd.ErrOrStderr()})
 	})
 }
