@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/train"
 )
 
 // parseBetas reads --betas "b1,b2".
@@ -23,12 +25,14 @@ func parseBetas(s string) (float64, float64, error) {
 	return 0, 0, fmt.Errorf("--betas %q: want two numbers, e.g. 0.8,0.99", s)
 }
 
-// recipeFlags set a training run's settings (recipe.Settings); the SNN's
-// are snnFlags.
+// recipeFlags set a training run's settings (recipe.Settings; the SNN's
+// are snnFlags), or take them from the checkpoint the run resumes
+// (--resume).
 type recipeFlags struct {
 	s                    *recipe.Settings
-	betas                string
+	betas, resume        string
 	noShuffle, noAugment bool
+	ck                   *checkpoint.Checkpoint
 }
 
 func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
@@ -46,14 +50,39 @@ func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
 	f.BoolVar(&r.noAugment, "no-augment", false, "no data augmentation")
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
+	f.StringVar(&r.resume, "resume", "", "continue from this checkpoint (weights, optimizer, statistics, position)")
 	return r
 }
 
-// complete sets the settings the flags give indirectly (--betas,
-// --no-shuffle, --no-augment).
-func (r *recipeFlags) complete() error {
+// settle makes the run's settings: the flags' (--betas, --no-shuffle and
+// --no-augment given indirectly) or, when resuming, the checkpoint's,
+// refusing a flag that would change them (train.Resumed); and checks them.
+func (r *recipeFlags) settle(cmd *cobra.Command) error {
 	var err error
 	r.s.Beta1, r.s.Beta2, err = parseBetas(r.betas)
 	r.s.Shuffle, r.s.Augment = !r.noShuffle, !r.noAugment
-	return err
+	if err != nil {
+		return err
+	}
+	if r.resume != "" {
+		if r.ck, err = checkpoint.Load(r.resume); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		if *r.s, err = train.Resumed(r.ck.Settings, *r.s, cmd.Flags().Changed); err != nil {
+			return err
+		}
+	}
+	return r.s.Validate()
+}
+
+// resumeInto restores the checkpoint's state, when resuming, into t, the
+// model's trainer.
+func (r *recipeFlags) resumeInto(t *train.Trainer, model string) error {
+	if r.ck == nil {
+		return nil
+	}
+	if err := t.Resume(r.ck); err != nil {
+		return fmt.Errorf("--resume %s: %w (model %s)", r.resume, err, model)
+	}
+	return nil
 }

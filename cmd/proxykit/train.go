@@ -18,7 +18,6 @@ type trainCmd struct {
 	mf               modelFlags
 	df               deviceFlags
 	dfl              distFlags
-	resume           resumeFlags
 	rf               *recipeFlags
 	sf               *snnFlags
 	data             *dataFlags
@@ -54,7 +53,6 @@ them (--epochs, the total to reach, --data, --device, --fp32, --no-cudnn,
 	c.mf.add(cmd)
 	c.df.add(cmd)
 	c.dfl.add(cmd)
-	c.resume.add(cmd)
 	return cmd
 }
 
@@ -73,7 +71,7 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.resume.settle(cmd, c.rf); err != nil {
+	if err := c.rf.settle(cmd); err != nil {
 		return err
 	}
 	trainSet, testSet, err := c.data.splits(m, c.s.MaxTrain, c.s.MaxTest)
@@ -88,7 +86,7 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := c.resume.apply(t, path); err != nil {
+	if err := c.rf.resumeInto(t, path); err != nil {
 		return err
 	}
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
