@@ -93,7 +93,7 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	m.SNNStats = nil // the converted SNN's BatchNorm statistics are the ANN's
+	m.SNNState = nil // the converted SNN's BatchNorm statistics are the ANN's
 	snn, err := m.SNN(c.s.Config)
 	if err != nil {
 		return err

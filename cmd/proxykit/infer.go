@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -105,7 +106,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 			return err
 		}
 		y, v, what = r.Counts, r.Potentials, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
-	} else if y, err = m.ANN.ForwardOn(be, xt, c.batch); err != nil {
+	} else if y, err = lower.Forward(be, m.ANN, xt, c.batch); err != nil {
 		return err
 	}
 	var set atomicfile.Set // both files or neither

@@ -225,7 +225,7 @@ func printLayers(w io.Writer, net *nn.Network) error {
 		for _, p := range l.Params() {
 			np += len(p.Data)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s%s\t%d\t%s\t%s\n", i, printable(l.Name()), l.Kind(), reads(i), nn.ShapeString(shapes[i]), np, roles[i], l.Describe())
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s%s\t%d\t%s\t%s\n", i, printable(nn.NameOf(l)), nn.KindOf(l), reads(i), nn.ShapeString(shapes[i]), np, roles[i], l.Info().Summary)
 	}
 	last := ""
 	if graph {

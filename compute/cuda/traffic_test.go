@@ -39,7 +39,7 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 	}
 	out := func(i int) int64 { return int64(nn.Numel(shapes[i])) }
 	for i, l := range ann.Layers { // chains: the ANN's forward, then backward
-		switch l.Kind() {
+		switch nn.KindOf(l) {
 		case "BatchNorm2d": // statistics, running update, scale/shift, affine map; backward: sums, dx
 			b.add(4, 3*B*in(i))
 			b.add(2, 5*B*in(i))
@@ -53,7 +53,7 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 			}
 		case "Conv2d", "Linear", "Flatten": // the libraries; a view
 		default:
-			t.Fatalf("no budget for %s", l.Kind())
+			t.Fatalf("no budget for %s", nn.KindOf(l))
 		}
 	}
 	nodes := snn.Nodes
