@@ -6,6 +6,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/gpumodel"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -234,5 +235,16 @@ func TestLaunchLog(t *testing.T) {
 		}
 		eng.Free()
 		be.Close()
+	}
+}
+
+// TestKernelsHaveAKind: the time model (package gpumodel) prices every
+// kernel the backend launches, and device copies, by the bandwidth of
+// their kind; a new kernel must be given one there.
+func TestKernelsHaveAKind(t *testing.T) {
+	for _, k := range append(cuda.KernelNames(), "copy") {
+		if _, ok := gpumodel.KindOf(k); !ok {
+			t.Errorf("kernel %s has no kind in gpumodel.KindOf", k)
+		}
 	}
 }
