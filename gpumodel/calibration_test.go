@@ -226,6 +226,34 @@ func TestCalibration(t *testing.T) {
 	t.Logf("the profiled kernels ran %.3f× slower under Nsight Compute than when timed; backward filter at %.3f of the forward rate",
 		rep.ProfilerSlowdown, rep.BackwardFilter)
 	checkModel(t, gpumodel.Model{GPU: c.GPU, Params: p}, c)
+	frozen := gpumodel.H200Params()
+	same := func(what string, a, b float64) {
+		if math.Abs(a-b) > 1e-3*math.Abs(b) || math.IsNaN(a) {
+			t.Errorf("%s: frozen %.4g, the calibration fits %.4g", what, a, b)
+		}
+	}
+	same("launch overhead", frozen.LaunchOverhead, p.LaunchOverhead)
+	for _, k := range gpumodel.Kinds() {
+		same(string(k)+" bandwidth", frozen.Bandwidth[k], p.Bandwidth[k])
+	}
+	for _, k := range []string{compute.CallGEMM, compute.CallConvForward, compute.CallConvBackwardData, compute.CallConvBackwardFilter} {
+		same(k+" on tensor cores", frozen.TensorCores[k], p.TensorCores[k])
+		same(k+" on CUDA cores", frozen.CUDACores[k], p.CUDACores[k])
+	}
+	if frozen.MinTensorK != p.MinTensorK || len(frozen.Bandwidth) != len(p.Bandwidth) ||
+		len(frozen.TensorCores) != len(p.TensorCores) || len(frozen.CUDACores) != len(p.CUDACores) {
+		t.Errorf("frozen %+v, fitted %+v", frozen, p)
+	}
+	m, err := gpumodel.ForGPU("h200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkModel(t, m, c)
+	var b bytes.Buffer
+	if err := gpumodel.WriteCalibration(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the frozen model:\n%s", b.String())
 }
 
 // checkModel holds m to c's measurements.
