@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
@@ -108,14 +111,27 @@ func countOn(t *testing.T, into counted, math compute.Math, im2col bool, batch i
 	}
 }
 
+// calibrated is every workload of the calibration run, counted once for
+// the tests that need it (countCalibrated).
+var calibrated struct {
+	sync.Once
+	c counted
+}
+
 // countCalibrated counts every workload of the calibration run.
 func countCalibrated(t *testing.T) counted {
-	c := counted{}
-	countOn(t, c, compute.MathTF32, false, 100, []int{1000}, true)
-	countOn(t, c, compute.MathFP32, false, 100, []int{1000}, false)
-	countOn(t, c, compute.MathTF32, true, 100, []int{1000}, false)
-	countOn(t, c, compute.MathTF32, false, 1000, nil, false)
-	return c
+	calibrated.Do(func() {
+		c := counted{}
+		countOn(t, c, compute.MathTF32, false, 100, []int{1000}, true)
+		countOn(t, c, compute.MathFP32, false, 100, []int{1000}, false)
+		countOn(t, c, compute.MathTF32, true, 100, []int{1000}, false)
+		countOn(t, c, compute.MathTF32, false, 1000, nil, false)
+		calibrated.c = c
+	})
+	if len(calibrated.c) == 0 {
+		t.Fatal("counting the calibration's workloads failed")
+	}
+	return calibrated.c
 }
 
 // TestCalibrationLaunches holds launches.json, the launches the model was
@@ -250,7 +266,7 @@ func TestCalibration(t *testing.T) {
 	}
 	checkModel(t, m, c)
 	var b bytes.Buffer
-	if err := gpumodel.WriteCalibration(&b); err != nil {
+	if err := gpumodel.WriteCalibration(&b, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("the frozen model:\n%s", b.String())
@@ -297,5 +313,45 @@ func checkModel(t *testing.T, m gpumodel.Model, c gpumodel.Calibration) {
 	// cuDNN adds (split-K reduction, workspace set-up)
 	if math.Abs(profiled-0.999) > 1e-9 || calls != 112 || modelled != calls-3 {
 		t.Errorf("the profile lists %.1f %% in %d calls; the model has %d kernels besides copies", 100*profiled, calls, modelled)
+	}
+}
+
+// TestPrediction prints, for the program as the CUDA backend queues it now
+// (counted on the dry emulated device), the calibration table and the
+// prediction table on every GPU the model knows; and holds the tables to
+// the model's own prices.
+func TestPrediction(t *testing.T) {
+	all := countCalibrated(t)
+	c := counted{}
+	for _, w := range []gpumodel.Workload{{Pass: gpumodel.Train, Batch: 100, Math: compute.MathTF32},
+		{Pass: gpumodel.Infer, Batch: 1000, Math: compute.MathTF32}} {
+		c[w] = all[w]
+	}
+	train := c[gpumodel.Workload{Pass: gpumodel.Train, Batch: 100, Math: compute.MathTF32}]
+	infer := c[gpumodel.Workload{Pass: gpumodel.Infer, Batch: 1000, Math: compute.MathTF32}]
+	var b bytes.Buffer
+	if err := gpumodel.WriteCalibration(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	b.WriteString("\n")
+	if err := gpumodel.WritePrediction(&b, gpumodel.Program{Train: train, Infer: infer, TrainBatch: 100, InferBatch: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Logf("today's program:\n%s", out)
+	for _, g := range gpumodel.GPUs() {
+		m, err := gpumodel.ForGPU(g.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, in := price(t, m, train...), price(t, m, infer...)
+		row := fmt.Sprintf("| %.2f | %.0f | %d | %.2f | %.0f | %d |", 1e3*tr.Seconds, tr.ImagesPerSecond(100), tr.Kernels,
+			1e3*in.Seconds, in.ImagesPerSecond(1000), in.Kernels)
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), row) {
+			t.Errorf("%s: no row %q in the prediction", g.Name, row)
+		}
+	}
+	if !strings.Contains(out, "h100, predicted (uncalibrated)") || !strings.Contains(out, "(given launches)") {
+		t.Errorf("the H100 row must say it is uncalibrated, the calibration which launches it priced:\n%s", out)
 	}
 }

@@ -77,10 +77,13 @@ func compareDesc(a, b float64) int {
 	return 0
 }
 
-// WriteCalibration writes the calibration table (each measured time of
-// the H200 run beside the frozen model's, fitted or held out) and the
-// profiled workload's kernel shares beside the model's, as Markdown.
-func WriteCalibration(w io.Writer) error {
+// WriteCalibration writes, as Markdown, the calibration table (each
+// measured time of the H200 run beside the frozen model's, fitted or held
+// out) and the profiled workload's kernel shares beside the model's. The
+// model prices the launches the calibration holds (the program that ran),
+// or for the workloads in given, those: a program's own lowering of the
+// calibrated workloads shows here whether it still queues what ran.
+func WriteCalibration(w io.Writer, given map[Workload][]compute.Launch) error {
 	c, err := H200Calibration()
 	if err != nil {
 		return err
@@ -88,6 +91,13 @@ func WriteCalibration(w io.Writer) error {
 	m, err := ForGPU("h200")
 	if err != nil {
 		return err
+	}
+	source := map[Workload]string{}
+	for k, l := range given {
+		if _, ok := c.Launches[k]; !ok {
+			return fmt.Errorf("the calibration has no workload %s", k)
+		}
+		c.Launches[k], source[k] = l, " (given launches)"
 	}
 	checks, shares, err := Checks(m, c)
 	if err != nil {
@@ -102,14 +112,14 @@ func WriteCalibration(w io.Writer) error {
 		if k.Run.Fitted {
 			role = "fitted"
 		}
-		fmt.Fprintf(tw, "| %s\t| %s\t| %.2f\t| %.2f\t| %+.1f %%\t| %s\t|\n", k.Run.Name, k.Run.Workload, 1e3*k.Run.Seconds,
-			1e3*k.Modelled, 100*k.Error(), role)
+		fmt.Fprintf(tw, "| %s\t| %s%s\t| %.2f\t| %.2f\t| %+.1f %%\t| %s\t|\n", k.Run.Name, k.Run.Workload,
+			source[k.Run.Workload], 1e3*k.Run.Seconds, 1e3*k.Modelled, 100*k.Error(), role)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nThe profiled workload (%s: the end of a training step and two inference batches of 100), share of kernel time:\n\n",
-		ProfiledWorkload())
+	fmt.Fprintf(w, "\nThe profiled workload (%s%s: the end of a training step and two inference batches of 100), share of kernel time:\n\n",
+		ProfiledWorkload(), source[ProfiledWorkload()])
 	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintln(tw, "| kernel\t| profiled\t| calls\t| modelled\t| kernels\t| difference\t|")
 	fmt.Fprintln(tw, "| ---\t| ---:\t| ---:\t| ---:\t| ---:\t| ---:\t|")
