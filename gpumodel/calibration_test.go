@@ -288,9 +288,9 @@ func checkModel(t *testing.T, m gpumodel.Model, c gpumodel.Calibration) {
 		} else {
 			held++
 		}
-		if math.Abs(k.Error()) > limit || math.IsNaN(k.Error()) {
+		if math.Abs(k.RelativeError()) > limit || math.IsNaN(k.RelativeError()) {
 			t.Errorf("%s (%s): modelled %.2f ms, measured %.2f ms (%+.1f %%)", k.Run.Name, k.Run.Workload, 1e3*k.Modelled,
-				1e3*k.Run.Seconds, 100*k.Error())
+				1e3*k.Run.Seconds, 100*k.RelativeError())
 		}
 	}
 	if fitted != 4 || held != 4 {

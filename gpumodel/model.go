@@ -231,7 +231,10 @@ func (m Model) kernels(l compute.Launch) ([]Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		out, _ := stream(2*l.Written, Layout)
+		out, err := stream(2*l.Written, Layout)
+		if err != nil {
+			return nil, err
+		}
 		ks = append(ks, Kernel{ToNHWC, 2, 2*tau + in}, Kernel{ToNCHW, 1, tau + out})
 	}
 	return ks, nil

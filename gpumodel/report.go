@@ -16,8 +16,8 @@ type Check struct {
 	Modelled float64 // seconds
 }
 
-// Error is the modelled time's relative error.
-func (c Check) Error() float64 { return c.Modelled/c.Run.Seconds - 1 }
+// RelativeError is the modelled time's relative error.
+func (c Check) RelativeError() float64 { return c.Modelled/c.Run.Seconds - 1 }
 
 // ShareCheck is the model's share of one kernel in the profiled workload
 // beside the profile's.
@@ -113,7 +113,7 @@ func WriteCalibration(w io.Writer, given map[Workload][]compute.Launch) error {
 			role = "fitted"
 		}
 		fmt.Fprintf(tw, "| %s\t| %s%s\t| %.2f\t| %.2f\t| %+.1f %%\t| %s\t|\n", k.Run.Name, k.Run.Workload,
-			source[k.Run.Workload], 1e3*k.Run.Seconds, 1e3*k.Modelled, 100*k.Error(), role)
+			source[k.Run.Workload], 1e3*k.Run.Seconds, 1e3*k.Modelled, 100*k.RelativeError(), role)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
