@@ -144,23 +144,36 @@ func countCalibrated(t *testing.T) counted {
 func TestCalibrationLaunches(t *testing.T) {
 	got := countCalibrated(t)
 	if *update {
-		var f struct {
-			About     string `json:"about"`
-			Workloads []any  `json:"workloads"`
-		}
-		f.About = "The launches of each workload of the H200 run of 2026-11-30, as the CUDA backend queues them, counted on the dry emulated device by go test ./gpumodel -run TestCalibrationLaunches -update (docs/gpu-model.md)."
 		c, err := gpumodel.H200Calibration()
 		if err != nil && len(c.Runs) == 0 {
 			t.Fatal(err)
 		}
-		for _, w := range append(workloadsOf(c), gpumodel.ProfiledWorkload()) {
-			f.Workloads = append(f.Workloads, map[string]any{"workload": w, "launches": got[w]})
-		}
+		// one launch a line, so that a regeneration's diff reads launch by launch
 		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		if err := enc.Encode(f); err != nil {
-			t.Fatal(err)
+		line := func(v any) string {
+			j, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(j)
 		}
+		b.WriteString(`{"about": ` + line("The launches of each workload of the H200 run of 2026-11-30, as the CUDA backend "+
+			"queues them, counted on the dry emulated device by go test ./gpumodel -run TestCalibrationLaunches -update "+
+			"(docs/gpu-model.md).") + ",\n\"workloads\": [")
+		for i, w := range append(workloadsOf(c), gpumodel.ProfiledWorkload()) {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString("\n{\"workload\": " + line(w) + ", \"launches\": [")
+			for j, l := range got[w] {
+				if j > 0 {
+					b.WriteString(",")
+				}
+				b.WriteString("\n  " + line(l))
+			}
+			b.WriteString("]}")
+		}
+		b.WriteString("\n]}\n")
 		if err := os.WriteFile(filepath.FromSlash(launchesFile), b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
