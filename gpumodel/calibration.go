@@ -182,7 +182,7 @@ func H200Calibration() (Calibration, error) {
 	for _, w := range frozen.Workloads {
 		c.Launches[w.Workload] = w.Launches
 	}
-	for _, w := range append(c.workloads(), ProfiledWorkload()) {
+	for _, w := range append(c.Workloads(), ProfiledWorkload()) {
 		if len(c.Launches[w]) == 0 {
 			return c, fmt.Errorf("launches.json: no launches for %s", w)
 		}
@@ -199,8 +199,8 @@ type launchFile struct {
 	} `json:"workloads"`
 }
 
-// workloads are the measured ones, each once.
-func (c Calibration) workloads() []Workload {
+// Workloads are the measured workloads, each once, in the runs' order.
+func (c Calibration) Workloads() []Workload {
 	var out []Workload
 	seen := map[Workload]bool{}
 	for _, r := range c.Runs {

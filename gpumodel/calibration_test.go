@@ -160,7 +160,7 @@ func TestCalibrationLaunches(t *testing.T) {
 		b.WriteString(`{"about": ` + line("The launches of each workload of the H200 run of 2026-11-30, as the CUDA backend "+
 			"queues them, counted on the dry emulated device by go test ./gpumodel -run TestCalibrationLaunches -update "+
 			"(docs/gpu-model.md).") + ",\n\"workloads\": [")
-		for i, w := range append(workloadsOf(c), gpumodel.ProfiledWorkload()) {
+		for i, w := range append(c.Workloads(), gpumodel.ProfiledWorkload()) {
 			if i > 0 {
 				b.WriteString(",")
 			}
@@ -190,19 +190,6 @@ func TestCalibrationLaunches(t *testing.T) {
 				w, len(got[w]), launchesFile, len(want))
 		}
 	}
-}
-
-// workloadsOf lists the calibration's measured workloads, each once.
-func workloadsOf(c gpumodel.Calibration) []gpumodel.Workload {
-	var out []gpumodel.Workload
-	seen := map[gpumodel.Workload]bool{}
-	for _, r := range c.Runs {
-		if !seen[r.Workload] {
-			seen[r.Workload] = true
-			out = append(out, r.Workload)
-		}
-	}
-	return out
 }
 
 // TestCalibration holds the model to the H200 run it was calibrated on:
