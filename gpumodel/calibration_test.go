@@ -104,12 +104,17 @@ func countOn(t *testing.T, into counted, math compute.Math, im2col bool, batch i
 		setup, runs := run(100, 2)
 		w := append(append(append(append([]compute.Launch(nil), step[tail:]...), setup...), runs[0]...), runs[1]...)
 		into[gpumodel.ProfiledWorkload()] = w
+		profiledSetup = [2]int{len(step) - tail, len(step) - tail + len(setup)}
 	}
 	for _, n := range infer {
 		_, runs := run(n, 1)
 		into[gpumodel.Workload{Pass: gpumodel.Infer, Batch: n, Math: math, Im2col: im2col}] = runs[0]
 	}
 }
+
+// profiledSetup is where the profiled workload's simulator set-up lies
+// in today's launches, [start, end).
+var profiledSetup [2]int
 
 // calibrated is every workload of the calibration run, counted once for
 // the tests that need it (countCalibrated).
@@ -139,8 +144,12 @@ func countCalibrated(t *testing.T) counted {
 // workload, counted on the dry emulated device (-update rewrites it). At
 // the calibration run's commit (ec50eb7) the backend queued the same
 // launches (docs/gpu-model.md). When a change of the program changes them
-// on purpose, launches.json stays: it is what ran on the H200; compare the
-// program without that change here instead.
+// on purpose, launches.json stays: it is what ran on the H200; the
+// comparison takes the change out of the calibrated list instead
+// (withoutEvalStatCopies: the program redesign's one change to these
+// workloads), and leaves out the profiled workload's set-up, whose
+// allocations the program's memory plan lays out anew. Never run -update
+// again: today's launches are not what ran.
 func TestCalibrationLaunches(t *testing.T) {
 	got := countCalibrated(t)
 	if *update {
@@ -185,11 +194,59 @@ func TestCalibrationLaunches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for w, want := range c.Launches {
-		if !reflect.DeepEqual(got[w], want) {
-			t.Errorf("%s: the backend queues %d launches, %s holds %d others: the program changed since the calibration",
-				w, len(got[w]), launchesFile, len(want))
+		want = withoutEvalStatCopies(want)
+		have := got[w]
+		if w == gpumodel.ProfiledWorkload() {
+			// the simulator's set-up zeroes the buffers it allocates, which
+			// the program's memory plan lays out anew: the training step's
+			// end and the two inference batches are compared
+			lo, hi := profiledSetup[0], profiledSetup[1]
+			if len(want) >= lo+len(have)-hi {
+				want = append(want[:lo:lo], want[len(want)-(len(have)-hi):]...)
+				have = append(have[:lo:lo], have[hi:]...)
+			}
+		}
+		if !reflect.DeepEqual(have, want) {
+			t.Errorf("%s: the backend queues %d launches, %s holds %d others (less the eval-mode statistics' copies): the program changed since the calibration",
+				w, len(have), launchesFile, len(want))
+			for i := 0; i < max(len(want), len(have)); i++ {
+				var a, b compute.Launch
+				if i < len(want) {
+					a = want[i]
+				}
+				if i < len(have) {
+					b = have[i]
+				}
+				if !reflect.DeepEqual(a, b) {
+					t.Logf("%d: %+v / %+v", i, a, b)
+				}
+			}
 		}
 	}
+}
+
+// withoutEvalStatCopies is a calibrated launch list less the one change
+// of the program since the H200 run: a BatchNorm in eval mode no longer
+// copies its running mean and variance (128 channels: 512 bytes each)
+// into a workspace before computing its scale and shift from them; it
+// reads them where they are (the lowering of nn.BatchNorm2d). Training
+// steps, which normalise with batch statistics, are unchanged.
+func withoutEvalStatCopies(ls []compute.Launch) []compute.Launch {
+	var out []compute.Launch
+	for i, l := range ls {
+		next := func(k int) string {
+			if i+k < len(ls) {
+				return ls[i+k].Kernel
+			}
+			return ""
+		}
+		if l.Kernel == "copy" && l.Read == 512 && l.Written == 512 &&
+			(next(1) == "pk_bn_scale_shift" || next(1) == "copy" && next(2) == "pk_bn_scale_shift") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // TestCalibration holds the model to the H200 run it was calibrated on:

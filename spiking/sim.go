@@ -46,10 +46,14 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 	}
 	steps := min(max(be.StepsAtOnce(snn.Config.Timesteps), 1), snn.Config.Timesteps)
 	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps, m: program.NewMachine(be), programs: map[variant]*lower.Lowered{}}
-	// the variant that keeps the most, so that memory runs out here if at all
-	if _, err := sim.program(variant{rates: true}); err != nil {
-		sim.Free()
-		return nil, err
+	// inference's variants, loaded here so that memory runs out here if at
+	// all and no run allocates (the BatchNorm-training ones are loaded on
+	// first use)
+	for _, v := range []variant{{rates: true}, {}} {
+		if _, err := sim.program(v); err != nil {
+			sim.Free()
+			return nil, err
+		}
 	}
 	return sim, nil
 }
