@@ -29,10 +29,9 @@ import (
 // Format marks proxykit checkpoints in their metadata.
 const Format = "proxykit-checkpoint/1"
 
-// BNStats are one BatchNorm layer's running statistics.
-type BNStats struct {
-	Mean, Var []float32
-}
+// LayerState is one stateful layer's state (nn.Stateful): its arrays by
+// name (BatchNorm: running_mean, running_var).
+type LayerState map[string][]float32
 
 // Progress is where training stands: the next epoch and batch to run, and
 // what the current epoch has measured so far.
@@ -53,14 +52,17 @@ type EpochTotals struct {
 }
 
 // Checkpoint is everything needed to use a trained network or to resume
-// training exactly: weights, both networks' BN statistics, Adam's moments,
+// training exactly: weights, both networks' layer state (BatchNorm's
+// running statistics), Adam's moments,
 // the settings and the progress. The RNG state is implied: permutations
 // and augmentation draws derive from (seed, epoch, batch).
 type Checkpoint struct {
-	Arch     nn.Arch
-	Params   map[string]*nn.Param
-	ANNStats map[string]BNStats
-	SNNStats map[string]BNStats
+	Arch   nn.Arch
+	Params map[string]*nn.Param
+	// ANNState and SNNState are the stateful layers' state, by layer name,
+	// of the ANN and of the SNN (which keeps its own).
+	ANNState map[string]LayerState
+	SNNState map[string]LayerState
 	Adam     *AdamState
 	Settings recipe.Settings
 	Progress Progress
@@ -108,13 +110,12 @@ func (c *Checkpoint) Save(path string) error {
 	for name, p := range c.Params {
 		tensors["param/"+name] = view(p.Shape, p.Data)
 	}
-	for name, s := range c.ANNStats {
-		tensors["ann_bn/"+name+"/running_mean"] = view([]int{len(s.Mean)}, s.Mean)
-		tensors["ann_bn/"+name+"/running_var"] = view([]int{len(s.Var)}, s.Var)
-	}
-	for name, s := range c.SNNStats {
-		tensors["snn_bn/"+name+"/running_mean"] = view([]int{len(s.Mean)}, s.Mean)
-		tensors["snn_bn/"+name+"/running_var"] = view([]int{len(s.Var)}, s.Var)
+	for prefix, state := range map[string]map[string]LayerState{"ann_bn/": c.ANNState, "snn_bn/": c.SNNState} {
+		for layer, arrays := range state {
+			for name, a := range arrays {
+				tensors[prefix+layer+"/"+name] = view([]int{len(a)}, a)
+			}
+		}
 	}
 	adam := map[string]any{}
 	if c.Adam != nil {
@@ -187,7 +188,7 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 	if meta["format"] != Format {
 		return nil, fmt.Errorf("not a proxykit checkpoint: metadata format %q, want %q", meta["format"], Format)
 	}
-	c = &Checkpoint{Params: map[string]*nn.Param{}, ANNStats: map[string]BNStats{}, SNNStats: map[string]BNStats{}}
+	c = &Checkpoint{Params: map[string]*nn.Param{}, ANNState: map[string]LayerState{}, SNNState: map[string]LayerState{}}
 	for key, dst := range map[string]any{"arch": &c.Arch, "settings": &c.Settings, "progress": &c.Progress} {
 		if err := json.Unmarshal([]byte(meta[key]), dst); err != nil {
 			return nil, fmt.Errorf("checkpoint metadata %q: %w", key, err)
@@ -247,20 +248,18 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 		case "param":
 			c.Params[rest] = nn.NewParam(rest, data, shape...)
 		case "ann_bn", "snn_bn":
-			stats := c.ANNStats
+			state := c.ANNState
 			if kind == "snn_bn" {
-				stats = c.SNNStats
+				state = c.SNNState
 			}
 			layer, field := splitLast(rest)
-			s := stats[layer]
-			if field == "running_mean" {
-				s.Mean = data
-			} else if field == "running_var" {
-				s.Var = data
-			} else {
+			if layer == "" || field == "" {
 				return nil, fmt.Errorf("unknown checkpoint tensor %q", key)
 			}
-			stats[layer] = s
+			if state[layer] == nil {
+				state[layer] = LayerState{}
+			}
+			state[layer][field] = data
 		case "adam_m", "adam_v":
 			if c.Adam == nil {
 				return nil, fmt.Errorf("checkpoint has tensor %q but no optimizer settings", key)
@@ -282,8 +281,9 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 
 // check refuses metadata and statistics no run can have written: the
 // settings (recipe.Settings.Validate), Adam's hyper-parameters and step
-// count, BatchNorm statistics that are not finite or variances below 0,
-// a position before the start.
+// count, layer state that is not finite, a position before the start.
+// (A layer's own rules, such as BatchNorm's variances not below 0, are
+// checked when the state is restored into it: RestoreState.)
 func (c *Checkpoint) check() error {
 	if err := c.Settings.Validate(); err != nil {
 		return fmt.Errorf("checkpoint settings: %w", err)
@@ -303,15 +303,11 @@ func (c *Checkpoint) check() error {
 			return fmt.Errorf("checkpoint optimizer: %d steps made; want 0 to %d", a.Step, MaxSteps)
 		}
 	}
-	for which, stats := range map[string]map[string]BNStats{"ANN": c.ANNStats, "SNN": c.SNNStats} {
-		for _, name := range slices.Sorted(maps.Keys(stats)) {
-			st := stats[name]
-			if err := nn.CheckFinite(which+" BatchNorm "+name+" running_mean", st.Mean); err != nil {
-				return fmt.Errorf("checkpoint: %w", err)
-			}
-			for i, v := range st.Var {
-				if !(v >= 0) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("checkpoint: %s BatchNorm %s running_var[%d] is %g; variances are finite and not negative", which, name, i, v)
+	for which, state := range map[string]map[string]LayerState{"ANN": c.ANNState, "SNN": c.SNNState} {
+		for _, layer := range slices.Sorted(maps.Keys(state)) {
+			for _, name := range slices.Sorted(maps.Keys(state[layer])) {
+				if err := nn.CheckFinite(which+" layer "+layer+" "+name, state[layer][name]); err != nil {
+					return fmt.Errorf("checkpoint: %w", err)
 				}
 			}
 		}
@@ -342,31 +338,77 @@ func splitLast(s string) (string, string) {
 	return s, ""
 }
 
-// Network rebuilds the checkpoint's ANN with its running statistics.
+// Network rebuilds the checkpoint's ANN with its layer state.
 func (c *Checkpoint) Network(name string) (*nn.Network, error) {
 	net, err := c.Arch.Build(name, c.Params)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint architecture: %w", err)
 	}
-	for layer, bn := range nn.BatchNormStats(net) {
-		s, ok := c.ANNStats[layer]
-		if !ok || len(s.Mean) != len(bn.RunningMean) || len(s.Var) != len(bn.RunningVar) {
-			return nil, fmt.Errorf("checkpoint lacks the ANN's statistics for BatchNorm layer %q", layer)
-		}
-		copy(bn.RunningMean, s.Mean)
-		copy(bn.RunningVar, s.Var)
+	if err := RestoreState("ANN", c.ANNState, nn.StatefulLayers(net.Layers)); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	return net, nil
 }
 
-// statsOf copies BatchNorm layers' running statistics.
-func statsOf(bns []*nn.BatchNorm2d) map[string]BNStats {
-	out := map[string]BNStats{}
-	for _, bn := range bns {
-		out[bn.LayerName] = BNStats{Mean: append([]float32(nil), bn.RunningMean...),
-			Var: append([]float32(nil), bn.RunningVar...)}
+// StateOf copies stateful layers' state, by layer name.
+func StateOf(layers []nn.Stateful) map[string]LayerState {
+	out := map[string]LayerState{}
+	for _, l := range layers {
+		st := LayerState{}
+		for _, a := range l.State() {
+			st[a.Name] = append([]float32(nil), a.Data...)
+		}
+		out[nn.NameOf(l)] = st
 	}
 	return out
+}
+
+// RestoreState copies state (of the network named which, for messages)
+// into layers, which must each find exactly their arrays there, of their
+// sizes, and accept them (nn.Validator: a BatchNorm's variances are not
+// negative).
+func RestoreState(which string, state map[string]LayerState, layers []nn.Stateful) error {
+	if err := checkState(which, state, layers); err != nil {
+		return err
+	}
+	for _, l := range layers {
+		st := state[nn.NameOf(l)]
+		for _, a := range l.State() {
+			copy(a.Data, st[a.Name])
+		}
+		if v, ok := l.(nn.Validator); ok {
+			if err := v.Validate(); err != nil {
+				return fmt.Errorf("%s %s %q: %w", which, nn.KindOf(l), nn.NameOf(l), err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkState checks that state holds each layer's arrays, of its sizes,
+// finite, and nothing else for it.
+func checkState(which string, state map[string]LayerState, layers []nn.Stateful) error {
+	for _, l := range layers {
+		name := nn.NameOf(l)
+		st, ok := state[name]
+		arrays := l.State()
+		if !ok {
+			return fmt.Errorf("the checkpoint lacks the %s's state of %s layer %q", which, nn.KindOf(l), name)
+		}
+		if len(st) != len(arrays) {
+			return fmt.Errorf("the checkpoint's %s state of %s layer %q has %d arrays, the layer %d", which, nn.KindOf(l), name, len(st), len(arrays))
+		}
+		for _, a := range arrays {
+			v, ok := st[a.Name]
+			if !ok || len(v) != len(a.Data) {
+				return fmt.Errorf("the checkpoint lacks the %s's %s of %s layer %q (%d values)", which, a.Name, nn.KindOf(l), name, len(a.Data))
+			}
+			if err := nn.CheckFinite(which+" "+nn.KindOf(l)+" "+name+" "+a.Name, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // SameArch reports whether two architectures are the same, ignoring names of the source.
@@ -377,7 +419,7 @@ func SameArch(a, b nn.Arch) bool {
 }
 
 // New is the checkpoint of a network: its parameters, the ANN's and the
-// SNN's BatchNorm statistics and the settings to use it with; no optimizer
+// SNN's layer state and the settings to use it with; no optimizer
 // state and no progress, so that train starts from it as from any model
 // (a trainer adds its own).
 func New(ann *nn.Network, snn *spiking.Network, s recipe.Settings) *Checkpoint {
@@ -385,16 +427,13 @@ func New(ann *nn.Network, snn *spiking.Network, s recipe.Settings) *Checkpoint {
 	for _, p := range ann.Params() {
 		params[p.Name] = p
 	}
-	var annBNs []*nn.BatchNorm2d
-	for _, bn := range nn.BatchNormStats(ann) {
-		annBNs = append(annBNs, bn)
-	}
-	return &Checkpoint{Arch: nn.ArchOf(ann), Params: params, ANNStats: statsOf(annBNs), SNNStats: statsOf(snn.BatchNorms()), Settings: s}
+	return &Checkpoint{Arch: nn.ArchOf(ann), Params: params, ANNState: StateOf(nn.StatefulLayers(ann.Layers)), SNNState: StateOf(snn.Stateful()),
+		Settings: s}
 }
 
 // CheckResumable checks, before anything is restored, that the checkpoint
 // holds all a resumed run needs, of the right sizes and finite: every
-// parameter, both networks' BatchNorm statistics, Adam's settings and both
+// parameter, both networks' layer state, Adam's settings and both
 // moments of every parameter (once a step was made), and a position
 // inside the run.
 func (c *Checkpoint) CheckResumable(ann *nn.Network, snn *spiking.Network, batches int) error {
@@ -411,25 +450,11 @@ func (c *Checkpoint) CheckResumable(ann *nn.Network, snn *spiking.Network, batch
 			return err
 		}
 	}
-	stats := func(which string, m map[string]BNStats, name string, c int) error {
-		s, ok := m[name]
-		if !ok || len(s.Mean) != c || len(s.Var) != c {
-			return fmt.Errorf("the checkpoint lacks the %s's statistics for BatchNorm layer %q", which, name)
-		}
-		if err := nn.CheckFinite(which+" BatchNorm "+name+" running_mean", s.Mean); err != nil {
-			return err
-		}
-		return nn.CheckFinite(which+" BatchNorm "+name+" running_var", s.Var)
+	if err := checkState("ANN", c.ANNState, nn.StatefulLayers(ann.Layers)); err != nil {
+		return err
 	}
-	for name, bn := range nn.BatchNormStats(ann) {
-		if err := stats("ANN", c.ANNStats, name, len(bn.RunningMean)); err != nil {
-			return err
-		}
-	}
-	for _, bn := range snn.BatchNorms() {
-		if err := stats("SNN", c.SNNStats, bn.LayerName, len(bn.RunningMean)); err != nil {
-			return err
-		}
+	if err := checkState("SNN", c.SNNState, snn.Stateful()); err != nil {
+		return err
 	}
 	a := c.Adam
 	if a == nil {

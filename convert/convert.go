@@ -41,6 +41,7 @@ import (
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
@@ -71,8 +72,8 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 	var idx []int
 	var names []string
 	for i, l := range layers {
-		if l.Role().Neuron {
-			idx, names = append(idx, i), append(names, l.Name())
+		if nn.RoleOf(l).Neuron {
+			idx, names = append(idx, i), append(names, nn.NameOf(l))
 		}
 	}
 	last := len(layers) - 1
@@ -124,7 +125,7 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data
 func calibrate(ctx context.Context, be compute.Backend, body *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
 	idx, names := neuronLayers(body.Layers)
 	batch = min(batch, images)
-	ex, err := nn.NewExecutor(be, body, batch, nn.ExecOptions{Keep: idx})
+	ex, err := lower.NewExecutor(be, body, lower.Options{Capacity: batch, Keep: idx})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,9 @@ func calibrate(ctx context.Context, be compute.Backend, body *nn.Network, d *dat
 			hi := min(lo+batch, images)
 			buf := in.Slice(0, (hi-lo)*sz)
 			be.Upload(buf, d.Images[lo*sz:hi*sz])
-			ex.Forward(nn.Value{Shape: []int{hi - lo, d.C, d.H, d.W}, Buf: buf}, nn.Mode{})
+			if _, err := ex.Forward(nn.Value{Shape: []int{hi - lo, d.C, d.H, d.W}, Buf: buf}); err != nil {
+				return err
+			}
 			for j, li := range idx {
 				out := ex.Output(li)
 				host = slices.Grow(host[:0], out.Buf.Len())[:out.Buf.Len()]

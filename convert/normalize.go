@@ -86,7 +86,7 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 		if f := p.in[i]; f != 1 {
 			if err := s.ScaleInput(f); err != nil {
 				restore()
-				return nil, fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
+				return nil, fmt.Errorf("layer %d (%s %q): %w", i, nn.KindOf(l), nn.NameOf(l), err)
 			}
 		}
 		if f := p.out[i]; f != 1 {
@@ -96,7 +96,7 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 		for _, q := range l.Params() {
 			if err := nn.CheckFinite("the scaled "+q.Name, q.Data); err != nil {
 				restore()
-				return nil, fmt.Errorf("layer %d (%s %q): scales %g and %g overflow: %w", i, l.Kind(), l.Name(), p.in[i], p.out[i], err)
+				return nil, fmt.Errorf("layer %d (%s %q): scales %g and %g overflow: %w", i, nn.KindOf(l), nn.NameOf(l), p.in[i], p.out[i], err)
 			}
 		}
 	}
@@ -133,7 +133,7 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 		p.lambda[j] = s.Lambda
 	}
 	last := n - 1
-	outNeuron, lastIsOutput := neuron[last], !layers[last].Role().Neuron
+	outNeuron, lastIsOutput := neuron[last], !nn.RoleOf(layers[last]).Neuron
 	req := make([]float64, n)
 	if lastIsOutput {
 		req[last] = theta / p.lambda[outNeuron]
@@ -141,8 +141,8 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 	for i := n - 1; i >= 0; i-- {
 		l := layers[i]
 		_, scalable := l.(nn.Scalable)
-		_, join := l.(nn.Join)
-		r := l.Role()
+		r := nn.RoleOf(l)
+		join := r.Join
 		var want float64
 		switch {
 		case r.Neuron:
@@ -157,7 +157,7 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 		case r.Homogeneous:
 			want = req[i]
 		default:
-			return nil, fmt.Errorf("layer %d (%s %q %s): it does not commute with scaling, so conversion cannot normalise through it", i, l.Kind(), l.Name(), l.Describe())
+			return nil, fmt.Errorf("layer %d (%s %q %s): it does not commute with scaling, so conversion cannot normalise through it", i, nn.KindOf(l), nn.NameOf(l), l.Info().Summary)
 		}
 		for _, src := range nn.NodeInputs(inputs, i) {
 			if src >= 0 && req[src] == 0 {
@@ -178,8 +178,8 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 		sin := of(srcs[0])
 		p.in[i], p.out[i] = 1, 1
 		_, scalable := l.(nn.Scalable)
-		switch j, isJoin := l.(nn.Join); {
-		case l.Role().Neuron:
+		switch isJoin := nn.RoleOf(l).Join; {
+		case nn.RoleOf(l).Neuron:
 			k := neuron[i]
 			if !same(sin, theta/p.lambda[k]) { // no layer with weights before it: it takes its input's scale
 				p.lambda[k] = theta / sin
@@ -210,7 +210,7 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 					}
 					if len(shape) != 3 {
 						return nil, fmt.Errorf("layer %d (%s %q): input %d carries scale %.6g, not the %.6g of the others, and proxykit rescales only [C H W] signals",
-							i, j.Kind(), j.Name(), slot, s, target)
+							i, nn.KindOf(l), nn.NameOf(l), slot, s, target)
 					}
 					p.fixes = append(p.fixes, scaler{layer: i, slot: slot, channels: shape[0], factor: target / s})
 				}
@@ -241,7 +241,7 @@ func insertScalers(ann *nn.Network, fixes []scaler) (inserted []string) {
 	at := make([]int, len(ann.Layers)) // old index → new
 	names := map[string]bool{}
 	for _, l := range ann.Layers {
-		names[l.Name()] = true
+		names[nn.NameOf(l)] = true
 	}
 	for i, l := range ann.Layers {
 		srcs := slices.Clone(ann.InputsOf(i))
@@ -254,7 +254,7 @@ func insertScalers(ann *nn.Network, fixes []scaler) (inserted []string) {
 			if f.layer != i {
 				continue
 			}
-			name := fmt.Sprintf("%s.scale%d", l.Name(), f.slot)
+			name := fmt.Sprintf("%s.scale%d", nn.NameOf(l), f.slot)
 			for names[name] {
 				name += "_"
 			}

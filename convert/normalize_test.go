@@ -4,9 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/convert"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
@@ -62,7 +64,7 @@ func reluNames(net *nn.Network) []string {
 	var names []string
 	for _, l := range net.Layers {
 		if _, ok := l.(*nn.ReLU); ok {
-			names = append(names, l.Name())
+			names = append(names, nn.NameOf(l))
 		}
 	}
 	return append(names, "output")
@@ -155,7 +157,7 @@ func TestNormalizeBranching(t *testing.T) {
 		for i := range x.Data {
 			x.Data[i] = float32((i*37)%11) / 11
 		}
-		before, err := net.Forward(x)
+		before, err := lower.Forward(compute.NewCPU(), net, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +169,7 @@ func TestNormalizeBranching(t *testing.T) {
 		if _, err := convert.Normalize(net, sc, 1); err != nil {
 			t.Fatal(err)
 		}
-		after, err := net.Forward(x)
+		after, err := lower.Forward(compute.NewCPU(), net, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

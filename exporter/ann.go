@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -54,13 +55,18 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 	g := &graphBuilder{}
 	layers, inputs := net.Layers, net.Inputs
 	if opt.FoldBN {
-		if layers, inputs, _, err = FoldBatchNorm(layers, inputs); err != nil {
+		nodes, _, _, err := lower.Fold(lower.NodesOf(net))
+		if err != nil {
 			return nil, err
+		}
+		layers, inputs = nil, nil
+		for _, nd := range nodes {
+			layers, inputs = append(layers, nd.Layer), append(inputs, nd.Inputs)
 		}
 	}
 	names := make([]string, len(layers)) // each layer's output value
 	for i, l := range layers {
-		names[i] = fmt.Sprintf("%s_output", l.Name())
+		names[i] = fmt.Sprintf("%s_output", nn.NameOf(l))
 		if i == len(layers)-1 {
 			names[i] = "output"
 		}
@@ -74,7 +80,7 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 				ins = append(ins, names[j])
 			}
 		}
-		if err := g.emit(l, ins, names[i], l.Name()); err != nil {
+		if err := g.emit(l, ins, names[i], nn.NameOf(l)); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
@@ -101,11 +107,15 @@ func WriteANN(path string, net *nn.Network, opt Options) error {
 
 // emit writes one layer reading the values ins and writing out, its
 // first node named name, in the layer kind's ONNX form
-// (nn.Layer.ExportONNX); its parameters become initializers named after
+// (nn.ONNXWriter); its parameters become initializers named after
 // them, added once however often the layer is emitted (the SNN's steps).
 func (g *graphBuilder) emit(l nn.Layer, ins []string, out, name string) error {
-	if err := l.ExportONNX(g, name, ins, out); err != nil {
-		return fmt.Errorf("%s %q: %w", l.Kind(), l.Name(), err)
+	w, ok := l.(nn.ONNXWriter)
+	if !ok {
+		return fmt.Errorf("%s %q: ONNX has no form for it in proxykit", nn.KindOf(l), nn.NameOf(l))
+	}
+	if err := w.ExportONNX(g, name, ins, out); err != nil {
+		return fmt.Errorf("%s %q: %w", nn.KindOf(l), nn.NameOf(l), err)
 	}
 	return nil
 }

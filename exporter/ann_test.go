@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 )
 
@@ -42,11 +44,11 @@ func TestANNRoundTrip(t *testing.T) {
 			t.Fatalf("%s: %d layers after the round trip, %d before", name, len(back.ANN.Layers), len(m.ANN.Layers))
 		}
 		x := testutil.Array(t, name+".x.npy")
-		y0, err := m.ANN.Forward(x)
+		y0, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y1, err := back.ANN.Forward(x)
+		y1, err := lower.Forward(compute.NewCPU(), back.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -154,27 +154,28 @@ func nirNamer() func(string) string {
 
 // nirLayer makes the NIR nodes of one SNN layer reading signals of shapes
 // ins (spikes when binary), chained among themselves, in the layer kind's
-// NIR form (nn.Layer.ExportNIR; an IF node's layer is the ReLU it
+// NIR form (nn.NIRWriter; an IF node's layer is the ReLU it
 // replaces, which writes the IF node), and returns the output's
 // shape and whether it holds spikes. No nodes means the layer passes the
 // sum of its inputs on.
 func nirLayer(layer nn.Layer, ins [][]int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
-	if j, ok := layer.(nn.Join); ok {
-		outShape, err = j.JoinShape(ins)
-	} else {
-		outShape, err = layer.OutputShape(ins[0])
-	}
+	outShape, err = layer.OutputShape(ins)
 	b := &nirBuilder{unique: unique, cfg: cfg, o: o}
 	if err == nil {
-		err = layer.ExportNIR(b, ins[0], spikes)
+		w, ok := layer.(nn.NIRWriter)
+		if !ok {
+			err = fmt.Errorf("NIR has no form for %s", nn.KindOf(layer))
+		} else {
+			err = w.ExportNIR(b, ins[0], spikes)
+		}
 	}
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("layer %s (%s): %w", layer.Name(), layer.Kind(), err)
+		return nil, nil, false, fmt.Errorf("layer %s (%s): %w", nn.NameOf(layer), nn.KindOf(layer), err)
 	}
 	for i := 1; i < len(b.nodes); i++ {
 		b.nodes[i].from = []string{b.nodes[i-1].name}
 	}
-	r := layer.Role()
+	r := nn.RoleOf(layer)
 	return b.nodes, outShape, r.Neuron || spikes && r.KeepsSpikes, nil
 }
 

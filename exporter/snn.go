@@ -4,32 +4,19 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/spiking"
 )
 
 // foldedSNN is the SNN's graph with its own BatchNorm statistics folded
-// (FoldBatchNorm), and how many of its nodes are the static input layer.
+// (lower.FoldBatchNorm), and how many of its nodes are the static input
+// layer.
 func foldedSNN(s *spiking.Network) ([]spiking.Node, int, error) {
-	layers, inputs := s.Graph()
-	folded, foldedInputs, at, err := FoldBatchNorm(layers, inputs)
+	f, err := lower.FoldSNN(s.Lowering())
 	if err != nil {
 		return nil, 0, err
 	}
-	nodes := make([]spiking.Node, len(folded))
-	for i, l := range folded {
-		nodes[i] = spiking.Node{Layer: l, Inputs: foldedInputs[i]}
-	}
-	static := 0
-	for i, nd := range s.Nodes {
-		if at[i] < 0 {
-			continue
-		}
-		nodes[at[i]].IF = nd.IF
-		if i < s.Static {
-			static = at[i] + 1
-		}
-	}
-	return nodes, static, nil
+	return f.Nodes, f.Static, nil
 }
 
 // MaxUnrolledSteps bounds the T of an unrolled SNN export: its graph has a

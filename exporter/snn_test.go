@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
@@ -56,7 +58,7 @@ func TestExportsRunInONNXRuntime(t *testing.T) {
 		}
 		xPath := testutil.Path(name + ".x.npy")
 		x := testutil.Array(t, name+".x.npy")
-		y, err := m.ANN.Forward(x)
+		y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func TestResNetRunsInONNXRuntime(t *testing.T) {
 	dir := t.TempDir()
 	x := testutil.Array(t, "lenet_opset11.x.npy")
 	xPath := testutil.Path("lenet_opset11.x.npy")
-	y, err := net.Forward(x)
+	y, err := lower.Forward(compute.NewCPU(), net, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package importer_test
 import (
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 )
@@ -23,14 +25,14 @@ func TestBranchingNetworkMatchesPyTorch(t *testing.T) {
 	}
 	joins := map[string]int{}
 	for _, l := range net.Layers {
-		if _, ok := l.(nn.Join); ok {
-			joins[l.Kind()]++
+		if nn.RoleOf(l).Join {
+			joins[nn.KindOf(l)]++
 		}
 	}
 	if joins["Add"] != 2 || joins["Concat"] != 1 {
 		t.Errorf("joins %v, want 2 Add and 1 Concat", joins)
 	}
-	y, err := net.Forward(testutil.Array(t, "graph/resnet_tiny.x.npy"))
+	y, err := lower.Forward(compute.NewCPU(), net, testutil.Array(t, "graph/resnet_tiny.x.npy"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
@@ -25,7 +27,7 @@ func TestANNMatchesPyTorch(t *testing.T) {
 			}
 			x := testutil.Array(t, name+".x.npy")
 			want := testutil.Array(t, name+".ann.npy")
-			y, err := m.ANN.Forward(x)
+			y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +48,7 @@ func TestImportedStructure(t *testing.T) {
 	kinds := func(net *nn.Network) string {
 		var k []string
 		for _, l := range net.Layers {
-			k = append(k, l.Kind())
+			k = append(k, nn.KindOf(l))
 		}
 		return strings.Join(k, " ")
 	}
@@ -166,7 +168,7 @@ func TestFullWidth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.ANN.Forward(x)
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

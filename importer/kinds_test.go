@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -36,7 +38,7 @@ func TestEveryKindFromPyTorch(t *testing.T) {
 	seenKind, seenOp, seenClass := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	check := func(name string, net *nn.Network, x, want string) {
 		t.Helper()
-		y, err := net.Forward(testutil.Array(t, x))
+		y, err := lower.Forward(compute.NewCPU(), net, testutil.Array(t, x), 0)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -44,7 +46,7 @@ func TestEveryKindFromPyTorch(t *testing.T) {
 			t.Errorf("%s: relative error %.3g against torch", name, rel)
 		}
 		for _, l := range net.Layers {
-			seenKind[l.Kind()] = true
+			seenKind[nn.KindOf(l)] = true
 		}
 	}
 	for _, name := range kindFixtures() {
@@ -84,9 +86,9 @@ func TestEveryKindFromPyTorch(t *testing.T) {
 			seenClass[cls] = true
 		}
 		for _, l := range net.Layers {
-			k, ok := nn.KindForTorch(classes[l.Name()])
-			if !ok || !slices.Contains(k.Names, l.Kind()) {
-				t.Errorf("%s: module %s (%s) became a %s", name, l.Name(), classes[l.Name()], l.Kind())
+			k, ok := nn.KindForTorch(classes[nn.NameOf(l)])
+			if !ok || !slices.Contains(k.Names, nn.KindOf(l)) {
+				t.Errorf("%s: module %s (%s) became a %s", name, nn.NameOf(l), classes[nn.NameOf(l)], nn.KindOf(l))
 			}
 		}
 	}
@@ -162,26 +164,27 @@ func TestKindRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		stats := nn.BatchNormStats(net)
-		for n, bn := range nn.BatchNormStats(back) {
-			copy(bn.RunningMean, stats[n].RunningMean)
-			copy(bn.RunningVar, stats[n].RunningVar)
+		from := nn.StatefulLayers(net.Layers)
+		for k, st := range nn.StatefulLayers(back.Layers) {
+			for j, a := range st.State() {
+				copy(a.Data, from[k].State()[j].Data)
+			}
 		}
 		for i, l := range back.Layers {
-			if l.Kind() != net.Layers[i].Kind() || l.Describe() != net.Layers[i].Describe() {
-				t.Errorf("%s layer %d: %s %q after the round trip, %s %q before", name, i, l.Kind(), l.Describe(),
-					net.Layers[i].Kind(), net.Layers[i].Describe())
+			if nn.KindOf(l) != nn.KindOf(net.Layers[i]) || l.Info().Summary != net.Layers[i].Info().Summary {
+				t.Errorf("%s layer %d: %s %q after the round trip, %s %q before", name, i, nn.KindOf(l), l.Info().Summary,
+					nn.KindOf(net.Layers[i]), net.Layers[i].Info().Summary)
 			}
 		}
 		x := name + ".x.npy"
 		if name == "proxy/net" {
 			x = "proxy/x.npy"
 		}
-		y0, err := net.Forward(testutil.Array(t, x))
+		y0, err := lower.Forward(compute.NewCPU(), net, testutil.Array(t, x), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y1, err := back.Forward(testutil.Array(t, x))
+		y1, err := lower.Forward(compute.NewCPU(), back, testutil.Array(t, x), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -246,8 +246,8 @@ func (c *converter) finish() (string, error) {
 		return "", fmt.Errorf("the network's output is a scalar per sample; proxykit needs at least one output per sample")
 	}
 	for i, l := range c.net.Layers {
-		if l.Role().Head && i != len(c.net.Layers)-1 {
-			return "", fmt.Errorf("layer %q: %s is only supported as the last node", l.Name(), l.Kind())
+		if nn.RoleOf(l).Head && i != len(c.net.Layers)-1 {
+			return "", fmt.Errorf("layer %q: %s is only supported as the last node", nn.NameOf(l), nn.KindOf(l))
 		}
 	}
 	return name, nil
@@ -331,14 +331,14 @@ func (c *converter) activation(n outlineNode) (*value, error) {
 }
 
 // addJoin appends a layer joining several activations (Add, Concat).
-func (c *converter) addJoin(n outlineNode, acts []*value, l nn.Join) error {
+func (c *converter) addJoin(n outlineNode, acts []*value, l nn.Layer) error {
 	ins := make([][]int, len(acts))
 	nodes := make([]int, len(acts))
 	for i, a := range acts {
 		ins[i] = a.shape
 		nodes[i] = a.gen - 1
 	}
-	out, err := l.JoinShape(ins)
+	out, err := l.OutputShape(ins)
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func (c *converter) setOutputs(n outlineNode, v *value) {
 
 // addLayer appends a layer consuming act and records its output.
 func (c *converter) addLayer(n outlineNode, act *value, l nn.Layer) error {
-	out, err := l.OutputShape(act.shape)
+	out, err := l.OutputShape([][]int{act.shape})
 	if err != nil {
 		return err
 	}

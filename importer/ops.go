@@ -186,8 +186,8 @@ func (c *converter) applyKind(n outlineNode, attrs map[string]any, op string) er
 		c.passThrough(n, acts[0])
 		return nil
 	}
-	if j, ok := l.(nn.Join); ok {
-		return c.addJoin(n, acts, j)
+	if nn.RoleOf(l).Join {
+		return c.addJoin(n, acts, l)
 	}
 	if len(acts) > 1 {
 		return fmt.Errorf("combines %d activations; of the operators that join branches proxykit imports Add and Concat (along channels)", len(acts))

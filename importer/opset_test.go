@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 )
 
@@ -21,7 +23,7 @@ func matchesORT(t *testing.T, path, input string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.ANN.Forward(x)
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -552,7 +552,7 @@ func moduleNetwork(root *pyObject) (*nn.Network, *PTInfo, error) {
 	if r.ifSeen {
 		info.Kind = "snn-module"
 		n := len(layers)
-		if layers[n-1].Role().Neuron {
+		if nn.RoleOf(layers[n-1]).Neuron {
 			layers = layers[:n-1] // the IF layer after the last layer: proxykit adds it itself
 		} else {
 			info.Notes = append(info.Notes, "the SNN module has no IF layer after its last layer; proxykit adds one")

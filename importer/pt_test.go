@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/checkpoint"
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
@@ -35,7 +37,7 @@ func checkANN(t *testing.T, net *nn.Network, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := net.Forward(x)
+	y, err := lower.Forward(compute.NewCPU(), net, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +324,7 @@ func TestGroupedConvolutionModule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.ANN.Forward(testutil.Array(t, "groupnet_opset13.x.npy"))
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, testutil.Array(t, "groupnet_opset13.x.npy"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ type Model struct {
 	ANN *nn.Network
 	// Format is ONNX, PyTorch or Checkpoint.
 	Format     string
-	SNNStats   map[string]checkpoint.BNStats
+	SNNState   map[string]checkpoint.LayerState
 	Checkpoint *checkpoint.Checkpoint
 	ONNX       *importer.ONNXInfo
 	PT         *importer.PTInfo
@@ -95,7 +95,7 @@ func LoadWith(path string, opt Options) (*Model, error) {
 		if m.ANN, err = m.Checkpoint.Network(path); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		m.SNNStats = m.Checkpoint.SNNStats // checked by checkpoint.Decode
+		m.SNNState = m.Checkpoint.SNNState // checked by checkpoint.Decode
 	default:
 		data, err := limits.ReadFile(path)
 		if err != nil {
@@ -178,14 +178,9 @@ func (m *Model) SNN(cfg spiking.Config) (*spiking.Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.SNNStats != nil {
-		for _, bn := range s.BatchNorms() {
-			st, ok := m.SNNStats[bn.LayerName]
-			if !ok || len(st.Mean) != len(bn.RunningMean) {
-				return nil, fmt.Errorf("checkpoint lacks the SNN's statistics for BatchNorm layer %q", bn.LayerName)
-			}
-			copy(bn.RunningMean, st.Mean)
-			copy(bn.RunningVar, st.Var)
+	if m.SNNState != nil {
+		if err := checkpoint.RestoreState("SNN", m.SNNState, s.Stateful()); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
 	}
 	return s, nil

@@ -113,7 +113,7 @@ func WriteLayers(w io.Writer, net *nn.Network) error {
 		for _, p := range l.Params() {
 			np += len(p.Data)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s%s\t%d\t%s\t%s\n", i, Printable(l.Name()), l.Kind(), reads(i), nn.ShapeString(shapes[i]), np, roles[i], l.Describe())
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s%s\t%d\t%s\t%s\n", i, Printable(nn.NameOf(l)), nn.KindOf(l), reads(i), nn.ShapeString(shapes[i]), np, roles[i], l.Info().Summary)
 	}
 	last := ""
 	if graph {

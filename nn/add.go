@@ -4,42 +4,24 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Add sums its inputs, which have one shape: the join of a residual block.
 type Add struct {
-	noAux
 	LayerName string
 }
 
-// Name implements Layer.
-func (l *Add) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Add) Kind() string { return "Add" }
-
-// Describe implements Layer.
-func (l *Add) Describe() string { return "sum of the inputs" }
-
-// OutputShape implements Layer: an Add needs several inputs.
-func (l *Add) OutputShape([]int) ([]int, error) {
-	return nil, fmt.Errorf("Add joins two or more inputs")
+// Info implements Layer: sums of spikes are not spikes.
+func (l *Add) Info() Info {
+	return Info{Kind: "Add", Name: l.LayerName, Summary: "sum of the inputs", Role: Role{Join: true, Homogeneous: true}}
 }
 
-// Params implements Layer.
-func (l *Add) Params() []*Param { return nil }
-
-// Forward implements Layer; executors call JoinForward.
-func (l *Add) Forward(compute.Backend, Value, Value, compute.Buffer, Mode) { panic("nn: Add.Forward") }
-
-// Backward implements Layer; executors call JoinBackward.
-func (l *Add) Backward(compute.Backend, Value, Value, Value, Value, compute.Buffer, Mode) {
-	panic("nn: Add.Backward")
-}
-
-// JoinShape implements Join: every input has the output's shape.
-func (l *Add) JoinShape(ins [][]int) ([]int, error) {
+// OutputShape implements Layer: every input has the output's shape.
+func (l *Add) OutputShape(ins [][]int) ([]int, error) {
+	if len(ins) < 2 {
+		return nil, fmt.Errorf("Add joins two or more inputs, got %d", len(ins))
+	}
 	for _, s := range ins[1:] {
 		if !slices.Equal(s, ins[0]) {
 			return nil, fmt.Errorf("Add of shapes %s and %s", ShapeString(ins[0]), ShapeString(s))
@@ -48,33 +30,38 @@ func (l *Add) JoinShape(ins [][]int) ([]int, error) {
 	return ins[0], nil
 }
 
-// JoinForward implements Join: y = Σ xs.
-func (l *Add) JoinForward(be compute.Backend, xs []Value, y Value) {
-	be.Copy(y.Buf, xs[0].Buf)
-	for _, x := range xs[1:] {
-		be.AddTo(y.Buf, x.Buf)
+// Forward implements Layer: y = Σ xs.
+func (l *Add) Forward(s *Site) {
+	s.Emit(&program.Copy{Dst: s.Y, Src: s.X[0]})
+	for _, x := range s.X[1:] {
+		s.Emit(&program.AddTo{Dst: s.Y, Src: x})
 	}
 }
 
-// JoinBackward implements Join: each input's gradient is dy.
-func (l *Add) JoinBackward(be compute.Backend, _ []Value, dy Value, dxs []Value) {
-	for _, dx := range dxs {
-		if dx.Buf != nil {
-			be.Copy(dx.Buf, dy.Buf)
+// Backward implements Layer: each input's gradient is dy.
+func (l *Add) Backward(s *Site) {
+	for _, dx := range s.DX {
+		if dx != program.None {
+			s.Emit(&program.Copy{Dst: dx, Src: s.DY})
 		}
 	}
 }
 
-// Attrs implements Layer.
-func (l *Add) Attrs() map[string]any { return nil }
+// Reference implements Layer.
+func (l *Add) Reference(xs [][]float64, _ [][]int, _ int, _ bool) []float64 {
+	y := append([]float64(nil), xs[0]...)
+	for _, x := range xs[1:] {
+		for i, v := range x {
+			y[i] += v
+		}
+	}
+	return y
+}
 
-// Validate implements Layer.
-func (l *Add) Validate() error { return nil }
+// Params implements Layer.
+func (l *Add) Params() []*Param { return nil }
 
-// Role implements Layer: sums of spikes are not spikes.
-func (l *Add) Role() Role { return Role{Homogeneous: true} }
-
-// ExportONNX implements Layer: Add, or Sum of more than two.
+// ExportONNX implements ONNXWriter: Add, or Sum of more than two.
 func (l *Add) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	op := "Add"
 	if len(ins) > 2 {
@@ -84,7 +71,7 @@ func (l *Add) ExportONNX(g ONNXGraph, name string, ins []string, out string) err
 	return nil
 }
 
-// ExportNIR implements Layer: no node at all, since NIR sums the edges
+// ExportNIR implements NIRWriter: no node at all, since NIR sums the edges
 // into a node; the layers that read the Add get edges from its inputs.
 func (l *Add) ExportNIR(NIRGraph, []int, bool) error { return nil }
 

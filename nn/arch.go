@@ -24,28 +24,18 @@ type Arch struct {
 func ArchOf(n *Network) Arch {
 	a := Arch{InputShape: n.InputShape}
 	for i, l := range n.Layers {
-		s := LayerSpec{Kind: l.Kind(), Name: l.Name()}
+		info := l.Info()
+		s := LayerSpec{Kind: info.Kind, Name: info.Name}
 		if n.Inputs != nil && !n.IsChain() {
 			s.Inputs = n.Inputs[i]
 		}
 		for _, p := range l.Params() {
 			s.Params = append(s.Params, p.Name)
 		}
-		s.Attrs = l.Attrs()
+		s.Attrs = info.Attrs
 		a.Layers = append(a.Layers, s)
 	}
 	return a
-}
-
-// BatchNormStats lists the network's BatchNorm layers by name.
-func BatchNormStats(n *Network) map[string]*BatchNorm2d {
-	out := map[string]*BatchNorm2d{}
-	for _, l := range n.Layers {
-		if bn, ok := l.(*BatchNorm2d); ok {
-			out[bn.LayerName] = bn
-		}
-	}
-	return out
 }
 
 // Build makes a network from an architecture and its parameters, looked up

@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/refmath"
+	"github.com/proxykit/proxykit/program"
 )
 
 // BatchNorm2d normalises each channel. Gamma and Beta are trainable and
@@ -21,19 +23,23 @@ type BatchNorm2d struct {
 	mean, variance binding
 }
 
-// Name implements Layer.
-func (l *BatchNorm2d) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *BatchNorm2d) Kind() string { return "BatchNorm2d" }
-
-// Describe implements Layer.
-func (l *BatchNorm2d) Describe() string {
-	return fmt.Sprintf("%d channels eps %g momentum %g", len(l.Gamma.Data), l.Eps, l.Momentum)
+// Info implements Layer: the SNN shares γ and β but keeps running
+// statistics of its own (CloneWithOwnStats).
+func (l *BatchNorm2d) Info() Info {
+	c := 0
+	if l.Gamma != nil {
+		c = len(l.Gamma.Data)
+	}
+	return Info{Kind: "BatchNorm2d", Name: l.LayerName, Summary: fmt.Sprintf("%d channels eps %g momentum %g", c, l.Eps, l.Momentum),
+		Attrs: map[string]any{"eps": l.Eps, "momentum": l.Momentum}, Role: Role{Note: "own statistics"}}
 }
 
 // OutputShape implements Layer.
-func (l *BatchNorm2d) OutputShape(in []int) ([]int, error) {
+func (l *BatchNorm2d) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) < 1 || in[0] != len(l.Gamma.Data) {
 		return nil, fmt.Errorf("BatchNorm2d expects %d channels, got input %s", len(l.Gamma.Data), ShapeString(in))
 	}
@@ -43,15 +49,20 @@ func (l *BatchNorm2d) OutputShape(in []int) ([]int, error) {
 // Params implements Layer.
 func (l *BatchNorm2d) Params() []*Param { return []*Param{l.Gamma, l.Beta} }
 
-// CloneWithOwnStats returns a BatchNorm2d that shares γ and β with l but
-// holds a copy of its running statistics.
-func (l *BatchNorm2d) CloneWithOwnStats() *BatchNorm2d {
+// WithOwnState implements Stateful: a BatchNorm2d that shares γ and β
+// with l but holds a copy of its running statistics.
+func (l *BatchNorm2d) WithOwnState() Layer {
 	return &BatchNorm2d{LayerName: l.LayerName, Gamma: l.Gamma, Beta: l.Beta, Eps: l.Eps, Momentum: l.Momentum,
 		RunningMean: append([]float32(nil), l.RunningMean...), RunningVar: append([]float32(nil), l.RunningVar...)}
 }
 
-// BindStats puts the running statistics on be.
-func (l *BatchNorm2d) BindStats(be compute.Backend) error {
+// State implements Stateful: running_mean and running_var.
+func (l *BatchNorm2d) State() []NamedArray {
+	return []NamedArray{{"running_mean", l.RunningMean}, {"running_var", l.RunningVar}}
+}
+
+// BindState implements Stateful.
+func (l *BatchNorm2d) BindState(be compute.Backend) error {
 	if _, err := l.mean.bind(be, l.RunningMean); err != nil {
 		return fmt.Errorf("BatchNorm %s running mean: %w", l.LayerName, err)
 	}
@@ -61,87 +72,94 @@ func (l *BatchNorm2d) BindStats(be compute.Backend) error {
 	return nil
 }
 
-// SyncStats copies the running statistics from the bound backend into
-// RunningMean and RunningVar.
-func (l *BatchNorm2d) SyncStats() error {
+// SyncState implements Stateful.
+func (l *BatchNorm2d) SyncState() error {
 	if err := l.mean.sync(l.RunningMean); err != nil {
-		return err
+		return fmt.Errorf("BatchNorm %s: %w", l.LayerName, err)
 	}
 	return l.variance.sync(l.RunningVar)
 }
 
-// ReleaseStats copies the running statistics into host memory and frees
-// their backend buffers.
-func (l *BatchNorm2d) ReleaseStats() error {
+// ReleaseState implements Stateful.
+func (l *BatchNorm2d) ReleaseState() error {
 	if err := l.mean.release(l.RunningMean); err != nil {
-		return err
+		return fmt.Errorf("BatchNorm %s: %w", l.LayerName, err)
 	}
 	return l.variance.release(l.RunningVar)
 }
 
-// UploadStats tells the bound backend that RunningMean and RunningVar changed.
-func (l *BatchNorm2d) UploadStats() {
+// UploadState implements Stateful.
+func (l *BatchNorm2d) UploadState() {
 	l.mean.upload(l.RunningMean)
 	l.variance.upload(l.RunningVar)
 }
 
-// AuxSize implements Layer: per group, the mean and variance normalised
-// with, and the scale and shift they give.
-func (l *BatchNorm2d) AuxSize(in []int, groups int) int {
-	return 4 * max(groups, 1) * len(l.Gamma.Data)
+// running is the slots of the running statistics.
+func (l *BatchNorm2d) running(s *Site) (mean, variance program.Ref) {
+	c := []int{len(l.Gamma.Data)}
+	return s.B.External(s.Name+".running_mean", c, boundStats{&l.mean, "BatchNorm " + l.LayerName + " running mean"}),
+		s.B.External(s.Name+".running_var", c, boundStats{&l.variance, "BatchNorm " + l.LayerName + " running variance"})
 }
 
-// ScaleShift computes the per-channel affine map of this forward pass
-// (x·scale + shift) into aux and returns it, with perGroup true when each
-// of mode's groups has its own map. With mode.BatchStats it measures x's
-// statistics (per group) and updates the running statistics, once per
-// group in order; otherwise it uses the running statistics.
-func (l *BatchNorm2d) ScaleShift(be compute.Backend, x Value, aux compute.Buffer, mode Mode) (scale, shift compute.Buffer, perGroup bool) {
-	c, g := len(l.Gamma.Data), mode.groups()
-	hw := Numel(x.Shape[2:])
-	mean, variance := aux.Slice(0, g*c), aux.Slice(g*c, 2*g*c)
-	scale, shift = aux.Slice(2*g*c, 3*g*c), aux.Slice(3*g*c, 4*g*c)
-	runMean, runVar := l.mean.on(be, "BatchNorm "+l.LayerName), l.variance.on(be, "BatchNorm "+l.LayerName)
-	if !mode.BatchStats {
-		be.Copy(mean.Slice(0, c), runMean)
-		be.Copy(variance.Slice(0, c), runVar)
-		be.BatchNormScaleShift(1, c, l.Eps, l.Gamma.Buffer(be), l.Beta.Buffer(be), mean, variance, scale, shift)
-		return scale, shift, false
+// normalisation is the statistics the layer normalises with and their
+// rate: with batch statistics the ones it measures (per time step in the
+// SNN's steps), else the running ones.
+func (l *BatchNorm2d) normalisation(s *Site) (mean, variance program.Ref, rate program.Rate) {
+	if !s.BatchStats {
+		mean, variance = l.running(s)
+		return mean, variance, program.Once
 	}
-	n := x.N() / g
-	be.BatchNormStats(g, n, c, hw, x.Buf, mean, variance)
-	be.BatchNormUpdateRunning(g, c, n*hw, l.Momentum, mean, variance, runMean, runVar)
-	be.BatchNormScaleShift(g, c, l.Eps, l.Gamma.Buffer(be), l.Beta.Buffer(be), mean, variance, scale, shift)
-	return scale, shift, g > 1
+	c, rate := []int{len(l.Gamma.Data)}, s.statsRate()
+	return s.Temp("mean", c, rate), s.Temp("var", c, rate), rate
 }
 
-// Forward implements Layer.
-func (l *BatchNorm2d) Forward(be compute.Backend, x, y Value, aux compute.Buffer, mode Mode) {
-	scale, shift, perGroup := l.ScaleShift(be, x, aux, mode)
-	groups := 1
-	if perGroup {
-		groups = mode.groups()
+// Forward implements Layer: with batch statistics it measures x's (per
+// time step in the SNN's steps) and updates the running statistics once
+// per step in order; then y = x·scale + shift per channel, scale =
+// γ/√(var+eps), shift = β − mean·scale.
+func (l *BatchNorm2d) Forward(s *Site) {
+	c, hw := len(l.Gamma.Data), Numel(s.In[0][1:])
+	mean, variance, rate := l.normalisation(s)
+	if s.BatchStats {
+		runMean, runVar := l.running(s)
+		s.Emit(&program.BatchNormStats{C: c, HW: hw, Rate: s.Rate, X: s.X[0], Mean: mean, Var: variance})
+		s.Emit(&program.BatchNormRunning{C: c, HW: hw, Rate: s.Rate, Momentum: l.Momentum, Mean: mean, Var: variance,
+			RunMean: runMean, RunVar: runVar})
 	}
-	be.ChannelAffine(groups, x.N()/groups, len(l.Gamma.Data), Numel(x.Shape[2:]), x.Buf, scale, shift, y.Buf)
+	scale, shift := s.Temp("scale", []int{c}, rate), s.Temp("shift", []int{c}, rate)
+	s.Emit(&program.BatchNormScaleShift{C: c, Rate: rate, Eps: l.Eps, Gamma: s.Param(l.Gamma), Beta: s.Param(l.Beta),
+		Mean: mean, Var: variance, Scale: scale, Shift: shift})
+	s.Emit(&program.ChannelAffine{C: c, HW: hw, Rate: s.Rate, PerGroup: rate == program.Groups, X: s.X[0], Scale: scale, Shift: shift, Y: s.Y})
 }
 
 // Backward implements Layer. With batch statistics the gradient flows
 // through the mean and the variance too, as in PyTorch's train() mode.
-func (l *BatchNorm2d) Backward(be compute.Backend, x, _, dy, dx Value, aux compute.Buffer, mode Mode) {
-	c := len(l.Gamma.Data)
-	if mode.groups() != 1 {
-		panic("nn: BatchNorm2d backward over groups is not supported")
+// (The SNN has no backward pass, so statistics per time step have none.)
+func (l *BatchNorm2d) Backward(s *Site) {
+	mean, variance, _ := l.normalisation(s)
+	s.Emit(&program.BatchNormGrad{C: len(l.Gamma.Data), HW: Numel(s.In[0][1:]), Rate: s.Rate, BatchStats: s.BatchStats, Eps: l.Eps,
+		Gamma: s.Param(l.Gamma), Mean: mean, Var: variance, X: s.X[0], DY: s.DY, DX: s.DX[0], DG: s.Grad(l.Gamma), DB: s.Grad(l.Beta)})
+}
+
+// Reference implements Layer (batch statistics over the whole batch).
+func (l *BatchNorm2d) Reference(xs [][]float64, in [][]int, n int, batchStats bool) []float64 {
+	c, hw := len(l.Gamma.Data), Numel(in[0][1:])
+	mean, variance := make([]float64, c), make([]float64, c)
+	for i := range mean {
+		mean[i], variance[i] = float64(l.RunningMean[i]), float64(l.RunningVar[i])
 	}
-	be.BatchNormBackward(x.N(), c, Numel(x.Shape[2:]), mode.BatchStats, l.Eps, l.Gamma.Buffer(be),
-		aux.Slice(0, c), aux.Slice(c, 2*c), x.Buf, dy.Buf, dx.Buf, l.Gamma.GradBuffer(be), l.Beta.GradBuffer(be))
+	if batchStats {
+		mean, variance = refmath.BNStats(1, n, c, hw, xs[0])
+	}
+	y := make([]float64, len(xs[0]))
+	for i, v := range xs[0] {
+		ch := i / hw % c
+		y[i] = (v-mean[ch])/math.Sqrt(variance[ch]+float64(l.Eps))*float64(l.Gamma.Data[ch]) + float64(l.Beta.Data[ch])
+	}
+	return y
 }
 
-// Attrs implements Layer.
-func (l *BatchNorm2d) Attrs() map[string]any {
-	return map[string]any{"eps": l.Eps, "momentum": l.Momentum}
-}
-
-// Validate implements Layer.
+// Validate implements Validator.
 func (l *BatchNorm2d) Validate() error {
 	if l.Gamma == nil || l.Beta == nil {
 		return fmt.Errorf("γ and β are required")
@@ -167,10 +185,6 @@ func (l *BatchNorm2d) Validate() error {
 	}
 	return nil
 }
-
-// Role implements Layer: the SNN shares γ and β but keeps running
-// statistics of its own (CloneWithOwnStats).
-func (l *BatchNorm2d) Role() Role { return Role{Note: "own statistics"} }
 
 // ScaleInput implements Scalable: a BatchNorm normalises its input away,
 // so it cannot take an input scale.
@@ -208,7 +222,7 @@ func (l *BatchNorm2d) AsConv() *Conv2d {
 		Bias: NewParam(l.LayerName+".bias", shift, c), SH: 1, SW: 1, DH: 1, DW: 1}
 }
 
-// ExportONNX implements Layer: BatchNormalization with the layer's
+// ExportONNX implements ONNXWriter: BatchNormalization with the layer's
 // running statistics.
 func (l *BatchNorm2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	c := len(l.Gamma.Data)
@@ -219,7 +233,7 @@ func (l *BatchNorm2d) ExportONNX(g ONNXGraph, name string, ins []string, out str
 	return nil
 }
 
-// ExportNIR implements Layer: NIR has no BatchNorm; the exporter folds it
+// ExportNIR implements NIRWriter: NIR has no BatchNorm; the exporter folds it
 // into the convolution before it where it can, and otherwise it is this
 // 1×1 convolution.
 func (l *BatchNorm2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {

@@ -4,45 +4,25 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Concat stacks its inputs along the channel axis (the first per-sample
 // axis): the join of inception- and DenseNet-style blocks.
 type Concat struct {
-	noAux
 	LayerName string
 }
 
-// Name implements Layer.
-func (l *Concat) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Concat) Kind() string { return "Concat" }
-
-// Describe implements Layer.
-func (l *Concat) Describe() string { return "along channels" }
-
-// OutputShape implements Layer: a Concat needs several inputs.
-func (l *Concat) OutputShape([]int) ([]int, error) {
-	return nil, fmt.Errorf("Concat joins two or more inputs")
+// Info implements Layer: concatenated spikes are spikes.
+func (l *Concat) Info() Info {
+	return Info{Kind: "Concat", Name: l.LayerName, Summary: "along channels", Role: Role{Join: true, KeepsSpikes: true, Homogeneous: true}}
 }
 
-// Params implements Layer.
-func (l *Concat) Params() []*Param { return nil }
-
-// Forward implements Layer; executors call JoinForward.
-func (l *Concat) Forward(compute.Backend, Value, Value, compute.Buffer, Mode) {
-	panic("nn: Concat.Forward")
-}
-
-// Backward implements Layer; executors call JoinBackward.
-func (l *Concat) Backward(compute.Backend, Value, Value, Value, Value, compute.Buffer, Mode) {
-	panic("nn: Concat.Backward")
-}
-
-// JoinShape implements Join: the channels add up, the rest agrees.
-func (l *Concat) JoinShape(ins [][]int) ([]int, error) {
+// OutputShape implements Layer: the channels add up, the rest agrees.
+func (l *Concat) OutputShape(ins [][]int) ([]int, error) {
+	if len(ins) < 2 {
+		return nil, fmt.Errorf("Concat joins two or more inputs, got %d", len(ins))
+	}
 	out := append([]int(nil), ins[0]...)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("Concat of scalars")
@@ -56,44 +36,50 @@ func (l *Concat) JoinShape(ins [][]int) ([]int, error) {
 	return out, nil
 }
 
-// JoinForward implements Join.
-func (l *Concat) JoinForward(be compute.Backend, xs []Value, y Value) {
-	total, inner, off := y.Shape[1], Numel(y.Shape[2:]), 0
-	for _, x := range xs {
-		c := x.Shape[1]
-		be.CopyChannels(x.N(), c, inner, x.Buf, c, 0, y.Buf, total, off)
+// Forward implements Layer: each input copied to its channels of y.
+func (l *Concat) Forward(s *Site) {
+	total, inner, off := s.Out[0], Numel(s.Out[1:]), 0
+	for k, x := range s.X {
+		c := s.In[k][0]
+		s.Emit(&program.CopyChannels{Rate: s.Rate, C: c, HW: inner, Src: x, SrcC: c, Dst: s.Y, DstC: total, DstOff: off})
 		off += c
 	}
 }
 
-// JoinBackward implements Join: each input's part of dy.
-func (l *Concat) JoinBackward(be compute.Backend, xs []Value, dy Value, dxs []Value) {
-	total, inner, off := dy.Shape[1], Numel(dy.Shape[2:]), 0
-	for k, x := range xs {
-		c := x.Shape[1]
-		if dxs[k].Buf != nil {
-			be.CopyChannels(x.N(), c, inner, dy.Buf, total, off, dxs[k].Buf, c, 0)
+// Backward implements Layer: each input's part of dy.
+func (l *Concat) Backward(s *Site) {
+	total, inner, off := s.Out[0], Numel(s.Out[1:]), 0
+	for k, dx := range s.DX {
+		c := s.In[k][0]
+		if dx != program.None {
+			s.Emit(&program.CopyChannels{Rate: s.Rate, C: c, HW: inner, Src: s.DY, SrcC: total, SrcOff: off, Dst: dx, DstC: c})
 		}
 		off += c
 	}
 }
 
-// Attrs implements Layer.
-func (l *Concat) Attrs() map[string]any { return nil }
+// Reference implements Layer.
+func (l *Concat) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 {
+	var y []float64
+	for s := 0; s < n; s++ {
+		for k, x := range xs {
+			per := Numel(in[k])
+			y = append(y, x[s*per:(s+1)*per]...)
+		}
+	}
+	return y
+}
 
-// Validate implements Layer.
-func (l *Concat) Validate() error { return nil }
+// Params implements Layer.
+func (l *Concat) Params() []*Param { return nil }
 
-// Role implements Layer: concatenated spikes are spikes.
-func (l *Concat) Role() Role { return Role{KeepsSpikes: true, Homogeneous: true} }
-
-// ExportONNX implements Layer: Concat along channels.
+// ExportONNX implements ONNXWriter: Concat along channels.
 func (l *Concat) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	g.Node("Concat", name, ins, []string{out}, ONNXAttr{"axis", int64(1)})
 	return nil
 }
 
-// ExportNIR implements Layer: NIR has no such node.
+// ExportNIR implements NIRWriter: NIR has no such node.
 func (l *Concat) ExportNIR(NIRGraph, []int, bool) error {
 	return fmt.Errorf("NIR has no node that concatenates")
 }

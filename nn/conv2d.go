@@ -4,11 +4,12 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/refmath"
+	"github.com/proxykit/proxykit/program"
 )
 
-// Conv2d is a 2-D convolution with groups = 1 and optional bias.
+// Conv2d is a 2-D convolution with optional bias and groups.
 type Conv2d struct {
-	noAux
 	LayerName      string
 	Weight         *Param // [O, C/Groups, KH, KW]
 	Bias           *Param // [O] or nil
@@ -23,14 +24,17 @@ type Conv2d struct {
 // groups is the number of groups, at least 1.
 func (l *Conv2d) groups() int { return max(l.Groups, 1) }
 
-// Name implements Layer.
-func (l *Conv2d) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Conv2d) Kind() string { return "Conv2d" }
-
-// Describe implements Layer.
-func (l *Conv2d) Describe() string {
+// Info implements Layer: the convolution runs on the spikes of the layer
+// before, once (static input layer) or at every step.
+func (l *Conv2d) Info() Info {
+	a := map[string]any{"stride": []int{l.SH, l.SW}, "pads": []int{l.PT, l.PL, l.PB, l.PR}, "dilation": []int{l.DH, l.DW}}
+	if l.groups() > 1 {
+		a["groups"] = l.groups()
+	}
+	info := Info{Kind: "Conv2d", Name: l.LayerName, Attrs: a, Summary: "malformed weight"}
+	if l.Weight == nil || len(l.Weight.Shape) != 4 {
+		return info
+	}
 	s := fmt.Sprintf("%d→%d %dx%d stride %d,%d pad %d,%d,%d,%d", l.Weight.Shape[1]*l.groups(), l.Weight.Shape[0],
 		l.Weight.Shape[2], l.Weight.Shape[3], l.SH, l.SW, l.PT, l.PL, l.PB, l.PR)
 	if g := l.groups(); g > 1 {
@@ -42,7 +46,8 @@ func (l *Conv2d) Describe() string {
 	if l.Bias == nil {
 		s += " no bias"
 	}
-	return s
+	info.Summary = s
+	return info
 }
 
 // Geom is the convolution's geometry for a per-sample input shape [C, H, W].
@@ -52,7 +57,11 @@ func (l *Conv2d) Geom(in []int) compute.ConvGeom {
 }
 
 // OutputShape implements Layer.
-func (l *Conv2d) OutputShape(in []int) ([]int, error) {
+func (l *Conv2d) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) != 3 {
 		return nil, fmt.Errorf("Conv2d needs a [C H W] input, got %s", ShapeString(in))
 	}
@@ -66,15 +75,20 @@ func (l *Conv2d) OutputShape(in []int) ([]int, error) {
 	return []int{g.O, g.OutH(), g.OutW()}, nil
 }
 
-// Forward implements Layer.
-func (l *Conv2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	be.Conv2dForward(l.Geom(x.Shape[1:]), x.N(), x.Buf, l.Weight.Buffer(be), opt(l.Bias, be), y.Buf)
+// Forward implements Layer: y = bias + w ⋆ x.
+func (l *Conv2d) Forward(s *Site) {
+	s.Emit(&program.Conv2d{G: l.Geom(s.In[0]), Rate: s.Rate, X: s.X[0], W: s.Param(l.Weight), Bias: s.Param(l.Bias), Y: s.Y})
 }
 
-// Backward implements Layer.
-func (l *Conv2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
-	be.Conv2dBackward(l.Geom(x.Shape[1:]), x.N(), x.Buf, l.Weight.Buffer(be), dy.Buf, dx.Buf,
-		l.Weight.GradBuffer(be), optGrad(l.Bias, be))
+// Backward implements Layer: dx, and dw and db added.
+func (l *Conv2d) Backward(s *Site) {
+	s.Emit(&program.Conv2dGrad{G: l.Geom(s.In[0]), Rate: s.Rate, X: s.X[0], W: s.Param(l.Weight), DY: s.DY, DX: s.DX[0],
+		DW: s.Grad(l.Weight), DB: s.Grad(l.Bias)})
+}
+
+// Reference implements Layer.
+func (l *Conv2d) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 {
+	return refmath.Conv(l.Geom(in[0]), n, xs[0], l.Weight.Data, optData(l.Bias))
 }
 
 // Params implements Layer.
@@ -85,16 +99,7 @@ func (l *Conv2d) Params() []*Param {
 	return []*Param{l.Weight}
 }
 
-// Attrs implements Layer.
-func (l *Conv2d) Attrs() map[string]any {
-	a := map[string]any{"stride": []int{l.SH, l.SW}, "pads": []int{l.PT, l.PL, l.PB, l.PR}, "dilation": []int{l.DH, l.DW}}
-	if l.groups() > 1 {
-		a["groups"] = l.groups()
-	}
-	return a
-}
-
-// Validate implements Layer.
+// Validate implements Validator.
 func (l *Conv2d) Validate() error {
 	if l.Weight == nil || len(l.Weight.Shape) != 4 {
 		return fmt.Errorf("weight must be 4-D [out, in, kH, kW], got %s", paramShape(l.Weight))
@@ -117,10 +122,6 @@ func (l *Conv2d) Validate() error {
 	return nonneg("padding", l.PT, l.PL, l.PB, l.PR)
 }
 
-// Role implements Layer: the convolution runs on the spikes of the layer
-// before, once (static input layer) or at every step.
-func (l *Conv2d) Role() Role { return Role{} }
-
 // ScaleInput implements Scalable.
 func (l *Conv2d) ScaleInput(f float64) error { scaleParam(l.Weight, f); return nil }
 
@@ -131,7 +132,7 @@ func (l *Conv2d) ScaleOutput(f float64) { scaleParam(l.Weight, f); scaleParam(l.
 // kernel taps that read it (fewer at the borders) times the output
 // channels of its group.
 func (l *Conv2d) FanOut(in []int) []float32 {
-	out, _ := l.OutputShape(in)
+	out, _ := l.OutputShape([][]int{in})
 	c, h, w := in[0], in[1], in[2]
 	o, kh, kw := l.Weight.Shape[0]/l.groups(), l.Weight.Shape[2], l.Weight.Shape[3]
 	rows := taps(h, out[1], kh, l.SH, l.PT, l.DH)
@@ -166,11 +167,11 @@ func (l *Conv2d) PinnedInput() (lead, rank int) { return l.Weight.Shape[1] * l.g
 
 // MACs implements Synaptic.
 func (l *Conv2d) MACs(in []int) int64 {
-	out, _ := l.OutputShape(in)
+	out, _ := l.OutputShape([][]int{in})
 	return int64(Numel(out)) * int64(Numel(l.Weight.Shape[1:]))
 }
 
-// ExportONNX implements Layer: Conv.
+// ExportONNX implements ONNXWriter: Conv.
 func (l *Conv2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	args := []string{ins[0], g.Param(l.Weight)}
 	if l.Bias != nil {
@@ -182,7 +183,7 @@ func (l *Conv2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 	return nil
 }
 
-// ExportNIR implements Layer: NIR's Conv2d, always with a bias. NIR's
+// ExportNIR implements NIRWriter: NIR's Conv2d, always with a bias. NIR's
 // reader (commit 7232ada) takes a Conv2d's input channels from its weight
 // and ignores groups, so a grouped convolution is written as the same
 // convolution without groups: zero weights between groups give the same
@@ -191,7 +192,7 @@ func (l *Conv2d) ExportNIR(g NIRGraph, in []int, _ bool) error {
 	if l.PT != l.PB || l.PL != l.PR {
 		return fmt.Errorf("pads %d,%d,%d,%d: NIR's Conv2d pads symmetrically", l.PT, l.PL, l.PB, l.PR)
 	}
-	n := g.Node(l.Name(), "Conv2d")
+	n := g.Node(l.LayerName, "Conv2d")
 	shape, w := l.Weight.Shape, l.Weight.Data
 	if gr := l.groups(); gr > 1 {
 		shape, w = denseGroupedWeight(shape, w, gr)

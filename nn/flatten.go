@@ -3,61 +3,59 @@ package nn
 import (
 	"fmt"
 
-	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/program"
 )
 
-// Flatten turns each sample into a vector.
+// Flatten turns each sample into a vector. It is a view: the lowering
+// gives its output its input's memory, so that it costs nothing.
 type Flatten struct {
-	noAux
 	LayerName string
 }
 
-// Name implements Layer.
-func (l *Flatten) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Flatten) Kind() string { return "Flatten" }
-
-// Describe implements Layer.
-func (l *Flatten) Describe() string { return "" }
+// Info implements Layer: a view, spikes stay spikes.
+func (l *Flatten) Info() Info {
+	return Info{Kind: "Flatten", Name: l.LayerName, Role: Role{KeepsSpikes: true, View: true, Homogeneous: true}}
+}
 
 // OutputShape implements Layer.
-func (l *Flatten) OutputShape(in []int) ([]int, error) { return []int{Numel(in)}, nil }
+func (l *Flatten) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
+	return []int{Numel(in)}, nil
+}
 
-// Forward implements Layer. Executors give Flatten the same buffer for x
-// and y, so that it costs nothing; it copies only when they differ.
-func (l *Flatten) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	if x.Buf != y.Buf {
-		be.Copy(y.Buf, x.Buf)
+// Forward implements Layer: nothing where the output is the input's
+// memory (a view), else a copy.
+func (l *Flatten) Forward(s *Site) {
+	if !s.B.SameMemory(s.X[0], s.Y) {
+		s.Emit(&program.Copy{Dst: s.Y, Src: s.X[0]})
 	}
 }
 
-// Backward implements Layer.
-func (l *Flatten) Backward(be compute.Backend, _, _, dy, dx Value, _ compute.Buffer, _ Mode) {
-	if dx.Buf != nil && dx.Buf != dy.Buf {
-		be.Copy(dx.Buf, dy.Buf)
+// Backward implements Layer: the same, for the gradient.
+func (l *Flatten) Backward(s *Site) {
+	if s.DX[0] != program.None && !s.B.SameMemory(s.DX[0], s.DY) {
+		s.Emit(&program.Copy{Dst: s.DX[0], Src: s.DY})
 	}
+}
+
+// Reference implements Layer.
+func (l *Flatten) Reference(xs [][]float64, _ [][]int, _ int, _ bool) []float64 {
+	return append([]float64(nil), xs[0]...)
 }
 
 // Params implements Layer.
 func (l *Flatten) Params() []*Param { return nil }
 
-// Attrs implements Layer.
-func (l *Flatten) Attrs() map[string]any { return nil }
-
-// Validate implements Layer.
-func (l *Flatten) Validate() error { return nil }
-
-// Role implements Layer: a view, spikes stay spikes.
-func (l *Flatten) Role() Role { return Role{KeepsSpikes: true, View: true, Homogeneous: true} }
-
-// ExportONNX implements Layer: Flatten from axis 1.
+// ExportONNX implements ONNXWriter: Flatten from axis 1.
 func (l *Flatten) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	g.Node("Flatten", name, ins[:1], []string{out}, ONNXAttr{"axis", int64(1)})
 	return nil
 }
 
-// ExportNIR implements Layer: NIR's Flatten over the per-sample axes,
+// ExportNIR implements NIRWriter: NIR's Flatten over the per-sample axes,
 // counted from the end (start_dim = −len(in), end_dim = −1). NIR's shapes
 // leave out the batch, so start_dim 0 would mean the same; but norse,
 // snnTorch and nirtorch hand start_dim and end_dim to torch.nn.Flatten,
@@ -65,7 +63,7 @@ func (l *Flatten) ExportONNX(g ONNXGraph, name string, ins []string, out string)
 // means the per-sample axes with or without a batch (and sinabs keeps
 // negative indices as they are). docs/nir.md.
 func (l *Flatten) ExportNIR(g NIRGraph, in []int, _ bool) error {
-	n := g.Node(l.Name(), "Flatten")
+	n := g.Node(l.LayerName, "Flatten")
 	n.Scalar("start_dim", int64(-len(in)))
 	n.Scalar("end_dim", -1)
 	// a plain integer dataset, as NIR's writer stores it: a group here

@@ -3,70 +3,73 @@ package nn
 import (
 	"fmt"
 
-	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/program"
 )
 
-// GlobalAvgPool averages each channel over all positions: [C H W] → [C 1 1].
+// GlobalAvgPool averages each channel's plane: [C H W] → [C 1 1].
 type GlobalAvgPool struct {
-	noAux
 	LayerName string
 }
 
-// Name implements Layer.
-func (l *GlobalAvgPool) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *GlobalAvgPool) Kind() string { return "GlobalAvgPool" }
-
-// Describe implements Layer.
-func (l *GlobalAvgPool) Describe() string { return "" }
+// Info implements Layer: averages make spikes analog.
+func (l *GlobalAvgPool) Info() Info {
+	return Info{Kind: "GlobalAvgPool", Name: l.LayerName, Role: Role{Homogeneous: true}}
+}
 
 // OutputShape implements Layer.
-func (l *GlobalAvgPool) OutputShape(in []int) ([]int, error) {
+func (l *GlobalAvgPool) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) != 3 {
 		return nil, fmt.Errorf("GlobalAvgPool needs a [C H W] input, got %s", ShapeString(in))
 	}
 	return []int{in[0], 1, 1}, nil
 }
 
-// Forward implements Layer.
-func (l *GlobalAvgPool) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	be.GlobalAvgPoolForward(x.N()*x.Shape[1], Numel(x.Shape[2:]), x.Buf, y.Buf)
+// Forward implements Layer: each plane's mean.
+func (l *GlobalAvgPool) Forward(s *Site) {
+	s.Emit(&program.GlobalAvgPool{C: s.In[0][0], HW: Numel(s.In[0][1:]), Rate: s.Rate, X: s.X[0], Y: s.Y})
 }
 
-// Backward implements Layer.
-func (l *GlobalAvgPool) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
-	be.GlobalAvgPoolBackward(x.N()*x.Shape[1], Numel(x.Shape[2:]), dy.Buf, dx.Buf)
+// Backward implements Layer: dx = dy/HW over each plane.
+func (l *GlobalAvgPool) Backward(s *Site) {
+	s.Emit(&program.GlobalAvgPoolGrad{C: s.In[0][0], HW: Numel(s.In[0][1:]), Rate: s.Rate, DY: s.DY, DX: s.DX[0]})
+}
+
+// Reference implements Layer.
+func (l *GlobalAvgPool) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 {
+	c, hw := in[0][0], Numel(in[0][1:])
+	y := make([]float64, n*c)
+	for i := range y {
+		for _, v := range xs[0][i*hw : (i+1)*hw] {
+			y[i] += v
+		}
+		y[i] /= float64(hw)
+	}
+	return y
 }
 
 // Params implements Layer.
 func (l *GlobalAvgPool) Params() []*Param { return nil }
 
-// Attrs implements Layer.
-func (l *GlobalAvgPool) Attrs() map[string]any { return nil }
-
-// Validate implements Layer.
-func (l *GlobalAvgPool) Validate() error { return nil }
-
-// Role implements Layer: averages make spikes analog.
-func (l *GlobalAvgPool) Role() Role { return Role{Homogeneous: true} }
-
-// ExportONNX implements Layer: GlobalAveragePool.
+// ExportONNX implements ONNXWriter: GlobalAveragePool.
 func (l *GlobalAvgPool) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	g.Node("GlobalAveragePool", name, ins[:1], []string{out})
 	return nil
 }
 
-// ExportNIR implements Layer: NIR's AvgPool2d over the whole plane.
+// ExportNIR implements NIRWriter: NIR's AvgPool2d over the whole plane.
 func (l *GlobalAvgPool) ExportNIR(g NIRGraph, in []int, _ bool) error {
 	if len(in) != 3 {
 		return fmt.Errorf("needs a [C H W] input, got %s", ShapeString(in))
 	}
 	if g.AvgPoolAsConv() {
-		NIRAvgPoolConv(g, l.Name(), in, in[1], in[2], in[1], in[2], 0, 0)
+		NIRAvgPoolConv(g, l.LayerName, in, in[1], in[2], in[1], in[2], 0, 0)
 		return nil
 	}
-	n := g.Node(l.Name(), "AvgPool2d")
+	n := g.Node(l.LayerName, "AvgPool2d")
 	n.Ints("kernel_size", in[1:]...)
 	n.Ints("stride", in[1:]...)
 	n.Ints("padding", 0, 0)

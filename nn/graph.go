@@ -2,23 +2,8 @@ package nn
 
 import (
 	"fmt"
-
-	"github.com/proxykit/proxykit/compute"
+	"slices"
 )
-
-// Join is a layer with several inputs: Add and Concat, where the branches
-// of a residual or an inception-style network meet. Its single-input
-// methods of Layer are not used; executors call these instead.
-type Join interface {
-	Layer
-	// JoinShape is the per-sample output shape for the inputs' shapes.
-	JoinShape(ins [][]int) ([]int, error)
-	// JoinForward computes y from the inputs xs.
-	JoinForward(be compute.Backend, xs []Value, y Value)
-	// JoinBackward writes each input's gradient dxs[k] from dy (a nil
-	// dxs[k].Buf skips input k).
-	JoinBackward(be compute.Backend, xs []Value, dy Value, dxs []Value)
-}
 
 // InputsOf lists where layer i's inputs come from: −1 for the network's
 // input, j for layer j's output. Without Inputs the network is a chain.
@@ -46,8 +31,8 @@ func IsChain(inputs [][]int) bool {
 	return true
 }
 
-// checkStructure checks that each layer reads earlier nodes only, joins
-// two or more and other layers one.
+// checkStructure checks that each layer reads earlier nodes only (how
+// many inputs a kind takes its shape rule checks).
 func checkStructure(layers []Layer, inputs [][]int) error {
 	if inputs == nil {
 		return nil
@@ -56,16 +41,12 @@ func checkStructure(layers []Layer, inputs [][]int) error {
 		return fmt.Errorf("%d input lists for %d layers", len(inputs), len(layers))
 	}
 	for i, in := range inputs {
-		_, join := layers[i].(Join)
-		switch {
-		case join && len(in) < 2:
-			return fmt.Errorf("layer %d (%s %q) joins %d inputs; it needs two or more", i, layers[i].Kind(), layers[i].Name(), len(in))
-		case !join && len(in) != 1:
-			return fmt.Errorf("layer %d (%s %q) has %d inputs; it takes one", i, layers[i].Kind(), layers[i].Name(), len(in))
+		if len(in) == 0 {
+			return fmt.Errorf("layer %d (%s %q) reads nothing", i, KindOf(layers[i]), NameOf(layers[i]))
 		}
 		for _, j := range in {
 			if j < -1 || j >= i {
-				return fmt.Errorf("layer %d (%s %q) reads node %d, which is not an earlier layer or the input", i, layers[i].Kind(), layers[i].Name(), j)
+				return fmt.Errorf("layer %d (%s %q) reads node %d, which is not an earlier layer or the input", i, KindOf(layers[i]), NameOf(layers[i]), j)
 			}
 		}
 	}
@@ -90,7 +71,7 @@ func checkGraph(layers []Layer, inputs [][]int) error {
 			if j < 0 {
 				return fmt.Errorf("no layer reads the network's input")
 			}
-			return fmt.Errorf("layer %d (%s %q) feeds no later layer: the network must end in one output", j, layers[j].Kind(), layers[j].Name())
+			return fmt.Errorf("layer %d (%s %q) feeds no later layer: the network must end in one output", j, KindOf(layers[j]), NameOf(layers[j]))
 		}
 	}
 	return nil
@@ -102,12 +83,12 @@ func GraphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error)
 	if err := checkGraph(layers, inputs); err != nil {
 		return nil, err
 	}
-	return graphShapes(layers, inputs, inShape)
+	return NodeShapes(layers, inputs, inShape)
 }
 
-// graphShapes computes the shapes of a graph whose structure is all that
+// NodeShapes computes the shapes of a graph whose structure is all that
 // is checked: a part of a network may have nodes only later parts read.
-func graphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error) {
+func NodeShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error) {
 	if err := checkStructure(layers, inputs); err != nil {
 		return nil, err
 	}
@@ -119,21 +100,32 @@ func graphShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error)
 		return shapes[j]
 	}
 	for i, l := range layers {
-		var out []int
-		var err error
-		if j, ok := l.(Join); ok {
-			ins := make([][]int, len(inputs[i]))
-			for k, src := range inputs[i] {
-				ins[k] = of(src)
-			}
-			out, err = j.JoinShape(ins)
-		} else {
-			out, err = l.OutputShape(of(NodeInputs(inputs, i)[0]))
+		src := NodeInputs(inputs, i)
+		ins := make([][]int, len(src))
+		for k, j := range src {
+			ins[k] = of(j)
 		}
+		out, err := l.OutputShape(ins)
 		if err != nil {
-			return nil, fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
+			return nil, fmt.Errorf("layer %d (%s %q): %w", i, KindOf(l), NameOf(l), err)
 		}
 		shapes[i] = out
 	}
 	return shapes, nil
+}
+
+// Readers lists, for each of the n nodes of a graph (inputs as
+// Network.Inputs), the nodes that read it, in order; a node reading
+// another twice is listed once.
+func Readers(inputs [][]int, n int) [][]int {
+	readers := make([][]int, n)
+	for i := 0; i < n; i++ {
+		in := NodeInputs(inputs, i)
+		for k, j := range in {
+			if j >= 0 && j < n && !slices.Contains(in[:k], j) {
+				readers[j] = append(readers[j], i)
+			}
+		}
+	}
+	return readers
 }

@@ -11,24 +11,28 @@ import (
 // Everything proxykit knows about a layer kind is in that kind's file of
 // this package: conv2d.go, batchnorm.go, linear.go, relu.go, pool.go,
 // globalavgpool.go, flatten.go, pad.go, softmax.go, add.go, concat.go.
-// The file holds the kind's type, whose methods are its shape rule, its
-// forward and backward passes (calling the backend's kernels), its
-// hyper-parameters as checkpoints store them (Attrs), its checks
-// (Validate), its role in the SNN (Role), how conversion scales it, and its
-// ONNX and NIR forms (ExportONNX, ExportNIR); and its registry entry
-// (Kind), which makes the layer from a checkpoint's architecture, an ONNX
-// node or a PyTorch module. The format packages do each format's own work
-// — protobuf, pickles, HDF5, constant folding, graph rewrites such as
-// folding BatchNorm — and ask the kind for everything that depends on it,
-// through the small interfaces in formats.go. Adding a kind is one file
-// here (the Layer interface says what it must have) plus its kernels in
-// compute, and a line in Kinds.
+// The file holds the kind's type, whose methods are its description (Info:
+// kind, name, hyper-parameters as checkpoints store them, role in the
+// SNN), its shape rule, its parameters, its lowering into program ops
+// (Forward and Backward, a few kernels of compute.Backend each) and its
+// float64 math (Reference); where the kind has them, its checks
+// (Validate), how conversion scales it and its ONNX and NIR forms; and
+// its registry entry (Kind), which makes the layer from a checkpoint's
+// architecture, an ONNX node or a PyTorch module. The format packages do
+// each format's own work — protobuf, pickles, HDF5, constant folding —
+// and ask the kind for everything that depends on it, through the small
+// interfaces in formats.go. Adding a kind is one file here (the Layer
+// interface says what it must have, six methods), a line in Kinds and,
+// where its ops are new, the ops in package program and their kernels in
+// compute.
 
 // Kind is one layer kind's registry entry: its names and how to make a
 // layer of the kind from each description of it that proxykit reads.
+// Names and FromArch are required; a kind reads ONNX or PyTorch where it
+// sets the fields for them.
 type Kind struct {
-	// Names are the names Layer.Kind returns for layers of the kind
-	// (pooling has two: MaxPool2d and AvgPool2d).
+	// Names are the names Info.Kind gives for layers of the kind (pooling
+	// has two: MaxPool2d and AvgPool2d).
 	Names []string
 	// FromArch makes the layer from its description in a checkpoint and
 	// its parameters, in LayerSpec.Params order. The caller validates it.
@@ -105,6 +109,8 @@ type Role struct {
 	// takes their OR; flattening, zero padding and concatenation move
 	// them), so later layers may treat the signal as spikes.
 	KeepsSpikes bool
+	// Join: the layer joins several inputs (Add, Concat).
+	Join bool
 	// View: the layer only reshapes, so its output may share its input's
 	// buffer.
 	View bool
@@ -154,7 +160,7 @@ func FanOut(l Layer, in []int) (fan []float32, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	if _, err := l.OutputShape(in); err != nil {
+	if _, err := l.OutputShape([][]int{in}); err != nil {
 		return nil, false
 	}
 	return s.FanOut(in), true
@@ -168,15 +174,11 @@ func MACs(l Layer, in []int) int64 {
 	if !ok {
 		return 0
 	}
-	if _, err := l.OutputShape(in); err != nil {
+	if _, err := l.OutputShape([][]int{in}); err != nil {
 		return 0
 	}
 	return s.MACs(in)
 }
-
-// isView reports whether a layer only reshapes, so that its output may
-// share its input's buffer.
-func isView(l Layer) bool { return l.Role().View }
 
 // decodeAttrs reads a LayerSpec's attributes into a kind's typed struct.
 func decodeAttrs(s LayerSpec, into any) error {

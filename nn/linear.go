@@ -3,50 +3,57 @@ package nn
 import (
 	"fmt"
 
-	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/refmath"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Linear is a fully connected layer, y = x·Wᵀ + b.
 type Linear struct {
-	noAux
 	LayerName string
 	Weight    *Param // [out, in]
 	Bias      *Param // [out] or nil
 }
 
-// Name implements Layer.
-func (l *Linear) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Linear) Kind() string { return "Linear" }
-
-// Describe implements Layer.
-func (l *Linear) Describe() string {
+// Info implements Layer: the layer runs on the spikes of the layer before.
+func (l *Linear) Info() Info {
+	if l.Weight == nil || len(l.Weight.Shape) != 2 {
+		return Info{Kind: "Linear", Name: l.LayerName, Summary: "malformed weight"}
+	}
 	s := fmt.Sprintf("%d→%d", l.Weight.Shape[1], l.Weight.Shape[0])
 	if l.Bias == nil {
 		s += " no bias"
 	}
-	return s
+	return Info{Kind: "Linear", Name: l.LayerName, Summary: s}
 }
 
 // OutputShape implements Layer.
-func (l *Linear) OutputShape(in []int) ([]int, error) {
+func (l *Linear) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) != 1 || in[0] != l.Weight.Shape[1] {
 		return nil, fmt.Errorf("Linear expects [%d] features, got %s", l.Weight.Shape[1], ShapeString(in))
 	}
 	return []int{l.Weight.Shape[0]}, nil
 }
 
-// Forward implements Layer.
-func (l *Linear) Forward(be compute.Backend, x, y Value, _ compute.Buffer, mode Mode) {
-	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
-	be.LinearForward(x.N(), in, outF, x.Buf, l.Weight.Buffer(be), opt(l.Bias, be), y.Buf, mode.Spikes)
+// Forward implements Layer: y = x·Wᵀ + b.
+func (l *Linear) Forward(s *Site) {
+	s.Emit(&program.Linear{In: l.Weight.Shape[1], Out: l.Weight.Shape[0], Rate: s.Rate, X: s.X[0], W: s.Param(l.Weight),
+		Bias: s.Param(l.Bias), Y: s.Y, Spikes: s.Spikes})
 }
 
-// Backward implements Layer.
-func (l *Linear) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
-	outF, in := l.Weight.Shape[0], l.Weight.Shape[1]
-	be.LinearBackward(x.N(), in, outF, x.Buf, l.Weight.Buffer(be), dy.Buf, dx.Buf, l.Weight.GradBuffer(be), optGrad(l.Bias, be))
+// Backward implements Layer: dx = dy·W; dyᵀ·x and Σ dy added to the
+// gradients.
+func (l *Linear) Backward(s *Site) {
+	s.Emit(&program.LinearGrad{In: l.Weight.Shape[1], Out: l.Weight.Shape[0], Rate: s.Rate, X: s.X[0], W: s.Param(l.Weight),
+		DY: s.DY, DX: s.DX[0], DW: s.Grad(l.Weight), DB: s.Grad(l.Bias)})
+}
+
+// Reference implements Layer.
+func (l *Linear) Reference(xs [][]float64, _ [][]int, n int, _ bool) []float64 {
+	return refmath.Linear(n, l.Weight.Shape[1], l.Weight.Shape[0], xs[0], l.Weight.Data, optData(l.Bias))
 }
 
 // Params implements Layer.
@@ -57,10 +64,7 @@ func (l *Linear) Params() []*Param {
 	return []*Param{l.Weight}
 }
 
-// Attrs implements Layer.
-func (l *Linear) Attrs() map[string]any { return nil }
-
-// Validate implements Layer.
+// Validate implements Validator.
 func (l *Linear) Validate() error {
 	if l.Weight == nil || len(l.Weight.Shape) != 2 {
 		return fmt.Errorf("weight must be 2-D [out, in], got %s", paramShape(l.Weight))
@@ -73,9 +77,6 @@ func (l *Linear) Validate() error {
 	}
 	return nil
 }
-
-// Role implements Layer: the layer runs on the spikes of the layer before.
-func (l *Linear) Role() Role { return Role{} }
 
 // ScaleInput implements Scalable.
 func (l *Linear) ScaleInput(f float64) error { scaleParam(l.Weight, f); return nil }
@@ -94,7 +95,7 @@ func (l *Linear) PinnedInput() (lead, rank int) { return l.Weight.Shape[1], 1 }
 // MACs implements Synaptic.
 func (l *Linear) MACs([]int) int64 { return int64(l.Weight.Shape[0]) * int64(l.Weight.Shape[1]) }
 
-// ExportONNX implements Layer: Gemm with transB.
+// ExportONNX implements ONNXWriter: Gemm with transB.
 func (l *Linear) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	args := []string{ins[0], g.Param(l.Weight)}
 	if l.Bias != nil {
@@ -104,12 +105,12 @@ func (l *Linear) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 	return nil
 }
 
-// ExportNIR implements Layer: NIR's Affine, with a zero bias where the
+// ExportNIR implements NIRWriter: NIR's Affine, with a zero bias where the
 // layer has none. NIR's Linear would say the same, but sinabs maps no
 // Linear node (its loader fails on one), while norse, sinabs, snnTorch
 // and nirtorch all map Affine. docs/nir.md.
 func (l *Linear) ExportNIR(g NIRGraph, _ []int, _ bool) error {
-	n := g.Node(l.Name(), "Affine")
+	n := g.Node(l.LayerName, "Affine")
 	n.Floats("weight", l.Weight.Shape, l.Weight.Data)
 	if l.Bias != nil {
 		n.Floats("bias", l.Bias.Shape, l.Bias.Data)

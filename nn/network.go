@@ -29,7 +29,7 @@ type Network struct {
 // body shares the network's layers.
 func (n *Network) Body() (body *Network, head string) {
 	k := len(n.Layers)
-	if k == 0 || !n.Layers[k-1].Role().Head {
+	if k == 0 || !RoleOf(n.Layers[k-1]).Head {
 		return n, ""
 	}
 	b := *n
@@ -37,7 +37,7 @@ func (n *Network) Body() (body *Network, head string) {
 	if n.Inputs != nil {
 		b.Inputs = n.Inputs[:k-1]
 	}
-	return &b, n.Layers[k-1].Kind()
+	return &b, KindOf(n.Layers[k-1])
 }
 
 // Shapes returns the per-sample output shape of every layer, checking that
@@ -89,72 +89,65 @@ func (n *Network) ParamCount() int {
 	return c
 }
 
-// Bind puts the network's parameters and BatchNorm statistics on be (an
-// SNN built on the network binds its own statistics).
+// Bind puts the network's parameters and its layers' state (BatchNorm's
+// running statistics) on be (an SNN built on the network binds its own
+// state).
 func (n *Network) Bind(be compute.Backend) error {
 	for _, p := range n.Params() {
 		if _, err := p.Bind(be); err != nil {
 			return err
 		}
 	}
-	for _, l := range n.Layers {
-		if bn, ok := l.(*BatchNorm2d); ok {
-			if err := bn.BindStats(be); err != nil {
-				return err
-			}
+	for _, s := range StatefulLayers(n.Layers) {
+		if err := s.BindState(be); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Sync copies parameters and BatchNorm statistics from the backend the
-// network is bound to into host memory (Param.Data, RunningMean,
-// RunningVar), for a checkpoint or an export.
+// Sync copies parameters and the layers' state from the backend the
+// network is bound to into host memory (Param.Data, Stateful.State), for
+// a checkpoint or an export.
 func (n *Network) Sync() error {
 	for _, p := range n.Params() {
 		if err := p.Sync(); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.Name, err)
 		}
 	}
-	for _, l := range n.Layers {
-		if bn, ok := l.(*BatchNorm2d); ok {
-			if err := bn.SyncStats(); err != nil {
-				return fmt.Errorf("BatchNorm %s: %w", bn.LayerName, err)
-			}
+	for _, s := range StatefulLayers(n.Layers) {
+		if err := s.SyncState(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Release copies parameters and BatchNorm statistics back into host
-// memory and frees their backend buffers: the network then lives on the
-// host alone, and the backend may be closed.
+// Release copies parameters and the layers' state back into host memory
+// and frees their backend buffers: the network then lives on the host
+// alone, and the backend may be closed.
 func (n *Network) Release() error {
 	for _, p := range n.Params() {
 		if err := p.Release(); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.Name, err)
 		}
 	}
-	for _, l := range n.Layers {
-		if bn, ok := l.(*BatchNorm2d); ok {
-			if err := bn.ReleaseStats(); err != nil {
-				return fmt.Errorf("BatchNorm %s: %w", bn.LayerName, err)
-			}
+	for _, s := range StatefulLayers(n.Layers) {
+		if err := s.ReleaseState(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Upload tells the bound backend that host values of parameters or
-// BatchNorm statistics changed (after a checkpoint was restored, say).
+// Upload tells the bound backend that host values of parameters or of
+// the layers' state changed (after a checkpoint was restored, say).
 func (n *Network) Upload() {
 	for _, p := range n.Params() {
 		p.Upload()
 	}
-	for _, l := range n.Layers {
-		if bn, ok := l.(*BatchNorm2d); ok {
-			bn.UploadStats()
-		}
+	for _, s := range StatefulLayers(n.Layers) {
+		s.UploadState()
 	}
 }
 
@@ -163,45 +156,6 @@ func (n *Network) ZeroGrad() {
 	for _, p := range n.Params() {
 		p.ZeroGrad()
 	}
-}
-
-// Forward runs the ANN in inference mode on a host batch, on a CPU backend.
-func (n *Network) Forward(x *Tensor) (*Tensor, error) {
-	return n.ForwardOn(compute.NewCPU(), x, 0)
-}
-
-// ForwardOn runs the ANN in inference mode on a host batch of any size, on
-// be, batch samples at a time (0: all at once).
-func (n *Network) ForwardOn(be compute.Backend, x *Tensor, batch int) (*Tensor, error) {
-	if err := n.CheckInput(x.Shape); err != nil {
-		return nil, err
-	}
-	outShape, err := n.OutputShape()
-	if err != nil {
-		return nil, err
-	}
-	out := NewTensor(append([]int{x.Shape[0]}, outShape...)...)
-	if x.Shape[0] == 0 {
-		return out, nil
-	}
-	if err := n.Bind(be); err != nil {
-		return nil, err
-	}
-	n.Upload()
-	e, err := NewExecutor(be, n, Chunk(x.Shape[0], batch), ExecOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer e.Free()
-	err = Chunks(be, x, e.Capacity(), func(lo int, v Value) error {
-		y := e.Forward(v, Mode{})
-		k := Numel(outShape)
-		return be.Download(out.Data[lo*k:lo*k+y.Buf.Len()], y.Buf)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, be.Err()
 }
 
 // Chunk is the batch a runner plans for n samples taken batch at a time

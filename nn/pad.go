@@ -5,29 +5,30 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Pad2d pads each plane with a constant: PyTorch's ConstantPad2d/ZeroPad2d.
 type Pad2d struct {
-	noAux
 	LayerName      string
 	PT, PL, PB, PR int
 	Value          float32
 }
 
-// Name implements Layer.
-func (l *Pad2d) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Pad2d) Kind() string { return "Pad2d" }
-
-// Describe implements Layer.
-func (l *Pad2d) Describe() string {
-	return fmt.Sprintf("pad %d,%d,%d,%d value %g", l.PT, l.PL, l.PB, l.PR, l.Value)
+// Info implements Layer: zero padding keeps spikes spikes and commutes
+// with scaling; another value does neither.
+func (l *Pad2d) Info() Info {
+	return Info{Kind: "Pad2d", Name: l.LayerName, Summary: fmt.Sprintf("pad %d,%d,%d,%d value %g", l.PT, l.PL, l.PB, l.PR, l.Value),
+		Attrs: map[string]any{"pads": []int{l.PT, l.PL, l.PB, l.PR}, "value": l.Value},
+		Role:  Role{KeepsSpikes: l.Value == 0, Homogeneous: l.Value == 0}}
 }
 
 // OutputShape implements Layer.
-func (l *Pad2d) OutputShape(in []int) ([]int, error) {
+func (l *Pad2d) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) != 3 {
 		return nil, fmt.Errorf("Pad2d needs a [C H W] input, got %s", ShapeString(in))
 	}
@@ -39,25 +40,39 @@ func (l *Pad2d) Geom(in []int) compute.PadGeom {
 	return compute.PadGeom{H: in[1], W: in[2], PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Value: l.Value}
 }
 
-// Forward implements Layer.
-func (l *Pad2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	be.Pad2dForward(l.Geom(x.Shape[1:]), x.N()*x.Shape[1], x.Buf, y.Buf)
+// Forward implements Layer: each plane inside a border of Value.
+func (l *Pad2d) Forward(s *Site) {
+	s.Emit(&program.Pad{G: l.Geom(s.In[0]), C: s.In[0][0], Rate: s.Rate, X: s.X[0], Y: s.Y})
 }
 
 // Backward implements Layer: the gradient of the padded border is dropped.
-func (l *Pad2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
-	be.Pad2dBackward(l.Geom(x.Shape[1:]), x.N()*x.Shape[1], dy.Buf, dx.Buf)
+func (l *Pad2d) Backward(s *Site) {
+	s.Emit(&program.PadGrad{G: l.Geom(s.In[0]), C: s.In[0][0], Rate: s.Rate, DY: s.DY, DX: s.DX[0]})
+}
+
+// Reference implements Layer.
+func (l *Pad2d) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 {
+	g := l.Geom(in[0])
+	planes, oh, ow := n*in[0][0], g.OutH(), g.OutW()
+	y := make([]float64, planes*oh*ow)
+	for p := 0; p < planes; p++ {
+		for i := 0; i < oh; i++ {
+			for j := 0; j < ow; j++ {
+				v := float64(l.Value)
+				if h, w := i-l.PT, j-l.PL; h >= 0 && h < g.H && w >= 0 && w < g.W {
+					v = xs[0][(p*g.H+h)*g.W+w]
+				}
+				y[(p*oh+i)*ow+j] = v
+			}
+		}
+	}
+	return y
 }
 
 // Params implements Layer.
 func (l *Pad2d) Params() []*Param { return nil }
 
-// Attrs implements Layer.
-func (l *Pad2d) Attrs() map[string]any {
-	return map[string]any{"pads": []int{l.PT, l.PL, l.PB, l.PR}, "value": l.Value}
-}
-
-// Validate implements Layer.
+// Validate implements Validator.
 func (l *Pad2d) Validate() error {
 	if err := nonneg("padding", l.PT, l.PL, l.PB, l.PR); err != nil {
 		return err
@@ -68,13 +83,7 @@ func (l *Pad2d) Validate() error {
 	return nil
 }
 
-// Role implements Layer: zero padding keeps spikes spikes and commutes
-// with scaling; another value does neither.
-func (l *Pad2d) Role() Role {
-	return Role{KeepsSpikes: l.Value == 0, Homogeneous: l.Value == 0}
-}
-
-// ExportONNX implements Layer: Pad in constant mode, pads and value as
+// ExportONNX implements ONNXWriter: Pad in constant mode, pads and value as
 // inputs (opset 11 and later).
 func (l *Pad2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	pads := g.IntConstant(l.LayerName+".pads", i64s(0, 0, l.PT, l.PL, 0, 0, l.PB, l.PR))
@@ -83,7 +92,7 @@ func (l *Pad2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) e
 	return nil
 }
 
-// ExportNIR implements Layer: NIR has no padding node.
+// ExportNIR implements NIRWriter: NIR has no padding node.
 func (l *Pad2d) ExportNIR(NIRGraph, []int, bool) error {
 	return fmt.Errorf("NIR has no padding node")
 }

@@ -4,11 +4,12 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/refmath"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Pool2d is max or average pooling over 2-D windows.
 type Pool2d struct {
-	noAux
 	LayerName      string
 	Max            bool // max pooling; else average
 	KH, KW         int
@@ -18,19 +19,17 @@ type Pool2d struct {
 	CountPad       bool // average pooling: padded positions count in the divisor
 }
 
-// Name implements Layer.
-func (l *Pool2d) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Pool2d) Kind() string {
+// kind is MaxPool2d or AvgPool2d.
+func (l *Pool2d) kind() string {
 	if l.Max {
 		return "MaxPool2d"
 	}
 	return "AvgPool2d"
 }
 
-// Describe implements Layer.
-func (l *Pool2d) Describe() string {
+// Info implements Layer: max pooling over spikes is their OR, and keeps
+// them spikes; average pooling makes them analog.
+func (l *Pool2d) Info() Info {
 	s := fmt.Sprintf("%dx%d stride %d,%d", l.KH, l.KW, l.SH, l.SW)
 	if l.PT+l.PL+l.PB+l.PR > 0 {
 		s += fmt.Sprintf(" pad %d,%d,%d,%d", l.PT, l.PL, l.PB, l.PR)
@@ -38,7 +37,13 @@ func (l *Pool2d) Describe() string {
 	if l.Ceil {
 		s += " ceil"
 	}
-	return s
+	r := Role{KeepsSpikes: l.Max, Homogeneous: true}
+	if l.Max {
+		r.Note = "on spikes (OR)"
+	}
+	return Info{Kind: l.kind(), Name: l.LayerName, Summary: s, Role: r,
+		Attrs: map[string]any{"kernel": []int{l.KH, l.KW}, "stride": []int{l.SH, l.SW},
+			"pads": []int{l.PT, l.PL, l.PB, l.PR}, "ceil": l.Ceil, "count_pad": l.CountPad}}
 }
 
 // Geom is the pooling geometry for a per-sample input shape [C, H, W].
@@ -48,48 +53,50 @@ func (l *Pool2d) Geom(in []int) compute.PoolGeom {
 }
 
 // OutputShape implements Layer.
-func (l *Pool2d) OutputShape(in []int) ([]int, error) {
+func (l *Pool2d) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) != 3 {
-		return nil, fmt.Errorf("%s needs a [C H W] input, got %s", l.Kind(), ShapeString(in))
+		return nil, fmt.Errorf("%s needs a [C H W] input, got %s", l.kind(), ShapeString(in))
 	}
 	g := l.Geom(in)
 	if g.OutH() < 1 || g.OutW() < 1 {
-		return nil, fmt.Errorf("%s window %dx%d does not fit a %dx%d input", l.Kind(), l.KH, l.KW, in[1], in[2])
+		return nil, fmt.Errorf("%s window %dx%d does not fit a %dx%d input", l.kind(), l.KH, l.KW, in[1], in[2])
 	}
 	return []int{in[0], g.OutH(), g.OutW()}, nil
 }
 
-// Forward implements Layer.
-func (l *Pool2d) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	g := l.Geom(x.Shape[1:])
-	if l.Max {
-		be.MaxPool2dForward(g, x.N(), x.Buf, y.Buf)
-	} else {
-		be.AvgPool2dForward(g, x.N(), l.CountPad, x.Buf, y.Buf)
-	}
+// Forward implements Layer: each window's maximum (padding never wins)
+// or mean.
+func (l *Pool2d) Forward(s *Site) {
+	s.Emit(&program.Pool{G: l.Geom(s.In[0]), Max: l.Max, CountPad: l.CountPad, Rate: s.Rate, X: s.X[0], Y: s.Y})
 }
 
 // Backward implements Layer. Max pooling sends each gradient to the first
 // maximum of its window, as PyTorch does.
-func (l *Pool2d) Backward(be compute.Backend, x, _, dy, dx Value, _ compute.Buffer, _ Mode) {
-	g := l.Geom(x.Shape[1:])
+func (l *Pool2d) Backward(s *Site) {
+	x := program.None
 	if l.Max {
-		be.MaxPool2dBackward(g, x.N(), x.Buf, dy.Buf, dx.Buf)
-	} else {
-		be.AvgPool2dBackward(g, x.N(), l.CountPad, dy.Buf, dx.Buf)
+		x = s.X[0]
 	}
+	s.Emit(&program.PoolGrad{G: l.Geom(s.In[0]), Max: l.Max, CountPad: l.CountPad, Rate: s.Rate, X: x, DY: s.DY, DX: s.DX[0]})
+}
+
+// Reference implements Layer.
+func (l *Pool2d) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 {
+	if l.Max {
+		y, _ := refmath.MaxPool(l.Geom(in[0]), n, xs[0])
+		return y
+	}
+	return refmath.AvgPool(l.Geom(in[0]), n, l.CountPad, xs[0])
 }
 
 // Params implements Layer.
 func (l *Pool2d) Params() []*Param { return nil }
 
-// Attrs implements Layer.
-func (l *Pool2d) Attrs() map[string]any {
-	return map[string]any{"kernel": []int{l.KH, l.KW}, "stride": []int{l.SH, l.SW},
-		"pads": []int{l.PT, l.PL, l.PB, l.PR}, "ceil": l.Ceil, "count_pad": l.CountPad}
-}
-
-// Validate implements Layer.
+// Validate implements Validator.
 func (l *Pool2d) Validate() error {
 	if err := pos("kernel size", l.KH, l.KW); err != nil {
 		return err
@@ -106,17 +113,7 @@ func (l *Pool2d) Validate() error {
 	return nil
 }
 
-// Role implements Layer: max pooling over spikes is their OR, and keeps
-// them spikes; average pooling makes them analog.
-func (l *Pool2d) Role() Role {
-	r := Role{KeepsSpikes: l.Max, Homogeneous: true}
-	if l.Max {
-		r.Note = "on spikes (OR)"
-	}
-	return r
-}
-
-// ExportONNX implements Layer: MaxPool or AveragePool.
+// ExportONNX implements ONNXWriter: MaxPool or AveragePool.
 func (l *Pool2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	attrs := []ONNXAttr{{"kernel_shape", i64s(l.KH, l.KW)}, {"strides", i64s(l.SH, l.SW)},
 		{"pads", i64s(l.PT, l.PL, l.PB, l.PR)}, {"ceil_mode", b2i(l.Ceil)}}
@@ -129,7 +126,7 @@ func (l *Pool2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 	return nil
 }
 
-// ExportNIR implements Layer. NIR has no max pooling: over binary spikes
+// ExportNIR implements NIRWriter. NIR has no max pooling: over binary spikes
 // it is their OR, written as SumPool2d followed by an IF layer that fires
 // when the sum is at least 1 (r = 1, v_reset = 0, threshold 0.5: the sums
 // are integers and the potential is back at 0 after every step), which
@@ -139,12 +136,12 @@ func (l *Pool2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 	if l.PT != l.PB || l.PL != l.PR || l.Ceil {
 		return fmt.Errorf("NIR's pooling pads symmetrically and has no ceil mode")
 	}
-	out, err := l.OutputShape(in)
+	out, err := l.OutputShape([][]int{in})
 	if err != nil {
 		return err
 	}
 	pool := func(typ string) NIRNode {
-		n := g.Node(l.Name(), typ)
+		n := g.Node(l.LayerName, typ)
 		n.Ints("kernel_size", l.KH, l.KW)
 		n.Ints("stride", l.SH, l.SW)
 		n.Ints("padding", l.PT, l.PL)
@@ -155,7 +152,7 @@ func (l *Pool2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 			return fmt.Errorf("NIR's AvgPool2d counts padding in its divisor; this layer does not")
 		}
 		if g.AvgPoolAsConv() {
-			NIRAvgPoolConv(g, l.Name(), in, l.KH, l.KW, l.SH, l.SW, l.PT, l.PL)
+			NIRAvgPoolConv(g, l.LayerName, in, l.KH, l.KW, l.SH, l.SW, l.PT, l.PL)
 			return nil
 		}
 		pool("AvgPool2d")
@@ -167,11 +164,11 @@ func (l *Pool2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 	sum := pool("SumPool2d")
 	if g.MaxPoolThreshold() {
 		sum.Meta("replaces", "MaxPool2d on binary spikes: SumPool2d followed by Threshold at 0")
-		g.Node(l.Name()+"_threshold", "Threshold").Floats("threshold", out, Full(out, 0))
+		g.Node(l.LayerName+"_threshold", "Threshold").Floats("threshold", out, Full(out, 0))
 		return nil
 	}
 	sum.Meta("replaces", "MaxPool2d on binary spikes: SumPool2d followed by an IF layer that fires when the sum is at least 1")
-	or := g.Node(l.Name()+"_or", "IF")
+	or := g.Node(l.LayerName+"_or", "IF")
 	or.Floats("r", out, Full(out, 1))
 	or.Floats("v_threshold", out, Full(out, 0.5))
 	or.Floats("v_reset", out, Full(out, 0))

@@ -1,60 +1,51 @@
 package nn
 
-import "github.com/proxykit/proxykit/compute"
+import "github.com/proxykit/proxykit/program"
 
 // ReLU is max(x, 0). In the SNN every ReLU becomes an IF layer.
 type ReLU struct {
-	noAux
 	LayerName string
 }
 
-// Name implements Layer.
-func (l *ReLU) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *ReLU) Kind() string { return "ReLU" }
-
-// Describe implements Layer.
-func (l *ReLU) Describe() string { return "" }
+// Info implements Layer: a layer of IF neurons.
+func (l *ReLU) Info() Info {
+	return Info{Kind: "ReLU", Name: l.LayerName, Role: Role{Neuron: true, Homogeneous: true, KeepsSpikes: true}}
+}
 
 // OutputShape implements Layer.
-func (l *ReLU) OutputShape(in []int) ([]int, error) { return in, nil }
+func (l *ReLU) OutputShape(ins [][]int) ([]int, error) { return one(ins) }
 
-// Forward implements Layer.
-func (l *ReLU) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	be.ReLUForward(x.Buf, y.Buf)
-}
+// Forward implements Layer: y = max(x, 0).
+func (l *ReLU) Forward(s *Site) { s.Emit(&program.ReLU{X: s.X[0], Y: s.Y}) }
 
 // Backward implements Layer: the gradient passes where the ANN's own
 // output was positive.
-func (l *ReLU) Backward(be compute.Backend, _, y, dy, dx Value, _ compute.Buffer, _ Mode) {
-	be.ReLUBackward(y.Buf, dy.Buf, dx.Buf)
+func (l *ReLU) Backward(s *Site) { s.Emit(&program.ReLUGrad{Y: s.Y, DY: s.DY, DX: s.DX[0]}) }
+
+// Reference implements Layer.
+func (l *ReLU) Reference(xs [][]float64, _ [][]int, _ int, _ bool) []float64 {
+	y := make([]float64, len(xs[0]))
+	for i, v := range xs[0] {
+		y[i] = max(v, 0)
+	}
+	return y
 }
 
 // Params implements Layer.
 func (l *ReLU) Params() []*Param { return nil }
 
-// Attrs implements Layer.
-func (l *ReLU) Attrs() map[string]any { return nil }
-
-// Validate implements Layer.
-func (l *ReLU) Validate() error { return nil }
-
-// Role implements Layer: a layer of IF neurons.
-func (l *ReLU) Role() Role { return Role{Neuron: true, Homogeneous: true, KeepsSpikes: true} }
-
-// ExportONNX implements Layer: Relu.
+// ExportONNX implements ONNXWriter: Relu.
 func (l *ReLU) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	g.Node("Relu", name, ins[:1], []string{out})
 	return nil
 }
 
-// ExportNIR implements Layer: the IF layer that replaces the ReLU in the
+// ExportNIR implements NIRWriter: the IF layer that replaces the ReLU in the
 // SNN (r = 1, hard reset, parameters shaped like the layer), with the
 // graph's neuron setting.
 func (l *ReLU) ExportNIR(g NIRGraph, in []int, _ bool) error {
 	vth, reset, note := g.Neurons()
-	n := g.Node("if_"+l.Name(), "IF")
+	n := g.Node("if_"+l.LayerName, "IF")
 	n.Floats("r", in, Full(in, 1))
 	n.Floats("v_threshold", in, Full(in, vth))
 	n.Floats("v_reset", in, Full(in, reset))

@@ -3,69 +3,66 @@ package nn
 import (
 	"fmt"
 
-	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/refmath"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Softmax is a softmax or log-softmax over the class dimension. It may only
 // end a network; the SNN leaves it out (spike counts are its output).
 type Softmax struct {
-	noAux
 	LayerName string
 	Log       bool
 }
 
-// Name implements Layer.
-func (l *Softmax) Name() string { return l.LayerName }
-
-// Kind implements Layer.
-func (l *Softmax) Kind() string {
+// kind is Softmax or LogSoftmax.
+func (l *Softmax) kind() string {
 	if l.Log {
 		return "LogSoftmax"
 	}
 	return "Softmax"
 }
 
-// Describe implements Layer.
-func (l *Softmax) Describe() string { return "" }
+// Info implements Layer: the SNN leaves the head out; spike counts are its
+// output.
+func (l *Softmax) Info() Info { return Info{Kind: l.kind(), Name: l.LayerName, Role: Role{Head: true}} }
 
 // OutputShape implements Layer.
-func (l *Softmax) OutputShape(in []int) ([]int, error) {
+func (l *Softmax) OutputShape(ins [][]int) ([]int, error) {
+	in, err := one(ins)
+	if err != nil {
+		return nil, err
+	}
 	if len(in) != 1 {
-		return nil, fmt.Errorf("%s needs a [K] input, got %s", l.Kind(), ShapeString(in))
+		return nil, fmt.Errorf("%s needs a [K] input, got %s", l.kind(), ShapeString(in))
 	}
 	return in, nil
 }
 
 // Forward implements Layer.
-func (l *Softmax) Forward(be compute.Backend, x, y Value, _ compute.Buffer, _ Mode) {
-	be.SoftmaxForward(x.N(), x.Shape[1], l.Log, x.Buf, y.Buf)
+func (l *Softmax) Forward(s *Site) {
+	s.Emit(&program.Softmax{K: s.In[0][0], Log: l.Log, Rate: s.Rate, X: s.X[0], Y: s.Y})
 }
 
-// Backward implements Layer.
-func (l *Softmax) Backward(be compute.Backend, _, y, dy, dx Value, _ compute.Buffer, _ Mode) {
-	be.SoftmaxBackward(y.N(), y.Shape[1], l.Log, y.Buf, dy.Buf, dx.Buf)
+// Backward implements Layer, from the forward pass's output.
+func (l *Softmax) Backward(s *Site) {
+	s.Emit(&program.SoftmaxGrad{K: s.In[0][0], Log: l.Log, Rate: s.Rate, Y: s.Y, DY: s.DY, DX: s.DX[0]})
+}
+
+// Reference implements Layer.
+func (l *Softmax) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 {
+	return refmath.Softmax(n, in[0][0], l.Log, xs[0])
 }
 
 // Params implements Layer.
 func (l *Softmax) Params() []*Param { return nil }
 
-// Attrs implements Layer.
-func (l *Softmax) Attrs() map[string]any { return nil }
-
-// Validate implements Layer.
-func (l *Softmax) Validate() error { return nil }
-
-// Role implements Layer: the SNN leaves the head out; spike counts are its
-// output.
-func (l *Softmax) Role() Role { return Role{Head: true} }
-
-// ExportONNX implements Layer: Softmax or LogSoftmax over the classes.
+// ExportONNX implements ONNXWriter: Softmax or LogSoftmax over the classes.
 func (l *Softmax) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
-	g.Node(l.Kind(), name, ins[:1], []string{out}, ONNXAttr{"axis", int64(1)})
+	g.Node(l.kind(), name, ins[:1], []string{out}, ONNXAttr{"axis", int64(1)})
 	return nil
 }
 
-// ExportNIR implements Layer: the SNN has no softmax, and NIR no node
+// ExportNIR implements NIRWriter: the SNN has no softmax, and NIR no node
 // for one.
 func (l *Softmax) ExportNIR(NIRGraph, []int, bool) error {
 	return fmt.Errorf("NIR has no softmax node")

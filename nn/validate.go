@@ -41,7 +41,7 @@ func Validate(net *Network) error {
 	}
 	for i, s := range shapes {
 		if v, ok := numelChecked(s); !ok || v > MaxValuesPerSample {
-			return fmt.Errorf("layer %d (%s %q): its output %s holds more than %d values per sample", i, net.Layers[i].Kind(), net.Layers[i].Name(), ShapeString(s), MaxValuesPerSample)
+			return fmt.Errorf("layer %d (%s %q): its output %s holds more than %d values per sample", i, KindOf(net.Layers[i]), NameOf(net.Layers[i]), ShapeString(s), MaxValuesPerSample)
 		}
 	}
 	return nil
@@ -59,7 +59,7 @@ func ValidateLayers(layers []Layer) error {
 			return fmt.Errorf("layer %d is empty", i)
 		}
 		if err := validateLayer(l); err != nil {
-			return fmt.Errorf("layer %d (%s %q): %w", i, l.Kind(), l.Name(), err)
+			return fmt.Errorf("layer %d (%s %q): %w", i, KindOf(l), NameOf(l), err)
 		}
 	}
 	return nil
@@ -82,7 +82,10 @@ func validateLayer(l Layer) error {
 			return err
 		}
 	}
-	return l.Validate()
+	if v, ok := l.(Validator); ok {
+		return v.Validate()
+	}
+	return nil
 }
 
 func paramShape(p *Param) string {

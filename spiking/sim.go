@@ -5,57 +5,38 @@ import (
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/program"
 )
 
-// Simulator runs an SNN on one backend for batches of up to a fixed size.
-// It owns every buffer the simulation needs, allocated once.
+// Simulator runs an SNN on one backend for batches of up to a fixed size:
+// programs lowered from the SNN (lower.Simulation), one per setting of
+// BatchNorm's mode and of what is counted, run by one program.Machine
+// that owns every buffer, allocated when a program is first needed.
 //
-// The static input layer runs once per batch (an nn.Executor). The T time
-// steps run in chunks of backend.StepsAtOnce(T) steps: each stateless layer
-// takes all the chunk's steps as one batch of steps·B rows (step-major:
-// rows [t·B, (t+1)·B) are step t), and each IF layer runs its recurrence
-// over the chunk's steps in one kernel call. The planner (nn.PlanBuffers)
-// shares the per-step buffers by liveness and fuses a BatchNorm into the IF
-// layer that is its only reader (the IF kernel applies its scale and
-// shift). With one step per chunk this is the reference's clock-driven
-// order; with all T it is SpikingJelly's multi-step order. Both give the
-// same counts.
+// The static input layer runs once per batch. The T time steps run in
+// chunks of backend.StepsAtOnce(T) steps: each stateless layer takes all
+// the chunk's steps as one batch of steps·B rows (step-major: rows [t·B,
+// (t+1)·B) are step t), and each IF layer runs its recurrence over the
+// chunk's steps in one kernel call. With one step per chunk this is the
+// reference's clock-driven order; with all T it is SpikingJelly's
+// multi-step order. Both give the same counts.
 type Simulator struct {
 	snn      *Network
 	be       compute.Backend
 	capacity int
 	steps    int
-	static   *nn.Executor
-	nodes    []simNode // per node of the SNN (static ones hold shapes only)
-	slots    []compute.Buffer
-	owned    []compute.Buffer
-	outCount compute.Buffer
-	outV     compute.Buffer // the output IF layer's potentials
-	outShape []int
-	input    nn.Value // the current run's input (IF layers may read it)
-	// synaptic operations, when counted (CountSynOps)
-	synTmp compute.Buffer
-	synOps []float64 // per node, since the start of the last Run
-	err    error     // the first error a reduction met during a run
+	m        *program.Machine
+	programs map[variant]*lower.Lowered
+	synOps   bool
+	// the last run
+	cur *lower.Lowered
+	n   int
 }
 
-// simNode is one node of the simulation.
-type simNode struct {
-	in, out []int // per-sample shapes: the (first) input's and the output's
-	slot    int   // the output's buffer slot (per-step nodes), −1: none
-	aux     compute.Buffer
-	fused   bool           // a BatchNorm whose scale and shift its IF reader applies
-	scale   compute.Buffer // a fused BatchNorm's map in the current chunk
-	shift   compute.Buffer
-	perStep bool
-	v       compute.Buffer // IF layers: potentials and spike counts, [capacity·N]
-	counts  compute.Buffer
-	fanOut  compute.Buffer // layers with weights, when counting synaptic operations: [1, N]
-	binary  bool           // the output holds spikes
-	shape   []int          // the batched shape handed out, [rows, out...]
-	xs      []nn.Value     // the inputs' values in the current chunk
-}
+// variant is what an SNN program computes beside the output's counts.
+type variant struct{ batchStats, rates bool }
 
 // NewSimulator plans snn on be for batches of up to capacity inputs. The
 // SNN must be bound to be (Network.Bind).
@@ -64,117 +45,35 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
 	steps := min(max(be.StepsAtOnce(snn.Config.Timesteps), 1), snn.Config.Timesteps)
-	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps}
-	nodes, S := snn.Nodes, snn.Static
-	layers, inputs := snn.Graph()
-	readers := nn.Readers(inputs, len(nodes))
-	var keep []int // static nodes the per-step ones read
-	for j := 0; j < S; j++ {
-		for _, r := range readers[j] {
-			if r >= S {
-				keep = append(keep, j)
-				break
-			}
-		}
-	}
-	static, err := nn.NewExecutor(be, &nn.Network{InputShape: snn.ANN.InputShape, Layers: layers[:S], Inputs: inputs[:S]},
-		capacity, nn.ExecOptions{Keep: keep})
-	if err != nil {
-		return nil, fmt.Errorf("SNN static input layer: %w", err)
-	}
-	sim.static = static
-	sim.nodes = make([]simNode, len(nodes))
-	shape := func(j int) []int {
-		if j < S {
-			return static.NodeShape(j)
-		}
-		return sim.nodes[j].out
-	}
-	plan := make([]nn.PlanNode, len(nodes)-S)
-	for i := S; i < len(nodes); i++ {
-		nd, st := nodes[i], &sim.nodes[i]
-		st.in = shape(nd.Inputs[0])
-		st.binary = true
-		pn := nn.PlanNode{}
-		for _, j := range nd.Inputs {
-			pn.Inputs = append(pn.Inputs, max(j-S, -1))
-			st.binary = st.binary && j >= S && sim.nodes[j].binary
-		}
-		switch l := nd.Layer.(type) {
-		case nil:
-			err = fmt.Errorf("node %d has no layer", i)
-		case nn.Join:
-			ins := make([][]int, len(nd.Inputs))
-			for k, j := range nd.Inputs {
-				ins[k] = shape(j)
-			}
-			st.out, err = l.JoinShape(ins)
-			st.binary = st.binary && l.Role().KeepsSpikes
-		default:
-			if nd.IF {
-				st.out, st.binary = st.in, true
-				k := capacity * nn.Numel(st.in)
-				if st.v, err = sim.alloc(k, "potentials of IF "+nd.Name()); err == nil {
-					st.counts, err = sim.alloc(k, "spike counts of IF "+nd.Name())
-				}
-				break
-			}
-			if st.out, err = l.OutputShape(st.in); err != nil {
-				break
-			}
-			st.binary = st.binary && l.Role().KeepsSpikes
-			pn.View = l.Role().View
-			if rs := readers[i]; len(rs) == 1 && nodes[rs[0]].IF && nn.Fuses(nd.Kind(), "IF") {
-				st.fused, pn.Fused = true, true
-			}
-			if k := l.AuxSize(st.in, steps); k > 0 {
-				st.aux, err = sim.alloc(k, "workspace of "+l.Name())
-			}
-		}
-		if err != nil {
-			sim.Free()
-			return nil, fmt.Errorf("SNN layer %d (%s %q): %w", i, nd.Kind(), nd.Name(), err)
-		}
-		pn.Numel = nn.Numel(st.out)
-		plan[i-S] = pn
-		st.shape = make([]int, 1+len(st.out))
-		st.xs = make([]nn.Value, len(nd.Inputs))
-	}
-	bp, err := nn.PlanBuffers(plan)
-	if err != nil {
-		sim.Free()
-		return nil, fmt.Errorf("SNN: %w", err)
-	}
-	rows := capacity * steps
-	for _, size := range bp.Sizes {
-		if size > (1<<62)/4/rows {
-			sim.Free()
-			return nil, fmt.Errorf("SNN activations: %d values per sample are too many", size)
-		}
-		b, err := sim.alloc(rows*size, "activations")
-		if err != nil {
+	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps, m: program.NewMachine(be), programs: map[variant]*lower.Lowered{}}
+	// inference's variants, loaded here so that memory runs out here if at
+	// all and no run allocates (the BatchNorm-training ones are loaded on
+	// first use)
+	for _, v := range []variant{{rates: true}, {}} {
+		if _, err := sim.program(v); err != nil {
 			sim.Free()
 			return nil, err
 		}
-		sim.slots = append(sim.slots, b)
 	}
-	for i := S; i < len(nodes); i++ {
-		sim.nodes[i].slot = bp.Slot[i-S]
-	}
-	last := &sim.nodes[len(nodes)-1]
-	sim.outShape, sim.outCount, sim.outV = last.out, last.counts, last.v
 	return sim, nil
 }
 
-// alloc allocates a buffer the simulator owns, naming what it is for in
-// the error.
-func (sim *Simulator) alloc(n int, what string) (compute.Buffer, error) {
-	b, err := sim.be.Alloc(n)
-	if err != nil {
-		return nil, fmt.Errorf("SNN %s, batch %d: %w", what, sim.capacity, err)
+// program returns the simulation program of variant v, lowering and
+// loading it the first time.
+func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
+	if l, ok := sim.programs[v]; ok {
+		return l, nil
 	}
-	sim.owned = append(sim.owned, b)
-	return b, nil
+	l, err := lower.Simulation(sim.snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats},
+		Steps: sim.steps, Rates: v.rates, SynOps: sim.synOps})
+	if err != nil {
+		return nil, err
+	}
+	if err := sim.m.Load(l.Program); err != nil {
+		return nil, fmt.Errorf("SNN: %w", err)
+	}
+	sim.programs[v] = l
+	return l, nil
 }
 
 // Run simulates the SNN on x ([n, input shape...] on the simulator's
@@ -202,144 +101,106 @@ func (sim *Simulator) Run(ctx context.Context, x nn.Value, batchStats, rates boo
 // ts: each equals the counts of a separate run of t steps. BatchNorm and
 // ctx as in Run. An error from read stops the simulation and is returned.
 func (sim *Simulator) RunAt(ctx context.Context, x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
-	if len(ts) == 0 {
-		return fmt.Errorf("no time steps to read the counts at")
-	}
-	for i, t := range ts {
-		if t < 1 || t > sim.snn.Config.Timesteps || (i > 0 && t <= ts[i-1]) {
-			return fmt.Errorf("time steps to read at must ascend from 1 to T = %d, got %v", sim.snn.Config.Timesteps, ts)
-		}
+	if err := CheckSteps(ts, sim.snn.Config.Timesteps); err != nil {
+		return err
 	}
 	return sim.run(ctx, x, batchStats, rates, ts, read)
 }
 
-func (sim *Simulator) run(ctx context.Context, x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
-	be, cfg := sim.be, sim.snn.Config
-	n := x.N()
-	if n > sim.capacity {
-		panic(fmt.Sprintf("spiking: batch of %d for a simulator planned for %d", n, sim.capacity))
+// CheckSteps checks that the steps to read at ascend from 1 to at most T.
+func CheckSteps(ts []int, T int) error {
+	if len(ts) == 0 {
+		return fmt.Errorf("no time steps to read the counts at")
 	}
-	sim.err = nil
-	for i := range sim.synOps {
-		sim.synOps[i] = 0
-	}
-	sim.input = x
-	sim.static.Forward(x, nn.Mode{BatchStats: batchStats})
-	last := len(sim.nodes) - 1
-	for i := sim.snn.Static; i < len(sim.nodes); i++ {
-		if st := sim.nodes[i]; sim.snn.Nodes[i].IF {
-			size := n * nn.Numel(st.in)
-			be.Fill(st.v.Slice(0, size), cfg.Reset)
-			if rates || i == last {
-				be.Fill(st.counts.Slice(0, size), 0)
-			}
+	for i, t := range ts {
+		if t < 1 || t > T || (i > 0 && t <= ts[i-1]) {
+			return fmt.Errorf("time steps to read at must ascend from 1 to T = %d, got %v", T, ts)
 		}
 	}
-	countsNow := nn.Value{Shape: append([]int{n}, sim.outShape...), Buf: sim.outCount.Slice(0, n*nn.Numel(sim.outShape))}
+	return nil
+}
+
+func (sim *Simulator) run(ctx context.Context, x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
+	n := x.N()
+	if n < 1 || n > sim.capacity {
+		return fmt.Errorf("batch of %d for a simulator planned for 1 to %d", n, sim.capacity)
+	}
+	l, err := sim.program(variant{batchStats, rates})
+	if err != nil {
+		return err
+	}
+	sim.cur, sim.n = l, n
+	sim.m.ResetSynOps()
+	sim.m.Bind(l.Input, x.Buf)
+	return RunSteps(ctx, sim.m, l, n, ts, func(t int) error { return read(t, sim.counts()) })
+}
+
+// counts is the output counts of the current run.
+func (sim *Simulator) counts() nn.Value {
+	return Counts(sim.m, sim.cur, sim.n)
+}
+
+// RunSteps runs the SNN passes of l on m for a batch of n inputs bound to
+// l.Input: the static input layer with the neurons' reset, then chunks
+// of time steps, at most l.SNN.Steps each, ending a chunk at every t in
+// ts (ascending from 1) and calling read(t) there. It stops with ctx's
+// error within a chunk of steps once ctx is cancelled.
+func RunSteps(ctx context.Context, m *program.Machine, l *lower.Lowered, n int, ts []int, read func(t int) error) error {
+	if err := m.Run(l.Program, l.Static, program.Dims{N: n, Steps: 1}); err != nil {
+		return err
+	}
 	end := ts[len(ts)-1]
 	for t0, next := 0, 0; t0 < end; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		tc := min(sim.steps, ts[next]-t0)
-		sim.chunk(n, tc, batchStats, rates)
+		tc := min(l.SNN.Steps, ts[next]-t0)
+		if err := m.Run(l.Program, l.Chunk, program.Dims{N: n, Steps: tc}); err != nil {
+			return err
+		}
 		t0 += tc
 		if t0 == ts[next] {
-			if sim.err != nil {
-				return sim.err
-			}
-			if err := read(t0, countsNow); err != nil {
+			if err := read(t0); err != nil {
 				return err
 			}
 			next++
 		}
 	}
-	return sim.err
+	return nil
 }
 
-// value is node j's output in the current chunk of rows rows: a static
-// node's (the same at every step) or a per-step node's.
-func (sim *Simulator) value(j, rows int) nn.Value {
-	switch {
-	case j < 0:
-		return sim.input
-	case j < sim.snn.Static:
-		return sim.static.Output(j)
-	}
-	st := &sim.nodes[j]
-	st.shape[0] = rows
-	copy(st.shape[1:], st.out)
-	return nn.Value{Shape: st.shape, Buf: sim.slots[st.slot].Slice(0, rows*nn.Numel(st.out))}
+// Counts is the output layer's spike counts after a run of l on m for a
+// batch of n, [n, K].
+func Counts(m *program.Machine, l *lower.Lowered, n int) nn.Value {
+	r := l.SNN.Counts
+	return nn.Value{Shape: append([]int{n}, l.Slot(r).Shape...), Buf: m.Value(l.Program, r, program.Dims{N: n, Steps: 1})}
 }
 
-// chunk runs tc time steps of the per-step nodes, each on its inputs: the
-// outputs of earlier nodes in this chunk, or static ones (constant
-// currents, read by IF layers only).
-func (sim *Simulator) chunk(n, tc int, batchStats, rates bool) {
-	be, cfg := sim.be, sim.snn.Config
-	nodes := sim.snn.Nodes
-	last := len(nodes) - 1
-	mode := nn.Mode{BatchStats: batchStats, Groups: tc}
-	rows := tc * n
-	for i := sim.snn.Static; i < len(nodes); i++ {
-		nd, st := nodes[i], &sim.nodes[i]
-		switch {
-		case st.fused:
-			bn := nd.Layer.(*nn.BatchNorm2d)
-			st.scale, st.shift, st.perStep = bn.ScaleShift(be, sim.value(nd.Inputs[0], rows), st.aux, mode)
-		case nd.IF:
-			a := compute.IFArgs{Steps: tc, N: n * nn.Numel(st.in), V: st.v.Slice(0, n*nn.Numel(st.in)),
-				Spikes: sim.value(i, rows).Buf, Threshold: cfg.Threshold, Reset: cfg.Reset}
-			src := nd.Inputs[0]
-			if src >= 0 && sim.nodes[src].fused {
-				bn := &sim.nodes[src]
-				a.Scale, a.Shift, a.PerStep = bn.scale, bn.shift, bn.perStep
-				a.C, a.HW = st.in[0], nn.Numel(st.in[1:])
-				src = nodes[src].Inputs[0]
-			}
-			a.In, a.Constant = sim.value(src, rows).Buf, src < sim.snn.Static
-			if rates || i == last {
-				a.Counts = st.counts.Slice(0, a.N)
-			}
-			be.IF(a)
-		default:
-			for k, j := range nd.Inputs {
-				st.xs[k] = sim.value(j, rows)
-			}
-			binary := true
-			for _, j := range nd.Inputs {
-				binary = binary && sim.nodes[j].binary
-			}
-			out := sim.value(i, rows)
-			if jl, ok := nd.Layer.(nn.Join); ok {
-				jl.JoinForward(be, st.xs, out)
-				continue
-			}
-			if st.fanOut != nil {
-				sim.countSynOps(i, st.xs[0], rows, binary)
-			}
-			if nd.Layer.Role().View {
-				continue // its slot is its input's
-			}
-			m := mode
-			m.Spikes = binary
-			nd.Layer.Forward(be, st.xs[0], out, st.aux, m)
+// Potentials is the output layer's membrane potentials after a run of l
+// on m for a batch of n, [n, K]: its state buffer, valid until the next
+// run.
+func Potentials(m *program.Machine, l *lower.Lowered, n int) nn.Value {
+	r := l.SNN.Potentials
+	return nn.Value{Shape: append([]int{n}, l.Slot(r).Shape...), Buf: m.Value(l.Program, r, program.Dims{N: n, Steps: 1})}
+}
+
+// Rates is each IF layer's mean firing rate (spikes per neuron per step)
+// after t steps of a run of l on m for a batch of n; l must count them
+// (lower.SNNOptions.Rates).
+func Rates(m *program.Machine, l *lower.Lowered, n, t int) ([]float64, error) {
+	var out []float64
+	for k, r := range l.SNN.IFCounts {
+		if r == program.None {
+			return nil, fmt.Errorf("the firing rate of IF layer %s was not counted", l.SNN.IFNames[k])
 		}
+		size := n * l.Slot(r).Numel()
+		s, err := m.Backend().Sum(m.Value(l.Program, r, program.Dims{N: n, Steps: 1}))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s/float64(size*t))
 	}
-}
-
-// countSynOps adds to node i's synaptic operations those its input in
-// this chunk triggers: Σ input × fan-out, one matrix-vector product.
-func (sim *Simulator) countSynOps(i int, in nn.Value, rows int, binary bool) {
-	st := sim.nodes[i]
-	k := nn.Numel(st.in)
-	tmp := sim.synTmp.Slice(0, rows)
-	sim.be.LinearForward(rows, k, 1, in.Buf, st.fanOut, nil, tmp, binary)
-	s, err := sim.be.Sum(tmp)
-	if err != nil && sim.err == nil {
-		sim.err = fmt.Errorf("counting synaptic operations: %w", err)
-	}
-	sim.synOps[i] += s
+	return out, nil
 }
 
 // CountSynOps makes every later Run count synaptic operations: for each
@@ -350,46 +211,31 @@ func (sim *Simulator) countSynOps(i int, in nn.Value, rows int, binary bool) {
 // count as fractions. The static input layer runs once on the analog
 // input and does multiply-accumulates, not synaptic operations.
 func (sim *Simulator) CountSynOps() error {
-	if sim.synOps != nil {
+	if sim.synOps {
 		return nil
 	}
-	rows := sim.capacity * sim.steps
-	for i := sim.snn.Static; i < len(sim.nodes); i++ {
-		nd, st := sim.snn.Nodes[i], &sim.nodes[i]
-		if nd.IF {
-			continue
-		}
-		fan, ok := nn.FanOut(nd.Layer, st.in)
-		if !ok {
-			continue
-		}
-		b, err := sim.be.Alloc(len(fan))
-		if err != nil {
-			return fmt.Errorf("fan-out of %s: %w", nd.Name(), err)
-		}
-		sim.owned = append(sim.owned, b)
-		sim.be.Upload(b, fan)
-		st.fanOut = b
-	}
-	b, err := sim.be.Alloc(rows)
-	if err != nil {
-		return fmt.Errorf("synaptic operation counts: %w", err)
-	}
-	sim.owned = append(sim.owned, b)
-	sim.synTmp = b
-	sim.synOps = make([]float64, len(sim.nodes))
-	return nil
+	sim.synOps = true
+	clear(sim.programs)
+	_, err := sim.program(variant{rates: true})
+	return err
 }
 
 // SynOps is the number of synaptic operations of the last Run so far (all
 // samples together), per layer with weights, with the layers' names; nil
 // unless CountSynOps was called.
 func (sim *Simulator) SynOps() (names []string, ops []float64) {
-	for i, st := range sim.nodes {
-		if st.fanOut != nil {
-			names = append(names, sim.snn.Nodes[i].Name())
-			ops = append(ops, sim.synOps[i])
-		}
+	if sim.cur == nil {
+		return nil, nil
+	}
+	return SynOps(sim.m, sim.cur)
+}
+
+// SynOps is the synaptic operations counted by the program l on m since
+// its last run began, per layer, with the layers' names.
+func SynOps(m *program.Machine, l *lower.Lowered) (names []string, ops []float64) {
+	for k, node := range l.SNN.SynNodes {
+		names = append(names, l.SNN.SynNames[k])
+		ops = append(ops, m.SynOps(node))
 	}
 	return names, ops
 }
@@ -402,43 +248,27 @@ func (sim *Simulator) Rates(n int) ([]float64, error) {
 
 // RatesAt is Rates after t steps, for a read during RunAt.
 func (sim *Simulator) RatesAt(n, t int) ([]float64, error) {
-	var out []float64
-	for i, st := range sim.nodes {
-		if !sim.snn.Nodes[i].IF {
-			continue
-		}
-		size := n * nn.Numel(st.in)
-		s, err := sim.be.Sum(st.counts.Slice(0, size))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s/float64(size*t))
+	if sim.cur == nil {
+		return nil, fmt.Errorf("no simulation ran")
 	}
-	return out, nil
+	return Rates(sim.m, sim.cur, n, t)
 }
 
 // Free gives the simulator's buffers back to the backend.
-func (sim *Simulator) Free() {
-	if sim.static != nil {
-		sim.static.Free()
-	}
-	for _, b := range sim.owned {
-		sim.be.Free(b)
-	}
-	sim.owned = nil
-}
+func (sim *Simulator) Free() { sim.m.Free() }
 
 // OutputPotentials is the output IF layer's membrane potentials for a
 // batch of n, [n, K]: after the last step of the last Run, or after step
 // t during RunAt's read. It is the simulator's own state buffer (nothing
 // is copied or allocated), valid until the next run; ties between equal
 // counts are broken by it (results.MembraneMax).
-func (sim *Simulator) OutputPotentials(n int) nn.Value {
-	return nn.Value{Shape: append([]int{n}, sim.outShape...), Buf: sim.outV.Slice(0, n*nn.Numel(sim.outShape))}
-}
+func (sim *Simulator) OutputPotentials(n int) nn.Value { return Potentials(sim.m, sim.cur, n) }
 
 // OutputShape is the per-sample shape of the counts, [K].
-func (sim *Simulator) OutputShape() []int { return sim.outShape }
+func (sim *Simulator) OutputShape() []int {
+	l, _ := sim.program(variant{rates: true})
+	return l.Slot(l.SNN.Counts).Shape
+}
 
 // IFNames names the IF layers in the order Rates lists them: the ReLU each
 // replaces, then "output".

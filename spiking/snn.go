@@ -14,6 +14,7 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -49,29 +50,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Node is one layer of the SNN's graph.
-type Node struct {
-	// Layer is the layer the node runs. An IF node's is the ReLU the IF
-	// layer replaces (a ReLU named "output" for the IF layer after the last
-	// layer), whose name and export forms it takes.
-	Layer nn.Layer
-	// IF marks a layer of integrate-and-fire neurons; its membrane
-	// potentials live in the simulation.
-	IF bool
-	// Inputs are the nodes read: j ≥ 0 node j, −1 the network's input.
-	Inputs []int
-}
-
-// Kind is the node's kind: "IF", or its layer's.
-func (n Node) Kind() string {
-	if n.IF {
-		return "IF"
-	}
-	return n.Layer.Kind()
-}
-
-// Name is the node's layer's name.
-func (n Node) Name() string { return n.Layer.Name() }
+// Node is one node of the SNN's graph: a layer, or an IF layer (whose
+// Layer is the ReLU it replaces, a ReLU named "output" for the IF layer
+// after the last layer, whose name and export forms it takes).
+type Node = lower.Node
 
 // Network is the SNN twin of an ANN: the ANN's graph (without a final
 // softmax) in which every ReLU is an IF layer and one more IF layer reads
@@ -109,22 +91,21 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 	layers := body.Layers
 	s.Static = len(layers)
 	for i, l := range layers {
-		if l.Role().Head {
-			return nil, fmt.Errorf("layer %d (%s %q): a %s may only end the network", i, l.Kind(), l.Name(), l.Kind())
-		}
-		if l.Role().Neuron && s.Static == len(layers) {
+		if r := nn.RoleOf(l); r.Head {
+			return nil, fmt.Errorf("layer %d (%s %q): a %s may only end the network", i, nn.KindOf(l), nn.NameOf(l), nn.KindOf(l))
+		} else if r.Neuron && s.Static == len(layers) {
 			s.Static = i
 		}
 	}
 	for i, l := range layers {
-		nd := Node{Layer: l, IF: l.Role().Neuron, Inputs: body.InputsOf(i)}
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
-			nd.Layer = bn.CloneWithOwnStats()
+		nd := Node{Layer: l, IF: nn.RoleOf(l).Neuron, Inputs: body.InputsOf(i)}
+		if st, ok := l.(nn.Stateful); ok {
+			nd.Layer = st.WithOwnState()
 		}
 		if i > s.Static && !nd.IF {
 			for _, j := range nd.Inputs {
 				if j < s.Static {
-					return nil, fmt.Errorf("layer %d (%s %q) reads the static input layer (before the first ReLU) and runs at every step; proxykit's SNN lets only IF layers read the static part", i, l.Kind(), l.Name())
+					return nil, fmt.Errorf("layer %d (%s %q) reads the static input layer (before the first ReLU) and runs at every step; proxykit's SNN lets only IF layers read the static part", i, nn.KindOf(l), nn.NameOf(l))
 				}
 			}
 		}
@@ -145,61 +126,63 @@ func (s *Network) Graph() ([]nn.Layer, [][]int) {
 	return layers, inputs
 }
 
-// BatchNorms returns the SNN's own BatchNorm2d layers, in order.
-func (s *Network) BatchNorms() []*nn.BatchNorm2d {
-	var out []*nn.BatchNorm2d
-	for _, nd := range s.Nodes {
-		if bn, ok := nd.Layer.(*nn.BatchNorm2d); ok {
-			out = append(out, bn)
-		}
-	}
-	return out
+// Stateful returns the SNN's own stateful layers (its BatchNorm layers,
+// with running statistics of their own), in order.
+func (s *Network) Stateful() []nn.Stateful {
+	layers, _ := s.Graph()
+	return nn.StatefulLayers(layers)
+}
+
+// Lowering is the SNN as package lower reads it.
+func (s *Network) Lowering() lower.SNN {
+	return lower.SNN{Nodes: s.Nodes, Static: s.Static, InputShape: s.ANN.InputShape, Timesteps: s.Config.Timesteps,
+		Threshold: s.Config.Threshold, Reset: s.Config.Reset}
 }
 
 // Bind puts the SNN on be: the ANN's parameters (shared) and the SNN's own
-// BatchNorm statistics.
+// state (BatchNorm statistics).
 func (s *Network) Bind(be compute.Backend) error {
 	if err := s.ANN.Bind(be); err != nil {
 		return err
 	}
-	for _, bn := range s.BatchNorms() {
-		if err := bn.BindStats(be); err != nil {
+	for _, st := range s.Stateful() {
+		if err := st.BindState(be); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Sync copies the SNN's own BatchNorm statistics from its backend into
-// host memory (the shared parameters are synced by the ANN's Sync).
+// Sync copies the SNN's own state from its backend into host memory (the
+// shared parameters are synced by the ANN's Sync).
 func (s *Network) Sync() error {
-	for _, bn := range s.BatchNorms() {
-		if err := bn.SyncStats(); err != nil {
-			return fmt.Errorf("SNN BatchNorm %s: %w", bn.LayerName, err)
+	for _, st := range s.Stateful() {
+		if err := st.SyncState(); err != nil {
+			return fmt.Errorf("SNN: %w", err)
 		}
 	}
 	return nil
 }
 
-// Release brings the SNN (the ANN's parameters and the SNN's own
-// statistics) back into host memory and frees their backend buffers.
+// Release brings the SNN (the ANN's parameters and the SNN's own state)
+// back into host memory and frees their backend buffers.
 func (s *Network) Release() error {
 	if err := s.ANN.Release(); err != nil {
 		return err
 	}
-	for _, bn := range s.BatchNorms() {
-		if err := bn.ReleaseStats(); err != nil {
-			return fmt.Errorf("SNN BatchNorm %s: %w", bn.LayerName, err)
+	for _, st := range s.Stateful() {
+		if err := st.ReleaseState(); err != nil {
+			return fmt.Errorf("SNN: %w", err)
 		}
 	}
 	return nil
 }
 
-// Upload tells the bound backend that the SNN's BatchNorm statistics
-// changed in host memory.
+// Upload tells the bound backend that the SNN's own state changed in host
+// memory.
 func (s *Network) Upload() {
-	for _, bn := range s.BatchNorms() {
-		bn.UploadStats()
+	for _, st := range s.Stateful() {
+		st.UploadState()
 	}
 }
 
@@ -294,7 +277,7 @@ func Role(ann *nn.Network) []string {
 	roles := make([]string, len(ann.Layers))
 	static := true
 	for i, l := range ann.Layers {
-		r := l.Role()
+		r := nn.RoleOf(l)
 		switch {
 		case r.Neuron:
 			static = false
@@ -302,9 +285,9 @@ func Role(ann *nn.Network) []string {
 		case r.Head:
 			roles[i] = "(left out: counts are the output)"
 		case static:
-			roles[i] = l.Kind() + " (static input, once)"
+			roles[i] = nn.KindOf(l) + " (static input, once)"
 		default:
-			roles[i] = l.Kind() + " (each step)"
+			roles[i] = nn.KindOf(l) + " (each step)"
 		}
 		// before the first IF layer there are no spikes to note
 		if r.Note != "" && !r.Neuron && !r.Head && (!static || !r.KeepsSpikes) {

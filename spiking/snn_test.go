@@ -143,8 +143,10 @@ func TestSharesParameterMemory(t *testing.T) {
 			t.Errorf("parameter %s: the SNN holds a copy, not the ANN's memory", annParams[i].Name)
 		}
 	}
-	bns := snn.BatchNorms()
-	var annBNs []*nn.BatchNorm2d
+	var bns, annBNs []*nn.BatchNorm2d
+	for _, st := range snn.Stateful() {
+		bns = append(bns, st.(*nn.BatchNorm2d))
+	}
 	for _, l := range ann.Layers {
 		if bn, ok := l.(*nn.BatchNorm2d); ok {
 			annBNs = append(annBNs, bn)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
@@ -37,7 +38,7 @@ func TestTorchvisionModels(t *testing.T) {
 			}
 			x := read(".x.npy")
 			xt := &nn.Tensor{Shape: x.Shape, Data: x.Data}
-			y, err := m.ANN.Forward(xt)
+			y, err := lower.Forward(compute.NewCPU(), m.ANN, xt, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,9 +1,13 @@
 package train
 
 import (
+	"slices"
+
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/program"
 )
 
 // Adam is PyTorch's Adam with L2 weight decay added to the gradient. Its
@@ -15,6 +19,29 @@ type Adam struct {
 	checkpoint.AdamState
 
 	bound map[string]*moments
+	// the update as a program (lower.Optimizer), for the parameters and
+	// backend it was made for
+	update     *lower.Lowered
+	args       compute.AdamArgs
+	updateFor  []*nn.Param
+	updateBE   compute.Backend
+	updateMach *program.Machine
+}
+
+// moment is one of a parameter's moments as program memory.
+type moment struct {
+	a      *Adam
+	name   string
+	second bool
+}
+
+// Buffer implements program.Binding.
+func (m moment) Buffer(be compute.Backend) compute.Buffer {
+	st := m.a.bound[m.name]
+	if m.second {
+		return st.v
+	}
+	return st.m
 }
 
 // moments are one parameter's Adam moments on a backend.
@@ -57,19 +84,35 @@ func (a *Adam) moments(be compute.Backend, p *nn.Param) (*moments, error) {
 	return st, nil
 }
 
-// Update applies one step to every parameter from its gradient, on be.
+// Update applies one step to every parameter from its gradient, on be:
+// the program lower.Optimizer makes, run by a program.Machine.
 func (a *Adam) Update(be compute.Backend, params []*nn.Param) error {
-	args := compute.AdamArgs{Step: a.Step + 1, LR: a.LR, Beta1: a.Beta1, Beta2: a.Beta2, Eps: a.Eps, WeightDecay: a.WeightDecay}
 	for _, p := range params {
-		st, err := a.moments(be, p)
-		if err != nil {
+		if _, err := a.moments(be, p); err != nil {
 			return err
 		}
-		be.Adam(args, p.Buffer(be), p.GradBuffer(be), st.m, st.v)
+	}
+	if a.update == nil || a.updateBE != be || !slices.Equal(a.updateFor, params) {
+		a.update = lower.Optimizer(params, func(p *nn.Param) (m, v program.Binding) {
+			return moment{a, p.Name, false}, moment{a, p.Name, true}
+		}, &a.args)
+		a.updateFor, a.updateBE = slices.Clone(params), be
+		a.updateMach = program.NewMachine(be)
+		if err := a.updateMach.Load(a.update.Program); err != nil {
+			return err
+		}
+	}
+	a.args = compute.AdamArgs{Step: a.Step + 1, LR: a.LR, Beta1: a.Beta1, Beta2: a.Beta2, Eps: a.Eps, WeightDecay: a.WeightDecay}
+	if err := a.updateMach.Run(a.update.Program, 0, program.Dims{N: 1, Steps: 1}); err != nil {
+		return err
 	}
 	a.Step++
 	return nil
 }
+
+// Program is the update's program for params, as the last Update made it
+// (nil before).
+func (a *Adam) Program() *lower.Lowered { return a.update }
 
 // Sync copies the moments from their backend into M and V.
 func (a *Adam) Sync() error {
@@ -92,5 +135,6 @@ func (a *Adam) Free() error {
 		st.be.Free(st.v)
 		delete(a.bound, name)
 	}
+	a.update, a.updateFor, a.updateBE, a.updateMach = nil, nil, nil, nil
 	return err
 }

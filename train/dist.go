@@ -136,26 +136,22 @@ func (t *Trainer) evaluate(ctx context.Context, eng *Engine) (results.Accuracy, 
 	return r.Accuracy, err
 }
 
-// syncRankStats gives every rank rank 0's BatchNorm running statistics
+// syncRankStats gives every rank rank 0's layer state (BatchNorm's running statistics)
 // with distributed.RankBN (each rank's own otherwise; with SyncBN they are equal
 // already), as PyTorch DDP's broadcast of buffers does.
 func (t *Trainer) syncRankStats() error {
 	if t.Dist == nil || t.Dist.Options().BatchNorm != distributed.RankBN || t.engine == nil {
 		return nil
 	}
-	var bns []*nn.BatchNorm2d
-	for _, l := range t.ANN.Layers {
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
-			bns = append(bns, bn)
-		}
-	}
-	bns = append(bns, t.SNN.BatchNorms()...)
+	states := append(nn.StatefulLayers(t.ANN.Layers), t.SNN.Stateful()...)
 	var vals []float32
-	for _, bn := range bns {
-		if err := bn.SyncStats(); err != nil {
+	for _, st := range states {
+		if err := st.SyncState(); err != nil {
 			return err
 		}
-		vals = append(append(vals, bn.RunningMean...), bn.RunningVar...)
+		for _, a := range st.State() {
+			vals = append(vals, a.Data...)
+		}
 	}
 	b := make([]byte, 4*len(vals))
 	for i, v := range vals {
@@ -167,12 +163,11 @@ func (t *Trainer) syncRankStats() error {
 	for i := range vals {
 		vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	for _, bn := range bns {
-		c := len(bn.RunningMean)
-		copy(bn.RunningMean, vals[:c])
-		copy(bn.RunningVar, vals[c:2*c])
-		vals = vals[2*c:]
-		bn.UploadStats()
+	for _, st := range states {
+		for _, a := range st.State() {
+			vals = vals[copy(a.Data, vals):]
+		}
+		st.UploadState()
 	}
 	return nil
 }

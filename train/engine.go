@@ -7,7 +7,9 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/program"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -20,9 +22,10 @@ type StepResult struct {
 }
 
 // Engine runs an ANN and its SNN on one backend for batches of up to a
-// fixed size: the proxy-learning step and evaluation. It binds both
-// networks to the backend and owns every buffer a step needs, allocated
-// once. Host and backend meet in three places: staging a batch (images and
+// fixed size: the proxy-learning step and evaluation, each a program
+// lowered from both networks (lower.Step, lower.Predict) and run by one
+// program.Machine, which owns every buffer a step needs, allocated once.
+// Host and backend meet in three places: staging a batch (images and
 // labels), reading the [B, K] outputs for metrics, and Sync before a
 // checkpoint or an export.
 type Engine struct {
@@ -31,10 +34,10 @@ type Engine struct {
 	SNN     *spiking.Network
 
 	capacity  int
-	ann       *nn.Executor
-	sim       *spiking.Simulator
+	steps     int
+	m         *program.Machine
+	programs  map[engineProgram]*lower.Lowered
 	x, labels compute.Buffer
-	dy        compute.Buffer
 	classes   int
 	hostY     []float32
 	hostC     []float32
@@ -42,33 +45,34 @@ type Engine struct {
 	hostL     []float32
 }
 
+// engineProgram is what an engine's program computes.
+type engineProgram struct {
+	step, batchStats, rates, synOps bool
+}
+
 // NewEngine binds ann and snn to be and plans them for batches of up to
 // capacity images.
 func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int) (*Engine, error) {
+	if capacity < 1 {
+		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
+	}
 	if err := snn.Bind(be); err != nil {
 		return nil, fmt.Errorf("%s: %w", be.Name(), err)
 	}
-	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity}
-	var err error
-	// proxy learning trains the body: the counts stand in for its output
-	body, _ := ann.Body()
-	if e.ann, err = nn.NewExecutor(be, body, capacity, nn.ExecOptions{Backward: true}); err != nil {
-		return nil, fmt.Errorf("%s: ANN: %w", be.Name(), err)
-	}
-	if e.sim, err = spiking.NewSimulator(be, snn, capacity); err != nil {
+	T := snn.Config.Timesteps
+	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity, steps: min(max(be.StepsAtOnce(T), 1), T),
+		m: program.NewMachine(be), programs: map[engineProgram]*lower.Lowered{}}
+	// the training step: memory runs out here if at all
+	l, err := e.program(engineProgram{step: true, batchStats: true})
+	if err != nil {
 		e.Free()
-		return nil, fmt.Errorf("%s: %w", be.Name(), err)
+		return nil, err
 	}
-	out := e.ann.OutputShape()
-	if len(out) != 1 {
-		e.Free()
-		return nil, fmt.Errorf("the network's output has shape %s; proxy learning needs [K]", nn.ShapeString(out))
-	}
-	e.classes = out[0]
+	e.classes = l.Slot(l.Output).Shape[0]
 	for _, b := range []struct {
 		dst *compute.Buffer
 		n   int
-	}{{&e.x, capacity * nn.Numel(ann.InputShape)}, {&e.labels, capacity}, {&e.dy, capacity * e.classes}} {
+	}{{&e.x, capacity * nn.Numel(ann.InputShape)}, {&e.labels, capacity}} {
 		if *b.dst, err = be.Alloc(b.n); err != nil {
 			e.Free()
 			return nil, fmt.Errorf("%s: staging buffers, batch %d: %w", be.Name(), capacity, err)
@@ -81,11 +85,41 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 	return e, nil
 }
 
+// program returns the engine's program of kind v, lowering and loading it
+// the first time. Proxy learning trains the body: the counts stand in for
+// its output.
+func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
+	if l, ok := e.programs[v]; ok {
+		return l, nil
+	}
+	body, _ := e.ANN.Body()
+	opt := lower.SNNOptions{Options: lower.Options{Capacity: e.capacity, BatchStats: v.batchStats}, Steps: e.steps, Rates: v.rates, SynOps: v.synOps}
+	lower1 := lower.Predict
+	if v.step {
+		lower1 = lower.Step
+	}
+	l, err := lower1(body, e.SNN.Lowering(), opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Backend.Name(), err)
+	}
+	if err := e.m.Load(l.Program); err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Backend.Name(), err)
+	}
+	e.programs[v] = l
+	return l, nil
+}
+
+// Program is the engine's proxy-learning step (BatchNorm in training mode
+// with batchStats), as lowered: for listings and counts.
+func (e *Engine) Program(batchStats bool) (*lower.Lowered, error) {
+	return e.program(engineProgram{step: true, batchStats: batchStats})
+}
+
 // Capacity is the largest batch the engine takes.
 func (e *Engine) Capacity() int { return e.capacity }
 
-// stage uploads a host batch and returns it as a backend value.
-func (e *Engine) stage(x *nn.Tensor) (nn.Value, error) {
+// stage uploads a host batch and binds it as l's input.
+func (e *Engine) stage(l *lower.Lowered, x *nn.Tensor) (nn.Value, error) {
 	n := x.Shape[0]
 	if n < 1 || n > e.capacity {
 		return nn.Value{}, fmt.Errorf("batch of %d images for an engine planned for 1 to %d", n, e.capacity)
@@ -100,18 +134,50 @@ func (e *Engine) stage(x *nn.Tensor) (nn.Value, error) {
 	}
 	buf := e.x.Slice(0, len(x.Data))
 	e.Backend.Upload(buf, x.Data)
+	e.m.Bind(l.Input, buf)
 	return nn.Value{Shape: x.Shape, Buf: buf}, nil
+}
+
+// run runs l's passes for a batch of n: the ANN's forward pass, the SNN's
+// passes (reading at ts, T when nil), and for a step the loss and the
+// ANN's backward pass.
+func (e *Engine) run(ctx context.Context, l *lower.Lowered, n int, ts []int, read func(t int) error) error {
+	one := program.Dims{N: n, Steps: 1}
+	if err := e.m.Run(l.Program, l.Forward, one); err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []int{e.SNN.Config.Timesteps}
+	}
+	if read == nil {
+		read = func(int) error { return nil }
+	}
+	if err := spiking.RunSteps(ctx, e.m, l, n, ts, read); err != nil {
+		return err
+	}
+	if l.Loss < 0 {
+		return nil
+	}
+	if err := e.m.Run(l.Program, l.Loss, one); err != nil {
+		return err
+	}
+	return e.m.Run(l.Program, l.Backward, one)
 }
 
 // Step computes the gradients of one proxy-learning step (docs/design.md
 // §1): the ANN's forward pass keeping its activations, the SNN's forward
 // pass on the same batch giving counts, the loss on the counts as if they
-// were the ANN's output, and backpropagation through the ANN. The caller applies the optimizer. batchStats selects BatchNorm's
-// training mode in both networks.
+// were the ANN's output, and backpropagation through the ANN. The caller
+// applies the optimizer. batchStats selects BatchNorm's training mode in
+// both networks.
 func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult, error) {
 	var r StepResult
 	be := e.Backend
-	xv, err := e.stage(x)
+	l, err := e.program(engineProgram{step: true, batchStats: batchStats})
+	if err != nil {
+		return r, err
+	}
+	xv, err := e.stage(l, x)
 	if err != nil {
 		return r, err
 	}
@@ -119,29 +185,24 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	if len(labels) != b {
 		return r, fmt.Errorf("batch of %d labels for %d images", len(labels), b)
 	}
-	for i, l := range labels {
-		if int(l) >= k {
-			return r, fmt.Errorf("label %d out of range for %d outputs", l, k)
+	for i, lb := range labels {
+		if int(lb) >= k {
+			return r, fmt.Errorf("label %d out of range for %d outputs", lb, k)
 		}
-		e.hostL[i] = float32(l)
+		e.hostL[i] = float32(lb)
 	}
 	lb := e.labels.Slice(0, b)
 	be.Upload(lb, e.hostL[:b])
-	y := e.ann.Forward(xv, nn.Mode{BatchStats: batchStats})
+	e.m.Bind(l.Labels, lb)
 	// a step is not interrupted: Run checks the context between batches
-	counts, err := e.sim.Run(context.Background(), xv, batchStats, false)
-	if err != nil {
+	if err := e.run(context.Background(), l, b, nil, nil); err != nil {
 		return r, err
 	}
-	dy := nn.Value{Shape: []int{b, k}, Buf: e.dy.Slice(0, b*k)}
-	be.ProxyLossGrad(b, k, counts.Buf, lb, dy.Buf)
-	e.ANN.ZeroGrad()
-	e.ann.Backward(dy)
 	hy, hc := e.hostY[:b*k], e.hostC[:b*k]
-	if err := be.Download(hc, counts.Buf); err != nil {
+	if err := be.Download(hc, spiking.Counts(e.m, l, b).Buf); err != nil {
 		return r, err
 	}
-	if err := be.Download(hy, y.Buf); err != nil {
+	if err := be.Download(hy, e.output(l, b)); err != nil {
 		return r, err
 	}
 	if err := nn.CheckFinite("the ANN's output", hy); err != nil {
@@ -166,6 +227,11 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	return r, be.Err()
 }
 
+// output is the ANN's output after a run of l for a batch of n.
+func (e *Engine) output(l *lower.Lowered, n int) compute.Buffer {
+	return e.m.Value(l.Program, l.Output, program.Dims{N: n, Steps: 1})
+}
+
 // Prediction is both networks' outputs on a batch, [B, K] each, as
 // Engine.Predict returns them (valid until its next call).
 type Prediction struct {
@@ -177,24 +243,26 @@ type Prediction struct {
 
 // Predict runs both networks, BatchNorm in eval mode, on a host batch.
 func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (Prediction, error) {
-	xv, err := e.stage(x)
+	l, err := e.program(engineProgram{})
+	if err != nil {
+		return Prediction{}, err
+	}
+	xv, err := e.stage(l, x)
 	if err != nil {
 		return Prediction{}, err
 	}
 	n, k := xv.N(), e.classes
-	yv := e.ann.Forward(xv, nn.Mode{})
-	cv, err := e.sim.Run(ctx, xv, false, false)
-	if err != nil {
+	if err := e.run(ctx, l, n, nil, nil); err != nil {
 		return Prediction{}, interrupted(ctx, err)
 	}
 	p := Prediction{Y: e.hostY[:n*k], Counts: e.hostC[:n*k], Potentials: e.hostV[:n*k]}
-	if err := e.Backend.Download(p.Counts, cv.Buf); err != nil {
+	if err := e.Backend.Download(p.Counts, spiking.Counts(e.m, l, n).Buf); err != nil {
 		return Prediction{}, err
 	}
-	if err := e.Backend.Download(p.Potentials, e.sim.OutputPotentials(n).Buf); err != nil {
+	if err := e.Backend.Download(p.Potentials, spiking.Potentials(e.m, l, n).Buf); err != nil {
 		return Prediction{}, err
 	}
-	if err := e.Backend.Download(p.Y, yv.Buf); err != nil {
+	if err := e.Backend.Download(p.Y, e.output(l, n)); err != nil {
 		return Prediction{}, err
 	}
 	return p, e.Backend.Err()
@@ -279,18 +347,13 @@ func (e *Engine) Sync() error {
 
 // Free gives the engine's buffers back to the backend.
 func (e *Engine) Free() {
-	if e.ann != nil {
-		e.ann.Free()
-	}
-	if e.sim != nil {
-		e.sim.Free()
-	}
-	for _, b := range []compute.Buffer{e.x, e.labels, e.dy} {
+	e.m.Free()
+	for _, b := range []compute.Buffer{e.x, e.labels} {
 		if b != nil {
 			e.Backend.Free(b)
 		}
 	}
-	e.x, e.labels, e.dy = nil, nil, nil
+	e.x, e.labels = nil, nil
 }
 
 // interrupted is ErrInterrupted where err comes from ctx's cancellation.

@@ -8,6 +8,7 @@ import (
 	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/recipe"
 )
 
@@ -21,7 +22,7 @@ func runProxy(t *testing.T, be compute.Backend, epochs, maxTrain, freezeBNAfter 
 	tr := proxyTrainer(t, testutil.Path("proxy/net.onnx"), s)
 	tr.Backend = be
 	x := testutil.Array(t, "proxy/x.npy")
-	y0, err := tr.ANN.Forward(x)
+	y0, err := lower.Forward(compute.NewCPU(), tr.ANN, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func runProxy(t *testing.T, be compute.Backend, epochs, maxTrain, freezeBNAfter 
 	if err := tr.Close(); err != nil { // back from the backend into host memory
 		t.Fatal(err)
 	}
-	y1, err := tr.ANN.Forward(x)
+	y1, err := lower.Forward(compute.NewCPU(), tr.ANN, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestEmulatedDeviceTrainsLikeTheCPU(t *testing.T) {
 			t.Fatal(err)
 		}
 		counts[i] = r.Counts.Data
-		y, err := tr.ANN.ForwardOn(be, x, 0)
+		y, err := lower.Forward(be, tr.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +118,7 @@ func TestEmulatedDeviceTrainsLikeTheCPU(t *testing.T) {
 		if err := tr.Close(); err != nil {
 			t.Fatal(err)
 		}
-		y, err = tr.ANN.Forward(x)
+		y, err = lower.Forward(compute.NewCPU(), tr.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +163,7 @@ func TestBranchingProxyLearningMatchesPyTorch(t *testing.T) {
 		if err := tr.Close(); err != nil {
 			t.Fatal(err)
 		}
-		y, err := tr.ANN.Forward(x)
+		y, err := lower.Forward(compute.NewCPU(), tr.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,10 @@ import (
 	"unsafe"
 
 	"github.com/proxykit/proxykit/checkpoint"
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/plots"
@@ -71,15 +73,10 @@ func state(tr *train.Trainer) []float32 {
 	for _, p := range tr.ANN.Params() {
 		out = append(out, p.Data...)
 	}
-	for _, l := range tr.ANN.Layers {
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
-			out = append(out, bn.RunningMean...)
-			out = append(out, bn.RunningVar...)
+	for _, st := range append(nn.StatefulLayers(tr.ANN.Layers), tr.SNN.Stateful()...) {
+		for _, a := range st.State() {
+			out = append(out, a.Data...)
 		}
-	}
-	for _, bn := range tr.SNN.BatchNorms() {
-		out = append(out, bn.RunningMean...)
-		out = append(out, bn.RunningVar...)
 	}
 	return out
 }
@@ -233,8 +230,8 @@ func TestCheckpointIsAModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := testutil.Array(t, "proxy/x.npy")
-	y0, _ := tr.ANN.Forward(x)
-	y1, err := m.ANN.Forward(x)
+	y0, _ := lower.Forward(compute.NewCPU(), tr.ANN, x, 0)
+	y1, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,8 +252,11 @@ func TestCheckpointIsAModel(t *testing.T) {
 	}
 	// The SNN's statistics are its own, not the ANN's. (The static input
 	// layer's BN sees the same analog input in both, so look further in.)
-	annBN := nn.BatchNormStats(m.ANN)["conv.2"]
-	snnBN := snn.BatchNorms()[1]
+	annBN := nn.StatefulLayers(m.ANN.Layers)[1].(*nn.BatchNorm2d)
+	snnBN := snn.Stateful()[1].(*nn.BatchNorm2d)
+	if annBN.LayerName != "conv.2" {
+		t.Fatalf("second ANN BN layer is %q", annBN.LayerName)
+	}
 	if snnBN.LayerName != "conv.2" {
 		t.Fatalf("second SNN BN layer is %q", snnBN.LayerName)
 	}

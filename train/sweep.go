@@ -90,7 +90,7 @@ type SweepOptions struct {
 func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (results.Sweep, error) {
 	ts := opt.Timesteps
 	cfg := e.SNN.Config
-	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset, IFLayers: e.sim.IFNames()}
+	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset}
 	if opt.Model != "" {
 		sw.Model = filepath.Base(opt.Model)
 	}
@@ -100,9 +100,14 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	if top := ts[len(ts)-1]; top > cfg.Timesteps {
 		return sw, fmt.Errorf("the SNN is set up for T = %d, the sweep asks for %d", cfg.Timesteps, top)
 	}
-	if err := e.sim.CountSynOps(); err != nil {
+	if err := spiking.CheckSteps(ts, cfg.Timesteps); err != nil {
 		return sw, err
 	}
+	l, err := e.program(engineProgram{rates: true, synOps: true})
+	if err != nil {
+		return sw, err
+	}
+	sw.IFLayers = l.SNN.IFNames
 	sw.ANNMACs, sw.StaticMACs = macs(e.ANN, len(e.ANN.Layers)), macs(e.ANN, e.SNN.Static)
 	type totals struct {
 		results.Tally
@@ -120,47 +125,46 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 		}
 		hi := min(lo+e.capacity, d.N)
 		n := hi - lo
-		xv, err := e.stage(&nn.Tensor{Shape: []int{n, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]})
-		if err != nil {
+		if _, err := e.stage(l, &nn.Tensor{Shape: []int{n, d.C, d.H, d.W}, Data: d.Images[lo*sz : hi*sz]}); err != nil {
 			return sw, err
 		}
 		labels := d.Labels[lo:hi]
-		y := e.ann.Forward(xv, nn.Mode{})
-		if err := e.Backend.Download(e.hostY[:n*k], y.Buf); err != nil {
-			return sw, err
-		}
-		for i := 0; i < n; i++ {
-			if results.FirstMax(e.hostY[i*k:(i+1)*k]) == int(labels[i]) {
-				annOK++
-			}
-		}
 		point := 0
-		err = e.sim.RunAt(ctx, xv, false, true, ts, func(t int, cv nn.Value) error {
+		e.m.ResetSynOps()
+		err = e.run(ctx, l, n, ts, func(t int) error {
 			a := &acc[point]
 			point++
 			hc, hv := e.hostC[:n*k], e.hostV[:n*k]
-			if err := e.Backend.Download(hc, cv.Buf); err != nil {
+			if err := e.Backend.Download(hc, spiking.Counts(e.m, l, n).Buf); err != nil {
 				return err
 			}
-			if err := e.Backend.Download(hv, e.sim.OutputPotentials(n).Buf); err != nil {
+			if err := e.Backend.Download(hv, spiking.Potentials(e.m, l, n).Buf); err != nil {
 				return err
 			}
 			for i := 0; i < n; i++ {
 				label := int(labels[i])
 				a.Add(results.Read(hc[i*k:(i+1)*k], hv[i*k:(i+1)*k], label), label)
 			}
-			rates, err := e.sim.RatesAt(n, t)
+			rates, err := spiking.Rates(e.m, l, n, t)
 			if err != nil {
 				return err
 			}
 			a.rates = addScaled(a.rates, rates, float64(n))
-			names, ops := e.sim.SynOps()
+			names, ops := spiking.SynOps(e.m, l)
 			sw.SynOpLayers = names
 			a.layerOps = addScaled(a.layerOps, ops, 1)
 			return nil
 		})
 		if err != nil {
 			return sw, interrupted(ctx, err)
+		}
+		if err := e.Backend.Download(e.hostY[:n*k], e.output(l, n)); err != nil {
+			return sw, err
+		}
+		for i := 0; i < n; i++ {
+			if results.FirstMax(e.hostY[i*k:(i+1)*k]) == int(labels[i]) {
+				annOK++
+			}
 		}
 		if err := e.Backend.Err(); err != nil {
 			return sw, err

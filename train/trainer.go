@@ -282,15 +282,11 @@ func (t *Trainer) Resume(c *checkpoint.Checkpoint) error {
 	for _, p := range t.ANN.Params() {
 		copy(p.Data, c.Params[p.Name].Data)
 	}
-	for name, bn := range nn.BatchNormStats(t.ANN) {
-		s := c.ANNStats[name]
-		copy(bn.RunningMean, s.Mean)
-		copy(bn.RunningVar, s.Var)
+	if err := checkpoint.RestoreState("ANN", c.ANNState, nn.StatefulLayers(t.ANN.Layers)); err != nil {
+		return err
 	}
-	for _, bn := range t.SNN.BatchNorms() {
-		s := c.SNNStats[bn.LayerName]
-		copy(bn.RunningMean, s.Mean)
-		copy(bn.RunningVar, s.Var)
+	if err := checkpoint.RestoreState("SNN", c.SNNState, t.SNN.Stateful()); err != nil {
+		return err
 	}
 	t.ANN.Upload()
 	t.SNN.Upload()

@@ -101,9 +101,9 @@ func checkpointValues(t *testing.T, path string) (vals []float32, weights int) {
 	for _, name := range names {
 		vals = append(append(vals, c.Adam.M[name]...), c.Adam.V[name]...)
 	}
-	for _, stats := range []map[string]checkpoint.BNStats{c.ANNStats, c.SNNStats} {
-		for _, name := range slices.Sorted(maps.Keys(stats)) {
-			vals = append(append(vals, stats[name].Mean...), stats[name].Var...)
+	for _, state := range []map[string]checkpoint.LayerState{c.ANNState, c.SNNState} {
+		for _, name := range slices.Sorted(maps.Keys(state)) {
+			vals = append(append(vals, state[name]["running_mean"]...), state[name]["running_var"]...)
 		}
 	}
 	return vals, weights

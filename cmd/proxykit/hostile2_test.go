@@ -278,9 +278,8 @@ func TestRound2CheckpointMetadataRefused(t *testing.T) {
 		want string
 	}{
 		{"snnvar.ckpt", func(c *checkpoint.Checkpoint) {
-			for k, s := range c.SNNStats {
-				s.Var[0] = -1
-				c.SNNStats[k] = s
+			for _, s := range c.SNNState {
+				s["running_var"][0] = -1
 				break
 			}
 		}, "SNN BatchNorm"},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/spiking"
@@ -89,7 +90,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 			return err
 		}
 		y, v, what = r.Counts, r.Potentials, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
-	} else if y, err = m.ANN.ForwardOn(be, x, c.batch); err != nil {
+	} else if y, err = lower.Forward(be, m.ANN, x, c.batch); err != nil {
 		return err
 	}
 	set := fileSet{cmd: cmd} // both files or neither

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"github.com/proxykit/proxykit/compute/refmath"
 	"math"
 	"testing"
 
@@ -46,8 +47,8 @@ func (s *suite) conv(t *testing.T) {
 				y, dx, dw, db := ss.out(ny), ss.out(len(xh)), ss.up(dw0), ss.up(db0)
 				s.be.Conv2dForward(g, n, x, w, bias, y)
 				s.be.Conv2dBackward(g, n, x, w, dy, dx, dw, db)
-				ss.check("forward", ss.down(y), refConv(g, n, xh, wh, bh), s.tol.GEMM)
-				rdx, rdw, rdb := refConvBackward(g, n, xh, wh, dyh)
+				ss.check("forward", ss.down(y), refmath.Conv(g, n, xh, wh, bh), s.tol.GEMM)
+				rdx, rdw, rdb := refmath.ConvBackward(g, n, xh, wh, dyh)
 				for i := range rdw {
 					rdw[i] += float64(dw0[i])
 				}
@@ -61,15 +62,15 @@ func (s *suite) conv(t *testing.T) {
 				y2, dw2 := ss.out(ny), ss.up(make([]float32, len(wh)))
 				s.be.Conv2dForward(g, n, x, w, nil, y2)
 				s.be.Conv2dBackward(g, n, x, w, dy, nil, dw2, nil)
-				ss.check("forward without bias", ss.down(y2), refConv(g, n, xh, wh, nil), s.tol.GEMM)
-				_, rdw2, _ := refConvBackward(g, n, xh, wh, dyh)
+				ss.check("forward without bias", ss.down(y2), refmath.Conv(g, n, xh, wh, nil), s.tol.GEMM)
+				_, rdw2, _ := refmath.ConvBackward(g, n, xh, wh, dyh)
 				ss.check("dw without dx", ss.down(dw2), rdw2, s.tol.GEMM)
 				// the weights change (as an optimizer changes them): a backend
 				// that prepares weights must see the new ones
 				wh2 := ss.uniform(len(wh), -0.5, 0.5)
 				s.be.Upload(w, wh2)
 				s.be.Conv2dForward(g, n, x, w, nil, y2)
-				ss.check("forward after the weights changed", ss.down(y2), refConv(g, n, xh, wh2, nil), s.tol.GEMM)
+				ss.check("forward after the weights changed", ss.down(y2), refmath.Conv(g, n, xh, wh2, nil), s.tol.GEMM)
 				ss.free(x, w, bias, dy, y, dx, dw, db, y2, dw2)
 			})
 		}
@@ -93,9 +94,9 @@ func (s *suite) linear(t *testing.T) {
 				x, w, bias, dy := ss.up(xh), ss.up(wh), ss.up(bh), ss.up(dyh)
 				y, dx, dw, db := ss.out(c.n*c.out), ss.out(len(xh)), ss.up(dw0), ss.up(make([]float32, c.out))
 				s.be.LinearForward(c.n, c.in, c.out, x, w, bias, y, spiking)
-				ss.check("forward", ss.down(y), refLinear(c.n, c.in, c.out, xh, wh, bh), s.tol.GEMM)
+				ss.check("forward", ss.down(y), refmath.Linear(c.n, c.in, c.out, xh, wh, bh), s.tol.GEMM)
 				s.be.LinearBackward(c.n, c.in, c.out, x, w, dy, dx, dw, db)
-				rdx, rdw, rdb := refLinearBackward(c.n, c.in, c.out, xh, wh, dyh)
+				rdx, rdw, rdb := refmath.LinearBackward(c.n, c.in, c.out, xh, wh, dyh)
 				for j := range rdw {
 					rdw[j] += float64(dw0[j])
 				}
@@ -107,7 +108,7 @@ func (s *suite) linear(t *testing.T) {
 				wh2 := ss.uniform(len(wh), -0.3, 0.3)
 				s.be.Upload(w, wh2)
 				s.be.LinearForward(c.n, c.in, c.out, x, w, nil, y, spiking)
-				ss.check("forward after the weights changed", ss.down(y), refLinear(c.n, c.in, c.out, xh, wh2, nil), s.tol.GEMM)
+				ss.check("forward after the weights changed", ss.down(y), refmath.Linear(c.n, c.in, c.out, xh, wh2, nil), s.tol.GEMM)
 				ss.free(x, w, bias, dy, y, dx, dw, db)
 			})
 		}
@@ -188,7 +189,7 @@ func (s *suite) pooling(t *testing.T) {
 			what := fmt.Sprintf("case %d spikes=%v", i, spiking)
 			s.be.MaxPool2dForward(g, n, x, y)
 			s.be.MaxPool2dBackward(g, n, x, dy, dx)
-			ry, arg := refMaxPool(g, n, xh)
+			ry, arg := refmath.MaxPool(g, n, xh)
 			rdx := make([]float64, nx)
 			for o, a := range arg {
 				if a >= 0 {
@@ -200,8 +201,8 @@ func (s *suite) pooling(t *testing.T) {
 			for _, countPad := range []bool{false, true} {
 				s.be.AvgPool2dForward(g, n, countPad, x, y)
 				s.be.AvgPool2dBackward(g, n, countPad, dy, dx)
-				s.check(fmt.Sprintf("avg forward %s countPad=%v", what, countPad), s.down(y), refAvgPool(g, n, countPad, xh), s.tol.Elementwise)
-				s.check(fmt.Sprintf("avg backward %s countPad=%v", what, countPad), s.down(dx), refAvgPoolBackward(g, n, countPad, dyh), s.tol.Elementwise)
+				s.check(fmt.Sprintf("avg forward %s countPad=%v", what, countPad), s.down(y), refmath.AvgPool(g, n, countPad, xh), s.tol.Elementwise)
+				s.check(fmt.Sprintf("avg backward %s countPad=%v", what, countPad), s.down(dx), refmath.AvgPoolBackward(g, n, countPad, dyh), s.tol.Elementwise)
 			}
 			s.free(x, dy, y, dx)
 		}
@@ -259,9 +260,9 @@ func (s *suite) softmax(t *testing.T) {
 	for _, log := range []bool{false, true} {
 		s.be.SoftmaxForward(n, k, log, x, y)
 		yh := s.down(y)
-		s.check(fmt.Sprintf("forward log=%v", log), yh, refSoftmax(n, k, log, xh), s.tol.Elementwise)
+		s.check(fmt.Sprintf("forward log=%v", log), yh, refmath.Softmax(n, k, log, xh), s.tol.Elementwise)
 		s.be.SoftmaxBackward(n, k, log, y, dy, dx)
-		s.check(fmt.Sprintf("backward log=%v", log), s.down(dx), refSoftmaxBackward(n, k, log, yh, dyh), s.tol.Elementwise)
+		s.check(fmt.Sprintf("backward log=%v", log), s.down(dx), refmath.SoftmaxBackward(n, k, log, yh, dyh), s.tol.Elementwise)
 	}
 	s.free(x, dy, y, dx)
 }
@@ -272,7 +273,7 @@ func (s *suite) batchNorm(t *testing.T) {
 	x := s.up(xh)
 	mean, variance := s.out(groups*c), s.out(groups*c)
 	s.be.BatchNormStats(groups, n, c, hw, x, mean, variance)
-	rm, rv := refBNStats(groups, n, c, hw, xh)
+	rm, rv := refmath.BNStats(groups, n, c, hw, xh)
 	mh, vh := s.down(mean), s.down(variance)
 	s.check("stats: mean per group", mh, rm, s.tol.Elementwise)
 	s.check("stats: variance per group", vh, rv, s.tol.Elementwise)
@@ -338,7 +339,7 @@ func (s *suite) batchNorm(t *testing.T) {
 		dg0, db0 := s.uniform(c, -1, 1), s.uniform(c, -1, 1)
 		dx, dg, db := s.out(len(xh)), s.up(dg0), s.up(db0)
 		s.be.BatchNormBackward(nb, c, hw, train, eps, gamma, m1, v1, x, dy, dx, dg, db)
-		rdx, rdg, rdb := refBNBackward(nb, c, hw, train, eps, gh, m1h, v1h, xh, dyh)
+		rdx, rdg, rdb := refmath.BNBackward(nb, c, hw, train, eps, gh, m1h, v1h, xh, dyh)
 		for i := range rdg {
 			rdg[i] += float64(dg0[i])
 			rdb[i] += float64(db0[i])
@@ -392,7 +393,7 @@ func (s *suite) integrateAndFire(t *testing.T) {
 			for i := range vh {
 				vh[i] = v.reset
 			}
-			wantSpikes, wantCounts := refIF(compute.IFArgs{Steps: v.steps, N: v.n, Constant: v.constant, PerStep: v.perStep,
+			wantSpikes, wantCounts := refmath.IF(compute.IFArgs{Steps: v.steps, N: v.n, Constant: v.constant, PerStep: v.perStep,
 				C: v.c, HW: v.hw, Threshold: v.threshold, Reset: v.reset}, inH, scH, shH, vh)
 			in, pot, spikes := ss.up(inH), ss.out(v.n), ss.out(v.steps*v.n)
 			ss.be.Fill(pot, v.reset)

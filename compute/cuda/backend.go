@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -36,6 +37,10 @@ type Options struct {
 	// copy (Counters) without running any: the traffic of a network too
 	// large to emulate quickly, in an instant. Results are meaningless.
 	DryRun bool
+	// DryRunCuDNN (with DryRun) counts convolutions as the cuDNN calls a
+	// GPU with cuDNN makes instead of the emulator's im2col kernels (unless
+	// NoCuDNN): the launches of the GPU's step, for a time model.
+	DryRunCuDNN bool
 }
 
 // Backend is the CUDA implementation of compute.Backend. Its kernels are
@@ -52,19 +57,47 @@ type Backend struct {
 	peak    int64
 	work    map[string]*buffer // workspaces by use, grown on demand
 	sumOut  *buffer
-	dnn     *cudnn
+	dnn     convolutions // cuDNN (or a dry run's stand-in); nil: im2col
 	// noDNN are the convolution geometries and directions cuDNN could not
 	// plan (they run on im2col), with the reason, reported by Describe.
 	noDNN map[dnnKey]string
 	count compute.Traffic
-	lib   ncclLib // NCCL, once loaded (nccl.go)
+	// log keeps each launch while logging is set (LogLaunches)
+	log     []compute.Launch
+	logging bool
+	lib     ncclLib // NCCL, once loaded (nccl.go)
 }
 
 // Traffic implements compute.Counting.
 func (be *Backend) Traffic() compute.Traffic { return be.count.Clone() }
 
-// ResetTraffic implements compute.Counting.
-func (be *Backend) ResetTraffic() { be.count = compute.NewTraffic() }
+// ResetTraffic implements compute.Counting; it empties the launch log.
+func (be *Backend) ResetTraffic() {
+	be.count = compute.NewTraffic()
+	be.log = nil
+}
+
+// LogLaunches implements compute.LaunchLogger.
+func (be *Backend) LogLaunches(on bool) { be.logging = on }
+
+// LaunchLog implements compute.LaunchLogger.
+func (be *Backend) LaunchLog() []compute.Launch { return slices.Clone(be.log) }
+
+// record counts one launch, and logs it while logging.
+func (be *Backend) record(l compute.Launch) {
+	be.count.Add(l)
+	if be.logging {
+		be.log = append(be.log, l)
+	}
+}
+
+// math is the arithmetic the backend asks of cuBLAS and cuDNN.
+func (be *Backend) math() compute.Math {
+	if be.opt.StrictFP32 {
+		return compute.MathFP32
+	}
+	return compute.MathTF32
+}
 
 // ConvKernels names the kernels that implement convolutions where cuDNN
 // does not (the emulated device, asymmetric padding): on a GPU with cuDNN
@@ -85,15 +118,14 @@ func rw(r, w int64) traffic { return traffic{r, w} }
 
 // counted records a launch of kernel name (or a copy) with its traffic.
 func (be *Backend) counted(name string, t traffic) {
-	be.count.Launches[name]++
-	be.count.Read[name] += 4 * t.read
-	be.count.Written[name] += 4 * t.written
+	be.record(compute.Launch{Kernel: name, Read: 4 * t.read, Written: 4 * t.written})
 }
 
 // gemm queues a GEMM (the contract of compute.Sgemm), counted.
 func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) {
-	be.count.Calls["cublas gemm"]++
-	be.count.GemmFLOPs += 2 * int64(m) * int64(n) * int64(k)
+	M, N, K := int64(m), int64(n), int64(k)
+	be.record(compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
+		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: be.math()})
 	be.fail(be.dev.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
 }
 
@@ -128,6 +160,9 @@ func Open(opt Options) (*Backend, error) {
 			opt.WorkspaceBytes = 512 << 20
 		}
 	}
+	if opt.DryRunCuDNN && !opt.DryRun {
+		return nil, fmt.Errorf("counting cuDNN's calls without running them is for a dry run")
+	}
 	be := &Backend{dev: dev, opt: opt, name: name, kernels: map[string]int{}, pool: map[int64][]devptr{},
 		work: map[string]*buffer{}, noDNN: map[dnnKey]string{}}
 	be.ResetTraffic()
@@ -146,7 +181,12 @@ func Open(opt Options) (*Backend, error) {
 	}
 	be.sumOut = out.(*buffer)
 	if g, ok := dev.(dnnDevice); ok && !opt.NoCuDNN {
-		be.dnn = g.cudnn()
+		if d := g.cudnn(); d != nil {
+			be.dnn = d
+		}
+	}
+	if opt.DryRunCuDNN && !opt.NoCuDNN {
+		be.dnn = dryDNN{}
 	}
 	return be, nil
 }
@@ -476,7 +516,7 @@ func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
 // the padding symmetric, else im2col, a GEMM per chunk of samples
 // ([O, K]·[K, chunk·P]) and a layout change back to NCHW with the bias.
 func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y compute.Buffer) {
-	if be.useDNN(g, dnnForward) && be.dnnRan(g, dnnForward, be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y))) {
+	if be.useDNN(g, dnnForward) && be.dnnRan(g, n, dnnForward, be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y))) {
 		if bias != nil {
 			be.addConvBias(g, n, y, bias)
 		}
@@ -542,18 +582,42 @@ func (be *Backend) useDNN(g compute.ConvGeom, kind int) bool {
 	return !failed
 }
 
-// dnnRan takes the outcome of a cuDNN call: true when it ran (or failed
-// while running: the error is kept), false when no plan could be made, in
-// which case that direction of the geometry goes to im2col from now on.
-func (be *Backend) dnnRan(g compute.ConvGeom, kind int, err error) bool {
+// dnnRan takes the outcome of a cuDNN call of direction kind on n samples:
+// true when it ran (or failed while running: the error is kept), false
+// when no plan could be made, in which case that direction of the geometry
+// goes to im2col from now on.
+func (be *Backend) dnnRan(g compute.ConvGeom, n, kind int, err error) bool {
 	var pe *planError
 	if errors.As(err, &pe) {
 		be.noDNN[dnnKey{g, kind}] = pe.Error()
 		return false
 	}
-	be.count.Calls[[...]string{"cudnn forward", "cudnn backward data", "cudnn backward filter"}[kind]]++
+	be.record(dnnLaunch(g, n, kind, be.math()))
 	be.fail(err)
 	return true
+}
+
+// dnnLaunch is the record of a cuDNN call of direction kind on n samples:
+// its operands and result (NCHW, as the backend hands them over), its
+// arithmetic and its implicit matrix product.
+func dnnLaunch(g compute.ConvGeom, n, kind int, math compute.Math) compute.Launch {
+	ns, oh, ow := int64(n), int64(g.OutH()), int64(g.OutW())
+	x, y := 4*ns*int64(g.C*g.H*g.W), 4*ns*int64(g.O)*oh*ow
+	w := 4 * int64(g.O) * int64(g.GroupPatch())
+	l := compute.Launch{Library: true, FLOPs: 2 * ns * oh * ow * int64(g.O) * int64(g.GroupPatch()), Math: math,
+		Layout: compute.NCHW}
+	switch kind {
+	case dnnForward:
+		l.Kernel, l.Read, l.Written = compute.CallConvForward, x+w, y
+		l.M, l.N, l.K = ns*oh*ow, int64(g.O), int64(g.PatchLen())
+	case dnnData:
+		l.Kernel, l.Read, l.Written = compute.CallConvBackwardData, y+w, x
+		l.M, l.N, l.K = ns*int64(g.H*g.W), int64(g.C), int64(g.O*g.KH*g.KW)
+	default:
+		l.Kernel, l.Read, l.Written = compute.CallConvBackwardFilter, x+y, w
+		l.M, l.N, l.K = int64(g.O), int64(g.PatchLen()), ns*oh*ow
+	}
+	return l
 }
 
 // addConvBias adds bias[o] to every position of channel o of y [n, O, P].
@@ -569,10 +633,10 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
 	}
 	// each direction on cuDNN where it plans, the rest on im2col below
-	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
+	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, n, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
 		dw = nil
 	}
-	if dx != nil && be.useDNN(g, dnnData) && be.dnnRan(g, dnnData, be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx))) {
+	if dx != nil && be.useDNN(g, dnnData) && be.dnnRan(g, n, dnnData, be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx))) {
 		dx = nil
 	}
 	if dw == nil && dx == nil {
@@ -781,6 +845,7 @@ func (be *Backend) Adam(a compute.AdamArgs, p, grad, m, v compute.Buffer) {
 }
 
 var (
-	_ compute.Backend  = (*Backend)(nil)
-	_ compute.Counting = (*Backend)(nil)
+	_ compute.Backend      = (*Backend)(nil)
+	_ compute.Counting     = (*Backend)(nil)
+	_ compute.LaunchLogger = (*Backend)(nil)
 )

@@ -240,12 +240,8 @@ func loadCuDNN(g *gpuDevice, opt Options) (*cudnn, error) {
 	return nil, fmt.Errorf("cuDNN not found (tried %v): convolutions use im2col and cuBLAS", tried)
 }
 
-// supports reports whether cuDNN runs g: symmetric padding, no groups
-// (grouped convolutions take the im2col path, one GEMM per group, until a
-// GPU session verifies cuDNN's group count).
-func (d *cudnn) supports(g compute.ConvGeom) bool {
-	return g.PT == g.PB && g.PL == g.PR && g.Groups() == 1
-}
+// supports reports whether cuDNN runs g (dnnSupports).
+func (d *cudnn) supports(g compute.ConvGeom) bool { return dnnSupports(g) }
 
 // plan returns the plan of g at batch n with the algorithm of direction
 // kind (0 forward, 1 backward data, 2 backward filter) chosen.

@@ -16,6 +16,7 @@ import (
 	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
@@ -188,7 +189,7 @@ func TestGPUTrainsLikeTheCPU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		y, err := m.ANN.Forward(x)
+		y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +200,7 @@ func TestGPUTrainsLikeTheCPU(t *testing.T) {
 		if err := tr.Close(); err != nil {
 			t.Fatal(err)
 		}
-		y2, err := m.ANN.Forward(x)
+		y2, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

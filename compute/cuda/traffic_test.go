@@ -1,9 +1,12 @@
 package cuda_test
 
 import (
+	"reflect"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/gpumodel"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -39,7 +42,7 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 	}
 	out := func(i int) int64 { return int64(nn.Numel(shapes[i])) }
 	for i, l := range ann.Layers { // chains: the ANN's forward, then backward
-		switch l.Kind() {
+		switch nn.KindOf(l) {
 		case "BatchNorm2d": // statistics, running update, scale/shift, affine map; backward: sums, dx
 			b.add(4, 3*B*in(i))
 			b.add(2, 5*B*in(i))
@@ -53,7 +56,7 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 			}
 		case "Conv2d", "Linear", "Flatten": // the libraries; a view
 		default:
-			t.Fatalf("no budget for %s", l.Kind())
+			t.Fatalf("no budget for %s", nn.KindOf(l))
 		}
 	}
 	nodes := snn.Nodes
@@ -152,5 +155,96 @@ func TestTrafficBudget(t *testing.T) {
 	// 0.1 %: the per-channel statistics and scale/shift vectors the budget leaves out
 	if float64(bytes) > 1.001*float64(4*want.values) {
 		t.Errorf("%.1f MB around the libraries, the design's budget is %.1f MB", float64(bytes)/1e6, float64(4*want.values)/1e6)
+	}
+}
+
+// TestLaunchLog counts one proxy step of a narrow paper network on the dry
+// emulated device, with convolutions on im2col and as cuDNN calls: the
+// launch log sums to the aggregate count, and the cuDNN calls are the
+// network's convolutions in order, each with its tensors' bytes, its
+// multiply-adds and its implicit matrix product.
+func TestLaunchLog(t *testing.T) {
+	const B, T, w = 10, 4, 8
+	// conv is a 3×3 convolution (pad 1) of c channels to w at s×s pixels
+	// over n rows: forward, backward filter or backward data
+	conv := func(kind string, n, c, s int64) compute.Launch {
+		x, y, f := 4*n*c*s*s, 4*n*w*s*s, 4*w*c*9
+		l := compute.Launch{Kernel: kind, Library: true, FLOPs: 2 * n * s * s * w * c * 9, Math: compute.MathFP32, Layout: compute.NCHW}
+		switch kind {
+		case compute.CallConvForward:
+			l.Read, l.Written, l.M, l.N, l.K = x+f, y, n*s*s, w, c*9
+		case compute.CallConvBackwardFilter:
+			l.Read, l.Written, l.M, l.N, l.K = x+y, f, w, c*9, n*s*s
+		default:
+			l.Read, l.Written, l.M, l.N, l.K = y+f, x, n*s*s, c, w*9
+		}
+		return l
+	}
+	fwd, dw, dx := compute.CallConvForward, compute.CallConvBackwardFilter, compute.CallConvBackwardData
+	wantDNN := []compute.Launch{
+		conv(fwd, B, 1, 28), conv(fwd, B, w, 28), conv(fwd, B, w, 14), // the ANN
+		conv(fwd, B, 1, 28), conv(fwd, T*B, w, 28), conv(fwd, T*B, w, 14), // the SNN: static layer once, then T steps at once
+		conv(dw, B, w, 14), conv(dx, B, w, 14), conv(dw, B, w, 28), conv(dx, B, w, 28), conv(dw, B, 1, 28), // no gradient of the input
+	}
+	for _, dnn := range []bool{false, true} {
+		be, err := cuda.Open(cuda.Options{Emulate: true, DryRun: true, DryRunCuDNN: dnn, StrictFP32: dnn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ann, err := nn.Reference(w, 2020)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snn, err := spiking.New(ann, spiking.Config{Timesteps: T, Threshold: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := train.NewEngine(be, ann, snn, B)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be.LogLaunches(true)
+		be.ResetTraffic()
+		x, labels := nn.NewTensor(B, 1, 28, 28), make([]uint8, B)
+		if _, err := eng.Step(x, labels, true); err != nil {
+			t.Fatal(err)
+		}
+		log := be.LaunchLog()
+		if got, want := compute.TrafficOf(log), be.Traffic(); !reflect.DeepEqual(got, want) {
+			t.Errorf("cuDNN %v: the log sums to %+v, the count is %+v", dnn, got, want)
+		}
+		var convs []compute.Launch
+		for _, l := range log {
+			switch {
+			case !l.Library && (l.FLOPs != 0 || l.Math != "" || l.Layout != ""):
+				t.Errorf("kernel %s has a library call's fields: %+v", l.Kernel, l)
+			case l.Kernel == compute.CallGEMM && (l.FLOPs != 2*l.M*l.N*l.K || l.Read != 4*(l.M*l.K+l.K*l.N) || l.Written != 4*l.M*l.N):
+				t.Errorf("a %d×%d×%d GEMM: %+v", l.M, l.N, l.K, l)
+			case l.Kernel == compute.CallGEMM && l.Math != map[bool]compute.Math{false: compute.MathTF32, true: compute.MathFP32}[dnn]:
+				t.Errorf("a GEMM in %s with StrictFP32 %v", l.Math, dnn)
+			case l.Library && l.Kernel != compute.CallGEMM:
+				convs = append(convs, l)
+			}
+		}
+		var want []compute.Launch // im2col: no library convolution
+		if dnn {
+			want = wantDNN
+		}
+		if !reflect.DeepEqual(convs, want) {
+			t.Errorf("cuDNN %v: convolution calls\n%+v\nwant\n%+v", dnn, convs, want)
+		}
+		eng.Free()
+		be.Close()
+	}
+}
+
+// TestKernelsHaveAKind: the time model (package gpumodel) prices every
+// kernel the backend launches, and device copies, by the bandwidth of
+// their kind; a new kernel must be given one there.
+func TestKernelsHaveAKind(t *testing.T) {
+	for _, k := range append(cuda.KernelNames(), "copy") {
+		if _, ok := gpumodel.KindOf(k); !ok {
+			t.Errorf("kernel %s has no kind in gpumodel.KindOf", k)
+		}
 	}
 }

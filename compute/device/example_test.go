@@ -7,6 +7,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/device"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -27,14 +28,14 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	defer emu.Close()
-	y, err := ann.ForwardOn(emu, x, 0)
+	y, err := lower.Forward(emu, ann, x, 0)
 	if err != nil {
 		log.Fatal(err)
 	}
 	if err := ann.Release(); err != nil { // bring the parameters home
 		log.Fatal(err)
 	}
-	want, err := ann.ForwardOn(compute.NewCPU(), x, 0)
+	want, err := lower.Forward(compute.NewCPU(), ann, x, 0)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/exporter"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
@@ -114,7 +115,7 @@ func run(out string) error {
 		return err
 	}
 	x := &nn.Tensor{Shape: []int{testSet.N, 1, 28, 28}, Data: testSet.Images}
-	y, err := m.ANN.ForwardOn(compute.NewCPU(), x, 0)
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 	if err != nil {
 		return err
 	}

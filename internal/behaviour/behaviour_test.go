@@ -24,6 +24,7 @@ import (
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
@@ -191,7 +192,7 @@ func results(t *testing.T, c netCase, devName string) map[string]string {
 	n := c.x.Shape[0]
 
 	// the ANN, eval mode
-	y, err := m.ANN.ForwardOn(be, c.x, 0)
+	y, err := lower.Forward(be, m.ANN, c.x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,13 +279,10 @@ func results(t *testing.T, c netCase, devName string) map[string]string {
 	}
 	put("steps adam moments", hashFloats(moments))
 	var stats []float32
-	for _, l := range m.ANN.Layers {
-		if bn, ok := l.(*nn.BatchNorm2d); ok {
-			stats = append(append(stats, bn.RunningMean...), bn.RunningVar...)
+	for _, st := range append(nn.StatefulLayers(m.ANN.Layers), snn.Stateful()...) {
+		for _, a := range st.State() {
+			stats = append(stats, a.Data...)
 		}
-	}
-	for _, bn := range snn.BatchNorms() {
-		stats = append(append(stats, bn.RunningMean...), bn.RunningVar...)
 	}
 	put("steps batchnorm statistics", hashFloats(stats))
 	if err := snn.Release(); err != nil {

@@ -1,4 +1,8 @@
-package conformance
+// Package refmath is the definition of every kernel of compute.Backend
+// written as plainly as possible, in float64, sharing nothing with any
+// backend: the oracle the conformance suite holds backends to on random
+// inputs, and the float64 math of nn's layer kinds (Layer.Reference).
+package refmath
 
 import (
 	"math"
@@ -6,11 +10,12 @@ import (
 	"github.com/proxykit/proxykit/compute"
 )
 
-// The references below are the kernels' definitions written as plainly as
-// possible, in float64, with nothing shared with any backend: the oracle
-// for random inputs that PyTorch's fixtures do not cover.
+// Real is an element type of the references' inputs.
+type Real interface{ ~float32 | ~float64 }
 
-func refConv(g compute.ConvGeom, n int, x, w, bias []float32) []float64 {
+// Conv is Conv2dForward: y = bias + Σ w·x over each output's window and
+// its group's channels.
+func Conv[X, W Real](g compute.ConvGeom, n int, x []X, w, bias []W) []float64 {
 	oh, ow := g.OutH(), g.OutW()
 	y := make([]float64, n*g.O*oh*ow)
 	for s := 0; s < n; s++ {
@@ -43,8 +48,8 @@ func refConv(g compute.ConvGeom, n int, x, w, bias []float32) []float64 {
 	return y
 }
 
-// refConvBackward returns dx, dw and db for dy.
-func refConvBackward(g compute.ConvGeom, n int, x, w, dy []float32) (dx, dw, db []float64) {
+// ConvBackward returns Conv's dx, dw and db for dy.
+func ConvBackward[T Real](g compute.ConvGeom, n int, x, w, dy []T) (dx, dw, db []float64) {
 	oh, ow := g.OutH(), g.OutW()
 	dx = make([]float64, len(x))
 	dw = make([]float64, len(w))
@@ -79,7 +84,8 @@ func refConvBackward(g compute.ConvGeom, n int, x, w, dy []float32) (dx, dw, db 
 	return dx, dw, db
 }
 
-func refLinear(n, in, out int, x, w, bias []float32) []float64 {
+// Linear is LinearForward: y = bias + x·wᵀ.
+func Linear[X, W Real](n, in, out int, x []X, w, bias []W) []float64 {
 	y := make([]float64, n*out)
 	for b := 0; b < n; b++ {
 		for o := 0; o < out; o++ {
@@ -96,7 +102,8 @@ func refLinear(n, in, out int, x, w, bias []float32) []float64 {
 	return y
 }
 
-func refLinearBackward(n, in, out int, x, w, dy []float32) (dx, dw, db []float64) {
+// LinearBackward returns Linear's dx, dw and db for dy.
+func LinearBackward[T Real](n, in, out int, x, w, dy []T) (dx, dw, db []float64) {
 	dx, dw, db = make([]float64, n*in), make([]float64, out*in), make([]float64, out)
 	for b := 0; b < n; b++ {
 		for o := 0; o < out; o++ {
@@ -111,9 +118,9 @@ func refLinearBackward(n, in, out int, x, w, dy []float32) (dx, dw, db []float64
 	return dx, dw, db
 }
 
-// refPoolWindow is output (y, x)'s window clipped to the input, with the
+// PoolWindow is output (y, x)'s window clipped to the input, with the
 // average pool's divisor.
-func refPoolWindow(g compute.PoolGeom, y, x int, countPad bool) (h0, h1, w0, w1, div int) {
+func PoolWindow(g compute.PoolGeom, y, x int, countPad bool) (h0, h1, w0, w1, div int) {
 	h0, w0 = y*g.SH-g.PT, x*g.SW-g.PL
 	h1, w1 = h0+g.KH, w0+g.KW
 	ph1, pw1 := min(h1, g.H+g.PB), min(w1, g.W+g.PR)
@@ -125,16 +132,16 @@ func refPoolWindow(g compute.PoolGeom, y, x int, countPad bool) (h0, h1, w0, w1,
 	return
 }
 
-// refMaxPool returns the outputs and, per output, the input index of the
+// MaxPool returns the outputs and, per output, the input index of the
 // first maximum of its window (-1 for none).
-func refMaxPool(g compute.PoolGeom, n int, x []float32) ([]float64, []int) {
+func MaxPool[T Real](g compute.PoolGeom, n int, x []T) ([]float64, []int) {
 	oh, ow := g.OutH(), g.OutW()
 	y := make([]float64, n*g.C*oh*ow)
 	arg := make([]int, len(y))
 	for p := 0; p < n*g.C; p++ {
 		for yy := 0; yy < oh; yy++ {
 			for xx := 0; xx < ow; xx++ {
-				h0, h1, w0, w1, _ := refPoolWindow(g, yy, xx, false)
+				h0, h1, w0, w1, _ := PoolWindow(g, yy, xx, false)
 				best, bi := math.Inf(-1), -1
 				for ih := h0; ih < h1; ih++ {
 					for iw := w0; iw < w1; iw++ {
@@ -152,13 +159,14 @@ func refMaxPool(g compute.PoolGeom, n int, x []float32) ([]float64, []int) {
 	return y, arg
 }
 
-func refAvgPool(g compute.PoolGeom, n int, countPad bool, x []float32) []float64 {
+// AvgPool is AvgPool2dForward.
+func AvgPool[T Real](g compute.PoolGeom, n int, countPad bool, x []T) []float64 {
 	oh, ow := g.OutH(), g.OutW()
 	y := make([]float64, n*g.C*oh*ow)
 	for p := 0; p < n*g.C; p++ {
 		for yy := 0; yy < oh; yy++ {
 			for xx := 0; xx < ow; xx++ {
-				h0, h1, w0, w1, div := refPoolWindow(g, yy, xx, countPad)
+				h0, h1, w0, w1, div := PoolWindow(g, yy, xx, countPad)
 				var sum float64
 				for ih := h0; ih < h1; ih++ {
 					for iw := w0; iw < w1; iw++ {
@@ -174,13 +182,14 @@ func refAvgPool(g compute.PoolGeom, n int, countPad bool, x []float32) []float64
 	return y
 }
 
-func refAvgPoolBackward(g compute.PoolGeom, n int, countPad bool, dy []float32) []float64 {
+// AvgPoolBackward is AvgPool2dBackward.
+func AvgPoolBackward[T Real](g compute.PoolGeom, n int, countPad bool, dy []T) []float64 {
 	oh, ow := g.OutH(), g.OutW()
 	dx := make([]float64, n*g.C*g.H*g.W)
 	for p := 0; p < n*g.C; p++ {
 		for yy := 0; yy < oh; yy++ {
 			for xx := 0; xx < ow; xx++ {
-				h0, h1, w0, w1, div := refPoolWindow(g, yy, xx, countPad)
+				h0, h1, w0, w1, div := PoolWindow(g, yy, xx, countPad)
 				if div == 0 {
 					continue
 				}
@@ -196,8 +205,8 @@ func refAvgPoolBackward(g compute.PoolGeom, n int, countPad bool, dy []float32) 
 	return dx
 }
 
-// refBNStats returns per (group, channel) mean and biased variance.
-func refBNStats(groups, n, c, hw int, x []float32) (mean, variance []float64) {
+// BNStats returns per (group, channel) mean and biased variance.
+func BNStats[T Real](groups, n, c, hw int, x []T) (mean, variance []float64) {
 	mean, variance = make([]float64, groups*c), make([]float64, groups*c)
 	for g := 0; g < groups; g++ {
 		for ch := 0; ch < c; ch++ {
@@ -217,7 +226,8 @@ func refBNStats(groups, n, c, hw int, x []float32) (mean, variance []float64) {
 	return
 }
 
-func refBNBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy []float32) (dx, dg, db []float64) {
+// BNBackward is BatchNormBackward.
+func BNBackward[T Real](n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy []T) (dx, dg, db []float64) {
 	dx, dg, db = make([]float64, len(x)), make([]float64, c), make([]float64, c)
 	m := float64(n * hw)
 	for ch := 0; ch < c; ch++ {
@@ -246,10 +256,10 @@ func refBNBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance,
 	return
 }
 
-// refIF runs the IF recurrence in float32, as its definition states it:
+// IF runs the IF recurrence in float32, as its definition states it:
 // u = in (·scale + shift, each rounded to float32), v = v + u, spike when
 // v >= threshold, hard reset.
-func refIF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []float32) {
+func IF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []float32) {
 	spikes = make([]float32, a.Steps*a.N)
 	counts = make([]float32, a.N)
 	for t := 0; t < a.Steps; t++ {
@@ -280,7 +290,8 @@ func refIF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []fl
 	return
 }
 
-func refSoftmax(n, k int, log bool, x []float32) []float64 {
+// Softmax is SoftmaxForward.
+func Softmax[T Real](n, k int, log bool, x []T) []float64 {
 	y := make([]float64, n*k)
 	for b := 0; b < n; b++ {
 		m := math.Inf(-1)
@@ -302,7 +313,8 @@ func refSoftmax(n, k int, log bool, x []float32) []float64 {
 	return y
 }
 
-func refSoftmaxBackward(n, k int, log bool, y, dy []float32) []float64 {
+// SoftmaxBackward is SoftmaxBackward.
+func SoftmaxBackward[T Real](n, k int, log bool, y, dy []T) []float64 {
 	dx := make([]float64, n*k)
 	for b := 0; b < n; b++ {
 		var s float64

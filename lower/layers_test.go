@@ -1,4 +1,4 @@
-package nn
+package lower
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
+	. "github.com/proxykit/proxykit/nn"
 )
 
 // runLayer runs l's forward and backward pass through an Executor on the
@@ -37,7 +38,7 @@ func runLayer(t *testing.T, l Layer, shape []int, x, dy []float32) (y, dx []floa
 	if err := net.Bind(be); err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewExecutor(be, net, shape[0], ExecOptions{Backward: true})
+	e, err := NewExecutor(be, net, Options{Capacity: shape[0], Backward: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,10 @@ func runLayer(t *testing.T, l Layer, shape []int, x, dy []float32) (y, dx []floa
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := e.Forward(Value{Shape: shape, Buf: xb}, Mode{})
+	out, err := e.Forward(Value{Shape: shape, Buf: xb})
+	if err != nil {
+		t.Fatal(err)
+	}
 	y = make([]float32, out.Buf.Len())
 	if err := be.Download(y, out.Buf); err != nil {
 		t.Fatal(err)
@@ -54,7 +58,9 @@ func runLayer(t *testing.T, l Layer, shape []int, x, dy []float32) (y, dx []floa
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Backward(Value{Shape: out.Shape, Buf: dyb})
+	if err := e.Backward(Value{Shape: out.Shape, Buf: dyb}); err != nil {
+		t.Fatal(err)
+	}
 	dx = make([]float32, len(x))
 	if err := be.Download(dx, e.InputGrad(1).Buf); err != nil {
 		t.Fatal(err)

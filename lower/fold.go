@@ -1,0 +1,120 @@
+package lower
+
+import (
+	"fmt"
+
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/program"
+)
+
+// FoldBatchNorm is the rule that folds every BatchNorm away by its running
+// statistics (BatchNorm in eval mode): into the convolution it reads when
+// nothing else reads that convolution (w' = w·γ/√(var+eps), b' = (b −
+// mean)·γ/√(var+eps) + β), else as a 1×1 convolution with diagonal
+// weights. It rewrites a network's nodes before they are lowered, so it
+// changes the parameters' rounding: the exporters write the folded
+// network (ONNX with folding, the unrolled SNN, NIR), and a program
+// lowered with it computes what they wrote. Folded layers get new
+// parameters ("<conv>.weight" keeps its name, holding folded values).
+func FoldBatchNorm() Rule {
+	return Rule{Name: "fold BatchNorm", Why: "a BatchNorm in eval mode is an affine map per channel: folded into the convolution before it, it costs nothing",
+		Passes: []program.PassKind{program.ANNForward, program.SNNStatic, program.SNNChunk}, Graph: Fold}
+}
+
+// Fold returns nodes with every BatchNorm folded away (FoldBatchNorm) and
+// at[i], the node now holding old node i's value (−1 for a convolution
+// folded into the BatchNorm that read it; the BatchNorm's node holds the
+// folded convolution). Inputs in the result are explicit.
+func Fold(nodes []Node) (out []Node, at []int, places int, err error) {
+	inputs := make([][]int, len(nodes))
+	for i, nd := range nodes {
+		if nd.Layer == nil || len(nd.Inputs) == 0 {
+			return nil, nil, 0, fmt.Errorf("node %d has no layer or no input", i)
+		}
+		for _, j := range nd.Inputs {
+			if j < -1 || j >= i {
+				return nil, nil, 0, fmt.Errorf("node %d reads node %d, which is not an earlier node or the input", i, j)
+			}
+		}
+		inputs[i] = nd.Inputs
+	}
+	readers := nn.Readers(inputs, len(nodes))
+	at = make([]int, len(nodes))
+	moved := func(j int) int {
+		if j < 0 {
+			return -1
+		}
+		return at[j]
+	}
+	for i, nd := range nodes {
+		var ins []int
+		for _, j := range nd.Inputs {
+			ins = append(ins, moved(j))
+		}
+		bn, ok := nd.Layer.(*nn.BatchNorm2d)
+		if !ok {
+			at[i] = len(out)
+			out = append(out, Node{Layer: nd.Layer, IF: nd.IF, Inputs: ins})
+			continue
+		}
+		if bn.Gamma == nil || len(bn.Gamma.Data) == 0 || len(bn.RunningMean) != len(bn.Gamma.Data) || len(bn.RunningVar) != len(bn.Gamma.Data) {
+			return nil, nil, 0, fmt.Errorf("BatchNorm %q has no channels or statistics that do not match them", bn.LayerName)
+		}
+		places++
+		c := len(bn.Gamma.Data)
+		src := nd.Inputs[0]
+		if src >= 0 && len(readers[src]) == 1 && !nodes[src].IF {
+			if conv, ok := out[at[src]].Layer.(*nn.Conv2d); ok && conv.Weight.Shape[0] == c {
+				out[at[src]].Layer = foldInto(conv, bn)
+				at[i], at[src] = at[src], -1
+				continue
+			}
+		}
+		at[i] = len(out)
+		out = append(out, Node{Layer: bn.AsConv(), Inputs: ins})
+	}
+	return out, at, places, nil
+}
+
+// foldInto is conv followed by bn (eval mode), as one convolution.
+func foldInto(conv *nn.Conv2d, bn *nn.BatchNorm2d) *nn.Conv2d {
+	scale, shift := bn.Affine()
+	c := len(scale)
+	per := nn.Numel(conv.Weight.Shape[1:])
+	w := make([]float32, len(conv.Weight.Data))
+	b := make([]float32, c)
+	for o := 0; o < c; o++ {
+		for k := 0; k < per; k++ {
+			w[o*per+k] = conv.Weight.Data[o*per+k] * scale[o]
+		}
+		b[o] = shift[o]
+		if conv.Bias != nil {
+			b[o] += conv.Bias.Data[o] * scale[o]
+		}
+	}
+	folded := *conv
+	folded.Weight = nn.NewParam(conv.Weight.Name, w, conv.Weight.Shape...)
+	biasName := conv.LayerName + ".bias"
+	if conv.Bias != nil {
+		biasName = conv.Bias.Name
+	}
+	folded.Bias = nn.NewParam(biasName, b, c)
+	return &folded
+}
+
+// FoldSNN is an SNN with its own BatchNorm statistics folded (Fold): its
+// nodes and how many of them are the static input layer.
+func FoldSNN(s SNN) (SNN, error) {
+	nodes, at, _, err := Fold(s.Nodes)
+	if err != nil {
+		return s, err
+	}
+	static := 0
+	for i := 0; i < s.Static; i++ {
+		if at[i] >= 0 {
+			static = at[i] + 1
+		}
+	}
+	s.Nodes, s.Static = nodes, static
+	return s, nil
+}

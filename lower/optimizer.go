@@ -1,0 +1,26 @@
+package lower
+
+import (
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/program"
+)
+
+// Optimizer lowers one Adam step over params (program.Update): for each
+// parameter in order, its update from its gradient and its two moments,
+// which moments names (memory the optimizer keeps, bound to the backend
+// before the program runs). args are the step's settings, read at every
+// run.
+func Optimizer(params []*nn.Param, moments func(p *nn.Param) (m, v program.Binding), args *compute.AdamArgs) *Lowered {
+	b := program.NewBuilder(program.Dims{N: 1, Steps: 1})
+	lw := newLowered(b)
+	s := nn.NewSite(b, -1, "", nil)
+	b.Begin(program.Update, false)
+	for _, p := range params {
+		m, v := moments(p)
+		b.Emit(&program.Adam{Args: args, P: s.Param(p), Grad: s.Grad(p),
+			M: b.External(p.Name+".adam_m", p.Shape, m), V: b.External(p.Name+".adam_v", p.Shape, v)})
+	}
+	b.End()
+	return lw
+}

@@ -1,0 +1,126 @@
+package lower
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/proxykit/proxykit/program"
+)
+
+// Rule is a rewrite of a lowered program: a small rule that finds the
+// places it applies to in the passes it is valid for and changes them,
+// computing the same bits as the program it rewrites on every backend
+// (each rule's test holds it to that).
+type Rule struct {
+	// Name names the rule in listings.
+	Name string
+	// Why says what the rewrite saves.
+	Why string
+	// Passes are the kinds of pass the rule may rewrite.
+	Passes []program.PassKind
+	// Apply rewrites pass k of p's ops and returns how many places it
+	// changed (a fusion).
+	Apply func(p *program.Program, k int) int
+	// Graph, in a rule that rewrites a network's nodes before they are
+	// lowered, returns the new nodes and where each old node's value is
+	// (−1: folded away), and how many places it changed. Such a rule
+	// changes what is computed up to rounding and applies only where
+	// asked (Options.Rules), in passes without batch statistics.
+	Graph func(nodes []Node) (out []Node, at []int, places int, err error)
+}
+
+// Rules are the rewrite rules a lowering applies by default, in order.
+func Rules() []Rule {
+	return []Rule{FuseBatchNormIF()}
+}
+
+// rewrite applies rules to every pass each is valid for, records them and
+// plans the program's memory.
+func (lw *Lowered) rewrite(opt Options) error {
+	lw.Unshared = opt.Unshared
+	rules := opt.rules()
+	for _, r := range rules {
+		if r.Apply == nil {
+			continue // a graph rule, applied before lowering
+		}
+		places := 0
+		for k := range lw.Passes {
+			if slices.Contains(r.Passes, lw.Passes[k].Kind) {
+				places += r.Apply(lw.Program, k)
+			}
+		}
+		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: r.Name, Places: places})
+	}
+	_, err := lw.Plan()
+	return err
+}
+
+// FuseBatchNormIF is the rule that computes a BatchNorm inside the IF
+// layer that is its only reader: the IF kernel applies the per-channel
+// scale and shift to its input current (compute.IFArgs.Scale), so the
+// normalised values are never written. In the SNN's time steps, where
+// each step's BatchNorm output is read once.
+func FuseBatchNormIF() Rule {
+	return Rule{Name: "fuse BatchNorm into IF", Why: "the IF kernel applies BatchNorm's per-channel scale and shift to its input current: the normalised values are never written",
+		Passes: []program.PassKind{program.SNNChunk}, Apply: fuseBatchNormIF}
+}
+
+func fuseBatchNormIF(p *program.Program, k int) int {
+	ps := p.Passes[k]
+	places := 0
+	for i := ps.Lo; i < p.Passes[k].Hi; i++ {
+		aff, ok := p.Ops[i].(*program.ChannelAffine)
+		if !ok || p.Slots[aff.Y].Keep || p.Root(aff.Y) != aff.Y {
+			continue
+		}
+		readers := p.Readers(aff.Y)
+		if len(readers) != 1 || readers[0] <= i || readers[0] >= p.Passes[k].Hi {
+			continue
+		}
+		f, ok := p.Ops[readers[0]].(*program.IF)
+		if !ok || f.In != aff.Y || f.Constant || f.Scale != program.None {
+			continue
+		}
+		f.In, f.Scale, f.Shift, f.PerStep, f.C, f.HW = aff.X, aff.Scale, aff.Shift, aff.PerGroup, aff.C, aff.HW
+		p.Remove(i)
+		i--
+		places++
+	}
+	return places
+}
+
+// graphRules applies the graph rules among opt's to nodes (an SNN's:
+// static is its static input layer's size; else 0) and returns the new
+// nodes, the new static size and where each old node's value is.
+func graphRules(lw *Lowered, opt Options, nodes []Node, static int) ([]Node, int, []int, error) {
+	at := make([]int, len(nodes))
+	for i := range at {
+		at[i] = i
+	}
+	for _, r := range opt.rules() {
+		if r.Graph == nil {
+			continue
+		}
+		if opt.BatchStats {
+			return nil, 0, nil, fmt.Errorf("rewrite %q needs BatchNorm in eval mode", r.Name)
+		}
+		out, moved, places, err := r.Graph(nodes)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("rewrite %q: %w", r.Name, err)
+		}
+		s := 0
+		for i := 0; i < static; i++ {
+			if moved[i] >= 0 {
+				s = moved[i] + 1
+			}
+		}
+		for i, a := range at {
+			if a >= 0 {
+				at[i] = moved[a]
+			}
+		}
+		nodes, static = out, s
+		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: r.Name, Places: places})
+	}
+	return nodes, static, at, nil
+}

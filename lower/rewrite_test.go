@@ -1,0 +1,142 @@
+package lower_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/lower"
+	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/program"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// bnNet is a network with a BatchNorm in the SNN's time steps read by an
+// IF layer alone, where FuseBatchNormIF applies.
+func bnNet() *nn.Network {
+	g := &gen{rng: rand.New(rand.NewPCG(5, 6))}
+	h := g.add(&nn.ReLU{LayerName: "r0"}, g.add(g.conv(2, 4, 3), -1))
+	b := g.add(g.bn(4), g.add(g.conv(4, 4, 3), h))
+	r := g.add(&nn.ReLU{LayerName: "r1"}, b)
+	f := g.add(&nn.Flatten{LayerName: "flat"}, g.add(&nn.Pool2d{LayerName: "pool", Max: true, KH: 2, KW: 2, SH: 2, SW: 2}, r))
+	g.add(&nn.Linear{LayerName: "head", Weight: g.param("head.weight", 0.3, 4, 36)}, f)
+	return &nn.Network{Name: "bn", InputShape: g.inputShape(), Layers: g.layers, Inputs: g.inputs}
+}
+
+// simulate runs net's SNN lowered with rules (nil: none) and returns its
+// output counts, every IF layer's counts and the rewrites applied.
+func simulate(t *testing.T, be compute.Backend, net *nn.Network, batchStats bool, rules []lower.Rule) (out, all []float32, applied []program.Applied) {
+	t.Helper()
+	snn, err := spiking.New(net, spiking.Config{Timesteps: 6, Threshold: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snn.Bind(be); err != nil {
+		t.Fatal(err)
+	}
+	defer snn.Release()
+	x := input(net, 4, 2)
+	xb, err := be.Alloc(len(x.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Free(xb)
+	be.Upload(xb, x.Data)
+	opt := lower.SNNOptions{Options: lower.Options{Capacity: 4, BatchStats: batchStats, Rules: rules, NoRewrites: rules == nil},
+		Steps: min(be.StepsAtOnce(6), 6), Rates: true}
+	l, err := lower.Simulation(snn.Lowering(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := program.NewMachine(be)
+	defer m.Free()
+	if err := m.Load(l.Program); err != nil {
+		t.Fatal(err)
+	}
+	m.Bind(l.Input, xb)
+	if err := spiking.RunSteps(context.Background(), m, l, 4, []int{6}, func(int) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	out = download(t, be, spiking.Counts(m, l, 4).Buf)
+	for _, r := range l.SNN.IFCounts {
+		all = append(all, download(t, be, m.Value(l.Program, r, program.Dims{N: 4, Steps: 1}))...)
+	}
+	return out, all, l.Rewrites
+}
+
+// TestFuseBatchNormIF: the fused program gives the plain program's bits
+// on every backend, in both BatchNorm modes, with every IF layer firing.
+func TestFuseBatchNormIF(t *testing.T) {
+	for name, be := range backends(t) {
+		for _, batchStats := range []bool{false, true} {
+			net := bnNet()
+			_, plain, _ := simulate(t, be, net, batchStats, nil)
+			_, fused, applied := simulate(t, be, net, batchStats, []lower.Rule{lower.FuseBatchNormIF()})
+			if len(applied) != 1 || applied[0].Places != 1 {
+				t.Fatalf("%s: rewrites %v, want the fusion in one place", name, applied)
+			}
+			if d := differ(plain, fused); d > 0 {
+				t.Errorf("%s batchStats=%v: %d of %d counts differ", name, batchStats, d, len(plain))
+			}
+			for k := 0; k < 3; k++ { // r0, r1, output: each layer's share of the counts
+				var s float32
+				for _, v := range plain[k*len(plain)/3 : (k+1)*len(plain)/3] {
+					s += v
+				}
+				if s == 0 && k < 2 {
+					t.Errorf("%s: IF layer %d is silent: equal counts would prove nothing", name, k)
+				}
+			}
+		}
+	}
+}
+
+// TestFoldBatchNorm: the folded network (what the exporters write)
+// computes the unfolded one's ANN outputs within float rounding, and the
+// rule is refused where BatchNorm uses batch statistics.
+func TestFoldBatchNorm(t *testing.T) {
+	net := bnNet()
+	x := input(net, 4, 3)
+	cpu := compute.NewCPU()
+	want, err := lower.Forward(cpu, net, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lower.ANN(net, lower.Options{Capacity: 4, Rules: []lower.Rule{lower.FoldBatchNorm()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Rewrites) != 1 || l.Rewrites[0].Places != 1 {
+		t.Fatalf("rewrites %v, want the fold in one place", l.Rewrites)
+	}
+	for _, op := range l.Ops {
+		if _, ok := op.(*program.ChannelAffine); ok {
+			t.Errorf("a BatchNorm's affine map is left after folding")
+		}
+	}
+	e, err := lower.NewExecutor(cpu, net, lower.Options{Capacity: 4, Rules: []lower.Rule{lower.FoldBatchNorm()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Free()
+	if err := net.Bind(cpu); err != nil {
+		t.Fatal(err)
+	}
+	xb, _ := cpu.Adopt(x.Data)
+	y, err := e.Forward(nn.Value{Shape: x.Shape, Buf: xb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := download(t, cpu, y.Buf)
+	w64 := make([]float64, len(want.Data))
+	for i, v := range want.Data {
+		w64[i] = float64(v)
+	}
+	if e := relErr(got, w64); e > 1e-5 {
+		t.Errorf("folded output off the unfolded one by %.3g", e)
+	}
+	if _, err := lower.ANN(net, lower.Options{Capacity: 4, BatchStats: true, Rules: []lower.Rule{lower.FoldBatchNorm()}}); err == nil {
+		t.Error("folding accepted with batch statistics")
+	}
+}
