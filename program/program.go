@@ -53,7 +53,8 @@ func (r Rate) String() string {
 // Dims are the batch and the number of time steps of a run: what the
 // program was planned for (its capacity) or what one run processes.
 type Dims struct {
-	N, Steps int
+	N     int `json:"n"`
+	Steps int `json:"steps"`
 }
 
 // Rows is the number of rows at rate r.
@@ -255,8 +256,8 @@ type Program struct {
 
 // Applied is one rewrite rule's effect on a program.
 type Applied struct {
-	Rule   string
-	Places int
+	Rule   string `json:"rule"`
+	Places int    `json:"places"`
 }
 
 // Slot returns the slot r names.
