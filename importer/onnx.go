@@ -102,6 +102,11 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	if err != nil {
 		return nil, nil, err
 	}
+	if outline.Producer == "proxykit" && outline.Metadata["proxykit.network"] == "snn" {
+		return nil, nil, fmt.Errorf("this is proxykit's unrolled SNN export (%s time steps of IF layers written out in Add, "+
+			"GreaterOrEqual and Where), which proxykit does not read back: read the checkpoint it was exported from, or the "+
+			"same network exported as its ANN (ONNX) or as NIR, whose SNN it is", outline.Metadata["proxykit.timesteps"])
+	}
 	if outline.Opset < 0 {
 		return nil, nil, fmt.Errorf("model imports no default-domain opset")
 	}

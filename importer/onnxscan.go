@@ -24,6 +24,8 @@ type onnxOutline struct {
 	// Empty names the values declared with a zero-size dimension
 	// (initializers, graph inputs and outputs, value infos).
 	Empty map[string]bool
+	// Metadata is the model's metadata_props.
+	Metadata map[string]string
 	// Raw holds the float initializers large enough to read directly
 	// from the file's bytes (rawTensor), by name.
 	Raw map[string]rawTensor
@@ -65,6 +67,9 @@ const (
 	modelProducerVersion = 3
 	modelGraph           = 7
 	modelOpsetImport     = 8
+	modelMetadataProps   = 14
+	entryKey             = 1
+	entryValue           = 2
 	opsetDomain          = 1
 	opsetVersion         = 2
 	graphNode            = 1
@@ -144,7 +149,8 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid ONNX file: %w", err)
 	}
-	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1, Empty: map[string]bool{}, Raw: map[string]rawTensor{}}
+	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1, Empty: map[string]bool{}, Raw: map[string]rawTensor{},
+		Metadata: map[string]string{}}
 	var graph []byte
 	sawGraph := false
 	for _, f := range top {
@@ -157,6 +163,21 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 			o.ProducerVersion = string(f.bytes)
 		case f.num == modelGraph && f.isLen:
 			graph, sawGraph = f.bytes, true
+		case f.num == modelMetadataProps && f.isLen:
+			fs, err := fields(f.bytes)
+			if err != nil {
+				return nil, fmt.Errorf("not a valid ONNX file: metadata_props: %w", err)
+			}
+			var k, v string
+			for _, g := range fs {
+				if g.num == entryKey && g.isLen {
+					k = string(g.bytes)
+				}
+				if g.num == entryValue && g.isLen {
+					v = string(g.bytes)
+				}
+			}
+			o.Metadata[k] = v
 		case f.num == modelOpsetImport && f.isLen:
 			fs, err := fields(f.bytes)
 			if err != nil {

@@ -73,7 +73,10 @@ static size_t (*p_tget_size)(hid_t);
 static int (*p_tis_variable_str)(hid_t);
 static int (*p_tget_cset)(hid_t);
 static herr_t (*p_free_memory)(void *);
-static hid_t *g_double;
+static hid_t *g_double, *g_f32le, *g_f32be, *g_f64le, *g_f64be;
+static int (*p_tequal)(hid_t, hid_t);
+static size_t (*p_tget_precision)(hid_t);
+static int (*p_tget_offset)(hid_t);
 
 // pk_load opens the library named, resolves what proxykit uses and
 // initialises HDF5: 0 on success, 1 when the file does not open, 2 when a
@@ -96,7 +99,9 @@ static int pk_load(const char *name) {
 	SYM(p_dget_type, "H5Dget_type") SYM(p_dread, "H5Dread") SYM(p_sget_ndims, "H5Sget_simple_extent_ndims")
 	SYM(p_sget_dims, "H5Sget_simple_extent_dims") SYM(p_tget_class, "H5Tget_class") SYM(p_tget_size, "H5Tget_size")
 	SYM(p_tis_variable_str, "H5Tis_variable_str") SYM(p_tget_cset, "H5Tget_cset") SYM(p_free_memory, "H5free_memory")
-	SYM(g_double, "H5T_NATIVE_DOUBLE_g")
+	SYM(g_double, "H5T_NATIVE_DOUBLE_g") SYM(g_f32le, "H5T_IEEE_F32LE_g") SYM(g_f32be, "H5T_IEEE_F32BE_g")
+	SYM(g_f64le, "H5T_IEEE_F64LE_g") SYM(g_f64be, "H5T_IEEE_F64BE_g") SYM(p_tequal, "H5Tequal")
+	SYM(p_tget_precision, "H5Tget_precision") SYM(p_tget_offset, "H5Tget_offset")
 #undef SYM
 	if (p_open() < 0) { dlclose(h); return 2; }
 	lib = h;
@@ -220,6 +225,12 @@ static int pk_type(hid_t ds, int *cls, size_t *size, int *vlen, int *cset) {
 	*size = p_tget_size(t);
 	*vlen = 0;
 	*cset = 0;
+	// only IEEE floats and plain integers: the library's conversion of a
+	// float type with made-up bit fields (a damaged file) crashes it
+	if (*cls == H5T_FLOAT && !(p_tequal(t, *g_f32le) > 0 || p_tequal(t, *g_f32be) > 0 ||
+	                           p_tequal(t, *g_f64le) > 0 || p_tequal(t, *g_f64be) > 0)) *cls = -2;
+	if (*cls == H5T_INTEGER && (p_tget_offset(t) != 0 || p_tget_precision(t) != 8 * *size ||
+	                            (*size != 1 && *size != 2 && *size != 4 && *size != 8))) *cls = -2;
 	if (*cls == H5T_STRING) {
 		*vlen = p_tis_variable_str(t) > 0;
 		*cset = p_tget_cset(t);
@@ -500,7 +511,9 @@ func (g *Group) Open(name string) (*Group, error) {
 	return &Group{id: id, file: g.file, name: g.name + name + "/"}, nil
 }
 
-// Class of a dataset's values.
+// Class of a dataset's values: integers of 1 to 8 bytes, IEEE 754 binary32
+// or binary64 floats, strings; anything else (including float and integer
+// types with other bit layouts, which only a damaged file has) is Other.
 const (
 	Integer = "integer"
 	Float   = "float"
