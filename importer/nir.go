@@ -321,7 +321,7 @@ func (r *nirReader) add(l nn.Layer, in []int) int {
 
 // layer adds a one-input layer reading v and records its value for n.
 func (r *nirReader) layer(n *nirNode, l nn.Layer, v nirVal, spikes bool) error {
-	out, err := l.OutputShape(v.shape)
+	out, err := l.OutputShape([][]int{v.shape})
 	if err != nil {
 		return err
 	}
@@ -691,7 +691,7 @@ func (r *nirReader) fold(n *nirNode, v nirVal, factors []float64) error {
 			for o := 0; o < c; o++ {
 				for j := 1; j < plane; j++ {
 					if factors[o*plane+j] != factors[o*plane] {
-						return fmt.Errorf("its thresholds or r vary within channel %d of the convolution %s before it, which can take one factor per channel", o, l.Name())
+						return fmt.Errorf("its thresholds or r vary within channel %d of the convolution %s before it, which can take one factor per channel", o, l.LayerName)
 					}
 				}
 			}
@@ -701,11 +701,11 @@ func (r *nirReader) fold(n *nirNode, v nirVal, factors []float64) error {
 			scale(l.Bias.Data, c, func(o int) float64 { return factors[o*plane] })
 		}
 	default:
-		return fmt.Errorf("its thresholds or r differ from the graph's first IF node's, and the layer before it (%s) has no weights to take the difference", r.net.Layers[v.at].Kind())
+		return fmt.Errorf("its thresholds or r differ from the graph's first IF node's, and the layer before it (%s) has no weights to take the difference", nn.KindOf(r.net.Layers[v.at]))
 	}
 	r.foldedLayers[v.at] = true
 	r.notes = append(r.notes, fmt.Sprintf("NIR node %s (IF): r and v_threshold folded into the weights of %s (factors %g to %g, powers of two: exact)",
-		n.name, r.net.Layers[v.at].Name(), slices.Min(factors), slices.Max(factors)))
+		n.name, nn.NameOf(r.net.Layers[v.at]), slices.Min(factors), slices.Max(factors)))
 	return nil
 }
 

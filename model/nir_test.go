@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/hdf5"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -108,7 +110,7 @@ func TestNIRWrittenByNIRsPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := m.ANN.Forward(x)
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
