@@ -22,6 +22,7 @@ import (
 	"github.com/nlpodyssey/safetensors"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/internal/floats"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -97,11 +98,8 @@ func view(shape []int, data []float32) f32View {
 	for i, d := range shape {
 		s[i] = uint64(d)
 	}
-	b := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return f32View{s, b}
+	// the values' own bytes (safetensors copies them into the file)
+	return f32View{s, floats.LE(data)}
 }
 
 // Save writes the checkpoint atomically to path.
@@ -171,7 +169,8 @@ func Load(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-// Decode parses checkpoint bytes.
+// Decode parses checkpoint bytes. The checkpoint's arrays may share data's
+// memory (they do on little-endian machines): data must not be reused.
 func Decode(data []byte) (c *Checkpoint, err error) {
 	if !Is(data) {
 		return nil, errors.New("not a proxykit checkpoint (safetensors) file")
@@ -218,11 +217,13 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 		if tv.DType() != safetensors.F32 {
 			return nil, nil, fmt.Errorf("tensor %q is %s, want F32", name, tv.DType())
 		}
+		// the file's bytes are the values: no copy on little-endian
+		// machines (the tensors share data's memory)
 		raw := tv.Data()
-		out := make([]float32, len(raw)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		if len(raw)%4 != 0 {
+			return nil, nil, fmt.Errorf("tensor %q holds %d bytes, not whole float32 values", name, len(raw))
 		}
+		out := floats.FromLE(raw)
 		shape := make([]int, len(tv.Shape()))
 		for i, d := range tv.Shape() {
 			shape[i] = int(d)

@@ -43,6 +43,9 @@ type Reading struct {
 	TiesCorrect bool
 	// Tied says two classes or more share the maximum count.
 	Tied bool
+	// Silent says the output layer did not fire: every count is 0 (so
+	// every class ties, and the ties rule counts the sample correct).
+	Silent bool
 }
 
 // Read reads one sample's counts (and the output layer's final
@@ -62,12 +65,13 @@ func Read(counts, potentials []float32, label int) Reading {
 		}
 	}
 	r.Tied = shared > 1
+	r.Silent = top == 0
 	return r
 }
 
 // Tally adds up Readings over a test set.
 type Tally struct {
-	N, Strict, Ties, Membrane, Tied int
+	N, Strict, Ties, Membrane, Tied, Silent int
 }
 
 // Add counts one sample's Reading against its label.
@@ -85,6 +89,9 @@ func (t *Tally) Add(r Reading, label int) {
 	if r.Tied {
 		t.Tied++
 	}
+	if r.Silent {
+		t.Silent++
+	}
 }
 
 // Shares are the tally's accuracies (strict, ties, membrane) and tie
@@ -95,4 +102,13 @@ func (t Tally) Shares(n int) (strict, ties, membrane, tied float64) {
 	}
 	f := float64(n)
 	return float64(t.Strict) / f, float64(t.Ties) / f, float64(t.Membrane) / f, float64(t.Tied) / f
+}
+
+// SilentShare is the share of the n samples on which the output layer did
+// not fire (0 for n < 1).
+func (t Tally) SilentShare(n int) float64 {
+	if n < 1 {
+		return 0
+	}
+	return float64(t.Silent) / float64(n)
 }
