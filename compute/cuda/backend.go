@@ -92,11 +92,28 @@ func (be *Backend) record(l compute.Launch) {
 }
 
 // math is the arithmetic the backend asks of cuBLAS and cuDNN.
-func (be *Backend) math() compute.Math {
-	if be.opt.StrictFP32 {
+func (be *Backend) math() compute.Math { return be.opt.math() }
+
+// math is the arithmetic a backend opened with opt asks of cuBLAS and
+// cuDNN.
+func (opt Options) math() compute.Math {
+	if opt.StrictFP32 {
 		return compute.MathFP32
 	}
 	return compute.MathTF32
+}
+
+// im2colWorkspace is the cap of the im2col workspace of a backend opened
+// with opt (Options.WorkspaceBytes: 512 MB on a GPU and 1 MB on the
+// emulated device unless set).
+func (opt Options) im2colWorkspace() int64 {
+	switch {
+	case opt.WorkspaceBytes != 0:
+		return opt.WorkspaceBytes
+	case opt.Emulate:
+		return 1 << 20
+	}
+	return 512 << 20
 }
 
 // ConvKernels names the kernels that implement convolutions where cuDNN
@@ -123,10 +140,17 @@ func (be *Backend) counted(name string, t traffic) {
 
 // gemm queues a GEMM (the contract of compute.Sgemm), counted.
 func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) {
-	M, N, K := int64(m), int64(n), int64(k)
-	be.record(compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
-		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: be.math()})
+	be.record(gemmLaunch(m, n, k, be.math()))
 	be.fail(be.dev.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+}
+
+// gemmLaunch is the record of a cuBLAS GEMM C[m, n] = A[m, k]·B[k, n]:
+// its operands read, its result written (a result it adds into is not
+// read again), its multiply-adds.
+func gemmLaunch(m, n, k int, math compute.Math) compute.Launch {
+	M, N, K := int64(m), int64(n), int64(k)
+	return compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
+		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: math}
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
@@ -147,19 +171,14 @@ func Open(opt Options) (*Backend, error) {
 	}
 	if opt.Emulate {
 		dev, name = emuDevice{dry: opt.DryRun}, "cuda-emu"
-		if opt.WorkspaceBytes == 0 {
-			opt.WorkspaceBytes = 1 << 20
-		}
 	} else {
 		d, err := openGPU(opt)
 		if err != nil {
 			return nil, err
 		}
 		dev = d
-		if opt.WorkspaceBytes == 0 {
-			opt.WorkspaceBytes = 512 << 20
-		}
 	}
+	opt.WorkspaceBytes = opt.im2colWorkspace()
 	if opt.DryRunCuDNN && !opt.DryRun {
 		return nil, fmt.Errorf("counting cuDNN's calls without running them is for a dry run")
 	}
@@ -482,10 +501,11 @@ func b2i(b bool) int32 {
 
 // --- convolution ---
 
-// convChunk is how many samples of a convolution one im2col pass takes.
-func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
+// convChunk is how many samples of a convolution one im2col pass takes
+// with a workspace of at most workspace bytes.
+func convChunk(g compute.ConvGeom, n int, workspace int64) int {
 	per := int64(g.PatchLen()) * int64(g.OutH()*g.OutW()) * 4
-	return int(max(1, min(int64(n), be.opt.WorkspaceBytes/max(per, 1))))
+	return int(max(1, min(int64(n), workspace/max(per, 1))))
 }
 
 // convWorkspaces returns the samples per im2col pass and the two
@@ -493,7 +513,7 @@ func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
 // GEMM side [O, chunk·P]. On failure it records the error and returns false.
 func (be *Backend) convWorkspaces(g compute.ConvGeom, n int) (ns int, col, gemm *buffer, ok bool) {
 	P := g.OutH() * g.OutW()
-	ns = be.convChunk(g, n)
+	ns = convChunk(g, n, be.opt.WorkspaceBytes)
 	col, err := be.workspace("im2col", g.PatchLen()*ns*P)
 	if err == nil {
 		gemm, err = be.workspace("gemm", g.O*ns*P)
