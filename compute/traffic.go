@@ -106,7 +106,9 @@ type Launch struct {
 	// the library chooses.
 	Library bool `json:"library,omitempty"`
 	// Read and Written are the bytes the launch must read and write, each
-	// value once: for a library call its operands (a convolution's input
+	// value once: for a kernel every operand it reads, small ones
+	// (per-channel statistics, scales) and a result it adds into
+	// included; for a library call its operands (a convolution's input
 	// and filter, or their gradients) and its result, leaving out a result
 	// it adds into.
 	Read    int64 `json:"read_bytes"`

@@ -16,6 +16,25 @@ func (l *Lowered) Repeats(k int) int {
 	return 1
 }
 
+// Runs is the pass runs of one run of l for a batch of n, in the order
+// the trainer and the simulator run them (train.Engine, spiking.RunSteps):
+// every pass once, in the program's order, except the chunk of time
+// steps, which runs until T steps are done, the last chunk with the steps
+// left.
+func (l *Lowered) Runs(n int) []program.PassRun {
+	var runs []program.PassRun
+	for k := range l.Passes {
+		if k != l.Chunk || l.SNN == nil {
+			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: 1}})
+			continue
+		}
+		for t0 := 0; t0 < l.SNN.Timesteps; t0 += l.SNN.Steps {
+			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: min(l.SNN.Steps, l.SNN.Timesteps-t0)}})
+		}
+	}
+	return runs
+}
+
 // List describes a run of l for a batch of n (program.Listing).
 func (l *Lowered) List(n int) (program.Listing, error) {
 	steps := 1
@@ -29,7 +48,7 @@ func (l *Lowered) List(n int) (program.Listing, error) {
 // batch of opt.Capacity: the step's program (lower.Step) followed by the
 // optimizer's (Optimizer), as the trainer runs them.
 func StepListing(body *nn.Network, s SNN, opt SNNOptions) (program.Listing, error) {
-	l, err := Step(body, s, opt)
+	l, o, err := StepPrograms(body, s, opt)
 	if err != nil {
 		return program.Listing{}, err
 	}
@@ -37,14 +56,26 @@ func StepListing(body *nn.Network, s SNN, opt SNNOptions) (program.Listing, erro
 	if err != nil {
 		return list, err
 	}
-	var args compute.AdamArgs
-	o := Optimizer(body.Params(), func(p *nn.Param) (m, v program.Binding) { return moment{p, "m"}, moment{p, "v"} }, &args)
 	ol, err := o.List(1)
 	if err != nil {
 		return list, err
 	}
 	list.Append(ol)
 	return list, nil
+}
+
+// StepPrograms lowers one proxy-learning step of body and its SNN s as the
+// trainer runs it, for listings and costs (the programs are not to run:
+// the optimizer's moments are bound nowhere): the step's program
+// (lower.Step) and the optimizer's (Optimizer), run after it.
+func StepPrograms(body *nn.Network, s SNN, opt SNNOptions) (step, update *Lowered, err error) {
+	l, err := Step(body, s, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	var args compute.AdamArgs
+	o := Optimizer(body.Params(), func(p *nn.Param) (m, v program.Binding) { return moment{p, "m"}, moment{p, "v"} }, &args)
+	return l, o, nil
 }
 
 // moment names a moment for a listing, which never runs.
