@@ -111,11 +111,11 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	}
 	var set atomicfile.Set // both files or neither
 	defer set.Abort()
-	if err := set.Add(c.output, npy.Encode(y.Shape, y.Data)); err != nil {
+	if err := addNPY(&set, c.output, y); err != nil {
 		return fmt.Errorf("--output %s: %w", c.output, err)
 	}
 	if c.potentials != "" {
-		if err := set.Add(c.potentials, npy.Encode(v.Shape, v.Data)); err != nil {
+		if err := addNPY(&set, c.potentials, v); err != nil {
 			return fmt.Errorf("--potentials %s: %w", c.potentials, err)
 		}
 	}
@@ -142,4 +142,13 @@ func checkInputDtype(path, dtype string, scaleUint8 bool) error {
 		return fmt.Errorf("%s holds uint8 values: pass --scale-uint8 to divide them by 255 (pixels to [0, 1]), or save float32", path)
 	}
 	return fmt.Errorf("%s holds %s values; infer takes float32 or float64 (or uint8 with --scale-uint8)", path, dtype)
+}
+
+// addNPY adds a tensor's .npy file to set.
+func addNPY(set *atomicfile.Set, path string, t *nn.Tensor) error {
+	b, err := npy.Encode(t.Shape, t.Data)
+	if err != nil {
+		return err
+	}
+	return set.Add(path, b)
 }
