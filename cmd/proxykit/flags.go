@@ -109,10 +109,11 @@ func (f *distFlags) join(df *deviceFlags, stderr io.Writer) (compute.Backend, *d
 	default:
 		return nil, nil, fmt.Errorf("--launcher %q: want auto or none", f.launcher)
 	}
-	if f.bucketMB < 1 {
-		return nil, nil, fmt.Errorf("--bucket-mb must be at least 1, got %d", f.bucketMB)
+	bucket, err := distributed.BucketBytesOfMB(f.bucketMB)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--bucket-mb: %w", err)
 	}
-	f.opt.BucketBytes = f.bucketMB << 20
+	f.opt.BucketBytes = bucket
 	if !l.Parallel() {
 		be, err := df.open()
 		return be, nil, err
