@@ -83,14 +83,19 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	c.sf.fromModel(m)
 	c.data.fromModel(m)
 	var ck *checkpoint.Checkpoint
+	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
 	if c.resume != "" {
 		if ck, err = checkpoint.Load(c.resume); err != nil {
 			return fmt.Errorf("--resume: %w", err)
+		}
+		for _, n := range ck.Notices {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note: --resume:", n)
 		}
 		if c.s, err = train.Resumed(ck.Settings, c.s, cmd.Flags().Changed); err != nil {
 			return err
 		}
 	}
+	c.dfl.opt.BatchNorm = c.s.BNStats
 	s := &c.s
 	if err := s.Validate(); err != nil {
 		return err
