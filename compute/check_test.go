@@ -27,7 +27,9 @@ func TestCPURefusesHostileArguments(t *testing.T) {
 	}{
 		{func() { cpu.LinearForward(2, 8, 4, x, w, nil, y, false) }, "LinearForward: w holds 4 values, 32 needed"},
 		{func() { cpu.LinearForward(-2, 8, 4, x, w, nil, y, false) }, "size -2"},
-		{func() { cpu.Conv2dForward(compute.ConvGeom{C: 1, H: 4, W: 4, O: 1, KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}, 1, x, w, nil, y) }, "leaves no output"},
+		{func() {
+			cpu.Conv2dForward(compute.ConvGeom{C: 1, H: 4, W: 4, O: 1, KH: 5, KW: 5, SH: 1, SW: 1, DH: 1, DW: 1}, 1, x, w, nil, y)
+		}, "leaves no output"},
 		{func() { cpu.MaxPool2dForward(compute.PoolGeom{C: 1, H: 4, W: 4, KH: 2, KW: 2}, 1, x, y) }, "SH is 0"},
 		{func() { cpu.ReLUForward(x, y) }, "y holds 4 values, 16 needed"},
 	} {

@@ -29,6 +29,9 @@ func GPUs() (int, error) { return cuda.VisibleGPUs() }
 
 // Open returns the backend for name. The caller closes it.
 func Open(name string, opt Options) (compute.Backend, error) {
+	if opt.GPU < 0 {
+		return nil, fmt.Errorf("GPU %d: GPUs number from 0", opt.GPU)
+	}
 	switch name {
 	case "cpu":
 		return compute.NewCPU(), nil
@@ -45,6 +48,9 @@ func Open(name string, opt Options) (compute.Backend, error) {
 
 // Describe names the device behind a backend and how it computes.
 func Describe(be compute.Backend) string {
+	if be == nil {
+		return "no backend"
+	}
 	if d, ok := be.(interface{ Describe() string }); ok {
 		return d.Describe()
 	}
