@@ -303,3 +303,15 @@ func withoutBNStats(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBucketMBBounded (F13): --bucket-mb is bounded before it becomes
+// bytes (on 8d3f05f 2^44 MB shifted to 0 bytes, then the 25 MB default,
+// silently; 2^43 MB to a negative size).
+func TestBucketMBBounded(t *testing.T) {
+	for _, mb := range []string{"17592186044416", "8796093022208", "0"} {
+		o, err := run(t, proxyTrain(filepath.Join(t.TempDir(), "b.ckpt"), "--bucket-mb", mb)...)
+		if err == nil || !strings.Contains(err.Error(), "--bucket-mb: gradient buckets of "+mb+" MB: want 1 to 1048576 MB") {
+			t.Errorf("--bucket-mb %s: %v\n%s", mb, err, o)
+		}
+	}
+}
