@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/cuda"
 )
 
 // The hostile inputs of issue 34 (F2, F5, F8, F9, F10, F12, F13, F14,
@@ -236,7 +237,13 @@ func TestDetectStrict(t *testing.T) {
 // the rendezvous, which Detect bounds and Open did not), a rank beyond
 // it, no rendezvous address — and a nil backend, with errors.
 func TestOpenChecksTheLaunch(t *testing.T) {
-	be := compute.NewCPU()
+	// the emulated CUDA device: a backend with collectives of its own, which
+	// 8d3f05f took to the rendezvous (the CPU backend is refused before)
+	be, err := cuda.Open(cuda.Options{Emulate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
 	for _, c := range []struct {
 		l    Launch
 		want string
