@@ -370,10 +370,14 @@ func (c *Checkpoint) Network(name string) (*nn.Network, error) {
 	return net, nil
 }
 
-// StateOf copies stateful layers' state, by layer name.
+// StateOf copies stateful layers' state, by layer name (nil layers have
+// none).
 func StateOf(layers []nn.Stateful) map[string]LayerState {
 	out := map[string]LayerState{}
 	for _, l := range layers {
+		if l == nil {
+			continue
+		}
 		st := LayerState{}
 		for _, a := range l.State() {
 			st[a.Name] = append([]float32(nil), a.Data...)
@@ -408,7 +412,10 @@ func RestoreState(which string, state map[string]LayerState, layers []nn.Statefu
 // checkState checks that state holds each layer's arrays, of its sizes,
 // finite, and nothing else for it.
 func checkState(which string, state map[string]LayerState, layers []nn.Stateful) error {
-	for _, l := range layers {
+	for i, l := range layers {
+		if l == nil {
+			return fmt.Errorf("the %s's stateful layer %d is nil", which, i)
+		}
 		name := nn.NameOf(l)
 		st, ok := state[name]
 		arrays := l.State()

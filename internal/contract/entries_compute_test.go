@@ -276,6 +276,20 @@ func init() {
 	entries["compute.NewTraffic"] = func(c *C) {
 		c.NoPanic("", func() { compute.NewTraffic() })
 	}
+	entries["compute.TrafficOf"] = func(c *C) {
+		c.NoPanic("nil", func() { compute.TrafficOf(nil) })
+		c.NoPanic("zero and hostile launches", func() {
+			compute.TrafficOf([]compute.Launch{{}, {Kernel: compute.CallGEMM, Library: true, FLOPs: -1}, {Read: math.MaxInt64, Written: math.MaxInt64}})
+		})
+	}
+	entries["compute.Traffic.Add"] = func(c *C) {
+		c.NoPanic("zero traffic, a zero launch and a library call", func() {
+			var t compute.Traffic
+			t.Add(compute.Launch{})
+			t.Add(compute.Launch{Kernel: compute.CallGEMM, Library: true})
+			c.Check(t.Launches[""] == 1 && t.Calls[compute.CallGEMM] == 1, "zero traffic did not count: %+v", t)
+		})
+	}
 	entries["compute.Traffic.Clone"] = func(c *C) {
 		c.NoPanic("zero traffic", func() { compute.Traffic{}.Clone() })
 	}

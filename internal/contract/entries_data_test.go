@@ -198,6 +198,33 @@ func init() {
 		c.NoPanic("nil, -1", func() { c.Check(!checkpoint.IsHead(nil, -1), "IsHead(nil, -1)") })
 		c.NoPanic("a header of 2^62 bytes, 2^62", func() { checkpoint.IsHead([]byte{0, 0, 0, 0, 0, 0, 0, 0x40, '{'}, huge) })
 	}
+	entries["checkpoint.StateOf"] = func(c *C) {
+		net, snn := tinyNet(c.t)
+		c.NoPanic("nil", func() { checkpoint.StateOf(nil) })
+		c.NoPanic("a nil layer", func() { checkpoint.StateOf([]nn.Stateful{nil}) })
+		c.NoPanic("the tiny network's layers and its SNN's", func() {
+			checkpoint.StateOf(nn.StatefulLayers(net.Layers))
+			checkpoint.StateOf(snn.Stateful())
+		})
+	}
+	entries["checkpoint.RestoreState"] = func(c *C) {
+		net, _ := tinyNet(c.t)
+		layers := nn.StatefulLayers(net.Layers)
+		c.Ok(`"", nil, nil`, func() error { return checkpoint.RestoreState("", nil, nil) })
+		c.Err("a nil layer", func() error { return checkpoint.RestoreState("ANN", nil, []nn.Stateful{nil}) })
+		c.Err("no state for the layers", func() error { return checkpoint.RestoreState("ANN", nil, layers) })
+		c.Err("a state of NaN", func() error {
+			st := checkpoint.StateOf(layers)
+			for _, ls := range st {
+				for _, a := range ls {
+					for i := range a {
+						a[i] = float32(math.NaN())
+					}
+				}
+			}
+			return checkpoint.RestoreState("ANN", st, layers)
+		})
+	}
 	entries["checkpoint.SameArch"] = func(c *C) {
 		c.NoPanic("zero, zero", func() { checkpoint.SameArch(nn.Arch{}, nn.Arch{}) })
 	}
