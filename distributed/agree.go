@@ -212,7 +212,7 @@ func Agree(c compute.HostComm, fp []Field) error {
 	}
 	n := binary.BigEndian.AppendUint64(nil, uint64(len(ref)))
 	if err := c.Broadcast(0, n); err != nil {
-		return fmt.Errorf("sending rank 0's fingerprint: %w", err)
+		return fmt.Errorf("%w (sending rank 0's fingerprint of the run)", err)
 	}
 	// a bound every rank computes alike: MaxFields fields of name and value
 	if m := binary.BigEndian.Uint64(n); m > MaxFields*2*(4+3*MaxFieldValue+64) {
@@ -221,7 +221,7 @@ func Agree(c compute.HostComm, fp []Field) error {
 		ref = make([]byte, m)
 	}
 	if err := c.Broadcast(0, ref); err != nil {
-		return fmt.Errorf("sending rank 0's fingerprint: %w", err)
+		return fmt.Errorf("%w (sending rank 0's fingerprint of the run)", err)
 	}
 	theirs, ok := decodeFields(ref)
 	if !ok {
@@ -241,7 +241,7 @@ func Agree(c compute.HostComm, fp []Field) error {
 	at := make([]float64, size)
 	at[rank] = float64(first)
 	if err := c.AllReduceF64(at); err != nil {
-		return fmt.Errorf("comparing the ranks' fingerprints: %w", err)
+		return fmt.Errorf("%w (comparing the ranks' fingerprints of the run)", err)
 	}
 	f := 0 // the first field where any rank differs, 1-based
 	for _, v := range at {
@@ -259,7 +259,7 @@ func Agree(c compute.HostComm, fp []Field) error {
 		at[rank] = 1
 	}
 	if err := c.AllReduceF64(at); err != nil {
-		return fmt.Errorf("comparing the ranks' fingerprints: %w", err)
+		return fmt.Errorf("%w (comparing the ranks' fingerprints of the run)", err)
 	}
 	d := &Disagreement{}
 	slot := -1
@@ -286,7 +286,7 @@ func Agree(c compute.HostComm, fp []Field) error {
 		packBytes(v, vals[slot*width:(slot+1)*width])
 	}
 	if err := c.AllReduceF64(vals); err != nil {
-		return fmt.Errorf("comparing the ranks' fingerprints: %w", err)
+		return fmt.Errorf("%w (comparing the ranks' fingerprints of the run)", err)
 	}
 	field := func(fs []Field) Field {
 		if f < len(fs) {
