@@ -32,8 +32,14 @@ func TrafficOf(launches []Launch) Traffic {
 }
 
 // Add counts one launch: a library call in Calls (a cuBLAS GEMM's FLOPs
-// in GemmFLOPs too), a kernel or a copy in Launches with its bytes.
+// in GemmFLOPs too), a kernel or a copy in Launches with its bytes. A
+// zero Traffic counts too.
 func (t *Traffic) Add(l Launch) {
+	for _, m := range []*map[string]int64{&t.Launches, &t.Read, &t.Written, &t.Calls} {
+		if *m == nil {
+			*m = map[string]int64{}
+		}
+	}
 	if l.Library {
 		t.Calls[l.Kernel]++
 		if l.Kernel == CallGEMM {

@@ -218,11 +218,7 @@ func VisibleGPUs() (int, error) { return visibleGPUs() }
 func (be *Backend) Describe() string {
 	s := be.dev.name()
 	if !be.opt.Emulate {
-		if be.opt.StrictFP32 {
-			s += ", FP32 matrix products"
-		} else {
-			s += ", TF32 matrix products"
-		}
+		s += ", " + be.products()
 		if st, ok := be.dev.(interface{ cudnnStatus() string }); ok && be.dnn != nil {
 			s += ", convolutions by " + st.cudnnStatus()
 			for k, why := range be.noDNN {
@@ -236,6 +232,28 @@ func (be *Backend) Describe() string {
 		}
 	}
 	return s
+}
+
+// products names the arithmetic of matrix products: TF32 or FP32.
+func (be *Backend) products() string {
+	if be.opt.StrictFP32 {
+		return "FP32 matrix products"
+	}
+	return "TF32 matrix products"
+}
+
+// Precision names what of the backend's arithmetic changes results: the
+// matrix products' (TF32 or FP32) and the convolutions' (cuDNN or
+// im2col); the emulated device computes in FP32 on the host. Ranks of a
+// data-parallel run must compute alike.
+func (be *Backend) Precision() string {
+	if be.opt.Emulate {
+		return "emulated device"
+	}
+	if be.dnn != nil {
+		return be.products() + ", cuDNN convolutions"
+	}
+	return be.products() + ", im2col convolutions"
 }
 
 // buffer is device memory: an allocation or a view of one.
