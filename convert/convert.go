@@ -315,6 +315,9 @@ func (r Result) Notes(source, dataset string, percentile float64) map[string]str
 // activations' maximum and count of positive values, then the scaling
 // layers inserted; source and dataset name the model and the data.
 func (r Result) WriteText(w io.Writer, source, dataset string, percentile float64) error {
+	if w == nil {
+		return fmt.Errorf("conversion of %s: no writer to write the text to (nil)", source)
+	}
 	fmt.Fprintf(w, "%s: %gth percentile of positive activations on %d %s training images\n", source, percentile, r.Images, dataset)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "IF layer\tλ\tmax\tpositive values\t")

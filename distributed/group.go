@@ -347,6 +347,9 @@ func (g *Group) Close() error {
 // and its group; the group is nil for a process alone. The caller closes
 // the group, then the backend.
 func Join(l Launch, opt Options, open func(gpu int) (compute.Backend, error), gpus func() (int, error)) (compute.Backend, *Group, error) {
+	if open == nil {
+		return nil, nil, fmt.Errorf("%s: no function to open the backend (nil)", l)
+	}
 	if !l.Parallel() {
 		be, err := open(0)
 		return be, nil, err

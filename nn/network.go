@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
@@ -23,6 +24,9 @@ type Network struct {
 	Inputs [][]int
 }
 
+// errNoNetwork is the error of a nil Network's methods.
+var errNoNetwork = errors.New("no network (nil)")
+
 // Body is the network without its head, a last layer whose role is Head
 // (a softmax), and the head's kind ("" when there is none). The SNN and
 // proxy learning run the body: spike counts stand in for its output. The
@@ -43,6 +47,9 @@ func (n *Network) Body() (body *Network, head string) {
 // Shapes returns the per-sample output shape of every layer, checking that
 // each layer fits its input (and that the graph is well formed).
 func (n *Network) Shapes() ([][]int, error) {
+	if n == nil {
+		return nil, errNoNetwork
+	}
 	return GraphShapes(n.Layers, n.Inputs, n.InputShape)
 }
 

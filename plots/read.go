@@ -105,6 +105,9 @@ func hasEveryField(text string, v any) error {
 // file logs, titled labels[0] or the file's name. It refuses both kinds
 // together and two training logs.
 func Files(path string, files, labels []string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("%s: no files to draw", path)
+	}
 	if len(labels) > 0 && len(labels) != len(files) {
 		return fmt.Errorf("%d labels for %d files", len(labels), len(files))
 	}

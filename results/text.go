@@ -1,6 +1,7 @@
 package results
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,10 +12,17 @@ import (
 	"github.com/proxykit/proxykit/compute"
 )
 
-// The results as text, as proxykit's commands print them.
+// The results as text, as proxykit's commands print them. Each WriteText
+// refuses a nil writer with errNoWriter.
+
+// errNoWriter is WriteText's error for a nil writer.
+var errNoWriter = errors.New("no writer to write the text to (nil)")
 
 // WriteText writes the epoch's statistics as one line.
 func (st EpochStats) WriteText(w io.Writer) error {
+	if w == nil {
+		return errNoWriter
+	}
 	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, train ANN %.2f%% SNN %.2f%% | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
 		st.Epoch, st.BNMode, st.TrainLoss, 100*st.TrainANN, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict,
 		100*st.Test.SNNTies, 100*st.Test.SNNMembrane, 100*st.Test.TieShare, st.Seconds, st.ImagesPerSec)
@@ -29,6 +37,9 @@ func (p *PaperComparison) WriteText(w io.Writer) error {
 	if p == nil {
 		return nil
 	}
+	if w == nil {
+		return errNoWriter
+	}
 	for _, l := range p.Lines() {
 		if _, err := fmt.Fprintf(w, "  %s\n", l); err != nil {
 			return err
@@ -42,6 +53,9 @@ func (p *PaperComparison) WriteText(w io.Writer) error {
 // (docs/design.md §1), beside the paper's figure where there is one, then
 // per class, then the confusion matrices.
 func (r Report) WriteText(w io.Writer, path, dataset string, t int, threshold float32) error {
+	if w == nil {
+		return errNoWriter
+	}
 	a := r.Accuracy
 	fmt.Fprintf(w, "%s on %s test (%d images), T=%d, v_th=%g:\n", path, dataset, a.N, t, threshold)
 	fmt.Fprintf(w, "  ANN %.2f%%\n  SNN strict %.2f%%  ties %.2f%%  membrane %.2f%%  (tied predictions %.2f%%)\n",
@@ -76,10 +90,14 @@ func (r Report) WriteText(w io.Writer, path, dataset string, t int, threshold fl
 		}
 		fmt.Fprintln(tw)
 		for i, row := range m.rows {
-			if r.Classes[i].N == 0 {
-				continue
+			name := ""
+			if i < len(r.Classes) {
+				if r.Classes[i].N == 0 {
+					continue
+				}
+				name = r.Classes[i].Name
 			}
-			fmt.Fprintf(tw, "%d %s\t", i, r.Classes[i].Name)
+			fmt.Fprintf(tw, "%d %s\t", i, name)
 			for _, v := range row {
 				fmt.Fprintf(tw, "%d\t", v)
 			}
@@ -96,6 +114,9 @@ func (r Report) WriteText(w io.Writer, path, dataset string, t int, threshold fl
 // operations against T, and the first T at which the SNN reaches 95 % of
 // the ANN's accuracy; path and dataset name what was evaluated.
 func (s Sweep) WriteText(w io.Writer, path, dataset string) error {
+	if w == nil {
+		return errNoWriter
+	}
 	fmt.Fprintf(w, "%s on %s test (%d images), v_th=%g, v_reset=%g: ANN %.2f%%, %.3g MACs per image (SNN: %.3g in the static input layer, once)\n\n",
 		path, dataset, s.N, s.Threshold, s.Reset, 100*s.ANN, float64(s.ANNMACs), float64(s.StaticMACs))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -121,6 +142,10 @@ func (s Sweep) WriteText(w io.Writer, path, dataset string) error {
 	}{{"strict", s.Reach}, {"ties broken by the membrane", s.ReachMembrane}} {
 		if t, ok := r.reach(0.95); ok {
 			fmt.Fprintf(w, "the SNN (%s) first reaches 95%% of the ANN's accuracy at T=%d\n", r.reading, t)
+		} else if len(s.Points) == 0 {
+			if _, err := fmt.Fprintf(w, "the sweep has no points: the SNN (%s) was not run\n", r.reading); err != nil {
+				return err
+			}
 		} else if _, err := fmt.Fprintf(w, "the SNN (%s) stays below 95%% of the ANN's accuracy up to T=%d\n", r.reading, s.Points[len(s.Points)-1].T); err != nil {
 			return err
 		}
@@ -147,6 +172,9 @@ type Bench struct {
 // WriteText writes the benchmark: speeds, firing rates and the work the
 // kernels skipped, memory, and the traffic of backends that count it.
 func (b Bench) WriteText(w io.Writer) error {
+	if w == nil {
+		return errNoWriter
+	}
 	r := b.Result
 	fmt.Fprintf(w, "%s, %s, %d cores, T=%d\n", b.Network, b.DeviceDescription, b.Cores, b.Timesteps)
 	if b.DataParallel != "" {
@@ -166,7 +194,7 @@ func (b Bench) WriteText(w io.Writer) error {
 	}
 	if len(r.FiringRates) > 0 {
 		var rs []string
-		for i, name := range r.IFLayers {
+		for i, name := range r.IFLayers[:min(len(r.IFLayers), len(r.FiringRates))] {
 			rs = append(rs, fmt.Sprintf("%s %.1f%%", name, 100*r.FiringRates[i]))
 		}
 		fmt.Fprintf(w, "    firing rates: %s\n", strings.Join(rs, ", "))
