@@ -70,7 +70,10 @@ func benchSetup(b *testing.B) (*nn.Network, *nn.Tensor, []uint8, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	x := nn.NewTensor(append([]int{batch}, shape...)...)
+	x, err := nn.NewTensor(append([]int{batch}, shape...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
 	labels := make([]uint8, batch)
 	switch input {
 	case "mnist":

@@ -153,7 +153,10 @@ func TestNormalizeBranching(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, net := range []*nn.Network{resnet, tiny.ANN} {
-		x := nn.NewTensor(append([]int{3}, net.InputShape...)...)
+		x, err := nn.NewTensor(append([]int{3}, net.InputShape...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i := range x.Data {
 			x.Data[i] = float32((i*37)%11) / 11
 		}

@@ -300,6 +300,10 @@ func (b *Backend) WatchGradients(params []*nn.Param) {
 			b.fail(fmt.Errorf("distributed: watching the gradients: parameter %d is nil", i))
 			return
 		}
+		if p.GradBuffer(b) == nil {
+			b.fail(fmt.Errorf("distributed: watching the gradients: parameter %s is not bound to this backend", p.Name))
+			return
+		}
 	}
 	b.buckets, b.index, b.bytes = nil, map[compute.Buffer]int{}, 0
 	var cur *bucket

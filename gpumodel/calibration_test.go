@@ -59,7 +59,8 @@ func countOn(t *testing.T, into counted, math compute.Math, im2col bool, batch i
 		t.Fatal(err)
 	}
 	opt := train.NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
-	x, labels := nn.NewTensor(batch, 1, 28, 28), make([]uint8, batch)
+	x, _ := nn.NewTensor(batch, 1, 28, 28)
+	labels := make([]uint8, batch)
 	for range 3 {
 		be.ResetTraffic()
 		if _, err := eng.Step(x, labels, true); err != nil {

@@ -105,6 +105,9 @@ func (e *Executor) Free() { e.m.Free() }
 // Forward runs the ANN in inference mode on a host batch of any size, on
 // be, batch samples at a time (0: all at once).
 func Forward(be compute.Backend, net *nn.Network, x *nn.Tensor, batch int) (*nn.Tensor, error) {
+	if x == nil {
+		return nil, fmt.Errorf("no input batch (nil)")
+	}
 	if err := net.CheckInput(x.Shape); err != nil {
 		return nil, err
 	}
@@ -112,7 +115,10 @@ func Forward(be compute.Backend, net *nn.Network, x *nn.Tensor, batch int) (*nn.
 	if err != nil {
 		return nil, err
 	}
-	out := nn.NewTensor(append([]int{x.Shape[0]}, outShape...)...)
+	out, err := nn.NewTensor(append([]int{x.Shape[0]}, outShape...)...)
+	if err != nil {
+		return nil, err
+	}
 	if x.Shape[0] == 0 {
 		return out, nil
 	}

@@ -19,8 +19,8 @@ func (l *Add) Info() Info {
 
 // OutputShape implements Layer: every input has the output's shape.
 func (l *Add) OutputShape(ins [][]int) ([]int, error) {
-	if len(ins) < 2 {
-		return nil, fmt.Errorf("Add joins two or more inputs, got %d", len(ins))
+	if err := joined("Add", ins); err != nil {
+		return nil, err
 	}
 	for _, s := range ins[1:] {
 		if !slices.Equal(s, ins[0]) {
@@ -63,6 +63,9 @@ func (l *Add) Params() []*Param { return nil }
 
 // ExportONNX implements ONNXWriter: Add, or Sum of more than two.
 func (l *Add) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 2); err != nil {
+		return err
+	}
 	op := "Add"
 	if len(ins) > 2 {
 		op = "Sum"

@@ -20,17 +20,23 @@ type Arch struct {
 	Layers     []LayerSpec `json:"layers"`
 }
 
-// ArchOf describes a network's architecture.
+// ArchOf describes a network's architecture (the zero Arch for nil; a nil
+// layer has no kind, which Build refuses).
 func ArchOf(n *Network) Arch {
+	if n == nil {
+		return Arch{}
+	}
 	a := Arch{InputShape: n.InputShape}
 	for i, l := range n.Layers {
-		info := l.Info()
+		info := infoOf(l)
 		s := LayerSpec{Kind: info.Kind, Name: info.Name}
 		if n.Inputs != nil && !n.IsChain() {
-			s.Inputs = n.Inputs[i]
+			s.Inputs = n.InputsOf(i)
 		}
-		for _, p := range l.Params() {
-			s.Params = append(s.Params, p.Name)
+		if l != nil {
+			for _, p := range l.Params() {
+				s.Params = append(s.Params, p.Name)
+			}
 		}
 		s.Attrs = info.Attrs
 		a.Layers = append(a.Layers, s)

@@ -227,10 +227,13 @@ func ResNet(in []int, width, blocks, classes int, seed uint64) (*Network, error)
 	if len(in) != 3 || in[0] < 1 || in[1] < 4 || in[2] < 4 {
 		return nil, fmt.Errorf("input shape %v: want [C H W] of at least 4x4 pixels", in)
 	}
-	if width < 1 || blocks < 1 || classes < 1 {
-		return nil, fmt.Errorf("width (%d), blocks per stage (%d) and classes (%d) must be positive", width, blocks, classes)
+	if err := checkIn(in); err != nil {
+		return nil, err
 	}
-	if err := checkResNetSize(in, width, blocks); err != nil {
+	if width < 1 || blocks < 1 || classes < 1 || classes > MaxValuesPerSample {
+		return nil, fmt.Errorf("width (%d), blocks per stage (%d) and classes (%d) must be positive, and the classes at most %d", width, blocks, classes, MaxValuesPerSample)
+	}
+	if err := checkResNetSize(in, width, blocks, classes); err != nil {
 		return nil, err
 	}
 	b := newBuilder(seed)
@@ -286,12 +289,12 @@ func ResNet(in []int, width, blocks, classes int, seed uint64) (*Network, error)
 
 // checkResNetSize refuses, before allocating, a ResNet whose parameters
 // (four copies for training) would not fit in memory.
-func checkResNetSize(in []int, width, blocks int) error {
+func checkResNetSize(in []int, width, blocks, classes int) error {
 	if width > 1<<14 || blocks > 1<<10 {
 		return fmt.Errorf("width %d or %d blocks per stage is above the limit (16384, 1024)", width, blocks)
 	}
 	W, B := int64(width), int64(blocks)
-	params := 9*int64(in[0])*W + 9*(W*W+4*W*W+16*W*W)*2*B + 1000*W
+	params := 9*int64(in[0])*W + 9*(W*W+4*W*W+16*W*W)*2*B + 1000*W + 4*W*int64(classes)
 	return limits.CheckMemory(fmt.Sprintf("a ResNet of width %d and %d blocks per stage (about %d parameters)", width, blocks, params),
 		uint64(params)*16, "choose a smaller --width or fewer --blocks")
 }

@@ -36,6 +36,9 @@ func (l *BatchNorm2d) Info() Info {
 
 // OutputShape implements Layer.
 func (l *BatchNorm2d) OutputShape(ins [][]int) ([]int, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
 	in, err := one(ins)
 	if err != nil {
 		return nil, err
@@ -47,7 +50,7 @@ func (l *BatchNorm2d) OutputShape(ins [][]int) ([]int, error) {
 }
 
 // Params implements Layer.
-func (l *BatchNorm2d) Params() []*Param { return []*Param{l.Gamma, l.Beta} }
+func (l *BatchNorm2d) Params() []*Param { return params(l.Gamma, l.Beta) }
 
 // WithOwnState implements Stateful: a BatchNorm2d that shares γ and β
 // with l but holds a copy of its running statistics.
@@ -97,8 +100,8 @@ func (l *BatchNorm2d) UploadState() {
 // running is the slots of the running statistics.
 func (l *BatchNorm2d) running(s *Site) (mean, variance program.Ref) {
 	c := []int{len(l.Gamma.Data)}
-	return s.B.External(s.Name+".running_mean", c, boundStats{&l.mean, "BatchNorm " + l.LayerName + " running mean"}),
-		s.B.External(s.Name+".running_var", c, boundStats{&l.variance, "BatchNorm " + l.LayerName + " running variance"})
+	return s.B.External(s.Name+".running_mean", c, boundStats{&l.mean}),
+		s.B.External(s.Name+".running_var", c, boundStats{&l.variance})
 }
 
 // normalisation is the statistics the layer normalises with and their
@@ -189,6 +192,9 @@ func (l *BatchNorm2d) Validate() error {
 // ScaleInput implements Scalable: a BatchNorm normalises its input away,
 // so it cannot take an input scale.
 func (l *BatchNorm2d) ScaleInput(f float64) error {
+	if err := checkScale(f); err != nil {
+		return err
+	}
 	return fmt.Errorf("BatchNorm right after an IF layer cannot take the input scale λ = %g; put a convolution or linear layer before it", f)
 }
 
@@ -197,8 +203,12 @@ func (l *BatchNorm2d) ScaleInput(f float64) error {
 func (l *BatchNorm2d) ScaleOutput(f float64) { scaleParam(l.Gamma, f); scaleParam(l.Beta, f) }
 
 // Affine is the per-channel map x·scale + shift the layer computes with
-// its running statistics (eval mode), in float64 then rounded.
+// its running statistics (eval mode), in float64 then rounded; nil for a
+// layer Validate refuses.
 func (l *BatchNorm2d) Affine() (scale, shift []float32) {
+	if l.Validate() != nil {
+		return nil, nil
+	}
 	c := len(l.Gamma.Data)
 	scale, shift = make([]float32, c), make([]float32, c)
 	for i := 0; i < c; i++ {
@@ -210,7 +220,8 @@ func (l *BatchNorm2d) Affine() (scale, shift []float32) {
 }
 
 // AsConv is the layer in eval mode as a 1×1 convolution (diagonal weight,
-// bias), named like it.
+// bias), named like it; for a layer Validate refuses, a convolution of no
+// channels, which Validate refuses too.
 func (l *BatchNorm2d) AsConv() *Conv2d {
 	scale, shift := l.Affine()
 	c := len(scale)
@@ -225,6 +236,9 @@ func (l *BatchNorm2d) AsConv() *Conv2d {
 // ExportONNX implements ONNXWriter: BatchNormalization with the layer's
 // running statistics.
 func (l *BatchNorm2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	c := len(l.Gamma.Data)
 	mean := g.Constant(l.LayerName+".running_mean", []int{c}, l.RunningMean)
 	variance := g.Constant(l.LayerName+".running_var", []int{c}, l.RunningVar)
@@ -237,6 +251,9 @@ func (l *BatchNorm2d) ExportONNX(g ONNXGraph, name string, ins []string, out str
 // into the convolution before it where it can, and otherwise it is this
 // 1×1 convolution.
 func (l *BatchNorm2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
+	if _, err := nirArgs(l, g, in); err != nil {
+		return err
+	}
 	return l.AsConv().ExportNIR(g, in, spikes)
 }
 

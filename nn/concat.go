@@ -20,8 +20,8 @@ func (l *Concat) Info() Info {
 
 // OutputShape implements Layer: the channels add up, the rest agrees.
 func (l *Concat) OutputShape(ins [][]int) ([]int, error) {
-	if len(ins) < 2 {
-		return nil, fmt.Errorf("Concat joins two or more inputs, got %d", len(ins))
+	if err := joined("Concat", ins); err != nil {
+		return nil, err
 	}
 	out := append([]int(nil), ins[0]...)
 	if len(out) == 0 {
@@ -33,7 +33,7 @@ func (l *Concat) OutputShape(ins [][]int) ([]int, error) {
 		}
 		out[0] += s[0]
 	}
-	return out, nil
+	return out, checkIn(out)
 }
 
 // Forward implements Layer: each input copied to its channels of y.
@@ -75,6 +75,9 @@ func (l *Concat) Params() []*Param { return nil }
 
 // ExportONNX implements ONNXWriter: Concat along channels.
 func (l *Concat) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 2); err != nil {
+		return err
+	}
 	g.Node("Concat", name, ins, []string{out}, ONNXAttr{"axis", int64(1)})
 	return nil
 }

@@ -50,14 +50,25 @@ func (l *Conv2d) Info() Info {
 	return info
 }
 
-// Geom is the convolution's geometry for a per-sample input shape [C, H, W].
+// Geom is the convolution's geometry for a per-sample input shape [C, H,
+// W]; the sizes a malformed input shape or weight does not give are 0 (a
+// geometry without output).
 func (l *Conv2d) Geom(in []int) compute.ConvGeom {
-	return compute.ConvGeom{C: in[0], H: in[1], W: in[2], O: l.Weight.Shape[0], KH: l.Weight.Shape[2], KW: l.Weight.Shape[3],
-		SH: l.SH, SW: l.SW, PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, DH: l.DH, DW: l.DW, G: l.groups()}
+	g := compute.ConvGeom{SH: l.SH, SW: l.SW, PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, DH: l.DH, DW: l.DW, G: l.groups()}
+	if len(in) == 3 {
+		g.C, g.H, g.W = in[0], in[1], in[2]
+	}
+	if l.Weight != nil && len(l.Weight.Shape) == 4 {
+		g.O, g.KH, g.KW = l.Weight.Shape[0], l.Weight.Shape[2], l.Weight.Shape[3]
+	}
+	return g
 }
 
 // OutputShape implements Layer.
 func (l *Conv2d) OutputShape(ins [][]int) ([]int, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
 	in, err := one(ins)
 	if err != nil {
 		return nil, err
@@ -92,12 +103,7 @@ func (l *Conv2d) Reference(xs [][]float64, in [][]int, n int, _ bool) []float64 
 }
 
 // Params implements Layer.
-func (l *Conv2d) Params() []*Param {
-	if l.Bias != nil {
-		return []*Param{l.Weight, l.Bias}
-	}
-	return []*Param{l.Weight}
-}
+func (l *Conv2d) Params() []*Param { return params(l.Weight, l.Bias) }
 
 // Validate implements Validator.
 func (l *Conv2d) Validate() error {
@@ -123,16 +129,25 @@ func (l *Conv2d) Validate() error {
 }
 
 // ScaleInput implements Scalable.
-func (l *Conv2d) ScaleInput(f float64) error { scaleParam(l.Weight, f); return nil }
+func (l *Conv2d) ScaleInput(f float64) error {
+	if err := checkScale(f); err != nil {
+		return err
+	}
+	scaleParam(l.Weight, f)
+	return nil
+}
 
 // ScaleOutput implements Scalable.
 func (l *Conv2d) ScaleOutput(f float64) { scaleParam(l.Weight, f); scaleParam(l.Bias, f) }
 
 // FanOut implements Synaptic: per input pixel, the output positions and
 // kernel taps that read it (fewer at the borders) times the output
-// channels of its group.
+// channels of its group (nil for an input OutputShape refuses).
 func (l *Conv2d) FanOut(in []int) []float32 {
-	out, _ := l.OutputShape([][]int{in})
+	out, err := l.OutputShape([][]int{in})
+	if err != nil {
+		return nil
+	}
 	c, h, w := in[0], in[1], in[2]
 	o, kh, kw := l.Weight.Shape[0]/l.groups(), l.Weight.Shape[2], l.Weight.Shape[3]
 	rows := taps(h, out[1], kh, l.SH, l.PT, l.DH)
@@ -162,17 +177,29 @@ func taps(n, outN, k, stride, pad, dil int) []int {
 	return t
 }
 
-// PinnedInput implements InputPinned: the input channels.
-func (l *Conv2d) PinnedInput() (lead, rank int) { return l.Weight.Shape[1] * l.groups(), 3 }
+// PinnedInput implements InputPinned: the input channels (0 for a
+// malformed layer).
+func (l *Conv2d) PinnedInput() (lead, rank int) {
+	if l.Validate() != nil {
+		return 0, 3
+	}
+	return l.Weight.Shape[1] * l.groups(), 3
+}
 
-// MACs implements Synaptic.
+// MACs implements Synaptic (0 for an input OutputShape refuses).
 func (l *Conv2d) MACs(in []int) int64 {
-	out, _ := l.OutputShape([][]int{in})
+	out, err := l.OutputShape([][]int{in})
+	if err != nil {
+		return 0
+	}
 	return int64(Numel(out)) * int64(Numel(l.Weight.Shape[1:]))
 }
 
 // ExportONNX implements ONNXWriter: Conv.
 func (l *Conv2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	args := []string{ins[0], g.Param(l.Weight)}
 	if l.Bias != nil {
 		args = append(args, g.Param(l.Bias))
@@ -189,6 +216,9 @@ func (l *Conv2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 // convolution without groups: zero weights between groups give the same
 // sums exactly.
 func (l *Conv2d) ExportNIR(g NIRGraph, in []int, _ bool) error {
+	if _, err := nirArgs(l, g, in); err != nil {
+		return err
+	}
 	if l.PT != l.PB || l.PL != l.PR {
 		return fmt.Errorf("pads %d,%d,%d,%d: NIR's Conv2d pads symmetrically", l.PT, l.PL, l.PB, l.PR)
 	}

@@ -51,6 +51,9 @@ func (l *Flatten) Params() []*Param { return nil }
 
 // ExportONNX implements ONNXWriter: Flatten from axis 1.
 func (l *Flatten) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	g.Node("Flatten", name, ins[:1], []string{out}, ONNXAttr{"axis", int64(1)})
 	return nil
 }
@@ -63,6 +66,9 @@ func (l *Flatten) ExportONNX(g ONNXGraph, name string, ins []string, out string)
 // means the per-sample axes with or without a batch (and sinabs keeps
 // negative indices as they are). docs/nir.md.
 func (l *Flatten) ExportNIR(g NIRGraph, in []int, _ bool) error {
+	if _, err := nirArgs(l, g, in); err != nil {
+		return err
+	}
 	n := g.Node(l.LayerName, "Flatten")
 	n.Scalar("start_dim", int64(-len(in)))
 	n.Scalar("end_dim", -1)

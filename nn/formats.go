@@ -236,12 +236,61 @@ type NIRGraph interface {
 	AvgPoolAsConv() bool
 }
 
+// onnxArgs checks what a layer's ExportONNX needs before it writes: a
+// graph, n input names, and a layer Validate accepts whose parameters
+// hold their shapes' values.
+func onnxArgs(l Layer, g ONNXGraph, ins []string, n int) error {
+	if g == nil {
+		return fmt.Errorf("no ONNX graph to write into (nil)")
+	}
+	if len(ins) < n {
+		return fmt.Errorf("%s takes %d inputs, got %d names", KindOf(l), n, len(ins))
+	}
+	return validateLayer(l)
+}
+
+// nirArgs checks what a layer's ExportNIR needs before it writes: a
+// graph, a layer Validate accepts whose parameters hold their shapes'
+// values, an input shape OutputShape accepts; it returns the output shape.
+func nirArgs(l Layer, g NIRGraph, in []int) ([]int, error) {
+	if g == nil {
+		return nil, fmt.Errorf("no NIR graph to write into (nil)")
+	}
+	if err := validateLayer(l); err != nil {
+		return nil, err
+	}
+	return l.OutputShape([][]int{in})
+}
+
 // NIRAvgPoolConv writes average pooling of a [C, H, W] input over kh×kw
 // windows as a NIR Conv2d: weight[c, c] = 1/(kh·kw), zero between
 // channels, no bias; zero padding counts in the divisor, as in
-// count_include_pad.
-func NIRAvgPoolConv(g NIRGraph, name string, in []int, kh, kw, sh, sw, ph, pw int) {
+// count_include_pad. It refuses a nil graph, a malformed input shape, a
+// window, stride or padding that no pooling has, and a weight of more
+// than MaxValuesPerSample values.
+func NIRAvgPoolConv(g NIRGraph, name string, in []int, kh, kw, sh, sw, ph, pw int) error {
+	if g == nil {
+		return fmt.Errorf("no NIR graph to write into (nil)")
+	}
+	if len(in) != 3 {
+		return fmt.Errorf("average pooling as a convolution needs a [C H W] input, got %s", ShapeString(in))
+	}
+	if err := checkIn(in); err != nil {
+		return err
+	}
+	if err := pos("kernel size", kh, kw); err != nil {
+		return err
+	}
+	if err := pos("stride", sh, sw); err != nil {
+		return err
+	}
+	if err := nonneg("padding", ph, pw); err != nil {
+		return err
+	}
 	c := in[0]
+	if n := Numel([]int{c, c, kh, kw}); n < 0 || n > MaxValuesPerSample {
+		return fmt.Errorf("average pooling of %d channels over %dx%d windows as a convolution: a weight of more than %d values", c, kh, kw, MaxValuesPerSample)
+	}
 	w := make([]float32, c*c*kh*kw)
 	inv := float32(1 / float64(kh*kw))
 	for ch := 0; ch < c; ch++ {
@@ -259,6 +308,7 @@ func NIRAvgPoolConv(g NIRGraph, name string, in []int, kh, kw, sh, sw, ph, pw in
 	n.Scalar("groups", 1)
 	n.Ints("input_shape", in[1:]...)
 	n.Meta("replaces", fmt.Sprintf("average pooling over %dx%d windows (stride %d,%d, padding %d,%d): a convolution with weights 1/%d from each channel to itself", kh, kw, sh, sw, ph, pw, kh*kw))
+	return nil
 }
 
 // NIRNode is a NIR node's fields.
@@ -273,9 +323,14 @@ type NIRNode interface {
 	Meta(key, value string)
 }
 
-// Full is shape filled with v, for NIR's per-neuron parameters.
+// Full is shape filled with v, for NIR's per-neuron parameters (nil for
+// a shape Numel refuses).
 func Full(shape []int, v float32) []float32 {
-	d := make([]float32, Numel(shape))
+	n := Numel(shape)
+	if n < 0 {
+		return nil
+	}
+	d := make([]float32, n)
 	for i := range d {
 		d[i] = v
 	}

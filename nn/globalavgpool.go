@@ -56,18 +56,20 @@ func (l *GlobalAvgPool) Params() []*Param { return nil }
 
 // ExportONNX implements ONNXWriter: GlobalAveragePool.
 func (l *GlobalAvgPool) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	g.Node("GlobalAveragePool", name, ins[:1], []string{out})
 	return nil
 }
 
 // ExportNIR implements NIRWriter: NIR's AvgPool2d over the whole plane.
 func (l *GlobalAvgPool) ExportNIR(g NIRGraph, in []int, _ bool) error {
-	if len(in) != 3 {
-		return fmt.Errorf("needs a [C H W] input, got %s", ShapeString(in))
+	if _, err := nirArgs(l, g, in); err != nil {
+		return err
 	}
 	if g.AvgPoolAsConv() {
-		NIRAvgPoolConv(g, l.LayerName, in, in[1], in[2], in[1], in[2], 0, 0)
-		return nil
+		return NIRAvgPoolConv(g, l.LayerName, in, in[1], in[2], in[1], in[2], 0, 0)
 	}
 	n := g.Node(l.LayerName, "AvgPool2d")
 	n.Ints("kernel_size", in[1:]...)

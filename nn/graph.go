@@ -10,10 +10,13 @@ import (
 func (n *Network) InputsOf(i int) []int { return NodeInputs(n.Inputs, i) }
 
 // NodeInputs is layer i's inputs for inputs as Network.Inputs (nil: a
-// chain, layer i reading layer i−1).
+// chain, layer i reading layer i−1); nil for an i that inputs has not.
 func NodeInputs(inputs [][]int, i int) []int {
 	if inputs == nil {
 		return []int{i - 1}
+	}
+	if i < 0 || i >= len(inputs) {
+		return nil
 	}
 	return inputs[i]
 }
@@ -31,9 +34,14 @@ func IsChain(inputs [][]int) bool {
 	return true
 }
 
-// checkStructure checks that each layer reads earlier nodes only (how
-// many inputs a kind takes its shape rule checks).
+// checkStructure checks that each layer is set and reads earlier nodes
+// only (how many inputs a kind takes its shape rule checks).
 func checkStructure(layers []Layer, inputs [][]int) error {
+	for i, l := range layers {
+		if l == nil {
+			return fmt.Errorf("layer %d is nil", i)
+		}
+	}
 	if inputs == nil {
 		return nil
 	}
@@ -118,6 +126,9 @@ func NodeShapes(layers []Layer, inputs [][]int, inShape []int) ([][]int, error) 
 // Network.Inputs), the nodes that read it, in order; a node reading
 // another twice is listed once.
 func Readers(inputs [][]int, n int) [][]int {
+	if n < 1 {
+		return nil
+	}
 	readers := make([][]int, n)
 	for i := 0; i < n; i++ {
 		in := NodeInputs(inputs, i)

@@ -227,20 +227,31 @@ func optParam(ps []*Param, i int) *Param {
 	return nil
 }
 
-// pos and nonneg check integer fields.
+// pos and nonneg check integer fields, which are at most
+// MaxValuesPerSample besides (so that no shape rule's arithmetic
+// overflows).
 func pos(field string, vs ...int) error {
 	for _, v := range vs {
 		if v < 1 {
 			return fmt.Errorf("%s must be at least 1, got %d", field, v)
 		}
 	}
-	return nil
+	return atMost(field, vs)
 }
 
 func nonneg(field string, vs ...int) error {
 	for _, v := range vs {
 		if v < 0 {
 			return fmt.Errorf("%s must not be negative, got %d", field, v)
+		}
+	}
+	return atMost(field, vs)
+}
+
+func atMost(field string, vs []int) error {
+	for _, v := range vs {
+		if v > MaxValuesPerSample {
+			return fmt.Errorf("%s must be at most %d, got %d", field, MaxValuesPerSample, v)
 		}
 	}
 	return nil

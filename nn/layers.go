@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -22,7 +23,10 @@ type Layer interface {
 	OutputShape(in [][]int) ([]int, error)
 	// Params lists the layer's trainable parameters (none for most).
 	Params() []*Param
-	// Forward emits the ops computing s.Y from s.X.
+	// Forward emits the ops computing s.Y from s.X. Package lower calls
+	// it, and Backward and Reference, only for a layer whose OutputShape
+	// accepted s.In (a layer Validate accepts), on a Site it made
+	// (NewSite) inside a pass: these three trust their arguments.
 	Forward(s *Site)
 	// Backward emits the ops writing the inputs' gradients s.DX (those
 	// not program.None) from s.DY and adding the parameters' gradients.
@@ -30,7 +34,9 @@ type Layer interface {
 	Backward(s *Site)
 	// Reference computes the forward pass in float64 on host arrays: xs[k]
 	// holds n samples of shape in[k]; batchStats as Site.BatchStats
-	// (running statistics are not updated).
+	// (running statistics are not updated). It is the tests' oracle and
+	// trusts its arguments: in must be shapes OutputShape accepted and
+	// xs[k] must hold n samples of in[k], or it may panic.
 	Reference(xs [][]float64, in [][]int, n int, batchStats bool) []float64
 }
 
@@ -71,21 +77,81 @@ type NIRWriter interface {
 	ExportNIR(g NIRGraph, in []int, spikes bool) error
 }
 
-// KindOf is l's kind.
-func KindOf(l Layer) string { return l.Info().Kind }
+// KindOf is l's kind ("" for nil).
+func KindOf(l Layer) string { return infoOf(l).Kind }
 
-// NameOf is l's name.
-func NameOf(l Layer) string { return l.Info().Name }
+// NameOf is l's name ("" for nil).
+func NameOf(l Layer) string { return infoOf(l).Name }
 
-// RoleOf is l's role.
-func RoleOf(l Layer) Role { return l.Info().Role }
+// RoleOf is l's role (none for nil).
+func RoleOf(l Layer) Role { return infoOf(l).Role }
 
-// one is the single input's shape of a layer that takes one.
+// infoOf is l's Info, the zero Info for nil.
+func infoOf(l Layer) Info {
+	if l == nil {
+		return Info{}
+	}
+	return l.Info()
+}
+
+// one is the single input's shape of a layer that takes one (checkIn).
 func one(ins [][]int) ([]int, error) {
 	if len(ins) != 1 {
 		return nil, fmt.Errorf("takes one input, got %d", len(ins))
 	}
-	return ins[0], nil
+	return ins[0], checkIn(ins[0])
+}
+
+// joined are the inputs' shapes of a join (Add, Concat): two or more,
+// each checked (checkIn).
+func joined(kind string, ins [][]int) error {
+	if len(ins) < 2 {
+		return fmt.Errorf("%s joins two or more inputs, got %d", kind, len(ins))
+	}
+	for _, in := range ins {
+		if err := checkIn(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkIn refuses a per-sample input shape that no network has: no size
+// at all, a size below 1, or more than MaxValuesPerSample values (Validate
+// bounds every layer's output so), so that no shape rule's arithmetic
+// overflows.
+func checkIn(in []int) error {
+	if len(in) == 0 {
+		return fmt.Errorf("an input of per-sample shape []: a sample has at least one axis")
+	}
+	n := 1
+	for _, d := range in {
+		if d < 1 || d > MaxValuesPerSample/n {
+			return fmt.Errorf("input shape %s: every size must be positive and a sample at most %d values", ShapeString(in), MaxValuesPerSample)
+		}
+		n *= d
+	}
+	return nil
+}
+
+// params are the parameters ps that are set: Params never lists nil.
+func params(ps ...*Param) []*Param {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkScale refuses a scale that conversion never sets: not positive or
+// not finite (Scalable).
+func checkScale(f float64) error {
+	if !(f > 0) || math.IsInf(f, 0) {
+		return fmt.Errorf("scale %g: a layer's scale must be positive and finite", f)
+	}
+	return nil
 }
 
 // optData is p's host values, nil for a nil p.

@@ -28,6 +28,9 @@ func (l *Linear) Info() Info {
 
 // OutputShape implements Layer.
 func (l *Linear) OutputShape(ins [][]int) ([]int, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
 	in, err := one(ins)
 	if err != nil {
 		return nil, err
@@ -57,12 +60,7 @@ func (l *Linear) Reference(xs [][]float64, _ [][]int, n int, _ bool) []float64 {
 }
 
 // Params implements Layer.
-func (l *Linear) Params() []*Param {
-	if l.Bias != nil {
-		return []*Param{l.Weight, l.Bias}
-	}
-	return []*Param{l.Weight}
-}
+func (l *Linear) Params() []*Param { return params(l.Weight, l.Bias) }
 
 // Validate implements Validator.
 func (l *Linear) Validate() error {
@@ -79,24 +77,48 @@ func (l *Linear) Validate() error {
 }
 
 // ScaleInput implements Scalable.
-func (l *Linear) ScaleInput(f float64) error { scaleParam(l.Weight, f); return nil }
+func (l *Linear) ScaleInput(f float64) error {
+	if err := checkScale(f); err != nil {
+		return err
+	}
+	scaleParam(l.Weight, f)
+	return nil
+}
 
 // ScaleOutput implements Scalable.
 func (l *Linear) ScaleOutput(f float64) { scaleParam(l.Weight, f); scaleParam(l.Bias, f) }
 
-// FanOut implements Synaptic: every input feeds every output.
+// FanOut implements Synaptic: every input feeds every output (nil for
+// an input OutputShape refuses).
 func (l *Linear) FanOut(in []int) []float32 {
+	if _, err := l.OutputShape([][]int{in}); err != nil {
+		return nil
+	}
 	return Full([]int{Numel(in)}, float32(l.Weight.Shape[0]))
 }
 
-// PinnedInput implements InputPinned: the input features.
-func (l *Linear) PinnedInput() (lead, rank int) { return l.Weight.Shape[1], 1 }
+// PinnedInput implements InputPinned: the input features (0 for a
+// malformed weight).
+func (l *Linear) PinnedInput() (lead, rank int) {
+	if l.Validate() != nil {
+		return 0, 1
+	}
+	return l.Weight.Shape[1], 1
+}
 
-// MACs implements Synaptic.
-func (l *Linear) MACs([]int) int64 { return int64(l.Weight.Shape[0]) * int64(l.Weight.Shape[1]) }
+// MACs implements Synaptic (0 for an input OutputShape refuses).
+func (l *Linear) MACs(in []int) int64 {
+	if _, err := l.OutputShape([][]int{in}); err != nil {
+		return 0
+	}
+	return int64(l.Weight.Shape[0]) * int64(l.Weight.Shape[1])
+}
 
 // ExportONNX implements ONNXWriter: Gemm with transB.
 func (l *Linear) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	args := []string{ins[0], g.Param(l.Weight)}
 	if l.Bias != nil {
 		args = append(args, g.Param(l.Bias))
@@ -109,7 +131,10 @@ func (l *Linear) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 // layer has none. NIR's Linear would say the same, but sinabs maps no
 // Linear node (its loader fails on one), while norse, sinabs, snnTorch
 // and nirtorch all map Affine. docs/nir.md.
-func (l *Linear) ExportNIR(g NIRGraph, _ []int, _ bool) error {
+func (l *Linear) ExportNIR(g NIRGraph, in []int, _ bool) error {
+	if _, err := nirArgs(l, g, in); err != nil {
+		return err
+	}
 	n := g.Node(l.LayerName, "Affine")
 	n.Floats("weight", l.Weight.Shape, l.Weight.Data)
 	if l.Bias != nil {
@@ -215,6 +240,12 @@ func scaled(x []float32, s float32) []float32 {
 // BiasVector broadcasts a constant of shape [], [1], [K] or [1 K] to K
 // values: an ONNX bias.
 func BiasVector(b *ONNXConst, k int) ([]float32, error) {
+	if b == nil {
+		return nil, fmt.Errorf("no bias constant (nil)")
+	}
+	if k < 1 || k > MaxValuesPerSample {
+		return nil, fmt.Errorf("a bias for %d outputs", k)
+	}
 	if b.IsInt() {
 		return nil, fmt.Errorf("bias must be float")
 	}

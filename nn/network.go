@@ -55,6 +55,9 @@ func (n *Network) Shapes() ([][]int, error) {
 
 // OutputShape is the per-sample shape the network produces.
 func (n *Network) OutputShape() ([]int, error) {
+	if n == nil {
+		return nil, errNoNetwork
+	}
 	shapes, err := n.Shapes()
 	if err != nil {
 		return nil, err
@@ -67,6 +70,9 @@ func (n *Network) OutputShape() ([]int, error) {
 
 // CheckInput reports whether a batched input shape fits the network.
 func (n *Network) CheckInput(shape []int) error {
+	if n == nil {
+		return errNoNetwork
+	}
 	if len(shape) != len(n.InputShape)+1 {
 		return fmt.Errorf("input has shape %s; the network takes [B %s", ShapeString(shape), ShapeString(n.InputShape)[1:])
 	}
@@ -78,11 +84,14 @@ func (n *Network) CheckInput(shape []int) error {
 	return nil
 }
 
-// Params lists every trainable parameter, in layer order.
+// Params lists every trainable parameter, in layer order (none of nil
+// layers).
 func (n *Network) Params() []*Param {
 	var ps []*Param
 	for _, l := range n.Layers {
-		ps = append(ps, l.Params()...)
+		if l != nil {
+			ps = append(ps, l.Params()...)
+		}
 	}
 	return ps
 }
@@ -100,6 +109,12 @@ func (n *Network) ParamCount() int {
 // running statistics) on be (an SNN built on the network binds its own
 // state).
 func (n *Network) Bind(be compute.Backend) error {
+	if n == nil {
+		return errNoNetwork
+	}
+	if be == nil {
+		return errNoBackend
+	}
 	for _, p := range n.Params() {
 		if _, err := p.Bind(be); err != nil {
 			return err
@@ -117,6 +132,9 @@ func (n *Network) Bind(be compute.Backend) error {
 // network is bound to into host memory (Param.Data, Stateful.State), for
 // a checkpoint or an export.
 func (n *Network) Sync() error {
+	if n == nil {
+		return errNoNetwork
+	}
 	for _, p := range n.Params() {
 		if err := p.Sync(); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.Name, err)
@@ -134,6 +152,9 @@ func (n *Network) Sync() error {
 // and frees their backend buffers: the network then lives on the host
 // alone, and the backend may be closed.
 func (n *Network) Release() error {
+	if n == nil {
+		return errNoNetwork
+	}
 	for _, p := range n.Params() {
 		if err := p.Release(); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.Name, err)
@@ -176,10 +197,28 @@ func Chunk(n, batch int) int {
 
 // Chunks stages a host batch on be in chunks of up to capacity samples and
 // calls run with each chunk's first sample index and its value (valid
-// during the call).
+// during the call). It refuses a nil backend, tensor or function, a
+// tensor whose data is not its shape's, and a capacity below 1.
 func Chunks(be compute.Backend, x *Tensor, capacity int, run func(lo int, v Value) error) error {
+	switch {
+	case be == nil:
+		return errNoBackend
+	case x == nil || len(x.Shape) == 0:
+		return fmt.Errorf("no batch to stage (a nil tensor or one without a shape)")
+	case run == nil:
+		return fmt.Errorf("no function to run on the chunks (nil)")
+	case capacity < 1:
+		return fmt.Errorf("chunks of %d samples: the capacity must be at least 1", capacity)
+	}
+	if n := Numel(x.Shape); n < 0 || n != len(x.Data) {
+		return fmt.Errorf("a batch of shape %s holds %d values", ShapeString(x.Shape), len(x.Data))
+	}
 	per := Numel(x.Shape[1:])
-	in, err := be.Alloc(capacity * per)
+	size, err := compute.Elements(min(capacity, x.Shape[0]), per)
+	if err != nil {
+		return err
+	}
+	in, err := be.Alloc(size)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ func (l *Pad2d) Info() Info {
 
 // OutputShape implements Layer.
 func (l *Pad2d) OutputShape(ins [][]int) ([]int, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
 	in, err := one(ins)
 	if err != nil {
 		return nil, err
@@ -35,9 +38,14 @@ func (l *Pad2d) OutputShape(ins [][]int) ([]int, error) {
 	return []int{in[0], in[1] + l.PT + l.PB, in[2] + l.PL + l.PR}, nil
 }
 
-// Geom is the padding of the planes of a per-sample input shape [C, H, W].
+// Geom is the padding of the planes of a per-sample input shape [C, H, W]
+// (H and W 0 for a malformed input shape).
 func (l *Pad2d) Geom(in []int) compute.PadGeom {
-	return compute.PadGeom{H: in[1], W: in[2], PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Value: l.Value}
+	g := compute.PadGeom{PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Value: l.Value}
+	if len(in) == 3 {
+		g.H, g.W = in[1], in[2]
+	}
+	return g
 }
 
 // Forward implements Layer: each plane inside a border of Value.
@@ -86,6 +94,9 @@ func (l *Pad2d) Validate() error {
 // ExportONNX implements ONNXWriter: Pad in constant mode, pads and value as
 // inputs (opset 11 and later).
 func (l *Pad2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	pads := g.IntConstant(l.LayerName+".pads", i64s(0, 0, l.PT, l.PL, 0, 0, l.PB, l.PR))
 	value := g.Constant(l.LayerName+".value", nil, []float32{l.Value})
 	g.Node("Pad", name, []string{ins[0], pads, value}, []string{out}, ONNXAttr{"mode", "constant"})

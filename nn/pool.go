@@ -46,14 +46,21 @@ func (l *Pool2d) Info() Info {
 			"pads": []int{l.PT, l.PL, l.PB, l.PR}, "ceil": l.Ceil, "count_pad": l.CountPad}}
 }
 
-// Geom is the pooling geometry for a per-sample input shape [C, H, W].
+// Geom is the pooling geometry for a per-sample input shape [C, H, W]
+// (C, H and W 0 for a malformed input shape: no output).
 func (l *Pool2d) Geom(in []int) compute.PoolGeom {
-	return compute.PoolGeom{C: in[0], H: in[1], W: in[2], KH: l.KH, KW: l.KW, SH: l.SH, SW: l.SW,
-		PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Ceil: l.Ceil}
+	g := compute.PoolGeom{KH: l.KH, KW: l.KW, SH: l.SH, SW: l.SW, PT: l.PT, PL: l.PL, PB: l.PB, PR: l.PR, Ceil: l.Ceil}
+	if len(in) == 3 {
+		g.C, g.H, g.W = in[0], in[1], in[2]
+	}
+	return g
 }
 
 // OutputShape implements Layer.
 func (l *Pool2d) OutputShape(ins [][]int) ([]int, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
 	in, err := one(ins)
 	if err != nil {
 		return nil, err
@@ -115,6 +122,9 @@ func (l *Pool2d) Validate() error {
 
 // ExportONNX implements ONNXWriter: MaxPool or AveragePool.
 func (l *Pool2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	attrs := []ONNXAttr{{"kernel_shape", i64s(l.KH, l.KW)}, {"strides", i64s(l.SH, l.SW)},
 		{"pads", i64s(l.PT, l.PL, l.PB, l.PR)}, {"ceil_mode", b2i(l.Ceil)}}
 	op := "MaxPool"
@@ -133,12 +143,12 @@ func (l *Pool2d) ExportONNX(g ONNXGraph, name string, ins []string, out string) 
 // norse, sinabs and snntorch load, or with NIRGraph.MaxPoolThreshold by
 // NIR's Threshold at 0, which none of them maps.
 func (l *Pool2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
-	if l.PT != l.PB || l.PL != l.PR || l.Ceil {
-		return fmt.Errorf("NIR's pooling pads symmetrically and has no ceil mode")
-	}
-	out, err := l.OutputShape([][]int{in})
+	out, err := nirArgs(l, g, in)
 	if err != nil {
 		return err
+	}
+	if l.PT != l.PB || l.PL != l.PR || l.Ceil {
+		return fmt.Errorf("NIR's pooling pads symmetrically and has no ceil mode")
 	}
 	pool := func(typ string) NIRNode {
 		n := g.Node(l.LayerName, typ)
@@ -152,8 +162,7 @@ func (l *Pool2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 			return fmt.Errorf("NIR's AvgPool2d counts padding in its divisor; this layer does not")
 		}
 		if g.AvgPoolAsConv() {
-			NIRAvgPoolConv(g, l.LayerName, in, l.KH, l.KW, l.SH, l.SW, l.PT, l.PL)
-			return nil
+			return NIRAvgPoolConv(g, l.LayerName, in, l.KH, l.KW, l.SH, l.SW, l.PT, l.PL)
 		}
 		pool("AvgPool2d")
 		return nil

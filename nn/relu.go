@@ -36,6 +36,9 @@ func (l *ReLU) Params() []*Param { return nil }
 
 // ExportONNX implements ONNXWriter: Relu.
 func (l *ReLU) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	g.Node("Relu", name, ins[:1], []string{out})
 	return nil
 }
@@ -44,6 +47,9 @@ func (l *ReLU) ExportONNX(g ONNXGraph, name string, ins []string, out string) er
 // SNN (r = 1, hard reset, parameters shaped like the layer), with the
 // graph's neuron setting.
 func (l *ReLU) ExportNIR(g NIRGraph, in []int, _ bool) error {
+	if _, err := nirArgs(l, g, in); err != nil {
+		return err
+	}
 	vth, reset, note := g.Neurons()
 	n := g.Node("if_"+l.LayerName, "IF")
 	n.Floats("r", in, Full(in, 1))

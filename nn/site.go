@@ -38,8 +38,9 @@ type Site struct {
 	temps map[string]program.Ref
 }
 
-// NewSite starts a node's site; temps holds the node's workspaces, the
-// same map in the node's forward and backward passes.
+// NewSite starts a node's site over b; temps holds the node's workspaces,
+// the same map in the node's forward and backward passes (nil: a map of
+// this site's own). A Site's methods need its builder (a nil b panics).
 func NewSite(b *program.Builder, node int, name string, temps map[string]program.Ref) *Site {
 	return &Site{B: b, Node: node, Name: name, Y: program.None, DY: program.None, temps: temps}
 }
@@ -69,6 +70,9 @@ func (s *Site) Temp(name string, shape []int, rate program.Rate) program.Ref {
 	if r, ok := s.temps[name]; ok {
 		return r
 	}
+	if s.temps == nil {
+		s.temps = map[string]program.Ref{}
+	}
 	r := s.B.Value(s.Name+"."+name, shape, rate)
 	s.temps[name] = r
 	return r
@@ -90,10 +94,7 @@ type gradOf struct{ p *Param }
 func (g gradOf) Buffer(be compute.Backend) compute.Buffer { return g.p.GradBuffer(be) }
 
 // boundStats is host statistics bound to a backend, as program memory.
-type boundStats struct {
-	b    *binding
-	what string
-}
+type boundStats struct{ b *binding }
 
 // Buffer implements program.Binding.
-func (s boundStats) Buffer(be compute.Backend) compute.Buffer { return s.b.on(be, s.what) }
+func (s boundStats) Buffer(be compute.Backend) compute.Buffer { return s.b.on(be) }

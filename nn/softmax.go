@@ -58,6 +58,9 @@ func (l *Softmax) Params() []*Param { return nil }
 
 // ExportONNX implements ONNXWriter: Softmax or LogSoftmax over the classes.
 func (l *Softmax) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
+	if err := onnxArgs(l, g, ins, 1); err != nil {
+		return err
+	}
 	g.Node(l.kind(), name, ins[:1], []string{out}, ONNXAttr{"axis", int64(1)})
 	return nil
 }

@@ -8,6 +8,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -22,9 +23,14 @@ type Tensor struct {
 	Data  []float32
 }
 
-// NewTensor allocates a zeroed tensor of the given shape.
-func NewTensor(shape ...int) *Tensor {
-	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, Numel(shape))}
+// NewTensor allocates a zeroed tensor of the given shape, refusing a
+// negative size or more than compute.MaxValues values.
+func NewTensor(shape ...int) (*Tensor, error) {
+	n, err := compute.Elements(shape...)
+	if err != nil {
+		return nil, fmt.Errorf("tensor of shape %s: %w", ShapeString(shape), err)
+	}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, n)}, nil
 }
 
 // Value is a batched tensor in a backend's memory: an activation or a
@@ -34,17 +40,30 @@ type Value struct {
 	Buf   compute.Buffer
 }
 
-// N is the batch size.
-func (v Value) N() int { return v.Shape[0] }
+// N is the batch size (0 for a value without a shape).
+func (v Value) N() int {
+	if len(v.Shape) == 0 {
+		return 0
+	}
+	return v.Shape[0]
+}
 
-// PerSample is the number of values of one sample.
-func (v Value) PerSample() int { return Numel(v.Shape[1:]) }
+// PerSample is the number of values of one sample (Numel: −1 for a
+// malformed shape; 0 for a value without a shape).
+func (v Value) PerSample() int {
+	if len(v.Shape) == 0 {
+		return 0
+	}
+	return Numel(v.Shape[1:])
+}
 
-// Numel is the number of elements of a shape.
+// Numel is the number of elements of a shape; −1 when a size is negative
+// or the count exceeds compute.MaxValues (compute.Elements), so that it
+// never overflows.
 func Numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
+	n, err := compute.Elements(shape...)
+	if err != nil {
+		return -1
 	}
 	return n
 }
@@ -67,6 +86,9 @@ type binding struct {
 // bind returns host's buffer on be. Binding to another backend than the
 // current one first copies the current backend's values into host.
 func (b *binding) bind(be compute.Backend, h []float32) (compute.Buffer, error) {
+	if be == nil {
+		return nil, errNoBackend
+	}
 	if b.be == be && b.buf != nil {
 		return b.buf, nil
 	}
@@ -109,14 +131,22 @@ func (b *binding) release(h []float32) error {
 	return nil
 }
 
-// on returns the buffer bound to be, or panics: layers run only on the
-// backend their network was bound to (Network.Bind).
-func (b *binding) on(be compute.Backend, what string) compute.Buffer {
-	if b.be != be || b.buf == nil {
-		panic(fmt.Sprintf("nn: %s is not bound to backend %s (call Network.Bind first)", what, be.Name()))
+// on returns the buffer bound to be, nil when the array is not bound
+// there: layers run only on the backend their network was bound to
+// (Network.Bind), and program.Machine refuses an external slot without a
+// buffer.
+func (b *binding) on(be compute.Backend) compute.Buffer {
+	if be == nil || b.be != be {
+		return nil
 	}
 	return b.buf
 }
+
+// errNoBackend is the error of binding to a nil backend.
+var errNoBackend = errors.New("no backend to bind to (nil)")
+
+// errNoParam is the error of a nil Param's methods.
+var errNoParam = errors.New("no parameter (nil)")
 
 // Param is a trainable array shared by the ANN and the SNN.
 type Param struct {
@@ -141,6 +171,9 @@ func NewParam(name string, data []float32, shape ...int) *Param {
 // Bind puts the parameter on be (see compute.Backend.Adopt) and returns its
 // buffer there. Both networks see the same buffer, as they share the Param.
 func (p *Param) Bind(be compute.Backend) (compute.Buffer, error) {
+	if p == nil {
+		return nil, errNoParam
+	}
 	buf, err := p.data.bind(be, p.Data)
 	if err != nil {
 		return nil, fmt.Errorf("parameter %s: %w", p.Name, err)
@@ -158,20 +191,24 @@ func (p *Param) Bind(be compute.Backend) (compute.Buffer, error) {
 	return buf, nil
 }
 
-// Buffer is the parameter's buffer on be, to which it must be bound.
-func (p *Param) Buffer(be compute.Backend) compute.Buffer { return p.data.on(be, "parameter "+p.Name) }
+// Buffer is the parameter's buffer on be, nil when it is not bound there
+// (Bind).
+func (p *Param) Buffer(be compute.Backend) compute.Buffer { return p.data.on(be) }
 
-// GradBuffer is the parameter's gradient on be, to which it must be bound.
-// Backward passes add into it; ZeroGrad clears it.
+// GradBuffer is the parameter's gradient on be, nil when it is not bound
+// there (Bind). Backward passes add into it; ZeroGrad clears it.
 func (p *Param) GradBuffer(be compute.Backend) compute.Buffer {
-	if p.grad.be != be || p.grad.buf == nil {
-		panic(fmt.Sprintf("nn: parameter %s is not bound to backend %s", p.Name, be.Name()))
+	if be == nil || p.grad.be != be {
+		return nil
 	}
 	return p.grad.buf
 }
 
 // Grad copies the gradient into host memory (nil when unbound).
 func (p *Param) Grad() ([]float32, error) {
+	if p == nil {
+		return nil, errNoParam
+	}
 	if p.grad.buf == nil {
 		return nil, nil
 	}
@@ -180,11 +217,19 @@ func (p *Param) Grad() ([]float32, error) {
 }
 
 // Sync copies the bound backend's values into Data.
-func (p *Param) Sync() error { return p.data.sync(p.Data) }
+func (p *Param) Sync() error {
+	if p == nil {
+		return errNoParam
+	}
+	return p.data.sync(p.Data)
+}
 
 // Release copies the bound backend's values into Data and frees the
 // parameter's buffers there.
 func (p *Param) Release() error {
+	if p == nil {
+		return errNoParam
+	}
 	if err := p.data.release(p.Data); err != nil {
 		return err
 	}

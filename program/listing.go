@@ -1,6 +1,7 @@
 package program
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -73,12 +74,16 @@ type Totals struct {
 	ExternalBytes   int64 `json:"external_bytes"`
 }
 
-// List describes a run of p for d: each pass's ops once, repeats(k) times
-// for pass k (nil: once each).
+// List describes a run of p for d (within the program's capacity): each
+// pass's ops once, repeats(k) times for pass k (nil: once each; a count
+// below 0 counts as 0).
 func (p *Program) List(d Dims, repeats func(k int) int) (Listing, error) {
 	pl, err := p.Plan()
 	if err != nil {
 		return Listing{}, err
+	}
+	if d.N < 0 || d.N > p.Capacity.N || d.Steps < 0 || d.Steps > max(p.Capacity.Steps, 1) {
+		return Listing{}, fmt.Errorf("figures for %d samples and %d steps of a program made for %d and %d", d.N, d.Steps, p.Capacity.N, p.Capacity.Steps)
 	}
 	l := Listing{Capacity: p.Capacity, Dims: d, Rewrites: p.Rewrites}
 	slotName := func(r Ref) string {
@@ -88,7 +93,7 @@ func (p *Program) List(d Dims, repeats func(k int) int) (Listing, error) {
 	for k, ps := range p.Passes {
 		rep := 1
 		if repeats != nil {
-			rep = repeats(k)
+			rep = max(repeats(k), 0)
 		}
 		pass := PassListing{Kind: ps.Kind.String(), Repeats: rep}
 		for i := ps.Lo; i < ps.Hi; i++ {
@@ -114,7 +119,7 @@ func (p *Program) List(d Dims, repeats func(k int) int) (Listing, error) {
 	for i := range p.Slots {
 		s := &p.Slots[i]
 		sl := SlotListing{Name: s.Name, Kind: s.Kind.String(), Shape: s.Shape, Rate: s.Rate.String(), Layout: s.Layout.String(),
-			Elem: s.Elem.String(), Bytes: int64(s.Numel()) * int64(p.Capacity.Rows(s.Rate)) * s.Elem.Bytes(), Buffer: pl.Buffer[i],
+			Elem: s.Elem.String(), Bytes: int64(max(mul(s.Numel(), p.Capacity.Rows(s.Rate)), 0)) * s.Elem.Bytes(), Buffer: pl.Buffer[i],
 			First: pl.First[p.Root(Ref(i))], Last: pl.Last[p.Root(Ref(i))]}
 		if s.Alias != None {
 			sl.ViewOf = p.Slots[s.Alias].Name
@@ -129,8 +134,13 @@ func (p *Program) List(d Dims, repeats func(k int) int) (Listing, error) {
 }
 
 // OpBytes is the bytes of the slots op reads and writes in a run for d,
-// each operand counted once as read and once as written where it is.
+// each operand counted once as read and once as written where it is
+// (operands the program has not, and sizes beyond compute.MaxValues, count
+// nothing).
 func (p *Program) OpBytes(op Op, d Dims) int64 {
+	if op == nil {
+		return 0
+	}
 	reads, writes := op.Operands()
 	var b int64
 	for _, set := range [][]Ref{reads, writes} {
@@ -140,8 +150,9 @@ func (p *Program) OpBytes(op Op, d Dims) int64 {
 				continue
 			}
 			seen[r] = true
-			s := &p.Slots[r]
-			b += int64(s.Numel()) * int64(d.Rows(s.Rate)) * s.Elem.Bytes()
+			if s := p.Slot(r); s != nil {
+				b += int64(max(mul(s.Numel(), d.Rows(s.Rate)), 0)) * s.Elem.Bytes()
+			}
 		}
 	}
 	return b
@@ -150,6 +161,9 @@ func (p *Program) OpBytes(op Op, d Dims) int64 {
 // WriteText writes the listing as tables: the rewrites, each pass's ops,
 // the slots, the totals.
 func (l Listing) WriteText(w io.Writer) error {
+	if w == nil {
+		return errors.New("no writer to write the listing to (nil)")
+	}
 	fmt.Fprintf(w, "planned for batch %d, %d time steps at once; figures for batch %d\n", l.Capacity.N, l.Capacity.Steps, l.Dims.N)
 	if len(l.Rewrites) > 0 {
 		var rs []string

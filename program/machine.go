@@ -1,6 +1,7 @@
 package program
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/proxykit/proxykit/compute"
@@ -15,6 +16,11 @@ import (
 //
 // A backend that takes a whole program (Runner) is handed each pass;
 // otherwise the machine calls the backend's kernels one op at a time.
+//
+// The zero Machine has no backend: Load and Run refuse it (NewMachine
+// makes one). A slot an op cannot have — a ref the program lacks, an input
+// not bound, external memory not on the backend — is an error of the run,
+// never a panic.
 type Machine struct {
 	be    compute.Backend
 	bufs  []compute.Buffer // per buffer index
@@ -39,9 +45,24 @@ type Runner interface {
 	RunPass(m *Machine, p *Program, pass int) error
 }
 
-// NewMachine makes a machine on be with no buffers yet.
+// NewMachine makes a machine on be with no buffers yet (Load and Run
+// refuse a nil be).
 func NewMachine(be compute.Backend) *Machine {
 	return &Machine{be: be, inputs: map[Ref]compute.Buffer{}, synOps: map[int]float64{}}
+}
+
+// errNoProgram is the error of a nil Program's methods and of runs of none.
+var errNoProgram = errors.New("no program (nil)")
+
+// ready refuses a nil or zero machine and a nil program.
+func (m *Machine) ready(p *Program) error {
+	switch {
+	case m == nil || m.be == nil:
+		return errors.New("program: a machine without a backend (make one with NewMachine)")
+	case p == nil:
+		return errNoProgram
+	}
+	return nil
 }
 
 // Backend is the machine's backend.
@@ -58,6 +79,9 @@ type Binder interface {
 // bound there until moved), and allocates what the plan needs beyond the
 // buffers the machine has, growing those that are too small.
 func (m *Machine) Load(p *Program) error {
+	if err := m.ready(p); err != nil {
+		return err
+	}
 	pl, err := p.Plan()
 	if err != nil {
 		return err
@@ -103,11 +127,37 @@ func (m *Machine) holders(p *Program, pl *Plan, b int) string {
 }
 
 // Bind sets the buffer of an Input slot for the runs that follow.
-func (m *Machine) Bind(r Ref, buf compute.Buffer) { m.inputs[r] = buf }
+func (m *Machine) Bind(r Ref, buf compute.Buffer) {
+	if m.inputs == nil {
+		m.inputs = map[Ref]compute.Buffer{}
+	}
+	m.inputs[r] = buf
+}
+
+// loaded reports whether p was loaded on m: planned, with the plan's
+// buffers allocated.
+func (m *Machine) loaded(p *Program) bool {
+	pl := p.plan
+	if pl == nil || len(m.bufs) < len(pl.Sizes) {
+		return false
+	}
+	for b, size := range pl.Sizes {
+		if m.sizes[b] < size {
+			return false
+		}
+	}
+	return true
+}
 
 // Run runs pass k of p, which must be loaded, for d (at most the
 // program's capacity; d.Steps only matters where ops run per time step).
 func (m *Machine) Run(p *Program, k int, d Dims) error {
+	if err := m.ready(p); err != nil {
+		return err
+	}
+	if !m.loaded(p) {
+		return errors.New("program: the program was not loaded on this machine (Load)")
+	}
 	if d.N < 1 || d.N > p.Capacity.N || d.Steps < 1 || d.Steps > max(p.Capacity.Steps, 1) {
 		return fmt.Errorf("a run of %d samples and %d steps for a program made for %d and %d", d.N, d.Steps, p.Capacity.N, p.Capacity.Steps)
 	}
@@ -115,6 +165,7 @@ func (m *Machine) Run(p *Program, k int, d Dims) error {
 		return fmt.Errorf("pass %d of a program of %d", k, len(p.Passes))
 	}
 	m.start(p, d)
+	m.err = nil
 	if r, ok := m.be.(Runner); ok {
 		if err := r.RunPass(m, p, k); err != nil {
 			return err
@@ -136,6 +187,9 @@ func (m *Machine) start(p *Program, d Dims) {
 		m.cache, m.stamp = make([]compute.Buffer, len(p.Slots)), make([]uint32, len(p.Slots))
 	}
 	m.p, m.dims = p, d
+	if m.synOps == nil {
+		m.synOps = map[int]float64{}
+	}
 	m.gen++
 	if m.gen == 0 { // wrapped: no stamp may look current
 		clear(m.stamp)
@@ -150,38 +204,67 @@ func (m *Machine) Dims() Dims { return m.dims }
 func (m *Machine) Rows(r Rate) int { return m.dims.Rows(r) }
 
 // Buf is slot r's buffer in the current run, holding its rows (nil for
-// None).
+// None). A slot without memory here — a ref the program lacks, an input
+// not bound, external memory not on the machine's backend, a value of a
+// program not loaded or rows beyond its buffer — is nil and an error of
+// the run.
 func (m *Machine) Buf(r Ref) compute.Buffer {
 	if r == None {
+		return nil
+	}
+	p := m.p
+	if !p.has(r) || int(r) >= len(m.stamp) {
+		m.fail(fmt.Errorf("program: slot %d, which the program being run has not", r))
 		return nil
 	}
 	if m.stamp[r] == m.gen {
 		return m.cache[r]
 	}
-	p := m.p
 	s := &p.Slots[r]
 	root := p.Root(r)
+	rs := &p.Slots[root]
 	var b compute.Buffer
-	switch rs := &p.Slots[root]; rs.Kind {
+	switch rs.Kind {
 	case External:
-		b = rs.Bind.Buffer(m.be)
-	case Input:
-		b = m.inputs[root]
-		if b == nil {
-			panic(fmt.Sprintf("program: input slot %s has no buffer bound", rs.Name))
+		if rs.Bind != nil {
+			b = rs.Bind.Buffer(m.be)
 		}
-		b = b.Slice(0, m.dims.Rows(s.Rate)*s.Numel())
+		if b == nil {
+			m.fail(fmt.Errorf("program: %s is not on backend %s (bind the network to it first)", rs.Name, m.be.Name()))
+			return nil
+		}
+	case Input:
+		if b = m.inputs[root]; b == nil {
+			m.fail(fmt.Errorf("program: input slot %s has no buffer bound", rs.Name))
+			return nil
+		}
 	default:
-		pl := p.plan
-		b = m.bufs[pl.Buffer[root]].Slice(0, m.dims.Rows(s.Rate)*s.Numel())
+		if pl := p.plan; pl != nil && pl.Buffer[root] >= 0 && pl.Buffer[root] < len(m.bufs) {
+			b = m.bufs[pl.Buffer[root]]
+		}
+		if b == nil {
+			m.fail(fmt.Errorf("program: %s has no buffer on this machine (load the program, and read slots it uses)", rs.Name))
+			return nil
+		}
+	}
+	if rs.Kind != External {
+		n := mul(m.dims.Rows(s.Rate), s.Numel())
+		if n < 0 || n > b.Len() {
+			m.fail(fmt.Errorf("program: %s holds %d values; %d samples and %d steps of %s need %d", rs.Name, b.Len(), m.dims.N, m.dims.Steps, s.Name, n))
+			return nil
+		}
+		b = b.Slice(0, n)
 	}
 	m.cache[r], m.stamp[r] = b, m.gen
 	return b
 }
 
 // Value is slot r's buffer after a run of p for d (the slot must be kept
-// or still live): what the caller reads.
+// or still live): what the caller reads; nil where Buf has none.
 func (m *Machine) Value(p *Program, r Ref, d Dims) compute.Buffer {
+	if m.ready(p) != nil {
+		return nil
+	}
 	m.start(p, d)
 	return m.Buf(r)
 }

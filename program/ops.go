@@ -18,7 +18,11 @@ type Op interface {
 	Operands() (reads, writes []Ref)
 	// Detail is the op's geometry in a few words, for listings.
 	Detail() string
-	// Run calls the kernel on m's backend for the current run.
+	// Run calls the kernel on m's backend for the current run: the
+	// machine's Run (or a Runner's RunPass) calls it, on a machine made by
+	// NewMachine, and it may panic on another (a zero Machine has no
+	// backend). Operands the run cannot have are errors of the run
+	// (Machine.Buf), sizes the kernel refuses errors of the backend.
 	Run(m *Machine)
 }
 
@@ -268,7 +272,7 @@ func (o *GlobalAvgPool) Kernel() string             { return "GlobalAvgPoolForwa
 func (o *GlobalAvgPool) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
 func (o *GlobalAvgPool) Detail() string             { return fmt.Sprintf("%d×%d", o.C, o.HW) }
 func (o *GlobalAvgPool) Run(m *Machine) {
-	m.be.GlobalAvgPoolForward(m.Rows(o.Rate)*o.C, o.HW, m.Buf(o.X), m.Buf(o.Y))
+	m.be.GlobalAvgPoolForward(mul(m.Rows(o.Rate), o.C), o.HW, m.Buf(o.X), m.Buf(o.Y))
 }
 
 // GlobalAvgPoolGrad is its backward pass.
@@ -282,7 +286,7 @@ func (o *GlobalAvgPoolGrad) Kernel() string             { return "GlobalAvgPoolB
 func (o *GlobalAvgPoolGrad) Operands() (reads, w []Ref) { return refs(o.DY), refs(o.DX) }
 func (o *GlobalAvgPoolGrad) Detail() string             { return fmt.Sprintf("%d×%d", o.C, o.HW) }
 func (o *GlobalAvgPoolGrad) Run(m *Machine) {
-	m.be.GlobalAvgPoolBackward(m.Rows(o.Rate)*o.C, o.HW, m.Buf(o.DY), m.Buf(o.DX))
+	m.be.GlobalAvgPoolBackward(mul(m.Rows(o.Rate), o.C), o.HW, m.Buf(o.DY), m.Buf(o.DX))
 }
 
 // Pad pads each of C planes per row.
@@ -296,7 +300,9 @@ type Pad struct {
 func (o *Pad) Kernel() string             { return "Pad2dForward" }
 func (o *Pad) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
 func (o *Pad) Detail() string             { return padDetail(o.G) }
-func (o *Pad) Run(m *Machine)             { m.be.Pad2dForward(o.G, m.Rows(o.Rate)*o.C, m.Buf(o.X), m.Buf(o.Y)) }
+func (o *Pad) Run(m *Machine) {
+	m.be.Pad2dForward(o.G, mul(m.Rows(o.Rate), o.C), m.Buf(o.X), m.Buf(o.Y))
+}
 
 // PadGrad is its backward pass.
 type PadGrad struct {
@@ -310,7 +316,7 @@ func (o *PadGrad) Kernel() string             { return "Pad2dBackward" }
 func (o *PadGrad) Operands() (reads, w []Ref) { return refs(o.DY), refs(o.DX) }
 func (o *PadGrad) Detail() string             { return padDetail(o.G) }
 func (o *PadGrad) Run(m *Machine) {
-	m.be.Pad2dBackward(o.G, m.Rows(o.Rate)*o.C, m.Buf(o.DY), m.Buf(o.DX))
+	m.be.Pad2dBackward(o.G, mul(m.Rows(o.Rate), o.C), m.Buf(o.DY), m.Buf(o.DX))
 }
 
 func padDetail(g compute.PadGeom) string {
@@ -390,7 +396,7 @@ func (o *BatchNormRunning) Detail() string {
 }
 func (o *BatchNormRunning) Run(m *Machine) {
 	g, n := bnGroups(m, o.Rate)
-	m.be.BatchNormUpdateRunning(g, o.C, n*o.HW, o.Momentum, m.Buf(o.Mean), m.Buf(o.Var), m.Buf(o.RunMean), m.Buf(o.RunVar))
+	m.be.BatchNormUpdateRunning(g, o.C, mul(n, o.HW), o.Momentum, m.Buf(o.Mean), m.Buf(o.Var), m.Buf(o.RunMean), m.Buf(o.RunVar))
 }
 
 // BatchNormScaleShift computes the per-channel map that normalises with
@@ -429,6 +435,10 @@ func (o *ChannelAffine) Run(m *Machine) {
 	groups, rows := 1, m.Rows(o.Rate)
 	if o.PerGroup {
 		groups = m.dims.Steps
+	}
+	if groups < 1 {
+		m.fail(fmt.Errorf("program: ChannelAffine per time step in a run of %d steps", groups))
+		return
 	}
 	m.be.ChannelAffine(groups, rows/groups, o.C, o.HW, m.Buf(o.X), m.Buf(o.Scale), m.Buf(o.Shift), m.Buf(o.Y))
 }
@@ -487,7 +497,7 @@ func (o *IF) Detail() string {
 	return s
 }
 func (o *IF) Run(m *Machine) {
-	a := compute.IFArgs{Steps: m.dims.Steps, N: m.dims.N * o.N, In: m.Buf(o.In), Constant: o.Constant,
+	a := compute.IFArgs{Steps: m.dims.Steps, N: mul(m.dims.N, o.N), In: m.Buf(o.In), Constant: o.Constant,
 		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset}
 	if o.Scale != None {
 		a.Scale, a.Shift, a.PerStep, a.C, a.HW = m.Buf(o.Scale), m.Buf(o.Shift), o.PerStep, o.C, o.HW
@@ -530,6 +540,9 @@ func (o *SynOps) Run(m *Machine) {
 	if err != nil {
 		m.fail(fmt.Errorf("counting synaptic operations: %w", err))
 	}
+	if m.synOps == nil {
+		m.synOps = map[int]float64{}
+	}
 	m.synOps[o.Node] += s
 }
 
@@ -558,4 +571,10 @@ func (o *Adam) Operands() (reads, w []Ref) {
 	return refs(o.P, o.Grad, o.M, o.V), refs(o.P, o.M, o.V)
 }
 func (o *Adam) Detail() string { return "" }
-func (o *Adam) Run(m *Machine) { m.be.Adam(*o.Args, m.Buf(o.P), m.Buf(o.Grad), m.Buf(o.M), m.Buf(o.V)) }
+func (o *Adam) Run(m *Machine) {
+	if o.Args == nil {
+		m.fail(fmt.Errorf("program: an Adam op without its step's settings (Args nil)"))
+		return
+	}
+	m.be.Adam(*o.Args, m.Buf(o.P), m.Buf(o.Grad), m.Buf(o.M), m.Buf(o.V))
+}

@@ -28,8 +28,16 @@ func (pl *Plan) Bytes() int64 {
 	return b
 }
 
-// Plan returns the program's memory plan, computing it the first time.
+// Plan returns the program's memory plan, computing it the first time. It
+// refuses a program its Builder was misused to make, ops that are nil or
+// name slots the program lacks, passes out of order and values too large.
 func (p *Program) Plan() (*Plan, error) {
+	if p == nil {
+		return nil, errNoProgram
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
 	if p.plan != nil {
 		return p.plan, nil
 	}
@@ -66,6 +74,11 @@ func plan(p *Program) (*Plan, error) {
 			}
 		}
 	}
+	for i := range p.Slots {
+		if r := p.Root(Ref(i)); p.Slots[r].Alias != None {
+			return nil, fmt.Errorf("slot %d (%s) is a view in a cycle of views", i, p.Slots[i].Name)
+		}
+	}
 	// readFirst[s]: in the repeating pass holding s's first use within it,
 	// that use reads s (the value crosses repetitions)
 	readFirst := make([]bool, n)
@@ -89,6 +102,9 @@ func plan(p *Program) (*Plan, error) {
 		}
 	}
 	for i, op := range p.Ops {
+		if op == nil {
+			return nil, fmt.Errorf("op %d is nil", i)
+		}
 		reads, writes := op.Operands()
 		for _, s := range append(reads, writes...) {
 			if s < 0 || int(s) >= n {
@@ -146,7 +162,7 @@ func plan(p *Program) (*Plan, error) {
 		if s.Kind != Value || s.Alias != None {
 			continue
 		}
-		size := s.Numel() * p.Capacity.Rows(s.Rate)
+		size := mul(s.Numel(), p.Capacity.Rows(s.Rate))
 		if size < 0 || size > 1<<40 {
 			return nil, fmt.Errorf("slot %s: %d values is too many", s.Name, size)
 		}

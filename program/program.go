@@ -57,17 +57,28 @@ type Dims struct {
 	Steps int `json:"steps"`
 }
 
-// Rows is the number of rows at rate r.
+// Rows is the number of rows at rate r (−1 where N·Steps overflows or
+// exceeds compute.MaxValues: no kernel takes it).
 func (d Dims) Rows(r Rate) int {
 	switch r {
 	case Batch:
 		return d.N
 	case Steps:
-		return d.N * d.Steps
+		return mul(d.N, d.Steps)
 	case Groups:
 		return d.Steps
 	}
 	return 1
+}
+
+// mul is a·b, −1 where a size is negative or the product exceeds
+// compute.MaxValues (compute.Elements): a size no kernel takes.
+func mul(a, b int) int {
+	n, err := compute.Elements(a, b)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // Layout is how a slot's [C H W] rows are laid out in memory.
@@ -179,11 +190,12 @@ type Slot struct {
 	Bind Binding
 }
 
-// Numel is the number of values of one row.
+// Numel is the number of values of one row (−1 for a shape with a
+// negative size or more than compute.MaxValues values).
 func (s *Slot) Numel() int {
-	n := 1
-	for _, d := range s.Shape {
-		n *= d
+	n, err := compute.Elements(s.Shape...)
+	if err != nil {
+		return -1
 	}
 	return n
 }
@@ -259,6 +271,9 @@ type Program struct {
 	Unshared bool
 
 	plan *Plan
+	// err is the first misuse of the Builder that made the program, which
+	// Plan reports.
+	err error
 }
 
 // Applied is one rewrite rule's effect on a program.
@@ -267,12 +282,22 @@ type Applied struct {
 	Places int    `json:"places"`
 }
 
-// Slot returns the slot r names.
-func (p *Program) Slot(r Ref) *Slot { return &p.Slots[r] }
+// Slot returns the slot r names, nil for a ref that names none.
+func (p *Program) Slot(r Ref) *Slot {
+	if !p.has(r) {
+		return nil
+	}
+	return &p.Slots[r]
+}
 
-// Root follows r's aliases to the slot that owns the memory.
+// has reports whether r names a slot of p.
+func (p *Program) has(r Ref) bool { return p != nil && r >= 0 && int(r) < len(p.Slots) }
+
+// Root follows r's aliases to the slot that owns the memory (it stops at
+// a ref that names no slot, and on a cycle of aliases, which Plan
+// refuses).
 func (p *Program) Root(r Ref) Ref {
-	for r != None && p.Slots[r].Alias != None {
+	for steps := 0; p.has(r) && p.Slots[r].Alias != None && steps <= len(p.Slots); steps++ {
 		r = p.Slots[r].Alias
 	}
 	return r
@@ -303,6 +328,9 @@ func (p *Program) Readers(r Ref) []int {
 	root := p.Root(r)
 	var out []int
 	for i, op := range p.Ops {
+		if op == nil {
+			continue
+		}
 		reads, _ := op.Operands()
 		for _, s := range reads {
 			if p.Root(s) == root {
@@ -314,8 +342,12 @@ func (p *Program) Readers(r Ref) []int {
 	return out
 }
 
-// Remove deletes op i, shifting the passes after it.
+// Remove deletes op i, shifting the passes after it (nothing for an i
+// that names no op).
 func (p *Program) Remove(i int) {
+	if i < 0 || i >= len(p.Ops) {
+		return
+	}
 	p.Ops = append(p.Ops[:i], p.Ops[i+1:]...)
 	for k := range p.Passes {
 		if p.Passes[k].Lo > i {

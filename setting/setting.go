@@ -46,6 +46,9 @@ func Errorf(format string, args ...any) *Error { return &Error{format: format, a
 // Error is the text with each setting printed as its Name.
 func (e *Error) Error() string { return e.Spell(nil) }
 
+// errNil is what a nil *Error says (a nil pointer stored in an error).
+var errNil = errors.New("<nil setting.Error>")
+
 // Spell is the text with each setting printed as spell spells it (a
 // program's flag); nil spell prints the Names.
 func (e *Error) Spell(spell func(Name) string) string { return e.with(spell).Error() }
@@ -54,6 +57,9 @@ func (e *Error) Spell(spell func(Name) string) string { return e.with(spell).Err
 func (e *Error) Unwrap() error { return errors.Unwrap(e.with(nil)) }
 
 func (e *Error) with(spell func(Name) string) error {
+	if e == nil {
+		return errNil
+	}
 	args := make([]any, len(e.args))
 	for i, a := range e.args {
 		args[i] = a

@@ -22,7 +22,10 @@ func ExampleNetwork_RunOn() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	x := nn.NewTensor(2, 1, 28, 28) // two images, pixels in [0, 1]
+	x, err := nn.NewTensor(2, 1, 28, 28) // two images, pixels in [0, 1]
+	if err != nil {
+		log.Fatal(err)
+	}
 	for i := range x.Data {
 		x.Data[i] = float32(i%97) / 97
 	}

@@ -10,6 +10,7 @@ package spiking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -49,6 +50,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// errNoSNN is the error of a nil Network's methods.
+var errNoSNN = errors.New("no SNN (nil)")
 
 // Node is one node of the SNN's graph: a layer, or an IF layer (whose
 // Layer is the ReLU it replaces, a ReLU named "output" for the IF layer
@@ -216,6 +220,12 @@ func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
 // firing rate. Once ctx is
 // cancelled it stops within a chunk of steps and returns ctx's error.
 func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
+	if s == nil {
+		return nil, errNoSNN
+	}
+	if x == nil {
+		return nil, fmt.Errorf("no input batch (nil)")
+	}
 	if err := s.ANN.CheckInput(x.Shape); err != nil {
 		return nil, err
 	}
@@ -224,7 +234,12 @@ func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, b
 		return nil, err
 	}
 	n := x.Shape[0]
-	res := &Result{Counts: nn.NewTensor(append([]int{n}, outShape...)...), Potentials: nn.NewTensor(append([]int{n}, outShape...)...)}
+	counts, err := nn.NewTensor(append([]int{n}, outShape...)...)
+	if err != nil {
+		return nil, err
+	}
+	potentials, _ := nn.NewTensor(counts.Shape...) // the same shape, accepted
+	res := &Result{Counts: counts, Potentials: potentials}
 	if n == 0 {
 		return res, nil
 	}

@@ -65,7 +65,7 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	images := func(n int) (*nn.Tensor, []uint8) {
-		x := nn.NewTensor(append([]int{n}, net.InputShape...)...)
+		x, _ := nn.NewTensor(append([]int{n}, net.InputShape...)...) // n: a batch NewEngine allocated already
 		labels := make([]uint8, n)
 		if d != nil {
 			sz := d.C * d.H * d.W

@@ -34,7 +34,7 @@ func (t *Trainer) batch(perm []int, epoch, b, lo, hi int) (x *nn.Tensor, labels 
 		from, to = distributed.Split(total, t.Dist.Size(), t.Dist.Rank())
 	}
 	real = to - from
-	x = nn.NewTensor(max(real, 1), d.C, d.H, d.W)
+	x, _ = nn.NewTensor(max(real, 1), d.C, d.H, d.W) // a batch of the data set's images: sizes data.New checked
 	labels = make([]uint8, max(real, 1))
 	if real == 0 { // a stand-in: the batch's first image, counted for nothing
 		copy(x.Data, d.Image(perm[lo]))

@@ -121,7 +121,7 @@ func TestGPUFullWidthCountsMatchCPU(t *testing.T) {
 		}
 	}
 	digits := testutil.Array(t, "proxy/x.npy")
-	x := nn.NewTensor(100, 1, 28, 28)
+	x, _ := nn.NewTensor(100, 1, 28, 28)
 	copy(x.Data, digits.Data)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := len(digits.Data); i < len(x.Data); i++ {
@@ -259,7 +259,7 @@ func TestGPUDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
-		x := nn.NewTensor(64, 1, 28, 28)
+		x, _ := nn.NewTensor(64, 1, 28, 28)
 		for i := range x.Data {
 			x.Data[i] = rng.Float32()
 		}

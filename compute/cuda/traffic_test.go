@@ -194,7 +194,8 @@ func TestTrafficBudget(t *testing.T) {
 	}
 	defer eng.Free()
 	opt := train.NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
-	x, labels := nn.NewTensor(B, 1, 28, 28), make([]uint8, B)
+	x, _ := nn.NewTensor(B, 1, 28, 28)
+	labels := make([]uint8, B)
 	for step := 0; step < 2; step++ { // the second: workspaces and moments exist
 		be.ResetTraffic()
 		if _, err := eng.Step(x, labels, true); err != nil {
@@ -264,7 +265,8 @@ func TestLaunchLog(t *testing.T) {
 		}
 		be.LogLaunches(true)
 		be.ResetTraffic()
-		x, labels := nn.NewTensor(B, 1, 28, 28), make([]uint8, B)
+		x, _ := nn.NewTensor(B, 1, 28, 28)
+		labels := make([]uint8, B)
 		if _, err := eng.Step(x, labels, true); err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +375,8 @@ func countedStep(t *testing.T, be *cuda.Backend, ann *nn.Network, snn *spiking.N
 	defer eng.Free()
 	opt := train.NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
 	defer opt.Free()
-	x, labels := nn.NewTensor(B, 1, 28, 28), make([]uint8, B)
+	x, _ := nn.NewTensor(B, 1, 28, 28)
+	labels := make([]uint8, B)
 	for range 2 { // the second: workspaces and moments exist
 		be.ResetTraffic()
 		if _, err := eng.Step(x, labels, true); err != nil {
@@ -510,7 +513,7 @@ func TestLaunchesInference(t *testing.T) {
 	ann, snn := paper(t, T)
 	body, _ := ann.Body()
 	sopt := lower.SNNOptions{Options: lower.Options{Capacity: N}, Steps: T}
-	x := nn.NewTensor(N, 1, 28, 28)
+	x, _ := nn.NewTensor(N, 1, 28, 28)
 	for _, c := range launchConfigs {
 		dev := c.opt
 		dev.WorkspaceBytes = 512 << 20

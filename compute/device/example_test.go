@@ -19,7 +19,7 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	x := nn.NewTensor(4, 1, 28, 28)
+	x, _ := nn.NewTensor(4, 1, 28, 28) // a fixed shape: no error
 	for i := range x.Data {
 		x.Data[i] = float32(i%13) / 13
 	}

@@ -2,6 +2,14 @@
 // written as plainly as possible, in float64, sharing nothing with any
 // backend: the oracle the conformance suite holds backends to on random
 // inputs, and the float64 math of nn's layer kinds (Layer.Reference).
+//
+// Being the oracle, the references trust their arguments and check
+// nothing: sizes and geometries must be ones a backend's kernel accepts
+// (compute.CPU checks them: compute.Elements, a geometry with an output)
+// and the slices must hold what they describe. Other arguments may panic
+// (an index out of range) or, for sizes no memory holds, fail to
+// allocate; no size (n = 0, or a geometry without output) gives empty
+// results.
 package refmath
 
 import (

@@ -75,7 +75,10 @@ func hashBytes(b []byte) string {
 // seeded is a batch of n inputs of shape in, uniform in [0, 1) on a 2^-8
 // grid (pixels), from seed.
 func seeded(n int, in []int, seed uint64) *nn.Tensor {
-	x := nn.NewTensor(append([]int{n}, in...)...)
+	x, err := nn.NewTensor(append([]int{n}, in...)...)
+	if err != nil {
+		panic(err) // a test network's input shape
+	}
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for i := range x.Data {
 		x.Data[i] = float32(rng.IntN(256)) / 256
