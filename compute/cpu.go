@@ -290,7 +290,7 @@ func (c *CPU) AddTo(dst, src Buffer) {
 // CopyChannels implements Backend.
 func (c *CPU) CopyChannels(n, ch, hw int, src Buffer, srcC, srcOff int, dst Buffer, dstC, dstOff int) {
 	a := args{kernel: "CopyChannels"}
-	a.in(0, MaxValues, "srcOff", srcOff, "dstOff", dstOff)
+	a.in(0, MaxValues, "srcOff", srcOff, "dstOff", dstOff, "ch", ch)
 	if a.err == nil && (srcOff+ch > srcC || dstOff+ch > dstC) {
 		a.fail("channels [%d, %d) of %d and [%d, %d) of %d", srcOff, srcOff+ch, srcC, dstOff, dstOff+ch, dstC)
 	}

@@ -174,7 +174,7 @@ func (c *CPU) linearBackward(n, in, outF int, x, w, dy, dx, dw, db []float32) {
 	if db != nil {
 		root := grow(&c.root, outF)
 		batchTree(n, 1, 1, root, func(_, s, _ int, leaf []float32) { copy(leaf, dy[s*outF:(s+1)*outF]) }, ks.add, nil)
-		ks.add(db, root)
+		ks.add(db[:outF], root) // db may be a longer buffer's values
 	}
 }
 

@@ -44,7 +44,7 @@ func kernelCalls() map[string][]kernelCase {
 		"Copy":         {func(c *compute.CPU, b, _ compute.Buffer) { c.Copy(nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.Copy(b, foreign{}) }},
 		"AddTo":        {func(c *compute.CPU, b, _ compute.Buffer) { c.AddTo(b, nil) }, func(c *compute.CPU, b, x compute.Buffer) { c.AddTo(x, b) }},
 		"Fill":         {func(c *compute.CPU, _, _ compute.Buffer) { c.Fill(nil, nan) }, func(c *compute.CPU, _, _ compute.Buffer) { c.Fill(foreign{}, 1) }},
-		"CopyChannels": {func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(1, 3, 1, b, 2, 0, x, 4, 0) }, func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(-1, 1, 1, b, 1, -1, x, 1, 0) }, func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(huge, 1, huge, b, 1, 0, x, 1, 0) }},
+		"CopyChannels": {func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(1, 3, 1, b, 2, 0, x, 4, 0) }, func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(-1, 1, 1, b, 1, -1, x, 1, 0) }, func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(huge, 1, huge, b, 1, 0, x, 1, 0) }, func(c *compute.CPU, b, x compute.Buffer) { c.CopyChannels(2, -1, huge, b, 0, 0, x, 0, 0) }},
 		"Conv2dForward": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(conv, 1, nil, nil, nil, nil) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(noOut, 1, b, b, nil, x) },
@@ -168,6 +168,16 @@ func init() {
 				}
 			}
 		}
+	}
+	hostileLinearBackward := entries["compute.CPU.LinearBackward"]
+	entries["compute.CPU.LinearBackward"] = func(c *C) {
+		hostileLinearBackward(c)
+		c.Ok("no features, a bias gradient longer than none", func() error {
+			cpu := compute.NewCPU()
+			b, _ := cpu.Alloc(24)
+			cpu.LinearBackward(2, 0, 0, b, b, b, nil, b, b)
+			return cpu.Err()
+		})
 	}
 	entries["compute.CPU.Alloc"] = func(c *C) {
 		for _, n := range []int{-1, 1 << 62, math.MaxInt, 1 << 57} {
