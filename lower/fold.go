@@ -60,11 +60,14 @@ func Fold(nodes []Node) (out []Node, at []int, places int, err error) {
 		if bn.Gamma == nil || len(bn.Gamma.Data) == 0 || len(bn.RunningMean) != len(bn.Gamma.Data) || len(bn.RunningVar) != len(bn.Gamma.Data) {
 			return nil, nil, 0, fmt.Errorf("BatchNorm %q has no channels or statistics that do not match them", bn.LayerName)
 		}
+		if err := nn.ValidateLayers([]nn.Layer{bn}); err != nil {
+			return nil, nil, 0, fmt.Errorf("BatchNorm %q: %w", bn.LayerName, err)
+		}
 		places++
 		c := len(bn.Gamma.Data)
 		src := nd.Inputs[0]
 		if src >= 0 && len(readers[src]) == 1 && !nodes[src].IF {
-			if conv, ok := out[at[src]].Layer.(*nn.Conv2d); ok && conv.Weight.Shape[0] == c {
+			if conv, ok := out[at[src]].Layer.(*nn.Conv2d); ok && nn.ValidateLayers([]nn.Layer{conv}) == nil && conv.Weight.Shape[0] == c {
 				out[at[src]].Layer = foldInto(conv, bn)
 				at[i], at[src] = at[src], -1
 				continue
@@ -105,6 +108,9 @@ func foldInto(conv *nn.Conv2d, bn *nn.BatchNorm2d) *nn.Conv2d {
 // FoldSNN is an SNN with its own BatchNorm statistics folded (Fold): its
 // nodes and how many of them are the static input layer.
 func FoldSNN(s SNN) (SNN, error) {
+	if s.Static < 0 || s.Static > len(s.Nodes) {
+		return s, fmt.Errorf("static input layer of %d nodes in an SNN of %d", s.Static, len(s.Nodes))
+	}
 	nodes, at, _, err := Fold(s.Nodes)
 	if err != nil {
 		return s, err

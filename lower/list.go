@@ -1,6 +1,8 @@
 package lower
 
 import (
+	"fmt"
+
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/program"
@@ -10,8 +12,8 @@ import (
 // its passes: the chunk of time steps ⌈T/steps⌉ times (the last chunk
 // counted as a whole one where steps does not divide T), the others once.
 func (l *Lowered) Repeats(k int) int {
-	if k == l.Chunk && l.SNN != nil {
-		return (l.SNN.Timesteps + l.SNN.Steps - 1) / l.SNN.Steps
+	if k == l.Chunk && l.SNN != nil && l.SNN.Steps >= 1 {
+		return (max(l.SNN.Timesteps, 0) + l.SNN.Steps - 1) / l.SNN.Steps
 	}
 	return 1
 }
@@ -22,9 +24,12 @@ func (l *Lowered) Repeats(k int) int {
 // steps, which runs until T steps are done, the last chunk with the steps
 // left.
 func (l *Lowered) Runs(n int) []program.PassRun {
+	if l.Program == nil {
+		return nil
+	}
 	var runs []program.PassRun
 	for k := range l.Passes {
-		if k != l.Chunk || l.SNN == nil {
+		if k != l.Chunk || l.SNN == nil || l.SNN.Steps < 1 {
 			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: 1}})
 			continue
 		}
@@ -69,6 +74,9 @@ func StepListing(body *nn.Network, s SNN, opt SNNOptions) (program.Listing, erro
 // the optimizer's moments are bound nowhere): the step's program
 // (lower.Step) and the optimizer's (Optimizer), run after it.
 func StepPrograms(body *nn.Network, s SNN, opt SNNOptions) (step, update *Lowered, err error) {
+	if body == nil {
+		return nil, nil, fmt.Errorf("no network to lower (nil)")
+	}
 	l, err := Step(body, s, opt)
 	if err != nil {
 		return nil, nil, err

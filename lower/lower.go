@@ -38,8 +38,11 @@ func (n Node) Kind() string {
 // Name is the node's layer's name.
 func (n Node) Name() string { return nn.NameOf(n.Layer) }
 
-// NodesOf is a network's graph as nodes (explicit inputs).
+// NodesOf is a network's graph as nodes (explicit inputs; none for nil).
 func NodesOf(net *nn.Network) []Node {
+	if net == nil {
+		return nil
+	}
 	nodes := make([]Node, len(net.Layers))
 	for i, l := range net.Layers {
 		nodes[i] = Node{Layer: l, Inputs: net.InputsOf(i)}
@@ -122,6 +125,9 @@ func (o Options) rules() []Rule {
 // ANN lowers a network's forward pass (and backward pass) for batches of
 // up to opt.Capacity samples.
 func ANN(net *nn.Network, opt Options) (*Lowered, error) {
+	if net == nil {
+		return nil, fmt.Errorf("no network to lower (nil)")
+	}
 	if opt.Capacity < 1 {
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", opt.Capacity)
 	}

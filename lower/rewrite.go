@@ -108,6 +108,14 @@ func graphRules(lw *Lowered, opt Options, nodes []Node, static int) ([]Node, int
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("rewrite %q: %w", r.Name, err)
 		}
+		if len(moved) != len(nodes) {
+			return nil, 0, nil, fmt.Errorf("rewrite %q: where %d nodes went, for %d nodes", r.Name, len(moved), len(nodes))
+		}
+		for i, m := range moved {
+			if m < -1 || m >= len(out) {
+				return nil, 0, nil, fmt.Errorf("rewrite %q: node %d went to node %d of %d", r.Name, i, m, len(out))
+			}
+		}
 		s := 0
 		for i := 0; i < static; i++ {
 			if moved[i] >= 0 {

@@ -183,6 +183,9 @@ func Predict(body *nn.Network, s SNN, opt SNNOptions) (*Lowered, error) {
 }
 
 func proxy(body *nn.Network, s SNN, opt SNNOptions, step bool) (*Lowered, error) {
+	if body == nil {
+		return nil, fmt.Errorf("no network to lower (nil)")
+	}
 	if err := checkSNN(s, opt.Options, opt.Steps); err != nil {
 		return nil, err
 	}

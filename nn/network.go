@@ -32,6 +32,9 @@ var errNoNetwork = errors.New("no network (nil)")
 // proxy learning run the body: spike counts stand in for its output. The
 // body shares the network's layers.
 func (n *Network) Body() (body *Network, head string) {
+	if n == nil {
+		return nil, ""
+	}
 	k := len(n.Layers)
 	if k == 0 || !RoleOf(n.Layers[k-1]).Head {
 		return n, ""
