@@ -3,6 +3,7 @@ package spiking
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/lower"
@@ -22,6 +23,9 @@ import (
 // chunk's steps in one kernel call. With one step per chunk this is the
 // reference's clock-driven order; with all T it is SpikingJelly's
 // multi-step order. Both give the same counts.
+//
+// NewSimulator makes one; a nil or zero Simulator refuses to run, and its
+// other methods describe nothing.
 type Simulator struct {
 	snn      *Network
 	be       compute.Backend
@@ -41,6 +45,12 @@ type variant struct{ batchStats, rates bool }
 // NewSimulator plans snn on be for batches of up to capacity inputs. The
 // SNN must be bound to be (Network.Bind).
 func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, error) {
+	if be == nil {
+		return nil, fmt.Errorf("no backend to simulate on (nil)")
+	}
+	if snn == nil || snn.ANN == nil {
+		return nil, errNoSNN
+	}
 	if capacity < 1 {
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
@@ -61,6 +71,9 @@ func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, e
 // program returns the simulation program of variant v, lowering and
 // loading it the first time.
 func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
+	if sim == nil || sim.snn == nil || sim.m == nil {
+		return nil, errNoSimulator
+	}
 	if l, ok := sim.programs[v]; ok {
 		return l, nil
 	}
@@ -87,6 +100,9 @@ func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
 // the output layer does. Once ctx is cancelled the simulation stops
 // within a chunk of steps and returns ctx's error.
 func (sim *Simulator) Run(ctx context.Context, x nn.Value, batchStats, rates bool) (nn.Value, error) {
+	if sim == nil || sim.snn == nil {
+		return nn.Value{}, errNoSimulator
+	}
 	T := sim.snn.Config.Timesteps
 	var counts nn.Value
 	err := sim.run(ctx, x, batchStats, rates, []int{T}, func(_ int, c nn.Value) error { counts = c; return nil })
@@ -101,6 +117,12 @@ func (sim *Simulator) Run(ctx context.Context, x nn.Value, batchStats, rates boo
 // ts: each equals the counts of a separate run of t steps. BatchNorm and
 // ctx as in Run. An error from read stops the simulation and is returned.
 func (sim *Simulator) RunAt(ctx context.Context, x nn.Value, batchStats, rates bool, ts []int, read func(t int, counts nn.Value) error) error {
+	if sim == nil || sim.snn == nil {
+		return errNoSimulator
+	}
+	if read == nil {
+		return fmt.Errorf("no function to read the counts with (nil)")
+	}
 	if err := CheckSteps(ts, sim.snn.Config.Timesteps); err != nil {
 		return err
 	}
@@ -125,6 +147,9 @@ func (sim *Simulator) run(ctx context.Context, x nn.Value, batchStats, rates boo
 	if n < 1 || n > sim.capacity {
 		return fmt.Errorf("batch of %d for a simulator planned for 1 to %d", n, sim.capacity)
 	}
+	if in := sim.snn.ANN.InputShape; len(x.Shape) != len(in)+1 || !slices.Equal(x.Shape[1:], in) {
+		return fmt.Errorf("a batch of shape %s for an SNN that takes [B %s", nn.ShapeString(x.Shape), nn.ShapeString(in)[1:])
+	}
 	l, err := sim.program(variant{batchStats, rates})
 	if err != nil {
 		return err
@@ -145,7 +170,22 @@ func (sim *Simulator) counts() nn.Value {
 // of time steps, at most l.SNN.Steps each, ending a chunk at every t in
 // ts (ascending from 1) and calling read(t) there. It stops with ctx's
 // error within a chunk of steps once ctx is cancelled.
+//
+// It refuses a nil context, program or read function, a program that does
+// not simulate an SNN (lower.Simulation, Step or Predict make those) and
+// steps CheckSteps refuses.
 func RunSteps(ctx context.Context, m *program.Machine, l *lower.Lowered, n int, ts []int, read func(t int) error) error {
+	switch {
+	case ctx == nil:
+		return fmt.Errorf("no context (nil)")
+	case read == nil:
+		return fmt.Errorf("no function to read the counts with (nil)")
+	case l == nil || l.Program == nil || l.SNN == nil || l.SNN.Steps < 1:
+		return fmt.Errorf("not a program that simulates an SNN (lower.Simulation makes one)")
+	}
+	if err := CheckSteps(ts, l.SNN.Timesteps); err != nil {
+		return err
+	}
 	if err := m.Run(l.Program, l.Static, program.Dims{N: n, Steps: 1}); err != nil {
 		return err
 	}
@@ -170,35 +210,61 @@ func RunSteps(ctx context.Context, m *program.Machine, l *lower.Lowered, n int, 
 }
 
 // Counts is the output layer's spike counts after a run of l on m for a
-// batch of n, [n, K].
+// batch of n, [n, K] (the zero Value where l simulates no SNN).
 func Counts(m *program.Machine, l *lower.Lowered, n int) nn.Value {
-	r := l.SNN.Counts
-	return nn.Value{Shape: append([]int{n}, l.Slot(r).Shape...), Buf: m.Value(l.Program, r, program.Dims{N: n, Steps: 1})}
+	if l == nil || l.SNN == nil {
+		return nn.Value{}
+	}
+	return snnValue(m, l, l.SNN.Counts, n)
 }
 
 // Potentials is the output layer's membrane potentials after a run of l
 // on m for a batch of n, [n, K]: its state buffer, valid until the next
-// run.
+// run (the zero Value where l simulates no SNN).
 func Potentials(m *program.Machine, l *lower.Lowered, n int) nn.Value {
-	r := l.SNN.Potentials
-	return nn.Value{Shape: append([]int{n}, l.Slot(r).Shape...), Buf: m.Value(l.Program, r, program.Dims{N: n, Steps: 1})}
+	if l == nil || l.SNN == nil {
+		return nn.Value{}
+	}
+	return snnValue(m, l, l.SNN.Potentials, n)
+}
+
+// snnValue is slot r of l after a run on m for a batch of n (the zero
+// Value for a slot l has not).
+func snnValue(m *program.Machine, l *lower.Lowered, r program.Ref, n int) nn.Value {
+	s := l.Slot(r)
+	if s == nil {
+		return nn.Value{}
+	}
+	return nn.Value{Shape: append([]int{n}, s.Shape...), Buf: m.Value(l.Program, r, program.Dims{N: n, Steps: 1})}
 }
 
 // Rates is each IF layer's mean firing rate (spikes per neuron per step)
 // after t steps of a run of l on m for a batch of n; l must count them
 // (lower.SNNOptions.Rates).
 func Rates(m *program.Machine, l *lower.Lowered, n, t int) ([]float64, error) {
+	switch {
+	case m == nil || m.Backend() == nil:
+		return nil, fmt.Errorf("no machine that ran the SNN (nil)")
+	case l == nil || l.SNN == nil:
+		return nil, fmt.Errorf("not a program that simulates an SNN (lower.Simulation makes one)")
+	case n < 1 || t < 1:
+		return nil, fmt.Errorf("firing rates over %d samples and %d steps", n, t)
+	}
 	var out []float64
 	for k, r := range l.SNN.IFCounts {
-		if r == program.None {
-			return nil, fmt.Errorf("the firing rate of IF layer %s was not counted", l.SNN.IFNames[k])
+		slot := l.Slot(r)
+		if slot == nil {
+			name := fmt.Sprint(k)
+			if k < len(l.SNN.IFNames) {
+				name = l.SNN.IFNames[k]
+			}
+			return nil, fmt.Errorf("the firing rate of IF layer %s was not counted", name)
 		}
-		size := n * l.Slot(r).Numel()
 		s, err := m.Backend().Sum(m.Value(l.Program, r, program.Dims{N: n, Steps: 1}))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s/float64(size*t))
+		out = append(out, s/(float64(n)*float64(slot.Numel())*float64(t)))
 	}
 	return out, nil
 }
@@ -211,6 +277,9 @@ func Rates(m *program.Machine, l *lower.Lowered, n, t int) ([]float64, error) {
 // count as fractions. The static input layer runs once on the analog
 // input and does multiply-accumulates, not synaptic operations.
 func (sim *Simulator) CountSynOps() error {
+	if sim == nil || sim.snn == nil {
+		return errNoSimulator
+	}
 	if sim.synOps {
 		return nil
 	}
@@ -224,7 +293,7 @@ func (sim *Simulator) CountSynOps() error {
 // samples together), per layer with weights, with the layers' names; nil
 // unless CountSynOps was called.
 func (sim *Simulator) SynOps() (names []string, ops []float64) {
-	if sim.cur == nil {
+	if sim.cur == nil || sim.m == nil {
 		return nil, nil
 	}
 	return SynOps(sim.m, sim.cur)
@@ -233,8 +302,15 @@ func (sim *Simulator) SynOps() (names []string, ops []float64) {
 // SynOps is the synaptic operations counted by the program l on m since
 // its last run began, per layer, with the layers' names.
 func SynOps(m *program.Machine, l *lower.Lowered) (names []string, ops []float64) {
+	if m == nil || l == nil || l.SNN == nil {
+		return nil, nil
+	}
 	for k, node := range l.SNN.SynNodes {
-		names = append(names, l.SNN.SynNames[k])
+		name := ""
+		if k < len(l.SNN.SynNames) {
+			name = l.SNN.SynNames[k]
+		}
+		names = append(names, name)
 		ops = append(ops, m.SynOps(node))
 	}
 	return names, ops
@@ -243,11 +319,17 @@ func SynOps(m *program.Machine, l *lower.Lowered) (names []string, ops []float64
 // Rates is each IF layer's mean firing rate (spikes per neuron per step) in
 // the last Run, which must have counted them (rates), for its batch of n.
 func (sim *Simulator) Rates(n int) ([]float64, error) {
+	if sim == nil || sim.snn == nil {
+		return nil, errNoSimulator
+	}
 	return sim.RatesAt(n, sim.snn.Config.Timesteps)
 }
 
 // RatesAt is Rates after t steps, for a read during RunAt.
 func (sim *Simulator) RatesAt(n, t int) ([]float64, error) {
+	if sim == nil || sim.m == nil {
+		return nil, errNoSimulator
+	}
 	if sim.cur == nil {
 		return nil, fmt.Errorf("no simulation ran")
 	}
@@ -255,24 +337,42 @@ func (sim *Simulator) RatesAt(n, t int) ([]float64, error) {
 }
 
 // Free gives the simulator's buffers back to the backend.
-func (sim *Simulator) Free() { sim.m.Free() }
+func (sim *Simulator) Free() {
+	if sim.m != nil {
+		sim.m.Free()
+	}
+}
+
+// errNoSimulator is the error of a nil or zero Simulator's runs.
+var errNoSimulator = fmt.Errorf("not a simulator (nil or zero: make one with NewSimulator)")
 
 // OutputPotentials is the output IF layer's membrane potentials for a
 // batch of n, [n, K]: after the last step of the last Run, or after step
 // t during RunAt's read. It is the simulator's own state buffer (nothing
 // is copied or allocated), valid until the next run; ties between equal
 // counts are broken by it (results.MembraneMax).
+// The zero Value before any run.
 func (sim *Simulator) OutputPotentials(n int) nn.Value { return Potentials(sim.m, sim.cur, n) }
 
-// OutputShape is the per-sample shape of the counts, [K].
+// OutputShape is the per-sample shape of the counts, [K] (nil for a zero
+// Simulator).
 func (sim *Simulator) OutputShape() []int {
-	l, _ := sim.program(variant{rates: true})
-	return l.Slot(l.SNN.Counts).Shape
+	l, err := sim.program(variant{rates: true})
+	if err != nil {
+		return nil
+	}
+	if s := l.Slot(l.SNN.Counts); s != nil {
+		return s.Shape
+	}
+	return nil
 }
 
 // IFNames names the IF layers in the order Rates lists them: the ReLU each
 // replaces, then "output".
 func (sim *Simulator) IFNames() []string {
+	if sim.snn == nil {
+		return nil
+	}
 	var names []string
 	for _, nd := range sim.snn.Nodes {
 		if nd.IF {

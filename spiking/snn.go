@@ -91,6 +91,9 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 		return nil, err
 	}
 	body, head := ann.Body()
+	if len(body.Layers) == 0 {
+		return nil, fmt.Errorf("the network has no layers before its output to make an SNN of")
+	}
 	s := &Network{ANN: ann, Config: cfg, Dropped: head}
 	layers := body.Layers
 	s.Static = len(layers)
@@ -137,8 +140,12 @@ func (s *Network) Stateful() []nn.Stateful {
 	return nn.StatefulLayers(layers)
 }
 
-// Lowering is the SNN as package lower reads it.
+// Lowering is the SNN as package lower reads it (without an input shape
+// for a Network without its ANN, which lower refuses).
 func (s *Network) Lowering() lower.SNN {
+	if s.ANN == nil {
+		return lower.SNN{Nodes: s.Nodes, Static: s.Static, Timesteps: s.Config.Timesteps, Threshold: s.Config.Threshold, Reset: s.Config.Reset}
+	}
 	return lower.SNN{Nodes: s.Nodes, Static: s.Static, InputShape: s.ANN.InputShape, Timesteps: s.Config.Timesteps,
 		Threshold: s.Config.Threshold, Reset: s.Config.Reset}
 }
@@ -146,6 +153,9 @@ func (s *Network) Lowering() lower.SNN {
 // Bind puts the SNN on be: the ANN's parameters (shared) and the SNN's own
 // state (BatchNorm statistics).
 func (s *Network) Bind(be compute.Backend) error {
+	if s == nil {
+		return errNoSNN
+	}
 	if err := s.ANN.Bind(be); err != nil {
 		return err
 	}
@@ -160,6 +170,9 @@ func (s *Network) Bind(be compute.Backend) error {
 // Sync copies the SNN's own state from its backend into host memory (the
 // shared parameters are synced by the ANN's Sync).
 func (s *Network) Sync() error {
+	if s == nil {
+		return errNoSNN
+	}
 	for _, st := range s.Stateful() {
 		if err := st.SyncState(); err != nil {
 			return fmt.Errorf("SNN: %w", err)
@@ -171,6 +184,9 @@ func (s *Network) Sync() error {
 // Release brings the SNN (the ANN's parameters and the SNN's own state)
 // back into host memory and frees their backend buffers.
 func (s *Network) Release() error {
+	if s == nil {
+		return errNoSNN
+	}
 	if err := s.ANN.Release(); err != nil {
 		return err
 	}
@@ -205,11 +221,17 @@ type Result struct {
 // analog inputs, BatchNorm layers using their running statistics (eval
 // mode), on a CPU backend.
 func (s *Network) Run(x *nn.Tensor) (*Result, error) {
+	if s == nil {
+		return nil, errNoSNN
+	}
 	return s.RunOn(context.Background(), compute.NewCPU(), x, false, 0)
 }
 
 // Simulate is Run with a choice of BatchNorm mode (see Simulator.Run).
 func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
+	if s == nil {
+		return nil, errNoSNN
+	}
 	return s.RunOn(context.Background(), compute.NewCPU(), x, batchStats, 0)
 }
 
@@ -222,6 +244,9 @@ func (s *Network) Simulate(x *nn.Tensor, batchStats bool) (*Result, error) {
 func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, batchStats bool, batch int) (*Result, error) {
 	if s == nil {
 		return nil, errNoSNN
+	}
+	if ctx == nil {
+		return nil, fmt.Errorf("no context (nil)")
 	}
 	if x == nil {
 		return nil, fmt.Errorf("no input batch (nil)")
@@ -289,6 +314,9 @@ func (s *Network) RunOn(ctx context.Context, be compute.Backend, x *nn.Tensor, b
 
 // Role says what each ANN layer becomes in the SNN, for tables.
 func Role(ann *nn.Network) []string {
+	if ann == nil {
+		return nil
+	}
 	roles := make([]string, len(ann.Layers))
 	static := true
 	for i, l := range ann.Layers {
