@@ -5,16 +5,34 @@ import (
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/lower"
+	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
 // foldedSNN is the SNN's graph with its own BatchNorm statistics folded
 // (lower.FoldBatchNorm), and how many of its nodes are the static input
-// layer.
+// layer. It refuses what is not an SNN spiking.New makes: none, settings Validate
+// refuses, no output IF layer, nodes whose shapes do not follow.
 func foldedSNN(s *spiking.Network) ([]spiking.Node, int, error) {
+	switch {
+	case s == nil || s.ANN == nil:
+		return nil, 0, fmt.Errorf("no SNN to export (nil, or without its ANN: make one with spiking.New)")
+	case len(s.Nodes) == 0 || !s.Nodes[len(s.Nodes)-1].IF:
+		return nil, 0, fmt.Errorf("the SNN must end in its output IF layer (make one with spiking.New)")
+	}
+	if err := s.Config.Validate(); err != nil {
+		return nil, 0, err
+	}
 	f, err := lower.FoldSNN(s.Lowering())
 	if err != nil {
 		return nil, 0, err
+	}
+	layers, inputs := make([]nn.Layer, len(f.Nodes)), make([][]int, len(f.Nodes))
+	for i, nd := range f.Nodes {
+		layers[i], inputs[i] = nd.Layer, nd.Inputs
+	}
+	if _, err := nn.NodeShapes(layers, inputs, s.ANN.InputShape); err != nil {
+		return nil, 0, fmt.Errorf("SNN: %w", err)
 	}
 	return f.Nodes, f.Static, nil
 }
@@ -36,6 +54,10 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	if opt.Opset < 13 || opt.Opset > 21 {
 		return nil, fmt.Errorf("opset %d: proxykit writes opsets 13 to 21", opt.Opset)
 	}
+	nodes, static, err := foldedSNN(s)
+	if err != nil {
+		return nil, err
+	}
 	if s.Config.Timesteps > MaxUnrolledSteps {
 		return nil, fmt.Errorf("T = %d: an unrolled SNN repeats every layer each step, and at most %d steps are written (NIR export does not unroll: use --nir)", s.Config.Timesteps, MaxUnrolledSteps)
 	}
@@ -53,10 +75,6 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 		g.node("Cast", base+"/spikes", []string{base + "_fired"}, []string{base + "_s"}, aInt("to", onnxFloat))
 		g.node("Where", base+"/reset", []string{base + "_fired", vreset, base + "_u"}, []string{base + "_v"})
 		return base + "_v", base + "_s"
-	}
-	nodes, static, err := foldedSNN(s)
-	if err != nil {
-		return nil, err
 	}
 	// the static input layer once; then at each step every other node on
 	// its inputs, and the output IF layer's spikes added to the counts

@@ -55,6 +55,9 @@ func PlanPrograms(gpu string, opt cuda.Options, n int, programs ...*lower.Lowere
 	}
 	var launches []compute.Launch
 	for i, l := range programs {
+		if l == nil || l.Program == nil {
+			return Plan{}, fmt.Errorf("program %d: none (nil)", i+1)
+		}
 		ls, err := cuda.RunLaunches(l.Program, l.Runs(n), opt)
 		if err != nil {
 			return Plan{}, fmt.Errorf("program %d: %w", i+1, err)
@@ -78,6 +81,9 @@ func PlanPrograms(gpu string, opt cuda.Options, n int, programs ...*lower.Lowere
 // WritePlan writes a plan's prediction and counts as text, and its time
 // by kernel (top rows at most, 0: all) as a Markdown table (WriteShares).
 func WritePlan(w io.Writer, p Plan, top int) error {
+	if w == nil {
+		return errNoWriter
+	}
 	cal := "calibrated on " + p.Calibrated
 	if p.Calibrated == "" {
 		cal = "uncalibrated: the H200's parameters on this GPU's peaks"

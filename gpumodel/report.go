@@ -1,6 +1,7 @@
 package gpumodel
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/proxykit/proxykit/compute"
 )
+
+// errNoWriter is the error of a Write function given a nil writer.
+var errNoWriter = errors.New("no writer to write to (nil)")
 
 // Check is the model against one measured time of its calibration run.
 type Check struct {
@@ -84,6 +88,9 @@ func compareDesc(a, b float64) int {
 // or for the workloads in given, those: a program's own lowering of the
 // calibrated workloads shows here whether it still queues what ran.
 func WriteCalibration(w io.Writer, given map[Workload][]compute.Launch) error {
+	if w == nil {
+		return errNoWriter
+	}
 	c, err := H200Calibration()
 	if err != nil {
 		return err
@@ -142,6 +149,9 @@ type Program struct {
 // (uncalibrated ones marked), beside compiled PyTorch's measured rates on
 // the H200.
 func WritePrediction(w io.Writer, p Program) error {
+	if w == nil {
+		return errNoWriter
+	}
 	c, err := H200Calibration()
 	if err != nil {
 		return err
@@ -177,6 +187,9 @@ func WritePrediction(w io.Writer, p Program) error {
 // WriteShares writes, as Markdown, an estimate's time by kernel, the
 // largest first, top rows at most (0: all).
 func WriteShares(w io.Writer, e Estimate, top int) error {
+	if w == nil {
+		return errNoWriter
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintln(tw, "| kernel\t| kernels\t| ms\t| share\t|")
 	fmt.Fprintln(tw, "| ---\t| ---:\t| ---:\t| ---:\t|")

@@ -6,6 +6,7 @@ package model
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -166,6 +167,9 @@ func Sniff(path string) (string, error) {
 	return ONNX, nil // let the ONNX reader say what is wrong
 }
 
+// errNoModel is the error of a nil Model's methods.
+var errNoModel = errors.New("no model (nil)")
+
 // structure gives a state dict its network: Like's, or Arch's sized after
 // the state dict; nil when neither is set.
 func (o Options) structure(shapes map[string][]int) (*nn.Network, error) {
@@ -193,6 +197,9 @@ func (o Options) structure(shapes map[string][]int) (*nn.Network, error) {
 // SNN builds the model's spiking twin, with the SNN's own BatchNorm
 // statistics where the model has them (else copies of the ANN's).
 func (m *Model) SNN(cfg spiking.Config) (*spiking.Network, error) {
+	if m == nil {
+		return nil, errNoModel
+	}
 	s, err := spiking.New(m.ANN, cfg)
 	if err != nil {
 		return nil, err

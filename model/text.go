@@ -49,6 +49,12 @@ func (m *Model) Notes() []string {
 // producer, a checkpoint's run and notes — then its layers (WriteLayers)
 // and the reader's notes, text from the file escaped (Printable).
 func (m *Model) WriteSummary(w io.Writer, path string) error {
+	if m == nil {
+		return errNoModel
+	}
+	if w == nil {
+		return fmt.Errorf("%s: no writer to write the summary to (nil)", path)
+	}
 	if o := m.ONNX; o != nil {
 		fmt.Fprintf(w, "%s: ONNX opset %d, IR version %d, producer %s %s\n", path, o.Opset, o.IRVersion,
 			Printable(fmt.Sprintf("%q", o.Producer)), Printable(o.ProducerVersion))
@@ -94,7 +100,14 @@ func (m *Model) WriteSummary(w io.Writer, path string) error {
 // a branching network), output shape, parameters, what each becomes in
 // the SNN.
 func WriteLayers(w io.Writer, net *nn.Network) error {
+	if w == nil {
+		return fmt.Errorf("no writer to write the layers to (nil)")
+	}
 	shapes, err := net.Shapes()
+	if err != nil {
+		return err
+	}
+	out, err := net.OutputShape()
 	if err != nil {
 		return err
 	}
@@ -132,7 +145,7 @@ func WriteLayers(w io.Writer, net *nn.Network) error {
 	if graph {
 		last = fmt.Sprint(len(net.Layers)-1) + "\t"
 	}
-	fmt.Fprintf(tw, "%d\toutput\t\t%s%s\t0\tIF (counts over T)\t\n", len(net.Layers), last, nn.ShapeString(shapes[len(shapes)-1]))
+	fmt.Fprintf(tw, "%d\toutput\t\t%s%s\t0\tIF (counts over T)\t\n", len(net.Layers), last, nn.ShapeString(out))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -159,6 +172,9 @@ func (m *Model) Metadata(path string) map[string]string {
 // another type, a shape the network does not take and values that are
 // not finite.
 func (m *Model) Input(path string, scaleUint8 bool) (*nn.Tensor, error) {
+	if m == nil {
+		return nil, errNoModel
+	}
 	x, err := npy.ReadFile(path, scaleUint8)
 	if err != nil {
 		return nil, err

@@ -32,6 +32,18 @@ import (
 // on the emulated device unless set). Uploads and downloads (op
 // program.Const, the host's staging) are not launches.
 func Launches(p *program.Program, op program.Op, d program.Dims, opt Options) ([]compute.Launch, error) {
+	if err := checkRun(p, d); err != nil {
+		return nil, err
+	}
+	if op == nil {
+		return nil, fmt.Errorf("no op (nil)")
+	}
+	reads, writes := op.Operands()
+	for _, r := range append(reads, writes...) {
+		if p.Slot(r) == nil {
+			return nil, fmt.Errorf("%s uses slot %d; the program has %d", op.Kernel(), r, len(p.Slots))
+		}
+	}
 	q := &queue{p: p, d: d, opt: opt}
 	if err := q.op(op); err != nil {
 		return nil, err
@@ -42,10 +54,16 @@ func Launches(p *program.Program, op program.Op, d program.Dims, opt Options) ([
 // RunLaunches is what a CUDA backend opened with opt queues for the pass
 // runs of p, in order (lower.Lowered.Runs lists a program's).
 func RunLaunches(p *program.Program, runs []program.PassRun, opt Options) ([]compute.Launch, error) {
+	if err := checkRun(p, program.Dims{N: 1, Steps: 1}); err != nil {
+		return nil, err
+	}
 	q := &queue{p: p, opt: opt}
 	for _, r := range runs {
 		if r.Pass < 0 || r.Pass >= len(p.Passes) {
 			return nil, fmt.Errorf("pass %d of a program of %d", r.Pass, len(p.Passes))
+		}
+		if err := checkRun(p, r.Dims); err != nil {
+			return nil, err
 		}
 		q.d = r.Dims
 		ps := p.Passes[r.Pass]
@@ -56,6 +74,29 @@ func RunLaunches(p *program.Program, runs []program.PassRun, opt Options) ([]com
 		}
 	}
 	return q.out, nil
+}
+
+// checkRun refuses what no run of a program is: no program, one its Plan
+// refuses (ops that are nil or name slots it has not), dims below 1 or
+// for which a slot holds more than compute.MaxValues values (the bytes
+// then fit an int64). Dims beyond the program's capacity are priced as
+// asked (the optimizer's program, planned for one row, runs at any batch).
+func checkRun(p *program.Program, d program.Dims) error {
+	if _, err := p.Plan(); err != nil {
+		return err
+	}
+	if d.N < 1 || d.Steps < 1 {
+		return fmt.Errorf("a run of %d samples and %d steps", d.N, d.Steps)
+	}
+	for i := range p.Slots {
+		s := &p.Slots[i]
+		if rows := d.Rows(s.Rate); rows < 0 || s.Numel() < 0 {
+			return fmt.Errorf("a run of %d samples and %d steps: slot %s has more than %d values", d.N, d.Steps, s.Name, compute.MaxValues)
+		} else if _, err := compute.Elements(s.Numel(), rows); err != nil {
+			return fmt.Errorf("a run of %d samples and %d steps: slot %s: %w", d.N, d.Steps, s.Name, err)
+		}
+	}
+	return nil
 }
 
 // queue collects the launches of a program's ops in a run for d.
