@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/internal/limits"
 	"github.com/proxykit/proxykit/setting"
 )
@@ -35,22 +36,39 @@ type Dataset struct {
 // below classes. It checks the sizes and that every value is finite; the
 // arrays are used, not copied.
 func New(name string, images []float32, labels []uint8, c, h, w, classes int) (*Dataset, error) {
-	n := len(labels)
-	switch {
-	case c < 1 || h < 1 || w < 1 || classes < 1 || classes > 256:
-		return nil, fmt.Errorf("data set %s: %d×%d×%d images of %d classes: each must be positive (at most 256 classes)", name, c, h, w, classes)
-	case n == 0 || len(images) != n*c*h*w:
-		return nil, fmt.Errorf("data set %s: %d values for %d images of %d×%d×%d", name, len(images), n, c, h, w)
+	d := &Dataset{Name: name, Images: images, Labels: labels, N: len(labels), C: c, H: h, W: w, Classes: classes}
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	if d.N == 0 {
+		return nil, fmt.Errorf("data set %s: %d values for 0 images of %d×%d×%d", name, len(images), c, h, w)
 	}
 	for i, v := range images {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, fmt.Errorf("data set %s: image %d holds %g", name, i/(c*h*w), v)
 		}
 	}
-	if err := checkLabels(name, labels, classes); err != nil {
-		return nil, err
+	return d, nil
+}
+
+// Check refuses a data set whose fields do not agree, as New makes none:
+// nil, sizes that are not positive (at most 256 classes), arrays that do
+// not hold N images of C×H×W values and N labels, a label not below
+// Classes. (It does not read the pixels: New checks they are finite.)
+func (d *Dataset) Check() error {
+	if d == nil {
+		return fmt.Errorf("no data set (nil)")
 	}
-	return &Dataset{Name: name, Images: images, Labels: labels, N: n, C: c, H: h, W: w, Classes: classes}, nil
+	if d.C < 1 || d.H < 1 || d.W < 1 || d.Classes < 1 || d.Classes > 256 || d.N < 0 {
+		return fmt.Errorf("data set %s: %d images of %d×%d×%d values, %d classes: each must be positive (at most 256 classes)", d.Name, d.N, d.C, d.H, d.W, d.Classes)
+	}
+	if n, err := compute.Elements(d.N, d.C, d.H, d.W); err != nil || len(d.Images) != n {
+		return fmt.Errorf("data set %s: %d values for %d images of %d×%d×%d", d.Name, len(d.Images), d.N, d.C, d.H, d.W)
+	}
+	if len(d.Labels) != d.N {
+		return fmt.Errorf("data set %s: %d labels for %d images", d.Name, len(d.Labels), d.N)
+	}
+	return checkLabels(d.Name, d.Labels, d.Classes)
 }
 
 // Image returns sample i's pixels (nil when the set holds no sample i).

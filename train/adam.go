@@ -1,6 +1,8 @@
 package train
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/proxykit/proxykit/checkpoint"
@@ -62,6 +64,9 @@ func (a *Adam) moments(be compute.Backend, p *nn.Param) (*moments, error) {
 	if a.bound == nil {
 		a.bound = map[string]*moments{}
 	}
+	if a.M == nil || a.V == nil {
+		a.M, a.V = map[string][]float32{}, map[string][]float32{}
+	}
 	if st, ok := a.bound[p.Name]; ok && st.be == be {
 		return st, nil
 	}
@@ -86,7 +91,21 @@ func (a *Adam) moments(be compute.Backend, p *nn.Param) (*moments, error) {
 
 // Update applies one step to every parameter from its gradient, on be:
 // the program lower.Optimizer makes, run by a program.Machine.
+//
+// It refuses a nil optimizer or backend and nil parameters; the zero Adam
+// works (its hyper-parameters are zero: a learning rate of 0).
 func (a *Adam) Update(be compute.Backend, params []*nn.Param) error {
+	switch {
+	case a == nil:
+		return errNoAdam
+	case be == nil:
+		return fmt.Errorf("no backend to update on (nil)")
+	}
+	for i, p := range params {
+		if p == nil {
+			return fmt.Errorf("parameter %d to update is nil", i)
+		}
+	}
 	for _, p := range params {
 		if _, err := a.moments(be, p); err != nil {
 			return err
@@ -114,8 +133,14 @@ func (a *Adam) Update(be compute.Backend, params []*nn.Param) error {
 // (nil before).
 func (a *Adam) Program() *lower.Lowered { return a.update }
 
+// errNoAdam is the error of a nil Adam's methods.
+var errNoAdam = errors.New("no optimizer (nil)")
+
 // Sync copies the moments from their backend into M and V.
 func (a *Adam) Sync() error {
+	if a == nil {
+		return errNoAdam
+	}
 	for name, st := range a.bound {
 		if err := st.be.Download(a.M[name], st.m); err != nil {
 			return err
@@ -129,6 +154,9 @@ func (a *Adam) Sync() error {
 
 // Free gives the moments' backend buffers back (after syncing them).
 func (a *Adam) Free() error {
+	if a == nil {
+		return errNoAdam
+	}
 	err := a.Sync()
 	for name, st := range a.bound {
 		st.be.Free(st.m)

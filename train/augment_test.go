@@ -16,7 +16,9 @@ func TestAugment(t *testing.T) {
 	dst := make([]float32, 28*28)
 	seen := map[[2]int]bool{}
 	for trial := 0; trial < 200; trial++ {
-		train.Augment(rng, 1, 28, 28, src, dst)
+		if err := train.Augment(rng, 1, 28, 28, src, dst); err != nil {
+			t.Fatal(err)
+		}
 		for i := 0; i < 28; i++ {
 			if dst[i] != 0 || dst[27*28+i] != 0 || dst[i*28] != 0 || dst[i*28+27] != 0 {
 				t.Fatal("the one-pixel border is not zero")

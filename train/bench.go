@@ -84,6 +84,12 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 		return x, labels
 	}
 	if d != nil {
+		if err := d.Check(); err != nil {
+			return r, err
+		}
+		if d.N == 0 {
+			return r, fmt.Errorf("data set %s holds no images", d.Name)
+		}
 		if err := net.CheckInput([]int{1, d.C, d.H, d.W}); err != nil {
 			return r, fmt.Errorf("data set %s does not fit the network: %w", d.Name, err)
 		}
@@ -289,6 +295,9 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 func FLOPs(ann *nn.Network, snn *spiking.Network) (annF, staticF, stepF float64, err error) {
 	if _, err = ann.Shapes(); err != nil {
 		return
+	}
+	if snn == nil || snn.ANN != ann {
+		return 0, 0, 0, fmt.Errorf("no SNN of the network (spiking.New of it makes it)")
 	}
 	annF = 2 * float64(macs(ann, len(ann.Layers)))
 	staticF = 2 * float64(macs(ann, snn.Static))

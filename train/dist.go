@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/proxykit/proxykit/data"
@@ -51,13 +52,13 @@ func (t *Trainer) batch(perm []int, epoch, b, lo, hi int) (x *nn.Tensor, labels 
 	for i, idx := range perm[lo : lo+to] {
 		if i < from {
 			if s.Augment {
-				Augment(rng, d.C, d.H, d.W, d.Image(idx), skip)
+				_ = Augment(rng, d.C, d.H, d.W, d.Image(idx), skip) // a checked data set's image: it fits
 			}
 			continue
 		}
 		dst := x.Data[(i-from)*sz : (i-from+1)*sz]
 		if s.Augment {
-			Augment(rng, d.C, d.H, d.W, d.Image(idx), dst)
+			_ = Augment(rng, d.C, d.H, d.W, d.Image(idx), dst) // a checked data set's image: it fits
 		} else {
 			copy(dst, d.Image(idx))
 		}
@@ -177,6 +178,12 @@ func (t *Trainer) syncRankStats() error {
 // three confusion matrices, ties — are summed across ranks, so that every rank
 // gets the whole set's report.
 func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *distributed.Group) (results.Report, error) {
+	if g == nil {
+		return results.Report{}, fmt.Errorf("no data-parallel group (nil)")
+	}
+	if err := d.Check(); err != nil {
+		return results.Report{}, err
+	}
 	lo, hi := distributed.Split(d.N, g.Size(), g.Rank())
 	sz := d.C * d.H * d.W
 	share := *d

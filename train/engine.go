@@ -27,7 +27,8 @@ type StepResult struct {
 // program.Machine, which owns every buffer a step needs, allocated once.
 // Host and backend meet in three places: staging a batch (images and
 // labels), reading the [B, K] outputs for metrics, and Sync before a
-// checkpoint or an export.
+// checkpoint or an export. NewEngine makes one; a nil or zero Engine
+// refuses to run.
 type Engine struct {
 	Backend compute.Backend
 	ANN     *nn.Network
@@ -53,6 +54,14 @@ type engineProgram struct {
 // NewEngine binds ann and snn to be and plans them for batches of up to
 // capacity images.
 func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int) (*Engine, error) {
+	switch {
+	case be == nil:
+		return nil, fmt.Errorf("no backend to train on (nil)")
+	case ann == nil || snn == nil:
+		return nil, fmt.Errorf("no network, or no SNN (nil)")
+	case snn.ANN != ann:
+		return nil, fmt.Errorf("the SNN is not the network's (spiking.New of it makes it)")
+	}
 	if capacity < 1 {
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
@@ -89,6 +98,9 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 // the first time. Proxy learning trains the body: the counts stand in for
 // its output.
 func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
+	if e == nil || e.m == nil || e.ANN == nil || e.SNN == nil || e.Backend == nil {
+		return nil, errNoEngine
+	}
 	if l, ok := e.programs[v]; ok {
 		return l, nil
 	}
@@ -115,11 +127,20 @@ func (e *Engine) Program(batchStats bool) (*lower.Lowered, error) {
 	return e.program(engineProgram{step: true, batchStats: batchStats})
 }
 
+// errNoEngine is the error of a nil or zero Engine's methods.
+var errNoEngine = errors.New("not an engine (nil or zero: make one with NewEngine)")
+
 // Capacity is the largest batch the engine takes.
 func (e *Engine) Capacity() int { return e.capacity }
 
 // stage uploads a host batch and binds it as l's input.
 func (e *Engine) stage(l *lower.Lowered, x *nn.Tensor) (nn.Value, error) {
+	if x == nil || len(x.Shape) == 0 {
+		return nn.Value{}, fmt.Errorf("no batch (a nil tensor or one without a shape)")
+	}
+	if nn.Numel(x.Shape) != len(x.Data) {
+		return nn.Value{}, fmt.Errorf("a batch of shape %s holds %d values", nn.ShapeString(x.Shape), len(x.Data))
+	}
 	n := x.Shape[0]
 	if n < 1 || n > e.capacity {
 		return nn.Value{}, fmt.Errorf("batch of %d images for an engine planned for 1 to %d", n, e.capacity)
@@ -172,11 +193,11 @@ func (e *Engine) run(ctx context.Context, l *lower.Lowered, n int, ts []int, rea
 // both networks.
 func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult, error) {
 	var r StepResult
-	be := e.Backend
 	l, err := e.program(engineProgram{step: true, batchStats: batchStats})
 	if err != nil {
 		return r, err
 	}
+	be := e.Backend
 	xv, err := e.stage(l, x)
 	if err != nil {
 		return r, err
@@ -243,6 +264,9 @@ type Prediction struct {
 
 // Predict runs both networks, BatchNorm in eval mode, on a host batch.
 func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (Prediction, error) {
+	if ctx == nil {
+		return Prediction{}, fmt.Errorf("no context (nil)")
+	}
 	l, err := e.program(engineProgram{})
 	if err != nil {
 		return Prediction{}, err
@@ -280,6 +304,15 @@ func (e *Engine) Evaluate(ctx context.Context, d *data.Dataset) (results.Accurac
 // its figure under the reference notebook's rules.
 func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, error) {
 	var r results.Report
+	if _, err := e.program(engineProgram{}); err != nil {
+		return r, err
+	}
+	if err := d.Check(); err != nil {
+		return r, err
+	}
+	if ctx == nil {
+		return r, fmt.Errorf("no context (nil)")
+	}
 	var annOK int
 	var all results.Tally
 	sz := d.C * d.H * d.W
@@ -340,6 +373,9 @@ func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, e
 // Sync copies the parameters and both networks' BatchNorm statistics from
 // the backend into host memory.
 func (e *Engine) Sync() error {
+	if e == nil || e.ANN == nil || e.SNN == nil {
+		return errNoEngine
+	}
 	if err := e.ANN.Sync(); err != nil {
 		return err
 	}
@@ -348,6 +384,9 @@ func (e *Engine) Sync() error {
 
 // Free gives the engine's buffers back to the backend.
 func (e *Engine) Free() {
+	if e.m == nil || e.Backend == nil {
+		return
+	}
 	e.m.Free()
 	for _, b := range []compute.Buffer{e.x, e.labels} {
 		if b != nil {

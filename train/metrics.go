@@ -14,6 +14,9 @@ import (
 // be, batch images at a time, stopping with ErrInterrupted once ctx is
 // cancelled.
 func Evaluate(ctx context.Context, be compute.Backend, ann *nn.Network, snn *spiking.Network, d *data.Dataset, batch int) (results.Report, error) {
+	if err := d.Check(); err != nil {
+		return results.Report{}, err
+	}
 	e, err := NewEngine(be, ann, snn, min(batch, max(d.N, 1)))
 	if err != nil {
 		return results.Report{}, err

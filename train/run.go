@@ -46,6 +46,9 @@ type RunOptions struct {
 // every rank (t.Dist.Abort). It closes t (Trainer.Close). Its error says
 // what Output holds; on an interrupt it wraps ErrInterrupted.
 func Run(ctx context.Context, t *Trainer, opt RunOptions) error {
+	if err := t.ready(); err != nil {
+		return err
+	}
 	err := run(ctx, t, opt)
 	if g := t.Dist; g != nil && err != nil && !errors.Is(err, ErrInterrupted) {
 		g.Abort(err)
@@ -207,7 +210,7 @@ func (p *ProgressLine) Terminal() bool { return p != nil && p.tty }
 // too).
 func (p *ProgressLine) Show(line string, final bool) {
 	switch {
-	case p == nil:
+	case p == nil || p.w == nil:
 	case p.tty:
 		fmt.Fprintf(p.w, "\r%s", line)
 	case final || time.Since(p.last) > 30*time.Second:

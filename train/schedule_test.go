@@ -41,7 +41,10 @@ func TestScheduleIsWhatRunDraws(t *testing.T) {
 	batches := 0
 	tr.observe = func(epoch, b int, x *nn.Tensor, labels []uint8) {
 		batches++
-		order, crops := Schedule(s, n, epoch)
+		order, crops, err := Schedule(s, n, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for k := range labels {
 			pos := b*s.BatchSize + k
 			// pixel (1, 1) of the augmented image is pixel (oy, ox) of the source
@@ -59,8 +62,11 @@ func TestScheduleIsWhatRunDraws(t *testing.T) {
 	if want := 3 * 5; batches != want {
 		t.Fatalf("Run trained on %d batches, want %d", batches, want)
 	}
-	o0, _ := Schedule(s, n, 0)
-	o1, _ := Schedule(s, n, 1)
+	o0, _, err0 := Schedule(s, n, 0)
+	o1, _, err1 := Schedule(s, n, 1)
+	if err0 != nil || err1 != nil {
+		t.Fatal(err0, err1)
+	}
 	if slices.Equal(o0, o1) {
 		t.Error("epochs 0 and 1 have the same order: the order does not depend on the epoch")
 	}

@@ -88,6 +88,15 @@ type SweepOptions struct {
 // and synaptic operations after each of the Timesteps. Each point equals
 // an evaluation at that T alone.
 func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (results.Sweep, error) {
+	if _, err := e.program(engineProgram{}); err != nil {
+		return results.Sweep{}, err
+	}
+	if err := d.Check(); err != nil {
+		return results.Sweep{}, err
+	}
+	if ctx == nil {
+		return results.Sweep{}, fmt.Errorf("no context (nil)")
+	}
 	ts := opt.Timesteps
 	cfg := e.SNN.Config
 	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset}
@@ -192,6 +201,12 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 // SweepModel evaluates ann and snn at every T in ts on be, batch images at
 // a time; snn's T is raised to the largest of ts.
 func SweepModel(ctx context.Context, be compute.Backend, ann *nn.Network, snn *spiking.Network, d *data.Dataset, batch int, opt SweepOptions) (results.Sweep, error) {
+	if snn == nil {
+		return results.Sweep{}, fmt.Errorf("no SNN (nil)")
+	}
+	if err := d.Check(); err != nil {
+		return results.Sweep{}, err
+	}
 	if len(opt.Timesteps) > 0 {
 		snn.Config.Timesteps = opt.Timesteps[len(opt.Timesteps)-1]
 	}
@@ -211,7 +226,7 @@ func macs(net *nn.Network, layers int) int64 {
 		return 0
 	}
 	var total int64
-	for i, l := range net.Layers[:layers] {
+	for i, l := range net.Layers[:min(max(layers, 0), len(net.Layers))] {
 		in := net.InputShape
 		if src := net.InputsOf(i)[0]; src >= 0 {
 			in = shapes[src]

@@ -31,7 +31,8 @@ type BatchProgress struct {
 // between batches with a state that can be checkpointed.
 var ErrInterrupted = errors.New("interrupted")
 
-// Trainer runs proxy learning.
+// Trainer runs proxy learning. NewTrainer makes one; a nil Trainer, or
+// one without its networks, data sets or optimizer, refuses to run.
 type Trainer struct {
 	Settings recipe.Settings
 	ANN      *nn.Network
@@ -63,6 +64,17 @@ func NewTrainer(s recipe.Settings, ann *nn.Network, snn *spiking.Network, trainS
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	switch {
+	case ann == nil || snn == nil:
+		return nil, fmt.Errorf("no network, or no SNN (nil)")
+	case snn.ANN != ann:
+		return nil, fmt.Errorf("the SNN is not the network's (spiking.New of it makes it)")
+	}
+	for _, d := range []*data.Dataset{trainSet, testSet} {
+		if err := d.Check(); err != nil {
+			return nil, err
+		}
+	}
 	if trainSet.N == 0 {
 		return nil, fmt.Errorf("the training set %s holds no images", trainSet.Name)
 	}
@@ -77,6 +89,9 @@ func NewTrainer(s recipe.Settings, ann *nn.Network, snn *spiking.Network, trainS
 	out, err := ann.OutputShape()
 	if err != nil {
 		return nil, err
+	}
+	if len(out) != 1 {
+		return nil, fmt.Errorf("the model's output is %s; proxy learning needs [K] classes", nn.ShapeString(out))
 	}
 	if out[0] < trainSet.Classes {
 		return nil, fmt.Errorf("the model has %d outputs; data set %s has %d classes", out[0], trainSet.Name, trainSet.Classes)
@@ -106,11 +121,19 @@ func augmentRNG(s recipe.Settings, epoch, batch int) *rand.Rand {
 // Schedule is epoch's sample order over n training images and, for 28×28
 // images with augmentation, each position's crop offset (row, column in
 // [0, 2]) — what Run draws, from (seed, epoch, batch) — so that another
-// implementation of the recipe can train on the very same data stream.
-func Schedule(s recipe.Settings, n, epoch int) (perm []int, crops [][2]int) {
+// implementation of the recipe can train on the very same data stream. It
+// refuses settings Validate refuses, n below 0 or above MaxImages, and an
+// epoch below 0.
+func Schedule(s recipe.Settings, n, epoch int) (perm []int, crops [][2]int, err error) {
+	if err := s.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if n < 0 || n > MaxImages || epoch < 0 {
+		return nil, nil, fmt.Errorf("a schedule of epoch %d over %d images (0 to %d)", epoch, n, MaxImages)
+	}
 	perm = order(s, n, epoch)
 	if !s.Augment {
-		return perm, nil
+		return perm, nil, nil
 	}
 	crops = make([][2]int, n)
 	for b := 0; b*s.BatchSize < n; b++ {
@@ -119,16 +142,38 @@ func Schedule(s recipe.Settings, n, epoch int) (perm []int, crops [][2]int) {
 			crops[i] = [2]int{rng.IntN(3), rng.IntN(3)} // as Augment draws them for 28×28 images
 		}
 	}
-	return perm, crops
+	return perm, crops, nil
 }
 
-// Batches is the number of training batches per epoch.
+// MaxImages bounds the images of a schedule (Schedule): 2^31, more than
+// any data set proxykit holds in memory.
+const MaxImages = 1 << 31
+
+// Batches is the number of training batches per epoch (0 for a Trainer
+// without its training set or a batch size).
 func (t *Trainer) Batches() int {
+	if t.Train == nil || t.Settings.BatchSize < 1 {
+		return 0
+	}
 	return (t.Train.N + t.Settings.BatchSize - 1) / t.Settings.BatchSize
+}
+
+// errNoTrainer is the error of a Trainer that NewTrainer did not make.
+var errNoTrainer = errors.New("not a trainer (nil, or without its networks, data sets or optimizer: make one with NewTrainer)")
+
+// ready refuses a Trainer that NewTrainer did not make.
+func (t *Trainer) ready() error {
+	if t == nil || t.ANN == nil || t.SNN == nil || t.Opt == nil || t.Train == nil || t.Test == nil {
+		return errNoTrainer
+	}
+	return nil
 }
 
 // Engine returns the trainer's engine on its backend, making it on first use.
 func (t *Trainer) Engine() (*Engine, error) {
+	if err := t.ready(); err != nil {
+		return nil, err
+	}
 	if t.engine != nil {
 		return t.engine, nil
 	}
@@ -160,6 +205,9 @@ func (t *Trainer) Engine() (*Engine, error) {
 // Close brings the networks and the optimizer back into host memory and
 // gives the trainer's backend buffers back; the backend may then be closed.
 func (t *Trainer) Close() error {
+	if err := t.ready(); err != nil {
+		return err
+	}
 	if t.engine == nil {
 		return nil
 	}
@@ -178,6 +226,12 @@ func (t *Trainer) Close() error {
 
 // Run trains until Settings.Epochs epochs are done or ctx is cancelled.
 func (t *Trainer) Run(ctx context.Context) error {
+	if err := t.ready(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		return fmt.Errorf("no context (nil)")
+	}
 	s := t.Settings
 	eng, err := t.Engine()
 	if err != nil {
@@ -259,6 +313,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 
 // Checkpoint captures the trainer's state, synced from its backend.
 func (t *Trainer) Checkpoint() (*checkpoint.Checkpoint, error) {
+	if err := t.ready(); err != nil {
+		return nil, err
+	}
 	if t.engine != nil {
 		if err := t.engine.Sync(); err != nil {
 			return nil, fmt.Errorf("reading the state back from %s: %w", t.engine.Backend.Name(), err)
@@ -280,6 +337,12 @@ func (t *Trainer) Checkpoint() (*checkpoint.Checkpoint, error) {
 // Resume restores a checkpoint's state into the trainer: weights, BN
 // statistics, optimizer, progress. The architecture must match.
 func (t *Trainer) Resume(c *checkpoint.Checkpoint) error {
+	if err := t.ready(); err != nil {
+		return err
+	}
+	if c == nil {
+		return fmt.Errorf("no checkpoint to resume (nil)")
+	}
 	if !checkpoint.SameArch(c.Arch, nn.ArchOf(t.ANN)) {
 		return fmt.Errorf("the checkpoint holds a different architecture than the model")
 	}
@@ -312,6 +375,9 @@ func (t *Trainer) Resume(c *checkpoint.Checkpoint) error {
 // the resumed run ends exactly where an uninterrupted one would; the error
 // names the setting as a setting.Name.
 func Resumed(saved, asked recipe.Settings, changed func(name string) bool) (recipe.Settings, error) {
+	if changed == nil {
+		return saved, fmt.Errorf("no function saying which settings were given (nil)")
+	}
 	want := saved.Fields()
 	for i, f := range asked.Fields() {
 		if f.Flag != "epochs" && changed(f.Flag) && f.Value != want[i].Value {

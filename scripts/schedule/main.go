@@ -33,7 +33,11 @@ func main() {
 	}
 	var out []epoch
 	for e := 0; e < *epochs; e++ {
-		o, c := train.Schedule(s, *n, e)
+		o, c, err := train.Schedule(s, *n, e)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "schedule:", err)
+			os.Exit(2)
+		}
 		out = append(out, epoch{o, c})
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(map[string]any{"batch": s.BatchSize, "seed": s.Seed, "epochs": out}); err != nil {
