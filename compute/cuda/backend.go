@@ -46,6 +46,13 @@ type Options struct {
 // Backend is the CUDA implementation of compute.Backend. Its kernels are
 // queued on the device's default stream in order; errors surface at the
 // next Download, Sum or Err. A Backend is used by one goroutine at a time.
+//
+// Open makes one. A nil or zero Backend has no device: its methods that
+// return an error refuse it, its descriptions say so, and its kernels,
+// Free, Upload and Copy must not be called on it. Like every
+// compute.Backend's, its kernels trust the sizes they are given (the
+// caller checks them: nn and program plan them once) and the buffers must
+// be its own; unlike the CPU backend's, they do not check them.
 type Backend struct {
 	dev     device
 	opt     Options
@@ -214,8 +221,22 @@ func Open(opt Options) (*Backend, error) {
 // after CUDA_VISIBLE_DEVICES); a build without -tags cuda says it has none.
 func VisibleGPUs() (int, error) { return visibleGPUs() }
 
+// errNoDevice is the error of a nil or zero Backend's methods.
+var errNoDevice = errors.New("cuda: a backend without a device (nil or zero: make one with Open)")
+
+// ready refuses a nil or zero Backend.
+func (be *Backend) ready() error {
+	if be == nil || be.dev == nil {
+		return errNoDevice
+	}
+	return nil
+}
+
 // Describe names the device and how it computes, for logs.
 func (be *Backend) Describe() string {
+	if be.dev == nil {
+		return errNoDevice.Error()
+	}
 	s := be.dev.name()
 	if !be.opt.Emulate {
 		s += ", " + be.products()
@@ -309,7 +330,10 @@ func (be *Backend) StepsAtOnce(timesteps int) int { return timesteps }
 
 // Alloc implements compute.Backend.
 func (be *Backend) Alloc(n int) (compute.Buffer, error) {
-	if n < 0 {
+	if err := be.ready(); err != nil {
+		return nil, err
+	}
+	if n < 0 || n > compute.MaxValues {
 		return nil, fmt.Errorf("%s: cannot allocate %d values", be.name, n)
 	}
 	bytes := int64(max(n, 1)) * 4
@@ -354,6 +378,9 @@ func (be *Backend) releasePool() {
 
 // Adopt implements compute.Backend: a device copy of host.
 func (be *Backend) Adopt(host []float32) (compute.Buffer, error) {
+	if err := be.ready(); err != nil {
+		return nil, err
+	}
 	b, err := be.Alloc(len(host))
 	if err != nil {
 		return nil, err
@@ -386,6 +413,12 @@ func (be *Backend) Upload(dst compute.Buffer, src []float32) {
 
 // Download implements compute.Backend.
 func (be *Backend) Download(dst []float32, src compute.Buffer) error {
+	if err := be.ready(); err != nil {
+		return err
+	}
+	if src == nil {
+		return fmt.Errorf("cuda: downloading no buffer (nil)")
+	}
 	if len(dst) != src.Len() {
 		panic(fmt.Sprintf("cuda: downloading a buffer of %d into %d values", src.Len(), len(dst)))
 	}
@@ -427,6 +460,12 @@ func (be *Backend) Fill(dst compute.Buffer, v float32) {
 
 // Sum implements compute.Backend.
 func (be *Backend) Sum(x compute.Buffer) (float64, error) {
+	if err := be.ready(); err != nil {
+		return 0, err
+	}
+	if x == nil {
+		return 0, fmt.Errorf("cuda: the sum of no buffer (nil)")
+	}
 	be.launchBlocks("pk_sum", 1, rw(int64(x.Len()), 2), ptr(x), int64(x.Len()), be.sumOut.ptr)
 	var out [2]float32
 	if err := be.Download(out[:], be.sumOut); err != nil {
@@ -437,6 +476,9 @@ func (be *Backend) Sum(x compute.Buffer) (float64, error) {
 
 // Err implements compute.Backend.
 func (be *Backend) Err() error {
+	if err := be.ready(); err != nil {
+		return err
+	}
 	be.fail(be.dev.sync())
 	err := be.err
 	be.err = nil
@@ -445,6 +487,9 @@ func (be *Backend) Err() error {
 
 // Close implements compute.Backend.
 func (be *Backend) Close() error {
+	if err := be.ready(); err != nil {
+		return err
+	}
 	err := be.Err()
 	be.releasePool()
 	if be.dnn != nil {
@@ -459,6 +504,9 @@ func (be *Backend) Close() error {
 // DeviceMemory reports the device memory proxykit holds now and at most,
 // and the device's total (0 on the emulator).
 func (be *Backend) DeviceMemory() (inUse, peak, total int64) {
+	if be.dev == nil {
+		return 0, 0, 0
+	}
 	_, total = be.dev.memInfo()
 	return be.inUse, be.peak, total
 }

@@ -72,6 +72,9 @@ func (be *Backend) nccl() (ncclLib, error) {
 
 // CollectiveID implements compute.CollectiveBackend: ncclGetUniqueId.
 func (be *Backend) CollectiveID() ([]byte, error) {
+	if err := be.ready(); err != nil {
+		return nil, err
+	}
 	lib, err := be.nccl()
 	if err != nil {
 		return nil, err
@@ -81,6 +84,9 @@ func (be *Backend) CollectiveID() ([]byte, error) {
 
 // JoinCollectives implements compute.CollectiveBackend: ncclCommInitRank.
 func (be *Backend) JoinCollectives(rank, size int, id []byte, host compute.HostComm, timeout time.Duration) (compute.Collectives, error) {
+	if err := be.ready(); err != nil {
+		return nil, err
+	}
 	lib, err := be.nccl()
 	if err != nil {
 		return nil, err

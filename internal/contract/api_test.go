@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -64,6 +65,69 @@ func exported(t *testing.T, root, pkg string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// publicPackages lists the packages of the module at root, by path in it,
+// that are neither commands (package main) nor internal, nor test data.
+func publicPackages(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (name == "internal" || name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.PackageClauseOnly)
+		if err != nil {
+			return err
+		}
+		if f.Name.Name == "main" {
+			return nil
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		if p := filepath.ToSlash(rel); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestPublicPackagesFindsThem: a library package is listed, a command,
+// an internal package and test data are not.
+func TestPublicPackagesFindsThem(t *testing.T) {
+	root := t.TempDir()
+	for path, src := range map[string]string{
+		"a/a.go": "package a\n", "a/b/b.go": "package b\n", "cmd/x/main.go": "package main\n",
+		"internal/i/i.go": "package i\n", "a/testdata/t.go": "package t\n", "c/c_test.go": "package c\n",
+	} {
+		p := filepath.Join(root, filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := strings.Join(publicPackages(t, root), " "), "a a/b"; got != want {
+		t.Errorf("publicPackages: %s, want %s", got, want)
+	}
 }
 
 // sortedKeys are m's keys in order.

@@ -3,6 +3,7 @@ package contract_test
 import (
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,10 +22,16 @@ import (
 // where the type's documentation says its zero value is usable or how it
 // is refused.
 
-// covered are the packages the contract holds, by path in the module.
-// Packages being redesigned (nn, spiking, train, exporter, model, cmd)
-// join the list when their redesign lands.
-var covered = []string{"nn", "program", "lower", "spiking", "train", "exporter", "model", "importer", "gpumodel", "setting", "compute/refmath", "distributed", "npy", "results", "checkpoint", "compute", "compute/device", "data", "recipe", "convert", "plots"}
+// covered are the packages the contract holds, by path in the module:
+// every public package (TestEveryPublicPackageIsCovered holds the list to
+// the module's packages, less exempt).
+var covered = []string{"nn", "program", "lower", "spiking", "train", "exporter", "model", "importer", "gpumodel", "compute/cuda", "setting", "compute/refmath", "distributed", "npy", "results", "checkpoint", "compute", "compute/device", "data", "recipe", "convert", "plots"}
+
+// exempt are the public packages the contract does not hold, and why.
+var exempt = map[string]string{
+	"compute/conformance": "a test suite for backends: its one function, Test, runs inside the caller's test (*testing.T)",
+	"scripts":             "no code: its tests run the shell scripts beside it",
+}
 
 // entries are the calls, by pkg.Func or pkg.Type.Method (see exported);
 // the files entries_*_test.go fill it, one per package.
@@ -116,6 +123,22 @@ func TestContractIsComplete(t *testing.T) {
 	for name := range entries {
 		if !api[name] {
 			t.Errorf("the contract's entry %s names no exported function or method of the covered packages", name)
+		}
+	}
+}
+
+// TestEveryPublicPackageIsCovered: every package of the module outside
+// internal/ that is not a command is covered or exempt, so that a new
+// package joins the contract.
+func TestEveryPublicPackageIsCovered(t *testing.T) {
+	for _, p := range publicPackages(t, "../..") {
+		if !slices.Contains(covered, p) && exempt[p] == "" {
+			t.Errorf("package %s is not in the library contract (internal/contract): add it to covered, with its entries, or to exempt with the reason", p)
+		}
+	}
+	for p := range exempt {
+		if slices.Contains(covered, p) {
+			t.Errorf("package %s is both covered and exempt", p)
 		}
 	}
 }
