@@ -26,6 +26,27 @@ type Options struct {
 // GPUs counts the GPUs the cuda device can use here.
 func GPUs() (int, error) { return cuda.VisibleGPUs() }
 
+// Check says, before any work, whether Open could open name here: a name
+// Open takes and, for cuda, a build with GPU support (-tags cuda) whose
+// driver sees a GPU. It opens nothing: a program calls it before loading
+// a model that may take seconds to read.
+func Check(name string) error {
+	switch name {
+	case "cpu", "cuda-emu":
+		return nil
+	case "cuda":
+		n, err := GPUs()
+		if err == nil && n == 0 {
+			err = setting.Errorf("%s cuda: the NVIDIA driver sees no GPU (CUDA_VISIBLE_DEVICES may hide them)", setting.Device)
+		}
+		return err
+	}
+	return unknown(name)
+}
+
+// unknown refuses a name that is no device.
+func unknown(name string) error { return setting.Errorf("%s %q: want %s", setting.Device, name, Names) }
+
 // Open returns the backend for name. The caller closes it.
 func Open(name string, opt Options) (compute.Backend, error) {
 	switch name {
@@ -39,7 +60,7 @@ func Open(name string, opt Options) (compute.Backend, error) {
 		}
 		return be, nil
 	}
-	return nil, setting.Errorf("%s %q: want %s", setting.Device, name, Names)
+	return nil, unknown(name)
 }
 
 // Describe names the device behind a backend and how it computes.
