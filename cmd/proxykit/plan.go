@@ -35,6 +35,12 @@ the peak activation memory. Nothing runs: planning for cuda needs no GPU
 			if err := checkBatch("batch-size", batch); err != nil {
 				return err
 			}
+			if err := sf.check(); err != nil {
+				return err
+			}
+			if err := df.check(); err != nil && df.name != "cuda" { // planning for cuda needs no GPU (stepsAtOnce)
+				return err
+			}
 			m, snn, err := mf.loadSNN(cmd, args[0], sf)
 			if err != nil {
 				return err
