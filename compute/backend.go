@@ -173,6 +173,20 @@ type IFArgs struct {
 	Counts Buffer
 	// Threshold and Reset are v_th and v_reset.
 	Threshold, Reset float32
+	// Pool, if not nil, max-pools the spikes (their OR) over windows that
+	// tile each of the N/(C·H·W) samples' C planes of H×W neurons exactly
+	// (PoolFits): Spikes then receives only the pooled spikes, [Steps,
+	// N/(KH·KW)], what MaxPool2dForward of the spikes would write.
+	Pool *PoolGeom
+}
+
+// PoolFits reports whether a max-pooling can be computed inside the IF
+// kernel (IFArgs.Pool): windows that tile the planes exactly — as large as
+// their stride, no padding, no ceil mode, H and W multiples of the window —
+// of at most 16 neurons.
+func PoolFits(g PoolGeom) bool {
+	return g.KH == g.SH && g.KW == g.SW && g.PT == 0 && g.PL == 0 && g.PB == 0 && g.PR == 0 && !g.Ceil &&
+		g.KH > 0 && g.KW > 0 && g.H%g.KH == 0 && g.W%g.KW == 0 && g.KH*g.KW <= 16
 }
 
 // AdamArgs are one Adam step's settings. Step counts from 1.

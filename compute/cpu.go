@@ -32,6 +32,7 @@ type CPU struct {
 	density   float64
 	work      workCounters
 	ws        []workerScratch // per worker goroutine (scratch.go)
+	ifSpikes  []float32       // IF with pooling: the spikes before they are pooled
 	root      []float32       // a batch tree's result
 	tables    map[ConvGeom]*convTable
 	rowTables map[rowKey]*rowTable
@@ -398,7 +399,21 @@ func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gam
 
 // IF implements Backend.
 func (c *CPU) IF(a IFArgs) {
-	c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
+	if a.Pool == nil {
+		c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
+		return
+	}
+	// the spikes into scratch, then each step's max-pooling: the bits of
+	// IF followed by MaxPool2dForward
+	g := *a.Pool
+	spikes := grow(&c.ifSpikes, a.Steps*a.N)
+	c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), spikes, host(a.Counts))
+	planes := a.N / (g.H * g.W)
+	pooled := host(a.Spikes)
+	out := planes * g.OutH() * g.OutW()
+	for t := 0; t < a.Steps; t++ {
+		MaxPool2dForward(g, planes/g.C, spikes[t*a.N:(t+1)*a.N], pooled[t*out:(t+1)*out])
+	}
 }
 
 // ProxyLossGrad implements Backend.

@@ -30,6 +30,7 @@ type Simulator struct {
 	m        *program.Machine
 	programs map[variant]*lower.Lowered
 	synOps   bool
+	settings []lower.Setting
 	// the last run
 	cur *lower.Lowered
 	n   int
@@ -38,14 +39,16 @@ type Simulator struct {
 // variant is what an SNN program computes beside the output's counts.
 type variant struct{ batchStats, rates bool }
 
-// NewSimulator plans snn on be for batches of up to capacity inputs. The
-// SNN must be bound to be (Network.Bind).
-func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, error) {
+// NewSimulator plans snn on be for batches of up to capacity inputs, its
+// programs lowered with settings (lower.WithRules). The SNN must be bound
+// to be (Network.Bind).
+func NewSimulator(be compute.Backend, snn *Network, capacity int, settings ...lower.Setting) (*Simulator, error) {
 	if capacity < 1 {
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
 	steps := min(max(be.StepsAtOnce(snn.Config.Timesteps), 1), snn.Config.Timesteps)
-	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps, m: program.NewMachine(be), programs: map[variant]*lower.Lowered{}}
+	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps, m: program.NewMachine(be), programs: map[variant]*lower.Lowered{},
+		settings: settings}
 	// inference's variants, loaded here so that memory runs out here if at
 	// all and no run allocates (the BatchNorm-training ones are loaded on
 	// first use)
@@ -64,8 +67,9 @@ func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
 	if l, ok := sim.programs[v]; ok {
 		return l, nil
 	}
-	l, err := lower.Simulation(sim.snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats},
-		Steps: sim.steps, Rates: v.rates, SynOps: sim.synOps})
+	opt := lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats}, Steps: sim.steps, Rates: v.rates, SynOps: sim.synOps}
+	opt.Apply(sim.settings)
+	l, err := lower.Simulation(sim.snn.Lowering(), opt)
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum",
 	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
-	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if",
+	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if", "pk_if_pool",
 	"pk_proxy_loss_grad", "pk_adam"}
 
 // Open starts the CUDA backend on a GPU (a binary built with -tags cuda) or
@@ -827,6 +827,14 @@ func (be *Backend) IF(a compute.IFArgs) {
 	}
 	if a.Scale != nil {
 		t.read += 2 * int64(max(a.C, 1))
+	}
+	if g := a.Pool; g != nil {
+		windows := n / int64(g.KH*g.KW)
+		t.written -= steps * (n - windows) // only the pooled spikes
+		be.launch1d("pk_if_pool", windows, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
+			ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
+			int32(g.KH), int32(g.KW))
+		return
 	}
 	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
 		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset)

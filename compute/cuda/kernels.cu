@@ -527,6 +527,54 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
     }
 }
 
+// pk_if_pool is pk_if with the spikes max-pooled (their OR) over KH×KW
+// windows that tile each H×W plane: one thread per window, holding its
+// neurons' potentials over the steps; y[t, w] is window w's OR at step t
+// (N/(KH·KW) windows a step). Each neuron's recurrence is pk_if's, so the
+// pooled spikes are pk_maxpool's of pk_if's. KH·KW ≤ 16.
+__global__ void pk_if_pool(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
+                           float* v, float* y, float* counts, long long N, int steps, float vth, float vreset, int H,
+                           int W, int KH, int KW) {
+    int OH = H / KH, OW = W / KW, K = KH * KW;
+    long long hw = (long long)H * W, windows = N / K;
+    GRID_STRIDE(w, windows) {
+        long long plane = w / (OH * OW);
+        int r = (int)(w % (OH * OW)), oh = r / OW, ow = r % OW;
+        int c = scale ? (int)(plane % C) : 0;
+        float p[16], fired[16];
+        long long js[16];
+        for (int i = 0; i < KH; i++) {
+            for (int k = 0; k < KW; k++) {
+                int e = i * KW + k;
+                js[e] = plane * hw + (long long)(oh * KH + i) * W + ow * KW + k;
+                p[e] = v[js[e]];
+                fired[e] = 0;
+            }
+        }
+        for (int t = 0; t < steps; t++) {
+            float any = 0;
+            for (int e = 0; e < K; e++) {
+                float u = constant ? in[js[e]] : in[(long long)t * N + js[e]];
+                if (scale) {
+                    int g = per_step ? t * C + c : c;
+                    u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
+                }
+                p[e] = __fadd_rn(p[e], u);
+                if (p[e] >= vth) {
+                    fired[e] += 1;
+                    p[e] = vreset;
+                    any = 1;
+                }
+            }
+            y[(long long)t * windows + w] = any;
+        }
+        for (int e = 0; e < K; e++) {
+            v[js[e]] = p[e];
+            if (counts) counts[js[e]] = __fadd_rn(counts[js[e]], fired[e]);
+        }
+    }
+}
+
 // pk_proxy_loss_grad writes dy = 2(counts − onehot(labels))/(total·k) for
 // n rows (total: the batch's rows, n or more when n are a share of it).
 __global__ void pk_proxy_loss_grad(const float* counts, const float* labels, float* dy, long long n, int k,
