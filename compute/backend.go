@@ -173,6 +173,10 @@ type IFArgs struct {
 	Counts Buffer
 	// Threshold and Reset are v_th and v_reset.
 	Threshold, Reset float32
+	// Start says the potentials start at Reset and the counts at 0: V's
+	// and Counts' contents are not read (a simulation's first chunk of
+	// steps), as if they had been filled so.
+	Start bool
 	// Pool, if not nil, max-pools the spikes (their OR) over windows that
 	// tile each of the N/(C·H·W) samples' C planes of H×W neurons exactly
 	// (PoolFits): Spikes then receives only the pooled spikes, [Steps,

@@ -399,6 +399,12 @@ func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gam
 
 // IF implements Backend.
 func (c *CPU) IF(a IFArgs) {
+	if a.Start {
+		c.Fill(a.V, a.Reset)
+		if a.Counts != nil {
+			c.Fill(a.Counts, 0)
+		}
+	}
 	if a.Pool == nil {
 		c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
 		return

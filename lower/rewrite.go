@@ -33,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF(), FuseIFMaxPool()}
+	return []Rule{FuseBatchNormIF(), FuseIFMaxPool(), StartIF()}
 }
 
 // rewrite applies rules to every pass each is valid for, records them and
@@ -157,6 +157,50 @@ func fuseIFMaxPool(p *program.Program, k int) int {
 		g := pool.G
 		f.Spikes, f.Pool = pool.Y, &g
 		p.Remove(readers[0])
+		places++
+	}
+	return places
+}
+
+// StartIF is the rule that leaves out the fills of the IF layers'
+// potentials (to v_reset) and counts (to 0) before a simulation: the IF
+// kernel starts from those values itself in the first chunk of steps,
+// without reading the buffers (program.IF.Start). It rewrites the static
+// pass, whose fills it drops.
+func StartIF() Rule {
+	return Rule{Name: "IF starts without fills", Why: "the IF kernel starts its neurons at v_reset and its counts at 0 in the first chunk: no fill writes them first",
+		Passes: []program.PassKind{program.SNNStatic}, Apply: startIF}
+}
+
+func startIF(p *program.Program, k int) int {
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		fill, ok := p.Ops[i].(*program.Fill)
+		if !ok || p.Root(fill.Dst) != fill.Dst {
+			continue
+		}
+		// the slot's only other user: one IF op, using it as its
+		// potentials (filled with v_reset) or its counts (with 0)
+		var users []int
+		for j, op := range p.Ops {
+			if j == i {
+				continue
+			}
+			reads, writes := op.Operands()
+			if slices.ContainsFunc(append(reads, writes...), func(r program.Ref) bool { return p.Root(r) == fill.Dst }) {
+				users = append(users, j)
+			}
+		}
+		if len(users) != 1 {
+			continue
+		}
+		f, ok := p.Ops[users[0]].(*program.IF)
+		if !ok || users[0] < p.Passes[k].Hi || !(f.V == fill.Dst && fill.Value == f.Reset || f.Counts == fill.Dst && fill.Value == 0) {
+			continue
+		}
+		f.Start = true
+		p.Remove(i)
+		i--
 		places++
 	}
 	return places

@@ -68,14 +68,22 @@ func simulate(t *testing.T, be compute.Backend, net *nn.Network, batchStats bool
 // TestFusions: each fusion rule's program gives the plain program's bits
 // on every backend, in both BatchNorm modes, with every IF layer firing.
 func TestFusions(t *testing.T) {
-	for _, rule := range []lower.Rule{lower.FuseBatchNormIF(), lower.FuseIFMaxPool()} {
+	for _, c := range []struct {
+		rule   lower.Rule
+		places int
+	}{
+		{lower.FuseBatchNormIF(), 1},
+		{lower.FuseIFMaxPool(), 1},
+		{lower.StartIF(), 6}, // three IF layers' potentials and counts
+	} {
+		rule := c.rule
 		for name, be := range backends(t) {
 			for _, batchStats := range []bool{false, true} {
 				net := bnNet()
 				_, plain, _ := simulate(t, be, net, batchStats, nil)
 				_, fused, applied := simulate(t, be, net, batchStats, []lower.Rule{rule})
-				if len(applied) != 1 || applied[0].Places != 1 {
-					t.Fatalf("%s %s: rewrites %v, want it in one place", rule.Name, name, applied)
+				if len(applied) != 1 || applied[0].Places != c.places {
+					t.Fatalf("%s %s: rewrites %v, want it in %d places", rule.Name, name, applied, c.places)
 				}
 				if d := differ(plain, fused); d > 0 {
 					t.Errorf("%s %s batchStats=%v: %d of %d counts differ", rule.Name, name, batchStats, d, len(plain))

@@ -473,6 +473,10 @@ type IF struct {
 	V, Spikes, Counts Ref
 	Threshold, Reset  float32
 	Pool              *compute.PoolGeom
+	// Start: in the simulation's first chunk (Dims.T0 = 0) the potentials
+	// start at Reset and the counts at 0 without being read, so that no
+	// fill is needed (compute.IFArgs.Start).
+	Start bool
 }
 
 func (o *IF) Kernel() string { return "IF" }
@@ -490,11 +494,15 @@ func (o *IF) Detail() string {
 	if g := o.Pool; g != nil {
 		s += fmt.Sprintf(", max-pooled %dx%d", g.KH, g.KW)
 	}
+	if o.Start {
+		s += ", starting at v_reset"
+	}
 	return s
 }
 func (o *IF) Run(m *Machine) {
 	a := compute.IFArgs{Steps: m.dims.Steps, N: m.dims.N * o.N, In: m.Buf(o.In), Constant: o.Constant,
-		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset, Pool: o.Pool}
+		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset, Pool: o.Pool,
+		Start: o.Start && m.dims.T0 == 0}
 	if o.Scale != None {
 		a.Scale, a.Shift, a.PerStep, a.C, a.HW = m.Buf(o.Scale), m.Buf(o.Shift), o.PerStep, o.C, o.HW
 	}

@@ -51,9 +51,12 @@ func (r Rate) String() string {
 }
 
 // Dims are the batch and the number of time steps of a run: what the
-// program was planned for (its capacity) or what one run processes.
+// program was planned for (its capacity) or what one run processes. T0 is
+// the number of time steps simulated before a run of a chunk of steps (0:
+// the simulation's first).
 type Dims struct {
 	N, Steps int
+	T0       int
 }
 
 // Rows is the number of rows at rate r.

@@ -159,7 +159,7 @@ func RunSteps(ctx context.Context, m *program.Machine, l *lower.Lowered, n int, 
 			return err
 		}
 		tc := min(l.SNN.Steps, ts[next]-t0)
-		if err := m.Run(l.Program, l.Chunk, program.Dims{N: n, Steps: tc}); err != nil {
+		if err := m.Run(l.Program, l.Chunk, program.Dims{N: n, Steps: tc, T0: t0}); err != nil {
 			return err
 		}
 		t0 += tc

@@ -364,6 +364,9 @@ func (s *suite) integrateAndFire(t *testing.T) {
 		// poolKH, poolKW: the spikes max-pooled in the kernel (IFArgs.Pool)
 		// over planes of h×w = hw neurons
 		poolKH, poolKW, h, w int
+		// start: the first call starts the potentials and counts itself
+		// (IFArgs.Start), their buffers poisoned with NaN
+		start bool
 	}
 	variants := []variant{
 		{name: "plain", steps: 15, n: 1000, threshold: 2, reset: 0, split: []int{15}, inputLo: -0.5, inputHi: 1.5},
@@ -376,6 +379,9 @@ func (s *suite) integrateAndFire(t *testing.T) {
 		{name: "max-pooled", steps: 7, n: 2 * 3 * 24, c: 3, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 2, threshold: 1, split: []int{7}, counts: true, inputLo: -0.5, inputHi: 1},
 		{name: "max-pooled, fused affine per step, chunks", affine: true, perStep: true, steps: 5, n: 3 * 2 * 24, c: 2, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 3,
 			threshold: 1, split: []int{2, 3}, inputLo: -1, inputHi: 1},
+		{name: "starting itself", steps: 8, n: 500, threshold: 1.5, reset: 0.25, split: []int{3, 5}, counts: true, start: true, inputLo: -0.5, inputHi: 1.5},
+		{name: "max-pooled, starting itself", steps: 6, n: 2 * 3 * 24, c: 3, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 2, threshold: 1, split: []int{2, 4},
+			counts: true, start: true, inputLo: -0.5, inputHi: 1},
 		{name: "max-pooled, constant input", constant: true, steps: 9, n: 5 * 4 * 16, c: 4, hw: 16, h: 4, w: 4, poolKH: 4, poolKW: 4, threshold: 2,
 			split: []int{9}, counts: true, inputLo: 0, inputHi: 1},
 	}
@@ -426,10 +432,16 @@ func (s *suite) integrateAndFire(t *testing.T) {
 			if v.counts {
 				counts = ss.up(make([]float32, v.n))
 			}
+			if v.start {
+				ss.be.Fill(pot, float32(math.NaN()))
+				if counts != nil {
+					ss.be.Fill(counts, float32(math.NaN()))
+				}
+			}
 			t0 := 0
 			for _, k := range v.split {
 				a := compute.IFArgs{Steps: k, N: v.n, Constant: v.constant, V: pot, Spikes: spikes.Slice(t0*out, (t0+k)*out),
-					Counts: counts, Threshold: v.threshold, Reset: v.reset, Pool: pool}
+					Counts: counts, Threshold: v.threshold, Reset: v.reset, Pool: pool, Start: v.start && t0 == 0}
 				if v.constant {
 					a.In = in
 				} else {

@@ -825,6 +825,12 @@ func (be *Backend) IF(a compute.IFArgs) {
 	if a.Counts != nil {
 		t.read, t.written = t.read+n, t.written+n
 	}
+	if a.Start { // potentials and counts are not read
+		t.read -= n
+		if a.Counts != nil {
+			t.read -= n
+		}
+	}
 	if a.Scale != nil {
 		t.read += 2 * int64(max(a.C, 1))
 	}
@@ -833,11 +839,11 @@ func (be *Backend) IF(a compute.IFArgs) {
 		t.written -= steps * (n - windows) // only the pooled spikes
 		be.launch1d("pk_if_pool", windows, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
 			ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
-			int32(g.KH), int32(g.KW))
+			int32(g.KH), int32(g.KW), b2i(a.Start))
 		return
 	}
 	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
-		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset)
+		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, b2i(a.Start))
 }
 
 // ProxyLossGrad implements compute.Backend.
