@@ -458,7 +458,7 @@ func (c *Checkpoint) CheckResumable(ann *nn.Network, snn *spiking.Network, batch
 	}
 	a := c.Adam
 	if a == nil {
-		return fmt.Errorf("the checkpoint has no optimizer state: it cannot be resumed (train from it without --resume to start a new run)")
+		return fmt.Errorf("the checkpoint has no optimizer state: it cannot be resumed; a new run can start from it")
 	}
 	if a.Step < 0 {
 		return fmt.Errorf("the checkpoint's optimizer has made %d steps", a.Step)

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/proxykit/proxykit/internal/limits"
+	"github.com/proxykit/proxykit/setting"
 )
 
 // Dataset is a labelled image set in memory, pixels scaled to [0, 1].
@@ -81,16 +82,16 @@ const (
 // the official Fashion-MNIST files.
 const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 
-// DefaultDir is the folder a data set is read from when no --data is
+// DefaultDir is the folder a data set is read from when no folder is
 // given: Debian's package folder for Fashion-MNIST, none for the others.
 func DefaultDir(name string) (string, error) {
 	if name == FashionMNIST {
 		if _, err := os.Stat(FashionMNISTDir); err != nil {
-			return "", fmt.Errorf("no --data given and %s is missing: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or name the folder with --data", FashionMNISTDir)
+			return "", setting.Errorf("%s: none given, and %s is missing: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or name the folder", setting.DataDir, FashionMNISTDir)
 		}
 		return FashionMNISTDir, nil
 	}
-	return "", fmt.Errorf("--data is required for %s", name)
+	return "", setting.Errorf("%s: required for %s", setting.DataDir, name)
 }
 
 // ClassNames are a data set's class names, in label order.
@@ -104,10 +105,17 @@ func ClassNames(name string) []string {
 	return []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 }
 
-// Load reads the training or test split of a data set from dir, in the
-// format it is distributed in: IDX files (optionally gzipped) for MNIST and
-// Fashion-MNIST, the binary version for CIFAR-10.
+// Load reads the training or test split of a data set from dir (""
+// means DefaultDir), in the format it is distributed in: IDX files
+// (optionally gzipped) for MNIST and Fashion-MNIST, the binary version for
+// CIFAR-10.
 func Load(dir, name string, trainSplit bool) (*Dataset, error) {
+	if dir == "" {
+		var err error
+		if dir, err = DefaultDir(name); err != nil {
+			return nil, err
+		}
+	}
 	if st, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	} else if !st.IsDir() {

@@ -2,11 +2,11 @@ package distributed
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/setting"
 )
 
 // BatchNorm statistics in training mode, Options.BatchNorm.
@@ -34,6 +34,17 @@ type Options struct {
 	// collectives run beside the kernels (NCCL). 0 means 25 MB, PyTorch
 	// DDP's default.
 	BucketBytes int
+	// Report, if set, is told why this rank stops the run for good, before
+	// anything may end the process: another rank was lost (told from the
+	// rendezvous's goroutine), Abort was called, or the collectives could
+	// not be set up under MPI. A program prints the error there.
+	Report func(error)
+	// Exit, if set, ends the process with the status it is given once this
+	// rank has stopped the run for good (after Report): a program's main
+	// passes os.Exit. nil leaves the process running: Abort returns (under
+	// MPI, MPI_Abort ends the job itself), and the collectives that wait
+	// for a lost rank fail, naming it.
+	Exit func(code int)
 }
 
 // DefaultTimeout is Options.Timeout's default: long enough for rank 0 to
@@ -73,9 +84,8 @@ type Group struct {
 	be     compute.Backend
 	rdv    *rendezvous
 
-	mu     sync.Mutex
-	lost   error
-	onLost func(error)
+	mu   sync.Mutex
+	lost error
 }
 
 // Open joins the data-parallel run a launcher started (Detect), on be,
@@ -84,10 +94,9 @@ type Group struct {
 // CUDA backend NCCL carries the device sums, its unique id shared through
 // MPI. Under torchrun and srun, without MPI, NCCL is bootstrapped through
 // the rendezvous at l.Master and carries everything; the CPU backend has
-// no collectives there and is refused. onLost, if not nil, is called (from
-// another goroutine) when the rendezvous learns that another rank was
-// lost.
-func Open(l Launch, be compute.Backend, opt Options, onLost func(error)) (*Group, error) {
+// no collectives there and is refused. When the rendezvous learns that
+// another rank was lost, opt.Report and opt.Exit are called.
+func Open(l Launch, be compute.Backend, opt Options) (*Group, error) {
 	var err error
 	if opt, err = opt.complete(); err != nil {
 		return nil, err
@@ -107,8 +116,7 @@ func Open(l Launch, be compute.Backend, opt Options, onLost func(error)) (*Group
 		if err != nil {
 			// MPI_Finalize would wait for ranks that wait for this one
 			// (in a broadcast, in NCCL's bootstrap): say why and end the job
-			fmt.Fprintf(os.Stderr, "proxykit: rank %d of %d: %v\n", host.Rank(), host.Size(), err)
-			host.Abort(err)
+			opt.stop(fmt.Errorf("rank %d of %d: %w", host.Rank(), host.Size(), err), host.Abort, err)
 			return nil, err
 		}
 		g.launch = l
@@ -119,11 +127,11 @@ func Open(l Launch, be compute.Backend, opt Options, onLost func(error)) (*Group
 	}
 	cb, ok := be.(compute.CollectiveBackend)
 	if !ok {
-		return nil, fmt.Errorf("%s without MPI: the %s backend's data-parallel training runs on MPI's collectives; "+
-			"start it with Open MPI's mpirun (mpirun -np %d proxykit …), or use --device cuda (NCCL, bootstrapped through MASTER_ADDR:MASTER_PORT)",
-			l.Launcher, be.Name(), l.Size)
+		return nil, setting.Errorf("%s without MPI: the %s backend's data-parallel training runs on MPI's collectives; "+
+			"start it with Open MPI's mpirun (mpirun -np %d proxykit …), or use %s cuda (NCCL, bootstrapped through MASTER_ADDR:MASTER_PORT)",
+			l.Launcher, be.Name(), l.Size, setting.Device)
 	}
-	g := &Group{opt: opt, launch: l, be: be, onLost: onLost}
+	g := &Group{opt: opt, launch: l, be: be}
 	var id []byte
 	if l.Rank == 0 {
 		if id, err = cb.CollectiveID(); err != nil {
@@ -194,16 +202,25 @@ func New(host Comm, be compute.Backend, opt Options) (*Group, error) {
 	return g, nil
 }
 
-// peerLost records that another rank was lost and reports it.
+// peerLost records that another rank was lost and stops this one.
 func (g *Group) peerLost(err error) {
 	g.mu.Lock()
 	if g.lost == nil {
 		g.lost = err
 	}
-	f := g.onLost
 	g.mu.Unlock()
-	if f != nil {
-		f(err)
+	g.opt.stop(fmt.Errorf("rank %d of %d: stopping: %w", g.Rank(), g.Size(), err), func(error) {}, err)
+}
+
+// stop reports why this rank stops for good (report), tells the others
+// (tell, given the cause) and ends the process where Exit says how.
+func (o Options) stop(report error, tell func(error), cause error) {
+	if o.Report != nil {
+		o.Report(report)
+	}
+	tell(cause)
+	if o.Exit != nil {
+		o.Exit(1)
 	}
 }
 
@@ -244,14 +261,18 @@ func (g *Group) Describe() string {
 	return s + ", BatchNorm statistics " + map[string]string{SyncBN: "synchronised", RankBN: "per rank"}[g.opt.BatchNorm]
 }
 
-// Abort stops every rank after err (this rank's failure): under MPI the
-// launcher ends the job; under torchrun and srun the rendezvous tells the
-// other ranks, which then stop.
+// Abort stops every rank after err (this rank's failure): it reports err,
+// naming the rank (Options.Report); then under MPI the launcher ends the
+// job, under torchrun and srun the rendezvous tells the other ranks, which
+// then stop; then Options.Exit ends this process. Without Exit, Abort
+// returns where the process survives it, and the group is unusable.
 func (g *Group) Abort(err error) {
-	if g.rdv != nil {
-		g.rdv.fail(err)
-	}
-	g.host.Abort(err)
+	g.opt.stop(fmt.Errorf("rank %d of %d: %w; stopping every rank", g.Rank(), g.Size(), err), func(err error) {
+		if g.rdv != nil {
+			g.rdv.fail(err)
+		}
+		g.host.Abort(err)
+	}, err)
 }
 
 // Close ends this rank's part in the run.
@@ -264,4 +285,36 @@ func (g *Group) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// Join opens this process's backend with open (given a GPU ordinal) and,
+// when l makes it one of several ranks, joins their run (Open): the rank's
+// backend, on the GPU DeviceFor picks among gpus() when gpus is not nil,
+// and its group; the group is nil for a process alone. The caller closes
+// the group, then the backend.
+func Join(l Launch, opt Options, open func(gpu int) (compute.Backend, error), gpus func() (int, error)) (compute.Backend, *Group, error) {
+	if !l.Parallel() {
+		be, err := open(0)
+		return be, nil, err
+	}
+	gpu := 0
+	if gpus != nil {
+		n, err := gpus()
+		if err != nil {
+			return nil, nil, err
+		}
+		if gpu, err = DeviceFor(l, n); err != nil {
+			return nil, nil, err
+		}
+	}
+	be, err := open(gpu)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", l, err)
+	}
+	g, err := Open(l, be, opt)
+	if err != nil {
+		be.Close()
+		return nil, nil, fmt.Errorf("%s: %w", l, err)
+	}
+	return be, g, nil
 }

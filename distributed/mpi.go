@@ -224,11 +224,13 @@ func (t *mpiTransport) close() error {
 	return nil
 }
 
-// abort ends the job: MPI_Abort makes the launcher kill every rank.
+// abort ends the job: MPI_Abort makes the launcher kill every rank, this
+// one included. Should it return, MPI counts as finalized: no call follows.
 func (t *mpiTransport) abort(error) {
-	mpiState.Lock() // no other MPI call runs meanwhile; never unlocked: the process ends
+	mpiState.Lock()
+	defer mpiState.Unlock()
 	C.pk_mpi_abort(t.api, 1)
-	os.Exit(1) // in case the library returned
+	mpiState.finalized = true
 }
 
 func (t *mpiTransport) send(peer int, out []byte, what string) error {
@@ -270,6 +272,10 @@ func (t *mpiTransport) transferChunk(pin *runtime.Pinner, peer int, out, in []by
 		return unsafe.Pointer(&b[0])
 	}
 	mpiState.Lock()
+	if mpiState.finalized {
+		mpiState.Unlock()
+		return fmt.Errorf("rank %d: MPI was finalized or aborted in this process (%s)", t.r, what)
+	}
 	var reqs [2]C.MPI_Handle
 	nreq := 0
 	if receiving {

@@ -10,6 +10,7 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -613,7 +614,8 @@ func stateDictShapes(sd any) (map[string][]int, error) {
 func stateDictNetwork(sd any, like *nn.Network) (*nn.Network, *PTInfo, error) {
 	info := &PTInfo{Kind: "state-dict"}
 	if like == nil {
-		return nil, nil, fmt.Errorf("the file is a state dict (weights without the architecture): give the structure with --arch (%s) or --like MODEL", nn.ArchitectureNames())
+		return nil, nil, setting.Errorf("the file is a state dict (weights without the architecture): give its structure: %s (%s) or %s (a model file with the same parameter names)",
+			setting.Arch, nn.ArchitectureNames(), setting.Like)
 	}
 	es, _ := entries(sd)
 	values := map[string]any{}

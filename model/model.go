@@ -15,6 +15,7 @@ import (
 	"github.com/proxykit/proxykit/importer"
 	"github.com/proxykit/proxykit/internal/limits"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -146,24 +147,24 @@ func Sniff(path string) (string, error) {
 	return ONNX, nil // let the ONNX reader say what is wrong
 }
 
-// structure gives a state dict its network: --like's, or --arch's sized
-// after the state dict; nil when neither is set.
+// structure gives a state dict its network: Like's, or Arch's sized after
+// the state dict; nil when neither is set.
 func (o Options) structure(shapes map[string][]int) (*nn.Network, error) {
 	switch {
 	case o.Like != "":
 		like, err := Load(o.Like)
 		if err != nil {
-			return nil, fmt.Errorf("--like: %w", err)
+			return nil, setting.Errorf("%s: %w", setting.Like, err)
 		}
 		return like.ANN, nil
 	case o.Arch != "":
 		a, err := nn.ArchitectureNamed(o.Arch)
 		if err != nil {
-			return nil, fmt.Errorf("--arch: %w", err)
+			return nil, setting.Errorf("%s: %w", setting.Arch, err)
 		}
 		ao, err := a.Sized(shapes)
 		if err != nil {
-			return nil, fmt.Errorf("--arch %s: %w", o.Arch, err)
+			return nil, setting.Errorf("%s %s: %w", setting.Arch, o.Arch, err)
 		}
 		return a.Build(ao)
 	}

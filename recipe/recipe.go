@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -43,14 +44,15 @@ func Default() Settings {
 // the buffers are planned).
 const MaxBatchSize = 1 << 16
 
-// Validate checks the settings.
+// Validate checks the settings; an error names a setting as Fields does
+// (setting.Error).
 func (s Settings) Validate() error {
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
 	case s.Epochs < 0:
 		return fmt.Errorf("epochs must not be negative")
 	case s.BatchSize < 1 || s.BatchSize > MaxBatchSize:
-		return fmt.Errorf("batch size must lie between 1 and %d, got %d", MaxBatchSize, s.BatchSize)
+		return setting.Errorf("%s must lie between 1 and %d, got %d", setting.Name("batch-size"), MaxBatchSize, s.BatchSize)
 	case !(s.LR > 0) || !finite(s.LR):
 		return fmt.Errorf("learning rate must be positive and finite, got %g", s.LR)
 	case !(s.Beta1 >= 0 && s.Beta1 < 1 && s.Beta2 >= 0 && s.Beta2 < 1):
@@ -61,8 +63,10 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("weight decay must be finite and not negative, got %g", s.WeightDecay)
 	case s.FreezeBNAfter < 0:
 		return fmt.Errorf("freeze-bn-after must not be negative")
-	case s.MaxTrain < 0 || s.MaxTest < 0:
-		return fmt.Errorf("max-train and max-test must not be negative")
+	case s.MaxTrain < 0:
+		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("max-train"), s.MaxTrain)
+	case s.MaxTest < 0:
+		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("max-test"), s.MaxTest)
 	}
 	return s.Config.Validate()
 }

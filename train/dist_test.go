@@ -251,7 +251,7 @@ func TestDataParallelTorchrunEnvironment(t *testing.T) {
 		}
 		return l
 	}
-	if _, err := distributed.Open(launch(0), compute.NewCPU(), distributed.Options{}, nil); err == nil || !strings.Contains(err.Error(), "runs on MPI's collectives") {
+	if _, err := distributed.Open(launch(0), compute.NewCPU(), distributed.Options{}); err == nil || !strings.Contains(err.Error(), "runs on MPI's collectives") {
 		t.Errorf("the CPU backend under torchrun without MPI: %v", err)
 	}
 	s := recipe.Default()
@@ -259,7 +259,7 @@ func TestDataParallelTorchrunEnvironment(t *testing.T) {
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 200, 100) }
 	one := runRanks(t, 0, "cuda-emu", distributed.Options{}, mk)
 	many := runRanks(t, 2, "cuda-emu", distributed.Options{}, mk, func(r int, be compute.Backend) (*distributed.Group, error) {
-		g, err := distributed.Open(launch(r), be, distributed.Options{Timeout: 30 * time.Second}, func(err error) { t.Errorf("rank %d: %v", r, err) })
+		g, err := distributed.Open(launch(r), be, distributed.Options{Timeout: 30 * time.Second, Report: func(err error) { t.Errorf("rank %d: %v", r, err) }})
 		if err == nil && !strings.Contains(g.Describe(), "2 ranks: NCCL emulated on host memory over 2 ranks in this process, started by torchrun (bootstrapped at "+addr+")") {
 			t.Errorf("rank %d: %s", r, g.Describe())
 		}

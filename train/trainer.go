@@ -14,6 +14,7 @@ import (
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -300,14 +301,15 @@ func (t *Trainer) Resume(c *checkpoint.Checkpoint) error {
 // Resumed is the settings a resumed run continues with: saved (the
 // checkpoint's), with the number of epochs to reach taken from asked when
 // changed("epochs"). Any other setting the user gave (changed reports it by
-// flag name, recipe.Settings.Fields) must equal the checkpoint's, so that
-// the resumed run ends exactly where an uninterrupted one would.
-func Resumed(saved, asked recipe.Settings, changed func(flag string) bool) (recipe.Settings, error) {
+// its name in recipe.Settings.Fields) must equal the checkpoint's, so that
+// the resumed run ends exactly where an uninterrupted one would; the error
+// names the setting as a setting.Name.
+func Resumed(saved, asked recipe.Settings, changed func(name string) bool) (recipe.Settings, error) {
 	want := saved.Fields()
 	for i, f := range asked.Fields() {
 		if f.Flag != "epochs" && changed(f.Flag) && f.Value != want[i].Value {
-			return saved, fmt.Errorf("--%s %s differs from the checkpoint's %s: --resume continues the run exactly, with its own settings; to change them, start a new run from the checkpoint (without --resume)",
-				f.Flag, f.Value, want[i].Value)
+			return saved, setting.Errorf("%s %s differs from the checkpoint's %s: a resumed run continues exactly, with the checkpoint's settings; "+
+				"to change them, start a new run from the checkpoint", setting.Name(f.Flag), f.Value, want[i].Value)
 		}
 	}
 	s := saved

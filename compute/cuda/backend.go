@@ -300,7 +300,7 @@ func (be *Backend) Alloc(n int) (compute.Buffer, error) {
 func (be *Backend) outOfMemory(bytes int64, err error) error {
 	free, total := be.dev.memInfo()
 	if total > 0 {
-		return fmt.Errorf("%s: out of GPU memory: %d MB asked for, %d MB free of %d MB, %d MB held by proxykit (a smaller --batch-size needs less): %w",
+		return fmt.Errorf("%s: out of GPU memory: %d MB asked for, %d MB free of %d MB, %d MB held by proxykit (a smaller batch needs less): %w",
 			be.name, bytes>>20, free>>20, total>>20, be.inUse>>20, err)
 	}
 	return err

@@ -169,6 +169,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"unsafe"
+
+	"github.com/proxykit/proxykit/setting"
 )
 
 // kernelPTX is kernels.cu compiled by nvcc for compute_80 (gen.go); the
@@ -214,16 +216,16 @@ func visibleGPUs() (int, error) {
 	api := (*C.pk_cu)(C.malloc(C.sizeof_pk_cu))
 	defer C.free(unsafe.Pointer(api))
 	if missing := C.pk_cu_load(api); missing != nil {
-		return 0, fmt.Errorf("--device cuda: no NVIDIA driver here (%s not found)", C.GoString(missing))
+		return 0, setting.Errorf("%s cuda: no NVIDIA driver here (%s not found)", setting.Device, C.GoString(missing))
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if r := C.pk_cu_init(api); r != 0 {
-		return 0, fmt.Errorf("--device cuda: the NVIDIA driver found no usable GPU: cuInit: %s (CUDA error %d)", C.GoString(C.pk_cu_error(api, r)), int(r))
+		return 0, setting.Errorf("%s cuda: the NVIDIA driver found no usable GPU: cuInit: %s (CUDA error %d)", setting.Device, C.GoString(C.pk_cu_error(api, r)), int(r))
 	}
 	var n C.int
 	if r := C.pk_cu_count(api, &n); r != 0 {
-		return 0, fmt.Errorf("--device cuda: cuDeviceGetCount: %s (CUDA error %d)", C.GoString(C.pk_cu_error(api, r)), int(r))
+		return 0, setting.Errorf("%s cuda: cuDeviceGetCount: %s (CUDA error %d)", setting.Device, C.GoString(C.pk_cu_error(api, r)), int(r))
 	}
 	return int(n), nil
 }
@@ -234,20 +236,20 @@ func openGPU(opt Options) (device, error) {
 		index: map[string]int{}}
 	C.memset(unsafe.Pointer(g.blas), 0, C.sizeof_pk_blas)
 	if missing := C.pk_cu_load(g.api); missing != nil {
-		return nil, fmt.Errorf("--device cuda: no NVIDIA driver here (%s not found): it needs an NVIDIA GPU and its driver; "+
-			"--device cuda-emu runs the same code path on the CPU", C.GoString(missing))
+		return nil, setting.Errorf("%s cuda: no NVIDIA driver here (%s not found): it needs an NVIDIA GPU and its driver; "+
+			"%[1]s cuda-emu runs the same code path on the CPU", setting.Device, C.GoString(missing))
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := g.check("cuInit", C.pk_cu_init(g.api)); err != nil {
-		return nil, fmt.Errorf("--device cuda: the NVIDIA driver found no usable GPU: %w", err)
+		return nil, setting.Errorf("%s cuda: the NVIDIA driver found no usable GPU: %w", setting.Device, err)
 	}
 	var count C.int
 	if err := g.check("cuDeviceGetCount", C.pk_cu_count(g.api, &count)); err != nil || count == 0 {
-		return nil, fmt.Errorf("--device cuda: no CUDA device (%v)", err)
+		return nil, setting.Errorf("%s cuda: no CUDA device (%v)", setting.Device, err)
 	}
 	if opt.Device < 0 || opt.Device >= int(count) {
-		return nil, fmt.Errorf("--device cuda: GPU %d asked for, %d present", opt.Device, int(count))
+		return nil, setting.Errorf("%s cuda: GPU %d asked for, %d present", setting.Device, opt.Device, int(count))
 	}
 	if err := g.check("cuDeviceGet", C.pk_cu_device(g.api, C.int(opt.Device), &g.dev)); err != nil {
 		return nil, err
@@ -260,7 +262,7 @@ func openGPU(opt Options) (device, error) {
 	C.pk_cu_attr(g.api, g.dev, 16, &sms) // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
 	C.pk_cu_driver(g.api, &driver)
 	if major < 8 {
-		return nil, fmt.Errorf("--device cuda: %s has compute capability %d.%d; proxykit's kernels need 8.0 or newer",
+		return nil, setting.Errorf("%s cuda: %s has compute capability %d.%d; proxykit's kernels need 8.0 or newer", setting.Device,
 			C.GoString(&name[0]), int(major), int(minor))
 	}
 	if err := g.check("cuDevicePrimaryCtxRetain", C.pk_cu_retain(g.api, g.dev, &g.ctx)); err != nil {
@@ -340,7 +342,7 @@ func (g *gpuDevice) loadBLAS(opt Options) error {
 		}
 		tried = append(tried, C.GoString(missing))
 	}
-	return fmt.Errorf("--device cuda: cuBLAS not found (tried %v); put the CUDA toolkit's lib folder in LD_LIBRARY_PATH or name the library in PROXYKIT_CUBLAS", tried)
+	return setting.Errorf("%s cuda: cuBLAS not found (tried %v); put the CUDA toolkit's lib folder in LD_LIBRARY_PATH or name the library in PROXYKIT_CUBLAS", setting.Device, tried)
 }
 
 func (g *gpuDevice) name() string { return g.desc }

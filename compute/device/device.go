@@ -1,14 +1,13 @@
-// Package device opens the compute backend a --device flag names: "cpu",
+// Package device opens the compute backend a device name names: "cpu",
 // "cuda" (an NVIDIA GPU; needs a binary built with -tags cuda) or
 // "cuda-emu" (the CUDA backend on its emulated device, for tests and for
 // trying the GPU code path without a GPU).
 package device
 
 import (
-	"fmt"
-
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/setting"
 )
 
 // Names lists the devices Open takes.
@@ -24,7 +23,7 @@ type Options struct {
 	GPU int
 }
 
-// GPUs counts the GPUs --device cuda can use here.
+// GPUs counts the GPUs the cuda device can use here.
 func GPUs() (int, error) { return cuda.VisibleGPUs() }
 
 // Open returns the backend for name. The caller closes it.
@@ -40,7 +39,7 @@ func Open(name string, opt Options) (compute.Backend, error) {
 		}
 		return be, nil
 	}
-	return nil, fmt.Errorf("--device %q: want %s", name, Names)
+	return nil, setting.Errorf("%s %q: want %s", setting.Device, name, Names)
 }
 
 // Describe names the device behind a backend and how it computes.

@@ -250,9 +250,8 @@ func (p *Pending) Abort() {
 	track(p.tmp, false)
 }
 
-// Output is a file a command will write, named by what the user gave it
-// with (a flag such as "-o" or "--plot", or a description such as "the
-// figure's CSV").
+// Output is a file a program will write, named as its user knows it (the
+// program's flag for it, or a description such as "the figure's CSV").
 type Output struct {
 	Name, Path string
 }
