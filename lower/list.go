@@ -55,3 +55,21 @@ type moment struct {
 
 // Buffer implements program.Binding; a listing's program is not run.
 func (moment) Buffer(compute.Backend) compute.Buffer { return nil }
+
+// Plan lists what a network becomes for a batch of batch samples, steps
+// time steps run at once: with train, one proxy-learning step of ann's
+// body and its SNN s with the optimizer's update (StepListing, BatchNorm
+// in training mode as in the recipe's first epoch); else the SNN's
+// inference (Simulation, BatchNorm in eval mode).
+func Plan(ann *nn.Network, s SNN, train bool, batch, steps int) (program.Listing, error) {
+	opt := SNNOptions{Options: Options{Capacity: batch, BatchStats: train}, Steps: min(max(steps, 1), s.Timesteps)}
+	if train {
+		body, _ := ann.Body()
+		return StepListing(body, s, opt)
+	}
+	l, err := Simulation(s, opt)
+	if err != nil {
+		return program.Listing{}, err
+	}
+	return l.List(batch)
+}

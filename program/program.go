@@ -55,8 +55,9 @@ func (r Rate) String() string {
 // the number of time steps simulated before a run of a chunk of steps (0:
 // the simulation's first).
 type Dims struct {
-	N, Steps int
-	T0       int
+	N     int `json:"n"`
+	Steps int `json:"steps"`
+	T0    int `json:"-"`
 }
 
 // Rows is the number of rows at rate r.
@@ -258,8 +259,8 @@ type Program struct {
 
 // Applied is one rewrite rule's effect on a program.
 type Applied struct {
-	Rule   string
-	Places int
+	Rule   string `json:"rule"`
+	Places int    `json:"places"`
 }
 
 // Slot returns the slot r names.
