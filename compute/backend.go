@@ -11,6 +11,12 @@ type Buffer interface {
 	Slice(lo, hi int) Buffer
 }
 
+// Addressed is a buffer that knows its address in its backend's memory
+// (the CUDA backend's): what a captured graph's arguments hold.
+type Addressed interface {
+	Address() uintptr
+}
+
 // Backend is where proxykit's arithmetic runs: it owns the memory of
 // activations, parameters and optimizer state, and it runs every kernel the
 // ANN and the SNN use. The CPU backend (CPU) is pure Go; compute/cuda holds

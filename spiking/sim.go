@@ -92,9 +92,22 @@ func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
 // within a chunk of steps and returns ctx's error.
 func (sim *Simulator) Run(ctx context.Context, x nn.Value, batchStats, rates bool) (nn.Value, error) {
 	T := sim.snn.Config.Timesteps
-	var counts nn.Value
-	err := sim.run(ctx, x, batchStats, rates, []int{T}, func(_ int, c nn.Value) error { counts = c; return nil })
-	return counts, err
+	n := x.N()
+	if n < 1 || n > sim.capacity {
+		return nn.Value{}, fmt.Errorf("batch of %d for a simulator planned for 1 to %d", n, sim.capacity)
+	}
+	l, err := sim.program(variant{batchStats, rates})
+	if err != nil {
+		return nn.Value{}, err
+	}
+	sim.cur, sim.n = l, n
+	sim.m.ResetSynOps()
+	sim.m.Bind(l.Input, x.Buf)
+	// it reads nothing back until it ends, so a backend may capture it
+	err = sim.m.Captured(l.Program, program.Dims{N: n, Steps: sim.steps}, func() error {
+		return RunSteps(ctx, sim.m, l, n, []int{T}, func(int) error { return nil })
+	})
+	return sim.counts(), err
 }
 
 // RunAt simulates the SNN on x for max(ts) steps, which may not exceed

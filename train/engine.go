@@ -197,8 +197,11 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	lb := e.labels.Slice(0, b)
 	be.Upload(lb, e.hostL[:b])
 	e.m.Bind(l.Labels, lb)
-	// a step is not interrupted: Run checks the context between batches
-	if err := e.run(context.Background(), l, b, nil, nil); err != nil {
+	// a step is not interrupted: Run checks the context between batches;
+	// it reads nothing back until it ends, so a backend may capture it
+	if err := e.m.Captured(l.Program, program.Dims{N: b, Steps: e.steps}, func() error {
+		return e.run(context.Background(), l, b, nil, nil)
+	}); err != nil {
 		return r, err
 	}
 	hy, hc := e.hostY[:b*k], e.hostC[:b*k]
@@ -255,7 +258,7 @@ func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (Prediction, error) 
 		return Prediction{}, err
 	}
 	n, k := xv.N(), e.classes
-	if err := e.run(ctx, l, n, nil, nil); err != nil {
+	if err := e.m.Captured(l.Program, program.Dims{N: n, Steps: e.steps}, func() error { return e.run(ctx, l, n, nil, nil) }); err != nil {
 		return Prediction{}, interrupted(ctx, err)
 	}
 	p := Prediction{Y: e.hostY[:n*k], Counts: e.hostC[:n*k], Potentials: e.hostV[:n*k]}
