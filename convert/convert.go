@@ -91,6 +91,9 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 // bucket the percentile falls in — so its memory does not grow with the
 // number of images.
 func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return nil, fmt.Errorf("calibration: the context, backend, network and data set are required (nil)")
+	}
 	if !(p > 0 && p <= 100) {
 		return nil, fmt.Errorf("percentile must lie in (0, 100], got %g", p)
 	}
@@ -271,6 +274,9 @@ type Result struct {
 // Convert calibrates ann on d (Calibrate) and normalises it (Normalize)
 // for the SNN setting o.SNN: Rueckauer et al.'s robust normalisation.
 func Convert(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, o Options) (Result, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return Result{}, fmt.Errorf("conversion: the context, backend, network and data set are required (nil)")
+	}
 	if err := o.SNN.Validate(); err != nil {
 		return Result{}, err
 	}

@@ -167,10 +167,10 @@ type Estimate struct {
 
 // Share is the time of the kernels of one name in an Estimate.
 type Share struct {
-	Name     string
-	Count    int
-	Seconds  float64
-	Fraction float64 // of the estimate's time
+	Name     string  `json:"kernel"`
+	Count    int     `json:"kernels"`
+	Seconds  float64 `json:"seconds"`
+	Fraction float64 `json:"fraction"` // of the estimate's time
 }
 
 // Price models the time of launches, in order.

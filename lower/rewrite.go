@@ -166,7 +166,8 @@ func fuseIFMaxPool(p *program.Program, k int) int {
 // potentials (to v_reset) and counts (to 0) before a simulation: the IF
 // kernel starts from those values itself in the first chunk of steps,
 // without reading the buffers (program.IF.Start). It rewrites the static
-// pass, whose fills it drops.
+// pass, whose fills it drops, where the IF op is the slot's first user
+// after the fill and its only writer.
 func StartIF() Rule {
 	return Rule{Name: "IF starts without fills", Why: "the IF kernel starts its neurons at v_reset and its counts at 0 in the first chunk: no fill writes them first",
 		Passes: []program.PassKind{program.SNNStatic}, Apply: startIF}
@@ -179,19 +180,25 @@ func startIF(p *program.Program, k int) int {
 		if !ok || p.Root(fill.Dst) != fill.Dst {
 			continue
 		}
-		// the slot's only other user: one IF op, using it as its
-		// potentials (filled with v_reset) or its counts (with 0)
+		// the slot's next user: an IF op using it as its potentials
+		// (filled with v_reset) or its counts (with 0), which every later
+		// user only reads (the proxy loss reads the output's counts)
 		var users []int
+		writers := 0
 		for j, op := range p.Ops {
 			if j == i {
 				continue
 			}
 			reads, writes := op.Operands()
-			if slices.ContainsFunc(append(reads, writes...), func(r program.Ref) bool { return p.Root(r) == fill.Dst }) {
+			on := func(r program.Ref) bool { return p.Root(r) == fill.Dst }
+			if slices.ContainsFunc(writes, on) {
+				writers++
+				users = append(users, j)
+			} else if slices.ContainsFunc(reads, on) {
 				users = append(users, j)
 			}
 		}
-		if len(users) != 1 {
+		if len(users) == 0 || writers != 1 {
 			continue
 		}
 		f, ok := p.Ops[users[0]].(*program.IF)

@@ -239,6 +239,13 @@ type Pass struct {
 // program (a chunk of time steps).
 func (p Pass) Repeats() bool { return p.Kind == SNNChunk }
 
+// PassRun is one run of a pass of a program for some dims: what
+// Machine.Run is given. A run of a program is a list of them.
+type PassRun struct {
+	Pass int
+	Dims Dims
+}
+
 // Program is a lowered step: ops in order, the slots they use, the passes
 // they form, and the rewrites applied to them.
 type Program struct {

@@ -331,6 +331,7 @@ func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, e
 	n := max(d.N, 1)
 	r.Accuracy = results.Accuracy{N: d.N, ANN: float64(annOK) / float64(n)}
 	r.SNNStrict, r.SNNTies, r.SNNMembrane, r.TieShare = all.Shares(n)
+	r.SilentShare = all.SilentShare(n)
 	for c := range r.Classes {
 		m := max(r.Classes[c].N, 1)
 		r.Classes[c].ANN = float64(perANN[c]) / float64(m)

@@ -36,8 +36,8 @@ func (f *modelFlags) load(cmd *cobra.Command, path string, groups ...interface{ 
 	if err != nil {
 		return nil, err
 	}
-	if m.PT != nil && cmd.Name() != "import" { // import prints them in its table
-		for _, n := range m.PT.Notes {
+	if (m.PT != nil || m.NIR != nil) && cmd.Name() != "import" { // import prints them in its table
+		for _, n := range m.Notes() {
 			fmt.Fprintln(cmd.ErrOrStderr(), "note:", model.Printable(n))
 		}
 	}

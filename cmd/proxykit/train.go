@@ -71,9 +71,11 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
+	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
 	if err := c.rf.settle(cmd); err != nil {
 		return err
 	}
+	c.dfl.opt.BatchNorm = c.s.BNStats
 	trainSet, testSet, err := c.data.splits(m, c.s.MaxTrain, c.s.MaxTest)
 	if err != nil {
 		return err

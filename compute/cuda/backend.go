@@ -116,11 +116,28 @@ func (be *Backend) record(l compute.Launch) {
 }
 
 // math is the arithmetic the backend asks of cuBLAS and cuDNN.
-func (be *Backend) math() compute.Math {
-	if be.opt.StrictFP32 {
+func (be *Backend) math() compute.Math { return be.opt.math() }
+
+// math is the arithmetic a backend opened with opt asks of cuBLAS and
+// cuDNN.
+func (opt Options) math() compute.Math {
+	if opt.StrictFP32 {
 		return compute.MathFP32
 	}
 	return compute.MathTF32
+}
+
+// im2colWorkspace is the cap of the im2col workspace of a backend opened
+// with opt (Options.WorkspaceBytes: 512 MB on a GPU and 1 MB on the
+// emulated device unless set).
+func (opt Options) im2colWorkspace() int64 {
+	switch {
+	case opt.WorkspaceBytes != 0:
+		return opt.WorkspaceBytes
+	case opt.Emulate:
+		return 1 << 20
+	}
+	return 512 << 20
 }
 
 // ConvKernels names the kernels that implement convolutions where cuDNN
@@ -147,10 +164,17 @@ func (be *Backend) counted(name string, t traffic) {
 
 // gemm queues a GEMM (the contract of compute.Sgemm), counted.
 func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) {
-	M, N, K := int64(m), int64(n), int64(k)
-	be.record(compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
-		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: be.math()})
+	be.record(gemmLaunch(m, n, k, be.math()))
 	be.fail(be.dev.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+}
+
+// gemmLaunch is the record of a cuBLAS GEMM C[m, n] = A[m, k]·B[k, n]:
+// its operands read, its result written (a result it adds into is not
+// read again), its multiply-adds.
+func gemmLaunch(m, n, k int, math compute.Math) compute.Launch {
+	M, N, K := int64(m), int64(n), int64(k)
+	return compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
+		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: math}
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
@@ -171,19 +195,14 @@ func Open(opt Options) (*Backend, error) {
 	}
 	if opt.Emulate {
 		dev, name = emuDevice{dry: opt.DryRun, rec: &emuRecording{}}, "cuda-emu"
-		if opt.WorkspaceBytes == 0 {
-			opt.WorkspaceBytes = 1 << 20
-		}
 	} else {
 		d, err := openGPU(opt)
 		if err != nil {
 			return nil, err
 		}
 		dev = d
-		if opt.WorkspaceBytes == 0 {
-			opt.WorkspaceBytes = 512 << 20
-		}
 	}
+	opt.WorkspaceBytes = opt.im2colWorkspace()
 	if opt.DryRunCuDNN && !opt.DryRun {
 		return nil, fmt.Errorf("counting cuDNN's calls without running them is for a dry run")
 	}
@@ -223,11 +242,7 @@ func VisibleGPUs() (int, error) { return visibleGPUs() }
 func (be *Backend) Describe() string {
 	s := be.dev.name()
 	if !be.opt.Emulate {
-		if be.opt.StrictFP32 {
-			s += ", FP32 matrix products"
-		} else {
-			s += ", TF32 matrix products"
-		}
+		s += ", " + be.products()
 		if st, ok := be.dev.(interface{ cudnnStatus() string }); ok && be.dnn != nil {
 			s += ", convolutions by " + st.cudnnStatus()
 			for k, why := range be.noDNN {
@@ -241,6 +256,28 @@ func (be *Backend) Describe() string {
 		}
 	}
 	return s
+}
+
+// products names the arithmetic of matrix products: TF32 or FP32.
+func (be *Backend) products() string {
+	if be.opt.StrictFP32 {
+		return "FP32 matrix products"
+	}
+	return "TF32 matrix products"
+}
+
+// Precision names what of the backend's arithmetic changes results: the
+// matrix products' (TF32 or FP32) and the convolutions' (cuDNN or
+// im2col); the emulated device computes in FP32 on the host. Ranks of a
+// data-parallel run must compute alike.
+func (be *Backend) Precision() string {
+	if be.opt.Emulate {
+		return "emulated device"
+	}
+	if be.dnn != nil {
+		return be.products() + ", cuDNN convolutions"
+	}
+	return be.products() + ", im2col convolutions"
 }
 
 // buffer is device memory: an allocation or a view of one.
@@ -508,10 +545,11 @@ func b2i(b bool) int32 {
 
 // --- convolution ---
 
-// convChunk is how many samples of a convolution one im2col pass takes.
-func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
+// convChunk is how many samples of a convolution one im2col pass takes
+// with a workspace of at most workspace bytes.
+func convChunk(g compute.ConvGeom, n int, workspace int64) int {
 	per := int64(g.PatchLen()) * int64(g.OutH()*g.OutW()) * 4
-	return int(max(1, min(int64(n), be.opt.WorkspaceBytes/max(per, 1))))
+	return int(max(1, min(int64(n), workspace/max(per, 1))))
 }
 
 // convWorkspaces returns the samples per im2col pass and the two
@@ -519,7 +557,7 @@ func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
 // GEMM side [O, chunk·P]. On failure it records the error and returns false.
 func (be *Backend) convWorkspaces(g compute.ConvGeom, n int) (ns int, col, gemm *buffer, ok bool) {
 	P := g.OutH() * g.OutW()
-	ns = be.convChunk(g, n)
+	ns = convChunk(g, n, be.opt.WorkspaceBytes)
 	col, err := be.workspace("im2col", g.PatchLen()*ns*P)
 	if err == nil {
 		gemm, err = be.workspace("gemm", g.O*ns*P)
@@ -554,6 +592,10 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		return
 	}
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
+	var biasLen int64 // the bias, added per output channel
+	if bias != nil {
+		biasLen = int64(O)
+	}
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
 		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
@@ -561,7 +603,7 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		for _, gr := range groupsOf(g, cs*P) {
 			be.gemm(false, false, gr.o, cs*P, gr.k, 1, ptr(w)+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P)
 		}
-		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P), int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
+		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P)+biasLen, int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
 			int64(cs), int64(P))
 	}
 }
@@ -656,7 +698,8 @@ func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
 	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
-		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
+		// adds into db: read and written
+		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P+O), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
 	}
 	// each direction on cuDNN where it plans, the rest on im2col below
 	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, n, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
@@ -715,7 +758,7 @@ func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.B
 		be.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, 1, ptr(dw), in)
 	}
 	if db != nil {
-		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out), int64(out)), ptr(dy), ptr(db), int64(n), int32(out))
+		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out+out), int64(out)), ptr(dy), ptr(db), int64(n), int32(out)) // adds into db
 	}
 }
 
@@ -830,12 +873,33 @@ func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32,
 		be.fail(err)
 		return
 	}
-	be.launchBlocks("pk_bn_backward_reduce", c, rw(2*int64(n*c*hw), 4*int64(c)), ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
-		sums.ptr, int64(n), int32(c), int64(hw), eps)
+	be.bnBackwardReduce(n, c, hw, eps, mean, variance, x, dy, sums, dgamma, dbeta)
 	if dx != nil {
-		be.launch1d("pk_bn_backward_dx", int64(n*c*hw), rw(2*int64(n*c*hw), int64(n*c*hw)), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
-			sums.ptr, int64(n), int32(c), int64(hw), eps, b2i(batchStats), int64(n*hw))
+		be.bnBackwardDX(n, c, hw, n*hw, batchStats, eps, gamma, mean, variance, x, dy, sums, dx)
 	}
+}
+
+// bnBackwardReduce launches pk_bn_backward_reduce: the channel sums of dy
+// and dy·x̂ added into dγ and dβ and kept in sums (2·c values).
+func (be *Backend) bnBackwardReduce(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
+	// x and dy; the mean and variance, and dγ and dβ, which it adds into;
+	// dγ, dβ and the two sums out
+	t := rw(2*int64(n*c*hw)+4*int64(c), 4*int64(c))
+	be.launchBlocks("pk_bn_backward_reduce", c, t, ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
+		ptr(sums), int64(n), int32(c), int64(hw), eps)
+}
+
+// bnBackwardDX launches pk_bn_backward_dx: with batch statistics it reads
+// x, dy, γ, the statistics and the sums; with fixed ones dy, γ and the
+// variance only.
+func (be *Backend) bnBackwardDX(n, c, hw, count int, batchStats bool, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
+	values := int64(n * c * hw)
+	read := values + 2*int64(c) // dy, γ, the variance
+	if batchStats {
+		read += values + 3*int64(c) // x, the mean, the two sums
+	}
+	be.launch1d("pk_bn_backward_dx", values, rw(read, values), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
+		ptr(sums), int64(n), int32(c), int64(hw), eps, b2i(batchStats), int64(count))
 }
 
 // --- spiking, loss, optimizer ---
@@ -858,7 +922,11 @@ func (be *Backend) IF(a compute.IFArgs) {
 		}
 	}
 	if a.Scale != nil {
-		t.read += 2 * int64(max(a.C, 1))
+		k := int64(max(a.C, 1)) // scale and shift per channel, per step with PerStep
+		if a.PerStep {
+			k *= steps
+		}
+		t.read += 2 * k
 	}
 	if g := a.Pool; g != nil {
 		windows := n / int64(g.KH*g.KW)

@@ -211,9 +211,8 @@ func (d emuDevice) gemm(transA, transB bool, m, n, k int, alpha float32, a devpt
 	if transB {
 		colsB = k
 	}
-	compute.Sgemm(transA, transB, m, n, k, alpha, d.host(a, span(rowsA, lda, colsA)), lda,
+	return compute.Sgemm(transA, transB, m, n, k, alpha, d.host(a, span(rowsA, lda, colsA)), lda,
 		d.host(b, span(rowsB, ldb, colsB)), ldb, beta, d.host(c, span(m, ldc, n)), ldc)
-	return nil
 }
 
 func (d emuDevice) sync() error                { return d.refuse("a wait for queued work") }
