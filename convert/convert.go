@@ -100,6 +100,9 @@ func CheckPercentile(p float64) error {
 // bucket the percentile falls in — so its memory does not grow with the
 // number of images.
 func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return nil, fmt.Errorf("calibration: the context, backend, network and data set are required (nil)")
+	}
 	if err := CheckPercentile(p); err != nil {
 		return nil, err
 	}
@@ -280,6 +283,9 @@ type Result struct {
 // Convert calibrates ann on d (Calibrate) and normalises it (Normalize)
 // for the SNN setting o.SNN: Rueckauer et al.'s robust normalisation.
 func Convert(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, o Options) (Result, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return Result{}, fmt.Errorf("conversion: the context, backend, network and data set are required (nil)")
+	}
 	if err := o.SNN.Validate(); err != nil {
 		return Result{}, err
 	}

@@ -53,15 +53,19 @@ func New(name string, images []float32, labels []uint8, c, h, w, classes int) (*
 	return &Dataset{Name: name, Images: images, Labels: labels, N: n, C: c, H: h, W: w, Classes: classes}, nil
 }
 
-// Image returns sample i's pixels.
+// Image returns sample i's pixels (nil when the set holds no sample i).
 func (d *Dataset) Image(i int) []float32 {
 	sz := d.C * d.H * d.W
+	if i < 0 || sz <= 0 || i >= d.N || i >= len(d.Images)/sz {
+		return nil
+	}
 	return d.Images[i*sz : (i+1)*sz]
 }
 
-// Subset keeps the first n samples (all when n <= 0 or n >= N).
+// Subset keeps the first n samples (all when n <= 0 or n >= N; nil for a
+// nil set).
 func (d *Dataset) Subset(n int) *Dataset {
-	if n <= 0 || n >= d.N {
+	if d == nil || n <= 0 || n >= d.N {
 		return d
 	}
 	c := *d

@@ -345,3 +345,22 @@ func contains(s []int, v int) bool {
 	}
 	return false
 }
+
+// Setting changes the Options a runner (spiking.Simulator, train.Engine)
+// lowers its programs with.
+type Setting func(*Options)
+
+// WithRules lowers with rules instead of Rules() (none: the plain
+// program).
+func WithRules(rules ...Rule) Setting {
+	return func(o *Options) {
+		o.Rules, o.NoRewrites = rules, len(rules) == 0
+	}
+}
+
+// Apply applies settings to o.
+func (o *Options) Apply(settings []Setting) {
+	for _, s := range settings {
+		s(o)
+	}
+}

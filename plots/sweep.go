@@ -164,8 +164,12 @@ func SweepRecords(sweeps []results.Sweep) [][]string {
 	for i, s := range sweeps {
 		for _, p := range s.Points {
 			for k, layer := range s.IFLayers {
+				rate := "" // a point without the layer's rate (CheckSweep refuses it)
+				if k < len(p.Rates) {
+					rate = f(p.Rates[k])
+				}
 				out = append(out, []string{Label(s, i), fmt.Sprint(p.T), f(s.ANN), f(p.SNNStrict), f(p.SNNTies), f(p.TieShare),
-					f(p.SynOps), fmt.Sprint(s.ANNMACs), layer, f(p.Rates[k])})
+					f(p.SynOps), fmt.Sprint(s.ANNMACs), layer, rate})
 			}
 		}
 	}

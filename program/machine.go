@@ -2,6 +2,8 @@ package program
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -37,6 +39,16 @@ type Machine struct {
 type Runner interface {
 	compute.Backend
 	RunPass(m *Machine, p *Program, pass int) error
+}
+
+// Capturer is a backend that records the kernels a piece of work queues
+// as one graph and replays it (the CUDA backend's CUDA graphs): Replay
+// runs run, or replays what an earlier call with the same key captured.
+// run must queue the same work at every call of a key and read nothing
+// back to the host.
+type Capturer interface {
+	compute.Backend
+	Replay(key any, run func() error) error
 }
 
 // NewMachine makes a machine on be with no buffers yet.
@@ -206,4 +218,35 @@ func (m *Machine) Free() {
 		m.be.Free(b)
 	}
 	m.bufs, m.sizes = nil, nil
+}
+
+// Captured runs run — passes of p for d, with no host reads in between —
+// as one piece of work a Capturer backend captures and replays (a
+// training step, an inference batch), or directly on other backends. The
+// key the backend keeps it under names p, d and the addresses of the
+// input buffers bound (the machine's own and the external buffers stay
+// where they are until freed, which drops the backend's graphs).
+func (m *Machine) Captured(p *Program, d Dims, run func() error) error {
+	c, ok := m.be.(Capturer)
+	if !ok {
+		return run()
+	}
+	key := captureKey{m: m, p: p, d: d}
+	for _, r := range slices.Sorted(maps.Keys(m.inputs)) {
+		b := m.inputs[r]
+		a, ok := b.(compute.Addressed)
+		if !ok {
+			return run() // an input without an address cannot name a graph
+		}
+		key.inputs += fmt.Sprintf("%d@%x:%d ", r, a.Address(), b.Len())
+	}
+	return c.Replay(key, run)
+}
+
+// captureKey names a captured piece of work.
+type captureKey struct {
+	m      *Machine
+	p      *Program
+	d      Dims
+	inputs string
 }

@@ -460,7 +460,9 @@ func (o *BatchNormGrad) Run(m *Machine) {
 // [N] at every step), mapped first by Scale and Shift where set (a fused
 // BatchNorm of C channels × HW, per step with PerStep); V the potentials
 // ([N] per sample, carried from run to run of the pass), Spikes the
-// output, Counts (None: not counted) the spikes summed.
+// output, Counts (None: not counted) the spikes summed. With Pool the
+// spikes are max-pooled in the kernel and Spikes receives only the pooled
+// ones (compute.IFArgs.Pool).
 type IF struct {
 	N                 int
 	In                Ref
@@ -470,6 +472,11 @@ type IF struct {
 	C, HW             int
 	V, Spikes, Counts Ref
 	Threshold, Reset  float32
+	Pool              *compute.PoolGeom
+	// Start: in the simulation's first chunk (Dims.T0 = 0) the potentials
+	// start at Reset and the counts at 0 without being read, so that no
+	// fill is needed (compute.IFArgs.Start).
+	Start bool
 }
 
 func (o *IF) Kernel() string { return "IF" }
@@ -484,11 +491,18 @@ func (o *IF) Detail() string {
 	if o.Scale != None {
 		s += ", BatchNorm applied"
 	}
+	if g := o.Pool; g != nil {
+		s += fmt.Sprintf(", max-pooled %dx%d", g.KH, g.KW)
+	}
+	if o.Start {
+		s += ", starting at v_reset"
+	}
 	return s
 }
 func (o *IF) Run(m *Machine) {
 	a := compute.IFArgs{Steps: m.dims.Steps, N: m.dims.N * o.N, In: m.Buf(o.In), Constant: o.Constant,
-		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset}
+		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset, Pool: o.Pool,
+		Start: o.Start && m.dims.T0 == 0}
 	if o.Scale != None {
 		a.Scale, a.Shift, a.PerStep, a.C, a.HW = m.Buf(o.Scale), m.Buf(o.Shift), o.PerStep, o.C, o.HW
 	}

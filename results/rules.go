@@ -4,8 +4,12 @@ package results
 // Metrics), in one place for evaluation, sweeps and inference.
 
 // FirstMax is the index of the first maximum of v: the ANN's prediction,
-// and the SNN's under the reference's per-epoch rule (strict).
+// and the SNN's under the reference's per-epoch rule (strict); -1 (no
+// class) for an empty v.
 func FirstMax(v []float32) int {
+	if len(v) == 0 {
+		return -1
+	}
 	best := 0
 	for i, x := range v {
 		if x > v[best] {
@@ -20,8 +24,12 @@ func FirstMax(v []float32) int {
 // the one whose output IF neuron ends the simulation with the highest
 // membrane potential (its remaining charge: the potential after the last
 // step, after any reset); among those, the lowest index. counts and
-// potentials are one sample's, one value per class.
+// potentials are one sample's, one value per class; -1 (no class) when
+// counts is empty or potentials is not as long.
 func MembraneMax(counts, potentials []float32) int {
+	if len(counts) == 0 || len(potentials) != len(counts) {
+		return -1
+	}
 	best := 0
 	for i := 1; i < len(counts); i++ {
 		if counts[i] > counts[best] || counts[i] == counts[best] && potentials[i] > potentials[best] {
@@ -49,12 +57,17 @@ type Reading struct {
 }
 
 // Read reads one sample's counts (and the output layer's final
-// potentials; nil reads Membrane as Strict) against its label.
+// potentials; nil reads Membrane as Strict) against its label. Empty
+// counts read as no class (-1) under every rule, potentials not as long
+// as counts as no class under Membrane.
 func Read(counts, potentials []float32, label int) Reading {
 	r := Reading{Strict: FirstMax(counts)}
 	r.Membrane = r.Strict
 	if potentials != nil {
 		r.Membrane = MembraneMax(counts, potentials)
+	}
+	if r.Strict < 0 {
+		return r
 	}
 	top := counts[r.Strict]
 	r.TiesCorrect = label >= 0 && label < len(counts) && counts[label] == top

@@ -111,6 +111,8 @@ go test -run '^$' -fuzz '^FuzzDecodeCheckpoint$' -fuzztime 20s -fuzzminimizetime
 go test -run '^$' -fuzz '^FuzzCheckpointMetadata$' -fuzztime 10s -fuzzminimizetime 0 ./train
 echo "== fuzz plot's readers of eval and train JSON (10 s)"
 go test -run '^$' -fuzz '^FuzzRead$' -fuzztime 10s -fuzzminimizetime 0 ./plots
+echo "== fuzz the rendezvous's messages, both ends (10 s)"
+go test -run '^$' -fuzz '^FuzzRendezvousMessage$' -fuzztime 10s -fuzzminimizetime 0 ./distributed
 echo "== fuzz the IDX (and gzip), CIFAR-10 and .npy readers (10 s each)"
 go test -run '^$' -fuzz '^FuzzIDX$' -fuzztime 10s -fuzzminimizetime 0 ./data
 go test -run '^$' -fuzz '^FuzzCIFAR$' -fuzztime 10s -fuzzminimizetime 0 ./data

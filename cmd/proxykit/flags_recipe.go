@@ -96,6 +96,9 @@ func (r *recipeFlags) settle(cmd *cobra.Command, m *model.Model, path string) er
 		} else if r.ck, err = checkpoint.Load(r.resume); err != nil {
 			return fmt.Errorf("--resume: %w", err)
 		}
+		for _, n := range r.ck.Notices {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note: --resume:", n)
+		}
 		if *r.s, err = train.Resumed(r.ck.Settings, *r.s, cmd.Flags().Changed); err != nil {
 			return err
 		}

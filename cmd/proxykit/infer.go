@@ -98,10 +98,10 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	}
 	set := fileSet{cmd: cmd} // both files or neither
 	defer set.Abort()
-	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data), nil }); err != nil {
+	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data) }); err != nil {
 		return err
 	}
-	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data), nil }); err != nil {
+	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data) }); err != nil {
 		return err
 	}
 	if err := set.commit(nil); err != nil {

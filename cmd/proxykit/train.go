@@ -92,6 +92,7 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 	if err := c.dfl.check(outs, inputs...); err != nil {
 		return err
 	}
+	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
 	if err := checkAll(c.rf.check, c.sf.check, c.data.check, c.df.check); err != nil {
 		return err
 	}
@@ -102,6 +103,7 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 	if err := c.rf.settle(cmd, m, path); err != nil {
 		return err
 	}
+	c.dfl.opt.BatchNorm = c.s.BNStats
 	trainSet, testSet, err := c.data.splits(m, c.s.MaxTrain, c.s.MaxTest)
 	if err != nil {
 		return err

@@ -49,6 +49,9 @@ func unknown(name string) error { return setting.Errorf("%s %q: want %s", settin
 
 // Open returns the backend for name. The caller closes it.
 func Open(name string, opt Options) (compute.Backend, error) {
+	if opt.GPU < 0 {
+		return nil, setting.Errorf("%s cuda: GPU %d: GPUs number from 0", setting.Device, opt.GPU)
+	}
 	switch name {
 	case "cpu":
 		return compute.NewCPU(), nil
@@ -65,6 +68,9 @@ func Open(name string, opt Options) (compute.Backend, error) {
 
 // Describe names the device behind a backend and how it computes.
 func Describe(be compute.Backend) string {
+	if be == nil {
+		return "no backend"
+	}
 	if d, ok := be.(interface{ Describe() string }); ok {
 		return d.Describe()
 	}
