@@ -110,6 +110,7 @@ func TestFlagsCheckedBeforeTheModel(t *testing.T) {
 		{[]string{"train", missing, "-o", out, "--timesteps", "0"}, "timesteps"},
 		{[]string{"train", missing, "-o", out, "--threshold", "NaN"}, "--threshold NaN"},
 		{[]string{"train", "--resume", missing, "--max-test", "-1"}, "--max-test"},
+		{[]string{"train", missing, "-o", out, "--bn-stats", "both"}, "BatchNorm statistics \"both\""},
 		{[]string{"eval", missing, "--timesteps", "1,x"}, `timesteps "1,x"`},
 		{[]string{"eval", missing, "--dataset", "imagenet"}, "--dataset must be"},
 		{[]string{"eval", missing, "--device", "tpu"}, "--device \"tpu\""},
