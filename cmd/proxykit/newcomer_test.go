@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -245,5 +246,25 @@ func TestHelpExplainsTheReadings(t *testing.T) {
 		if !strings.Contains(train, w) {
 			t.Errorf("train --help does not say %q", w)
 		}
+	}
+}
+
+// TestShellQuote: the continuing command's words read back as they were
+// by a POSIX shell (sh -c 'printf %s\\n WORDS').
+func TestShellQuote(t *testing.T) {
+	words := []string{"run.ckpt", "/data/fashion mnist", "it's", "", "$HOME", "a;b", "--plot=x.png", "ü"}
+	var line []string
+	for _, w := range words {
+		line = append(line, shellQuote(w))
+	}
+	out, err := exec.Command("sh", "-c", "printf '%s\\n' "+strings.Join(line, " ")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n"); strings.Join(got, "|") != strings.Join(words, "|") {
+		t.Errorf("the shell read %q back as %q", words, got)
+	}
+	if shellQuote("run.ckpt") != "run.ckpt" {
+		t.Errorf("a plain name is quoted: %s", shellQuote("run.ckpt"))
 	}
 }
