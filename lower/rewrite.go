@@ -72,14 +72,14 @@ func fuseBatchNormIF(p *program.Program, k int) int {
 	places := 0
 	for i := ps.Lo; i < p.Passes[k].Hi; i++ {
 		aff, ok := p.Ops[i].(*program.ChannelAffine)
-		if !ok || p.Slots[aff.Y].Keep || p.Root(aff.Y) != aff.Y {
+		if !ok {
 			continue
 		}
-		readers := p.Readers(aff.Y)
-		if len(readers) != 1 || readers[0] <= i || readers[0] >= p.Passes[k].Hi {
+		reader, ok := soleReader(p, k, i, aff.Y)
+		if !ok {
 			continue
 		}
-		f, ok := p.Ops[readers[0]].(*program.IF)
+		f, ok := p.Ops[reader].(*program.IF)
 		if !ok || f.In != aff.Y || f.Constant || f.Scale != program.None {
 			continue
 		}
@@ -127,6 +127,21 @@ func graphRules(lw *Lowered, opt Options, nodes []Node, static int) ([]Node, int
 	return nodes, static, at, nil
 }
 
+// soleReader is the one op that reads the value op i of pass k writes
+// into r, where that op comes later in the same pass and the value is
+// neither a view, viewed, nor kept for the caller: the value lives only
+// between the two ops, so a fusion may do without it.
+func soleReader(p *program.Program, k, i int, r program.Ref) (int, bool) {
+	if p.Slots[r].Keep || p.Root(r) != r {
+		return 0, false
+	}
+	readers := p.Readers(r)
+	if len(readers) != 1 || readers[0] <= i || readers[0] >= p.Passes[k].Hi {
+		return 0, false
+	}
+	return readers[0], true
+}
+
 // FuseIFMaxPool is the rule that max-pools an IF layer's spikes inside
 // its kernel when a max-pooling is their only reader and its windows tile
 // the planes (compute.PoolFits): the kernel writes only the pooled spikes,
@@ -142,21 +157,21 @@ func fuseIFMaxPool(p *program.Program, k int) int {
 	places := 0
 	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
 		f, ok := p.Ops[i].(*program.IF)
-		if !ok || f.Pool != nil || p.Slots[f.Spikes].Keep || p.Root(f.Spikes) != f.Spikes {
+		if !ok || f.Pool != nil {
 			continue
 		}
-		readers := p.Readers(f.Spikes)
-		if len(readers) != 1 || readers[0] <= i || readers[0] >= p.Passes[k].Hi {
+		reader, ok := soleReader(p, k, i, f.Spikes)
+		if !ok {
 			continue
 		}
-		pool, ok := p.Ops[readers[0]].(*program.Pool)
+		pool, ok := p.Ops[reader].(*program.Pool)
 		if !ok || !pool.Max || pool.X != f.Spikes || pool.Rate != program.Steps || !compute.PoolFits(pool.G) ||
 			pool.G.C*pool.G.H*pool.G.W != f.N {
 			continue
 		}
 		g := pool.G
 		f.Spikes, f.Pool = pool.Y, &g
-		p.Remove(readers[0])
+		p.Remove(reader)
 		places++
 	}
 	return places

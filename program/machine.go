@@ -15,8 +15,9 @@ import (
 // next run of any of them). A pass runs its ops in order, each resolving
 // its slots to the buffers that hold the current run's rows.
 //
-// A backend that takes a whole program (Runner) is handed each pass;
-// otherwise the machine calls the backend's kernels one op at a time.
+// The machine calls the backend's kernels one op at a time; a backend
+// that captures work (Capturer) may replay a whole step instead
+// (Captured).
 type Machine struct {
 	be    compute.Backend
 	bufs  []compute.Buffer // per buffer index
@@ -31,14 +32,6 @@ type Machine struct {
 	gen    uint32
 	synOps map[int]float64
 	err    error
-}
-
-// Runner is a backend that runs a whole pass of a program itself (the
-// CUDA backend captures it as a graph and replays it). RunPass must do
-// what running each op in turn on the machine does.
-type Runner interface {
-	compute.Backend
-	RunPass(m *Machine, p *Program, pass int) error
 }
 
 // Capturer is a backend that records the kernels a piece of work queues
@@ -127,15 +120,9 @@ func (m *Machine) Run(p *Program, k int, d Dims) error {
 		return fmt.Errorf("pass %d of a program of %d", k, len(p.Passes))
 	}
 	m.start(p, d)
-	if r, ok := m.be.(Runner); ok {
-		if err := r.RunPass(m, p, k); err != nil {
-			return err
-		}
-	} else {
-		ps := p.Passes[k]
-		for _, op := range p.Ops[ps.Lo:ps.Hi] {
-			op.Run(m)
-		}
+	ps := p.Passes[k]
+	for _, op := range p.Ops[ps.Lo:ps.Hi] {
+		op.Run(m)
 	}
 	err := m.err
 	m.err = nil

@@ -19,6 +19,9 @@ type Options struct {
 	StrictFP32 bool
 	// NoCuDNN uses proxykit's own convolutions where cuDNN is present.
 	NoCuDNN bool
+	// Graphs captures a training step and an inference batch as CUDA
+	// graphs and replays them (cuda.Options.Graphs).
+	Graphs bool
 	// GPU is the ordinal of the GPU to use (cuda), among the visible ones.
 	GPU int
 }
@@ -56,7 +59,7 @@ func Open(name string, opt Options) (compute.Backend, error) {
 	case "cpu":
 		return compute.NewCPU(), nil
 	case "cuda", "cuda-emu":
-		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN,
+		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN, Graphs: opt.Graphs,
 			Device: opt.GPU})
 		if err != nil {
 			return nil, err
