@@ -32,6 +32,7 @@ type CPU struct {
 	density   float64
 	work      workCounters
 	ws        []workerScratch // per worker goroutine (scratch.go)
+	ifSpikes  []float32       // IF with pooling: the spikes before they are pooled
 	root      []float32       // a batch tree's result
 	tables    map[ConvGeom]*convTable
 	rowTables map[rowKey]*rowTable
@@ -626,9 +627,39 @@ func (c *CPU) IF(f IFArgs) {
 		}
 		scale, shift = a.buf("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
 	}
-	v, spikes, counts := a.buf("V", f.V, a.size(f.N)), a.buf("Spikes", f.Spikes, steps), a.opt("Counts", f.Counts, f.N)
-	if c.ok(&a) {
+	out := steps // spikes written
+	if g := f.Pool; g != nil {
+		a.pool(*g)
+		if plane := g.C * g.H * g.W; !PoolFits(*g) || plane < 1 || f.N%plane != 0 {
+			a.fail("pooling %dx%d stride %d,%d over %d×%dx%d planes cannot be computed in the IF kernel for %d neurons", g.KH, g.KW, g.SH, g.SW,
+				g.C, g.H, g.W, f.N)
+		} else {
+			out = a.size(f.Steps, f.N/(g.KH*g.KW))
+		}
+	}
+	v, spikes, counts := a.buf("V", f.V, a.size(f.N)), a.buf("Spikes", f.Spikes, out), a.opt("Counts", f.Counts, f.N)
+	if !c.ok(&a) {
+		return
+	}
+	if f.Start {
+		for i := range v {
+			v[i] = f.Reset
+		}
+		clear(counts)
+	}
+	if f.Pool == nil {
 		c.kernels().IFForward(f, in, scale, shift, v, spikes, counts)
+		return
+	}
+	// the spikes into scratch, then each step's max-pooling: the bits of
+	// IF followed by MaxPool2dForward
+	g := *f.Pool
+	unpooled := grow(&c.ifSpikes, f.Steps*f.N)
+	c.kernels().IFForward(f, in, scale, shift, v, unpooled, counts)
+	planes := f.N / (g.H * g.W)
+	per := planes * g.OutH() * g.OutW()
+	for t := 0; t < f.Steps; t++ {
+		maxPool2dForward(g, planes/g.C, unpooled[t*f.N:(t+1)*f.N], spikes[t*per:(t+1)*per])
 	}
 }
 

@@ -83,6 +83,15 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 	return idx, names
 }
 
+// CheckPercentile refuses a percentile Calibrate cannot take, one outside
+// (0, 100], before any work.
+func CheckPercentile(p float64) error {
+	if !(p > 0 && p <= 100) {
+		return fmt.Errorf("percentile must lie in (0, 100], got %g", p)
+	}
+	return nil
+}
+
 // Calibrate runs ann (BatchNorm in eval mode) on be over the first images
 // of d, batch at a time, and returns each neuron layer's scale: the
 // percentile p of its positive activations, interpolated linearly between
@@ -94,8 +103,8 @@ func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data
 	if ctx == nil || be == nil || ann == nil || d == nil {
 		return nil, fmt.Errorf("calibration: the context, backend, network and data set are required (nil)")
 	}
-	if !(p > 0 && p <= 100) {
-		return nil, fmt.Errorf("percentile must lie in (0, 100], got %g", p)
+	if err := CheckPercentile(p); err != nil {
+		return nil, err
 	}
 	if images < 1 || images > d.N {
 		images = d.N

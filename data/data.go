@@ -100,6 +100,16 @@ const (
 	CIFAR10      = "cifar10"
 )
 
+// CheckName refuses a name that is none of the data sets Load reads, before
+// any file is opened.
+func CheckName(name string) error {
+	switch name {
+	case MNIST, FashionMNIST, CIFAR10:
+		return nil
+	}
+	return setting.Errorf("unknown data set %q: %s must be %s, %s or %s", name, setting.Name("dataset"), MNIST, FashionMNIST, CIFAR10)
+}
+
 // FashionMNISTDir is where Debian's package dataset-fashion-mnist installs
 // the official Fashion-MNIST files.
 const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
@@ -132,6 +142,9 @@ func ClassNames(name string) []string {
 // (optionally gzipped) for MNIST and Fashion-MNIST, the binary version for
 // CIFAR-10.
 func Load(dir, name string, trainSplit bool) (*Dataset, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
 	if dir == "" {
 		var err error
 		if dir, err = DefaultDir(name); err != nil {
@@ -157,10 +170,8 @@ func Load(dir, name string, trainSplit bool) (*Dataset, error) {
 		}
 		d.Name = name
 		return d, nil
-	case CIFAR10:
-		return loadCIFAR10(dir, trainSplit)
 	}
-	return nil, fmt.Errorf("unknown data set %q (want %s, %s or %s)", name, MNIST, FashionMNIST, CIFAR10)
+	return loadCIFAR10(dir, trainSplit) // CheckName let nothing else through
 }
 
 // openMaybeGz opens path, or path.gz when only that exists, refusing

@@ -116,8 +116,13 @@ func TestDataErrors(t *testing.T) {
 	if _, err := data.Load(dir, data.CIFAR10, false); err == nil || !strings.Contains(err.Error(), "test_batch.bin is missing") {
 		t.Errorf("missing CIFAR-10 test batch: %v", err)
 	}
-	if _, err := data.Load(t.TempDir(), "imagenet", true); err == nil || !strings.Contains(err.Error(), "unknown data set") {
-		t.Errorf("unknown data set: %v", err)
+	for _, dir := range []string{t.TempDir(), ""} { // the name first, before the folder's default
+		if _, err := data.Load(dir, "imagenet", true); err == nil || !strings.Contains(err.Error(), `unknown data set "imagenet"`) {
+			t.Errorf("unknown data set in %q: %v", dir, err)
+		}
+	}
+	if err := data.CheckName("cifar100"); err == nil || !strings.Contains(err.Error(), "mnist, fashion-mnist or cifar10") {
+		t.Errorf("CheckName(cifar100) = %v", err)
 	}
 }
 

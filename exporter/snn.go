@@ -48,11 +48,11 @@ const MaxUnrolledSteps = 4096
 // membrane potentials carried from step to step; weights are initializers
 // stored once, whatever T. The SNN's own BatchNorm statistics are folded.
 func SNN(s *spiking.Network, opt Options) ([]byte, error) {
+	if err := opt.Check(); err != nil {
+		return nil, err
+	}
 	if opt.Opset == 0 {
 		opt.Opset = DefaultOpset
-	}
-	if opt.Opset < 13 || opt.Opset > 21 {
-		return nil, fmt.Errorf("opset %d: proxykit writes opsets 13 to 21", opt.Opset)
 	}
 	nodes, static, err := foldedSNN(s)
 	if err != nil {

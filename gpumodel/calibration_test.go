@@ -18,6 +18,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/gpumodel"
+	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -54,7 +55,7 @@ func countOn(t *testing.T, into counted, math compute.Math, im2col bool, batch i
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := train.NewEngine(be, ann, snn, batch)
+	eng, err := train.NewEngine(be, ann, snn, batch, calibrationRules)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func countOn(t *testing.T, into counted, math compute.Math, im2col bool, batch i
 	}
 	run := func(n, times int) (setup []compute.Launch, runs [][]compute.Launch) {
 		be.ResetTraffic()
-		sim, err := spiking.NewSimulator(be, snn, n)
+		sim, err := spiking.NewSimulator(be, snn, n, calibrationRules)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,6 +114,10 @@ func countOn(t *testing.T, into counted, math compute.Math, im2col bool, batch i
 		into[gpumodel.Workload{Pass: gpumodel.Infer, Batch: n, Math: math, Im2col: im2col}] = runs[0]
 	}
 }
+
+// calibrationRules lowers programs with the rewrite rules of the
+// calibration run (BatchNorm fused into IF), not the ones added since.
+var calibrationRules = lower.WithRules(lower.FuseBatchNormIF())
 
 // profiledSetup is where the profiled workload's simulator set-up lies
 // in today's launches, [start, end).

@@ -34,7 +34,9 @@ func TestPlanPrograms(t *testing.T) {
 	}
 	body, _ := ann.Body()
 	step := func(batchStats bool, n int) lower.SNNOptions {
-		return lower.SNNOptions{Options: lower.Options{Capacity: n, BatchStats: batchStats}, Steps: 15}
+		o := lower.SNNOptions{Options: lower.Options{Capacity: n, BatchStats: batchStats}, Steps: 15}
+		o.Apply([]lower.Setting{calibrationRules}) // the workloads counted as the calibration run ran them
+		return o
 	}
 	train, update, err := lower.StepPrograms(body, snn.Lowering(), step(true, 100))
 	if err != nil {

@@ -34,7 +34,7 @@ func (l *Lowered) Runs(n int) []program.PassRun {
 			continue
 		}
 		for t0 := 0; t0 < l.SNN.Timesteps; t0 += l.SNN.Steps {
-			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: min(l.SNN.Steps, l.SNN.Timesteps-t0)}})
+			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: min(l.SNN.Steps, l.SNN.Timesteps-t0), T0: t0}})
 		}
 	}
 	return runs
@@ -57,15 +57,21 @@ func StepListing(body *nn.Network, s SNN, opt SNNOptions) (program.Listing, erro
 	if err != nil {
 		return program.Listing{}, err
 	}
-	list, err := l.List(opt.Capacity)
+	return listStep(l, o, opt.Capacity)
+}
+
+// listStep lists a step's program for a batch of n followed by the
+// optimizer's.
+func listStep(step, update *Lowered, n int) (program.Listing, error) {
+	list, err := step.List(n)
 	if err != nil {
 		return list, err
 	}
-	ol, err := o.List(1)
+	ul, err := update.List(1)
 	if err != nil {
 		return list, err
 	}
-	list.Append(ol)
+	list.Append(ul)
 	return list, nil
 }
 
@@ -95,20 +101,27 @@ type moment struct {
 // Buffer implements program.Binding; a listing's program is not run.
 func (moment) Buffer(compute.Backend) compute.Buffer { return nil }
 
-// Plan lists what a network becomes for a batch of batch samples, steps
+// Plan lowers what a network becomes for a batch of batch samples, steps
 // time steps run at once: with train, one proxy-learning step of ann's
-// body and its SNN s with the optimizer's update (StepListing, BatchNorm
+// body and its SNN s and the optimizer's update (StepPrograms, BatchNorm
 // in training mode as in the recipe's first epoch); else the SNN's
-// inference (Simulation, BatchNorm in eval mode).
-func Plan(ann *nn.Network, s SNN, train bool, batch, steps int) (program.Listing, error) {
+// inference (Simulation, BatchNorm in eval mode). It returns the programs
+// in the order they run and their listing.
+func Plan(ann *nn.Network, s SNN, train bool, batch, steps int) ([]*Lowered, program.Listing, error) {
 	opt := SNNOptions{Options: Options{Capacity: batch, BatchStats: train}, Steps: min(max(steps, 1), s.Timesteps)}
 	if train {
 		body, _ := ann.Body()
-		return StepListing(body, s, opt)
+		step, update, err := StepPrograms(body, s, opt)
+		if err != nil {
+			return nil, program.Listing{}, err
+		}
+		list, err := listStep(step, update, batch)
+		return []*Lowered{step, update}, list, err
 	}
 	l, err := Simulation(s, opt)
 	if err != nil {
-		return program.Listing{}, err
+		return nil, program.Listing{}, err
 	}
-	return l.List(batch)
+	list, err := l.List(batch)
+	return []*Lowered{l}, list, err
 }

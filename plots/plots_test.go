@@ -98,3 +98,24 @@ func TestLegendsBesideTheCurves(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainingCountsEpochsFromOne: the curve and its CSV count epochs as
+// train prints them, from 1 (the log's index 0 is epoch 1), so that the
+// figure, the CSV and the epoch lines agree.
+func TestTrainingCountsEpochsFromOne(t *testing.T) {
+	h := []results.EpochStats{{Epoch: 0, BNMode: "train", TrainLoss: 0.2}, {Epoch: 1, BNMode: "eval", TrainLoss: 0.1}}
+	var line strings.Builder
+	if err := h[0].WriteText(&line); err != nil || !strings.HasPrefix(line.String(), "epoch 1 (BN train)") {
+		t.Fatalf("the epoch line of index 0 reads %q (%v)", line.String(), err)
+	}
+	panels, records, err := trainingPanels("run", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if records[1][0] != "1" || records[2][0] != "2" {
+		t.Errorf("CSV epochs %q, %q; want 1, 2", records[1][0], records[2][0])
+	}
+	if x := panels[0].X; x.Min != 1 || x.Max != 2 {
+		t.Errorf("the accuracy panel's epochs run from %g to %g, want 1 to 2", x.Min, x.Max)
+	}
+}

@@ -13,7 +13,8 @@ import (
 // checkpoint's history or train --json's lines): test accuracy of the ANN
 // and the SNN (strict and ties) and the SNN's training accuracy in one
 // panel, the training loss in the other. It writes the numbers to
-// CSVPath(path) too.
+// CSVPath(path) too. Epochs are counted from 1 there, as train prints them
+// (results.EpochStats.Epoch is the index, from 0).
 func Training(path, title string, history []results.EpochStats) error {
 	if err := CheckPath(path); err != nil {
 		return err
@@ -42,7 +43,7 @@ func trainingPanels(title string, history []results.EpochStats) ([]*plot.Plot, [
 	}
 	lossY := make([]float64, n)
 	for i, h := range history {
-		ep[i] = float64(h.Epoch)
+		ep[i] = float64(h.Epoch + 1) // counted from 1, as train prints them
 		series["test SNN strict"][i] = 100 * h.Test.SNNStrict
 		series["test SNN ties"][i] = 100 * h.Test.SNNTies
 		series["test ANN"][i] = 100 * h.Test.ANN
@@ -67,7 +68,7 @@ func trainingPanels(title string, history []results.EpochStats) ([]*plot.Plot, [
 	acc.X.Tick.Marker, loss.X.Tick.Marker = epochTicks{}, epochTicks{}
 	records := [][]string{{"epoch", "bn_mode", "train_loss", "train_ann", "train_snn", "test_ann", "test_snn_strict", "test_snn_ties", "test_tie_share", "seconds", "images_per_sec"}}
 	for _, h := range history {
-		records = append(records, []string{fmt.Sprint(h.Epoch), h.BNMode, f(h.TrainLoss), f(h.TrainANN), f(h.TrainSNN), f(h.Test.ANN),
+		records = append(records, []string{fmt.Sprint(h.Epoch + 1), h.BNMode, f(h.TrainLoss), f(h.TrainANN), f(h.TrainSNN), f(h.Test.ANN),
 			f(h.Test.SNNStrict), f(h.Test.SNNTies), f(h.Test.TieShare), f(h.Seconds), f(h.ImagesPerSec)})
 	}
 	return []*plot.Plot{acc, loss}, records, nil

@@ -3,6 +3,8 @@ package program
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -14,8 +16,9 @@ import (
 // next run of any of them). A pass runs its ops in order, each resolving
 // its slots to the buffers that hold the current run's rows.
 //
-// A backend that takes a whole program (Runner) is handed each pass;
-// otherwise the machine calls the backend's kernels one op at a time.
+// The machine calls the backend's kernels one op at a time; a backend
+// that captures work (Capturer) may replay a whole step instead
+// (Captured).
 //
 // The zero Machine has no backend: Load and Run refuse it (NewMachine
 // makes one). A slot an op cannot have — a ref the program lacks, an input
@@ -37,12 +40,14 @@ type Machine struct {
 	err    error
 }
 
-// Runner is a backend that runs a whole pass of a program itself (the
-// CUDA backend captures it as a graph and replays it). RunPass must do
-// what running each op in turn on the machine does.
-type Runner interface {
+// Capturer is a backend that records the kernels a piece of work queues
+// as one graph and replays it (the CUDA backend's CUDA graphs): Replay
+// runs run, or replays what an earlier call with the same key captured.
+// run must queue the same work at every call of a key and read nothing
+// back to the host.
+type Capturer interface {
 	compute.Backend
-	RunPass(m *Machine, p *Program, pass int) error
+	Replay(key any, run func() error) error
 }
 
 // NewMachine makes a machine on be with no buffers yet (Load and Run
@@ -166,15 +171,9 @@ func (m *Machine) Run(p *Program, k int, d Dims) error {
 	}
 	m.start(p, d)
 	m.err = nil
-	if r, ok := m.be.(Runner); ok {
-		if err := r.RunPass(m, p, k); err != nil {
-			return err
-		}
-	} else {
-		ps := p.Passes[k]
-		for _, op := range p.Ops[ps.Lo:ps.Hi] {
-			op.Run(m)
-		}
+	ps := p.Passes[k]
+	for _, op := range p.Ops[ps.Lo:ps.Hi] {
+		op.Run(m)
 	}
 	err := m.err
 	m.err = nil
@@ -289,4 +288,41 @@ func (m *Machine) Free() {
 		m.be.Free(b)
 	}
 	m.bufs, m.sizes = nil, nil
+}
+
+// Captured runs run — passes of p for d, with no host reads in between —
+// as one piece of work a Capturer backend captures and replays (a
+// training step, an inference batch), or directly on other backends. The
+// key the backend keeps it under names p, d and the addresses of the
+// input buffers bound (the machine's own and the external buffers stay
+// where they are until freed, which drops the backend's graphs).
+func (m *Machine) Captured(p *Program, d Dims, run func() error) error {
+	if err := m.ready(p); err != nil {
+		return err
+	}
+	if run == nil {
+		return errors.New("program: no work to run (nil)")
+	}
+	c, ok := m.be.(Capturer)
+	if !ok {
+		return run()
+	}
+	key := captureKey{m: m, p: p, d: d}
+	for _, r := range slices.Sorted(maps.Keys(m.inputs)) {
+		b := m.inputs[r]
+		a, ok := b.(compute.Addressed)
+		if !ok {
+			return run() // an input without an address cannot name a graph
+		}
+		key.inputs += fmt.Sprintf("%d@%x:%d ", r, a.Address(), b.Len())
+	}
+	return c.Replay(key, run)
+}
+
+// captureKey names a captured piece of work.
+type captureKey struct {
+	m      *Machine
+	p      *Program
+	d      Dims
+	inputs string
 }

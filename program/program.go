@@ -51,10 +51,13 @@ func (r Rate) String() string {
 }
 
 // Dims are the batch and the number of time steps of a run: what the
-// program was planned for (its capacity) or what one run processes.
+// program was planned for (its capacity) or what one run processes. T0 is
+// the number of time steps simulated before a run of a chunk of steps (0:
+// the simulation's first).
 type Dims struct {
 	N     int `json:"n"`
 	Steps int `json:"steps"`
+	T0    int `json:"-"`
 }
 
 // Rows is the number of rows at rate r (−1 where N·Steps overflows or

@@ -98,6 +98,9 @@ type ClassAccuracy struct {
 
 // EpochStats is one finished epoch.
 type EpochStats struct {
+	// Epoch is the epoch's index, from 0 (in JSON and in checkpoints, as
+	// PyTorch loops count); text and figures count from 1, as people do:
+	// index 0 is "epoch 1".
 	Epoch        int      `json:"epoch"`
 	BNMode       string   `json:"bn_mode"` // "train" or "eval"
 	TrainLoss    float64  `json:"train_loss"`

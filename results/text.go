@@ -18,13 +18,14 @@ import (
 // errNoWriter is WriteText's error for a nil writer.
 var errNoWriter = errors.New("no writer to write the text to (nil)")
 
-// WriteText writes the epoch's statistics as one line.
+// WriteText writes the epoch's statistics as one line; it counts epochs
+// from 1, as people do (Epoch+1).
 func (st EpochStats) WriteText(w io.Writer) error {
 	if w == nil {
 		return errNoWriter
 	}
 	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, train ANN %.2f%% SNN %.2f%% | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
-		st.Epoch, st.BNMode, st.TrainLoss, 100*st.TrainANN, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict,
+		st.Epoch+1, st.BNMode, st.TrainLoss, 100*st.TrainANN, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict,
 		100*st.Test.SNNTies, 100*st.Test.SNNMembrane, 100*st.Test.TieShare, st.Seconds, st.ImagesPerSec)
 	if err == nil && st.Test.Warning() != "" {
 		_, err = fmt.Fprintf(w, "  warning: %s\n", st.Test.Warning())

@@ -91,7 +91,7 @@ export PROXYKIT_TORCHVISION="$PWD/$tv"
 # skipping (internal/testutil.Env).
 export CI=${CI:-true}
 echo "== go test"
-go test -count=1 ./... 2>&1 | tee "$gotest_log"
+go test -count=1 -timeout 30m ./... 2>&1 | tee "$gotest_log"
 
 echo "== a program of its own module uses proxykit as a library (examples/embed)"
 (cd examples/embed && go vet . && go run .)

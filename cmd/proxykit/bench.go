@@ -31,7 +31,7 @@ type benchCmd struct {
 func newBenchCmd() *cobra.Command {
 	c := &benchCmd{cfg: spiking.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "bench --device cpu --arch fmnist [--width 128] --batch-size 100 --timesteps 15",
+		Use:   "bench [--arch NAME] [--width N] [--device D] [--batch-size N] [--timesteps T] [--dataset NAME]",
 		Short: "Measure training and SNN inference speed",
 		Long: `bench builds a network of the architecture registry and reports images/s
 for one proxy-learning step (ANN forward and backward, SNN forward over T
@@ -69,6 +69,9 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 		return err
 	}
 	if err := checkBatch("infer-batch-size", c.inf); err != nil {
+		return err
+	}
+	if err := checkAll(c.cfg.Validate, c.data.check, c.df.check); err != nil { // before building the network and reading the data
 		return err
 	}
 	net, err := c.af.build()

@@ -107,7 +107,7 @@ func TestMPIRanksThatDisagreeRefuse(t *testing.T) {
 			o, err := job.CombinedOutput()
 			text := string(o)
 			if c.agreeAfter {
-				if err != nil || !strings.Contains(text, "epoch 0 (BN train)") {
+				if err != nil || !strings.Contains(text, "epoch 1 (BN train)") {
 					t.Errorf("ranks that agree: %v\n%s", err, text)
 				}
 				return
@@ -115,7 +115,7 @@ func TestMPIRanksThatDisagreeRefuse(t *testing.T) {
 			if err == nil {
 				t.Errorf("the job succeeded:\n%s", text)
 			}
-			if strings.Contains(text, "epoch 0 (BN train)") || strings.Contains(text, "MPI_ERR_TRUNCATE") {
+			if strings.Contains(text, "epoch 1 (BN train)") || strings.Contains(text, "MPI_ERR_TRUNCATE") {
 				t.Errorf("the ranks trained before refusing:\n%s", text)
 			}
 			for _, w := range append([]string{"the ranks disagree on"}, c.want...) {

@@ -26,7 +26,7 @@ type inferCmd struct {
 func newInferCmd() *cobra.Command {
 	c := &inferCmd{cfg: spiking.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "infer MODEL --input x.npy --output y.npy",
+		Use:   "infer MODEL --input x.npy --output y.npy [--network ann|snn]",
 		Short: "Run the ANN or its SNN on a batch from a .npy file",
 		Long: `infer runs MODEL on the float32 batch [B,C,H,W] in --input and writes
 [B,K] to --output: the ANN's outputs with --network ann, the SNN's spike
@@ -58,6 +58,9 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
 	}
 	if err := checkBatch("batch-size", c.batch); err != nil {
+		return err
+	}
+	if err := checkAll(c.sf.check, c.df.check); err != nil {
 		return err
 	}
 	var outs outputs

@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
 	"github.com/proxykit/proxykit/compute"
@@ -21,6 +22,12 @@ type Options struct {
 	// NoCuDNN uses proxykit's own im2col + cuBLAS convolutions even where
 	// cuDNN is present.
 	NoCuDNN bool
+	// Graphs captures each repeated piece of work the runners hand the
+	// backend (program.Capturer: a training step, an inference batch) as a
+	// CUDA graph the second time it runs, and replays the graph from the
+	// third on; on the GPU all work then goes to a stream of the device's
+	// own. Without it every kernel is launched one by one.
+	Graphs bool
 	// WorkspaceBytes caps the im2col workspace of a convolution (the
 	// samples of a batch are processed in chunks that fit). 0 means 512 MB
 	// on a GPU and 1 MB on the emulator, whose tests should see chunking.
@@ -73,6 +80,19 @@ type Backend struct {
 	log     []compute.Launch
 	logging bool
 	lib     ncclLib // NCCL, once loaded (nccl.go)
+	// graphs are the captured pieces of work by key (Replay); nil: seen
+	// once, not captured yet. capture collects what a capture records.
+	graphs  map[any]*captured
+	capture *[]compute.Launch
+}
+
+// captured is a piece of work captured as a graph, with the launches it
+// records (counted at every replay).
+type captured struct {
+	g        graph
+	launches []compute.Launch
+	direct   bool // it cannot be captured: it runs directly
+	why      string
 }
 
 // Traffic implements compute.Counting.
@@ -90,8 +110,13 @@ func (be *Backend) LogLaunches(on bool) { be.logging = on }
 // LaunchLog implements compute.LaunchLogger.
 func (be *Backend) LaunchLog() []compute.Launch { return slices.Clone(be.log) }
 
-// record counts one launch, and logs it while logging.
+// record counts one launch, and logs it while logging; while capturing,
+// the capture keeps it, counted at each replay.
 func (be *Backend) record(l compute.Launch) {
+	if be.capture != nil {
+		*be.capture = append(*be.capture, l)
+		return
+	}
 	be.count.Add(l)
 	if be.logging {
 		be.log = append(be.log, l)
@@ -165,7 +190,7 @@ var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum",
 	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
-	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if",
+	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if", "pk_if_pool",
 	"pk_proxy_loss_grad", "pk_adam"}
 
 // Open starts the CUDA backend on a GPU (a binary built with -tags cuda) or
@@ -177,7 +202,7 @@ func Open(opt Options) (*Backend, error) {
 		return nil, fmt.Errorf("a dry run (counting only) is for the emulated device")
 	}
 	if opt.Emulate {
-		dev, name = emuDevice{dry: opt.DryRun}, "cuda-emu"
+		dev, name = emuDevice{dry: opt.DryRun, rec: &emuRecording{}}, "cuda-emu"
 	} else {
 		d, err := openGPU(opt)
 		if err != nil {
@@ -396,6 +421,7 @@ func (be *Backend) Free(b compute.Buffer) {
 	if !ok || db.root.freed || db.ptr != db.root.ptr {
 		return
 	}
+	be.dropGraphs() // they may hold the address, which the pool reuses
 	db.root.freed = true
 	be.inUse -= db.root.bytes
 	be.pool[db.root.bytes] = append(be.pool[db.root.bytes], db.root.ptr)
@@ -492,6 +518,7 @@ func (be *Backend) Close() error {
 	}
 	err := be.Err()
 	be.releasePool()
+	be.dropGraphs()
 	if be.dnn != nil {
 		be.dnn.close()
 	}
@@ -937,6 +964,12 @@ func (be *Backend) IF(a compute.IFArgs) {
 	if a.Counts != nil {
 		t.read, t.written = t.read+n, t.written+n
 	}
+	if a.Start { // potentials and counts are not read
+		t.read -= n
+		if a.Counts != nil {
+			t.read -= n
+		}
+	}
 	if a.Scale != nil {
 		k := int64(max(a.C, 1)) // scale and shift per channel, per step with PerStep
 		if a.PerStep {
@@ -944,8 +977,16 @@ func (be *Backend) IF(a compute.IFArgs) {
 		}
 		t.read += 2 * k
 	}
+	if g := a.Pool; g != nil {
+		windows := n / int64(g.KH*g.KW)
+		t.written -= steps * (n - windows) // only the pooled spikes
+		be.launch1d("pk_if_pool", windows, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
+			ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
+			int32(g.KH), int32(g.KW), b2i(a.Start))
+		return
+	}
 	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
-		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset)
+		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, b2i(a.Start))
 }
 
 // ProxyLossGrad implements compute.Backend.
@@ -965,3 +1006,104 @@ var (
 	_ compute.Counting     = (*Backend)(nil)
 	_ compute.LaunchLogger = (*Backend)(nil)
 )
+
+// Replay implements program.Capturer. Without Options.Graphs it runs run.
+// With it, the first call of a key runs run directly (its plans and
+// workspaces are made then), the second captures the kernels, GEMMs and
+// device copies run queues as one graph and launches it, and later calls
+// launch the graph without calling run; a piece of work that cannot be
+// captured (a host copy, a wait or an allocation inside it) runs directly
+// from then on. The key must name everything the work's arguments depend
+// on (the program, the batch, the buffers bound); freeing any buffer drops
+// every graph, since its address may be reused.
+//
+// It refuses a nil or zero Backend, no work to run and a key a map cannot
+// hold (one that is not comparable).
+func (be *Backend) Replay(key any, run func() error) error {
+	if err := be.ready(); err != nil {
+		return err
+	}
+	if run == nil {
+		return fmt.Errorf("cuda: no work to capture (nil)")
+	}
+	if key != nil && !reflect.ValueOf(key).Comparable() {
+		return fmt.Errorf("cuda: a capture's key of type %T is not comparable", key)
+	}
+	if !be.opt.Graphs || be.capture != nil { // off, or inside a capture already
+		return run()
+	}
+	if be.graphs == nil {
+		be.graphs = map[any]*captured{}
+	}
+	c, seen := be.graphs[key]
+	switch {
+	case !seen:
+		be.graphs[key] = nil
+		return run()
+	case c != nil && c.direct:
+		return run()
+	case c == nil:
+		var launches []compute.Launch
+		if err := be.dev.beginCapture(); err != nil {
+			be.graphs[key] = &captured{direct: true, why: err.Error()}
+			return run()
+		}
+		be.capture = &launches
+		err := run()
+		be.capture = nil
+		g, cerr := be.dev.endCapture()
+		if err != nil {
+			if g != nil {
+				be.dev.freeGraph(g)
+			}
+			return err
+		}
+		if cerr != nil {
+			// nothing ran: run it directly, now and from now on
+			if be.graphs == nil {
+				be.graphs = map[any]*captured{}
+			}
+			be.graphs[key] = &captured{direct: true, why: cerr.Error()}
+			return run()
+		}
+		c = &captured{g: g, launches: launches}
+		if be.graphs == nil {
+			be.graphs = map[any]*captured{}
+		}
+		be.graphs[key] = c
+	}
+	for _, l := range c.launches {
+		be.record(l)
+	}
+	be.fail(be.dev.launchGraph(c.g))
+	return nil
+}
+
+// Graphs describes the captured graphs: how many, the nodes of each, and
+// the pieces of work that could not be captured with why.
+func (be *Backend) Graphs() (nodes []int, direct []string) {
+	for _, c := range be.graphs {
+		switch {
+		case c == nil:
+		case c.direct:
+			direct = append(direct, c.why)
+		default:
+			nodes = append(nodes, c.g.nodes())
+		}
+	}
+	slices.Sort(nodes)
+	return nodes, direct
+}
+
+// dropGraphs frees every captured graph.
+func (be *Backend) dropGraphs() {
+	for _, c := range be.graphs {
+		if c != nil && c.g != nil {
+			be.dev.freeGraph(c.g)
+		}
+	}
+	be.graphs = nil
+}
+
+// Address implements compute.Addressed: the device address.
+func (b *buffer) Address() uintptr { return uintptr(b.ptr) }

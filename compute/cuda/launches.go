@@ -239,7 +239,15 @@ func (q *queue) op(op program.Op) error {
 			q.kernel("pk_bn_backward_dx", q.values(o.DX), read, q.bytes(o.DX))
 		}
 	case *program.IF:
-		q.kernel("pk_if", int64(q.d.N)*int64(o.N), q.bytes(o.In, o.Scale, o.Shift, o.V, o.Counts), q.bytes(o.V, o.Spikes, o.Counts))
+		reads := []program.Ref{o.In, o.Scale, o.Shift, o.V, o.Counts}
+		if o.Start && q.d.T0 == 0 { // the first chunk starts the potentials and counts unread
+			reads = reads[:3]
+		}
+		name, threads := "pk_if", int64(q.d.N)*int64(o.N)
+		if g := o.Pool; g != nil {
+			name, threads = "pk_if_pool", threads/int64(g.KH*g.KW)
+		}
+		q.kernel(name, threads, q.bytes(reads...), q.bytes(o.V, o.Spikes, o.Counts))
 	case *program.ProxyLoss:
 		q.kernel("pk_proxy_loss_grad", int64(q.d.N)*int64(o.K), q.bytes(o.Counts, o.Labels), q.bytes(o.DY))
 	case *program.SynOps:

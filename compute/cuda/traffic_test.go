@@ -33,8 +33,9 @@ func (b *budget) add(launches int, values int64) {
 
 // stepBudget walks the paper's network: the ANN's forward and backward
 // passes in BatchNorm's training mode, the SNN's T steps (BatchNorm fused
-// into the IF layer reading it, the static input layer once), the
-// potentials' and counts' initialisation, the loss, the gradients'
+// into the IF layer reading it, the max-pooling after an IF layer computed
+// in its kernel, the potentials and counts started by the IF kernels
+// themselves, the static input layer once), the loss, the gradients'
 // zeroing and Adam.
 func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64) budget {
 	b := budget{dnn: map[string]int64{}}
@@ -105,6 +106,14 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 		}
 	}
 	nodes := snn.Nodes
+	// pooledIF: the IF layers whose only reader is a max-pooling, computed
+	// in their kernel (its windows tile the planes: the paper's 2×2)
+	pooledIF := map[int]bool{}
+	for _, nd := range nodes {
+		if nd.Kind() == "MaxPool2d" && nodes[nd.Inputs[0]].IF {
+			pooledIF[nd.Inputs[0]] = true
+		}
+	}
 	for i, nd := range nodes {
 		shape := shapeOf(t, ann, shapes, i)
 		n := int64(nn.Numel(shape))
@@ -127,11 +136,15 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 				b.add(3, (rows*n+2*T*c)+(2*T*c+2*c+2*c)+(2*c+2*T*c+2*T*c))
 				read += 2 * T * c
 			}
-			b.add(1, read+2*B*n+rows*n) // input, potentials in and out, spikes
-			b.add(1, B*n)               // potentials start at v_reset
+			spikes := rows * n
+			if pooledIF[i] {
+				spikes /= 4 // the max-pooled spikes, 2×2
+			}
+			// input, potentials out (they start at v_reset, unread: one
+			// chunk of all T steps), spikes
+			b.add(1, read+B*n+spikes)
 			if i == len(nodes)-1 {
-				b.add(1, B*n)         // counts start at 0
-				b.values += 2 * B * n // and are added to
+				b.values += B * n // counts out (they start at 0, unread)
 			}
 		case nd.Kind() == "BatchNorm2d":
 			if i < snn.Static {
@@ -139,7 +152,9 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 				b.add(4, 3*rows*n+16*c)
 			} // else fused into its IF layer
 		case nd.Kind() == "MaxPool2d":
-			b.add(1, rows*(int64(nn.Numel(shapeOf(t, ann, shapes, nd.Inputs[0])))+n))
+			if !pooledIF[nd.Inputs[0]] {
+				b.add(1, rows*(int64(nn.Numel(shapeOf(t, ann, shapes, nd.Inputs[0])))+n))
+			}
 		case nd.Kind() == "Conv2d":
 			conv(compute.CallConvForward, rows, nd.Layer, n, int64(shape[0]))
 		case nd.Kind() == "Linear":

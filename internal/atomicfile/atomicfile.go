@@ -295,12 +295,12 @@ type Output struct {
 func CheckOutputs(outs []Output, inputs ...string) error {
 	for i, o := range outs {
 		for _, in := range inputs {
-			if sameFile(o.Path, in) {
+			if SameFile(o.Path, in) {
 				return fmt.Errorf("%s %s is the input file %s; write the result elsewhere", o.Name, o.Path, in)
 			}
 		}
 		for _, p := range outs[:i] {
-			if sameFile(o.Path, p.Path) {
+			if SameFile(o.Path, p.Path) {
 				return fmt.Errorf("%s %s and %s %s name the same file; give each output its own name", p.Name, p.Path, o.Name, o.Path)
 			}
 		}
@@ -311,9 +311,9 @@ func CheckOutputs(outs []Output, inputs ...string) error {
 	return nil
 }
 
-// sameFile reports whether a and b name one file: the same cleaned absolute
+// SameFile reports whether a and b name one file: the same cleaned absolute
 // path, or existing files that are one (links).
-func sameFile(a, b string) bool {
+func SameFile(a, b string) bool {
 	aa, err1 := filepath.Abs(a)
 	bb, err2 := filepath.Abs(b)
 	if err1 == nil && err2 == nil && aa == bb {

@@ -3,6 +3,7 @@ package contract_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -143,6 +144,11 @@ func init() {
 		c.NoPanic("-1, 1<<62", func() { d.Subset(-1); d.Subset(huge) })
 		c.NoPanic("zero data set", func() { (&data.Dataset{}).Subset(1) })
 		c.NoPanic("nil data set", func() { (*data.Dataset)(nil).Subset(1) })
+	}
+	entries["data.CheckName"] = func(c *C) {
+		c.Err(`""`, func() error { return data.CheckName("") })
+		c.Err("a name of 1 MB", func() error { return data.CheckName(strings.Repeat("x", 1<<20)) })
+		c.Ok(data.MNIST, func() error { return data.CheckName(data.MNIST) })
 	}
 	entries["data.DefaultDir"] = func(c *C) {
 		c.Err(`""`, func() error { _, err := data.DefaultDir(""); return err })
@@ -309,6 +315,12 @@ func init() {
 			return err
 		})
 	}
+	entries["convert.CheckPercentile"] = func(c *C) {
+		for _, p := range []float64{0, -1, math.NaN(), math.Inf(1), 100.0001} {
+			c.Err(fmt.Sprint(p), func() error { return convert.CheckPercentile(p) })
+		}
+		c.Ok("100", func() error { return convert.CheckPercentile(100) })
+	}
 	entries["convert.Result.Notes"] = func(c *C) {
 		c.NoPanic("zero result", func() { convert.Result{}.Notes("", "", math.NaN()) })
 	}
@@ -325,5 +337,11 @@ func init() {
 	}
 	entries["compute/device.GPUs"] = func(c *C) {
 		c.NoPanic("", func() { device.GPUs() })
+	}
+	entries["compute/device.Check"] = func(c *C) {
+		c.Err(`""`, func() error { return device.Check("") })
+		c.Err("a name of 1 MB", func() error { return device.Check(strings.Repeat("x", 1<<20)) })
+		c.Ok("cpu", func() error { return device.Check("cpu") })
+		c.NoPanic("cuda", func() { device.Check("cuda") })
 	}
 }

@@ -112,12 +112,6 @@ func init() {
 	entries["lower.FoldBatchNorm"] = func(c *C) {
 		c.NoPanic("its Graph on nil", func() { lower.FoldBatchNorm().Graph(nil) })
 	}
-	entries["lower.FuseBatchNormIF"] = func(c *C) {
-		c.NoPanic("its Apply on a program of one ChannelAffine without readers", func() {
-			p := oneOp(&program.ChannelAffine{X: 0, Y: 1}, 2)
-			lower.FuseBatchNormIF().Apply(p, 0)
-		})
-	}
 	entries["lower.Rules"] = func(c *C) { c.NoPanic("", func() { c.Check(len(lower.Rules()) > 0, "no rules") }) }
 	entries["lower.Simulation"] = func(c *C) {
 		_, s := tinySNN(c)
@@ -172,11 +166,11 @@ func init() {
 	}
 	entries["lower.Plan"] = func(c *C) {
 		net, snn := tinyNet(c.t)
-		c.Err("nil network, training", func() error { _, err := lower.Plan(nil, snn.Lowering(), true, 1, 1); return err })
-		c.Err("zero SNN, inference", func() error { _, err := lower.Plan(net, lower.SNN{}, false, 1, 1); return err })
-		c.Err("batch -1", func() error { _, err := lower.Plan(net, snn.Lowering(), false, -1, 1); return err })
-		c.Ok("steps -5 (one at a time)", func() error { _, err := lower.Plan(net, snn.Lowering(), false, 2, -5); return err })
-		c.Ok("training", func() error { _, err := lower.Plan(net, snn.Lowering(), true, 2, 3); return err })
+		c.Err("nil network, training", func() error { _, _, err := lower.Plan(nil, snn.Lowering(), true, 1, 1); return err })
+		c.Err("zero SNN, inference", func() error { _, _, err := lower.Plan(net, lower.SNN{}, false, 1, 1); return err })
+		c.Err("batch -1", func() error { _, _, err := lower.Plan(net, snn.Lowering(), false, -1, 1); return err })
+		c.Ok("steps -5 (one at a time)", func() error { _, _, err := lower.Plan(net, snn.Lowering(), false, 2, -5); return err })
+		c.Ok("training", func() error { _, _, err := lower.Plan(net, snn.Lowering(), true, 2, 3); return err })
 	}
 	entries["lower.Optimizer"] = func(c *C) {
 		c.Err("nil moments, nil settings, a nil parameter: its runs fail", func() error {
