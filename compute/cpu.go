@@ -322,6 +322,23 @@ func (c *CPU) ReLUBackward(y, dy, dx Buffer) {
 	elementwise(len(ys), func(lo, hi int) { ks.reluGrad(ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
 }
 
+// ClipForward implements Backend.
+func (c *CPU) ClipForward(ceiling float32, x, y Buffer) {
+	xs, ys := host(x), host(y)
+	elementwise(len(xs), func(lo, hi int) { Clip(ceiling, xs[lo:hi], ys[lo:hi]) })
+}
+
+// ClipBackward implements Backend.
+func (c *CPU) ClipBackward(ceiling float32, y, dy, dx Buffer) {
+	ys, dys, dxs := host(y), host(dy), host(dx)
+	elementwise(len(ys), func(lo, hi int) { ClipGrad(ceiling, ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
+}
+
+// ChannelShuffle implements Backend.
+func (c *CPU) ChannelShuffle(n, groups, ch, hw int, x, y Buffer) {
+	ChannelShuffle(n, groups, ch, hw, host(x), host(y))
+}
+
 // MaxPool2dForward implements Backend.
 func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
 	MaxPool2dForward(g, n, host(x), host(y))

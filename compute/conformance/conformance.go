@@ -59,6 +59,8 @@ func Test(t *testing.T, be compute.Backend, tol Tolerances) {
 	t.Run("Conv2d", s.conv)
 	t.Run("Linear", s.linear)
 	t.Run("ReLU", s.relu)
+	t.Run("Clip", s.clip)
+	t.Run("ChannelShuffle", s.channelShuffle)
 	t.Run("Pooling", s.pooling)
 	t.Run("GlobalAvgPoolAndPad", s.gapPad)
 	t.Run("Joins", s.joins)
