@@ -5,6 +5,7 @@ import (
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/lower"
+	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -58,6 +59,25 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	layers, inputs := make([]nn.Layer, len(nodes)), make([][]int, len(nodes))
+	for i, nd := range nodes {
+		layers[i], inputs[i] = nd.Layer, nd.Inputs
+	}
+	shapes, err := nn.NodeShapes(layers, inputs, s.ANN.InputShape)
+	if err != nil {
+		return nil, err
+	}
+	inShapes := func(nd spiking.Node) [][]int {
+		var in [][]int
+		for _, j := range nd.Inputs {
+			if j < 0 {
+				in = append(in, s.ANN.InputShape)
+			} else {
+				in = append(in, shapes[j])
+			}
+		}
+		return in
+	}
 	// the static input layer once; then at each step every other node on
 	// its inputs, and the output IF layer's spikes added to the counts
 	staticName := func(j int) string {
@@ -71,7 +91,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 		for _, j := range nd.Inputs {
 			ins = append(ins, staticName(j))
 		}
-		if err := g.emit(nd.Layer, ins, staticName(i), nd.Name()+"/static"); err != nil {
+		if err := g.emit(nd.Layer, ins, inShapes(nd), staticName(i), nd.Name()+"/static"); err != nil {
 			return nil, fmt.Errorf("static layer %d: %w", i, err)
 		}
 	}
@@ -97,7 +117,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 				continue
 			}
 			names[i] = fmt.Sprintf("%s_t%d", nd.Name(), t)
-			if err := g.emit(nd.Layer, ins, names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
+			if err := g.emit(nd.Layer, ins, inShapes(nd), names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
 				return nil, err
 			}
 		}
