@@ -23,10 +23,17 @@ type Saturating interface {
 	Layer
 	// Saturation is the largest output the layer gives.
 	Saturation() float32
+	// ScaleSaturation multiplies the ceiling by f > 0, so that for an
+	// input f times the old one the layer gives f times the old output
+	// (conversion's normalisation scales a neuron layer's input).
+	ScaleSaturation(f float64)
 }
 
 // Saturation implements Saturating.
 func (l *Clip) Saturation() float32 { return l.Ceiling }
+
+// ScaleSaturation implements Saturating.
+func (l *Clip) ScaleSaturation(f float64) { l.Ceiling = float32(float64(l.Ceiling) * f) }
 
 // Info implements Layer: a layer of IF neurons.
 func (l *Clip) Info() Info {
