@@ -178,8 +178,8 @@ func (c *CPU) linearBackward(n, in, outF int, x, w, dy, dx, dw, db []float32) {
 	}
 }
 
-// SoftmaxForward applies softmax (or log-softmax) to each of n rows of k values.
-func SoftmaxForward(n, k int, log bool, x, out []float32) {
+// softmaxForward applies softmax (or log-softmax) to each of n rows of k values.
+func softmaxForward(n, k int, log bool, x, out []float32) {
 	for b := 0; b < n; b++ {
 		row, dst := x[b*k:(b+1)*k], out[b*k:(b+1)*k]
 		m := row[0]
@@ -200,9 +200,9 @@ func SoftmaxForward(n, k int, log bool, x, out []float32) {
 	}
 }
 
-// SoftmaxBackward computes dx from the forward output y and dy, row by row:
+// softmaxBackward computes dx from the forward output y and dy, row by row:
 // softmax dx = y·(dy − Σ dy·y); log-softmax dx = dy − exp(y)·Σ dy.
-func SoftmaxBackward(n, k int, log bool, y, dy, dx []float32) {
+func softmaxBackward(n, k int, log bool, y, dy, dx []float32) {
 	for b := 0; b < n; b++ {
 		yr, gr, dr := y[b*k:(b+1)*k], dy[b*k:(b+1)*k], dx[b*k:(b+1)*k]
 		if log {
@@ -225,18 +225,18 @@ func SoftmaxBackward(n, k int, log bool, y, dy, dx []float32) {
 	}
 }
 
-// CopyChannels copies, for each of n samples, channels [srcOff, srcOff+c)
+// copyChannels copies, for each of n samples, channels [srcOff, srcOff+c)
 // of src (srcC channels of hw values a sample) to channels [dstOff,
 // dstOff+c) of dst (dstC channels a sample).
-func CopyChannels(n, c, hw int, src []float32, srcC, srcOff int, dst []float32, dstC, dstOff int) {
+func copyChannels(n, c, hw int, src []float32, srcC, srcOff int, dst []float32, dstC, dstOff int) {
 	for s := 0; s < n; s++ {
 		from := src[(s*srcC+srcOff)*hw : (s*srcC+srcOff+c)*hw]
 		copy(dst[(s*dstC+dstOff)*hw:(s*dstC+dstOff+c)*hw], from)
 	}
 }
 
-// Clip writes y = min(max(x, 0), ceiling); a NaN gives 0, as in ReLU.
-func Clip(ceiling float32, x, y []float32) {
+// clip writes y = min(max(x, 0), ceiling); a NaN gives 0, as in ReLU.
+func clip(ceiling float32, x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {
 		switch {
@@ -250,8 +250,8 @@ func Clip(ceiling float32, x, y []float32) {
 	}
 }
 
-// ClipGrad writes dx = dy where 0 < y < ceiling, else 0.
-func ClipGrad(ceiling float32, y, dy, dx []float32) {
+// clipGrad writes dx = dy where 0 < y < ceiling, else 0.
+func clipGrad(ceiling float32, y, dy, dx []float32) {
 	dy, dx = dy[:len(y)], dx[:len(y)]
 	for i, v := range y {
 		if v > 0 && v < ceiling {
@@ -262,9 +262,9 @@ func ClipGrad(ceiling float32, y, dy, dx []float32) {
 	}
 }
 
-// ChannelShuffle copies, for each of n samples of c channels of hw values,
+// channelShuffle copies, for each of n samples of c channels of hw values,
 // input channel (j mod groups)·(c/groups) + ⌊j/groups⌋ to output channel j.
-func ChannelShuffle(n, groups, c, hw int, x, y []float32) {
+func channelShuffle(n, groups, c, hw int, x, y []float32) {
 	per := c / groups
 	for s := 0; s < n; s++ {
 		for j := 0; j < c; j++ {

@@ -33,15 +33,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -89,6 +93,9 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 // bucket the percentile falls in — so its memory does not grow with the
 // number of images.
 func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return nil, fmt.Errorf("calibration: the context, backend, network and data set are required (nil)")
+	}
 	if !(p > 0 && p <= 100) {
 		return nil, fmt.Errorf("percentile must lie in (0, 100], got %g", p)
 	}
@@ -269,6 +276,9 @@ type Result struct {
 // Convert calibrates ann on d (Calibrate) and normalises it (Normalize)
 // for the SNN setting o.SNN: Rueckauer et al.'s robust normalisation.
 func Convert(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, o Options) (Result, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return Result{}, fmt.Errorf("conversion: the context, backend, network and data set are required (nil)")
+	}
 	if err := o.SNN.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -301,4 +311,37 @@ func (r Result) Notes(source, dataset string, percentile float64) map[string]str
 		notes["shortcut_scaling"] = strings.Join(r.Inserted, ", ")
 	}
 	return notes
+}
+
+// WriteText writes the conversion as a table: each IF layer's λ, its
+// activations' maximum and count of positive values, then the scaling
+// layers inserted; source and dataset name the model and the data.
+func (r Result) WriteText(w io.Writer, source, dataset string, percentile float64) error {
+	fmt.Fprintf(w, "%s: %gth percentile of positive activations on %d %s training images\n", source, percentile, r.Images, dataset)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "IF layer\tλ\tmax\tpositive values\t")
+	for _, sc := range r.Scales {
+		fmt.Fprintf(tw, "%s\t%.4g\t%.4g\t%d\t\n", sc.Layer, sc.Lambda, sc.Max, sc.Positive)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Inserted) > 0 {
+		_, err := fmt.Fprintf(w, "shortcut normalisation: %d scaling layer(s) inserted before joins: %s\n", len(r.Inserted), strings.Join(r.Inserted, ", "))
+		return err
+	}
+	return nil
+}
+
+// Checkpoint is the converted ann as a checkpoint with the settings s (the
+// SNN's among them), without optimizer state: its SNN keeps the ANN's
+// BatchNorm statistics, and its notes say how it was converted (Notes).
+func (r Result) Checkpoint(ann *nn.Network, s recipe.Settings, source, dataset string, percentile float64) (*checkpoint.Checkpoint, error) {
+	snn, err := spiking.New(ann, s.Config)
+	if err != nil {
+		return nil, err
+	}
+	ck := checkpoint.New(ann, snn, s)
+	ck.Notes = r.Notes(source, dataset, percentile)
+	return ck, nil
 }

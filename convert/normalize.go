@@ -45,15 +45,19 @@ import (
 // stretch without weights) gets the scale its input carries: its λ in
 // scales becomes θ times the one before.
 //
-// With θ = 1 and no clipped ReLU the normalised ANN's activations are
-// the original's divided by λ, so its predictions are the original's;
-// otherwise only the SNN is guaranteed to be the converted one. It
-// returns the names of the scaling layers it inserted before joins. On
-// an error ann and scales are left as they were.
+// With θ = 1 the normalised ANN's activations are the original's
+// divided by λ (clipped ReLUs' too: their ceilings are scaled), so its
+// predictions are the original's; with another θ only the SNN is
+// guaranteed to be the converted one. It returns the names of the
+// scaling layers it inserted before joins. On an error ann and scales are
+// left as they were.
 func Normalize(ann *nn.Network, scales []Scale, snn spiking.Config) (inserted []string, err error) {
 	theta := float64(snn.Threshold - snn.Reset)
-	if !(theta > 0) {
-		return nil, fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
+	if !(theta > 0) || math.IsInf(theta, 0) {
+		return nil, fmt.Errorf("effective threshold v_th − v_reset must be positive and finite, got %g", theta)
+	}
+	if ann == nil {
+		return nil, fmt.Errorf("normalising: no network (nil)")
 	}
 	body, _ := ann.Body()
 	layers, inputs := body.Layers, body.Inputs

@@ -10,6 +10,7 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -101,11 +102,15 @@ func loadPickle(path string) (obj any, err error) {
 			err = fmt.Errorf("not a readable PyTorch file: %v", r)
 		}
 	}()
-	obj, err = pytorch.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
-		u := pickle.NewUnpickler(r)
-		u.FindClass = findClass
-		return u
-	})
+	if isZipFile(path) {
+		obj, err = loadZipPT(path)
+	} else {
+		obj, err = pytorch.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
+			u := pickle.NewUnpickler(r)
+			u.FindClass = findClass
+			return u
+		})
+	}
 	if err != nil {
 		msg := err.Error()
 		if strings.Contains(msg, "proxykit never runs code") {
@@ -162,6 +167,11 @@ func tensorData(v any, what string) ([]float32, []int, error) {
 		return nil, nil, fmt.Errorf("%s reaches outside its storage", what)
 	}
 	out := make([]float32, n)
+	if n > 0 && contiguous(shape, t.Stride) {
+		// row-major already (torch.save's usual layout): one copy
+		copy(out, src[t.StorageOffset:t.StorageOffset+n])
+		return out, shape, nil
+	}
 	idx := make([]int, len(shape))
 	for k := 0; k < n; k++ {
 		off := t.StorageOffset
@@ -181,6 +191,19 @@ func tensorData(v any, what string) ([]float32, []int, error) {
 		}
 	}
 	return out, shape, nil
+}
+
+// contiguous says whether strides lay a tensor of this shape out in row-major
+// order, element after element.
+func contiguous(shape, stride []int) bool {
+	want := 1
+	for d := len(shape) - 1; d >= 0; d-- {
+		if shape[d] != 1 && stride[d] != want {
+			return false
+		}
+		want *= shape[d]
+	}
+	return true
 }
 
 // entries lists an OrderedDict or dict in order.
@@ -613,7 +636,8 @@ func stateDictShapes(sd any) (map[string][]int, error) {
 func stateDictNetwork(sd any, like *nn.Network) (*nn.Network, *PTInfo, error) {
 	info := &PTInfo{Kind: "state-dict"}
 	if like == nil {
-		return nil, nil, fmt.Errorf("the file is a state dict (weights without the architecture): give the structure with --arch (%s) or --like MODEL", nn.ArchitectureNames())
+		return nil, nil, setting.Errorf("the file is a state dict (weights without the architecture): give its structure: %s (%s) or %s (a model file with the same parameter names)",
+			setting.Arch, nn.ArchitectureNames(), setting.Like)
 	}
 	es, _ := entries(sd)
 	values := map[string]any{}

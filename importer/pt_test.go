@@ -3,6 +3,7 @@ package importer_test
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math/rand"
@@ -19,6 +20,7 @@ import (
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -107,8 +109,16 @@ func TestSNNModulePickle(t *testing.T) {
 func TestStateDict(t *testing.T) {
 	dir := testutil.Path("pt")
 	path := filepath.Join(dir, "ANN_state.pt")
-	if _, err := model.Load(path); err == nil || !strings.Contains(err.Error(), "--arch (fmnist, tiny, resnet) or --like") {
-		t.Errorf("a state dict without structure: %v", err)
+	// the error names the settings that give the structure, which a
+	// program spells as its flags
+	_, err := model.Load(path)
+	var se *setting.Error
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "give its structure: architecture (fmnist, tiny, resnet) or structure model") {
+		t.Fatalf("a state dict without structure: %v", err)
+	}
+	flags := map[setting.Name]string{setting.Arch: "--arch", setting.Like: "--like"}
+	if got := se.Spell(func(n setting.Name) string { return flags[n] }); !strings.Contains(got, "--arch (fmnist, tiny, resnet) or --like") {
+		t.Errorf("a state dict without structure, spelt with flags: %s", got)
 	}
 	m, err := model.LoadWith(path, model.Options{Arch: "fmnist"})
 	if err != nil {

@@ -217,9 +217,7 @@ const (
 	nodeAttribute   = 5
 	attributeName   = 1
 	attributeTensor = 5
-	tensorDataType  = 2
 	tensorSegment   = 3
-	tensorRawData   = 9
 )
 
 // undecodable names a tensor of the model that onnx-go (v0.5) cannot

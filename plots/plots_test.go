@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit/results"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+	vgdraw "gonum.org/v1/plot/vg/draw"
 )
 
 func TestSweepRecordsAndRefusals(t *testing.T) {
@@ -41,5 +44,57 @@ func TestSweepRecordsAndRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "s.csv")); err != nil {
 		t.Errorf("no CSV beside the figure: %v", err)
+	}
+}
+
+// TestLegendsBesideTheCurves: every panel's legend lies in a strip below
+// its data area, so it covers no curve however many entries it has (it
+// covered the curves at the corner it was drawn in before), and within
+// the figure.
+func TestLegendsBesideTheCurves(t *testing.T) {
+	sw := results.Sweep{Model: "m", ANN: 0.9, IFLayers: []string{"relu1", "relu2", "relu3", "relu4", "output"}, ANNMACs: 7,
+		Points: []results.SweepPoint{{T: 1, SNNStrict: 0.1, SNNTies: 1, Rates: []float64{0.1, 0, 0, 0, 0}, SynOps: 3},
+			{T: 8, SNNStrict: 0.9, SNNTies: 0.95, Rates: []float64{0.2, 0.1, 0.1, 0.1, 0.05}, SynOps: 12}}}
+	other := sw
+	other.Model = "n"
+	h := []results.EpochStats{{Epoch: 0, TrainLoss: 0.2, Test: results.Accuracy{ANN: 0.9, SNNStrict: 0.5, SNNTies: 0.9}},
+		{Epoch: 1, TrainLoss: 0.1, Test: results.Accuracy{ANN: 0.95, SNNStrict: 0.9, SNNTies: 0.97}}}
+	dir := t.TempDir()
+	for name, draw := range map[string]func(string) error{
+		"sweeps":   func(p string) error { return Sweeps(p, []results.Sweep{sw, other}) },
+		"training": func(p string) error { return Training(p, "run", h) },
+	} {
+		// the figure is drawn, and its panels as save lays them out
+		if err := draw(filepath.Join(dir, name+".png")); err != nil {
+			t.Fatal(err)
+		}
+		var panels []*plot.Plot
+		var err error
+		if name == "sweeps" {
+			panels, err = sweepPanels([]results.Sweep{sw, other})
+		} else {
+			panels, _, err = trainingPanels("run", h)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := [][]*plot.Plot{panels}
+		c, err := vgdraw.NewFormattedCanvas(33*vg.Centimeter, 12*vg.Centimeter, "png")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc := vgdraw.New(c)
+		plots, legends := layout(rows, dc)
+		for j, p := range rows[0] {
+			data := p.DataCanvas(plots[0][j]).Rectangle
+			leg := p.Legend.Rectangle(legends[0][j])
+			if leg.Max.Y-leg.Min.Y <= 0 {
+				t.Fatalf("%s panel %d: no legend", name, j)
+			}
+			if leg.Max.Y > data.Min.Y || leg.Min.Y < dc.Min.Y || leg.Min.X < dc.Min.X || leg.Max.X > dc.Max.X {
+				t.Errorf("%s panel %d: legend %v, data area %v, figure %v: the legend is not in its strip below the curves",
+					name, j, leg, data, dc.Rectangle)
+			}
+		}
 	}
 }

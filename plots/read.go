@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -42,7 +43,7 @@ func Read(path string) (sweep *results.Sweep, history []results.EpochStats, err 
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
 			}
 			if err := CheckSweep(sw); err != nil {
-				return nil, nil, fmt.Errorf("%s: not an evaluation eval --json wrote: %w", path, err)
+				return nil, nil, fmt.Errorf("%s: not a sweep of the SNN over T as JSON: %w", path, err)
 			}
 			return &sw, nil, nil
 		}
@@ -62,15 +63,15 @@ func Read(path string) (sweep *results.Sweep, history []results.EpochStats, err 
 			err = hasEveryField(text, st)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s line %d: neither eval --json output nor a train --json epoch line: %v", path, line, err)
+			return nil, nil, fmt.Errorf("%s line %d: neither a sweep over T nor an epoch's statistics as JSON: %v", path, line, err)
 		}
 		history = append(history, st)
 	}
 	if len(history) == 0 {
-		return nil, nil, fmt.Errorf("%s: nothing to plot (want eval --timesteps LIST --json output, a checkpoint or train --json lines)", path)
+		return nil, nil, fmt.Errorf("%s: nothing to plot (want a sweep over T as JSON, a checkpoint or epochs' statistics as JSON lines)", path)
 	}
 	if err := CheckHistory(history); err != nil {
-		return nil, nil, fmt.Errorf("%s: not a log train --json wrote: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: not a training log (epochs' statistics as JSON lines): %w", path, err)
 	}
 	return nil, history, nil
 }
@@ -96,4 +97,48 @@ func hasEveryField(text string, v any) error {
 		}
 	}
 	return nil
+}
+
+// Files draws the figure path from files (Read): their sweeps over T in
+// the same panels, each named by labels[i] if given, else by its own model
+// name, else by its file's name; or the training curve of the one run a
+// file logs, titled labels[0] or the file's name. It refuses both kinds
+// together and two training logs.
+func Files(path string, files, labels []string) error {
+	if len(labels) > 0 && len(labels) != len(files) {
+		return fmt.Errorf("%d labels for %d files", len(labels), len(files))
+	}
+	var sweeps []results.Sweep
+	var history []results.EpochStats
+	for i, f := range files {
+		sw, hist, err := Read(f)
+		if err != nil {
+			return err
+		}
+		if sw == nil {
+			if history != nil {
+				return fmt.Errorf("%s is a second training log: a training curve shows one run; draw each into its own figure", f)
+			}
+			history = hist
+			continue
+		}
+		if sw.Model == "" || len(labels) > 0 {
+			sw.Model = filepath.Base(f)
+			if len(labels) > 0 {
+				sw.Model = labels[i]
+			}
+		}
+		sweeps = append(sweeps, *sw)
+	}
+	switch {
+	case len(sweeps) > 0 && len(history) > 0:
+		return fmt.Errorf("give either sweeps over T or training logs, not both")
+	case len(sweeps) > 0:
+		return Sweeps(path, sweeps)
+	}
+	title := filepath.Base(files[0])
+	if len(labels) > 0 {
+		title = labels[0]
+	}
+	return Training(path, title, history)
 }

@@ -21,10 +21,18 @@ func Training(path, title string, history []results.EpochStats) error {
 	if err := CheckHistory(history); err != nil {
 		return fmt.Errorf("figure %s: training log: %w", path, err)
 	}
+	panels, records, err := trainingPanels(title, history)
+	if err != nil {
+		return err
+	}
+	return save(path, [][]*plot.Plot{panels}, 12*vg.Centimeter, 9*vg.Centimeter, records)
+}
+
+// trainingPanels draws Training's two panels and its CSV records for a
+// checked history.
+func trainingPanels(title string, history []results.EpochStats) ([]*plot.Plot, [][]string, error) {
 	acc := newPlot("Accuracy — "+title, "epoch", "accuracy (%)")
 	loss := newPlot("Training loss — "+title, "epoch", "mean (counts − one-hot)²")
-	acc.Legend.Left, acc.Legend.Top = false, false
-	loss.Legend.Top = true
 	n := len(history)
 	ep := make([]float64, n)
 	series := map[string][]float64{}
@@ -48,11 +56,11 @@ func Training(path, title string, history []results.EpochStats) error {
 	}{{0, 0}, {0, 1}, {1, 2}, {2, 0}, {3, 2}}
 	for i, k := range keys {
 		if err := line(acc, k, ep, series[k], colour(styles[i].c), dashes[styles[i].dash], n < 40); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if err := line(loss, "train loss", ep, lossY, colour(0), nil, n < 40); err != nil {
-		return err
+		return nil, nil, err
 	}
 	acc.Y.Max = 100
 	loss.Y.Min = 0
@@ -62,7 +70,7 @@ func Training(path, title string, history []results.EpochStats) error {
 		records = append(records, []string{fmt.Sprint(h.Epoch), h.BNMode, f(h.TrainLoss), f(h.TrainANN), f(h.TrainSNN), f(h.Test.ANN),
 			f(h.Test.SNNStrict), f(h.Test.SNNTies), f(h.Test.TieShare), f(h.Seconds), f(h.ImagesPerSec)})
 	}
-	return save(path, [][]*plot.Plot{{acc, loss}}, 12*vg.Centimeter, 9*vg.Centimeter, records)
+	return []*plot.Plot{acc, loss}, records, nil
 }
 
 // epochTicks marks whole epochs, at most about ten.

@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -31,26 +32,54 @@ type Settings struct {
 	Augment       bool   `json:"augment"`
 	MaxTrain      int    `json:"max_train"`
 	MaxTest       int    `json:"max_test"`
+	// BNStats is where a data-parallel run takes BatchNorm's statistics in
+	// training mode: BNSync ("" means it) or BNRank. One process is the
+	// same either way; checkpoints record it so that a resumed run keeps
+	// it.
+	BNStats string `json:"bn_stats"`
+}
+
+// BatchNorm statistics of a data-parallel run in training mode
+// (Settings.BNStats; package distributed runs them).
+const (
+	// BNSync normalises with the statistics of the global batch, summed
+	// across ranks: the run is the one-process run, whatever the number of
+	// ranks (the default: the reference recipe's statistics are those of
+	// its batch of 100).
+	BNSync = "sync"
+	// BNRank normalises with each rank's share of the batch (PyTorch
+	// DDP's default); the running statistics kept are rank 0's, as DDP's
+	// broadcast of buffers makes them.
+	BNRank = "rank"
+)
+
+// BatchNormStats is s.BNStats with "" read as BNSync.
+func (s Settings) BatchNormStats() string {
+	if s.BNStats == "" {
+		return BNSync
+	}
+	return s.BNStats
 }
 
 // Default is the reference notebook's recipe.
 func Default() Settings {
 	return Settings{Dataset: data.FashionMNIST, Epochs: 100, BatchSize: 100, LR: 1e-4, Beta1: 0.8, Beta2: 0.99, Eps: 1e-8,
-		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true}
+		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true, BNStats: BNSync}
 }
 
 // MaxBatchSize bounds a batch: 2^16 images (memory is checked too, when
 // the buffers are planned).
 const MaxBatchSize = 1 << 16
 
-// Validate checks the settings.
+// Validate checks the settings; an error names a setting as Fields does
+// (setting.Error).
 func (s Settings) Validate() error {
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
 	case s.Epochs < 0:
 		return fmt.Errorf("epochs must not be negative")
 	case s.BatchSize < 1 || s.BatchSize > MaxBatchSize:
-		return fmt.Errorf("batch size must lie between 1 and %d, got %d", MaxBatchSize, s.BatchSize)
+		return setting.Errorf("%s must lie between 1 and %d, got %d", setting.Name("batch-size"), MaxBatchSize, s.BatchSize)
 	case !(s.LR > 0) || !finite(s.LR):
 		return fmt.Errorf("learning rate must be positive and finite, got %g", s.LR)
 	case !(s.Beta1 >= 0 && s.Beta1 < 1 && s.Beta2 >= 0 && s.Beta2 < 1):
@@ -61,8 +90,12 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("weight decay must be finite and not negative, got %g", s.WeightDecay)
 	case s.FreezeBNAfter < 0:
 		return fmt.Errorf("freeze-bn-after must not be negative")
-	case s.MaxTrain < 0 || s.MaxTest < 0:
-		return fmt.Errorf("max-train and max-test must not be negative")
+	case s.MaxTrain < 0:
+		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("max-train"), s.MaxTrain)
+	case s.MaxTest < 0:
+		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("max-test"), s.MaxTest)
+	case s.BNStats != "" && s.BNStats != BNSync && s.BNStats != BNRank:
+		return fmt.Errorf("BatchNorm statistics %q: want %s (the global batch's) or %s (each rank's share)", s.BNStats, BNSync, BNRank)
 	}
 	return s.Config.Validate()
 }
@@ -78,5 +111,5 @@ func (s Settings) Fields() []Field {
 		{"betas", fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
 		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)},
 		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
-		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}}
+		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()}}
 }

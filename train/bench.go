@@ -40,8 +40,17 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 // ranks, its gradients all-reduced, every rank taking as many steps as
 // rank 0 decides; SNN inference runs on each rank alone. The result, the
 // same on every rank, has the global rate, each rank's, and the
-// all-reduces' bytes and time per step.
+// all-reduces' bytes and time per step. An error on any rank stops every
+// rank (g.Abort).
 func BenchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
+	r, err := benchRanks(g, be, net, cfg, batch, inferBatch, minTime, d)
+	if err != nil && g != nil {
+		g.Abort(err)
+	}
+	return r, err
+}
+
+func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
 	var r results.BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {

@@ -3,6 +3,8 @@ package train
 import (
 	"context"
 	"fmt"
+	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +75,12 @@ type SweepOptions struct {
 	Timesteps []int
 	// OnBatch, if set, is called after each batch with the images done.
 	OnBatch func(done, total int)
+	// Progress, if set, shows the images done (ProgressLine), cleared at
+	// the end.
+	Progress io.Writer
+	// Model, if set, is the evaluated model's file: the sweep names it by
+	// its base name (results.Sweep.Model).
+	Model string
 }
 
 // results.Sweep runs the ANN once and the SNN once for max(Timesteps) steps over
@@ -83,6 +91,9 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	ts := opt.Timesteps
 	cfg := e.SNN.Config
 	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset}
+	if opt.Model != "" {
+		sw.Model = filepath.Base(opt.Model)
+	}
 	if len(ts) == 0 {
 		return sw, fmt.Errorf("no simulation lengths to evaluate")
 	}
@@ -106,6 +117,8 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	annOK := 0
 	sz := d.C * d.H * d.W
 	k := e.classes
+	prog := NewProgressLine(opt.Progress)
+	defer prog.Clear()
 	for lo := 0; lo < d.N; lo += e.capacity {
 		if ctx.Err() != nil {
 			return sw, ErrInterrupted
@@ -159,6 +172,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 		if opt.OnBatch != nil {
 			opt.OnBatch(hi, d.N)
 		}
+		prog.Show(fmt.Sprintf("%d/%d images", hi, d.N), false)
 	}
 	n := float64(max(d.N, 1))
 	sw.ANN = float64(annOK) / n
@@ -166,6 +180,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 		a := acc[i]
 		p := results.SweepPoint{T: t, Rates: scaled(a.rates, 1/n), LayerSynOps: scaled(a.layerOps, 1/n)}
 		p.SNNStrict, p.SNNTies, p.SNNMembrane, p.TieShare = a.Shares(max(d.N, 1))
+		p.SilentShare = a.SilentShare(max(d.N, 1))
 		for _, v := range p.LayerSynOps {
 			p.SynOps += v
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -52,6 +53,7 @@ type Trainer struct {
 
 	engine *Engine
 	shard  *distributed.Backend // the engine's backend under Dist
+	agreed bool                 // the ranks agreed on the run (agree.go)
 	// observe, if set (tests), sees every batch Run trains on.
 	observe func(epoch, batch int, x *nn.Tensor, labels []uint8)
 }
@@ -135,6 +137,9 @@ func (t *Trainer) Engine() (*Engine, error) {
 	}
 	be, capacity := t.Backend, t.Settings.BatchSize
 	if t.Dist != nil {
+		if s, g := t.Settings.BatchNormStats(), t.Dist.Options().BatchNorm; s != g {
+			return nil, fmt.Errorf("the settings take BatchNorm's statistics %s, the data-parallel group %s: give both the same", s, g)
+		}
 		sb, err := t.Dist.Shard(t.Backend)
 		if err != nil {
 			return nil, err
@@ -176,6 +181,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	s := t.Settings
 	eng, err := t.Engine()
 	if err != nil {
+		return err
+	}
+	if err := t.agree(); err != nil {
 		return err
 	}
 	d := t.Train
@@ -300,14 +308,15 @@ func (t *Trainer) Resume(c *checkpoint.Checkpoint) error {
 // Resumed is the settings a resumed run continues with: saved (the
 // checkpoint's), with the number of epochs to reach taken from asked when
 // changed("epochs"). Any other setting the user gave (changed reports it by
-// flag name, recipe.Settings.Fields) must equal the checkpoint's, so that
-// the resumed run ends exactly where an uninterrupted one would.
-func Resumed(saved, asked recipe.Settings, changed func(flag string) bool) (recipe.Settings, error) {
+// its name in recipe.Settings.Fields) must equal the checkpoint's, so that
+// the resumed run ends exactly where an uninterrupted one would; the error
+// names the setting as a setting.Name.
+func Resumed(saved, asked recipe.Settings, changed func(name string) bool) (recipe.Settings, error) {
 	want := saved.Fields()
 	for i, f := range asked.Fields() {
 		if f.Flag != "epochs" && changed(f.Flag) && f.Value != want[i].Value {
-			return saved, fmt.Errorf("--%s %s differs from the checkpoint's %s: --resume continues the run exactly, with its own settings; to change them, start a new run from the checkpoint (without --resume)",
-				f.Flag, f.Value, want[i].Value)
+			return saved, setting.Errorf("%s %s differs from the checkpoint's %s: a resumed run continues exactly, with the checkpoint's settings; "+
+				"to change them, start a new run from the checkpoint", setting.Name(f.Flag), f.Value, want[i].Value)
 		}
 	}
 	s := saved

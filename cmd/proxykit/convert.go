@@ -22,10 +22,7 @@ pickled module, read without Python and without running any of its code —
 and writes its ANN as ONNX, which every other tool reads.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output == "" {
-				return fmt.Errorf("-o is required")
-			}
-			if err := (outputs{{Name: "-o", Path: output}}).check(args[0]); err != nil {
+			if err := checkOutput("-o", output, "", args[0]); err != nil {
 				return err
 			}
 			m, err := mf.load(cmd, args[0])

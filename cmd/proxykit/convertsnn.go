@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/convert"
 	"github.com/proxykit/proxykit/recipe"
 )
@@ -58,10 +55,7 @@ infer and train take it like any checkpoint (train fine-tunes it).`,
 }
 
 func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
-	if c.output == "" {
-		return fmt.Errorf("-o is required: the checkpoint to write")
-	}
-	if err := (outputs{{Name: "-o", Path: c.output}}).check(path); err != nil {
+	if err := checkOutput("-o", c.output, "the checkpoint to write", path); err != nil {
 		return err
 	}
 	if err := checkBatch("batch-size", c.o.Batch); err != nil {
@@ -74,12 +68,11 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 	if err := c.o.SNN.Validate(); err != nil {
 		return err
 	}
-	m, err := c.mf.load(cmd, path)
+	m, err := c.mf.load(cmd, path, c.data)
 	if err != nil {
 		return err
 	}
-	c.data.fromModel(m)
-	trainSet, err := c.data.load(m, true)
+	trainSet, err := c.data.load(m, true, 0)
 	if err != nil {
 		return err
 	}
@@ -88,19 +81,15 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer be.Close()
-	ctx := cmd.Context()
-	r, err := convert.Convert(ctx, be, m.ANN, trainSet, c.o)
+	r, err := convert.Convert(cmd.Context(), be, m.ANN, trainSet, c.o)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	m.SNNState = nil // the converted SNN's BatchNorm statistics are the ANN's
-	snn, err := m.SNN(c.s.Config)
-	if err != nil {
-		return err
+	ck, err := r.Checkpoint(m.ANN, c.s, path, trainSet.Name, c.o.Percentile)
+	if err == nil {
+		err = ck.Save(c.output)
 	}
-	ck := checkpoint.New(m.ANN, snn, c.s)
-	ck.Notes = r.Notes(path, trainSet.Name, c.o.Percentile)
-	if err := ck.Save(c.output); err != nil {
+	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
@@ -108,17 +97,10 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 		return printJSON(out, map[string]any{"output": c.output, "percentile": c.o.Percentile, "scales": r.Scales,
 			"threshold": c.s.Threshold, "reset": c.s.Reset, "timesteps": c.s.Timesteps, "inserted": r.Inserted})
 	}
-	fmt.Fprintf(out, "%s: %gth percentile of positive activations on %d %s training images\n", path, c.o.Percentile, r.Images, trainSet.Name)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "IF layer\tλ\tmax\tpositive values\t")
-	for _, sc := range r.Scales {
-		fmt.Fprintf(tw, "%s\t%.4g\t%.4g\t%d\t\n", sc.Layer, sc.Lambda, sc.Max, sc.Positive)
+	if err := r.WriteText(out, path, trainSet.Name, c.o.Percentile); err != nil {
+		return err
 	}
-	tw.Flush()
-	if len(r.Inserted) > 0 {
-		fmt.Fprintf(out, "shortcut normalisation: %d scaling layer(s) inserted before joins: %s\n", len(r.Inserted), strings.Join(r.Inserted, ", "))
-	}
-	fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
+	_, err = fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
 		c.output, c.s.Threshold, c.s.Reset, c.s.Timesteps, c.s.Timesteps)
-	return nil
+	return err
 }

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"fmt"
-	"path/filepath"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -56,35 +55,17 @@ and writes FIGURE.csv; --json prints it (proxykit plot draws several).`,
 }
 
 func (c *evalCmd) run(cmd *cobra.Command, path string) error {
-	if err := checkBatch("batch-size", c.s.BatchSize); err != nil {
+	if err := c.s.Validate(); err != nil { // --batch-size, --max-test
 		return err
 	}
-	if c.s.MaxTest < 0 {
-		return fmt.Errorf("--max-test must not be negative (0: all), got %d", c.s.MaxTest)
-	}
-	var outs outputs
-	if err := addPlotOutputs(&outs, "--plot", c.plotPath); err != nil {
+	if err := checkPlot("--plot", c.plotPath, path); err != nil {
 		return err
 	}
-	if err := outs.check(path); err != nil {
-		return err
-	}
-	m, err := c.mf.load(cmd, path)
+	m, snn, err := c.mf.loadSNN(cmd, path, c.sf, c.data)
 	if err != nil {
 		return err
 	}
-	c.sf.fromModel(m)
-	c.data.fromModel(m)
-	ts, err := c.sf.sweep()
-	if err != nil {
-		return err
-	}
-	testSet, err := c.data.load(m, false)
-	if err != nil {
-		return err
-	}
-	testSet = testSet.Subset(c.s.MaxTest)
-	snn, err := m.SNN(c.s.Config)
+	testSet, err := c.data.load(m, false, c.s.MaxTest)
 	if err != nil {
 		return err
 	}
@@ -93,48 +74,21 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer be.Close()
-	ctx := cmd.Context()
-	out := cmd.OutOrStdout()
-	if len(ts) == 1 && c.plotPath == "" {
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	if len(c.sf.ts) == 1 && c.plotPath == "" {
 		rep, err := train.Evaluate(ctx, be, m.ANN, snn, testSet, c.s.BatchSize)
 		if err != nil {
 			return err
 		}
-		if c.jsonOut {
-			return printJSON(out, rep)
-		}
-		acc := rep.Accuracy
-		fmt.Fprintf(out, "%s on %s test (%d images), T=%d, v_th=%g:\n", path, testSet.Name, acc.N, c.s.Timesteps, c.s.Threshold)
-		printAccuracy(out, acc, rep.Paper)
-		printReport(out, rep)
-		return nil
+		return emit(out, c.jsonOut, rep, func(w io.Writer) error { return rep.WriteText(w, path, testSet.Name, c.s.Timesteps, c.s.Threshold) })
 	}
-	prog := newProgress(cmd)
-	opt := train.SweepOptions{Timesteps: ts, OnBatch: func(done, total int) {
-		prog.show(fmt.Sprintf("%d/%d images", done, total), false)
-	}}
-	sw, err := train.SweepModel(ctx, be, m.ANN, snn, testSet, c.s.BatchSize, opt)
-	prog.clear()
+	sw, err := train.SweepModel(ctx, be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr(), Model: path})
 	if err != nil {
 		return err
 	}
-	sw.Model = filepath.Base(path)
 	// the numbers first: a figure that cannot be drawn loses nothing
-	if c.jsonOut {
-		if err := printJSON(out, sw); err != nil {
-			return err
-		}
-	} else {
-		printSweep(out, path, testSet.Name, sw)
-	}
-	if c.plotPath == "" {
-		return nil
-	}
-	if err := plots.Sweeps(c.plotPath, []results.Sweep{sw}); err != nil {
+	if err := emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) }); err != nil {
 		return err
 	}
-	if !c.jsonOut {
-		fmt.Fprintf(out, "wrote %s and %s\n", c.plotPath, plots.CSVPath(c.plotPath))
-	}
-	return nil
+	return draw(out, c.plotPath, c.jsonOut, func(figure string) error { return plots.Sweeps(figure, []results.Sweep{sw}) })
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/exporter"
-	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -60,39 +58,24 @@ SNN's defaults). Nothing is written unless every requested file can be.`,
 
 func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	var outs outputs
-	outs.add("--ann", c.annPath)
-	outs.add("--snn", c.snnPath)
-	outs.add("--nir", c.nirPath)
+	outs.add("--ann", c.annPath, "--snn", c.snnPath, "--nir", c.nirPath)
 	if len(outs) == 0 {
 		return fmt.Errorf("nothing to do: give --ann, --snn or --nir")
 	}
 	if err := outs.check(path); err != nil {
 		return err
 	}
-	m, err := c.mf.load(cmd, path)
+	m, snn, err := c.mf.loadSNN(cmd, path, c.sf)
 	if err != nil {
 		return err
 	}
-	c.sf.fromModel(m)
-	snn, err := m.SNN(c.cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	c.opt.ProducerVersion = version()
-	c.opt.Metadata = map[string]string{"proxykit.source": path, "proxykit.version": version()}
-	if ck := m.Checkpoint; ck != nil {
-		b, err := json.Marshal(ck.Settings)
-		if err != nil {
-			return err
-		}
-		c.opt.Metadata["proxykit.training_settings"] = string(b)
-		c.opt.Metadata["proxykit.epochs_trained"] = fmt.Sprint(ck.Progress.Epoch)
-	}
+	c.opt.Metadata, c.opt.ProducerVersion = m.Metadata(path), version()
+	c.opt.Metadata["proxykit.version"] = version()
 	if c.nirPath != "" {
-		if err := exporter.CheckNIR(snn, c.nir); err != nil {
-			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
-		}
 		warnings, err := exporter.NIRWarnings(snn, c.nir)
+		if err == nil {
+			err = exporter.CheckNIR(snn, c.nir)
+		}
 		if err != nil {
 			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
 		}
@@ -100,49 +83,18 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: --nir %s: %s\n", c.nirPath, w)
 		}
 	}
-	var set atomicfile.Set // all files or none
+	set := fileSet{cmd: cmd} // all files or none
 	defer set.Abort()
-	var lines []string
-	write := func(flag, to string, encode func() ([]byte, error), what string) error {
-		if to == "" {
-			return nil
-		}
-		b, err := encode()
-		if err == nil {
-			err = set.Add(to, b)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", flag, to, err)
-		}
-		lines = append(lines, fmt.Sprintf("wrote %s: %s (%d bytes)", to, what, len(b)))
-		return nil
-	}
-	if err := write("--ann", c.annPath, func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) }, "the ANN"); err != nil {
+	if err := set.add("--ann", c.annPath, "the ANN", func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) }); err != nil {
 		return err
 	}
-	if err := stopped(cmd, "nothing was written"); err != nil {
+	if err := set.add("--snn", c.snnPath, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps), func() ([]byte, error) { return exporter.SNN(snn, c.opt) }); err != nil {
 		return err
 	}
-	if err := write("--snn", c.snnPath, func() ([]byte, error) { return exporter.SNN(snn, c.opt) }, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps)); err != nil {
+	if err := set.addFunc("--nir", c.nirPath, func() (string, error) {
+		return "the SNN as a NIR graph", set.AddFunc(c.nirPath, func(tmp string) error { return exporter.WriteNIRFile(tmp, snn, c.nir) })
+	}); err != nil {
 		return err
 	}
-	if err := stopped(cmd, "nothing was written"); err != nil {
-		return err
-	}
-	if c.nirPath != "" {
-		if err := set.AddFunc(c.nirPath, func(tmp string) error { return exporter.WriteNIRFile(tmp, snn, c.nir) }); err != nil {
-			return fmt.Errorf("--nir %s: %w", c.nirPath, err)
-		}
-		lines = append(lines, fmt.Sprintf("wrote %s: the SNN as a NIR graph", c.nirPath))
-	}
-	if err := stopped(cmd, "nothing was written"); err != nil {
-		return err
-	}
-	if err := set.Commit(); err != nil {
-		return err
-	}
-	for _, l := range lines {
-		fmt.Fprintln(cmd.OutOrStdout(), l)
-	}
-	return nil
+	return set.commit(cmd.OutOrStdout())
 }

@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/npy"
@@ -17,14 +14,13 @@ import (
 
 // inferCmd is infer's flags.
 type inferCmd struct {
-	input, output, network string
-	potentials             string
-	batch                  int
-	scaleUint8             bool
-	cfg                    spiking.Config
-	mf                     modelFlags
-	df                     deviceFlags
-	sf                     *snnFlags
+	input, output, network, potentials string
+	batch                              int
+	scaleUint8                         bool
+	cfg                                spiking.Config
+	mf                                 modelFlags
+	df                                 deviceFlags
+	sf                                 *snnFlags
 }
 
 func newInferCmd() *cobra.Command {
@@ -53,39 +49,28 @@ counts over --timesteps steps (as float32) with --network snn (and, with
 }
 
 func (c *inferCmd) run(cmd *cobra.Command, path string) error {
-	if c.input == "" || c.output == "" {
+	switch {
+	case c.input == "" || c.output == "":
 		return fmt.Errorf("both --input and --output are required")
-	}
-	if c.network != "ann" && c.network != "snn" {
+	case c.network != "ann" && c.network != "snn":
 		return fmt.Errorf("--network must be ann or snn, not %q", c.network)
+	case c.potentials != "" && c.network != "snn":
+		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
 	}
 	if err := checkBatch("batch-size", c.batch); err != nil {
 		return err
 	}
-	if c.potentials != "" && c.network != "snn" {
-		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
-	}
-	outs := outputs{{Name: "--output", Path: c.output}}
-	outs.add("--potentials", c.potentials)
+	var outs outputs
+	outs.add("--output", c.output, "--potentials", c.potentials)
 	if err := outs.check(path, c.input); err != nil {
 		return err
 	}
-	m, err := c.mf.load(cmd, path)
+	m, err := c.mf.load(cmd, path, c.sf)
 	if err != nil {
 		return err
 	}
-	c.sf.fromModel(m)
-	x, err := npy.ReadFile(c.input, c.scaleUint8)
+	x, err := m.Input(c.input, c.scaleUint8)
 	if err != nil {
-		return err
-	}
-	if err := checkInputDtype(c.input, x.Dtype, c.scaleUint8); err != nil {
-		return err
-	}
-	if err := m.ANN.CheckInput(x.Shape); err != nil {
-		return fmt.Errorf("%s: %w", c.input, err)
-	}
-	if err := nn.CheckFinite("the input "+c.input, x.Data); err != nil {
 		return err
 	}
 	be, err := c.df.open()
@@ -93,53 +78,34 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	defer be.Close()
-	start, xt := time.Now(), &nn.Tensor{Shape: x.Shape, Data: x.Data}
+	start, what := time.Now(), "ANN"
 	var y, v *nn.Tensor
-	what := "ANN"
 	if c.network == "snn" {
 		snn, err := m.SNN(c.cfg)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		r, err := snn.RunOn(cmd.Context(), be, xt, false, c.batch)
+		r, err := snn.RunOn(cmd.Context(), be, x, false, c.batch)
 		if err != nil {
 			return err
 		}
 		y, v, what = r.Counts, r.Potentials, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
-	} else if y, err = lower.Forward(be, m.ANN, xt, c.batch); err != nil {
+	} else if y, err = lower.Forward(be, m.ANN, x, c.batch); err != nil {
 		return err
 	}
-	var set atomicfile.Set // both files or neither
+	set := fileSet{cmd: cmd} // both files or neither
 	defer set.Abort()
-	if err := set.Add(c.output, npy.Encode(y.Shape, y.Data)); err != nil {
-		return fmt.Errorf("--output %s: %w", c.output, err)
+	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data) }); err != nil {
+		return err
 	}
-	if c.potentials != "" {
-		if err := set.Add(c.potentials, npy.Encode(v.Shape, v.Data)); err != nil {
-			return fmt.Errorf("--potentials %s: %w", c.potentials, err)
-		}
+	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data) }); err != nil {
+		return err
 	}
-	if err := set.Commit(); err != nil {
+	if err := set.commit(nil); err != nil {
 		return err
 	}
 	el := time.Since(start).Seconds()
-	fmt.Fprintf(os.Stderr, "%s: %d inputs through the %s in %.2f s (%.0f inputs/s) -> %s %s\n", path, x.Shape[0], what,
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d inputs through the %s in %.2f s (%.0f inputs/s) -> %s %s\n", path, x.Shape[0], what,
 		el, float64(x.Shape[0])/max(el, 1e-9), c.output, nn.ShapeString(y.Shape))
 	return nil
-}
-
-// checkInputDtype holds infer's input to what its help promises: float32
-// or float64 values, or uint8 pixels with --scale-uint8 (used raw, 0–255
-// would silently be the wrong input).
-func checkInputDtype(path, dtype string, scaleUint8 bool) error {
-	switch {
-	case strings.HasSuffix(dtype, "f4") || strings.HasSuffix(dtype, "f8"):
-		return nil
-	case strings.HasSuffix(dtype, "u1"):
-		if scaleUint8 {
-			return nil
-		}
-		return fmt.Errorf("%s holds uint8 values: pass --scale-uint8 to divide them by 255 (pixels to [0, 1]), or save float32", path)
-	}
-	return fmt.Errorf("%s holds %s values; infer takes float32 or float64 (or uint8 with --scale-uint8)", path, dtype)
 }

@@ -29,10 +29,7 @@ projection shortcuts where the resolution halves, global average pooling,
 linear to 10 classes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output == "" {
-				return fmt.Errorf("-o is required")
-			}
-			if err := (outputs{{Name: "-o", Path: output}}).check(); err != nil {
+			if err := checkOutput("-o", output, ""); err != nil {
 				return err
 			}
 			net, err := af.build()

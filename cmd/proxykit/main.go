@@ -15,24 +15,29 @@ import (
 )
 
 func main() {
-	os.Exit(runMain())
+	os.Exit(runMain(os.Exit))
 }
 
-// run runs the command line. Ctrl-C or SIGTERM cancels the commands'
+// exitKey holds, in the commands' context, the function that ends the
+// process at once: main's os.Exit.
+type exitKey struct{}
+
+// runMain runs the command line. Ctrl-C or SIGTERM cancels the commands'
 // context: long work stops within a time step or a batch, says what it
-// saved and exits with status 130; a second signal stops at once. Either
-// way no temporary file is left behind.
-func runMain() int {
+// saved and exits with status 130; a second signal stops at once (exit).
+// Either way no temporary file is left behind. A data-parallel run that
+// stops for good ends the process through exit too.
+func runMain(exit func(int)) int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), exitKey{}, exit))
 	go func() {
 		<-signals
 		cancel()
 		<-signals
 		atomicfile.RemoveTemporaries()
 		fmt.Fprintln(os.Stderr, "proxykit: interrupted twice: stopped at once; nothing more was written")
-		os.Exit(130)
+		exit(130)
 	}()
 	err := newRootCmd().ExecuteContext(ctx)
 	if err == nil {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/plots"
-	"github.com/proxykit/proxykit/results"
 )
 
 func newPlotCmd() *cobra.Command {
@@ -34,56 +32,13 @@ write are refused, naming the field.`,
 			if output == "" {
 				return fmt.Errorf("-o is required: the figure to write (.png, .svg or .pdf)")
 			}
-			var outs outputs
-			if err := addPlotOutputs(&outs, "-o", output); err != nil {
-				return err
-			}
-			if err := outs.check(args...); err != nil {
+			if err := checkPlot("-o", output, args...); err != nil {
 				return err
 			}
 			if len(labels) > 0 && len(labels) != len(args) {
 				return fmt.Errorf("--label: %d labels for %d files", len(labels), len(args))
 			}
-			var sweeps []results.Sweep
-			var history []results.EpochStats
-			for i, path := range args {
-				sw, hist, err := plots.Read(path)
-				if err != nil {
-					return err
-				}
-				if sw == nil {
-					if history != nil {
-						return fmt.Errorf("%s is a second training log: a training curve shows one run; draw each into its own figure", path)
-					}
-					history = hist
-					continue
-				}
-				if sw.Model == "" || len(labels) > 0 {
-					sw.Model = filepath.Base(path)
-					if len(labels) > 0 {
-						sw.Model = labels[i]
-					}
-				}
-				sweeps = append(sweeps, *sw)
-			}
-			var err error
-			switch {
-			case len(sweeps) > 0 && len(history) > 0:
-				return fmt.Errorf("give either evaluations (eval --json) or training logs, not both")
-			case len(sweeps) > 0:
-				err = plots.Sweeps(output, sweeps)
-			default:
-				title := filepath.Base(args[0])
-				if len(labels) > 0 {
-					title = labels[0]
-				}
-				err = plots.Training(output, title, history)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", output, plots.CSVPath(output))
-			return nil
+			return draw(cmd.OutOrStdout(), output, false, func(figure string) error { return plots.Files(figure, args, labels) })
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "figure to write: .png, .svg or .pdf (its numbers go to the same name with .csv)")

@@ -5,23 +5,22 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/checkpoint"
-	"github.com/proxykit/proxykit/plots"
+	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/train"
 )
 
 // trainCmd is train's flags.
 type trainCmd struct {
-	s                        recipe.Settings
-	output, resume, plotPath string
-	jsonOut                  bool
-	mf                       modelFlags
-	df                       deviceFlags
-	dfl                      distFlags
-	rf                       *recipeFlags
-	sf                       *snnFlags
-	data                     *dataFlags
+	s                recipe.Settings
+	output, plotPath string
+	jsonOut          bool
+	mf               modelFlags
+	df               deviceFlags
+	dfl              distFlags
+	rf               *recipeFlags
+	sf               *snnFlags
+	data             *dataFlags
 }
 
 func newTrainCmd() *cobra.Command {
@@ -49,7 +48,6 @@ them (--epochs, the total to reach, --data, --device, --fp32, --no-cudnn,
 	c.rf, c.sf, c.data = addRecipeFlags(cmd, &c.s), addSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset)
 	f := cmd.Flags()
 	f.StringVarP(&c.output, "output", "o", "", "checkpoint to write after each epoch (safetensors)")
-	f.StringVar(&c.resume, "resume", "", "continue from this checkpoint (weights, optimizer, statistics, position)")
 	f.BoolVar(&c.jsonOut, "json", false, "print one JSON object per epoch")
 	f.StringVar(&c.plotPath, "plot", "", "redraw the training curve after each epoch to this .png, .svg or .pdf (numbers to the same name .csv)")
 	c.mf.add(cmd)
@@ -63,72 +61,39 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 		return fmt.Errorf("-o is required: the checkpoint to write")
 	}
 	outs := outputs{{Name: "-o", Path: c.output}}
-	if err := addPlotOutputs(&outs, "--plot", c.plotPath); err != nil {
+	if err := outs.addPlot("--plot", c.plotPath); err != nil {
 		return err
 	}
-	// -o may be --resume's file: the run continues there. Only the lead
-	// rank writes, so only it checks (another node may lack -o's folder).
-	if c.dfl.leads() {
-		if err := outs.check(path); err != nil {
-			return err
-		}
-	}
-	if err := c.rf.complete(); err != nil {
+	if err := c.dfl.check(outs, path); err != nil { // -o may be --resume's file: the run continues there
 		return err
 	}
-	m, err := c.mf.load(cmd, path)
+	m, err := c.mf.load(cmd, path, c.sf, c.data)
 	if err != nil {
 		return err
 	}
-	c.sf.fromModel(m)
-	c.data.fromModel(m)
-	var ck *checkpoint.Checkpoint
-	if c.resume != "" {
-		if ck, err = checkpoint.Load(c.resume); err != nil {
-			return fmt.Errorf("--resume: %w", err)
-		}
-		if c.s, err = train.Resumed(ck.Settings, c.s, cmd.Flags().Changed); err != nil {
-			return err
-		}
-	}
-	s := &c.s
-	if err := s.Validate(); err != nil {
+	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
+	if err := c.rf.settle(cmd); err != nil {
 		return err
 	}
-	trainSet, err := c.data.load(m, true)
+	c.dfl.opt.BatchNorm = c.s.BNStats
+	trainSet, testSet, err := c.data.splits(m, c.s.MaxTrain, c.s.MaxTest)
 	if err != nil {
 		return err
 	}
-	testSet, err := c.data.load(m, false)
-	if err != nil {
-		return err
-	}
-	snn, err := m.SNN(s.Config)
+	snn, err := m.SNN(c.s.Config)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	t, err := train.NewTrainer(*s, m.ANN, snn, trainSet.Subset(s.MaxTrain), testSet.Subset(s.MaxTest))
+	t, err := train.NewTrainer(c.s, m.ANN, snn, trainSet, testSet)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if ck != nil {
-		if err := t.Resume(ck); err != nil {
-			return fmt.Errorf("--resume %s: %w (model %s)", c.resume, err, path)
-		}
-	}
-	return runTraining(cmd, t, c.df, &c.dfl, path, c.output, c.plotPath, c.jsonOut)
-}
-
-// addPlotOutputs adds a figure (named by flag) and its CSV to a command's
-// outputs.
-func addPlotOutputs(outs *outputs, flag, figure string) error {
-	if figure == "" {
-		return nil
-	}
-	if err := plots.CheckPath(figure); err != nil {
+	if err := c.rf.resumeInto(t, path); err != nil {
 		return err
 	}
-	outs.add(flag, figure)
-	outs.add(flag+"'s CSV", plots.CSVPath(figure))
-	return nil
+	return c.dfl.with(cmd, &c.df, func(r rank) error {
+		t.Backend, t.Dist = r.be, r.g
+		return train.Run(cmd.Context(), t, train.RunOptions{Output: c.output, Curve: curve(c.plotPath, path), Model: path,
+			Device: device.Describe(r.be), Stdout: cmd.OutOrStdout(), JSON: c.jsonOut, Progress: cmd.ErrOrStderr()})
+	})
 }

@@ -77,6 +77,7 @@ const Kernel kernels[] = {
     KERNEL(pk_bn_backward_reduce, true),
     KERNEL(pk_bn_backward_dx, false),
     KERNEL(pk_if, false),
+    KERNEL(pk_if_pool, false),
     KERNEL(pk_proxy_loss_grad, false),
     KERNEL(pk_adam, false),
 };

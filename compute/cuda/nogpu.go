@@ -6,13 +6,14 @@ import (
 	"errors"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/setting"
 )
 
-// openGPU answers --device cuda in a build without -tags cuda.
+// openGPU answers the device cuda in a build without -tags cuda.
 func openGPU(Options) (device, error) {
-	return nil, errors.New("--device cuda: this proxykit was built without GPU support; " +
-		"build it with -tags cuda (go build -tags cuda ./cmd/proxykit) on a machine with an NVIDIA driver, " +
-		"or use --device cuda-emu to run the CUDA code path on the CPU")
+	return nil, setting.Errorf("%s cuda: this proxykit was built without GPU support; "+
+		"build it with -tags cuda (go build -tags cuda ./cmd/proxykit) on a machine with an NVIDIA driver, "+
+		"or use %[1]s cuda-emu to run the CUDA code path on the CPU", setting.Device)
 }
 
 // visibleGPUs answers in a build without -tags cuda.

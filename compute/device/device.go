@@ -1,14 +1,13 @@
-// Package device opens the compute backend a --device flag names: "cpu",
+// Package device opens the compute backend a device name names: "cpu",
 // "cuda" (an NVIDIA GPU; needs a binary built with -tags cuda) or
 // "cuda-emu" (the CUDA backend on its emulated device, for tests and for
 // trying the GPU code path without a GPU).
 package device
 
 import (
-	"fmt"
-
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/setting"
 )
 
 // Names lists the devices Open takes.
@@ -20,31 +19,40 @@ type Options struct {
 	StrictFP32 bool
 	// NoCuDNN uses proxykit's own convolutions where cuDNN is present.
 	NoCuDNN bool
+	// Graphs captures a training step and an inference batch as CUDA
+	// graphs and replays them (cuda.Options.Graphs).
+	Graphs bool
 	// GPU is the ordinal of the GPU to use (cuda), among the visible ones.
 	GPU int
 }
 
-// GPUs counts the GPUs --device cuda can use here.
+// GPUs counts the GPUs the cuda device can use here.
 func GPUs() (int, error) { return cuda.VisibleGPUs() }
 
 // Open returns the backend for name. The caller closes it.
 func Open(name string, opt Options) (compute.Backend, error) {
+	if opt.GPU < 0 {
+		return nil, setting.Errorf("%s cuda: GPU %d: GPUs number from 0", setting.Device, opt.GPU)
+	}
 	switch name {
 	case "cpu":
 		return compute.NewCPU(), nil
 	case "cuda", "cuda-emu":
-		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN,
+		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN, Graphs: opt.Graphs,
 			Device: opt.GPU})
 		if err != nil {
 			return nil, err
 		}
 		return be, nil
 	}
-	return nil, fmt.Errorf("--device %q: want %s", name, Names)
+	return nil, setting.Errorf("%s %q: want %s", setting.Device, name, Names)
 }
 
 // Describe names the device behind a backend and how it computes.
 func Describe(be compute.Backend) string {
+	if be == nil {
+		return "no backend"
+	}
 	if d, ok := be.(interface{ Describe() string }); ok {
 		return d.Describe()
 	}
