@@ -140,7 +140,7 @@ func TestNormalizeKnownValues(t *testing.T) {
 }
 
 // TestNormalizeClipTwins: a clipped ReLU (ReLU6) whose IF twin saturates
-// at the ceiling (the default) takes λ = 6 whatever its percentile: fc1
+// at the ceiling takes λ = 6 whatever its percentile: fc1
 // takes θ/λ1 = 2/6, fc2 λ1·θ/λ2 = 6·2/16, and the ceiling, scaled with its
 // input, becomes θ = 2, so that its IF layer's v_th (v_reset + ceiling) is
 // the network's; as a ReLU twin it takes its percentile λ1 = 3: fc1 ×2/3,

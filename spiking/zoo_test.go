@@ -72,14 +72,14 @@ func TestClipTwinsAgainstPyTorch(t *testing.T) {
 }
 
 // TestClipThresholds: the IF layer of a clipped ReLU gets v_reset + c
-// under the saturating twin (the default), v_th under the other; a ReLU's
+// under the saturating twin, v_th under the other (the default); a ReLU's
 // and the output layer's get v_th under both; an unknown twin is refused.
 func TestClipThresholds(t *testing.T) {
 	m, err := model.Load(testutil.Path("zoo/relu6net.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for twin, want := range map[spiking.ClipTwin][]float32{"": {5.5, 1, 0.5, 5.5, 0.5}, spiking.ClipSaturate: {5.5, 1, 0.5, 5.5, 0.5},
+	for twin, want := range map[spiking.ClipTwin][]float32{"": {0.5, 0.5, 0.5, 0.5, 0.5}, spiking.ClipSaturate: {5.5, 1, 0.5, 5.5, 0.5},
 		spiking.ClipAsReLU: {0.5, 0.5, 0.5, 0.5, 0.5}} {
 		snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 4, Threshold: 0.5, Reset: -0.5, Clip: twin})
 		if err != nil {
