@@ -58,7 +58,8 @@ func TestZooLayers(t *testing.T) {
 // families are torchvision's own classes at small sizes (scripts/
 // make_zoo_fixtures.py), with the operators of the full models.
 // SwinTransformer's file, valid ONNX, is one that onnx-go cannot decode:
-// the message names the tensor and why, not "<nil>".
+// the message names the tensor and why, not "<nil>". Pickled modules are
+// refused the same two ways.
 func TestRefusalsSayWhy(t *testing.T) {
 	cases := map[string][]string{
 		"mobilenet_v3_small": {"HardSigmoid (HardSigmoid)", "not a ReLU network", "Hardswish", "squeeze-and-excitation"},
@@ -71,16 +72,23 @@ func TestRefusalsSayWhy(t *testing.T) {
 		"clip_negative": {"/1/Clip (Clip)", "Clip(min=-1, max=1)", "not a ReLU network"},
 		"upsample":      {"/2/Resize (Resize)", "proxykit has not implemented operator Resize"},
 		"transpose_hw":  {"/Transpose (Transpose)", "proxykit has not implemented a Transpose (perm [0 1 3 2])"},
+		// pickled modules
+		"silu_seq.pt":     {"module 1 (torch.nn.modules.activation.SiLU)", "not a ReLU network", "SiLU"},
+		"upsample_seq.pt": {"module 2", "proxykit has not implemented torch.nn.modules.upsampling.Upsample"},
 	}
 	for name, want := range cases {
-		path := testutil.Path(filepath.Join("zoo", "refused", name+".onnx"))
+		file := name
+		if filepath.Ext(file) == "" {
+			file += ".onnx"
+		}
+		path := testutil.Path(filepath.Join("zoo", "refused", file))
 		_, err := model.Load(path)
 		if err == nil {
 			t.Errorf("%s: imported", name)
 			continue
 		}
 		msg := err.Error()
-		for _, w := range append(want, name+".onnx") {
+		for _, w := range append(want, file) {
 			if !strings.Contains(msg, w) {
 				t.Errorf("%s: the refusal does not say %q:\n%s", name, w, msg)
 			}

@@ -56,7 +56,9 @@ Writes to testdata/zoo/:
                        random weights, opset 13; clip_negative.onnx (a
                        Hardtanh(-1, 1)), upsample.onnx (Resize) and
                        transpose_hw.onnx (a Transpose of H and W) in small
-                       networks; for proxykit's refusals
+                       networks; silu_seq.pt and upsample_seq.pt, pickled
+                       Sequentials with a SiLU and an Upsample module; for
+                       proxykit's refusals
 """
 
 import json
@@ -257,6 +259,11 @@ def refused(out, gen):
         path = os.path.join(out, name + ".onnx")
         torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"], opset_version=13)
         print("refused/%s.onnx: %d bytes" % (name, os.path.getsize(path)))
+    # pickled modules: one no IF network has, one proxykit does not read
+    for name, model in {"silu_seq": nn.Sequential(nn.Conv2d(1, 4, 3), nn.SiLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10)),
+                        "upsample_seq": nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Upsample(scale_factor=2),
+                                                      nn.Flatten(), nn.Linear(4 * 52 * 52, 10))}.items():
+        torch.save(model.eval(), os.path.join(out, name + ".pt"))
 
 
 def main():
