@@ -5,6 +5,7 @@ import (
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/lower"
+	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -41,12 +42,16 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	}
 	cfg := s.Config
 	g := &graphBuilder{}
-	vth := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
+	vthDefault := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
 	vreset := g.Constant("snn.v_reset", nil, []float32{cfg.Reset})
 	// ifNodes emits an IF layer's step: v += I, spike when v >= v_th, reset
-	ifNodes := func(base, prev, in string) (v, spikes string) {
+	ifNodes := func(base, prev, in string, threshold float32) (v, spikes string) {
 		if prev == "" {
 			prev = vreset // v starts at v_reset
+		}
+		vth := vthDefault
+		if threshold != cfg.Threshold { // a layer's own (a clipped ReLU's)
+			vth = g.Constant(fmt.Sprintf("snn.v_threshold_%g", threshold), nil, []float32{threshold})
 		}
 		g.node("Add", base+"/integrate", []string{prev, in}, []string{base + "_u"})
 		g.node("GreaterOrEqual", base+"/fire", []string{base + "_u", vth}, []string{base + "_fired"})
@@ -57,6 +62,25 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	nodes, static, err := foldedSNN(s)
 	if err != nil {
 		return nil, err
+	}
+	layers, inputs := make([]nn.Layer, len(nodes)), make([][]int, len(nodes))
+	for i, nd := range nodes {
+		layers[i], inputs[i] = nd.Layer, nd.Inputs
+	}
+	shapes, err := nn.NodeShapes(layers, inputs, s.ANN.InputShape)
+	if err != nil {
+		return nil, err
+	}
+	inShapes := func(nd spiking.Node) [][]int {
+		var in [][]int
+		for _, j := range nd.Inputs {
+			if j < 0 {
+				in = append(in, s.ANN.InputShape)
+			} else {
+				in = append(in, shapes[j])
+			}
+		}
+		return in
 	}
 	// the static input layer once; then at each step every other node on
 	// its inputs, and the output IF layer's spikes added to the counts
@@ -71,7 +95,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 		for _, j := range nd.Inputs {
 			ins = append(ins, staticName(j))
 		}
-		if err := g.emit(nd.Layer, ins, staticName(i), nd.Name()+"/static"); err != nil {
+		if err := g.emit(nd.Layer, ins, inShapes(nd), staticName(i), nd.Name()+"/static"); err != nil {
 			return nil, fmt.Errorf("static layer %d: %w", i, err)
 		}
 	}
@@ -93,11 +117,11 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 				}
 			}
 			if nd.IF {
-				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0])
+				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0], nd.Threshold)
 				continue
 			}
 			names[i] = fmt.Sprintf("%s_t%d", nd.Name(), t)
-			if err := g.emit(nd.Layer, ins, names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
+			if err := g.emit(nd.Layer, ins, inShapes(nd), names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
 				return nil, err
 			}
 		}
@@ -134,6 +158,9 @@ func snnModel(g *graphBuilder, s *spiking.Network, counts, potential string, opt
 	if s.Dropped != "" {
 		meta["proxykit.dropped"] = s.Dropped
 	}
+	if twin := clipTwin(s); twin != "" {
+		meta["proxykit.clip_twin"] = twin
+	}
 	if opt.Potential {
 		meta["proxykit.potential"] = "the output IF layer's membrane potentials after the last step (after any reset); " +
 			"prediction: the most spikes, ties broken by the higher potential, then by the lower index"
@@ -152,4 +179,19 @@ func WriteSNN(path string, s *spiking.Network, opt Options) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.Write(path, b)
+}
+
+// clipTwin describes the IF twin of the SNN's clipped ReLUs
+// (docs/design.md §1, "ReLU6") for a file's metadata; "" for a network
+// without any.
+func clipTwin(s *spiking.Network) string {
+	for _, nd := range s.Nodes {
+		if _, ok := nd.Layer.(nn.Saturating); ok && nd.IF {
+			if s.Config.ClipTwin() == spiking.ClipSaturate {
+				return "saturate: a clipped ReLU's IF layer has v_th = v_reset + its ceiling, its own in each IF node"
+			}
+			return "relu: a clipped ReLU's IF layer has the network's v_th"
+		}
+	}
+	return ""
 }
