@@ -44,8 +44,8 @@ func Example() {
 		log.Fatal(err)
 	}
 	cfg, _ := m.SNNDefaults()
-	fmt.Println(m.Format, cfg)
+	fmt.Println(m.Format, "T =", cfg.Timesteps, "v_th =", cfg.Threshold, "v_reset =", cfg.Reset)
 	// Output:
 	// T = 8 v_th = 1 epochs done: 0
-	// checkpoint {8 1 0}
+	// checkpoint T = 8 v_th = 1 v_reset = 0
 }

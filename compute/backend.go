@@ -90,6 +90,18 @@ type Backend interface {
 	ReLUForward(x, y Buffer)
 	// ReLUBackward writes dx = dy where y > 0, else 0.
 	ReLUBackward(y, dy, dx Buffer)
+	// ClipForward writes y = min(max(x, 0), ceiling) (ReLU6: ceiling 6;
+	// a NaN gives 0, as in ReLUForward); y may be x.
+	ClipForward(ceiling float32, x, y Buffer)
+	// ClipBackward writes dx = dy where 0 < y < ceiling, else 0 (PyTorch's
+	// hardtanh_backward: no gradient at either bound).
+	ClipBackward(ceiling float32, y, dy, dx Buffer)
+	// ChannelShuffle writes, for each of n samples of c channels of hw
+	// values, output channel j = input channel (j mod groups)·(c/groups) +
+	// ⌊j/groups⌋: ShuffleNet's channel shuffle, a transpose of the
+	// channels seen as [groups, c/groups] (groups divides c). Its inverse,
+	// the backward pass, is the shuffle with c/groups groups.
+	ChannelShuffle(n, groups, c, hw int, x, y Buffer)
 	// MaxPool2dForward writes each window's maximum (padding never wins).
 	MaxPool2dForward(g PoolGeom, n int, x, y Buffer)
 	// MaxPool2dBackward writes dx: each window's gradient goes to the first

@@ -446,6 +446,44 @@ func (c *CPU) ReLUBackward(y, dy, dx Buffer) {
 	elementwise(len(ys), func(lo, hi int) { ks.reluGrad(ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
 }
 
+// ClipForward implements Backend.
+func (c *CPU) ClipForward(ceiling float32, x, y Buffer) {
+	a := args{kernel: "ClipForward"}
+	xs := a.buf("x", x, 0)
+	ys := a.buf("y", y, len(xs))
+	if !c.ok(&a) {
+		return
+	}
+	elementwise(len(xs), func(lo, hi int) { clip(ceiling, xs[lo:hi], ys[lo:hi]) })
+}
+
+// ClipBackward implements Backend.
+func (c *CPU) ClipBackward(ceiling float32, y, dy, dx Buffer) {
+	a := args{kernel: "ClipBackward"}
+	ys := a.buf("y", y, 0)
+	dys, dxs := a.buf("dy", dy, len(ys)), a.buf("dx", dx, len(ys))
+	if !c.ok(&a) {
+		return
+	}
+	elementwise(len(ys), func(lo, hi int) { clipGrad(ceiling, ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
+}
+
+// ChannelShuffle implements Backend.
+func (c *CPU) ChannelShuffle(n, groups, ch, hw int, x, y Buffer) {
+	a := args{kernel: "ChannelShuffle"}
+	a.in(1, MaxValues, "groups", groups)
+	if a.err == nil && ch%groups != 0 {
+		a.fail("%d groups do not divide %d channels", groups, ch)
+	}
+	xs := a.buf("x", x, a.size(n, ch, hw))
+	ys := a.buf("y", y, a.size(n, ch, hw))
+	if !c.ok(&a) {
+		return
+	}
+	channelShuffle(n, groups, ch, hw, xs, ys)
+	touch(y)
+}
+
 // pooled checks a pooling call: x (or dx) and y (or dy) for n samples.
 func (c *CPU) pooled(kernel string, g PoolGeom, n int, in, out Buffer, inName, outName string) ([]float32, []float32, bool) {
 	a := args{kernel: kernel}

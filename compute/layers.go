@@ -234,3 +234,42 @@ func copyChannels(n, c, hw int, src []float32, srcC, srcOff int, dst []float32, 
 		copy(dst[(s*dstC+dstOff)*hw:(s*dstC+dstOff+c)*hw], from)
 	}
 }
+
+// clip writes y = min(max(x, 0), ceiling); a NaN gives 0, as in ReLU.
+func clip(ceiling float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		switch {
+		case !(v > 0):
+			y[i] = 0
+		case v < ceiling:
+			y[i] = v
+		default:
+			y[i] = ceiling
+		}
+	}
+}
+
+// clipGrad writes dx = dy where 0 < y < ceiling, else 0.
+func clipGrad(ceiling float32, y, dy, dx []float32) {
+	dy, dx = dy[:len(y)], dx[:len(y)]
+	for i, v := range y {
+		if v > 0 && v < ceiling {
+			dx[i] = dy[i]
+		} else {
+			dx[i] = 0
+		}
+	}
+}
+
+// channelShuffle copies, for each of n samples of c channels of hw values,
+// input channel (j mod groups)·(c/groups) + ⌊j/groups⌋ to output channel j.
+func channelShuffle(n, groups, c, hw int, x, y []float32) {
+	per := c / groups
+	for s := 0; s < n; s++ {
+		for j := 0; j < c; j++ {
+			src := (s*c + (j%groups)*per + j/groups) * hw
+			copy(y[(s*c+j)*hw:(s*c+j+1)*hw], x[src:src+hw])
+		}
+	}
+}

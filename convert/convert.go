@@ -16,7 +16,9 @@
 //
 // Branching networks (residual Add, Concat) convert too: the branches
 // that meet carry one scale, and an identity shortcut gets a scaling layer
-// (Normalize says how).
+// (Normalize says how). So do clipped ReLUs (ReLU6): their ceilings are
+// scaled with their inputs, and where their IF twin saturates at the
+// ceiling (spiking.ClipSaturate) their λ is the ceiling (Normalize).
 //
 // BatchNorm is folded as far as the scales go: where a convolution or
 // linear layer is followed by BatchNorm, the input scale goes into the
@@ -297,7 +299,7 @@ func Convert(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.D
 	if err != nil {
 		return r, fmt.Errorf("calibration: %w", err)
 	}
-	if r.Inserted, err = Normalize(ann, scales, float64(o.SNN.Threshold-o.SNN.Reset)); err != nil {
+	if r.Inserted, err = Normalize(ann, scales, o.SNN); err != nil {
 		return r, err
 	}
 	r.Scales = scales

@@ -101,7 +101,7 @@ func checkConversion(t *testing.T, fixture string, minAt float64) {
 		}
 		t.Logf("layer %-12s λ %.6g (PyTorch %.6g) over %d positive values, max %.4g", s.Layer, s.Lambda, r.Lambda, s.Positive, s.Max)
 	}
-	if _, err := convert.Normalize(m.ANN, scales, 1); err != nil {
+	if _, err := convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var ts []int
@@ -160,7 +160,7 @@ func TestConvertedResidualToNIR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := convert.Normalize(m.ANN, scales, 1); err != nil {
+	if _, err := convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1}); err != nil {
 		t.Fatal(err)
 	}
 	snn, err := m.SNN(spiking.Config{Timesteps: 32, Threshold: 1})

@@ -6,12 +6,21 @@ import (
 	"slices"
 
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
 )
 
-// Normalize rescales ann's parameters in place so that its SNN, with IF
-// neurons of effective threshold theta (v_th − v_reset), fires at rates
-// that approximate the ANN's activations divided by the scales (see the
-// package comment). scales are Calibrate's, one per neuron layer.
+// Normalize rescales ann's parameters in place so that its SNN, with the
+// IF neurons of snn (effective threshold θ = v_th − v_reset), fires at
+// rates that approximate the ANN's activations divided by the scales (see
+// the package comment). scales are Calibrate's, one per neuron layer.
+//
+// A clipped ReLU's ceiling c (nn.Saturating: ReLU6) is scaled with its
+// input, to c·θ/λ, so that the normalised ANN clips where the original
+// did. Where its IF twin saturates at the ceiling (spiking.ClipSaturate:
+// v_th = v_reset + the ceiling; docs/design.md §1, "ReLU6") it takes λ =
+// c instead of its percentile: its ceiling becomes θ, its IF layer's v_th
+// the network's, and the IF neuron's saturation of one spike per step
+// stands for the ANN's ceiling.
 //
 // Every value in the network carries a scale: the factor between what
 // the SNN computes there and the original ANN's activation. The input
@@ -36,12 +45,14 @@ import (
 // stretch without weights) gets the scale its input carries: its λ in
 // scales becomes θ times the one before.
 //
-// With theta = 1 the normalised ANN's activations are the original's
-// divided by λ, so its predictions are the original's; with another theta
-// only the SNN is guaranteed to be the converted one. It returns the names
-// of the scaling layers it inserted before joins. On an error ann is left
-// as it was.
-func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []string, err error) {
+// With θ = 1 the normalised ANN's activations are the original's
+// divided by λ (clipped ReLUs' too: their ceilings are scaled), so its
+// predictions are the original's; with another θ only the SNN is
+// guaranteed to be the converted one. It returns the names of the
+// scaling layers it inserted before joins. On an error ann and scales are
+// left as they were.
+func Normalize(ann *nn.Network, scales []Scale, snn spiking.Config) (inserted []string, err error) {
+	theta := float64(snn.Threshold - snn.Reset)
 	if !(theta > 0) || math.IsInf(theta, 0) {
 		return nil, fmt.Errorf("effective threshold v_th − v_reset must be positive and finite, got %g", theta)
 	}
@@ -58,16 +69,21 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 		return nil, fmt.Errorf("%d scales for %d neuron layers", len(scales), len(idx))
 	}
 	neuron := map[int]int{} // layer → its neuron layer; the last layer's output feeds the output IF layer
+	lambda := make([]float64, len(scales))
 	for j, s := range scales {
 		if s.Layer != names[j] {
 			return nil, fmt.Errorf("scale %d is for layer %q, the network's neuron layer %d is %q", j, s.Layer, j, names[j])
 		}
-		if !(s.Lambda > 0) {
+		lambda[j] = s.Lambda
+		if c, ok := layers[idx[j]].(nn.Saturating); ok && snn.ClipTwin() == spiking.ClipSaturate {
+			lambda[j] = float64(c.Saturation())
+		}
+		if !(lambda[j] > 0) {
 			return nil, fmt.Errorf("layer %q never had a positive activation on the calibration images (λ = %g): it cannot be normalised; use more images or check the data", s.Layer, s.Lambda)
 		}
 		neuron[idx[j]] = j
 	}
-	p, err := plan(layers, inputs, ann.InputShape, neuron, scales, theta)
+	p, err := plan(layers, inputs, ann.InputShape, neuron, lambda, theta)
 	if err != nil {
 		return nil, err
 	}
@@ -76,12 +92,28 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 	for i, q := range ann.Params() {
 		saved[i] = slices.Clone(q.Data)
 	}
+	ceilings := map[nn.Saturating]float32{}
+	for _, l := range layers {
+		if c, ok := l.(nn.Saturating); ok {
+			ceilings[c] = c.Saturation()
+		}
+	}
 	restore := func() {
 		for k, q := range ann.Params() {
 			copy(q.Data, saved[k])
 		}
+		for c, v := range ceilings {
+			c.ScaleSaturation(float64(v) / float64(c.Saturation()))
+		}
 	}
 	for i, l := range layers {
+		if c, ok := l.(nn.Saturating); ok && p.ceiling[i] != 1 {
+			c.ScaleSaturation(p.ceiling[i])
+			if f := float64(c.Saturation()); !(f > 0) || math.IsInf(f, 0) {
+				restore()
+				return nil, fmt.Errorf("layer %d (%s %q): its ceiling scaled by %g is no positive float32", i, nn.KindOf(l), nn.NameOf(l), p.ceiling[i])
+			}
+		}
 		s, ok := l.(nn.Scalable)
 		if !ok {
 			continue
@@ -110,12 +142,13 @@ func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []strin
 }
 
 // normPlan is what Normalize does: per layer the factor its input and its
-// output are scaled by (1 for none), the scalers to insert before joins,
-// and the neuron layers' scales after ties.
+// output are scaled by (1 for none) and a neuron layer's ceiling by (the
+// scale its input carries), the scalers to insert before joins, and the
+// neuron layers' scales after ties.
 type normPlan struct {
-	in, out []float64
-	fixes   []scaler
-	lambda  []float64
+	in, out, ceiling []float64
+	fixes            []scaler
+	lambda           []float64
 }
 
 // scaler multiplies input slot of layer by factor; channels is the
@@ -129,12 +162,9 @@ type scaler struct {
 // layer i's output must carry for its readers (0: any), from the first
 // reader that needs one: an IF layer (θ/λ), a join (its own requirement,
 // or 1), or a layer that passes the scale on (its requirement).
-func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, scales []Scale, theta float64) (*normPlan, error) {
+func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, lambda []float64, theta float64) (*normPlan, error) {
 	n := len(layers)
-	p := &normPlan{in: make([]float64, n), out: make([]float64, n), lambda: make([]float64, len(scales))}
-	for j, s := range scales {
-		p.lambda[j] = s.Lambda
-	}
+	p := &normPlan{in: make([]float64, n), out: make([]float64, n), ceiling: make([]float64, n), lambda: slices.Clone(lambda)}
 	last := n - 1
 	outNeuron, lastIsOutput := neuron[last], !nn.RoleOf(layers[last]).Neuron
 	req := make([]float64, n)
@@ -179,7 +209,7 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 	for i, l := range layers {
 		srcs := nn.NodeInputs(inputs, i)
 		sin := of(srcs[0])
-		p.in[i], p.out[i] = 1, 1
+		p.in[i], p.out[i], p.ceiling[i] = 1, 1, 1
 		_, scalable := l.(nn.Scalable)
 		switch isJoin := nn.RoleOf(l).Join; {
 		case nn.RoleOf(l).Neuron:
@@ -187,7 +217,7 @@ func plan(layers []nn.Layer, inputs [][]int, inShape []int, neuron map[int]int, 
 			if !same(sin, theta/p.lambda[k]) { // no layer with weights before it: it takes its input's scale
 				p.lambda[k] = theta / sin
 			}
-			scale[i] = 1 / p.lambda[k]
+			p.ceiling[i], scale[i] = sin, 1/p.lambda[k]
 		case scalable:
 			p.in[i] = 1 / sin
 			scale[i] = 1

@@ -1,6 +1,7 @@
 package convert_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestThresholdScalesExactly(t *testing.T) {
 		for j := range names {
 			sc[j].Layer = names[j]
 		}
-		if _, err := convert.Normalize(m.ANN, sc, float64(theta)); err != nil {
+		if _, err := convert.Normalize(m.ANN, sc, spiking.Config{Threshold: theta}); err != nil {
 			t.Fatal(err)
 		}
 		snn, err := m.SNN(spiking.Config{Timesteps: 32, Threshold: theta})
@@ -97,7 +98,7 @@ func TestNormalizeRefuses(t *testing.T) {
 				sc = append(sc, convert.Scale{Layer: name, Lambda: c.scales[j]})
 			}
 		}
-		_, err := convert.Normalize(net, sc, 1)
+		_, err := convert.Normalize(net, sc, spiking.Config{Threshold: 1})
 		if c.want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", c.name, err)
@@ -110,11 +111,11 @@ func TestNormalizeRefuses(t *testing.T) {
 	}
 	// BatchNorm right after an IF layer has no weights to take λ.
 	net := &nn.Network{InputShape: []int{2, 1, 1}, Layers: []nn.Layer{bn, &nn.ReLU{LayerName: "r1"}, bn, &nn.ReLU{LayerName: "r2"}}}
-	_, err := convert.Normalize(net, []convert.Scale{{Layer: "r1", Lambda: 2}, {Layer: "r2", Lambda: 3}}, 1)
+	_, err := convert.Normalize(net, []convert.Scale{{Layer: "r1", Lambda: 2}, {Layer: "r2", Lambda: 3}}, spiking.Config{Threshold: 1})
 	if err == nil || !strings.Contains(err.Error(), "BatchNorm right after an IF layer") {
 		t.Errorf("BN after IF: %v", err)
 	}
-	if _, err := convert.Normalize(net, nil, 0); err == nil || !strings.Contains(err.Error(), "positive") {
+	if _, err := convert.Normalize(net, nil, spiking.Config{}); err == nil || !strings.Contains(err.Error(), "positive") {
 		t.Errorf("theta 0: %v", err)
 	}
 }
@@ -126,7 +127,7 @@ func TestNormalizeKnownValues(t *testing.T) {
 	fc1 := &nn.Linear{LayerName: "fc1", Weight: nn.NewParam("w1", []float32{1, -2}, 1, 2), Bias: nn.NewParam("b1", []float32{4}, 1)}
 	fc2 := &nn.Linear{LayerName: "fc2", Weight: nn.NewParam("w2", []float32{3}, 1, 1), Bias: nn.NewParam("b2", []float32{-8}, 1)}
 	net := &nn.Network{InputShape: []int{2}, Layers: []nn.Layer{fc1, &nn.ReLU{LayerName: "r"}, fc2}}
-	if _, err := convert.Normalize(net, []convert.Scale{{Layer: "r", Lambda: 4}, {Layer: "output", Lambda: 16}}, 2); err != nil {
+	if _, err := convert.Normalize(net, []convert.Scale{{Layer: "r", Lambda: 4}, {Layer: "output", Lambda: 16}}, spiking.Config{Threshold: 2}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -134,6 +135,73 @@ func TestNormalizeKnownValues(t *testing.T) {
 	}{{fc1.Weight.Data, []float32{0.5, -1}}, {fc1.Bias.Data, []float32{2}}, {fc2.Weight.Data, []float32{1.5}}, {fc2.Bias.Data, []float32{-1}}} {
 		if testutil.Differing(c.got, c.want) != 0 {
 			t.Errorf("got %v, want %v", c.got, c.want)
+		}
+	}
+}
+
+// TestNormalizeClipTwins: a clipped ReLU (ReLU6) whose IF twin saturates
+// at the ceiling takes λ = 6 whatever its percentile: fc1
+// takes θ/λ1 = 2/6, fc2 λ1·θ/λ2 = 6·2/16, and the ceiling, scaled with its
+// input, becomes θ = 2, so that its IF layer's v_th (v_reset + ceiling) is
+// the network's; as a ReLU twin it takes its percentile λ1 = 3: fc1 ×2/3,
+// fc2 ×3·2/16, the ceiling 6·2/3. The scales returned say which λ was
+// used. With θ = 1 the normalised ANN's output is the original's divided
+// by the output's λ under both twins, on inputs that drive the clip past
+// its ceiling.
+func TestNormalizeClipTwins(t *testing.T) {
+	for twin, want := range map[spiking.ClipTwin][][]float32{
+		spiking.ClipSaturate: {{1, -2}, {0.5}, {1.5}, {-1}},
+		spiking.ClipAsReLU:   {{2, -4}, {1}, {0.75}, {-1}},
+	} {
+		fc1 := &nn.Linear{LayerName: "fc1", Weight: nn.NewParam("w1", []float32{3, -6}, 1, 2), Bias: nn.NewParam("b1", []float32{1.5}, 1)}
+		fc2 := &nn.Linear{LayerName: "fc2", Weight: nn.NewParam("w2", []float32{2}, 1, 1), Bias: nn.NewParam("b2", []float32{-8}, 1)}
+		net := &nn.Network{InputShape: []int{2}, Layers: []nn.Layer{fc1, &nn.Clip{LayerName: "r6", Ceiling: 6}, fc2}}
+		scales := []convert.Scale{{Layer: "r6", Lambda: 3}, {Layer: "output", Lambda: 16}}
+		if _, err := convert.Normalize(net, scales, spiking.Config{Threshold: 2, Clip: twin}); err != nil {
+			t.Fatal(err)
+		}
+		for i, got := range [][]float32{fc1.Weight.Data, fc1.Bias.Data, fc2.Weight.Data, fc2.Bias.Data} {
+			if testutil.Differing(got, want[i]) != 0 {
+				t.Errorf("%s: parameter %d is %v, want %v", twin, i, got, want[i])
+			}
+		}
+		if lambda := map[spiking.ClipTwin]float64{spiking.ClipSaturate: 6, spiking.ClipAsReLU: 3}[twin]; scales[0].Lambda != lambda {
+			t.Errorf("%s: the clipped ReLU's scale is %g, want %g", twin, scales[0].Lambda, lambda)
+		}
+		if c, want := net.Layers[1].(*nn.Clip).Ceiling, map[spiking.ClipTwin]float32{spiking.ClipSaturate: 2, spiking.ClipAsReLU: 4}[twin]; c != want {
+			t.Errorf("%s: the ceiling is %g after normalisation, want %g", twin, c, want)
+		}
+		snn, err := spiking.New(net, spiking.Config{Timesteps: 4, Threshold: 2, Clip: twin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range snn.Nodes {
+			if nd.IF && nd.Threshold != 2 {
+				t.Errorf("%s: the converted SNN's IF layer %s has v_th %g, want the network's 2", twin, nd.Name(), nd.Threshold)
+			}
+		}
+	}
+	for _, twin := range spiking.ClipTwins() {
+		fc1 := &nn.Linear{LayerName: "fc1", Weight: nn.NewParam("w1", []float32{3, -6}, 1, 2), Bias: nn.NewParam("b1", []float32{1.5}, 1)}
+		fc2 := &nn.Linear{LayerName: "fc2", Weight: nn.NewParam("w2", []float32{2}, 1, 1), Bias: nn.NewParam("b2", []float32{-8}, 1)}
+		net := &nn.Network{InputShape: []int{2}, Layers: []nn.Layer{fc1, &nn.Clip{LayerName: "r6", Ceiling: 6}, fc2}}
+		x := &nn.Tensor{Shape: []int{4, 2}, Data: []float32{3, 0, 1, 0, 0.5, 0.25, 2.5, 0.125}} // z = 10.5, 4.5, 1.5, 8.25
+		before, err := lower.Forward(compute.NewCPU(), net, x, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scales := []convert.Scale{{Layer: "r6", Lambda: 5}, {Layer: "output", Lambda: 4}}
+		if _, err := convert.Normalize(net, scales, spiking.Config{Threshold: 1, Clip: twin}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := lower.Forward(compute.NewCPU(), net, x, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range after.Data {
+			if want := before.Data[i] / 4; math.Abs(float64(after.Data[i]-want)) > 1e-6 {
+				t.Errorf("%s, θ = 1: the normalised ANN gives %g for input %d, want the original's %g / 4", twin, after.Data[i], i, before.Data[i])
+			}
 		}
 	}
 }
@@ -169,7 +237,7 @@ func TestNormalizeBranching(t *testing.T) {
 		for j, name := range reluNames(net) {
 			sc = append(sc, convert.Scale{Layer: name, Lambda: 0.5 + float64((j*7)%5)})
 		}
-		if _, err := convert.Normalize(net, sc, 1); err != nil {
+		if _, err := convert.Normalize(net, sc, spiking.Config{Threshold: 1}); err != nil {
 			t.Fatal(err)
 		}
 		after, err := lower.Forward(compute.NewCPU(), net, x, 0)

@@ -80,16 +80,21 @@ func ANN(net *nn.Network, opt Options) ([]byte, error) {
 			names[i] = "output"
 		}
 	}
+	shapes, err = nn.GraphShapes(layers, inputs, net.InputShape)
+	if err != nil {
+		return nil, err
+	}
 	for i, l := range layers {
 		var ins []string
+		var in [][]int
 		for _, j := range nn.NodeInputs(inputs, i) {
 			if j < 0 {
-				ins = append(ins, "input")
+				ins, in = append(ins, "input"), append(in, net.InputShape)
 			} else {
-				ins = append(ins, names[j])
+				ins, in = append(ins, names[j]), append(in, shapes[j])
 			}
 		}
-		if err := g.emit(l, ins, names[i], nn.NameOf(l)); err != nil {
+		if err := g.emit(l, ins, in, names[i], nn.NameOf(l)); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
@@ -118,16 +123,20 @@ func WriteANN(path string, net *nn.Network, opt Options) error {
 // first node named name, in the layer kind's ONNX form
 // (nn.ONNXWriter); its parameters become initializers named after
 // them, added once however often the layer is emitted (the SNN's steps).
-func (g *graphBuilder) emit(l nn.Layer, ins []string, out, name string) error {
+func (g *graphBuilder) emit(l nn.Layer, ins []string, inShapes [][]int, out, name string) error {
 	w, ok := l.(nn.ONNXWriter)
 	if !ok {
 		return fmt.Errorf("%s %q: ONNX has no form for it in proxykit", nn.KindOf(l), nn.NameOf(l))
 	}
+	g.inShapes = inShapes
 	if err := w.ExportONNX(g, name, ins, out); err != nil {
 		return fmt.Errorf("%s %q: %w", nn.KindOf(l), nn.NameOf(l), err)
 	}
 	return nil
 }
+
+// InputShapes implements nn.ONNXGraph.
+func (g *graphBuilder) InputShapes() [][]int { return g.inShapes }
 
 // Node implements nn.ONNXGraph.
 func (g *graphBuilder) Node(op, name string, ins, outs []string, attrs ...nn.ONNXAttr) {

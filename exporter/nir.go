@@ -93,7 +93,7 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 // sums a node's incoming edges — so its readers get edges from all of its
 // inputs. It refuses what NIR cannot express (Concat), naming the layer.
 func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
-	nodes, _, err := foldedSNN(s)
+	nodes, _, _, err := foldedSNN(s)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
 			shapes = append(shapes, values[j].shape)
 			spikes = spikes && values[j].spike
 		}
-		made, shape, sp, err := nirLayer(nd.Layer, shapes, spikes && len(from) == 1, names, s.Config, o)
+		made, shape, sp, err := nirLayer(nd, shapes, spikes && len(from) == 1, names, s.Config.Reset, o)
 		if err != nil {
 			return nil, err
 		}
@@ -152,15 +152,16 @@ func nirNamer() func(string) string {
 	}
 }
 
-// nirLayer makes the NIR nodes of one SNN layer reading signals of shapes
+// nirLayer makes the NIR nodes of one SNN node reading signals of shapes
 // ins (spikes when binary), chained among themselves, in the layer kind's
-// NIR form (nn.NIRWriter; an IF node's layer is the ReLU it
-// replaces, which writes the IF node), and returns the output's
-// shape and whether it holds spikes. No nodes means the layer passes the
-// sum of its inputs on.
-func nirLayer(layer nn.Layer, ins [][]int, spikes bool, unique func(string) string, cfg spiking.Config, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
+// NIR form (nn.NIRWriter; an IF node's layer is the neuron layer it
+// replaces, which writes the IF node with the node's threshold), and
+// returns the output's shape and whether it holds spikes. No nodes means
+// the layer passes the sum of its inputs on.
+func nirLayer(nd spiking.Node, ins [][]int, spikes bool, unique func(string) string, reset float32, o NIROptions) (nodes []*nirNode, outShape []int, outSpikes bool, err error) {
+	layer := nd.Layer
 	outShape, err = layer.OutputShape(ins)
-	b := &nirBuilder{unique: unique, cfg: cfg, o: o}
+	b := &nirBuilder{unique: unique, vth: nd.Threshold, reset: reset, o: o}
 	if err == nil {
 		w, ok := layer.(nn.NIRWriter)
 		if !ok {
@@ -183,7 +184,8 @@ func nirLayer(layer nn.Layer, ins [][]int, spikes bool, unique func(string) stri
 type nirBuilder struct {
 	nodes  []*nirNode
 	unique func(string) string
-	cfg    spiking.Config
+	vth    float32 // the IF node's v_th
+	reset  float32
 	o      NIROptions
 }
 
@@ -203,8 +205,8 @@ func (b *nirBuilder) AvgPoolAsConv() bool { return b.o.AvgPoolAsConv }
 // Neurons implements nn.NIRGraph: proxykit fires on v >= v_th, NIR on
 // v > v_threshold, so v_threshold is the float32 just below v_th.
 func (b *nirBuilder) Neurons() (vThreshold, vReset float32, notes map[string]string) {
-	return nirThreshold(b.cfg.Threshold, b.o), b.cfg.Reset, map[string]string{
-		"proxykit_v_threshold": fmt.Sprint(b.cfg.Threshold),
+	return nirThreshold(b.vth, b.o), b.reset, map[string]string{
+		"proxykit_v_threshold": fmt.Sprint(b.vth),
 		"firing_rule":          "proxykit fires on v >= v_th; v_threshold is the float32 below v_th, so NIR's v > v_threshold is the same",
 		"reset":                "hard",
 		"dt":                   "1",

@@ -221,7 +221,7 @@ func nirCases() []nirCase {
 			if err := m.ANN.Release(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := convert.Normalize(m.ANN, scales, 1); err != nil {
+			if _, err := convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1}); err != nil {
 				t.Fatal(err)
 			}
 			s, err := m.SNN(cfg)

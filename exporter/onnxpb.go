@@ -128,6 +128,7 @@ func valueInfo(name string, perSample []int) *msg {
 type graphBuilder struct {
 	nodes, inits []*msg
 	added        map[string]bool // initializer names already emitted
+	inShapes     [][]int         // of the layer being emitted
 }
 
 func (g *graphBuilder) node(op, name string, inputs, outputs []string, attrs ...attr) {

@@ -10,31 +10,32 @@ import (
 )
 
 // foldedSNN is the SNN's graph with its own BatchNorm statistics folded
-// (lower.FoldBatchNorm), and how many of its nodes are the static input
-// layer. It refuses what is not an SNN spiking.New makes: none, settings Validate
-// refuses, no output IF layer, nodes whose shapes do not follow.
-func foldedSNN(s *spiking.Network) ([]spiking.Node, int, error) {
+// (lower.FoldBatchNorm), how many of its nodes are the static input layer
+// and each node's per-sample output shape. It refuses what is not an SNN
+// spiking.New makes: none, settings Validate refuses, no output IF layer,
+// nodes whose shapes do not follow.
+func foldedSNN(s *spiking.Network) (nodes []spiking.Node, static int, shapes [][]int, err error) {
 	switch {
 	case s == nil || s.ANN == nil:
-		return nil, 0, fmt.Errorf("no SNN to export (nil, or without its ANN: make one with spiking.New)")
+		return nil, 0, nil, fmt.Errorf("no SNN to export (nil, or without its ANN: make one with spiking.New)")
 	case len(s.Nodes) == 0 || !s.Nodes[len(s.Nodes)-1].IF:
-		return nil, 0, fmt.Errorf("the SNN must end in its output IF layer (make one with spiking.New)")
+		return nil, 0, nil, fmt.Errorf("the SNN must end in its output IF layer (make one with spiking.New)")
 	}
 	if err := s.Config.Validate(); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	f, err := lower.FoldSNN(s.Lowering())
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	layers, inputs := make([]nn.Layer, len(f.Nodes)), make([][]int, len(f.Nodes))
 	for i, nd := range f.Nodes {
 		layers[i], inputs[i] = nd.Layer, nd.Inputs
 	}
-	if _, err := nn.NodeShapes(layers, inputs, s.ANN.InputShape); err != nil {
-		return nil, 0, fmt.Errorf("SNN: %w", err)
+	if shapes, err = nn.NodeShapes(layers, inputs, s.ANN.InputShape); err != nil {
+		return nil, 0, nil, fmt.Errorf("SNN: %w", err)
 	}
-	return f.Nodes, f.Static, nil
+	return f.Nodes, f.Static, shapes, nil
 }
 
 // MaxUnrolledSteps bounds the T of an unrolled SNN export: its graph has a
@@ -54,7 +55,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	if opt.Opset == 0 {
 		opt.Opset = DefaultOpset
 	}
-	nodes, static, err := foldedSNN(s)
+	nodes, static, shapes, err := foldedSNN(s)
 	if err != nil {
 		return nil, err
 	}
@@ -63,18 +64,33 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	}
 	cfg := s.Config
 	g := &graphBuilder{}
-	vth := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
+	vthDefault := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
 	vreset := g.Constant("snn.v_reset", nil, []float32{cfg.Reset})
 	// ifNodes emits an IF layer's step: v += I, spike when v >= v_th, reset
-	ifNodes := func(base, prev, in string) (v, spikes string) {
+	ifNodes := func(base, prev, in string, threshold float32) (v, spikes string) {
 		if prev == "" {
 			prev = vreset // v starts at v_reset
+		}
+		vth := vthDefault
+		if threshold != cfg.Threshold { // a layer's own (a clipped ReLU's)
+			vth = g.Constant(fmt.Sprintf("snn.v_threshold_%g", threshold), nil, []float32{threshold})
 		}
 		g.node("Add", base+"/integrate", []string{prev, in}, []string{base + "_u"})
 		g.node("GreaterOrEqual", base+"/fire", []string{base + "_u", vth}, []string{base + "_fired"})
 		g.node("Cast", base+"/spikes", []string{base + "_fired"}, []string{base + "_s"}, aInt("to", onnxFloat))
 		g.node("Where", base+"/reset", []string{base + "_fired", vreset, base + "_u"}, []string{base + "_v"})
 		return base + "_v", base + "_s"
+	}
+	inShapes := func(nd spiking.Node) [][]int {
+		var in [][]int
+		for _, j := range nd.Inputs {
+			if j < 0 {
+				in = append(in, s.ANN.InputShape)
+			} else {
+				in = append(in, shapes[j])
+			}
+		}
+		return in
 	}
 	// the static input layer once; then at each step every other node on
 	// its inputs, and the output IF layer's spikes added to the counts
@@ -89,7 +105,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 		for _, j := range nd.Inputs {
 			ins = append(ins, staticName(j))
 		}
-		if err := g.emit(nd.Layer, ins, staticName(i), nd.Name()+"/static"); err != nil {
+		if err := g.emit(nd.Layer, ins, inShapes(nd), staticName(i), nd.Name()+"/static"); err != nil {
 			return nil, fmt.Errorf("static layer %d: %w", i, err)
 		}
 	}
@@ -111,11 +127,11 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 				}
 			}
 			if nd.IF {
-				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0])
+				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0], nd.Threshold)
 				continue
 			}
 			names[i] = fmt.Sprintf("%s_t%d", nd.Name(), t)
-			if err := g.emit(nd.Layer, ins, names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
+			if err := g.emit(nd.Layer, ins, inShapes(nd), names[i], fmt.Sprintf("%s/t%d", nd.Name(), t)); err != nil {
 				return nil, err
 			}
 		}
@@ -152,6 +168,9 @@ func snnModel(g *graphBuilder, s *spiking.Network, counts, potential string, opt
 	if s.Dropped != "" {
 		meta["proxykit.dropped"] = s.Dropped
 	}
+	if twin := clipTwin(s); twin != "" {
+		meta["proxykit.clip_twin"] = twin
+	}
 	if opt.Potential {
 		meta["proxykit.potential"] = "the output IF layer's membrane potentials after the last step (after any reset); " +
 			"prediction: the most spikes, ties broken by the higher potential, then by the lower index"
@@ -170,4 +189,19 @@ func WriteSNN(path string, s *spiking.Network, opt Options) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.Write(path, b)
+}
+
+// clipTwin describes the IF twin of the SNN's clipped ReLUs
+// (docs/design.md §1, "ReLU6") for a file's metadata; "" for a network
+// without any.
+func clipTwin(s *spiking.Network) string {
+	for _, nd := range s.Nodes {
+		if _, ok := nd.Layer.(nn.Saturating); ok && nd.IF {
+			if s.Config.ClipTwin() == spiking.ClipSaturate {
+				return "saturate: a clipped ReLU's IF layer has v_th = v_reset + its ceiling, its own in each IF node"
+			}
+			return "relu: a clipped ReLU's IF layer has the network's v_th"
+		}
+	}
+	return ""
 }

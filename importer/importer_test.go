@@ -105,7 +105,7 @@ func TestBadModels(t *testing.T) {
 		path string
 		want []string
 	}{
-		{testutil.Path("bad_sigmoid.onnx"), []string{"bad_sigmoid.onnx", "/Sigmoid", "operator Sigmoid is not supported"}},
+		{testutil.Path("bad_sigmoid.onnx"), []string{"bad_sigmoid.onnx", "/Sigmoid", "not a ReLU network: a sigmoid"}},
 		{write("truncated.onnx", good[:len(good)/2]), []string{"truncated.onnx", "not a valid ONNX file"}},
 		{write("noise.onnx", noise), []string{"noise.onnx"}},
 		{write("text.onnx", []byte("hello, this is not a model\n")), []string{"text.onnx"}},

@@ -17,15 +17,17 @@ import (
 )
 
 // kindFixtures are the ONNX files exported by PyTorch (scripts/
-// make_fixtures.py, make_opset_fixtures.py, make_graph_fixtures.py) with
-// torch's outputs beside them.
+// make_fixtures.py, make_opset_fixtures.py, make_graph_fixtures.py,
+// make_zoo_fixtures.py) with torch's outputs beside them.
 func kindFixtures() []string {
-	return append(append([]string{"fmnist_w8_raw", "proxy/net", "kinds/kinds", "kinds/kinds_softmax"}, testutil.Models...), testutil.Graphs...)
+	return append(append([]string{"fmnist_w8_raw", "proxy/net", "kinds/kinds", "kinds/kinds_softmax", "zoo/relu6net", "zoo/splitnet"},
+		testutil.Models...), testutil.Graphs...)
 }
 
 // torchKindFixtures are whole pickled modules saved by torch
-// (scripts/make_kind_fixtures.py), with the torch.nn class of each module.
-var torchKindFixtures = []string{"kinds/kinds", "kinds/kinds_softmax"}
+// (scripts/make_kind_fixtures.py, make_zoo_fixtures.py), with the torch.nn
+// class of each module.
+var torchKindFixtures = []string{"kinds/kinds", "kinds/kinds_softmax", "zoo/kinds_zoo"}
 
 const ptSuffix = ".pt" // marks a pickled fixture in a list of names
 

@@ -62,6 +62,19 @@ type value struct {
 	c     *constant
 	shape []int // per-sample shape when dynamic
 	gen   int   // which activation in the chain this is
+	// shuffle, when set, says that the value is not an activation of its
+	// own but a view of one that a channel shuffle is under way on.
+	shuffle *shuffleView
+}
+
+// shuffleView is a channel shuffle under way (ShuffleNet's, as torch.onnx
+// writes it: Reshape to [N, groups, C/groups, H, W], Transpose of axes 1
+// and 2, Reshape back to [N, C, H, W]): the activation src viewed as
+// groups × C/groups channels, transposed or not yet.
+type shuffleView struct {
+	src        *value
+	groups     int
+	transposed bool
 }
 
 // converter turns the recorded ONNX graph into an nn.Network.
@@ -82,6 +95,9 @@ type converter struct {
 	batch int
 	// constLimit bounds the elements of a computed constant (constLimit()).
 	constLimit int
+	// fixedBatch names the Reshape nodes whose target shape holds the
+	// traced batch size.
+	fixedBatch []string
 }
 
 // ONNXInfo describes an imported ONNX file.
@@ -131,7 +147,10 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	rec := newRecorder()
 	model := onnx.NewModel(rec)
 	if err := decodeSafely(model, slim); err != nil {
-		return nil, nil, fmt.Errorf("not a valid ONNX model: %w", err)
+		return nil, nil, decodeError(err, data, outline)
+	}
+	if err := outline.notReLU(); err != nil {
+		return nil, nil, err
 	}
 	if len(rec.ops) != len(outline.Nodes) {
 		return nil, nil, fmt.Errorf("onnx-go decoded %d operations for %d nodes", len(rec.ops), len(outline.Nodes))
@@ -170,8 +189,28 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	if info.OutputName, err = c.finish(); err != nil {
 		return nil, nil, err
 	}
+	if f := c.fixedBatch; len(f) == 1 {
+		c.notes = append(c.notes, fmt.Sprintf("Reshape %q fixes the batch size at %d; proxykit treats that dimension as the batch", f[0], c.batch))
+	} else if len(f) > 1 {
+		c.notes = append(c.notes, fmt.Sprintf("%d Reshape nodes (%q, …) fix the batch size at %d; proxykit treats that dimension as the batch", len(f), f[0], c.batch))
+	}
 	info.Notes = c.notes
 	return c.net, info, nil
+}
+
+// decodeError says what onnx-go could not decode in a file that passed
+// proxykit's own scan, and, where the graph is no ReLU network, that too.
+func decodeError(err error, data []byte, outline *onnxOutline) error {
+	var e error
+	if what := undecodable(data); what != "" {
+		e = fmt.Errorf("onnx-go, the ONNX decoder proxykit uses, cannot decode %s", what)
+	} else {
+		e = fmt.Errorf("onnx-go, the ONNX decoder proxykit uses, cannot decode the model: %s", strings.TrimPrefix(err.Error(), "<nil>: "))
+	}
+	if nr := outline.notReLU(); nr != nil {
+		return fmt.Errorf("%w; besides, %w", e, nr)
+	}
+	return e
 }
 
 // decodeSafely runs onnx-go's decoder, turning a panic on malformed data
@@ -247,6 +286,9 @@ func (c *converter) finish() (string, error) {
 	v, ok := c.values[name]
 	if !ok || v.c != nil {
 		return "", fmt.Errorf("graph output %q is not computed from the input", name)
+	}
+	if v.shuffle != nil {
+		return "", fmt.Errorf("graph output %q is a Reshape or Transpose of an activation that proxykit reads only inside a channel shuffle", name)
 	}
 	if v.gen != c.gen {
 		if dead := c.outline.deadNodes(); len(dead) > 0 {
@@ -330,6 +372,10 @@ func (c *converter) activations(n outlineNode) ([]*value, error) {
 		if err != nil {
 			return nil, err
 		}
+		if v != nil && v.shuffle != nil {
+			return nil, fmt.Errorf("reads %q, a %s view of an activation: proxykit has not implemented such a view except inside a channel shuffle "+
+				"(Reshape to [N, groups, C/groups, H, W], Transpose of axes 1 and 2, Reshape back)", n.Inputs[i], nn.ShapeString(v.shape))
+		}
 		if v != nil && v.c == nil {
 			acts = append(acts, v)
 		}
@@ -377,7 +423,15 @@ func (c *converter) setOutputs(n outlineNode, v *value) {
 
 // addLayer appends a layer consuming act and records its output.
 func (c *converter) addLayer(n outlineNode, act *value, l nn.Layer) error {
-	out, err := l.OutputShape([][]int{act.shape})
+	if len(n.Outputs) == 0 {
+		return c.addLayerAs("", act, l)
+	}
+	return c.addLayerAs(n.Outputs[0], act, l)
+}
+
+// addLayerAs appends a layer consuming act whose output is the value out.
+func (c *converter) addLayerAs(out string, act *value, l nn.Layer) error {
+	shape, err := l.OutputShape([][]int{act.shape})
 	if err != nil {
 		return err
 	}
@@ -385,7 +439,9 @@ func (c *converter) addLayer(n outlineNode, act *value, l nn.Layer) error {
 	c.inputs = append(c.inputs, []int{act.gen - 1})
 	c.lastLayer = l
 	c.gen++
-	c.setOutputs(n, &value{shape: out, gen: c.gen})
+	if out != "" {
+		c.values[out] = &value{shape: shape, gen: c.gen}
+	}
 	return nil
 }
 

@@ -3,7 +3,6 @@ package importer
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -35,13 +34,11 @@ func (c *converter) apply(n outlineNode, attrs map[string]any) error {
 	case "Reshape":
 		return c.opReshape(n, attrs)
 	case "Transpose":
-		return c.constOp(n, func(in []*constant) (*constant, error) {
-			perm, _, err := attrInts(attrs, "perm")
-			if err != nil {
-				return nil, err
-			}
-			return in[0].transpose(perm)
-		})
+		return c.opTranspose(n, attrs)
+	case "Split":
+		return c.opSplit(n, attrs)
+	case "ReduceMean":
+		return c.opReduceMean(n, attrs)
 	case "Shape":
 		return c.opShape(n, attrs)
 	case "Gather":
@@ -92,6 +89,11 @@ func (c *converter) apply(n outlineNode, attrs map[string]any) error {
 			return concat(parts, axis)
 		})
 	case "Slice":
+		if v, err := c.input(n, 0); err != nil {
+			return err
+		} else if v != nil && v.c == nil {
+			return c.applyKind(n, attrs, "Slice")
+		}
 		return c.constOp(n, func(in []*constant) (*constant, error) {
 			var starts, ends, axes, steps []int64
 			if c.opset < 10 {
@@ -162,8 +164,10 @@ func (c *converter) apply(n outlineNode, attrs map[string]any) error {
 	if _, ok := nn.KindForONNX(n.OpType); ok {
 		return c.applyKind(n, attrs, n.OpType)
 	}
-	return fmt.Errorf("operator %s is not supported (proxykit imports %s, Reshape, Dropout and Identity, and folds constant shape arithmetic)",
-		n.OpType, strings.Join(nn.ONNXOps(), ", "))
+	if why, ok := nonReLU[n.OpType]; ok {
+		return notReLUError(why)
+	}
+	return notImplemented(n.OpType)
 }
 
 // applyKind converts a node that becomes one layer, by the layer kind
@@ -251,7 +255,7 @@ func (c *converter) constOp(n outlineNode, eval func(in []*constant) (*constant,
 			continue
 		}
 		if v.c == nil {
-			return fmt.Errorf("is applied to the network's activation %q; proxykit supports %s only on constants", n.Inputs[i], n.OpType)
+			return fmt.Errorf("is applied to the network's activation %q: proxykit has not implemented %s of an activation (it folds it on constants)", n.Inputs[i], n.OpType)
 		}
 		in[i] = v.c
 	}
@@ -321,7 +325,7 @@ func (c *converter) opArith(n outlineNode, attrs map[string]any) error {
 		})
 	}
 	if n.OpType != "Add" || len(n.Inputs) != 2 {
-		return fmt.Errorf("%s on the network's activation is not supported (only Add of a bias after Linear or Conv)", n.OpType)
+		return fmt.Errorf("proxykit has not implemented %s of an activation and a constant (it reads Add of a bias after Linear or Conv)", n.OpType)
 	}
 	other := 1
 	if v, _ := c.input(n, 0); v != act {
@@ -392,11 +396,11 @@ func (c *converter) opReshape(n outlineNode, attrs map[string]any) error {
 		return fmt.Errorf("has no target shape")
 	}
 	target := k.ints()
-	act, err := c.activation(n)
+	act, err := c.input(n, 0)
 	if err != nil {
 		return err
 	}
-	if act == nil {
+	if act == nil || act.c != nil {
 		return c.constOp(n, func(in []*constant) (*constant, error) {
 			return in[0].reshape(target, allowZero != 0)
 		})
@@ -416,7 +420,7 @@ func (c *converter) opReshape(n outlineNode, attrs map[string]any) error {
 			}
 		}
 	case c.batch > 0 && first == int64(c.batch):
-		c.notes = append(c.notes, fmt.Sprintf("Reshape %q fixes the batch size at %d; proxykit treats that dimension as the batch", n.Name, c.batch))
+		c.fixedBatch = append(c.fixedBatch, n.Name)
 	default:
 		return fmt.Errorf("target shape %v does not keep the batch dimension first", target)
 	}
@@ -427,14 +431,190 @@ func (c *converter) opReshape(n outlineNode, attrs map[string]any) error {
 	if numel(shape) != per {
 		return fmt.Errorf("target shape %v does not hold the %d values of each sample", target, per)
 	}
+	if sv := act.shuffle; sv != nil {
+		// the end of a channel shuffle (or of a view that undoes itself)
+		switch {
+		case !slices.Equal(shape, sv.src.shape):
+			return fmt.Errorf("proxykit has not implemented a reshape of %s to %s: it reads a channel shuffle's view only reshaped back to its activation's %s",
+				nn.ShapeString(act.shape), nn.ShapeString(shape), nn.ShapeString(sv.src.shape))
+		case !sv.transposed:
+			c.passThrough(n, sv.src)
+			return nil
+		}
+		return c.addLayer(n, sv.src, &nn.ChannelShuffle{LayerName: c.layerName(n, "shuffle"), Groups: sv.groups})
+	}
 	switch {
 	case slices.Equal(shape, act.shape):
 		c.passThrough(n, act)
 		return nil
 	case len(shape) == 1:
 		return c.addLayer(n, act, &nn.Flatten{LayerName: c.layerName(n, "flatten")})
+	case len(shape) == len(act.shape)+1 && shape[0] > 1 && shape[0]*shape[1] == act.shape[0] && slices.Equal(shape[2:], act.shape[1:]):
+		// channels split into groups: a channel shuffle begins
+		c.setOutputs(n, &value{shape: shape, gen: act.gen, shuffle: &shuffleView{src: act, groups: shape[0]}})
+		return nil
 	}
-	return fmt.Errorf("reshape of %s to %s is not supported (only flattening)", nn.ShapeString(act.shape), nn.ShapeString(shape))
+	return fmt.Errorf("proxykit has not implemented a reshape of %s to %s (it reads flattening, and the channel shuffle's Reshape to [N, groups, C/groups, H, W], Transpose and Reshape back)",
+		nn.ShapeString(act.shape), nn.ShapeString(shape))
+}
+
+// opTranspose folds a Transpose of a constant; of an activation it reads
+// only the middle of a channel shuffle: axes 1 and 2 of [N, groups,
+// C/groups, ...] swapped.
+func (c *converter) opTranspose(n outlineNode, attrs map[string]any) error {
+	perm, _, err := attrInts(attrs, "perm")
+	if err != nil {
+		return err
+	}
+	v, err := c.input(n, 0)
+	if err != nil {
+		return err
+	}
+	if v == nil || v.c != nil {
+		return c.constOp(n, func(in []*constant) (*constant, error) { return in[0].transpose(perm) })
+	}
+	swap := []int64{0, 2, 1}
+	for k := 3; k <= len(v.shape); k++ {
+		swap = append(swap, int64(k))
+	}
+	if sv := v.shuffle; sv != nil && !sv.transposed && slices.Equal(perm, swap) {
+		shape := slices.Clone(v.shape)
+		shape[0], shape[1] = shape[1], shape[0]
+		c.setOutputs(n, &value{shape: shape, gen: v.gen, shuffle: &shuffleView{src: sv.src, groups: sv.groups, transposed: true}})
+		return nil
+	}
+	return fmt.Errorf("proxykit has not implemented a Transpose (perm %v) of the network's activation %q; it reads one only inside a channel shuffle "+
+		"(Reshape to [N, groups, C/groups, H, W], Transpose of axes 1 and 2, Reshape back)", perm, n.Inputs[0])
+}
+
+// opSplit reads a Split of an activation along channels (axis 1): each
+// output a ChannelSlice layer.
+func (c *converter) opSplit(n outlineNode, attrs map[string]any) error {
+	act, err := c.activation(n)
+	if err != nil {
+		return err
+	}
+	if act == nil {
+		return fmt.Errorf("splits a constant, which proxykit does not evaluate")
+	}
+	axis, err := attrInt(attrs, "axis", 0)
+	if err != nil {
+		return err
+	}
+	if a, err := normAxis(axis, len(act.shape)+1); err != nil {
+		return err
+	} else if a != 1 {
+		return fmt.Errorf("splits axis %d of the activation; proxykit has implemented splits along channels (axis 1) only", axis)
+	}
+	ch := act.shape[0]
+	var sizes []int64
+	if c.opset < 13 {
+		sizes, _, err = attrInts(attrs, "split")
+	} else {
+		var k *constant
+		if k, err = c.constInput(n, 1, "the split sizes"); k != nil {
+			sizes = k.ints()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	parts := len(n.Outputs)
+	if sizes == nil {
+		if parts, err = attrIntAs(attrs, "num_outputs", parts); err != nil {
+			return err
+		}
+		if parts < 1 || parts > ch {
+			return fmt.Errorf("splits %d channels into %d parts", ch, parts)
+		}
+		each := (ch + parts - 1) / parts // the last part may be smaller (opset 18)
+		for k := 0; k < parts; k++ {
+			sizes = append(sizes, int64(min(each, ch-k*each)))
+		}
+	}
+	if len(sizes) != len(n.Outputs) {
+		return fmt.Errorf("%d split sizes for %d outputs", len(sizes), len(n.Outputs))
+	}
+	start := 0
+	for k, size := range sizes {
+		if size < 1 || int64(start)+size > int64(ch) {
+			return fmt.Errorf("split sizes %v do not divide %d channels into non-empty parts", sizes, ch)
+		}
+		stop := start + int(size)
+		out := n.Outputs[k]
+		switch {
+		case out == "":
+		case start == 0 && stop == ch:
+			c.values[out] = act
+		default:
+			l := &nn.ChannelSlice{LayerName: c.layerName(n, "split"), Start: start, Stop: stop}
+			if err := c.addLayerAs(out, act, l); err != nil {
+				return err
+			}
+		}
+		start = stop
+	}
+	if start != ch {
+		return fmt.Errorf("split sizes %v do not add up to the %d channels", sizes, ch)
+	}
+	return nil
+}
+
+// opReduceMean reads a mean over the spatial axes of a [C H W] activation
+// as global average pooling (MNASNet's x.mean([2, 3])), followed by a
+// flattening where the axes are not kept.
+func (c *converter) opReduceMean(n outlineNode, attrs map[string]any) error {
+	act, err := c.activation(n)
+	if err != nil {
+		return err
+	}
+	if act == nil {
+		return fmt.Errorf("averages a constant, which proxykit does not evaluate")
+	}
+	keep, err := attrInt(attrs, "keepdims", 1)
+	if err != nil {
+		return err
+	}
+	axes, _, err := attrInts(attrs, "axes")
+	if err != nil {
+		return err
+	}
+	if c.opset >= 18 {
+		k, err := c.constInput(n, 1, "the axes")
+		if err != nil {
+			return err
+		}
+		if k != nil {
+			axes = k.ints()
+		}
+	}
+	rank := len(act.shape) + 1
+	var norm []int
+	for _, a := range axes {
+		b, err := normAxis(a, rank)
+		if err != nil {
+			return err
+		}
+		norm = append(norm, b)
+	}
+	slices.Sort(norm)
+	if rank != 4 || !slices.Equal(norm, []int{2, 3}) {
+		return fmt.Errorf("proxykit has implemented ReduceMean over the spatial axes of [N C H W] (global average pooling) only, not over axes %v of a %s activation",
+			axes, nn.ShapeString(act.shape))
+	}
+	if err := c.addLayer(n, act, &nn.GlobalAvgPool{LayerName: c.layerName(n, "gap")}); err != nil {
+		return err
+	}
+	if keep == 0 {
+		return c.addLayer(n, c.values[n.Outputs[0]], &nn.Flatten{LayerName: c.layerName(n, "flatten")})
+	}
+	return nil
+}
+
+// attrIntAs reads an integer attribute as an int (def when missing).
+func attrIntAs(attrs map[string]any, name string, def int) (int, error) {
+	v, err := attrInt(attrs, name, int64(def))
+	return int(v), err
 }
 
 func (c *converter) opShape(n outlineNode, attrs map[string]any) error {

@@ -417,8 +417,10 @@ func (r *ptReader) walk(m *pyObject, path string) error {
 		}
 		return fmt.Errorf("%s is %s, whose forward is not its children in order (a residual Add, a Concat, a flatten between children), and a pickle does not record a forward; export the model with torch.onnx.export and import the ONNX file",
 			what, m.class.qualified())
+	case isTorch && nonReLU[name] != "":
+		return fmt.Errorf("module %s (%s): %w", path, m.class.qualified(), notReLUError(nonReLU[name]))
 	case isTorch || isSJ:
-		return fmt.Errorf("module %s: %s is not supported (proxykit reads Sequential, ModuleList, %s, Dropout, Identity and SpikingJelly's IFNode)",
+		return fmt.Errorf("module %s: proxykit has not implemented %s (it reads Sequential, ModuleList, %s, Dropout, Identity and SpikingJelly's IFNode)",
 			path, m.class.qualified(), strings.Join(nn.TorchModules(), ", "))
 	default:
 		kids, _ := entries(m.dict["_modules"])

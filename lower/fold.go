@@ -54,7 +54,8 @@ func Fold(nodes []Node) (out []Node, at []int, places int, err error) {
 		bn, ok := nd.Layer.(*nn.BatchNorm2d)
 		if !ok {
 			at[i] = len(out)
-			out = append(out, Node{Layer: nd.Layer, IF: nd.IF, Inputs: ins})
+			nd.Inputs = ins
+			out = append(out, nd)
 			continue
 		}
 		if bn.Gamma == nil || len(bn.Gamma.Data) == 0 || len(bn.RunningMean) != len(bn.Gamma.Data) || len(bn.RunningVar) != len(bn.Gamma.Data) {

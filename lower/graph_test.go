@@ -106,7 +106,8 @@ func (g *gen) pick(ok func(s []int) bool) int {
 }
 
 // random makes a network: a static input layer (a convolution and
-// perhaps a BatchNorm), a ReLU, then steps random nodes, each reading the
+// perhaps a BatchNorm), a ReLU, then steps random nodes (every kind, a
+// clipped ReLU, a channel shuffle and a channel slice among them), each reading the
 // node before it (so that every node feeds a later one) and joins reading
 // an earlier node too, and a head down to 4 classes.
 func random(seed uint64, steps int) *nn.Network {
@@ -120,7 +121,7 @@ func random(seed uint64, steps int) *nn.Network {
 	for s := 0; s < steps; s++ {
 		sh := g.shapes[last]
 		spatial := len(sh) == 3
-		switch op := g.rng.IntN(11); {
+		switch op := g.rng.IntN(14); {
 		case op == 0 && spatial:
 			last = g.add(g.conv(sh[0], 1+g.rng.IntN(4), 1+2*g.rng.IntN(2)), last)
 		case op == 1 && spatial:
@@ -148,6 +149,17 @@ func random(seed uint64, steps int) *nn.Network {
 			last = g.add(&nn.GlobalAvgPool{LayerName: g.name("gap")}, last)
 		case op == 10:
 			last = g.add(&nn.ReLU{LayerName: g.name("relu")}, last)
+		case op == 11:
+			last = g.add(&nn.Clip{LayerName: g.name("clip"), Ceiling: 0.25 + g.rng.Float32()}, last)
+		case op == 12 && spatial && sh[0]%2 == 0:
+			groups := 2
+			if sh[0]%3 == 0 && g.rng.IntN(2) == 0 {
+				groups = 3
+			}
+			last = g.add(&nn.ChannelShuffle{LayerName: g.name("shuffle"), Groups: groups}, last)
+		case op == 13 && sh[0] >= 2:
+			start := g.rng.IntN(sh[0] - 1)
+			last = g.add(&nn.ChannelSlice{LayerName: g.name("slice"), Start: start, Stop: start + 1 + g.rng.IntN(sh[0]-start)}, last)
 		}
 	}
 	if len(g.shapes[last]) != 1 {

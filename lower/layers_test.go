@@ -92,6 +92,8 @@ func TestLayerGradientsAgainstPyTorch(t *testing.T) {
 	layers := map[string]Layer{
 		"Softmax": &Softmax{}, "LogSoftmax": &Softmax{Log: true}, "GlobalAvgPool": &GlobalAvgPool{},
 		"Pad2d": &Pad2d{PT: 0, PB: 3, PL: 1, PR: 2, Value: 0.5}, "ReLU": &ReLU{},
+		"ReLU6": &Clip{Ceiling: 6}, "Hardtanh": &Clip{Ceiling: 2.5}, "ChannelShuffle": &ChannelShuffle{Groups: 3},
+		"ChannelSlice": &ChannelSlice{Start: 2, Stop: 5},
 	}
 	seen := 0
 	for _, c := range f.Cases {

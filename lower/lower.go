@@ -20,11 +20,12 @@ import (
 
 // Node is one node of a network's graph as the lowering reads it: a layer
 // reading earlier nodes (−1: the network's input), or in an SNN an IF
-// layer (Layer is then the ReLU it replaces).
+// layer (Layer is then the neuron layer it replaces, Threshold its v_th).
 type Node struct {
-	Layer  nn.Layer
-	IF     bool
-	Inputs []int
+	Layer     nn.Layer
+	IF        bool
+	Inputs    []int
+	Threshold float32
 }
 
 // Kind is the node's kind: "IF", or its layer's.

@@ -15,10 +15,10 @@ type SNN struct {
 	Nodes      []Node
 	Static     int
 	InputShape []int
-	// Timesteps is T; Threshold and Reset are the IF neurons' v_th and
-	// v_reset.
-	Timesteps        int
-	Threshold, Reset float32
+	// Timesteps is T; Reset is the IF neurons' v_reset (each IF node
+	// holds its v_th).
+	Timesteps int
+	Reset     float32
 }
 
 // SNNOptions say what an SNN program counts.
@@ -134,7 +134,7 @@ func (lw *Lowered) simulation(b *program.Builder, s SNN, x program.Ref, opt SNNO
 			in := g.shape(src)
 			g.values[i] = b.Value(g.prefix+nd.Name(), in, program.Steps)
 			b.Emit(&program.IF{N: nn.Numel(in), In: value(src), Constant: src < S, Scale: program.None, Shift: program.None,
-				V: v[i], Spikes: g.values[i], Counts: counts[i], Threshold: s.Threshold, Reset: s.Reset})
+				V: v[i], Spikes: g.values[i], Counts: counts[i], Threshold: nd.Threshold, Reset: s.Reset})
 			binary[i] = true
 			continue
 		}

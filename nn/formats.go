@@ -207,6 +207,9 @@ type ONNXGraph interface {
 	IntConstant(name string, data []int64) string
 	// Node adds a node.
 	Node(op, name string, ins, outs []string, attrs ...ONNXAttr)
+	// InputShapes are the per-sample shapes of the inputs of the layer
+	// being written.
+	InputShapes() [][]int
 }
 
 // ONNXAttr is an attribute of an ONNX node; Value is an int64, []int64,
@@ -224,8 +227,9 @@ type ONNXAttr struct {
 type NIRGraph interface {
 	// Node adds a node of NIR type typ, named after base (made unique).
 	Node(base, typ string) NIRNode
-	// Neurons is the SNN's IF setting as NIR writes it: v_threshold (NIR
-	// fires on v > v_threshold), v_reset, and notes for the IF nodes.
+	// Neurons is the setting of the IF layer being written as NIR writes
+	// it: v_threshold (NIR fires on v > v_threshold), v_reset, and notes
+	// for the IF node.
 	Neurons() (vThreshold, vReset float32, notes map[string]string)
 	// MaxPoolThreshold says to write max pooling over spikes as SumPool2d
 	// followed by NIR's Threshold instead of an IF layer.

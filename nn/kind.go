@@ -9,8 +9,9 @@ import (
 // Layer kinds, one file each.
 //
 // Everything proxykit knows about a layer kind is in that kind's file of
-// this package: conv2d.go, batchnorm.go, linear.go, relu.go, pool.go,
-// globalavgpool.go, flatten.go, pad.go, softmax.go, add.go, concat.go.
+// this package: conv2d.go, batchnorm.go, linear.go, relu.go, clip.go,
+// pool.go, globalavgpool.go, flatten.go, pad.go, softmax.go, add.go,
+// concat.go, shuffle.go, slice.go.
 // The file holds the kind's type, whose methods are its description (Info:
 // kind, name, hyper-parameters as checkpoints store them, role in the
 // SNN), its shape rule, its parameters, its lowering into program ops
@@ -50,8 +51,8 @@ type Kind struct {
 
 // Kinds lists every layer kind, in the order tables list them.
 func Kinds() []Kind {
-	return []Kind{conv2dKind(), batchNorm2dKind(), linearKind(), reluKind(), pool2dKind(), globalAvgPoolKind(),
-		flattenKind(), pad2dKind(), softmaxKind(), addKind(), concatKind()}
+	return []Kind{conv2dKind(), batchNorm2dKind(), linearKind(), reluKind(), clipKind(), pool2dKind(), globalAvgPoolKind(),
+		flattenKind(), pad2dKind(), softmaxKind(), addKind(), concatKind(), channelShuffleKind(), channelSliceKind()}
 }
 
 // KindNamed finds the kind whose layers' Kind is name.

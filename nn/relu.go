@@ -44,21 +44,27 @@ func (l *ReLU) ExportONNX(g ONNXGraph, name string, ins []string, out string) er
 }
 
 // ExportNIR implements NIRWriter: the IF layer that replaces the ReLU in the
-// SNN (r = 1, hard reset, parameters shaped like the layer), with the
-// graph's neuron setting.
+// SNN.
 func (l *ReLU) ExportNIR(g NIRGraph, in []int, _ bool) error {
 	if _, err := nirArgs(l, g, in); err != nil {
 		return err
 	}
+	nirIF(g, l.LayerName, in)
+	return nil
+}
+
+// nirIF writes the IF layer that replaces a neuron layer in the SNN (r =
+// 1, hard reset, parameters shaped like the layer), with the setting the
+// graph gives its neurons.
+func nirIF(g NIRGraph, name string, in []int) {
 	vth, reset, note := g.Neurons()
-	n := g.Node("if_"+l.LayerName, "IF")
+	n := g.Node("if_"+name, "IF")
 	n.Floats("r", in, Full(in, 1))
 	n.Floats("v_threshold", in, Full(in, vth))
 	n.Floats("v_reset", in, Full(in, reset))
 	for k, v := range note {
 		n.Meta(k, v)
 	}
-	return nil
 }
 
 func reluKind() Kind {

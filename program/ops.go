@@ -120,6 +120,69 @@ func (o *ReLUGrad) Detail() string { return "" }
 // Run implements Op.
 func (o *ReLUGrad) Run(m *Machine) { m.be.ReLUBackward(m.Buf(o.Y), m.Buf(o.DY), m.Buf(o.DX)) }
 
+// Clip writes Y = min(max(X, 0), Ceiling).
+type Clip struct {
+	Ceiling float32
+	X, Y    Ref
+}
+
+// Kernel implements Op.
+func (o *Clip) Kernel() string { return "ClipForward" }
+
+// Operands implements Op.
+func (o *Clip) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
+
+// Detail implements Op.
+func (o *Clip) Detail() string { return fmt.Sprintf("ceiling %g", o.Ceiling) }
+
+// Run implements Op.
+func (o *Clip) Run(m *Machine) { m.be.ClipForward(o.Ceiling, m.Buf(o.X), m.Buf(o.Y)) }
+
+// ClipGrad writes DX = DY where 0 < Y < Ceiling, else 0.
+type ClipGrad struct {
+	Ceiling   float32
+	Y, DY, DX Ref
+}
+
+// Kernel implements Op.
+func (o *ClipGrad) Kernel() string { return "ClipBackward" }
+
+// Operands implements Op.
+func (o *ClipGrad) Operands() (reads, w []Ref) { return refs(o.Y, o.DY), refs(o.DX) }
+
+// Detail implements Op.
+func (o *ClipGrad) Detail() string { return fmt.Sprintf("ceiling %g", o.Ceiling) }
+
+// Run implements Op.
+func (o *ClipGrad) Run(m *Machine) {
+	m.be.ClipBackward(o.Ceiling, m.Buf(o.Y), m.Buf(o.DY), m.Buf(o.DX))
+}
+
+// ChannelShuffle writes, per row of C channels of HW values, output
+// channel j = input channel (j mod Groups)·(C/Groups) + ⌊j/Groups⌋
+// (compute.Backend.ChannelShuffle).
+type ChannelShuffle struct {
+	Groups, C, HW int
+	Rate          Rate
+	X, Y          Ref
+}
+
+// Kernel implements Op.
+func (o *ChannelShuffle) Kernel() string { return "ChannelShuffle" }
+
+// Operands implements Op.
+func (o *ChannelShuffle) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
+
+// Detail implements Op.
+func (o *ChannelShuffle) Detail() string {
+	return fmt.Sprintf("%d channels ×%d in %d groups", o.C, o.HW, o.Groups)
+}
+
+// Run implements Op.
+func (o *ChannelShuffle) Run(m *Machine) {
+	m.be.ChannelShuffle(m.Rows(o.Rate), o.Groups, o.C, o.HW, m.Buf(o.X), m.Buf(o.Y))
+}
+
 // CopyChannels copies C channels of HW values per row from channel SrcOff
 // of Src (SrcC channels a row) to channel DstOff of Dst (DstC channels).
 type CopyChannels struct {

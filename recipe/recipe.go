@@ -109,7 +109,7 @@ func (s Settings) Fields() []Field {
 	v := fmt.Sprint
 	return []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
 		{"betas", fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
-		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)},
+		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)}, {"clip-twin", string(s.ClipTwin())},
 		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
 		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()}}
 }

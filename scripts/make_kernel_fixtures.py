@@ -143,6 +143,32 @@ def main():
                       "x": t(x), "w": t(w), "b": t(b), "y": t(y), "dy": t(dy), "dx": t(x.grad), "dw": t(w.grad),
                       "db": t(b.grad)})
 
+    # The layers of the networks users bring (MobileNetV2's ReLU6, a
+    # Hardtanh(0, c), ShuffleNetV2's channel shuffle and its split along
+    # channels), from a generator of their own so that the cases above keep
+    # their values. Each x holds the clip's bounds exactly (no gradient
+    # there, as torch's hardtanh_backward has it).
+    g3 = torch.Generator().manual_seed(9)
+
+    def shuffle(z, groups):
+        b, c, h, w = z.shape
+        return z.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+    for name, fn, shape, extra in [
+        ("ReLU6", F.relu6, (2, 3, 4, 5), {"ceiling": 6.0}),
+        ("Hardtanh", lambda z: F.hardtanh(z, 0.0, 2.5), (2, 3, 4, 5), {"ceiling": 2.5}),
+        ("ChannelShuffle", lambda z: shuffle(z, 3), (2, 6, 3, 4), {"groups": 3}),
+        ("ChannelSlice", lambda z: z[:, 2:5], (2, 6, 3, 4), {"channels": [2, 5]}),
+    ]:
+        x = torch.randn(*shape, generator=g3) * 4
+        if "ceiling" in extra:
+            x.view(-1)[:3] = torch.tensor([0.0, extra["ceiling"], -0.0])
+        x.requires_grad_(True)
+        y = fn(x)
+        dy = torch.randn(y.shape, generator=g3)
+        y.backward(dy)
+        cases.append(dict({"op": "layer", "layer": name, "x": t(x), "y": t(y), "dy": t(dy), "dx": t(x.grad)}, **extra))
+
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "kernels.json")
     with open(out, "w") as f:
         json.dump({"generator": "scripts/make_kernel_fixtures.py", "torch": torch.__version__, "cases": cases}, f)

@@ -75,14 +75,16 @@ if [ ! -f "$full/$stamp" ]; then
 fi
 export PROXYKIT_FULL_DIR="$PWD/$full"
 
-# torchvision's ResNet-18 and SqueezeNet 1.1 (45 and 5 MB), generated likewise
+# torchvision's ResNet-18, SqueezeNet 1.1, MobileNetV2, MNASNet and
+# ShuffleNetV2 (45, 5, 14, 17 and 9 MB; the last three twice, as built and
+# with their IF layers' inputs scaled), generated likewise
 tv=.cache/torchvision
 stamp=$(cat scripts/make_torchvision.py scripts/make_graph_fixtures.py scripts/refnet.py | sha256sum | cut -c1-16)
 if [ ! -f "$tv/$stamp" ]; then
-  echo "== generating torchvision's ResNet-18 and SqueezeNet 1.1 with PyTorch"
+  echo "== generating torchvision's ResNet-18, SqueezeNet 1.1, MobileNetV2, MNASNet and ShuffleNetV2 with PyTorch (about 15 minutes)"
   rm -rf "$tv" .cache/resnet18
   /usr/bin/python3 scripts/make_torchvision.py "$tv" 2>&1 | grep -v -i warning || true
-  test -f "$tv/resnet18.onnx" && test -f "$tv/squeezenet1_1.onnx"
+  test -f "$tv/resnet18.onnx" && test -f "$tv/squeezenet1_1.onnx" && test -f "$tv/shufflenet_v2_x1_0.snn.onnx"
   touch "$tv/$stamp"
 fi
 export PROXYKIT_TORCHVISION="$PWD/$tv"

@@ -3,9 +3,10 @@
 //
 // Everything before the ANN's first ReLU is the static input layer: it runs
 // once on the analog input, and its output is a constant input current at
-// every time step. Every ReLU becomes an IF layer, one more IF layer
-// follows the last layer, and the output is that layer's spike count summed
-// over the T steps.
+// every time step. Every ReLU and clipped ReLU (ReLU6; its IF layer's
+// threshold tied to its ceiling or not, as Config.Clip says) becomes an IF
+// layer, one more IF layer follows the last layer, and the output is that
+// layer's spike count summed over the T steps.
 package spiking
 
 import (
@@ -24,6 +25,55 @@ type Config struct {
 	Timesteps int     `json:"timesteps"` // T, the number of time steps
 	Threshold float32 `json:"threshold"` // v_th: a neuron spikes when v >= v_th
 	Reset     float32 `json:"reset"`     // v_reset: start value and hard-reset value of v
+	// Clip is the IF twin of a clipped ReLU (ReLU6, Clip(0, c)); empty
+	// means DefaultClip (docs/design.md §1, "ReLU6").
+	Clip ClipTwin `json:"clip,omitempty"`
+}
+
+// ClipTwin says what a clipped ReLU min(max(x, 0), c) becomes in the SNN.
+type ClipTwin string
+
+// The two IF twins of a clipped ReLU. An IF neuron's rate saturates at
+// one spike per step; ClipSaturate maps the ceiling c to that saturation
+// (the layer's v_th is v_reset + c, so that a constant current of c or
+// more fires at every step), ClipAsReLU ignores the ceiling (an IF layer
+// as for a ReLU, v_th as set).
+const (
+	ClipSaturate ClipTwin = "saturate"
+	ClipAsReLU   ClipTwin = "relu"
+)
+
+// DefaultClip is the twin a Config without one uses: the one of the two
+// that converted a ReLU6 network better against T, on MNIST and
+// Fashion-MNIST (docs/results.md, "ReLU6").
+const DefaultClip = ClipAsReLU
+
+// ClipTwins lists the twins, the default first.
+func ClipTwins() []ClipTwin { return []ClipTwin{DefaultClip, other(DefaultClip)} }
+
+func other(t ClipTwin) ClipTwin {
+	if t == ClipSaturate {
+		return ClipAsReLU
+	}
+	return ClipSaturate
+}
+
+// ClipTwin is the twin the setting uses (DefaultClip where unset).
+func (c Config) ClipTwin() ClipTwin {
+	if c.Clip == "" {
+		return DefaultClip
+	}
+	return c.Clip
+}
+
+// NeuronThreshold is the v_th of the IF layer that replaces neuron layer
+// l (a ReLU, a Clip, or the output layer's stand-in): v_reset plus l's
+// ceiling for a clipped ReLU with ClipSaturate, else Threshold.
+func (c Config) NeuronThreshold(l nn.Layer) float32 {
+	if s, ok := l.(nn.Saturating); ok && c.ClipTwin() == ClipSaturate {
+		return c.Reset + s.Saturation()
+	}
+	return c.Threshold
 }
 
 // DefaultConfig is the reference's setting: T = 15, v_th = 2, v_reset = 0.
@@ -47,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if d := c.Threshold - c.Reset; math.IsInf(float64(d), 0) {
 		return fmt.Errorf("threshold (%g) and reset (%g) are too far apart: v_th − v_reset is not a finite float32", c.Threshold, c.Reset)
+	}
+	if c.Clip != "" && c.Clip != ClipSaturate && c.Clip != ClipAsReLU {
+		return fmt.Errorf("the clip twin must be %q or %q, got %q", ClipSaturate, ClipAsReLU, c.Clip)
 	}
 	return nil
 }
@@ -109,6 +162,13 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 		if st, ok := l.(nn.Stateful); ok {
 			nd.Layer = st.WithOwnState()
 		}
+		if nd.IF {
+			nd.Threshold = cfg.NeuronThreshold(l)
+			if f := float64(nd.Threshold); !(nd.Threshold > cfg.Reset) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("layer %d (%s %q): its IF threshold v_reset + %s = %g is not a finite float32 above v_reset (%g)",
+					i, nn.KindOf(l), nn.NameOf(l), l.Info().Summary, nd.Threshold, cfg.Reset)
+			}
+		}
 		if i > s.Static && !nd.IF {
 			for _, j := range nd.Inputs {
 				if j < s.Static {
@@ -118,7 +178,8 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 		}
 		s.Nodes = append(s.Nodes, nd)
 	}
-	s.Nodes = append(s.Nodes, Node{Layer: &nn.ReLU{LayerName: "output"}, IF: true, Inputs: []int{len(layers) - 1}})
+	s.Nodes = append(s.Nodes, Node{Layer: &nn.ReLU{LayerName: "output"}, IF: true, Inputs: []int{len(layers) - 1},
+		Threshold: cfg.Threshold})
 	return s, nil
 }
 
@@ -143,11 +204,11 @@ func (s *Network) Stateful() []nn.Stateful {
 // Lowering is the SNN as package lower reads it (without an input shape
 // for a Network without its ANN, which lower refuses).
 func (s *Network) Lowering() lower.SNN {
-	if s.ANN == nil {
-		return lower.SNN{Nodes: s.Nodes, Static: s.Static, Timesteps: s.Config.Timesteps, Threshold: s.Config.Threshold, Reset: s.Config.Reset}
+	l := lower.SNN{Nodes: s.Nodes, Static: s.Static, Timesteps: s.Config.Timesteps, Reset: s.Config.Reset}
+	if s.ANN != nil {
+		l.InputShape = s.ANN.InputShape
 	}
-	return lower.SNN{Nodes: s.Nodes, Static: s.Static, InputShape: s.ANN.InputShape, Timesteps: s.Config.Timesteps,
-		Threshold: s.Config.Threshold, Reset: s.Config.Reset}
+	return l
 }
 
 // Bind puts the SNN on be: the ANN's parameters (shared) and the SNN's own

@@ -2,10 +2,16 @@ package spiking_test
 
 import (
 	"context"
+	"encoding/json"
+	"math"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/exporter"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
@@ -60,6 +66,107 @@ func TestTorchvisionModels(t *testing.T) {
 			t.Logf("SNN: %d of %d counts differ from torch's; IF rates %.3f", d, len(want), res.Rates)
 			if d != 0 {
 				t.Errorf("%d of %d SNN counts differ from torch's", d, len(want))
+			}
+		})
+	}
+}
+
+// TestTorchvisionZoo: the efficient networks of issue #35 from
+// torchvision — MobileNetV2 (ReLU6), MNASNet 1.0 (its mean over H and W)
+// and ShuffleNetV2 x1.0 (its channel shuffle, traced on a batch of one,
+// and its split along channels) — random weights, opset 13, 64×64 inputs
+// (scripts/make_torchvision.py, in $PROXYKIT_TORCHVISION). Each ANN equals
+// torch's (relative error ≤ 1e-5) on a batch of two. Each SNN — of the
+// same network with its IF layers' inputs scaled by powers of two
+// (NAME.snn.onnx), which makes the ANN too ill-conditioned to compare
+// but every IF layer fire on at least 0.5 % of its neurons' steps (equal
+// counts of a silent network would prove nothing) — gives torch's counts
+// exactly (dyadic weights) at torch's firing rates, on the CPU and the
+// emulated device, under both IF twins of a clipped ReLU; its unrolled
+// ONNX export gives the same counts in onnxruntime.
+func TestTorchvisionZoo(t *testing.T) {
+	dir := testutil.Env(t, "PROXYKIT_TORCHVISION", "the folder scripts/make_torchvision.py wrote (scripts/test.sh generates it and sets the variable)")
+	emu, err := cuda.Open(cuda.Options{Emulate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	for _, name := range []string{"mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0"} {
+		t.Run(name, func(t *testing.T) {
+			path := func(suffix string) string { return filepath.Join(dir, name+suffix) }
+			read := func(suffix string) *npy.Array {
+				a, err := npy.ReadFile(path(suffix), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			m, err := model.Load(path(".onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := read(".x.npy")
+			xt := &nn.Tensor{Shape: x.Shape, Data: x.Data}
+			y, err := lower.Forward(compute.NewCPU(), m.ANN, xt, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := testutil.RelErr(y.Data, read(".ann.npy").Data); e > 1e-5 {
+				t.Errorf("ANN: relative error %.3g against torch", e)
+			} else {
+				t.Logf("ANN: %d layers, relative error %.2g against torch", len(m.ANN.Layers), e)
+			}
+			if m, err = model.Load(path(".snn.onnx")); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path(".rates.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rates map[string][]float64
+			if err := json.Unmarshal(b, &rates); err != nil {
+				t.Fatal(err)
+			}
+			twins := spiking.ClipTwins()
+			if !slices.ContainsFunc(m.ANN.Layers, func(l nn.Layer) bool { _, ok := l.(nn.Saturating); return ok }) {
+				twins = twins[:1] // without a clipped ReLU the twins are one SNN
+			}
+			for _, twin := range twins {
+				snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 4, Threshold: 1, Clip: twin})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := read(".snn_" + string(twin) + ".npy").Data
+				var counts []float32
+				for bname, be := range map[string]compute.Backend{"cpu": compute.NewCPU(), "cuda-emu": emu} {
+					res, err := snn.RunOn(context.Background(), be, xt, false, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := testutil.Differing(res.Counts.Data, want); d != 0 {
+						t.Errorf("%s on %s: %d of %d counts differ from torch's", twin, bname, d, len(want))
+					}
+					low := 1.0
+					for i, r := range res.Rates {
+						low = min(low, r)
+						if r < 0.005 {
+							t.Errorf("%s on %s: IF layer %d fires on %.4f of its neurons' steps, under 0.5 %%", twin, bname, i, r)
+						}
+						if w := rates[string(twin)]; i >= len(w) || math.Abs(r-w[i]) > 1e-9 {
+							t.Errorf("%s on %s: IF layer %d fires at %.6f, torch at %v", twin, bname, i, r, w)
+						}
+					}
+					t.Logf("%s on %s: %d IF layers, the least firing at %.3f; %d of %d counts differ from torch's", twin, bname,
+						len(res.Rates), low, testutil.Differing(res.Counts.Data, want), len(want))
+					counts = res.Counts.Data
+				}
+				p := filepath.Join(t.TempDir(), name+".snn.onnx")
+				if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
+					t.Fatal(err)
+				}
+				if d := testutil.Differing(testutil.RunORT(t, p, path(".x.npy")).Data, counts); d != 0 {
+					t.Errorf("%s: the SNN's ONNX export in onnxruntime: %d of %d counts differ from proxykit's", twin, d, len(counts))
+				}
 			}
 		})
 	}

@@ -36,7 +36,13 @@ func newExportCmd() *cobra.Command {
          §3): v_threshold is the float32 just below v_th, which fires on the
          same potentials as proxykit's v >= v_th; T and dt = 1 in the metadata;
          Affine (a zero bias for a bias-free layer), Flatten (dims counted from
-         the end). What norse, sinabs and snnTorch need: docs/nir.md.
+         the end). Out of the box, with each consumer's documented import
+         call and defaults, norse gives proxykit's counts; sinabs's from_nir
+         does not (its IAF fires several spikes per step, subtracts θ and
+         floors at −θ) and runs no graph with joins; snnTorch's
+         import_from_nir fails (IF becomes a Leaky whose tuple output
+         reaches the next layer). With the settings docs/nir.md gives,
+         sinabs and snnTorch give proxykit's counts too.
 MODEL is any model file (a checkpoint's or an SNN module's settings are the
 SNN's defaults). Nothing is written unless every requested file can be.`,
 		Args: cobra.ExactArgs(1),

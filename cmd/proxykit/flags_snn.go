@@ -12,7 +12,7 @@ import (
 	"github.com/proxykit/proxykit/train"
 )
 
-// snnFlags set the SNN: T, v_th, v_reset. Where the user gives none of
+// snnFlags set the SNN: T, v_th, v_reset, the clipped ReLU's twin. Where the user gives none of
 // them, a model file that carries a setting (a checkpoint, an SNN module)
 // supplies it. With a sweep, --timesteps takes a list of T.
 type snnFlags struct {
@@ -43,8 +43,12 @@ func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 func (f *snnFlags) addNeuron() {
 	f.cmd.Flags().Float32Var(&f.cfg.Threshold, "threshold", f.cfg.Threshold, "SNN: firing threshold v_th (spike when v >= v_th)")
 	f.cmd.Flags().Float32Var(&f.cfg.Reset, "reset", f.cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
+	f.cmd.Flags().StringVar((*string)(&f.cfg.Clip), "clip-twin", string(f.cfg.Clip), fmt.Sprintf(
+		"SNN: what a clipped ReLU (ReLU6, Clip(0, c)) becomes: %s (an IF layer as for a ReLU, the ceiling ignored) or %s (its v_th tied to v_reset + c: one spike per step stands for the ceiling); docs/design.md §1",
+		spiking.ClipAsReLU, spiking.ClipSaturate))
 	defaultInWords(f.cmd, "threshold", fmt.Sprintf("the model file's own, else %g", f.cfg.Threshold))
 	defaultInWords(f.cmd, "reset", fmt.Sprintf("the model file's own, else %g", f.cfg.Reset))
+	defaultInWords(f.cmd, "clip-twin", fmt.Sprintf("the model file's own, else %s", spiking.DefaultClip))
 }
 
 // check refuses, before a model is read, what the flags alone get wrong:
@@ -63,6 +67,12 @@ func (f *snnFlags) check() error {
 		probe.Timesteps = ts[len(ts)-1]
 	} else if changed("timesteps") {
 		probe.Timesteps = f.cfg.Timesteps
+	}
+	if changed("clip-twin") {
+		probe.Clip = f.cfg.Clip
+		if err := probe.Validate(); err != nil {
+			return fmt.Errorf("--clip-twin %q: want %s or %s", f.cfg.Clip, spiking.ClipAsReLU, spiking.ClipSaturate)
+		}
 	}
 	if err := probe.Validate(); err != nil {
 		return err
@@ -91,7 +101,7 @@ func (f *snnFlags) fromModel(m *model.Model) error {
 			flag string
 			set  func()
 		}{{"timesteps", func() { f.cfg.Timesteps = own.Timesteps }}, {"threshold", func() { f.cfg.Threshold = own.Threshold }},
-			{"reset", func() { f.cfg.Reset = own.Reset }}} {
+			{"reset", func() { f.cfg.Reset = own.Reset }}, {"clip-twin", func() { f.cfg.Clip = own.Clip }}} {
 			if !f.cmd.Flags().Changed(s.flag) {
 				s.set()
 			}

@@ -59,6 +59,8 @@ func Test(t *testing.T, be compute.Backend, tol Tolerances) {
 	t.Run("Conv2d", s.conv)
 	t.Run("Linear", s.linear)
 	t.Run("ReLU", s.relu)
+	t.Run("Clip", s.clip)
+	t.Run("ChannelShuffle", s.channelShuffle)
 	t.Run("Pooling", s.pooling)
 	t.Run("GlobalAvgPoolAndPad", s.gapPad)
 	t.Run("Joins", s.joins)
@@ -264,6 +266,8 @@ type kernelCase struct {
 	Stride          []int   `json:"stride"`
 	Pads            []int   `json:"pads"`
 	Groups          int     `json:"groups"`
+	Ceiling         float32 `json:"ceiling"`
+	Channels        []int   `json:"channels"`
 	Dilation        []int   `json:"dilation"`
 	K               int     `json:"k"`
 	S               int     `json:"s"`
@@ -311,7 +315,7 @@ func (s *suite) pytorch(t *testing.T) {
 		})
 	}
 	for _, op := range []string{"conv", "maxpool", "avgpool", "bn_eval", "bn_train", "linear", "adam", "softmax", "if",
-		"Softmax", "LogSoftmax", "GlobalAvgPool", "Pad2d", "ReLU"} {
+		"Softmax", "LogSoftmax", "GlobalAvgPool", "Pad2d", "ReLU", "ReLU6", "Hardtanh", "ChannelShuffle", "ChannelSlice"} {
 		if seen[op] == 0 {
 			t.Errorf("kernels.json has no %s case", op)
 		}
@@ -451,6 +455,19 @@ func (s *suite) fixture(c kernelCase) {
 		case "ReLU":
 			be.ReLUForward(x, y)
 			be.ReLUBackward(y, dy, dx)
+		case "ReLU6", "Hardtanh":
+			be.ClipForward(c.Ceiling, x, y)
+			be.ClipBackward(c.Ceiling, y, dy, dx)
+		case "ChannelShuffle": // the backward pass is the inverse shuffle
+			n, ch, hw := c.X.Shape[0], c.X.Shape[1], c.X.Shape[2]*c.X.Shape[3]
+			be.ChannelShuffle(n, c.Groups, ch, hw, x, y)
+			be.ChannelShuffle(n, ch/c.Groups, ch, hw, dy, dx)
+		case "ChannelSlice": // channels [lo, hi); the gradient is zero elsewhere
+			n, ch, hw := c.X.Shape[0], c.X.Shape[1], c.X.Shape[2]*c.X.Shape[3]
+			lo, hi := c.Channels[0], c.Channels[1]
+			be.CopyChannels(n, hi-lo, hw, x, ch, lo, y, hi-lo, 0)
+			be.Fill(dx, 0)
+			be.CopyChannels(n, hi-lo, hw, dy, hi-lo, 0, dx, ch, lo)
 		default:
 			t.Fatalf("unknown layer case %q", c.Layer)
 		}

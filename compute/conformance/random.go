@@ -135,6 +135,53 @@ func (s *suite) relu(t *testing.T) {
 	s.free(x, dy, y, dx)
 }
 
+// clip checks ClipForward and ClipBackward against refmath, exactly, with
+// the bounds themselves, values beyond them, negative zero and NaN in the
+// input.
+func (s *suite) clip(t *testing.T) {
+	n := 3001
+	for _, ceiling := range []float32{6, 0.75} {
+		xh, dyh := s.uniform(n, -2*ceiling, 2*ceiling), s.uniform(n, -1, 1)
+		xh[0], xh[1], xh[2], xh[3] = 0, ceiling, float32(math.Copysign(0, -1)), float32(math.NaN())
+		x, dy, y, dx := s.up(xh), s.up(dyh), s.out(n), s.out(n)
+		s.be.ClipForward(ceiling, x, y)
+		s.be.ClipBackward(ceiling, y, dy, dx)
+		yh := s.down(y)
+		want := refmath.Clip(float64(ceiling), xh)
+		s.exact(fmt.Sprintf("forward, ceiling %g", ceiling), yh, f32(want))
+		s.exact(fmt.Sprintf("backward, ceiling %g", ceiling), s.down(dx), f32(refmath.ClipBackward(float64(ceiling), yh, dyh)))
+		s.be.ClipForward(ceiling, x, x) // in place
+		s.exact(fmt.Sprintf("in place, ceiling %g", ceiling), s.down(x), f32(want))
+		s.free(x, dy, y, dx)
+	}
+}
+
+// channelShuffle checks ChannelShuffle against refmath's transpose, and
+// that the shuffle with c/groups groups undoes it, exactly, on sizes that
+// reach the backends' parallel paths.
+func (s *suite) channelShuffle(t *testing.T) {
+	for _, c := range []struct{ n, groups, c, hw int }{{2, 2, 6, 5}, {3, 3, 12, 7}, {4, 2, 116, 64}, {1, 4, 4, 1}} {
+		size := c.n * c.c * c.hw
+		xh := s.uniform(size, -1, 1)
+		x, y, back := s.up(xh), s.out(size), s.out(size)
+		s.be.ChannelShuffle(c.n, c.groups, c.c, c.hw, x, y)
+		what := fmt.Sprintf("%d samples of %d channels ×%d, %d groups", c.n, c.c, c.hw, c.groups)
+		s.exact(what, s.down(y), f32(refmath.ChannelShuffle(c.n, c.groups, c.c, c.hw, xh)))
+		s.be.ChannelShuffle(c.n, c.c/c.groups, c.c, c.hw, y, back)
+		s.exact(what+", undone", s.down(back), xh)
+		s.free(x, y, back)
+	}
+}
+
+// f32 rounds a reference's values to float32, for exact comparisons.
+func f32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
 // joins checks the operations of branching networks: AddTo (a residual
 // join, and gradients summed at a fan-out) and CopyChannels (a
 // concatenation along channels and its backward pass), exactly.

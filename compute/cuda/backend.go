@@ -187,7 +187,8 @@ func gemmLaunch(m, n, k int, math compute.Math) compute.Launch {
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
 var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
-	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
+	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_clip",
+	"pk_clip_backward", "pk_channel_shuffle", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
 	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if", "pk_if_pool",
@@ -821,6 +822,22 @@ func (be *Backend) ReLUForward(x, y compute.Buffer) {
 // ReLUBackward implements compute.Backend.
 func (be *Backend) ReLUBackward(y, dy, dx compute.Buffer) {
 	be.launch1d("pk_relu_backward", int64(y.Len()), rw(2*int64(y.Len()), int64(y.Len())), ptr(y), ptr(dy), ptr(dx), int64(y.Len()))
+}
+
+// ClipForward implements compute.Backend.
+func (be *Backend) ClipForward(ceiling float32, x, y compute.Buffer) {
+	be.launch1d("pk_clip", int64(x.Len()), rw(int64(x.Len()), int64(x.Len())), ptr(x), ptr(y), int64(x.Len()), ceiling)
+}
+
+// ClipBackward implements compute.Backend.
+func (be *Backend) ClipBackward(ceiling float32, y, dy, dx compute.Buffer) {
+	be.launch1d("pk_clip_backward", int64(y.Len()), rw(2*int64(y.Len()), int64(y.Len())), ptr(y), ptr(dy), ptr(dx), int64(y.Len()), ceiling)
+}
+
+// ChannelShuffle implements compute.Backend.
+func (be *Backend) ChannelShuffle(n, groups, c, hw int, x, y compute.Buffer) {
+	size := int64(n) * int64(c) * int64(hw)
+	be.launch1d("pk_channel_shuffle", size, rw(size, size), ptr(x), ptr(y), int64(n), int32(groups), int32(c), int64(hw))
 }
 
 // MaxPool2dForward implements compute.Backend.

@@ -171,6 +171,31 @@ __global__ void pk_relu_backward(const float* y, const float* dy, float* dx, lon
     GRID_STRIDE(i, n) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
 }
 
+// pk_clip writes y = min(max(x, 0), ceiling); a NaN gives 0, as in pk_relu.
+__global__ void pk_clip(const float* x, float* y, long long n, float ceiling) {
+    GRID_STRIDE(i, n) {
+        float v = x[i];
+        y[i] = v > 0 ? (v < ceiling ? v : ceiling) : 0.0f;
+    }
+}
+
+// pk_clip_backward writes dx = dy where 0 < y < ceiling, else 0.
+__global__ void pk_clip_backward(const float* y, const float* dy, float* dx, long long n, float ceiling) {
+    GRID_STRIDE(i, n) dx[i] = y[i] > 0 && y[i] < ceiling ? dy[i] : 0.0f;
+}
+
+// pk_channel_shuffle writes, for each of n samples of c channels of hw
+// values, output channel j = input channel (j mod groups)·(c/groups) +
+// j/groups: ShuffleNet's channel shuffle.
+__global__ void pk_channel_shuffle(const float* x, float* y, long long n, int groups, int c, long long hw) {
+    GRID_STRIDE(i, n * c * hw) {
+        long long s = i / (c * hw), r = i % (c * hw);
+        long long j = r / hw, p = r % hw;
+        long long src = (j % groups) * (c / groups) + j / groups;
+        y[i] = x[(s * c + src) * hw + p];
+    }
+}
+
 // first_max is the index within plane of the first maximum of output
 // (oy, ox)'s window (a NaN wins, as in PyTorch), or -1 for an empty window.
 __device__ int first_max(const float* plane, int H, int W, int KH, int KW, int SH, int SW, int PT, int PL, int oy,

@@ -164,6 +164,13 @@ func (q *queue) op(op program.Op) error {
 		q.kernel("pk_relu", q.values(o.X), q.bytes(o.X), q.bytes(o.Y))
 	case *program.ReLUGrad:
 		q.kernel("pk_relu_backward", q.values(o.Y), q.bytes(o.Y, o.DY), q.bytes(o.DX))
+	case *program.Clip:
+		q.kernel("pk_clip", q.values(o.X), q.bytes(o.X), q.bytes(o.Y))
+	case *program.ClipGrad:
+		q.kernel("pk_clip_backward", q.values(o.Y), q.bytes(o.Y, o.DY), q.bytes(o.DX))
+	case *program.ChannelShuffle:
+		n := int64(q.d.Rows(o.Rate)) * int64(o.C) * int64(o.HW)
+		q.kernel("pk_channel_shuffle", n, n*q.p.Slot(o.X).Elem.Bytes(), n*q.p.Slot(o.Y).Elem.Bytes())
 	case *program.CopyChannels:
 		n := int64(q.d.Rows(o.Rate)) * int64(o.C) * int64(o.HW)
 		q.kernel("pk_copy_channels", n, n*q.p.Slot(o.Src).Elem.Bytes(), n*q.p.Slot(o.Dst).Elem.Bytes())

@@ -343,3 +343,45 @@ func SoftmaxBackward[T Real](n, k int, log bool, y, dy []T) []float64 {
 	}
 	return dx
 }
+
+// Clip is ClipForward: min(max(x, 0), ceiling), a NaN giving 0.
+func Clip[T Real](ceiling float64, x []T) []float64 {
+	y := make([]float64, len(x))
+	for i, v := range x {
+		if float64(v) > 0 {
+			y[i] = math.Min(float64(v), ceiling)
+		}
+	}
+	return y
+}
+
+// ClipBackward is ClipBackward: dy where the input lay strictly between
+// the bounds (0 < y < ceiling), else 0.
+func ClipBackward[T Real](ceiling float64, y, dy []T) []float64 {
+	dx := make([]float64, len(y))
+	for i, v := range y {
+		if float64(v) > 0 && float64(v) < ceiling {
+			dx[i] = float64(dy[i])
+		}
+	}
+	return dx
+}
+
+// ChannelShuffle is ChannelShuffle, as ShuffleNet writes it: each
+// sample's channels viewed as [groups, c/groups], transposed to
+// [c/groups, groups] and read back in order.
+func ChannelShuffle[T Real](n, groups, c, hw int, x []T) []float64 {
+	per := c / groups
+	y := make([]float64, 0, len(x))
+	for s := 0; s < n; s++ {
+		for i2 := 0; i2 < per; i2++ { // the transposed view's outer axis
+			for i1 := 0; i1 < groups; i1++ {
+				src := x[(s*c+i1*per+i2)*hw : (s*c+i1*per+i2+1)*hw]
+				for _, v := range src {
+					y = append(y, float64(v))
+				}
+			}
+		}
+	}
+	return y
+}

@@ -133,7 +133,7 @@ func converted(path string) func(t *testing.T) *model.Model {
 		if err := m.ANN.Release(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := convert.Normalize(m.ANN, scales, 1); err != nil {
+		if _, err := convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1}); err != nil {
 			t.Fatal(err)
 		}
 		return m

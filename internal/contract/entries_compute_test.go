@@ -73,6 +73,16 @@ func kernelCalls() map[string][]kernelCase {
 		},
 		"ReLUForward":  {func(c *compute.CPU, b, x compute.Buffer) { c.ReLUForward(nil, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.ReLUForward(b, x) }},
 		"ReLUBackward": {func(c *compute.CPU, b, x compute.Buffer) { c.ReLUBackward(b, nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.ReLUBackward(b, b, x) }},
+		"ClipForward":  {func(c *compute.CPU, b, x compute.Buffer) { c.ClipForward(6, nil, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.ClipForward(nan, b, x) }},
+		"ClipBackward": {func(c *compute.CPU, b, x compute.Buffer) { c.ClipBackward(6, b, nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.ClipBackward(-1, b, b, x) }},
+		"ChannelShuffle": {
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelShuffle(1, 0, 4, 1, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelShuffle(1, 3, 4, 1, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelShuffle(-1, 2, 4, 1, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelShuffle(huge, 2, huge, huge, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelShuffle(1000, 2, 4, 4, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelShuffle(1, 2, 4, 1, nil, x) },
+		},
 		"MaxPool2dForward": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(pool, 1, nil, x) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(padded, 1, b, b) },

@@ -54,6 +54,9 @@ func init() {
 			be.LinearBackward(2, 4, 3, b(), b(), b(), b(), b(), b())
 		},
 		"ReLUForward":           func(be *cuda.Backend, b func() compute.Buffer) { be.ReLUForward(b(), b()) },
+		"ClipForward":           func(be *cuda.Backend, b func() compute.Buffer) { be.ClipForward(6, b(), b()) },
+		"ClipBackward":          func(be *cuda.Backend, b func() compute.Buffer) { be.ClipBackward(6, b(), b(), b()) },
+		"ChannelShuffle":        func(be *cuda.Backend, b func() compute.Buffer) { be.ChannelShuffle(2, 2, 4, 8, b(), b()) },
 		"ReLUBackward":          func(be *cuda.Backend, b func() compute.Buffer) { be.ReLUBackward(b(), b(), b()) },
 		"MaxPool2dForward":      func(be *cuda.Backend, b func() compute.Buffer) { be.MaxPool2dForward(pool, 2, b(), b()) },
 		"MaxPool2dBackward":     func(be *cuda.Backend, b func() compute.Buffer) { be.MaxPool2dBackward(pool, 2, b(), b(), b()) },

@@ -307,11 +307,15 @@ func init() {
 	}
 	entries["convert.Normalize"] = func(c *C) {
 		net, _ := tinyNet(c.t)
-		c.Err("nil, nil, NaN", func() error { _, err := convert.Normalize(nil, nil, math.NaN()); return err })
-		c.Err("nil network", func() error { _, err := convert.Normalize(nil, nil, 1); return err })
-		c.Err("no scales", func() error { _, err := convert.Normalize(net, nil, 1); return err })
+		one := spiking.Config{Threshold: 1}
+		c.Err("nil, nil, NaN", func() error {
+			_, err := convert.Normalize(nil, nil, spiking.Config{Threshold: float32(math.NaN())})
+			return err
+		})
+		c.Err("nil network", func() error { _, err := convert.Normalize(nil, nil, one); return err })
+		c.Err("no scales", func() error { _, err := convert.Normalize(net, nil, one); return err })
 		c.Err("scales of -Inf", func() error {
-			_, err := convert.Normalize(net, []convert.Scale{{Layer: "relu1", Lambda: math.Inf(-1)}, {Layer: "relu2"}, {Layer: "relu3"}, {Layer: "output"}}, 1)
+			_, err := convert.Normalize(net, []convert.Scale{{Layer: "relu1", Lambda: math.Inf(-1)}, {Layer: "relu2"}, {Layer: "relu3"}, {Layer: "output"}}, one)
 			return err
 		})
 	}

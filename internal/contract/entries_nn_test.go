@@ -19,8 +19,14 @@ import (
 // run through lower on a network of the layer, whose lowering refuses the
 // zero layer first.
 
-// fakeONNX is an nn.ONNXGraph that records what is written.
-type fakeONNX struct{ nodes []string }
+// fakeONNX is an nn.ONNXGraph that records what is written; in are the
+// shapes it gives the layer's inputs.
+type fakeONNX struct {
+	nodes []string
+	in    [][]int
+}
+
+func (g *fakeONNX) InputShapes() [][]int { return g.in }
 
 func (g *fakeONNX) Param(p *nn.Param) string                          { return p.Name }
 func (g *fakeONNX) Constant(name string, _ []int, _ []float32) string { return name }
@@ -99,6 +105,11 @@ func layerCases() map[string]layerCase {
 		"Softmax":       {zero: func() nn.Layer { return &nn.Softmax{} }, valid: func() nn.Layer { return &nn.Softmax{LayerName: "s", Log: true} }, in: [][]int{{5}}, zeroOK: true},
 		"Add":           {zero: func() nn.Layer { return &nn.Add{} }, valid: func() nn.Layer { return &nn.Add{LayerName: "a"} }, in: [][]int{{1, 4, 4}, {1, 4, 4}}, zeroOK: true, nir: true},
 		"Concat":        {zero: func() nn.Layer { return &nn.Concat{} }, valid: func() nn.Layer { return &nn.Concat{LayerName: "cat"} }, in: [][]int{{1, 4, 4}, {1, 4, 4}}, zeroOK: true},
+		"Clip":          {zero: func() nn.Layer { return &nn.Clip{} }, valid: func() nn.Layer { return &nn.Clip{LayerName: "clip", Ceiling: 6} }, in: chw, nir: true},
+		"ChannelShuffle": {zero: func() nn.Layer { return &nn.ChannelShuffle{} }, valid: func() nn.Layer { return &nn.ChannelShuffle{LayerName: "sh", Groups: 2} },
+			in: [][]int{{4, 2, 2}}, nir: true},
+		"ChannelSlice": {zero: func() nn.Layer { return &nn.ChannelSlice{} }, valid: func() nn.Layer { return &nn.ChannelSlice{LayerName: "sl", Start: 1, Stop: 3} },
+			in: [][]int{{4, 2, 2}}, nir: true},
 	}
 }
 
@@ -202,7 +213,7 @@ func init() {
 				})
 			}
 			c.Ok("a graph, its inputs", func() error {
-				g := &fakeONNX{}
+				g := &fakeONNX{in: lc.in}
 				err := onnx().ExportONNX(g, "x", []string{"a", "b"}, "y")
 				c.Check(len(g.nodes) > 0, "no node written")
 				return err
@@ -236,7 +247,7 @@ func init() {
 
 	// methods some kinds have
 	valid := func(kind string) nn.Layer { return layerCases()[kind].valid() }
-	for _, kind := range []string{"Conv2d", "Linear", "BatchNorm2d", "Pool2d", "Pad2d"} {
+	for _, kind := range []string{"Conv2d", "Linear", "BatchNorm2d", "Pool2d", "Pad2d", "Clip", "ChannelShuffle", "ChannelSlice"} {
 		entries["nn."+kind+".Validate"] = func(c *C) {
 			lc := layerCases()[kind]
 			if !lc.zeroOK {
@@ -316,6 +327,35 @@ func init() {
 			c.Check((&nn.Pool2d{}).Geom(nil).OutH() == 0, "a zero layer's geometry has an output")
 			valid("Pool2d").(*nn.Pool2d).Geom([]int{1})
 		})
+	}
+	entries["nn.ChannelShuffle.ExportONNX"] = func(c *C) {
+		l := valid("ChannelShuffle").(nn.ONNXWriter)
+		c.Err("nil graph", func() error { return l.ExportONNX(nil, "x", []string{"a"}, "y") })
+		c.Err("a graph that gives no input shape", func() error { return l.ExportONNX(&fakeONNX{}, "x", []string{"a"}, "y") })
+		c.Err("an input of 3 channels for 2 groups", func() error { return l.ExportONNX(&fakeONNX{in: [][]int{{3, 2, 2}}}, "x", []string{"a"}, "y") })
+		c.Err("zero layer", func() error {
+			return (&nn.ChannelShuffle{}).ExportONNX(&fakeONNX{in: [][]int{{4, 2, 2}}}, "x", []string{"a"}, "y")
+		})
+		c.Ok("its input", func() error { return l.ExportONNX(&fakeONNX{in: [][]int{{4, 2, 2}}}, "x", []string{"a"}, "y") })
+	}
+	entries["nn.Clip.Saturation"] = func(c *C) { c.NoPanic("zero layer", func() { (&nn.Clip{}).Saturation() }) }
+	entries["nn.Clip.ScaleSaturation"] = func(c *C) {
+		c.NoPanic("zero layer, NaN", func() { (&nn.Clip{}).ScaleSaturation(math.NaN()) })
+		c.Err("a ceiling scaled to NaN: Validate refuses it", func() error {
+			l := &nn.Clip{Ceiling: 6}
+			l.ScaleSaturation(math.NaN())
+			return l.Validate()
+		})
+	}
+	entries["nn.NIRSelect"] = func(c *C) {
+		c.Err("nil graph", func() error { return nn.NIRSelect(nil, "s", []int{2}, []int{0}, "") })
+		c.Err("nil input", func() error { return nn.NIRSelect(&fakeNIR{}, "s", nil, []int{0}, "") })
+		c.Err("a source channel the input has not", func() error { return nn.NIRSelect(&fakeNIR{}, "s", []int{2}, []int{0, 5}, "") })
+		c.Err("a negative source channel", func() error { return nn.NIRSelect(&fakeNIR{}, "s", []int{2, 1, 1}, []int{-1}, "") })
+		c.Err("2^20 channels from 2^20: a weight of 2^40 values", func() error {
+			return nn.NIRSelect(&fakeNIR{}, "s", []int{1 << 20}, make([]int, 1<<20), "")
+		})
+		c.Ok("a [2 1 1] input, its channels swapped", func() error { return nn.NIRSelect(&fakeNIR{}, "s", []int{2, 1, 1}, []int{1, 0}, "") })
 	}
 	entries["nn.Pad2d.Geom"] = func(c *C) {
 		c.NoPanic("zero layer, nil and short shapes", func() { (&nn.Pad2d{}).Geom(nil); valid("Pad2d").(*nn.Pad2d).Geom([]int{1}) })

@@ -110,6 +110,20 @@ func init() {
 			c.Check(len(refmath.Softmax[float32](0, 0, true, nil)) == 0, "values for no sizes")
 			c.Check(math.IsNaN(refmath.Softmax(1, 1, false, []float64{math.NaN()})[0]), "softmax of NaN is not NaN")
 		},
+		"Clip": func(c *C) {
+			y := refmath.Clip(6, []float64{-1, 3, 9, math.NaN()})
+			c.Check(y[0] == 0 && y[1] == 3 && y[2] == 6 && y[3] == 0, "clip to [0, 6] of -1, 3, 9, NaN is %v", y)
+			c.Check(len(refmath.Clip[float32](6, nil)) == 0, "values for no sizes")
+		},
+		"ClipBackward": func(c *C) {
+			dx := refmath.ClipBackward(6, []float64{0, 3, 6}, []float64{1, 1, 1})
+			c.Check(dx[0] == 0 && dx[1] == 1 && dx[2] == 0, "the gradient of clip at 0, 3, 6 is %v", dx)
+		},
+		"ChannelShuffle": func(c *C) {
+			y := refmath.ChannelShuffle(1, 2, 4, 1, []float64{0, 1, 2, 3})
+			c.Check(len(y) == 4 && y[1] == 2 && y[2] == 1, "4 channels shuffled in 2 groups are %v", y)
+			c.Check(len(refmath.ChannelShuffle[float32](0, 1, 0, 0, nil)) == 0, "values for no sizes")
+		},
 		"SoftmaxBackward": func(c *C) {
 			dx := refmath.SoftmaxBackward(1, 2, true, []float64{math.Log(0.5), math.Log(0.5)}, []float64{1, 0})
 			c.Check(math.Abs(dx[0]-0.5) < 1e-12 && math.Abs(dx[1]+0.5) < 1e-12, "log-softmax backward is %v", dx)

@@ -60,6 +60,26 @@ func init() {
 			return err
 		})
 	}
+	entries["spiking.ClipTwins"] = func(c *C) {
+		c.NoPanic("", func() { c.Check(len(spiking.ClipTwins()) == 2, "not two twins") })
+	}
+	entries["spiking.Config.ClipTwin"] = func(c *C) {
+		c.NoPanic("zero and hostile settings", func() {
+			c.Check(spiking.Config{}.ClipTwin() == spiking.DefaultClip, "the zero setting's twin is not the default")
+			spiking.Config{Clip: "nope"}.ClipTwin()
+		})
+		c.Err("an unknown twin: Validate refuses it", func() error {
+			cfg := spiking.DefaultConfig()
+			cfg.Clip = "nope"
+			return cfg.Validate()
+		})
+	}
+	entries["spiking.Config.NeuronThreshold"] = func(c *C) {
+		c.NoPanic("nil layer, a zero Clip", func() {
+			spiking.Config{}.NeuronThreshold(nil)
+			spiking.Config{Clip: spiking.ClipSaturate}.NeuronThreshold(&nn.Clip{})
+		})
+	}
 	entries["spiking.Role"] = func(c *C) {
 		c.NoPanic("nil, a nil layer", func() { spiking.Role(nil); spiking.Role(&nn.Network{Layers: []nn.Layer{nil}}) })
 	}
