@@ -1,0 +1,139 @@
+package compute
+
+import "math"
+
+// Surrogate-gradient training (docs/design.md §1, "Surrogate gradients"):
+// the IF recurrence run forward keeping each step's potential before the
+// spike, and its backward pass through time, the Heaviside step's
+// derivative replaced by a sigmoid's.
+
+// IFGradArgs describe one backward pass of IF neurons through Steps time
+// steps: the gradient at their input currents from the gradient at their
+// spikes, through the recurrence IFRecord ran. For each neuron, from the
+// last step back to the first, with dv the gradient at the potential
+// after step t (0 after the last step):
+//
+//	g  = ds[t] + dv·(Reset − h[t])     (dv·… left out with DetachReset)
+//	dh = g·σ'(h[t] − Threshold)  + (dv where h[t] < Threshold)
+//	du[t] = dh; dv = dh
+//
+// σ' is SigmoidSurrogate. Each operation is rounded to float32 (no fused
+// multiply-add).
+type IFGradArgs struct {
+	Steps, N int
+	// H is each step's potential before the spike and the reset, [Steps,
+	// N], as IFRecord wrote it.
+	H Buffer
+	// DS is the gradient at the spikes, [Steps, N]; with ConstantGrad [N],
+	// the same at every step (the output layer, whose counts sum its
+	// spikes).
+	DS           Buffer
+	ConstantGrad bool
+	// DU receives the gradient at the input current, [Steps, N]
+	// (overwritten); with ConstantInput, [N], summed over the steps from
+	// the last to the first (an input that is the same at every step: the
+	// static input layer's output).
+	DU            Buffer
+	ConstantInput bool
+	// Threshold and Reset are v_th and v_reset.
+	Threshold, Reset float32
+	// Alpha is the sigmoid surrogate's sharpness; DetachReset leaves the
+	// reset out of the gradient (the spike's effect on the potential).
+	Alpha       float32
+	DetachReset bool
+}
+
+// SigmoidSurrogate is the derivative the surrogate gradient puts in place
+// of the Heaviside step's at x = h − v_th: α·σ(αx)·(1 − σ(αx)), σ the
+// logistic function, SpikingJelly's surrogate.Sigmoid. It is computed in
+// float64 and rounded once to float32.
+func SigmoidSurrogate(x, alpha float32) float32 {
+	s := 1 / (1 + math.Exp(-float64(alpha)*float64(x)))
+	return float32(float64(alpha) * s * (1 - s))
+}
+
+// IFRecord runs IF neurons as IFArgs describes (the same bits as IF) and
+// writes each step's potential before the spike and the reset into h,
+// [Steps, N]. Neurons are independent, split across cores; each one's
+// steps run in order.
+func IFRecord(a IFArgs, in, scale, shift, v, spikes, counts, h []float32) {
+	elementwise(a.N, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			var sc, sh float32
+			c := 0
+			if scale != nil {
+				c = (j / a.HW) % a.C
+			}
+			p, fired := v[j], float32(0)
+			for t := 0; t < a.Steps; t++ {
+				u := in[j]
+				if !a.Constant {
+					u = in[t*a.N+j]
+				}
+				if scale != nil {
+					g := c
+					if a.PerStep {
+						g += t * a.C
+					}
+					sc, sh = scale[g], shift[g]
+					u = float32(u*sc) + sh
+				}
+				p += u
+				h[t*a.N+j] = p
+				s := float32(0)
+				if p >= a.Threshold {
+					s, p = 1, a.Reset
+				}
+				spikes[t*a.N+j] = s
+				fired += s
+			}
+			v[j] = p
+			if counts != nil {
+				counts[j] += fired
+			}
+		}
+	})
+}
+
+// IFSurrogateGrad is the backward pass IFGradArgs describes, on host
+// slices. Neurons are independent, split across cores.
+func IFSurrogateGrad(a IFGradArgs, h, ds, du []float32) {
+	elementwise(a.N, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			var dv, acc float32
+			for t := a.Steps - 1; t >= 0; t-- {
+				hv := h[t*a.N+j]
+				g := ds[j]
+				if !a.ConstantGrad {
+					g = ds[t*a.N+j]
+				}
+				if !a.DetachReset {
+					g += float32(dv * (a.Reset - hv))
+				}
+				dh := float32(g * SigmoidSurrogate(hv-a.Threshold, a.Alpha))
+				if !(hv >= a.Threshold) { // no spike: the potential carries on
+					dh += dv
+				}
+				if a.ConstantInput {
+					acc += dh
+				} else {
+					du[t*a.N+j] = dh
+				}
+				dv = dh
+			}
+			if a.ConstantInput {
+				du[j] = acc
+			}
+		}
+	})
+}
+
+// IFRecord implements Backend.
+func (c *CPU) IFRecord(a IFArgs, h Buffer) {
+	IFRecord(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts), host(h))
+}
+
+// IFSurrogateGrad implements Backend.
+func (c *CPU) IFSurrogateGrad(a IFGradArgs) {
+	IFSurrogateGrad(a, host(a.H), host(a.DS), host(a.DU))
+}
