@@ -33,12 +33,18 @@ func StepListing(body *nn.Network, s SNN, opt SNNOptions) (program.Listing, erro
 	if err != nil {
 		return program.Listing{}, err
 	}
-	list, err := l.List(opt.Capacity)
+	return withOptimizer(l, body.Params(), opt.Capacity)
+}
+
+// withOptimizer lists a run of l for a batch of n followed by the
+// optimizer's program over params.
+func withOptimizer(l *Lowered, params []*nn.Param, n int) (program.Listing, error) {
+	list, err := l.List(n)
 	if err != nil {
 		return list, err
 	}
 	var args compute.AdamArgs
-	o := Optimizer(body.Params(), func(p *nn.Param) (m, v program.Binding) { return moment{p, "m"}, moment{p, "v"} }, &args)
+	o := Optimizer(params, func(p *nn.Param) (m, v program.Binding) { return moment{p, "m"}, moment{p, "v"} }, &args)
 	ol, err := o.List(1)
 	if err != nil {
 		return list, err
