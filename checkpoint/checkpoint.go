@@ -194,6 +194,9 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 			return nil, fmt.Errorf("checkpoint metadata %q: %w", key, err)
 		}
 	}
+	if c.Settings.Method == "" { // written before there was a choice: a proxy run
+		c.Settings.Method = recipe.MethodProxy
+	}
 	if s := meta["notes"]; s != "" {
 		if err := json.Unmarshal([]byte(s), &c.Notes); err != nil {
 			return nil, fmt.Errorf("checkpoint metadata \"notes\": %w", err)

@@ -56,8 +56,11 @@ type ClassAccuracy struct {
 
 // EpochStats is one finished epoch.
 type EpochStats struct {
-	Epoch        int      `json:"epoch"`
-	BNMode       string   `json:"bn_mode"` // "train" or "eval"
+	Epoch  int    `json:"epoch"`
+	BNMode string `json:"bn_mode"` // "train" or "eval"
+	// Method is the training method where it is not proxy learning
+	// ("surrogate": the ANN does not run in training, and TrainANN is 0).
+	Method       string   `json:"method,omitempty"`
 	TrainLoss    float64  `json:"train_loss"`
 	TrainANN     float64  `json:"train_ann_acc"`
 	TrainSNN     float64  `json:"train_snn_acc"`

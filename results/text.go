@@ -13,10 +13,15 @@ import (
 
 // The results as text, as proxykit's commands print them.
 
-// WriteText writes the epoch's statistics as one line.
+// WriteText writes the epoch's statistics as one line (a surrogate run's
+// without the ANN's training accuracy, which it does not measure).
 func (st EpochStats) WriteText(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, train ANN %.2f%% SNN %.2f%% | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
-		st.Epoch, st.BNMode, st.TrainLoss, 100*st.TrainANN, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict,
+	train := fmt.Sprintf("train ANN %.2f%% SNN %.2f%%", 100*st.TrainANN, 100*st.TrainSNN)
+	if st.Method == "surrogate" {
+		train = fmt.Sprintf("surrogate gradients, train SNN %.2f%%", 100*st.TrainSNN)
+	}
+	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, %s | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
+		st.Epoch, st.BNMode, st.TrainLoss, train, 100*st.Test.ANN, 100*st.Test.SNNStrict,
 		100*st.Test.SNNTies, 100*st.Test.SNNMembrane, 100*st.Test.TieShare, st.Seconds, st.ImagesPerSec)
 	return err
 }

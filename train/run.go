@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/setting"
 )
@@ -79,8 +80,8 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		return err
 	}
 	if !opt.JSON {
-		fmt.Fprintf(stdout, "proxy learning: %s on %s (%d train, %d test images), %d epochs from epoch %d, batch %d, T=%d, v_th=%g\n",
-			opt.Model, s.Dataset, t.Train.N, t.Test.N, s.Epochs, t.Progress.Epoch, s.BatchSize, s.Timesteps, s.Threshold)
+		fmt.Fprintf(stdout, "%s: %s on %s (%d train, %d test images), %d epochs from epoch %d, batch %d, T=%d, v_th=%g\n",
+			methodLine(s), opt.Model, s.Dataset, t.Train.N, t.Test.N, s.Epochs, t.Progress.Epoch, s.BatchSize, s.Timesteps, s.Threshold)
 		if g != nil {
 			fmt.Fprintf(stdout, "data-parallel: %s; %s\n", g.Describe(), opt.Device)
 		}
@@ -167,6 +168,19 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		fmt.Fprintf(stdout, "done: checkpoint %s\n", opt.Output)
 	}
 	return nil
+}
+
+// methodLine names the run's method in its header.
+func methodLine(s recipe.Settings) string {
+	g := s.Surrogate
+	if s.TrainingMethod() != recipe.MethodSurrogate || g == nil {
+		return "proxy learning"
+	}
+	reset := "through the reset"
+	if g.DetachReset {
+		reset = "reset detached"
+	}
+	return fmt.Sprintf("surrogate gradients through time (%s, α = %g, %s)", g.Function, g.Alpha, reset)
 }
 
 // batchLine is the progress of an epoch as a bar, redrawn on a terminal.
