@@ -52,77 +52,91 @@ func SigmoidSurrogate(x, alpha float32) float32 {
 	return float32(float64(alpha) * s * (1 - s))
 }
 
+// ifChunk is how many neurons a goroutine of the IF kernels takes at a
+// time: their steps run one after the other over the chunk, so that each
+// step's rows are read and written in order.
+const ifChunk = 4096
+
 // IFRecord runs IF neurons as IFArgs describes (the same bits as IF) and
 // writes each step's potential before the spike and the reset into h,
-// [Steps, N]. Neurons are independent, split across cores; each one's
-// steps run in order.
+// [Steps, N]. Neurons are independent, split across cores in chunks; each
+// one's steps run in order.
 func IFRecord(a IFArgs, in, scale, shift, v, spikes, counts, h []float32) {
-	elementwise(a.N, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			var sc, sh float32
-			c := 0
-			if scale != nil {
-				c = (j / a.HW) % a.C
-			}
-			p, fired := v[j], float32(0)
+	chunks := (a.N + ifChunk - 1) / ifChunk
+	parallelFor(chunks, max(1, min(maxWorkers(), a.N>>14)), func(_, c0, c1 int) {
+		for c := c0; c < c1; c++ {
+			lo, hi := c*ifChunk, min((c+1)*ifChunk, a.N)
 			for t := 0; t < a.Steps; t++ {
-				u := in[j]
+				src := in
 				if !a.Constant {
-					u = in[t*a.N+j]
+					src = in[t*a.N : (t+1)*a.N]
 				}
-				if scale != nil {
-					g := c
-					if a.PerStep {
-						g += t * a.C
+				hs, out := h[t*a.N:(t+1)*a.N], spikes[t*a.N:(t+1)*a.N]
+				for j := lo; j < hi; j++ {
+					u := src[j]
+					if scale != nil {
+						g := (j / a.HW) % a.C
+						if a.PerStep {
+							g += t * a.C
+						}
+						u = float32(u*scale[g]) + shift[g]
 					}
-					sc, sh = scale[g], shift[g]
-					u = float32(u*sc) + sh
+					p := v[j] + u
+					hs[j] = p
+					if p >= a.Threshold {
+						out[j], v[j] = 1, a.Reset
+						if counts != nil {
+							counts[j]++
+						}
+					} else {
+						out[j], v[j] = 0, p
+					}
 				}
-				p += u
-				h[t*a.N+j] = p
-				s := float32(0)
-				if p >= a.Threshold {
-					s, p = 1, a.Reset
-				}
-				spikes[t*a.N+j] = s
-				fired += s
-			}
-			v[j] = p
-			if counts != nil {
-				counts[j] += fired
 			}
 		}
 	})
 }
 
 // IFSurrogateGrad is the backward pass IFGradArgs describes, on host
-// slices. Neurons are independent, split across cores.
+// slices. Neurons are independent, split across cores in chunks; the
+// steps run from the last back over each chunk.
 func IFSurrogateGrad(a IFGradArgs, h, ds, du []float32) {
-	elementwise(a.N, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			var dv, acc float32
-			for t := a.Steps - 1; t >= 0; t-- {
-				hv := h[t*a.N+j]
-				g := ds[j]
-				if !a.ConstantGrad {
-					g = ds[t*a.N+j]
-				}
-				if !a.DetachReset {
-					g += float32(dv * (a.Reset - hv))
-				}
-				dh := float32(g * SigmoidSurrogate(hv-a.Threshold, a.Alpha))
-				if !(hv >= a.Threshold) { // no spike: the potential carries on
-					dh += dv
-				}
-				if a.ConstantInput {
-					acc += dh
-				} else {
-					du[t*a.N+j] = dh
-				}
-				dv = dh
-			}
+	chunks := (a.N + ifChunk - 1) / ifChunk
+	parallelFor(chunks, max(1, min(maxWorkers(), a.N>>14)), func(_, c0, c1 int) {
+		dv := make([]float32, ifChunk) // the gradient at each neuron's potential after the step
+		for c := c0; c < c1; c++ {
+			lo, hi := c*ifChunk, min((c+1)*ifChunk, a.N)
+			clear(dv)
 			if a.ConstantInput {
-				du[j] = acc
+				clear(du[lo:hi])
+			}
+			for t := a.Steps - 1; t >= 0; t-- {
+				hs := h[t*a.N : (t+1)*a.N]
+				g := ds
+				if !a.ConstantGrad {
+					g = ds[t*a.N : (t+1)*a.N]
+				}
+				out := du
+				if !a.ConstantInput {
+					out = du[t*a.N : (t+1)*a.N]
+				}
+				for j := lo; j < hi; j++ {
+					hv, d := hs[j], dv[j-lo]
+					gj := g[j]
+					if !a.DetachReset {
+						gj += float32(d * (a.Reset - hv))
+					}
+					dh := float32(gj * SigmoidSurrogate(hv-a.Threshold, a.Alpha))
+					if !(hv >= a.Threshold) { // no spike: the potential carries on
+						dh += d
+					}
+					if a.ConstantInput {
+						out[j] += dh
+					} else {
+						out[j] = dh
+					}
+					dv[j-lo] = dh
+				}
 			}
 		}
 	})

@@ -155,6 +155,18 @@ func (b Bench) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "    gradients' all-reduce: %.1f MB per step, %.4f s per step (%.1f %% of the step)\n",
 			float64(r.AllReduceBytes)/1e6, r.AllReduceSeconds, 100*r.AllReduceSeconds/r.TrainStepSeconds)
 	}
+	if r.TrainActivationMB > 0 {
+		fmt.Fprintf(w, "    activations %.1f MB (the step's planned buffers)\n", r.TrainActivationMB)
+	}
+	if sb := r.Surrogate; sb != nil {
+		fmt.Fprintf(w, "  surrogate-gradient step (BPTT), batch %d: %.2f images/s (%.4f s per step, %d steps; %.2f GFLOP per image, %.2f TFLOP/s)\n",
+			b.BatchSize, sb.ImagesPerSec, sb.StepSeconds, sb.Steps, sb.GFLOPPerImage, sb.TFLOPS)
+		fmt.Fprintf(w, "    activations %.1f MB", sb.ActivationMB)
+		if sb.DeviceMB > 0 {
+			fmt.Fprintf(w, "; on the device %.0f MB", sb.DeviceMB)
+		}
+		fmt.Fprintf(w, "; %.2f× the proxy step's time per step\n", sb.StepSeconds/r.TrainStepSeconds)
+	}
 	fmt.Fprintf(w, "  SNN inference, batch %d: %.2f images/s (%.2f GFLOP per image, %.2f TFLOP/s)\n", r.InferBatch,
 		r.InferImagesPerSec, r.InferGFLOPPerImage, r.InferTFLOPS)
 	if b.DataParallel != "" {
@@ -181,7 +193,8 @@ func (b Bench) WriteText(w io.Writer) error {
 	for _, tr := range []struct {
 		what string
 		t    *compute.Traffic
-	}{{fmt.Sprintf("one training step, batch %d", b.BatchSize), r.StepTraffic}, {fmt.Sprintf("one SNN inference batch of %d", r.InferBatch), r.InferTraffic}} {
+	}{{fmt.Sprintf("one training step, batch %d", b.BatchSize), r.StepTraffic}, {fmt.Sprintf("one surrogate-gradient step, batch %d", b.BatchSize), r.surrogateTraffic()},
+		{fmt.Sprintf("one SNN inference batch of %d", r.InferBatch), r.InferTraffic}} {
 		if tr.t != nil {
 			if err := writeTraffic(w, tr.what, *tr.t); err != nil {
 				return err
@@ -189,6 +202,14 @@ func (b Bench) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// surrogateTraffic is the surrogate step's traffic, if measured.
+func (r BenchResult) surrogateTraffic() *compute.Traffic {
+	if r.Surrogate == nil {
+		return nil
+	}
+	return r.Surrogate.StepTraffic
 }
 
 // joinRates prints rates by rank: "12.3, 12.1".

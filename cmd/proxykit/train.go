@@ -19,6 +19,7 @@ type trainCmd struct {
 	df               deviceFlags
 	dfl              distFlags
 	rf               *recipeFlags
+	mth              *methodFlags
 	sf               *snnFlags
 	data             *dataFlags
 }
@@ -27,11 +28,14 @@ func newTrainCmd() *cobra.Command {
 	c := &trainCmd{s: recipe.Default()}
 	cmd := &cobra.Command{
 		Use:   "train MODEL --data DIR --dataset NAME -o CKPT",
-		Short: "Fine-tune a network with proxy learning (SNN forward, ANN backward)",
+		Short: "Fine-tune a network with proxy learning (SNN forward, ANN backward) or surrogate gradients",
 		Long: `train runs proxy learning (docs/design.md §1) on MODEL (any model file): for each
 batch the ANN's forward pass, the SNN's spike counts, the loss
 mean((counts − onehot)²) on the counts and backpropagation through the ANN,
-then PyTorch's Adam. BatchNorm runs in training mode for the first
+then PyTorch's Adam. --method surrogate trains the SNN alone instead, by
+backpropagation through its T steps (the spike's derivative replaced by a
+sigmoid's, α = --surrogate-alpha), with the same loss, optimizer and
+schedule. BatchNorm runs in training mode for the first
 --freeze-bn-after epochs and in eval mode after. After each epoch it prints
 the train loss and accuracies and the test accuracy (ANN; SNN strict, ties
 and tie share) and writes the checkpoint -o.
@@ -45,7 +49,7 @@ them (--epochs, the total to reach, --data, --device, --fp32, --no-cudnn,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0]) },
 	}
-	c.rf, c.sf, c.data = addRecipeFlags(cmd, &c.s), addSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset)
+	c.rf, c.sf, c.data, c.mth = addRecipeFlags(cmd, &c.s), addSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset), addMethodFlags(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&c.output, "output", "o", "", "checkpoint to write after each epoch (safetensors)")
 	f.BoolVar(&c.jsonOut, "json", false, "print one JSON object per epoch")
@@ -71,6 +75,7 @@ func (c *trainCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
+	c.mth.apply(&c.s)
 	if err := c.rf.settle(cmd); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ func (s *suite) surrogate(t *testing.T) {
 		{record{name: "constant input, counts", constant: true, counts: true, steps: 7, n: 700, threshold: 2}, 0, 1},
 		{record{name: "reset 0.5, counts", counts: true, steps: 5, n: 333, threshold: 1.5, reset: 0.5}, -1, 2},
 		{record{name: "fused affine per step", affine: true, perStep: true, counts: true, steps: 4, n: 3 * 5 * 8, c: 5, hw: 8, threshold: 1}, -1, 1},
+		{record{name: "many neurons, counts", counts: true, steps: 3, n: 20011, threshold: 1}, -0.5, 1},
 	}
 	for _, v := range records {
 		t.Run("IFRecord/"+v.name, func(t *testing.T) {
@@ -103,6 +104,8 @@ func (s *suite) surrogate(t *testing.T) {
 		{name: "constant input (summed over the steps)", steps: 6, n: 900, constantInput: true, threshold: 2, alpha: 4},
 		{name: "reset detached", steps: 7, n: 500, detach: true, threshold: 2, alpha: 4},
 		{name: "reset 0.5, alpha 2, both constant", steps: 5, n: 300, constantGrad: true, constantInput: true, threshold: 1.5, reset: 0.5, alpha: 2},
+		{name: "many neurons", steps: 3, n: 20011, threshold: 2, alpha: 4},
+		{name: "many neurons, constant input", steps: 3, n: 20011, constantInput: true, threshold: 2, alpha: 4},
 	}
 	for _, v := range grads {
 		t.Run("IFSurrogateGrad/"+v.name, func(t *testing.T) {
