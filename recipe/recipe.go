@@ -122,7 +122,8 @@ func (s Settings) validateMethod() error {
 	switch s.TrainingMethod() {
 	case MethodProxy:
 		if g != nil {
-			return setting.Errorf("a surrogate gradient is set for %s %s; it applies to %[1]s %s", setting.Name("method"), MethodProxy, MethodSurrogate)
+			return setting.Errorf("a surrogate gradient is set for %s %s; it applies to %s %s", setting.Name("method"), MethodProxy,
+				setting.Name("method"), MethodSurrogate)
 		}
 		return nil
 	case MethodSurrogate:
