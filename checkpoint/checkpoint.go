@@ -22,6 +22,7 @@ import (
 	"github.com/nlpodyssey/safetensors"
 
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/internal/floats"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -69,6 +70,10 @@ type Checkpoint struct {
 	// Notes are free-form facts about how the checkpoint was made (for
 	// instance the scales of an ANN-to-SNN conversion), shown by info.
 	Notes map[string]string
+	// Notices are what Decode assumed where a checkpoint written by an
+	// older proxykit lacks a setting, for the user to see when resuming;
+	// they are not saved.
+	Notices []string
 }
 
 // AdamState is PyTorch's Adam as a checkpoint keeps it: its
@@ -97,17 +102,20 @@ func view(shape []int, data []float32) f32View {
 	for i, d := range shape {
 		s[i] = uint64(d)
 	}
-	b := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return f32View{s, b}
+	// the values' own bytes (safetensors copies them into the file)
+	return f32View{s, floats.LE(data)}
 }
 
 // Save writes the checkpoint atomically to path.
 func (c *Checkpoint) Save(path string) error {
+	if c == nil {
+		return fmt.Errorf("checkpoint %s: nothing to save (nil)", path)
+	}
 	tensors := map[string]f32View{}
 	for name, p := range c.Params {
+		if p == nil {
+			return fmt.Errorf("checkpoint %s: parameter %q is nil", path, name)
+		}
 		tensors["param/"+name] = view(p.Shape, p.Data)
 	}
 	for prefix, state := range map[string]map[string]LayerState{"ann_bn/": c.ANNState, "snn_bn/": c.SNNState} {
@@ -126,7 +134,9 @@ func (c *Checkpoint) Save(path string) error {
 		adam = map[string]any{"lr": c.Adam.LR, "beta1": c.Adam.Beta1, "beta2": c.Adam.Beta2, "eps": c.Adam.Eps,
 			"weight_decay": c.Adam.WeightDecay, "step": c.Adam.Step}
 	}
-	meta := map[string]any{"arch": c.Arch, "settings": c.Settings, "progress": c.Progress, "adam": adam}
+	settings := c.Settings
+	settings.BNStats = settings.BatchNormStats() // recorded always: "" on reading is an older checkpoint
+	meta := map[string]any{"arch": c.Arch, "settings": settings, "progress": c.Progress, "adam": adam}
 	if len(c.Notes) > 0 {
 		meta["notes"] = c.Notes
 	}
@@ -171,7 +181,8 @@ func Load(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-// Decode parses checkpoint bytes.
+// Decode parses checkpoint bytes. The checkpoint's arrays may share data's
+// memory (they do on little-endian machines): data must not be reused.
 func Decode(data []byte) (c *Checkpoint, err error) {
 	if !Is(data) {
 		return nil, errors.New("not a proxykit checkpoint (safetensors) file")
@@ -193,6 +204,11 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 		if err := json.Unmarshal([]byte(meta[key]), dst); err != nil {
 			return nil, fmt.Errorf("checkpoint metadata %q: %w", key, err)
 		}
+	}
+	if c.Settings.BNStats == "" {
+		c.Settings.BNStats = recipe.BNSync
+		c.Notices = append(c.Notices, "the checkpoint does not record where a data-parallel run takes BatchNorm's statistics (it was written "+
+			"before proxykit recorded that setting): it resumes with "+recipe.BNSync+" (the global batch's), what such runs used unless told otherwise")
 	}
 	if c.Settings.Method == "" { // written before there was a choice: a proxy run
 		c.Settings.Method = recipe.MethodProxy
@@ -221,11 +237,13 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 		if tv.DType() != safetensors.F32 {
 			return nil, nil, fmt.Errorf("tensor %q is %s, want F32", name, tv.DType())
 		}
+		// the file's bytes are the values: no copy on little-endian
+		// machines (the tensors share data's memory)
 		raw := tv.Data()
-		out := make([]float32, len(raw)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		if len(raw)%4 != 0 {
+			return nil, nil, fmt.Errorf("tensor %q holds %d bytes, not whole float32 values", name, len(raw))
 		}
+		out := floats.FromLE(raw)
 		shape := make([]int, len(tv.Shape()))
 		for i, d := range tv.Shape() {
 			shape[i] = int(d)
@@ -343,6 +361,9 @@ func splitLast(s string) (string, string) {
 
 // Network rebuilds the checkpoint's ANN with its layer state.
 func (c *Checkpoint) Network(name string) (*nn.Network, error) {
+	if c == nil {
+		return nil, fmt.Errorf("no checkpoint (nil) to build %s from", name)
+	}
 	net, err := c.Arch.Build(name, c.Params)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint architecture: %w", err)
@@ -353,10 +374,14 @@ func (c *Checkpoint) Network(name string) (*nn.Network, error) {
 	return net, nil
 }
 
-// StateOf copies stateful layers' state, by layer name.
+// StateOf copies stateful layers' state, by layer name (nil layers have
+// none).
 func StateOf(layers []nn.Stateful) map[string]LayerState {
 	out := map[string]LayerState{}
 	for _, l := range layers {
+		if l == nil {
+			continue
+		}
 		st := LayerState{}
 		for _, a := range l.State() {
 			st[a.Name] = append([]float32(nil), a.Data...)
@@ -391,7 +416,10 @@ func RestoreState(which string, state map[string]LayerState, layers []nn.Statefu
 // checkState checks that state holds each layer's arrays, of its sizes,
 // finite, and nothing else for it.
 func checkState(which string, state map[string]LayerState, layers []nn.Stateful) error {
-	for _, l := range layers {
+	for i, l := range layers {
+		if l == nil {
+			return fmt.Errorf("the %s's stateful layer %d is nil", which, i)
+		}
 		name := nn.NameOf(l)
 		st, ok := state[name]
 		arrays := l.State()
@@ -424,14 +452,20 @@ func SameArch(a, b nn.Arch) bool {
 // New is the checkpoint of a network: its parameters, the ANN's and the
 // SNN's layer state and the settings to use it with; no optimizer
 // state and no progress, so that train starts from it as from any model
-// (a trainer adds its own).
+// (a trainer adds its own). A nil ann gives no architecture and no
+// parameters, a nil snn no SNN statistics.
 func New(ann *nn.Network, snn *spiking.Network, s recipe.Settings) *Checkpoint {
-	params := map[string]*nn.Param{}
-	for _, p := range ann.Params() {
-		params[p.Name] = p
+	c := &Checkpoint{Params: map[string]*nn.Param{}, ANNState: map[string]LayerState{}, SNNState: map[string]LayerState{}, Settings: s}
+	if ann != nil {
+		for _, p := range ann.Params() {
+			c.Params[p.Name] = p
+		}
+		c.Arch, c.ANNState = nn.ArchOf(ann), StateOf(nn.StatefulLayers(ann.Layers))
 	}
-	return &Checkpoint{Arch: nn.ArchOf(ann), Params: params, ANNState: StateOf(nn.StatefulLayers(ann.Layers)), SNNState: StateOf(snn.Stateful()),
-		Settings: s}
+	if snn != nil {
+		c.SNNState = StateOf(snn.Stateful())
+	}
+	return c
 }
 
 // CheckResumable checks, before anything is restored, that the checkpoint
@@ -440,6 +474,12 @@ func New(ann *nn.Network, snn *spiking.Network, s recipe.Settings) *Checkpoint {
 // moments of every parameter (once a step was made), and a position
 // inside the run.
 func (c *Checkpoint) CheckResumable(ann *nn.Network, snn *spiking.Network, batches int) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("no checkpoint to resume (nil)")
+	case ann == nil || snn == nil:
+		return fmt.Errorf("resuming a checkpoint: the networks to restore it into are required (nil)")
+	}
 	for _, p := range ann.Params() {
 		q, ok := c.Params[p.Name]
 		switch {

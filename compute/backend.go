@@ -11,6 +11,12 @@ type Buffer interface {
 	Slice(lo, hi int) Buffer
 }
 
+// Addressed is a buffer that knows its address in its backend's memory
+// (the CUDA backend's): what a captured graph's arguments hold.
+type Addressed interface {
+	Address() uintptr
+}
+
 // Backend is where proxykit's arithmetic runs: it owns the memory of
 // activations, parameters and optimizer state, and it runs every kernel the
 // ANN and the SNN use. The CPU backend (CPU) is pure Go; compute/cuda holds
@@ -180,6 +186,24 @@ type IFArgs struct {
 	Counts Buffer
 	// Threshold and Reset are v_th and v_reset.
 	Threshold, Reset float32
+	// Start says the potentials start at Reset and the counts at 0: V's
+	// and Counts' contents are not read (a simulation's first chunk of
+	// steps), as if they had been filled so.
+	Start bool
+	// Pool, if not nil, max-pools the spikes (their OR) over windows that
+	// tile each of the N/(C·H·W) samples' C planes of H×W neurons exactly
+	// (PoolFits): Spikes then receives only the pooled spikes, [Steps,
+	// N/(KH·KW)], what MaxPool2dForward of the spikes would write.
+	Pool *PoolGeom
+}
+
+// PoolFits reports whether a max-pooling can be computed inside the IF
+// kernel (IFArgs.Pool): windows that tile the planes exactly — as large as
+// their stride, no padding, no ceil mode, H and W multiples of the window —
+// of at most 16 neurons.
+func PoolFits(g PoolGeom) bool {
+	return g.KH == g.SH && g.KW == g.SW && g.PT == 0 && g.PL == 0 && g.PB == 0 && g.PR == 0 && !g.Ceil &&
+		g.KH > 0 && g.KW > 0 && g.H%g.KH == 0 && g.W%g.KW == 0 && g.KH*g.KW <= 16
 }
 
 // AdamArgs are one Adam step's settings. Step counts from 1.

@@ -21,11 +21,21 @@ func (g ConvGeom) Groups() int { return max(g.G, 1) }
 // GroupPatch is (C/G)·KH·KW, the weights of one output channel.
 func (g ConvGeom) GroupPatch() int { return g.C / g.Groups() * g.KH * g.KW }
 
-// OutH is the output height.
-func (g ConvGeom) OutH() int { return (g.H+g.PT+g.PB-g.DH*(g.KH-1)-1)/g.SH + 1 }
+// OutH is the output height (0 for a stride below 1: no output).
+func (g ConvGeom) OutH() int { return convOut(g.H, g.PT, g.PB, g.KH, g.SH, g.DH) }
 
-// OutW is the output width.
-func (g ConvGeom) OutW() int { return (g.W+g.PL+g.PR-g.DW*(g.KW-1)-1)/g.SW + 1 }
+// OutW is the output width (0 for a stride below 1: no output).
+func (g ConvGeom) OutW() int { return convOut(g.W, g.PL, g.PR, g.KW, g.SW, g.DW) }
+
+// convOut is a convolution's output size along one axis:
+// ⌊(in + pads − d·(k−1) − 1)/s⌋ + 1, 0 where that is not positive or s < 1.
+func convOut(in, padBefore, padAfter, k, s, d int) int {
+	span := in + padBefore + padAfter - d*(k-1) - 1
+	if s < 1 || span < 0 {
+		return 0
+	}
+	return span/s + 1
+}
 
 // PatchLen is C·KH·KW, the length of one im2col patch over all channels
 // (G groups take G consecutive blocks of GroupPatch rows of it).

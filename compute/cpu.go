@@ -32,6 +32,7 @@ type CPU struct {
 	density   float64
 	work      workCounters
 	ws        []workerScratch // per worker goroutine (scratch.go)
+	ifSpikes  []float32       // IF with pooling: the spikes before they are pooled
 	root      []float32       // a batch tree's result
 	tables    map[ConvGeom]*convTable
 	rowTables map[rowKey]*rowTable
@@ -39,24 +40,16 @@ type CPU struct {
 	tmp       []float32
 	mu        sync.Mutex
 	prepared  map[prepKey]*prepared
-	memLimit  int64 // bytes Alloc may hand out in all (0: no limit)
+	memLimit  int64 // bytes Alloc may hand out in all (0: not known yet)
 	inUse     int64 // bytes allocated and not freed
+	err       error // the first kernel refused since Err
 }
 
 // NewCPU returns a CPU backend with the widest kernels this CPU runs
 // (AVX-512, AVX2 or the pure-Go reference), or those the environment
 // variable PROXYKIT_CPU_KERNELS names.
 func NewCPU() *CPU {
-	c := &CPU{prepared: map[prepKey]*prepared{}, ks: defaultKernels}
-	var si syscall.Sysinfo_t
-	if syscall.Sysinfo(&si) == nil {
-		// memory free now, counting the page cache the kernel gives back
-		c.memLimit = (int64(si.Freeram) + int64(si.Bufferram)) * int64(si.Unit)
-		if avail := int64(limits.AvailableMemory()); avail > c.memLimit {
-			c.memLimit = avail
-		}
-	}
-	return c
+	return &CPU{prepared: map[prepKey]*prepared{}, ks: defaultKernels, memLimit: freeMemory()}
 }
 
 // hostBuffer is a CPU buffer: a slice, and the allocation it belongs to.
@@ -165,18 +158,46 @@ func (c *CPU) StepsAtOnce(timesteps int) int {
 	return 1
 }
 
-// Alloc implements Backend.
+// memLimitOf is how many bytes Alloc may hand out in all: what NewCPU
+// found free, or for a zero CPU what is free at its first Alloc.
+func (c *CPU) memLimitOf() int64 {
+	if c.memLimit == 0 {
+		c.memLimit = freeMemory()
+	}
+	return c.memLimit
+}
+
+// freeMemory is the memory free now, counting the page cache the kernel
+// gives back (0: unknown).
+func freeMemory() int64 {
+	var limit int64
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		limit = (int64(si.Freeram) + int64(si.Bufferram)) * int64(si.Unit)
+	}
+	if avail := int64(limits.AvailableMemory()); avail > limit {
+		limit = avail
+	}
+	return limit
+}
+
+// Alloc implements Backend: n from 0 to MaxValues, within the memory
+// this machine had free.
 func (c *CPU) Alloc(n int) (Buffer, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("cpu: cannot allocate %d values", n)
+	if c == nil {
+		return nil, errNotCPU
+	}
+	if n < 0 || n > MaxValues {
+		return nil, fmt.Errorf("cpu: cannot allocate %d values (0 to %d)", n, MaxValues)
 	}
 	bytes := int64(n) * 4
 	c.mu.Lock()
-	if c.memLimit > 0 && c.inUse+bytes > c.memLimit {
+	limit := c.memLimitOf()
+	if limit > 0 && c.inUse+bytes > limit || limit <= 0 && bytes > 1<<40 {
 		inUse := c.inUse
 		c.mu.Unlock()
 		return nil, fmt.Errorf("cpu: %d MB more asked for, with %d MB already in use: more than the %d MB of memory this machine had free (a smaller batch size, width or T needs less)",
-			bytes>>20, inUse>>20, c.memLimit>>20)
+			bytes>>20, inUse>>20, limit>>20)
 	}
 	c.inUse += bytes
 	c.mu.Unlock()
@@ -185,13 +206,16 @@ func (c *CPU) Alloc(n int) (Buffer, error) {
 
 // Adopt implements Backend: the buffer is host's own memory.
 func (c *CPU) Adopt(h []float32) (Buffer, error) {
+	if c == nil {
+		return nil, errNotCPU
+	}
 	return &hostBuffer{data: h[:len(h):len(h)], root: &hostRoot{}}, nil
 }
 
 // Free implements Backend.
 func (c *CPU) Free(b Buffer) {
 	hb, ok := b.(*hostBuffer)
-	if !ok {
+	if !ok || hb == nil {
 		return
 	}
 	c.mu.Lock()
@@ -208,7 +232,11 @@ func (c *CPU) Free(b Buffer) {
 // Upload implements Backend. Uploading a host slice into the buffer that
 // adopted it copies nothing; it tells the backend that the values changed.
 func (c *CPU) Upload(dst Buffer, src []float32) {
-	d := host(dst)
+	a := args{kernel: "Upload"}
+	d := a.buf("dst", dst, len(src))
+	if !c.ok(&a) {
+		return
+	}
 	if len(d) > 0 && len(src) > 0 && &d[0] != &src[0] {
 		copy(d, src)
 	}
@@ -217,7 +245,11 @@ func (c *CPU) Upload(dst Buffer, src []float32) {
 
 // Download implements Backend.
 func (c *CPU) Download(dst []float32, src Buffer) error {
-	s := host(src)
+	a := args{kernel: "Download"}
+	s := a.buf("src", src, len(dst))
+	if a.err != nil {
+		return fmt.Errorf("cpu: Download: %w", a.err)
+	}
 	if len(s) > 0 && len(dst) > 0 && &s[0] != &dst[0] {
 		copy(dst, s)
 	}
@@ -226,13 +258,30 @@ func (c *CPU) Download(dst []float32, src Buffer) error {
 
 // Copy implements Backend.
 func (c *CPU) Copy(dst, src Buffer) {
-	copy(host(dst), host(src))
+	a := args{kernel: "Copy"}
+	s := a.buf("src", src, 0)
+	d := a.buf("dst", dst, len(s))
+	if a.err == nil && len(d) != len(s) {
+		a.fail("dst holds %d values, src %d: they must be equal", len(d), len(s))
+	}
+	if !c.ok(&a) {
+		return
+	}
+	copy(d, s)
 	touch(dst)
 }
 
 // AddTo implements Backend.
 func (c *CPU) AddTo(dst, src Buffer) {
-	d, s := host(dst), host(src)
+	a := args{kernel: "AddTo"}
+	d := a.buf("dst", dst, 0)
+	s := a.buf("src", src, len(d))
+	if a.err == nil && len(d) != len(s) {
+		a.fail("dst holds %d values, src %d: they must be equal", len(d), len(s))
+	}
+	if !c.ok(&a) {
+		return
+	}
 	for i := range d {
 		d[i] += s[i]
 	}
@@ -241,13 +290,27 @@ func (c *CPU) AddTo(dst, src Buffer) {
 
 // CopyChannels implements Backend.
 func (c *CPU) CopyChannels(n, ch, hw int, src Buffer, srcC, srcOff int, dst Buffer, dstC, dstOff int) {
-	CopyChannels(n, ch, hw, host(src), srcC, srcOff, host(dst), dstC, dstOff)
+	a := args{kernel: "CopyChannels"}
+	a.in(0, MaxValues, "srcOff", srcOff, "dstOff", dstOff)
+	if a.err == nil && (srcOff+ch > srcC || dstOff+ch > dstC) {
+		a.fail("channels [%d, %d) of %d and [%d, %d) of %d", srcOff, srcOff+ch, srcC, dstOff, dstOff+ch, dstC)
+	}
+	s := a.buf("src", src, a.size(n, srcC, hw))
+	d := a.buf("dst", dst, a.size(n, dstC, hw))
+	if !c.ok(&a) {
+		return
+	}
+	copyChannels(n, ch, hw, s, srcC, srcOff, d, dstC, dstOff)
 	touch(dst)
 }
 
 // Fill implements Backend.
 func (c *CPU) Fill(dst Buffer, v float32) {
-	d := host(dst)
+	a := args{kernel: "Fill"}
+	d := a.buf("dst", dst, 0)
+	if !c.ok(&a) {
+		return
+	}
 	if v == 0 && !math.Signbit(float64(v)) {
 		clear(d)
 	} else if len(d) > 0 {
@@ -261,18 +324,37 @@ func (c *CPU) Fill(dst Buffer, v float32) {
 
 // Sum implements Backend.
 func (c *CPU) Sum(x Buffer) (float64, error) {
+	a := args{kernel: "Sum"}
+	xs := a.buf("x", x, 0)
+	if a.err != nil {
+		return 0, fmt.Errorf("cpu: Sum: %w", a.err)
+	}
 	var s float64
-	for _, v := range host(x) {
+	for _, v := range xs {
 		s += float64(v)
 	}
 	return s, nil
 }
 
-// Err implements Backend: CPU kernels do not fail.
-func (c *CPU) Err() error { return nil }
+// Err implements Backend: the first kernel refused since the last call
+// (CPU kernels fail only on arguments no caller may give; a nil CPU's
+// is that it is none).
+func (c *CPU) Err() error {
+	if c == nil {
+		return errNotCPU
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.err
+	c.err = nil
+	return err
+}
 
 // Close implements Backend.
 func (c *CPU) Close() error {
+	if c == nil {
+		return errNotCPU
+	}
 	c.mu.Lock()
 	clear(c.prepared)
 	c.mu.Unlock()
@@ -281,24 +363,54 @@ func (c *CPU) Close() error {
 
 // Conv2dForward implements Backend.
 func (c *CPU) Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer) {
-	c.convForward(g, n, host(x), host(w), host(bias), host(y), w)
+	a := args{kernel: "Conv2dForward"}
+	a.conv(g)
+	xs := a.buf("x", x, a.size(n, g.C, g.H, g.W))
+	ws := a.buf("w", w, a.size(g.O, g.GroupPatch()))
+	bs := a.opt("bias", bias, g.O)
+	ys := a.buf("y", y, a.size(n, g.O, g.OutH(), g.OutW()))
+	if !c.ok(&a) {
+		return
+	}
+	c.convForward(g, n, xs, ws, bs, ys, w)
 }
 
 // Conv2dBackward implements Backend.
 func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
-	c.convBackward(g, n, host(x), host(w), host(dy), host(dx), host(dw), host(db), w)
+	a := args{kernel: "Conv2dBackward"}
+	a.conv(g)
+	in, wn, out := a.size(n, g.C, g.H, g.W), a.size(g.O, g.GroupPatch()), a.size(n, g.O, g.OutH(), g.OutW())
+	xs, ws, dys := a.buf("x", x, in), a.buf("w", w, wn), a.buf("dy", dy, out)
+	dxs, dws, dbs := a.opt("dx", dx, in), a.opt("dw", dw, wn), a.opt("db", db, g.O)
+	if !c.ok(&a) {
+		return
+	}
+	c.convBackward(g, n, xs, ws, dys, dxs, dws, dbs, w)
 }
 
 // LinearForward implements Backend: with spikes, rows whose inputs are
 // mostly zeros run event-driven, adding only the weight rows of their
 // non-zero inputs.
 func (c *CPU) LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool) {
-	c.linearForward(n, in, out, host(x), host(w), host(bias), host(y), w, spikes)
+	a := args{kernel: "LinearForward"}
+	xs, ws := a.buf("x", x, a.size(n, in)), a.buf("w", w, a.size(out, in))
+	bs, ys := a.opt("bias", bias, out), a.buf("y", y, a.size(n, out))
+	if !c.ok(&a) {
+		return
+	}
+	c.linearForward(n, in, out, xs, ws, bs, ys, w, spikes)
 }
 
 // LinearBackward implements Backend.
 func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer) {
-	c.linearBackward(n, in, out, host(x), host(w), host(dy), host(dx), host(dw), host(db))
+	a := args{kernel: "LinearBackward"}
+	xn, wn, yn := a.size(n, in), a.size(out, in), a.size(n, out)
+	xs, ws, dys := a.buf("x", x, xn), a.buf("w", w, wn), a.buf("dy", dy, yn)
+	dxs, dws, dbs := a.opt("dx", dx, xn), a.opt("dw", dw, wn), a.opt("db", db, out)
+	if !c.ok(&a) {
+		return
+	}
+	c.linearBackward(n, in, out, xs, ws, dys, dxs, dws, dbs)
 }
 
 // elementwise calls f on chunks of 64 Ki values that cover [0, n), split
@@ -312,108 +424,279 @@ func elementwise(n int, f func(lo, hi int)) {
 
 // ReLUForward implements Backend.
 func (c *CPU) ReLUForward(x, y Buffer) {
-	ks, xs, ys := c.kernels(), host(x), host(y)
+	a := args{kernel: "ReLUForward"}
+	xs := a.buf("x", x, 0)
+	ys := a.buf("y", y, len(xs))
+	if !c.ok(&a) {
+		return
+	}
+	ks := c.kernels()
 	elementwise(len(xs), func(lo, hi int) { ks.relu(xs[lo:hi], ys[lo:hi]) })
 }
 
 // ReLUBackward implements Backend.
 func (c *CPU) ReLUBackward(y, dy, dx Buffer) {
-	ks, ys, dys, dxs := c.kernels(), host(y), host(dy), host(dx)
+	a := args{kernel: "ReLUBackward"}
+	ys := a.buf("y", y, 0)
+	dys, dxs := a.buf("dy", dy, len(ys)), a.buf("dx", dx, len(ys))
+	if !c.ok(&a) {
+		return
+	}
+	ks := c.kernels()
 	elementwise(len(ys), func(lo, hi int) { ks.reluGrad(ys[lo:hi], dys[lo:hi], dxs[lo:hi]) })
+}
+
+// pooled checks a pooling call: x (or dx) and y (or dy) for n samples.
+func (c *CPU) pooled(kernel string, g PoolGeom, n int, in, out Buffer, inName, outName string) ([]float32, []float32, bool) {
+	a := args{kernel: kernel}
+	a.pool(g)
+	xs := a.buf(inName, in, a.size(n, g.C, g.H, g.W))
+	ys := a.buf(outName, out, a.size(n, g.C, g.OutH(), g.OutW()))
+	return xs, ys, c.ok(&a)
 }
 
 // MaxPool2dForward implements Backend.
 func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
-	MaxPool2dForward(g, n, host(x), host(y))
+	if xs, ys, ok := c.pooled("MaxPool2dForward", g, n, x, y, "x", "y"); ok {
+		maxPool2dForward(g, n, xs, ys)
+	}
 }
 
 // MaxPool2dBackward implements Backend.
 func (c *CPU) MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer) {
-	MaxPool2dBackward(g, n, host(x), host(dy), host(dx))
+	xs, dys, ok := c.pooled("MaxPool2dBackward", g, n, x, dy, "x", "dy")
+	if !ok {
+		return
+	}
+	if dxs, _, ok := c.pooled("MaxPool2dBackward", g, n, dx, dy, "dx", "dy"); ok {
+		maxPool2dBackward(g, n, xs, dys, dxs)
+	}
 }
 
 // AvgPool2dForward implements Backend.
 func (c *CPU) AvgPool2dForward(g PoolGeom, n int, countPad bool, x, y Buffer) {
-	AvgPool2dForward(g, n, countPad, host(x), host(y))
+	if xs, ys, ok := c.pooled("AvgPool2dForward", g, n, x, y, "x", "y"); ok {
+		avgPool2dForward(g, n, countPad, xs, ys)
+	}
 }
 
 // AvgPool2dBackward implements Backend.
 func (c *CPU) AvgPool2dBackward(g PoolGeom, n int, countPad bool, dy, dx Buffer) {
-	AvgPool2dBackward(g, n, countPad, host(dy), host(dx))
+	if dxs, dys, ok := c.pooled("AvgPool2dBackward", g, n, dx, dy, "dx", "dy"); ok {
+		avgPool2dBackward(g, n, countPad, dys, dxs)
+	}
 }
 
 // GlobalAvgPoolForward implements Backend.
 func (c *CPU) GlobalAvgPoolForward(nc, hw int, x, y Buffer) {
-	GlobalAvgPoolForward(nc, hw, host(x), host(y))
+	a := args{kernel: "GlobalAvgPoolForward"}
+	a.in(1, MaxValues, "hw", hw)
+	xs, ys := a.buf("x", x, a.size(nc, hw)), a.buf("y", y, a.size(nc))
+	if c.ok(&a) {
+		globalAvgPoolForward(nc, hw, xs, ys)
+	}
 }
 
 // GlobalAvgPoolBackward implements Backend.
 func (c *CPU) GlobalAvgPoolBackward(nc, hw int, dy, dx Buffer) {
-	GlobalAvgPoolBackward(nc, hw, host(dy), host(dx))
+	a := args{kernel: "GlobalAvgPoolBackward"}
+	a.in(1, MaxValues, "hw", hw)
+	dys, dxs := a.buf("dy", dy, a.size(nc)), a.buf("dx", dx, a.size(nc, hw))
+	if c.ok(&a) {
+		globalAvgPoolBackward(nc, hw, dys, dxs)
+	}
+}
+
+// padded checks a padding call.
+func (c *CPU) padded(kernel string, g PadGeom, nc int, in, out Buffer, inName, outName string) ([]float32, []float32, bool) {
+	a := args{kernel: kernel}
+	a.pad(g)
+	xs := a.buf(inName, in, a.size(nc, g.H, g.W))
+	ys := a.buf(outName, out, a.size(nc, g.OutH(), g.OutW()))
+	return xs, ys, c.ok(&a)
 }
 
 // Pad2dForward implements Backend.
-func (c *CPU) Pad2dForward(g PadGeom, nc int, x, y Buffer) { Pad2dForward(g, nc, host(x), host(y)) }
+func (c *CPU) Pad2dForward(g PadGeom, nc int, x, y Buffer) {
+	if xs, ys, ok := c.padded("Pad2dForward", g, nc, x, y, "x", "y"); ok {
+		pad2dForward(g, nc, xs, ys)
+	}
+}
 
 // Pad2dBackward implements Backend.
 func (c *CPU) Pad2dBackward(g PadGeom, nc int, dy, dx Buffer) {
-	Pad2dBackward(g, nc, host(dy), host(dx))
+	if dxs, dys, ok := c.padded("Pad2dBackward", g, nc, dx, dy, "dx", "dy"); ok {
+		pad2dBackward(g, nc, dys, dxs)
+	}
 }
 
 // SoftmaxForward implements Backend.
 func (c *CPU) SoftmaxForward(n, k int, log bool, x, y Buffer) {
-	SoftmaxForward(n, k, log, host(x), host(y))
+	a := args{kernel: "SoftmaxForward"}
+	a.in(1, MaxValues, "k", k)
+	size := a.size(n, k)
+	xs, ys := a.buf("x", x, size), a.buf("y", y, size)
+	if c.ok(&a) {
+		softmaxForward(n, k, log, xs, ys)
+	}
 }
 
 // SoftmaxBackward implements Backend.
 func (c *CPU) SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer) {
-	SoftmaxBackward(n, k, log, host(y), host(dy), host(dx))
+	a := args{kernel: "SoftmaxBackward"}
+	a.in(1, MaxValues, "k", k)
+	size := a.size(n, k)
+	ys, dys, dxs := a.buf("y", y, size), a.buf("dy", dy, size), a.buf("dx", dx, size)
+	if c.ok(&a) {
+		softmaxBackward(n, k, log, ys, dys, dxs)
+	}
 }
 
 // BatchNormStats implements Backend.
 func (c *CPU) BatchNormStats(groups, n, ch, hw int, x, mean, variance Buffer) {
-	c.kernels().BatchNormStats(groups, n, ch, hw, host(x), host(mean), host(variance))
+	a := args{kernel: "BatchNormStats"}
+	xs := a.buf("x", x, a.size(groups, n, ch, hw))
+	ms, vs := a.buf("mean", mean, a.size(groups, ch)), a.buf("variance", variance, a.size(groups, ch))
+	if c.ok(&a) {
+		c.kernels().BatchNormStats(groups, n, ch, hw, xs, ms, vs)
+	}
 }
 
 // BatchNormUpdateRunning implements Backend.
 func (c *CPU) BatchNormUpdateRunning(groups, ch, count int, momentum float32, mean, variance, runMean, runVar Buffer) {
-	BatchNormUpdateRunning(groups, ch, count, momentum, host(mean), host(variance), host(runMean), host(runVar))
+	a := args{kernel: "BatchNormUpdateRunning"}
+	a.in(0, MaxValues, "count", count)
+	gc := a.size(groups, ch)
+	ms, vs := a.buf("mean", mean, gc), a.buf("variance", variance, gc)
+	rm, rv := a.buf("runMean", runMean, ch), a.buf("runVar", runVar, ch)
+	if c.ok(&a) {
+		batchNormUpdateRunning(groups, ch, count, momentum, ms, vs, rm, rv)
+	}
 }
 
 // BatchNormScaleShift implements Backend.
 func (c *CPU) BatchNormScaleShift(groups, ch int, eps float32, gamma, beta, mean, variance, scale, shift Buffer) {
-	BatchNormScaleShift(groups, ch, eps, host(gamma), host(beta), host(mean), host(variance), host(scale), host(shift))
+	a := args{kernel: "BatchNormScaleShift"}
+	gc := a.size(groups, ch)
+	gs, bs := a.buf("gamma", gamma, ch), a.buf("beta", beta, ch)
+	ms, vs := a.buf("mean", mean, gc), a.buf("variance", variance, gc)
+	ss, hs := a.buf("scale", scale, gc), a.buf("shift", shift, gc)
+	if c.ok(&a) {
+		batchNormScaleShift(groups, ch, eps, gs, bs, ms, vs, ss, hs)
+	}
 }
 
 // ChannelAffine implements Backend.
 func (c *CPU) ChannelAffine(groups, n, ch, hw int, x, scale, shift, y Buffer) {
-	c.kernels().ChannelAffine(groups, n, ch, hw, host(x), host(scale), host(shift), host(y))
+	a := args{kernel: "ChannelAffine"}
+	size, gc := a.size(groups, n, ch, hw), a.size(groups, ch)
+	xs, ys := a.buf("x", x, size), a.buf("y", y, size)
+	ss, hs := a.buf("scale", scale, gc), a.buf("shift", shift, gc)
+	if c.ok(&a) {
+		c.kernels().ChannelAffine(groups, n, ch, hw, xs, ss, hs, ys)
+	}
 }
 
 // BatchNormBackward implements Backend.
 func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer) {
-	BatchNormBackward(n, ch, hw, batchStats, eps, host(gamma), host(mean), host(variance), host(x), host(dy), host(dx),
-		host(dgamma), host(dbeta))
+	a := args{kernel: "BatchNormBackward"}
+	size := a.size(n, ch, hw)
+	gs, ms, vs := a.buf("gamma", gamma, ch), a.buf("mean", mean, ch), a.buf("variance", variance, ch)
+	xs, dys, dxs := a.buf("x", x, size), a.buf("dy", dy, size), a.opt("dx", dx, size)
+	dgs, dbs := a.buf("dgamma", dgamma, ch), a.buf("dbeta", dbeta, ch)
+	if c.ok(&a) {
+		batchNormBackward(n, ch, hw, batchStats, eps, gs, ms, vs, xs, dys, dxs, dgs, dbs)
+	}
 }
 
 // IF implements Backend.
-func (c *CPU) IF(a IFArgs) {
-	c.kernels().IFForward(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts))
+func (c *CPU) IF(f IFArgs) {
+	a := args{kernel: "IF"}
+	steps := a.size(f.Steps, f.N)
+	inN := steps
+	if f.Constant {
+		inN = a.size(f.N)
+	}
+	in := a.buf("In", f.In, inN)
+	var scale, shift []float32
+	if f.Scale != nil || f.Shift != nil {
+		a.in(1, MaxValues, "C", f.C, "HW", f.HW)
+		rows := 1
+		if f.PerStep {
+			rows = f.Steps
+		}
+		scale, shift = a.buf("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
+	}
+	out := steps // spikes written
+	if g := f.Pool; g != nil {
+		a.pool(*g)
+		if plane := g.C * g.H * g.W; !PoolFits(*g) || plane < 1 || f.N%plane != 0 {
+			a.fail("pooling %dx%d stride %d,%d over %d×%dx%d planes cannot be computed in the IF kernel for %d neurons", g.KH, g.KW, g.SH, g.SW,
+				g.C, g.H, g.W, f.N)
+		} else {
+			out = a.size(f.Steps, f.N/(g.KH*g.KW))
+		}
+	}
+	v, spikes, counts := a.buf("V", f.V, a.size(f.N)), a.buf("Spikes", f.Spikes, out), a.opt("Counts", f.Counts, f.N)
+	if !c.ok(&a) {
+		return
+	}
+	if f.Start {
+		for i := range v {
+			v[i] = f.Reset
+		}
+		clear(counts)
+	}
+	if f.Pool == nil {
+		c.kernels().IFForward(f, in, scale, shift, v, spikes, counts)
+		return
+	}
+	// the spikes into scratch, then each step's max-pooling: the bits of
+	// IF followed by MaxPool2dForward
+	g := *f.Pool
+	unpooled := grow(&c.ifSpikes, f.Steps*f.N)
+	c.kernels().IFForward(f, in, scale, shift, v, unpooled, counts)
+	planes := f.N / (g.H * g.W)
+	per := planes * g.OutH() * g.OutW()
+	for t := 0; t < f.Steps; t++ {
+		maxPool2dForward(g, planes/g.C, unpooled[t*f.N:(t+1)*f.N], spikes[t*per:(t+1)*per])
+	}
+}
+
+// lossArgs checks a proxy loss gradient's arguments: n rows of k classes
+// of a batch of total rows.
+func (c *CPU) lossArgs(kernel string, n, total, k int, counts, labels, dy Buffer) (cs, ls, ds []float32, ok bool) {
+	a := args{kernel: kernel}
+	a.in(1, MaxValues, "k", k)
+	a.in(n, MaxValues, "total", total)
+	size := a.size(n, k)
+	cs, ls, ds = a.buf("counts", counts, size), a.buf("labels", labels, a.size(n)), a.buf("dy", dy, size)
+	return cs, ls, ds, c.ok(&a)
 }
 
 // ProxyLossGrad implements Backend.
 func (c *CPU) ProxyLossGrad(n, k int, counts, labels, dy Buffer) {
-	ProxyLossGrad(n, k, host(counts), host(labels), host(dy))
+	if cs, ls, ds, ok := c.lossArgs("ProxyLossGrad", n, max(n, 1), k, counts, labels, dy); ok {
+		proxyLossGrad(n, k, cs, ls, ds)
+	}
 }
 
 // Adam implements Backend.
-func (c *CPU) Adam(a AdamArgs, p, grad, m, v Buffer) {
+func (c *CPU) Adam(f AdamArgs, p, grad, m, v Buffer) {
+	a := args{kernel: "Adam"}
+	ph := a.buf("p", p, 0)
+	gh, mh, vh := a.buf("grad", grad, len(ph)), a.buf("m", m, len(ph)), a.buf("v", v, len(ph))
+	if f.Step < 1 {
+		a.fail("step %d: steps count from 1", f.Step)
+	}
+	if !c.ok(&a) {
+		return
+	}
 	ks := c.kernels()
-	stepSize, sqrtBC2 := a.Factors()
-	b1, b2 := float32(a.Beta1), float32(a.Beta2)
-	f := [8]float32{stepSize, sqrtBC2, b1, 1 - b1, b2, 1 - b2, float32(a.WeightDecay), float32(a.Eps)}
-	ph, gh, mh, vh := host(p), host(grad), host(m), host(v)
-	elementwise(len(ph), func(lo, hi int) { ks.adam(ph[lo:hi], gh[lo:hi], mh[lo:hi], vh[lo:hi], &f) })
+	stepSize, sqrtBC2 := f.Factors()
+	b1, b2 := float32(f.Beta1), float32(f.Beta2)
+	fs := [8]float32{stepSize, sqrtBC2, b1, 1 - b1, b2, 1 - b2, float32(f.WeightDecay), float32(f.Eps)}
+	elementwise(len(ph), func(lo, hi int) { ks.adam(ph[lo:hi], gh[lo:hi], mh[lo:hi], vh[lo:hi], &fs) })
 	touch(p)
 }
 

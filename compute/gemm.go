@@ -1,6 +1,9 @@
 package compute
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // GEMM blocking (Goto's scheme, as BLIS and OpenBLAS block): a kc×nc panel
 // of B and an mc×kc block of A are packed into the micro-kernel's layout;
@@ -189,34 +192,53 @@ func packB(trans bool, kc, nc, nr int, b []float32, ldb, p0, j0 int, dst []float
 	}
 }
 
-// Transpose writes the transpose of the row-major [rows, cols] matrix src
-// into dst, shaped [cols, rows]. It works in 32×32 tiles so that both
-// sides stay in cache for large matrices.
-func Transpose(rows, cols int, src, dst []float32) {
-	const tile = 32
-	for r0 := 0; r0 < rows; r0 += tile {
-		r1 := min(r0+tile, rows)
-		for c0 := 0; c0 < cols; c0 += tile {
-			c1 := min(c0+tile, cols)
-			for r := r0; r < r1; r++ {
-				row := src[r*cols : r*cols+cols]
-				for c := c0; c < c1; c++ {
-					dst[c*rows+r] = row[c]
-				}
-			}
-		}
-	}
-}
-
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, the
 // contract of cuBLAS's SGEMM restated for row-major storage: op(A) is
 // [m, k] (A is stored [m, lda], or [k, lda] when transA), op(B) is [k, n]
 // (B is [k, ldb], or [n, ldb] when transB) and C is [m, ldc]. With beta = 0
 // C is not read. It serves the emulated CUDA device's GEMM, with the CPU
 // backend's blocked kernels (the product is the same chain of fused
-// multiply-adds on every kernel set), then alpha and beta applied.
+// multiply-adds on every kernel set), then alpha and beta applied. It
+// refuses sizes below 0 (or whose products exceed MaxValues), leading
+// dimensions shorter than the rows they lead and matrices shorter than
+// those rows.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
-	beta float32, c []float32, ldc int) {
+	beta float32, c []float32, ldc int) error {
+	arg := args{kernel: "Sgemm"}
+	arg.size(m, n, k)
+	// a matrix of rows×cols stored with leading dimension ld holds at
+	// least (rows−1)·ld + cols values
+	need := func(name string, x []float32, rows, cols, ld int) {
+		if arg.err != nil || rows == 0 || cols == 0 {
+			return
+		}
+		if ld < cols {
+			arg.fail("%s's leading dimension %d is below its %d columns", name, ld, cols)
+			return
+		}
+		if size := arg.size(rows-1, ld); arg.err == nil && len(x) < size+cols {
+			arg.fail("%s holds %d values, %d needed", name, len(x), size+cols)
+		}
+	}
+	rowsA, colsA, rowsB, colsB := m, k, k, n
+	if transA {
+		rowsA, colsA = k, m
+	}
+	if transB {
+		rowsB, colsB = n, k
+	}
+	need("A", a, rowsA, colsA, lda)
+	need("B", b, rowsB, colsB, ldb)
+	need("C", c, m, n, ldc)
+	if arg.err != nil {
+		return fmt.Errorf("compute: Sgemm: %w", arg.err)
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if k == 0 {
+		lda, ldb = max(lda, 1), max(ldb, 1)
+	}
 	prod := make([]float32, m*n)
 	defaultKernels.gemm(transA, transB, m, n, k, a, lda, b, ldb, prod, n, maxWorkers())
 	for i := 0; i < m; i++ {
@@ -229,4 +251,5 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 			}
 		}
 	}
+	return nil
 }

@@ -178,8 +178,8 @@ func (c *CPU) linearBackward(n, in, outF int, x, w, dy, dx, dw, db []float32) {
 	}
 }
 
-// SoftmaxForward applies softmax (or log-softmax) to each of n rows of k values.
-func SoftmaxForward(n, k int, log bool, x, out []float32) {
+// softmaxForward applies softmax (or log-softmax) to each of n rows of k values.
+func softmaxForward(n, k int, log bool, x, out []float32) {
 	for b := 0; b < n; b++ {
 		row, dst := x[b*k:(b+1)*k], out[b*k:(b+1)*k]
 		m := row[0]
@@ -200,9 +200,9 @@ func SoftmaxForward(n, k int, log bool, x, out []float32) {
 	}
 }
 
-// SoftmaxBackward computes dx from the forward output y and dy, row by row:
+// softmaxBackward computes dx from the forward output y and dy, row by row:
 // softmax dx = y·(dy − Σ dy·y); log-softmax dx = dy − exp(y)·Σ dy.
-func SoftmaxBackward(n, k int, log bool, y, dy, dx []float32) {
+func softmaxBackward(n, k int, log bool, y, dy, dx []float32) {
 	for b := 0; b < n; b++ {
 		yr, gr, dr := y[b*k:(b+1)*k], dy[b*k:(b+1)*k], dx[b*k:(b+1)*k]
 		if log {
@@ -225,10 +225,10 @@ func SoftmaxBackward(n, k int, log bool, y, dy, dx []float32) {
 	}
 }
 
-// CopyChannels copies, for each of n samples, channels [srcOff, srcOff+c)
+// copyChannels copies, for each of n samples, channels [srcOff, srcOff+c)
 // of src (srcC channels of hw values a sample) to channels [dstOff,
 // dstOff+c) of dst (dstC channels a sample).
-func CopyChannels(n, c, hw int, src []float32, srcC, srcOff int, dst []float32, dstC, dstOff int) {
+func copyChannels(n, c, hw int, src []float32, srcC, srcOff int, dst []float32, dstC, dstOff int) {
 	for s := 0; s < n; s++ {
 		from := src[(s*srcC+srcOff)*hw : (s*srcC+srcOff+c)*hw]
 		copy(dst[(s*dstC+dstOff)*hw:(s*dstC+dstOff+c)*hw], from)

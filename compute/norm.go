@@ -41,11 +41,11 @@ func (ks *kernelSet) bnSums(n, c, hw int, x []float32, mu []float64, sums []floa
 	}, addF64, nil)
 }
 
-// BatchNormUpdateRunning folds groups batch statistics ([groups, c]) into
+// batchNormUpdateRunning folds groups batch statistics ([groups, c]) into
 // the running statistics, one group after the other, as PyTorch's train()
 // mode does once per forward pass: r = (1−m)·r + m·batch, with the
 // variance made unbiased by count/(count−1).
-func BatchNormUpdateRunning(groups, c, count int, momentum float32, mean, variance, runMean, runVar []float32) {
+func batchNormUpdateRunning(groups, c, count int, momentum float32, mean, variance, runMean, runVar []float32) {
 	unbias := float32(1)
 	if count > 1 {
 		unbias = float32(count) / float32(count-1)
@@ -58,10 +58,10 @@ func BatchNormUpdateRunning(groups, c, count int, momentum float32, mean, varian
 	}
 }
 
-// BatchNormScaleShift writes the affine map that normalises with (mean,
+// batchNormScaleShift writes the affine map that normalises with (mean,
 // variance) and applies γ, β: scale = γ/√(var+eps), shift = β − mean·scale,
 // for groups rows of c channels (γ and β are the same for every row).
-func BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift []float32) {
+func batchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift []float32) {
 	for g := 0; g < groups; g++ {
 		for ch := 0; ch < c; ch++ {
 			i := g*c + ch
@@ -76,7 +76,7 @@ func BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance
 // rounded) for groups groups of n samples of c channels × hw positions;
 // out may be x.
 func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
-	ParallelFor(groups*n, func(lo, hi int) {
+	parallelRange(groups*n, func(lo, hi int) {
 		for gs := lo; gs < hi; gs++ {
 			g := gs / n
 			for ch := 0; ch < c; ch++ {
@@ -88,7 +88,7 @@ func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []
 	})
 }
 
-// BatchNormBackward computes BN's gradients given the statistics the
+// batchNormBackward computes BN's gradients given the statistics the
 // forward pass normalised with (mean and variance per channel; invstd =
 // 1/√(var+eps)). With batch statistics (train) the mean and variance
 // depend on x:
@@ -100,7 +100,7 @@ func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []
 // leaves combined in float32 by the batch reduction rule (reduce.go), as
 // every gradient is, so that shares of a batch add up to its gradient.
 // dx may be nil.
-func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta []float32) {
+func batchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta []float32) {
 	is := bnInvStd(c, eps, variance)
 	// sums[ch] = Σ dy, sums[c+ch] = Σ dy·x̂
 	sums := make([]float32, 2*c)
@@ -116,7 +116,7 @@ func BatchNormBackward(n, c, hw int, train bool, eps float32, gamma, mean, varia
 		bnBackwardData(n, c, hw, n*hw, gamma, mean, is, x, dy, sums, dx)
 		return
 	}
-	ParallelFor(n, func(lo, hi int) {
+	parallelRange(n, func(lo, hi int) {
 		for s := lo; s < hi; s++ {
 			for ch := 0; ch < c; ch++ {
 				k := float64(gamma[ch]) * is[ch]
@@ -163,7 +163,7 @@ func bnBackwardSums(n, c, hw int, mean []float32, is []float64, x, dy, sums []fl
 // channel, from the batch's sums (bnBackwardSums).
 func bnBackwardData(n, c, hw, count int, gamma, mean []float32, is []float64, x, dy, sums, dx []float32) {
 	m := float64(count)
-	ParallelFor(n, func(lo, hi int) {
+	parallelRange(n, func(lo, hi int) {
 		for s := lo; s < hi; s++ {
 			for ch := 0; ch < c; ch++ {
 				mu, sdy, sdyx := float64(mean[ch]), float64(sums[ch]), float64(sums[c+ch])

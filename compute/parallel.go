@@ -13,10 +13,10 @@ import (
 // maxWorkers is how many goroutines a kernel may split its work over.
 func maxWorkers() int { return runtime.GOMAXPROCS(0) }
 
-// ParallelFor calls body(lo, hi) on disjoint chunks that cover [0, n),
+// parallelRange calls body(lo, hi) on disjoint chunks that cover [0, n),
 // using up to GOMAXPROCS goroutines, and returns when all are done.
 // Small ranges run on the calling goroutine.
-func ParallelFor(n int, body func(lo, hi int)) {
+func parallelRange(n int, body func(lo, hi int)) {
 	parallelFor(n, maxWorkers(), func(_, lo, hi int) { body(lo, hi) })
 }
 

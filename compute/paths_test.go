@@ -195,7 +195,7 @@ func TestBatchTreeSplits(t *testing.T) {
 		}},
 		{"batchnorm", func(lo, hi int) [][]float32 {
 			dg, dbeta := make([]float32, ch), make([]float32, ch)
-			BatchNormBackward(hi-lo, ch, hw, true, 1e-5, gamma, mean, variance, bx[lo*ch*hw:hi*ch*hw], bdy[lo*ch*hw:hi*ch*hw],
+			batchNormBackward(hi-lo, ch, hw, true, 1e-5, gamma, mean, variance, bx[lo*ch*hw:hi*ch*hw], bdy[lo*ch*hw:hi*ch*hw],
 				nil, dg, dbeta)
 			return [][]float32{dg, dbeta}
 		}},

@@ -16,6 +16,9 @@ type PoolGeom struct {
 // the input or the leading padding.
 func pooledSize(in, k, s, padBefore, padAfter int, ceil bool) int {
 	span := in + padBefore + padAfter - k
+	if s < 1 || span < 0 {
+		return 0 // no window fits
+	}
 	out := span/s + 1
 	if ceil {
 		out = (span+s-1)/s + 1
@@ -26,10 +29,10 @@ func pooledSize(in, k, s, padBefore, padAfter int, ceil bool) int {
 	return out
 }
 
-// OutH is the output height.
+// OutH is the output height (0 where no window fits, or a stride below 1).
 func (g PoolGeom) OutH() int { return pooledSize(g.H, g.KH, g.SH, g.PT, g.PB, g.Ceil) }
 
-// OutW is the output width.
+// OutW is the output width (0 where no window fits, or a stride below 1).
 func (g PoolGeom) OutW() int { return pooledSize(g.W, g.KW, g.SW, g.PL, g.PR, g.Ceil) }
 
 // maxWindow is output (y, xo)'s window clipped to the input: [h0, h1) × [w0, w1).
@@ -73,11 +76,11 @@ func firstMax4(a, b, c, d float32) (float32, int) {
 	return best, bi
 }
 
-// MaxPool2dForward writes the maximum of each window (padding never wins)
+// maxPool2dForward writes the maximum of each window (padding never wins)
 // for n samples.
-func MaxPool2dForward(g PoolGeom, n int, x, out []float32) {
+func maxPool2dForward(g PoolGeom, n int, x, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
-	ParallelFor(n*g.C, func(lo, hi int) {
+	parallelRange(n*g.C, func(lo, hi int) {
 		for pc := lo; pc < hi; pc++ {
 			plane := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			dst := out[pc*oh*ow : (pc+1)*oh*ow]
@@ -116,12 +119,12 @@ func (g PoolGeom) avgWindow(y, xo int, countPad bool) (h0, h1, w0, w1, div int) 
 	return h0, h1, w0, w1, div
 }
 
-// AvgPool2dForward writes the mean of each window for n samples. With
+// avgPool2dForward writes the mean of each window for n samples. With
 // countPad the divisor counts padded positions (up to the padded border),
 // as PyTorch's count_include_pad=True; without it only real inputs count.
-func AvgPool2dForward(g PoolGeom, n int, countPad bool, x, out []float32) {
+func avgPool2dForward(g PoolGeom, n int, countPad bool, x, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
-	ParallelFor(n*g.C, func(lo, hi int) {
+	parallelRange(n*g.C, func(lo, hi int) {
 		for pc := lo; pc < hi; pc++ {
 			plane := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			dst := out[pc*oh*ow : (pc+1)*oh*ow]
@@ -145,8 +148,8 @@ func AvgPool2dForward(g PoolGeom, n int, countPad bool, x, out []float32) {
 	})
 }
 
-// GlobalAvgPoolForward averages each of the n·c planes of size hw.
-func GlobalAvgPoolForward(nc, hw int, x, out []float32) {
+// globalAvgPoolForward averages each of the n·c planes of size hw.
+func globalAvgPoolForward(nc, hw int, x, out []float32) {
 	for i := 0; i < nc; i++ {
 		var sum float32
 		for _, v := range x[i*hw : (i+1)*hw] {
@@ -156,8 +159,8 @@ func GlobalAvgPoolForward(nc, hw int, x, out []float32) {
 	}
 }
 
-// GlobalAvgPoolBackward spreads each gradient evenly over its plane.
-func GlobalAvgPoolBackward(nc, hw int, dy, dx []float32) {
+// globalAvgPoolBackward spreads each gradient evenly over its plane.
+func globalAvgPoolBackward(nc, hw int, dy, dx []float32) {
 	for i, g := range dy[:nc] {
 		v := g / float32(hw)
 		plane := dx[i*hw : (i+1)*hw]
@@ -167,8 +170,8 @@ func GlobalAvgPoolBackward(nc, hw int, dy, dx []float32) {
 	}
 }
 
-// Pad2dForward copies nc planes of h×w into padded planes filled with g.Value.
-func Pad2dForward(g PadGeom, nc int, x, out []float32) {
+// pad2dForward copies nc planes of h×w into padded planes filled with g.Value.
+func pad2dForward(g PadGeom, nc int, x, out []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	for i := 0; i < nc; i++ {
 		dst := out[i*oh*ow : (i+1)*oh*ow]
@@ -182,8 +185,8 @@ func Pad2dForward(g PadGeom, nc int, x, out []float32) {
 	}
 }
 
-// Pad2dBackward keeps the gradient of the interior; the border's is dropped.
-func Pad2dBackward(g PadGeom, nc int, dy, dx []float32) {
+// pad2dBackward keeps the gradient of the interior; the border's is dropped.
+func pad2dBackward(g PadGeom, nc int, dy, dx []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	for i := 0; i < nc; i++ {
 		src := dy[i*oh*ow : (i+1)*oh*ow]
@@ -194,12 +197,12 @@ func Pad2dBackward(g PadGeom, nc int, dy, dx []float32) {
 	}
 }
 
-// MaxPool2dBackward routes each output gradient to the first maximum of
+// maxPool2dBackward routes each output gradient to the first maximum of
 // its window in the forward input x, as PyTorch does. dx is overwritten.
-func MaxPool2dBackward(g PoolGeom, n int, x, dout, dx []float32) {
+func maxPool2dBackward(g PoolGeom, n int, x, dout, dx []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	clear(dx)
-	ParallelFor(n*g.C, func(lo, hi int) {
+	parallelRange(n*g.C, func(lo, hi int) {
 		for pc := lo; pc < hi; pc++ {
 			src := x[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			plane := dx[pc*g.H*g.W : (pc+1)*g.H*g.W]
@@ -225,12 +228,12 @@ func MaxPool2dBackward(g PoolGeom, n int, x, dout, dx []float32) {
 	})
 }
 
-// AvgPool2dBackward spreads each output gradient evenly over its window,
+// avgPool2dBackward spreads each output gradient evenly over its window,
 // divided as the forward pass divided. dx is overwritten.
-func AvgPool2dBackward(g PoolGeom, n int, countPad bool, dout, dx []float32) {
+func avgPool2dBackward(g PoolGeom, n int, countPad bool, dout, dx []float32) {
 	oh, ow := g.OutH(), g.OutW()
 	clear(dx)
-	ParallelFor(n*g.C, func(lo, hi int) {
+	parallelRange(n*g.C, func(lo, hi int) {
 		for pc := lo; pc < hi; pc++ {
 			plane := dx[pc*g.H*g.W : (pc+1)*g.H*g.W]
 			src := dout[pc*oh*ow : (pc+1)*oh*ow]

@@ -106,33 +106,44 @@ func HostData(b Buffer) ([]float32, bool) {
 }
 
 // Float64s views float32 places as the float64 values they hold (two
-// places each; len(f) must be even).
-func Float64s(f []float32) []float64 {
-	if len(f) == 0 {
-		return nil
-	}
+// places each); an odd number of places holds no whole number of them and
+// is refused.
+func Float64s(f []float32) ([]float64, error) {
 	if len(f)%2 != 0 {
-		panic(fmt.Sprintf("compute: %d float32 places hold no whole number of float64 values", len(f)))
+		return nil, fmt.Errorf("compute: %d float32 places hold no whole number of float64 values", len(f))
 	}
-	return unsafe.Slice((*float64)(unsafe.Pointer(&f[0])), len(f)/2)
+	if len(f) == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice((*float64)(unsafe.Pointer(&f[0])), len(f)/2), nil
 }
 
-// host64 is the float64 values a CPU buffer holds (nil for nil).
-func host64(b Buffer) []float64 {
-	if b == nil {
+// f64 is a CPU buffer's float64 values, n of them at least: buf's check,
+// in float32 places.
+func (a *args) f64(name string, b Buffer, n int, optional bool) []float64 {
+	var f []float32
+	if optional {
+		f = a.opt(name, b, a.size(2, n))
+	} else {
+		f = a.buf(name, b, a.size(2, n))
+	}
+	if a.err != nil || f == nil {
 		return nil
 	}
-	return Float64s(host(b))
+	v, _ := Float64s(f[:len(f)&^1])
+	return v
 }
 
 // ProxyLossGradOf implements Sharded.
 func (c *CPU) ProxyLossGradOf(n, total, k int, counts, labels, dy Buffer) {
-	ProxyLossGradOf(n, total, k, host(counts), host(labels), host(dy))
+	if cs, ls, ds, ok := c.lossArgs("ProxyLossGradOf", n, total, k, counts, labels, dy); ok {
+		proxyLossGradOf(n, total, k, cs, ls, ds)
+	}
 }
 
-// ProxyLossGradOf writes the proxy loss gradient of n rows of a batch of
+// proxyLossGradOf writes the proxy loss gradient of n rows of a batch of
 // total rows: dy = 2(counts − onehot)/(total·k), rounded as ProxyLossGrad.
-func ProxyLossGradOf(n, total, k int, counts, labels, dy []float32) {
+func proxyLossGradOf(n, total, k int, counts, labels, dy []float32) {
 	scale := float32(2) / float32(total*k)
 	for i := 0; i < n; i++ {
 		label := int(labels[i])
@@ -149,7 +160,12 @@ func ProxyLossGradOf(n, total, k int, counts, labels, dy []float32) {
 // BatchNormSums implements Sharded: BatchNormStats's sums, in its order
 // (a share's sums are a subtree of the batch reduction tree).
 func (c *CPU) BatchNormSums(groups, n, cc, hw int, x, mean, sums Buffer) {
-	xh, mu, out := host(x), host64(mean), host64(sums)
+	a := args{kernel: "BatchNormSums"}
+	gc := a.size(groups, cc)
+	xh, mu, out := a.buf("x", x, a.size(groups, n, cc, hw)), a.f64("mean", mean, gc, true), a.f64("sums", sums, gc, false)
+	if !c.ok(&a) {
+		return
+	}
 	ks := c.kernels()
 	for g := 0; g < groups; g++ {
 		var mg []float64
@@ -162,7 +178,11 @@ func (c *CPU) BatchNormSums(groups, n, cc, hw int, x, mean, sums Buffer) {
 
 // BatchNormDivide implements Sharded.
 func (c *CPU) BatchNormDivide(n, count int, sums, out64, out32 Buffer) {
-	s, o64, o32 := host64(sums), host64(out64), host(out32)
+	a := args{kernel: "BatchNormDivide"}
+	s, o64, o32 := a.f64("sums", sums, n, false), a.f64("out64", out64, n, true), a.buf("out32", out32, n)
+	if !c.ok(&a) {
+		return
+	}
 	m := float64(count)
 	for i := 0; i < n; i++ {
 		q := s[i] / m
@@ -176,8 +196,14 @@ func (c *CPU) BatchNormDivide(n, count int, sums, out64, out32 Buffer) {
 // BatchNormBackwardSums implements Sharded: BatchNormBackward's sums, in
 // its order, added into dgamma and dbeta.
 func (c *CPU) BatchNormBackwardSums(n, cc, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta Buffer) {
-	s, dg, db := host(sums), host(dgamma), host(dbeta)
-	bnBackwardSums(n, cc, hw, host(mean), bnInvStd(cc, eps, host(variance)), host(x), host(dy), s)
+	a := args{kernel: "BatchNormBackwardSums"}
+	size := a.size(n, cc, hw)
+	ms, vs, xs, dys := a.buf("mean", mean, cc), a.buf("variance", variance, cc), a.buf("x", x, size), a.buf("dy", dy, size)
+	s, dg, db := a.buf("sums", sums, a.size(2, cc)), a.buf("dgamma", dgamma, cc), a.buf("dbeta", dbeta, cc)
+	if !c.ok(&a) {
+		return
+	}
+	bnBackwardSums(n, cc, hw, ms, bnInvStd(cc, eps, vs), xs, dys, s)
 	for ch := 0; ch < cc; ch++ {
 		dg[ch] += s[cc+ch]
 		db[ch] += s[ch]
@@ -187,7 +213,14 @@ func (c *CPU) BatchNormBackwardSums(n, cc, hw int, eps float32, mean, variance, 
 // BatchNormBackwardData implements Sharded: BatchNormBackward's dx, from
 // the whole batch's sums over count values per channel.
 func (c *CPU) BatchNormBackwardData(n, cc, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx Buffer) {
-	bnBackwardData(n, cc, hw, count, host(gamma), host(mean), bnInvStd(cc, eps, host(variance)), host(x), host(dy), host(sums), host(dx))
+	a := args{kernel: "BatchNormBackwardData"}
+	size := a.size(n, cc, hw)
+	gs, ms, vs := a.buf("gamma", gamma, cc), a.buf("mean", mean, cc), a.buf("variance", variance, cc)
+	xs, dys, dxs, ss := a.buf("x", x, size), a.buf("dy", dy, size), a.buf("dx", dx, size), a.buf("sums", sums, a.size(2, cc))
+	if !c.ok(&a) {
+		return
+	}
+	bnBackwardData(n, cc, hw, count, gs, ms, bnInvStd(cc, eps, vs), xs, dys, ss, dxs)
 }
 
 var _ Sharded = (*CPU)(nil)

@@ -45,11 +45,11 @@ func (ks *kernelSet) IFForward(a IFArgs, in, scale, shift, v, spikes, counts []f
 	})
 }
 
-// ProxyLossGrad writes dy = 2(counts − onehot(labels))/(n·k), the gradient
+// proxyLossGrad writes dy = 2(counts − onehot(labels))/(n·k), the gradient
 // of the proxy loss mean((counts − onehot)²) at the ANN's output: the
 // whole batch as its own share (ProxyLossGradOf).
-func ProxyLossGrad(n, k int, counts, labels, dy []float32) {
-	ProxyLossGradOf(n, n, k, counts, labels, dy)
+func proxyLossGrad(n, k int, counts, labels, dy []float32) {
+	proxyLossGradOf(n, n, k, counts, labels, dy)
 }
 
 // Factors are Adam's bias corrections for this step: lr/(1−β1ᵗ) and

@@ -32,8 +32,14 @@ func TrafficOf(launches []Launch) Traffic {
 }
 
 // Add counts one launch: a library call in Calls (a cuBLAS GEMM's FLOPs
-// in GemmFLOPs too), a kernel or a copy in Launches with its bytes.
+// in GemmFLOPs too), a kernel or a copy in Launches with its bytes. A
+// zero Traffic counts too.
 func (t *Traffic) Add(l Launch) {
+	for _, m := range []*map[string]int64{&t.Launches, &t.Read, &t.Written, &t.Calls} {
+		if *m == nil {
+			*m = map[string]int64{}
+		}
+	}
 	if l.Library {
 		t.Calls[l.Kernel]++
 		if l.Kernel == CallGEMM {
@@ -106,7 +112,9 @@ type Launch struct {
 	// the library chooses.
 	Library bool `json:"library,omitempty"`
 	// Read and Written are the bytes the launch must read and write, each
-	// value once: for a library call its operands (a convolution's input
+	// value once: for a kernel every operand it reads, small ones
+	// (per-channel statistics, scales) and a result it adds into
+	// included; for a library call its operands (a convolution's input
 	// and filter, or their gradients) and its result, leaving out a result
 	// it adds into.
 	Read    int64 `json:"read_bytes"`

@@ -83,6 +83,15 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 	return idx, names
 }
 
+// CheckPercentile refuses a percentile Calibrate cannot take, one outside
+// (0, 100], before any work.
+func CheckPercentile(p float64) error {
+	if !(p > 0 && p <= 100) {
+		return fmt.Errorf("percentile must lie in (0, 100], got %g", p)
+	}
+	return nil
+}
+
 // Calibrate runs ann (BatchNorm in eval mode) on be over the first images
 // of d, batch at a time, and returns each neuron layer's scale: the
 // percentile p of its positive activations, interpolated linearly between
@@ -91,8 +100,11 @@ func neuronLayers(layers []nn.Layer) ([]int, []string) {
 // bucket the percentile falls in — so its memory does not grow with the
 // number of images.
 func Calibrate(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, images, batch int, p float64) ([]Scale, error) {
-	if !(p > 0 && p <= 100) {
-		return nil, fmt.Errorf("percentile must lie in (0, 100], got %g", p)
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return nil, fmt.Errorf("calibration: the context, backend, network and data set are required (nil)")
+	}
+	if err := CheckPercentile(p); err != nil {
+		return nil, err
 	}
 	if images < 1 || images > d.N {
 		images = d.N
@@ -271,6 +283,9 @@ type Result struct {
 // Convert calibrates ann on d (Calibrate) and normalises it (Normalize)
 // for the SNN setting o.SNN: Rueckauer et al.'s robust normalisation.
 func Convert(ctx context.Context, be compute.Backend, ann *nn.Network, d *data.Dataset, o Options) (Result, error) {
+	if ctx == nil || be == nil || ann == nil || d == nil {
+		return Result{}, fmt.Errorf("conversion: the context, backend, network and data set are required (nil)")
+	}
 	if err := o.SNN.Validate(); err != nil {
 		return Result{}, err
 	}

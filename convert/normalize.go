@@ -42,8 +42,11 @@ import (
 // of the scaling layers it inserted before joins. On an error ann is left
 // as it was.
 func Normalize(ann *nn.Network, scales []Scale, theta float64) (inserted []string, err error) {
-	if !(theta > 0) {
-		return nil, fmt.Errorf("effective threshold v_th − v_reset must be positive, got %g", theta)
+	if !(theta > 0) || math.IsInf(theta, 0) {
+		return nil, fmt.Errorf("effective threshold v_th − v_reset must be positive and finite, got %g", theta)
+	}
+	if ann == nil {
+		return nil, fmt.Errorf("normalising: no network (nil)")
 	}
 	body, _ := ann.Body()
 	layers, inputs := body.Layers, body.Inputs

@@ -53,15 +53,19 @@ func New(name string, images []float32, labels []uint8, c, h, w, classes int) (*
 	return &Dataset{Name: name, Images: images, Labels: labels, N: n, C: c, H: h, W: w, Classes: classes}, nil
 }
 
-// Image returns sample i's pixels.
+// Image returns sample i's pixels (nil when the set holds no sample i).
 func (d *Dataset) Image(i int) []float32 {
 	sz := d.C * d.H * d.W
+	if i < 0 || sz <= 0 || i >= d.N || i >= len(d.Images)/sz {
+		return nil
+	}
 	return d.Images[i*sz : (i+1)*sz]
 }
 
-// Subset keeps the first n samples (all when n <= 0 or n >= N).
+// Subset keeps the first n samples (all when n <= 0 or n >= N; nil for a
+// nil set).
 func (d *Dataset) Subset(n int) *Dataset {
-	if n <= 0 || n >= d.N {
+	if d == nil || n <= 0 || n >= d.N {
 		return d
 	}
 	c := *d
@@ -77,6 +81,16 @@ const (
 	FashionMNIST = "fashion-mnist"
 	CIFAR10      = "cifar10"
 )
+
+// CheckName refuses a name that is none of the data sets Load reads, before
+// any file is opened.
+func CheckName(name string) error {
+	switch name {
+	case MNIST, FashionMNIST, CIFAR10:
+		return nil
+	}
+	return setting.Errorf("unknown data set %q: %s must be %s, %s or %s", name, setting.Name("dataset"), MNIST, FashionMNIST, CIFAR10)
+}
 
 // FashionMNISTDir is where Debian's package dataset-fashion-mnist installs
 // the official Fashion-MNIST files.
@@ -110,13 +124,18 @@ func ClassNames(name string) []string {
 // (optionally gzipped) for MNIST and Fashion-MNIST, the binary version for
 // CIFAR-10.
 func Load(dir, name string, trainSplit bool) (*Dataset, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
 	if dir == "" {
 		var err error
 		if dir, err = DefaultDir(name); err != nil {
 			return nil, err
 		}
 	}
-	if st, err := os.Stat(dir); err != nil {
+	if st, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("data folder %s does not exist (no such file or directory)", dir)
+	} else if err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("data folder %s is not a folder", dir)
@@ -133,10 +152,8 @@ func Load(dir, name string, trainSplit bool) (*Dataset, error) {
 		}
 		d.Name = name
 		return d, nil
-	case CIFAR10:
-		return loadCIFAR10(dir, trainSplit)
 	}
-	return nil, fmt.Errorf("unknown data set %q (want %s, %s or %s)", name, MNIST, FashionMNIST, CIFAR10)
+	return loadCIFAR10(dir, trainSplit) // CheckName let nothing else through
 }
 
 // openMaybeGz opens path, or path.gz when only that exists, refusing
@@ -283,6 +300,17 @@ func loadCIFAR10(dir string, trainSplit bool) (*Dataset, error) {
 	if trainSplit {
 		files = []string{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"}
 	}
+	var missing []string
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("CIFAR-10 in %s: %s missing; the data set's binary version (cifar-10-binary.tar.gz from "+
+			"https://www.cs.toronto.edu/~kriz/cifar.html) has data_batch_1.bin … data_batch_5.bin and test_batch.bin, "+
+			"read directly in the folder or in its cifar-10-batches-bin", dir, andList(missing))
+	}
 	d := &Dataset{Name: CIFAR10, C: 3, H: 32, W: 32, Classes: 10}
 	for _, f := range files {
 		path := filepath.Join(dir, f)
@@ -299,4 +327,14 @@ func loadCIFAR10(dir string, trainSplit bool) (*Dataset, error) {
 		return nil, errors.New("no CIFAR-10 records")
 	}
 	return d, nil
+}
+
+// andList writes names as "a is", "a and b are", "a, b and c are".
+func andList(names []string) string {
+	switch len(names) {
+	case 1:
+		return names[0] + " is"
+	default:
+		return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " are"
+	}
 }

@@ -104,8 +104,25 @@ func TestDataErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
 		}
 	}
-	if _, err := data.Load(t.TempDir(), "imagenet", true); err == nil || !strings.Contains(err.Error(), "unknown data set") {
-		t.Errorf("unknown data set: %v", err)
+	// CIFAR-10: the missing batches named, not a bare stat error
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "data_batch_1.bin"), make([]byte, 3073))
+	writeFile(t, filepath.Join(dir, "data_batch_2.bin"), make([]byte, 3073))
+	_, err := data.Load(dir, data.CIFAR10, true)
+	if err == nil || !strings.Contains(err.Error(), "data_batch_3.bin, data_batch_4.bin and data_batch_5.bin are missing") ||
+		!strings.Contains(err.Error(), "CIFAR-10 in "+dir) || strings.Contains(err.Error(), "stat ") {
+		t.Errorf("missing CIFAR-10 batches: %v", err)
+	}
+	if _, err := data.Load(dir, data.CIFAR10, false); err == nil || !strings.Contains(err.Error(), "test_batch.bin is missing") {
+		t.Errorf("missing CIFAR-10 test batch: %v", err)
+	}
+	for _, dir := range []string{t.TempDir(), ""} { // the name first, before the folder's default
+		if _, err := data.Load(dir, "imagenet", true); err == nil || !strings.Contains(err.Error(), `unknown data set "imagenet"`) {
+			t.Errorf("unknown data set in %q: %v", dir, err)
+		}
+	}
+	if err := data.CheckName("cifar100"); err == nil || !strings.Contains(err.Error(), "mnist, fashion-mnist or cifar10") {
+		t.Errorf("CheckName(cifar100) = %v", err)
 	}
 }
 

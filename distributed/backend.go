@@ -1,6 +1,7 @@
 package distributed
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,6 +71,12 @@ type ReduceStats struct {
 // Shard returns be as this rank's Backend. be must implement
 // compute.Sharded (the CPU and CUDA backends do).
 func (g *Group) Shard(be compute.Backend) (*Backend, error) {
+	if g == nil || g.coll == nil {
+		return nil, errNoGroup
+	}
+	if be == nil {
+		return nil, fmt.Errorf("sharding: no backend (nil)")
+	}
 	s, ok := be.(compute.Sharded)
 	if !ok {
 		return nil, fmt.Errorf("the %s backend cannot run a share of a batch (it lacks compute.Sharded's kernels)", be.Name())
@@ -85,9 +92,31 @@ func (b *Backend) Group() *Group { return b.g }
 func (b *Backend) Inner() compute.Backend { return b.Backend }
 
 // SetShare starts a step on this rank's share of a global batch of total
-// samples: rows samples run, of which real count (0 for a stand-in).
+// samples: rows samples run, of which real count (0 for a stand-in). Sizes
+// no share can have (real above rows or total, rows below 1) fail the
+// step: Err returns why.
 func (b *Backend) SetShare(rows, real, total int) {
+	if !b.ready() {
+		return
+	}
+	if rows < 1 || real < 0 || real > rows || total < real || total < 1 || total > compute.MaxValues {
+		b.fail(fmt.Errorf("distributed: a share of %d rows, %d of them real, of a batch of %d", rows, real, total))
+		return
+	}
 	b.active, b.rows, b.real, b.total = true, rows, real, total
+}
+
+// errZeroBackend is what a zero Backend's kernels fail with.
+var errZeroBackend = errors.New("a zero distributed.Backend runs nothing: make one with Group.Shard")
+
+// ready reports whether b was made by Group.Shard; a zero Backend's
+// kernels fail (Err says why) and do nothing.
+func (b *Backend) ready() bool {
+	if b.Backend == nil || b.g == nil || b.sharded == nil {
+		b.fail(errZeroBackend)
+		return false
+	}
+	return true
 }
 
 // EndShare ends the step: kernels run for this rank alone again.
@@ -100,8 +129,12 @@ func (b *Backend) fail(err error) {
 	}
 }
 
-// Err implements compute.Backend: a collective's failure first.
+// Err implements compute.Backend: a collective's failure first (a nil or
+// zero Backend's: that it runs nothing).
 func (b *Backend) Err() error {
+	if b == nil || b.Backend == nil {
+		return errZeroBackend
+	}
 	if err := b.err; err != nil {
 		b.err = nil
 		return err
@@ -124,6 +157,7 @@ func (b *Backend) scratch(p *compute.Buffer, n int) compute.Buffer {
 	if *p == nil || (*p).Len() < n {
 		if *p != nil {
 			b.Backend.Free(*p)
+			*p = nil
 		}
 		buf, err := b.Backend.Alloc(max(n, 256))
 		if err != nil {
@@ -138,6 +172,9 @@ func (b *Backend) scratch(p *compute.Buffer, n int) compute.Buffer {
 
 // ProxyLossGrad implements compute.Backend over the global batch.
 func (b *Backend) ProxyLossGrad(n, k int, counts, labels, dy compute.Buffer) {
+	if !b.ready() {
+		return
+	}
 	switch {
 	case !b.active:
 		b.Backend.ProxyLossGrad(n, k, counts, labels, dy)
@@ -152,12 +189,23 @@ func (b *Backend) ProxyLossGrad(n, k int, counts, labels, dy compute.Buffer) {
 // batch's statistics, from sums in the order of one process's (the sum of
 // x, the mean, the sum of (x − mean)², the variance).
 func (b *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute.Buffer) {
+	if !b.ready() {
+		return
+	}
 	if !b.active || !b.sync {
 		b.Backend.BatchNormStats(groups, n, c, hw, x, mean, variance)
 		return
 	}
 	if n != b.rows {
-		b.fail(fmt.Errorf("dist: BatchNorm statistics over %d samples in a share of %d", n, b.rows))
+		b.fail(fmt.Errorf("distributed: BatchNorm statistics over %d samples in a share of %d", n, b.rows))
+		return
+	}
+	if _, err := compute.Elements(groups, n, c, hw); err != nil {
+		b.fail(fmt.Errorf("distributed: BatchNorm statistics: %w", err))
+		return
+	}
+	if _, err := compute.Elements(b.total, hw); err != nil {
+		b.fail(fmt.Errorf("distributed: BatchNorm statistics: %w", err))
 		return
 	}
 	k, count := groups*c, b.total*hw
@@ -173,8 +221,15 @@ func (b *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute
 // BatchNormUpdateRunning implements compute.Backend: with SyncBN the
 // count is the global batch's; with RankBN a stand-in does not update.
 func (b *Backend) BatchNormUpdateRunning(groups, c, count int, momentum float32, mean, variance, runMean, runVar compute.Buffer) {
+	if !b.ready() {
+		return
+	}
 	switch {
 	case b.active && b.sync:
+		if count < 0 || count/b.rows > compute.MaxValues/b.total {
+			b.fail(fmt.Errorf("distributed: BatchNorm running statistics over %d values", count))
+			return
+		}
 		count = count / b.rows * b.total
 	case b.active && b.real == 0:
 		return
@@ -186,9 +241,16 @@ func (b *Backend) BatchNormUpdateRunning(groups, c, count int, momentum float32,
 // statistics, this rank's Σdy and Σdy·x̂ go into dγ and dβ (summed with
 // the other gradients later) and, summed across ranks, into dx.
 func (b *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
+	if !b.ready() {
+		return
+	}
 	if !b.active || !b.sync || !batchStats {
 		b.Backend.BatchNormBackward(n, c, hw, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta)
 		b.gradDone(dgamma, dbeta)
+		return
+	}
+	if _, err := compute.Elements(n, c, hw, b.total); err != nil {
+		b.fail(fmt.Errorf("distributed: BatchNorm backward: %w", err))
 		return
 	}
 	sums := b.scratch(&b.bsums, 2*c)
@@ -210,12 +272,18 @@ func (b *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32, 
 
 // Conv2dBackward implements compute.Backend, marking dw and db done.
 func (b *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
+	if !b.ready() {
+		return
+	}
 	b.Backend.Conv2dBackward(g, n, x, w, dy, dx, dw, db)
 	b.gradDone(dw, db)
 }
 
 // LinearBackward implements compute.Backend, marking dw and db done.
 func (b *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer) {
+	if !b.ready() {
+		return
+	}
 	b.Backend.LinearBackward(n, in, out, x, w, dy, dx, dw, db)
 	b.gradDone(dw, db)
 }
@@ -224,6 +292,15 @@ func (b *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Bu
 // about Options.BucketBytes, in the backward pass's order (the last
 // layers' first), for ReduceGradients.
 func (b *Backend) WatchGradients(params []*nn.Param) {
+	if !b.ready() {
+		return
+	}
+	for i, p := range params {
+		if p == nil {
+			b.fail(fmt.Errorf("distributed: watching the gradients: parameter %d is nil", i))
+			return
+		}
+	}
 	b.buckets, b.index, b.bytes = nil, map[compute.Buffer]int{}, 0
 	var cur *bucket
 	size := 0
@@ -273,6 +350,9 @@ func (b *Backend) gradDone(bufs ...compute.Buffer) {
 // not started yet, then waiting for all), so that every rank holds the
 // global batch's gradient before the optimizer's step.
 func (b *Backend) ReduceGradients() error {
+	if b == nil || !b.ready() {
+		return errZeroBackend
+	}
 	start := time.Now()
 	for ; b.next < len(b.buckets) && b.err == nil; b.next++ {
 		if err := b.g.coll.Start(b.buckets[b.next].bufs); err != nil {
@@ -317,6 +397,9 @@ func (b *Backend) FreeScratch() {
 
 // Describe names the rank's device, for logs.
 func (b *Backend) Describe() string {
+	if b.Backend == nil {
+		return "no backend (a zero distributed.Backend)"
+	}
 	if d, ok := b.Backend.(interface{ Describe() string }); ok {
 		return d.Describe()
 	}

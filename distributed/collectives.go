@@ -34,7 +34,10 @@ func (h *hostCollectives) AllReduce(bufs []compute.Buffer, f64 bool) error {
 			return err
 		}
 		if f64 {
-			err = h.c.AllReduceF64(compute.Float64s(d))
+			var d64 []float64
+			if d64, err = compute.Float64s(d); err == nil {
+				err = h.c.AllReduceF64(d64)
+			}
 		} else {
 			err = h.c.AllReduceF32(d)
 		}

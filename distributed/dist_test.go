@@ -62,7 +62,7 @@ func TestAllReduceOrder(t *testing.T) {
 			}
 			got := make([][]float32, size)
 			got64 := make([][]float64, size)
-			errs := onRanks(Local(size, 10*time.Second), func(c Comm) error {
+			errs := onRanks(local(t, size, 10*time.Second), func(c Comm) error {
 				r := c.Rank()
 				got[r], got64[r] = append([]float32(nil), in[r]...), append([]float64(nil), in64[r]...)
 				if err := c.AllReduceF32(got[r]); err != nil {
@@ -152,7 +152,7 @@ func TestBroadcast(t *testing.T) {
 	for _, size := range []int{1, 2, 3, 5, 8} {
 		for root := 0; root < size; root++ {
 			got := make([][]byte, size)
-			errs := onRanks(Local(size, 10*time.Second), func(c Comm) error {
+			errs := onRanks(local(t, size, 10*time.Second), func(c Comm) error {
 				b := make([]byte, 37)
 				if c.Rank() == root {
 					for i := range b {
@@ -177,7 +177,7 @@ func TestBroadcast(t *testing.T) {
 // TestTimeoutNamesTheRank: a rank that never joins a collective makes the
 // others' waits fail after the timeout, naming it.
 func TestTimeoutNamesTheRank(t *testing.T) {
-	comms := Local(4, 200*time.Millisecond)
+	comms := local(t, 4, 200*time.Millisecond)
 	start := time.Now()
 	errs := onRanks(comms, func(c Comm) error {
 		if c.Rank() == 2 {
@@ -206,7 +206,7 @@ func TestTimeoutNamesTheRank(t *testing.T) {
 // TestAbortStopsEveryRank: a rank's Abort ends the others' waits with its
 // error.
 func TestAbortStopsEveryRank(t *testing.T) {
-	comms := Local(3, time.Minute)
+	comms := local(t, 3, time.Minute)
 	errs := onRanks(comms, func(c Comm) error {
 		if c.Rank() == 1 {
 			c.Abort(fmt.Errorf("training diverged"))
@@ -222,6 +222,16 @@ func TestAbortStopsEveryRank(t *testing.T) {
 }
 
 // env makes a getenv from pairs.
+// local is Local's communicators, failing t if Local refuses.
+func local(t testing.TB, n int, timeout time.Duration) []Comm {
+	t.Helper()
+	comms, err := Local(n, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return comms
+}
+
 func env(kv ...string) func(string) string {
 	m := map[string]string{}
 	for i := 0; i < len(kv); i += 2 {

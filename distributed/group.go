@@ -1,25 +1,26 @@
 package distributed
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/setting"
 )
 
-// BatchNorm statistics in training mode, Options.BatchNorm.
+// BatchNorm statistics in training mode, Options.BatchNorm (the setting
+// recipe.Settings.BNStats records).
 const (
 	// SyncBN normalises with the statistics of the global batch, summed
 	// across ranks in the ANN and, per time step, in the SNN: the run is
-	// the one-process run, whatever the number of ranks (the default: the
-	// reference recipe's statistics are those of its batch of 100).
-	SyncBN = "sync"
+	// the one-process run, whatever the number of ranks.
+	SyncBN = recipe.BNSync
 	// RankBN normalises with each rank's share of the batch (PyTorch
-	// DDP's default); the running statistics kept are rank 0's, as DDP's
-	// broadcast of buffers makes them.
-	RankBN = "rank"
+	// DDP's default); the running statistics kept are rank 0's.
+	RankBN = recipe.BNRank
 )
 
 // Options tune a data-parallel run.
@@ -32,7 +33,7 @@ type Options struct {
 	// BucketBytes is the size of the gradient buckets whose all-reduce
 	// starts as soon as the backward pass has written them, where the
 	// collectives run beside the kernels (NCCL). 0 means 25 MB, PyTorch
-	// DDP's default.
+	// DDP's default; at most MaxBucketBytes.
 	BucketBytes int
 	// Report, if set, is told why this rank stops the run for good, before
 	// anything may end the process: another rank was lost (told from the
@@ -45,6 +46,31 @@ type Options struct {
 	// MPI, MPI_Abort ends the job itself), and the collectives that wait
 	// for a lost rank fail, naming it.
 	Exit func(code int)
+	// Fatal, if set, is called when a wait that cannot be cancelled
+	// outlives Timeout — MPI's start-up (MPI_Init_thread), which no
+	// timeout of MPI's bounds and which knows no rank to blame —, with an
+	// error naming the stage and the timeout; a program's main passes a
+	// function that says so and ends the process. Without it (or when it
+	// returns) Open returns that error, and the process must end: MPI
+	// cannot be used in it any more.
+	Fatal func(error)
+}
+
+// MaxBucketBytes bounds Options.BucketBytes: 1 TiB, more than any
+// network's gradients.
+const MaxBucketBytes = 1 << 40
+
+// MaxTimeout bounds Options.Timeout: 30 days.
+const MaxTimeout = 30 * 24 * time.Hour
+
+// BucketBytesOfMB is a bucket size given in MB (2^20 bytes), as
+// Options.BucketBytes takes it: refused unless from 1 MB to
+// MaxBucketBytes, so that the product cannot overflow.
+func BucketBytesOfMB(mb int) (int, error) {
+	if mb < 1 || mb > MaxBucketBytes>>20 {
+		return 0, fmt.Errorf("gradient buckets of %d MB: want 1 to %d MB", mb, MaxBucketBytes>>20)
+	}
+	return mb << 20, nil
 }
 
 // DefaultTimeout is Options.Timeout's default: long enough for rank 0 to
@@ -55,8 +81,8 @@ func (o Options) complete() (Options, error) {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.Timeout < 0 {
-		return o, fmt.Errorf("the data-parallel timeout must be positive, got %s", o.Timeout)
+	if o.Timeout < 0 || o.Timeout > MaxTimeout {
+		return o, fmt.Errorf("the data-parallel timeout must be positive and at most %s, got %s", MaxTimeout, o.Timeout)
 	}
 	if o.BatchNorm == "" {
 		o.BatchNorm = SyncBN
@@ -67,8 +93,8 @@ func (o Options) complete() (Options, error) {
 	if o.BucketBytes == 0 {
 		o.BucketBytes = 25 << 20
 	}
-	if o.BucketBytes < 0 {
-		return o, fmt.Errorf("gradient bucket of %d bytes", o.BucketBytes)
+	if o.BucketBytes < 0 || o.BucketBytes > MaxBucketBytes {
+		return o, fmt.Errorf("gradient buckets of %d bytes: want 1 to %d (0: 25 MB)", o.BucketBytes, MaxBucketBytes)
 	}
 	return o, nil
 }
@@ -101,9 +127,15 @@ func Open(l Launch, be compute.Backend, opt Options) (*Group, error) {
 	if opt, err = opt.complete(); err != nil {
 		return nil, err
 	}
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if be == nil {
+		return nil, fmt.Errorf("joining a data-parallel run: no backend (nil)")
+	}
 	switch l.Launcher {
 	case LaunchMPI:
-		host, err := OpenMPI(opt.Timeout)
+		host, err := openMPI(opt.Timeout, opt.Fatal)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.Via, err)
 		}
@@ -121,9 +153,6 @@ func Open(l Launch, be compute.Backend, opt Options) (*Group, error) {
 		}
 		g.launch = l
 		return g, nil
-	case LaunchTorchrun, LaunchSlurm:
-	default:
-		return nil, fmt.Errorf("no launcher started this process as one of several ranks")
 	}
 	cb, ok := be.(compute.CollectiveBackend)
 	if !ok {
@@ -159,6 +188,9 @@ func New(host Comm, be compute.Backend, opt Options) (*Group, error) {
 	var err error
 	if opt, err = opt.complete(); err != nil {
 		return nil, err
+	}
+	if host == nil || be == nil {
+		return nil, fmt.Errorf("making a data-parallel group: the host communicator and the backend are required (nil)")
 	}
 	g := &Group{opt: opt, host: host, be: be,
 		launch: Launch{Rank: host.Rank(), Size: host.Size(), LocalRank: host.Rank(), Via: host.Describe()}}
@@ -201,6 +233,9 @@ func New(host Comm, be compute.Backend, opt Options) (*Group, error) {
 	}
 	return g, nil
 }
+
+// errNoGroup is the error of a nil or zero Group's methods.
+var errNoGroup = errors.New("not a data-parallel group (nil or zero: make one with Open or New)")
 
 // peerLost records that another rank was lost and stops this one.
 func (g *Group) peerLost(err error) {
@@ -251,12 +286,18 @@ func (g *Group) Collectives() compute.Collectives { return g.coll }
 
 // Describe names the ranks and what carries their sums, for logs.
 func (g *Group) Describe() string {
+	if g.coll == nil {
+		return "no data-parallel group (a zero Group: make one with Open or New)"
+	}
 	s := fmt.Sprintf("%d ranks: %s", g.Size(), g.coll.Describe())
 	if g.launch.Launcher != "" {
 		s += ", started by " + g.launch.Launcher
 	}
 	if g.rdv != nil {
 		s += " (bootstrapped at " + g.launch.Master + ")"
+		if g.rdv.notice != "" {
+			s += " (rank 0 " + g.rdv.notice + ")"
+		}
 	}
 	return s + ", BatchNorm statistics " + map[string]string{SyncBN: "synchronised", RankBN: "per rank"}[g.opt.BatchNorm]
 }
@@ -266,17 +307,30 @@ func (g *Group) Describe() string {
 // job, under torchrun and srun the rendezvous tells the other ranks, which
 // then stop; then Options.Exit ends this process. Without Exit, Abort
 // returns where the process survives it, and the group is unusable.
+//
+// A zero Group has no ranks to stop: Abort does nothing.
 func (g *Group) Abort(err error) {
+	if err == nil {
+		err = errors.New("stopped (no reason given)")
+	}
+	if g.host == nil && g.rdv == nil {
+		return
+	}
 	g.opt.stop(fmt.Errorf("rank %d of %d: %w; stopping every rank", g.Rank(), g.Size(), err), func(err error) {
 		if g.rdv != nil {
 			g.rdv.fail(err)
 		}
-		g.host.Abort(err)
+		if g.host != nil {
+			g.host.Abort(err)
+		}
 	}, err)
 }
 
 // Close ends this rank's part in the run.
 func (g *Group) Close() error {
+	if g == nil || g.coll == nil || g.host == nil {
+		return errNoGroup
+	}
 	err := g.coll.Close()
 	if g.rdv != nil {
 		g.rdv.close()

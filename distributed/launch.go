@@ -76,10 +76,13 @@ func (l Launch) String() string {
 //
 // A launch of one process (a world of size 1) is the same as none.
 func Detect(getenv func(string) string) (Launch, error) {
+	if getenv == nil {
+		return Launch{}, fmt.Errorf("detecting the launcher: no environment to read (getenv is nil; os.Getenv reads the process's)")
+	}
 	num := func(name string, min int) (int, error) {
 		s := getenv(name)
-		v, err := strconv.Atoi(s)
-		if err != nil || v < min || v > MaxRanks {
+		v, ok := parseDecimal(s, MaxRanks)
+		if !ok || v < min {
 			return 0, fmt.Errorf("launcher variable %s=%q: want an integer from %d to %d", name, s, min, MaxRanks)
 		}
 		return v, nil
@@ -152,11 +155,13 @@ func Detect(getenv func(string) string) (Launch, error) {
 	default:
 		return Launch{Rank: 0, Size: 1}, nil
 	}
+	// a rank beyond the size is refused before a size of 1 is taken for
+	// one process: WORLD_SIZE=1 RANK=7 is a mistake, not rank 0
+	if l.Size > 0 && l.Rank >= l.Size {
+		return l, fmt.Errorf("%s: rank %d of %d ranks (%s): a rank lies from 0 to the size minus 1", l.Launcher, l.Rank, l.Size, l.Via)
+	}
 	if l.Size == 1 {
 		return Launch{Rank: 0, Size: 1}, nil
-	}
-	if l.Size > 0 && l.Rank >= l.Size {
-		return l, fmt.Errorf("%s: rank %d of %d ranks (%s)", l.Launcher, l.Rank, l.Size, l.Via)
 	}
 	if l.Launcher == LaunchTorchrun || l.Launcher == LaunchSlurm {
 		addr, port := getenv("MASTER_ADDR"), getenv("MASTER_PORT")
@@ -165,12 +170,75 @@ func Detect(getenv func(string) string) (Launch, error) {
 				"serves the rendezvous (torchrun sets them; in a SLURM job script: export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1) MASTER_PORT=29500)",
 				l.Launcher, l.Size)
 		}
-		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			return l, fmt.Errorf("MASTER_PORT=%q: want a TCP port, 1 to 65535", port)
+		p, err := ParsePort(port)
+		if err != nil {
+			return l, fmt.Errorf("MASTER_PORT=%q: %w", port, err)
 		}
-		l.Master = net.JoinHostPort(addr, port)
+		l.Master = net.JoinHostPort(addr, strconv.Itoa(p))
 	}
 	return l, nil
+}
+
+// ParsePort reads a TCP port strictly: decimal digits only (no sign, no
+// spaces: strconv.Atoi would take "+80" for 80), from 1 to 65535.
+func ParsePort(s string) (int, error) {
+	p, ok := parseDecimal(s, 65535)
+	if !ok || p < 1 {
+		return 0, fmt.Errorf("want a TCP port, 1 to 65535, in decimal digits")
+	}
+	return p, nil
+}
+
+// parseDecimal reads a number of decimal digits only, at most max.
+func parseDecimal(s string, max int) (int, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	v := 0
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+		if v > max {
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+// check refuses a Launch that Detect cannot have returned for a run of
+// several ranks: an unknown launcher, a size or rank out of range, a
+// rendezvous address that is not host:port.
+func (l Launch) check() error {
+	switch l.Launcher {
+	case LaunchMPI:
+		if l.Size == 0 || l.Size < -1 {
+			return fmt.Errorf("launch %q of %d ranks: want a size from 2 to %d (or -1: MPI tells it)", l.Launcher, l.Size, MaxRanks)
+		}
+	case LaunchTorchrun, LaunchSlurm:
+		if l.Size < 2 {
+			return fmt.Errorf("launch %q of %d ranks: want a size from 2 to %d", l.Launcher, l.Size, MaxRanks)
+		}
+		host, port, err := net.SplitHostPort(l.Master)
+		if err != nil || host == "" {
+			return fmt.Errorf("launch %q: rendezvous address %q: want host:port", l.Launcher, l.Master)
+		}
+		if _, err := ParsePort(port); err != nil {
+			return fmt.Errorf("launch %q: rendezvous address %q: %w", l.Launcher, l.Master, err)
+		}
+	default:
+		return fmt.Errorf("no launcher started this process as one of several ranks (launcher %q)", l.Launcher)
+	}
+	switch {
+	case l.Size > MaxRanks:
+		return fmt.Errorf("launch of %d ranks: at most %d", l.Size, MaxRanks)
+	case l.Rank < 0 || l.Size > 0 && l.Rank >= l.Size || l.Rank > MaxRanks:
+		return fmt.Errorf("launch: rank %d of %d ranks", l.Rank, l.Size)
+	case l.LocalRank < 0 || l.LocalRank > MaxRanks || l.LocalSize < 0 || l.LocalSize > MaxRanks:
+		return fmt.Errorf("launch: local rank %d of %d", l.LocalRank, l.LocalSize)
+	}
+	return nil
 }
 
 // DeviceFor is the GPU ordinal rank l uses among visible GPUs: its local
@@ -181,6 +249,10 @@ func DeviceFor(l Launch, visible int) (int, error) {
 	switch {
 	case !l.Parallel():
 		return 0, nil
+	case visible < 1:
+		return 0, fmt.Errorf("%s: no GPU visible (%d)", l, visible)
+	case l.LocalRank < 0:
+		return 0, fmt.Errorf("%s: local rank %d", l, l.LocalRank)
 	case visible == 1 && l.LocalSize > 1 && os.Getenv("CUDA_VISIBLE_DEVICES") == "":
 		return 0, fmt.Errorf("%s: %d ranks on this node share its one visible GPU; start one rank per GPU "+
 			"(or give each process its own GPU with CUDA_VISIBLE_DEVICES, as srun --gpus-per-task=1 does)", l, l.LocalSize)

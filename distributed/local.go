@@ -6,12 +6,22 @@ import (
 	"time"
 )
 
+// MaxLocalRanks bounds the ranks Local makes in one process.
+const MaxLocalRanks = 1024
+
 // Local returns the communicators of n ranks in this process (one per
 // goroutine), for tests: the same collectives as under MPI, messages passed
 // through channels. A wait longer than timeout fails naming the rank
 // waited for; Abort on one rank makes every rank's waits fail with its
-// error.
-func Local(n int, timeout time.Duration) []Comm {
+// error. n lies from 1 to MaxLocalRanks, timeout from a nanosecond to
+// MaxTimeout.
+func Local(n int, timeout time.Duration) ([]Comm, error) {
+	if n < 1 || n > MaxLocalRanks {
+		return nil, fmt.Errorf("%d ranks in one process: want 1 to %d", n, MaxLocalRanks)
+	}
+	if timeout <= 0 || timeout > MaxTimeout {
+		return nil, fmt.Errorf("the ranks' timeout %s: want a positive duration of at most %s", timeout, MaxTimeout)
+	}
 	h := &hub{n: n, timeout: timeout, stop: make(chan struct{}), ch: make([][]chan []byte, n)}
 	for i := range h.ch {
 		h.ch[i] = make([]chan []byte, n)
@@ -23,7 +33,7 @@ func Local(n int, timeout time.Duration) []Comm {
 	for r := range out {
 		out[r] = newComm(&localTransport{h: h, r: r})
 	}
-	return out
+	return out, nil
 }
 
 // hub connects the ranks of one process: ch[from][to] carries messages.

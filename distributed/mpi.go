@@ -112,6 +112,7 @@ var mpiState struct {
 	api        *C.pk_mpi
 	version    string
 	finalized  bool
+	broken     error // MPI's start-up timed out: MPI cannot be used in this process
 }
 
 // MPILibrary is the Open MPI library proxykit opens: $PROXYKIT_MPI, else
@@ -127,27 +128,31 @@ func MPILibrary() string {
 // OpenMPI initialises MPI (Open MPI, loaded at run time) in a process an
 // MPI launcher started and returns its world communicator. Its waits fail
 // after timeout, naming the rank waited for; Abort calls MPI_Abort, which
-// makes the launcher end every rank.
-func OpenMPI(timeout time.Duration) (Comm, error) {
+// makes the launcher end every rank. MPI's start-up itself
+// (MPI_Init_thread) cannot be cancelled: if it has not finished within
+// timeout (another rank never started it), OpenMPI returns an error naming
+// that stage, and MPI can no longer be used in this process, which should
+// end (Options.Fatal does it for Open).
+func OpenMPI(timeout time.Duration) (Comm, error) { return openMPI(timeout, nil) }
+
+// openMPI is OpenMPI with the handler of a start-up that outlives its
+// timeout (Options.Fatal; nil: return the error).
+func openMPI(timeout time.Duration, fatal func(error)) (Comm, error) {
+	if timeout <= 0 || timeout > MaxTimeout {
+		return nil, fmt.Errorf("MPI: timeout %s: want a positive duration of at most %s", timeout, MaxTimeout)
+	}
 	mpiState.Lock()
 	defer mpiState.Unlock()
 	if mpiState.finalized {
 		return nil, fmt.Errorf("MPI was finalized in this process; it cannot start again")
 	}
+	if mpiState.broken != nil {
+		return nil, mpiState.broken
+	}
 	if mpiState.api == nil {
-		api := (*C.pk_mpi)(C.malloc(C.sizeof_pk_mpi))
-		path := C.CString(MPILibrary())
-		missing := C.pk_mpi_load(api, path)
-		C.free(unsafe.Pointer(path))
-		if missing != nil {
-			what := C.GoString(missing)
-			C.free(unsafe.Pointer(api))
-			if what == MPILibrary() {
-				return nil, fmt.Errorf("MPI: cannot open %s (%s): data-parallel runs under mpirun need Open MPI's library "+
-					"(Debian: apt-get install openmpi-bin), or its path in $PROXYKIT_MPI", what, C.GoString(C.pk_dlerror()))
-			}
-			return nil, fmt.Errorf("MPI: %s has no %s: proxykit speaks Open MPI's ABI (libmpi.so.40, Open MPI 4 or 5); MPICH and its derivatives differ",
-				MPILibrary(), what)
+		api, err := loadMPI(MPILibrary())
+		if err != nil {
+			return nil, err
 		}
 		// Open MPI's own handlers of SIGSEGV, SIGBUS, SIGFPE and SIGILL would
 		// take those signals from Go's runtime, which turns them into
@@ -155,15 +160,8 @@ func OpenMPI(timeout time.Duration) (Comm, error) {
 		if _, set := os.LookupEnv("OMPI_MCA_opal_signal"); !set {
 			os.Setenv("OMPI_MCA_opal_signal", "")
 		}
-		var provided C.int
-		if rc := C.pk_mpi_init(api, &provided); rc != 0 {
-			if rc == -1 {
-				return nil, fmt.Errorf("MPI: already initialised in this process by another library")
-			}
-			return nil, fmt.Errorf("MPI_Init_thread: %s", mpiError(api, rc))
-		}
-		if provided < 2 {
-			return nil, fmt.Errorf("MPI_Init_thread: the library gives thread level %d; proxykit needs MPI_THREAD_SERIALIZED (2)", int(provided))
+		if err := initMPI(api, timeout, fatal); err != nil {
+			return nil, err
 		}
 		var buf [512]C.char
 		C.pk_mpi_version(api, &buf[0], 512)
@@ -180,6 +178,70 @@ func OpenMPI(timeout time.Duration) (Comm, error) {
 	t.r, t.n = int(r), int(s)
 	return newComm(t), nil
 }
+
+// loadMPI opens the MPI library at path and finds its entry points.
+func loadMPI(path string) (*C.pk_mpi, error) {
+	api := (*C.pk_mpi)(C.malloc(C.sizeof_pk_mpi))
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	missing := C.pk_mpi_load(api, cpath)
+	if missing == nil {
+		return api, nil
+	}
+	C.free(unsafe.Pointer(api))
+	// missing is cpath itself when the library could not be opened: read
+	// it (and dlerror) before cpath is freed
+	if missing == cpath {
+		return nil, fmt.Errorf("MPI: cannot open %s (%s): data-parallel runs under mpirun need Open MPI's library "+
+			"(Debian: apt-get install openmpi-bin), or its path in $PROXYKIT_MPI", path, oneLine(C.GoString(C.pk_dlerror())))
+	}
+	return nil, fmt.Errorf("MPI: %s has no %s: proxykit speaks Open MPI's ABI (libmpi.so.40, Open MPI 4 or 5); MPICH and its derivatives differ",
+		path, C.GoString(missing))
+}
+
+// initMPI runs MPI_Init_thread under a watchdog: the call cannot be
+// cancelled and waits for every rank of the job to start MPI, so a rank
+// that never does (stuck before it, or not a proxykit process) would keep
+// this one waiting for ever. After timeout it gives up: fatal(err), if
+// set, then the error; the call stays behind in its thread, and MPI stays
+// unusable in this process.
+func initMPI(api *C.pk_mpi, timeout time.Duration, fatal func(error)) error {
+	type result struct {
+		rc       C.int
+		provided C.int
+	}
+	done := make(chan result, 1)
+	go func() {
+		var provided C.int
+		rc := C.pk_mpi_init(api, &provided)
+		done <- result{rc, provided}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		switch {
+		case r.rc == -1:
+			return fmt.Errorf("MPI: already initialised in this process by another library")
+		case r.rc != 0:
+			return fmt.Errorf("MPI_Init_thread: %s", mpiError(api, r.rc))
+		case r.provided < 2:
+			return fmt.Errorf("MPI_Init_thread: the library gives thread level %d; proxykit needs MPI_THREAD_SERIALIZED (2)", int(r.provided))
+		}
+		return nil
+	case <-timer.C:
+		err := fmt.Errorf("MPI start-up (MPI_Init_thread) did not finish within %s: another rank of the job never started MPI "+
+			"(it hangs or is stuck before it, or is not a proxykit process); MPI does not say which: %w", timeout, ErrTimeout)
+		mpiState.broken = err
+		if fatal != nil {
+			fatal(err)
+		}
+		return err
+	}
+}
+
+// oneLine joins a message's lines (a loader's error may hold several).
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // mpiError is MPI's text for an error code.
 func mpiError(api *C.pk_mpi, rc C.int) string {

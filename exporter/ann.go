@@ -29,6 +29,15 @@ type Options struct {
 // DefaultOpset is the opset written unless asked otherwise.
 const DefaultOpset = 17
 
+// Check refuses options the writers cannot honour — an opset other than 13
+// to 21 (0 is DefaultOpset) — before any model is read.
+func (o Options) Check() error {
+	if o.Opset != 0 && (o.Opset < 13 || o.Opset > 21) {
+		return fmt.Errorf("opset %d: proxykit writes opsets 13 to 21", o.Opset)
+	}
+	return nil
+}
+
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -42,11 +51,11 @@ func sortedKeys(m map[string]string) []string {
 // BatchNormalization keeps the ANN's running statistics, initializers are
 // named after the parameters ("conv.1.weight"), the batch is symbolic.
 func ANN(net *nn.Network, opt Options) ([]byte, error) {
+	if err := opt.Check(); err != nil {
+		return nil, err
+	}
 	if opt.Opset == 0 {
 		opt.Opset = DefaultOpset
-	}
-	if opt.Opset < 13 || opt.Opset > 21 {
-		return nil, fmt.Errorf("opset %d: proxykit writes opsets 13 to 21", opt.Opset)
 	}
 	shapes, err := net.Shapes()
 	if err != nil {

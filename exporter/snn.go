@@ -30,11 +30,11 @@ const MaxUnrolledSteps = 4096
 // membrane potentials carried from step to step; weights are initializers
 // stored once, whatever T. The SNN's own BatchNorm statistics are folded.
 func SNN(s *spiking.Network, opt Options) ([]byte, error) {
+	if err := opt.Check(); err != nil {
+		return nil, err
+	}
 	if opt.Opset == 0 {
 		opt.Opset = DefaultOpset
-	}
-	if opt.Opset < 13 || opt.Opset > 21 {
-		return nil, fmt.Errorf("opset %d: proxykit writes opsets 13 to 21", opt.Opset)
 	}
 	if s.Config.Timesteps > MaxUnrolledSteps {
 		return nil, fmt.Errorf("T = %d: an unrolled SNN repeats every layer each step, and at most %d steps are written (NIR export does not unroll: use --nir)", s.Config.Timesteps, MaxUnrolledSteps)

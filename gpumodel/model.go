@@ -81,7 +81,8 @@ func KindOf(kernel string) (Kind, bool) {
 		"pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp", "pk_pad", "pk_pad_backward", "pk_gap_backward",
 		"pk_proxy_loss_grad":
 		return Indexed, true
-	case "pk_maxpool", "pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward":
+	case "pk_maxpool", "pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward",
+		"pk_if_pool": // IF and max-pooling in one pass: it gathers windows as pk_maxpool does
 		return Pooling, true
 	case "pk_bn_backward_reduce", "pk_bn_stats", "pk_bn_sums", "pk_conv_bias_grad", "pk_col_sum", "pk_sum", "pk_gap":
 		return Reduction, true
@@ -166,10 +167,10 @@ type Estimate struct {
 
 // Share is the time of the kernels of one name in an Estimate.
 type Share struct {
-	Name     string
-	Count    int
-	Seconds  float64
-	Fraction float64 // of the estimate's time
+	Name     string  `json:"kernel"`
+	Count    int     `json:"kernels"`
+	Seconds  float64 `json:"seconds"`
+	Fraction float64 `json:"fraction"` // of the estimate's time
 }
 
 // Price models the time of launches, in order.

@@ -196,19 +196,6 @@ func TestFullWidth(t *testing.T) {
 	}
 }
 
-// BenchmarkImportFullWidth times the import of the 78 MB full-width network.
-func BenchmarkImportFullWidth(b *testing.B) {
-	dir := os.Getenv("PROXYKIT_FULL_DIR")
-	if dir == "" {
-		b.Skip("PROXYKIT_FULL_DIR not set")
-	}
-	for i := 0; i < b.N; i++ {
-		if _, err := model.Load(filepath.Join(dir, "fmnist_w128.onnx")); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // TestMutatedModelsNeverPanic complements FuzzDecode: Go's fuzzer spends
 // seconds per input here (its coverage snapshot covers all of gorgonia,
 // which onnx-go links), so this test applies thousands of cheap random

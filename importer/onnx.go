@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/graph/simple"
 	"gorgonia.org/tensor"
 
+	"github.com/proxykit/proxykit/internal/floats"
 	"github.com/proxykit/proxykit/nn"
 )
 
@@ -94,11 +95,17 @@ type ONNXInfo struct {
 	Notes           []string
 }
 
-// LoadONNX reads an ONNX model and converts it to an nn.Network.
+// LoadONNX reads an ONNX model and converts it to an nn.Network. The
+// network's weights may share data's memory: data must not be reused.
 func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err error) {
 	outline, err := scanONNX(data)
 	if err != nil {
 		return nil, nil, err
+	}
+	if outline.Producer == "proxykit" && outline.Metadata["proxykit.network"] == "snn" {
+		return nil, nil, fmt.Errorf("this is proxykit's unrolled SNN export (%s time steps of IF layers written out in Add, "+
+			"GreaterOrEqual and Where), which proxykit does not read back: read the checkpoint it was exported from, or the "+
+			"same network exported as its ANN (ONNX) or as NIR, whose SNN it is", outline.Metadata["proxykit.timesteps"])
 	}
 	if outline.Opset < 0 {
 		return nil, nil, fmt.Errorf("model imports no default-domain opset")
@@ -115,9 +122,15 @@ func LoadONNX(path string, data []byte) (net *nn.Network, info *ONNXInfo, err er
 	if err := outline.checkEmpty(); err != nil {
 		return nil, nil, err
 	}
+	// the large float initializers are read from data directly; onnx-go
+	// decodes the rest
+	slim, err := slimONNX(data, outline.Raw)
+	if err != nil {
+		return nil, nil, err
+	}
 	rec := newRecorder()
 	model := onnx.NewModel(rec)
-	if err := decodeSafely(model, data); err != nil {
+	if err := decodeSafely(model, slim); err != nil {
 		return nil, nil, fmt.Errorf("not a valid ONNX model: %w", err)
 	}
 	if len(rec.ops) != len(outline.Nodes) {
@@ -174,6 +187,12 @@ func decodeSafely(m *onnx.Model, data []byte) (err error) {
 
 func (c *converter) loadInitializers(m *onnx.Model) error {
 	for name := range c.outline.Initializers {
+		if r, ok := c.outline.Raw[name]; ok {
+			// the file's bytes are the values (no copy on little-endian
+			// machines: the network shares data's memory)
+			c.values[name] = &value{c: &constant{Shape: r.dims, F: floats.FromLE(r.raw)}}
+			continue
+		}
 		n, ok := m.GetNodeByName(name)
 		if !ok {
 			return fmt.Errorf("initializer %q was not decoded", name)

@@ -24,7 +24,25 @@ type onnxOutline struct {
 	// Empty names the values declared with a zero-size dimension
 	// (initializers, graph inputs and outputs, value infos).
 	Empty map[string]bool
+	// Metadata is the model's metadata_props.
+	Metadata map[string]string
+	// Raw holds the float initializers large enough to read directly
+	// from the file's bytes (rawTensor), by name.
+	Raw map[string]rawTensor
 }
+
+// rawTensor is a float32 initializer stored as raw_data: its shape and its
+// bytes in the model file. proxykit reads it from those bytes without
+// copying (internal/floats), instead of through onnx-go, whose decoding
+// copies the data three times; onnx-go gets a placeholder (slimONNX).
+type rawTensor struct {
+	dims []int
+	raw  []byte
+}
+
+// minRawBytes is the smallest initializer read from the file's bytes:
+// smaller ones go through onnx-go, where the copies cost nothing.
+const minRawBytes = 4096
 
 type outlineNode struct {
 	Name, OpType, Domain string
@@ -49,6 +67,9 @@ const (
 	modelProducerVersion = 3
 	modelGraph           = 7
 	modelOpsetImport     = 8
+	modelMetadataProps   = 14
+	entryKey             = 1
+	entryValue           = 2
 	opsetDomain          = 1
 	opsetVersion         = 2
 	graphNode            = 1
@@ -62,7 +83,10 @@ const (
 	nodeOpType           = 4
 	nodeDomain           = 7
 	tensorDims           = 1
+	tensorDataType       = 2
 	tensorName           = 8
+	tensorRawData        = 9
+	tensorFloat          = 1 // TensorProto.DataType FLOAT
 	valueName            = 1
 	valueType            = 2
 	typeTensor           = 1
@@ -125,7 +149,8 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid ONNX file: %w", err)
 	}
-	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1, Empty: map[string]bool{}}
+	o := &onnxOutline{Initializers: map[string]bool{}, Opset: -1, Empty: map[string]bool{}, Raw: map[string]rawTensor{},
+		Metadata: map[string]string{}}
 	var graph []byte
 	sawGraph := false
 	for _, f := range top {
@@ -138,6 +163,21 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 			o.ProducerVersion = string(f.bytes)
 		case f.num == modelGraph && f.isLen:
 			graph, sawGraph = f.bytes, true
+		case f.num == modelMetadataProps && f.isLen:
+			fs, err := fields(f.bytes)
+			if err != nil {
+				return nil, fmt.Errorf("not a valid ONNX file: metadata_props: %w", err)
+			}
+			var k, v string
+			for _, g := range fs {
+				if g.num == entryKey && g.isLen {
+					k = string(g.bytes)
+				}
+				if g.num == entryValue && g.isLen {
+					v = string(g.bytes)
+				}
+			}
+			o.Metadata[k] = v
 		case f.num == modelOpsetImport && f.isLen:
 			fs, err := fields(f.bytes)
 			if err != nil {
@@ -182,27 +222,42 @@ func scanONNX(data []byte) (*onnxOutline, error) {
 				return nil, fmt.Errorf("not a valid ONNX file: initializer: %w", err)
 			}
 			name, empty := "", false
+			var dims []uint64
+			var raw []byte
+			dataType, plain := uint64(0), true // plain: only name, dims, type and raw_data
 			for _, t := range tf {
-				if t.num == tensorDims && !t.isLen && t.varint == 0 {
-					empty = true
-				}
-				if t.num == tensorDims && t.isLen { // packed dims
+				switch {
+				case t.num == tensorDims && !t.isLen:
+					empty = empty || t.varint == 0
+					dims = append(dims, t.varint)
+				case t.num == tensorDims && t.isLen: // packed dims
 					for b := t.bytes; len(b) > 0; {
 						d, n := protowire.ConsumeVarint(b)
 						if n < 0 {
 							return nil, errors.New("not a valid ONNX file: initializer dims")
 						}
 						empty = empty || d == 0
+						dims = append(dims, d)
 						b = b[n:]
 					}
-				}
-				if t.num == tensorName && t.isLen {
+				case t.num == tensorName && t.isLen:
 					name = string(t.bytes)
 					o.Initializers[name] = true
+				case t.num == tensorDataType && !t.isLen:
+					dataType = t.varint
+				case t.num == tensorRawData && t.isLen:
+					raw = t.bytes
+				default:
+					plain = false
 				}
 			}
 			if empty {
 				o.Empty[name] = true
+			}
+			if plain && dataType == tensorFloat && len(raw) >= minRawBytes && name != "" {
+				if err := o.addRaw(name, dims, raw); err != nil {
+					return nil, err
+				}
 			}
 		case graphInput:
 			v, err := scanValue(f.bytes)
@@ -442,4 +497,110 @@ func (o *onnxOutline) nodeName(i int) string {
 		return fmt.Sprintf("%s (%s)", n, o.Nodes[i].OpType)
 	}
 	return fmt.Sprintf("#%d (%s)", i, o.Nodes[i].OpType)
+}
+
+// addRaw records a float32 initializer held as raw_data, checking that
+// its bytes are the values its shape needs.
+func (o *onnxOutline) addRaw(name string, dims []uint64, raw []byte) error {
+	n := uint64(1)
+	shape := make([]int, len(dims))
+	for i, d := range dims {
+		if d > uint64(len(raw)) || n*d > uint64(len(raw)) {
+			return fmt.Errorf("initializer %q declares a shape %v larger than its %d bytes of data", name, dims, len(raw))
+		}
+		n *= d
+		shape[i] = int(d)
+	}
+	if 4*n != uint64(len(raw)) {
+		return fmt.Errorf("initializer %q: %d bytes of raw data for shape %v (%d float32 values, %d bytes)", name, len(raw), dims, n, 4*n)
+	}
+	o.Raw[name] = rawTensor{dims: shape, raw: raw}
+	return nil
+}
+
+// slimONNX is the model with each initializer of raw (read by proxykit
+// from the file's bytes) replaced by a one-value placeholder of the same
+// name, for onnx-go to decode the rest: the graph, the attributes and the
+// small constants. Every other byte is the model's.
+func slimONNX(data []byte, raw map[string]rawTensor) ([]byte, error) {
+	if len(raw) == 0 {
+		return data, nil
+	}
+	out := make([]byte, 0, 1<<16)
+	err := eachField(data, func(num protowire.Number, typ protowire.Type, value, whole []byte) error {
+		if num != modelGraph || typ != protowire.BytesType {
+			out = append(out, whole...)
+			return nil
+		}
+		var graph []byte
+		err := eachField(value, func(num protowire.Number, typ protowire.Type, value, whole []byte) error {
+			if num == graphInitializer && typ == protowire.BytesType {
+				if name := tensorNameOf(value); name != "" {
+					if _, ok := raw[name]; ok {
+						var t []byte
+						t = protowire.AppendTag(t, tensorDims, protowire.VarintType)
+						t = protowire.AppendVarint(t, 1)
+						t = protowire.AppendTag(t, tensorDataType, protowire.VarintType)
+						t = protowire.AppendVarint(t, tensorFloat)
+						t = protowire.AppendTag(t, tensorName, protowire.BytesType)
+						t = protowire.AppendString(t, name)
+						t = protowire.AppendTag(t, tensorRawData, protowire.BytesType)
+						t = protowire.AppendBytes(t, make([]byte, 4))
+						graph = protowire.AppendTag(graph, graphInitializer, protowire.BytesType)
+						graph = protowire.AppendBytes(graph, t)
+						return nil
+					}
+				}
+			}
+			graph = append(graph, whole...)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = protowire.AppendTag(out, modelGraph, protowire.BytesType)
+		out = protowire.AppendBytes(out, graph)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("not a valid ONNX file: %w", err)
+	}
+	return out, nil
+}
+
+// eachField calls fn with each field of a protobuf message: its number,
+// type, value (a length-delimited field's payload; else nil) and whole
+// encoding (tag included).
+func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, value, whole []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		var value []byte
+		if typ == protowire.BytesType {
+			value, _ = protowire.ConsumeBytes(b[n:])
+		}
+		if err := fn(num, typ, value, b[:n+m]); err != nil {
+			return err
+		}
+		b = b[n+m:]
+	}
+	return nil
+}
+
+// tensorNameOf is a TensorProto's name ("" if it has none or is damaged).
+func tensorNameOf(t []byte) string {
+	name := ""
+	eachField(t, func(num protowire.Number, typ protowire.Type, value, _ []byte) error {
+		if num == tensorName && typ == protowire.BytesType {
+			name = string(value)
+		}
+		return nil
+	})
+	return name
 }

@@ -102,11 +102,15 @@ func loadPickle(path string) (obj any, err error) {
 			err = fmt.Errorf("not a readable PyTorch file: %v", r)
 		}
 	}()
-	obj, err = pytorch.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
-		u := pickle.NewUnpickler(r)
-		u.FindClass = findClass
-		return u
-	})
+	if isZipFile(path) {
+		obj, err = loadZipPT(path)
+	} else {
+		obj, err = pytorch.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
+			u := pickle.NewUnpickler(r)
+			u.FindClass = findClass
+			return u
+		})
+	}
 	if err != nil {
 		msg := err.Error()
 		if strings.Contains(msg, "proxykit never runs code") {
@@ -163,6 +167,11 @@ func tensorData(v any, what string) ([]float32, []int, error) {
 		return nil, nil, fmt.Errorf("%s reaches outside its storage", what)
 	}
 	out := make([]float32, n)
+	if n > 0 && contiguous(shape, t.Stride) {
+		// row-major already (torch.save's usual layout): one copy
+		copy(out, src[t.StorageOffset:t.StorageOffset+n])
+		return out, shape, nil
+	}
 	idx := make([]int, len(shape))
 	for k := 0; k < n; k++ {
 		off := t.StorageOffset
@@ -182,6 +191,19 @@ func tensorData(v any, what string) ([]float32, []int, error) {
 		}
 	}
 	return out, shape, nil
+}
+
+// contiguous says whether strides lay a tensor of this shape out in row-major
+// order, element after element.
+func contiguous(shape, stride []int) bool {
+	want := 1
+	for d := len(shape) - 1; d >= 0; d-- {
+		if shape[d] != 1 && stride[d] != want {
+			return false
+		}
+		want *= shape[d]
+	}
+	return true
 }
 
 // entries lists an OrderedDict or dict in order.

@@ -3,6 +3,7 @@ package lower
 import (
 	"fmt"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/program"
 )
@@ -148,11 +149,25 @@ func SurrogateStep(s SNN, sg Surrogate, opt Options) (*Lowered, error) {
 // for a batch of opt.Capacity (SurrogateStep) followed by the optimizer's
 // program, as the trainer runs them: what proxykit plan shows.
 func SurrogateStepListing(s SNN, sg Surrogate, opt Options) (program.Listing, error) {
-	l, err := SurrogateStep(s, sg, opt)
+	l, o, err := SurrogatePrograms(s, sg, opt)
 	if err != nil {
 		return program.Listing{}, err
 	}
-	return withOptimizer(l, paramsOf(s.Nodes), opt.Capacity)
+	return listStep(l, o, opt.Capacity)
+}
+
+// SurrogatePrograms lowers one step of surrogate-gradient training of s as
+// the trainer runs it, for listings and costs (StepPrograms' counterpart):
+// the step's program (SurrogateStep) and the optimizer's over the SNN's
+// parameters, run after it.
+func SurrogatePrograms(s SNN, sg Surrogate, opt Options) (step, update *Lowered, err error) {
+	l, err := SurrogateStep(s, sg, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	var args compute.AdamArgs
+	o := Optimizer(paramsOf(s.Nodes), func(p *nn.Param) (m, v program.Binding) { return moment{p, "m"}, moment{p, "v"} }, &args)
+	return l, o, nil
 }
 
 // paramsOf is the parameters of nodes' layers, each once, in order.

@@ -149,14 +149,9 @@ func ANN(net *nn.Network, opt Options) (*Lowered, error) {
 	if err != nil {
 		return nil, err
 	}
-	lw.Forward = len(b.Program().Passes)
-	b.Begin(program.ANNForward, opt.BatchStats)
-	err = g.forward(b, lw.Input, program.Batch, opt.BatchStats, nil)
-	b.End()
-	if err != nil {
+	if err := lw.annForward(b, g, opt.BatchStats); err != nil {
 		return nil, err
 	}
-	lw.Output = g.values[len(g.values)-1]
 	lw.Values = make([]program.Ref, len(at))
 	for i, a := range at {
 		lw.Values[i] = program.None
@@ -164,7 +159,6 @@ func ANN(net *nn.Network, opt Options) (*Lowered, error) {
 			lw.Values[i] = g.values[a]
 		}
 	}
-	b.Keep(lw.Output)
 	for _, j := range opt.Keep {
 		if lw.Values[j] == program.None {
 			return nil, fmt.Errorf("node %d to keep was folded away", j)
@@ -368,4 +362,38 @@ func contains(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// Setting changes the Options a runner (spiking.Simulator, train.Engine)
+// lowers its programs with.
+type Setting func(*Options)
+
+// WithRules lowers with rules instead of Rules() (none: the plain
+// program).
+func WithRules(rules ...Rule) Setting {
+	return func(o *Options) {
+		o.Rules, o.NoRewrites = rules, len(rules) == 0
+	}
+}
+
+// Apply applies settings to o.
+func (o *Options) Apply(settings []Setting) {
+	for _, s := range settings {
+		s(o)
+	}
+}
+
+// annForward emits the ANN's forward pass of g from the images and keeps
+// its output for the caller.
+func (lw *Lowered) annForward(b *program.Builder, g *graph, batchStats bool) error {
+	lw.Forward = len(b.Program().Passes)
+	b.Begin(program.ANNForward, batchStats)
+	err := g.forward(b, lw.Input, program.Batch, batchStats, nil)
+	b.End()
+	if err != nil {
+		return err
+	}
+	lw.Values, lw.Output = g.values, g.values[len(g.values)-1]
+	b.Keep(lw.Output)
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/proxykit/proxykit/compute"
+
 	"github.com/proxykit/proxykit/program"
 )
 
@@ -31,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF()}
+	return []Rule{FuseBatchNormIF(), FuseIFMaxPool(), StartIF()}
 }
 
 // rewrite applies rules to every pass each is valid for, records them and
@@ -70,14 +72,14 @@ func fuseBatchNormIF(p *program.Program, k int) int {
 	places := 0
 	for i := ps.Lo; i < p.Passes[k].Hi; i++ {
 		aff, ok := p.Ops[i].(*program.ChannelAffine)
-		if !ok || p.Slots[aff.Y].Keep || p.Root(aff.Y) != aff.Y {
+		if !ok {
 			continue
 		}
-		readers := p.Readers(aff.Y)
-		if len(readers) != 1 || readers[0] <= i || readers[0] >= p.Passes[k].Hi {
+		reader, ok := soleReader(p, k, i, aff.Y)
+		if !ok {
 			continue
 		}
-		f, ok := p.Ops[readers[0]].(*program.IF)
+		f, ok := p.Ops[reader].(*program.IF)
 		if !ok || f.In != aff.Y || f.Constant || f.Scale != program.None {
 			continue
 		}
@@ -123,4 +125,105 @@ func graphRules(lw *Lowered, opt Options, nodes []Node, static int) ([]Node, int
 		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: r.Name, Places: places})
 	}
 	return nodes, static, at, nil
+}
+
+// soleReader is the one op that reads the value op i of pass k writes
+// into r, where that op comes later in the same pass and the value is
+// neither a view, viewed, nor kept for the caller: the value lives only
+// between the two ops, so a fusion may do without it.
+func soleReader(p *program.Program, k, i int, r program.Ref) (int, bool) {
+	if p.Slots[r].Keep || p.Root(r) != r {
+		return 0, false
+	}
+	readers := p.Readers(r)
+	if len(readers) != 1 || readers[0] <= i || readers[0] >= p.Passes[k].Hi {
+		return 0, false
+	}
+	return readers[0], true
+}
+
+// FuseIFMaxPool is the rule that max-pools an IF layer's spikes inside
+// its kernel when a max-pooling is their only reader and its windows tile
+// the planes (compute.PoolFits): the kernel writes only the pooled spikes,
+// and the unpooled ones are never written nor read again. In the SNN's
+// time steps, which never need the unpooled spikes (a pass that does —
+// backpropagation through time — is not in Passes).
+func FuseIFMaxPool() Rule {
+	return Rule{Name: "fuse max-pooling into IF", Why: "the IF kernel writes only the pooled spikes: the unpooled ones are neither written nor read again",
+		Passes: []program.PassKind{program.SNNChunk}, Apply: fuseIFMaxPool}
+}
+
+func fuseIFMaxPool(p *program.Program, k int) int {
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		f, ok := p.Ops[i].(*program.IF)
+		if !ok || f.Pool != nil {
+			continue
+		}
+		reader, ok := soleReader(p, k, i, f.Spikes)
+		if !ok {
+			continue
+		}
+		pool, ok := p.Ops[reader].(*program.Pool)
+		if !ok || !pool.Max || pool.X != f.Spikes || pool.Rate != program.Steps || !compute.PoolFits(pool.G) ||
+			pool.G.C*pool.G.H*pool.G.W != f.N {
+			continue
+		}
+		g := pool.G
+		f.Spikes, f.Pool = pool.Y, &g
+		p.Remove(reader)
+		places++
+	}
+	return places
+}
+
+// StartIF is the rule that leaves out the fills of the IF layers'
+// potentials (to v_reset) and counts (to 0) before a simulation: the IF
+// kernel starts from those values itself in the first chunk of steps,
+// without reading the buffers (program.IF.Start). It rewrites the static
+// pass, whose fills it drops, where the IF op is the slot's first user
+// after the fill and its only writer.
+func StartIF() Rule {
+	return Rule{Name: "IF starts without fills", Why: "the IF kernel starts its neurons at v_reset and its counts at 0 in the first chunk: no fill writes them first",
+		Passes: []program.PassKind{program.SNNStatic}, Apply: startIF}
+}
+
+func startIF(p *program.Program, k int) int {
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		fill, ok := p.Ops[i].(*program.Fill)
+		if !ok || p.Root(fill.Dst) != fill.Dst {
+			continue
+		}
+		// the slot's next user: an IF op using it as its potentials
+		// (filled with v_reset) or its counts (with 0), which every later
+		// user only reads (the proxy loss reads the output's counts)
+		var users []int
+		writers := 0
+		for j, op := range p.Ops {
+			if j == i {
+				continue
+			}
+			reads, writes := op.Operands()
+			on := func(r program.Ref) bool { return p.Root(r) == fill.Dst }
+			if slices.ContainsFunc(writes, on) {
+				writers++
+				users = append(users, j)
+			} else if slices.ContainsFunc(reads, on) {
+				users = append(users, j)
+			}
+		}
+		if len(users) == 0 || writers != 1 {
+			continue
+		}
+		f, ok := p.Ops[users[0]].(*program.IF)
+		if !ok || users[0] < p.Passes[k].Hi || !(f.V == fill.Dst && fill.Value == f.Reset || f.Counts == fill.Dst && fill.Value == 0) {
+			continue
+		}
+		f.Start = true
+		p.Remove(i)
+		i--
+		places++
+	}
+	return places
 }

@@ -65,27 +65,41 @@ func simulate(t *testing.T, be compute.Backend, net *nn.Network, batchStats bool
 	return out, all, l.Rewrites
 }
 
-// TestFuseBatchNormIF: the fused program gives the plain program's bits
+// TestFusions: each fusion rule's program gives the plain program's bits
 // on every backend, in both BatchNorm modes, with every IF layer firing.
-func TestFuseBatchNormIF(t *testing.T) {
-	for name, be := range backends(t) {
-		for _, batchStats := range []bool{false, true} {
-			net := bnNet()
-			_, plain, _ := simulate(t, be, net, batchStats, nil)
-			_, fused, applied := simulate(t, be, net, batchStats, []lower.Rule{lower.FuseBatchNormIF()})
-			if len(applied) != 1 || applied[0].Places != 1 {
-				t.Fatalf("%s: rewrites %v, want the fusion in one place", name, applied)
-			}
-			if d := differ(plain, fused); d > 0 {
-				t.Errorf("%s batchStats=%v: %d of %d counts differ", name, batchStats, d, len(plain))
-			}
-			for k := 0; k < 3; k++ { // r0, r1, output: each layer's share of the counts
-				var s float32
-				for _, v := range plain[k*len(plain)/3 : (k+1)*len(plain)/3] {
-					s += v
+func TestFusions(t *testing.T) {
+	for _, c := range []struct {
+		rule   lower.Rule
+		places int
+	}{
+		{lower.FuseBatchNormIF(), 1},
+		{lower.FuseIFMaxPool(), 1},
+		{lower.StartIF(), 6}, // three IF layers' potentials and counts
+	} {
+		rule := c.rule
+		for name, be := range backends(t) {
+			for _, batchStats := range []bool{false, true} {
+				net := bnNet()
+				_, plain, _ := simulate(t, be, net, batchStats, nil)
+				_, fused, applied := simulate(t, be, net, batchStats, []lower.Rule{rule})
+				if len(applied) != 1 || applied[0].Places != c.places {
+					t.Fatalf("%s %s: rewrites %v, want it in %d places", rule.Name, name, applied, c.places)
 				}
-				if s == 0 && k < 2 {
-					t.Errorf("%s: IF layer %d is silent: equal counts would prove nothing", name, k)
+				if d := differ(plain, fused); d > 0 {
+					t.Errorf("%s %s batchStats=%v: %d of %d counts differ", rule.Name, name, batchStats, d, len(plain))
+				}
+				// r0, r1, output: each layer's share of the counts
+				sizes := []int{4 * 4 * 36, 4 * 4 * 36, 4 * 4}
+				off := 0
+				for k, sz := range sizes[:2] {
+					var s float32
+					for _, v := range plain[off : off+sz] {
+						s += v
+					}
+					if s == 0 {
+						t.Errorf("%s: IF layer %d is silent: equal counts would prove nothing", name, k)
+					}
+					off += sz
 				}
 			}
 		}

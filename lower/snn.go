@@ -200,15 +200,9 @@ func proxy(body *nn.Network, s SNN, opt SNNOptions, step bool) (*Lowered, error)
 		return nil, fmt.Errorf("the network's output must be [K] classes")
 	}
 	out := g.shapes[len(g.shapes)-1]
-	lw.Forward = len(b.Program().Passes)
-	b.Begin(program.ANNForward, opt.BatchStats)
-	err = g.forward(b, lw.Input, program.Batch, opt.BatchStats, nil)
-	b.End()
-	if err != nil {
+	if err := lw.annForward(b, g, opt.BatchStats); err != nil {
 		return nil, err
 	}
-	lw.Values, lw.Output = g.values, g.values[len(g.values)-1]
-	b.Keep(lw.Output)
 	if err := lw.simulation(b, s, lw.Input, opt); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,7 @@
 // Package model reads a network from any file proxykit takes — ONNX, a
-// PyTorch checkpoint, a proxykit checkpoint — choosing the reader by the
-// file's contents (the one place that does), and builds its SNN with the
-// statistics the file carries.
+// PyTorch checkpoint, a proxykit checkpoint, a NIR graph — choosing the
+// reader by the file's contents (the one place that does), and builds its
+// SNN with the statistics and setting the file carries.
 package model
 
 import (
@@ -24,18 +24,22 @@ const (
 	ONNX       = "onnx"
 	PyTorch    = "pt"
 	Checkpoint = "checkpoint"
+	// NIR is a NIR graph (HDF5) of an IF network: its ANN is rebuilt
+	// (importer.LoadNIR).
+	NIR = "nir"
 )
 
 // Model is a network loaded from any file proxykit reads, with the SNN's
 // own BatchNorm statistics when the file carries them (a checkpoint).
 type Model struct {
 	ANN *nn.Network
-	// Format is ONNX, PyTorch or Checkpoint.
+	// Format is ONNX, PyTorch, Checkpoint or NIR.
 	Format     string
 	SNNState   map[string]checkpoint.LayerState
 	Checkpoint *checkpoint.Checkpoint
 	ONNX       *importer.ONNXInfo
 	PT         *importer.PTInfo
+	NIR        *importer.NIRInfo
 }
 
 // Options guide the reading of files that hold weights without their
@@ -49,11 +53,18 @@ type Options struct {
 	Like string
 }
 
-// SNNDefaults is the SNN setting the file carries (a checkpoint's, or an
-// SNN module's T, v_th and v_reset), if any.
+// SNNDefaults is the SNN setting the file carries (a checkpoint's, an
+// SNN module's T, v_th and v_reset, or a NIR graph's neurons), if any.
 func (m *Model) SNNDefaults() (spiking.Config, bool) {
 	if m.Checkpoint != nil {
 		return m.Checkpoint.Settings.Config, true
+	}
+	if m.NIR != nil {
+		cfg := m.NIR.SNN
+		if cfg.Timesteps == 0 { // NIR has no time steps; proxykit's files record T
+			cfg.Timesteps = spiking.DefaultConfig().Timesteps
+		}
+		return cfg, true
 	}
 	if m.PT != nil && m.PT.Kind == "snn-module" {
 		cfg := m.PT.SNN
@@ -65,7 +76,8 @@ func (m *Model) SNNDefaults() (spiking.Config, bool) {
 	return spiking.Config{}, false
 }
 
-// Load reads an ONNX file, a PyTorch checkpoint or a proxykit checkpoint.
+// Load reads an ONNX file, a PyTorch checkpoint, a proxykit checkpoint or
+// a NIR file.
 func Load(path string) (*Model, error) { return LoadWith(path, Options{}) }
 
 // LoadWith is Load with options for PyTorch state dicts.
@@ -84,6 +96,10 @@ func LoadWith(path string, opt Options) (*Model, error) {
 		}
 		net.Name = path
 		m.ANN, m.PT = net, info
+	case NIR:
+		if m.ANN, m.NIR, err = importer.LoadNIR(path); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	case Checkpoint:
 		data, err := limits.ReadFile(path)
 		if err != nil {
@@ -113,8 +129,9 @@ func LoadWith(path string, opt Options) (*Model, error) {
 
 // Sniff names a model file's format from its first bytes: a torch.save
 // file (a zip archive, PyTorch 1.6 and newer, or a legacy pickle stream),
-// a proxykit checkpoint (safetensors) or ONNX (a protobuf message whose
-// first field is ir_version). It refuses a file that is none of them.
+// a proxykit checkpoint (safetensors), a NIR file (HDF5's signature) or
+// ONNX (a protobuf message whose first field is ir_version). It refuses a
+// file that is none of them.
 func Sniff(path string) (string, error) {
 	f, err := limits.Open(path)
 	if err != nil {
@@ -138,11 +155,13 @@ func Sniff(path string) (string, error) {
 		return PyTorch, nil
 	case checkpoint.IsHead(head, st.Size()):
 		return Checkpoint, nil
+	case bytes.HasPrefix(head, []byte("\x89HDF\r\n\x1a\n")):
+		return NIR, nil
 	case head[0] == 0x08:
 		return ONNX, nil
 	}
 	if ext := strings.ToLower(filepath.Ext(path)); ext != ".onnx" && ext != "" {
-		return "", fmt.Errorf("%s: unknown model format %q (proxykit reads ONNX files, PyTorch .pt files and its own checkpoints)", path, ext)
+		return "", fmt.Errorf("%s: unknown model format %q (proxykit reads ONNX files, PyTorch .pt files, NIR files and its own checkpoints)", path, ext)
 	}
 	return ONNX, nil // let the ONNX reader say what is wrong
 }

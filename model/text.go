@@ -39,6 +39,8 @@ func (m *Model) Notes() []string {
 		return m.ONNX.Notes
 	case m.PT != nil:
 		return m.PT.Notes
+	case m.NIR != nil:
+		return m.NIR.Notes
 	}
 	return nil
 }
@@ -57,6 +59,17 @@ func (m *Model) WriteSummary(w io.Writer, path string) error {
 			fmt.Fprintf(w, " (T=%d, v_th=%g, v_reset=%g; its BN statistics are the SNN's)", p.SNN.Timesteps, p.SNN.Threshold, p.SNN.Reset)
 		}
 		fmt.Fprintln(w)
+	}
+	if n := m.NIR; n != nil {
+		producer := n.Producer
+		if producer == "" {
+			producer = "an unnamed producer"
+		}
+		fmt.Fprintf(w, "%s: NIR graph, version %s, from %s (v_th=%g, v_reset=%g", path, Printable(n.Version), Printable(producer), n.SNN.Threshold, n.SNN.Reset)
+		if n.SNN.Timesteps > 0 {
+			fmt.Fprintf(w, ", T=%d", n.SNN.Timesteps)
+		}
+		fmt.Fprintln(w, "): the ANN whose SNN it is")
 	}
 	if c := m.Checkpoint; c != nil {
 		s := c.Settings

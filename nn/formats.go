@@ -87,9 +87,17 @@ func (k *ONNXConst) transposed2D() (*ONNXConst, error) {
 		return nil, fmt.Errorf("a constant of shape %v holds %d values", k.Shape, len(k.F))
 	}
 	out := make([]float32, r*c)
-	for i := 0; i < r; i++ {
-		for j := 0; j < c; j++ {
-			out[j*r+i] = k.F[i*c+j]
+	// in tiles of 32×32, so that both sides stay in the cache (a plain
+	// double loop misses it on every write of a large matrix)
+	const tile = 32
+	for i0 := 0; i0 < r; i0 += tile {
+		for j0 := 0; j0 < c; j0 += tile {
+			for i := i0; i < min(i0+tile, r); i++ {
+				row := k.F[i*c : (i+1)*c]
+				for j := j0; j < min(j0+tile, c); j++ {
+					out[j*r+i] = row[j]
+				}
+			}
 		}
 	}
 	return &ONNXConst{Shape: []int{c, r}, F: out}, nil

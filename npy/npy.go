@@ -42,6 +42,9 @@ func ReadFile(path string, scaleUint8 bool) (*Array, error) {
 
 // Read decodes a .npy stream.
 func Read(r io.Reader, scaleUint8 bool) (*Array, error) {
+	if r == nil {
+		return nil, errors.New("reading a .npy stream: no reader (nil)")
+	}
 	var magic [8]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
 		return nil, errors.New("not a .npy file: too short")
@@ -289,8 +292,30 @@ func decoder(descr string, scaleUint8 bool) (int, func([]byte) float32) {
 	return 0, nil
 }
 
-// Encode returns the .npy (version 1.0) bytes of a float32 array.
-func Encode(shape []int, data []float32) []byte {
+// MaxDims is the most dimensions an array may have: NumPy's own limit.
+const MaxDims = 64
+
+// Encode returns the .npy (version 1.0) bytes of a float32 array of the
+// given shape (C order). It refuses a shape that does not hold exactly
+// len(data) values — a negative dimension, a product that overflows, more
+// than MaxDims dimensions —, which would make a file NumPy cannot read.
+func Encode(shape []int, data []float32) ([]byte, error) {
+	if len(shape) > MaxDims {
+		return nil, fmt.Errorf(".npy: an array of %d dimensions (NumPy reads at most %d)", len(shape), MaxDims)
+	}
+	n := 1
+	for _, d := range shape {
+		switch {
+		case d < 0:
+			return nil, fmt.Errorf(".npy: shape %v has a negative dimension", shape)
+		case d > 0 && n > math.MaxInt/d:
+			return nil, fmt.Errorf(".npy: shape %v holds more values than an int counts", shape)
+		}
+		n *= d
+	}
+	if n != len(data) {
+		return nil, fmt.Errorf(".npy: shape %v holds %d values, the data %d", shape, n, len(data))
+	}
 	dims := make([]string, len(shape))
 	for i, d := range shape {
 		dims[i] = strconv.Itoa(d)
@@ -304,6 +329,7 @@ func Encode(shape []int, data []float32) []byte {
 	total := 10 + len(header) + 1
 	header += strings.Repeat(" ", (64-total%64)%64) + "\n"
 	var buf bytes.Buffer
+	buf.Grow(10 + len(header) + 4*len(data))
 	buf.WriteString("\x93NUMPY\x01\x00")
 	binary.Write(&buf, binary.LittleEndian, uint16(len(header)))
 	buf.WriteString(header)
@@ -312,11 +338,16 @@ func Encode(shape []int, data []float32) []byte {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
 	buf.Write(raw)
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 // WriteFile writes a float32 array to path atomically: the bytes go to a
-// temporary file in the same folder, renamed over path when complete.
+// temporary file in the same folder, renamed over path when complete. A
+// shape that does not hold the data is refused (Encode).
 func WriteFile(path string, shape []int, data []float32) error {
-	return atomicfile.Write(path, Encode(shape, data))
+	b, err := Encode(shape, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return atomicfile.Write(path, b)
 }

@@ -9,6 +9,51 @@ import (
 	"testing"
 )
 
+// encode is Encode, failing t on an error.
+func encode(t testing.TB, shape []int, data []float32) []byte {
+	t.Helper()
+	b, err := Encode(shape, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestEncodeRefusesAShapeThatIsNotTheData (F7): a shape that does not
+// hold the data — fewer or more values, a negative dimension, a product
+// that overflows, more dimensions than NumPy reads — is refused, by Encode
+// and by WriteFile, which writes nothing (on 8d3f05f it wrote a file
+// NumPy could not read).
+func TestEncodeRefusesAShapeThatIsNotTheData(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		shape []int
+		n     int
+		want  string
+	}{
+		{[]int{2, 3}, 5, "shape [2 3] holds 6 values, the data 5"},
+		{[]int{2, 3}, 7, "holds 6 values, the data 7"},
+		{[]int{-2, -3}, 6, "negative dimension"},
+		{[]int{1 << 62, 1 << 62}, 0, "more values than an int counts"},
+		{make([]int, 65), 0, "65 dimensions"},
+		{nil, 0, "holds 1 values, the data 0"},
+	} {
+		if _, err := Encode(c.shape, make([]float32, c.n)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Encode(%v, %d values): %v; want an error saying %q", c.shape, c.n, err, c.want)
+		}
+		path := filepath.Join(dir, "x.npy")
+		if err := WriteFile(path, c.shape, make([]float32, c.n)); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("WriteFile(%v, %d values): %v", c.shape, c.n, err)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("WriteFile(%v, %d values) wrote a file", c.shape, c.n)
+		}
+	}
+	if _, err := Read(nil, false); err == nil {
+		t.Error("Read(nil): no error")
+	}
+}
+
 // The fixtures in testdata were written by NumPy (scripts/make_fixtures.py).
 func TestReadsNumPyFiles(t *testing.T) {
 	a, err := ReadFile("../testdata/lenet_opset11.x.npy", false)
@@ -37,7 +82,7 @@ func TestRoundTrip(t *testing.T) {
 		for i := range data {
 			data[i] = float32(i) * 0.25
 		}
-		b := Encode(shape, data)
+		b := encode(t, shape, data)
 		if (len(b)-len(data)*4)%64 != 0 {
 			t.Errorf("shape %v: header not padded to 64 bytes", shape)
 		}
@@ -57,7 +102,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestBadFiles(t *testing.T) {
-	good := Encode([]int{2, 2}, []float32{1, 2, 3, 4})
+	good := encode(t, []int{2, 2}, []float32{1, 2, 3, 4})
 	cases := map[string][]byte{
 		"too short":   []byte("\x93NUM"),
 		"bad magic":   []byte("PK\x03\x04whatever"),
@@ -106,7 +151,7 @@ func header(h string) []byte {
 // with a clear error, and a header that claims 2·10⁹ float64 values in a
 // 128-byte file must not allocate for them.
 func TestHostileFiles(t *testing.T) {
-	good := Encode([]int{2, 3}, []float32{1, 2, 3, 4, 5, 6})
+	good := encode(t, []int{2, 3}, []float32{1, 2, 3, 4, 5, 6})
 	for name, c := range map[string]struct {
 		data []byte
 		want string
@@ -151,7 +196,7 @@ func FuzzRead(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(header("{'descr': '<f8', 'fortran_order': False, 'shape': (2000000000,), }\n"))
-	f.Add(append(Encode([]int{2}, []float32{1, 2}), 7))
+	f.Add(append(encode(f, []int{2}, []float32{1, 2}), 7))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Read(bytes.NewReader(data), true)
 		if err != nil {

@@ -98,6 +98,7 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.Add(plotter.NewGrid())
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
+	p.Legend.Left, p.Legend.Top = true, true // in its strip below the panel (save)
 	return p
 }
 
@@ -123,9 +124,60 @@ func (pow2Ticks) Ticks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
+// legendGap is the space between a panel's x axis label and its legend.
+const legendGap = 2 * vg.Millimeter
+
+// legendHeight is the height of p's legend, drawn as a strip below the
+// panel (0 when it has no entries).
+func legendHeight(p *plot.Plot) vg.Length {
+	if p == nil {
+		return 0
+	}
+	r := p.Legend.Rectangle(draw.Canvas{})
+	if h := r.Max.Y - r.Min.Y; h > 0 {
+		return h + legendGap
+	}
+	return 0
+}
+
+// layout places a grid of plots (rows of equal length) on dc, with a
+// strip at the bottom of each row's tiles as tall as the row's tallest
+// legend: each plot's legend goes in that strip, left-aligned with its
+// data area, outside the area where the curves are drawn, so that it
+// cannot cover them. It returns each plot's canvas and its legend's.
+func layout(rows [][]*plot.Plot, dc draw.Canvas) (plots, legends [][]draw.Canvas) {
+	cols := len(rows[0])
+	strips := make([]vg.Length, len(rows))
+	for i, row := range rows {
+		for _, p := range row {
+			strips[i] = max(strips[i], legendHeight(p))
+		}
+	}
+	tiles := draw.Tiles{Rows: len(rows), Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
+		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	aligned := plot.Align(rows, tiles, dc)
+	plots, legends = make([][]draw.Canvas, len(rows)), make([][]draw.Canvas, len(rows))
+	for i, row := range rows {
+		plots[i], legends[i] = make([]draw.Canvas, cols), make([]draw.Canvas, cols)
+		for j, p := range row {
+			c := aligned[i][j]
+			plots[i][j] = draw.Crop(c, 0, 0, strips[i], 0)
+			if p == nil {
+				continue
+			}
+			data := p.DataCanvas(plots[i][j])
+			legend := c
+			legend.Min.X, legend.Max.Y = data.Min.X, c.Min.Y+strips[i]-legendGap
+			legends[i][j] = legend
+		}
+	}
+	return plots, legends
+}
+
 // save draws a grid of plots (rows of equal length) into one figure of
-// the given size per panel, the format chosen by the file's extension, and
-// writes it and the CSV records beside it: both or neither.
+// the given size per panel, each panel's legend in a strip below it, the
+// format chosen by the file's extension, and writes it and the CSV
+// records beside it: both or neither.
 func save(path string, rows [][]*plot.Plot, panelW, panelH vg.Length, records [][]string) error {
 	format, ok := formats[strings.ToLower(filepath.Ext(path))]
 	if !ok {
@@ -133,19 +185,29 @@ func save(path string, rows [][]*plot.Plot, panelW, panelH vg.Length, records []
 	}
 	cols := len(rows[0])
 	w, h := panelW*vg.Length(cols), panelH*vg.Length(len(rows))
+	for _, row := range rows {
+		var strip vg.Length
+		for _, p := range row {
+			strip = max(strip, legendHeight(p))
+		}
+		h += strip
+	}
 	c, err := draw.NewFormattedCanvas(w, h, format)
 	if err != nil {
 		return fmt.Errorf("figure %s: %w", path, err)
 	}
 	dc := draw.New(c)
-	tiles := draw.Tiles{Rows: len(rows), Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4,
-		PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
-	canvases := plot.Align(rows, tiles, dc)
+	canvases, legendCanvases := layout(rows, dc)
 	for i, row := range rows {
 		for j, p := range row {
-			if p != nil {
-				p.Draw(canvases[i][j])
+			if p == nil {
+				continue
 			}
+			legend := p.Legend
+			p.Legend = plot.NewLegend()
+			p.Draw(canvases[i][j])
+			p.Legend = legend
+			legend.Draw(legendCanvases[i][j])
 		}
 	}
 	var fig, table bytes.Buffer

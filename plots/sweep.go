@@ -23,11 +23,23 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 	if len(sweeps) == 0 {
 		return fmt.Errorf("figure %s: nothing to plot", path)
 	}
-	lo, hi := math.MaxInt, 1
 	for i, s := range sweeps {
 		if err := CheckSweep(s); err != nil {
 			return fmt.Errorf("figure %s: %s: %w", path, Label(s, i), err)
 		}
+	}
+	panels, err := sweepPanels(sweeps)
+	if err != nil {
+		return err
+	}
+	// each panel's legend goes below it (save), however many lines it has
+	return save(path, [][]*plot.Plot{panels}, 11*vg.Centimeter, 9*vg.Centimeter, SweepRecords(sweeps))
+}
+
+// sweepPanels draws Sweeps' three panels for checked sweeps.
+func sweepPanels(sweeps []results.Sweep) ([]*plot.Plot, error) {
+	lo, hi := math.MaxInt, 1
+	for _, s := range sweeps {
 		lo, hi = min(lo, s.Points[0].T), max(hi, s.Points[len(s.Points)-1].T)
 	}
 	acc := newPlot("Accuracy against simulation length", "time steps T", "test accuracy (%)")
@@ -37,11 +49,8 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 		stepsAxis(p, lo, hi)
 	}
 	acc.Y.Min, acc.Y.Max = 0, 100
-	acc.Legend.Left, acc.Legend.Top = false, false
 	rates.Y.Min = 0
-	rates.Legend.Left, rates.Legend.Top = true, true
 	ops.Y.Scale, ops.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{}
-	ops.Legend.Left, ops.Legend.Top = false, false
 	multi := len(sweeps) > 1
 	var opsMin, opsMax = math.Inf(1), 0.0
 	for i, s := range sweeps {
@@ -69,13 +78,13 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 		}
 		ends := []float64{float64(lo), float64(hi)}
 		if err := line(acc, name("ANN"), ends, flat(100*s.ANN), c, dashes[2], false); err != nil {
-			return err
+			return nil, err
 		}
 		if err := line(acc, name("SNN strict"), ts, strict, c, nil, true); err != nil {
-			return err
+			return nil, err
 		}
 		if err := line(acc, name("SNN ties"), ts, ties, c, dashes[1], false); err != nil {
-			return err
+			return nil, err
 		}
 		for k, layer := range s.IFLayers {
 			r := make([]float64, len(ts))
@@ -87,15 +96,15 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 				lc, dash = colour(i), dashes[k%len(dashes)]
 			}
 			if err := line(rates, name(layer), ts, r, lc, dash, !multi); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if err := line(ops, name("SNN synaptic ops"), opsT, synops, c, nil, true); err != nil {
-			return err
+			return nil, err
 		}
 		if s.ANNMACs > 0 {
 			if err := line(ops, name("ANN MACs"), ends, flat(float64(s.ANNMACs)), c, dashes[2], false); err != nil {
-				return err
+				return nil, err
 			}
 			opsMin, opsMax = min(opsMin, float64(s.ANNMACs)), max(opsMax, float64(s.ANNMACs))
 		}
@@ -105,7 +114,7 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 		for _, p := range []*plot.Plot{acc, rates, ops} {
 			for i, s := range sweeps {
 				if err := legendEntry(p, Label(s, i), colour(i), nil); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
@@ -116,12 +125,12 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 		}{{acc, "ANN", dashes[2]}, {acc, "SNN strict", nil}, {acc, "SNN ties", dashes[1]},
 			{ops, "SNN synaptic ops", nil}, {ops, "ANN MACs", dashes[2]}} {
 			if err := legendEntry(e.p, e.name, grey, e.dash); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		for k, layer := range sweeps[0].IFLayers {
 			if err := legendEntry(rates, layer, grey, dashes[k%len(dashes)]); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -130,9 +139,7 @@ func Sweeps(path string, sweeps []results.Sweep) error {
 	} else {
 		ops.Y.Scale, ops.Y.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
 	}
-	// Each model adds a legend line; the panels grow so the legends fit.
-	h := 9*vg.Centimeter + vg.Length(len(sweeps)-1)*0.5*vg.Centimeter
-	return save(path, [][]*plot.Plot{{acc, rates, ops}}, 11*vg.Centimeter, h, SweepRecords(sweeps))
+	return []*plot.Plot{acc, rates, ops}, nil
 }
 
 // legendEntry adds a legend line of the given colour and dashes to p,
@@ -157,8 +164,12 @@ func SweepRecords(sweeps []results.Sweep) [][]string {
 	for i, s := range sweeps {
 		for _, p := range s.Points {
 			for k, layer := range s.IFLayers {
+				rate := "" // a point without the layer's rate (CheckSweep refuses it)
+				if k < len(p.Rates) {
+					rate = f(p.Rates[k])
+				}
 				out = append(out, []string{Label(s, i), fmt.Sprint(p.T), f(s.ANN), f(p.SNNStrict), f(p.SNNTies), f(p.TieShare),
-					f(p.SynOps), fmt.Sprint(s.ANNMACs), layer, f(p.Rates[k])})
+					f(p.SynOps), fmt.Sprint(s.ANNMACs), layer, rate})
 			}
 		}
 	}

@@ -2,6 +2,8 @@ package program
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -13,8 +15,9 @@ import (
 // next run of any of them). A pass runs its ops in order, each resolving
 // its slots to the buffers that hold the current run's rows.
 //
-// A backend that takes a whole program (Runner) is handed each pass;
-// otherwise the machine calls the backend's kernels one op at a time.
+// The machine calls the backend's kernels one op at a time; a backend
+// that captures work (Capturer) may replay a whole step instead
+// (Captured).
 type Machine struct {
 	be    compute.Backend
 	bufs  []compute.Buffer // per buffer index
@@ -31,12 +34,14 @@ type Machine struct {
 	err    error
 }
 
-// Runner is a backend that runs a whole pass of a program itself (the
-// CUDA backend captures it as a graph and replays it). RunPass must do
-// what running each op in turn on the machine does.
-type Runner interface {
+// Capturer is a backend that records the kernels a piece of work queues
+// as one graph and replays it (the CUDA backend's CUDA graphs): Replay
+// runs run, or replays what an earlier call with the same key captured.
+// run must queue the same work at every call of a key and read nothing
+// back to the host.
+type Capturer interface {
 	compute.Backend
-	RunPass(m *Machine, p *Program, pass int) error
+	Replay(key any, run func() error) error
 }
 
 // NewMachine makes a machine on be with no buffers yet.
@@ -115,15 +120,9 @@ func (m *Machine) Run(p *Program, k int, d Dims) error {
 		return fmt.Errorf("pass %d of a program of %d", k, len(p.Passes))
 	}
 	m.start(p, d)
-	if r, ok := m.be.(Runner); ok {
-		if err := r.RunPass(m, p, k); err != nil {
-			return err
-		}
-	} else {
-		ps := p.Passes[k]
-		for _, op := range p.Ops[ps.Lo:ps.Hi] {
-			op.Run(m)
-		}
+	ps := p.Passes[k]
+	for _, op := range p.Ops[ps.Lo:ps.Hi] {
+		op.Run(m)
 	}
 	err := m.err
 	m.err = nil
@@ -206,4 +205,35 @@ func (m *Machine) Free() {
 		m.be.Free(b)
 	}
 	m.bufs, m.sizes = nil, nil
+}
+
+// Captured runs run — passes of p for d, with no host reads in between —
+// as one piece of work a Capturer backend captures and replays (a
+// training step, an inference batch), or directly on other backends. The
+// key the backend keeps it under names p, d and the addresses of the
+// input buffers bound (the machine's own and the external buffers stay
+// where they are until freed, which drops the backend's graphs).
+func (m *Machine) Captured(p *Program, d Dims, run func() error) error {
+	c, ok := m.be.(Capturer)
+	if !ok {
+		return run()
+	}
+	key := captureKey{m: m, p: p, d: d}
+	for _, r := range slices.Sorted(maps.Keys(m.inputs)) {
+		b := m.inputs[r]
+		a, ok := b.(compute.Addressed)
+		if !ok {
+			return run() // an input without an address cannot name a graph
+		}
+		key.inputs += fmt.Sprintf("%d@%x:%d ", r, a.Address(), b.Len())
+	}
+	return c.Replay(key, run)
+}
+
+// captureKey names a captured piece of work.
+type captureKey struct {
+	m      *Machine
+	p      *Program
+	d      Dims
+	inputs string
 }

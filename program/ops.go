@@ -41,26 +41,17 @@ func refs(rs ...Ref) []Ref {
 // Copy copies Src into Dst (of the same size).
 type Copy struct{ Dst, Src Ref }
 
-func (o *Copy) Kernel() string                 { return "Copy" }
-func (o *Copy) Operands() (reads, w []Ref)     { return refs(o.Src), refs(o.Dst) }
-func (o *Copy) Detail() string                 { return "" }
-func (o *Copy) Run(m *Machine)                 { m.be.Copy(m.Buf(o.Dst), m.Buf(o.Src)) }
-func (o *Fill) Kernel() string                 { return "Fill" }
-func (o *Fill) Operands() (reads, w []Ref)     { return nil, refs(o.Dst) }
-func (o *Fill) Detail() string                 { return fmt.Sprintf("value %g", o.Value) }
-func (o *Fill) Run(m *Machine)                 { m.be.Fill(m.Buf(o.Dst), o.Value) }
-func (o *AddTo) Kernel() string                { return "AddTo" }
-func (o *AddTo) Operands() (reads, w []Ref)    { return refs(o.Dst, o.Src), refs(o.Dst) }
-func (o *AddTo) Detail() string                { return "" }
-func (o *AddTo) Run(m *Machine)                { m.be.AddTo(m.Buf(o.Dst), m.Buf(o.Src)) }
-func (o *ReLU) Kernel() string                 { return "ReLUForward" }
-func (o *ReLU) Operands() (reads, w []Ref)     { return refs(o.X), refs(o.Y) }
-func (o *ReLU) Detail() string                 { return "" }
-func (o *ReLU) Run(m *Machine)                 { m.be.ReLUForward(m.Buf(o.X), m.Buf(o.Y)) }
-func (o *ReLUGrad) Kernel() string             { return "ReLUBackward" }
-func (o *ReLUGrad) Operands() (reads, w []Ref) { return refs(o.Y, o.DY), refs(o.DX) }
-func (o *ReLUGrad) Detail() string             { return "" }
-func (o *ReLUGrad) Run(m *Machine)             { m.be.ReLUBackward(m.Buf(o.Y), m.Buf(o.DY), m.Buf(o.DX)) }
+// Kernel implements Op.
+func (o *Copy) Kernel() string { return "Copy" }
+
+// Operands implements Op.
+func (o *Copy) Operands() (reads, w []Ref) { return refs(o.Src), refs(o.Dst) }
+
+// Detail implements Op.
+func (o *Copy) Detail() string { return "" }
+
+// Run implements Op.
+func (o *Copy) Run(m *Machine) { m.be.Copy(m.Buf(o.Dst), m.Buf(o.Src)) }
 
 // Fill sets every value of Dst to Value.
 type Fill struct {
@@ -68,14 +59,62 @@ type Fill struct {
 	Value float32
 }
 
+// Kernel implements Op.
+func (o *Fill) Kernel() string { return "Fill" }
+
+// Operands implements Op.
+func (o *Fill) Operands() (reads, w []Ref) { return nil, refs(o.Dst) }
+
+// Detail implements Op.
+func (o *Fill) Detail() string { return fmt.Sprintf("value %g", o.Value) }
+
+// Run implements Op.
+func (o *Fill) Run(m *Machine) { m.be.Fill(m.Buf(o.Dst), o.Value) }
+
 // AddTo adds Src into Dst.
 type AddTo struct{ Dst, Src Ref }
+
+// Kernel implements Op.
+func (o *AddTo) Kernel() string { return "AddTo" }
+
+// Operands implements Op.
+func (o *AddTo) Operands() (reads, w []Ref) { return refs(o.Dst, o.Src), refs(o.Dst) }
+
+// Detail implements Op.
+func (o *AddTo) Detail() string { return "" }
+
+// Run implements Op.
+func (o *AddTo) Run(m *Machine) { m.be.AddTo(m.Buf(o.Dst), m.Buf(o.Src)) }
 
 // ReLU writes Y = max(X, 0).
 type ReLU struct{ X, Y Ref }
 
+// Kernel implements Op.
+func (o *ReLU) Kernel() string { return "ReLUForward" }
+
+// Operands implements Op.
+func (o *ReLU) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
+
+// Detail implements Op.
+func (o *ReLU) Detail() string { return "" }
+
+// Run implements Op.
+func (o *ReLU) Run(m *Machine) { m.be.ReLUForward(m.Buf(o.X), m.Buf(o.Y)) }
+
 // ReLUGrad writes DX = DY where Y > 0, else 0.
 type ReLUGrad struct{ Y, DY, DX Ref }
+
+// Kernel implements Op.
+func (o *ReLUGrad) Kernel() string { return "ReLUBackward" }
+
+// Operands implements Op.
+func (o *ReLUGrad) Operands() (reads, w []Ref) { return refs(o.Y, o.DY), refs(o.DX) }
+
+// Detail implements Op.
+func (o *ReLUGrad) Detail() string { return "" }
+
+// Run implements Op.
+func (o *ReLUGrad) Run(m *Machine) { m.be.ReLUBackward(m.Buf(o.Y), m.Buf(o.DY), m.Buf(o.DX)) }
 
 // CopyChannels copies C channels of HW values per row from channel SrcOff
 // of Src (SrcC channels a row) to channel DstOff of Dst (DstC channels).
@@ -88,11 +127,18 @@ type CopyChannels struct {
 	DstC, DstOff int
 }
 
-func (o *CopyChannels) Kernel() string             { return "CopyChannels" }
+// Kernel implements Op.
+func (o *CopyChannels) Kernel() string { return "CopyChannels" }
+
+// Operands implements Op.
 func (o *CopyChannels) Operands() (reads, w []Ref) { return refs(o.Src), refs(o.Dst) }
+
+// Detail implements Op.
 func (o *CopyChannels) Detail() string {
 	return fmt.Sprintf("%d channels ×%d: %d of %d → %d of %d", o.C, o.HW, o.SrcOff, o.SrcC, o.DstOff, o.DstC)
 }
+
+// Run implements Op.
 func (o *CopyChannels) Run(m *Machine) {
 	m.be.CopyChannels(m.Rows(o.Rate), o.C, o.HW, m.Buf(o.Src), o.SrcC, o.SrcOff, m.Buf(o.Dst), o.DstC, o.DstOff)
 }
@@ -104,9 +150,16 @@ type Conv2d struct {
 	X, W, Bias, Y Ref
 }
 
-func (o *Conv2d) Kernel() string             { return "Conv2dForward" }
+// Kernel implements Op.
+func (o *Conv2d) Kernel() string { return "Conv2dForward" }
+
+// Operands implements Op.
 func (o *Conv2d) Operands() (reads, w []Ref) { return refs(o.X, o.W, o.Bias), refs(o.Y) }
-func (o *Conv2d) Detail() string             { return convDetail(o.G) }
+
+// Detail implements Op.
+func (o *Conv2d) Detail() string { return convDetail(o.G) }
+
+// Run implements Op.
 func (o *Conv2d) Run(m *Machine) {
 	m.be.Conv2dForward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.W), m.Buf(o.Bias), m.Buf(o.Y))
 }
@@ -122,11 +175,18 @@ type Conv2dGrad struct {
 	X, W, DY, DX, DW, DB Ref
 }
 
+// Kernel implements Op.
 func (o *Conv2dGrad) Kernel() string { return "Conv2dBackward" }
+
+// Operands implements Op.
 func (o *Conv2dGrad) Operands() (reads, w []Ref) {
 	return refs(o.X, o.W, o.DY, o.DW, o.DB), refs(o.DX, o.DW, o.DB)
 }
+
+// Detail implements Op.
 func (o *Conv2dGrad) Detail() string { return convDetail(o.G) }
+
+// Run implements Op.
 func (o *Conv2dGrad) Run(m *Machine) {
 	m.be.Conv2dBackward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.W), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DW), m.Buf(o.DB))
 }
@@ -162,8 +222,13 @@ type Linear struct {
 	Spikes        bool
 }
 
-func (o *Linear) Kernel() string             { return "LinearForward" }
+// Kernel implements Op.
+func (o *Linear) Kernel() string { return "LinearForward" }
+
+// Operands implements Op.
 func (o *Linear) Operands() (reads, w []Ref) { return refs(o.X, o.W, o.Bias), refs(o.Y) }
+
+// Detail implements Op.
 func (o *Linear) Detail() string {
 	s := fmt.Sprintf("%d→%d", o.In, o.Out)
 	if o.Spikes {
@@ -171,6 +236,8 @@ func (o *Linear) Detail() string {
 	}
 	return s
 }
+
+// Run implements Op.
 func (o *Linear) Run(m *Machine) {
 	m.be.LinearForward(m.Rows(o.Rate), o.In, o.Out, m.Buf(o.X), m.Buf(o.W), m.Buf(o.Bias), m.Buf(o.Y), o.Spikes)
 }
@@ -185,11 +252,18 @@ type LinearGrad struct {
 	X, W, DY, DX, DW, DB Ref
 }
 
+// Kernel implements Op.
 func (o *LinearGrad) Kernel() string { return "LinearBackward" }
+
+// Operands implements Op.
 func (o *LinearGrad) Operands() (reads, w []Ref) {
 	return refs(o.X, o.W, o.DY, o.DW, o.DB), refs(o.DX, o.DW, o.DB)
 }
+
+// Detail implements Op.
 func (o *LinearGrad) Detail() string { return fmt.Sprintf("%d→%d", o.In, o.Out) }
+
+// Run implements Op.
 func (o *LinearGrad) Run(m *Machine) {
 	m.be.LinearBackward(m.Rows(o.Rate), o.In, o.Out, m.Buf(o.X), m.Buf(o.W), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DW), m.Buf(o.DB))
 }
@@ -212,14 +286,21 @@ type Pool struct {
 	X, Y     Ref
 }
 
+// Kernel implements Op.
 func (o *Pool) Kernel() string {
 	if o.Max {
 		return "MaxPool2dForward"
 	}
 	return "AvgPool2dForward"
 }
+
+// Operands implements Op.
 func (o *Pool) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
-func (o *Pool) Detail() string             { return poolDetail(o.G) }
+
+// Detail implements Op.
+func (o *Pool) Detail() string { return poolDetail(o.G) }
+
+// Run implements Op.
 func (o *Pool) Run(m *Machine) {
 	if o.Max {
 		m.be.MaxPool2dForward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.Y))
@@ -237,14 +318,21 @@ type PoolGrad struct {
 	X, DY, DX Ref
 }
 
+// Kernel implements Op.
 func (o *PoolGrad) Kernel() string {
 	if o.Max {
 		return "MaxPool2dBackward"
 	}
 	return "AvgPool2dBackward"
 }
+
+// Operands implements Op.
 func (o *PoolGrad) Operands() (reads, w []Ref) { return refs(o.X, o.DY), refs(o.DX) }
-func (o *PoolGrad) Detail() string             { return poolDetail(o.G) }
+
+// Detail implements Op.
+func (o *PoolGrad) Detail() string { return poolDetail(o.G) }
+
+// Run implements Op.
 func (o *PoolGrad) Run(m *Machine) {
 	if o.Max {
 		m.be.MaxPool2dBackward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX))
@@ -264,9 +352,16 @@ type GlobalAvgPool struct {
 	X, Y  Ref
 }
 
-func (o *GlobalAvgPool) Kernel() string             { return "GlobalAvgPoolForward" }
+// Kernel implements Op.
+func (o *GlobalAvgPool) Kernel() string { return "GlobalAvgPoolForward" }
+
+// Operands implements Op.
 func (o *GlobalAvgPool) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
-func (o *GlobalAvgPool) Detail() string             { return fmt.Sprintf("%d×%d", o.C, o.HW) }
+
+// Detail implements Op.
+func (o *GlobalAvgPool) Detail() string { return fmt.Sprintf("%d×%d", o.C, o.HW) }
+
+// Run implements Op.
 func (o *GlobalAvgPool) Run(m *Machine) {
 	m.be.GlobalAvgPoolForward(m.Rows(o.Rate)*o.C, o.HW, m.Buf(o.X), m.Buf(o.Y))
 }
@@ -278,9 +373,16 @@ type GlobalAvgPoolGrad struct {
 	DY, DX Ref
 }
 
-func (o *GlobalAvgPoolGrad) Kernel() string             { return "GlobalAvgPoolBackward" }
+// Kernel implements Op.
+func (o *GlobalAvgPoolGrad) Kernel() string { return "GlobalAvgPoolBackward" }
+
+// Operands implements Op.
 func (o *GlobalAvgPoolGrad) Operands() (reads, w []Ref) { return refs(o.DY), refs(o.DX) }
-func (o *GlobalAvgPoolGrad) Detail() string             { return fmt.Sprintf("%d×%d", o.C, o.HW) }
+
+// Detail implements Op.
+func (o *GlobalAvgPoolGrad) Detail() string { return fmt.Sprintf("%d×%d", o.C, o.HW) }
+
+// Run implements Op.
 func (o *GlobalAvgPoolGrad) Run(m *Machine) {
 	m.be.GlobalAvgPoolBackward(m.Rows(o.Rate)*o.C, o.HW, m.Buf(o.DY), m.Buf(o.DX))
 }
@@ -293,10 +395,17 @@ type Pad struct {
 	X, Y Ref
 }
 
-func (o *Pad) Kernel() string             { return "Pad2dForward" }
+// Kernel implements Op.
+func (o *Pad) Kernel() string { return "Pad2dForward" }
+
+// Operands implements Op.
 func (o *Pad) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
-func (o *Pad) Detail() string             { return padDetail(o.G) }
-func (o *Pad) Run(m *Machine)             { m.be.Pad2dForward(o.G, m.Rows(o.Rate)*o.C, m.Buf(o.X), m.Buf(o.Y)) }
+
+// Detail implements Op.
+func (o *Pad) Detail() string { return padDetail(o.G) }
+
+// Run implements Op.
+func (o *Pad) Run(m *Machine) { m.be.Pad2dForward(o.G, m.Rows(o.Rate)*o.C, m.Buf(o.X), m.Buf(o.Y)) }
 
 // PadGrad is its backward pass.
 type PadGrad struct {
@@ -306,9 +415,16 @@ type PadGrad struct {
 	DY, DX Ref
 }
 
-func (o *PadGrad) Kernel() string             { return "Pad2dBackward" }
+// Kernel implements Op.
+func (o *PadGrad) Kernel() string { return "Pad2dBackward" }
+
+// Operands implements Op.
 func (o *PadGrad) Operands() (reads, w []Ref) { return refs(o.DY), refs(o.DX) }
-func (o *PadGrad) Detail() string             { return padDetail(o.G) }
+
+// Detail implements Op.
+func (o *PadGrad) Detail() string { return padDetail(o.G) }
+
+// Run implements Op.
 func (o *PadGrad) Run(m *Machine) {
 	m.be.Pad2dBackward(o.G, m.Rows(o.Rate)*o.C, m.Buf(o.DY), m.Buf(o.DX))
 }
@@ -325,9 +441,16 @@ type Softmax struct {
 	X, Y Ref
 }
 
-func (o *Softmax) Kernel() string             { return "SoftmaxForward" }
+// Kernel implements Op.
+func (o *Softmax) Kernel() string { return "SoftmaxForward" }
+
+// Operands implements Op.
 func (o *Softmax) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
-func (o *Softmax) Detail() string             { return fmt.Sprintf("%d classes log %v", o.K, o.Log) }
+
+// Detail implements Op.
+func (o *Softmax) Detail() string { return fmt.Sprintf("%d classes log %v", o.K, o.Log) }
+
+// Run implements Op.
 func (o *Softmax) Run(m *Machine) {
 	m.be.SoftmaxForward(m.Rows(o.Rate), o.K, o.Log, m.Buf(o.X), m.Buf(o.Y))
 }
@@ -340,9 +463,16 @@ type SoftmaxGrad struct {
 	Y, DY, DX Ref
 }
 
-func (o *SoftmaxGrad) Kernel() string             { return "SoftmaxBackward" }
+// Kernel implements Op.
+func (o *SoftmaxGrad) Kernel() string { return "SoftmaxBackward" }
+
+// Operands implements Op.
 func (o *SoftmaxGrad) Operands() (reads, w []Ref) { return refs(o.Y, o.DY), refs(o.DX) }
-func (o *SoftmaxGrad) Detail() string             { return fmt.Sprintf("%d classes log %v", o.K, o.Log) }
+
+// Detail implements Op.
+func (o *SoftmaxGrad) Detail() string { return fmt.Sprintf("%d classes log %v", o.K, o.Log) }
+
+// Run implements Op.
 func (o *SoftmaxGrad) Run(m *Machine) {
 	m.be.SoftmaxBackward(m.Rows(o.Rate), o.K, o.Log, m.Buf(o.Y), m.Buf(o.DY), m.Buf(o.DX))
 }
@@ -364,9 +494,16 @@ type BatchNormStats struct {
 	X, Mean, Var Ref
 }
 
-func (o *BatchNormStats) Kernel() string             { return "BatchNormStats" }
+// Kernel implements Op.
+func (o *BatchNormStats) Kernel() string { return "BatchNormStats" }
+
+// Operands implements Op.
 func (o *BatchNormStats) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Mean, o.Var) }
-func (o *BatchNormStats) Detail() string             { return fmt.Sprintf("%d channels ×%d", o.C, o.HW) }
+
+// Detail implements Op.
+func (o *BatchNormStats) Detail() string { return fmt.Sprintf("%d channels ×%d", o.C, o.HW) }
+
+// Run implements Op.
 func (o *BatchNormStats) Run(m *Machine) {
 	g, n := bnGroups(m, o.Rate)
 	m.be.BatchNormStats(g, n, o.C, o.HW, m.Buf(o.X), m.Buf(o.Mean), m.Buf(o.Var))
@@ -381,13 +518,20 @@ type BatchNormRunning struct {
 	Mean, Var, RunMean, RunVar Ref
 }
 
+// Kernel implements Op.
 func (o *BatchNormRunning) Kernel() string { return "BatchNormUpdateRunning" }
+
+// Operands implements Op.
 func (o *BatchNormRunning) Operands() (reads, w []Ref) {
 	return refs(o.Mean, o.Var, o.RunMean, o.RunVar), refs(o.RunMean, o.RunVar)
 }
+
+// Detail implements Op.
 func (o *BatchNormRunning) Detail() string {
 	return fmt.Sprintf("%d channels momentum %g", o.C, o.Momentum)
 }
+
+// Run implements Op.
 func (o *BatchNormRunning) Run(m *Machine) {
 	g, n := bnGroups(m, o.Rate)
 	m.be.BatchNormUpdateRunning(g, o.C, n*o.HW, o.Momentum, m.Buf(o.Mean), m.Buf(o.Var), m.Buf(o.RunMean), m.Buf(o.RunVar))
@@ -402,11 +546,18 @@ type BatchNormScaleShift struct {
 	Gamma, Beta, Mean, Var, Scale, Shift Ref
 }
 
+// Kernel implements Op.
 func (o *BatchNormScaleShift) Kernel() string { return "BatchNormScaleShift" }
+
+// Operands implements Op.
 func (o *BatchNormScaleShift) Operands() (reads, w []Ref) {
 	return refs(o.Gamma, o.Beta, o.Mean, o.Var), refs(o.Scale, o.Shift)
 }
+
+// Detail implements Op.
 func (o *BatchNormScaleShift) Detail() string { return fmt.Sprintf("%d channels eps %g", o.C, o.Eps) }
+
+// Run implements Op.
 func (o *BatchNormScaleShift) Run(m *Machine) {
 	m.be.BatchNormScaleShift(m.Rows(o.Rate), o.C, o.Eps, m.Buf(o.Gamma), m.Buf(o.Beta), m.Buf(o.Mean), m.Buf(o.Var), m.Buf(o.Scale), m.Buf(o.Shift))
 }
@@ -420,11 +571,18 @@ type ChannelAffine struct {
 	X, Scale, Shift, Y Ref
 }
 
+// Kernel implements Op.
 func (o *ChannelAffine) Kernel() string { return "ChannelAffine" }
+
+// Operands implements Op.
 func (o *ChannelAffine) Operands() (reads, w []Ref) {
 	return refs(o.X, o.Scale, o.Shift), refs(o.Y)
 }
+
+// Detail implements Op.
 func (o *ChannelAffine) Detail() string { return fmt.Sprintf("%d channels ×%d", o.C, o.HW) }
+
+// Run implements Op.
 func (o *ChannelAffine) Run(m *Machine) {
 	groups, rows := 1, m.Rows(o.Rate)
 	if o.PerGroup {
@@ -446,13 +604,20 @@ type BatchNormGrad struct {
 	Gamma, Mean, Var, X, DY, DX, DG, DB Ref
 }
 
+// Kernel implements Op.
 func (o *BatchNormGrad) Kernel() string { return "BatchNormBackward" }
+
+// Operands implements Op.
 func (o *BatchNormGrad) Operands() (reads, w []Ref) {
 	return refs(o.Gamma, o.Mean, o.Var, o.X, o.DY, o.DG, o.DB), refs(o.DX, o.DG, o.DB)
 }
+
+// Detail implements Op.
 func (o *BatchNormGrad) Detail() string {
 	return fmt.Sprintf("%d channels ×%d batch statistics %v", o.C, o.HW, o.BatchStats)
 }
+
+// Run implements Op.
 func (o *BatchNormGrad) Run(m *Machine) {
 	if o.PerGroup {
 		o.runGroups(m)
@@ -481,7 +646,9 @@ func (o *BatchNormGrad) runGroups(m *Machine) {
 // [N] at every step), mapped first by Scale and Shift where set (a fused
 // BatchNorm of C channels × HW, per step with PerStep); V the potentials
 // ([N] per sample, carried from run to run of the pass), Spikes the
-// output, Counts (None: not counted) the spikes summed.
+// output, Counts (None: not counted) the spikes summed. With Pool the
+// spikes are max-pooled in the kernel and Spikes receives only the pooled
+// ones (compute.IFArgs.Pool).
 type IF struct {
 	N                 int
 	In                Ref
@@ -491,12 +658,22 @@ type IF struct {
 	C, HW             int
 	V, Spikes, Counts Ref
 	Threshold, Reset  float32
+	Pool              *compute.PoolGeom
+	// Start: in the simulation's first chunk (Dims.T0 = 0) the potentials
+	// start at Reset and the counts at 0 without being read, so that no
+	// fill is needed (compute.IFArgs.Start).
+	Start bool
 }
 
+// Kernel implements Op.
 func (o *IF) Kernel() string { return "IF" }
+
+// Operands implements Op.
 func (o *IF) Operands() (reads, w []Ref) {
 	return refs(o.In, o.Scale, o.Shift, o.V, o.Counts), refs(o.V, o.Spikes, o.Counts)
 }
+
+// Detail implements Op.
 func (o *IF) Detail() string {
 	s := fmt.Sprintf("%d neurons v_th %g v_reset %g", o.N, o.Threshold, o.Reset)
 	if o.Constant {
@@ -505,11 +682,20 @@ func (o *IF) Detail() string {
 	if o.Scale != None {
 		s += ", BatchNorm applied"
 	}
+	if g := o.Pool; g != nil {
+		s += fmt.Sprintf(", max-pooled %dx%d", g.KH, g.KW)
+	}
+	if o.Start {
+		s += ", starting at v_reset"
+	}
 	return s
 }
+
+// Run implements Op.
 func (o *IF) Run(m *Machine) {
 	a := compute.IFArgs{Steps: m.dims.Steps, N: m.dims.N * o.N, In: m.Buf(o.In), Constant: o.Constant,
-		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset}
+		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset, Pool: o.Pool,
+		Start: o.Start && m.dims.T0 == 0}
 	if o.Scale != None {
 		a.Scale, a.Shift, a.PerStep, a.C, a.HW = m.Buf(o.Scale), m.Buf(o.Shift), o.PerStep, o.C, o.HW
 	}
@@ -522,9 +708,16 @@ type ProxyLoss struct {
 	Counts, Labels, DY Ref
 }
 
-func (o *ProxyLoss) Kernel() string             { return "ProxyLossGrad" }
+// Kernel implements Op.
+func (o *ProxyLoss) Kernel() string { return "ProxyLossGrad" }
+
+// Operands implements Op.
 func (o *ProxyLoss) Operands() (reads, w []Ref) { return refs(o.Counts, o.Labels), refs(o.DY) }
-func (o *ProxyLoss) Detail() string             { return fmt.Sprintf("%d classes", o.K) }
+
+// Detail implements Op.
+func (o *ProxyLoss) Detail() string { return fmt.Sprintf("%d classes", o.K) }
+
+// Run implements Op.
 func (o *ProxyLoss) Run(m *Machine) {
 	m.be.ProxyLossGrad(m.dims.N, o.K, m.Buf(o.Counts), m.Buf(o.Labels), m.Buf(o.DY))
 }
@@ -540,9 +733,16 @@ type SynOps struct {
 	Node           int
 }
 
-func (o *SynOps) Kernel() string             { return "LinearForward+Sum" }
+// Kernel implements Op.
+func (o *SynOps) Kernel() string { return "LinearForward+Sum" }
+
+// Operands implements Op.
 func (o *SynOps) Operands() (reads, w []Ref) { return refs(o.X, o.FanOut), refs(o.Tmp) }
-func (o *SynOps) Detail() string             { return fmt.Sprintf("synaptic operations of %d inputs", o.K) }
+
+// Detail implements Op.
+func (o *SynOps) Detail() string { return fmt.Sprintf("synaptic operations of %d inputs", o.K) }
+
+// Run implements Op.
 func (o *SynOps) Run(m *Machine) {
 	rows := m.Rows(o.Rate)
 	tmp := m.Buf(o.Tmp)
@@ -561,10 +761,17 @@ type Const struct {
 	Data []float32
 }
 
-func (o *Const) Kernel() string             { return "Upload" }
+// Kernel implements Op.
+func (o *Const) Kernel() string { return "Upload" }
+
+// Operands implements Op.
 func (o *Const) Operands() (reads, w []Ref) { return nil, refs(o.Dst) }
-func (o *Const) Detail() string             { return fmt.Sprintf("%d values", len(o.Data)) }
-func (o *Const) Run(m *Machine)             { m.be.Upload(m.Buf(o.Dst), o.Data) }
+
+// Detail implements Op.
+func (o *Const) Detail() string { return fmt.Sprintf("%d values", len(o.Data)) }
+
+// Run implements Op.
+func (o *Const) Run(m *Machine) { m.be.Upload(m.Buf(o.Dst), o.Data) }
 
 // Adam applies one step of PyTorch's Adam with L2 weight decay to a
 // parameter from its gradient and moments. Args are the step's settings,
@@ -574,9 +781,16 @@ type Adam struct {
 	P, Grad, M, V Ref
 }
 
+// Kernel implements Op.
 func (o *Adam) Kernel() string { return "Adam" }
+
+// Operands implements Op.
 func (o *Adam) Operands() (reads, w []Ref) {
 	return refs(o.P, o.Grad, o.M, o.V), refs(o.P, o.M, o.V)
 }
+
+// Detail implements Op.
 func (o *Adam) Detail() string { return "" }
+
+// Run implements Op.
 func (o *Adam) Run(m *Machine) { m.be.Adam(*o.Args, m.Buf(o.P), m.Buf(o.Grad), m.Buf(o.M), m.Buf(o.V)) }

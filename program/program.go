@@ -51,9 +51,13 @@ func (r Rate) String() string {
 }
 
 // Dims are the batch and the number of time steps of a run: what the
-// program was planned for (its capacity) or what one run processes.
+// program was planned for (its capacity) or what one run processes. T0 is
+// the number of time steps simulated before a run of a chunk of steps (0:
+// the simulation's first).
 type Dims struct {
-	N, Steps int
+	N     int `json:"n"`
+	Steps int `json:"steps"`
+	T0    int `json:"-"`
 }
 
 // Rows is the number of rows at rate r.
@@ -246,6 +250,13 @@ type Pass struct {
 // program (a chunk of time steps).
 func (p Pass) Repeats() bool { return p.Kind == SNNChunk }
 
+// PassRun is one run of a pass of a program for some dims: what
+// Machine.Run is given. A run of a program is a list of them.
+type PassRun struct {
+	Pass int
+	Dims Dims
+}
+
 // Program is a lowered step: ops in order, the slots they use, the passes
 // they form, and the rewrites applied to them.
 type Program struct {
@@ -266,8 +277,8 @@ type Program struct {
 
 // Applied is one rewrite rule's effect on a program.
 type Applied struct {
-	Rule   string
-	Places int
+	Rule   string `json:"rule"`
+	Places int    `json:"places"`
 }
 
 // Slot returns the slot r names.

@@ -21,10 +21,15 @@ type IFRecord struct {
 	Threshold, Reset     float32
 }
 
+// Kernel implements Op.
 func (o *IFRecord) Kernel() string { return "IFRecord" }
+
+// Operands implements Op.
 func (o *IFRecord) Operands() (reads, w []Ref) {
 	return refs(o.In, o.V, o.Counts), refs(o.V, o.Spikes, o.H, o.Counts)
 }
+
+// Detail implements Op.
 func (o *IFRecord) Detail() string {
 	s := fmt.Sprintf("%d neurons v_th %g v_reset %g, potentials kept", o.N, o.Threshold, o.Reset)
 	if o.Constant {
@@ -32,6 +37,8 @@ func (o *IFRecord) Detail() string {
 	}
 	return s
 }
+
+// Run implements Op.
 func (o *IFRecord) Run(m *Machine) {
 	m.be.IFRecord(compute.IFArgs{Steps: m.dims.Steps, N: m.dims.N * o.N, In: m.Buf(o.In), Constant: o.Constant, V: m.Buf(o.V),
 		Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset}, m.Buf(o.H))
@@ -52,8 +59,13 @@ type IFSurrogateGrad struct {
 	DetachReset             bool
 }
 
-func (o *IFSurrogateGrad) Kernel() string             { return "IFSurrogateGrad" }
+// Kernel implements Op.
+func (o *IFSurrogateGrad) Kernel() string { return "IFSurrogateGrad" }
+
+// Operands implements Op.
 func (o *IFSurrogateGrad) Operands() (reads, w []Ref) { return refs(o.H, o.DS), refs(o.DU) }
+
+// Detail implements Op.
 func (o *IFSurrogateGrad) Detail() string {
 	s := fmt.Sprintf("%d neurons, sigmoid surrogate α %g", o.N, o.Alpha)
 	if o.DetachReset {
@@ -64,6 +76,8 @@ func (o *IFSurrogateGrad) Detail() string {
 	}
 	return s
 }
+
+// Run implements Op.
 func (o *IFSurrogateGrad) Run(m *Machine) {
 	m.be.IFSurrogateGrad(compute.IFGradArgs{Steps: m.dims.Steps, N: m.dims.N * o.N, H: m.Buf(o.H), DS: m.Buf(o.DS),
 		ConstantGrad: o.ConstantGrad, DU: m.Buf(o.DU), ConstantInput: o.ConstantInput, Threshold: o.Threshold, Reset: o.Reset,

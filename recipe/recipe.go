@@ -33,12 +33,39 @@ type Settings struct {
 	Augment       bool   `json:"augment"`
 	MaxTrain      int    `json:"max_train"`
 	MaxTest       int    `json:"max_test"`
+	// BNStats is where a data-parallel run takes BatchNorm's statistics in
+	// training mode: BNSync ("" means it) or BNRank. One process is the
+	// same either way; checkpoints record it so that a resumed run keeps
+	// it.
+	BNStats string `json:"bn_stats"`
 	// Method is how the run trains: MethodProxy (proxy learning, the
 	// default; a checkpoint that names no method is a proxy run) or
 	// MethodSurrogate (surrogate gradients through time, with the setting
 	// in Surrogate).
 	Method    string     `json:"method,omitempty"`
 	Surrogate *Surrogate `json:"surrogate,omitempty"`
+}
+
+// BatchNorm statistics of a data-parallel run in training mode
+// (Settings.BNStats; package distributed runs them).
+const (
+	// BNSync normalises with the statistics of the global batch, summed
+	// across ranks: the run is the one-process run, whatever the number of
+	// ranks (the default: the reference recipe's statistics are those of
+	// its batch of 100).
+	BNSync = "sync"
+	// BNRank normalises with each rank's share of the batch (PyTorch
+	// DDP's default); the running statistics kept are rank 0's, as DDP's
+	// broadcast of buffers makes them.
+	BNRank = "rank"
+)
+
+// BatchNormStats is s.BNStats with "" read as BNSync.
+func (s Settings) BatchNormStats() string {
+	if s.BNStats == "" {
+		return BNSync
+	}
+	return s.BNStats
 }
 
 // The training methods (Settings.Method).
@@ -79,7 +106,8 @@ func (s Settings) TrainingMethod() string {
 // Default is the reference notebook's recipe.
 func Default() Settings {
 	return Settings{Dataset: data.FashionMNIST, Epochs: 100, BatchSize: 100, LR: 1e-4, Beta1: 0.8, Beta2: 0.99, Eps: 1e-8,
-		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true, Method: MethodProxy}
+		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true, BNStats: BNSync,
+		Method: MethodProxy}
 }
 
 // MaxBatchSize bounds a batch: 2^16 images (memory is checked too, when
@@ -109,6 +137,8 @@ func (s Settings) Validate() error {
 		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("max-train"), s.MaxTrain)
 	case s.MaxTest < 0:
 		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("max-test"), s.MaxTest)
+	case s.BNStats != "" && s.BNStats != BNSync && s.BNStats != BNRank:
+		return fmt.Errorf("BatchNorm statistics %q: want %s (the global batch's) or %s (each rank's share)", s.BNStats, BNSync, BNRank)
 	}
 	if err := s.validateMethod(); err != nil {
 		return err
@@ -157,6 +187,6 @@ func (s Settings) Fields() []Field {
 		{"betas", fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
 		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)},
 		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
-		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)},
+		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()},
 		{"method", s.TrainingMethod()}, {"surrogate-alpha", alpha}, {"detach-reset", detach}}
 }

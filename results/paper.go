@@ -1,5 +1,7 @@
 package results
 
+import "fmt"
+
 // The paper's Fashion-MNIST result and the reference notebook's rules for
 // reading it (SRKH/ProxyLearning, code cell; docs/design.md §7).
 const (
@@ -35,6 +37,23 @@ type PaperComparison struct {
 	ReleasedModel float64 `json:"released_model_notebook_final_rule"`
 	// Rule is NotebookFinalRule.
 	Rule string `json:"notebook_final_rule"`
+	// Warning is Accuracy.Warning: set when the notebook's rule flatters
+	// this SNN (half or more ties, or silent on half or more of the
+	// images), and then printed with the comparison (Lines).
+	Warning string `json:"warning,omitempty"`
+}
+
+// Lines is the comparison as text: the notebook-rule figure beside the
+// paper's and the released model's, with strict and membrane; preceded by
+// the warning when the notebook's rule flatters the SNN, so that the
+// figure never stands beside the paper's without it.
+func (p PaperComparison) Lines() []string {
+	line := fmt.Sprintf("notebook's final rule (ties count) %.2f%% — paper %.2f%%, released model %.2f%% (same rule); strict %.2f%%, membrane %.2f%%",
+		100*p.NotebookFinal, 100*p.Paper, 100*p.ReleasedModel, 100*p.Strict, 100*p.Membrane)
+	if p.Warning == "" {
+		return []string{line}
+	}
+	return []string{"warning: " + p.Warning, line + " — not comparable: see the warning"}
 }
 
 // ComparePaper sets acc beside the paper's figure for the data set, if the
@@ -44,5 +63,5 @@ func ComparePaper(dataset string, acc Accuracy) (PaperComparison, bool) {
 		return PaperComparison{}, false
 	}
 	return PaperComparison{Dataset: dataset, NotebookFinal: acc.SNNTies, Strict: acc.SNNStrict, Membrane: acc.SNNMembrane,
-		Paper: PaperFashionMNIST, ReleasedModel: ReleasedFashionMNIST, Rule: NotebookFinalRule}, true
+		Paper: PaperFashionMNIST, ReleasedModel: ReleasedFashionMNIST, Rule: NotebookFinalRule, Warning: acc.Warning()}, true
 }

@@ -4,7 +4,11 @@
 // JSON and plot reads back.
 package results
 
-import "github.com/proxykit/proxykit/compute"
+import (
+	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
+)
 
 // Accuracy is a test-set evaluation of both networks.
 type Accuracy struct {
@@ -24,6 +28,44 @@ type Accuracy struct {
 	// TieShare is the share of samples whose maximum count is shared by
 	// two classes or more.
 	TieShare float64 `json:"tie_share"`
+	// SilentShare is the share of samples on which the output layer did
+	// not fire at all (every count 0: a tie of every class).
+	SilentShare float64 `json:"silent_share"`
+}
+
+// Warning says in words when SNNTies flatters the SNN — half or more of
+// the predictions are ties, or the output layer is silent on half or more
+// of the images — and is empty otherwise. Print it wherever SNNTies (the
+// reference notebook's final rule) is printed.
+func (a Accuracy) Warning() string {
+	return warning(a.N, a.TieShare, a.SilentShare, a.SNNTies, a.SNNStrict, a.SNNMembrane)
+}
+
+// FlatteryShare is the share of tied predictions, or of images on which
+// the output layer is silent, from which on Warning speaks.
+const FlatteryShare = 0.5
+
+// warning is Accuracy.Warning for any reading of n images.
+func warning(n int, tieShare, silentShare, ties, strict, membrane float64) string {
+	if tieShare < FlatteryShare && silentShare < FlatteryShare {
+		return ""
+	}
+	images := "the test images"
+	if n > 0 {
+		images = fmt.Sprintf("the %d test images", n)
+	}
+	var what string
+	switch {
+	case silentShare >= FlatteryShare:
+		what = fmt.Sprintf("the SNN is silent on %.1f%% of %s (its output layer never fired, so every class ties)", 100*silentShare, images)
+		if tieShare > silentShare {
+			what += fmt.Sprintf(", and %.1f%% of its predictions are ties", 100*tieShare)
+		}
+	default:
+		what = fmt.Sprintf("%.1f%% of the SNN's predictions on %s are ties (the SNN is silent on %.1f%%)", 100*tieShare, images, 100*silentShare)
+	}
+	return fmt.Sprintf("%s: the ties figure (%.2f%%, the reference notebook's final rule) counts every tie as correct and rewards silence; "+
+		"strict (%.2f%%) and membrane (%.2f%%) do not", what, 100*ties, 100*strict, 100*membrane)
 }
 
 // Report is an evaluation in detail: the accuracies, per class, and the
@@ -56,6 +98,9 @@ type ClassAccuracy struct {
 
 // EpochStats is one finished epoch.
 type EpochStats struct {
+	// Epoch is the epoch's index, from 0 (in JSON and in checkpoints, as
+	// PyTorch loops count); text and figures count from 1, as people do:
+	// index 0 is "epoch 1".
 	Epoch  int    `json:"epoch"`
 	BNMode string `json:"bn_mode"` // "train" or "eval"
 	// Method is the training method where it is not proxy learning
@@ -111,6 +156,9 @@ type SweepPoint struct {
 	SNNTies     float64 `json:"snn_ties"`
 	SNNMembrane float64 `json:"snn_membrane"`
 	TieShare    float64 `json:"tie_share"`
+	// SilentShare is as in Accuracy: the output layer has not fired on
+	// these images after T steps.
+	SilentShare float64 `json:"silent_share"`
 	// Rates is each IF layer's firing rate: spikes per neuron per step,
 	// averaged over the T steps and the test images.
 	Rates []float64 `json:"rates"`
@@ -118,6 +166,11 @@ type SweepPoint struct {
 	// spiking.Simulator.CountSynOps); LayerSynOps splits it by layer.
 	SynOps      float64   `json:"synops_per_image"`
 	LayerSynOps []float64 `json:"layer_synops_per_image"`
+}
+
+// Warning is Accuracy.Warning for the point, over the sweep's n images.
+func (p SweepPoint) Warning(n int) string {
+	return warning(n, p.TieShare, p.SilentShare, p.SNNTies, p.SNNStrict, p.SNNMembrane)
 }
 
 // Reach is the first T at which the SNN's strict accuracy reaches frac of

@@ -4,8 +4,12 @@ package results
 // Metrics), in one place for evaluation, sweeps and inference.
 
 // FirstMax is the index of the first maximum of v: the ANN's prediction,
-// and the SNN's under the reference's per-epoch rule (strict).
+// and the SNN's under the reference's per-epoch rule (strict); -1 (no
+// class) for an empty v.
 func FirstMax(v []float32) int {
+	if len(v) == 0 {
+		return -1
+	}
 	best := 0
 	for i, x := range v {
 		if x > v[best] {
@@ -20,8 +24,12 @@ func FirstMax(v []float32) int {
 // the one whose output IF neuron ends the simulation with the highest
 // membrane potential (its remaining charge: the potential after the last
 // step, after any reset); among those, the lowest index. counts and
-// potentials are one sample's, one value per class.
+// potentials are one sample's, one value per class; -1 (no class) when
+// counts is empty or potentials is not as long.
 func MembraneMax(counts, potentials []float32) int {
+	if len(counts) == 0 || len(potentials) != len(counts) {
+		return -1
+	}
 	best := 0
 	for i := 1; i < len(counts); i++ {
 		if counts[i] > counts[best] || counts[i] == counts[best] && potentials[i] > potentials[best] {
@@ -43,15 +51,23 @@ type Reading struct {
 	TiesCorrect bool
 	// Tied says two classes or more share the maximum count.
 	Tied bool
+	// Silent says the output layer did not fire: every count is 0 (so
+	// every class ties, and the ties rule counts the sample correct).
+	Silent bool
 }
 
 // Read reads one sample's counts (and the output layer's final
-// potentials; nil reads Membrane as Strict) against its label.
+// potentials; nil reads Membrane as Strict) against its label. Empty
+// counts read as no class (-1) under every rule, potentials not as long
+// as counts as no class under Membrane.
 func Read(counts, potentials []float32, label int) Reading {
 	r := Reading{Strict: FirstMax(counts)}
 	r.Membrane = r.Strict
 	if potentials != nil {
 		r.Membrane = MembraneMax(counts, potentials)
+	}
+	if r.Strict < 0 {
+		return r
 	}
 	top := counts[r.Strict]
 	r.TiesCorrect = label >= 0 && label < len(counts) && counts[label] == top
@@ -62,12 +78,13 @@ func Read(counts, potentials []float32, label int) Reading {
 		}
 	}
 	r.Tied = shared > 1
+	r.Silent = top == 0
 	return r
 }
 
 // Tally adds up Readings over a test set.
 type Tally struct {
-	N, Strict, Ties, Membrane, Tied int
+	N, Strict, Ties, Membrane, Tied, Silent int
 }
 
 // Add counts one sample's Reading against its label.
@@ -85,6 +102,9 @@ func (t *Tally) Add(r Reading, label int) {
 	if r.Tied {
 		t.Tied++
 	}
+	if r.Silent {
+		t.Silent++
+	}
 }
 
 // Shares are the tally's accuracies (strict, ties, membrane) and tie
@@ -95,4 +115,13 @@ func (t Tally) Shares(n int) (strict, ties, membrane, tied float64) {
 	}
 	f := float64(n)
 	return float64(t.Strict) / f, float64(t.Ties) / f, float64(t.Membrane) / f, float64(t.Tied) / f
+}
+
+// SilentShare is the share of the n samples on which the output layer did
+// not fire (0 for n < 1).
+func (t Tally) SilentShare(n int) float64 {
+	if n < 1 {
+		return 0
+	}
+	return float64(t.Silent) / float64(n)
 }

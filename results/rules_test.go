@@ -3,6 +3,7 @@ package results_test
 import (
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/proxykit/proxykit/results"
@@ -89,5 +90,66 @@ func TestTally(t *testing.T) {
 	strict, ties, membrane, tied := ta.Shares(ta.N)
 	if ta.N != 3 || strict != 1.0/3 || ties != 1 || membrane != 2.0/3 || tied != 2.0/3 {
 		t.Errorf("tally %+v: strict %g ties %g membrane %g tied %g", ta, strict, ties, membrane, tied)
+	}
+}
+
+// TestSilentShare counts the samples whose every count is 0, and only
+// those: a tie of every class that is not all zeros is not silence.
+func TestSilentShare(t *testing.T) {
+	var ta results.Tally
+	ta.Add(results.Read([]float32{0, 0, 0}, nil, 0), 0)
+	ta.Add(results.Read([]float32{2, 2, 2}, nil, 1), 1) // tied, not silent
+	ta.Add(results.Read([]float32{0, 1, 0}, nil, 1), 1)
+	ta.Add(results.Read([]float32{0, 0, 0}, []float32{0.5, 0, 0}, 2), 2)
+	if ta.Silent != 2 || ta.SilentShare(ta.N) != 0.5 || ta.Tied != 3 {
+		t.Errorf("tally %+v: silent share %g", ta, ta.SilentShare(ta.N))
+	}
+	if (results.Tally{}).SilentShare(0) != 0 {
+		t.Error("the silent share of no samples must be 0")
+	}
+}
+
+// TestWarningWhenTiesFlatter: the words appear exactly when half or more
+// of the predictions are ties or the SNN is silent on half or more of the
+// images, and the paper comparison carries them and prints them first.
+func TestWarningWhenTiesFlatter(t *testing.T) {
+	for _, c := range []struct {
+		tie, silent float64
+		want        string // in the warning; "" for none
+	}{
+		{0.1, 0.05, ""},
+		{0.49, 0.49, ""},
+		{0.5, 0.1, "50.0% of the SNN's predictions on the 1000 test images are ties"},
+		{1, 1, "the SNN is silent on 100.0% of the 1000 test images"},
+		{0.8, 0.6, "the SNN is silent on 60.0% of the 1000 test images (its output layer never fired, so every class ties), and 80.0% of its predictions are ties"},
+	} {
+		acc := results.Accuracy{N: 1000, SNNStrict: 0.1, SNNTies: 0.97, SNNMembrane: 0.3, TieShare: c.tie, SilentShare: c.silent}
+		w := acc.Warning()
+		if c.want == "" {
+			if w != "" {
+				t.Errorf("ties %g silent %g: warning %q, want none", c.tie, c.silent, w)
+			}
+		} else if !strings.Contains(w, c.want) || !strings.Contains(w, "97.00%") || !strings.Contains(w, "rewards silence") {
+			t.Errorf("ties %g silent %g: warning %q, want one with %q", c.tie, c.silent, w, c.want)
+		}
+		p, ok := results.ComparePaper("fashion-mnist", acc)
+		if !ok || p.Warning != w {
+			t.Fatalf("the comparison's warning %q, the accuracy's %q", p.Warning, w)
+		}
+		lines := p.Lines()
+		paperAt := len(lines) - 1
+		if !strings.Contains(lines[paperAt], "paper 94.56%") || !strings.Contains(lines[paperAt], "97.00%") {
+			t.Errorf("comparison %q", lines)
+		}
+		if (w != "") != (len(lines) == 2) || w != "" && !strings.Contains(lines[0], w) {
+			t.Errorf("warning %q, comparison printed as %q", w, lines)
+		}
+		sp := results.SweepPoint{SNNStrict: 0.1, SNNTies: 0.97, SNNMembrane: 0.3, TieShare: c.tie, SilentShare: c.silent}
+		if sp.Warning(1000) != w {
+			t.Errorf("a sweep point's warning %q differs from the accuracy's %q", sp.Warning(1000), w)
+		}
+	}
+	if _, ok := results.ComparePaper("mnist", results.Accuracy{}); ok {
+		t.Error("the paper reports no MNIST figure")
 	}
 }

@@ -14,15 +14,19 @@ import (
 // The results as text, as proxykit's commands print them.
 
 // WriteText writes the epoch's statistics as one line (a surrogate run's
-// without the ANN's training accuracy, which it does not measure).
+// without the ANN's training accuracy, which it does not measure); it
+// counts epochs from 1, as people do (Epoch+1).
 func (st EpochStats) WriteText(w io.Writer) error {
 	train := fmt.Sprintf("train ANN %.2f%% SNN %.2f%%", 100*st.TrainANN, 100*st.TrainSNN)
 	if st.Method == "surrogate" {
 		train = fmt.Sprintf("surrogate gradients, train SNN %.2f%%", 100*st.TrainSNN)
 	}
 	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, %s | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
-		st.Epoch, st.BNMode, st.TrainLoss, train, 100*st.Test.ANN, 100*st.Test.SNNStrict,
+		st.Epoch+1, st.BNMode, st.TrainLoss, train, 100*st.Test.ANN, 100*st.Test.SNNStrict,
 		100*st.Test.SNNTies, 100*st.Test.SNNMembrane, 100*st.Test.TieShare, st.Seconds, st.ImagesPerSec)
+	if err == nil && st.Test.Warning() != "" {
+		_, err = fmt.Fprintf(w, "  warning: %s\n", st.Test.Warning())
+	}
 	return err
 }
 
@@ -31,9 +35,12 @@ func (p *PaperComparison) WriteText(w io.Writer) error {
 	if p == nil {
 		return nil
 	}
-	_, err := fmt.Fprintf(w, "  notebook's final rule (ties count) %.2f%% — paper %.2f%%, released model %.2f%% (same rule); strict %.2f%%, membrane %.2f%%\n",
-		100*p.NotebookFinal, 100*p.Paper, 100*p.ReleasedModel, 100*p.Strict, 100*p.Membrane)
-	return err
+	for _, l := range p.Lines() {
+		if _, err := fmt.Fprintf(w, "  %s\n", l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteText writes the evaluation of path on dataset with the SNN's T and
@@ -45,6 +52,9 @@ func (r Report) WriteText(w io.Writer, path, dataset string, t int, threshold fl
 	fmt.Fprintf(w, "%s on %s test (%d images), T=%d, v_th=%g:\n", path, dataset, a.N, t, threshold)
 	fmt.Fprintf(w, "  ANN %.2f%%\n  SNN strict %.2f%%  ties %.2f%%  membrane %.2f%%  (tied predictions %.2f%%)\n",
 		100*a.ANN, 100*a.SNNStrict, 100*a.SNNTies, 100*a.SNNMembrane, 100*a.TieShare)
+	if s := a.Warning(); s != "" && r.Paper == nil {
+		fmt.Fprintf(w, "  warning: %s\n", s)
+	}
 	r.Paper.WriteText(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)

@@ -11,7 +11,9 @@ users run it:
   eager-tf32 the same with TF32 matmuls and cudnn.benchmark
   multistep  SpikingJelly's multi-step order: each stateless layer over all
              T·B rows at once, the IF recurrence a loop over T (TF32)
-  compiled   multistep under torch.compile (PyTorch 2 only)
+  compiled   multistep under torch.compile (PyTorch 2 only), TF32
+  compiled-bf16  the same under bf16 autocast: PyTorch's 16-bit step, to
+             set beside a 16-bit proxykit
 
 Prints one JSON line per variant (images/s of the step and of SNN inference
 at --infer-batch, TFLOP/s from the dense FLOP count, peak GPU memory) and a
@@ -21,6 +23,7 @@ table. Runs on the CPU too (for a quick check of the script itself).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -97,18 +100,21 @@ def main():
         onehot = F.one_hot(labels, 10).float()
         simulate = snn.single_step if variant.startswith("eager") else snn.multi_step
         forward = ann
-        if variant == "compiled":
+        if variant.startswith("compiled"):
             if not hasattr(torch, "compile"):
                 print(json.dumps({"variant": variant, "error": "torch.compile needs PyTorch 2"}), flush=True)
                 continue
             simulate = torch.compile(snn.multi_step)
             forward = torch.compile(ann)
 
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if variant.endswith("-bf16") else contextlib.nullcontext
+
         def step():
             ann.train(True)
             snn.train(True)
-            y = forward(x)
-            counts = simulate(x)
+            with autocast():
+                y = forward(x)
+                counts = simulate(x)
             out = y - y.detach() + counts  # the counts in place of the output's values
             loss = ((out - onehot) ** 2).mean()
             opt.zero_grad(set_to_none=True)
@@ -126,7 +132,11 @@ def main():
         step_s = bench(step, args.seconds, sync)
         xi = torch.rand(args.infer_batch, 1, 28, 28, device=dev)
         snn.train(False)
-        infer_s = bench(lambda: simulate(xi), args.seconds, sync)
+        def infer():
+            with autocast():
+                simulate(xi)
+
+        infer_s = bench(infer, args.seconds, sync)
         mem = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else 0
         r = {"variant": variant, "device": name, "torch": torch.__version__, "width": args.width, "batch": args.batch,
              "timesteps": args.timesteps, "train_images_per_sec": args.batch / step_s,

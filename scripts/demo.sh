@@ -3,9 +3,10 @@
 # it on 10,000 Fashion-MNIST images (the paper's data set, Debian's
 # dataset-fashion-mnist) for two epochs, evaluate its ANN and SNN per class
 # and against the simulation length (with a figure), export it, and run the
-# SNN on a batch. About two minutes on 2 cores (1 min 53 s measured on a
-# 2-core machine shared with other work, the build cached; 1 min 34 s of
-# CPU time).
+# SNN on a batch. About half a minute once proxykit is built, about four
+# minutes the first time, whose build compiles the emulated CUDA device's
+# C++ (issue 36, on a 2-core machine shared with other work: 28.5 s with
+# the build cached, 4 min 13 s from fresh Go caches).
 #
 # What it shows: after two epochs the SNN, run for T = 15 steps, predicts
 # about as well as the ANN whose weights it shares, once ties between equal
@@ -21,6 +22,7 @@ export PATH="/usr/local/go/bin:$PATH"
 bash scripts/setup.sh build
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
+echo "== building proxykit (the first build takes a few minutes: it compiles the emulated CUDA device's C++)"
 go build -buildvcs=true -o "$out/proxykit" ./cmd/proxykit
 pk="$out/proxykit"
 

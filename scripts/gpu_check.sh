@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # proxykit's checks on a machine with an NVIDIA GPU, in one run of under
-# 8 minutes. That machine needs the NVIDIA driver, cuBLAS (and, for the
+# 7 minutes (a device session has 15, machine start included: one rerun
+# fits). That machine needs the NVIDIA driver, cuBLAS (and, for the
 # fast convolutions, cuDNN 9), PyTorch for the side-by-side timings, and
 # compute-sanitizer; it needs no Go: first run scripts/gpu_build.sh on a
 # machine with Go, then bring the repository with .gpu/bundle.tar.xz over.
@@ -8,16 +9,20 @@
 # Steps, most important first, each with its own time limit; each writes
 # its log to $OUT/logs (default ./gpu-out/logs) and a line to summary.txt
 # there; at the end the logs are packed into $OUT/gpu-logs.tgz:
+#   plan         the time model's predictions for the same runs
+#                (proxykit plan --gpu h200), to set beside the measured
 #   conformance  the conformance suite on the GPU (TF32, FP32, im2col),
-#                counts against PyTorch and against the CPU backend,
-#                training parity with the CPU, out-of-memory, determinism
+#                counts against PyTorch and against the CPU backend
+#                (TestGPUFullWidthCountsMatchCPU), training parity with the
+#                CPU, out-of-memory, determinism, CUDA graphs' replay
 #   bench        proxykit bench --device cuda: the paper's network, batch
-#                100 (and 1000), T = 15; TF32 with cuDNN, FP32, im2col
-#   torch        the same step in PyTorch: eager (notebook order),
-#                multi-step, torch.compile (scripts/bench_torch_gpu.py)
-#   train-mnist  2 epochs of the paper's network on MNIST at --device cuda
-#   memcheck, racecheck  compute-sanitizer on the kernels
-#   ncu          Nsight Compute's speed-of-light summary of a step's kernels
+#                100 (and 1000), T = 15; TF32 with cuDNN, the same with
+#                CUDA graphs, FP32
+#   torch        the same step in PyTorch: torch.compile in TF32 and under
+#                bf16 autocast (scripts/bench_torch_gpu.py)
+#   memcheck     compute-sanitizer's memcheck on the kernels
+#   ncu          Nsight Compute over ~4 training steps in the middle of a
+#                bench run: every kernel's time, for a step's shares
 #
 # Usage: scripts/gpu_check.sh [STEP...]   (default: all steps)
 set -u
@@ -28,10 +33,10 @@ LOG=$OUT/logs
 mkdir -p "$LOG"
 summary=$LOG/summary.txt
 : >"$summary"
-steps=${*:-"info conformance bench torch train-mnist memcheck racecheck ncu"}
+steps=${*:-"info plan conformance bench torch memcheck ncu"}
 # no step starts after DEADLINE seconds, and none runs past it by more
-# than 80 s: the whole run must end within 8 minutes
-DEADLINE=${DEADLINE:-400}
+# than 80 s: the whole run must end within 7 minutes
+DEADLINE=${DEADLINE:-330}
 
 B=$(mktemp -d)
 tar -C "$B" -xJf .gpu/bundle.tar.xz || { echo "no .gpu/bundle.tar.xz: run scripts/gpu_build.sh first" >&2; exit 1; }
@@ -74,41 +79,34 @@ for s in $steps; do
   info)
     step info 30 bash -c "nvidia-smi; echo LD_LIBRARY_PATH=\$LD_LIBRARY_PATH; python3 -c 'import torch; print(torch.__version__)'"
     ;;
+  plan)
+    "$pk" init --arch fmnist --width 128 -o /tmp/fmnist.onnx >/dev/null
+    TAIL=6 step plan 40 bash -c "for f in '' --fp32; do \"$pk\" plan /tmp/fmnist.onnx --gpu h200 --batch-size 100 \$f | tail -20; \"$pk\" plan /tmp/fmnist.onnx --gpu h200 --infer --batch-size 1000 \$f | tail -20; done"
+    ;;
   conformance)
-    (cd compute/cuda && TAIL=5 step conformance 200 "$B/cuda.test" -test.v -test.run 'TestGPU' -test.timeout 190s)
+    (cd compute/cuda && TAIL=5 step conformance 130 "$B/cuda.test" -test.v -test.run 'TestGPU' -test.timeout 125s)
     grep -E -- '--- (FAIL|PASS): TestGPU[^/]*|counts|lands|device:|error|differ' "$LOG/conformance.log" | sort | uniq -c | head -60
     ;;
   bench)
-    for v in "tf32:" "fp32:--fp32" "im2col:--no-cudnn"; do
+    for v in "tf32:" "tf32-graphs:--cuda-graphs" "fp32:--fp32"; do
       name=${v%%:*} flag=${v#*:}
-      TAIL=3 step "bench-$name" 60 "$pk" bench --device cuda $flag --arch fmnist --width 128 --batch-size 100 \
-        --infer-batch-size 1000 --timesteps 15 --seconds 3 --json
+      TAIL=3 step "bench-$name" 40 "$pk" bench --device cuda $flag --arch fmnist --width 128 --batch-size 100 \
+        --infer-batch-size 1000 --timesteps 15 --seconds 2 --json
     done
-    TAIL=3 step bench-batch1000 90 "$pk" bench --device cuda --arch fmnist --width 128 --batch-size 1000 \
-      --infer-batch-size 1000 --timesteps 15 --seconds 2 --json
     ;;
   torch)
-    PYTHONUNBUFFERED=1 TAIL=8 step torch 200 python3 scripts/bench_torch_gpu.py --seconds 2 --variants eager,multistep,compiled
-    ;;
-  train-mnist)
-    "$pk" init --arch fmnist --width 128 -o /tmp/fmnist.onnx >/dev/null
-    flag=""
-    grep -q '"train_images_per_sec"' "$LOG/bench-tf32.log" 2>/dev/null || flag="--no-cudnn"
-    TAIL=6 step train-mnist 170 "$pk" train /tmp/fmnist.onnx --device cuda $flag --data "$B/mnist" --dataset mnist \
-      --epochs 2 -o /tmp/mnist.ckpt --json
+    PYTHONUNBUFFERED=1 TAIL=8 step torch 150 python3 scripts/bench_torch_gpu.py --seconds 2 --variants compiled,compiled-bf16
     ;;
   memcheck)
-    (cd compute/cuda && TAIL=12 step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 3 \
-      "$B/cuda.test" -test.v -test.run 'TestGPUConformance/(tf32|im2col-tf32)' -test.timeout 140s)
-    ;;
-  racecheck)
-    (cd compute/cuda && TAIL=12 step racecheck 100 compute-sanitizer --tool racecheck --error-exitcode 3 \
-      "$B/cuda.test" -test.v -test.run 'TestGPUConformance/im2col-fp32-chunked/(Memory|BatchNorm|Conv2d)' -test.timeout 90s)
+    (cd compute/cuda && TAIL=12 step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 3 \
+      "$B/cuda.test" -test.v -test.run 'TestGPUConformance/(tf32|im2col-tf32)' -test.timeout 85s)
     ;;
   ncu)
-    # one whole training step (about 130 launches) after three warm ones
-    TAIL=3 step ncu 100 ncu --launch-skip 400 --launch-count 130 --section SpeedOfLight --csv --page details \
-      "$pk" bench --device cuda --seconds 0.2 --infer-batch-size 100
+    # ~4 training steps (about 130 GPU kernels each) well inside bench's
+    # training phase: the kernels' times summed per step (pk_adam runs 13
+    # times a step) give one step's shares
+    TAIL=3 step ncu 60 ncu --launch-skip 2000 --launch-count 520 --section SpeedOfLight --csv --page details \
+      "$pk" bench --device cuda --seconds 1 --infer-batch-size 100
     ;;
   *)
     echo "unknown step $s" >&2

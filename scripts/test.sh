@@ -4,9 +4,27 @@
 # full-width reference network and torchvision's ResNet-18 included,
 # generated here with PyTorch; the
 # CUDA backend on its emulated device), and fuzzing of the readers. Installs what it needs first (scripts/setup.sh).
+# Ends with a summary line: the packages of `go test ./...` that passed and
+# failed ("N passed, N failed") and the wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
+
+started=$(date +%s)
+gotest_log=$(mktemp)
+summary() {
+  local rc=$? passed failed took
+  # grep -c prints 0 and exits 1 when nothing matches
+  passed=$(grep -c '^ok[[:space:]]' "$gotest_log" || true)
+  failed=$(grep -c '^FAIL[[:space:]][[:space:]]*[^[:space:]]' "$gotest_log" || true)
+  took=$(($(date +%s) - started))
+  rm -f "$gotest_log"
+  local verdict="every check passed"
+  [ "$rc" -eq 0 ] || verdict="a check failed (exit status $rc): see above"
+  printf '== summary: %s passed, %s failed (packages of go test ./...); wall time %dm%02ds; %s\n' \
+    "$passed" "$failed" $((took / 60)) $((took % 60)) "$verdict"
+}
+trap summary EXIT
 bash scripts/setup.sh
 
 echo "== gofmt"
@@ -73,7 +91,7 @@ export PROXYKIT_TORCHVISION="$PWD/$tv"
 # skipping (internal/testutil.Env).
 export CI=${CI:-true}
 echo "== go test"
-go test -count=1 ./...
+go test -count=1 -timeout 30m ./... 2>&1 | tee "$gotest_log"
 
 echo "== a program of its own module uses proxykit as a library (examples/embed)"
 (cd examples/embed && go vet . && go run .)
@@ -93,6 +111,8 @@ go test -run '^$' -fuzz '^FuzzDecodeCheckpoint$' -fuzztime 20s -fuzzminimizetime
 go test -run '^$' -fuzz '^FuzzCheckpointMetadata$' -fuzztime 10s -fuzzminimizetime 0 ./train
 echo "== fuzz plot's readers of eval and train JSON (10 s)"
 go test -run '^$' -fuzz '^FuzzRead$' -fuzztime 10s -fuzzminimizetime 0 ./plots
+echo "== fuzz the rendezvous's messages, both ends (10 s)"
+go test -run '^$' -fuzz '^FuzzRendezvousMessage$' -fuzztime 10s -fuzzminimizetime 0 ./distributed
 echo "== fuzz the IDX (and gzip), CIFAR-10 and .npy readers (10 s each)"
 go test -run '^$' -fuzz '^FuzzIDX$' -fuzztime 10s -fuzzminimizetime 0 ./data
 go test -run '^$' -fuzz '^FuzzCIFAR$' -fuzztime 10s -fuzzminimizetime 0 ./data

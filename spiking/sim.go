@@ -30,6 +30,7 @@ type Simulator struct {
 	m        *program.Machine
 	programs map[variant]*lower.Lowered
 	synOps   bool
+	settings []lower.Setting
 	// the last run
 	cur *lower.Lowered
 	n   int
@@ -38,14 +39,16 @@ type Simulator struct {
 // variant is what an SNN program computes beside the output's counts.
 type variant struct{ batchStats, rates bool }
 
-// NewSimulator plans snn on be for batches of up to capacity inputs. The
-// SNN must be bound to be (Network.Bind).
-func NewSimulator(be compute.Backend, snn *Network, capacity int) (*Simulator, error) {
+// NewSimulator plans snn on be for batches of up to capacity inputs, its
+// programs lowered with settings (lower.WithRules). The SNN must be bound
+// to be (Network.Bind).
+func NewSimulator(be compute.Backend, snn *Network, capacity int, settings ...lower.Setting) (*Simulator, error) {
 	if capacity < 1 {
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
 	steps := min(max(be.StepsAtOnce(snn.Config.Timesteps), 1), snn.Config.Timesteps)
-	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps, m: program.NewMachine(be), programs: map[variant]*lower.Lowered{}}
+	sim := &Simulator{snn: snn, be: be, capacity: capacity, steps: steps, m: program.NewMachine(be), programs: map[variant]*lower.Lowered{},
+		settings: settings}
 	// inference's variants, loaded here so that memory runs out here if at
 	// all and no run allocates (the BatchNorm-training ones are loaded on
 	// first use)
@@ -64,8 +67,9 @@ func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
 	if l, ok := sim.programs[v]; ok {
 		return l, nil
 	}
-	l, err := lower.Simulation(sim.snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats},
-		Steps: sim.steps, Rates: v.rates, SynOps: sim.synOps})
+	opt := lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats}, Steps: sim.steps, Rates: v.rates, SynOps: sim.synOps}
+	opt.Apply(sim.settings)
+	l, err := lower.Simulation(sim.snn.Lowering(), opt)
 	if err != nil {
 		return nil, err
 	}
@@ -88,9 +92,22 @@ func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
 // within a chunk of steps and returns ctx's error.
 func (sim *Simulator) Run(ctx context.Context, x nn.Value, batchStats, rates bool) (nn.Value, error) {
 	T := sim.snn.Config.Timesteps
-	var counts nn.Value
-	err := sim.run(ctx, x, batchStats, rates, []int{T}, func(_ int, c nn.Value) error { counts = c; return nil })
-	return counts, err
+	n := x.N()
+	if n < 1 || n > sim.capacity {
+		return nn.Value{}, fmt.Errorf("batch of %d for a simulator planned for 1 to %d", n, sim.capacity)
+	}
+	l, err := sim.program(variant{batchStats, rates})
+	if err != nil {
+		return nn.Value{}, err
+	}
+	sim.cur, sim.n = l, n
+	sim.m.ResetSynOps()
+	sim.m.Bind(l.Input, x.Buf)
+	// it reads nothing back until it ends, so a backend may capture it
+	err = sim.m.Captured(l.Program, program.Dims{N: n, Steps: sim.steps}, func() error {
+		return RunSteps(ctx, sim.m, l, n, []int{T}, func(int) error { return nil })
+	})
+	return sim.counts(), err
 }
 
 // RunAt simulates the SNN on x for max(ts) steps, which may not exceed
@@ -155,7 +172,7 @@ func RunSteps(ctx context.Context, m *program.Machine, l *lower.Lowered, n int, 
 			return err
 		}
 		tc := min(l.SNN.Steps, ts[next]-t0)
-		if err := m.Run(l.Program, l.Chunk, program.Dims{N: n, Steps: tc}); err != nil {
+		if err := m.Run(l.Program, l.Chunk, program.Dims{N: n, Steps: tc, T0: t0}); err != nil {
 			return err
 		}
 		t0 += tc

@@ -189,7 +189,7 @@ func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *distrib
 	k := len(r.ConfusionANN[0])
 	count := func(frac float64, n int) float64 { return math.Round(frac * float64(n)) }
 	var v []float64
-	v = append(v, count(r.SNNTies, r.N), count(r.TieShare, r.N))
+	v = append(v, count(r.SNNTies, r.N), count(r.TieShare, r.N), count(r.SilentShare, r.N))
 	for c, ca := range r.Classes {
 		v = append(v, float64(ca.N), count(ca.SNNTies, ca.N))
 		for j := 0; j < k; j++ {
@@ -201,8 +201,8 @@ func ShardedReport(ctx context.Context, eng *Engine, d *data.Dataset, g *distrib
 	}
 	n := float64(max(d.N, 1))
 	var ann, strict, membrane int
-	r.Accuracy = results.Accuracy{N: d.N, SNNTies: v[0] / n, TieShare: v[1] / n}
-	v = v[2:]
+	r.Accuracy = results.Accuracy{N: d.N, SNNTies: v[0] / n, TieShare: v[1] / n, SilentShare: v[2] / n}
+	v = v[3:]
 	for c := range r.Classes {
 		ca := &r.Classes[c]
 		ca.N = int(v[0])

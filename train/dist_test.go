@@ -106,7 +106,10 @@ func runRanks(t *testing.T, size int, devName string, opt distributed.Options, m
 		tr.Close()
 		return distRun{states: [][]float32{st}, history: tr.Progress.History, initial: initial, ckpt: ck}
 	}
-	comms := distributed.Local(size, time.Minute)
+	comms, err := distributed.Local(size, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := distRun{states: make([][]float32, size), initial: initial}
 	errs := make([]error, size)
 	var wg sync.WaitGroup
@@ -284,7 +287,10 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
 
 	// 2 ranks; rank 1's context is cancelled after its third batch
-	comms := distributed.Local(2, time.Minute)
+	comms, err := distributed.Local(2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cks := make([]*checkpoint.Checkpoint, 2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
@@ -371,6 +377,7 @@ func TestDataParallelRankBatchNorm(t *testing.T) {
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 300, 100) }
 	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
+	s.BNStats = recipe.BNRank
 	many := runRanks(t, 2, "cpu", distributed.Options{BatchNorm: distributed.RankBN}, mk)
 	_, rel := compareRuns(t, "2 ranks, per-rank statistics", one, many)
 	t.Logf("per-rank BatchNorm statistics: %.2g of the training's effect from one process", rel)

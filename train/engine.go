@@ -40,6 +40,7 @@ type Engine struct {
 	steps     int
 	m         *program.Machine
 	programs  map[engineProgram]*lower.Lowered
+	settings  []lower.Setting
 	x, labels compute.Buffer
 	classes   int
 	hostY     []float32
@@ -87,13 +88,14 @@ func (m Method) named() string {
 }
 
 // NewEngine binds ann and snn to be and plans them for batches of up to
-// capacity images, for proxy learning.
-func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int) (*Engine, error) {
-	return NewMethodEngine(be, ann, snn, capacity, Method{})
+// capacity images, for proxy learning, their programs lowered with
+// settings (lower.WithRules).
+func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int, settings ...lower.Setting) (*Engine, error) {
+	return NewMethodEngine(be, ann, snn, capacity, Method{}, settings...)
 }
 
 // NewMethodEngine is NewEngine for the training method m.
-func NewMethodEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int, m Method) (*Engine, error) {
+func NewMethodEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int, m Method, settings ...lower.Setting) (*Engine, error) {
 	if capacity < 1 {
 		return nil, fmt.Errorf("batch capacity must be at least 1, got %d", capacity)
 	}
@@ -102,7 +104,7 @@ func NewMethodEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, 
 	}
 	T := snn.Config.Timesteps
 	e := &Engine{Backend: be, ANN: ann, SNN: snn, method: m, capacity: capacity, steps: min(max(be.StepsAtOnce(T), 1), T),
-		m: program.NewMachine(be), programs: map[engineProgram]*lower.Lowered{}}
+		m: program.NewMachine(be), programs: map[engineProgram]*lower.Lowered{}, settings: settings}
 	// the training step: memory runs out here if at all
 	l, err := e.program(engineProgram{step: true, batchStats: true})
 	if err != nil {
@@ -135,6 +137,7 @@ func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
 	}
 	body, _ := e.ANN.Body()
 	opt := lower.SNNOptions{Options: lower.Options{Capacity: e.capacity, BatchStats: v.batchStats}, Steps: e.steps, Rates: v.rates, SynOps: v.synOps}
+	opt.Apply(e.settings)
 	lower1 := lower.Predict
 	switch {
 	case v.step && e.method.Surrogate != nil:
@@ -257,8 +260,11 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	lb := e.labels.Slice(0, b)
 	be.Upload(lb, e.hostL[:b])
 	e.m.Bind(l.Labels, lb)
-	// a step is not interrupted: Run checks the context between batches
-	if err := e.run(context.Background(), l, b, nil, nil); err != nil {
+	// a step is not interrupted: Run checks the context between batches;
+	// it reads nothing back until it ends, so a backend may capture it
+	if err := e.m.Captured(l.Program, program.Dims{N: b, Steps: e.steps}, func() error {
+		return e.run(context.Background(), l, b, nil, nil)
+	}); err != nil {
 		return r, err
 	}
 	hy, hc := e.hostY[:b*k], e.hostC[:b*k]
@@ -320,7 +326,7 @@ func (e *Engine) Predict(ctx context.Context, x *nn.Tensor) (Prediction, error) 
 		return Prediction{}, err
 	}
 	n, k := xv.N(), e.classes
-	if err := e.run(ctx, l, n, nil, nil); err != nil {
+	if err := e.m.Captured(l.Program, program.Dims{N: n, Steps: e.steps}, func() error { return e.run(ctx, l, n, nil, nil) }); err != nil {
 		return Prediction{}, interrupted(ctx, err)
 	}
 	p := Prediction{Y: e.hostY[:n*k], Counts: e.hostC[:n*k], Potentials: e.hostV[:n*k]}
@@ -393,6 +399,7 @@ func (e *Engine) Report(ctx context.Context, d *data.Dataset) (results.Report, e
 	n := max(d.N, 1)
 	r.Accuracy = results.Accuracy{N: d.N, ANN: float64(annOK) / float64(n)}
 	r.SNNStrict, r.SNNTies, r.SNNMembrane, r.TieShare = all.Shares(n)
+	r.SilentShare = all.SilentShare(n)
 	for c := range r.Classes {
 		m := max(r.Classes[c].N, 1)
 		r.Classes[c].ANN = float64(perANN[c]) / float64(m)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
@@ -37,6 +38,10 @@ type RunOptions struct {
 	JSON   bool
 	// Progress, if set, shows the running epoch's batches (ProgressLine).
 	Progress io.Writer
+	// Continue, if set, is the command that continues the run from Output,
+	// as the program spells it; an interrupt's error says it. Empty: the
+	// error names the setting (setting.Resume) and Output.
+	Continue string
 }
 
 // Run runs t to its last epoch as a program does: it holds Output's lock,
@@ -80,8 +85,8 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		return err
 	}
 	if !opt.JSON {
-		fmt.Fprintf(stdout, "%s: %s on %s (%d train, %d test images), %d epochs from epoch %d, batch %d, T=%d, v_th=%g\n",
-			methodLine(s), opt.Model, s.Dataset, t.Train.N, t.Test.N, s.Epochs, t.Progress.Epoch, s.BatchSize, s.Timesteps, s.Threshold)
+		fmt.Fprintf(stdout, "%s: %s on %s (%d train, %d test images), %s; batches of %d, T=%d, v_th=%g\n",
+			methodLine(s), opt.Model, s.Dataset, t.Train.N, t.Test.N, epochSpan(t.Progress, s.Epochs, t.Batches()), s.BatchSize, s.Timesteps, s.Threshold)
 		if g != nil {
 			fmt.Fprintf(stdout, "data-parallel: %s; %s\n", g.Describe(), opt.Device)
 		}
@@ -91,7 +96,7 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		if prog.Terminal() {
 			prog.Show(batchLine(p, s.Epochs), false)
 		} else {
-			prog.Show(fmt.Sprintf("epoch %d: batch %d/%d, loss %.4f, %.0f images/s", p.Epoch, p.Batch, p.Batches, p.Loss, p.ImagesPerSec), p.Batch == p.Batches)
+			prog.Show(fmt.Sprintf("epoch %d/%d: batch %d/%d, loss %.4f, %.0f images/s", p.Epoch+1, s.Epochs, p.Batch, p.Batches, p.Loss, p.ImagesPerSec), p.Batch == p.Batches)
 		}
 	}
 	saved := -1 // the epoch the last checkpoint this run wrote ends
@@ -112,7 +117,7 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 	holds := func() string {
 		switch {
 		case saved > 0:
-			return fmt.Sprintf("%s holds the run after epoch %d", opt.Output, t.Progress.History[saved-1].Epoch)
+			return fmt.Sprintf("%s holds the run after epoch %d", opt.Output, t.Progress.History[saved-1].Epoch+1)
 		case saved == 0:
 			return fmt.Sprintf("%s holds the run before its first epoch ended", opt.Output)
 		}
@@ -150,12 +155,24 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		if !lead {
 			return err
 		}
-		if serr != nil {
-			return fmt.Errorf("%w at epoch %d, batch %d, and the checkpoint could not be written (%v); %s",
-				ErrInterrupted, t.Progress.Epoch, t.Progress.Batch, serr, holds())
+		where := fmt.Sprintf("in epoch %d/%d after batch %d/%d", t.Progress.Epoch+1, s.Epochs, t.Progress.Batch, t.Batches())
+		switch {
+		case t.Progress.Batch == 0 && t.Progress.Epoch == 0:
+			where = fmt.Sprintf("before epoch 1/%d", s.Epochs)
+		case t.Progress.Batch == 0:
+			where = fmt.Sprintf("after epoch %d/%d", t.Progress.Epoch, s.Epochs)
 		}
-		return setting.Errorf("%w at epoch %d, batch %d; checkpoint written to %s (continue with %s %[4]s)",
-			ErrInterrupted, t.Progress.Epoch, t.Progress.Batch, opt.Output, setting.Resume)
+		if serr != nil {
+			return fmt.Errorf("%w %s, and the checkpoint could not be written (%v); %s", ErrInterrupted, where, serr, holds())
+		}
+		if opt.Continue == "" {
+			return setting.Errorf("%w %s; checkpoint written to %s (continue with %s %[3]s)", ErrInterrupted, where, opt.Output, setting.Resume)
+		}
+		how := opt.Continue
+		if g != nil {
+			how += " (started by the launcher, as this run was)"
+		}
+		return fmt.Errorf("%w %s; checkpoint written to %s; continue with:\n  %s", ErrInterrupted, where, opt.Output, how)
 	}
 	if err != nil {
 		return fmt.Errorf("%w; %s", err, holds())
@@ -181,6 +198,21 @@ func methodLine(s recipe.Settings) string {
 		reset = "reset detached"
 	}
 	return fmt.Sprintf("surrogate gradients through time (%s, α = %g, %s)", g.Function, g.Alpha, reset)
+}
+
+// epochSpan says which epochs a run at p trains to reach epochs in all,
+// counted from 1 as people count: "epochs 1 to 100", or for a run resumed
+// in the middle of an epoch "epochs 3 to 100, resumed in epoch 3 after
+// batch 40/600".
+func epochSpan(p checkpoint.Progress, epochs, batches int) string {
+	span := fmt.Sprintf("epochs %d to %d", p.Epoch+1, epochs)
+	if p.Epoch+1 == epochs {
+		span = fmt.Sprintf("epoch %d", epochs)
+	}
+	if p.Batch > 0 {
+		span += fmt.Sprintf(", resumed in epoch %d after batch %d/%d", p.Epoch+1, p.Batch, batches)
+	}
+	return span
 }
 
 // batchLine is the progress of an epoch as a bar, redrawn on a terminal.

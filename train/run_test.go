@@ -52,7 +52,7 @@ func TestRunWritesAndReports(t *testing.T) {
 		if asJSON && stdout.String() != want.String() {
 			t.Errorf("JSON: printed\n%s\nwant the checkpoint's history\n%s", stdout.String(), want.String())
 		}
-		if !asJSON && (!strings.HasPrefix(stdout.String(), "proxy learning: tiny on mnist (100 train, 50 test images), 2 epochs from epoch 0") ||
+		if !asJSON && (!strings.HasPrefix(stdout.String(), "proxy learning: tiny on mnist (100 train, 50 test images), epochs 1 to 2; batches of 50, T=15") ||
 			!strings.Contains(stdout.String(), want.String()) || !strings.HasSuffix(stdout.String(), "done: checkpoint "+out+"\n")) {
 			t.Errorf("printed\n%s\nwant the setting, the checkpoint's history\n%s\nand the checkpoint", stdout.String(), want.String())
 		}
@@ -66,8 +66,13 @@ func TestRunWritesAndReports(t *testing.T) {
 	cancel()
 	var stdout bytes.Buffer
 	err := train.Run(ctx, mnistTrainer(t, s, 100, 50), train.RunOptions{Output: out, Stdout: &stdout})
-	if !errors.Is(err, train.ErrInterrupted) || !strings.Contains(err.Error(), "checkpoint written to "+out+" (continue with resume from "+out+")") {
+	if !errors.Is(err, train.ErrInterrupted) || !strings.Contains(err.Error(), "interrupted before epoch 1/2; checkpoint written to "+out+" (continue with resume from "+out+")") {
 		t.Errorf("interrupted: %v", err)
+	}
+	// a program that says how it continues a run has its command printed
+	err = train.Run(ctx, mnistTrainer(t, s, 100, 50), train.RunOptions{Output: out, Continue: "prog --go-on " + out})
+	if !errors.Is(err, train.ErrInterrupted) || !strings.HasSuffix(err.Error(), "checkpoint written to "+out+"; continue with:\n  prog --go-on "+out) {
+		t.Errorf("interrupted, with the program's command: %v", err)
 	}
 	if c, err := checkpoint.Load(out); err != nil || c.Progress.Epoch != 0 || c.Progress.Batch != 0 || c.Adam == nil {
 		t.Errorf("the interrupted run's checkpoint: %v", err)

@@ -180,6 +180,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 		a := acc[i]
 		p := results.SweepPoint{T: t, Rates: scaled(a.rates, 1/n), LayerSynOps: scaled(a.layerOps, 1/n)}
 		p.SNNStrict, p.SNNTies, p.SNNMembrane, p.TieShare = a.Shares(max(d.N, 1))
+		p.SilentShare = a.SilentShare(max(d.N, 1))
 		for _, v := range p.LayerSynOps {
 			p.SynOps += v
 		}

@@ -51,7 +51,7 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 			}
 			p := sw.Points[i]
 			if p.T != T || p.SNNStrict != rep.SNNStrict || p.SNNTies != rep.SNNTies || p.SNNMembrane != rep.SNNMembrane ||
-				p.TieShare != rep.TieShare || sw.ANN != rep.ANN {
+				p.TieShare != rep.TieShare || p.SilentShare != rep.SilentShare || sw.ANN != rep.ANN {
 				t.Errorf("AllSteps=%v T=%d: sweep %+v (ANN %g), separate run %+v", be.AllSteps, T, p, sw.ANN, rep.Accuracy)
 			}
 			x := &nn.Tensor{Shape: []int{testSet.N, 1, 28, 28}, Data: testSet.Images}
@@ -59,13 +59,26 @@ func TestSweepEqualsSeparateRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// the silent share, counted here from the simulation's counts
+			silent, k := 0, len(res.Counts.Data)/testSet.N
+			for j := 0; j < testSet.N; j++ {
+				if slices.Max(res.Counts.Data[j*k:(j+1)*k]) == 0 {
+					silent++
+				}
+			}
+			if want := float64(silent) / float64(testSet.N); p.SilentShare != want {
+				t.Errorf("AllSteps=%v T=%d: silent share %g, the counts say %g", be.AllSteps, T, p.SilentShare, want)
+			}
+			if T == 1 && (silent == 0 || p.Warning(testSet.N) == "") {
+				t.Errorf("T=1: %d of %d images silent, warning %q: the check of silence proves nothing", silent, testSet.N, p.Warning(testSet.N))
+			}
 			for j := range res.Rates {
 				if math.Abs(res.Rates[j]-p.Rates[j]) > 1e-9 {
 					t.Errorf("AllSteps=%v T=%d: IF layer %d rate %g in the sweep, %g alone", be.AllSteps, T, j, p.Rates[j], res.Rates[j])
 				}
 			}
-			t.Logf("AllSteps=%v T=%2d strict %.1f%% ties %.1f%% membrane %.1f%% tied %.1f%% rates %.3f synops/image %.0f",
-				be.AllSteps, T, 100*p.SNNStrict, 100*p.SNNTies, 100*p.SNNMembrane, 100*p.TieShare, p.Rates, p.SynOps)
+			t.Logf("AllSteps=%v T=%2d strict %.1f%% ties %.1f%% membrane %.1f%% tied %.1f%% silent %.1f%% rates %.3f synops/image %.0f",
+				be.AllSteps, T, 100*p.SNNStrict, 100*p.SNNTies, 100*p.SNNMembrane, 100*p.TieShare, 100*p.SilentShare, p.Rates, p.SynOps)
 		}
 		if sw.Points[0].SNNStrict == sw.Points[len(ts)-1].SNNStrict {
 			t.Errorf("accuracy does not change with T: the sweep reads one point")

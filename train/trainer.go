@@ -54,6 +54,7 @@ type Trainer struct {
 
 	engine *Engine
 	shard  *distributed.Backend // the engine's backend under Dist
+	agreed bool                 // the ranks agreed on the run (agree.go)
 	// observe, if set (tests), sees every batch Run trains on.
 	observe func(epoch, batch int, x *nn.Tensor, labels []uint8)
 }
@@ -137,6 +138,9 @@ func (t *Trainer) Engine() (*Engine, error) {
 	}
 	be, capacity := t.Backend, t.Settings.BatchSize
 	if t.Dist != nil {
+		if s, g := t.Settings.BatchNormStats(), t.Dist.Options().BatchNorm; s != g {
+			return nil, fmt.Errorf("the settings take BatchNorm's statistics %s, the data-parallel group %s: give both the same", s, g)
+		}
 		sb, err := t.Dist.Shard(t.Backend)
 		if err != nil {
 			return nil, err
@@ -178,6 +182,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	s := t.Settings
 	eng, err := t.Engine()
 	if err != nil {
+		return err
+	}
+	if err := t.agree(); err != nil {
 		return err
 	}
 	d := t.Train

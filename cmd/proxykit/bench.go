@@ -32,7 +32,7 @@ type benchCmd struct {
 func newBenchCmd() *cobra.Command {
 	c := &benchCmd{cfg: spiking.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "bench --device cpu --arch fmnist [--width 128] --batch-size 100 --timesteps 15",
+		Use:   "bench [--arch NAME] [--width N] [--device D] [--batch-size N] [--timesteps T] [--dataset NAME]",
 		Short: "Measure training and SNN inference speed",
 		Long: `bench builds a network of the architecture registry and reports images/s
 for one proxy-learning step (ANN forward and backward, SNN forward over T
@@ -73,8 +73,7 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 	if err := checkBatch("infer-batch-size", c.inf); err != nil {
 		return err
 	}
-	m, err := c.mth.trainMethod()
-	if err != nil {
+	if err := checkAll(c.cfg.Validate, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
 		return err
 	}
 	net, err := c.af.build()
@@ -88,7 +87,7 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
-		res, err := train.BenchRanks(r.g, r.be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d, m)
+		res, err := train.BenchRanks(r.g, r.be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d, c.mth.chosen)
 		if err != nil || r.g != nil && r.g.Rank() != 0 { // rank 0 prints
 			return err
 		}

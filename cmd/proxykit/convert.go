@@ -25,12 +25,15 @@ and writes its ANN as ONNX, which every other tool reads.`,
 			if err := checkOutput("-o", output, "", args[0]); err != nil {
 				return err
 			}
+			opt := exporter.Options{Opset: opset, ProducerVersion: version(),
+				Metadata: map[string]string{"proxykit.source": args[0]}}
+			if err := opt.Check(); err != nil {
+				return err
+			}
 			m, err := mf.load(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			opt := exporter.Options{Opset: opset, ProducerVersion: version(),
-				Metadata: map[string]string{"proxykit.source": args[0]}}
 			if err := exporter.WriteANN(output, m.ANN, opt); err != nil {
 				return err
 			}

@@ -24,7 +24,7 @@ func newConvertSNNCmd() *cobra.Command {
 	c := &convertSNNCmd{s: recipe.Default(), o: convert.Options{Percentile: convert.DefaultPercentile}}
 	c.s.Threshold, c.s.Timesteps = 1, 128
 	cmd := &cobra.Command{
-		Use:   "convert-snn MODEL --data DIR --dataset NAME -o CKPT",
+		Use:   "convert-snn MODEL -o CKPT [--data DIR] [--dataset NAME]",
 		Short: "Convert a trained ANN to an SNN by data-based weight normalisation (the baseline proxy learning beats)",
 		Long: `convert-snn is the classic ANN-to-SNN conversion, Rueckauer et al. (2017)'s robust
 normalisation (docs/design.md §1): it runs MODEL's ANN (BatchNorm in eval
@@ -65,7 +65,8 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 		return fmt.Errorf("--calib-images must not be negative (0: all), got %d", c.o.Images)
 	}
 	c.o.SNN = c.s.Config
-	if err := c.o.SNN.Validate(); err != nil {
+	percentile := func() error { return convert.CheckPercentile(c.o.Percentile) }
+	if err := checkAll(c.o.SNN.Validate, percentile, c.data.check, c.df.check); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.data)

@@ -65,6 +65,9 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if err := outs.check(path); err != nil {
 		return err
 	}
+	if err := checkAll(c.opt.Check, c.sf.check); err != nil {
+		return err
+	}
 	m, snn, err := c.mf.loadSNN(cmd, path, c.sf)
 	if err != nil {
 		return err

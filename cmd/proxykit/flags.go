@@ -36,8 +36,8 @@ func (f *modelFlags) load(cmd *cobra.Command, path string, groups ...interface{ 
 	if err != nil {
 		return nil, err
 	}
-	if m.PT != nil && cmd.Name() != "import" { // import prints them in its table
-		for _, n := range m.PT.Notes {
+	if (m.PT != nil || m.NIR != nil) && cmd.Name() != "import" { // import prints them in its table
+		for _, n := range m.Notes() {
 			fmt.Fprintln(cmd.ErrOrStderr(), "note:", model.Printable(n))
 		}
 	}
@@ -73,9 +73,38 @@ func (f *deviceFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "device", "cpu", "where to compute: "+device.Names)
 	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products and convolutions in strict FP32 (default: TF32 tensor cores for both; PyTorch >= 1.12 uses TF32 for cuDNN convolutions only)")
 	cmd.Flags().BoolVar(&f.opt.NoCuDNN, "no-cudnn", false, "cuda: proxykit's own im2col convolutions even where cuDNN is present")
+	cmd.Flags().BoolVar(&f.opt.Graphs, "cuda-graphs", false, "cuda: capture each training step and inference batch as a CUDA graph and replay it (not yet measured on a GPU)")
 }
 
 func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.name, f.opt) }
+
+// check refuses, before a model is read, a device this build or machine
+// cannot open (--device cuda without -tags cuda, say).
+func (f *deviceFlags) check() error { return device.Check(f.name) }
+
+// defaultInWords ends a flag's usage with its default in words — one that
+// depends on the model file, say — in place of the value pflag would print
+// after it (DefValue, which only help texts read, set to the zero value
+// pflag leaves unprinted): one default per flag in --help and docs/cli.md.
+func defaultInWords(cmd *cobra.Command, name, words string) {
+	f := cmd.Flags().Lookup(name)
+	f.Usage += " (default: " + words + ")"
+	f.DefValue = "0" // a number's zero
+	if f.Value.Type() == "string" {
+		f.DefValue = ""
+	}
+}
+
+// checkAll runs a command's checks of its flags in order, before the model
+// is read (it may take seconds): the first error, if any.
+func checkAll(checks ...func() error) error {
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // checkBatch checks a --batch-size (or similar) flag before any work.
 func checkBatch(flag string, n int) error {

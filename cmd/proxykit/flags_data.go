@@ -20,8 +20,18 @@ type dataFlags struct {
 func addDataFlags(cmd *cobra.Command, name *string) *dataFlags {
 	f := &dataFlags{name: name, cmd: cmd}
 	cmd.Flags().StringVar(&f.dir, "data", "", "folder holding the data set's files (default for fashion-mnist: "+data.FashionMNISTDir+")")
-	cmd.Flags().StringVar(name, "dataset", *name, "mnist, fashion-mnist or cifar10 (default: a checkpoint's own)")
+	cmd.Flags().StringVar(name, "dataset", *name, "mnist, fashion-mnist or cifar10")
+	defaultInWords(cmd, "dataset", "a checkpoint's own, else "+*name)
 	return f
+}
+
+// check refuses, before a model is read, a --dataset that names no data
+// set (the default, and a checkpoint's own, are valid).
+func (f *dataFlags) check() error {
+	if !f.cmd.Flags().Changed("dataset") {
+		return nil
+	}
+	return data.CheckName(*f.name)
 }
 
 // fromModel takes the data set from m's file (a checkpoint's own) unless

@@ -72,10 +72,11 @@ func (f *distFlags) with(cmd *cobra.Command, df *deviceFlags, run func(rank) err
 	if err != nil {
 		return err
 	}
-	if f.bucketMB < 1 {
-		return fmt.Errorf("--bucket-mb must be at least 1, got %d", f.bucketMB)
+	bucket, err := distributed.BucketBytesOfMB(f.bucketMB)
+	if err != nil {
+		return fmt.Errorf("--bucket-mb: %w", err)
 	}
-	f.opt.BucketBytes = f.bucketMB << 20
+	f.opt.BucketBytes = bucket
 	f.opt.Report, f.opt.Exit = fatal(cmd)
 	var gpus func() (int, error)
 	if df.name == "cuda" {

@@ -14,6 +14,7 @@ type methodFlags struct {
 	cmd    *cobra.Command
 	method string
 	g      recipe.Surrogate
+	chosen train.Method // check's
 }
 
 func addMethodFlags(cmd *cobra.Command) *methodFlags {
@@ -37,12 +38,19 @@ func (f *methodFlags) apply(s *recipe.Settings) {
 	}
 }
 
-// trainMethod is the method the flags choose, checked (bench's: no run).
-func (f *methodFlags) trainMethod() (train.Method, error) {
+// check refuses a method other than proxy and surrogate, a surrogate
+// setting recipe.Settings.Validate refuses, and a surrogate flag for
+// proxy learning (unless the run resumes: the checkpoint's method rules
+// then, train.Resumed); it keeps the method chosen.
+func (f *methodFlags) check() error {
 	s := recipe.Default()
 	f.apply(&s)
-	if err := s.Validate(); err != nil {
-		return train.Method{}, err
+	if r := f.cmd.Flags().Lookup("resume"); r != nil && r.Changed && s.Surrogate != nil {
+		s.Method = recipe.MethodSurrogate // the surrogate's own setting is checked here
 	}
-	return train.MethodOf(s), nil
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	f.chosen = train.MethodOf(s)
+	return nil
 }

@@ -8,7 +8,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/checkpoint"
+	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -50,23 +53,51 @@ func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
 	f.BoolVar(&r.noAugment, "no-augment", false, "no data augmentation")
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
-	f.StringVar(&r.resume, "resume", "", "continue from this checkpoint (weights, optimizer, statistics, position)")
+	f.StringVar(&r.resume, "resume", "", "continue the run this checkpoint holds (its model, weights, optimizer, statistics, position and settings); alone it is MODEL and -o too")
 	return r
 }
 
-// settle makes the run's settings: the flags' (--betas, --no-shuffle and
-// --no-augment given indirectly) or, when resuming, the checkpoint's,
-// refusing a flag that would change them (train.Resumed); and checks them.
-func (r *recipeFlags) settle(cmd *cobra.Command) error {
+// check reads the flags into the settings (--betas, --no-shuffle and
+// --no-augment given indirectly) and refuses, before a model is read, a
+// value no run takes; the SNN's part is snnFlags.check's.
+func (r *recipeFlags) check() error {
 	var err error
 	r.s.Beta1, r.s.Beta2, err = parseBetas(r.betas)
 	r.s.Shuffle, r.s.Augment = !r.noShuffle, !r.noAugment
 	if err != nil {
 		return err
 	}
+	probe := *r.s
+	probe.Config = spiking.DefaultConfig()
+	return probe.Validate()
+}
+
+// model is the model file a run trains: MODEL, or when it is left out the
+// checkpoint it resumes, which holds the model.
+func (r *recipeFlags) model(args []string) (string, error) {
+	switch {
+	case len(args) == 1:
+		return args[0], nil
+	case r.resume != "":
+		return r.resume, nil
+	}
+	return "", fmt.Errorf("give the model to train (MODEL), or --resume CKPT to continue a run")
+}
+
+// settle makes the run's settings: the flags' (check) or, when resuming,
+// the checkpoint's, refusing a flag that would change them
+// (train.Resumed); and checks them. m is the model read from path: when
+// path is the checkpoint resumed, its checkpoint is not read twice.
+func (r *recipeFlags) settle(cmd *cobra.Command, m *model.Model, path string) error {
 	if r.resume != "" {
-		if r.ck, err = checkpoint.Load(r.resume); err != nil {
+		var err error
+		if m.Checkpoint != nil && atomicfile.SameFile(path, r.resume) {
+			r.ck = m.Checkpoint
+		} else if r.ck, err = checkpoint.Load(r.resume); err != nil {
 			return fmt.Errorf("--resume: %w", err)
+		}
+		for _, n := range r.ck.Notices {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note: --resume:", n)
 		}
 		if *r.s, err = train.Resumed(r.ck.Settings, *r.s, cmd.Flags().Changed); err != nil {
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,8 @@ type snnFlags struct {
 
 func addSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 	f := &snnFlags{cfg: cfg, cmd: cmd}
-	cmd.Flags().IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN: number of time steps T (default: the model file's own, else the one shown)")
+	cmd.Flags().IntVar(&cfg.Timesteps, "timesteps", cfg.Timesteps, "SNN: number of time steps T")
+	defaultInWords(cmd, "timesteps", fmt.Sprintf("the model file's own, else %d", cfg.Timesteps))
 	f.addNeuron()
 	return f
 }
@@ -32,7 +34,8 @@ func addSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 // addSweepSNNFlags is addSNNFlags with --timesteps a list (sweep).
 func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 	f := &snnFlags{cfg: cfg, cmd: cmd, sweep: true, list: fmt.Sprint(cfg.Timesteps)}
-	cmd.Flags().StringVar(&f.list, "timesteps", f.list, fmt.Sprintf("SNN: number of time steps T, or a list of them read off one simulation: 1,2,4,8 or 1-32 or 8-128:8 (at most %d values, each up to %d; default: the model file's own T)", results.MaxSweepPoints, train.MaxTimesteps))
+	cmd.Flags().StringVar(&f.list, "timesteps", f.list, fmt.Sprintf("SNN: number of time steps T, or a list of them read off one simulation: 1,2,4,8 or 1-32 or 8-128:8 (at most %d values, each up to %d)", results.MaxSweepPoints, train.MaxTimesteps))
+	defaultInWords(cmd, "timesteps", fmt.Sprintf("the model file's own T, else %d", cfg.Timesteps))
 	f.addNeuron()
 	return f
 }
@@ -40,6 +43,43 @@ func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 func (f *snnFlags) addNeuron() {
 	f.cmd.Flags().Float32Var(&f.cfg.Threshold, "threshold", f.cfg.Threshold, "SNN: firing threshold v_th (spike when v >= v_th)")
 	f.cmd.Flags().Float32Var(&f.cfg.Reset, "reset", f.cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
+	defaultInWords(f.cmd, "threshold", fmt.Sprintf("the model file's own, else %g", f.cfg.Threshold))
+	defaultInWords(f.cmd, "reset", fmt.Sprintf("the model file's own, else %g", f.cfg.Reset))
+}
+
+// check refuses, before a model is read, what the flags alone get wrong:
+// a T out of range, a list of T that does not parse, a v_th or v_reset
+// that is not finite, and, when both are given, a v_th not above v_reset.
+// A flag left out may take the model file's own setting (fromModel): the
+// SNN is checked whole once it is made.
+func (f *snnFlags) check() error {
+	changed := f.cmd.Flags().Changed
+	probe := spiking.DefaultConfig() // valid: each flag given replaces its part
+	if changed("timesteps") && f.sweep {
+		ts, err := train.ParseTimesteps(f.list)
+		if err != nil {
+			return err
+		}
+		probe.Timesteps = ts[len(ts)-1]
+	} else if changed("timesteps") {
+		probe.Timesteps = f.cfg.Timesteps
+	}
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	if changed("threshold") && changed("reset") {
+		probe.Threshold, probe.Reset = f.cfg.Threshold, f.cfg.Reset
+		return probe.Validate()
+	}
+	for _, v := range []struct {
+		flag  string
+		value float32
+	}{{"threshold", f.cfg.Threshold}, {"reset", f.cfg.Reset}} {
+		if changed(v.flag) && (math.IsNaN(float64(v.value)) || math.IsInf(float64(v.value), 0)) {
+			return fmt.Errorf("--%s %g: it must be finite", v.flag, v.value)
+		}
+	}
+	return nil
 }
 
 // fromModel takes the settings the user did not give from m's file and,

@@ -26,7 +26,7 @@ type inferCmd struct {
 func newInferCmd() *cobra.Command {
 	c := &inferCmd{cfg: spiking.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "infer MODEL --input x.npy --output y.npy",
+		Use:   "infer MODEL --input x.npy --output y.npy [--network ann|snn]",
 		Short: "Run the ANN or its SNN on a batch from a .npy file",
 		Long: `infer runs MODEL on the float32 batch [B,C,H,W] in --input and writes
 [B,K] to --output: the ANN's outputs with --network ann, the SNN's spike
@@ -58,6 +58,9 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
 	}
 	if err := checkBatch("batch-size", c.batch); err != nil {
+		return err
+	}
+	if err := checkAll(c.sf.check, c.df.check); err != nil {
 		return err
 	}
 	var outs outputs
@@ -95,10 +98,10 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	}
 	set := fileSet{cmd: cmd} // both files or neither
 	defer set.Abort()
-	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data), nil }); err != nil {
+	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data) }); err != nil {
 		return err
 	}
-	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data), nil }); err != nil {
+	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data) }); err != nil {
 		return err
 	}
 	if err := set.commit(nil); err != nil {

@@ -14,7 +14,7 @@ func newInitCmd() *cobra.Command {
 		af     archFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "init --arch NAME -o net.onnx",
+		Use:   "init [--arch NAME] -o net.onnx",
 		Short: "Write a freshly initialised network (the paper's, a tiny one or a ResNet) as ONNX",
 		Long: `init writes a network of proxykit's architecture registry with PyTorch's
 default initialisation — weights U(−1/√fan_in, 1/√fan_in) drawn from a seeded

@@ -46,7 +46,7 @@ via proxy", arXiv 2109.13208).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newImportCmd(), newInferCmd(), newInitCmd(), newTrainCmd(), newEvalCmd(), newExportCmd(), newConvertCmd(), newConvertSNNCmd(), newPlotCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd(), newImportCmd(), newInferCmd(), newInitCmd(), newTrainCmd(), newEvalCmd(), newExportCmd(), newConvertCmd(), newConvertSNNCmd(), newPlotCmd(), newBenchCmd(), newPlanCmd())
 	for _, c := range root.Commands() {
 		if run := c.RunE; run != nil {
 			c.RunE = func(cmd *cobra.Command, args []string) error { return spellFlags(cmd, run(cmd, args)) }

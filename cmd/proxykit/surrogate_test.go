@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/program"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
 )
@@ -38,7 +40,7 @@ func TestTrainSurrogateCommand(t *testing.T) {
 	}
 	out, err = run(t, append(base, "-o", ck, "--resume", ck, "--epochs", "2")...)
 	if err != nil || !strings.Contains(out, "surrogate gradients through time (sigmoid, α = 4, through the reset)") ||
-		!strings.Contains(out, "epoch 1 (BN eval): loss") || !strings.Contains(out, "surrogate gradients, train SNN") {
+		!strings.Contains(out, "epoch 2 (BN eval): loss") || !strings.Contains(out, "surrogate gradients, train SNN") {
 		t.Errorf("resumed surrogate run (%v):\n%s", err, out)
 	}
 	other := filepath.Join(dir, "o.ckpt")
@@ -81,5 +83,43 @@ func TestBenchSurrogate(t *testing.T) {
 		"--method", "surrogate")
 	if err != nil || !strings.Contains(text, "surrogate-gradient step (BPTT), batch 20:") || !strings.Contains(text, "the proxy step's time per step") {
 		t.Errorf("bench's report (%v):\n%s", err, text)
+	}
+}
+
+// TestPlanSurrogate: plan --method surrogate lists the surrogate step's
+// passes (the forward pass through all T steps, kept, and the backward
+// pass through them) and its memory, T steps of activations, above the
+// proxy step's; --gpu prices it.
+func TestPlanSurrogate(t *testing.T) {
+	net := filepath.Join(t.TempDir(), "net.onnx")
+	if out, err := run(t, "init", "--arch", "fmnist", "--width", "8", "-o", net); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	listing := func(args ...string) program.Listing {
+		out, err := run(t, append([]string{"plan", net, "--json", "--batch-size", "20", "--timesteps", "6"}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var l program.Listing
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	proxy, sg := listing(), listing("--method", "surrogate")
+	var kinds []string
+	for _, p := range sg.Passes {
+		kinds = append(kinds, p.Kind)
+	}
+	if want := []string{program.BPTTForward.String(), program.Loss.String(), program.BPTTBackward.String(), program.Update.String()}; !slices.Equal(kinds, want) {
+		t.Errorf("plan --method surrogate's passes %v, want %v", kinds, want)
+	}
+	if sg.Capacity.Steps != 6 || sg.Totals.ActivationBytes <= 2*proxy.Totals.ActivationBytes {
+		t.Errorf("surrogate step planned for %d steps, %d bytes of activations; the proxy step's %d", sg.Capacity.Steps, sg.Totals.ActivationBytes,
+			proxy.Totals.ActivationBytes)
+	}
+	out, err := run(t, "plan", net, "--method", "surrogate", "--gpu", "h200", "--batch-size", "20", "--timesteps", "6")
+	if err != nil || !strings.Contains(out, "pk_if_surrogate_grad") || !strings.Contains(out, "predicted") {
+		t.Errorf("plan --method surrogate --gpu h200 (%v):\n%s", err, out)
 	}
 }

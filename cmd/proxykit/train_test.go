@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,7 +89,7 @@ func TestTrainEvalInferResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "epoch 1 (BN eval)") || strings.Contains(out, "epoch 0 (") {
+	if !strings.Contains(out, "epoch 2 (BN eval)") || strings.Contains(out, "epoch 1 (") {
 		t.Errorf("resumed run printed:\n%s", out)
 	}
 	out, err = run(t, "eval", ck, "--data", dataDir)
@@ -156,38 +158,16 @@ func TestTrainBadInput(t *testing.T) {
 }
 
 // TestCtrlCWritesCheckpoint sends SIGINT to a training run: it must write a
-// checkpoint mid-epoch, say how to resume, and exit with status 130.
+// checkpoint mid-epoch, print a command that continues the run, and exit
+// with status 130. The command, run as printed, continues from the
+// checkpoint (and is interrupted in turn).
 func TestCtrlCWritesCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "run.ckpt")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestExitCode$")
-	cmd.Env = append(os.Environ(), "PROXYKIT_AS_MAIN=1", "PROXYKIT_ARGS=train "+testutil.Path("proxy/net.onnx")+
+	stdout, stderr := interruptAfterAnEpoch(t, "train "+testutil.Path("proxy/net.onnx")+
 		" --data "+testutil.Path("proxy")+" --dataset mnist -o "+ck+" --epochs 1000 --batch-size 10")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// interrupt once the first epoch is reported: training is under way
-	lines := bufio.NewScanner(stdout)
-	timer := time.AfterFunc(120*time.Second, func() { cmd.Process.Kill() })
-	defer timer.Stop()
-	signalled := false
-	for lines.Scan() {
-		if !signalled && strings.HasPrefix(lines.Text(), "epoch ") {
-			cmd.Process.Signal(syscall.SIGINT)
-			signalled = true
-		}
-	}
-	err := cmd.Wait()
-	all := stderr.String()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 130 {
-		t.Fatalf("exit %v, want status 130; stderr:\n%s", err, all)
-	}
-	if !strings.Contains(all, "interrupted at epoch") || !strings.Contains(all, "--resume "+ck) {
-		t.Errorf("stderr does not say how to resume:\n%s", all)
+	if !regexp.MustCompile(`interrupted (in epoch \d+/1000 after batch \d+/20|after epoch \d+/1000); checkpoint written to `).MatchString(stderr) {
+		t.Errorf("stderr does not say where the run stopped:\n%s", stderr)
 	}
 	c, err := checkpoint.Load(ck)
 	if err != nil {
@@ -196,6 +176,55 @@ func TestCtrlCWritesCheckpoint(t *testing.T) {
 	if c.Progress.Epoch == 0 && c.Progress.Batch == 0 {
 		t.Error("the checkpoint records no progress")
 	}
+	// the command it printed, as printed: proxykit train --resume run.ckpt --data DIR
+	_, line, ok := strings.Cut(stderr, "continue with:\n  ")
+	line, _, _ = strings.Cut(line, "\n")
+	want := "proxykit train --resume " + ck + " --data " + testutil.Path("proxy")
+	if !ok || line != want {
+		t.Fatalf("the run printed the command %q, want %q; stdout:\n%s\nstderr:\n%s", line, want, stdout, stderr)
+	}
+	stdout, stderr = interruptAfterAnEpoch(t, strings.TrimPrefix(line, "proxykit "))
+	// it continued the run: the model is the checkpoint, the epochs go on
+	wantHeader := fmt.Sprintf("proxy learning: %s on mnist (200 train, 100 test images), epochs %d to 1000", ck, c.Progress.Epoch+1)
+	if !strings.HasPrefix(stdout, wantHeader) || !strings.Contains(stdout, fmt.Sprintf("\nepoch %d (BN eval)", c.Progress.Epoch+1)) {
+		t.Errorf("the printed command did not continue the run from epoch %d; stdout:\n%s\nstderr:\n%s", c.Progress.Epoch+1, stdout, stderr)
+	}
+	if c2, err := checkpoint.Load(ck); err != nil || c2.Progress.Epoch <= c.Progress.Epoch {
+		t.Errorf("the continued run's checkpoint: %v", err)
+	}
+}
+
+// interruptAfterAnEpoch runs proxykit with args (split at spaces) as a
+// process, sends it SIGINT once it has printed an epoch's line and checks
+// that it exits with status 130; it returns what the run printed.
+func interruptAfterAnEpoch(t *testing.T, args string) (stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestExitCode$")
+	cmd.Env = append(os.Environ(), "PROXYKIT_AS_MAIN=1", "PROXYKIT_ARGS="+args)
+	pipe, _ := cmd.StdoutPipe()
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// interrupt once the first epoch is reported: training is under way
+	lines := bufio.NewScanner(pipe)
+	timer := time.AfterFunc(120*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	var out strings.Builder
+	signalled := false
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if !signalled && strings.HasPrefix(lines.Text(), "epoch ") {
+			cmd.Process.Signal(syscall.SIGINT)
+			signalled = true
+		}
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("proxykit %s: exit %v, want status 130; stdout:\n%s\nstderr:\n%s", args, err, out.String(), errBuf.String())
+	}
+	return out.String(), errBuf.String()
 }
 
 func TestExportCommand(t *testing.T) {

@@ -361,6 +361,12 @@ func (s *suite) integrateAndFire(t *testing.T) {
 		steps, n, c, hw  int
 		split            []int // steps per call
 		inputLo, inputHi float32
+		// poolKH, poolKW: the spikes max-pooled in the kernel (IFArgs.Pool)
+		// over planes of h×w = hw neurons
+		poolKH, poolKW, h, w int
+		// start: the first call starts the potentials and counts itself
+		// (IFArgs.Start), their buffers poisoned with NaN
+		start bool
 	}
 	variants := []variant{
 		{name: "plain", steps: 15, n: 1000, threshold: 2, reset: 0, split: []int{15}, inputLo: -0.5, inputHi: 1.5},
@@ -370,6 +376,14 @@ func (s *suite) integrateAndFire(t *testing.T) {
 		{name: "fused affine", affine: true, steps: 6, n: 2 * 3 * 20, c: 3, hw: 20, threshold: 1, split: []int{6}, counts: true, inputLo: -1, inputHi: 1},
 		{name: "fused affine per step", affine: true, perStep: true, steps: 5, n: 4 * 7 * 9, c: 7, hw: 9, threshold: 1, split: []int{5}, counts: true, inputLo: -1, inputHi: 1},
 		{name: "fused affine per step, chunks", affine: true, perStep: true, steps: 5, n: 4 * 7 * 9, c: 7, hw: 9, threshold: 1, split: []int{2, 3}, counts: true, inputLo: -1, inputHi: 1},
+		{name: "max-pooled", steps: 7, n: 2 * 3 * 24, c: 3, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 2, threshold: 1, split: []int{7}, counts: true, inputLo: -0.5, inputHi: 1},
+		{name: "max-pooled, fused affine per step, chunks", affine: true, perStep: true, steps: 5, n: 3 * 2 * 24, c: 2, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 3,
+			threshold: 1, split: []int{2, 3}, inputLo: -1, inputHi: 1},
+		{name: "starting itself", steps: 8, n: 500, threshold: 1.5, reset: 0.25, split: []int{3, 5}, counts: true, start: true, inputLo: -0.5, inputHi: 1.5},
+		{name: "max-pooled, starting itself", steps: 6, n: 2 * 3 * 24, c: 3, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 2, threshold: 1, split: []int{2, 4},
+			counts: true, start: true, inputLo: -0.5, inputHi: 1},
+		{name: "max-pooled, constant input", constant: true, steps: 9, n: 5 * 4 * 16, c: 4, hw: 16, h: 4, w: 4, poolKH: 4, poolKW: 4, threshold: 2,
+			split: []int{9}, counts: true, inputLo: 0, inputHi: 1},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -395,23 +409,49 @@ func (s *suite) integrateAndFire(t *testing.T) {
 			}
 			wantSpikes, wantCounts := refmath.IF(compute.IFArgs{Steps: v.steps, N: v.n, Constant: v.constant, PerStep: v.perStep,
 				C: v.c, HW: v.hw, Threshold: v.threshold, Reset: v.reset}, inH, scH, shH, vh)
-			in, pot, spikes := ss.up(inH), ss.out(v.n), ss.out(v.steps*v.n)
+			var pool *compute.PoolGeom
+			out := v.n // spikes per step
+			if v.poolKH > 0 {
+				pool = &compute.PoolGeom{C: v.c, H: v.h, W: v.w, KH: v.poolKH, KW: v.poolKW, SH: v.poolKH, SW: v.poolKW}
+				if !compute.PoolFits(*pool) {
+					t.Fatalf("the variant's pooling does not fit: %+v", *pool)
+				}
+				out = v.n / (v.poolKH * v.poolKW)
+				var pooled []float32
+				for st := 0; st < v.steps; st++ {
+					y, _ := refmath.MaxPool(*pool, v.n/v.hw/v.c, wantSpikes[st*v.n:(st+1)*v.n])
+					for _, x := range y {
+						pooled = append(pooled, float32(x))
+					}
+				}
+				wantSpikes = pooled
+			}
+			in, pot, spikes := ss.up(inH), ss.out(v.n), ss.out(v.steps*out)
 			ss.be.Fill(pot, v.reset)
 			var counts compute.Buffer
 			if v.counts {
 				counts = ss.up(make([]float32, v.n))
 			}
+			if v.start {
+				ss.be.Fill(pot, float32(math.NaN()))
+				if counts != nil {
+					ss.be.Fill(counts, float32(math.NaN()))
+				}
+			}
 			t0 := 0
 			for _, k := range v.split {
-				a := compute.IFArgs{Steps: k, N: v.n, Constant: v.constant, V: pot, Spikes: spikes.Slice(t0*v.n, (t0+k)*v.n),
-					Counts: counts, Threshold: v.threshold, Reset: v.reset}
+				a := compute.IFArgs{Steps: k, N: v.n, Constant: v.constant, V: pot, Spikes: spikes.Slice(t0*out, (t0+k)*out),
+					Counts: counts, Threshold: v.threshold, Reset: v.reset, Pool: pool, Start: v.start && t0 == 0}
 				if v.constant {
 					a.In = in
 				} else {
 					a.In = in.Slice(t0*v.n, (t0+k)*v.n)
 				}
+				if v.affine || pool != nil {
+					a.C, a.HW = v.c, v.hw
+				}
 				if v.affine {
-					a.C, a.HW, a.PerStep = v.c, v.hw, v.perStep
+					a.PerStep = v.perStep
 					if v.perStep {
 						a.Scale, a.Shift = sc.Slice(t0*v.c, (t0+k)*v.c), sh.Slice(t0*v.c, (t0+k)*v.c)
 					} else {

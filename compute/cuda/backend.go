@@ -21,6 +21,12 @@ type Options struct {
 	// NoCuDNN uses proxykit's own im2col + cuBLAS convolutions even where
 	// cuDNN is present.
 	NoCuDNN bool
+	// Graphs captures each repeated piece of work the runners hand the
+	// backend (program.Capturer: a training step, an inference batch) as a
+	// CUDA graph the second time it runs, and replays the graph from the
+	// third on; on the GPU all work then goes to a stream of the device's
+	// own. Without it every kernel is launched one by one.
+	Graphs bool
 	// WorkspaceBytes caps the im2col workspace of a convolution (the
 	// samples of a batch are processed in chunks that fit). 0 means 512 MB
 	// on a GPU and 1 MB on the emulator, whose tests should see chunking.
@@ -66,6 +72,19 @@ type Backend struct {
 	log     []compute.Launch
 	logging bool
 	lib     ncclLib // NCCL, once loaded (nccl.go)
+	// graphs are the captured pieces of work by key (Replay); nil: seen
+	// once, not captured yet. capture collects what a capture records.
+	graphs  map[any]*captured
+	capture *[]compute.Launch
+}
+
+// captured is a piece of work captured as a graph, with the launches it
+// records (counted at every replay).
+type captured struct {
+	g        graph
+	launches []compute.Launch
+	direct   bool // it cannot be captured: it runs directly
+	why      string
 }
 
 // Traffic implements compute.Counting.
@@ -83,8 +102,13 @@ func (be *Backend) LogLaunches(on bool) { be.logging = on }
 // LaunchLog implements compute.LaunchLogger.
 func (be *Backend) LaunchLog() []compute.Launch { return slices.Clone(be.log) }
 
-// record counts one launch, and logs it while logging.
+// record counts one launch, and logs it while logging; while capturing,
+// the capture keeps it, counted at each replay.
 func (be *Backend) record(l compute.Launch) {
+	if be.capture != nil {
+		*be.capture = append(*be.capture, l)
+		return
+	}
 	be.count.Add(l)
 	if be.logging {
 		be.log = append(be.log, l)
@@ -92,11 +116,28 @@ func (be *Backend) record(l compute.Launch) {
 }
 
 // math is the arithmetic the backend asks of cuBLAS and cuDNN.
-func (be *Backend) math() compute.Math {
-	if be.opt.StrictFP32 {
+func (be *Backend) math() compute.Math { return be.opt.math() }
+
+// math is the arithmetic a backend opened with opt asks of cuBLAS and
+// cuDNN.
+func (opt Options) math() compute.Math {
+	if opt.StrictFP32 {
 		return compute.MathFP32
 	}
 	return compute.MathTF32
+}
+
+// im2colWorkspace is the cap of the im2col workspace of a backend opened
+// with opt (Options.WorkspaceBytes: 512 MB on a GPU and 1 MB on the
+// emulated device unless set).
+func (opt Options) im2colWorkspace() int64 {
+	switch {
+	case opt.WorkspaceBytes != 0:
+		return opt.WorkspaceBytes
+	case opt.Emulate:
+		return 1 << 20
+	}
+	return 512 << 20
 }
 
 // ConvKernels names the kernels that implement convolutions where cuDNN
@@ -123,10 +164,17 @@ func (be *Backend) counted(name string, t traffic) {
 
 // gemm queues a GEMM (the contract of compute.Sgemm), counted.
 func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) {
-	M, N, K := int64(m), int64(n), int64(k)
-	be.record(compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
-		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: be.math()})
+	be.record(gemmLaunch(m, n, k, be.math()))
 	be.fail(be.dev.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+}
+
+// gemmLaunch is the record of a cuBLAS GEMM C[m, n] = A[m, k]·B[k, n]:
+// its operands read, its result written (a result it adds into is not
+// read again), its multiply-adds.
+func gemmLaunch(m, n, k int, math compute.Math) compute.Launch {
+	M, N, K := int64(m), int64(n), int64(k)
+	return compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
+		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: math}
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
@@ -134,7 +182,7 @@ var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum",
 	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
-	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if",
+	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if", "pk_if_pool",
 	"pk_proxy_loss_grad", "pk_adam",
 	"pk_if_record", "pk_if_surrogate_grad"} // surrogate.go
 
@@ -147,20 +195,15 @@ func Open(opt Options) (*Backend, error) {
 		return nil, fmt.Errorf("a dry run (counting only) is for the emulated device")
 	}
 	if opt.Emulate {
-		dev, name = emuDevice{dry: opt.DryRun}, "cuda-emu"
-		if opt.WorkspaceBytes == 0 {
-			opt.WorkspaceBytes = 1 << 20
-		}
+		dev, name = emuDevice{dry: opt.DryRun, rec: &emuRecording{}}, "cuda-emu"
 	} else {
 		d, err := openGPU(opt)
 		if err != nil {
 			return nil, err
 		}
 		dev = d
-		if opt.WorkspaceBytes == 0 {
-			opt.WorkspaceBytes = 512 << 20
-		}
 	}
+	opt.WorkspaceBytes = opt.im2colWorkspace()
 	if opt.DryRunCuDNN && !opt.DryRun {
 		return nil, fmt.Errorf("counting cuDNN's calls without running them is for a dry run")
 	}
@@ -200,11 +243,7 @@ func VisibleGPUs() (int, error) { return visibleGPUs() }
 func (be *Backend) Describe() string {
 	s := be.dev.name()
 	if !be.opt.Emulate {
-		if be.opt.StrictFP32 {
-			s += ", FP32 matrix products"
-		} else {
-			s += ", TF32 matrix products"
-		}
+		s += ", " + be.products()
 		if st, ok := be.dev.(interface{ cudnnStatus() string }); ok && be.dnn != nil {
 			s += ", convolutions by " + st.cudnnStatus()
 			for k, why := range be.noDNN {
@@ -218,6 +257,28 @@ func (be *Backend) Describe() string {
 		}
 	}
 	return s
+}
+
+// products names the arithmetic of matrix products: TF32 or FP32.
+func (be *Backend) products() string {
+	if be.opt.StrictFP32 {
+		return "FP32 matrix products"
+	}
+	return "TF32 matrix products"
+}
+
+// Precision names what of the backend's arithmetic changes results: the
+// matrix products' (TF32 or FP32) and the convolutions' (cuDNN or
+// im2col); the emulated device computes in FP32 on the host. Ranks of a
+// data-parallel run must compute alike.
+func (be *Backend) Precision() string {
+	if be.opt.Emulate {
+		return "emulated device"
+	}
+	if be.dnn != nil {
+		return be.products() + ", cuDNN convolutions"
+	}
+	return be.products() + ", im2col convolutions"
 }
 
 // buffer is device memory: an allocation or a view of one.
@@ -333,6 +394,7 @@ func (be *Backend) Free(b compute.Buffer) {
 	if !ok || db.root.freed || db.ptr != db.root.ptr {
 		return
 	}
+	be.dropGraphs() // they may hold the address, which the pool reuses
 	db.root.freed = true
 	be.inUse -= db.root.bytes
 	be.pool[db.root.bytes] = append(be.pool[db.root.bytes], db.root.ptr)
@@ -411,6 +473,7 @@ func (be *Backend) Err() error {
 func (be *Backend) Close() error {
 	err := be.Err()
 	be.releasePool()
+	be.dropGraphs()
 	if be.dnn != nil {
 		be.dnn.close()
 	}
@@ -483,10 +546,11 @@ func b2i(b bool) int32 {
 
 // --- convolution ---
 
-// convChunk is how many samples of a convolution one im2col pass takes.
-func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
+// convChunk is how many samples of a convolution one im2col pass takes
+// with a workspace of at most workspace bytes.
+func convChunk(g compute.ConvGeom, n int, workspace int64) int {
 	per := int64(g.PatchLen()) * int64(g.OutH()*g.OutW()) * 4
-	return int(max(1, min(int64(n), be.opt.WorkspaceBytes/max(per, 1))))
+	return int(max(1, min(int64(n), workspace/max(per, 1))))
 }
 
 // convWorkspaces returns the samples per im2col pass and the two
@@ -494,7 +558,7 @@ func (be *Backend) convChunk(g compute.ConvGeom, n int) int {
 // GEMM side [O, chunk·P]. On failure it records the error and returns false.
 func (be *Backend) convWorkspaces(g compute.ConvGeom, n int) (ns int, col, gemm *buffer, ok bool) {
 	P := g.OutH() * g.OutW()
-	ns = be.convChunk(g, n)
+	ns = convChunk(g, n, be.opt.WorkspaceBytes)
 	col, err := be.workspace("im2col", g.PatchLen()*ns*P)
 	if err == nil {
 		gemm, err = be.workspace("gemm", g.O*ns*P)
@@ -529,6 +593,10 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		return
 	}
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
+	var biasLen int64 // the bias, added per output channel
+	if bias != nil {
+		biasLen = int64(O)
+	}
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
 		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
@@ -536,7 +604,7 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		for _, gr := range groupsOf(g, cs*P) {
 			be.gemm(false, false, gr.o, cs*P, gr.k, 1, ptr(w)+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P)
 		}
-		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P), int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
+		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P)+biasLen, int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
 			int64(cs), int64(P))
 	}
 }
@@ -631,7 +699,8 @@ func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
 	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
-		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
+		// adds into db: read and written
+		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P+O), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
 	}
 	// each direction on cuDNN where it plans, the rest on im2col below
 	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, n, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
@@ -690,7 +759,7 @@ func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.B
 		be.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, 1, ptr(dw), in)
 	}
 	if db != nil {
-		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out), int64(out)), ptr(dy), ptr(db), int64(n), int32(out))
+		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out+out), int64(out)), ptr(dy), ptr(db), int64(n), int32(out)) // adds into db
 	}
 }
 
@@ -805,12 +874,33 @@ func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32,
 		be.fail(err)
 		return
 	}
-	be.launchBlocks("pk_bn_backward_reduce", c, rw(2*int64(n*c*hw), 4*int64(c)), ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
-		sums.ptr, int64(n), int32(c), int64(hw), eps)
+	be.bnBackwardReduce(n, c, hw, eps, mean, variance, x, dy, sums, dgamma, dbeta)
 	if dx != nil {
-		be.launch1d("pk_bn_backward_dx", int64(n*c*hw), rw(2*int64(n*c*hw), int64(n*c*hw)), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
-			sums.ptr, int64(n), int32(c), int64(hw), eps, b2i(batchStats), int64(n*hw))
+		be.bnBackwardDX(n, c, hw, n*hw, batchStats, eps, gamma, mean, variance, x, dy, sums, dx)
 	}
+}
+
+// bnBackwardReduce launches pk_bn_backward_reduce: the channel sums of dy
+// and dy·x̂ added into dγ and dβ and kept in sums (2·c values).
+func (be *Backend) bnBackwardReduce(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
+	// x and dy; the mean and variance, and dγ and dβ, which it adds into;
+	// dγ, dβ and the two sums out
+	t := rw(2*int64(n*c*hw)+4*int64(c), 4*int64(c))
+	be.launchBlocks("pk_bn_backward_reduce", c, t, ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
+		ptr(sums), int64(n), int32(c), int64(hw), eps)
+}
+
+// bnBackwardDX launches pk_bn_backward_dx: with batch statistics it reads
+// x, dy, γ, the statistics and the sums; with fixed ones dy, γ and the
+// variance only.
+func (be *Backend) bnBackwardDX(n, c, hw, count int, batchStats bool, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
+	values := int64(n * c * hw)
+	read := values + 2*int64(c) // dy, γ, the variance
+	if batchStats {
+		read += values + 3*int64(c) // x, the mean, the two sums
+	}
+	be.launch1d("pk_bn_backward_dx", values, rw(read, values), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
+		ptr(sums), int64(n), int32(c), int64(hw), eps, b2i(batchStats), int64(count))
 }
 
 // --- spiking, loss, optimizer ---
@@ -826,11 +916,29 @@ func (be *Backend) IF(a compute.IFArgs) {
 	if a.Counts != nil {
 		t.read, t.written = t.read+n, t.written+n
 	}
+	if a.Start { // potentials and counts are not read
+		t.read -= n
+		if a.Counts != nil {
+			t.read -= n
+		}
+	}
 	if a.Scale != nil {
-		t.read += 2 * int64(max(a.C, 1))
+		k := int64(max(a.C, 1)) // scale and shift per channel, per step with PerStep
+		if a.PerStep {
+			k *= steps
+		}
+		t.read += 2 * k
+	}
+	if g := a.Pool; g != nil {
+		windows := n / int64(g.KH*g.KW)
+		t.written -= steps * (n - windows) // only the pooled spikes
+		be.launch1d("pk_if_pool", windows, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
+			ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
+			int32(g.KH), int32(g.KW), b2i(a.Start))
+		return
 	}
 	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
-		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset)
+		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, b2i(a.Start))
 }
 
 // ProxyLossGrad implements compute.Backend.
@@ -850,3 +958,92 @@ var (
 	_ compute.Counting     = (*Backend)(nil)
 	_ compute.LaunchLogger = (*Backend)(nil)
 )
+
+// Replay implements program.Capturer. Without Options.Graphs it runs run.
+// With it, the first call of a key runs run directly (its plans and
+// workspaces are made then), the second captures the kernels, GEMMs and
+// device copies run queues as one graph and launches it, and later calls
+// launch the graph without calling run; a piece of work that cannot be
+// captured (a host copy, a wait or an allocation inside it) runs directly
+// from then on. The key must name everything the work's arguments depend
+// on (the program, the batch, the buffers bound); freeing any buffer drops
+// every graph, since its address may be reused.
+func (be *Backend) Replay(key any, run func() error) error {
+	if !be.opt.Graphs || be.capture != nil { // off, or inside a capture already
+		return run()
+	}
+	if be.graphs == nil {
+		be.graphs = map[any]*captured{}
+	}
+	c, seen := be.graphs[key]
+	switch {
+	case !seen:
+		be.graphs[key] = nil
+		return run()
+	case c != nil && c.direct:
+		return run()
+	case c == nil:
+		var launches []compute.Launch
+		if err := be.dev.beginCapture(); err != nil {
+			be.graphs[key] = &captured{direct: true, why: err.Error()}
+			return run()
+		}
+		be.capture = &launches
+		err := run()
+		be.capture = nil
+		g, cerr := be.dev.endCapture()
+		if err != nil {
+			if g != nil {
+				be.dev.freeGraph(g)
+			}
+			return err
+		}
+		if cerr != nil {
+			// nothing ran: run it directly, now and from now on
+			if be.graphs == nil {
+				be.graphs = map[any]*captured{}
+			}
+			be.graphs[key] = &captured{direct: true, why: cerr.Error()}
+			return run()
+		}
+		c = &captured{g: g, launches: launches}
+		if be.graphs == nil {
+			be.graphs = map[any]*captured{}
+		}
+		be.graphs[key] = c
+	}
+	for _, l := range c.launches {
+		be.record(l)
+	}
+	be.fail(be.dev.launchGraph(c.g))
+	return nil
+}
+
+// Graphs describes the captured graphs: how many, the nodes of each, and
+// the pieces of work that could not be captured with why.
+func (be *Backend) Graphs() (nodes []int, direct []string) {
+	for _, c := range be.graphs {
+		switch {
+		case c == nil:
+		case c.direct:
+			direct = append(direct, c.why)
+		default:
+			nodes = append(nodes, c.g.nodes())
+		}
+	}
+	slices.Sort(nodes)
+	return nodes, direct
+}
+
+// dropGraphs frees every captured graph.
+func (be *Backend) dropGraphs() {
+	for _, c := range be.graphs {
+		if c != nil && c.g != nil {
+			be.dev.freeGraph(c.g)
+		}
+	}
+	be.graphs = nil
+}
+
+// Address implements compute.Addressed: the device address.
+func (b *buffer) Address() uintptr { return uintptr(b.ptr) }

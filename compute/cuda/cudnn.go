@@ -49,6 +49,7 @@ typedef struct {
 	int (*bwdFilterAlgo)(H, H, H, H, H, int, int*, pk_perf*);
 	int (*bwdFilterWS)(H, H, H, H, H, int, size_t*);
 	int (*bwdFilter)(H, const void*, H, const void*, H, const void*, H, int, void*, size_t, const void*, H, void*);
+	int (*setStream)(H, void*);
 	H handle;
 } pk_dnn;
 
@@ -81,11 +82,13 @@ static const char* pk_dnn_load(pk_dnn* d, const char* path) {
 	DNN_SYM(bwdFilterAlgo, "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
 	DNN_SYM(bwdFilterWS, "cudnnGetConvolutionBackwardFilterWorkspaceSize");
 	DNN_SYM(bwdFilter, "cudnnConvolutionBackwardFilter");
+	DNN_SYM(setStream, "cudnnSetStream");
 	return NULL;
 }
 
 static const char* pk_dnn_error(pk_dnn* d, int st) { return d->errorString(st); }
 static int pk_dnn_create(pk_dnn* d) { return d->create(&d->handle); }
+static int pk_dnn_stream(pk_dnn* d, void* s) { return d->setStream(d->handle, s); }
 static size_t pk_dnn_version(pk_dnn* d) { return d->getVersion(); }
 static void pk_dnn_destroy(pk_dnn* d) { if (d->handle) d->destroy(d->handle); d->handle = NULL; }
 
@@ -229,6 +232,14 @@ func loadCuDNN(g *gpuDevice, opt Options) (*cudnn, error) {
 		g.exit()
 		if st != 0 {
 			return nil, fmt.Errorf("cuDNN (%s): cudnnCreate: %s", p, C.GoString(C.pk_dnn_error(d.api, st)))
+		}
+		if g.api.stream != nil { // CUDA graphs: cuDNN's work on the device's stream
+			g.enter()
+			st := C.pk_dnn_stream(d.api, unsafe.Pointer(g.api.stream))
+			g.exit()
+			if st != 0 {
+				return nil, fmt.Errorf("cuDNN (%s): cudnnSetStream: %s", p, C.GoString(C.pk_dnn_error(d.api, st)))
+			}
 		}
 		v := int(C.pk_dnn_version(d.api))
 		d.version = fmt.Sprintf("%d.%d.%d", v/10000, v%10000/100, v%100)

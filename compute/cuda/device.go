@@ -48,7 +48,20 @@ type device interface {
 	// memInfo reports free and total device memory (0, 0 if unknown).
 	memInfo() (free, total int64)
 	close() error
+	// beginCapture starts recording the work queued after it — kernels,
+	// GEMMs, device copies — into a graph instead of running it;
+	// endCapture ends the recording and returns the graph (an error where
+	// something in between cannot be captured: a host copy, a wait, an
+	// allocation). launchGraph runs a graph's work in its order;
+	// freeGraph releases it.
+	beginCapture() error
+	endCapture() (graph, error)
+	launchGraph(g graph) error
+	freeGraph(g graph)
 }
+
+// graph is a device's recording of queued work (a CUDA graph on the GPU).
+type graph interface{ nodes() int }
 
 // args builds a kernel's argument list: a pointer to each argument's
 // value, as cuLaunchKernel takes them, in memory that C code may keep

@@ -74,6 +74,7 @@ const Kernel kernels[] = {
     KERNEL(pk_bn_backward_reduce, true),
     KERNEL(pk_bn_backward_dx, false),
     KERNEL(pk_if, false),
+    KERNEL(pk_if_pool, false),
     KERNEL(pk_proxy_loss_grad, false),
     KERNEL(pk_adam, false),
     KERNEL(pk_if_record, false),

@@ -22,6 +22,7 @@ import "C"
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/proxykit/proxykit/compute"
@@ -37,12 +38,82 @@ func cArgs(a *argList) unsafe.Pointer {
 
 // emuDevice is the emulated device: kernels.cu compiled for the host by
 // cgo (emu.cpp), device memory in the C heap, GEMMs by compute.Sgemm. A
-// dry one runs no kernel, GEMM or copy (Options.DryRun).
-type emuDevice struct{ dry bool }
+// dry one runs no kernel, GEMM or copy (Options.DryRun). While it
+// captures, kernels, GEMMs and copies are recorded instead of run, with
+// their arguments as they were queued, and the recording is the graph
+// that later runs them (as a CUDA graph replays what a stream captured).
+type emuDevice struct {
+	dry bool
+	rec *emuRecording // nil: not capturing (shared by the value's copies)
+}
+
+// emuRecording is what an emulated device records while it captures.
+type emuRecording struct {
+	on  bool
+	ops []func() error
+	bad string // what could not be captured
+}
+
+// emuGraph is an emulated device's graph: the recorded work.
+type emuGraph struct{ ops []func() error }
+
+func (g *emuGraph) nodes() int { return len(g.ops) }
+
+// capturing records op when the device captures and reports whether it
+// did.
+func (d emuDevice) capturing(op func() error) bool {
+	if d.rec == nil || !d.rec.on {
+		return false
+	}
+	d.rec.ops = append(d.rec.ops, op)
+	return true
+}
+
+// refuse notes what cannot be captured, while capturing.
+func (d emuDevice) refuse(what string) error {
+	if d.rec != nil && d.rec.on {
+		if d.rec.bad == "" {
+			d.rec.bad = what
+		}
+		return fmt.Errorf("emulated device: %s while capturing a graph", what)
+	}
+	return nil
+}
+
+func (d emuDevice) beginCapture() error {
+	if d.rec.on {
+		return fmt.Errorf("emulated device: a capture is under way")
+	}
+	*d.rec = emuRecording{on: true}
+	return nil
+}
+
+func (d emuDevice) endCapture() (graph, error) {
+	r := *d.rec
+	*d.rec = emuRecording{}
+	if r.bad != "" {
+		return nil, fmt.Errorf("emulated device: cannot capture a graph: %s", r.bad)
+	}
+	return &emuGraph{ops: r.ops}, nil
+}
+
+func (d emuDevice) launchGraph(g graph) error {
+	for _, op := range g.(*emuGraph).ops {
+		if err := op(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (emuDevice) freeGraph(graph) {}
 
 func (emuDevice) name() string { return "emulated CUDA device (host CPU)" }
 
-func (emuDevice) alloc(bytes int64) (devptr, error) {
+func (d emuDevice) alloc(bytes int64) (devptr, error) {
+	if err := d.refuse("an allocation"); err != nil {
+		return 0, err
+	}
 	p := C.emu_alloc(C.uint64_t(bytes))
 	if p == 0 {
 		return 0, fmt.Errorf("emulated device: out of host memory for %d MB", bytes>>20)
@@ -61,16 +132,25 @@ func (emuDevice) host(p devptr, n int) []float32 {
 }
 
 func (d emuDevice) htod(dst devptr, src []float32) error {
+	if err := d.refuse("a copy from the host"); err != nil {
+		return err
+	}
 	copy(d.host(dst, len(src)), src)
 	return nil
 }
 
 func (d emuDevice) dtoh(dst []float32, src devptr) error {
+	if err := d.refuse("a copy to the host"); err != nil {
+		return err
+	}
 	copy(dst, d.host(src, len(dst)))
 	return nil
 }
 
 func (d emuDevice) dtod(dst, src devptr, bytes int64) error {
+	if d.capturing(func() error { return d.dtod(dst, src, bytes) }) {
+		return nil
+	}
 	if d.dry {
 		return nil
 	}
@@ -89,6 +169,11 @@ func (emuDevice) kernelIndex(name string) (int, error) {
 }
 
 func (d emuDevice) launch(k int, grid, block dim3, args *argList) error {
+	if d.capturing(func() error {
+		return d.launch(k, grid, block, &argList{vals: slices.Clone(args.vals)})
+	}) {
+		return nil
+	}
 	if d.dry {
 		return nil
 	}
@@ -105,6 +190,9 @@ func (d emuDevice) launch(k int, grid, block dim3, args *argList) error {
 // matrices (sized from their shapes and leading dimensions).
 func (d emuDevice) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int,
 	beta float32, c devptr, ldc int) error {
+	if d.capturing(func() error { return d.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) }) {
+		return nil
+	}
 	if d.dry {
 		return nil
 	}
@@ -123,11 +211,10 @@ func (d emuDevice) gemm(transA, transB bool, m, n, k int, alpha float32, a devpt
 	if transB {
 		colsB = k
 	}
-	compute.Sgemm(transA, transB, m, n, k, alpha, d.host(a, span(rowsA, lda, colsA)), lda,
+	return compute.Sgemm(transA, transB, m, n, k, alpha, d.host(a, span(rowsA, lda, colsA)), lda,
 		d.host(b, span(rowsB, ldb, colsB)), ldb, beta, d.host(c, span(m, ldc, n)), ldc)
-	return nil
 }
 
-func (emuDevice) sync() error                  { return nil }
+func (d emuDevice) sync() error                { return d.refuse("a wait for queued work") }
 func (emuDevice) memInfo() (free, total int64) { return 0, 0 }
 func (emuDevice) close() error                 { return nil }

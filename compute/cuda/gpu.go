@@ -21,6 +21,9 @@ typedef void* CUcontext;
 typedef void* CUmodule;
 typedef void* CUfunction;
 typedef void* CUstream;
+typedef void* CUgraph;
+typedef void* CUgraphExec;
+typedef void* CUgraphNode;
 typedef unsigned long long CUdeviceptr;
 
 typedef struct {
@@ -47,6 +50,18 @@ typedef struct {
 	CUresult (*cuMemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
 	CUresult (*cuMemGetInfo)(size_t*, size_t*);
 	CUresult (*cuGetErrorString)(CUresult, const char**);
+	// streams and graphs (Options.Graphs), loaded by pk_cu_load_graphs
+	CUresult (*cuStreamCreate)(CUstream*, unsigned);
+	CUresult (*cuStreamDestroy)(CUstream);
+	CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+	CUresult (*cuStreamBeginCapture)(CUstream, int);
+	CUresult (*cuStreamEndCapture)(CUstream, CUgraph*);
+	CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec*, CUgraph, unsigned long long);
+	CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
+	CUresult (*cuGraphExecDestroy)(CUgraphExec);
+	CUresult (*cuGraphDestroy)(CUgraph);
+	CUresult (*cuGraphGetNodes)(CUgraph, CUgraphNode*, size_t*);
+	CUstream stream; // NULL: the legacy default stream
 } pk_cu;
 
 #define PK_SYM(api, field, name) \
@@ -81,6 +96,46 @@ static const char* pk_cu_load(pk_cu* a) {
 	return NULL;
 }
 
+// pk_cu_load_graphs loads what CUDA graphs need; it returns NULL, or the
+// symbol missing.
+static const char* pk_cu_load_graphs(pk_cu* a) {
+	PK_SYM(a, cuStreamCreate, "cuStreamCreate");
+	PK_SYM(a, cuStreamDestroy, "cuStreamDestroy_v2");
+	PK_SYM(a, cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+	PK_SYM(a, cuStreamBeginCapture, "cuStreamBeginCapture_v2");
+	PK_SYM(a, cuStreamEndCapture, "cuStreamEndCapture");
+	PK_SYM(a, cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
+	PK_SYM(a, cuGraphLaunch, "cuGraphLaunch");
+	PK_SYM(a, cuGraphExecDestroy, "cuGraphExecDestroy");
+	PK_SYM(a, cuGraphDestroy, "cuGraphDestroy");
+	PK_SYM(a, cuGraphGetNodes, "cuGraphGetNodes");
+	return NULL;
+}
+
+// The stream every piece of work is queued on when graphs are used: a
+// blocking stream (flags 0), so that the synchronous host copies on the
+// legacy stream still wait for it.
+static CUresult pk_cu_stream(pk_cu* a) { return a->cuStreamCreate(&a->stream, 0); }
+static CUresult pk_cu_stream_destroy(pk_cu* a) {
+	CUresult r = a->stream ? a->cuStreamDestroy(a->stream) : 0;
+	a->stream = NULL;
+	return r;
+}
+// CU_STREAM_CAPTURE_MODE_RELAXED: calls of this process's other threads do
+// not end the capture.
+static CUresult pk_cu_begin_capture(pk_cu* a) { return a->cuStreamBeginCapture(a->stream, 2); }
+static CUresult pk_cu_end_capture(pk_cu* a, CUgraph* g, CUgraphExec* e, size_t* nodes) {
+	CUresult r = a->cuStreamEndCapture(a->stream, g);
+	if (r != 0) return r;
+	if ((r = a->cuGraphGetNodes(*g, NULL, nodes)) != 0) return r;
+	return a->cuGraphInstantiateWithFlags(e, *g, 0);
+}
+static CUresult pk_cu_graph_launch(pk_cu* a, CUgraphExec e) { return a->cuGraphLaunch(e, a->stream); }
+static void pk_cu_graph_free(pk_cu* a, CUgraph g, CUgraphExec e) {
+	if (e) a->cuGraphExecDestroy(e);
+	if (g) a->cuGraphDestroy(g);
+}
+
 static const char* pk_cu_error(pk_cu* a, CUresult r) {
 	const char* s = NULL;
 	if (a->cuGetErrorString == NULL || a->cuGetErrorString(r, &s) != 0 || s == NULL) return "unknown CUDA error";
@@ -101,7 +156,9 @@ static CUresult pk_cu_alloc(pk_cu* a, size_t bytes, CUdeviceptr* p) { return a->
 static CUresult pk_cu_free(pk_cu* a, CUdeviceptr p) { return a->cuMemFree(p); }
 static CUresult pk_cu_htod(pk_cu* a, CUdeviceptr d, const void* s, size_t n) { return a->cuMemcpyHtoD(d, s, n); }
 static CUresult pk_cu_dtoh(pk_cu* a, void* d, CUdeviceptr s, size_t n) { return a->cuMemcpyDtoH(d, s, n); }
-static CUresult pk_cu_dtod(pk_cu* a, CUdeviceptr d, CUdeviceptr s, size_t n) { return a->cuMemcpyDtoD(d, s, n); }
+static CUresult pk_cu_dtod(pk_cu* a, CUdeviceptr d, CUdeviceptr s, size_t n) {
+	return a->stream ? a->cuMemcpyDtoDAsync(d, s, n, a->stream) : a->cuMemcpyDtoD(d, s, n);
+}
 static CUresult pk_cu_meminfo(pk_cu* a, size_t* f, size_t* t) { return a->cuMemGetInfo(f, t); }
 static CUresult pk_cu_function(pk_cu* a, CUmodule m, const char* name, CUfunction* f) {
 	return a->cuModuleGetFunction(f, m, name);
@@ -117,7 +174,7 @@ static CUresult pk_cu_load_ptx(pk_cu* a, const char* ptx, CUmodule* m, char* log
 
 static CUresult pk_cu_launch(pk_cu* a, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
 	unsigned bz, void** args) {
-	return a->cuLaunchKernel(f, gx, gy, gz, bx, by, bz, 0, NULL, args, NULL);
+	return a->cuLaunchKernel(f, gx, gy, gz, bx, by, bz, 0, a->stream, args, NULL);
 }
 
 // cuBLAS
@@ -130,6 +187,8 @@ typedef struct {
 	int (*setMathMode)(cublasHandle_t, int);
 	int (*sgemm)(cublasHandle_t, int, int, int, int, int, const float*, const float*, int, const float*, int,
 		const float*, float*, int);
+	int (*setStream)(cublasHandle_t, void*);
+	int (*setWorkspace)(cublasHandle_t, void*, size_t);
 	cublasHandle_t h;
 } pk_blas;
 
@@ -141,7 +200,19 @@ static const char* pk_blas_load(pk_blas* b, const char* path) {
 	PK_SYM(b, destroy, "cublasDestroy_v2");
 	PK_SYM(b, setMathMode, "cublasSetMathMode");
 	PK_SYM(b, sgemm, "cublasSgemm_v2");
+	b->setStream = dlsym(b->lib, "cublasSetStream_v2");
+	b->setWorkspace = dlsym(b->lib, "cublasSetWorkspace_v2");
 	return NULL;
+}
+
+// pk_blas_stream puts cuBLAS's work on stream s with a workspace of its
+// own (so that a graph capture allocates nothing); it returns 0, or -1
+// where this cuBLAS cannot.
+static int pk_blas_stream(pk_blas* b, void* s, CUdeviceptr ws, size_t bytes) {
+	if (b->setStream == NULL || b->setWorkspace == NULL) return -1;
+	int st = b->setStream(b->h, s);
+	if (st != 0) return st;
+	return b->setWorkspace(b->h, (void*)ws, bytes);
 }
 
 static int pk_blas_create(pk_blas* b, int mathMode) {
@@ -193,7 +264,17 @@ type gpuDevice struct {
 	desc    string
 	dnn     *cudnn
 	dnnWarn string
+	blasWS  C.CUdeviceptr // cuBLAS's workspace where graphs are used
 }
+
+// gpuGraph is a captured CUDA graph, instantiated.
+type gpuGraph struct {
+	g C.CUgraph
+	e C.CUgraphExec
+	n int
+}
+
+func (gg *gpuGraph) nodes() int { return gg.n }
 
 func (g *gpuDevice) check(what string, r C.CUresult) error {
 	if r == 0 {
@@ -292,6 +373,12 @@ func openGPU(opt Options) (device, error) {
 		g.close()
 		return nil, err
 	}
+	if opt.Graphs {
+		if err := g.useStream(); err != nil {
+			g.close()
+			return nil, err
+		}
+	}
 	var free, total C.size_t
 	C.pk_cu_meminfo(g.api, &free, &total)
 	g.desc = fmt.Sprintf("%s (compute capability %d.%d, %d SMs, %d MB, driver %d.%d)", C.GoString(&name[0]), int(major),
@@ -305,6 +392,64 @@ func openGPU(opt Options) (device, error) {
 		}
 	}
 	return g, nil
+}
+
+// blasWorkspaceBytes is cuBLAS's own workspace where graphs are used: a
+// capture must allocate nothing (cuBLAS 12's documented 32 MiB for Hopper).
+const blasWorkspaceBytes = 32 << 20
+
+// useStream queues all work on a stream of the device's own, which CUDA
+// graphs capture (the legacy default stream cannot be captured), cuBLAS's
+// too with a workspace of its own.
+func (g *gpuDevice) useStream() error {
+	if missing := C.pk_cu_load_graphs(g.api); missing != nil {
+		return fmt.Errorf("CUDA graphs: this driver lacks %s", C.GoString(missing))
+	}
+	if err := g.check("cuStreamCreate", C.pk_cu_stream(g.api)); err != nil {
+		return err
+	}
+	if err := g.check("cuBLAS workspace", C.pk_cu_alloc(g.api, blasWorkspaceBytes, &g.blasWS)); err != nil {
+		return err
+	}
+	if st := C.pk_blas_stream(g.blas, unsafe.Pointer(g.api.stream), g.blasWS, blasWorkspaceBytes); st != 0 {
+		return fmt.Errorf("CUDA graphs: cuBLAS cannot take a stream and a workspace (status %d)", int(st))
+	}
+	return nil
+}
+
+func (g *gpuDevice) beginCapture() error {
+	if g.api.stream == nil {
+		return fmt.Errorf("CUDA graphs are off")
+	}
+	g.enter()
+	defer g.exit()
+	return g.check("cuStreamBeginCapture", C.pk_cu_begin_capture(g.api))
+}
+
+func (g *gpuDevice) endCapture() (graph, error) {
+	g.enter()
+	defer g.exit()
+	var cg C.CUgraph
+	var ce C.CUgraphExec
+	var n C.size_t
+	if err := g.check("capturing a CUDA graph", C.pk_cu_end_capture(g.api, &cg, &ce, &n)); err != nil {
+		C.pk_cu_graph_free(g.api, cg, ce)
+		return nil, err
+	}
+	return &gpuGraph{g: cg, e: ce, n: int(n)}, nil
+}
+
+func (g *gpuDevice) launchGraph(gr graph) error {
+	g.enter()
+	defer g.exit()
+	return g.check("launching a CUDA graph", C.pk_cu_graph_launch(g.api, gr.(*gpuGraph).e))
+}
+
+func (g *gpuDevice) freeGraph(gr graph) {
+	g.enter()
+	defer g.exit()
+	gg := gr.(*gpuGraph)
+	C.pk_cu_graph_free(g.api, gg.g, gg.e)
 }
 
 // blasPaths are where cuBLAS is looked for: $PROXYKIT_CUBLAS, the loader's
@@ -441,6 +586,11 @@ func (g *gpuDevice) close() error {
 		g.dnn.close()
 	}
 	C.pk_blas_destroy(g.blas)
+	if g.blasWS != 0 {
+		C.pk_cu_free(g.api, g.blasWS)
+		g.blasWS = 0
+	}
+	C.pk_cu_stream_destroy(g.api)
 	if g.module != nil {
 		C.pk_cu_unload(g.api, g.module)
 		g.module = nil

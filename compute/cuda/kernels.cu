@@ -500,12 +500,13 @@ __global__ void pk_bn_backward_dx(const float* x, const float* dy, float* dx, co
 // per neuron: u = in[t, j] (in[j] when constant), mapped by scale/shift
 // (rows g = t with per_step, else 0; channel c = (j / hw) mod C) when scale
 // is not null; v += u; spike when v >= vth, then v = vreset. counts[j], if
-// not null, adds the neuron's spikes.
+// not null, adds the neuron's spikes. With start, v starts at vreset and
+// counts at 0, unread.
 __global__ void pk_if(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
                       long long hw, float* v, float* spikes, float* counts, long long N, int steps, float vth,
-                      float vreset) {
+                      float vreset, int start) {
     GRID_STRIDE(j, N) {
-        float p = v[j], fired = 0;
+        float p = start ? vreset : v[j], fired = 0;
         int c = scale ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
             float u = constant ? in[j] : in[(long long)t * N + j];
@@ -523,7 +524,55 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
             fired += s;
         }
         v[j] = p;
-        if (counts) counts[j] = __fadd_rn(counts[j], fired);
+        if (counts) counts[j] = start ? fired : __fadd_rn(counts[j], fired);
+    }
+}
+
+// pk_if_pool is pk_if with the spikes max-pooled (their OR) over KH×KW
+// windows that tile each H×W plane: one thread per window, holding its
+// neurons' potentials over the steps; y[t, w] is window w's OR at step t
+// (N/(KH·KW) windows a step). Each neuron's recurrence is pk_if's, so the
+// pooled spikes are pk_maxpool's of pk_if's. KH·KW ≤ 16.
+__global__ void pk_if_pool(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
+                           float* v, float* y, float* counts, long long N, int steps, float vth, float vreset, int H,
+                           int W, int KH, int KW, int start) {
+    int OH = H / KH, OW = W / KW, K = KH * KW;
+    long long hw = (long long)H * W, windows = N / K;
+    GRID_STRIDE(w, windows) {
+        long long plane = w / (OH * OW);
+        int r = (int)(w % (OH * OW)), oh = r / OW, ow = r % OW;
+        int c = scale ? (int)(plane % C) : 0;
+        float p[16], fired[16];
+        long long js[16];
+        for (int i = 0; i < KH; i++) {
+            for (int k = 0; k < KW; k++) {
+                int e = i * KW + k;
+                js[e] = plane * hw + (long long)(oh * KH + i) * W + ow * KW + k;
+                p[e] = start ? vreset : v[js[e]];
+                fired[e] = 0;
+            }
+        }
+        for (int t = 0; t < steps; t++) {
+            float any = 0;
+            for (int e = 0; e < K; e++) {
+                float u = constant ? in[js[e]] : in[(long long)t * N + js[e]];
+                if (scale) {
+                    int g = per_step ? t * C + c : c;
+                    u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
+                }
+                p[e] = __fadd_rn(p[e], u);
+                if (p[e] >= vth) {
+                    fired[e] += 1;
+                    p[e] = vreset;
+                    any = 1;
+                }
+            }
+            y[(long long)t * windows + w] = any;
+        }
+        for (int e = 0; e < K; e++) {
+            v[js[e]] = p[e];
+            if (counts) counts[js[e]] = start ? fired[e] : __fadd_rn(counts[js[e]], fired[e]);
+        }
     }
 }
 

@@ -64,7 +64,10 @@ func (c *emuComm) allReduce(spans []span, f64 bool) error {
 		v := c.d.host(s.p, s.n)
 		var err error
 		if f64 {
-			err = c.host.AllReduceF64(compute.Float64s(v))
+			var v64 []float64
+			if v64, err = compute.Float64s(v); err == nil {
+				err = c.host.AllReduceF64(v64)
+			}
 		} else {
 			err = c.host.AllReduceF32(v)
 		}

@@ -32,14 +32,12 @@ func (be *Backend) BatchNormDivide(n, count int, sums, out64, out32 compute.Buff
 // BatchNormBackwardSums implements compute.Sharded: BatchNormBackward's
 // reduction kernel, which adds the sums into dγ and dβ and keeps them.
 func (be *Backend) BatchNormBackwardSums(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
-	be.launchBlocks("pk_bn_backward_reduce", c, rw(2*int64(n*c*hw), 4*int64(c)), ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
-		ptr(sums), int64(n), int32(c), int64(hw), eps)
+	be.bnBackwardReduce(n, c, hw, eps, mean, variance, x, dy, sums, dgamma, dbeta)
 }
 
 // BatchNormBackwardData implements compute.Sharded.
 func (be *Backend) BatchNormBackwardData(n, c, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
-	be.launch1d("pk_bn_backward_dx", int64(n*c*hw), rw(2*int64(n*c*hw), int64(n*c*hw)), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
-		ptr(sums), int64(n), int32(c), int64(hw), eps, int32(1), int64(count))
+	be.bnBackwardDX(n, c, hw, count, true, eps, gamma, mean, variance, x, dy, sums, dx)
 }
 
 var _ compute.Sharded = (*Backend)(nil)

@@ -1,6 +1,9 @@
 package cuda
 
-import "github.com/proxykit/proxykit/compute"
+import (
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/program"
+)
 
 // The kernels of surrogate-gradient training (backpropagation through
 // time; compute/surrogate.go is their CPU form).
@@ -37,4 +40,15 @@ func (be *Backend) IFSurrogateGrad(a compute.IFGradArgs) {
 	}
 	be.launch1d("pk_if_surrogate_grad", n, t, ptr(a.H), ptr(a.DS), b2i(a.ConstantGrad), ptr(a.DU), b2i(a.ConstantInput),
 		n, int32(a.Steps), a.Threshold, a.Reset, a.Alpha, b2i(a.DetachReset))
+}
+
+// surrogate is the launches of the surrogate-gradient ops (RunLaunches):
+// one kernel over the neurons each, moving the slots' values once.
+func (q *queue) surrogate(op program.Op) {
+	switch o := op.(type) {
+	case *program.IFRecord:
+		q.kernel("pk_if_record", int64(q.d.N)*int64(o.N), q.bytes(o.In, o.V, o.Counts), q.bytes(o.V, o.Spikes, o.H, o.Counts))
+	case *program.IFSurrogateGrad:
+		q.kernel("pk_if_surrogate_grad", int64(q.d.N)*int64(o.N), q.bytes(o.H, o.DS), q.bytes(o.DU))
+	}
 }

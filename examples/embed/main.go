@@ -82,7 +82,7 @@ func run(out string) error {
 	}
 	t.Backend = compute.NewCPU()
 	t.OnEpoch = func(st results.EpochStats) error {
-		fmt.Printf("epoch %d: loss %.4f, test ANN %.0f%%, SNN %.0f%% (strict)\n", st.Epoch, st.TrainLoss, 100*st.Test.ANN, 100*st.Test.SNNStrict)
+		fmt.Printf("epoch %d: loss %.4f, test ANN %.0f%%, SNN %.0f%% (strict)\n", st.Epoch+1, st.TrainLoss, 100*st.Test.ANN, 100*st.Test.SNNStrict)
 		return nil
 	}
 	if err := t.Run(context.Background()); err != nil {

@@ -9,7 +9,8 @@
 // never those of a process still running — and a process that is
 // stopped by a signal removes its own (RemoveTemporaries). Lock keeps a
 // second process from writing a file another one is writing (a
-// checkpoint during a training run). Existing destinations that are not
+// checkpoint during a training run); its hidden lock file is removed when
+// the writer unlocks. Existing destinations that are not
 // regular files (devices, named pipes, symbolic links, folders) are never
 // replaced.
 package atomicfile
@@ -114,7 +115,11 @@ func Check(path string) error {
 }
 
 // A FileLock keeps other processes from writing a file while this one
-// does (an advisory lock on a hidden file beside it, holding the PID).
+// does: an advisory lock (flock) on a hidden file beside it,
+// ".pk-<hash of the path>.lock", holding the PID. The file exists only
+// while the lock is held: Unlock removes it. A writer that was killed
+// leaves its lock file behind, unlocked; the next Lock of that path takes
+// it over and its Unlock removes it.
 type FileLock struct {
 	f    *os.File
 	path string
@@ -123,30 +128,58 @@ type FileLock struct {
 // Lock takes path's lock, or says which process holds it.
 func Lock(path string) (*FileLock, error) {
 	name := filepath.Join(filepath.Dir(path), ".pk-"+hashOf(path)+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(name)
-		f.Close()
-		who := "another process"
-		if pid := strings.TrimSpace(string(holder)); pid != "" {
-			who = "process " + pid
+	for {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("cannot lock %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("%s is being written by %s; wait for it to finish or choose another output", path, who)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			holder, _ := os.ReadFile(name)
+			f.Close()
+			who := "another process"
+			if pid := strings.TrimSpace(string(holder)); pid != "" {
+				who = "process " + pid
+			}
+			return nil, fmt.Errorf("%s is being written by %s; wait for it to finish or choose another output", path, who)
+		}
+		// The holder may have removed the file (Unlock) between our open
+		// and our lock: then we locked a file no one else will open, and
+		// must lock the one now at that name instead.
+		if same, err := isAt(f, name); err != nil || !same {
+			f.Close()
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+			}
+			continue
+		}
+		f.Truncate(0)
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+		return &FileLock{f: f, path: name}, nil
 	}
-	f.Truncate(0)
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	return &FileLock{f: f, path: name}, nil
 }
 
-// Unlock releases the lock. The hidden lock file stays (removing it would
-// let two processes lock two different files of one name).
+// isAt says whether the open file f is the file now at name.
+func isAt(f *os.File, name string) (bool, error) {
+	held, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	now, err := os.Stat(name)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(held, now), nil
+}
+
+// Unlock removes the lock file and releases the lock. It removes the file
+// while still holding the lock, so that a process that opened it in the
+// meantime finds, once it gets the lock, that the name no longer leads to
+// it (Lock then starts over).
 func (l *FileLock) Unlock() {
 	if l == nil || l.f == nil {
 		return
 	}
+	os.Remove(l.path)
 	l.f.Close()
 	l.f = nil
 }
@@ -262,12 +295,12 @@ type Output struct {
 func CheckOutputs(outs []Output, inputs ...string) error {
 	for i, o := range outs {
 		for _, in := range inputs {
-			if sameFile(o.Path, in) {
+			if SameFile(o.Path, in) {
 				return fmt.Errorf("%s %s is the input file %s; write the result elsewhere", o.Name, o.Path, in)
 			}
 		}
 		for _, p := range outs[:i] {
-			if sameFile(o.Path, p.Path) {
+			if SameFile(o.Path, p.Path) {
 				return fmt.Errorf("%s %s and %s %s name the same file; give each output its own name", p.Name, p.Path, o.Name, o.Path)
 			}
 		}
@@ -278,9 +311,9 @@ func CheckOutputs(outs []Output, inputs ...string) error {
 	return nil
 }
 
-// sameFile reports whether a and b name one file: the same cleaned absolute
+// SameFile reports whether a and b name one file: the same cleaned absolute
 // path, or existing files that are one (links).
-func sameFile(a, b string) bool {
+func SameFile(a, b string) bool {
 	aa, err1 := filepath.Abs(a)
 	bb, err2 := filepath.Abs(b)
 	if err1 == nil && err2 == nil && aa == bb {

@@ -5,7 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -105,6 +108,64 @@ func TestLockRefusesASecondWriter(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	b.Unlock()
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 0 {
+		t.Errorf("unlocked, the folder still holds %v", entries)
+	}
+}
+
+// TestLockLeftByAKilledWriter: a lock file nobody holds (its writer was
+// killed) is taken over, and removed once the new writer is done.
+func TestLockLeftByAKilledWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.ckpt")
+	name := filepath.Join(filepath.Dir(path), ".pk-"+hashOf(path)+".lock")
+	if err := os.WriteFile(name, []byte("999999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Lock(path)
+	if err != nil {
+		t.Fatalf("a stale lock file: %v", err)
+	}
+	l.Unlock()
+	if _, err := os.Stat(name); err == nil {
+		t.Error("the stale lock file is still there")
+	}
+}
+
+// TestLockExcludesUnderRemoval: writers that lock, work and unlock over and
+// over (each Lock its own open file description, as processes have) never
+// overlap, although every Unlock removes the file that others may have
+// opened already.
+func TestLockExcludesUnderRemoval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.ckpt")
+	var inside, overlaps, taken atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 3000; i++ {
+				l, err := Lock(path)
+				if err != nil {
+					continue // held by another: refused, as it must be
+				}
+				if inside.Add(1) > 1 {
+					overlaps.Add(1)
+				}
+				taken.Add(1)
+				runtime.Gosched()
+				inside.Add(-1)
+				l.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d locks taken, %d overlaps", taken.Load(), overlaps.Load())
+	if overlaps.Load() > 0 || taken.Load() == 0 {
+		t.Errorf("%d of %d locks overlapped another", overlaps.Load(), taken.Load())
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 0 {
+		t.Errorf("the folder still holds %v", entries)
+	}
 }
 
 // TestRemoveTemporaries: what a write in progress created is removed when

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/compute/device"
+	"github.com/proxykit/proxykit/gpumodel"
+	"github.com/proxykit/proxykit/lower"
+	"github.com/proxykit/proxykit/program"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+func newPlanCmd() *cobra.Command {
+	var (
+		mf            modelFlags
+		df            deviceFlags
+		sf            *snnFlags
+		mth           *methodFlags
+		infer, asJSON bool
+		batch         int
+		gpu           string
+	)
+	cfg := spiking.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "plan MODEL [--infer | --method M] [--batch-size N] [--timesteps T] [--device D] [--gpu G] [--json]",
+		Short: "Show the program a model's training step or inference becomes: ops, buffers, FLOPs, bytes",
+		Long: `plan lowers MODEL as train (one proxy-learning step, or with --method
+surrogate one surrogate-gradient step through all T steps, and the
+optimizer's update, BatchNorm in training mode) or, with --infer, as the SNN's
+inference would run it on --device, and prints the program: each pass
+and its ops with their operands, FLOPs and bytes; every slot with its
+size, its buffer and its lifetime; the rewrites applied; the totals and
+the peak activation memory. Nothing runs: planning for cuda needs no GPU
+(the emulated device runs the same program). With --gpu it also prices
+the program on that GPU with proxykit's time model (docs/gpu-model.md):
+the launches the CUDA backend would queue, the predicted time and
+images/s, the kernels' shares.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkBatch("batch-size", batch); err != nil {
+				return err
+			}
+			if err := checkAll(sf.check, mth.check); err != nil {
+				return err
+			}
+			if err := df.check(); err != nil && df.name != "cuda" { // planning for cuda needs no GPU (stepsAtOnce)
+				return err
+			}
+			m, snn, err := mf.loadSNN(cmd, args[0], sf)
+			if err != nil {
+				return err
+			}
+			steps, err := stepsAtOnce(df, snn.Config.Timesteps)
+			if gpu != "" { // priced as the GPU runs it: all T steps at once
+				steps, err = snn.Config.Timesteps, nil
+			}
+			if err != nil {
+				return err
+			}
+			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, mth.chosen.Surrogate)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			out := struct {
+				program.Listing
+				GPU *gpumodel.Plan `json:"gpu,omitempty"`
+			}{Listing: list}
+			if gpu != "" {
+				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN}, batch, programs...)
+				if err != nil {
+					return err
+				}
+				out.GPU = &p
+			}
+			return emit(cmd.OutOrStdout(), asJSON, out, func(w io.Writer) error {
+				if err := list.WriteText(w); err != nil || out.GPU == nil {
+					return err
+				}
+				fmt.Fprintln(w)
+				return gpumodel.WritePlan(w, *out.GPU, 12)
+			})
+		},
+	}
+	mf.add(cmd)
+	df.add(cmd)
+	sf, mth = addSNNFlags(cmd, &cfg), addMethodFlags(cmd)
+	cmd.Flags().BoolVar(&infer, "infer", false, "plan the SNN's inference instead of a training step")
+	cmd.Flags().IntVar(&batch, "batch-size", 100, "batch size the program is planned for")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")
+	cmd.Flags().StringVar(&gpu, "gpu", "", "also price the program on a GPU with the time model: h200 or h100 (docs/gpu-model.md; only the H200 is calibrated)")
+	return cmd
+}
+
+// stepsAtOnce is how many time steps df's device runs at once: its
+// backend's StepsAtOnce, the emulated device's for cuda where no GPU is.
+func stepsAtOnce(df deviceFlags, T int) (int, error) {
+	be, err := df.open()
+	if err != nil && df.name == "cuda" {
+		be, err = device.Open("cuda-emu", df.opt)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer be.Close()
+	return be.StepsAtOnce(T), nil
+}
