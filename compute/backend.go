@@ -137,7 +137,7 @@ type Backend interface {
 	IF(a IFArgs)
 	// IFRecord is IF keeping what backpropagation through time needs: h
 	// receives each step's potential before the spike and the reset,
-	// [Steps, N].
+	// [Steps, N]. It takes no Pool and no Start.
 	IFRecord(a IFArgs, h Buffer)
 	// IFSurrogateGrad is the IF recurrence's backward pass through time,
 	// with a surrogate gradient for the spike (IFGradArgs).

@@ -57,11 +57,11 @@ func SigmoidSurrogate(x, alpha float32) float32 {
 // step's rows are read and written in order.
 const ifChunk = 4096
 
-// IFRecord runs IF neurons as IFArgs describes (the same bits as IF) and
+// ifRecord runs IF neurons as IFArgs describes (the same bits as IF) and
 // writes each step's potential before the spike and the reset into h,
 // [Steps, N]. Neurons are independent, split across cores in chunks; each
 // one's steps run in order.
-func IFRecord(a IFArgs, in, scale, shift, v, spikes, counts, h []float32) {
+func ifRecord(a IFArgs, in, scale, shift, v, spikes, counts, h []float32) {
 	chunks := (a.N + ifChunk - 1) / ifChunk
 	parallelFor(chunks, max(1, min(maxWorkers(), a.N>>14)), func(_, c0, c1 int) {
 		for c := c0; c < c1; c++ {
@@ -97,10 +97,10 @@ func IFRecord(a IFArgs, in, scale, shift, v, spikes, counts, h []float32) {
 	})
 }
 
-// IFSurrogateGrad is the backward pass IFGradArgs describes, on host
+// ifSurrogateGrad is the backward pass IFGradArgs describes, on host
 // slices. Neurons are independent, split across cores in chunks; the
 // steps run from the last back over each chunk.
-func IFSurrogateGrad(a IFGradArgs, h, ds, du []float32) {
+func ifSurrogateGrad(a IFGradArgs, h, ds, du []float32) {
 	chunks := (a.N + ifChunk - 1) / ifChunk
 	parallelFor(chunks, max(1, min(maxWorkers(), a.N>>14)), func(_, c0, c1 int) {
 		dv := make([]float32, ifChunk) // the gradient at each neuron's potential after the step
@@ -142,12 +142,50 @@ func IFSurrogateGrad(a IFGradArgs, h, ds, du []float32) {
 	})
 }
 
-// IFRecord implements Backend.
-func (c *CPU) IFRecord(a IFArgs, h Buffer) {
-	IFRecord(a, host(a.In), host(a.Scale), host(a.Shift), host(a.V), host(a.Spikes), host(a.Counts), host(h))
+// IFRecord implements Backend: IF's arguments (without Pool, which would
+// drop spikes the backward pass reads, and Start) and h, [Steps, N].
+func (c *CPU) IFRecord(f IFArgs, h Buffer) {
+	a := args{kernel: "IFRecord"}
+	steps := a.size(f.Steps, f.N)
+	inN := steps
+	if f.Constant {
+		inN = a.size(f.N)
+	}
+	in := a.buf("In", f.In, inN)
+	var scale, shift []float32
+	if f.Scale != nil || f.Shift != nil {
+		a.in(1, MaxValues, "C", f.C, "HW", f.HW)
+		rows := 1
+		if f.PerStep {
+			rows = f.Steps
+		}
+		scale, shift = a.buf("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
+	}
+	if f.Pool != nil || f.Start {
+		a.fail("pooling or starting in the kernel: the backward pass reads every spike, and the potentials are filled before")
+	}
+	v, spikes, counts := a.buf("V", f.V, a.size(f.N)), a.buf("Spikes", f.Spikes, steps), a.opt("Counts", f.Counts, f.N)
+	hs := a.buf("H", h, steps)
+	if !c.ok(&a) {
+		return
+	}
+	ifRecord(f, in, scale, shift, v, spikes, counts, hs)
 }
 
 // IFSurrogateGrad implements Backend.
-func (c *CPU) IFSurrogateGrad(a IFGradArgs) {
-	IFSurrogateGrad(a, host(a.H), host(a.DS), host(a.DU))
+func (c *CPU) IFSurrogateGrad(f IFGradArgs) {
+	a := args{kernel: "IFSurrogateGrad"}
+	steps := a.size(f.Steps, f.N)
+	dsN, duN := steps, steps
+	if f.ConstantGrad {
+		dsN = a.size(f.N)
+	}
+	if f.ConstantInput {
+		duN = a.size(f.N)
+	}
+	h, ds, du := a.buf("H", f.H, steps), a.buf("DS", f.DS, dsN), a.buf("DU", f.DU, duN)
+	if !c.ok(&a) {
+		return
+	}
+	ifSurrogateGrad(f, h, ds, du)
 }

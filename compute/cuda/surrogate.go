@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"fmt"
+
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/program"
 )
@@ -11,6 +13,10 @@ import (
 // IFRecord implements compute.Backend: pk_if's recurrence, also writing
 // each step's potential before the spike.
 func (be *Backend) IFRecord(a compute.IFArgs, h compute.Buffer) {
+	if a.Pool != nil || a.Start {
+		be.fail(fmt.Errorf("cuda: IFRecord takes no pooling and no start: the backward pass reads every spike, and the potentials are filled before"))
+		return
+	}
 	c, hw := int32(max(a.C, 1)), int64(max(a.HW, 1))
 	n, steps := int64(a.N), int64(a.Steps)
 	t := rw(steps*n+n, 2*steps*n+n) // input per step and potentials in; spikes and potentials per step, and potentials out
