@@ -146,21 +146,7 @@ func ifSurrogateGrad(a IFGradArgs, h, ds, du []float32) {
 // drop spikes the backward pass reads, and Start) and h, [Steps, N].
 func (c *CPU) IFRecord(f IFArgs, h Buffer) {
 	a := args{kernel: "IFRecord"}
-	steps := a.size(f.Steps, f.N)
-	inN := steps
-	if f.Constant {
-		inN = a.size(f.N)
-	}
-	in := a.buf("In", f.In, inN)
-	var scale, shift []float32
-	if f.Scale != nil || f.Shift != nil {
-		a.in(1, MaxValues, "C", f.C, "HW", f.HW)
-		rows := 1
-		if f.PerStep {
-			rows = f.Steps
-		}
-		scale, shift = a.buf("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
-	}
+	steps, in, scale, shift := a.ifInputs(f)
 	if f.Pool != nil || f.Start {
 		a.fail("pooling or starting in the kernel: the backward pass reads every spike, and the potentials are filled before")
 	}
