@@ -210,6 +210,9 @@ func Decode(data []byte) (c *Checkpoint, err error) {
 		c.Notices = append(c.Notices, "the checkpoint does not record where a data-parallel run takes BatchNorm's statistics (it was written "+
 			"before proxykit recorded that setting): it resumes with "+recipe.BNSync+" (the global batch's), what such runs used unless told otherwise")
 	}
+	if c.Settings.Method == "" { // written before there was a choice: a proxy run
+		c.Settings.Method = recipe.MethodProxy
+	}
 	if s := meta["notes"]; s != "" {
 		if err := json.Unmarshal([]byte(s), &c.Notes); err != nil {
 			return nil, fmt.Errorf("checkpoint metadata \"notes\": %w", err)

@@ -147,6 +147,13 @@ type Backend interface {
 
 	// IF advances integrate-and-fire neurons over a.Steps time steps.
 	IF(a IFArgs)
+	// IFRecord is IF keeping what backpropagation through time needs: h
+	// receives each step's potential before the spike and the reset,
+	// [Steps, N]. It takes no Pool and no Start.
+	IFRecord(a IFArgs, h Buffer)
+	// IFSurrogateGrad is the IF recurrence's backward pass through time,
+	// with a surrogate gradient for the spike (IFGradArgs).
+	IFSurrogateGrad(a IFGradArgs)
 	// ProxyLossGrad writes the gradient of the proxy loss mean((counts −
 	// onehot(labels))²) over n×k: dy = 2(counts − onehot)/(n·k). labels
 	// holds class indices as floats.

@@ -647,16 +647,15 @@ func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gam
 	}
 }
 
-// IF implements Backend.
-func (c *CPU) IF(f IFArgs) {
-	a := args{kernel: "IF"}
-	steps := a.size(f.Steps, f.N)
+// ifInputs checks an IF call's steps and input (its current, and the
+// fused map where set): the values of Steps·N and the input's slices.
+func (a *args) ifInputs(f IFArgs) (steps int, in, scale, shift []float32) {
+	steps = a.size(f.Steps, f.N)
 	inN := steps
 	if f.Constant {
 		inN = a.size(f.N)
 	}
-	in := a.buf("In", f.In, inN)
-	var scale, shift []float32
+	in = a.buf("In", f.In, inN)
 	if f.Scale != nil || f.Shift != nil {
 		a.in(1, MaxValues, "C", f.C, "HW", f.HW)
 		rows := 1
@@ -665,6 +664,13 @@ func (c *CPU) IF(f IFArgs) {
 		}
 		scale, shift = a.buf("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
 	}
+	return steps, in, scale, shift
+}
+
+// IF implements Backend.
+func (c *CPU) IF(f IFArgs) {
+	a := args{kernel: "IF"}
+	steps, in, scale, shift := a.ifInputs(f)
 	out := steps // spikes written
 	if g := f.Pool; g != nil {
 		a.pool(*g)

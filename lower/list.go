@@ -22,15 +22,20 @@ func (l *Lowered) Repeats(k int) int {
 // the trainer and the simulator run them (train.Engine, spiking.RunSteps):
 // every pass once, in the program's order, except the chunk of time
 // steps, which runs until T steps are done, the last chunk with the steps
-// left.
+// left. A surrogate step's passes (SurrogateStep) each run once over all
+// T steps.
 func (l *Lowered) Runs(n int) []program.PassRun {
 	if l.Program == nil {
 		return nil
 	}
 	var runs []program.PassRun
+	once := 1 // the steps of a pass run once
+	if l.SNN != nil && l.Chunk < 0 {
+		once = max(l.SNN.Steps, 1) // a surrogate step's: all T steps at once
+	}
 	for k := range l.Passes {
 		if k != l.Chunk || l.SNN == nil || l.SNN.Steps < 1 {
-			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: 1}})
+			runs = append(runs, program.PassRun{Pass: k, Dims: program.Dims{N: n, Steps: once}})
 			continue
 		}
 		for t0 := 0; t0 < l.SNN.Timesteps; t0 += l.SNN.Steps {
@@ -102,13 +107,23 @@ type moment struct {
 func (moment) Buffer(compute.Backend) compute.Buffer { return nil }
 
 // Plan lowers what a network becomes for a batch of batch samples, steps
-// time steps run at once: with train, one proxy-learning step of ann's
-// body and its SNN s and the optimizer's update (StepPrograms, BatchNorm
-// in training mode as in the recipe's first epoch); else the SNN's
-// inference (Simulation, BatchNorm in eval mode). It returns the programs
-// in the order they run and their listing.
-func Plan(ann *nn.Network, s SNN, train bool, batch, steps int) ([]*Lowered, program.Listing, error) {
+// time steps run at once: with train, one training step and the
+// optimizer's update (BatchNorm in training mode as in the recipe's first
+// epoch) — proxy learning's of ann's body and its SNN s (StepPrograms), or
+// with sg surrogate-gradient training's of s (SurrogatePrograms, all T
+// steps at once whatever steps); else the SNN's inference (Simulation,
+// BatchNorm in eval mode). It returns the programs in the order they run
+// and their listing.
+func Plan(ann *nn.Network, s SNN, train bool, batch, steps int, sg *Surrogate) ([]*Lowered, program.Listing, error) {
 	opt := SNNOptions{Options: Options{Capacity: batch, BatchStats: train}, Steps: min(max(steps, 1), s.Timesteps)}
+	if train && sg != nil {
+		step, update, err := SurrogatePrograms(s, *sg, opt.Options)
+		if err != nil {
+			return nil, program.Listing{}, err
+		}
+		list, err := listStep(step, update, batch)
+		return []*Lowered{step, update}, list, err
+	}
 	if train {
 		body, _ := ann.Body()
 		step, update, err := StepPrograms(body, s, opt)

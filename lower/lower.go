@@ -71,7 +71,9 @@ type Lowered struct {
 	InputGrads [][]program.Ref
 	// SNN is the SNN's slots, where the program simulates it.
 	SNN *SNNSlots
-	// Passes by kind.
+	// Passes by kind: Forward and Backward are the ANN's, or in a
+	// surrogate step (SurrogateStep) the SNN's forward and backward passes
+	// through time.
 	Forward, Backward, Static, Chunk, Loss int
 }
 
@@ -177,7 +179,7 @@ func ANN(net *nn.Network, opt Options) (*Lowered, error) {
 		lw.DY = b.Input("dy", g.shapes[len(g.shapes)-1], program.Batch)
 		lw.Backward = len(b.Program().Passes)
 		b.Begin(program.ANNBackward, opt.BatchStats)
-		lw.InputGrads, err = g.backward(b, lw.DY, opt.BatchStats, net.Params())
+		lw.InputGrads, err = g.backward(b, lw.DY, opt.BatchStats, net.Params(), nil)
 		b.End()
 		if err != nil {
 			return nil, err
@@ -256,17 +258,22 @@ func (g *graph) forward(b *program.Builder, x program.Ref, rate program.Rate, ba
 		return g.values[j]
 	}
 	for i := 0; i < n; i++ {
-		nd := g.nodes[i]
-		s := g.site(b, i, rate, batchStats, value)
-		if nn.RoleOf(nd.Layer).View && len(s.X) == 1 {
-			s.Y = b.View(g.prefix+nd.Name(), s.X[0], g.shapes[i])
-		} else {
-			s.Y = b.Value(g.prefix+nd.Name(), g.shapes[i], rate)
-		}
-		g.values[i], g.sites[i] = s.Y, s
-		nd.Layer.Forward(s)
+		g.emit(b, i, g.site(b, i, rate, batchStats, value))
 	}
 	return nil
+}
+
+// emit emits node i's forward pass at its site s: its output a view of
+// its input where the kind only reshapes, else a value at s's rate.
+func (g *graph) emit(b *program.Builder, i int, s *nn.Site) {
+	nd := g.nodes[i]
+	if nn.RoleOf(nd.Layer).View && len(s.X) == 1 {
+		s.Y = b.View(g.prefix+nd.Name(), s.X[0], g.shapes[i])
+	} else {
+		s.Y = b.Value(g.prefix+nd.Name(), g.shapes[i], s.Rate)
+	}
+	g.values[i], g.sites[i] = s.Y, s
+	nd.Layer.Forward(s)
 }
 
 // backward emits the backward pass from dy, the gradient at the last
@@ -274,9 +281,11 @@ func (g *graph) forward(b *program.Builder, x program.Ref, rate program.Rate, ba
 // last to first. The gradient at node j's output is written by its last
 // reader (the first to run backwards) and added to by its other readers,
 // which compute theirs into a scratch slot first; a view that is its
-// input's only reader shares its gradient's memory. It returns each
-// node's input gradients.
-func (g *graph) backward(b *program.Builder, dy program.Ref, batchStats bool, params []*nn.Param) ([][]program.Ref, error) {
+// input's only reader shares its gradient's memory. Gradients have their
+// values' rates (in an SNN's time steps, a row per step and sample). An
+// IF node's backward pass is neuron's (nil: the graph has none). It
+// returns each node's input gradients.
+func (g *graph) backward(b *program.Builder, dy program.Ref, batchStats bool, params []*nn.Param, neuron neuronGrad) ([][]program.Ref, error) {
 	n := len(g.nodes)
 	grads := make([]program.Ref, n)
 	for i := range grads {
@@ -307,17 +316,21 @@ func (g *graph) backward(b *program.Builder, dy program.Ref, batchStats bool, pa
 		var adds []scratch
 		view := nn.RoleOf(nd.Layer).View
 		for k, j := range nd.Inputs {
+			var rate program.Rate
+			if j >= 0 {
+				rate = b.Program().Slot(g.values[j]).Rate
+			}
 			switch {
 			case j < 0: // the input's gradient is not computed
 			case grads[j] != program.None || contains(nd.Inputs[:k], j):
-				r := b.Value(g.prefix+g.nodes[j].Name()+".grad+", g.shapes[j], program.Batch)
+				r := b.Value(g.prefix+g.nodes[j].Name()+".grad+", g.shapes[j], rate)
 				inputGrads[i][k] = r
 				adds = append(adds, scratch{j, r})
 			case view && len(g.readers[j]) == 1:
 				grads[j] = b.View(g.prefix+g.nodes[j].Name()+".grad", grads[i], g.shapes[j])
 				inputGrads[i][k] = grads[j]
 			default:
-				grads[j] = b.Value(g.prefix+g.nodes[j].Name()+".grad", g.shapes[j], program.Batch)
+				grads[j] = b.Value(g.prefix+g.nodes[j].Name()+".grad", g.shapes[j], rate)
 				inputGrads[i][k] = grads[j]
 			}
 		}
@@ -325,7 +338,14 @@ func (g *graph) backward(b *program.Builder, dy program.Ref, batchStats bool, pa
 		for _, r := range inputGrads[i] {
 			needed = needed || r != program.None
 		}
-		if needed {
+		switch {
+		case !needed:
+		case nd.IF:
+			if neuron == nil {
+				return nil, fmt.Errorf("node %d (%s): an IF layer in a graph without their backward pass", i, nd.Name())
+			}
+			neuron(b, i, grads[i], inputGrads[i][0])
+		default:
 			fs := g.sites[i]
 			s := *fs
 			s.DY, s.DX = grads[i], inputGrads[i]
@@ -337,6 +357,10 @@ func (g *graph) backward(b *program.Builder, dy program.Ref, batchStats bool, pa
 	}
 	return inputGrads, nil
 }
+
+// neuronGrad emits IF node i's backward pass: dx, the gradient at its
+// input current, from dy, the gradient at its spikes.
+type neuronGrad func(b *program.Builder, i int, dy, dx program.Ref)
 
 func contains(s []int, v int) bool {
 	for _, x := range s {

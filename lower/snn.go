@@ -138,32 +138,35 @@ func (lw *Lowered) simulation(b *program.Builder, s SNN, x program.Ref, opt SNNO
 			binary[i] = true
 			continue
 		}
-		st := g.site(b, i, program.Steps, opt.BatchStats, value)
-		spikes := true
-		for _, j := range nd.Inputs {
-			spikes = spikes && j >= S && binary[j]
-		}
-		st.Spikes = spikes
-		binary[i] = spikes && nn.RoleOf(nd.Layer).KeepsSpikes
+		st := g.stepSite(b, i, S, opt.BatchStats, binary, value)
 		if i < len(fanOuts) && fanOuts[i] != program.None {
 			k := nn.Numel(st.In[0])
 			tmp := b.Value(g.prefix+nd.Name()+".synops", []int{1}, program.Steps)
-			b.Emit(&program.SynOps{K: k, Rate: program.Steps, X: st.X[0], FanOut: fanOuts[i], Tmp: tmp, Spikes: spikes, Node: i})
+			b.Emit(&program.SynOps{K: k, Rate: program.Steps, X: st.X[0], FanOut: fanOuts[i], Tmp: tmp, Spikes: st.Spikes, Node: i})
 			sl.SynNodes, sl.SynNames = append(sl.SynNodes, i), append(sl.SynNames, nd.Name())
 		}
-		if nn.RoleOf(nd.Layer).View && len(st.X) == 1 {
-			st.Y = b.View(g.prefix+nd.Name(), st.X[0], g.shapes[i])
-		} else {
-			st.Y = b.Value(g.prefix+nd.Name(), g.shapes[i], program.Steps)
-		}
-		g.values[i], g.sites[i] = st.Y, st
-		nd.Layer.Forward(st)
+		g.emit(b, i, st)
 	}
 	b.End()
 	sl.Counts, sl.Potentials = counts[last], v[last]
 	b.Keep(sl.Potentials)
 	lw.SNN = sl
 	return nil
+}
+
+// stepSite makes the site of node i (not an IF node) in the SNN's time
+// steps, whose first S nodes are the static input layer: its rows are
+// every step's, and its input is spikes where each of its inputs is an IF
+// layer's spikes or keeps them (binary, which it sets for node i).
+func (g *graph) stepSite(b *program.Builder, i, S int, batchStats bool, binary []bool, value func(j int) program.Ref) *nn.Site {
+	st := g.site(b, i, program.Steps, batchStats, value)
+	spikes := true
+	for _, j := range g.nodes[i].Inputs {
+		spikes = spikes && j >= S && binary[j]
+	}
+	st.Spikes = spikes
+	binary[i] = spikes && nn.RoleOf(g.nodes[i].Layer).KeepsSpikes
+	return st
 }
 
 // Step lowers one proxy-learning step of an ANN's body and its SNN
@@ -218,7 +221,7 @@ func proxy(body *nn.Network, s SNN, opt SNNOptions, step bool) (*Lowered, error)
 		b.End()
 		lw.Backward = len(b.Program().Passes)
 		b.Begin(program.ANNBackward, opt.BatchStats)
-		lw.InputGrads, err = g.backward(b, dy, opt.BatchStats, body.Params())
+		lw.InputGrads, err = g.backward(b, dy, opt.BatchStats, body.Params(), nil)
 		b.End()
 		if err != nil {
 			return nil, err

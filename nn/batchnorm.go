@@ -137,11 +137,29 @@ func (l *BatchNorm2d) Forward(s *Site) {
 
 // Backward implements Layer. With batch statistics the gradient flows
 // through the mean and the variance too, as in PyTorch's train() mode.
-// (The SNN has no backward pass, so statistics per time step have none.)
+// With statistics per time step (an SNN's backward pass through time)
+// each step's rows have their own backward pass, and γ's and β's
+// gradients are summed over the steps in a workspace before they are
+// added to the parameters' (so that a backend that starts summing a
+// gradient across ranks once a backward kernel has written it never
+// starts on a part).
 func (l *BatchNorm2d) Backward(s *Site) {
-	mean, variance, _ := l.normalisation(s)
-	s.Emit(&program.BatchNormGrad{C: len(l.Gamma.Data), HW: Numel(s.In[0][1:]), Rate: s.Rate, BatchStats: s.BatchStats, Eps: l.Eps,
-		Gamma: s.Param(l.Gamma), Mean: mean, Var: variance, X: s.X[0], DY: s.DY, DX: s.DX[0], DG: s.Grad(l.Gamma), DB: s.Grad(l.Beta)})
+	c := len(l.Gamma.Data)
+	mean, variance, rate := l.normalisation(s)
+	op := &program.BatchNormGrad{C: c, HW: Numel(s.In[0][1:]), Rate: s.Rate, BatchStats: s.BatchStats, Eps: l.Eps,
+		Gamma: s.Param(l.Gamma), Mean: mean, Var: variance, X: s.X[0], DY: s.DY, DX: s.DX[0], DG: s.Grad(l.Gamma), DB: s.Grad(l.Beta)}
+	if rate != program.Groups {
+		s.Emit(op)
+		return
+	}
+	dg, db := op.DG, op.DB
+	op.PerGroup = true
+	op.DG, op.DB = s.Temp("dgamma", []int{c}, program.Once), s.Temp("dbeta", []int{c}, program.Once)
+	s.Emit(&program.Fill{Dst: op.DG})
+	s.Emit(&program.Fill{Dst: op.DB})
+	s.Emit(op)
+	s.Emit(&program.AddTo{Dst: dg, Src: op.DG})
+	s.Emit(&program.AddTo{Dst: db, Src: op.DB})
 }
 
 // Reference implements Layer (batch statistics over the whole batch).

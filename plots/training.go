@@ -56,6 +56,9 @@ func trainingPanels(title string, history []results.EpochStats) ([]*plot.Plot, [
 		dash int
 	}{{0, 0}, {0, 1}, {1, 2}, {2, 0}, {3, 2}}
 	for i, k := range keys {
+		if k == "train ANN" && history[n-1].Method == "surrogate" {
+			continue // surrogate gradients do not run the ANN in training
+		}
 		if err := line(acc, k, ep, series[k], colour(styles[i].c), dashes[styles[i].dash], n < 40); err != nil {
 			return nil, nil, err
 		}

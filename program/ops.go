@@ -665,11 +665,14 @@ func (o *ChannelAffine) Run(m *Machine) {
 }
 
 // BatchNormGrad is BatchNorm's backward pass for the statistics the
-// forward pass normalised with (BatchStats: the batch's own).
+// forward pass normalised with (BatchStats: the batch's own). With
+// PerGroup (Rate Steps, statistics per time step) each step's rows run
+// their own backward pass with their step's statistics, adding into DG
+// and DB in step order.
 type BatchNormGrad struct {
 	C, HW                               int
 	Rate                                Rate
-	BatchStats                          bool
+	BatchStats, PerGroup                bool
 	Eps                                 float32
 	Gamma, Mean, Var, X, DY, DX, DG, DB Ref
 }
@@ -689,8 +692,26 @@ func (o *BatchNormGrad) Detail() string {
 
 // Run implements Op.
 func (o *BatchNormGrad) Run(m *Machine) {
+	if o.PerGroup {
+		o.runGroups(m)
+		return
+	}
 	m.be.BatchNormBackward(m.Rows(o.Rate), o.C, o.HW, o.BatchStats, o.Eps, m.Buf(o.Gamma), m.Buf(o.Mean), m.Buf(o.Var),
 		m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DG), m.Buf(o.DB))
+}
+
+// runGroups runs one backward pass per time step on its rows.
+func (o *BatchNormGrad) runGroups(m *Machine) {
+	n, size := m.dims.N, m.dims.N*o.C*o.HW
+	x, dy, dx, mean, vr := m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.Mean), m.Buf(o.Var)
+	for g := 0; g < m.dims.Steps; g++ {
+		var dxg compute.Buffer
+		if dx != nil {
+			dxg = dx.Slice(g*size, (g+1)*size)
+		}
+		m.be.BatchNormBackward(n, o.C, o.HW, o.BatchStats, o.Eps, m.Buf(o.Gamma), mean.Slice(g*o.C, (g+1)*o.C), vr.Slice(g*o.C, (g+1)*o.C),
+			x.Slice(g*size, (g+1)*size), dy.Slice(g*size, (g+1)*size), dxg, m.Buf(o.DG), m.Buf(o.DB))
+	}
 }
 
 // IF advances N integrate-and-fire neurons per sample over the run's

@@ -218,6 +218,13 @@ const (
 	Loss
 	// Update is the optimizer's step on the parameters.
 	Update
+	// BPTTForward is the SNN's forward pass over all its time steps at
+	// once, keeping what backpropagation through time needs: every step's
+	// values and the IF layers' potentials before their spikes.
+	// BPTTBackward is the backward pass through those steps, from the
+	// loss's gradient at the counts (surrogate-gradient training).
+	BPTTForward
+	BPTTBackward
 )
 
 // String names the kind.
@@ -235,6 +242,10 @@ func (k PassKind) String() string {
 		return "proxy loss"
 	case Update:
 		return "optimizer"
+	case BPTTForward:
+		return "SNN forward through time (kept for BPTT)"
+	case BPTTBackward:
+		return "SNN backward through time (BPTT)"
 	}
 	return fmt.Sprintf("pass(%d)", k)
 }

@@ -1,7 +1,8 @@
-// Package recipe holds a proxy-learning run's settings — data set,
-// epochs, batch size, Adam's hyper-parameters, the SNN's T, v_th and
-// v_reset, BatchNorm's schedule, seed — with the reference notebook's
-// recipe as the default, and their checks.
+// Package recipe holds a training run's settings — data set, epochs,
+// batch size, Adam's hyper-parameters, the SNN's T, v_th and v_reset,
+// BatchNorm's schedule, seed, the method (proxy learning or surrogate
+// gradients) — with the reference notebook's recipe as the default, and
+// their checks.
 package recipe
 
 import (
@@ -37,6 +38,12 @@ type Settings struct {
 	// same either way; checkpoints record it so that a resumed run keeps
 	// it.
 	BNStats string `json:"bn_stats"`
+	// Method is how the run trains: MethodProxy (proxy learning, the
+	// default; a checkpoint that names no method is a proxy run) or
+	// MethodSurrogate (surrogate gradients through time, with the setting
+	// in Surrogate).
+	Method    string     `json:"method,omitempty"`
+	Surrogate *Surrogate `json:"surrogate,omitempty"`
 }
 
 // BatchNorm statistics of a data-parallel run in training mode
@@ -61,10 +68,46 @@ func (s Settings) BatchNormStats() string {
 	return s.BNStats
 }
 
+// The training methods (Settings.Method).
+const (
+	// MethodProxy is proxy learning: the SNN's counts in place of the
+	// ANN's output, backpropagation through the ANN (docs/design.md §1).
+	MethodProxy = "proxy"
+	// MethodSurrogate is surrogate-gradient training: backpropagation
+	// through the SNN's time steps, the spike's derivative replaced by a
+	// surrogate (docs/design.md §1).
+	MethodSurrogate = "surrogate"
+)
+
+// Surrogate is a surrogate-gradient run's setting (docs/design.md §1).
+type Surrogate struct {
+	// Function is the surrogate function: "sigmoid", SpikingJelly's
+	// surrogate.Sigmoid, the only one.
+	Function string `json:"function"`
+	// Alpha is its sharpness: the derivative α·σ(αx)·(1 − σ(αx)).
+	Alpha float64 `json:"alpha"`
+	// DetachReset leaves the reset's dependence on the spike out of the
+	// gradient.
+	DetachReset bool `json:"detach_reset"`
+}
+
+// DefaultSurrogate is SpikingJelly's IFNode's: the sigmoid with α = 4, the
+// reset not detached.
+func DefaultSurrogate() Surrogate { return Surrogate{Function: "sigmoid", Alpha: 4} }
+
+// TrainingMethod is s's method, MethodProxy where none is named.
+func (s Settings) TrainingMethod() string {
+	if s.Method == "" {
+		return MethodProxy
+	}
+	return s.Method
+}
+
 // Default is the reference notebook's recipe.
 func Default() Settings {
 	return Settings{Dataset: data.FashionMNIST, Epochs: 100, BatchSize: 100, LR: 1e-4, Beta1: 0.8, Beta2: 0.99, Eps: 1e-8,
-		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true, BNStats: BNSync}
+		WeightDecay: 1e-6, Config: spiking.DefaultConfig(), FreezeBNAfter: 1, Seed: 2020, Shuffle: true, Augment: true, BNStats: BNSync,
+		Method: MethodProxy}
 }
 
 // MaxBatchSize bounds a batch: 2^16 images (memory is checked too, when
@@ -97,19 +140,53 @@ func (s Settings) Validate() error {
 	case s.BNStats != "" && s.BNStats != BNSync && s.BNStats != BNRank:
 		return fmt.Errorf("BatchNorm statistics %q: want %s (the global batch's) or %s (each rank's share)", s.BNStats, BNSync, BNRank)
 	}
+	if err := s.validateMethod(); err != nil {
+		return err
+	}
 	return s.Config.Validate()
+}
+
+// validateMethod checks the method and its surrogate's setting.
+func (s Settings) validateMethod() error {
+	g := s.Surrogate
+	switch s.TrainingMethod() {
+	case MethodProxy:
+		if g != nil {
+			return setting.Errorf("a surrogate gradient is set for %s %s; it applies to %s %s", setting.Name("method"), MethodProxy,
+				setting.Name("method"), MethodSurrogate)
+		}
+		return nil
+	case MethodSurrogate:
+	default:
+		return setting.Errorf("%s %q: want %s or %s", setting.Name("method"), s.Method, MethodProxy, MethodSurrogate)
+	}
+	switch {
+	case g == nil:
+		return setting.Errorf("%s %s needs its surrogate gradient's setting", setting.Name("method"), MethodSurrogate)
+	case g.Function != "sigmoid":
+		return fmt.Errorf("surrogate function %q: proxykit has the sigmoid (\"sigmoid\") only", g.Function)
+	case !(g.Alpha > 0) || math.IsInf(g.Alpha, 0) || g.Alpha > math.MaxFloat32:
+		return setting.Errorf("%s must be positive and finite, got %g", setting.Name("surrogate-alpha"), g.Alpha)
+	}
+	return nil
 }
 
 // Field is one setting as train's command-line flag names and prints it.
 type Field struct{ Flag, Value string }
 
 // Fields lists the settings, each under its flag, printed as the flag
-// takes it (betas as "b1,b2"; --no-shuffle and --no-augment the negations).
+// takes it (betas as "b1,b2"; --no-shuffle and --no-augment the negations;
+// the surrogate's, "none" for proxy learning).
 func (s Settings) Fields() []Field {
 	v := fmt.Sprint
+	alpha, detach := "none", "none" // proxy learning has no surrogate
+	if g := s.Surrogate; g != nil {
+		alpha, detach = v(g.Alpha), v(g.DetachReset)
+	}
 	return []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
 		{"betas", fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
 		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)}, {"clip-twin", string(s.ClipTwin())},
 		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
-		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()}}
+		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()},
+		{"method", s.TrainingMethod()}, {"surrogate-alpha", alpha}, {"detach-reset", detach}}
 }

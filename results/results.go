@@ -101,8 +101,11 @@ type EpochStats struct {
 	// Epoch is the epoch's index, from 0 (in JSON and in checkpoints, as
 	// PyTorch loops count); text and figures count from 1, as people do:
 	// index 0 is "epoch 1".
-	Epoch        int      `json:"epoch"`
-	BNMode       string   `json:"bn_mode"` // "train" or "eval"
+	Epoch  int    `json:"epoch"`
+	BNMode string `json:"bn_mode"` // "train" or "eval"
+	// Method is the training method where it is not proxy learning
+	// ("surrogate": the ANN does not run in training, and TrainANN is 0).
+	Method       string   `json:"method,omitempty"`
 	TrainLoss    float64  `json:"train_loss"`
 	TrainANN     float64  `json:"train_ann_acc"`
 	TrainSNN     float64  `json:"train_snn_acc"`
@@ -235,4 +238,30 @@ type BenchResult struct {
 	RankInferImagesPerSec []float64 `json:"rank_infer_images_per_sec,omitempty"`
 	AllReduceBytes        int64     `json:"allreduce_bytes_per_step,omitempty"`
 	AllReduceSeconds      float64   `json:"allreduce_seconds_per_step,omitempty"`
+	// TrainActivationMB is the proxy step's planned activation memory: its
+	// program's buffers at the batch (a rank's share).
+	TrainActivationMB float64 `json:"train_activation_mb,omitempty"`
+	// Surrogate, in a bench of surrogate-gradient training, is its step
+	// measured the same way, beside the proxy step above.
+	Surrogate *StepBench `json:"surrogate,omitempty"`
+}
+
+// StepBench is one training method's step, timed (BatchNorm in training
+// mode, with the optimizer's update).
+type StepBench struct {
+	ImagesPerSec float64 `json:"images_per_sec"`
+	StepSeconds  float64 `json:"step_seconds"`
+	Steps        int     `json:"steps"`
+	// GFLOPPerImage is the step program's matrix-product arithmetic per
+	// image (2 per multiply-add, dense; program.Listing's count), TFLOPS
+	// that over the measured time.
+	GFLOPPerImage float64 `json:"gflop_per_image"`
+	TFLOPS        float64 `json:"tflops"`
+	// ActivationMB is the step program's planned activation memory (its
+	// buffers at the batch); DeviceMB the most device memory the step held
+	// (backends with device memory).
+	ActivationMB float64 `json:"activation_mb"`
+	DeviceMB     float64 `json:"device_mb,omitempty"`
+	// StepTraffic is one step's launches and bytes (compute.Counting).
+	StepTraffic *compute.Traffic `json:"step_traffic,omitempty"`
 }

@@ -18,14 +18,19 @@ import (
 // errNoWriter is WriteText's error for a nil writer.
 var errNoWriter = errors.New("no writer to write the text to (nil)")
 
-// WriteText writes the epoch's statistics as one line; it counts epochs
-// from 1, as people do (Epoch+1).
+// WriteText writes the epoch's statistics as one line (a surrogate run's
+// without the ANN's training accuracy, which it does not measure); it
+// counts epochs from 1, as people do (Epoch+1).
 func (st EpochStats) WriteText(w io.Writer) error {
 	if w == nil {
 		return errNoWriter
 	}
-	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, train ANN %.2f%% SNN %.2f%% | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
-		st.Epoch+1, st.BNMode, st.TrainLoss, 100*st.TrainANN, 100*st.TrainSNN, 100*st.Test.ANN, 100*st.Test.SNNStrict,
+	train := fmt.Sprintf("train ANN %.2f%% SNN %.2f%%", 100*st.TrainANN, 100*st.TrainSNN)
+	if st.Method == "surrogate" {
+		train = fmt.Sprintf("surrogate gradients, train SNN %.2f%%", 100*st.TrainSNN)
+	}
+	_, err := fmt.Fprintf(w, "epoch %d (BN %s): loss %.4f, %s | test ANN %.2f%%, SNN strict %.2f%% ties %.2f%% membrane %.2f%% (tied %.2f%%) | %.1f s, %.0f images/s\n",
+		st.Epoch+1, st.BNMode, st.TrainLoss, train, 100*st.Test.ANN, 100*st.Test.SNNStrict,
 		100*st.Test.SNNTies, 100*st.Test.SNNMembrane, 100*st.Test.TieShare, st.Seconds, st.ImagesPerSec)
 	if err == nil && st.Test.Warning() != "" {
 		_, err = fmt.Fprintf(w, "  warning: %s\n", st.Test.Warning())
@@ -188,6 +193,18 @@ func (b Bench) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "    gradients' all-reduce: %.1f MB per step, %.4f s per step (%.1f %% of the step)\n",
 			float64(r.AllReduceBytes)/1e6, r.AllReduceSeconds, 100*r.AllReduceSeconds/r.TrainStepSeconds)
 	}
+	if r.TrainActivationMB > 0 {
+		fmt.Fprintf(w, "    activations %.1f MB (the step's planned buffers)\n", r.TrainActivationMB)
+	}
+	if sb := r.Surrogate; sb != nil {
+		fmt.Fprintf(w, "  surrogate-gradient step (BPTT), batch %d: %.2f images/s (%.4f s per step, %d steps; %.2f GFLOP per image, %.2f TFLOP/s)\n",
+			b.BatchSize, sb.ImagesPerSec, sb.StepSeconds, sb.Steps, sb.GFLOPPerImage, sb.TFLOPS)
+		fmt.Fprintf(w, "    activations %.1f MB", sb.ActivationMB)
+		if sb.DeviceMB > 0 {
+			fmt.Fprintf(w, "; on the device %.0f MB", sb.DeviceMB)
+		}
+		fmt.Fprintf(w, "; %.2f× the proxy step's time per step\n", sb.StepSeconds/r.TrainStepSeconds)
+	}
 	fmt.Fprintf(w, "  SNN inference, batch %d: %.2f images/s (%.2f GFLOP per image, %.2f TFLOP/s)\n", r.InferBatch,
 		r.InferImagesPerSec, r.InferGFLOPPerImage, r.InferTFLOPS)
 	if b.DataParallel != "" {
@@ -214,7 +231,8 @@ func (b Bench) WriteText(w io.Writer) error {
 	for _, tr := range []struct {
 		what string
 		t    *compute.Traffic
-	}{{fmt.Sprintf("one training step, batch %d", b.BatchSize), r.StepTraffic}, {fmt.Sprintf("one SNN inference batch of %d", r.InferBatch), r.InferTraffic}} {
+	}{{fmt.Sprintf("one training step, batch %d", b.BatchSize), r.StepTraffic}, {fmt.Sprintf("one surrogate-gradient step, batch %d", b.BatchSize), r.surrogateTraffic()},
+		{fmt.Sprintf("one SNN inference batch of %d", r.InferBatch), r.InferTraffic}} {
 		if tr.t != nil {
 			if err := writeTraffic(w, tr.what, *tr.t); err != nil {
 				return err
@@ -222,6 +240,14 @@ func (b Bench) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// surrogateTraffic is the surrogate step's traffic, if measured.
+func (r BenchResult) surrogateTraffic() *compute.Traffic {
+	if r.Surrogate == nil {
+		return nil
+	}
+	return r.Surrogate.StepTraffic
 }
 
 // joinRates prints rates by rank: "12.3, 12.1".

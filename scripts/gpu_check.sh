@@ -23,8 +23,12 @@
 #   memcheck     compute-sanitizer's memcheck on the kernels
 #   ncu          Nsight Compute over ~4 training steps in the middle of a
 #                bench run: every kernel's time, for a step's shares
+# and, asked for by name (not in the default run):
+#   surrogate    proxykit bench --device cuda --method surrogate: the
+#                surrogate-gradient step (BPTT) beside the proxy step, full
+#                width, batch 100, T = 15, with its predicted time
 #
-# Usage: scripts/gpu_check.sh [STEP...]   (default: all steps)
+# Usage: scripts/gpu_check.sh [STEP...]   (default: all steps but surrogate)
 set -u
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -93,6 +97,12 @@ for s in $steps; do
       TAIL=3 step "bench-$name" 40 "$pk" bench --device cuda $flag --arch fmnist --width 128 --batch-size 100 \
         --infer-batch-size 1000 --timesteps 15 --seconds 2 --json
     done
+    ;;
+  surrogate)
+    "$pk" init --arch fmnist --width 128 -o /tmp/fmnist.onnx >/dev/null
+    TAIL=20 step plan-surrogate 40 bash -c "\"$pk\" plan /tmp/fmnist.onnx --method surrogate --gpu h200 --batch-size 100 | tail -20"
+    TAIL=6 step bench-surrogate 60 "$pk" bench --device cuda --method surrogate --arch fmnist --width 128 --batch-size 100 \
+      --infer-batch-size 1000 --timesteps 15 --seconds 2 --json
     ;;
   torch)
     PYTHONUNBUFFERED=1 TAIL=8 step torch 150 python3 scripts/bench_torch_gpu.py --seconds 2 --variants compiled,compiled-bf16

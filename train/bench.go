@@ -29,10 +29,12 @@ type kernelWork interface {
 
 // Bench times proxy-learning steps (BN in training mode, as in epoch 0, with
 // the Adam update) and SNN inference, on be, for at least minTime each (one
-// step at least), after one untimed warm-up step each. The images are d's
+// step at least), after one untimed warm-up step each; and, where m is
+// surrogate-gradient training, its steps too, the same way
+// (BenchResult.Surrogate), beside the proxy step. The images are d's
 // first ones (repeated where d has fewer), or random when d is nil.
-func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
-	return BenchRanks(nil, be, net, cfg, batch, inferBatch, minTime, d)
+func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
+	return BenchRanks(nil, be, net, cfg, batch, inferBatch, minTime, d, m)
 }
 
 // BenchRanks is Bench as one rank of a data-parallel run (g; nil: alone):
@@ -42,15 +44,15 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 // same on every rank, has the global rate, each rank's, and the
 // all-reduces' bytes and time per step. An error on any rank stops every
 // rank (g.Abort).
-func BenchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
-	r, err := benchRanks(g, be, net, cfg, batch, inferBatch, minTime, d)
+func BenchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
+	r, err := benchRanks(g, be, net, cfg, batch, inferBatch, minTime, d, m)
 	if err != nil && g != nil {
 		g.Abort(err)
 	}
 	return r, err
 }
 
-func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset) (results.BenchResult, error) {
+func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
 	var r results.BenchResult
 	snn, err := spiking.New(net, cfg)
 	if err != nil {
@@ -107,98 +109,26 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 			return r, fmt.Errorf("a global batch of %d images leaves rank %d of %d without one", batch, g.Rank(), g.Size())
 		}
 	}
-	e, err := NewEngine(ebe, net, snn, share)
+	x, labels := images(share)
+	tb := &trainBench{g: g, be: be, ebe: ebe, shard: shard, net: net, snn: snn, batch: batch, share: share, minTime: minTime, x: x, labels: labels}
+	proxy, err := tb.time(Method{})
 	if err != nil {
 		return r, err
 	}
-	defer e.Free()
+	r.TrainSteps, r.TrainStepSeconds, r.TrainImagesPerSec, r.StepTraffic = proxy.Steps, proxy.StepSeconds, proxy.ImagesPerSec, proxy.StepTraffic
+	r.TrainDeviceMB, r.TrainActivationMB = proxy.DeviceMB, proxy.ActivationMB
 	if shard != nil {
-		shard.WatchGradients(net.Params())
+		r.Ranks, r.AllReduceBytes, r.AllReduceSeconds = g.Size(), tb.reduced.Bytes/int64(tb.reduced.Steps), tb.reduced.Wait.Seconds()/float64(tb.reduced.Steps)
 	}
-	opt := NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
-	defer opt.Free()
-	x, labels := images(share)
-	step := func() error {
-		if shard != nil {
-			shard.SetShare(share, share, batch)
-		}
-		_, err := e.Step(x, labels, true)
-		if shard != nil {
-			shard.EndShare()
-			if err == nil {
-				err = shard.ReduceGradients()
-			}
-		}
-		if err != nil {
-			return err
-		}
-		return opt.Update(ebe, net.Params())
-	}
-	// more steps? rank 0 decides for all, so that they take the same
-	more := func(want bool) (bool, error) {
-		if g == nil {
-			return want, nil
-		}
-		v := []float64{0}
-		if want && g.Rank() == 0 {
-			v[0] = 1
-		}
-		err := g.Host().AllReduceF64(v)
-		return v[0] > 0, err
-	}
-	if err := step(); err != nil {
-		return r, err
-	}
-	if err := ebe.Err(); err != nil {
-		return r, err
-	}
-	counting, counts := be.(compute.Counting)
-	if shard != nil {
-		shard.ResetStats()
-	}
-	start := time.Now()
-	for {
-		goOn, err := more(r.TrainSteps == 0 || time.Since(start) < minTime)
+	if m.Surrogate != nil {
+		sb, err := tb.time(m)
 		if err != nil {
 			return r, err
 		}
-		if !goOn {
-			break
-		}
-		if counts && r.TrainSteps == 0 { // one steady-state step's traffic
-			counting.ResetTraffic()
-		}
-		if err := step(); err != nil {
-			return r, err
-		}
-		if counts && r.TrainSteps == 0 {
-			t := counting.Traffic()
-			r.StepTraffic = &t
-		}
-		r.TrainSteps++
-	}
-	if err := ebe.Err(); err != nil {
-		return r, err
-	}
-	el := time.Since(start).Seconds()
-	r.TrainStepSeconds = el / float64(r.TrainSteps)
-	r.TrainImagesPerSec = float64(r.TrainSteps*batch) / el
-	if shard != nil {
-		st := shard.Stats()
-		r.Ranks, r.AllReduceBytes, r.AllReduceSeconds = g.Size(), st.Bytes/int64(st.Steps), st.Wait.Seconds()/float64(st.Steps)
+		r.Surrogate = &sb
 	}
 	dm, hasMem := be.(deviceMemory)
-	if hasMem {
-		_, peak, _ := dm.DeviceMemory()
-		r.TrainDeviceMB = float64(peak) / (1 << 20)
-	}
-	e.Free()
-	if err := opt.Free(); err != nil {
-		return r, err
-	}
-	if hasMem {
-		dm.ResetPeak()
-	}
+	counting, counts := be.(compute.Counting)
 
 	sim, err := spiking.NewSimulator(ebe, snn, inferBatch)
 	if err != nil {
@@ -232,7 +162,7 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 	}
 	r.IFLayers = sim.IFNames()
 	n := 0
-	start = time.Now()
+	start := time.Now()
 	for n == 0 || time.Since(start) < minTime {
 		if counts && n == 0 {
 			counting.ResetTraffic()
@@ -264,7 +194,7 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 		// every rank's rates, rank 0's all-reduce time, on every rank
 		p := g.Size()
 		v := make([]float64, 2*p+1)
-		v[g.Rank()], v[p+g.Rank()] = float64(r.TrainSteps*share)/el, r.InferImagesPerSec
+		v[g.Rank()], v[p+g.Rank()] = float64(share)/r.TrainStepSeconds, r.InferImagesPerSec
 		if g.Rank() == 0 {
 			v[2*p] = r.AllReduceSeconds
 		}
@@ -285,7 +215,138 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 	r.InferGFLOPPerImage = (staticF + t*dynF) / 1e9
 	r.TrainGFLOPPerImage = 3*annF/1e9 + r.InferGFLOPPerImage
 	r.TrainTFLOPS = r.TrainGFLOPPerImage * r.TrainImagesPerSec / 1e3
+	if sb := r.Surrogate; sb != nil {
+		sb.TFLOPS = sb.GFLOPPerImage * sb.ImagesPerSec / 1e3
+	}
 	r.InferTFLOPS = r.InferGFLOPPerImage * r.InferImagesPerSec / 1e3
+	return r, nil
+}
+
+// trainBench times training steps of one network on one rank.
+type trainBench struct {
+	g            *distributed.Group
+	be, ebe      compute.Backend // the rank's backend, and the engine's (its shard under g)
+	shard        *distributed.Backend
+	net          *nn.Network
+	snn          *spiking.Network
+	batch, share int
+	minTime      time.Duration
+	x            *nn.Tensor
+	labels       []uint8
+	reduced      distributed.ReduceStats // the timed steps' all-reduces
+}
+
+// time times method m's training step (BatchNorm in training mode, Adam)
+// on a fresh engine, after one untimed warm-up step, for at least
+// minTime: every rank takes as many steps as rank 0 decides.
+func (tb *trainBench) time(m Method) (results.StepBench, error) {
+	var r results.StepBench
+	e, err := NewMethodEngine(tb.ebe, tb.net, tb.snn, tb.share, m)
+	if err != nil {
+		return r, err
+	}
+	defer e.Free()
+	if l, err := e.Program(true); err == nil {
+		pl, err := l.Plan()
+		if err != nil {
+			return r, err
+		}
+		list, err := l.List(tb.share)
+		if err != nil {
+			return r, err
+		}
+		r.ActivationMB = float64(pl.Bytes()) / (1 << 20)
+		r.GFLOPPerImage = float64(list.Totals.FLOPs) / float64(tb.share) / 1e9
+	}
+	shard := tb.shard
+	if shard != nil {
+		shard.WatchGradients(tb.net.Params())
+	}
+	opt := NewAdam(1e-4, 0.8, 0.99, 1e-8, 1e-6)
+	defer opt.Free()
+	step := func() error {
+		if shard != nil {
+			shard.SetShare(tb.share, tb.share, tb.batch)
+		}
+		_, err := e.Step(tb.x, tb.labels, true)
+		if shard != nil {
+			shard.EndShare()
+			if err == nil {
+				err = shard.ReduceGradients()
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return opt.Update(tb.ebe, tb.net.Params())
+	}
+	// more steps? rank 0 decides for all, so that they take the same
+	more := func(want bool) (bool, error) {
+		if tb.g == nil {
+			return want, nil
+		}
+		v := []float64{0}
+		if want && tb.g.Rank() == 0 {
+			v[0] = 1
+		}
+		err := tb.g.Host().AllReduceF64(v)
+		return v[0] > 0, err
+	}
+	dm, hasMem := tb.be.(deviceMemory)
+	if hasMem {
+		dm.ResetPeak()
+	}
+	if err := step(); err != nil {
+		return r, err
+	}
+	if err := tb.ebe.Err(); err != nil {
+		return r, err
+	}
+	counting, counts := tb.be.(compute.Counting)
+	if shard != nil {
+		shard.ResetStats()
+	}
+	start := time.Now()
+	for {
+		goOn, err := more(r.Steps == 0 || time.Since(start) < tb.minTime)
+		if err != nil {
+			return r, err
+		}
+		if !goOn {
+			break
+		}
+		if counts && r.Steps == 0 { // one steady-state step's traffic
+			counting.ResetTraffic()
+		}
+		if err := step(); err != nil {
+			return r, err
+		}
+		if counts && r.Steps == 0 {
+			t := counting.Traffic()
+			r.StepTraffic = &t
+		}
+		r.Steps++
+	}
+	if err := tb.ebe.Err(); err != nil {
+		return r, err
+	}
+	el := time.Since(start).Seconds()
+	r.StepSeconds = el / float64(r.Steps)
+	r.ImagesPerSec = float64(r.Steps*tb.batch) / el
+	if shard != nil {
+		tb.reduced = shard.Stats()
+	}
+	if hasMem {
+		_, peak, _ := dm.DeviceMemory()
+		r.DeviceMB = float64(peak) / (1 << 20)
+	}
+	e.Free()
+	if err := opt.Free(); err != nil {
+		return r, err
+	}
+	if hasMem {
+		dm.ResetPeak()
+	}
 	return r, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/program"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -22,18 +23,20 @@ type StepResult struct {
 }
 
 // Engine runs an ANN and its SNN on one backend for batches of up to a
-// fixed size: the proxy-learning step and evaluation, each a program
-// lowered from both networks (lower.Step, lower.Predict) and run by one
-// program.Machine, which owns every buffer a step needs, allocated once.
-// Host and backend meet in three places: staging a batch (images and
-// labels), reading the [B, K] outputs for metrics, and Sync before a
-// checkpoint or an export. NewEngine makes one; a nil or zero Engine
-// refuses to run.
+// fixed size: the training step of its method (proxy learning, or
+// surrogate gradients through the SNN's time steps) and evaluation, each
+// a program lowered from the networks (lower.Step, lower.SurrogateStep,
+// lower.Predict) and run by one program.Machine, which owns every buffer
+// a step needs, allocated once. Host and backend meet in three places:
+// staging a batch (images and labels), reading the [B, K] outputs for
+// metrics, and Sync before a checkpoint or an export. NewEngine makes
+// one; a nil or zero Engine refuses to run.
 type Engine struct {
 	Backend compute.Backend
 	ANN     *nn.Network
 	SNN     *spiking.Network
 
+	method    Method
 	capacity  int
 	steps     int
 	m         *program.Machine
@@ -52,10 +55,48 @@ type engineProgram struct {
 	step, batchStats, rates, synOps bool
 }
 
+// Method is how an engine's Step computes the gradients (docs/design.md
+// §1): proxy learning, the zero Method, or surrogate-gradient training.
+type Method struct {
+	// Surrogate, if set, trains the SNN by backpropagation through its
+	// time steps with this surrogate gradient.
+	Surrogate *lower.Surrogate
+}
+
+// MethodOf is the method s names.
+func MethodOf(s recipe.Settings) Method {
+	if s.TrainingMethod() != recipe.MethodSurrogate || s.Surrogate == nil {
+		return Method{}
+	}
+	return Method{Surrogate: &lower.Surrogate{Alpha: float32(s.Surrogate.Alpha), DetachReset: s.Surrogate.DetachReset}}
+}
+
+// String names the method as recipe.Settings.Method does.
+func (m Method) String() string {
+	if m.Surrogate != nil {
+		return recipe.MethodSurrogate
+	}
+	return recipe.MethodProxy
+}
+
+// named is the method's name where it is not proxy learning (the
+// epochs' statistics name it so), else "".
+func (m Method) named() string {
+	if m.Surrogate == nil {
+		return ""
+	}
+	return m.String()
+}
+
 // NewEngine binds ann and snn to be and plans them for batches of up to
-// capacity images, their programs lowered with settings
-// (lower.WithRules).
+// capacity images, for proxy learning, their programs lowered with
+// settings (lower.WithRules).
 func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int, settings ...lower.Setting) (*Engine, error) {
+	return NewMethodEngine(be, ann, snn, capacity, Method{}, settings...)
+}
+
+// NewMethodEngine is NewEngine for the training method m.
+func NewMethodEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capacity int, m Method, settings ...lower.Setting) (*Engine, error) {
 	switch {
 	case be == nil:
 		return nil, fmt.Errorf("no backend to train on (nil)")
@@ -71,7 +112,7 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 		return nil, fmt.Errorf("%s: %w", be.Name(), err)
 	}
 	T := snn.Config.Timesteps
-	e := &Engine{Backend: be, ANN: ann, SNN: snn, capacity: capacity, steps: min(max(be.StepsAtOnce(T), 1), T),
+	e := &Engine{Backend: be, ANN: ann, SNN: snn, method: m, capacity: capacity, steps: min(max(be.StepsAtOnce(T), 1), T),
 		m: program.NewMachine(be), programs: map[engineProgram]*lower.Lowered{}, settings: settings}
 	// the training step: memory runs out here if at all
 	l, err := e.program(engineProgram{step: true, batchStats: true})
@@ -79,7 +120,7 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 		e.Free()
 		return nil, err
 	}
-	e.classes = l.Slot(l.Output).Shape[0]
+	e.classes = l.Slot(l.SNN.Counts).Shape[0]
 	for _, b := range []struct {
 		dst *compute.Buffer
 		n   int
@@ -98,7 +139,7 @@ func NewEngine(be compute.Backend, ann *nn.Network, snn *spiking.Network, capaci
 
 // program returns the engine's program of kind v, lowering and loading it
 // the first time. Proxy learning trains the body: the counts stand in for
-// its output.
+// its output; surrogate-gradient training trains the SNN alone.
 func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
 	if e == nil || e.m == nil || e.ANN == nil || e.SNN == nil || e.Backend == nil {
 		return nil, errNoEngine
@@ -110,7 +151,13 @@ func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
 	opt := lower.SNNOptions{Options: lower.Options{Capacity: e.capacity, BatchStats: v.batchStats}, Steps: e.steps, Rates: v.rates, SynOps: v.synOps}
 	opt.Apply(e.settings)
 	lower1 := lower.Predict
-	if v.step {
+	switch {
+	case v.step && e.method.Surrogate != nil:
+		sg := *e.method.Surrogate
+		lower1 = func(_ *nn.Network, s lower.SNN, opt lower.SNNOptions) (*lower.Lowered, error) {
+			return lower.SurrogateStep(s, sg, opt.Options)
+		}
+	case v.step:
 		lower1 = lower.Step
 	}
 	l, err := lower1(body, e.SNN.Lowering(), opt)
@@ -124,8 +171,16 @@ func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
 	return l, nil
 }
 
-// Program is the engine's proxy-learning step (BatchNorm in training mode
-// with batchStats), as lowered: for listings and counts.
+// Method is the engine's training method.
+func (e *Engine) Method() Method {
+	if e == nil {
+		return Method{}
+	}
+	return e.method
+}
+
+// Program is the engine's training step (BatchNorm in training mode with
+// batchStats), as lowered: for listings and counts.
 func (e *Engine) Program(batchStats bool) (*lower.Lowered, error) {
 	return e.program(engineProgram{step: true, batchStats: batchStats})
 }
@@ -164,8 +219,18 @@ func (e *Engine) stage(l *lower.Lowered, x *nn.Tensor) (nn.Value, error) {
 
 // run runs l's passes for a batch of n: the ANN's forward pass, the SNN's
 // passes (reading at ts, T when nil), and for a step the loss and the
-// ANN's backward pass.
+// ANN's backward pass; or a surrogate step's three passes over all T
+// steps.
 func (e *Engine) run(ctx context.Context, l *lower.Lowered, n int, ts []int, read func(t int) error) error {
+	if l.Static < 0 { // a surrogate step: no simulation in chunks
+		d := program.Dims{N: n, Steps: l.SNN.Steps}
+		for _, k := range []int{l.Forward, l.Loss, l.Backward} {
+			if err := e.m.Run(l.Program, k, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	one := program.Dims{N: n, Steps: 1}
 	if err := e.m.Run(l.Program, l.Forward, one); err != nil {
 		return err
@@ -188,12 +253,15 @@ func (e *Engine) run(ctx context.Context, l *lower.Lowered, n int, ts []int, rea
 	return e.m.Run(l.Program, l.Backward, one)
 }
 
-// Step computes the gradients of one proxy-learning step (docs/design.md
-// §1): the ANN's forward pass keeping its activations, the SNN's forward
-// pass on the same batch giving counts, the loss on the counts as if they
-// were the ANN's output, and backpropagation through the ANN. The caller
-// applies the optimizer. batchStats selects BatchNorm's training mode in
-// both networks.
+// Step computes the gradients of one training step (docs/design.md §1).
+// Proxy learning: the ANN's forward pass keeping its activations, the
+// SNN's forward pass on the same batch giving counts, the loss on the
+// counts as if they were the ANN's output, and backpropagation through
+// the ANN. Surrogate gradients: the SNN's forward pass over its T steps
+// keeping what the backward pass needs, the same loss on the counts, and
+// backpropagation through the T steps; the ANN does not run (its
+// accuracy is 0 in the result). The caller applies the optimizer.
+// batchStats selects BatchNorm's training mode in the networks.
 func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult, error) {
 	var r StepResult
 	l, err := e.program(engineProgram{step: true, batchStats: batchStats})
@@ -229,12 +297,17 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 	if err := be.Download(hc, spiking.Counts(e.m, l, b).Buf); err != nil {
 		return r, err
 	}
-	if err := be.Download(hy, e.output(l, b)); err != nil {
+	what, out := "the ANN's output", l.Output
+	if out == program.None { // surrogate gradients: the SNN's potentials are not finite once it diverged
+		what, out = "the SNN's output potentials", l.SNN.Potentials
+	}
+	if err := be.Download(hy, e.m.Value(l.Program, out, program.Dims{N: b, Steps: 1})); err != nil {
 		return r, err
 	}
-	if err := nn.CheckFinite("the ANN's output", hy); err != nil {
+	if err := nn.CheckFinite(what, hy); err != nil {
 		return r, fmt.Errorf("training diverged: %w (a learning rate too high, or an extreme input)", err)
 	}
+	ann := l.Output != program.None
 	for i := 0; i < b; i++ {
 		for j := 0; j < k; j++ {
 			d := hc[i*k+j]
@@ -243,7 +316,7 @@ func (e *Engine) Step(x *nn.Tensor, labels []uint8, batchStats bool) (StepResult
 			}
 			r.Loss += float64(d * d)
 		}
-		if results.FirstMax(hy[i*k:(i+1)*k]) == int(labels[i]) {
+		if ann && results.FirstMax(hy[i*k:(i+1)*k]) == int(labels[i]) {
 			r.ANNCorrect++
 		}
 		if results.FirstMax(hc[i*k:(i+1)*k]) == int(labels[i]) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/atomicfile"
+	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/setting"
 )
@@ -87,8 +88,8 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		return err
 	}
 	if !opt.JSON {
-		fmt.Fprintf(stdout, "proxy learning: %s on %s (%d train, %d test images), %s; batches of %d, T=%d, v_th=%g\n",
-			opt.Model, s.Dataset, t.Train.N, t.Test.N, epochSpan(t.Progress, s.Epochs, t.Batches()), s.BatchSize, s.Timesteps, s.Threshold)
+		fmt.Fprintf(stdout, "%s: %s on %s (%d train, %d test images), %s; batches of %d, T=%d, v_th=%g\n",
+			methodLine(s), opt.Model, s.Dataset, t.Train.N, t.Test.N, epochSpan(t.Progress, s.Epochs, t.Batches()), s.BatchSize, s.Timesteps, s.Threshold)
 		if g != nil {
 			fmt.Fprintf(stdout, "data-parallel: %s; %s\n", g.Describe(), opt.Device)
 		}
@@ -187,6 +188,19 @@ func run(ctx context.Context, t *Trainer, opt RunOptions) error {
 		fmt.Fprintf(stdout, "done: checkpoint %s\n", opt.Output)
 	}
 	return nil
+}
+
+// methodLine names the run's method in its header.
+func methodLine(s recipe.Settings) string {
+	g := s.Surrogate
+	if s.TrainingMethod() != recipe.MethodSurrogate || g == nil {
+		return "proxy learning"
+	}
+	reset := "through the reset"
+	if g.DetachReset {
+		reset = "reset detached"
+	}
+	return fmt.Sprintf("surrogate gradients through time (%s, α = %g, %s)", g.Function, g.Alpha, reset)
 }
 
 // epochSpan says which epochs a run at p trains to reach epochs in all,

@@ -31,7 +31,8 @@ type BatchProgress struct {
 // between batches with a state that can be checkpointed.
 var ErrInterrupted = errors.New("interrupted")
 
-// Trainer runs proxy learning. NewTrainer makes one; a nil Trainer, or
+// Trainer runs a training run: proxy learning, or surrogate gradients
+// through time (Settings.Method). NewTrainer makes one; a nil Trainer, or
 // one without its networks, data sets or optimizer, refuses to run.
 type Trainer struct {
 	Settings recipe.Settings
@@ -191,7 +192,7 @@ func (t *Trainer) Engine() (*Engine, error) {
 		}
 		be, capacity, t.shard = sb, max(distributed.MaxShare(capacity, t.Dist.Size()), 1), sb
 	}
-	e, err := NewEngine(be, t.ANN, t.SNN, capacity)
+	e, err := NewMethodEngine(be, t.ANN, t.SNN, capacity, MethodOf(t.Settings))
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +296,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 		if batchStats {
 			mode = "train"
 		}
-		st := results.EpochStats{Epoch: epoch, BNMode: mode, TrainLoss: p.LossSum / float64(max(p.Images, 1)),
+		st := results.EpochStats{Epoch: epoch, BNMode: mode, Method: eng.Method().named(), TrainLoss: p.LossSum / float64(max(p.Images, 1)),
 			TrainANN: float64(p.ANNCorrect) / float64(max(p.Images, 1)), TrainSNN: float64(p.SNNCorrect) / float64(max(p.Images, 1)),
 			Test: acc, Seconds: p.Seconds, ImagesPerSec: float64(p.Images) / max(p.Seconds, 1e-9)}
 		if cmp, ok := results.ComparePaper(t.Test.Name, acc); ok {

@@ -26,6 +26,7 @@ type benchCmd struct {
 	df         deviceFlags
 	dfl        distFlags
 	data       *dataFlags
+	mth        *methodFlags
 }
 
 func newBenchCmd() *cobra.Command {
@@ -36,9 +37,10 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench builds a network of the architecture registry and reports images/s
 for one proxy-learning step (ANN forward and backward, SNN forward over T
 steps, BN in training mode, Adam) and for SNN inference, and the process's
-peak memory (and the device's, on a GPU). Inputs are random images, or
-with --dataset real test images (sparser in spikes). scripts/bench_cpu.sh
-and scripts/bench_torch_gpu.py run PyTorch's step beside it.
+peak memory (the device's on a GPU); with --method surrogate the same for
+a surrogate-gradient step beside it. Inputs are random images, or with
+--dataset real test images (sparser in spikes). scripts/bench_cpu.sh and
+scripts/bench_torch_gpu.py run PyTorch's step beside it.
 
 Started by mpirun, torchrun or srun (see train), each step is a global
 batch of --batch-size images split across the ranks, and bench reports
@@ -50,7 +52,7 @@ gradients' all-reduce adds to each step.`,
 	c.af.add(cmd)
 	c.df.add(cmd)
 	c.dfl.add(cmd)
-	c.data = addDataFlags(cmd, &c.dataset)
+	c.data, c.mth = addDataFlags(cmd, &c.dataset), addMethodFlags(cmd)
 	f := cmd.Flags()
 	f.IntVar(&c.batch, "batch-size", 100, "training batch")
 	f.IntVar(&c.inf, "infer-batch-size", 1000, "SNN inference batch")
@@ -71,7 +73,7 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 	if err := checkBatch("infer-batch-size", c.inf); err != nil {
 		return err
 	}
-	if err := checkAll(c.cfg.Validate, c.data.check, c.df.check); err != nil { // before building the network and reading the data
+	if err := checkAll(c.cfg.Validate, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
 		return err
 	}
 	net, err := c.af.build()
@@ -85,7 +87,7 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
-		res, err := train.BenchRanks(r.g, r.be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d)
+		res, err := train.BenchRanks(r.g, r.be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d, c.mth.chosen)
 		if err != nil || r.g != nil && r.g.Rank() != 0 { // rank 0 prints
 			return err
 		}

@@ -19,16 +19,18 @@ func newPlanCmd() *cobra.Command {
 		mf            modelFlags
 		df            deviceFlags
 		sf            *snnFlags
+		mth           *methodFlags
 		infer, asJSON bool
 		batch         int
 		gpu           string
 	)
 	cfg := spiking.DefaultConfig()
 	cmd := &cobra.Command{
-		Use:   "plan MODEL [--infer] [--batch-size N] [--timesteps T] [--device D] [--gpu G] [--json]",
+		Use:   "plan MODEL [--infer | --method M] [--batch-size N] [--timesteps T] [--device D] [--gpu G] [--json]",
 		Short: "Show the program a model's training step or inference becomes: ops, buffers, FLOPs, bytes",
-		Long: `plan lowers MODEL as train (one proxy-learning step and the optimizer's
-update, BatchNorm in training mode) or, with --infer, as the SNN's
+		Long: `plan lowers MODEL as train (one proxy-learning step, or with --method
+surrogate one surrogate-gradient step through all T steps, and the
+optimizer's update, BatchNorm in training mode) or, with --infer, as the SNN's
 inference would run it on --device, and prints the program: each pass
 and its ops with their operands, FLOPs and bytes; every slot with its
 size, its buffer and its lifetime; the rewrites applied; the totals and
@@ -42,7 +44,7 @@ images/s, the kernels' shares.`,
 			if err := checkBatch("batch-size", batch); err != nil {
 				return err
 			}
-			if err := sf.check(); err != nil {
+			if err := checkAll(sf.check, mth.check); err != nil {
 				return err
 			}
 			if err := df.check(); err != nil && df.name != "cuda" { // planning for cuda needs no GPU (stepsAtOnce)
@@ -59,7 +61,7 @@ images/s, the kernels' shares.`,
 			if err != nil {
 				return err
 			}
-			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps)
+			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, mth.chosen.Surrogate)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -85,7 +87,7 @@ images/s, the kernels' shares.`,
 	}
 	mf.add(cmd)
 	df.add(cmd)
-	sf = addSNNFlags(cmd, &cfg)
+	sf, mth = addSNNFlags(cmd, &cfg), addMethodFlags(cmd)
 	cmd.Flags().BoolVar(&infer, "infer", false, "plan the SNN's inference instead of a training step")
 	cmd.Flags().IntVar(&batch, "batch-size", 100, "batch size the program is planned for")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")

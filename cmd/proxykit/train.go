@@ -22,6 +22,7 @@ type trainCmd struct {
 	df               deviceFlags
 	dfl              distFlags
 	rf               *recipeFlags
+	mth              *methodFlags
 	sf               *snnFlags
 	data             *dataFlags
 }
@@ -30,11 +31,14 @@ func newTrainCmd() *cobra.Command {
 	c := &trainCmd{s: recipe.Default()}
 	cmd := &cobra.Command{
 		Use:   "train (MODEL -o CKPT | --resume CKPT) [--data DIR] [--dataset NAME] [--epochs N]",
-		Short: "Fine-tune a network with proxy learning (SNN forward, ANN backward)",
+		Short: "Fine-tune a network with proxy learning (SNN forward, ANN backward) or surrogate gradients",
 		Long: `train runs proxy learning (docs/design.md §1) on MODEL (any model file): for each
 batch the ANN's forward pass, the SNN's spike counts, the loss
 mean((counts − onehot)²) on the counts and backpropagation through the ANN,
-then PyTorch's Adam. BatchNorm runs in training mode for the first
+then PyTorch's Adam. --method surrogate trains the SNN alone instead, by
+backpropagation through its T steps (the spike's derivative replaced by a
+sigmoid's, α = --surrogate-alpha), with the same loss, optimizer and
+schedule. BatchNorm runs in training mode for the first
 --freeze-bn-after epochs and in eval mode after. After each epoch (counted
 from 1) it prints the train loss and accuracies and the test accuracy: the
 ANN's, and the SNN's under three readings of its spike counts — strict,
@@ -55,7 +59,7 @@ free).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
-	c.rf, c.sf, c.data = addRecipeFlags(cmd, &c.s), addSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset)
+	c.rf, c.sf, c.data, c.mth = addRecipeFlags(cmd, &c.s), addSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset), addMethodFlags(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&c.output, "output", "o", "", "checkpoint to write after each epoch (safetensors; default with --resume: the checkpoint resumed)")
 	f.BoolVar(&c.jsonOut, "json", false, "print one JSON object per epoch")
@@ -93,13 +97,14 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
-	if err := checkAll(c.rf.check, c.sf.check, c.data.check, c.df.check); err != nil {
+	if err := checkAll(c.rf.check, c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.sf, c.data)
 	if err != nil {
 		return err
 	}
+	c.mth.apply(&c.s)
 	if err := c.rf.settle(cmd, m, path); err != nil {
 		return err
 	}

@@ -67,6 +67,7 @@ func Test(t *testing.T, be compute.Backend, tol Tolerances) {
 	t.Run("Softmax", s.softmax)
 	t.Run("BatchNorm", s.batchNorm)
 	t.Run("IF", s.integrateAndFire)
+	t.Run("Surrogate", s.surrogate)
 	t.Run("ProxyLossAndAdam", s.lossAdam)
 	if err := be.Err(); err != nil {
 		t.Fatalf("backend %s reported: %v", be.Name(), err)

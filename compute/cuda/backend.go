@@ -192,7 +192,8 @@ var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
 	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if", "pk_if_pool",
-	"pk_proxy_loss_grad", "pk_adam"}
+	"pk_proxy_loss_grad", "pk_adam",
+	"pk_if_record", "pk_if_surrogate_grad"} // surrogate.go
 
 // Open starts the CUDA backend on a GPU (a binary built with -tags cuda) or
 // on the emulated device.

@@ -80,6 +80,8 @@ const Kernel kernels[] = {
     KERNEL(pk_if_pool, false),
     KERNEL(pk_proxy_loss_grad, false),
     KERNEL(pk_adam, false),
+    KERNEL(pk_if_record, false),
+    KERNEL(pk_if_surrogate_grad, false),
 };
 
 std::mutex launch_mutex;  // one launch at a time: gridDim and blockDim are shared

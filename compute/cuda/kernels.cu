@@ -626,4 +626,70 @@ __global__ void pk_adam(float* p, const float* grad, float* m, float* v, long lo
     }
 }
 
+// --- surrogate-gradient training (backpropagation through time) ---
+
+// sigmoid_surrogate is compute.SigmoidSurrogate: alpha·σ(alpha·x)·(1 −
+// σ(alpha·x)), in double, rounded once.
+__device__ float sigmoid_surrogate(float x, float alpha) {
+    double s = 1.0 / (1.0 + exp(-(double)alpha * (double)x));
+    return (float)((double)alpha * s * (1.0 - s));
+}
+
+// pk_if_record is pk_if (the same bits) also writing each step's
+// potential before the spike and the reset into h[t, j].
+__global__ void pk_if_record(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
+                             long long hw, float* v, float* spikes, float* counts, float* h, long long N, int steps,
+                             float vth, float vreset) {
+    GRID_STRIDE(j, N) {
+        float p = v[j], fired = 0;
+        int c = scale ? (int)((j / hw) % C) : 0;
+        for (int t = 0; t < steps; t++) {
+            float u = constant ? in[j] : in[(long long)t * N + j];
+            if (scale) {
+                int g = per_step ? t * C + c : c;
+                u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
+            }
+            p = __fadd_rn(p, u);
+            h[(long long)t * N + j] = p;
+            float s = 0;
+            if (p >= vth) {
+                s = 1;
+                p = vreset;
+            }
+            spikes[(long long)t * N + j] = s;
+            fired += s;
+        }
+        v[j] = p;
+        if (counts) counts[j] = __fadd_rn(counts[j], fired);
+    }
+}
+
+// pk_if_surrogate_grad is the IF recurrence's backward pass through time
+// (compute.IFGradArgs), one thread per neuron from the last step back:
+// g = ds + dv·(vreset − h) (without the reset's term when detach), dh =
+// g·σ'(h − vth) + (dv where there was no spike), du = dh, dv = dh. With
+// const_grad ds is [N] for every step; with const_input du is [N], summed
+// over the steps.
+__global__ void pk_if_surrogate_grad(const float* h, const float* ds, int const_grad, float* du, int const_input,
+                                     long long N, int steps, float vth, float vreset, float alpha, int detach) {
+    GRID_STRIDE(j, N) {
+        float dv = 0, acc = 0;
+        for (int t = steps - 1; t >= 0; t--) {
+            long long i = (long long)t * N + j;
+            float hv = h[i];
+            float g = const_grad ? ds[j] : ds[i];
+            if (!detach) g = __fadd_rn(g, __fmul_rn(dv, __fadd_rn(vreset, -hv)));
+            float dh = __fmul_rn(g, sigmoid_surrogate(__fadd_rn(hv, -vth), alpha));
+            if (!(hv >= vth)) dh = __fadd_rn(dh, dv);
+            if (const_input) {
+                acc = __fadd_rn(acc, dh);
+            } else {
+                du[i] = dh;
+            }
+            dv = dh;
+        }
+        if (const_input) du[j] = acc;
+    }
+}
+
 }  // extern "C"

@@ -235,15 +235,23 @@ func (q *queue) op(op program.Op) error {
 		q.kernel("pk_channel_affine", int64(q.d.Rows(o.Rate))*int64(o.C)*int64(o.HW), q.bytes(o.X, o.Scale, o.Shift), q.bytes(o.Y))
 	case *program.BatchNormGrad:
 		// the channel sums (added into dγ and dβ, and kept in a workspace
-		// of 2·C for dx), then dx
+		// of 2·C for dx), then dx; with PerGroup, both for each time
+		// step's rows and statistics (the per-row slots' bytes a share)
+		groups := int64(1)
+		if o.PerGroup {
+			groups = int64(q.d.Steps)
+		}
 		sums := f32(2 * int64(o.C))
-		q.kernel("pk_bn_backward_reduce", int64(o.C), q.bytes(o.X, o.DY, o.Mean, o.Var, o.DG, o.DB), q.bytes(o.DG, o.DB)+sums)
-		if o.DX != program.None {
-			read := q.bytes(o.DY, o.Gamma, o.Var) // fixed statistics: dx = γ·invstd·dy
-			if o.BatchStats {
-				read += q.bytes(o.X, o.Mean) + sums
+		part := func(rs ...program.Ref) int64 { return q.bytes(rs...) / groups }
+		for range groups {
+			q.kernel("pk_bn_backward_reduce", int64(o.C), part(o.X, o.DY, o.Mean, o.Var)+q.bytes(o.DG, o.DB), q.bytes(o.DG, o.DB)+sums)
+			if o.DX != program.None {
+				read := part(o.DY, o.Var) + q.bytes(o.Gamma) // fixed statistics: dx = γ·invstd·dy
+				if o.BatchStats {
+					read += part(o.X, o.Mean) + sums
+				}
+				q.kernel("pk_bn_backward_dx", q.values(o.DX)/groups, read, part(o.DX))
 			}
-			q.kernel("pk_bn_backward_dx", q.values(o.DX), read, q.bytes(o.DX))
 		}
 	case *program.IF:
 		reads := []program.Ref{o.In, o.Scale, o.Shift, o.V, o.Counts}
@@ -255,6 +263,8 @@ func (q *queue) op(op program.Op) error {
 			name, threads = "pk_if_pool", threads/int64(g.KH*g.KW)
 		}
 		q.kernel(name, threads, q.bytes(reads...), q.bytes(o.V, o.Spikes, o.Counts))
+	case *program.IFRecord, *program.IFSurrogateGrad:
+		q.surrogate(op)
 	case *program.ProxyLoss:
 		q.kernel("pk_proxy_loss_grad", int64(q.d.N)*int64(o.K), q.bytes(o.Counts, o.Labels), q.bytes(o.DY))
 	case *program.SynOps:

@@ -268,8 +268,16 @@ func BNBackward[T Real](n, c, hw int, train bool, eps float32, gamma, mean, vari
 // u = in (·scale + shift, each rounded to float32), v = v + u, spike when
 // v >= threshold, hard reset.
 func IF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []float32) {
+	spikes, counts, _ = IFRecord(a, in, scale, shift, v)
+	return spikes, counts
+}
+
+// IFRecord is IF that also returns each step's potential before the spike
+// and the reset, [Steps, N] (compute.Backend.IFRecord).
+func IFRecord(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts, h []float32) {
 	spikes = make([]float32, a.Steps*a.N)
 	counts = make([]float32, a.N)
+	h = make([]float32, a.Steps*a.N)
 	for t := 0; t < a.Steps; t++ {
 		for j := 0; j < a.N; j++ {
 			u := in[j]
@@ -286,6 +294,7 @@ func IF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []float
 				u = prod + shift[g*a.C+c]
 			}
 			p := v[j] + u
+			h[t*a.N+j] = p
 			if p >= a.Threshold {
 				spikes[t*a.N+j] = 1
 				counts[j]++
@@ -296,6 +305,49 @@ func IF(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts []float
 		}
 	}
 	return
+}
+
+// IFSurrogateGrad is compute.Backend.IFSurrogateGrad in float64: for each
+// neuron, from the last step back, with v_t = (1 − s_t)·h_t + s_t·v_reset
+// and s_t = [h_t ≥ v_th], whose derivative is taken to be
+// α·σ(α(h_t − v_th))·(1 − σ(α(h_t − v_th))),
+//
+//	∂L/∂h_t = (∂L/∂s_t + ∂L/∂v_t·(v_reset − h_t))·σ'_t + ∂L/∂v_t·(1 − s_t)
+//
+// (the second term of the bracket left out with DetachReset), ∂L/∂u_t =
+// ∂L/∂h_t and ∂L/∂v_{t−1} = ∂L/∂h_t. With ConstantInput the result is
+// summed over the steps, [N].
+func IFSurrogateGrad(a compute.IFGradArgs, h, ds []float32) []float64 {
+	out := make([]float64, a.Steps*a.N)
+	if a.ConstantInput {
+		out = make([]float64, a.N)
+	}
+	alpha, vth, reset := float64(a.Alpha), float64(a.Threshold), float64(a.Reset)
+	for j := 0; j < a.N; j++ {
+		var dv float64
+		for t := a.Steps - 1; t >= 0; t-- {
+			hv := float64(h[t*a.N+j])
+			g := float64(ds[j])
+			if !a.ConstantGrad {
+				g = float64(ds[t*a.N+j])
+			}
+			if !a.DetachReset {
+				g += dv * (reset - hv)
+			}
+			sig := 1 / (1 + math.Exp(-alpha*(hv-vth)))
+			dh := g * alpha * sig * (1 - sig)
+			if !(hv >= vth) {
+				dh += dv
+			}
+			if a.ConstantInput {
+				out[j] += dh
+			} else {
+				out[t*a.N+j] = dh
+			}
+			dv = dh
+		}
+	}
+	return out
 }
 
 // Softmax is SoftmaxForward.

@@ -152,32 +152,39 @@ func kernelCalls() map[string][]kernelCase {
 	}
 }
 
-func init() {
-	for kernel, calls := range kernelCalls() {
-		entries["compute.CPU."+kernel] = func(c *C) {
-			for i, call := range calls {
-				for _, zero := range []bool{false, true} {
-					cpu := compute.NewCPU()
-					if zero {
-						cpu = &compute.CPU{}
-					}
-					what := "hostile arguments " + string(rune('a'+i))
-					if zero {
-						what += ", zero CPU"
-					}
-					c.Err(what+", then Err", func() error {
-						b, err := cpu.Alloc(8) // 8 values
-						if err != nil {
-							return nil
-						}
-						x, _ := cpu.Alloc(1)
-						call(cpu, b, x)
-						return cpu.Err()
-					})
-					c.Ok(what+": Err is cleared", func() error { return cpu.Err() })
+// kernelEntry is the entry of a CPU kernel called the ways calls say:
+// each call, on a CPU and on a zero CPU, fails through Err, which is then
+// cleared.
+func kernelEntry(calls []kernelCase) func(c *C) {
+	return func(c *C) {
+		for i, call := range calls {
+			for _, zero := range []bool{false, true} {
+				cpu := compute.NewCPU()
+				if zero {
+					cpu = &compute.CPU{}
 				}
+				what := "hostile arguments " + string(rune('a'+i))
+				if zero {
+					what += ", zero CPU"
+				}
+				c.Err(what+", then Err", func() error {
+					b, err := cpu.Alloc(8) // 8 values
+					if err != nil {
+						return nil
+					}
+					x, _ := cpu.Alloc(1)
+					call(cpu, b, x)
+					return cpu.Err()
+				})
+				c.Ok(what+": Err is cleared", func() error { return cpu.Err() })
 			}
 		}
+	}
+}
+
+func init() {
+	for kernel, calls := range kernelCalls() {
+		entries["compute.CPU."+kernel] = kernelEntry(calls)
 	}
 	hostileLinearBackward := entries["compute.CPU.LinearBackward"]
 	entries["compute.CPU.LinearBackward"] = func(c *C) {

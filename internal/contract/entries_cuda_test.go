@@ -82,6 +82,12 @@ func init() {
 		"IF": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.IF(compute.IFArgs{Steps: 3, N: 8, In: b(), V: b(), Spikes: b(), Counts: b(), Threshold: 1})
 		},
+		"IFRecord": func(be *cuda.Backend, b func() compute.Buffer) {
+			be.IFRecord(compute.IFArgs{Steps: 3, N: 4, In: b(), V: b(), Spikes: b(), Counts: b(), Threshold: 1}, b())
+		},
+		"IFSurrogateGrad": func(be *cuda.Backend, b func() compute.Buffer) {
+			be.IFSurrogateGrad(compute.IFGradArgs{Steps: 3, N: 4, H: b(), DS: b(), ConstantGrad: true, DU: b(), Threshold: 1, Alpha: 4})
+		},
 		"ProxyLossGrad":   func(be *cuda.Backend, b func() compute.Buffer) { be.ProxyLossGrad(2, 10, b(), b(), b()) },
 		"ProxyLossGradOf": func(be *cuda.Backend, b func() compute.Buffer) { be.ProxyLossGradOf(2, 4, 10, b(), b(), b()) },
 		"Adam": func(be *cuda.Backend, b func() compute.Buffer) {

@@ -166,11 +166,19 @@ func init() {
 	}
 	entries["lower.Plan"] = func(c *C) {
 		net, snn := tinyNet(c.t)
-		c.Err("nil network, training", func() error { _, _, err := lower.Plan(nil, snn.Lowering(), true, 1, 1); return err })
-		c.Err("zero SNN, inference", func() error { _, _, err := lower.Plan(net, lower.SNN{}, false, 1, 1); return err })
-		c.Err("batch -1", func() error { _, _, err := lower.Plan(net, snn.Lowering(), false, -1, 1); return err })
-		c.Ok("steps -5 (one at a time)", func() error { _, _, err := lower.Plan(net, snn.Lowering(), false, 2, -5); return err })
-		c.Ok("training", func() error { _, _, err := lower.Plan(net, snn.Lowering(), true, 2, 3); return err })
+		c.Err("nil network, training", func() error { _, _, err := lower.Plan(nil, snn.Lowering(), true, 1, 1, nil); return err })
+		c.Err("zero SNN, inference", func() error { _, _, err := lower.Plan(net, lower.SNN{}, false, 1, 1, nil); return err })
+		c.Err("batch -1", func() error { _, _, err := lower.Plan(net, snn.Lowering(), false, -1, 1, nil); return err })
+		c.Ok("steps -5 (one at a time)", func() error { _, _, err := lower.Plan(net, snn.Lowering(), false, 2, -5, nil); return err })
+		c.Ok("training", func() error { _, _, err := lower.Plan(net, snn.Lowering(), true, 2, 3, nil); return err })
+		c.Ok("training, surrogate", func() error {
+			_, _, err := lower.Plan(net, snn.Lowering(), true, 2, 3, &lower.Surrogate{Alpha: 4})
+			return err
+		})
+		c.Err("zero SNN, surrogate", func() error {
+			_, _, err := lower.Plan(net, lower.SNN{}, true, 2, 3, &lower.Surrogate{Alpha: 4})
+			return err
+		})
 	}
 	entries["lower.Optimizer"] = func(c *C) {
 		c.Err("nil moments, nil settings, a nil parameter: its runs fail", func() error {

@@ -39,6 +39,8 @@ func opCases() map[string]func() program.Op {
 		"GlobalAvgPool":       func() program.Op { return &program.GlobalAvgPool{C: huge} },
 		"GlobalAvgPoolGrad":   func() program.Op { return &program.GlobalAvgPoolGrad{C: -1} },
 		"IF":                  func() program.Op { return &program.IF{N: huge} },
+		"IFRecord":            func() program.Op { return &program.IFRecord{N: huge, Constant: true} },
+		"IFSurrogateGrad":     func() program.Op { return &program.IFSurrogateGrad{N: -1, Alpha: float32(math.NaN())} },
 		"Linear":              func() program.Op { return &program.Linear{In: -1, Out: huge} },
 		"LinearGrad":          func() program.Op { return &program.LinearGrad{} },
 		"Pad":                 func() program.Op { return &program.Pad{C: huge} },

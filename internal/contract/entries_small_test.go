@@ -104,6 +104,18 @@ func init() {
 			s, n := refmath.IF(compute.IFArgs{}, nil, nil, nil, nil)
 			c.Check(len(s)+len(n) == 0, "values for no sizes")
 		},
+		"IFRecord": func(c *C) {
+			v := []float32{0}
+			spikes, counts, h := refmath.IFRecord(compute.IFArgs{Steps: 2, N: 1, Threshold: 1}, []float32{0.6, 0.6}, nil, nil, v)
+			c.Check(counts[0] == 1 && spikes[1] == 1 && h[1] == 1.2, "0.6 a step against 1: potentials %v before the spikes %v", h, spikes)
+			s, n, hh := refmath.IFRecord(compute.IFArgs{}, nil, nil, nil, nil)
+			c.Check(len(s)+len(n)+len(hh) == 0, "values for no sizes")
+		},
+		"IFSurrogateGrad": func(c *C) {
+			du := refmath.IFSurrogateGrad(compute.IFGradArgs{Steps: 1, N: 1, Threshold: 1, Alpha: 4}, []float32{1}, []float32{1})
+			c.Check(len(du) == 1 && du[0] == 1, "at the threshold, α = 4, the gradient passes as 1: %v", du)
+			c.Check(len(refmath.IFSurrogateGrad(compute.IFGradArgs{}, nil, nil)) == 0, "values for no sizes")
+		},
 		"Softmax": func(c *C) {
 			y := refmath.Softmax(1, 2, false, []float64{0, 0})
 			c.Check(y[0] == 0.5 && y[1] == 0.5, "softmax of 0, 0 is %v", y)

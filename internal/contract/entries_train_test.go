@@ -203,9 +203,9 @@ func init() {
 			call := func(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer int, d *data.Dataset) error {
 				var err error
 				if f == "Bench" {
-					_, err = train.Bench(be, net, cfg, batch, infer, -time.Second, d)
+					_, err = train.Bench(be, net, cfg, batch, infer, -time.Second, d, train.Method{})
 				} else {
-					_, err = train.BenchRanks(nil, be, net, cfg, batch, infer, -time.Second, d)
+					_, err = train.BenchRanks(nil, be, net, cfg, batch, infer, -time.Second, d, train.Method{})
 				}
 				return err
 			}
