@@ -77,6 +77,7 @@ const Kernel kernels[] = {
     KERNEL(pk_if_pool, false),
     KERNEL(pk_proxy_loss_grad, false),
     KERNEL(pk_adam, false),
+    KERNEL(pk_transpose, true),
 };
 
 std::mutex launch_mutex;  // one launch at a time: gridDim and blockDim are shared
