@@ -94,13 +94,15 @@ type moment struct {
 func (moment) Buffer(compute.Backend) compute.Buffer { return nil }
 
 // Plan lowers what a network becomes for a batch of batch samples, steps
-// time steps run at once: with train, one proxy-learning step of ann's
-// body and its SNN s and the optimizer's update (StepPrograms, BatchNorm
-// in training mode as in the recipe's first epoch); else the SNN's
-// inference (Simulation, BatchNorm in eval mode). It returns the programs
-// in the order they run and their listing.
-func Plan(ann *nn.Network, s SNN, train bool, batch, steps int) ([]*Lowered, program.Listing, error) {
+// time steps run at once, with settings (WithChannelsLast, WithRules):
+// with train, one proxy-learning step of ann's body and its SNN s and the
+// optimizer's update (StepPrograms, BatchNorm in training mode as in the
+// recipe's first epoch); else the SNN's inference (Simulation, BatchNorm
+// in eval mode). It returns the programs in the order they run and their
+// listing.
+func Plan(ann *nn.Network, s SNN, train bool, batch, steps int, settings ...Setting) ([]*Lowered, program.Listing, error) {
 	opt := SNNOptions{Options: Options{Capacity: batch, BatchStats: train}, Steps: min(max(steps, 1), s.Timesteps)}
+	opt.Apply(settings)
 	if train {
 		body, _ := ann.Body()
 		step, update, err := StepPrograms(body, s, opt)

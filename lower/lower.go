@@ -107,6 +107,10 @@ type Options struct {
 	NoRewrites bool
 	// Unshared gives every value a buffer of its own (program.Program.Unshared).
 	Unshared bool
+	// ChannelsLast lays the values around convolutions out channels-last
+	// (NHWC), with their convolutions' weights, after the rules
+	// (channelsLast; a backend asks for it: LayoutPreferrer).
+	ChannelsLast bool
 }
 
 func (o Options) rules() []Rule {

@@ -102,11 +102,11 @@ func (o *Transpose) Run(m *Machine) {
 	m.be.Transpose(m.Rows(o.Rate)*max(o.Count, 1), o.Rows, o.Cols, m.Buf(o.X), m.Buf(o.Y))
 }
 
-// Planes reports whether slot r's memory (its root's) holds [C H W] rows
-// whose two layouts differ — C > 1 and H·W > 1 —, and its C and H·W. Its
-// layout matters only then; other slots are the same in either.
+// Planes reports whether slot r's rows are [C H W] values whose two
+// layouts differ — C > 1 and H·W > 1 —, and its C and H·W. Its layout
+// matters only then; other slots are the same in either.
 func (p *Program) Planes(r Ref) (c, hw int, ok bool) {
-	s := &p.Slots[p.Root(r)]
+	s := &p.Slots[r]
 	if len(s.Shape) != 3 {
 		return 0, 0, false
 	}
@@ -114,49 +114,58 @@ func (p *Program) Planes(r Ref) (c, hw int, ok bool) {
 	return c, hw, c > 1 && hw > 1
 }
 
+// Neutral reports whether slot r's rows are [C H W] values that are the
+// same in either layout (C = 1 or H·W = 1).
+func (p *Program) Neutral(r Ref) bool {
+	s := &p.Slots[r]
+	return len(s.Shape) == 3 && (s.Shape[0] == 1 || s.Shape[1]*s.Shape[2] == 1)
+}
+
 // Reshaped reports whether slot r is a view of its root with another
-// shape (a flattening view): it sees the root's values in NCHW order.
+// shape (a flattening view, or a [C H W] view of a flat value): it sees
+// its root's values in NCHW order, the order of every shape's values.
 func (p *Program) Reshaped(r Ref) bool {
 	return !slices.Equal(p.Slots[r].Shape, p.Slots[p.Root(r)].Shape)
 }
 
-// Neutral reports whether slot r's memory holds [C H W] rows that are the
-// same in either layout (C = 1 or H·W = 1).
-func (p *Program) Neutral(r Ref) bool {
-	s := &p.Slots[p.Root(r)]
-	return len(s.Shape) == 3 && (s.Shape[0] == 1 || s.Shape[1]*s.Shape[2] == 1)
+// LaidOut is the layout slot r's values lie in: its memory's (its
+// root's), NCHW for a reshaping view.
+func (p *Program) LaidOut(r Ref) Layout {
+	if p.Reshaped(r) {
+		return NCHW
+	}
+	return norm(p.Slots[p.Root(r)].Layout)
 }
 
 // Computes is the layout op computes its activations in, and them: a
-// Laid op's own; for a LayoutFree op its activations' (NCHW where one is
-// a reshaping view); NCHW, and none, for any other op.
+// Laid op's own; a LayoutFree op's that of the first activation it writes
+// with [C H W] rows (Planes), else of the first it reads; NCHW, and none,
+// for any other op.
 func (p *Program) Computes(op Op) (Layout, []Ref) {
 	switch o := op.(type) {
 	case Laid:
 		return norm(o.LayoutOf()), o.Activations()
 	case LayoutFree:
 		acts := o.Activations()
-		free := NCHW
-		for _, r := range acts {
-			if _, _, ok := p.Planes(r); ok {
-				if p.Reshaped(r) {
-					return NCHW, acts
+		_, writes := op.Operands()
+		for _, rs := range [][]Ref{writes, acts} {
+			for _, r := range rs {
+				if _, _, ok := p.Planes(r); ok && slices.Contains(acts, r) {
+					return p.LaidOut(r), acts
 				}
-				free = norm(p.Slots[p.Root(r)].Layout)
 			}
 		}
-		return free, acts
+		return NCHW, acts
 	}
 	return NCHW, nil
 }
 
-// LayoutWanted is the layout op needs operand r in: the layout the op
-// computes in for one of its activations seen in its root's shape, NCHW
-// for any other operand (an op without a channels-last kernel, a
-// reshaping view).
+// LayoutWanted is the layout op needs its operand r in: the layout the op
+// computes in for one of its activations, NCHW for any other operand (of
+// an op without a channels-last kernel, say).
 func (p *Program) LayoutWanted(op Op, r Ref) Layout {
 	l, acts := p.Computes(op)
-	if p.Reshaped(r) || !slices.Contains(acts, r) {
+	if !slices.Contains(acts, r) {
 		return NCHW
 	}
 	return l
@@ -170,16 +179,18 @@ func norm(l Layout) Layout {
 	return NCHW
 }
 
-// checkLayouts verifies that every op reads and writes each [C H W]
-// operand (Planes) in the layout its kernel takes (LayoutWanted), that an
-// op computing channels-last has only activations with a channels-last
-// form, that a view says its memory's layout, and that a Transpose
-// between activations goes from one layout to the other with their sizes.
+// checkLayouts verifies that every op reads and writes each operand with
+// [C H W] rows (Planes) in the layout its kernel takes (LayoutWanted),
+// that no op uses a reshaping view of channels-last memory (it would see
+// the values out of order), that an op computing channels-last has only
+// activations with a [C H W] form, that a view says its memory's layout
+// (a reshaping view NCHW), and that a Transpose between activations goes
+// from one layout to the other with their sizes.
 func (p *Program) checkLayouts() error {
 	for r := range p.Slots {
-		if root := p.Root(Ref(r)); norm(p.Slots[r].Layout) != norm(p.Slots[root].Layout) {
-			return fmt.Errorf("view %s says %s, its memory %s is %s", p.Slots[r].Name, norm(p.Slots[r].Layout), p.Slots[root].Name,
-				norm(p.Slots[root].Layout))
+		s := &p.Slots[r]
+		if want := p.LaidOut(Ref(r)); s.Alias != None && norm(s.Layout) != want {
+			return fmt.Errorf("view %s says %s, its values lie %s", s.Name, norm(s.Layout), want)
 		}
 	}
 	for i, op := range p.Ops {
@@ -191,17 +202,21 @@ func (p *Program) checkLayouts() error {
 		}
 		if l, acts := p.Computes(op); l == NHWC {
 			for _, r := range acts {
-				if _, _, ok := p.Planes(r); !(ok && !p.Reshaped(r)) && !p.Neutral(r) {
+				if _, _, ok := p.Planes(r); !ok && !p.Neutral(r) {
 					return fmt.Errorf("op %d (%s) computes channels-last, but %s has no [C H W] form", i, op.Kernel(), p.Slots[r].Name)
 				}
 			}
 		}
 		reads, writes := op.Operands()
 		for _, r := range append(reads, writes...) {
+			root := p.Root(r)
+			if _, _, ok := p.Planes(root); ok && p.Reshaped(r) && norm(p.Slots[root].Layout) == NHWC {
+				return fmt.Errorf("op %d (%s) uses %s, a reshaping view of channels-last %s", i, op.Kernel(), p.Slots[r].Name, p.Slots[root].Name)
+			}
 			if _, _, ok := p.Planes(r); !ok {
 				continue
 			}
-			if want, have := p.LayoutWanted(op, r), norm(p.Slots[p.Root(r)].Layout); want != have {
+			if want, have := p.LayoutWanted(op, r), p.LaidOut(r); want != have {
 				return fmt.Errorf("op %d (%s) uses %s, which is %s, in %s", i, op.Kernel(), p.Slots[r].Name, have, want)
 			}
 		}
@@ -217,7 +232,7 @@ func (p *Program) checkTranspose(i int, t *Transpose) error {
 	if !okx || !oky {
 		return nil
 	}
-	lx, ly := norm(p.Slots[p.Root(t.X)].Layout), norm(p.Slots[p.Root(t.Y)].Layout)
+	lx, ly := p.LaidOut(t.X), p.LaidOut(t.Y)
 	rows, cols := cx, hx // from NCHW
 	if lx == NHWC {
 		rows, cols = hx, cx

@@ -221,6 +221,9 @@ func (p *Program) Check() error {
 			}
 		}
 	}
+	if err := p.checkLayouts(); err != nil {
+		return err
+	}
 	byBuffer := map[int][]int{}
 	for s, b := range pl.Buffer {
 		if b >= 0 {

@@ -53,7 +53,9 @@ images/s, the kernels' shares.`,
 			if err != nil {
 				return err
 			}
-			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps)
+			// channels-last where a CUDA backend would ask for it
+			last := df.opt.ChannelsLast && (gpu != "" || df.name == "cuda" || df.name == "cuda-emu")
+			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, lower.WithChannelsLast(last))
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -62,7 +64,7 @@ images/s, the kernels' shares.`,
 				GPU *gpumodel.Plan `json:"gpu,omitempty"`
 			}{Listing: list}
 			if gpu != "" {
-				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN}, batch, programs...)
+				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN, ChannelsLast: last}, batch, programs...)
 				if err != nil {
 					return err
 				}
