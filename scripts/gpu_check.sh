@@ -12,12 +12,15 @@
 #                counts against PyTorch and against the CPU backend,
 #                training parity with the CPU, out-of-memory, determinism
 #   bench        proxykit bench --device cuda: the paper's network, batch
-#                100 (and 1000), T = 15; TF32 with cuDNN, FP32, im2col
+#                100 (and 1000), T = 15; TF32 with cuDNN, FP32, im2col, and
+#                TF32 with cuDNN on channels-last programs (--channels-last)
 #   torch        the same step in PyTorch: eager (notebook order),
 #                multi-step, torch.compile (scripts/bench_torch_gpu.py)
 #   train-mnist  2 epochs of the paper's network on MNIST at --device cuda
 #   memcheck, racecheck  compute-sanitizer on the kernels
 #   ncu          Nsight Compute's speed-of-light summary of a step's kernels
+#   ncu-nhwc     the same of a channels-last step (no cuDNN layout
+#                conversions expected)
 #
 # Usage: scripts/gpu_check.sh [STEP...]   (default: all steps)
 set -u
@@ -28,7 +31,7 @@ LOG=$OUT/logs
 mkdir -p "$LOG"
 summary=$LOG/summary.txt
 : >"$summary"
-steps=${*:-"info conformance bench torch train-mnist memcheck racecheck ncu"}
+steps=${*:-"info conformance bench torch train-mnist memcheck racecheck ncu ncu-nhwc"}
 # no step starts after DEADLINE seconds, and none runs past it by more
 # than 80 s: the whole run must end within 8 minutes
 DEADLINE=${DEADLINE:-400}
@@ -79,7 +82,7 @@ for s in $steps; do
     grep -E -- '--- (FAIL|PASS): TestGPU[^/]*|counts|lands|device:|error|differ' "$LOG/conformance.log" | sort | uniq -c | head -60
     ;;
   bench)
-    for v in "tf32:" "fp32:--fp32" "im2col:--no-cudnn"; do
+    for v in "tf32:" "fp32:--fp32" "im2col:--no-cudnn" "tf32-nhwc:--channels-last"; do
       name=${v%%:*} flag=${v#*:}
       TAIL=3 step "bench-$name" 60 "$pk" bench --device cuda $flag --arch fmnist --width 128 --batch-size 100 \
         --infer-batch-size 1000 --timesteps 15 --seconds 3 --json
@@ -109,6 +112,11 @@ for s in $steps; do
     # one whole training step (about 130 launches) after three warm ones
     TAIL=3 step ncu 100 ncu --launch-skip 400 --launch-count 130 --section SpeedOfLight --csv --page details \
       "$pk" bench --device cuda --seconds 0.2 --infer-batch-size 100
+    ;;
+  ncu-nhwc)
+    # a channels-last step (about 110 launches) after three warm ones
+    TAIL=3 step ncu-nhwc 100 ncu --launch-skip 340 --launch-count 115 --section SpeedOfLight --csv --page details \
+      "$pk" bench --device cuda --channels-last --seconds 0.2 --infer-batch-size 100
     ;;
   *)
     echo "unknown step $s" >&2
