@@ -259,7 +259,11 @@ func (be *Backend) Describe() string {
 		if st, ok := be.dev.(interface{ cudnnStatus() string }); ok && be.dnn != nil {
 			s += ", convolutions by " + st.cudnnStatus()
 			for k, why := range be.noDNN {
-				s += fmt.Sprintf(" (im2col for %dx%d→%d: %s)", k.g.H, k.g.W, k.g.O, why)
+				other := "im2col"
+				if k.g.Layout.Last() {
+					other = "NCHW"
+				}
+				s += fmt.Sprintf(" (%s for %dx%d→%d %s: %s)", other, k.g.H, k.g.W, k.g.O, dnnDirection(k.kind), why)
 			}
 		} else {
 			s += ", convolutions by im2col and cuBLAS"
@@ -280,17 +284,22 @@ func (be *Backend) products() string {
 }
 
 // Precision names what of the backend's arithmetic changes results: the
-// matrix products' (TF32 or FP32) and the convolutions' (cuDNN or
-// im2col); the emulated device computes in FP32 on the host. Ranks of a
-// data-parallel run must compute alike.
+// matrix products' (TF32 or FP32), the convolutions' (cuDNN or im2col)
+// and their layout (channels-last: cuDNN's algorithms differ); the
+// emulated device computes in FP32 on the host, the same bits in either
+// layout. Ranks of a data-parallel run must compute alike.
 func (be *Backend) Precision() string {
 	if be.opt.Emulate {
 		return "emulated device"
 	}
-	if be.dnn != nil {
-		return be.products() + ", cuDNN convolutions"
+	last := ""
+	if be.opt.ChannelsLast {
+		last = ", channels-last"
 	}
-	return be.products() + ", im2col convolutions"
+	if be.dnn != nil {
+		return be.products() + ", cuDNN convolutions" + last
+	}
+	return be.products() + ", im2col convolutions" + last
 }
 
 // buffer is device memory: an allocation or a view of one.
