@@ -58,6 +58,12 @@ type Backend interface {
 	// AddTo adds src into dst, of equal length: dst[i] += src[i] (the join
 	// of residual branches, and gradients summed where a value fans out).
 	AddTo(dst, src Buffer)
+	// Transpose writes each of n matrices of rows×cols values of x
+	// transposed into y: y[s, j, i] = x[s, i, j]. An activation's [C, H·W]
+	// planes become channels-last [H·W, C] (rows c, cols hw) and back
+	// (rows hw, cols c); a convolution's weight [O][C/G, KH·KW] becomes
+	// [O][KH·KW, C/G] (n O, rows C/G, cols KH·KW).
+	Transpose(n, rows, cols int, x, y Buffer)
 	// CopyChannels copies, for each of n samples, the c channels of hw
 	// values starting at channel srcOff of src (srcC channels a sample)
 	// to channel dstOff of dst (dstC channels a sample): concatenation
@@ -74,7 +80,8 @@ type Backend interface {
 
 	// Conv2dForward computes
 	// y[s,o,p] = bias[o] + Σ_{c,kh,kw} w[o,c,kh,kw]·x[s,c,pixel(p,kh,kw)]
-	// for n samples; bias may be nil.
+	// for n samples; bias may be nil. With g.Layout NHWC, x, y, w (and in
+	// the backward pass their gradients) are channels-last (ConvGeom).
 	Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer)
 	// Conv2dBackward computes dx (overwritten; nil to skip) and adds into
 	// dw and db (nil to skip) the gradients of Conv2dForward given dy.
@@ -126,9 +133,10 @@ type Backend interface {
 	SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer)
 
 	// BatchNormStats computes, for each of groups groups of n samples
-	// (x is [groups·n, c, hw]), each channel's mean and biased variance
-	// into mean and variance, each [groups, c].
-	BatchNormStats(groups, n, c, hw int, x, mean, variance Buffer)
+	// (x is [groups·n, c, hw], or [groups·n, hw, c] with layout NHWC),
+	// each channel's mean and biased variance into mean and variance,
+	// each [groups, c].
+	BatchNormStats(groups, n, c, hw int, layout Layout, x, mean, variance Buffer)
 	// BatchNormUpdateRunning folds groups batch statistics into the running
 	// ones, one group after the other: r = (1−momentum)·r + momentum·batch,
 	// the variance unbiased with count/(count−1), as PyTorch does.
@@ -138,12 +146,13 @@ type Backend interface {
 	// for groups rows of c channels.
 	BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift Buffer)
 	// ChannelAffine writes y = x·scale[g,c] + shift[g,c] for groups groups of
-	// n samples of c channels × hw; y may be x.
-	ChannelAffine(groups, n, c, hw int, x, scale, shift, y Buffer)
+	// n samples of c channels × hw (laid out as layout says); y may be x.
+	ChannelAffine(groups, n, c, hw int, layout Layout, x, scale, shift, y Buffer)
 	// BatchNormBackward computes dx (overwritten; nil to skip) and adds
 	// dγ and dβ, for the statistics (mean, variance) the forward pass
 	// normalised with; batchStats says they were x's own batch statistics.
-	BatchNormBackward(n, c, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer)
+	// x, dy and dx are laid out as layout says.
+	BatchNormBackward(n, c, hw int, layout Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer)
 
 	// IF advances integrate-and-fire neurons over a.Steps time steps.
 	IF(a IFArgs)
@@ -186,10 +195,15 @@ type IFArgs struct {
 	Constant bool
 	// Scale and Shift, if not nil, map the input first: u = in·Scale[g,c] +
 	// Shift[g,c] (a BatchNorm fused into the IF layer), where c = (j/HW) mod
-	// C for neuron j and g is the step with PerStep, else 0.
+	// C for neuron j (j mod C with Layout NHWC) and g is the step with
+	// PerStep, else 0.
 	Scale, Shift Buffer
 	PerStep      bool
 	C, HW        int
+	// Layout is how each sample's neurons are laid out as C channels of
+	// HW: NCHW (or "") or NHWC. It places a neuron's channel and, with
+	// Pool, its window (Pool's own Layout is not read).
+	Layout Layout
 	// V is the membrane potential, [N], carried from call to call.
 	V Buffer
 	// Spikes receives the spikes, [Steps, N].
@@ -205,7 +219,8 @@ type IFArgs struct {
 	// Pool, if not nil, max-pools the spikes (their OR) over windows that
 	// tile each of the N/(C·H·W) samples' C planes of H×W neurons exactly
 	// (PoolFits): Spikes then receives only the pooled spikes, [Steps,
-	// N/(KH·KW)], what MaxPool2dForward of the spikes would write.
+	// N/(KH·KW)], what MaxPool2dForward of the spikes would write, in
+	// Layout.
 	Pool *PoolGeom
 }
 

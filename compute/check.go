@@ -101,8 +101,16 @@ func (a *args) in(lo, hi int, kv ...any) {
 	}
 }
 
+// layout checks a layout argument.
+func (a *args) layout(l Layout) {
+	if !l.Valid() {
+		a.fail("layout %q: want %q or %q", string(l), NCHW, NHWC)
+	}
+}
+
 // conv checks a convolution's geometry.
 func (a *args) conv(g ConvGeom) {
+	a.layout(g.Layout)
 	a.in(1, maxGeomDim, "C", g.C, "H", g.H, "W", g.W, "O", g.O, "KH", g.KH, "KW", g.KW, "SH", g.SH, "SW", g.SW, "DH", g.DH, "DW", g.DW)
 	a.in(0, maxGeomDim, "PT", g.PT, "PL", g.PL, "PB", g.PB, "PR", g.PR, "G", g.G)
 	if a.err != nil {
@@ -119,6 +127,7 @@ func (a *args) conv(g ConvGeom) {
 // pool checks a pooling's geometry: PyTorch's rule that padding is at
 // most half the window, so that no window lies in the padding alone.
 func (a *args) pool(g PoolGeom) {
+	a.layout(g.Layout)
 	a.in(1, maxGeomDim, "C", g.C, "H", g.H, "W", g.W, "KH", g.KH, "KW", g.KW, "SH", g.SH, "SW", g.SW)
 	a.in(0, maxGeomDim, "PT", g.PT, "PL", g.PL, "PB", g.PB, "PR", g.PR)
 	if a.err != nil {

@@ -2,10 +2,13 @@ package compute
 
 import "math/bits"
 
-// ConvGeom describes a 2-D convolution on NCHW data. With G groups the
-// input channels split into G blocks of C/G and the output channels into
-// G blocks of O/G; output block g sees input block g only, and the weight
-// is [O, C/G, KH, KW] (G = C = O: depthwise). G = 0 means 1.
+// ConvGeom describes a 2-D convolution. With G groups the input channels
+// split into G blocks of C/G and the output channels into G blocks of
+// O/G; output block g sees input block g only, and the weight is [O, C/G,
+// KH, KW] (G = C = O: depthwise). G = 0 means 1. Layout is how x, y and
+// their gradients are laid out: NCHW (or ""), or NHWC, in which case the
+// weight and its gradient are channels-last too, [O, KH, KW, C/G] (cuDNN's
+// KRSC).
 type ConvGeom struct {
 	C, H, W        int // input channels, height, width
 	O, KH, KW      int // output channels, kernel height and width
@@ -13,6 +16,7 @@ type ConvGeom struct {
 	PT, PL, PB, PR int // zero padding: top, left, bottom, right
 	DH, DW         int // dilations
 	G              int // groups
+	Layout         Layout
 }
 
 // Groups is the number of groups, at least 1.

@@ -38,6 +38,7 @@ type CPU struct {
 	rowTables map[rowKey]*rowTable
 	rows      spikeList // a spiking linear layer's row lists
 	tmp       []float32
+	last      lastScratch // the channels-last kernels' (nhwc.go)
 	mu        sync.Mutex
 	prepared  map[prepKey]*prepared
 	memLimit  int64 // bytes Alloc may hand out in all (0: not known yet)
@@ -372,6 +373,10 @@ func (c *CPU) Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer) {
 	if !c.ok(&a) {
 		return
 	}
+	if g.Layout.Last() {
+		c.convForwardLast(g, n, xs, ws, bs, ys)
+		return
+	}
 	c.convForward(g, n, xs, ws, bs, ys, w)
 }
 
@@ -383,6 +388,10 @@ func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
 	xs, ws, dys := a.buf("x", x, in), a.buf("w", w, wn), a.buf("dy", dy, out)
 	dxs, dws, dbs := a.opt("dx", dx, in), a.opt("dw", dw, wn), a.opt("db", db, g.O)
 	if !c.ok(&a) {
+		return
+	}
+	if g.Layout.Last() {
+		c.convBackwardLast(g, n, xs, ws, dys, dxs, dws, dbs)
 		return
 	}
 	c.convBackward(g, n, xs, ws, dys, dxs, dws, dbs, w)
@@ -493,10 +502,21 @@ func (c *CPU) pooled(kernel string, g PoolGeom, n int, in, out Buffer, inName, o
 	return xs, ys, c.ok(&a)
 }
 
+// pool runs a pooling kernel f over n samples: in (x or dx) and out (y or
+// dy) in g's layout, x2 max pooling's input in its backward pass (nil
+// otherwise); channels-last through poolLast.
+func (c *CPU) pool(g PoolGeom, n int, in, out, x2 []float32, backward bool, f func(g PoolGeom, in, out, x2 []float32)) {
+	if g.Layout.Last() {
+		c.poolLast(g, n, in, out, x2, backward, f)
+		return
+	}
+	f(g, in, out, x2)
+}
+
 // MaxPool2dForward implements Backend.
 func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
 	if xs, ys, ok := c.pooled("MaxPool2dForward", g, n, x, y, "x", "y"); ok {
-		maxPool2dForward(g, n, xs, ys)
+		c.pool(g, n, xs, ys, nil, false, func(g PoolGeom, in, out, _ []float32) { maxPool2dForward(g, n, in, out) })
 	}
 }
 
@@ -507,21 +527,21 @@ func (c *CPU) MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer) {
 		return
 	}
 	if dxs, _, ok := c.pooled("MaxPool2dBackward", g, n, dx, dy, "dx", "dy"); ok {
-		maxPool2dBackward(g, n, xs, dys, dxs)
+		c.pool(g, n, dxs, dys, xs, true, func(g PoolGeom, in, out, x2 []float32) { maxPool2dBackward(g, n, x2, out, in) })
 	}
 }
 
 // AvgPool2dForward implements Backend.
 func (c *CPU) AvgPool2dForward(g PoolGeom, n int, countPad bool, x, y Buffer) {
 	if xs, ys, ok := c.pooled("AvgPool2dForward", g, n, x, y, "x", "y"); ok {
-		avgPool2dForward(g, n, countPad, xs, ys)
+		c.pool(g, n, xs, ys, nil, false, func(g PoolGeom, in, out, _ []float32) { avgPool2dForward(g, n, countPad, in, out) })
 	}
 }
 
 // AvgPool2dBackward implements Backend.
 func (c *CPU) AvgPool2dBackward(g PoolGeom, n int, countPad bool, dy, dx Buffer) {
 	if dxs, dys, ok := c.pooled("AvgPool2dBackward", g, n, dx, dy, "dx", "dy"); ok {
-		avgPool2dBackward(g, n, countPad, dys, dxs)
+		c.pool(g, n, dxs, dys, nil, true, func(g PoolGeom, in, out, _ []float32) { avgPool2dBackward(g, n, countPad, out, in) })
 	}
 }
 
@@ -591,11 +611,15 @@ func (c *CPU) SoftmaxBackward(n, k int, log bool, y, dy, dx Buffer) {
 }
 
 // BatchNormStats implements Backend.
-func (c *CPU) BatchNormStats(groups, n, ch, hw int, x, mean, variance Buffer) {
+func (c *CPU) BatchNormStats(groups, n, ch, hw int, layout Layout, x, mean, variance Buffer) {
 	a := args{kernel: "BatchNormStats"}
+	a.layout(layout)
 	xs := a.buf("x", x, a.size(groups, n, ch, hw))
 	ms, vs := a.buf("mean", mean, a.size(groups, ch)), a.buf("variance", variance, a.size(groups, ch))
 	if c.ok(&a) {
+		if layout.Last() {
+			xs = c.toNCHW(0, groups*n, ch, hw, xs)
+		}
 		c.kernels().BatchNormStats(groups, n, ch, hw, xs, ms, vs)
 	}
 }
@@ -624,26 +648,45 @@ func (c *CPU) BatchNormScaleShift(groups, ch int, eps float32, gamma, beta, mean
 	}
 }
 
-// ChannelAffine implements Backend.
-func (c *CPU) ChannelAffine(groups, n, ch, hw int, x, scale, shift, y Buffer) {
+// ChannelAffine implements Backend: channels-last, a sample of hw pixels
+// is hw samples of ch channels × 1 (each value's map is the same).
+func (c *CPU) ChannelAffine(groups, n, ch, hw int, layout Layout, x, scale, shift, y Buffer) {
 	a := args{kernel: "ChannelAffine"}
+	a.layout(layout)
 	size, gc := a.size(groups, n, ch, hw), a.size(groups, ch)
 	xs, ys := a.buf("x", x, size), a.buf("y", y, size)
 	ss, hs := a.buf("scale", scale, gc), a.buf("shift", shift, gc)
 	if c.ok(&a) {
+		if layout.Last() {
+			n, hw = n*hw, 1
+		}
 		c.kernels().ChannelAffine(groups, n, ch, hw, xs, ss, hs, ys)
 	}
 }
 
 // BatchNormBackward implements Backend.
-func (c *CPU) BatchNormBackward(n, ch, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer) {
+func (c *CPU) BatchNormBackward(n, ch, hw int, layout Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer) {
 	a := args{kernel: "BatchNormBackward"}
+	a.layout(layout)
 	size := a.size(n, ch, hw)
 	gs, ms, vs := a.buf("gamma", gamma, ch), a.buf("mean", mean, ch), a.buf("variance", variance, ch)
 	xs, dys, dxs := a.buf("x", x, size), a.buf("dy", dy, size), a.opt("dx", dx, size)
 	dgs, dbs := a.buf("dgamma", dgamma, ch), a.buf("dbeta", dbeta, ch)
-	if c.ok(&a) {
+	if !c.ok(&a) {
+		return
+	}
+	if !layout.Last() {
 		batchNormBackward(n, ch, hw, batchStats, eps, gs, ms, vs, xs, dys, dxs, dgs, dbs)
+		return
+	}
+	xt, dyt := c.toNCHW(0, n, ch, hw, xs), c.toNCHW(1, n, ch, hw, dys)
+	var dxt []float32
+	if dxs != nil {
+		dxt = c.scratchLast(2, len(dxs))
+	}
+	batchNormBackward(n, ch, hw, batchStats, eps, gs, ms, vs, xt, dyt, dxt, dgs, dbs)
+	if dxs != nil {
+		c.fromNCHW(n, ch, hw, dxt, dxs)
 	}
 }
 
@@ -681,9 +724,14 @@ func (c *CPU) IF(f IFArgs) {
 			out = a.size(f.Steps, f.N/(g.KH*g.KW))
 		}
 	}
+	a.layout(f.Layout)
 	v, spikes, counts := a.buf("V", f.V, a.size(f.N)), a.buf("Spikes", f.Spikes, out), a.opt("Counts", f.Counts, f.N)
 	if !c.ok(&a) {
 		return
+	}
+	if f.Layout.Last() {
+		// a neuron's channel is j mod C: HW samples of C channels × 1
+		f.HW = 1
 	}
 	if f.Start {
 		for i := range v {
@@ -700,10 +748,12 @@ func (c *CPU) IF(f IFArgs) {
 	g := *f.Pool
 	unpooled := grow(&c.ifSpikes, f.Steps*f.N)
 	c.kernels().IFForward(f, in, scale, shift, v, unpooled, counts)
+	g.Layout = f.Layout
 	planes := f.N / (g.H * g.W)
 	per := planes * g.OutH() * g.OutW()
+	n := planes / g.C
 	for t := 0; t < f.Steps; t++ {
-		maxPool2dForward(g, planes/g.C, unpooled[t*f.N:(t+1)*f.N], spikes[t*per:(t+1)*per])
+		c.pool(g, n, unpooled[t*f.N:(t+1)*f.N], spikes[t*per:(t+1)*per], nil, false, func(g PoolGeom, in, out, _ []float32) { maxPool2dForward(g, n, in, out) })
 	}
 }
 

@@ -126,9 +126,9 @@ func layerRun(c *CPU) [32]byte {
 	ch, hw := 5, 37
 	x := randVec(rng, n*ch*hw, 0.1, false)
 	mean, variance := buf(make([]float32, ch)), buf(make([]float32, ch))
-	c.BatchNormStats(1, n, ch, hw, buf(x), mean, variance)
+	c.BatchNormStats(1, n, ch, hw, NCHW, buf(x), mean, variance)
 	gamma, dx, dg, dbeta := buf(randVec(rng, ch, 0, false)), buf(make([]float32, len(x))), buf(make([]float32, ch)), buf(make([]float32, ch))
-	c.BatchNormBackward(n, ch, hw, true, 1e-5, gamma, mean, variance, buf(x), buf(randVec(rng, len(x), 0, false)), dx, dg, dbeta)
+	c.BatchNormBackward(n, ch, hw, NCHW, true, 1e-5, gamma, mean, variance, buf(x), buf(randVec(rng, len(x), 0, false)), dx, dg, dbeta)
 	hashFloats(h, host(mean), host(variance), host(dx), host(dg), host(dbeta))
 	steps, nn := 3, 4*ch*hw
 	v, spikes, counts := buf(make([]float32, nn)), buf(make([]float32, steps*nn)), buf(make([]float32, nn))

@@ -2,13 +2,15 @@ package compute
 
 import "math"
 
-// PoolGeom describes a 2-D pooling window on NCHW data.
+// PoolGeom describes a 2-D pooling window; Layout is how its input and
+// output are laid out (NCHW or "", or NHWC).
 type PoolGeom struct {
 	C, H, W        int // channels, input height and width
 	KH, KW         int // window
 	SH, SW         int // strides
 	PT, PL, PB, PR int // padding: top, left, bottom, right
 	Ceil           bool
+	Layout         Layout
 }
 
 // pooledSize is PyTorch's output size rule: floor (or ceil) of

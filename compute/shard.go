@@ -23,13 +23,14 @@ type Sharded interface {
 	// batch of total rows: dy = 2(counts − onehot)/(total·k).
 	ProxyLossGradOf(n, total, k int, counts, labels, dy Buffer)
 	// BatchNormSums writes, for each of groups groups of n samples (x is
-	// [groups·n, c, hw]) and each channel, the sum over the group's samples
+	// [groups·n, c, hw], or [groups·n, hw, c] with layout NHWC) and each
+	// channel, the sum over the group's samples
 	// and pixels of x, or with mean (float64 values, [groups, c]) of
 	// (x − mean)², into sums (float64 values, [groups, c]). The sum over a
 	// batch is the processes' sums added in the batch reduction order
 	// (docs/design.md §4); BatchNormStats is these sums divided by the
 	// count (BatchNormDivide).
-	BatchNormSums(groups, n, c, hw int, x, mean, sums Buffer)
+	BatchNormSums(groups, n, c, hw int, layout Layout, x, mean, sums Buffer)
 	// BatchNormDivide writes out32[i] = float32(sums[i]/count) and, if out64
 	// is not nil, out64[i] = sums[i]/count (float64), for n values.
 	BatchNormDivide(n, count int, sums, out64, out32 Buffer)
@@ -37,11 +38,11 @@ type Sharded interface {
 	// samples into sums ([2, c], float32: Σdy first) and adds them into
 	// dgamma and dbeta: BatchNormBackward's sums, for the statistics
 	// (mean, variance) the forward pass normalised with.
-	BatchNormBackwardSums(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta Buffer)
+	BatchNormBackwardSums(n, c, hw int, layout Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta Buffer)
 	// BatchNormBackwardData writes dx for n samples with batch statistics,
 	// from sums over the whole batch of count values per channel:
 	// dx = γ·invstd·(dy − Σdy/count − x̂·Σdy·x̂/count).
-	BatchNormBackwardData(n, c, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx Buffer)
+	BatchNormBackwardData(n, c, hw, count int, layout Layout, eps float32, gamma, mean, variance, x, dy, sums, dx Buffer)
 }
 
 // HostComm is a communicator between the processes of a data-parallel run
@@ -159,12 +160,16 @@ func proxyLossGradOf(n, total, k int, counts, labels, dy []float32) {
 
 // BatchNormSums implements Sharded: BatchNormStats's sums, in its order
 // (a share's sums are a subtree of the batch reduction tree).
-func (c *CPU) BatchNormSums(groups, n, cc, hw int, x, mean, sums Buffer) {
+func (c *CPU) BatchNormSums(groups, n, cc, hw int, layout Layout, x, mean, sums Buffer) {
 	a := args{kernel: "BatchNormSums"}
+	a.layout(layout)
 	gc := a.size(groups, cc)
 	xh, mu, out := a.buf("x", x, a.size(groups, n, cc, hw)), a.f64("mean", mean, gc, true), a.f64("sums", sums, gc, false)
 	if !c.ok(&a) {
 		return
+	}
+	if layout.Last() {
+		xh = c.toNCHW(0, groups*n, cc, hw, xh)
 	}
 	ks := c.kernels()
 	for g := 0; g < groups; g++ {
@@ -195,13 +200,17 @@ func (c *CPU) BatchNormDivide(n, count int, sums, out64, out32 Buffer) {
 
 // BatchNormBackwardSums implements Sharded: BatchNormBackward's sums, in
 // its order, added into dgamma and dbeta.
-func (c *CPU) BatchNormBackwardSums(n, cc, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta Buffer) {
+func (c *CPU) BatchNormBackwardSums(n, cc, hw int, layout Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta Buffer) {
 	a := args{kernel: "BatchNormBackwardSums"}
+	a.layout(layout)
 	size := a.size(n, cc, hw)
 	ms, vs, xs, dys := a.buf("mean", mean, cc), a.buf("variance", variance, cc), a.buf("x", x, size), a.buf("dy", dy, size)
 	s, dg, db := a.buf("sums", sums, a.size(2, cc)), a.buf("dgamma", dgamma, cc), a.buf("dbeta", dbeta, cc)
 	if !c.ok(&a) {
 		return
+	}
+	if layout.Last() {
+		xs, dys = c.toNCHW(0, n, cc, hw, xs), c.toNCHW(1, n, cc, hw, dys)
 	}
 	bnBackwardSums(n, cc, hw, ms, bnInvStd(cc, eps, vs), xs, dys, s)
 	for ch := 0; ch < cc; ch++ {
@@ -212,15 +221,22 @@ func (c *CPU) BatchNormBackwardSums(n, cc, hw int, eps float32, mean, variance, 
 
 // BatchNormBackwardData implements Sharded: BatchNormBackward's dx, from
 // the whole batch's sums over count values per channel.
-func (c *CPU) BatchNormBackwardData(n, cc, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx Buffer) {
+func (c *CPU) BatchNormBackwardData(n, cc, hw, count int, layout Layout, eps float32, gamma, mean, variance, x, dy, sums, dx Buffer) {
 	a := args{kernel: "BatchNormBackwardData"}
+	a.layout(layout)
 	size := a.size(n, cc, hw)
 	gs, ms, vs := a.buf("gamma", gamma, cc), a.buf("mean", mean, cc), a.buf("variance", variance, cc)
 	xs, dys, dxs, ss := a.buf("x", x, size), a.buf("dy", dy, size), a.buf("dx", dx, size), a.buf("sums", sums, a.size(2, cc))
 	if !c.ok(&a) {
 		return
 	}
-	bnBackwardData(n, cc, hw, count, gs, ms, bnInvStd(cc, eps, vs), xs, dys, ss, dxs)
+	if !layout.Last() {
+		bnBackwardData(n, cc, hw, count, gs, ms, bnInvStd(cc, eps, vs), xs, dys, ss, dxs)
+		return
+	}
+	xt, dyt, dxt := c.toNCHW(0, n, cc, hw, xs), c.toNCHW(1, n, cc, hw, dys), c.scratchLast(2, len(dxs))
+	bnBackwardData(n, cc, hw, count, gs, ms, bnInvStd(cc, eps, vs), xt, dyt, ss, dxt)
+	c.fromNCHW(n, cc, hw, dxt, dxs)
 }
 
 var _ Sharded = (*CPU)(nil)

@@ -150,12 +150,31 @@ const (
 	MathBF16 Math = "bf16"
 )
 
-// Layout is the memory layout of a convolution's activations.
+// Layout is the memory layout of [C H W] values: of a convolution's
+// activations in a launch's record, of a slot in a program, of the
+// activations a kernel is handed (ConvGeom.Layout, PoolGeom.Layout, the
+// BatchNorm kernels' layout argument, IFArgs.Layout). The zero value ""
+// reads as NCHW.
 type Layout string
 
 // Batch, channels, height, width from slowest to fastest; or channels
-// last.
+// last: a sample's values pixel by pixel, each pixel's C channels
+// together.
 const (
 	NCHW Layout = "nchw"
 	NHWC Layout = "nhwc"
 )
+
+// Last reports whether l is channels-last (NHWC); anything else is NCHW.
+func (l Layout) Last() bool { return l == NHWC }
+
+// String names the layout in capitals: NCHW (also for "") or NHWC.
+func (l Layout) String() string {
+	if l.Last() {
+		return "NHWC"
+	}
+	return "NCHW"
+}
+
+// Valid reports whether l is a layout: "", NCHW or NHWC.
+func (l Layout) Valid() bool { return l == "" || l == NCHW || l == NHWC }

@@ -188,12 +188,12 @@ func (b *Backend) ProxyLossGrad(n, k int, counts, labels, dy compute.Buffer) {
 // BatchNormStats implements compute.Backend: with SyncBN, the global
 // batch's statistics, from sums in the order of one process's (the sum of
 // x, the mean, the sum of (x − mean)², the variance).
-func (b *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute.Buffer) {
+func (b *Backend) BatchNormStats(groups, n, c, hw int, layout compute.Layout, x, mean, variance compute.Buffer) {
 	if !b.ready() {
 		return
 	}
 	if !b.active || !b.sync {
-		b.Backend.BatchNormStats(groups, n, c, hw, x, mean, variance)
+		b.Backend.BatchNormStats(groups, n, c, hw, layout, x, mean, variance)
 		return
 	}
 	if n != b.rows {
@@ -210,10 +210,10 @@ func (b *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute
 	}
 	k, count := groups*c, b.total*hw
 	sums, mu := b.scratch(&b.sums, 2*k), b.scratch(&b.mean64, 2*k)
-	b.sharded.BatchNormSums(groups, b.real, c, hw, x, nil, sums)
+	b.sharded.BatchNormSums(groups, b.real, c, hw, layout, x, nil, sums)
 	b.allReduce(sums, true)
 	b.sharded.BatchNormDivide(k, count, sums, mu, mean)
-	b.sharded.BatchNormSums(groups, b.real, c, hw, x, mu, sums)
+	b.sharded.BatchNormSums(groups, b.real, c, hw, layout, x, mu, sums)
 	b.allReduce(sums, true)
 	b.sharded.BatchNormDivide(k, count, sums, nil, variance)
 }
@@ -240,12 +240,12 @@ func (b *Backend) BatchNormUpdateRunning(groups, c, count int, momentum float32,
 // BatchNormBackward implements compute.Backend: with SyncBN and batch
 // statistics, this rank's Σdy and Σdy·x̂ go into dγ and dβ (summed with
 // the other gradients later) and, summed across ranks, into dx.
-func (b *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
+func (b *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
 	if !b.ready() {
 		return
 	}
 	if !b.active || !b.sync || !batchStats {
-		b.Backend.BatchNormBackward(n, c, hw, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta)
+		b.Backend.BatchNormBackward(n, c, hw, layout, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta)
 		b.gradDone(dgamma, dbeta)
 		return
 	}
@@ -257,14 +257,14 @@ func (b *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32, 
 	if b.real == 0 {
 		b.Backend.Fill(sums, 0)
 	} else {
-		b.sharded.BatchNormBackwardSums(n, c, hw, eps, mean, variance, x, dy, sums, dgamma, dbeta)
+		b.sharded.BatchNormBackwardSums(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta)
 	}
 	b.allReduce(sums, false)
 	if dx != nil {
 		if b.real == 0 {
 			b.Backend.Fill(dx, 0)
 		} else {
-			b.sharded.BatchNormBackwardData(n, c, hw, b.total*hw, eps, gamma, mean, variance, x, dy, sums, dx)
+			b.sharded.BatchNormBackwardData(n, c, hw, b.total*hw, layout, eps, gamma, mean, variance, x, dy, sums, dx)
 		}
 	}
 	b.gradDone(dgamma, dbeta)

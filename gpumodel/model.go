@@ -62,7 +62,8 @@ const (
 	// Reduction kernels sum a channel or a row per block or thread
 	// (reference: pk_bn_backward_reduce).
 	Reduction Kind = "reduction"
-	// Layout is cuDNN's own NCHW↔NHWC conversions.
+	// Layout is cuDNN's own NCHW↔NHWC conversions, and proxykit's
+	// transposes between the layouts (pk_transpose: the same work).
 	Layout Kind = "layout"
 )
 
@@ -86,6 +87,8 @@ func KindOf(kernel string) (Kind, bool) {
 		return Pooling, true
 	case "pk_bn_backward_reduce", "pk_bn_stats", "pk_bn_sums", "pk_conv_bias_grad", "pk_col_sum", "pk_sum", "pk_gap":
 		return Reduction, true
+	case "pk_transpose": // a layout change, as cuDNN's nchwToNhwc
+		return Layout, true
 	}
 	return "", false
 }

@@ -86,8 +86,9 @@ func surrogateStep(t *testing.T, be compute.Backend, net *nn.Network, n int, opt
 // TestSurrogateStepPlan: on random graphs (joins, views, pooling,
 // BatchNorm in both modes) and every backend, the surrogate step lowered
 // as it runs — rewrite rules on, buffers shared by liveness — gives the
-// bits of the plain program with a buffer for every value: what the
-// forward pass keeps for the backward pass lives until it is read.
+// bits of the plain program with a buffer for every value (and so does
+// it lowered channels-last): what the forward pass keeps for the
+// backward pass lives until it is read.
 func TestSurrogateStepPlan(t *testing.T) {
 	for name, be := range backends(t) {
 		for seed := uint64(0); seed < 6; seed++ {
@@ -101,6 +102,15 @@ func TestSurrogateStepPlan(t *testing.T) {
 					}
 					if d := differ(g0, g1); d > 0 {
 						t.Errorf("%d of %d gradients differ", d, len(g0))
+					}
+					// channels-last, as a CUDA backend asks for it: transposes
+					// around the BPTT kernels, which compute in NCHW
+					c2, g2, _ := surrogateStep(t, be, net, 3, lower.Options{BatchStats: batchStats, ChannelsLast: true})
+					if d := differ(c0, c2); d > 0 {
+						t.Errorf("channels-last: %d of %d counts differ", d, len(c0))
+					}
+					if d := differ(g0, g2); d > 0 {
+						t.Errorf("channels-last: %d of %d gradients differ", d, len(g0))
 					}
 					nonzero := slices.ContainsFunc(g0, func(v float32) bool { return v != 0 })
 					if !nonzero {

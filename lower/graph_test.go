@@ -261,10 +261,17 @@ type result struct{ y, grads, counts []float32 }
 // on x, lowered plainly (no rewrites, a buffer per value) or as usual,
 // checking every program's invariants.
 func run(t testing.TB, be compute.Backend, net *nn.Network, x *nn.Tensor, batchStats, plain bool) result {
+	return runLowered(t, be, net, x, batchStats, lower.Options{NoRewrites: plain, Unshared: plain})
+}
+
+// runLowered is run with the programs lowered with lo's rewrite options
+// (NoRewrites, Unshared, ChannelsLast).
+func runLowered(t testing.TB, be compute.Backend, net *nn.Network, x *nn.Tensor, batchStats bool, lo lower.Options) result {
 	t.Helper()
 	n := x.Shape[0]
 	var r result
-	opt := lower.Options{Capacity: n, BatchStats: batchStats, Backward: true, NoRewrites: plain, Unshared: plain}
+	opt := lower.Options{Capacity: n, BatchStats: batchStats, Backward: true, NoRewrites: lo.NoRewrites, Unshared: lo.Unshared,
+		ChannelsLast: lo.ChannelsLast}
 	if err := net.Bind(be); err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +319,8 @@ func run(t testing.TB, be compute.Backend, net *nn.Network, x *nn.Tensor, batchS
 	if err := snn.Bind(be); err != nil {
 		t.Fatal(err)
 	}
-	l, err := lower.Simulation(snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: n, BatchStats: batchStats, NoRewrites: plain, Unshared: plain},
-		Steps: min(be.StepsAtOnce(5), 5)})
+	l, err := lower.Simulation(snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: n, BatchStats: batchStats, NoRewrites: lo.NoRewrites,
+		Unshared: lo.Unshared, ChannelsLast: lo.ChannelsLast}, Steps: min(be.StepsAtOnce(5), 5)})
 	if err != nil {
 		t.Fatal(err)
 	}

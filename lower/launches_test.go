@@ -24,12 +24,14 @@ import (
 // synaptic operations counted, for a batch below the programs' capacity,
 // and for a network of a grouped and an asymmetrically padded convolution;
 // with convolutions on cuDNN (where the backend hands them there) and on
-// im2col in chunks of a small workspace.
+// im2col in chunks of a small workspace; in NCHW and channels-last.
 func TestLaunchesOfRandomGraphs(t *testing.T) {
 	const capacity, n = 4, 3
 	configs := map[string]cuda.Options{
-		"cudnn":  {DryRunCuDNN: true},
-		"im2col": {WorkspaceBytes: 2048},
+		"cudnn":                 {DryRunCuDNN: true},
+		"im2col":                {WorkspaceBytes: 2048},
+		"cudnn, channels-last":  {DryRunCuDNN: true, ChannelsLast: true},
+		"im2col, channels-last": {WorkspaceBytes: 2048, ChannelsLast: true},
 	}
 	for seed := uint64(0); seed < 13; seed++ {
 		var net *nn.Network
@@ -61,12 +63,12 @@ func TestLaunchesOfRandomGraphs(t *testing.T) {
 				}
 				defer snn.Release()
 				for _, batchStats := range []bool{false, true} {
-					ann, err := lower.ANN(net, lower.Options{Capacity: capacity, BatchStats: batchStats, Backward: true})
+					ann, err := lower.ANN(net, lower.Options{Capacity: capacity, BatchStats: batchStats, Backward: true, ChannelsLast: opt.ChannelsLast})
 					if err != nil {
 						t.Fatal(err)
 					}
-					sim, err := lower.Simulation(snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: capacity, BatchStats: batchStats},
-						Steps: 2, Rates: true, SynOps: true})
+					sim, err := lower.Simulation(snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: capacity, BatchStats: batchStats,
+						ChannelsLast: opt.ChannelsLast}, Steps: 2, Rates: true, SynOps: true})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -107,15 +107,16 @@ type moment struct {
 func (moment) Buffer(compute.Backend) compute.Buffer { return nil }
 
 // Plan lowers what a network becomes for a batch of batch samples, steps
-// time steps run at once: with train, one training step and the
-// optimizer's update (BatchNorm in training mode as in the recipe's first
-// epoch) — proxy learning's of ann's body and its SNN s (StepPrograms), or
-// with sg surrogate-gradient training's of s (SurrogatePrograms, all T
-// steps at once whatever steps); else the SNN's inference (Simulation,
-// BatchNorm in eval mode). It returns the programs in the order they run
-// and their listing.
-func Plan(ann *nn.Network, s SNN, train bool, batch, steps int, sg *Surrogate) ([]*Lowered, program.Listing, error) {
+// time steps run at once, with settings (WithChannelsLast, WithRules):
+// with train, one training step and the optimizer's update (BatchNorm in
+// training mode as in the recipe's first epoch) — proxy learning's of
+// ann's body and its SNN s (StepPrograms), or with sg surrogate-gradient
+// training's of s (SurrogatePrograms, all T steps at once whatever
+// steps); else the SNN's inference (Simulation, BatchNorm in eval mode).
+// It returns the programs in the order they run and their listing.
+func Plan(ann *nn.Network, s SNN, train bool, batch, steps int, sg *Surrogate, settings ...Setting) ([]*Lowered, program.Listing, error) {
 	opt := SNNOptions{Options: Options{Capacity: batch, BatchStats: train}, Steps: min(max(steps, 1), s.Timesteps)}
+	opt.Apply(settings)
 	if train && sg != nil {
 		step, update, err := SurrogatePrograms(s, *sg, opt.Options)
 		if err != nil {

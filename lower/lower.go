@@ -60,7 +60,8 @@ type Lowered struct {
 	Input, Labels program.Ref
 	// Output is the ANN's output; Values every ANN node's value (valid
 	// after the forward pass only where kept: the output, Options.Keep,
-	// and all with a backward pass).
+	// and all of an ANN lowered with a backward pass; a proxy step keeps
+	// only its output).
 	Output program.Ref
 	Values []program.Ref
 	// DY is the gradient at the ANN's output, which the caller binds (an
@@ -113,6 +114,10 @@ type Options struct {
 	NoRewrites bool
 	// Unshared gives every value a buffer of its own (program.Program.Unshared).
 	Unshared bool
+	// ChannelsLast lays the values around convolutions out channels-last
+	// (NHWC), with their convolutions' weights, after the rules
+	// (channelsLast; a backend asks for it: LayoutPreferrer).
+	ChannelsLast bool
 }
 
 func (o Options) rules() []Rule {

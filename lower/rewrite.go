@@ -36,8 +36,9 @@ func Rules() []Rule {
 	return []Rule{FuseBatchNormIF(), FuseIFMaxPool(), StartIF()}
 }
 
-// rewrite applies rules to every pass each is valid for, records them and
-// plans the program's memory.
+// rewrite applies rules to every pass each is valid for, and the
+// channels-last rewrite where asked, records them and plans the program's
+// memory.
 func (lw *Lowered) rewrite(opt Options) error {
 	lw.Unshared = opt.Unshared
 	rules := opt.rules()
@@ -52,6 +53,9 @@ func (lw *Lowered) rewrite(opt Options) error {
 			}
 		}
 		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: r.Name, Places: places})
+	}
+	if opt.ChannelsLast {
+		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: ChannelsLastRule, Places: channelsLast(lw)})
 	}
 	_, err := lw.Plan()
 	return err

@@ -210,9 +210,6 @@ func proxy(body *nn.Network, s SNN, opt SNNOptions, step bool) (*Lowered, error)
 		return nil, err
 	}
 	if step {
-		for _, v := range g.values {
-			b.Keep(v)
-		}
 		lw.Labels = b.Input("labels", []int{1}, program.Batch)
 		dy := b.Value("loss.grad", out, program.Batch)
 		lw.Loss = len(b.Program().Passes)

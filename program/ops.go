@@ -277,7 +277,15 @@ func convDetail(g compute.ConvGeom) string {
 	if g.G > 1 {
 		s += fmt.Sprintf(" groups %d", g.G)
 	}
-	return s
+	return s + lastDetail(g.Layout)
+}
+
+// lastDetail is ", channels-last" for NHWC, for listings.
+func lastDetail(l Layout) string {
+	if l.Last() {
+		return ", channels-last"
+	}
+	return ""
 }
 
 // Linear is a fully connected layer's forward pass; Spikes says X holds
@@ -409,7 +417,7 @@ func (o *PoolGrad) Run(m *Machine) {
 }
 
 func poolDetail(g compute.PoolGeom) string {
-	return fmt.Sprintf("%dx%d stride %d,%d on %d×%dx%d", g.KH, g.KW, g.SH, g.SW, g.C, g.H, g.W)
+	return fmt.Sprintf("%dx%d stride %d,%d on %d×%dx%d", g.KH, g.KW, g.SH, g.SW, g.C, g.H, g.W) + lastDetail(g.Layout)
 }
 
 // GlobalAvgPool averages each of C planes of HW values per row.
@@ -560,6 +568,7 @@ func bnGroups(m *Machine, r Rate) (groups, n int) {
 type BatchNormStats struct {
 	C, HW        int
 	Rate         Rate
+	Layout       Layout
 	X, Mean, Var Ref
 }
 
@@ -570,12 +579,14 @@ func (o *BatchNormStats) Kernel() string { return "BatchNormStats" }
 func (o *BatchNormStats) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Mean, o.Var) }
 
 // Detail implements Op.
-func (o *BatchNormStats) Detail() string { return fmt.Sprintf("%d channels ×%d", o.C, o.HW) }
+func (o *BatchNormStats) Detail() string {
+	return fmt.Sprintf("%d channels ×%d", o.C, o.HW) + lastDetail(o.Layout)
+}
 
 // Run implements Op.
 func (o *BatchNormStats) Run(m *Machine) {
 	g, n := bnGroups(m, o.Rate)
-	m.be.BatchNormStats(g, n, o.C, o.HW, m.Buf(o.X), m.Buf(o.Mean), m.Buf(o.Var))
+	m.be.BatchNormStats(g, n, o.C, o.HW, o.Layout, m.Buf(o.X), m.Buf(o.Mean), m.Buf(o.Var))
 }
 
 // BatchNormRunning folds the measured statistics into the running ones,
@@ -637,6 +648,7 @@ type ChannelAffine struct {
 	C, HW              int
 	Rate               Rate
 	PerGroup           bool
+	Layout             Layout
 	X, Scale, Shift, Y Ref
 }
 
@@ -649,7 +661,9 @@ func (o *ChannelAffine) Operands() (reads, w []Ref) {
 }
 
 // Detail implements Op.
-func (o *ChannelAffine) Detail() string { return fmt.Sprintf("%d channels ×%d", o.C, o.HW) }
+func (o *ChannelAffine) Detail() string {
+	return fmt.Sprintf("%d channels ×%d", o.C, o.HW) + lastDetail(o.Layout)
+}
 
 // Run implements Op.
 func (o *ChannelAffine) Run(m *Machine) {
@@ -661,7 +675,7 @@ func (o *ChannelAffine) Run(m *Machine) {
 		m.fail(fmt.Errorf("program: ChannelAffine per time step in a run of %d steps", groups))
 		return
 	}
-	m.be.ChannelAffine(groups, rows/groups, o.C, o.HW, m.Buf(o.X), m.Buf(o.Scale), m.Buf(o.Shift), m.Buf(o.Y))
+	m.be.ChannelAffine(groups, rows/groups, o.C, o.HW, o.Layout, m.Buf(o.X), m.Buf(o.Scale), m.Buf(o.Shift), m.Buf(o.Y))
 }
 
 // BatchNormGrad is BatchNorm's backward pass for the statistics the
@@ -674,6 +688,7 @@ type BatchNormGrad struct {
 	Rate                                Rate
 	BatchStats, PerGroup                bool
 	Eps                                 float32
+	Layout                              Layout
 	Gamma, Mean, Var, X, DY, DX, DG, DB Ref
 }
 
@@ -687,7 +702,7 @@ func (o *BatchNormGrad) Operands() (reads, w []Ref) {
 
 // Detail implements Op.
 func (o *BatchNormGrad) Detail() string {
-	return fmt.Sprintf("%d channels ×%d batch statistics %v", o.C, o.HW, o.BatchStats)
+	return fmt.Sprintf("%d channels ×%d batch statistics %v", o.C, o.HW, o.BatchStats) + lastDetail(o.Layout)
 }
 
 // Run implements Op.
@@ -696,7 +711,7 @@ func (o *BatchNormGrad) Run(m *Machine) {
 		o.runGroups(m)
 		return
 	}
-	m.be.BatchNormBackward(m.Rows(o.Rate), o.C, o.HW, o.BatchStats, o.Eps, m.Buf(o.Gamma), m.Buf(o.Mean), m.Buf(o.Var),
+	m.be.BatchNormBackward(m.Rows(o.Rate), o.C, o.HW, o.Layout, o.BatchStats, o.Eps, m.Buf(o.Gamma), m.Buf(o.Mean), m.Buf(o.Var),
 		m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DG), m.Buf(o.DB))
 }
 
@@ -709,7 +724,7 @@ func (o *BatchNormGrad) runGroups(m *Machine) {
 		if dx != nil {
 			dxg = dx.Slice(g*size, (g+1)*size)
 		}
-		m.be.BatchNormBackward(n, o.C, o.HW, o.BatchStats, o.Eps, m.Buf(o.Gamma), mean.Slice(g*o.C, (g+1)*o.C), vr.Slice(g*o.C, (g+1)*o.C),
+		m.be.BatchNormBackward(n, o.C, o.HW, o.Layout, o.BatchStats, o.Eps, m.Buf(o.Gamma), mean.Slice(g*o.C, (g+1)*o.C), vr.Slice(g*o.C, (g+1)*o.C),
 			x.Slice(g*size, (g+1)*size), dy.Slice(g*size, (g+1)*size), dxg, m.Buf(o.DG), m.Buf(o.DB))
 	}
 }
@@ -721,7 +736,8 @@ func (o *BatchNormGrad) runGroups(m *Machine) {
 // ([N] per sample, carried from run to run of the pass), Spikes the
 // output, Counts (None: not counted) the spikes summed. With Pool the
 // spikes are max-pooled in the kernel and Spikes receives only the pooled
-// ones (compute.IFArgs.Pool).
+// ones (compute.IFArgs.Pool). Layout is how the C channels × HW of each
+// sample's neurons lie (its operands' layout).
 type IF struct {
 	N                 int
 	In                Ref
@@ -729,6 +745,7 @@ type IF struct {
 	Scale, Shift      Ref
 	PerStep           bool
 	C, HW             int
+	Layout            Layout
 	V, Spikes, Counts Ref
 	Threshold, Reset  float32
 	Pool              *compute.PoolGeom
@@ -761,14 +778,14 @@ func (o *IF) Detail() string {
 	if o.Start {
 		s += ", starting at v_reset"
 	}
-	return s
+	return s + lastDetail(o.Layout)
 }
 
 // Run implements Op.
 func (o *IF) Run(m *Machine) {
 	a := compute.IFArgs{Steps: m.dims.Steps, N: mul(m.dims.N, o.N), In: m.Buf(o.In), Constant: o.Constant,
 		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset, Pool: o.Pool,
-		Start: o.Start && m.dims.T0 == 0}
+		Start: o.Start && m.dims.T0 == 0, Layout: o.Layout}
 	if o.Scale != None {
 		a.Scale, a.Shift, a.PerStep, a.C, a.HW = m.Buf(o.Scale), m.Buf(o.Shift), o.PerStep, o.C, o.HW
 	}

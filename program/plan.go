@@ -206,8 +206,9 @@ func startOrder(first []int) []int {
 // Check verifies a planned program's invariants: every Value slot an op
 // reads was written by an earlier op of the program (a value read first
 // in a repeating pass by an op before it, or by the same op, which is a
-// state it carries); two slots sharing a buffer never live at once; and
-// no op writes a buffer that holds another slot it reads. It returns the
+// state it carries); two slots sharing a buffer never live at once; no op
+// writes a buffer that holds another slot it reads; and every op uses its
+// operands in the layouts its kernel takes (checkLayouts). It returns the
 // first violation.
 func (p *Program) Check() error {
 	pl, err := p.Plan()
@@ -236,6 +237,9 @@ func (p *Program) Check() error {
 				}
 			}
 		}
+	}
+	if err := p.checkLayouts(); err != nil {
+		return err
 	}
 	byBuffer := map[int][]int{}
 	for s, b := range pl.Buffer {

@@ -84,24 +84,17 @@ func mul(a, b int) int {
 	return n
 }
 
-// Layout is how a slot's [C H W] rows are laid out in memory.
-type Layout uint8
+// Layout is how a slot's [C H W] rows are laid out in memory: the
+// zero value and NCHW are channels first, as PyTorch lays them out; NHWC
+// is channels last, the layout cuDNN's tensor-core convolutions compute
+// in. It is compute.Layout, which the kernels take.
+type Layout = compute.Layout
 
+// The layouts.
 const (
-	// NCHW: channels first, as PyTorch and every kernel of today.
-	NCHW Layout = iota
-	// NHWC: channels last, the layout cuDNN's tensor-core convolutions
-	// compute in.
-	NHWC
+	NCHW = compute.NCHW
+	NHWC = compute.NHWC
 )
-
-// String names the layout.
-func (l Layout) String() string {
-	if l == NHWC {
-		return "NHWC"
-	}
-	return "NCHW"
-}
 
 // Elem is the element type a slot is stored in.
 type Elem uint8

@@ -17,12 +17,15 @@
 #                CPU, out-of-memory, determinism, CUDA graphs' replay
 #   bench        proxykit bench --device cuda: the paper's network, batch
 #                100 (and 1000), T = 15; TF32 with cuDNN, the same with
-#                CUDA graphs, FP32
+#                CUDA graphs, FP32, and TF32 with cuDNN on channels-last
+#                programs (--channels-last)
 #   torch        the same step in PyTorch: torch.compile in TF32 and under
 #                bf16 autocast (scripts/bench_torch_gpu.py)
 #   memcheck     compute-sanitizer's memcheck on the kernels
 #   ncu          Nsight Compute over ~4 training steps in the middle of a
 #                bench run: every kernel's time, for a step's shares
+#   ncu-nhwc     the same of a channels-last step (no cuDNN layout
+#                conversions expected)
 # and, asked for by name (not in the default run):
 #   surrogate    proxykit bench --device cuda --method surrogate: the
 #                surrogate-gradient step (BPTT) beside the proxy step, full
@@ -37,7 +40,7 @@ LOG=$OUT/logs
 mkdir -p "$LOG"
 summary=$LOG/summary.txt
 : >"$summary"
-steps=${*:-"info plan conformance bench torch memcheck ncu"}
+steps=${*:-"info plan conformance bench torch memcheck ncu ncu-nhwc"}
 # no step starts after DEADLINE seconds, and none runs past it by more
 # than 80 s: the whole run must end within 7 minutes
 DEADLINE=${DEADLINE:-330}
@@ -92,7 +95,7 @@ for s in $steps; do
     grep -E -- '--- (FAIL|PASS): TestGPU[^/]*|counts|lands|device:|error|differ' "$LOG/conformance.log" | sort | uniq -c | head -60
     ;;
   bench)
-    for v in "tf32:" "tf32-graphs:--cuda-graphs" "fp32:--fp32"; do
+    for v in "tf32:" "tf32-graphs:--cuda-graphs" "fp32:--fp32" "tf32-nhwc:--channels-last"; do
       name=${v%%:*} flag=${v#*:}
       TAIL=3 step "bench-$name" 40 "$pk" bench --device cuda $flag --arch fmnist --width 128 --batch-size 100 \
         --infer-batch-size 1000 --timesteps 15 --seconds 2 --json
@@ -117,6 +120,11 @@ for s in $steps; do
     # times a step) give one step's shares
     TAIL=3 step ncu 60 ncu --launch-skip 2000 --launch-count 520 --section SpeedOfLight --csv --page details \
       "$pk" bench --device cuda --seconds 1 --infer-batch-size 100
+    ;;
+  ncu-nhwc)
+    # a channels-last step (about 110 launches) after three warm ones
+    TAIL=3 step ncu-nhwc 100 ncu --launch-skip 340 --launch-count 115 --section SpeedOfLight --csv --page details \
+      "$pk" bench --device cuda --channels-last --seconds 0.2 --infer-batch-size 100
     ;;
   *)
     echo "unknown step $s" >&2

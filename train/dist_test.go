@@ -78,9 +78,10 @@ func mnistTrainer(t testing.TB, s recipe.Settings, nTrain, nTest int) *train.Tra
 
 // runRanks trains one trainer per rank (mk makes them, each with its own
 // network) as size ranks in this process, on the device named, and
-// returns their states. One process is size 0. The ranks join through
-// distributed.Local's communicators, or through join when it is not nil.
-func runRanks(t *testing.T, size int, devName string, opt distributed.Options, mk func() *train.Trainer,
+// returns their states (the device opened with dopt). One process is size
+// 0. The ranks join through distributed.Local's communicators, or through
+// join when it is not nil.
+func runRanks(t *testing.T, size int, devName string, dopt device.Options, opt distributed.Options, mk func() *train.Trainer,
 	join ...func(rank int, be compute.Backend) (*distributed.Group, error)) distRun {
 	t.Helper()
 	var initial []float32
@@ -89,7 +90,7 @@ func runRanks(t *testing.T, size int, devName string, opt distributed.Options, m
 	}
 	if size == 0 {
 		tr := mk()
-		be, err := device.Open(devName, device.Options{})
+		be, err := device.Open(devName, dopt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +120,7 @@ func runRanks(t *testing.T, size int, devName string, opt distributed.Options, m
 		go func(r int) {
 			defer wg.Done()
 			errs[r] = func() error {
-				be, err := device.Open(devName, device.Options{})
+				be, err := device.Open(devName, dopt)
 				if err != nil {
 					return err
 				}
@@ -193,9 +194,9 @@ func TestDataParallelRanksInOneProcess(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 1003, 300) }
-	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
+	one := runRanks(t, 0, "cpu", device.Options{}, distributed.Options{}, mk)
 	for _, size := range []int{2, 4} {
-		many := runRanks(t, size, "cpu", distributed.Options{}, mk)
+		many := runRanks(t, size, "cpu", device.Options{}, distributed.Options{}, mk)
 		differ, rel := compareRuns(t, fmt.Sprintf("%d ranks", size), one, many)
 		t.Logf("%d ranks: %d of %d values differ from one process (%.2g of the training's effect); loss %.6f vs %.6f, test SNN %.3f vs %.3f",
 			size, differ, len(one.states[0]), rel, many.history[0].TrainLoss, one.history[0].TrainLoss,
@@ -221,13 +222,34 @@ func TestDataParallelEmulatedNCCL(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 1e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 400, 100) }
-	one := runRanks(t, 0, "cuda-emu", distributed.Options{}, mk)
-	many := runRanks(t, 2, "cuda-emu", distributed.Options{BucketBytes: 64 << 10}, mk)
+	one := runRanks(t, 0, "cuda-emu", device.Options{}, distributed.Options{}, mk)
+	many := runRanks(t, 2, "cuda-emu", device.Options{}, distributed.Options{BucketBytes: 64 << 10}, mk)
 	differ, rel := compareRuns(t, "2 ranks", one, many)
 	t.Logf("2 ranks: %d of %d values differ from one process (%.2g of the training's effect); loss %.6f vs %.6f",
 		differ, len(one.states[0]), rel, many.history[0].TrainLoss, one.history[0].TrainLoss)
 	if rel > 1e-3 {
 		t.Errorf("2 ranks land %.3g of the training's effect from one process", rel)
+	}
+}
+
+// TestDataParallelChannelsLast: 2 ranks on the emulated device with
+// channels-last programs (the BatchNorm statistics' and backward pass's
+// sums over a share in NHWC, synchronised; the program asked for through
+// the rank's wrapper of the backend) end with the bits of 2 ranks with
+// NCHW programs: the layout changes no bit of data-parallel training.
+func TestDataParallelChannelsLast(t *testing.T) {
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 1e-3, 100
+	mk := func() *train.Trainer { return mnistTrainer(t, s, 200, 100) }
+	nchw := runRanks(t, 2, "cuda-emu", device.Options{}, distributed.Options{}, mk)
+	nhwc := runRanks(t, 2, "cuda-emu", device.Options{ChannelsLast: true}, distributed.Options{}, mk)
+	if differ, _ := compareRuns(t, "2 ranks, channels-last", distRun{states: nchw.states[:1], initial: nchw.initial}, nhwc); differ != 0 {
+		t.Errorf("2 ranks, channels-last: %d of %d values differ from 2 ranks in NCHW", differ, len(nchw.states[0]))
+	}
+	a, b := nhwc.history[0], nchw.history[0]
+	a.Seconds, a.ImagesPerSec, b.Seconds, b.ImagesPerSec = 0, 0, 0, 0 // timing
+	if a != b {
+		t.Errorf("channels-last epoch: %+v\nNCHW's: %+v", a, b)
 	}
 }
 
@@ -260,8 +282,8 @@ func TestDataParallelTorchrunEnvironment(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 1e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 200, 100) }
-	one := runRanks(t, 0, "cuda-emu", distributed.Options{}, mk)
-	many := runRanks(t, 2, "cuda-emu", distributed.Options{}, mk, func(r int, be compute.Backend) (*distributed.Group, error) {
+	one := runRanks(t, 0, "cuda-emu", device.Options{}, distributed.Options{}, mk)
+	many := runRanks(t, 2, "cuda-emu", device.Options{}, distributed.Options{}, mk, func(r int, be compute.Backend) (*distributed.Group, error) {
 		g, err := distributed.Open(launch(r), be, distributed.Options{Timeout: 30 * time.Second, Report: func(err error) { t.Errorf("rank %d: %v", r, err) }})
 		if err == nil && !strings.Contains(g.Describe(), "2 ranks: NCCL emulated on host memory over 2 ranks in this process, started by torchrun (bootstrapped at "+addr+")") {
 			t.Errorf("rank %d: %s", r, g.Describe())
@@ -284,7 +306,7 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 2, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 600, 100) }
-	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
+	one := runRanks(t, 0, "cpu", device.Options{}, distributed.Options{}, mk)
 
 	// 2 ranks; rank 1's context is cancelled after its third batch
 	comms, err := distributed.Local(2, time.Minute)
@@ -347,7 +369,7 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 		return tr
 	}
 	// 4 ranks finish epoch 0
-	four := runRanks(t, 4, "cpu", distributed.Options{}, func() *train.Trainer {
+	four := runRanks(t, 4, "cpu", device.Options{}, distributed.Options{}, func() *train.Trainer {
 		tr := resume()
 		tr.Settings.Epochs = 1
 		return tr
@@ -359,7 +381,7 @@ func TestDataParallelResumeOnAnyRanks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// one process trains epoch 1
-	final := runRanks(t, 0, "cpu", distributed.Options{}, resume)
+	final := runRanks(t, 0, "cpu", device.Options{}, distributed.Options{}, resume)
 	differ, rel := compareRuns(t, "2, then 4 ranks, then one process", one, final)
 	t.Logf("2 ranks, then 4, then one process: %d of %d values differ from one process throughout (%.2g of the training's effect)",
 		differ, len(one.states[0]), rel)
@@ -376,9 +398,9 @@ func TestDataParallelRankBatchNorm(t *testing.T) {
 	s := recipe.Default()
 	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 3e-3, 100
 	mk := func() *train.Trainer { return mnistTrainer(t, s, 300, 100) }
-	one := runRanks(t, 0, "cpu", distributed.Options{}, mk)
+	one := runRanks(t, 0, "cpu", device.Options{}, distributed.Options{}, mk)
 	s.BNStats = recipe.BNRank
-	many := runRanks(t, 2, "cpu", distributed.Options{BatchNorm: distributed.RankBN}, mk)
+	many := runRanks(t, 2, "cpu", device.Options{}, distributed.Options{BatchNorm: distributed.RankBN}, mk)
 	_, rel := compareRuns(t, "2 ranks, per-rank statistics", one, many)
 	t.Logf("per-rank BatchNorm statistics: %.2g of the training's effect from one process", rel)
 	if rel < 1e-3 {

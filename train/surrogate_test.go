@@ -15,6 +15,7 @@ import (
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/compute/cuda"
+	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/internal/testutil"
@@ -376,8 +377,8 @@ func TestSurrogateDataParallel(t *testing.T) {
 		ranks int
 		opt   distributed.Options
 	}{{"cpu", 2, distributed.Options{}}, {"cuda-emu", 2, distributed.Options{BucketBytes: 16 << 10}}} {
-		one := runRanks(t, 0, c.dev, distributed.Options{}, mk)
-		many := runRanks(t, c.ranks, c.dev, c.opt, mk)
+		one := runRanks(t, 0, c.dev, device.Options{}, distributed.Options{}, mk)
+		many := runRanks(t, c.ranks, c.dev, device.Options{}, c.opt, mk)
 		what := fmt.Sprintf("%s, %d ranks", c.dev, c.ranks)
 		_, rel := compareRuns(t, what, one, many)
 		t.Logf("%s: %.2g of the training's effect from one process; loss %.6f vs %.6f", what, rel, many.history[0].TrainLoss, one.history[0].TrainLoss)

@@ -61,7 +61,9 @@ images/s, the kernels' shares.`,
 			if err != nil {
 				return err
 			}
-			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, mth.chosen.Surrogate)
+			// channels-last where a CUDA backend would ask for it
+			last := df.opt.ChannelsLast && (gpu != "" || df.name == "cuda" || df.name == "cuda-emu")
+			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, mth.chosen.Surrogate, lower.WithChannelsLast(last))
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -70,7 +72,7 @@ images/s, the kernels' shares.`,
 				GPU *gpumodel.Plan `json:"gpu,omitempty"`
 			}{Listing: list}
 			if gpu != "" {
-				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN}, batch, programs...)
+				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN, ChannelsLast: last}, batch, programs...)
 				if err != nil {
 					return err
 				}

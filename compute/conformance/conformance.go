@@ -69,6 +69,7 @@ func Test(t *testing.T, be compute.Backend, tol Tolerances) {
 	t.Run("IF", s.integrateAndFire)
 	t.Run("Surrogate", s.surrogate)
 	t.Run("ProxyLossAndAdam", s.lossAdam)
+	t.Run("ChannelsLast", s.channelsLast)
 	if err := be.Err(); err != nil {
 		t.Fatalf("backend %s reported: %v", be.Name(), err)
 	}
@@ -376,17 +377,17 @@ func (s *suite) fixture(c kernelCase) {
 		train := c.Op == "bn_train"
 		if train {
 			runMean, runVar := s.up(c.Mean.Data), s.up(c.Var.Data)
-			be.BatchNormStats(1, n, ch, hw, x, mean, variance)
+			be.BatchNormStats(1, n, ch, hw, compute.NCHW, x, mean, variance)
 			be.BatchNormUpdateRunning(1, ch, n*hw, c.Momentum, mean, variance, runMean, runVar)
 			s.check("bn running mean", s.down(runMean), f64(c.NewMean.Data), 1e-6)
 			s.check("bn running var", s.down(runVar), f64(c.NewVar.Data), 1e-6)
 			s.free(runMean, runVar)
 		}
 		be.BatchNormScaleShift(1, ch, c.Eps, gamma, beta, mean, variance, scale, shift)
-		be.ChannelAffine(1, n, ch, hw, x, scale, shift, y)
+		be.ChannelAffine(1, n, ch, hw, compute.NCHW, x, scale, shift, y)
 		s.check(c.Op+" forward", s.down(y), f64(c.Y.Data), 1e-6)
 		dx, dg, dbeta := s.out(len(c.X.Data)), s.up(make([]float32, ch)), s.up(make([]float32, ch))
-		be.BatchNormBackward(n, ch, hw, train, c.Eps, gamma, mean, variance, x, dy, dx, dg, dbeta)
+		be.BatchNormBackward(n, ch, hw, compute.NCHW, train, c.Eps, gamma, mean, variance, x, dy, dx, dg, dbeta)
 		s.check(c.Op+" dx", s.down(dx), f64(c.DX.Data), 1e-5)
 		s.check(c.Op+" dgamma", s.down(dg), f64(c.DGamma.Data), 1e-5)
 		s.check(c.Op+" dbeta", s.down(dbeta), f64(c.DBeta.Data), 1e-5)

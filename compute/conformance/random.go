@@ -319,7 +319,7 @@ func (s *suite) batchNorm(t *testing.T) {
 	xh := s.uniform(groups*n*c*hw, -2, 3)
 	x := s.up(xh)
 	mean, variance := s.out(groups*c), s.out(groups*c)
-	s.be.BatchNormStats(groups, n, c, hw, x, mean, variance)
+	s.be.BatchNormStats(groups, n, c, hw, compute.NCHW, x, mean, variance)
 	rm, rv := refmath.BNStats(groups, n, c, hw, xh)
 	mh, vh := s.down(mean), s.down(variance)
 	s.check("stats: mean per group", mh, rm, s.tol.Elementwise)
@@ -357,7 +357,7 @@ func (s *suite) batchNorm(t *testing.T) {
 	}
 	s.check("scale", sch, wantSc, 1e-6)
 	s.check("shift", shh, wantSh, 1e-6)
-	s.be.ChannelAffine(groups, n, c, hw, x, scale, shift, y)
+	s.be.ChannelAffine(groups, n, c, hw, compute.NCHW, x, scale, shift, y)
 	want := make([]float64, len(xh))
 	for g := 0; g < groups; g++ {
 		for b := 0; b < n; b++ {
@@ -377,7 +377,7 @@ func (s *suite) batchNorm(t *testing.T) {
 	dy := s.up(dyh)
 	for _, train := range []bool{true, false} {
 		m1, v1 := s.out(c), s.out(c)
-		s.be.BatchNormStats(1, nb, c, hw, x, m1, v1)
+		s.be.BatchNormStats(1, nb, c, hw, compute.NCHW, x, m1, v1)
 		if !train {
 			s.be.Upload(m1, r0m)
 			s.be.Upload(v1, r0v)
@@ -385,7 +385,7 @@ func (s *suite) batchNorm(t *testing.T) {
 		m1h, v1h := s.down(m1), s.down(v1)
 		dg0, db0 := s.uniform(c, -1, 1), s.uniform(c, -1, 1)
 		dx, dg, db := s.out(len(xh)), s.up(dg0), s.up(db0)
-		s.be.BatchNormBackward(nb, c, hw, train, eps, gamma, m1, v1, x, dy, dx, dg, db)
+		s.be.BatchNormBackward(nb, c, hw, compute.NCHW, train, eps, gamma, m1, v1, x, dy, dx, dg, db)
 		rdx, rdg, rdb := refmath.BNBackward(nb, c, hw, train, eps, gh, m1h, v1h, xh, dyh)
 		for i := range rdg {
 			rdg[i] += float64(dg0[i])

@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 
@@ -48,6 +49,16 @@ type Options struct {
 	// GPU with cuDNN makes instead of the emulator's im2col kernels (unless
 	// NoCuDNN): the launches of the GPU's step, for a time model.
 	DryRunCuDNN bool
+	// ChannelsLast asks the runners for programs whose values around
+	// convolutions are channels-last (lower.LayoutPreferrer), so that
+	// cuDNN, handed NHWC tensors and filters, converts nothing. Off by
+	// default until a GPU run confirms it; the emulated device computes
+	// the NCHW program's bits either way.
+	ChannelsLast bool
+	// Notices receives the one-line notices of what the backend changed
+	// on its own (a convolution cuDNN refused channels-last, run in NCHW
+	// instead); nil: standard error.
+	Notices io.Writer
 }
 
 // Backend is the CUDA implementation of compute.Backend. Its kernels are
@@ -84,6 +95,8 @@ type Backend struct {
 	// once, not captured yet. capture collects what a capture records.
 	graphs  map[any]*captured
 	capture *[]compute.Launch
+	// noticed are the notices given (each once)
+	noticed map[string]bool
 }
 
 // captured is a piece of work captured as a graph, with the launches it
@@ -192,7 +205,7 @@ var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
 	"pk_pad_backward", "pk_softmax", "pk_softmax_backward", "pk_bn_stats", "pk_bn_sums", "pk_bn_divide", "pk_bn_update_running",
 	"pk_bn_scale_shift", "pk_channel_affine", "pk_bn_backward_reduce", "pk_bn_backward_dx", "pk_if", "pk_if_pool",
-	"pk_proxy_loss_grad", "pk_adam",
+	"pk_proxy_loss_grad", "pk_adam", "pk_transpose",
 	"pk_if_record", "pk_if_surrogate_grad"} // surrogate.go
 
 // Open starts the CUDA backend on a GPU (a binary built with -tags cuda) or
@@ -217,7 +230,7 @@ func Open(opt Options) (*Backend, error) {
 		return nil, fmt.Errorf("counting cuDNN's calls without running them is for a dry run")
 	}
 	be := &Backend{dev: dev, opt: opt, name: name, kernels: map[string]int{}, pool: map[int64][]devptr{},
-		work: map[string]*buffer{}, noDNN: map[dnnKey]string{}}
+		work: map[string]*buffer{}, noDNN: map[dnnKey]string{}, noticed: map[string]bool{}}
 	be.ResetTraffic()
 	for _, k := range kernelNames {
 		i, err := dev.kernelIndex(k)
@@ -270,7 +283,11 @@ func (be *Backend) Describe() string {
 		if st, ok := be.dev.(interface{ cudnnStatus() string }); ok && be.dnn != nil {
 			s += ", convolutions by " + st.cudnnStatus()
 			for k, why := range be.noDNN {
-				s += fmt.Sprintf(" (im2col for %dx%d→%d: %s)", k.g.H, k.g.W, k.g.O, why)
+				other := "im2col"
+				if k.g.Layout.Last() {
+					other = "NCHW"
+				}
+				s += fmt.Sprintf(" (%s for %dx%d→%d %s: %s)", other, k.g.H, k.g.W, k.g.O, dnnDirection(k.kind), why)
 			}
 		} else {
 			s += ", convolutions by im2col and cuBLAS"
@@ -291,17 +308,22 @@ func (be *Backend) products() string {
 }
 
 // Precision names what of the backend's arithmetic changes results: the
-// matrix products' (TF32 or FP32) and the convolutions' (cuDNN or
-// im2col); the emulated device computes in FP32 on the host. Ranks of a
-// data-parallel run must compute alike.
+// matrix products' (TF32 or FP32), the convolutions' (cuDNN or im2col)
+// and their layout (channels-last: cuDNN's algorithms differ); the
+// emulated device computes in FP32 on the host, the same bits in either
+// layout. Ranks of a data-parallel run must compute alike.
 func (be *Backend) Precision() string {
 	if be.opt.Emulate {
 		return "emulated device"
 	}
-	if be.dnn != nil {
-		return be.products() + ", cuDNN convolutions"
+	last := ""
+	if be.opt.ChannelsLast {
+		last = ", channels-last"
 	}
-	return be.products() + ", im2col convolutions"
+	if be.dnn != nil {
+		return be.products() + ", cuDNN convolutions" + last
+	}
+	return be.products() + ", im2col convolutions" + last
 }
 
 // buffer is device memory: an allocation or a view of one.
@@ -624,12 +646,15 @@ func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
 	be.launch1d("pk_im2col", int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()),
 		rw(int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()), int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW())), x, col.ptr,
 		int32(g.C), int32(g.H), int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL),
-		int32(g.DH), int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(ns))
+		int32(g.DH), int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(ns), b2i(g.Layout.Last()))
 }
 
 // Conv2dForward implements compute.Backend: cuDNN where it is loaded and
 // the padding symmetric, else im2col, a GEMM per chunk of samples
-// ([O, K]·[K, chunk·P]) and a layout change back to NCHW with the bias.
+// ([O, K]·[K, chunk·P]) and a layout change back to NCHW (or NHWC) with
+// the bias. A channels-last convolution cuDNN refused runs in NCHW,
+// transposed around (convForwardNCHW); on im2col its weight is transposed
+// to [O, C/G, KH, KW] first, so that the GEMMs sum as in NCHW.
 func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y compute.Buffer) {
 	if be.useDNN(g, dnnForward) && be.dnnRan(g, n, dnnForward, be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y))) {
 		if bias != nil {
@@ -637,11 +662,20 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		}
 		return
 	}
+	if be.refusedLast(g, dnnForward) {
+		be.convForwardNCHW(g, n, x, w, bias, y)
+		return
+	}
 	P, O := g.OutH()*g.OutW(), g.O
 	ns, col, tmp, ok := be.convWorkspaces(g, n)
 	if !ok {
 		return
 	}
+	wt, ok := be.weightNCHW(g, w)
+	if !ok {
+		return
+	}
+	wp := ptr(wt)
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
 	var biasLen int64 // the bias, added per output channel
 	if bias != nil {
@@ -652,10 +686,10 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
 		// group j: [O/G, Kg] weights times its Kg rows of patches
 		for _, gr := range groupsOf(g, cs*P) {
-			be.gemm(false, false, gr.o, cs*P, gr.k, 1, ptr(w)+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P)
+			be.gemm(false, false, gr.o, cs*P, gr.k, 1, wp+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P)
 		}
 		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P)+biasLen, int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
-			int64(cs), int64(P))
+			int64(cs), int64(P), b2i(g.Layout.Last()))
 	}
 }
 
@@ -703,12 +737,17 @@ func (be *Backend) useDNN(g compute.ConvGeom, kind int) bool {
 
 // dnnRan takes the outcome of a cuDNN call of direction kind on n samples:
 // true when it ran (or failed while running: the error is kept), false
-// when no plan could be made, in which case that direction of the geometry
-// goes to im2col from now on.
+// when cuDNN refused it, in which case that direction of the geometry
+// goes to im2col from now on — a channels-last one to NCHW, transposed
+// around (refusedLast), with a notice.
 func (be *Backend) dnnRan(g compute.ConvGeom, n, kind int, err error) bool {
 	var pe *planError
 	if errors.As(err, &pe) {
 		be.noDNN[dnnKey{g, kind}] = pe.Error()
+		if g.Layout.Last() {
+			be.notice(fmt.Sprintf("%s: cuDNN refused the channels-last convolution %s %s (%s); it runs in NCHW, transposed around it",
+				be.name, convName(g), dnnDirection(kind), pe.Error()))
+		}
 		return false
 	}
 	be.record(dnnLaunch(g, n, kind, be.math()))
@@ -717,14 +756,18 @@ func (be *Backend) dnnRan(g compute.ConvGeom, n, kind int, err error) bool {
 }
 
 // dnnLaunch is the record of a cuDNN call of direction kind on n samples:
-// its operands and result (NCHW, as the backend hands them over), its
-// arithmetic and its implicit matrix product.
+// its operands and result (in g's layout, as the backend hands them
+// over), its arithmetic and its implicit matrix product.
 func dnnLaunch(g compute.ConvGeom, n, kind int, math compute.Math) compute.Launch {
 	ns, oh, ow := int64(n), int64(g.OutH()), int64(g.OutW())
 	x, y := 4*ns*int64(g.C*g.H*g.W), 4*ns*int64(g.O)*oh*ow
 	w := 4 * int64(g.O) * int64(g.GroupPatch())
+	layout := compute.NCHW
+	if g.Layout.Last() {
+		layout = compute.NHWC
+	}
 	l := compute.Launch{Library: true, FLOPs: 2 * ns * oh * ow * int64(g.O) * int64(g.GroupPatch()), Math: math,
-		Layout: compute.NCHW}
+		Layout: layout}
 	switch kind {
 	case dnnForward:
 		l.Kernel, l.Read, l.Written = compute.CallConvForward, x+w, y
@@ -739,18 +782,35 @@ func dnnLaunch(g compute.ConvGeom, n, kind int, math compute.Math) compute.Launc
 	return l
 }
 
-// addConvBias adds bias[o] to every position of channel o of y [n, O, P].
+// addConvBias adds bias[o] to every position of channel o of y [n, O, P]
+// (channels-last [n, P, O]: n·P rows of O).
 func (be *Backend) addConvBias(g compute.ConvGeom, n int, y, bias compute.Buffer) {
-	p := int64(g.OutH() * g.OutW())
-	be.launch1d("pk_add_bias", int64(n*g.O)*p, rw(int64(n*g.O)*p+int64(g.O), int64(n*g.O)*p), ptr(y), ptr(bias), int64(n), int32(g.O), p)
+	rows, p := lastRows(g.Layout, n, g.OutH()*g.OutW())
+	be.launch1d("pk_add_bias", int64(rows*g.O)*p, rw(int64(rows*g.O)*p+int64(g.O), int64(rows*g.O)*p), ptr(y), ptr(bias), int64(rows), int32(g.O), p)
 }
 
-// Conv2dBackward implements compute.Backend.
+// lastRows is n samples of c channels × hw laid out in layout, as the
+// per-channel kernels walk them: NCHW as they are, NHWC as n·hw samples of
+// c × 1 (a value's channel is its index mod c; the kernels visit a
+// channel's values in the same order either way).
+func lastRows(layout compute.Layout, n, hw int) (int, int64) {
+	if layout.Last() {
+		return n * hw, 1
+	}
+	return n, int64(hw)
+}
+
+// Conv2dBackward implements compute.Backend: the bias gradient; each
+// direction on cuDNN where it runs it, the rest on im2col (a channels-last
+// convolution's weight transposed to [O, C/G, KH, KW] for the GEMMs, its
+// gradient computed so and added back transposed), or, for a channels-last
+// direction cuDNN refused, in NCHW transposed around (convBackwardNCHW).
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
 	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
 		// adds into db: read and written
-		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P+O), int64(O)), ptr(dy), ptr(db), int64(n), int32(O), int64(P))
+		rows, p := lastRows(g.Layout, n, P)
+		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P+O), int64(O)), ptr(dy), ptr(db), int64(rows), int32(O), p)
 	}
 	// each direction on cuDNN where it plans, the rest on im2col below
 	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, n, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
@@ -759,6 +819,10 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 	if dx != nil && be.useDNN(g, dnnData) && be.dnnRan(g, n, dnnData, be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx))) {
 		dx = nil
 	}
+	if dw != nil && be.refusedLast(g, dnnFilter) || dx != nil && be.refusedLast(g, dnnData) {
+		be.convBackwardNCHW(g, n, x, w, dy, dx, dw)
+		return
+	}
 	if dw == nil && dx == nil {
 		return
 	}
@@ -766,26 +830,54 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 	if !ok {
 		return
 	}
+	last := g.Layout.Last() && distinctWeight(g)
+	var wp devptr
+	if dx != nil {
+		wt, ok := be.weightNCHW(g, w)
+		if !ok {
+			return
+		}
+		wp = ptr(wt)
+	}
+	dwp := ptr(dw) // the weight gradient the GEMMs add into: dw, or channels-last NCHW scratch
+	if dw != nil && last {
+		t, err := be.workspace("nchw dw", g.O*g.GroupPatch())
+		if err != nil {
+			be.fail(err)
+			return
+		}
+		dwp = t.ptr
+	}
 	in, out := int64(g.C*g.H*g.W), int64(O*P)
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
-		be.launch1d("pk_nchw_to_ocp", int64(O*cs*P), rw(int64(O*cs*P), int64(O*cs*P)), ptr(dy)+devptr(4*int64(s0)*out), dyT.ptr, int32(O), int64(cs), int64(P))
+		be.launch1d("pk_nchw_to_ocp", int64(O*cs*P), rw(int64(O*cs*P), int64(O*cs*P)), ptr(dy)+devptr(4*int64(s0)*out), dyT.ptr, int32(O), int64(cs), int64(P),
+			b2i(g.Layout.Last()))
 		if dw != nil {
 			be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
-			// per group: dW [O/G, Kg] += dyT [O/G, cs·P] · colᵀ
+			// per group: dW [O/G, Kg] += dyT [O/G, cs·P] · colᵀ (the scratch
+			// written by the first chunk)
+			beta := float32(1)
+			if last && s0 == 0 {
+				beta = 0
+			}
 			for _, gr := range groupsOf(g, cs*P) {
-				be.gemm(false, true, gr.o, gr.k, cs*P, 1, dyT.ptr+gr.out, cs*P, col.ptr+gr.col, cs*P, 1, ptr(dw)+gr.w, gr.k)
+				be.gemm(false, true, gr.o, gr.k, cs*P, 1, dyT.ptr+gr.out, cs*P, col.ptr+gr.col, cs*P, beta, dwp+gr.w, gr.k)
 			}
 		}
 		if dx != nil {
 			// per group: dcol [Kg, cs·P] = Wᵀ [Kg, O/G] · dyT [O/G, cs·P], then back to pixels
 			for _, gr := range groupsOf(g, cs*P) {
-				be.gemm(true, false, gr.k, cs*P, gr.o, 1, ptr(w)+gr.w, gr.k, dyT.ptr+gr.out, cs*P, 0, col.ptr+gr.col, cs*P)
+				be.gemm(true, false, gr.k, cs*P, gr.o, 1, wp+gr.w, gr.k, dyT.ptr+gr.out, cs*P, 0, col.ptr+gr.col, cs*P)
 			}
 			be.launch1d("pk_col2im", int64(cs)*in, rw(int64(g.PatchLen())*int64(cs*P), int64(cs)*in), col.ptr, ptr(dx)+devptr(4*int64(s0)*in), int32(g.C), int32(g.H),
 				int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.DH),
-				int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(cs))
+				int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(cs), b2i(g.Layout.Last()))
 		}
+	}
+	if dw != nil && last {
+		// dw [O, KH·KW, C/G] += the scratch [O, C/G, KH·KW] transposed
+		be.transpose(int64(g.O), g.GroupPatch()/(g.KH*g.KW), g.KH*g.KW, dwp, ptr(dw), true)
 	}
 }
 
@@ -845,14 +937,14 @@ func (be *Backend) ChannelShuffle(n, groups, c, hw int, x, y compute.Buffer) {
 func (be *Backend) MaxPool2dForward(g compute.PoolGeom, n int, x, y compute.Buffer) {
 	planes := int64(n * g.C)
 	be.launch1d("pk_maxpool", planes*int64(g.OutH()*g.OutW()), rw(planes*int64(g.H*g.W), planes*int64(g.OutH()*g.OutW())), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
-		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()))
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()), int32(g.C), b2i(g.Layout.Last()))
 }
 
 // MaxPool2dBackward implements compute.Backend.
 func (be *Backend) MaxPool2dBackward(g compute.PoolGeom, n int, x, dy, dx compute.Buffer) {
 	planes := int64(n * g.C)
 	be.launch1d("pk_maxpool_backward", planes*int64(g.H*g.W), rw(planes*int64(g.H*g.W+g.OutH()*g.OutW()), planes*int64(g.H*g.W)), ptr(x), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
-		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()))
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()), int32(g.C), b2i(g.Layout.Last()))
 }
 
 // AvgPool2dForward implements compute.Backend.
@@ -860,7 +952,7 @@ func (be *Backend) AvgPool2dForward(g compute.PoolGeom, n int, countPad bool, x,
 	planes := int64(n * g.C)
 	be.launch1d("pk_avgpool", planes*int64(g.OutH()*g.OutW()), rw(planes*int64(g.H*g.W), planes*int64(g.OutH()*g.OutW())), ptr(x), ptr(y), planes, int32(g.H), int32(g.W),
 		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.PB), int32(g.PR),
-		int32(g.OutH()), int32(g.OutW()), b2i(countPad))
+		int32(g.OutH()), int32(g.OutW()), b2i(countPad), int32(g.C), b2i(g.Layout.Last()))
 }
 
 // AvgPool2dBackward implements compute.Backend.
@@ -868,7 +960,7 @@ func (be *Backend) AvgPool2dBackward(g compute.PoolGeom, n int, countPad bool, d
 	planes := int64(n * g.C)
 	be.launch1d("pk_avgpool_backward", planes*int64(g.H*g.W), rw(planes*int64(g.OutH()*g.OutW()), planes*int64(g.H*g.W)), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
 		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.PB), int32(g.PR),
-		int32(g.OutH()), int32(g.OutW()), b2i(countPad))
+		int32(g.OutH()), int32(g.OutW()), b2i(countPad), int32(g.C), b2i(g.Layout.Last()))
 }
 
 // GlobalAvgPoolForward implements compute.Backend.
@@ -905,9 +997,12 @@ func (be *Backend) SoftmaxBackward(n, k int, log bool, y, dy, dx compute.Buffer)
 
 // --- BatchNorm ---
 
-// BatchNormStats implements compute.Backend: a block per (group, channel).
-func (be *Backend) BatchNormStats(groups, n, c, hw int, x, mean, variance compute.Buffer) {
-	be.launchBlocks("pk_bn_stats", groups*c, rw(int64(groups*n*c*hw), 2*int64(groups*c)), ptr(x), ptr(mean), ptr(variance), int64(n), int32(c), int64(hw))
+// BatchNormStats implements compute.Backend: a block per (group, channel);
+// channels-last as n·hw samples of c × 1 (lastRows), summed in the same
+// order.
+func (be *Backend) BatchNormStats(groups, n, c, hw int, layout compute.Layout, x, mean, variance compute.Buffer) {
+	rows, p := lastRows(layout, n, hw)
+	be.launchBlocks("pk_bn_stats", groups*c, rw(int64(groups*n*c*hw), 2*int64(groups*c)), ptr(x), ptr(mean), ptr(variance), int64(rows), int32(c), p)
 }
 
 // BatchNormUpdateRunning implements compute.Backend.
@@ -926,47 +1021,50 @@ func (be *Backend) BatchNormScaleShift(groups, c int, eps float32, gamma, beta, 
 		ptr(shift), int64(groups), int32(c), eps)
 }
 
-// ChannelAffine implements compute.Backend.
-func (be *Backend) ChannelAffine(groups, n, c, hw int, x, scale, shift, y compute.Buffer) {
+// ChannelAffine implements compute.Backend (channels-last: lastRows).
+func (be *Backend) ChannelAffine(groups, n, c, hw int, layout compute.Layout, x, scale, shift, y compute.Buffer) {
+	rows, p := lastRows(layout, n, hw)
 	be.launch1d("pk_channel_affine", int64(groups*n*c*hw), rw(int64(groups*n*c*hw)+2*int64(groups*c), int64(groups*n*c*hw)), ptr(x), ptr(scale), ptr(shift), ptr(y), int64(groups),
-		int64(n), int32(c), int64(hw))
+		int64(rows), int32(c), p)
 }
 
 // BatchNormBackward implements compute.Backend: the channel sums in one
-// reduction kernel, then dx elementwise.
-func (be *Backend) BatchNormBackward(n, c, hw int, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
+// reduction kernel, then dx elementwise (channels-last: lastRows).
+func (be *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
 	sums, err := be.workspace("bn sums", 2*c)
 	if err != nil {
 		be.fail(err)
 		return
 	}
-	be.bnBackwardReduce(n, c, hw, eps, mean, variance, x, dy, sums, dgamma, dbeta)
+	be.bnBackwardReduce(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta)
 	if dx != nil {
-		be.bnBackwardDX(n, c, hw, n*hw, batchStats, eps, gamma, mean, variance, x, dy, sums, dx)
+		be.bnBackwardDX(n, c, hw, n*hw, layout, batchStats, eps, gamma, mean, variance, x, dy, sums, dx)
 	}
 }
 
 // bnBackwardReduce launches pk_bn_backward_reduce: the channel sums of dy
 // and dy·x̂ added into dγ and dβ and kept in sums (2·c values).
-func (be *Backend) bnBackwardReduce(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
+func (be *Backend) bnBackwardReduce(n, c, hw int, layout compute.Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
 	// x and dy; the mean and variance, and dγ and dβ, which it adds into;
 	// dγ, dβ and the two sums out
 	t := rw(2*int64(n*c*hw)+4*int64(c), 4*int64(c))
+	rows, p := lastRows(layout, n, hw)
 	be.launchBlocks("pk_bn_backward_reduce", c, t, ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
-		ptr(sums), int64(n), int32(c), int64(hw), eps)
+		ptr(sums), int64(rows), int32(c), p, eps)
 }
 
 // bnBackwardDX launches pk_bn_backward_dx: with batch statistics it reads
 // x, dy, γ, the statistics and the sums; with fixed ones dy, γ and the
 // variance only.
-func (be *Backend) bnBackwardDX(n, c, hw, count int, batchStats bool, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
+func (be *Backend) bnBackwardDX(n, c, hw, count int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
 	values := int64(n * c * hw)
 	read := values + 2*int64(c) // dy, γ, the variance
 	if batchStats {
 		read += values + 3*int64(c) // x, the mean, the two sums
 	}
+	rows, p := lastRows(layout, n, hw)
 	be.launch1d("pk_bn_backward_dx", values, rw(read, values), ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(mean), ptr(variance),
-		ptr(sums), int64(n), int32(c), int64(hw), eps, b2i(batchStats), int64(count))
+		ptr(sums), int64(rows), int32(c), p, eps, b2i(batchStats), int64(count))
 }
 
 // --- spiking, loss, optimizer ---
@@ -974,6 +1072,9 @@ func (be *Backend) bnBackwardDX(n, c, hw, count int, batchStats bool, eps float3
 // IF implements compute.Backend: one fused kernel over all a.Steps steps.
 func (be *Backend) IF(a compute.IFArgs) {
 	c, hw := int32(max(a.C, 1)), int64(max(a.HW, 1))
+	if a.Layout.Last() {
+		hw = 1 // neuron j's channel is j mod C
+	}
 	n, steps := int64(a.N), int64(a.Steps)
 	t := rw(steps*n+n, steps*n+n) // input per step and potentials in; spikes per step and potentials out
 	if a.Constant {
@@ -1000,7 +1101,7 @@ func (be *Backend) IF(a compute.IFArgs) {
 		t.written -= steps * (n - windows) // only the pooled spikes
 		be.launch1d("pk_if_pool", windows, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
 			ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
-			int32(g.KH), int32(g.KW), b2i(a.Start))
+			int32(g.KH), int32(g.KW), b2i(a.Start), int32(max(g.C, 1)), b2i(a.Layout.Last()))
 		return
 	}
 	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,

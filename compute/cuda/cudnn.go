@@ -113,16 +113,19 @@ static int choose(pk_perf* p, int n, size_t limit, int deterministic, int* algo,
 	return 1;
 }
 
-// pk_dnn_plan sets up a plan's descriptors; it returns 0, or the failing
-// step (1..5) with the cuDNN status in *st.
-static int pk_dnn_plan(pk_dnn* d, pk_plan* p, int n, int C, int H_, int W, int O, int KH, int KW, int SH, int SW,
-	int PH, int PW, int DH, int DW, int OH, int OW, int math, int* st) {
+// pk_dnn_plan sets up a plan's descriptors from v, as the Go side lays
+// them out (dnnDescriptors.ints): x's format, data type, n, c, h, w; y's;
+// the filter's data type, format, k, c, h, w; the convolution's padding,
+// stride, dilation (h, w each), mode and compute type. It returns 0, or
+// the failing step (1..5) with the cuDNN status in *st.
+static int pk_dnn_plan(pk_dnn* d, pk_plan* p, const int* v, int math, int* st) {
 	memset(p, 0, sizeof *p);
 	p->fwdAlgo = p->bwdDataAlgo = p->bwdFilterAlgo = -1;
-	if ((*st = d->createTensor(&p->x)) || (*st = d->setTensor4d(p->x, 0, 0, n, C, H_, W))) return 1;
-	if ((*st = d->createTensor(&p->y)) || (*st = d->setTensor4d(p->y, 0, 0, n, O, OH, OW))) return 2;
-	if ((*st = d->createFilter(&p->w)) || (*st = d->setFilter4d(p->w, 0, 0, O, C, KH, KW))) return 3;
-	if ((*st = d->createConv(&p->conv)) || (*st = d->setConv2d(p->conv, PH, PW, SH, SW, DH, DW, 1, 0))) return 4;
+	if ((*st = d->createTensor(&p->x)) || (*st = d->setTensor4d(p->x, v[0], v[1], v[2], v[3], v[4], v[5]))) return 1;
+	if ((*st = d->createTensor(&p->y)) || (*st = d->setTensor4d(p->y, v[6], v[7], v[8], v[9], v[10], v[11]))) return 2;
+	if ((*st = d->createFilter(&p->w)) || (*st = d->setFilter4d(p->w, v[12], v[13], v[14], v[15], v[16], v[17]))) return 3;
+	if ((*st = d->createConv(&p->conv)) ||
+		(*st = d->setConv2d(p->conv, v[18], v[19], v[20], v[21], v[22], v[23], v[24], v[25]))) return 4;
 	if ((*st = d->setConvMath(p->conv, math))) return 5;
 	return 0;
 }
@@ -196,7 +199,8 @@ type cudnn struct {
 	g       *gpuDevice
 	api     *C.pk_dnn
 	version string
-	math    C.int
+	major   int // the version's major number: how statuses are numbered (refusal)
+	strict  bool
 	limit   int64
 	plans   map[planKey]*C.pk_plan
 }
@@ -209,11 +213,7 @@ type planKey struct {
 // loadCuDNN opens libcudnn.so.9 (or .8); $PROXYKIT_CUDNN names another file.
 func loadCuDNN(g *gpuDevice, opt Options) (*cudnn, error) {
 	d := &cudnn{g: g, api: (*C.pk_dnn)(C.malloc(C.sizeof_pk_dnn)), plans: map[planKey]*C.pk_plan{},
-		limit: opt.DNNWorkspaceBytes}
-	d.math = 0 // CUDNN_DEFAULT_MATH: TF32 tensor cores for float data
-	if opt.StrictFP32 {
-		d.math = 3 // CUDNN_FMA_MATH
-	}
+		limit: opt.DNNWorkspaceBytes, strict: opt.StrictFP32}
 	paths := []string{"libcudnn.so.9", "libcudnn.so.8"}
 	if p := os.Getenv("PROXYKIT_CUDNN"); p != "" {
 		paths = append([]string{p}, paths...)
@@ -242,8 +242,10 @@ func loadCuDNN(g *gpuDevice, opt Options) (*cudnn, error) {
 			}
 		}
 		v := int(C.pk_dnn_version(d.api))
+		d.major = v / 10000
 		d.version = fmt.Sprintf("%d.%d.%d", v/10000, v%10000/100, v%100)
 		if v < 10000 {
+			d.major = v / 1000
 			d.version = fmt.Sprintf("%d.%d.%d", v/1000, v%1000/100, v%100)
 		}
 		return d, nil
@@ -276,7 +278,7 @@ func (d *cudnn) plan(g compute.ConvGeom, n, kind int) (*C.pk_plan, error) {
 		return p, nil
 	case 1:
 		return nil, &planError{fmt.Sprintf("no deterministic cuDNN algorithm within %d MB (%s, batch %d)", limit>>20,
-			[]string{"forward", "backward data", "backward filter"}[kind], n)}
+			dnnDirection(kind), n)}
 	}
 	return nil, &planError{fmt.Sprintf("cuDNN algorithm query (batch %d): %s", n, C.GoString(C.pk_dnn_error(d.api, st)))}
 }
@@ -292,12 +294,15 @@ func (d *cudnn) workspaceLimit() int64 {
 }
 
 func (d *cudnn) newPlan(g compute.ConvGeom, n int) (*C.pk_plan, error) {
+	desc := descriptorsOf(g, n, d.strict)
+	var v [dnnDescriptorIntCount]C.int
+	for i, x := range desc.ints() {
+		v[i] = C.int(x)
+	}
 	p := (*C.pk_plan)(C.malloc(C.sizeof_pk_plan))
 	var st C.int
 	d.g.enter()
-	step := C.pk_dnn_plan(d.api, p, C.int(n), C.int(g.C), C.int(g.H), C.int(g.W), C.int(g.O), C.int(g.KH), C.int(g.KW),
-		C.int(g.SH), C.int(g.SW), C.int(g.PT), C.int(g.PL), C.int(g.DH), C.int(g.DW), C.int(g.OutH()), C.int(g.OutW()),
-		d.math, &st)
+	step := C.pk_dnn_plan(d.api, p, &v[0], C.int(desc.Conv.Math), &st)
 	d.g.exit()
 	if step != 0 {
 		C.pk_dnn_unplan(d.api, p)
@@ -319,12 +324,19 @@ func (d *cudnn) workspace(be *Backend, bytes C.size_t) (devptr, error) {
 	return w.ptr, nil
 }
 
+// run makes a cuDNN call; a status that refuses the configuration (bad
+// parameter, not supported: nothing ran) is a *planError, so that the
+// backend computes that direction another way.
 func (d *cudnn) run(what string, f func() C.int) error {
 	d.g.enter()
 	st := f()
 	d.g.exit()
 	if st != 0 {
-		return fmt.Errorf("cuDNN %s: %s", what, C.GoString(C.pk_dnn_error(d.api, st)))
+		msg := fmt.Sprintf("cuDNN %s: %s", what, C.GoString(C.pk_dnn_error(d.api, st)))
+		if refusal(int(st), d.major) {
+			return &planError{msg}
+		}
+		return fmt.Errorf("%s", msg)
 	}
 	return nil
 }

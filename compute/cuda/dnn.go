@@ -1,6 +1,10 @@
 package cuda
 
-import "github.com/proxykit/proxykit/compute"
+import (
+	"fmt"
+
+	"github.com/proxykit/proxykit/compute"
+)
 
 // dnnDevice is a device that offers cuDNN's convolutions (a GPU where
 // libcudnn.so.9 loads).
@@ -9,7 +13,9 @@ type dnnDevice interface {
 }
 
 // convolutions is what the backend asks of cuDNN; *cudnn implements it in
-// builds with -tags cuda.
+// builds with -tags cuda. A call that returns a *planError ran nothing:
+// cuDNN refused the configuration (no algorithm, an unsupported shape or
+// layout), and the backend computes that direction another way.
 type convolutions interface {
 	supports(g compute.ConvGeom) bool
 	forward(be *Backend, g compute.ConvGeom, n int, x, w, y devptr) error
@@ -30,6 +36,109 @@ func dnnSupports(g compute.ConvGeom) bool {
 	return g.PT == g.PB && g.PL == g.PR && g.Groups() == 1
 }
 
+// cuDNN's enums as its legacy API takes them (cudnn.h; the same values in
+// cuDNN 8 and 9).
+const (
+	dnnTensorNCHW         = 0 // CUDNN_TENSOR_NCHW
+	dnnTensorNHWC         = 1 // CUDNN_TENSOR_NHWC
+	dnnDataFloat          = 0 // CUDNN_DATA_FLOAT
+	dnnCrossCorrelation   = 1 // CUDNN_CROSS_CORRELATION
+	dnnDefaultMath        = 0 // CUDNN_DEFAULT_MATH: TF32 tensor cores for float data
+	dnnFMAMath            = 3 // CUDNN_FMA_MATH: FP32 only
+	dnnDescriptorIntCount = 26
+)
+
+// dnnTensor is a 4-D tensor descriptor as cudnnSetTensor4dDescriptor takes
+// it — format, data type, N, C, H, W — and the strides (of N, C, H, W, in
+// elements) that format gives it in cuDNN.
+type dnnTensor struct {
+	Format, DataType int
+	N, C, H, W       int
+	Strides          [4]int
+}
+
+// dnnFilterDesc is a filter descriptor as cudnnSetFilter4dDescriptor takes it:
+// data type, format, K (output channels), C, H, W. With NHWC the filter is
+// [K, H, W, C] in memory (KRSC).
+type dnnFilterDesc struct {
+	DataType, Format int
+	K, C, H, W       int
+}
+
+// dnnConv is a convolution descriptor as cudnnSetConvolution2dDescriptor
+// takes it (padding, stride, dilation, mode, compute type) and the math
+// type cudnnSetConvolutionMathType is given.
+type dnnConv struct {
+	PadH, PadW, StrideH, StrideW, DilationH, DilationW int
+	Mode, ComputeType, Math                            int
+}
+
+// dnnDescriptors are the descriptors of one convolution at one batch size:
+// what the backend hands cuDNN (cudnn.go builds them from this and nothing
+// else, so that a test without a GPU sees what a GPU is given).
+type dnnDescriptors struct {
+	X, Y dnnTensor
+	W    dnnFilterDesc
+	Conv dnnConv
+}
+
+// descriptorsOf is the descriptors of convolution g (symmetric padding:
+// dnnSupports) over n samples: every tensor and the filter in g's layout
+// (NHWC: channels-last, so that cuDNN's tensor-core kernels, which compute
+// in NHWC, convert nothing), float data, cross-correlation in float, and
+// TF32 tensor cores unless strict (FP32).
+func descriptorsOf(g compute.ConvGeom, n int, strict bool) dnnDescriptors {
+	f := dnnTensorNCHW
+	if g.Layout.Last() {
+		f = dnnTensorNHWC
+	}
+	m := dnnDefaultMath
+	if strict {
+		m = dnnFMAMath
+	}
+	return dnnDescriptors{
+		X:    dnnTensorOf(f, n, g.C, g.H, g.W),
+		Y:    dnnTensorOf(f, n, g.O, g.OutH(), g.OutW()),
+		W:    dnnFilterDesc{DataType: dnnDataFloat, Format: f, K: g.O, C: g.C / g.Groups(), H: g.KH, W: g.KW},
+		Conv: dnnConv{PadH: g.PT, PadW: g.PL, StrideH: g.SH, StrideW: g.SW, DilationH: g.DH, DilationW: g.DW, Mode: dnnCrossCorrelation, ComputeType: dnnDataFloat, Math: m},
+	}
+}
+
+// dnnTensorOf is a packed float tensor descriptor of format f.
+func dnnTensorOf(f, n, c, h, w int) dnnTensor {
+	t := dnnTensor{Format: f, DataType: dnnDataFloat, N: n, C: c, H: h, W: w}
+	if f == dnnTensorNHWC {
+		t.Strides = [4]int{h * w * c, 1, w * c, c}
+	} else {
+		t.Strides = [4]int{c * h * w, h * w, w, 1}
+	}
+	return t
+}
+
+// ints is the descriptors as the C side of cudnn.go reads them, in order:
+// x (format, data type, n, c, h, w), y (the same), the filter (data type,
+// format, k, c, h, w), the convolution (pad h, pad w, stride h, stride w,
+// dilation h, dilation w, mode, compute type, math).
+func (d dnnDescriptors) ints() [dnnDescriptorIntCount]int {
+	return [dnnDescriptorIntCount]int{
+		d.X.Format, d.X.DataType, d.X.N, d.X.C, d.X.H, d.X.W,
+		d.Y.Format, d.Y.DataType, d.Y.N, d.Y.C, d.Y.H, d.Y.W,
+		d.W.DataType, d.W.Format, d.W.K, d.W.C, d.W.H, d.W.W,
+		d.Conv.PadH, d.Conv.PadW, d.Conv.StrideH, d.Conv.StrideW, d.Conv.DilationH, d.Conv.DilationW, d.Conv.Mode, d.Conv.ComputeType,
+	}
+}
+
+// refusal reports whether a cuDNN status says the library refused the
+// call's configuration before running anything (bad parameter, not
+// supported), in cuDNN major version major: 9 numbers statuses in
+// families (2000s, 3000s), 8 and before singly (3, 9).
+func refusal(status, major int) bool {
+	if major >= 9 {
+		return status >= 2000 && status < 4000
+	}
+	return status == 3 || status == 9
+}
+
 // dryDNN stands in for cuDNN in a dry run (Options.DryRunCuDNN): it plans
 // every geometry cuDNN is handed and runs nothing, so that the backend
 // counts the calls a GPU with cuDNN makes.
@@ -46,6 +155,28 @@ func (dryDNN) backwardFilter(*Backend, compute.ConvGeom, int, devptr, devptr, de
 	return nil
 }
 func (dryDNN) close() {}
+
+// refusingDNN stands in for cuDNN on the emulated device to test the
+// backend's answer to a refusal: it refuses every configuration (NCHW
+// ones too, so that those run on im2col and compute real results there)
+// as cuDNN refuses one at run time.
+type refusingDNN struct{}
+
+func (refusingDNN) supports(g compute.ConvGeom) bool { return dnnSupports(g) }
+func (refusingDNN) forward(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr) error {
+	return refused(g, n, "forward")
+}
+func (refusingDNN) backwardData(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr) error {
+	return refused(g, n, "backward data")
+}
+func (refusingDNN) backwardFilter(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr) error {
+	return refused(g, n, "backward filter")
+}
+func (refusingDNN) close() {}
+
+func refused(g compute.ConvGeom, n int, dir string) error {
+	return &planError{fmt.Sprintf("CUDNN_STATUS_NOT_SUPPORTED (a stand-in's refusal: %s, %s, batch %d)", dir, g.Layout, n)}
+}
 
 // planError says that cuDNN could not plan a convolution (no algorithm, an
 // unsupported shape): nothing ran, and the backend falls back to im2col.

@@ -80,6 +80,7 @@ const Kernel kernels[] = {
     KERNEL(pk_if_pool, false),
     KERNEL(pk_proxy_loss_grad, false),
     KERNEL(pk_adam, false),
+    KERNEL(pk_transpose, true),
     KERNEL(pk_if_record, false),
     KERNEL(pk_if_surrogate_grad, false),
 };

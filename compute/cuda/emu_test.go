@@ -47,29 +47,36 @@ func TestKernelTables(t *testing.T) {
 }
 
 // TestConvBiasOfTheCuDNNPath: the bias the cuDNN path adds after cuDNN's
-// convolution goes to every position of its channel.
+// convolution goes to every position of its channel, in NCHW (a plane of
+// positions a channel) and channels-last (a channel every O values).
 func TestConvBiasOfTheCuDNNPath(t *testing.T) {
 	be, err := cuda.Open(cuda.Options{Emulate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	g := compute.ConvGeom{C: 1, H: 3, W: 2, O: 4, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1}
-	n, p := 2, 6
-	yh := make([]float32, n*g.O*p)
-	for i := range yh {
-		yh[i] = float32(i)
-	}
-	y, _ := be.Adopt(yh)
-	bias, _ := be.Adopt([]float32{10, 20, 30, 40})
-	cuda.AddConvBias(be, g, n, y, bias)
-	got := make([]float32, len(yh))
-	if err := be.Download(got, y); err != nil {
-		t.Fatal(err)
-	}
-	for i, v := range got {
-		if want := float32(i) + float32(10*((i/p)%g.O+1)); v != want {
-			t.Fatalf("element %d is %g, want %g", i, v, want)
+	for _, layout := range []compute.Layout{compute.NCHW, compute.NHWC} {
+		g := compute.ConvGeom{C: 1, H: 3, W: 2, O: 4, KH: 1, KW: 1, SH: 1, SW: 1, DH: 1, DW: 1, Layout: layout}
+		n, p := 2, 6
+		yh := make([]float32, n*g.O*p)
+		for i := range yh {
+			yh[i] = float32(i)
+		}
+		y, _ := be.Adopt(yh)
+		bias, _ := be.Adopt([]float32{10, 20, 30, 40})
+		cuda.AddConvBias(be, g, n, y, bias)
+		got := make([]float32, len(yh))
+		if err := be.Download(got, y); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got {
+			channel := (i / p) % g.O
+			if layout.Last() {
+				channel = i % g.O
+			}
+			if want := float32(i) + float32(10*(channel+1)); v != want {
+				t.Fatalf("%s: element %d is %g, want %g", layout, i, v, want)
+			}
 		}
 	}
 }

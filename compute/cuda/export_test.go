@@ -23,3 +23,8 @@ func KernelNames() []string { return kernelNames }
 func AddConvBias(be *Backend, g compute.ConvGeom, n int, y, bias compute.Buffer) {
 	be.addConvBias(g, n, y, bias)
 }
+
+// RefuseDNN makes be's cuDNN a stand-in that refuses every configuration,
+// as cuDNN refuses one at run time (the emulated device has no cuDNN):
+// the test hook of the backend's answer to a refusal.
+func RefuseDNN(be *Backend) { be.dnn = refusingDNN{} }

@@ -9,6 +9,7 @@ package cuda_test
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/proxykit/proxykit/compute"
@@ -289,5 +290,109 @@ func TestGPUDeterministic(t *testing.T) {
 		} else if d := testutil.Differing(got, first); d != 0 {
 			t.Errorf("two runs differ in %d of %d weights", d, len(got))
 		}
+	}
+}
+
+// TestGPUChannelsLast: the paper's network at full width run by programs
+// lowered channels-last (Options.ChannelsLast; cuDNN handed NHWC tensors
+// and KRSC filters) counts as the CPU does, held to the NCHW programs'
+// bars (TestGPUFullWidthCountsMatchCPU: 99.5 % of the counts in FP32, 75 %
+// in TF32), cuDNN refuses none of its convolutions (no notice: nothing
+// runs in NCHW), and two training steps from one start give the same bits.
+func TestGPUChannelsLast(t *testing.T) {
+	net, err := nn.Reference(128, 2020)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range net.Layers {
+		if c, ok := l.(*nn.Conv2d); ok {
+			for i := range c.Weight.Data {
+				c.Weight.Data[i] *= 4
+			}
+		}
+		if f, ok := l.(*nn.Linear); ok {
+			for i := range f.Weight.Data {
+				f.Weight.Data[i] *= 4
+			}
+		}
+	}
+	x, _ := nn.NewTensor(100, 1, 28, 28)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range x.Data {
+		x.Data[i] = rng.Float32()
+	}
+	snn, err := spiking.New(net, spiking.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, err := snn.RunOn(context.Background(), compute.NewCPU(), x, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, strict := range []bool{false, true} {
+		var notices strings.Builder
+		be := openGPU(t, cuda.Options{StrictFP32: strict, ChannelsLast: true, Notices: &notices})
+		res, err := snn.RunOn(context.Background(), be, x, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := snn.Release(); err != nil {
+			t.Fatal(err)
+		}
+		same := len(cpu.Counts.Data) - testutil.Differing(res.Counts.Data, cpu.Counts.Data)
+		t.Logf("channels-last, strict FP32 %v: %d of %d counts equal to the CPU's (%.2f %%)", strict, same, len(cpu.Counts.Data),
+			100*float64(same)/float64(len(cpu.Counts.Data)))
+		if limit := map[bool]float64{true: 0.995, false: 0.75}[strict]; float64(same) < limit*float64(len(cpu.Counts.Data)) {
+			t.Errorf("channels-last, strict FP32 %v: only %d of %d counts equal the CPU's", strict, same, len(cpu.Counts.Data))
+		}
+		// training steps: deterministic, and nothing refused
+		var first []float32
+		for run := 0; run < 2; run++ {
+			tnet, err := nn.Reference(16, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tsnn, err := spiking.New(tnet, spiking.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := train.NewEngine(be, tnet, tsnn, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels := make([]uint8, 64)
+			for i := range labels {
+				labels[i] = uint8(i % 10)
+			}
+			xs, _ := nn.NewTensor(64, 1, 28, 28)
+			copy(xs.Data, x.Data)
+			opt := train.NewAdam(1e-3, 0.8, 0.99, 1e-8, 1e-6)
+			for step := 0; step < 3; step++ {
+				if _, err := e.Step(xs, labels, step == 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := opt.Update(be, tnet.Params()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tnet.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			var got []float32
+			for _, p := range tnet.Params() {
+				got = append(got, p.Data...)
+			}
+			e.Free()
+			if first == nil {
+				first = got
+			} else if d := testutil.Differing(got, first); d != 0 {
+				t.Errorf("channels-last, strict FP32 %v: two training runs differ in %d of %d weights", strict, d, len(got))
+			}
+		}
+		if notices.Len() > 0 {
+			t.Errorf("channels-last, strict FP32 %v: cuDNN refused configurations, which ran in NCHW:\n%s", strict, notices.String())
+		}
+		t.Logf("device: %s", be.Describe())
+		be.Close()
 	}
 }

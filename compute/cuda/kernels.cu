@@ -68,11 +68,18 @@ __global__ void pk_sum(const float* x, long long n, float* out) {
     }
 }
 
+// pixel is the index of channel c of pixel (ih, iw) of sample s in a
+// tensor of C channels of H×W: NCHW, or channels-last (NHWC) with last.
+__device__ long long pixel(long long s, int c, int ih, int iw, int C, int H, int W, int last) {
+    return last ? ((s * H + ih) * W + iw) * C + c : ((s * C + c) * H + ih) * W + iw;
+}
+
 // pk_im2col writes the patches of ns samples as columns:
 // col[k, s·P + p] = x[s, c, y·SH − PT + kh·DH, x·SW − PL + kw·DW] for
-// k = (c, kh, kw) and output position p = (y, x), zero in the padding.
+// k = (c, kh, kw) and output position p = (y, x), zero in the padding; x
+// is NCHW, or NHWC with last (the columns are the same).
 __global__ void pk_im2col(const float* x, float* col, int C, int H, int W, int KH, int KW, int SH, int SW, int PT,
-                          int PL, int DH, int DW, int OH, int OW, long long ns) {
+                          int PL, int DH, int DW, int OH, int OW, long long ns, int last) {
     long long P = (long long)OH * OW, cols = ns * P, K = (long long)C * KH * KW;
     GRID_STRIDE(i, K * cols) {
         long long k = i / cols, j = i % cols;
@@ -81,20 +88,27 @@ __global__ void pk_im2col(const float* x, float* col, int C, int H, int W, int K
         int oy = p / OW, ox = p % OW;
         int ih = oy * SH - PT + kh * DH, iw = ox * SW - PL + kw * DW;
         float v = 0;
-        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[((s * C + c) * H + ih) * W + iw];
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[pixel(s, c, ih, iw, C, H, W, last)];
         col[i] = v;
     }
 }
 
 // pk_col2im writes dx[s, c, ih, iw] = Σ over the taps (kh, kw) and output
 // positions p that read that pixel of dcol[(c, kh, kw), s·P + p]: the
-// adjoint of pk_im2col, gathered per input pixel (no atomics).
+// adjoint of pk_im2col, gathered per input pixel (no atomics); dx is NCHW,
+// or NHWC with last (the sums are the same).
 __global__ void pk_col2im(const float* dcol, float* dx, int C, int H, int W, int KH, int KW, int SH, int SW, int PT,
-                          int PL, int DH, int DW, int OH, int OW, long long ns) {
+                          int PL, int DH, int DW, int OH, int OW, long long ns, int last) {
     long long P = (long long)OH * OW, cols = ns * P;
     GRID_STRIDE(i, ns * C * H * W) {
-        int iw = i % W, ih = (i / W) % H, c = (i / ((long long)W * H)) % C;
-        long long s = i / ((long long)W * H * C);
+        int iw, ih, c;
+        long long s;
+        if (last) {
+            c = i % C, iw = (i / C) % W, ih = (i / ((long long)C * W)) % H;
+        } else {
+            iw = i % W, ih = (i / W) % H, c = (i / ((long long)W * H)) % C;
+        }
+        s = i / ((long long)W * H * C);
         float acc = 0;
         for (int kh = 0; kh < KH; kh++) {
             int ny = ih + PT - kh * DH;
@@ -114,22 +128,29 @@ __global__ void pk_col2im(const float* dcol, float* dx, int C, int H, int W, int
     }
 }
 
-// pk_ocp_to_nchw turns a GEMM result [O, ns·P] into NCHW [ns, O, P],
-// adding bias[o] when bias is not null.
-__global__ void pk_ocp_to_nchw(const float* src, float* dst, const float* bias, int O, long long ns, long long P) {
+// pk_ocp_to_nchw turns a GEMM result [O, ns·P] into NCHW [ns, O, P], or
+// with last NHWC [ns, P, O], adding bias[o] when bias is not null.
+__global__ void pk_ocp_to_nchw(const float* src, float* dst, const float* bias, int O, long long ns, long long P,
+                               int last) {
     GRID_STRIDE(i, (long long)O * ns * P) {
-        long long p = i % P, o = (i / P) % O, s = i / (P * O);
+        long long p, o, s = i / (P * O);
+        if (last) {
+            o = i % O, p = (i / O) % P;
+        } else {
+            p = i % P, o = (i / P) % O;
+        }
         float v = src[o * ns * P + s * P + p];
         if (bias) v = __fadd_rn(v, bias[o]);
         dst[i] = v;
     }
 }
 
-// pk_nchw_to_ocp is the inverse layout change: [ns, O, P] to [O, ns·P].
-__global__ void pk_nchw_to_ocp(const float* src, float* dst, int O, long long ns, long long P) {
+// pk_nchw_to_ocp is the inverse layout change: [ns, O, P] (or with last
+// [ns, P, O]) to [O, ns·P].
+__global__ void pk_nchw_to_ocp(const float* src, float* dst, int O, long long ns, long long P, int last) {
     GRID_STRIDE(i, (long long)O * ns * P) {
         long long p = i % P, s = (i / P) % ns, o = i / (P * ns);
-        dst[i] = src[(s * O + o) * P + p];
+        dst[i] = src[last ? (s * P + p) * O + o : (s * O + o) * P + p];
     }
 }
 
@@ -197,9 +218,11 @@ __global__ void pk_channel_shuffle(const float* x, float* y, long long n, int gr
 }
 
 // first_max is the index within plane of the first maximum of output
-// (oy, ox)'s window (a NaN wins, as in PyTorch), or -1 for an empty window.
+// (oy, ox)'s window (a NaN wins, as in PyTorch), or -1 for an empty window;
+// the plane's pixel ih·W + iw is at plane[(ih·W + iw)·stride] (stride C:
+// one channel of an NHWC sample).
 __device__ int first_max(const float* plane, int H, int W, int KH, int KW, int SH, int SW, int PT, int PL, int oy,
-                         int ox, float* best) {
+                         int ox, float* best, int stride) {
     int h0 = oy * SH - PT, w0 = ox * SW - PL;
     int h1 = h0 + KH < H ? h0 + KH : H, w1 = w0 + KW < W ? w0 + KW : W;
     if (h0 < 0) h0 = 0;
@@ -208,7 +231,7 @@ __device__ int first_max(const float* plane, int H, int W, int KH, int KW, int S
     float b = 0;
     for (int ih = h0; ih < h1; ih++)
         for (int iw = w0; iw < w1; iw++) {
-            float v = plane[ih * W + iw];
+            float v = plane[(long long)(ih * W + iw) * stride];
             if (bi < 0 || v > b || v != v) {
                 b = v;
                 bi = ih * W + iw;
@@ -228,27 +251,46 @@ __device__ void window_range(int i, int K, int S, int P, int O, int* lo, int* hi
     *hi = h < O - 1 ? h : O - 1;
 }
 
-// pk_maxpool writes each window's maximum; planes = n·C.
+// plane_at splits output index i of n·C planes of OH×OW (NCHW, or NHWC
+// with last) into its position (oy, ox) and returns the offset of its
+// input plane of H×W in x and the stride of its pixels there (1, or C).
+__device__ long long plane_at(long long i, int C, int H, int W, int OH, int OW, int last, int* oy, int* ox,
+                              int* stride) {
+    if (last) {
+        int c = i % C;
+        *ox = (i / C) % OW, *oy = (i / ((long long)C * OW)) % OH;
+        *stride = C;
+        return i / ((long long)C * OW * OH) * H * W * C + c;
+    }
+    *ox = i % OW, *oy = (i / OW) % OH;
+    *stride = 1;
+    return i / ((long long)OW * OH) * H * W;
+}
+
+// pk_maxpool writes each window's maximum; planes = n·C, NCHW or with last
+// NHWC.
 __global__ void pk_maxpool(const float* x, float* y, long long planes, int H, int W, int KH, int KW, int SH, int SW,
-                           int PT, int PL, int OH, int OW) {
+                           int PT, int PL, int OH, int OW, int C, int last) {
     GRID_STRIDE(i, planes * OH * OW) {
-        int ox = i % OW, oy = (i / OW) % OH;
-        long long pc = i / ((long long)OW * OH);
+        int ox, oy, stride;
+        long long base = plane_at(i, C, H, W, OH, OW, last, &oy, &ox, &stride);
         float best = -INFINITY;
-        first_max(x + pc * H * W, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &best);
+        first_max(x + base, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &best, stride);
         y[i] = best;
     }
 }
 
 // pk_maxpool_backward writes dx for each input pixel: the sum of the
 // gradients of the windows whose first maximum it is (gathered, no
-// atomics).
+// atomics); NCHW, or NHWC with last.
 __global__ void pk_maxpool_backward(const float* x, const float* dy, float* dx, long long planes, int H, int W, int KH,
-                                    int KW, int SH, int SW, int PT, int PL, int OH, int OW) {
+                                    int KW, int SH, int SW, int PT, int PL, int OH, int OW, int C, int last) {
     GRID_STRIDE(i, planes * H * W) {
-        int iw = i % W, ih = (i / W) % H;
-        long long pc = i / ((long long)W * H);
-        const float* plane = x + pc * H * W;
+        int iw, ih, stride;
+        long long base = plane_at(i, C, H, W, H, W, last, &ih, &iw, &stride);
+        // dy's plane: its offset and stride in dy as base's in x
+        long long dbase = last ? base / ((long long)H * W * C) * OH * OW * C + base % C : base / ((long long)H * W) * OH * OW;
+        const float* plane = x + base;
         float acc = 0;
         // only the windows that cover (ih, iw), in output order
         int oy0, oy1, ox0, ox1;
@@ -257,8 +299,8 @@ __global__ void pk_maxpool_backward(const float* x, const float* dy, float* dx, 
         for (int oy = oy0; oy <= oy1; oy++) {
             for (int ox = ox0; ox <= ox1; ox++) {
                 float b;
-                if (first_max(plane, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &b) == ih * W + iw)
-                    acc = __fadd_rn(acc, dy[(pc * OH + oy) * OW + ox]);
+                if (first_max(plane, H, W, KH, KW, SH, SW, PT, PL, oy, ox, &b, stride) == ih * W + iw)
+                    acc = __fadd_rn(acc, dy[dbase + (long long)(oy * OW + ox) * stride]);
             }
         }
         dx[i] = acc;
@@ -279,28 +321,30 @@ __device__ int avg_window(int H, int W, int KH, int KW, int SH, int SW, int PT, 
     return count_pad ? pad_area : (*h1 - *h0) * (*w1 - *w0);
 }
 
-// pk_avgpool writes each window's mean.
+// pk_avgpool writes each window's mean; NCHW, or NHWC with last.
 __global__ void pk_avgpool(const float* x, float* y, long long planes, int H, int W, int KH, int KW, int SH, int SW,
-                           int PT, int PL, int PB, int PR, int OH, int OW, int count_pad) {
+                           int PT, int PL, int PB, int PR, int OH, int OW, int count_pad, int C, int last) {
     GRID_STRIDE(i, planes * OH * OW) {
-        int ox = i % OW, oy = (i / OW) % OH;
-        long long pc = i / ((long long)OW * OH);
+        int ox, oy, stride;
+        long long base = plane_at(i, C, H, W, OH, OW, last, &oy, &ox, &stride);
         int h0, h1, w0, w1;
         int div = avg_window(H, W, KH, KW, SH, SW, PT, PL, PB, PR, count_pad, oy, ox, &h0, &h1, &w0, &w1);
         float s = 0;
         for (int ih = h0; ih < h1; ih++)
-            for (int iw = w0; iw < w1; iw++) s = __fadd_rn(s, x[(pc * H + ih) * W + iw]);
+            for (int iw = w0; iw < w1; iw++) s = __fadd_rn(s, x[base + (long long)(ih * W + iw) * stride]);
         y[i] = div > 0 ? s / (float)div : 0.0f;
     }
 }
 
 // pk_avgpool_backward writes dx, gathering for each input pixel the
-// gradient shares of the windows that cover it.
+// gradient shares of the windows that cover it; NCHW, or NHWC with last.
 __global__ void pk_avgpool_backward(const float* dy, float* dx, long long planes, int H, int W, int KH, int KW, int SH,
-                                    int SW, int PT, int PL, int PB, int PR, int OH, int OW, int count_pad) {
+                                    int SW, int PT, int PL, int PB, int PR, int OH, int OW, int count_pad, int C,
+                                    int last) {
     GRID_STRIDE(i, planes * H * W) {
-        int iw = i % W, ih = (i / W) % H;
-        long long pc = i / ((long long)W * H);
+        int iw, ih, stride;
+        long long base = plane_at(i, C, H, W, H, W, last, &ih, &iw, &stride);
+        long long dbase = last ? base / ((long long)H * W * C) * OH * OW * C + base % C : base / ((long long)H * W) * OH * OW;
         float acc = 0;
         int oy0, oy1, ox0, ox1;
         window_range(ih, KH, SH, PT, OH, &oy0, &oy1);
@@ -310,7 +354,7 @@ __global__ void pk_avgpool_backward(const float* dy, float* dx, long long planes
                 int h0, h1, w0, w1;
                 int div = avg_window(H, W, KH, KW, SH, SW, PT, PL, PB, PR, count_pad, oy, ox, &h0, &h1, &w0, &w1);
                 if (div == 0 || ih < h0 || ih >= h1 || iw < w0 || iw >= w1) continue;
-                acc = __fadd_rn(acc, dy[(pc * OH + oy) * OW + ox] / (float)div);
+                acc = __fadd_rn(acc, dy[dbase + (long long)(oy * OW + ox) * stride] / (float)div);
             }
         }
         dx[i] = acc;
@@ -557,22 +601,38 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
 // windows that tile each H×W plane: one thread per window, holding its
 // neurons' potentials over the steps; y[t, w] is window w's OR at step t
 // (N/(KH·KW) windows a step). Each neuron's recurrence is pk_if's, so the
-// pooled spikes are pk_maxpool's of pk_if's. KH·KW ≤ 16.
+// pooled spikes are pk_maxpool's of pk_if's. KH·KW ≤ 16. The neurons are
+// PC channels of H×W a sample, NCHW or with last NHWC (spikes, potentials
+// and counts alike); C is the scale's channels (PC where scale is set).
 __global__ void pk_if_pool(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
                            float* v, float* y, float* counts, long long N, int steps, float vth, float vreset, int H,
-                           int W, int KH, int KW, int start) {
+                           int W, int KH, int KW, int start, int PC, int last) {
     int OH = H / KH, OW = W / KW, K = KH * KW;
     long long hw = (long long)H * W, windows = N / K;
     GRID_STRIDE(w, windows) {
-        long long plane = w / (OH * OW);
-        int r = (int)(w % (OH * OW)), oh = r / OW, ow = r % OW;
-        int c = scale ? (int)(plane % C) : 0;
+        long long plane, s = 0;  // NCHW: the window's plane; NHWC: its sample
+        int oh, ow, c;
+        if (last) {
+            c = (int)(w % PC);
+            ow = (int)((w / PC) % OW), oh = (int)((w / ((long long)PC * OW)) % OH);
+            s = w / ((long long)PC * OW * OH);
+            plane = 0;
+        } else {
+            plane = w / (OH * OW);
+            int r = (int)(w % (OH * OW));
+            oh = r / OW, ow = r % OW;
+            c = (int)(plane % PC);
+        }
+        if (!scale) c = 0;
         float p[16], fired[16];
         long long js[16];
         for (int i = 0; i < KH; i++) {
             for (int k = 0; k < KW; k++) {
                 int e = i * KW + k;
-                js[e] = plane * hw + (long long)(oh * KH + i) * W + ow * KW + k;
+                if (last)
+                    js[e] = ((s * H + oh * KH + i) * W + ow * KW + k) * PC + (w % PC);
+                else
+                    js[e] = plane * hw + (long long)(oh * KH + i) * W + ow * KW + k;
                 p[e] = start ? vreset : v[js[e]];
                 fired[e] = 0;
             }
@@ -598,6 +658,40 @@ __global__ void pk_if_pool(const float* in, int constant, const float* scale, co
             v[js[e]] = p[e];
             if (counts) counts[js[e]] = start ? fired[e] : __fadd_rn(counts[js[e]], fired[e]);
         }
+    }
+}
+
+// TILE is the side of the square tiles pk_transpose moves through shared
+// memory.
+#define TILE 32
+
+// pk_transpose writes each of n rows×cols matrices of x transposed into y,
+// y[s, j, i] = x[s, i, j], or with add adds it: an activation's layout
+// change between NCHW and NHWC, a weight's to channels-last and its
+// gradient's back. A block takes a TILE×TILE tile at a time (blocks walk
+// the tiles with a stride of the grid), read along x's rows and written
+// along y's through shared memory, so that both sides are coalesced.
+// Calls __syncthreads().
+__global__ void pk_transpose(const float* x, float* y, long long n, int rows, int cols, int add) {
+    __shared__ float tile[TILE][TILE + 1];
+    long long tr = (rows + TILE - 1) / TILE, tc = (cols + TILE - 1) / TILE, m = (long long)rows * cols;
+    for (long long b = blockIdx.x; b < n * tr * tc; b += gridDim.x) {
+        long long s = b / (tr * tc);
+        int i0 = (int)((b / tc) % tr) * TILE, j0 = (int)(b % tc) * TILE;
+        for (int k = threadIdx.x; k < TILE * TILE; k += blockDim.x) {
+            int i = i0 + k / TILE, j = j0 + k % TILE;
+            if (i < rows && j < cols) tile[k / TILE][k % TILE] = x[s * m + (long long)i * cols + j];
+        }
+        __syncthreads();
+        for (int k = threadIdx.x; k < TILE * TILE; k += blockDim.x) {
+            int j = j0 + k / TILE, i = i0 + k % TILE;
+            if (i < rows && j < cols) {
+                long long o = s * m + (long long)j * rows + i;
+                float v = tile[k % TILE][k / TILE];
+                y[o] = add ? __fadd_rn(y[o], v) : v;
+            }
+        }
+        __syncthreads();
     }
 }
 

@@ -276,15 +276,33 @@ func (q *queue) op(op program.Op) error {
 		// an upload, not a launch
 	case *program.Adam:
 		q.kernel("pk_adam", q.values(o.P), q.bytes(o.P, o.Grad, o.M, o.V), q.bytes(o.P, o.M, o.V))
+	case *program.Transpose:
+		q.transpose(int64(q.d.Rows(o.Rate))*int64(max(o.Count, 1)), o.Rows, o.Cols, q.bytes(o.X), q.bytes(o.Y))
 	default:
 		return fmt.Errorf("no CUDA launches known for op %s (%T)", op.Kernel(), op)
 	}
 	return nil
 }
 
+// transpose records pk_transpose over n rows×cols matrices moving read and
+// written bytes (Backend.transpose's grid).
+func (q *queue) transpose(n int64, rows, cols int, read, written int64) {
+	tiles := n * int64((rows+tile-1)/tile) * int64((cols+tile-1)/tile)
+	q.kernel("pk_transpose", min(tiles, maxBlocks), read, written)
+}
+
+// weightNCHW records the transpose of a channels-last convolution's
+// distinct weight to NCHW for im2col (Backend.weightNCHW).
+func (q *queue) weightNCHW(g compute.ConvGeom) {
+	if g.Layout.Last() && distinctWeight(g) {
+		w := f32(int64(g.O) * int64(g.GroupPatch()))
+		q.transpose(int64(g.O), g.KH*g.KW, g.C/g.Groups(), w, w)
+	}
+}
+
 // convForward is Conv2dForward's launches: a cuDNN call and the bias, or
-// per chunk of samples im2col, a GEMM per group and the layout change
-// back (adding the bias).
+// (a channels-last weight transposed first) per chunk of samples im2col,
+// a GEMM per group and the layout change back (adding the bias).
 func (q *queue) convForward(o *program.Conv2d) {
 	g, n := o.G, q.d.Rows(o.Rate)
 	if q.dnn(g) {
@@ -299,6 +317,7 @@ func (q *queue) convForward(o *program.Conv2d) {
 	if o.Bias != program.None {
 		bias = q.bytes(o.Bias)
 	}
+	q.weightNCHW(g)
 	ns := convChunk(g, n, q.opt.im2colWorkspace())
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
@@ -313,7 +332,9 @@ func (q *queue) convForward(o *program.Conv2d) {
 
 // convBackward is Conv2dBackward's launches: the bias gradient; each
 // direction on cuDNN where the backend hands it there (the filter's
-// first); the rest per chunk of samples on im2col.
+// first); the rest per chunk of samples on im2col (a channels-last
+// weight transposed first for the data gradient, the weight gradient
+// added back transposed after).
 func (q *queue) convBackward(o *program.Conv2dGrad) {
 	g, n := o.G, q.d.Rows(o.Rate)
 	if o.DB != program.None {
@@ -332,6 +353,9 @@ func (q *queue) convBackward(o *program.Conv2dGrad) {
 		return
 	}
 	P, O, K, in := int64(g.OutH()*g.OutW()), int64(g.O), int64(g.PatchLen()), int64(g.C*g.H*g.W)
+	if dx {
+		q.weightNCHW(g)
+	}
 	ns := convChunk(g, n, q.opt.im2colWorkspace())
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
@@ -349,5 +373,9 @@ func (q *queue) convBackward(o *program.Conv2dGrad) {
 			}
 			q.kernel("pk_col2im", int64(cs)*in, f32(K*cols), f32(int64(cs)*in))
 		}
+	}
+	if dw && g.Layout.Last() && distinctWeight(g) {
+		w := f32(int64(g.O) * int64(g.GroupPatch()))
+		q.transpose(int64(g.O), g.C/g.Groups(), g.KH*g.KW, 2*w, w) // added into the gradient
 	}
 }

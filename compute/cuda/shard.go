@@ -11,13 +11,14 @@ func (be *Backend) ProxyLossGradOf(n, total, k int, counts, labels, dy compute.B
 }
 
 // BatchNormSums implements compute.Sharded: a block per (group, channel),
-// pk_bn_stats's passes apart.
-func (be *Backend) BatchNormSums(groups, n, c, hw int, x, mean, sums compute.Buffer) {
+// pk_bn_stats's passes apart (channels-last: lastRows).
+func (be *Backend) BatchNormSums(groups, n, c, hw int, layout compute.Layout, x, mean, sums compute.Buffer) {
 	read := int64(groups * n * c * hw)
 	if mean != nil {
 		read += 2 * int64(groups*c)
 	}
-	be.launchBlocks("pk_bn_sums", groups*c, rw(read, 2*int64(groups*c)), ptr(x), ptr(mean), ptr(sums), int64(n), int32(c), int64(hw))
+	rows, p := lastRows(layout, n, hw)
+	be.launchBlocks("pk_bn_sums", groups*c, rw(read, 2*int64(groups*c)), ptr(x), ptr(mean), ptr(sums), int64(rows), int32(c), p)
 }
 
 // BatchNormDivide implements compute.Sharded.
@@ -31,13 +32,13 @@ func (be *Backend) BatchNormDivide(n, count int, sums, out64, out32 compute.Buff
 
 // BatchNormBackwardSums implements compute.Sharded: BatchNormBackward's
 // reduction kernel, which adds the sums into dγ and dβ and keeps them.
-func (be *Backend) BatchNormBackwardSums(n, c, hw int, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
-	be.bnBackwardReduce(n, c, hw, eps, mean, variance, x, dy, sums, dgamma, dbeta)
+func (be *Backend) BatchNormBackwardSums(n, c, hw int, layout compute.Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
+	be.bnBackwardReduce(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta)
 }
 
 // BatchNormBackwardData implements compute.Sharded.
-func (be *Backend) BatchNormBackwardData(n, c, hw, count int, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
-	be.bnBackwardDX(n, c, hw, count, true, eps, gamma, mean, variance, x, dy, sums, dx)
+func (be *Backend) BatchNormBackwardData(n, c, hw, count int, layout compute.Layout, eps float32, gamma, mean, variance, x, dy, sums, dx compute.Buffer) {
+	be.bnBackwardDX(n, c, hw, count, layout, true, eps, gamma, mean, variance, x, dy, sums, dx)
 }
 
 var _ compute.Sharded = (*Backend)(nil)

@@ -14,7 +14,9 @@ import (
 // emulated device counts from the launches' own arguments) launch by
 // launch for one surrogate-gradient step of the paper's network (full
 // width, B = 100, T = 15, BatchNorm in training mode: its backward pass
-// once per time step) and its Adam update, on each backend configuration.
+// once per time step) and its Adam update, on each backend configuration
+// (channels-last: the step lowered with its transposes, as the engine
+// lowers it for a backend that asks).
 func TestLaunchesSurrogate(t *testing.T) {
 	const B, T = 100, 15
 	ann, snn := paper(t, T)
@@ -42,7 +44,7 @@ func TestLaunchesSurrogate(t *testing.T) {
 		counted := be.LaunchLog()
 		eng.Free()
 		opt.Free()
-		step, update, err := lower.SurrogatePrograms(snn.Lowering(), sg, lower.Options{Capacity: B, BatchStats: true})
+		step, update, err := lower.SurrogatePrograms(snn.Lowering(), sg, lower.Options{Capacity: B, BatchStats: true, ChannelsLast: c.opt.ChannelsLast})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package cuda_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -36,8 +37,13 @@ func (b *budget) add(launches int, values int64) {
 // into the IF layer reading it, the max-pooling after an IF layer computed
 // in its kernel, the potentials and counts started by the IF kernels
 // themselves, the static input layer once), the loss, the gradients'
-// zeroing and Adam.
-func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64) budget {
+// zeroing and Adam. With last, the program is channels-last (lower's
+// channelsLast): every kernel moves the same values, and transposes are
+// added where the layouts meet — a convolution's weight of more than one
+// input channel and tap to [O, KH, KW, C] before the forward pass and its
+// gradient back after the backward pass, and the flattened values before
+// the first linear layer (ANN and SNN) and their gradient after it.
+func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64, last bool) budget {
 	b := budget{dnn: map[string]int64{}}
 	shapes, err := ann.Shapes()
 	if err != nil {
@@ -67,6 +73,8 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 		b.gemms++
 		b.gemmFLOPs += 2 * rows * weights(l)
 	}
+	// laidOut: node i's [C H W] values differ between the layouts
+	laidOut := func(s []int) bool { return len(s) == 3 && s[0] > 1 && s[1]*s[2] > 1 }
 	for i, l := range ann.Layers { // chains: the ANN's forward, then backward
 		switch nn.KindOf(l) {
 		case "BatchNorm2d":
@@ -89,6 +97,9 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 			}
 		case "Conv2d": // cuDNN: forward; backward filter, and data where the input has a gradient
 			o := int64(shapes[i][0])
+			if c := l.(*nn.Conv2d); last && c.Weight.Shape[1] > 1 && c.Weight.Shape[2]*c.Weight.Shape[3] > 1 {
+				b.add(2, 4*weights(l)) // the weight transposed, its gradient transposed back
+			}
 			conv(compute.CallConvForward, B, l, out(i), o)
 			conv(compute.CallConvBackwardFilter, B, l, out(i), o)
 			if i > 0 {
@@ -100,7 +111,10 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 			if i > 0 {
 				gemm(B, l)
 			}
-		case "Flatten": // a view
+		case "Flatten": // a view; channels-last, an NCHW copy, and the gradient's channels-last copy
+			if last && laidOut(shapes[i-1]) {
+				b.add(2, 4*B*in(i))
+			}
 		default:
 			t.Fatalf("no budget for %s", nn.KindOf(l))
 		}
@@ -159,7 +173,10 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64)
 			conv(compute.CallConvForward, rows, nd.Layer, n, int64(shape[0]))
 		case nd.Kind() == "Linear":
 			gemm(rows, nd.Layer)
-		case nd.Kind() == "Flatten":
+		case nd.Kind() == "Flatten": // channels-last: the spikes' NCHW copy
+			if src := shapeOf(t, ann, shapes, nd.Inputs[0]); last && laidOut(src) {
+				b.add(1, 2*rows*int64(nn.Numel(src)))
+			}
 		default:
 			t.Fatalf("no budget for the SNN's %s", nd.Kind())
 		}
@@ -222,7 +239,7 @@ func TestTrafficBudget(t *testing.T) {
 	}
 	c := be.Traffic()
 	launches, bytes := c.Glue(cuda.ConvKernels) // on a GPU, cuDNN's work
-	want := stepBudget(t, ann, snn, B, T)
+	want := stepBudget(t, ann, snn, B, T, false)
 	t.Logf("one proxy step: %d launches and %.1f MB around the libraries (budget %d and %.1f MB); %d GEMMs, %.0f GFLOP",
 		launches, float64(bytes)/1e6, want.launches, float64(4*want.values)/1e6, c.Calls["cublas gemm"], float64(c.GemmFLOPs)/1e9)
 	if launches > want.launches {
@@ -411,8 +428,8 @@ func countedStep(t *testing.T, be *cuda.Backend, ann *nn.Network, snn *spiking.N
 func plannedStep(t *testing.T, ann *nn.Network, snn *spiking.Network, B int, opt cuda.Options) []compute.Launch {
 	t.Helper()
 	body, _ := ann.Body()
-	step, update, err := lower.StepPrograms(body, snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: B, BatchStats: true},
-		Steps: snn.Config.Timesteps})
+	step, update, err := lower.StepPrograms(body, snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: B, BatchStats: true,
+		ChannelsLast: opt.ChannelsLast}, Steps: snn.Config.Timesteps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,29 +452,42 @@ func plannedStep(t *testing.T, ann *nn.Network, snn *spiking.Network, B int, opt
 // launches' own arguments and buffer extents (leg 2), and the design's
 // arithmetic (leg 3, stepBudget). Counters: proxykit's kernel launches
 // and their bytes, cuBLAS GEMMs and their FLOPs, cuDNN calls by direction
-// and their FLOPs. Legs 1 and 2 also agree launch by launch.
+// and their FLOPs. Legs 1 and 2 also agree launch by launch. The step is
+// held in NCHW and channels-last (Options.ChannelsLast: every cuDNN call's
+// tensors NHWC, the transposes the layouts' meeting points need).
 func TestThreeLegs(t *testing.T) {
 	const B, T = 100, 15
 	ann, snn := paper(t, T)
-	opt := cuda.Options{DryRunCuDNN: true, WorkspaceBytes: 512 << 20}
-	log, count := countedStep(t, dry(t, opt), ann, snn, B)
-	planned := plannedStep(t, ann, snn, B, cuda.Options{}) // a GPU's
-	want := stepBudget(t, ann, snn, B, T)
-	legs := map[string]counters{
-		"leg 1 (the program)":       countersOf(compute.TrafficOf(planned), planned),
-		"leg 2 (the device counts)": countersOf(count, log),
-		"leg 3 (the arithmetic)": {Launches: want.launches, Bytes: 4 * want.values, GEMMs: want.gemms, GEMMFLOPs: want.gemmFLOPs,
-			DNN: want.dnn, DNNFLOPs: want.dnnFLOPs},
-	}
-	ref := legs["leg 3 (the arithmetic)"]
-	t.Logf("one proxy step: %d launches moving %d bytes around the libraries; %d GEMMs, %d FLOPs; cuDNN %v, %d FLOPs",
-		ref.Launches, ref.Bytes, ref.GEMMs, ref.GEMMFLOPs, ref.DNN, ref.DNNFLOPs)
-	for name, c := range legs {
-		if !reflect.DeepEqual(c, ref) {
-			t.Errorf("%s counts %+v, the arithmetic %+v", name, c, ref)
+	for _, last := range []bool{false, true} {
+		opt := cuda.Options{DryRunCuDNN: true, WorkspaceBytes: 512 << 20, ChannelsLast: last}
+		log, count := countedStep(t, dry(t, opt), ann, snn, B)
+		planned := plannedStep(t, ann, snn, B, cuda.Options{ChannelsLast: last}) // a GPU's
+		want := stepBudget(t, ann, snn, B, T, last)
+		legs := map[string]counters{
+			"leg 1 (the program)":       countersOf(compute.TrafficOf(planned), planned),
+			"leg 2 (the device counts)": countersOf(count, log),
+			"leg 3 (the arithmetic)": {Launches: want.launches, Bytes: 4 * want.values, GEMMs: want.gemms, GEMMFLOPs: want.gemmFLOPs,
+				DNN: want.dnn, DNNFLOPs: want.dnnFLOPs},
 		}
+		ref := legs["leg 3 (the arithmetic)"]
+		t.Logf("one proxy step, channels-last %v: %d launches moving %d bytes around the libraries; %d GEMMs, %d FLOPs; cuDNN %v, %d FLOPs",
+			last, ref.Launches, ref.Bytes, ref.GEMMs, ref.GEMMFLOPs, ref.DNN, ref.DNNFLOPs)
+		for name, c := range legs {
+			if !reflect.DeepEqual(c, ref) {
+				t.Errorf("channels-last %v: %s counts %+v, the arithmetic %+v", last, name, c, ref)
+			}
+		}
+		layout := compute.NCHW
+		if last {
+			layout = compute.NHWC
+		}
+		for _, l := range log {
+			if l.Library && l.Kernel != compute.CallGEMM && l.Layout != layout {
+				t.Errorf("channels-last %v: a cuDNN call handed %s tensors: %+v", last, l.Layout, l)
+			}
+		}
+		sameLaunches(t, fmt.Sprintf("training step, TF32, cuDNN, channels-last %v", last), planned, log)
 	}
-	sameLaunches(t, "training step, TF32, cuDNN", planned, log)
 }
 
 // sameLaunches holds leg 1's launches to leg 2's, one by one.
@@ -492,6 +522,8 @@ var launchConfigs = []struct {
 	{"TF32, cuDNN", cuda.Options{DryRunCuDNN: true}},
 	{"FP32, cuDNN", cuda.Options{DryRunCuDNN: true, StrictFP32: true}},
 	{"TF32, im2col", cuda.Options{DryRunCuDNN: true, NoCuDNN: true}},
+	{"TF32, cuDNN, channels-last", cuda.Options{DryRunCuDNN: true, ChannelsLast: true}},
+	{"TF32, im2col, channels-last", cuda.Options{DryRunCuDNN: true, NoCuDNN: true, ChannelsLast: true}},
 }
 
 // gpu is the options of the GPU whose launches the dry device counts as
@@ -527,9 +559,9 @@ func TestLaunchesInference(t *testing.T) {
 	const N, T = 1000, 15
 	ann, snn := paper(t, T)
 	body, _ := ann.Body()
-	sopt := lower.SNNOptions{Options: lower.Options{Capacity: N}, Steps: T}
 	x, _ := nn.NewTensor(N, 1, 28, 28)
 	for _, c := range launchConfigs {
+		sopt := lower.SNNOptions{Options: lower.Options{Capacity: N, ChannelsLast: c.opt.ChannelsLast}, Steps: T}
 		dev := c.opt
 		dev.WorkspaceBytes = 512 << 20
 		be := dry(t, dev)

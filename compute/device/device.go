@@ -24,6 +24,9 @@ type Options struct {
 	Graphs bool
 	// GPU is the ordinal of the GPU to use (cuda), among the visible ones.
 	GPU int
+	// ChannelsLast lays the values around convolutions out channels-last
+	// (cuda.Options.ChannelsLast).
+	ChannelsLast bool
 }
 
 // GPUs counts the GPUs the cuda device can use here.
@@ -60,7 +63,7 @@ func Open(name string, opt Options) (compute.Backend, error) {
 		return compute.NewCPU(), nil
 	case "cuda", "cuda-emu":
 		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN, Graphs: opt.Graphs,
-			Device: opt.GPU})
+			Device: opt.GPU, ChannelsLast: opt.ChannelsLast})
 		if err != nil {
 			return nil, err
 		}

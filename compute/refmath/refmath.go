@@ -437,3 +437,20 @@ func ChannelShuffle[T Real](n, groups, c, hw int, x []T) []float64 {
 	}
 	return y
 }
+
+// Transpose is compute.Backend.Transpose: each of n rows×cols matrices of
+// x transposed, y[s, j, i] = x[s, i, j] — an activation's NCHW planes
+// ([C, H·W]) laid out channels-last ([H·W, C]), a convolution's weight
+// [O][C/G, KH·KW] as [O][KH·KW, C/G].
+func Transpose[T Real](n, rows, cols int, x []T) []T {
+	y := make([]T, len(x))
+	m := rows * cols
+	for s := 0; s < n; s++ {
+		for i := 0; i < rows; i++ {
+			for j := 0; j < cols; j++ {
+				y[s*m+j*rows+i] = x[s*m+i*cols+j]
+			}
+		}
+	}
+	return y
+}

@@ -39,7 +39,17 @@ func kernelCalls() map[string][]kernelCase {
 	zeroPool := compute.PoolGeom{}
 	pad := compute.PadGeom{H: 2, W: 2, PT: 1}
 	negPad := compute.PadGeom{H: 2, W: 2, PT: -5}
+	sideways := conv
+	sideways.Layout = "sideways"
+	sidewaysPool := pool
+	sidewaysPool.Layout = "sideways"
 	return map[string][]kernelCase{
+		"Transpose": {
+			func(c *compute.CPU, b, x compute.Buffer) { c.Transpose(2, 2, 2, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.Transpose(-1, 2, 2, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.Transpose(huge, huge, huge, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.Transpose(1, 2, 2, nil, b) },
+		},
 		"Upload":       {func(c *compute.CPU, b, _ compute.Buffer) { c.Upload(nil, make([]float32, 4)) }, func(c *compute.CPU, b, _ compute.Buffer) { c.Upload(b, make([]float32, 1<<12)) }},
 		"Copy":         {func(c *compute.CPU, b, _ compute.Buffer) { c.Copy(nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.Copy(b, foreign{}) }},
 		"AddTo":        {func(c *compute.CPU, b, _ compute.Buffer) { c.AddTo(b, nil) }, func(c *compute.CPU, b, x compute.Buffer) { c.AddTo(x, b) }},
@@ -54,6 +64,7 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(conv, -1, b, b, nil, x) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(conv, 1000, b, b, nil, x) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(compute.ConvGeom{}, 1, b, b, nil, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(sideways, 1, b, b, nil, b) },
 		},
 		"Conv2dBackward": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dBackward(conv, 1, nil, nil, nil, nil, nil, nil) },
@@ -88,6 +99,7 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(padded, 1, b, b) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(zeroPool, 1, b, b) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(pool, huge, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(sidewaysPool, 1, b, b) },
 		},
 		"MaxPool2dBackward": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dBackward(pool, 1, b, x, nil) },
@@ -107,19 +119,26 @@ func kernelCalls() map[string][]kernelCase {
 		"Pad2dBackward":         {func(c *compute.CPU, b, x compute.Buffer) { c.Pad2dBackward(negPad, 1, b, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.Pad2dBackward(pad, 1, nil, x) }},
 		"SoftmaxForward":        {func(c *compute.CPU, b, x compute.Buffer) { c.SoftmaxForward(2, 0, true, b, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.SoftmaxForward(100, 100, false, b, x) }},
 		"SoftmaxBackward":       {func(c *compute.CPU, b, x compute.Buffer) { c.SoftmaxBackward(2, -3, true, b, b, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.SoftmaxBackward(1, 4, true, b, nil, x) }},
-		"BatchNormStats":        {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormStats(-1, 1, 1, 1, b, b, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormStats(1, 100, 4, 16, b, x, x) }},
+		"BatchNormStats": {
+			func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormStats(-1, 1, 1, 1, compute.NCHW, b, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormStats(1, 100, 4, 16, compute.NHWC, b, x, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormStats(1, 1, 1, 1, "sideways", b, b, b) },
+		},
 		"BatchNormUpdateRunning": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormUpdateRunning(1, 4, -1, nan, b, b, b, b) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormUpdateRunning(huge, huge, 2, 0.1, b, b, b, b) },
 		},
 		"BatchNormScaleShift": {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormScaleShift(2, 4, nan, b, b, b, b, b, nil) }},
-		"ChannelAffine":       {func(c *compute.CPU, b, x compute.Buffer) { c.ChannelAffine(2, 2, 4, 64, b, b, b, x) }},
+		"ChannelAffine": {
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelAffine(2, 2, 4, 64, compute.NCHW, b, b, b, x) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelAffine(1, 1, 4, 1, "sideways", b, b, b, b) },
+		},
 		"BatchNormBackward": {
 			func(c *compute.CPU, b, x compute.Buffer) {
-				c.BatchNormBackward(1, 4, 1, true, 0, b, b, b, b, b, nil, nil, b)
+				c.BatchNormBackward(1, 4, 1, compute.NCHW, true, 0, b, b, b, b, b, nil, nil, b)
 			},
 			func(c *compute.CPU, b, x compute.Buffer) {
-				c.BatchNormBackward(-1, 4, 1, false, 0, b, b, b, b, b, b, b, b)
+				c.BatchNormBackward(-1, 4, 1, compute.NCHW, false, 0, b, b, b, b, b, b, b, b)
 			},
 		},
 		"IF": {
@@ -136,6 +155,9 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) {
 				c.IF(compute.IFArgs{Steps: huge, N: huge, In: b, V: b, Spikes: b})
 			},
+			func(c *compute.CPU, b, x compute.Buffer) {
+				c.IF(compute.IFArgs{Steps: 1, N: 4, In: b, V: b, Spikes: b, Layout: "sideways"})
+			},
 		},
 		"ProxyLossGrad":   {func(c *compute.CPU, b, x compute.Buffer) { c.ProxyLossGrad(2, 0, b, b, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.ProxyLossGrad(100, 10, b, b, x) }},
 		"ProxyLossGradOf": {func(c *compute.CPU, b, x compute.Buffer) { c.ProxyLossGradOf(4, 2, 2, b, b, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.ProxyLossGradOf(-1, 0, 2, b, b, b) }},
@@ -143,11 +165,13 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) { c.Adam(compute.AdamArgs{Step: 0}, b, b, b, b) },
 			func(c *compute.CPU, b, x compute.Buffer) { c.Adam(compute.AdamArgs{Step: 1}, b, b, x, nil) },
 		},
-		"BatchNormSums":         {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormSums(1, 1, 4, 1, b, nil, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormSums(-2, 1, 4, 1, b, nil, b) }},
-		"BatchNormDivide":       {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormDivide(4, 0, x, nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormDivide(huge, 1, b, b, b) }},
-		"BatchNormBackwardSums": {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormBackwardSums(1, 4, 1, 0, b, b, b, b, x, b, b) }},
+		"BatchNormSums":   {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormSums(1, 1, 4, 1, compute.NCHW, b, nil, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormSums(-2, 1, 4, 1, compute.NCHW, b, nil, b) }},
+		"BatchNormDivide": {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormDivide(4, 0, x, nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormDivide(huge, 1, b, b, b) }},
+		"BatchNormBackwardSums": {func(c *compute.CPU, b, x compute.Buffer) {
+			c.BatchNormBackwardSums(1, 4, 1, compute.NCHW, 0, b, b, b, b, x, b, b)
+		}},
 		"BatchNormBackwardData": {func(c *compute.CPU, b, x compute.Buffer) {
-			c.BatchNormBackwardData(1, 4, 1, 0, 0, b, b, b, b, b, b, nil)
+			c.BatchNormBackwardData(1, 4, 1, 0, compute.NCHW, 0, b, b, b, b, b, b, nil)
 		}},
 	}
 }
@@ -194,6 +218,24 @@ func init() {
 			b, _ := cpu.Alloc(24)
 			cpu.LinearBackward(2, 0, 0, b, b, b, nil, b, b)
 			return cpu.Err()
+		})
+	}
+	entries["compute.Layout.Last"] = func(c *C) {
+		c.NoPanic("every layout and others", func() {
+			c.Check(compute.NHWC.Last() && !compute.NCHW.Last() && !compute.Layout("").Last() && !compute.Layout("NHWC").Last(),
+				"only %q is channels-last", compute.NHWC)
+		})
+	}
+	entries["compute.Layout.String"] = func(c *C) {
+		c.NoPanic("every layout and others", func() {
+			c.Check(compute.Layout("").String() == "NCHW" && compute.NHWC.String() == "NHWC" && compute.Layout("\x00").String() == "NCHW",
+				"layouts name themselves NCHW or NHWC")
+		})
+	}
+	entries["compute.Layout.Valid"] = func(c *C) {
+		c.NoPanic("every layout and others", func() {
+			c.Check(compute.Layout("").Valid() && compute.NCHW.Valid() && compute.NHWC.Valid() && !compute.Layout("nhwc ").Valid() &&
+				!compute.Layout("\xff").Valid(), "only \"\", %q and %q are layouts", compute.NCHW, compute.NHWC)
 		})
 	}
 	entries["compute.CPU.Alloc"] = func(c *C) {

@@ -68,16 +68,20 @@ func init() {
 		"Pad2dBackward":         func(be *cuda.Backend, b func() compute.Buffer) { be.Pad2dBackward(pad, 3, b(), b()) },
 		"SoftmaxForward":        func(be *cuda.Backend, b func() compute.Buffer) { be.SoftmaxForward(2, 10, true, b(), b()) },
 		"SoftmaxBackward":       func(be *cuda.Backend, b func() compute.Buffer) { be.SoftmaxBackward(2, 10, false, b(), b(), b()) },
-		"BatchNormStats":        func(be *cuda.Backend, b func() compute.Buffer) { be.BatchNormStats(2, 2, 3, 4, b(), b(), b()) },
+		"BatchNormStats": func(be *cuda.Backend, b func() compute.Buffer) {
+			be.BatchNormStats(2, 2, 3, 4, compute.NCHW, b(), b(), b())
+		},
 		"BatchNormUpdateRunning": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.BatchNormUpdateRunning(2, 3, 8, 0.1, b(), b(), b(), b())
 		},
 		"BatchNormScaleShift": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.BatchNormScaleShift(2, 3, 1e-5, b(), b(), b(), b(), b(), b())
 		},
-		"ChannelAffine": func(be *cuda.Backend, b func() compute.Buffer) { be.ChannelAffine(2, 2, 3, 4, b(), b(), b(), b()) },
+		"ChannelAffine": func(be *cuda.Backend, b func() compute.Buffer) {
+			be.ChannelAffine(2, 2, 3, 4, compute.NHWC, b(), b(), b(), b())
+		},
 		"BatchNormBackward": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.BatchNormBackward(2, 3, 4, true, 1e-5, b(), b(), b(), b(), b(), b(), b(), b())
+			be.BatchNormBackward(2, 3, 4, compute.NHWC, true, 1e-5, b(), b(), b(), b(), b(), b(), b(), b())
 		},
 		"IF": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.IF(compute.IFArgs{Steps: 3, N: 8, In: b(), V: b(), Spikes: b(), Counts: b(), Threshold: 1})
@@ -93,13 +97,15 @@ func init() {
 		"Adam": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.Adam(compute.AdamArgs{Step: 1, LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}, b(), b(), b(), b())
 		},
-		"BatchNormSums":   func(be *cuda.Backend, b func() compute.Buffer) { be.BatchNormSums(2, 2, 3, 4, b(), b(), b()) },
+		"BatchNormSums": func(be *cuda.Backend, b func() compute.Buffer) {
+			be.BatchNormSums(2, 2, 3, 4, compute.NHWC, b(), b(), b())
+		},
 		"BatchNormDivide": func(be *cuda.Backend, b func() compute.Buffer) { be.BatchNormDivide(6, 8, b(), b(), b()) },
 		"BatchNormBackwardSums": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.BatchNormBackwardSums(2, 3, 4, 1e-5, b(), b(), b(), b(), b(), b(), b())
+			be.BatchNormBackwardSums(2, 3, 4, compute.NHWC, 1e-5, b(), b(), b(), b(), b(), b(), b())
 		},
 		"BatchNormBackwardData": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.BatchNormBackwardData(2, 3, 4, 8, 1e-5, b(), b(), b(), b(), b(), b(), b())
+			be.BatchNormBackwardData(2, 3, 4, 8, compute.NCHW, 1e-5, b(), b(), b(), b(), b(), b(), b())
 		},
 	}
 	for name, k := range kernels {

@@ -190,9 +190,9 @@ func init() {
 	kernels := func(b *distributed.Backend) {
 		b.SetShare(-1, -5, huge)
 		b.ProxyLossGrad(-1, huge, nil, nil, nil)
-		b.BatchNormStats(-1, -1, huge, huge, nil, nil, nil)
+		b.BatchNormStats(-1, -1, huge, huge, "sideways", nil, nil, nil)
 		b.BatchNormUpdateRunning(-1, huge, 0, float32(math.NaN()), nil, nil, nil, nil)
-		b.BatchNormBackward(-1, huge, -1, true, -1, nil, nil, nil, nil, nil, nil, nil, nil)
+		b.BatchNormBackward(-1, huge, -1, "sideways", true, -1, nil, nil, nil, nil, nil, nil, nil, nil)
 		b.Conv2dBackward(compute.ConvGeom{}, -1, nil, nil, nil, nil, nil, nil)
 		b.LinearBackward(-1, huge, huge, nil, nil, nil, nil, nil, nil)
 		b.EndShare()

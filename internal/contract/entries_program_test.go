@@ -406,7 +406,6 @@ func init() {
 	small := map[string]func(){
 		"Elem.Bytes":      func() { program.Elem(200).Bytes() },
 		"Elem.String":     func() { _ = program.Elem(200).String() },
-		"Layout.String":   func() { _ = program.Layout(200).String() },
 		"Rate.String":     func() { _ = program.Rate(200).String() },
 		"SlotKind.String": func() { _ = program.SlotKind(200).String() },
 		"PassKind.String": func() { _ = program.PassKind(200).String() },
