@@ -162,6 +162,9 @@ func (s Sweep) WriteText(w io.Writer, path, dataset string) error {
 // Bench is a benchmark as proxykit bench reports it: what ran where, and
 // the result.
 type Bench struct {
+	// Model is the model file measured ("": a network of the registry,
+	// Arch).
+	Model             string      `json:"model,omitempty"`
 	Arch              string      `json:"arch"`
 	BatchSize         int         `json:"batch_size"`
 	Cores             int         `json:"cores"`
@@ -171,6 +174,9 @@ type Bench struct {
 	PeakMemoryMB      float64     `json:"peak_memory_mb"` // the process's
 	Result            BenchResult `json:"result"`
 	Timesteps         int         `json:"timesteps"`
+	// Images says what the network read: "random images", or a data
+	// set's test images.
+	Images string `json:"images"`
 	// DataParallel describes the ranks of a data-parallel run ("": alone).
 	DataParallel string `json:"data_parallel,omitempty"`
 }
@@ -182,7 +188,17 @@ func (b Bench) WriteText(w io.Writer) error {
 		return errNoWriter
 	}
 	r := b.Result
-	fmt.Fprintf(w, "%s, %s, %d cores, T=%d\n", b.Network, b.DeviceDescription, b.Cores, b.Timesteps)
+	name := b.Network
+	if b.Model != "" && b.Network != "" && b.Network != b.Model {
+		name = b.Model + " (" + b.Network + ")"
+	} else if b.Model != "" {
+		name = b.Model
+	}
+	fmt.Fprintf(w, "%s, %s, %d cores, T=%d", name, b.DeviceDescription, b.Cores, b.Timesteps)
+	if b.Images != "" {
+		fmt.Fprintf(w, ", on %s", b.Images)
+	}
+	fmt.Fprintln(w)
 	if b.DataParallel != "" {
 		fmt.Fprintf(w, "  data-parallel: %s\n", b.DataParallel)
 	}

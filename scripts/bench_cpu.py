@@ -24,8 +24,9 @@
 channels (stride 2 and a 1×1 projection shortcut from the second on),
 global average pooling, linear to 10 classes; its SNN turns every ReLU
 into an IF layer, adds one after the last layer, and runs the first
-conv + BN once per input. Inputs: MNIST's first test digits (--mnist DIR,
-1×28×28) or uniform random images (1×28×28; 3×32×32 for a ResNet).
+conv + BN once per input. Inputs: the first test images of MNIST or
+Fashion-MNIST (--idx DIR, the folder of their t10k IDX files, gzipped or
+not; 1×28×28) or uniform random images (1×28×28; 3×32×32 for a ResNet).
 Prints one line: images/s.
 """
 
@@ -177,13 +178,19 @@ def snn_forward(arch, ann, snn, x):
         return counts
 
 
+def read_idx(folder, name, offset):
+    """An IDX file's bytes after its header, from name or name.gz."""
+    path = os.path.join(folder, name)
+    opener = open if os.path.exists(path) else gzip.open
+    with opener(path if os.path.exists(path) else path + ".gz", "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+
 def inputs(args):
-    shape = (3, 32, 32) if args.arch == "resnet" and not args.mnist else (1, 28, 28)
-    if args.mnist:
-        with gzip.open(os.path.join(args.mnist, "t10k-images-idx3-ubyte.gz")) as f:
-            raw = np.frombuffer(f.read(), np.uint8, offset=16)
-        with gzip.open(os.path.join(args.mnist, "t10k-labels-idx1-ubyte.gz")) as f:
-            labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    shape = (3, 32, 32) if args.arch == "resnet" and not args.idx else (1, 28, 28)
+    if args.idx:
+        raw = read_idx(args.idx, "t10k-images-idx3-ubyte", 16)
+        labels = read_idx(args.idx, "t10k-labels-idx1-ubyte", 8)
         x = torch.from_numpy(raw[:args.batch * 784].astype(np.float32) / 255).reshape(args.batch, *shape)
         return x, torch.from_numpy(labels[:args.batch].astype(np.int64))
     return torch.rand(args.batch, *shape), torch.randint(0, 10, (args.batch,))
@@ -196,7 +203,7 @@ def main():
     ap.add_argument("--width", type=int, default=0, help="fmnist: 128; resnet: 16")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--bn", choices=["eval", "batch"], default="eval", help="infer: BN statistics")
-    ap.add_argument("--mnist", default="", help="folder of MNIST's t10k files (else random inputs)")
+    ap.add_argument("--idx", default="", help="folder of MNIST's or Fashion-MNIST's t10k files (else random inputs)")
     ap.add_argument("--seconds", type=float, default=10, help="time for at least this long (two runs at least)")
     ap.add_argument("--sgemm", type=int, default=4096)
     args = ap.parse_args()
@@ -235,7 +242,7 @@ def main():
         n += 1
     el = (time.perf_counter() - t0) / n
     what = "training step" if args.what == "train" else f"SNN inference (BN {args.bn})"
-    print(f"pytorch {what}, {args.arch} width {width}, {'mnist' if args.mnist else 'random'} inputs, batch {args.batch}: "
+    print(f"pytorch {what}, {args.arch} width {width}, {'real' if args.idx else 'random'} inputs, batch {args.batch}: "
           f"{args.batch / el:.2f} images/s ({el:.3f} s per batch, {n} batches)")
 
 

@@ -7,23 +7,26 @@
 # (proxykit init, seed 2020), then times each with scripts/bench_cpu.sh
 # --model beside PyTorch, on Fashion-MNIST's first test images.
 #
-# Usage: scripts/bench_trained.sh [--dir DIR] [--epochs N] [--runs N] [--seconds S]
+# Usage: scripts/bench_trained.sh [--dir DIR] [--epochs N] [--runs N] [--seconds S] [--train-only]
 # Defaults: DIR /tmp/proxykit-trained (the checkpoints are not committed:
 # 79 MB for the paper's network), 3 epochs, 3 runs of at least 10 s.
 # A checkpoint already in DIR is continued to N epochs, not retrained
 # (train --resume), so an interrupted run picks up where it stopped.
 # Training takes about an hour for the paper's network and half an hour
-# for ResNet-8 on 2 idle cores; time only on an idle machine.
+# for ResNet-8 on 2 idle cores; time only on an idle machine. With
+# --train-only it trains and stops (training may share the machine, at
+# nice 19 say; the timing run after it must not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-dir=/tmp/proxykit-trained epochs=3 runs=3 seconds=10
+dir=/tmp/proxykit-trained epochs=3 runs=3 seconds=10 trainonly=no
 while [ $# -gt 0 ]; do
   case "$1" in
   --dir) dir=$2; shift 2 ;;
   --epochs) epochs=$2; shift 2 ;;
   --runs) runs=$2; shift 2 ;;
   --seconds) seconds=$2; shift 2 ;;
+  --train-only) trainonly=yes; shift ;;
   *) echo "bench_trained.sh: unknown argument $1 (see the usage at the top of the script)" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +55,7 @@ trained() {
 
 trained fmnist128 fmnist
 trained resnet8 resnet --input 1x28x28
+[ "$trainonly" = yes ] && exit 0
 for n in fmnist128:fmnist resnet8:resnet; do
   echo "=== ${n%%:*}: trained $epochs epochs on Fashion-MNIST"
   "$pk" eval "$dir/${n%%:*}.ckpt" --dataset fashion-mnist

@@ -27,14 +27,16 @@ type kernelWork interface {
 	ResetWork()
 }
 
-// Bench times proxy-learning steps (BN in training mode, as in epoch 0, with
-// the Adam update) and SNN inference, on be, for at least minTime each (one
-// step at least), after one untimed warm-up step each; and, where m is
-// surrogate-gradient training, its steps too, the same way
-// (BenchResult.Surrogate), beside the proxy step. The images are d's
-// first ones (repeated where d has fewer), or random when d is nil.
-func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
-	return BenchRanks(nil, be, net, cfg, batch, inferBatch, minTime, d, m)
+// Bench measures snn and its network as given: SNN inference first, for
+// at least minTime (one batch at least) after one untimed warm-up batch
+// that records the firing rates, then proxy-learning steps (BN in training
+// mode, as in epoch 0, with the Adam update, which changes the weights:
+// hence inference first) for at least minTime after one untimed warm-up
+// step; and, where m is surrogate-gradient training, its steps too, the
+// same way (BenchResult.Surrogate), beside the proxy step. The images are
+// d's first ones (repeated where d has fewer), or random when d is nil.
+func Bench(be compute.Backend, snn *spiking.Network, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
+	return BenchRanks(nil, be, snn, batch, inferBatch, minTime, d, m)
 }
 
 // BenchRanks is Bench as one rank of a data-parallel run (g; nil: alone):
@@ -44,20 +46,29 @@ func Bench(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer
 // same on every rank, has the global rate, each rank's, and the
 // all-reduces' bytes and time per step. An error on any rank stops every
 // rank (g.Abort).
-func BenchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
-	r, err := benchRanks(g, be, net, cfg, batch, inferBatch, minTime, d, m)
+func BenchRanks(g *distributed.Group, be compute.Backend, snn *spiking.Network, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
+	r, err := benchRanks(g, be, snn, batch, inferBatch, minTime, d, m)
 	if err != nil && g != nil {
 		g.Abort(err)
 	}
 	return r, err
 }
 
-func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg spiking.Config, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
+func benchRanks(g *distributed.Group, be compute.Backend, snn *spiking.Network, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {
 	var r results.BenchResult
-	snn, err := spiking.New(net, cfg)
-	if err != nil {
+	if be == nil {
+		return r, fmt.Errorf("no backend to measure on (nil)")
+	}
+	if snn == nil || snn.ANN == nil {
+		return r, fmt.Errorf("no SNN to measure (nil, or without its network: spiking.New makes one)")
+	}
+	if err := snn.Config.Validate(); err != nil {
 		return r, err
 	}
+	if batch < 1 || inferBatch < 1 {
+		return r, fmt.Errorf("batches of %d images to train and %d to infer: each must be at least 1", batch, inferBatch)
+	}
+	net := snn.ANN
 	out, err := net.OutputShape()
 	if err != nil {
 		return r, err
@@ -109,7 +120,13 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 			return r, fmt.Errorf("a global batch of %d images leaves rank %d of %d without one", batch, g.Rank(), g.Size())
 		}
 	}
-	x, labels := images(share)
+	if err := snn.Bind(ebe); err != nil {
+		return r, fmt.Errorf("%s: %w", be.Name(), err)
+	}
+	x, labels := images(share) // drawn first: the random images do not depend on the inference batch
+	if err := benchInference(&r, be, ebe, snn, inferBatch, minTime, images); err != nil {
+		return r, err
+	}
 	tb := &trainBench{g: g, be: be, ebe: ebe, shard: shard, net: net, snn: snn, batch: batch, share: share, minTime: minTime, x: x, labels: labels}
 	proxy, err := tb.time(Method{})
 	if err != nil {
@@ -126,69 +143,6 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 			return r, err
 		}
 		r.Surrogate = &sb
-	}
-	dm, hasMem := be.(deviceMemory)
-	counting, counts := be.(compute.Counting)
-
-	sim, err := spiking.NewSimulator(ebe, snn, inferBatch)
-	if err != nil {
-		return r, err
-	}
-	defer sim.Free()
-	xi, _ := images(inferBatch)
-	in, err := ebe.Alloc(len(xi.Data))
-	if err != nil {
-		return r, err
-	}
-	defer ebe.Free(in)
-	ebe.Upload(in, xi.Data)
-	xv := nn.Value{Shape: xi.Shape, Buf: in}
-	// the warm-up run records the firing rates and the kernels' work
-	work, hasWork := be.(kernelWork)
-	if hasWork {
-		work.ResetWork()
-	}
-	if _, err := sim.Run(context.Background(), xv, false, true); err != nil {
-		return r, err
-	}
-	if err := ebe.Err(); err != nil {
-		return r, err
-	}
-	if hasWork {
-		r.InferWork = work.Work()
-	}
-	if r.FiringRates, err = sim.Rates(inferBatch); err != nil {
-		return r, err
-	}
-	r.IFLayers = sim.IFNames()
-	n := 0
-	start := time.Now()
-	for n == 0 || time.Since(start) < minTime {
-		if counts && n == 0 {
-			counting.ResetTraffic()
-		}
-		if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
-			return r, err
-		}
-		if counts && n == 0 {
-			t := counting.Traffic()
-			r.InferTraffic = &t
-		}
-		n++
-		if n%8 == 0 {
-			if err := ebe.Err(); err != nil {
-				return r, err
-			}
-		}
-	}
-	if err := ebe.Err(); err != nil {
-		return r, err
-	}
-	r.InferBatch = inferBatch
-	r.InferImagesPerSec = float64(n*inferBatch) / time.Since(start).Seconds()
-	if hasMem {
-		_, peak, _ := dm.DeviceMemory()
-		r.InferDeviceMB = float64(peak) / (1 << 20)
 	}
 	if g != nil {
 		// every rank's rates, rank 0's all-reduce time, on every rank
@@ -211,7 +165,7 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 	if err != nil {
 		return r, err
 	}
-	t := float64(cfg.Timesteps)
+	t := float64(snn.Config.Timesteps)
 	r.InferGFLOPPerImage = (staticF + t*dynF) / 1e9
 	r.TrainGFLOPPerImage = 3*annF/1e9 + r.InferGFLOPPerImage
 	r.TrainTFLOPS = r.TrainGFLOPPerImage * r.TrainImagesPerSec / 1e3
@@ -220,6 +174,80 @@ func benchRanks(g *distributed.Group, be compute.Backend, net *nn.Network, cfg s
 	}
 	r.InferTFLOPS = r.InferGFLOPPerImage * r.InferImagesPerSec / 1e3
 	return r, nil
+}
+
+// benchInference times snn's inference on ebe (the rank's engine backend;
+// be its own, whose memory and traffic are read) into r: one untimed run
+// recording the firing rates and the kernels' work, then runs of a batch
+// of inferBatch images for at least minTime.
+func benchInference(r *results.BenchResult, be, ebe compute.Backend, snn *spiking.Network, inferBatch int, minTime time.Duration,
+	images func(n int) (*nn.Tensor, []uint8)) error {
+	dm, hasMem := be.(deviceMemory)
+	counting, counts := be.(compute.Counting)
+	if hasMem {
+		dm.ResetPeak()
+	}
+	sim, err := spiking.NewSimulator(ebe, snn, inferBatch)
+	if err != nil {
+		return err
+	}
+	defer sim.Free()
+	xi, _ := images(inferBatch)
+	in, err := ebe.Alloc(len(xi.Data))
+	if err != nil {
+		return err
+	}
+	defer ebe.Free(in)
+	ebe.Upload(in, xi.Data)
+	xv := nn.Value{Shape: xi.Shape, Buf: in}
+	// the warm-up run records the firing rates and the kernels' work
+	work, hasWork := be.(kernelWork)
+	if hasWork {
+		work.ResetWork()
+	}
+	if _, err := sim.Run(context.Background(), xv, false, true); err != nil {
+		return err
+	}
+	if err := ebe.Err(); err != nil {
+		return err
+	}
+	if hasWork {
+		r.InferWork = work.Work()
+	}
+	if r.FiringRates, err = sim.Rates(inferBatch); err != nil {
+		return err
+	}
+	r.IFLayers = sim.IFNames()
+	n := 0
+	start := time.Now()
+	for n == 0 || time.Since(start) < minTime {
+		if counts && n == 0 {
+			counting.ResetTraffic()
+		}
+		if _, err := sim.Run(context.Background(), xv, false, false); err != nil {
+			return err
+		}
+		if counts && n == 0 {
+			t := counting.Traffic()
+			r.InferTraffic = &t
+		}
+		n++
+		if n%8 == 0 {
+			if err := ebe.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ebe.Err(); err != nil {
+		return err
+	}
+	r.InferBatch = inferBatch
+	r.InferImagesPerSec = float64(n*inferBatch) / time.Since(start).Seconds()
+	if hasMem {
+		_, peak, _ := dm.DeviceMemory()
+		r.InferDeviceMB = float64(peak) / (1 << 20)
+	}
+	return nil
 }
 
 // trainBench times training steps of one network on one rank.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
@@ -25,6 +26,7 @@ type benchCmd struct {
 	af         archFlags
 	df         deviceFlags
 	dfl        distFlags
+	sf         *snnFlags
 	data       *dataFlags
 	mth        *methodFlags
 }
@@ -32,38 +34,46 @@ type benchCmd struct {
 func newBenchCmd() *cobra.Command {
 	c := &benchCmd{cfg: spiking.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "bench [--arch NAME] [--width N] [--device D] [--batch-size N] [--timesteps T] [--dataset NAME]",
+		Use:   "bench [MODEL] [--arch NAME] [--width N] [--device D] [--batch-size N] [--timesteps T] [--dataset NAME]",
 		Short: "Measure training and SNN inference speed",
-		Long: `bench builds a network of the architecture registry and reports images/s
-for one proxy-learning step (ANN forward and backward, SNN forward over T
-steps, BN in training mode, Adam) and for SNN inference, and the process's
-peak memory (the device's on a GPU); with --method surrogate the same for
-a surrogate-gradient step beside it. Inputs are random images, or with
---dataset real test images (sparser in spikes). scripts/bench_cpu.sh and
-scripts/bench_torch_gpu.py run PyTorch's step beside it.
+		Long: `bench reports images/s for SNN inference and for one proxy-learning step
+(ANN forward and backward, SNN forward over T steps, BN in training mode,
+Adam), the SNN's firing rates, and the process's peak memory (the
+device's on a GPU); with --method surrogate the same for a
+surrogate-gradient step beside it.
+
+It measures MODEL (any file the other commands read: a checkpoint keeps
+its T, v_th, v_reset and BatchNorm statistics) as given — inference
+first, since the training steps change the weights — or, without MODEL,
+a network of the architecture registry (--arch, --width, --blocks,
+--input, --seed). Inputs are random images, or with --dataset that data
+set's test images: a trained network's spikes, and so the speed of the
+CPU's event-driven kernels, depend on them, so time a trained model on
+its own data. scripts/bench_cpu.sh and scripts/bench_torch_gpu.py run
+PyTorch's step beside it.
 
 Started by mpirun, torchrun or srun (see train), each step is a global
 batch of --batch-size images split across the ranks, and bench reports
 the images/s in total and of each rank, and the bytes and time the
 gradients' all-reduce adds to each step.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return c.run(cmd) },
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
 	c.af.add(cmd)
 	c.df.add(cmd)
 	c.dfl.add(cmd)
-	c.data, c.mth = addDataFlags(cmd, &c.dataset), addMethodFlags(cmd)
+	c.sf, c.data, c.mth = addSNNFlags(cmd, &c.cfg), addDataFlags(cmd, &c.dataset), addMethodFlags(cmd)
 	f := cmd.Flags()
+	f.Lookup("arch").Usage += "; with MODEL, the structure of a PyTorch state dict"
 	f.IntVar(&c.batch, "batch-size", 100, "training batch")
 	f.IntVar(&c.inf, "infer-batch-size", 1000, "SNN inference batch")
-	f.IntVar(&c.cfg.Timesteps, "timesteps", c.cfg.Timesteps, "SNN time steps T")
 	f.Float64Var(&c.seconds, "seconds", 5, "time each measurement for at least this long")
 	f.BoolVar(&c.jsonOut, "json", false, "print JSON")
 	f.Lookup("dataset").Usage = "time on this data set's test images (mnist, fashion-mnist, cifar10) instead of random ones"
 	return cmd
 }
 
-func (c *benchCmd) run(cmd *cobra.Command) error {
+func (c *benchCmd) run(cmd *cobra.Command, args []string) error {
 	if !(c.seconds >= 0 && c.seconds <= 86400) {
 		return fmt.Errorf("--seconds must lie between 0 (one measurement) and a day, got %g", c.seconds)
 	}
@@ -73,28 +83,62 @@ func (c *benchCmd) run(cmd *cobra.Command) error {
 	if err := checkBatch("infer-batch-size", c.inf); err != nil {
 		return err
 	}
-	if err := checkAll(c.cfg.Validate, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
+	if len(args) == 1 {
+		for _, flag := range []string{"width", "blocks", "input", "seed"} {
+			if cmd.Flags().Changed(flag) {
+				return fmt.Errorf("--%s sizes a network of the registry; %s brings its own", flag, args[0])
+			}
+		}
+	}
+	if err := checkAll(c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
 		return err
 	}
-	net, err := c.af.build()
-	if err != nil {
-		return err
+	b := results.Bench{BatchSize: c.batch, Cores: runtime.GOMAXPROCS(0), Device: c.df.name, Images: "random images"}
+	var snn *spiking.Network
+	if len(args) == 1 {
+		mf := modelFlags{opt: model.Options{}}
+		if cmd.Flags().Changed("arch") {
+			mf.opt.Arch = c.af.name
+		}
+		m, s, err := mf.loadSNN(cmd, args[0], c.sf)
+		if err != nil {
+			return err
+		}
+		snn, b.Model = s, args[0]
+		if c.dataset == "" {
+			note := "give --dataset NAME to time it on a data set's test images"
+			if m.Checkpoint != nil && m.Checkpoint.Settings.Dataset != "" {
+				note = fmt.Sprintf("give --dataset %s (the checkpoint's) to time it on its test images", m.Checkpoint.Settings.Dataset)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: timing %s on random images, whose spikes differ from real data's: %s\n", args[0], note)
+		}
+	} else {
+		net, err := c.af.build()
+		if err != nil {
+			return err
+		}
+		if snn, err = spiking.New(net, c.cfg); err != nil {
+			return err
+		}
+		b.Arch = c.af.name
 	}
 	var d *data.Dataset
 	if c.dataset != "" {
+		var err error
 		if d, err = c.data.load(nil, false, 0); err != nil {
 			return err
 		}
+		b.Images = d.Name + " test images"
 	}
+	b.Network, b.Timesteps = snn.ANN.Name, snn.Config.Timesteps
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
-		res, err := train.BenchRanks(r.g, r.be, net, c.cfg, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d, c.mth.chosen)
+		res, err := train.BenchRanks(r.g, r.be, snn, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d, c.mth.chosen)
 		if err != nil || r.g != nil && r.g.Rank() != 0 { // rank 0 prints
 			return err
 		}
 		var ru syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		b := results.Bench{Arch: c.af.name, BatchSize: c.batch, Cores: runtime.GOMAXPROCS(0), Device: c.df.name, DeviceDescription: device.Describe(r.be),
-			Network: net.Name, PeakMemoryMB: float64(ru.Maxrss) / 1024, Result: res, Timesteps: c.cfg.Timesteps}
+		b.DeviceDescription, b.PeakMemoryMB, b.Result = device.Describe(r.be), float64(ru.Maxrss)/1024, res
 		if r.g != nil {
 			b.DataParallel = r.g.Describe()
 		}

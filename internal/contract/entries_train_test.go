@@ -200,26 +200,31 @@ func init() {
 		entries["train."+f] = func(c *C) {
 			net, _ := tinyNet(c.t)
 			cfg := spiking.Config{Timesteps: 2, Threshold: 1}
-			call := func(be compute.Backend, net *nn.Network, cfg spiking.Config, batch, infer int, d *data.Dataset) error {
+			snn, err := spiking.New(net, cfg)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			call := func(be compute.Backend, snn *spiking.Network, batch, infer int, d *data.Dataset) error {
 				var err error
 				if f == "Bench" {
-					_, err = train.Bench(be, net, cfg, batch, infer, -time.Second, d, train.Method{})
+					_, err = train.Bench(be, snn, batch, infer, -time.Second, d, train.Method{})
 				} else {
-					_, err = train.BenchRanks(nil, be, net, cfg, batch, infer, -time.Second, d, train.Method{})
+					_, err = train.BenchRanks(nil, be, snn, batch, infer, -time.Second, d, train.Method{})
 				}
 				return err
 			}
-			c.Err("nil backend", func() error { return call(nil, net, cfg, 1, 1, nil) })
-			c.Err("nil network", func() error { return call(compute.NewCPU(), nil, cfg, 1, 1, nil) })
-			c.Err("zero settings", func() error { return call(compute.NewCPU(), net, spiking.Config{}, 1, 1, nil) })
-			c.Err("batch 0", func() error { return call(compute.NewCPU(), net, cfg, 0, 1, nil) })
-			c.Err("inference batch -1", func() error { return call(compute.NewCPU(), net, cfg, 1, -1, nil) })
+			c.Err("nil backend", func() error { return call(nil, snn, 1, 1, nil) })
+			c.Err("nil SNN", func() error { return call(compute.NewCPU(), nil, 1, 1, nil) })
+			c.Err("zero SNN", func() error { return call(compute.NewCPU(), &spiking.Network{}, 1, 1, nil) })
+			c.Err("zero settings", func() error { return call(compute.NewCPU(), &spiking.Network{ANN: net}, 1, 1, nil) })
+			c.Err("batch 0", func() error { return call(compute.NewCPU(), snn, 0, 1, nil) })
+			c.Err("inference batch -1", func() error { return call(compute.NewCPU(), snn, 1, -1, nil) })
 			for what, d := range badSets(c) {
 				if d != nil {
-					c.Err("a data set "+what, func() error { return call(compute.NewCPU(), net, cfg, 1, 1, d) })
+					c.Err("a data set "+what, func() error { return call(compute.NewCPU(), snn, 1, 1, d) })
 				}
 			}
-			c.Ok("batch 1, the least time", func() error { return call(compute.NewCPU(), net, cfg, 1, 1, tinySet(c.t, 2)) })
+			c.Ok("batch 1, the least time", func() error { return call(compute.NewCPU(), snn, 1, 1, tinySet(c.t, 2)) })
 		}
 	}
 
