@@ -82,4 +82,3 @@ func TestBenchModel(t *testing.T) {
 		t.Errorf("bench MODEL --timesteps 3 measured T=%d (%v):\n%s", b.Timesteps, err, out)
 	}
 }
-
