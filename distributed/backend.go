@@ -88,8 +88,13 @@ func (g *Group) Shard(be compute.Backend) (*Backend, error) {
 // Group is the run the backend is a rank of.
 func (b *Backend) Group() *Group { return b.g }
 
-// Inner is the rank's own backend.
-func (b *Backend) Inner() compute.Backend { return b.Backend }
+// Inner is the rank's own backend (nil on a nil receiver).
+func (b *Backend) Inner() compute.Backend {
+	if b == nil {
+		return nil
+	}
+	return b.Backend
+}
 
 // SetShare starts a step on this rank's share of a global batch of total
 // samples: rows samples run, of which real count (0 for a stand-in). Sizes

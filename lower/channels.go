@@ -1,6 +1,7 @@
 package lower
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -22,9 +23,11 @@ type LayoutPreferrer interface {
 
 // PrefersChannelsLast reports whether be asks for channels-last programs:
 // it, or the backend it wraps (an Inner method, as package distributed's
-// share of a batch has), is a LayoutPreferrer that says so.
+// share of a batch has), is a LayoutPreferrer that says so. Wrappers
+// nested deeper than maxWrappers (a backend that wraps itself) ask for
+// nothing.
 func PrefersChannelsLast(be compute.Backend) bool {
-	for be != nil {
+	for depth := 0; be != nil && depth <= maxWrappers; depth++ {
 		if p, ok := be.(LayoutPreferrer); ok {
 			return p.ChannelsLast()
 		}
@@ -36,6 +39,9 @@ func PrefersChannelsLast(be compute.Backend) bool {
 	}
 	return false
 }
+
+// maxWrappers bounds the backends PrefersChannelsLast unwraps.
+const maxWrappers = 16
 
 // WithChannelsLast lowers with Options.ChannelsLast set to on.
 func WithChannelsLast(on bool) Setting {
@@ -70,7 +76,9 @@ func WithChannelsLast(on bool) Setting {
 // Transposes copy values: the rewritten program computes the plain
 // program's bits wherever its kernels compute the same bits in either
 // layout (the CPU backend and the emulated device do; tests hold them).
-func channelsLast(lw *Lowered) int {
+// An error is a rewrite that program refused (an op it cannot change, a
+// position it has not): a fault of the rewrite, not of the network.
+func channelsLast(lw *Lowered) (int, error) {
 	p := lw.Program
 	c := &lastRewrite{p: p, parent: make([]int, len(p.Slots)), pinned: make([]bool, len(p.Slots))}
 	for i := range c.parent {
@@ -157,9 +165,13 @@ func channelsLast(lw *Lowered) int {
 			p.Slots[r].Layout = program.NHWC
 		}
 	}
-	c.transposes(decided)
-	c.weights()
-	return places
+	if err := c.transposes(decided); err != nil {
+		return 0, err
+	}
+	if err := c.weights(); err != nil {
+		return 0, err
+	}
+	return places, nil
 }
 
 // lastRewrite is the state of one channels-last rewrite.
@@ -251,7 +263,7 @@ type laidCopy struct {
 // copy made for an earlier op serves a later one that only reads it while
 // its value is unchanged (nothing wrote it since, and no repetition of a
 // pass can have).
-func (c *lastRewrite) transposes(decided map[program.Op]program.Layout) {
+func (c *lastRewrite) transposes(decided map[program.Op]program.Layout) error {
 	p := c.p
 	copies := map[program.Ref]laidCopy{} // by the slot copied
 	for i := 0; i < len(p.Ops); i++ {
@@ -298,7 +310,9 @@ func (c *lastRewrite) transposes(decided map[program.Op]program.Layout) {
 				use = p.AddSlot(program.Slot{Name: p.Slots[r].Name + ".nchw", Kind: program.Value, Shape: slices.Clone(p.Slots[r].Shape),
 					Rate: p.Slots[r].Rate, Elem: p.Slots[r].Elem, Alias: t})
 			}
-			program.Substitute(op, r, use)
+			if _, err := program.Substitute(op, r, use); err != nil {
+				return fmt.Errorf("channels-last rewrite of op %d: %w", i, err)
+			}
 			if read && !reuse {
 				before = append(before, c.transpose(from, t))
 				if !written {
@@ -309,8 +323,12 @@ func (c *lastRewrite) transposes(decided map[program.Op]program.Layout) {
 				after = append(after, c.transpose(t, from))
 			}
 		}
-		p.Insert(k, i+1, after...)
-		p.Insert(k, i, before...)
+		if err := p.Insert(k, i+1, after...); err != nil {
+			return fmt.Errorf("channels-last rewrite of op %d: %w", i, err)
+		}
+		if err := p.Insert(k, i, before...); err != nil {
+			return fmt.Errorf("channels-last rewrite of op %d: %w", i, err)
+		}
 		i += len(before) + len(after)
 		// what op wrote, directly or through a copy written back, is new:
 		// copies of it are stale
@@ -324,6 +342,7 @@ func (c *lastRewrite) transposes(decided map[program.Op]program.Layout) {
 			}
 		}
 	}
+	return nil
 }
 
 // fresh reports whether copy cp of r, made in pass made, still holds r's
@@ -356,7 +375,7 @@ func (c *lastRewrite) transpose(x, y program.Ref) *program.Transpose {
 
 // weights gives each channels-last convolution channels-last weights and
 // weight gradients, where their two layouts differ (C/G > 1 and KH·KW > 1).
-func (c *lastRewrite) weights() {
+func (c *lastRewrite) weights() error {
 	p := c.p
 	copies := map[program.Ref]program.Ref{} // a weight's channels-last copy
 	var order []program.Ref
@@ -391,7 +410,11 @@ func (c *lastRewrite) weights() {
 		geoms[p.Root(*w)] = g
 		*w = copyOf(*w, g)
 		if grad != nil && grad.DW != program.None {
-			i += c.weightGrad(i, grad)
+			n, err := c.weightGrad(i, grad)
+			if err != nil {
+				return err
+			}
+			i += n
 		}
 	}
 	for _, root := range order {
@@ -401,17 +424,24 @@ func (c *lastRewrite) weights() {
 			return slices.Contains(reads, t)
 		})
 		k, at := p.PassOf(first), first
+		if k < 0 {
+			return fmt.Errorf("channels-last rewrite: no op reads %s's channels-last copy", p.Slot(root).Name)
+		}
 		if p.Passes[k].Repeats() && k > 0 { // once, before the repeated steps
 			k, at = k-1, p.Passes[k-1].Hi
 		}
-		p.Insert(k, at, &program.Transpose{Rate: program.Once, Count: g.O, Rows: g.C / g.Groups(), Cols: g.KH * g.KW, X: root, Y: t})
+		tr := &program.Transpose{Rate: program.Once, Count: g.O, Rows: g.C / g.Groups(), Cols: g.KH * g.KW, X: root, Y: t}
+		if err := p.Insert(k, at, tr); err != nil {
+			return fmt.Errorf("channels-last rewrite of %s's weight: %w", p.Slot(root).Name, err)
+		}
 	}
+	return nil
 }
 
 // weightGrad makes convolution backward pass o, op i, add its weight
 // gradient into a channels-last slot, transposed into the parameter's
 // after it, and returns how many ops it put after i (before it: none).
-func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) int {
+func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) (int, error) {
 	p, g, dw := c.p, o.G, o.DW
 	root := p.Root(dw)
 	s := p.Slot(root)
@@ -435,8 +465,10 @@ func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) int {
 	if len(writers) == 2 && writers[1] == i && dw == root && !readBetween {
 		if fill, ok := p.Ops[writers[0]].(*program.Fill); ok && fill.Value == 0 && fill.Dst == root {
 			fill.Dst, o.DW = t, t
-			p.Insert(k, i+1, back)
-			return 1
+			if err := p.Insert(k, i+1, back); err != nil {
+				return 0, fmt.Errorf("channels-last rewrite of op %d's weight gradient: %w", i, err)
+			}
+			return 1, nil
 		}
 	}
 	// else: zeroed here, and added to the gradient through an NCHW copy
@@ -444,7 +476,11 @@ func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) int {
 		Elem: s.Elem, Alias: program.None})
 	back.Y = tmp
 	o.DW = t
-	p.Insert(k, i+1, back, &program.AddTo{Dst: dw, Src: tmp})
-	p.Insert(k, i, &program.Fill{Dst: t})
-	return 3
+	if err := p.Insert(k, i+1, back, &program.AddTo{Dst: dw, Src: tmp}); err != nil {
+		return 0, fmt.Errorf("channels-last rewrite of op %d's weight gradient: %w", i, err)
+	}
+	if err := p.Insert(k, i, &program.Fill{Dst: t}); err != nil {
+		return 0, fmt.Errorf("channels-last rewrite of op %d's weight gradient: %w", i, err)
+	}
+	return 3, nil
 }

@@ -55,7 +55,11 @@ func (lw *Lowered) rewrite(opt Options) error {
 		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: r.Name, Places: places})
 	}
 	if opt.ChannelsLast {
-		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: ChannelsLastRule, Places: channelsLast(lw)})
+		places, err := channelsLast(lw)
+		if err != nil {
+			return err
+		}
+		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: ChannelsLastRule, Places: places})
 	}
 	_, err := lw.Plan()
 	return err

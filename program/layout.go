@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+
+	"github.com/proxykit/proxykit/compute"
 )
 
 // Channels-last: a slot's Layout says how its [C H W] rows lie in memory,
@@ -93,54 +95,98 @@ type Transpose struct {
 	X, Y              Ref
 }
 
-func (o *Transpose) Kernel() string             { return "Transpose" }
+// Kernel implements Op.
+func (o *Transpose) Kernel() string { return "Transpose" }
+
+// Operands implements Op.
 func (o *Transpose) Operands() (reads, w []Ref) { return refs(o.X), refs(o.Y) }
+
+// Detail implements Op.
 func (o *Transpose) Detail() string {
-	return fmt.Sprintf("%d×[%d %d] → [%d %d]", max(o.Count, 1), o.Rows, o.Cols, o.Cols, o.Rows)
+	return fmt.Sprintf("%d×[%d %d] → [%d %d]", o.count(), o.Rows, o.Cols, o.Cols, o.Rows)
 }
+
+// count is the matrices per row: Count, 1 where it is 0 (an activation's).
+func (o *Transpose) count() int {
+	if o.Count == 0 {
+		return 1
+	}
+	return o.Count
+}
+
+// Run implements Op. Sizes no kernel takes — negative, or more values
+// than compute.MaxValues — and operands shorter than the matrices are an
+// error of the run, and nothing runs: a backend's kernel (the CUDA
+// backend's) trusts its sizes.
 func (o *Transpose) Run(m *Machine) {
-	m.be.Transpose(m.Rows(o.Rate)*max(o.Count, 1), o.Rows, o.Cols, m.Buf(o.X), m.Buf(o.Y))
+	rows := m.Rows(o.Rate)
+	size, err := compute.Elements(rows, o.count(), o.Rows, o.Cols)
+	if err != nil {
+		m.fail(fmt.Errorf("program: Transpose of %d rows × %d×[%d %d]: %w", rows, o.count(), o.Rows, o.Cols, err))
+		return
+	}
+	x, y := m.Buf(o.X), m.Buf(o.Y)
+	for _, b := range []struct {
+		name string
+		r    Ref
+		buf  compute.Buffer
+	}{{"X", o.X, x}, {"Y", o.Y, y}} {
+		if b.buf == nil {
+			m.fail(fmt.Errorf("program: Transpose without its operand %s (slot %d)", b.name, b.r))
+			return
+		}
+		if b.buf.Len() < size {
+			m.fail(fmt.Errorf("program: Transpose of %d rows × %d×[%d %d] needs %d values; %s (%s) holds %d", rows, o.count(), o.Rows, o.Cols, size, b.name, m.p.Slots[b.r].Name, b.buf.Len()))
+			return
+		}
+	}
+	m.be.Transpose(rows*o.count(), o.Rows, o.Cols, x, y)
 }
 
 // Planes reports whether slot r's rows are [C H W] values whose two
 // layouts differ — C > 1 and H·W > 1 —, and its C and H·W. Its layout
-// matters only then; other slots are the same in either.
+// matters only then; other slots are the same in either. A ref that names
+// no slot has no [C H W] values (0, 0, false).
 func (p *Program) Planes(r Ref) (c, hw int, ok bool) {
-	s := &p.Slots[r]
-	if len(s.Shape) != 3 {
+	s := p.Slot(r)
+	if s == nil || len(s.Shape) != 3 {
 		return 0, 0, false
 	}
-	c, hw = s.Shape[0], s.Shape[1]*s.Shape[2]
+	c, hw = s.Shape[0], mul(s.Shape[1], s.Shape[2]) // −1 for sizes no kernel takes
 	return c, hw, c > 1 && hw > 1
 }
 
 // Neutral reports whether slot r's rows are [C H W] values that are the
-// same in either layout (C = 1 or H·W = 1).
+// same in either layout (C = 1 or H·W = 1); false for a ref that names
+// no slot.
 func (p *Program) Neutral(r Ref) bool {
-	s := &p.Slots[r]
-	return len(s.Shape) == 3 && (s.Shape[0] == 1 || s.Shape[1]*s.Shape[2] == 1)
+	s := p.Slot(r)
+	return s != nil && len(s.Shape) == 3 && (s.Shape[0] == 1 || mul(s.Shape[1], s.Shape[2]) == 1)
 }
 
 // Reshaped reports whether slot r is a view of its root with another
 // shape (a flattening view, or a [C H W] view of a flat value): it sees
 // its root's values in NCHW order, the order of every shape's values.
+// False for a ref that names no slot, or whose views lead to none.
 func (p *Program) Reshaped(r Ref) bool {
-	return !slices.Equal(p.Slots[r].Shape, p.Slots[p.Root(r)].Shape)
+	s, root := p.Slot(r), p.Slot(p.Root(r))
+	return s != nil && root != nil && !slices.Equal(s.Shape, root.Shape)
 }
 
 // LaidOut is the layout slot r's values lie in: its memory's (its
-// root's), NCHW for a reshaping view.
+// root's), NCHW for a reshaping view and for a ref that names no slot.
 func (p *Program) LaidOut(r Ref) Layout {
-	if p.Reshaped(r) {
+	root := p.Slot(p.Root(r))
+	if root == nil || p.Reshaped(r) {
 		return NCHW
 	}
-	return norm(p.Slots[p.Root(r)].Layout)
+	return norm(root.Layout)
 }
 
 // Computes is the layout op computes its activations in, and them: a
 // Laid op's own; a LayoutFree op's that of the first activation it writes
 // with [C H W] rows (Planes), else of the first it reads; NCHW, and none,
-// for any other op.
+// for any other op (nil too).
 func (p *Program) Computes(op Op) (Layout, []Ref) {
 	switch o := op.(type) {
 	case Laid:
@@ -244,10 +290,23 @@ func (p *Program) checkTranspose(i int, t *Transpose) error {
 }
 
 // Insert puts ops into pass k at position i (Lo ≤ i ≤ Hi of pass k),
-// before the op at i, shifting the passes after it.
-func (p *Program) Insert(k, i int, ops ...Op) {
-	if k < 0 || k >= len(p.Passes) || i < p.Passes[k].Lo || i > p.Passes[k].Hi {
-		panic(fmt.Sprintf("program: inserting at op %d into pass %d", i, k))
+// before the op at i, shifting the passes after it. It refuses, changing
+// nothing, a pass or position the program has not, a nil op and a nil
+// program.
+func (p *Program) Insert(k, i int, ops ...Op) error {
+	if p == nil {
+		return errNoProgram
+	}
+	if k < 0 || k >= len(p.Passes) {
+		return fmt.Errorf("program: inserting into pass %d of a program of %d", k, len(p.Passes))
+	}
+	if ps := p.Passes[k]; i < ps.Lo || i > ps.Hi || i < 0 || i > len(p.Ops) {
+		return fmt.Errorf("program: inserting at op %d into pass %d, ops %d to %d of %d", i, k, ps.Lo, ps.Hi, len(p.Ops))
+	}
+	for j, op := range ops {
+		if op == nil {
+			return fmt.Errorf("program: inserting op %d of %d at op %d: no op (nil)", j, len(ops), i)
+		}
 	}
 	n := len(ops)
 	p.Ops = slices.Insert(p.Ops, i, ops...)
@@ -257,14 +316,17 @@ func (p *Program) Insert(k, i int, ops ...Op) {
 		p.Passes[j].Hi += n
 	}
 	p.invalidate()
+	return nil
 }
 
 // Substitute makes op use slot to wherever it uses slot from (every Ref
-// field of the op's struct) and returns how many operands it changed.
-func Substitute(op Op, from, to Ref) int {
+// field of the op's struct) and returns how many operands it changed. It
+// refuses an op that is not a non-nil pointer to a struct (every op of
+// this package is one), changing nothing.
+func Substitute(op Op, from, to Ref) (int, error) {
 	v := reflect.ValueOf(op)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		panic(fmt.Sprintf("program: op %T is not a pointer to a struct", op))
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return 0, fmt.Errorf("program: substituting slot %d in op %T, which is not a pointer to a struct", from, op)
 	}
 	v = v.Elem()
 	n := 0
@@ -275,11 +337,15 @@ func Substitute(op Op, from, to Ref) int {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
-// AddSlot adds a slot to the table (a rewrite's new value) and returns it.
+// AddSlot adds a slot to the table (a rewrite's new value) and returns it
+// (None for a nil program). Plan refuses a slot it cannot have.
 func (p *Program) AddSlot(s Slot) Ref {
+	if p == nil {
+		return None
+	}
 	p.Slots = append(p.Slots, s)
 	p.invalidate()
 	return Ref(len(p.Slots) - 1)

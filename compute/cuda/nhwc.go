@@ -27,8 +27,9 @@ import (
 //     c channels × 1 (lastRows), visiting each channel's values in the
 //     same order; pooling and IF's pooled windows take the layout.
 
-// ChannelsLast implements lower.LayoutPreferrer: Options.ChannelsLast.
-func (be *Backend) ChannelsLast() bool { return be.opt.ChannelsLast }
+// ChannelsLast implements lower.LayoutPreferrer: Options.ChannelsLast
+// (false on a nil receiver).
+func (be *Backend) ChannelsLast() bool { return be != nil && be.opt.ChannelsLast }
 
 // Transpose implements compute.Backend.
 func (be *Backend) Transpose(n, rows, cols int, x, y compute.Buffer) {

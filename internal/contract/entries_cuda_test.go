@@ -101,6 +101,7 @@ func init() {
 			be.BatchNormSums(2, 2, 3, 4, compute.NHWC, b(), b(), b())
 		},
 		"BatchNormDivide": func(be *cuda.Backend, b func() compute.Buffer) { be.BatchNormDivide(6, 8, b(), b(), b()) },
+		"Transpose":       func(be *cuda.Backend, b func() compute.Buffer) { be.Transpose(3, 5, 7, b(), b()) },
 		"BatchNormBackwardSums": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.BatchNormBackwardSums(2, 3, 4, compute.NHWC, 1e-5, b(), b(), b(), b(), b(), b(), b())
 		},

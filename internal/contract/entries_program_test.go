@@ -53,6 +53,7 @@ func opCases() map[string]func() program.Op {
 		"Softmax":             func() program.Op { return &program.Softmax{} },
 		"SoftmaxGrad":         func() program.Op { return &program.SoftmaxGrad{K: huge} },
 		"SynOps":              func() program.Op { return &program.SynOps{Node: -1} },
+		"Transpose":           func() program.Op { return &program.Transpose{} },
 	}
 }
 
@@ -118,6 +119,8 @@ func init() {
 		c.Err("settings of step 0, its slots", func() error { return runOne(oneOp(&program.Adam{Args: &compute.AdamArgs{}}, 1)) })
 		c.NoPanic("outside a run", func() { (&program.Adam{}).Run(program.NewMachine(compute.NewCPU())) })
 	}
+	transposeZero := entries["program.Transpose.Run"]
+	entries["program.Transpose.Run"] = func(c *C) { transposeZero(c); transposeRun(c) } // hostile sizes: entries_layout_test.go
 
 	// the builder
 	zb := func() *program.Builder { return &program.Builder{} }
