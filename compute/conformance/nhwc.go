@@ -155,17 +155,7 @@ func (s *suite) batchNormLast(t *testing.T) {
 	sch, shh := ss.uniform(groups*c, 0.5, 2), ss.uniform(groups*c, -1, 1)
 	scale, shift, y := ss.up(sch), ss.up(shh), ss.out(len(xh))
 	s.be.ChannelAffine(groups, n, c, hw, compute.NHWC, x, scale, shift, y)
-	want := make([]float64, len(xh))
-	for g := 0; g < groups; g++ {
-		for b := 0; b < n; b++ {
-			for ch := 0; ch < c; ch++ {
-				for i := 0; i < hw; i++ {
-					j := ((g*n+b)*c+ch)*hw + i
-					want[j] = float64(xh[j])*float64(sch[g*c+ch]) + float64(shh[g*c+ch])
-				}
-			}
-		}
-	}
+	want := affinePerGroup(groups, n, c, hw, xh, sch, shh)
 	ss.check("affine per group", first(nb, c, hw, ss.down(y)), want, s.tol.Elementwise)
 
 	// backward, with batch statistics and with fixed ones

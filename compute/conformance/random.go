@@ -358,17 +358,7 @@ func (s *suite) batchNorm(t *testing.T) {
 	s.check("scale", sch, wantSc, 1e-6)
 	s.check("shift", shh, wantSh, 1e-6)
 	s.be.ChannelAffine(groups, n, c, hw, compute.NCHW, x, scale, shift, y)
-	want := make([]float64, len(xh))
-	for g := 0; g < groups; g++ {
-		for b := 0; b < n; b++ {
-			for ch := 0; ch < c; ch++ {
-				for i := 0; i < hw; i++ {
-					j := ((g*n+b)*c+ch)*hw + i
-					want[j] = float64(xh[j])*float64(sch[g*c+ch]) + float64(shh[g*c+ch])
-				}
-			}
-		}
-	}
+	want := affinePerGroup(groups, n, c, hw, xh, sch, shh)
 	s.check("affine per group", s.down(y), want, s.tol.Elementwise)
 
 	// backward, with batch statistics and with fixed ones
@@ -567,4 +557,22 @@ func (s *suite) lossAdam(t *testing.T) {
 	s.check("Adam first moment", s.down(m), rm, 1e-5)
 	s.check("Adam second moment", s.down(v), rv, 1e-5)
 	s.free(p, m, v, g)
+}
+
+// affinePerGroup is ChannelAffine's reference over NCHW values x of
+// groups × n samples of c channels × hw: each group's channels mapped by
+// that group's scale and shift.
+func affinePerGroup(groups, n, c, hw int, x, scale, shift []float32) []float64 {
+	y := make([]float64, len(x))
+	for g := 0; g < groups; g++ {
+		for b := 0; b < n; b++ {
+			for ch := 0; ch < c; ch++ {
+				for i := 0; i < hw; i++ {
+					j := ((g*n+b)*c+ch)*hw + i
+					y[j] = float64(x[j])*float64(scale[g*c+ch]) + float64(shift[g*c+ch])
+				}
+			}
+		}
+	}
+	return y
 }

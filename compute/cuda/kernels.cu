@@ -565,6 +565,20 @@ __global__ void pk_bn_backward_dx(const float* x, const float* dy, float* dx, co
     }
 }
 
+// if_current is an IF neuron's input current at step t: in[t, j] (in[j]
+// when constant), mapped by the fused BatchNorm's scale and shift (rows
+// g = t with per_step, else 0) when scale is not null. pk_if, pk_if_pool
+// and pk_if_record read their currents through it.
+__device__ float if_current(const float* in, int constant, const float* scale, const float* shift,
+                            int per_step, int C, int c, int t, long long N, long long j) {
+    float u = constant ? in[j] : in[(long long)t * N + j];
+    if (scale) {
+        int g = per_step ? t * C + c : c;
+        u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
+    }
+    return u;
+}
+
 // pk_if runs integrate-and-fire neurons over steps time steps, one thread
 // per neuron: u = in[t, j] (in[j] when constant), mapped by scale/shift
 // (rows g = t with per_step, else 0; channel c = (j / hw) mod C) when scale
@@ -578,11 +592,7 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
         float p = start ? vreset : v[j], fired = 0;
         int c = scale ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
-            float u = constant ? in[j] : in[(long long)t * N + j];
-            if (scale) {
-                int g = per_step ? t * C + c : c;
-                u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
-            }
+            float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, j);
             p = __fadd_rn(p, u);
             float s = 0;
             if (p >= vth) {
@@ -640,11 +650,7 @@ __global__ void pk_if_pool(const float* in, int constant, const float* scale, co
         for (int t = 0; t < steps; t++) {
             float any = 0;
             for (int e = 0; e < K; e++) {
-                float u = constant ? in[js[e]] : in[(long long)t * N + js[e]];
-                if (scale) {
-                    int g = per_step ? t * C + c : c;
-                    u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
-                }
+                float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, js[e]);
                 p[e] = __fadd_rn(p[e], u);
                 if (p[e] >= vth) {
                     fired[e] += 1;
@@ -738,11 +744,7 @@ __global__ void pk_if_record(const float* in, int constant, const float* scale, 
         float p = v[j], fired = 0;
         int c = scale ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
-            float u = constant ? in[j] : in[(long long)t * N + j];
-            if (scale) {
-                int g = per_step ? t * C + c : c;
-                u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
-            }
+            float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, j);
             p = __fadd_rn(p, u);
             h[(long long)t * N + j] = p;
             float s = 0;
