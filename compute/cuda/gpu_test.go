@@ -264,27 +264,7 @@ func TestGPUDeterministic(t *testing.T) {
 		for i := range x.Data {
 			x.Data[i] = rng.Float32()
 		}
-		labels := make([]uint8, 64)
-		for i := range labels {
-			labels[i] = uint8(i % 10)
-		}
-		opt := train.NewAdam(1e-3, 0.8, 0.99, 1e-8, 1e-6)
-		for step := 0; step < 3; step++ {
-			if _, err := e.Step(x, labels, step == 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := opt.Update(be, net.Params()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := net.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		var got []float32
-		for _, p := range net.Params() {
-			got = append(got, p.Data...)
-		}
-		e.Free()
+		got := threeSteps(t, be, e, net, x)
 		if first == nil {
 			first = got
 		} else if d := testutil.Differing(got, first); d != 0 {
@@ -360,29 +340,9 @@ func TestGPUChannelsLast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			labels := make([]uint8, 64)
-			for i := range labels {
-				labels[i] = uint8(i % 10)
-			}
 			xs, _ := nn.NewTensor(64, 1, 28, 28)
 			copy(xs.Data, x.Data)
-			opt := train.NewAdam(1e-3, 0.8, 0.99, 1e-8, 1e-6)
-			for step := 0; step < 3; step++ {
-				if _, err := e.Step(xs, labels, step == 0); err != nil {
-					t.Fatal(err)
-				}
-				if err := opt.Update(be, tnet.Params()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := tnet.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			var got []float32
-			for _, p := range tnet.Params() {
-				got = append(got, p.Data...)
-			}
-			e.Free()
+			got := threeSteps(t, be, e, tnet, xs)
 			if first == nil {
 				first = got
 			} else if d := testutil.Differing(got, first); d != 0 {
@@ -395,4 +355,33 @@ func TestGPUChannelsLast(t *testing.T) {
 		t.Logf("device: %s", be.Describe())
 		be.Close()
 	}
+}
+
+// threeSteps trains net through e for three Adam steps on x, labels i mod
+// 10 (BatchNorm in training mode in the first), frees e and returns the
+// weights: what the determinism checks compare run against run.
+func threeSteps(t *testing.T, be compute.Backend, e *train.Engine, net *nn.Network, x *nn.Tensor) []float32 {
+	t.Helper()
+	labels := make([]uint8, x.Shape[0])
+	for i := range labels {
+		labels[i] = uint8(i % 10)
+	}
+	opt := train.NewAdam(1e-3, 0.8, 0.99, 1e-8, 1e-6)
+	for step := 0; step < 3; step++ {
+		if _, err := e.Step(x, labels, step == 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := opt.Update(be, net.Params()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := net.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var got []float32
+	for _, p := range net.Params() {
+		got = append(got, p.Data...)
+	}
+	e.Free()
+	return got
 }
