@@ -123,23 +123,6 @@ def make(out, name, build, gen):
     print("%s: %d bytes, %d IF layers, rates %s" % (name, os.path.getsize(path), len(rates), [round(r, 3) for r in rates]))
 
 
-class TwinIF(nn.Module):
-    """A stateful IF layer with its own v_th (docs/design.md §1)."""
-
-    def __init__(self, vth):
-        super().__init__()
-        self.vth, self.v, self.count = vth, None, None
-
-    def forward(self, x):
-        if self.v is None:
-            self.v, self.count = torch.zeros_like(x), torch.zeros_like(x)
-        self.v = self.v + x
-        s = (self.v >= self.vth).float()
-        self.v = torch.where(s > 0, torch.zeros_like(self.v), self.v)
-        self.count += s
-        return s
-
-
 TWINS = ("saturate", "relu")
 
 
@@ -172,10 +155,10 @@ def zoo_snn(model, found, x, twin, upto=None):
     ifs = []
     for parent, name, m, _ in found:
         vth = 6.0 if (twin == "saturate" and isinstance(m, nn.ReLU6)) else 1.0
-        f = TwinIF(vth)
+        f = IF(vth)
         setattr(parent, name, f)
         ifs.append(f)
-    out = TwinIF(1.0)
+    out = IF(1.0)
     hook = None
     if upto is not None and upto < len(ifs):
         def stop(*_):

@@ -73,6 +73,7 @@ import torchvision
 from torchvision.models import convnext, efficientnet, mobilenetv3, regnet, swin_transformer, vision_transformer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_graph_fixtures import IF  # noqa: E402
 from refnet import INPUT_GRID, WEIGHT_GRID, dyadic, randomise_bn  # noqa: E402
 
 T, VTH = 8, 1.0
@@ -123,23 +124,6 @@ class SplitNet(nn.Module):
         x = shuffle(torch.cat([a, self.act2(self.conv2(b))], 1), 2)
         x = self.act3(self.conv3(x))
         return self.fc(torch.flatten(x.mean([2, 3], keepdim=True), 1))
-
-
-class IF(nn.Module):
-    """A stateful IF layer (docs/design.md §1) with its own v_th."""
-
-    def __init__(self, vth):
-        super().__init__()
-        self.vth, self.v, self.count = vth, None, None
-
-    def forward(self, x):
-        if self.v is None:
-            self.v, self.count = torch.zeros_like(x), torch.zeros_like(x)
-        self.v = self.v + x
-        s = (self.v >= self.vth).float()
-        self.v = torch.where(s > 0, torch.zeros_like(self.v), self.v)
-        self.count += s
-        return s
 
 
 def ceiling(m):

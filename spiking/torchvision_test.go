@@ -31,28 +31,7 @@ func TestTorchvisionModels(t *testing.T) {
 	dir := testutil.Env(t, "PROXYKIT_TORCHVISION", "the folder scripts/make_torchvision.py wrote (scripts/test.sh generates it and sets the variable)")
 	for _, name := range []string{"resnet18", "squeezenet1_1"} {
 		t.Run(name, func(t *testing.T) {
-			read := func(suffix string) *npy.Array {
-				a, err := npy.ReadFile(filepath.Join(dir, name+suffix), false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return a
-			}
-			m, err := model.Load(filepath.Join(dir, name+".onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			x := read(".x.npy")
-			xt := &nn.Tensor{Shape: x.Shape, Data: x.Data}
-			y, err := lower.Forward(compute.NewCPU(), m.ANN, xt, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e := testutil.RelErr(y.Data, read(".ann.npy").Data); e > 1e-4 {
-				t.Errorf("ANN: relative error %.3g against torch", e)
-			} else {
-				t.Logf("ANN: %d layers, relative error %.2g against torch", len(m.ANN.Layers), e)
-			}
+			m, xt, read := torchANN(t, dir, name, 1e-4)
 			snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 4, Threshold: 1, Reset: 0})
 			if err != nil {
 				t.Fatal(err)
@@ -94,29 +73,9 @@ func TestTorchvisionZoo(t *testing.T) {
 	for _, name := range []string{"mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0"} {
 		t.Run(name, func(t *testing.T) {
 			path := func(suffix string) string { return filepath.Join(dir, name+suffix) }
-			read := func(suffix string) *npy.Array {
-				a, err := npy.ReadFile(path(suffix), false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return a
-			}
-			m, err := model.Load(path(".onnx"))
+			m, xt, read := torchANN(t, dir, name, 1e-5)
+			m, err := model.Load(path(".snn.onnx"))
 			if err != nil {
-				t.Fatal(err)
-			}
-			x := read(".x.npy")
-			xt := &nn.Tensor{Shape: x.Shape, Data: x.Data}
-			y, err := lower.Forward(compute.NewCPU(), m.ANN, xt, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e := testutil.RelErr(y.Data, read(".ann.npy").Data); e > 1e-5 {
-				t.Errorf("ANN: relative error %.3g against torch", e)
-			} else {
-				t.Logf("ANN: %d layers, relative error %.2g against torch", len(m.ANN.Layers), e)
-			}
-			if m, err = model.Load(path(".snn.onnx")); err != nil {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(path(".rates.json"))
@@ -170,4 +129,35 @@ func TestTorchvisionZoo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// torchANN loads the torchvision model name from dir (NAME.onnx), runs its
+// ANN on the CPU on NAME.x.npy and holds the output to torch's
+// (NAME.ann.npy) within relative error tol. It returns the model, the
+// input and a reader of the folder's other arrays.
+func torchANN(t *testing.T, dir, name string, tol float64) (*model.Model, *nn.Tensor, func(suffix string) *npy.Array) {
+	t.Helper()
+	read := func(suffix string) *npy.Array {
+		a, err := npy.ReadFile(filepath.Join(dir, name+suffix), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	m, err := model.Load(filepath.Join(dir, name+".onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := read(".x.npy")
+	xt := &nn.Tensor{Shape: x.Shape, Data: x.Data}
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, xt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := testutil.RelErr(y.Data, read(".ann.npy").Data); e > tol {
+		t.Errorf("ANN: relative error %.3g against torch", e)
+	} else {
+		t.Logf("ANN: %d layers, relative error %.2g against torch", len(m.ANN.Layers), e)
+	}
+	return m, xt, read
 }
