@@ -196,7 +196,9 @@ type IFArgs struct {
 	// Scale and Shift, if not nil, map the input first: u = in·Scale[g,c] +
 	// Shift[g,c] (a BatchNorm fused into the IF layer), where c = (j/HW) mod
 	// C for neuron j (j mod C with Layout NHWC) and g is the step with
-	// PerStep, else 0.
+	// PerStep, else 0. Shift without Scale adds a bias, u = in + Shift[g,c]
+	// (the producing layer's bias fused into the IF layer); Scale needs
+	// Shift.
 	Scale, Shift Buffer
 	PerStep      bool
 	C, HW        int

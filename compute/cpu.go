@@ -705,7 +705,7 @@ func (a *args) ifInputs(f IFArgs) (steps int, in, scale, shift []float32) {
 		if f.PerStep {
 			rows = f.Steps
 		}
-		scale, shift = a.buf("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
+		scale, shift = a.opt("Scale", f.Scale, a.size(rows, f.C)), a.buf("Shift", f.Shift, a.size(rows, f.C))
 	}
 	return steps, in, scale, shift
 }

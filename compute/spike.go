@@ -4,14 +4,15 @@ import "math"
 
 // IFForward runs integrate-and-fire neurons as IFArgs describes, on host
 // slices, with ks's step kernel: for each neuron j and step t, u =
-// in[t,j] (in[j] when constant), mapped by scale/shift when given; v += u;
+// in[t,j] (in[j] when constant), mapped by scale/shift when given (a
+// bias, shift alone, when scale is nil); v += u;
 // spike = v >= vth; a spiking neuron's v is reset to vreset; counts[j]
 // (if given) adds the spike. The steps of one neuron run in order;
 // neurons are independent, split across cores in planes of HW neurons
 // (one channel of one sample, where scale and shift are constant).
 func (ks *kernelSet) IFForward(a IFArgs, in, scale, shift, v, spikes, counts []float32) {
 	plane := 4096 // without an affine map, any split will do
-	if scale != nil {
+	if shift != nil {
 		plane = a.HW
 	}
 	planes := (a.N + plane - 1) / plane
@@ -34,12 +35,15 @@ func (ks *kernelSet) IFForward(a IFArgs, in, scale, shift, v, spikes, counts []f
 				if counts != nil {
 					cnt = counts[j0:j1]
 				}
-				var sc, sh float32
-				if scale != nil {
+				var sc, sh float32 = 1, 0 // a bias alone: u·1 + sh is u + sh, exactly
+				if shift != nil {
 					c := pl % a.C
-					sc, sh = scale[g0+c], shift[g0+c]
+					sh = shift[g0+c]
+					if scale != nil {
+						sc = scale[g0+c]
+					}
 				}
-				ks.ifPlane(src[j0:j1], v[j0:j1], out[j0:j1], cnt, scale != nil, sc, sh, a.Threshold, a.Reset)
+				ks.ifPlane(src[j0:j1], v[j0:j1], out[j0:j1], cnt, shift != nil, sc, sh, a.Threshold, a.Reset)
 			}
 		}
 	})

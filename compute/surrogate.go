@@ -74,12 +74,15 @@ func ifRecord(a IFArgs, in, scale, shift, v, spikes, counts, h []float32) {
 				hs, out := h[t*a.N:(t+1)*a.N], spikes[t*a.N:(t+1)*a.N]
 				for j := lo; j < hi; j++ {
 					u := src[j]
-					if scale != nil {
+					if shift != nil {
 						g := (j / a.HW) % a.C
 						if a.PerStep {
 							g += t * a.C
 						}
-						u = float32(u*scale[g]) + shift[g]
+						if scale != nil {
+							u = float32(u * scale[g])
+						}
+						u += shift[g]
 					}
 					p := v[j] + u
 					hs[j] = p

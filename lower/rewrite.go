@@ -33,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF(), FuseIFMaxPool(), StartIF()}
+	return []Rule{FuseBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF()}
 }
 
 // rewrite applies rules to every pass each is valid for, and the
@@ -108,6 +108,54 @@ func fuseBatchNormIF(p *program.Program, k int) int {
 		f.In, f.Scale, f.Shift, f.PerStep, f.C, f.HW = aff.X, aff.Scale, aff.Shift, aff.PerGroup, aff.C, aff.HW
 		p.Remove(i)
 		i--
+		places++
+	}
+	return places
+}
+
+// FuseBiasIF is the rule that adds a convolution's or linear layer's bias
+// inside the IF layer that is the layer's only reader: the layer writes
+// its sums without the bias and the IF kernel adds it to its input
+// current (compute.IFArgs.Shift without Scale), so no pass reads and
+// writes the layer's output to add it. Both backends add a layer's bias
+// after its sums, rounding once, as the IF kernel does: the same bits. In
+// the SNN's time steps, where each step's current is read once (a network
+// whose BatchNorm was folded into its convolutions, as converted and
+// exported networks are, has a bias on every layer).
+func FuseBiasIF() Rule {
+	return Rule{Name: "fuse bias into IF", Why: "the IF kernel adds the layer's bias to its input current: no pass reads and writes the layer's output to add it",
+		Passes: []program.PassKind{program.SNNChunk}, Apply: fuseBiasIF}
+}
+
+func fuseBiasIF(p *program.Program, k int) int {
+	if !applicable(p, k) {
+		return 0
+	}
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		var y, bias *program.Ref
+		var c, hw int
+		switch o := p.Ops[i].(type) {
+		case *program.Conv2d:
+			y, bias, c, hw = &o.Y, &o.Bias, o.G.O, o.G.OutH()*o.G.OutW()
+		case *program.Linear:
+			y, bias, c, hw = &o.Y, &o.Bias, o.Out, 1
+		default:
+			continue
+		}
+		if *bias == program.None {
+			continue
+		}
+		reader, ok := soleReader(p, k, i, *y)
+		if !ok {
+			continue
+		}
+		f, ok := p.Ops[reader].(*program.IF)
+		if !ok || f.In != *y || f.Constant || f.Shift != program.None || f.N != c*hw {
+			continue
+		}
+		f.Shift, f.PerStep, f.C, f.HW = *bias, false, c, hw
+		*bias = program.None
 		places++
 	}
 	return places

@@ -14,14 +14,26 @@ import (
 
 // bnNet is a network with a BatchNorm in the SNN's time steps read by an
 // IF layer alone, where FuseBatchNormIF applies.
-func bnNet() *nn.Network {
+func bnNet() *nn.Network { return smallNet(true) }
+
+// smallNet is a static convolution and its ReLU, a convolution (followed
+// by a BatchNorm with bn), a ReLU, a max-pooling and a linear head (with
+// a bias without bn): without bn, the convolution's and the head's biases
+// are read by IF layers alone, where FuseBiasIF applies.
+func smallNet(bn bool) *nn.Network {
 	g := &gen{rng: rand.New(rand.NewPCG(5, 6))}
 	h := g.add(&nn.ReLU{LayerName: "r0"}, g.add(g.conv(2, 4, 3), -1))
-	b := g.add(g.bn(4), g.add(g.conv(4, 4, 3), h))
+	b := g.add(g.conv(4, 4, 3), h)
+	var bias *nn.Param
+	if bn {
+		b = g.add(g.bn(4), b)
+	} else {
+		bias = g.param("head.bias", 0.3, 4)
+	}
 	r := g.add(&nn.ReLU{LayerName: "r1"}, b)
 	f := g.add(&nn.Flatten{LayerName: "flat"}, g.add(&nn.Pool2d{LayerName: "pool", Max: true, KH: 2, KW: 2, SH: 2, SW: 2}, r))
-	g.add(&nn.Linear{LayerName: "head", Weight: g.param("head.weight", 0.3, 4, 36)}, f)
-	return &nn.Network{Name: "bn", InputShape: g.inputShape(), Layers: g.layers, Inputs: g.inputs}
+	g.add(&nn.Linear{LayerName: "head", Weight: g.param("head.weight", 0.3, 4, 36), Bias: bias}, f)
+	return &nn.Network{Name: "small", InputShape: g.inputShape(), Layers: g.layers, Inputs: g.inputs}
 }
 
 // simulate runs net's SNN lowered with rules (nil: none) and returns its
@@ -71,15 +83,17 @@ func TestFusions(t *testing.T) {
 	for _, c := range []struct {
 		rule   lower.Rule
 		places int
+		bn     bool
 	}{
-		{lower.FuseBatchNormIF(), 1},
-		{lower.FuseIFMaxPool(), 1},
-		{lower.StartIF(), 6}, // three IF layers' potentials and counts
+		{lower.FuseBatchNormIF(), 1, true},
+		{lower.FuseBiasIF(), 2, false}, // the convolution and the head
+		{lower.FuseIFMaxPool(), 1, true},
+		{lower.StartIF(), 6, true}, // three IF layers' potentials and counts
 	} {
 		rule := c.rule
 		for name, be := range backends(t) {
 			for _, batchStats := range []bool{false, true} {
-				net := bnNet()
+				net := smallNet(c.bn)
 				_, plain, _ := simulate(t, be, net, batchStats, nil)
 				_, fused, applied := simulate(t, be, net, batchStats, []lower.Rule{rule})
 				if len(applied) != 1 || applied[0].Places != c.places {

@@ -732,7 +732,8 @@ func (o *BatchNormGrad) runGroups(m *Machine) {
 // IF advances N integrate-and-fire neurons per sample over the run's
 // steps: In is their current ([steps, N] rows, or with Constant the same
 // [N] at every step), mapped first by Scale and Shift where set (a fused
-// BatchNorm of C channels × HW, per step with PerStep); V the potentials
+// BatchNorm of C channels × HW, per step with PerStep; Shift alone is the
+// producing layer's fused bias); V the potentials
 // ([N] per sample, carried from run to run of the pass), Spikes the
 // output, Counts (None: not counted) the spikes summed. With Pool the
 // spikes are max-pooled in the kernel and Spikes receives only the pooled
@@ -771,6 +772,8 @@ func (o *IF) Detail() string {
 	}
 	if o.Scale != None {
 		s += ", BatchNorm applied"
+	} else if o.Shift != None {
+		s += ", bias added"
 	}
 	if g := o.Pool; g != nil {
 		s += fmt.Sprintf(", max-pooled %dx%d", g.KH, g.KW)
@@ -786,7 +789,7 @@ func (o *IF) Run(m *Machine) {
 	a := compute.IFArgs{Steps: m.dims.Steps, N: mul(m.dims.N, o.N), In: m.Buf(o.In), Constant: o.Constant,
 		V: m.Buf(o.V), Spikes: m.Buf(o.Spikes), Counts: m.Buf(o.Counts), Threshold: o.Threshold, Reset: o.Reset, Pool: o.Pool,
 		Start: o.Start && m.dims.T0 == 0, Layout: o.Layout}
-	if o.Scale != None {
+	if o.Shift != None {
 		a.Scale, a.Shift, a.PerStep, a.C, a.HW = m.Buf(o.Scale), m.Buf(o.Shift), o.PerStep, o.C, o.HW
 	}
 	m.be.IF(a)

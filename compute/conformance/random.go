@@ -393,6 +393,8 @@ func (s *suite) integrateAndFire(t *testing.T) {
 	type variant struct {
 		name             string
 		constant, affine bool
+		// bias: Shift alone (a layer's bias fused into the IF kernel)
+		bias             bool
 		perStep, counts  bool
 		threshold, reset float32
 		steps, n, c, hw  int
@@ -412,6 +414,9 @@ func (s *suite) integrateAndFire(t *testing.T) {
 		{name: "constant input", constant: true, steps: 15, n: 600, threshold: 2, split: []int{15}, counts: true, inputLo: 0, inputHi: 1},
 		{name: "fused affine", affine: true, steps: 6, n: 2 * 3 * 20, c: 3, hw: 20, threshold: 1, split: []int{6}, counts: true, inputLo: -1, inputHi: 1},
 		{name: "fused affine per step", affine: true, perStep: true, steps: 5, n: 4 * 7 * 9, c: 7, hw: 9, threshold: 1, split: []int{5}, counts: true, inputLo: -1, inputHi: 1},
+		{name: "fused bias", bias: true, steps: 6, n: 2 * 3 * 20, c: 3, hw: 20, threshold: 1, split: []int{2, 4}, counts: true, inputLo: -1, inputHi: 1},
+		{name: "max-pooled, fused bias", bias: true, steps: 5, n: 3 * 2 * 24, c: 2, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 3, threshold: 1,
+			split: []int{5}, inputLo: -1, inputHi: 1},
 		{name: "fused affine per step, chunks", affine: true, perStep: true, steps: 5, n: 4 * 7 * 9, c: 7, hw: 9, threshold: 1, split: []int{2, 3}, counts: true, inputLo: -1, inputHi: 1},
 		{name: "max-pooled", steps: 7, n: 2 * 3 * 24, c: 3, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 2, threshold: 1, split: []int{7}, counts: true, inputLo: -0.5, inputHi: 1},
 		{name: "max-pooled, fused affine per step, chunks", affine: true, perStep: true, steps: 5, n: 3 * 2 * 24, c: 2, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 3,
@@ -439,6 +444,9 @@ func (s *suite) integrateAndFire(t *testing.T) {
 				}
 				scH, shH = ss.uniform(rows*v.c, 0.5, 2), ss.uniform(rows*v.c, -0.5, 0.5)
 				sc, sh = ss.up(scH), ss.up(shH)
+			} else if v.bias {
+				shH = ss.uniform(v.c, -0.5, 0.5)
+				sh = ss.up(shH)
 			}
 			vh := make([]float32, v.n)
 			for i := range vh {
@@ -484,8 +492,11 @@ func (s *suite) integrateAndFire(t *testing.T) {
 				} else {
 					a.In = in.Slice(t0*v.n, (t0+k)*v.n)
 				}
-				if v.affine || pool != nil {
+				if v.affine || v.bias || pool != nil {
 					a.C, a.HW = v.c, v.hw
+				}
+				if v.bias {
+					a.Shift = sh
 				}
 				if v.affine {
 					a.PerStep = v.perStep

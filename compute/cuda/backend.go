@@ -1089,12 +1089,15 @@ func (be *Backend) IF(a compute.IFArgs) {
 			t.read -= n
 		}
 	}
-	if a.Scale != nil {
+	if a.Shift != nil {
 		k := int64(max(a.C, 1)) // scale and shift per channel, per step with PerStep
 		if a.PerStep {
 			k *= steps
 		}
-		t.read += 2 * k
+		t.read += k
+		if a.Scale != nil {
+			t.read += k
+		}
 	}
 	if g := a.Pool; g != nil {
 		windows := n / int64(g.KH*g.KW)

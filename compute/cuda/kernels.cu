@@ -567,22 +567,24 @@ __global__ void pk_bn_backward_dx(const float* x, const float* dy, float* dx, co
 
 // if_current is an IF neuron's input current at step t: in[t, j] (in[j]
 // when constant), mapped by the fused BatchNorm's scale and shift (rows
-// g = t with per_step, else 0) when scale is not null. pk_if, pk_if_pool
-// and pk_if_record read their currents through it.
+// g = t with per_step, else 0) when shift is not null (without scale: a
+// bias, u + shift). pk_if, pk_if_pool and pk_if_record read their
+// currents through it.
 __device__ float if_current(const float* in, int constant, const float* scale, const float* shift,
                             int per_step, int C, int c, int t, long long N, long long j) {
     float u = constant ? in[j] : in[(long long)t * N + j];
-    if (scale) {
+    if (shift) {
         int g = per_step ? t * C + c : c;
-        u = __fadd_rn(__fmul_rn(u, scale[g]), shift[g]);
+        if (scale) u = __fmul_rn(u, scale[g]);
+        u = __fadd_rn(u, shift[g]);
     }
     return u;
 }
 
 // pk_if runs integrate-and-fire neurons over steps time steps, one thread
 // per neuron: u = in[t, j] (in[j] when constant), mapped by scale/shift
-// (rows g = t with per_step, else 0; channel c = (j / hw) mod C) when scale
-// is not null; v += u; spike when v >= vth, then v = vreset. counts[j], if
+// (rows g = t with per_step, else 0; channel c = (j / hw) mod C) when shift
+// is not null (if_current); v += u; spike when v >= vth, then v = vreset. counts[j], if
 // not null, adds the neuron's spikes. With start, v starts at vreset and
 // counts at 0, unread.
 __global__ void pk_if(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
@@ -590,7 +592,7 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
                       float vreset, int start) {
     GRID_STRIDE(j, N) {
         float p = start ? vreset : v[j], fired = 0;
-        int c = scale ? (int)((j / hw) % C) : 0;
+        int c = shift ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
             float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, j);
             p = __fadd_rn(p, u);
@@ -613,7 +615,7 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
 // (N/(KH·KW) windows a step). Each neuron's recurrence is pk_if's, so the
 // pooled spikes are pk_maxpool's of pk_if's. KH·KW ≤ 16. The neurons are
 // PC channels of H×W a sample, NCHW or with last NHWC (spikes, potentials
-// and counts alike); C is the scale's channels (PC where scale is set).
+// and counts alike); C is the shift's channels (PC where shift is set).
 __global__ void pk_if_pool(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
                            float* v, float* y, float* counts, long long N, int steps, float vth, float vreset, int H,
                            int W, int KH, int KW, int start, int PC, int last) {
@@ -633,7 +635,7 @@ __global__ void pk_if_pool(const float* in, int constant, const float* scale, co
             oh = r / OW, ow = r % OW;
             c = (int)(plane % PC);
         }
-        if (!scale) c = 0;
+        if (!shift) c = 0;
         float p[16], fired[16];
         long long js[16];
         for (int i = 0; i < KH; i++) {
@@ -742,7 +744,7 @@ __global__ void pk_if_record(const float* in, int constant, const float* scale, 
                              float vth, float vreset) {
     GRID_STRIDE(j, N) {
         float p = v[j], fired = 0;
-        int c = scale ? (int)((j / hw) % C) : 0;
+        int c = shift ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
             float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, j);
             p = __fadd_rn(p, u);

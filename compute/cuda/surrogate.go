@@ -26,8 +26,11 @@ func (be *Backend) IFRecord(a compute.IFArgs, h compute.Buffer) {
 	if a.Counts != nil {
 		t.read, t.written = t.read+n, t.written+n
 	}
-	if a.Scale != nil {
-		t.read += 2 * int64(max(a.C, 1))
+	if a.Shift != nil {
+		t.read += int64(max(a.C, 1))
+		if a.Scale != nil {
+			t.read += int64(max(a.C, 1))
+		}
 	}
 	be.launch1d("pk_if_record", n, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
 		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), ptr(h), n, int32(a.Steps), a.Threshold, a.Reset)

@@ -284,14 +284,16 @@ func IFRecord(a compute.IFArgs, in, scale, shift, v []float32) (spikes, counts, 
 			if !a.Constant {
 				u = in[t*a.N+j]
 			}
-			if scale != nil {
+			if shift != nil { // with scale a fused BatchNorm, without it a bias
 				g := 0
 				if a.PerStep {
 					g = t
 				}
 				c := (j / a.HW) % a.C
-				prod := float32(u * scale[g*a.C+c]) // rounded: no fused multiply-add
-				u = prod + shift[g*a.C+c]
+				if scale != nil {
+					u = float32(u * scale[g*a.C+c]) // rounded: no fused multiply-add
+				}
+				u += shift[g*a.C+c]
 			}
 			p := v[j] + u
 			h[t*a.N+j] = p

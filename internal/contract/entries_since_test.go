@@ -12,7 +12,7 @@ import (
 
 // Entries of what main added while the contract grew: CUDA graphs
 // (Machine.Captured, cuda.Backend.Replay and Graphs), the rules
-// FuseIFMaxPool and StartIF, lower's settings, exporter.Options.Check and
+// FuseIFMaxPool, StartIF and FuseBiasIF, lower's settings, exporter.Options.Check and
 // compute.PoolFits.
 
 func init() {
@@ -60,7 +60,8 @@ func init() {
 	entries["compute/cuda.Backend.Graphs"] = func(c *C) {
 		c.NoPanic("zero backend", func() { (&cuda.Backend{}).Graphs() })
 	}
-	for name, rule := range map[string]func() lower.Rule{"FuseIFMaxPool": lower.FuseIFMaxPool, "StartIF": lower.StartIF, "FuseBatchNormIF": lower.FuseBatchNormIF} {
+	for name, rule := range map[string]func() lower.Rule{"FuseIFMaxPool": lower.FuseIFMaxPool, "StartIF": lower.StartIF, "FuseBatchNormIF": lower.FuseBatchNormIF,
+		"FuseBiasIF": lower.FuseBiasIF} {
 		entries["lower."+name] = func(c *C) {
 			c.NoPanic("its Apply on nil, on passes out of range, on a program its Plan refuses", func() {
 				r := rule()
