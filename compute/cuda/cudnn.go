@@ -98,13 +98,16 @@ typedef struct {
 	H x, y, w, conv;
 	int fwdAlgo, bwdDataAlgo, bwdFilterAlgo;
 	size_t fwdWS, bwdDataWS, bwdFilterWS;
+	unsigned allowed[3]; // per direction, a bit per algorithm number it may use
 } pk_plan;
 
 // choose picks the first algorithm the heuristics rank that succeeds, fits
-// the workspace limit and, if deterministic is set, is deterministic.
-static int choose(pk_perf* p, int n, size_t limit, int deterministic, int* algo, size_t* ws) {
+// the workspace limit, is among allowed (a bit per algorithm number) and,
+// if deterministic is set, is deterministic.
+static int choose(pk_perf* p, int n, size_t limit, int deterministic, unsigned allowed, int* algo, size_t* ws) {
 	for (int i = 0; i < n; i++) {
 		if (p[i].status != 0 || p[i].memory > limit) continue;
+		if (p[i].algo < 0 || p[i].algo > 31 || !((allowed >> p[i].algo) & 1u)) continue;
 		if (deterministic && p[i].determinism != 1) continue;
 		*algo = p[i].algo;
 		*ws = p[i].memory;
@@ -118,9 +121,10 @@ static int choose(pk_perf* p, int n, size_t limit, int deterministic, int* algo,
 // the filter's data type, format, k, c, h, w; the convolution's padding,
 // stride, dilation (h, w each), mode and compute type. It returns 0, or
 // the failing step (1..5) with the cuDNN status in *st.
-static int pk_dnn_plan(pk_dnn* d, pk_plan* p, const int* v, int math, int* st) {
+static int pk_dnn_plan(pk_dnn* d, pk_plan* p, const int* v, int math, const unsigned* allowed, int* st) {
 	memset(p, 0, sizeof *p);
 	p->fwdAlgo = p->bwdDataAlgo = p->bwdFilterAlgo = -1;
+	for (int k = 0; k < 3; k++) p->allowed[k] = allowed[k];
 	if ((*st = d->createTensor(&p->x)) || (*st = d->setTensor4d(p->x, v[0], v[1], v[2], v[3], v[4], v[5]))) return 1;
 	if ((*st = d->createTensor(&p->y)) || (*st = d->setTensor4d(p->y, v[6], v[7], v[8], v[9], v[10], v[11]))) return 2;
 	if ((*st = d->createFilter(&p->w)) || (*st = d->setFilter4d(p->w, v[12], v[13], v[14], v[15], v[16], v[17]))) return 3;
@@ -132,8 +136,8 @@ static int pk_dnn_plan(pk_dnn* d, pk_plan* p, const int* v, int math, int* st) {
 
 // pk_dnn_choose picks the algorithm of one direction (0 forward, 1
 // backward data, 2 backward filter) when first needed: the first the
-// heuristics rank that succeeds and fits the workspace limit, and for the
-// backward passes is deterministic. It returns 0, 1 when none qualifies,
+// heuristics rank that succeeds, fits the workspace limit, is allowed
+// (dnnAllowed) and for the backward passes is deterministic. It returns 0, 1 when none qualifies,
 // or 2 with the cuDNN status in *st.
 static int pk_dnn_choose(pk_dnn* d, pk_plan* p, int kind, size_t limit, int* st) {
 	pk_perf perf[16];
@@ -143,15 +147,15 @@ static int pk_dnn_choose(pk_dnn* d, pk_plan* p, int kind, size_t limit, int* st)
 	case 0:
 		if (p->fwdAlgo >= 0) return 0;
 		if ((*st = d->fwdAlgo(d->handle, p->x, p->w, p->conv, p->y, 16, &got, perf))) return 2;
-		return choose(perf, got, limit, 0, &p->fwdAlgo, &p->fwdWS);
+		return choose(perf, got, limit, 0, p->allowed[0], &p->fwdAlgo, &p->fwdWS);
 	case 1:
 		if (p->bwdDataAlgo >= 0) return 0;
 		if ((*st = d->bwdDataAlgo(d->handle, p->w, p->y, p->conv, p->x, 16, &got, perf))) return 2;
-		return choose(perf, got, limit, 1, &p->bwdDataAlgo, &p->bwdDataWS);
+		return choose(perf, got, limit, 1, p->allowed[1], &p->bwdDataAlgo, &p->bwdDataWS);
 	default:
 		if (p->bwdFilterAlgo >= 0) return 0;
 		if ((*st = d->bwdFilterAlgo(d->handle, p->x, p->y, p->conv, p->w, 16, &got, perf))) return 2;
-		return choose(perf, got, limit, 1, &p->bwdFilterAlgo, &p->bwdFilterWS);
+		return choose(perf, got, limit, 1, p->allowed[2], &p->bwdFilterAlgo, &p->bwdFilterWS);
 	}
 }
 
@@ -277,8 +281,8 @@ func (d *cudnn) plan(g compute.ConvGeom, n, kind int) (*C.pk_plan, error) {
 	case 0:
 		return p, nil
 	case 1:
-		return nil, &planError{fmt.Sprintf("no deterministic cuDNN algorithm within %d MB (%s, batch %d)", limit>>20,
-			dnnDirection(kind), n)}
+		return nil, &planError{fmt.Sprintf("no allowed cuDNN algorithm within %d MB (%s, batch %d; backward: deterministic ones; "+
+			"forward in strict FP32: implicit GEMM)", limit>>20, dnnDirection(kind), n)}
 	}
 	return nil, &planError{fmt.Sprintf("cuDNN algorithm query (batch %d): %s", n, C.GoString(C.pk_dnn_error(d.api, st)))}
 }
@@ -302,7 +306,8 @@ func (d *cudnn) newPlan(g compute.ConvGeom, n int) (*C.pk_plan, error) {
 	p := (*C.pk_plan)(C.malloc(C.sizeof_pk_plan))
 	var st C.int
 	d.g.enter()
-	step := C.pk_dnn_plan(d.api, p, &v[0], C.int(desc.Conv.Math), &st)
+	allowed := [3]C.unsigned{C.unsigned(desc.Allowed[0]), C.unsigned(desc.Allowed[1]), C.unsigned(desc.Allowed[2])}
+	step := C.pk_dnn_plan(d.api, p, &v[0], C.int(desc.Conv.Math), &allowed[0], &st)
 	d.g.exit()
 	if step != 0 {
 		C.pk_dnn_unplan(d.api, p)

@@ -46,6 +46,13 @@ const (
 	dnnDefaultMath        = 0 // CUDNN_DEFAULT_MATH: TF32 tensor cores for float data
 	dnnFMAMath            = 3 // CUDNN_FMA_MATH: FP32 only
 	dnnDescriptorIntCount = 26
+
+	// cudnnConvolutionFwdAlgo_t: the implicit-GEMM algorithms sum each
+	// output's products in FP32 as a dot product; the others transform
+	// the sums (GEMM over an im2col copy, direct, FFT, Winograd).
+	dnnFwdImplicitGEMM        = 0 // CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM
+	dnnFwdImplicitPrecompGEMM = 1 // CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM
+	dnnAnyAlgorithm           = ^uint32(0)
 )
 
 // dnnTensor is a 4-D tensor descriptor as cudnnSetTensor4dDescriptor takes
@@ -80,6 +87,10 @@ type dnnDescriptors struct {
 	X, Y dnnTensor
 	W    dnnFilterDesc
 	Conv dnnConv
+	// Allowed are the algorithms each direction (forward, backward data,
+	// backward filter) may use, a bit per cuDNN algorithm number
+	// (dnnAllowed).
+	Allowed [3]uint32
 }
 
 // descriptorsOf is the descriptors of convolution g (symmetric padding:
@@ -97,11 +108,29 @@ func descriptorsOf(g compute.ConvGeom, n int, strict bool) dnnDescriptors {
 		m = dnnFMAMath
 	}
 	return dnnDescriptors{
-		X:    dnnTensorOf(f, n, g.C, g.H, g.W),
-		Y:    dnnTensorOf(f, n, g.O, g.OutH(), g.OutW()),
-		W:    dnnFilterDesc{DataType: dnnDataFloat, Format: f, K: g.O, C: g.C / g.Groups(), H: g.KH, W: g.KW},
-		Conv: dnnConv{PadH: g.PT, PadW: g.PL, StrideH: g.SH, StrideW: g.SW, DilationH: g.DH, DilationW: g.DW, Mode: dnnCrossCorrelation, ComputeType: dnnDataFloat, Math: m},
+		X:       dnnTensorOf(f, n, g.C, g.H, g.W),
+		Y:       dnnTensorOf(f, n, g.O, g.OutH(), g.OutW()),
+		W:       dnnFilterDesc{DataType: dnnDataFloat, Format: f, K: g.O, C: g.C / g.Groups(), H: g.KH, W: g.KW},
+		Conv:    dnnConv{PadH: g.PT, PadW: g.PL, StrideH: g.SH, StrideW: g.SW, DilationH: g.DH, DilationW: g.DW, Mode: dnnCrossCorrelation, ComputeType: dnnDataFloat, Math: m},
+		Allowed: dnnAllowed(strict),
 	}
+}
+
+// dnnAllowed is the algorithms each direction may use: any cuDNN's
+// heuristics rank, except that in strict FP32 the forward convolution is
+// pinned to the implicit-GEMM algorithms. Winograd and FFT algorithms,
+// which cuDNN ranks first for many FP32 3×3 convolutions, round the
+// transformed sums differently from the CPU's dot products: on an H200
+// (2026-11-30) strict FP32 gave 992 of 1000 SNN counts equal to the
+// CPU's, below TestGPUFullWidthCountsMatchCPU's 99.5 %. The SNN's counts
+// come from the forward pass alone, so the backward directions keep
+// every (deterministic) algorithm.
+func dnnAllowed(strict bool) [3]uint32 {
+	a := [3]uint32{dnnAnyAlgorithm, dnnAnyAlgorithm, dnnAnyAlgorithm}
+	if strict {
+		a[0] = 1<<dnnFwdImplicitGEMM | 1<<dnnFwdImplicitPrecompGEMM
+	}
+	return a
 }
 
 // dnnTensorOf is a packed float tensor descriptor of format f.

@@ -136,3 +136,27 @@ func TestRefusalStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestStrictFP32PinsImplicitGEMM: in strict FP32 the forward convolution
+// may use cuDNN's implicit-GEMM algorithms only (cudnn.h's
+// CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM = 0 and _IMPLICIT_PRECOMP_GEMM =
+// 1), never GEMM (2), direct (3), FFT (4, 5) or Winograd (6, 7), whose
+// rounding the SNN's counts feel; the backward directions, and every
+// direction in TF32, may use any algorithm. Whether this brings the
+// H200's strict-FP32 counts to TestGPUFullWidthCountsMatchCPU's 99.5 % is
+// for a device to show.
+func TestStrictFP32PinsImplicitGEMM(t *testing.T) {
+	g := compute.ConvGeom{C: 8, H: 9, W: 9, O: 8, KH: 3, KW: 3, SH: 1, SW: 1, PT: 1, PB: 1, PL: 1, PR: 1, DH: 1, DW: 1}
+	for _, strict := range []bool{false, true} {
+		a := descriptorsOf(g, 4, strict).Allowed
+		for algo := 0; algo < 8; algo++ {
+			want := !strict || algo <= 1
+			if got := a[0]>>algo&1 == 1; got != want {
+				t.Errorf("strict=%v: forward algorithm %d allowed %v, want %v", strict, algo, got, want)
+			}
+			if a[1]>>algo&1 != 1 || a[2]>>algo&1 != 1 {
+				t.Errorf("strict=%v: backward algorithm %d not allowed", strict, algo)
+			}
+		}
+	}
+}
