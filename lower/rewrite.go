@@ -33,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF()}
+	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF()}
 }
 
 // rewrite applies rules to every pass each is valid for, and the
@@ -106,6 +106,44 @@ func fuseBatchNormIF(p *program.Program, k int) int {
 			continue
 		}
 		f.In, f.Scale, f.Shift, f.PerStep, f.C, f.HW = aff.X, aff.Scale, aff.Shift, aff.PerGroup, aff.C, aff.HW
+		p.Remove(i)
+		i--
+		places++
+	}
+	return places
+}
+
+// FuseStaticBatchNormIF is the rule that applies the static input layer's
+// BatchNorm inside the IF layer that is its only reader, whose input is
+// constant over the steps: the IF kernel maps the unnormalised values by
+// the per-channel scale and shift at every step, rounding as the
+// BatchNorm's own pass does, so the normalised values are never written.
+// It rewrites the static pass, which applies the BatchNorm once per input,
+// where the reader is an IF layer in a later pass (the time steps).
+func FuseStaticBatchNormIF() Rule {
+	return Rule{Name: "fuse the static layer's BatchNorm into IF", Why: "the constant-input IF kernel applies the static layer's BatchNorm at each step: the normalised values are never written",
+		Passes: []program.PassKind{program.SNNStatic}, Apply: fuseStaticBatchNormIF}
+}
+
+func fuseStaticBatchNormIF(p *program.Program, k int) int {
+	if !applicable(p, k) {
+		return 0
+	}
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		aff, ok := p.Ops[i].(*program.ChannelAffine)
+		if !ok || aff.PerGroup || aff.Rate != program.Batch || p.Slots[aff.Y].Keep || p.Root(aff.Y) != aff.Y {
+			continue
+		}
+		readers := p.Readers(aff.Y)
+		if len(readers) != 1 || readers[0] < p.Passes[k].Hi {
+			continue
+		}
+		f, ok := p.Ops[readers[0]].(*program.IF)
+		if !ok || !f.Constant || f.In != aff.Y || f.Shift != program.None || f.N != aff.C*aff.HW || f.Layout != aff.Layout {
+			continue
+		}
+		f.In, f.Scale, f.Shift, f.PerStep, f.C, f.HW = aff.X, aff.Scale, aff.Shift, false, aff.C, aff.HW
 		p.Remove(i)
 		i--
 		places++

@@ -14,15 +14,21 @@ import (
 
 // bnNet is a network with a BatchNorm in the SNN's time steps read by an
 // IF layer alone, where FuseBatchNormIF applies.
-func bnNet() *nn.Network { return smallNet(true) }
+func bnNet() *nn.Network { return smallNet(true, false) }
 
-// smallNet is a static convolution and its ReLU, a convolution (followed
-// by a BatchNorm with bn), a ReLU, a max-pooling and a linear head (with
-// a bias without bn): without bn, the convolution's and the head's biases
-// are read by IF layers alone, where FuseBiasIF applies.
-func smallNet(bn bool) *nn.Network {
+// smallNet is a static convolution (followed by a BatchNorm with
+// staticBN, where FuseStaticBatchNormIF applies) and its ReLU, a
+// convolution (followed by a BatchNorm with bn), a ReLU, a max-pooling and
+// a linear head (with a bias without bn): without bn, the convolution's
+// and the head's biases are read by IF layers alone, where FuseBiasIF
+// applies.
+func smallNet(bn, staticBN bool) *nn.Network {
 	g := &gen{rng: rand.New(rand.NewPCG(5, 6))}
-	h := g.add(&nn.ReLU{LayerName: "r0"}, g.add(g.conv(2, 4, 3), -1))
+	s := g.add(g.conv(2, 4, 3), -1)
+	if staticBN {
+		s = g.add(g.bn(4), s)
+	}
+	h := g.add(&nn.ReLU{LayerName: "r0"}, s)
 	b := g.add(g.conv(4, 4, 3), h)
 	var bias *nn.Param
 	if bn {
@@ -81,19 +87,20 @@ func simulate(t *testing.T, be compute.Backend, net *nn.Network, batchStats bool
 // on every backend, in both BatchNorm modes, with every IF layer firing.
 func TestFusions(t *testing.T) {
 	for _, c := range []struct {
-		rule   lower.Rule
-		places int
-		bn     bool
+		rule         lower.Rule
+		places       int
+		bn, staticBN bool
 	}{
-		{lower.FuseBatchNormIF(), 1, true},
-		{lower.FuseBiasIF(), 2, false}, // the convolution and the head
-		{lower.FuseIFMaxPool(), 1, true},
-		{lower.StartIF(), 6, true}, // three IF layers' potentials and counts
+		{lower.FuseBatchNormIF(), 1, true, false},
+		{lower.FuseStaticBatchNormIF(), 1, false, true},
+		{lower.FuseBiasIF(), 2, false, false}, // the convolution and the head
+		{lower.FuseIFMaxPool(), 1, true, false},
+		{lower.StartIF(), 6, true, false}, // three IF layers' potentials and counts
 	} {
 		rule := c.rule
 		for name, be := range backends(t) {
 			for _, batchStats := range []bool{false, true} {
-				net := smallNet(c.bn)
+				net := smallNet(c.bn, c.staticBN)
 				_, plain, _ := simulate(t, be, net, batchStats, nil)
 				_, fused, applied := simulate(t, be, net, batchStats, []lower.Rule{rule})
 				if len(applied) != 1 || applied[0].Places != c.places {

@@ -142,6 +142,11 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			if src < snn.Static {
 				read = B * n // the static layer's output, once
 			}
+			if src >= 0 && nodes[src].Kind() == "BatchNorm2d" && src < snn.Static {
+				// the static layer's BatchNorm applied by the constant-input
+				// IF kernel: its scale and shift
+				read += 2 * int64(shape[0])
+			}
 			if src >= 0 && nodes[src].Kind() == "BatchNorm2d" && src >= snn.Static {
 				// fused: per-step statistics (T rows of C), the running update
 				// step by step, per-step scale and shift, which the IF kernel
@@ -162,8 +167,11 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			}
 		case nd.Kind() == "BatchNorm2d":
 			if i < snn.Static {
+				// statistics, running update, scale and shift, as in the ANN;
+				// the IF layer reading the static layer's output applies them
+				// (the paper's static BatchNorm has no other reader)
 				c := int64(shape[0])
-				b.add(4, 3*rows*n+16*c)
+				b.add(3, rows*n+(2*c)+(4*c+2*c)+(4*c+2*c))
 			} // else fused into its IF layer
 		case nd.Kind() == "MaxPool2d":
 			if !pooledIF[nd.Inputs[0]] {
