@@ -77,12 +77,6 @@ func (c *benchCmd) run(cmd *cobra.Command, args []string) error {
 	if !(c.seconds >= 0 && c.seconds <= 86400) {
 		return fmt.Errorf("--seconds must lie between 0 (one measurement) and a day, got %g", c.seconds)
 	}
-	if err := checkBatch("batch-size", c.batch); err != nil {
-		return err
-	}
-	if err := checkBatch("infer-batch-size", c.inf); err != nil {
-		return err
-	}
 	if len(args) == 1 {
 		for _, flag := range []string{"width", "blocks", "input", "seed"} {
 			if cmd.Flags().Changed(flag) {
@@ -90,7 +84,7 @@ func (c *benchCmd) run(cmd *cobra.Command, args []string) error {
 			}
 		}
 	}
-	if err := checkAll(c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
+	if err := checkAll(batchSize("batch-size", c.batch), batchSize("infer-batch-size", c.inf), c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
 		return err
 	}
 	b := results.Bench{BatchSize: c.batch, Cores: runtime.GOMAXPROCS(0), Device: c.df.name, Images: "random images"}

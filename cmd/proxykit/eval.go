@@ -8,7 +8,6 @@ import (
 	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
-	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -70,9 +69,7 @@ and writes FIGURE.csv; --json prints it (proxykit plot draws several).`,
 }
 
 func (c *evalCmd) run(cmd *cobra.Command, path string) error {
-	probe := c.s // --batch-size, --max-test; the SNN's flags are sf's
-	probe.Config = spiking.DefaultConfig()
-	if err := probe.Validate(); err != nil {
+	if err := c.s.ValidateExceptSNN(); err != nil { // --batch-size, --max-test; the SNN's flags are sf's
 		return err
 	}
 	if err := checkPlot("--plot", c.plotPath, path); err != nil {

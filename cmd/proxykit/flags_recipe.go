@@ -11,7 +11,6 @@ import (
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/recipe"
-	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -67,9 +66,7 @@ func (r *recipeFlags) check() error {
 	if err != nil {
 		return err
 	}
-	probe := *r.s
-	probe.Config = spiking.DefaultConfig()
-	return probe.Validate()
+	return r.s.ValidateExceptSNN()
 }
 
 // model is the model file a run trains: MODEL, or when it is left out the

@@ -57,10 +57,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	case c.potentials != "" && c.network != "snn":
 		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
 	}
-	if err := checkBatch("batch-size", c.batch); err != nil {
-		return err
-	}
-	if err := checkAll(c.sf.check, c.df.check); err != nil {
+	if err := checkAll(batchSize("batch-size", c.batch), c.sf.check, c.df.check); err != nil {
 		return err
 	}
 	var outs outputs
