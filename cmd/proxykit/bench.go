@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/results"
@@ -132,7 +131,7 @@ func (c *benchCmd) run(cmd *cobra.Command, args []string) error {
 		}
 		var ru syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		b.DeviceDescription, b.PeakMemoryMB, b.Result = device.Describe(r.be), float64(ru.Maxrss)/1024, res
+		b.DeviceDescription, b.PeakMemoryMB, b.Result = r.device(), float64(ru.Maxrss)/1024, res
 		if r.g != nil {
 			b.DataParallel = r.g.Describe()
 		}
