@@ -23,6 +23,17 @@ func (f *deviceFlags) add(cmd *cobra.Command) {
 
 func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.name, f.opt) }
 
+// with opens the backend, calls run with it and closes it (one process;
+// a run that may be data-parallel opens it through distFlags.with).
+func (f *deviceFlags) with(run func(compute.Backend) error) error {
+	be, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	return run(be)
+}
+
 // check refuses, before a model is read, a device this build or machine
 // cannot open (--device cuda without -tags cuda, say).
 func (f *deviceFlags) check() error { return device.Check(f.name) }

@@ -72,17 +72,12 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	outs, inputs, err := c.res.outputs(&c.output, path)
-	if err == nil {
-		err = outs.addPlot("--plot", c.plotPath)
-	}
-	if err == nil {
-		err = c.dfl.check(outs, inputs...)
-	}
 	if err != nil {
 		return err
 	}
+	plot, files := func() error { return outs.addPlot("--plot", c.plotPath) }, func() error { return c.dfl.check(outs, inputs...) }
 	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
-	if err := checkAll(c.rf.check, c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil {
+	if err := checkAll(plot, files, c.rf.check, c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.sf, c.data)
