@@ -46,6 +46,7 @@ import (
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -270,6 +271,24 @@ type Options struct {
 	// SNN is the setting the converted SNN runs with: θ = v_th − v_reset
 	// enters the scales.
 	SNN spiking.Config
+}
+
+// Check refuses, before any work, options Convert cannot take: a batch
+// outside 1 to recipe.MaxBatchSize, a negative number of images, an SNN
+// setting spiking.Config.Validate refuses, a percentile CheckPercentile
+// refuses. An error names the setting as convert-snn's flags do
+// (setting.Error).
+func (o Options) Check() error {
+	if err := recipe.CheckBatchSize("batch-size", o.Batch); err != nil {
+		return err
+	}
+	if o.Images < 0 {
+		return setting.Errorf("%s must not be negative (0: all), got %d", setting.Name("calib-images"), o.Images)
+	}
+	if err := o.SNN.Validate(); err != nil {
+		return err
+	}
+	return CheckPercentile(o.Percentile)
 }
 
 // Result says what a conversion did.

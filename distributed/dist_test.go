@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/proxykit/proxykit/setting"
 )
 
 // onRanks runs f on every rank of comms, each in a goroutine, and returns
@@ -275,6 +277,28 @@ func TestDetect(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
 		}
+	}
+}
+
+// TestLaunchOf: auto is Detect's reading of the environment, none is one
+// process whatever the environment, anything else is refused naming the
+// setting.
+func TestLaunchOf(t *testing.T) {
+	torchrun := env("RANK", "1", "WORLD_SIZE", "2", "MASTER_ADDR", "h", "MASTER_PORT", "1")
+	want, err := Detect(torchrun)
+	if err != nil || !want.Parallel() {
+		t.Fatalf("Detect: %+v, %v", want, err)
+	}
+	if got, err := LaunchOf(LauncherAuto, torchrun); err != nil || got != want {
+		t.Errorf("auto: %+v, %v; want Detect's %+v", got, err, want)
+	}
+	if got, err := LaunchOf(LauncherNone, torchrun); err != nil || got != (Launch{Size: 1}) || got.Parallel() {
+		t.Errorf("none: %+v, %v; want one process", got, err)
+	}
+	_, err = LaunchOf("mpi", torchrun)
+	var se *setting.Error
+	if !errors.As(err, &se) || err.Error() != `launcher "mpi": want auto or none` {
+		t.Errorf("mpi: %v, want a setting.Error naming the launcher", err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"strconv"
+
+	"github.com/proxykit/proxykit/setting"
 )
 
 // Launchers proxykit recognises, as Launch.Launcher names them.
@@ -55,6 +57,28 @@ func (l Launch) String() string {
 		return fmt.Sprintf("rank %d of %d", l.Rank, l.Size)
 	}
 	return fmt.Sprintf("rank %d of %d (%s, local rank %d)", l.Rank, l.Size, l.Launcher, l.LocalRank)
+}
+
+// The launcher settings LaunchOf takes.
+const (
+	// LauncherAuto joins the run a launcher started, as Detect reads it.
+	LauncherAuto = "auto"
+	// LauncherNone runs alone whatever the environment says.
+	LauncherNone = "none"
+)
+
+// LaunchOf is how this process was started under the launcher setting:
+// as the launcher's variables say (LauncherAuto: Detect, getenv is
+// os.Getenv), or alone (LauncherNone). An error names the setting
+// ("launcher").
+func LaunchOf(launcher string, getenv func(string) string) (Launch, error) {
+	switch launcher {
+	case LauncherAuto:
+		return Detect(getenv)
+	case LauncherNone:
+		return Launch{Size: 1}, nil
+	}
+	return Launch{}, setting.Errorf("%s %q: want %s or %s", setting.Name("launcher"), launcher, LauncherAuto, LauncherNone)
 }
 
 // Detect reads the launcher's environment (getenv is os.Getenv), first

@@ -114,15 +114,34 @@ func Default() Settings {
 // the buffers are planned).
 const MaxBatchSize = 1 << 16
 
+// CheckBatchSize refuses a batch of n images, the setting named name
+// ("batch-size", say), outside 1 to MaxBatchSize.
+func CheckBatchSize(name setting.Name, n int) error {
+	if n < 1 || n > MaxBatchSize {
+		return setting.Errorf("%s must lie between 1 and %d, got %d", name, MaxBatchSize, n)
+	}
+	return nil
+}
+
+// ValidateExceptSNN is Validate of every setting but the SNN's (Config),
+// which a model file may still supply: what a command can check before
+// it reads the model.
+func (s Settings) ValidateExceptSNN() error {
+	s.Config = spiking.DefaultConfig()
+	return s.Validate()
+}
+
 // Validate checks the settings; an error names a setting as Fields does
 // (setting.Error).
 func (s Settings) Validate() error {
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-	switch {
-	case s.Epochs < 0:
+	if s.Epochs < 0 {
 		return fmt.Errorf("epochs must not be negative")
-	case s.BatchSize < 1 || s.BatchSize > MaxBatchSize:
-		return setting.Errorf("%s must lie between 1 and %d, got %d", setting.Name("batch-size"), MaxBatchSize, s.BatchSize)
+	}
+	if err := CheckBatchSize("batch-size", s.BatchSize); err != nil {
+		return err
+	}
+	switch {
 	case !(s.LR > 0) || !finite(s.LR):
 		return fmt.Errorf("learning rate must be positive and finite, got %g", s.LR)
 	case !(s.Beta1 >= 0 && s.Beta1 < 1 && s.Beta2 >= 0 && s.Beta2 < 1):

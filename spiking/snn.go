@@ -18,6 +18,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/setting"
 )
 
 // Config holds the IF neurons' settings and the simulation length.
@@ -100,6 +101,41 @@ func (c Config) Validate() error {
 	}
 	if c.Clip != "" && c.Clip != ClipSaturate && c.Clip != ClipAsReLU {
 		return fmt.Errorf("the clip twin must be %q or %q, got %q", ClipSaturate, ClipAsReLU, c.Clip)
+	}
+	return nil
+}
+
+// CheckGiven checks the parts of c that were given — given says which, by
+// setting name: "timesteps", "threshold", "reset", "clip-twin" — before
+// the others are known (a model file may supply them; Validate checks the
+// whole once it is made): a T out of range, a clip twin other than
+// ClipAsReLU and ClipSaturate, a v_th or v_reset that is not finite and,
+// when both are given, a v_th not above v_reset. An error names a setting
+// by that name (setting.Error).
+func (c Config) CheckGiven(given func(setting.Name) bool) error {
+	probe := DefaultConfig() // valid: each part given replaces its own
+	if given("timesteps") {
+		probe.Timesteps = c.Timesteps
+	}
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	if given("clip-twin") {
+		if probe.Clip = c.Clip; probe.Validate() != nil {
+			return setting.Errorf("%s %q: want %s or %s", setting.Name("clip-twin"), c.Clip, ClipAsReLU, ClipSaturate)
+		}
+	}
+	if given("threshold") && given("reset") {
+		probe.Threshold, probe.Reset = c.Threshold, c.Reset
+		return probe.Validate()
+	}
+	for _, v := range []struct {
+		name  setting.Name
+		value float32
+	}{{"threshold", c.Threshold}, {"reset", c.Reset}} {
+		if given(v.name) && (math.IsNaN(float64(v.value)) || math.IsInf(float64(v.value), 0)) {
+			return setting.Errorf("%s %g: it must be finite", v.name, v.value)
+		}
 	}
 	return nil
 }

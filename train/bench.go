@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
@@ -11,6 +13,7 @@ import (
 	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/results"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -52,6 +55,37 @@ func BenchRanks(g *distributed.Group, be compute.Backend, snn *spiking.Network, 
 		g.Abort(err)
 	}
 	return r, err
+}
+
+// BenchTime is the least time a measurement takes, given in seconds (0:
+// one measurement each), refused outside 0 to a day; the error names the
+// setting ("seconds").
+func BenchTime(seconds float64) (time.Duration, error) {
+	if !(seconds >= 0 && seconds <= 86400) {
+		return 0, setting.Errorf("%s must lie between 0 (one measurement) and a day, got %g", setting.Name("seconds"), seconds)
+	}
+	return time.Duration(seconds * float64(time.Second)), nil
+}
+
+// BenchReport is BenchRanks's result (g: the rank's group; nil: alone) as
+// proxykit bench reports it: with the batch, the network and its T, the
+// cores Go runs on, the ranks, and the process's peak resident memory once
+// measured (getrusage's maxrss, read as Linux gives it, in KiB). What was
+// measured and on what — the model file or architecture, the images, the
+// device — is the caller's to fill in.
+func BenchReport(g *distributed.Group, be compute.Backend, snn *spiking.Network, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.Bench, error) {
+	res, err := BenchRanks(g, be, snn, batch, inferBatch, minTime, d, m)
+	if err != nil {
+		return results.Bench{}, err
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b := results.Bench{BatchSize: batch, Cores: runtime.GOMAXPROCS(0), Network: snn.ANN.Name, Timesteps: snn.Config.Timesteps,
+		PeakMemoryMB: float64(ru.Maxrss) / 1024, Result: res}
+	if g != nil {
+		b.DataParallel = g.Describe()
+	}
+	return b, nil
 }
 
 func benchRanks(g *distributed.Group, be compute.Backend, snn *spiking.Network, batch, inferBatch int, minTime time.Duration, d *data.Dataset, m Method) (results.BenchResult, error) {

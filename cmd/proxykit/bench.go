@@ -1,17 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/compute/device"
-	"github.com/proxykit/proxykit/data"
-	"github.com/proxykit/proxykit/model"
-	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -74,73 +67,31 @@ gradients' all-reduce adds to each step.`,
 }
 
 func (c *benchCmd) run(cmd *cobra.Command, args []string) error {
-	if !(c.seconds >= 0 && c.seconds <= 86400) {
-		return fmt.Errorf("--seconds must lie between 0 (one measurement) and a day, got %g", c.seconds)
-	}
-	if err := checkBatch("batch-size", c.batch); err != nil {
+	var minTime time.Duration
+	seconds := func() (err error) { minTime, err = train.BenchTime(c.seconds); return err }
+	if err := checkAll(seconds, batchSize("batch-size", c.batch), batchSize("infer-batch-size", c.inf), c.af.checkModel(cmd, args),
+		c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
 		return err
 	}
-	if err := checkBatch("infer-batch-size", c.inf); err != nil {
+	m, snn, err := c.af.snn(cmd, args, c.sf)
+	if err != nil {
 		return err
 	}
-	if len(args) == 1 {
-		for _, flag := range []string{"width", "blocks", "input", "seed"} {
-			if cmd.Flags().Changed(flag) {
-				return fmt.Errorf("--%s sizes a network of the registry; %s brings its own", flag, args[0])
-			}
-		}
-	}
-	if err := checkAll(c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil { // before building the network and reading the data
+	d, err := c.data.benchImages(m, args)
+	if err != nil {
 		return err
 	}
-	b := results.Bench{BatchSize: c.batch, Cores: runtime.GOMAXPROCS(0), Device: c.df.name, Images: "random images"}
-	var snn *spiking.Network
-	if len(args) == 1 {
-		mf := modelFlags{opt: model.Options{}}
-		if cmd.Flags().Changed("arch") {
-			mf.opt.Arch = c.af.name
-		}
-		m, s, err := mf.loadSNN(cmd, args[0], c.sf)
-		if err != nil {
-			return err
-		}
-		snn, b.Model = s, args[0]
-		if c.dataset == "" {
-			note := "give --dataset NAME to time it on a data set's test images"
-			if m.Checkpoint != nil && m.Checkpoint.Settings.Dataset != "" {
-				note = fmt.Sprintf("give --dataset %s (the checkpoint's) to time it on its test images", m.Checkpoint.Settings.Dataset)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "note: timing %s on random images, whose spikes differ from real data's: %s\n", args[0], note)
-		}
-	} else {
-		net, err := c.af.build()
-		if err != nil {
-			return err
-		}
-		if snn, err = spiking.New(net, c.cfg); err != nil {
-			return err
-		}
-		b.Arch = c.af.name
-	}
-	var d *data.Dataset
-	if c.dataset != "" {
-		var err error
-		if d, err = c.data.load(nil, false, 0); err != nil {
-			return err
-		}
-		b.Images = d.Name + " test images"
-	}
-	b.Network, b.Timesteps = snn.ANN.Name, snn.Config.Timesteps
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
-		res, err := train.BenchRanks(r.g, r.be, snn, c.batch, c.inf, time.Duration(c.seconds*float64(time.Second)), d, c.mth.chosen)
+		b, err := train.BenchReport(r.g, r.be, snn, c.batch, c.inf, minTime, d, c.mth.chosen)
 		if err != nil || r.g != nil && r.g.Rank() != 0 { // rank 0 prints
 			return err
 		}
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		b.DeviceDescription, b.PeakMemoryMB, b.Result = device.Describe(r.be), float64(ru.Maxrss)/1024, res
-		if r.g != nil {
-			b.DataParallel = r.g.Describe()
+		b.Device, b.DeviceDescription, b.Images = c.df.name, r.device(), "random images"
+		if b.Arch = c.af.name; m != nil {
+			b.Model, b.Arch = args[0], ""
+		}
+		if d != nil {
+			b.Images = d.Name + " test images"
 		}
 		return emit(cmd.OutOrStdout(), c.jsonOut, b, b.WriteText)
 	})

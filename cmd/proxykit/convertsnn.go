@@ -58,15 +58,8 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 	if err := checkOutput("-o", c.output, "the checkpoint to write", path); err != nil {
 		return err
 	}
-	if err := checkBatch("batch-size", c.o.Batch); err != nil {
-		return err
-	}
-	if c.o.Images < 0 {
-		return fmt.Errorf("--calib-images must not be negative (0: all), got %d", c.o.Images)
-	}
 	c.o.SNN = c.s.Config
-	percentile := func() error { return convert.CheckPercentile(c.o.Percentile) }
-	if err := checkAll(c.o.SNN.Validate, percentile, c.data.check, c.df.check); err != nil {
+	if err := checkAll(c.o.Check, c.data.check, c.df.check); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.data)

@@ -5,10 +5,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/plots"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
-	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
 
@@ -70,15 +70,8 @@ and writes FIGURE.csv; --json prints it (proxykit plot draws several).`,
 }
 
 func (c *evalCmd) run(cmd *cobra.Command, path string) error {
-	probe := c.s // --batch-size, --max-test; the SNN's flags are sf's
-	probe.Config = spiking.DefaultConfig()
-	if err := probe.Validate(); err != nil {
-		return err
-	}
-	if err := checkPlot("--plot", c.plotPath, path); err != nil {
-		return err
-	}
-	if err := checkAll(c.sf.check, c.data.check, c.df.check); err != nil {
+	plot := func() error { return checkPlot("--plot", c.plotPath, path) }
+	if err := checkAll(c.s.ValidateExceptSNN, plot, c.sf.check, c.data.check, c.df.check); err != nil { // ValidateExceptSNN: --batch-size, --max-test
 		return err
 	}
 	m, snn, err := c.mf.loadSNN(cmd, path, c.sf, c.data)
@@ -89,26 +82,23 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
-	be, err := c.df.open()
-	if err != nil {
-		return err
-	}
-	defer be.Close()
-	ctx, out := cmd.Context(), cmd.OutOrStdout()
-	if len(c.sf.ts) == 1 && c.plotPath == "" {
-		rep, err := train.Evaluate(ctx, be, m.ANN, snn, testSet, c.s.BatchSize)
+	return c.df.with(func(be compute.Backend) error {
+		out := cmd.OutOrStdout()
+		if len(c.sf.ts) == 1 && c.plotPath == "" {
+			rep, err := train.Evaluate(cmd.Context(), be, m.ANN, snn, testSet, c.s.BatchSize)
+			if err != nil {
+				return err
+			}
+			return emit(out, c.jsonOut, rep, func(w io.Writer) error { return rep.WriteText(w, path, testSet.Name, c.s.Timesteps, c.s.Threshold) })
+		}
+		sw, err := train.SweepModel(cmd.Context(), be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr(), Model: path})
 		if err != nil {
 			return err
 		}
-		return emit(out, c.jsonOut, rep, func(w io.Writer) error { return rep.WriteText(w, path, testSet.Name, c.s.Timesteps, c.s.Threshold) })
-	}
-	sw, err := train.SweepModel(ctx, be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr(), Model: path})
-	if err != nil {
-		return err
-	}
-	// the numbers first: a figure that cannot be drawn loses nothing
-	if err := emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) }); err != nil {
-		return err
-	}
-	return draw(out, c.plotPath, c.jsonOut, func(figure string) error { return plots.Sweeps(figure, []results.Sweep{sw}) })
+		// the numbers first: a figure that cannot be drawn loses nothing
+		if err := emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) }); err != nil {
+			return err
+		}
+		return draw(out, c.plotPath, c.jsonOut, func(figure string) error { return plots.Sweeps(figure, []results.Sweep{sw}) })
+	})
 }

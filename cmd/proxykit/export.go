@@ -68,10 +68,7 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	if len(outs) == 0 {
 		return fmt.Errorf("nothing to do: give --ann, --snn or --nir")
 	}
-	if err := outs.check(path); err != nil {
-		return err
-	}
-	if err := checkAll(c.opt.Check, c.sf.check); err != nil {
+	if err := checkAll(func() error { return outs.check(path) }, c.opt.Check, c.sf.check); err != nil {
 		return err
 	}
 	m, snn, err := c.mf.loadSNN(cmd, path, c.sf)
@@ -94,16 +91,10 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 	}
 	set := fileSet{cmd: cmd} // all files or none
 	defer set.Abort()
-	if err := set.add("--ann", c.annPath, "the ANN", func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) }); err != nil {
-		return err
-	}
-	if err := set.add("--snn", c.snnPath, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps), func() ([]byte, error) { return exporter.SNN(snn, c.opt) }); err != nil {
-		return err
-	}
-	if err := set.addFunc("--nir", c.nirPath, func() (string, error) {
+	set.add("--ann", c.annPath, "the ANN", func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) })
+	set.add("--snn", c.snnPath, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps), func() ([]byte, error) { return exporter.SNN(snn, c.opt) })
+	set.addFunc("--nir", c.nirPath, func() (string, error) {
 		return "the SNN as a NIR graph", set.AddFunc(c.nirPath, func(tmp string) error { return exporter.WriteNIRFile(tmp, snn, c.nir) })
-	}); err != nil {
-		return err
-	}
+	})
 	return set.commit(cmd.OutOrStdout())
 }

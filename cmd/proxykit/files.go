@@ -11,17 +11,19 @@ import (
 
 // fileSet writes a command's files all or none (atomicfile.Set): an error
 // names the file by its flag, an interrupt between two files stops the
-// command with nothing written, and commit says what was written.
+// command with nothing written, and commit says what was written. The
+// first error stops the set: later adds do nothing and commit returns it.
 type fileSet struct {
 	atomicfile.Set
 	cmd   *cobra.Command
 	wrote []string
+	err   error
 }
 
 // add writes the bytes encode makes for path (named by flag; an empty path
 // is skipped), noting "wrote path: what (N bytes)".
-func (s *fileSet) add(flag, path, what string, encode func() ([]byte, error)) error {
-	return s.addFunc(flag, path, func() (string, error) {
+func (s *fileSet) add(flag, path, what string, encode func() ([]byte, error)) {
+	s.addFunc(flag, path, func() (string, error) {
 		b, err := encode()
 		if err == nil {
 			err = s.Add(path, b)
@@ -32,22 +34,29 @@ func (s *fileSet) add(flag, path, what string, encode func() ([]byte, error)) er
 
 // addFunc is add for a file that write puts in the set itself (AddFunc);
 // write says what the file holds.
-func (s *fileSet) addFunc(flag, path string, write func() (what string, err error)) error {
-	if err := stopped(s.cmd, "nothing was written"); err != nil || path == "" {
-		return err
+func (s *fileSet) addFunc(flag, path string, write func() (what string, err error)) {
+	if s.err == nil {
+		s.err = stopped(s.cmd, "nothing was written")
+	}
+	if s.err != nil || path == "" {
+		return
 	}
 	what, err := write()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", flag, path, err)
+		s.err = fmt.Errorf("%s %s: %w", flag, path, err)
+		return
 	}
 	s.wrote = append(s.wrote, fmt.Sprintf("wrote %s: %s", path, what))
-	return nil
 }
 
-// commit puts the files in place and says so on w (nil: nothing).
+// commit puts the files in place and says so on w (nil: nothing); or
+// returns the set's first error, writing nothing.
 func (s *fileSet) commit(w io.Writer) error {
-	if err := stopped(s.cmd, "nothing was written"); err != nil {
-		return err
+	if s.err == nil {
+		s.err = stopped(s.cmd, "nothing was written")
+	}
+	if s.err != nil {
+		return s.err
 	}
 	if err := s.Commit(); err != nil {
 		return err

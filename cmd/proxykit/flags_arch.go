@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/spiking"
 )
 
 // archFlags choose and size an architecture of the registry.
@@ -37,6 +39,37 @@ func (f *archFlags) build() (*nn.Network, error) {
 		}
 	}
 	return a.Build(f.opt)
+}
+
+// checkModel refuses, for a command that measures MODEL when given (bench),
+// a flag that sizes a network of the registry along with MODEL.
+func (f *archFlags) checkModel(cmd *cobra.Command, args []string) func() error {
+	return func() error {
+		for _, flag := range []string{"width", "blocks", "input", "seed"} {
+			if len(args) == 1 && cmd.Flags().Changed(flag) {
+				return fmt.Errorf("--%s sizes a network of the registry; %s brings its own", flag, args[0])
+			}
+		}
+		return nil
+	}
+}
+
+// snn is the SNN a command measures: MODEL's when given (m; --arch then
+// gives a PyTorch state dict its structure), else that of the registry's
+// network (build); sf's setting either way.
+func (f *archFlags) snn(cmd *cobra.Command, args []string, sf *snnFlags) (m *model.Model, snn *spiking.Network, err error) {
+	if len(args) == 1 {
+		var mf modelFlags
+		if cmd.Flags().Changed("arch") {
+			mf.opt.Arch = f.name
+		}
+		return mf.loadSNN(cmd, args[0], sf)
+	}
+	net, err := f.build()
+	if err == nil {
+		snn, err = spiking.New(net, *sf.cfg)
+	}
+	return nil, snn, err
 }
 
 // parseInputShape reads CxHxW.

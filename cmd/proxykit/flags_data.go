@@ -59,6 +59,24 @@ func (f *dataFlags) load(m *model.Model, trainSplit bool, n int) (*data.Dataset,
 	return d.Subset(n), nil
 }
 
+// benchImages are the images a measurement reads (bench): the test split
+// of --dataset, or nil without it: random images, whose spikes differ
+// from real data's, as a note says when the network is MODEL's (m, read
+// from args[0]).
+func (f *dataFlags) benchImages(m *model.Model, args []string) (*data.Dataset, error) {
+	if *f.name != "" {
+		return f.load(nil, false, 0)
+	}
+	if m != nil {
+		note := "give --dataset NAME to time it on a data set's test images"
+		if m.Checkpoint != nil && m.Checkpoint.Settings.Dataset != "" {
+			note = fmt.Sprintf("give --dataset %s (the checkpoint's) to time it on its test images", m.Checkpoint.Settings.Dataset)
+		}
+		fmt.Fprintf(f.cmd.ErrOrStderr(), "note: timing %s on random images, whose spikes differ from real data's: %s\n", args[0], note)
+	}
+	return nil, nil
+}
+
 // splits reads the training split's first nTrain images and the test
 // split's first nTest (load).
 func (f *dataFlags) splits(m *model.Model, nTrain, nTest int) (trainSet, testSet *data.Dataset, err error) {

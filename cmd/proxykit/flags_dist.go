@@ -21,22 +21,15 @@ type distFlags struct {
 
 func (f *distFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.launcher, "launcher", "auto", "data-parallel: auto (join the run that mpirun, torchrun or srun started, read from their environment) or none (run alone whatever the environment)")
+	fl.StringVar(&f.launcher, "launcher", distributed.LauncherAuto, "data-parallel: auto (join the run that mpirun, torchrun or srun started, read from their environment) or none (run alone whatever the environment)")
 	fl.StringVar(&f.opt.BatchNorm, "bn-stats", distributed.SyncBN, "data-parallel: BatchNorm statistics in training mode over the global batch (sync: one process's results) or over each rank's share (rank: PyTorch DDP's default)")
 	fl.DurationVar(&f.opt.Timeout, "dist-timeout", distributed.DefaultTimeout, "data-parallel: how long a rank waits for another before stopping every rank, naming the one it waited for")
 	fl.IntVar(&f.bucketMB, "bucket-mb", 25, "data-parallel: gradients are all-reduced in buckets of this many MB as the backward pass completes them (NCCL)")
 }
 
-// launch is how this process was started: as the launcher's variables say
-// (auto), or alone (none).
+// launch is how this process was started (distributed.LaunchOf).
 func (f *distFlags) launch() (distributed.Launch, error) {
-	switch f.launcher {
-	case "auto":
-		return distributed.Detect(os.Getenv)
-	case "none":
-		return distributed.Launch{Size: 1}, nil
-	}
-	return distributed.Launch{}, fmt.Errorf("--launcher %q: want auto or none", f.launcher)
+	return distributed.LaunchOf(f.launcher, os.Getenv)
 }
 
 // leads says whether this process is the one that writes a run's files:
@@ -61,6 +54,9 @@ type rank struct {
 	be compute.Backend
 	g  *distributed.Group
 }
+
+// device describes the rank's backend (device.Describe).
+func (r rank) device() string { return device.Describe(r.be) }
 
 // with opens the device and, when a launcher started this process as one
 // of several ranks, joins their run, and calls run with the rank's backend

@@ -7,12 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxykit/proxykit/checkpoint"
-	"github.com/proxykit/proxykit/internal/atomicfile"
-	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/recipe"
-	"github.com/proxykit/proxykit/spiking"
-	"github.com/proxykit/proxykit/train"
 )
 
 // parseBetas reads --betas "b1,b2".
@@ -29,13 +24,12 @@ func parseBetas(s string) (float64, float64, error) {
 }
 
 // recipeFlags set a training run's settings (recipe.Settings; the SNN's
-// are snnFlags), or take them from the checkpoint the run resumes
-// (--resume).
+// are snnFlags; a run that resumes takes them from its checkpoint:
+// resumeFlags).
 type recipeFlags struct {
 	s                    *recipe.Settings
-	betas, resume        string
+	betas                string
 	noShuffle, noAugment bool
-	ck                   *checkpoint.Checkpoint
 }
 
 func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
@@ -53,7 +47,6 @@ func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
 	f.BoolVar(&r.noAugment, "no-augment", false, "no data augmentation")
 	f.IntVar(&s.MaxTrain, "max-train", 0, "use only the first N training images (0: all)")
 	f.IntVar(&s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
-	f.StringVar(&r.resume, "resume", "", "continue the run this checkpoint holds (its model, weights, optimizer, statistics, position and settings); alone it is MODEL and -o too")
 	return r
 }
 
@@ -67,53 +60,5 @@ func (r *recipeFlags) check() error {
 	if err != nil {
 		return err
 	}
-	probe := *r.s
-	probe.Config = spiking.DefaultConfig()
-	return probe.Validate()
-}
-
-// model is the model file a run trains: MODEL, or when it is left out the
-// checkpoint it resumes, which holds the model.
-func (r *recipeFlags) model(args []string) (string, error) {
-	switch {
-	case len(args) == 1:
-		return args[0], nil
-	case r.resume != "":
-		return r.resume, nil
-	}
-	return "", fmt.Errorf("give the model to train (MODEL), or --resume CKPT to continue a run")
-}
-
-// settle makes the run's settings: the flags' (check) or, when resuming,
-// the checkpoint's, refusing a flag that would change them
-// (train.Resumed); and checks them. m is the model read from path: when
-// path is the checkpoint resumed, its checkpoint is not read twice.
-func (r *recipeFlags) settle(cmd *cobra.Command, m *model.Model, path string) error {
-	if r.resume != "" {
-		var err error
-		if m.Checkpoint != nil && atomicfile.SameFile(path, r.resume) {
-			r.ck = m.Checkpoint
-		} else if r.ck, err = checkpoint.Load(r.resume); err != nil {
-			return fmt.Errorf("--resume: %w", err)
-		}
-		for _, n := range r.ck.Notices {
-			fmt.Fprintln(cmd.ErrOrStderr(), "note: --resume:", n)
-		}
-		if *r.s, err = train.Resumed(r.ck.Settings, *r.s, cmd.Flags().Changed); err != nil {
-			return err
-		}
-	}
-	return r.s.Validate()
-}
-
-// resumeInto restores the checkpoint's state, when resuming, into t, the
-// model's trainer.
-func (r *recipeFlags) resumeInto(t *train.Trainer, model string) error {
-	if r.ck == nil {
-		return nil
-	}
-	if err := t.Resume(r.ck); err != nil {
-		return fmt.Errorf("--resume %s: %w (model %s)", r.resume, err, model)
-	}
-	return nil
+	return r.s.ValidateExceptSNN()
 }

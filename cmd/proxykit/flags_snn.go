@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/results"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 	"github.com/proxykit/proxykit/train"
 )
@@ -51,45 +51,21 @@ func (f *snnFlags) addNeuron() {
 	defaultInWords(f.cmd, "clip-twin", fmt.Sprintf("the model file's own, else %s", spiking.DefaultClip))
 }
 
-// check refuses, before a model is read, what the flags alone get wrong:
-// a T out of range, a list of T that does not parse, a v_th or v_reset
-// that is not finite, and, when both are given, a v_th not above v_reset.
+// check refuses, before a model is read, what the flags alone get wrong
+// (spiking.Config.CheckGiven), a list of T that does not parse among it.
 // A flag left out may take the model file's own setting (fromModel): the
 // SNN is checked whole once it is made.
 func (f *snnFlags) check() error {
-	changed := f.cmd.Flags().Changed
-	probe := spiking.DefaultConfig() // valid: each flag given replaces its part
-	if changed("timesteps") && f.sweep {
+	changed := func(n setting.Name) bool { return f.cmd.Flags().Changed(string(n)) }
+	cfg := *f.cfg
+	if f.sweep && changed("timesteps") {
 		ts, err := train.ParseTimesteps(f.list)
 		if err != nil {
 			return err
 		}
-		probe.Timesteps = ts[len(ts)-1]
-	} else if changed("timesteps") {
-		probe.Timesteps = f.cfg.Timesteps
+		cfg.Timesteps = ts[len(ts)-1]
 	}
-	if changed("clip-twin") {
-		probe.Clip = f.cfg.Clip
-		if err := probe.Validate(); err != nil {
-			return fmt.Errorf("--clip-twin %q: want %s or %s", f.cfg.Clip, spiking.ClipAsReLU, spiking.ClipSaturate)
-		}
-	}
-	if err := probe.Validate(); err != nil {
-		return err
-	}
-	if changed("threshold") && changed("reset") {
-		probe.Threshold, probe.Reset = f.cfg.Threshold, f.cfg.Reset
-		return probe.Validate()
-	}
-	for _, v := range []struct {
-		flag  string
-		value float32
-	}{{"threshold", f.cfg.Threshold}, {"reset", f.cfg.Reset}} {
-		if changed(v.flag) && (math.IsNaN(float64(v.value)) || math.IsInf(float64(v.value), 0)) {
-			return fmt.Errorf("--%s %g: it must be finite", v.flag, v.value)
-		}
-	}
-	return nil
+	return cfg.CheckGiven(changed)
 }
 
 // fromModel takes the settings the user did not give from m's file and,

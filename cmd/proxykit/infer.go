@@ -57,15 +57,9 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	case c.potentials != "" && c.network != "snn":
 		return fmt.Errorf("--potentials needs --network snn: the ANN has no membrane")
 	}
-	if err := checkBatch("batch-size", c.batch); err != nil {
-		return err
-	}
-	if err := checkAll(c.sf.check, c.df.check); err != nil {
-		return err
-	}
 	var outs outputs
 	outs.add("--output", c.output, "--potentials", c.potentials)
-	if err := outs.check(path, c.input); err != nil {
+	if err := checkAll(batchSize("batch-size", c.batch), c.sf.check, c.df.check, func() error { return outs.check(path, c.input) }); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.sf)
@@ -98,12 +92,8 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 	}
 	set := fileSet{cmd: cmd} // both files or neither
 	defer set.Abort()
-	if err := set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data) }); err != nil {
-		return err
-	}
-	if err := set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data) }); err != nil {
-		return err
-	}
+	set.add("--output", c.output, "", func() ([]byte, error) { return npy.Encode(y.Shape, y.Data) })
+	set.add("--potentials", c.potentials, "", func() ([]byte, error) { return npy.Encode(v.Shape, v.Data) })
 	if err := set.commit(nil); err != nil {
 		return err
 	}

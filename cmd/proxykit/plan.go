@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/compute/cuda"
-	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/gpumodel"
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/program"
@@ -41,20 +40,17 @@ the launches the CUDA backend would queue, the predicted time and
 images/s, the kernels' shares.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkBatch("batch-size", batch); err != nil {
+			if err := checkAll(batchSize("batch-size", batch), sf.check, mth.check); err != nil {
 				return err
 			}
-			if err := checkAll(sf.check, mth.check); err != nil {
-				return err
-			}
-			if err := df.check(); err != nil && df.name != "cuda" { // planning for cuda needs no GPU (stepsAtOnce)
+			if err := df.check(); err != nil && df.name != "cuda" { // planning for cuda needs no GPU (deviceFlags.stepsAtOnce)
 				return err
 			}
 			m, snn, err := mf.loadSNN(cmd, args[0], sf)
 			if err != nil {
 				return err
 			}
-			steps, err := stepsAtOnce(df, snn.Config.Timesteps)
+			steps, err := df.stepsAtOnce(snn.Config.Timesteps)
 			if gpu != "" { // priced as the GPU runs it: all T steps at once
 				steps, err = snn.Config.Timesteps, nil
 			}
@@ -95,18 +91,4 @@ images/s, the kernels' shares.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")
 	cmd.Flags().StringVar(&gpu, "gpu", "", "also price the program on a GPU with the time model: h200 or h100 (docs/gpu-model.md; only the H200 is calibrated)")
 	return cmd
-}
-
-// stepsAtOnce is how many time steps df's device runs at once: its
-// backend's StepsAtOnce, the emulated device's for cuda where no GPU is.
-func stepsAtOnce(df deviceFlags, T int) (int, error) {
-	be, err := df.open()
-	if err != nil && df.name == "cuda" {
-		be, err = device.Open("cuda-emu", df.opt)
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer be.Close()
-	return be.StepsAtOnce(T), nil
 }

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
-	"github.com/proxykit/proxykit/compute/device"
-	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/train"
 )
@@ -22,6 +16,7 @@ type trainCmd struct {
 	df               deviceFlags
 	dfl              distFlags
 	rf               *recipeFlags
+	res              resumeFlags
 	mth              *methodFlags
 	sf               *snnFlags
 	data             *dataFlags
@@ -67,37 +62,22 @@ free).`,
 	c.mf.add(cmd)
 	c.df.add(cmd)
 	c.dfl.add(cmd)
+	c.res.add(cmd)
 	return cmd
 }
 
 func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
-	path, err := c.rf.model(args)
+	path, err := c.res.model(args)
 	if err != nil {
 		return err
 	}
-	resume := c.rf.resume
-	outs := outputs{{Name: "-o", Path: c.output}}
-	switch {
-	case c.output == "" && resume == "":
-		return fmt.Errorf("-o is required: the checkpoint to write")
-	case c.output == "":
-		c.output, outs = resume, outputs{{Name: "--resume", Path: resume}} // the run continues in its checkpoint
-	}
-	if err := outs.addPlot("--plot", c.plotPath); err != nil {
+	outs, inputs, err := c.res.outputs(&c.output, path)
+	if err != nil {
 		return err
 	}
-	// -o may be --resume's file, the run continuing there; MODEL too when it is that file
-	var inputs []string
-	for _, in := range []string{path, resume} {
-		if in != "" && !(resume != "" && atomicfile.SameFile(in, resume) && atomicfile.SameFile(c.output, resume)) {
-			inputs = append(inputs, in)
-		}
-	}
-	if err := c.dfl.check(outs, inputs...); err != nil {
-		return err
-	}
+	plot, files := func() error { return outs.addPlot("--plot", c.plotPath) }, func() error { return c.dfl.check(outs, inputs...) }
 	c.s.BNStats = c.dfl.opt.BatchNorm // --bn-stats is a setting of the run, recorded and resumed as the others
-	if err := checkAll(c.rf.check, c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil {
+	if err := checkAll(plot, files, c.rf.check, c.sf.check, c.data.check, c.df.check, c.mth.check); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.sf, c.data)
@@ -105,7 +85,7 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.mth.apply(&c.s)
-	if err := c.rf.settle(cmd, m, path); err != nil {
+	if err := c.res.settle(cmd, &c.s, m, path); err != nil {
 		return err
 	}
 	c.dfl.opt.BatchNorm = c.s.BNStats
@@ -113,61 +93,14 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	snn, err := m.SNN(c.s.Config)
+	t, err := c.res.trainer(c.s, m, path, trainSet, testSet)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	t, err := train.NewTrainer(c.s, m.ANN, snn, trainSet, testSet)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := c.rf.resumeInto(t, path); err != nil {
 		return err
 	}
 	return c.dfl.with(cmd, &c.df, func(r rank) error {
 		t.Backend, t.Dist = r.be, r.g
 		return train.Run(cmd.Context(), t, train.RunOptions{Output: c.output, Curve: curve(c.plotPath, path), Model: path,
-			Device: device.Describe(r.be), Stdout: cmd.OutOrStdout(), JSON: c.jsonOut, Progress: cmd.ErrOrStderr(),
+			Device: r.device(), Stdout: cmd.OutOrStdout(), JSON: c.jsonOut, Progress: cmd.ErrOrStderr(),
 			Continue: continueCommand(cmd, c.output)})
 	})
-}
-
-// continueCommand is the command line that continues this run from its
-// checkpoint out, as it works when printed: train --resume out, with the
-// flags given that the checkpoint does not hold (the data folder, the
-// device, --plot, --json …). The model, its structure and the run's
-// settings are the checkpoint's.
-func continueCommand(cmd *cobra.Command, out string) string {
-	held := map[string]bool{"resume": true, "output": true, "arch": true, "like": true}
-	for _, f := range recipe.Default().Fields() {
-		held[f.Flag] = true
-	}
-	line := []string{cmd.CommandPath(), "--resume", shellQuote(out)}
-	cmd.Flags().Visit(func(f *pflag.Flag) {
-		switch {
-		case held[f.Name]:
-		case f.Value.Type() == "bool" && f.Value.String() == "true":
-			line = append(line, "--"+f.Name)
-		case f.Value.Type() == "bool":
-			line = append(line, "--"+f.Name+"=false")
-		default:
-			line = append(line, "--"+f.Name, shellQuote(f.Value.String()))
-		}
-	})
-	return strings.Join(line, " ")
-}
-
-// shellQuote is s as a POSIX shell reads it back: as it is when it holds
-// only characters no shell treats specially, else in single quotes.
-func shellQuote(s string) string {
-	plain := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%", r)) {
-			plain = false
-		}
-	}
-	if plain {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -113,6 +113,16 @@ func init() {
 		s.Timesteps = -1
 		c.Err("T -1", func() error { return s.Validate() })
 	}
+	entries["recipe.Settings.ValidateExceptSNN"] = func(c *C) {
+		c.Err("zero settings", func() error { return recipe.Settings{}.ValidateExceptSNN() })
+		c.Ok("zero SNN setting", func() error { s := recipe.Default(); s.Config = spiking.Config{}; return s.ValidateExceptSNN() })
+	}
+	entries["recipe.CheckBatchSize"] = func(c *C) {
+		for _, n := range []int{0, -1, math.MinInt, math.MaxInt, recipe.MaxBatchSize + 1} {
+			c.Err(fmt.Sprint(n), func() error { return recipe.CheckBatchSize("", n) })
+		}
+		c.Ok("1", func() error { return recipe.CheckBatchSize("", 1) })
+	}
 	entries["recipe.Settings.Fields"] = func(c *C) {
 		c.NoPanic("zero settings", func() { recipe.Settings{}.Fields() })
 	}
@@ -324,6 +334,15 @@ func init() {
 			c.Err(fmt.Sprint(p), func() error { return convert.CheckPercentile(p) })
 		}
 		c.Ok("100", func() error { return convert.CheckPercentile(100) })
+	}
+	entries["convert.Options.Check"] = func(c *C) {
+		c.Err("zero options", func() error { return convert.Options{}.Check() })
+		c.Err("hostile options", func() error {
+			return convert.Options{Percentile: math.Inf(1), Images: math.MinInt, Batch: math.MaxInt, SNN: spiking.Config{Timesteps: -1}}.Check()
+		})
+		c.Ok("defaults", func() error {
+			return convert.Options{Percentile: convert.DefaultPercentile, Batch: 1, SNN: spiking.DefaultConfig()}.Check()
+		})
 	}
 	entries["convert.Result.Notes"] = func(c *C) {
 		c.NoPanic("zero result", func() { convert.Result{}.Notes("", "", math.NaN()) })

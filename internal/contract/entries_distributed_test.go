@@ -2,6 +2,7 @@ package contract_test
 
 import (
 	"math"
+	"os"
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
@@ -44,6 +45,11 @@ func init() {
 			})
 			return err
 		})
+	}
+	entries["distributed.LaunchOf"] = func(c *C) {
+		c.Err("nil environment", func() error { _, err := distributed.LaunchOf(distributed.LauncherAuto, nil); return err })
+		c.Err("empty launcher", func() error { _, err := distributed.LaunchOf("", os.Getenv); return err })
+		c.Ok("none", func() error { _, err := distributed.LaunchOf(distributed.LauncherNone, nil); return err })
 	}
 	entries["distributed.DeviceFor"] = func(c *C) {
 		l := distributed.Launch{Launcher: distributed.LaunchTorchrun, Size: 2, LocalRank: -1}

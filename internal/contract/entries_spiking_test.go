@@ -8,6 +8,7 @@ import (
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/program"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -45,6 +46,16 @@ func init() {
 			{Timesteps: 1, Threshold: 0, Reset: 1}, {Timesteps: 1, Threshold: math.MaxFloat32, Reset: -math.MaxFloat32}} {
 			c.Err("zero and hostile settings", func() error { return cfg.Validate() })
 		}
+	}
+	entries["spiking.Config.CheckGiven"] = func(c *C) {
+		all := func(setting.Name) bool { return true }
+		c.Err("zero setting, all given", func() error { return spiking.Config{}.CheckGiven(all) })
+		c.Err("NaN v_th given", func() error {
+			return spiking.Config{Threshold: float32(math.NaN())}.CheckGiven(func(n setting.Name) bool { return n == "threshold" })
+		})
+		c.Ok("nothing given", func() error {
+			return spiking.Config{Timesteps: -1}.CheckGiven(func(setting.Name) bool { return false })
+		})
 	}
 	entries["spiking.New"] = func(c *C) {
 		net, _ := tinyNet(c.t)

@@ -3,6 +3,8 @@ package contract_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"time"
@@ -196,7 +198,13 @@ func init() {
 		})
 		c.Ok("the tiny network", func() error { _, _, _, err := train.FLOPs(net, snn); return err })
 	}
-	for _, f := range []string{"Bench", "BenchRanks"} {
+	entries["train.BenchTime"] = func(c *C) {
+		for _, s := range []float64{-1, math.NaN(), math.Inf(1), math.MaxFloat64} {
+			c.Err(fmt.Sprint(s), func() error { _, err := train.BenchTime(s); return err })
+		}
+		c.Ok("0", func() error { _, err := train.BenchTime(0); return err })
+	}
+	for _, f := range []string{"Bench", "BenchRanks", "BenchReport"} {
 		entries["train."+f] = func(c *C) {
 			net, _ := tinyNet(c.t)
 			cfg := spiking.Config{Timesteps: 2, Threshold: 1}
@@ -206,9 +214,12 @@ func init() {
 			}
 			call := func(be compute.Backend, snn *spiking.Network, batch, infer int, d *data.Dataset) error {
 				var err error
-				if f == "Bench" {
+				switch f {
+				case "Bench":
 					_, err = train.Bench(be, snn, batch, infer, -time.Second, d, train.Method{})
-				} else {
+				case "BenchReport":
+					_, err = train.BenchReport(nil, be, snn, batch, infer, -time.Second, d, train.Method{})
+				default:
 					_, err = train.BenchRanks(nil, be, snn, batch, infer, -time.Second, d, train.Method{})
 				}
 				return err

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/device"
+)
+
+// deviceFlags choose the backend.
+type deviceFlags struct {
+	name string
+	opt  device.Options
+}
+
+func (f *deviceFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.name, "device", "cpu", "where to compute: "+device.Names)
+	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products and convolutions in strict FP32 (default: TF32 tensor cores for both; PyTorch >= 1.12 uses TF32 for cuDNN convolutions only)")
+	cmd.Flags().BoolVar(&f.opt.NoCuDNN, "no-cudnn", false, "cuda: proxykit's own im2col convolutions even where cuDNN is present")
+	cmd.Flags().BoolVar(&f.opt.Graphs, "cuda-graphs", false, "cuda: capture each training step and inference batch as a CUDA graph and replay it (not yet measured on a GPU)")
+	cmd.Flags().BoolVar(&f.opt.ChannelsLast, "channels-last", false, "cuda: values around convolutions, and their weights, channels-last (NHWC), so that cuDNN converts nothing (not yet measured on a GPU)")
+}
+
+func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.name, f.opt) }
+
+// with opens the backend, calls run with it and closes it (one process;
+// a run that may be data-parallel opens it through distFlags.with).
+func (f *deviceFlags) with(run func(compute.Backend) error) error {
+	be, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	return run(be)
+}
+
+// check refuses, before a model is read, a device this build or machine
+// cannot open (--device cuda without -tags cuda, say).
+func (f *deviceFlags) check() error { return device.Check(f.name) }
+
+// stepsAtOnce is how many of T time steps the device runs at once: its
+// backend's StepsAtOnce, the emulated device's for cuda where no GPU is
+// (plan).
+func (f *deviceFlags) stepsAtOnce(T int) (int, error) {
+	be, err := f.open()
+	if err != nil && f.name == "cuda" {
+		be, err = device.Open("cuda-emu", f.opt)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer be.Close()
+	return be.StepsAtOnce(T), nil
+}

@@ -1,0 +1,54 @@
+package spiking_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/proxykit/proxykit/setting"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// TestCheckGiven: a part not given is not judged (a model file may
+// replace it); a part given is, alone or, for v_th and v_reset, together;
+// a refusal of a clip twin or of a value that is not finite names its
+// setting (setting.Error).
+func TestCheckGiven(t *testing.T) {
+	bad := spiking.Config{Timesteps: 0, Threshold: float32(math.NaN()), Reset: 5, Clip: "round"}
+	given := func(names ...setting.Name) func(setting.Name) bool {
+		return func(n setting.Name) bool {
+			for _, g := range names {
+				if g == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	if err := bad.CheckGiven(given()); err != nil {
+		t.Errorf("nothing given: %v", err)
+	}
+	for _, c := range []struct {
+		cfg     spiking.Config
+		given   []setting.Name
+		want    string
+		setting bool
+	}{
+		{bad, []setting.Name{"timesteps", "clip-twin"}, "timesteps must lie between 1 and 1048576, got 0", false},
+		{bad, []setting.Name{"clip-twin"}, `clip-twin "round": want relu or saturate`, true},
+		{bad, []setting.Name{"threshold"}, "threshold NaN: it must be finite", true},
+		{bad, []setting.Name{"reset", "timesteps"}, "timesteps must lie between 1 and 1048576, got 0", false},
+		{spiking.Config{Timesteps: 1, Threshold: 1, Reset: float32(math.Inf(-1))}, []setting.Name{"reset"}, "reset -Inf: it must be finite", true},
+		{spiking.Config{Timesteps: 1, Threshold: 1, Reset: 5}, []setting.Name{"reset", "threshold"}, "threshold (1) must be above the reset potential (5)", false},
+	} {
+		err := c.cfg.CheckGiven(given(c.given...))
+		var se *setting.Error
+		if err == nil || err.Error() != c.want || errors.As(err, &se) != c.setting {
+			t.Errorf("%+v given %v: %v, want %q (a setting.Error: %v)", c.cfg, c.given, err, c.want, c.setting)
+		}
+	}
+	ok := spiking.Config{Timesteps: 8, Threshold: 1, Reset: 5, Clip: spiking.ClipSaturate} // v_reset above v_th, but only v_reset given
+	if err := ok.CheckGiven(given("timesteps", "reset", "clip-twin")); err != nil {
+		t.Errorf("the parts given are valid: %v", err)
+	}
+}
