@@ -146,8 +146,11 @@ type Backend interface {
 	// for groups rows of c channels.
 	BatchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance, scale, shift Buffer)
 	// ChannelAffine writes y = x·scale[g,c] + shift[g,c] for groups groups of
-	// n samples of c channels × hw (laid out as layout says); y may be x.
-	ChannelAffine(groups, n, c, hw int, layout Layout, x, scale, shift, y Buffer)
+	// n samples of c channels × hw (laid out as layout says), each operation
+	// rounded; scale nil is 1 (a bias, y = x + shift); with relu, y is then
+	// max(y, 0) as ReLUForward computes it (a ReLU fused into the map). y
+	// may be x.
+	ChannelAffine(groups, n, c, hw int, layout Layout, x, scale, shift, y Buffer, relu bool)
 	// BatchNormBackward computes dx (overwritten; nil to skip) and adds
 	// dγ and dβ, for the statistics (mean, variance) the forward pass
 	// normalised with; batchStats says they were x's own batch statistics.

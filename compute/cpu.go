@@ -650,17 +650,17 @@ func (c *CPU) BatchNormScaleShift(groups, ch int, eps float32, gamma, beta, mean
 
 // ChannelAffine implements Backend: channels-last, a sample of hw pixels
 // is hw samples of ch channels × 1 (each value's map is the same).
-func (c *CPU) ChannelAffine(groups, n, ch, hw int, layout Layout, x, scale, shift, y Buffer) {
+func (c *CPU) ChannelAffine(groups, n, ch, hw int, layout Layout, x, scale, shift, y Buffer, relu bool) {
 	a := args{kernel: "ChannelAffine"}
 	a.layout(layout)
 	size, gc := a.size(groups, n, ch, hw), a.size(groups, ch)
 	xs, ys := a.buf("x", x, size), a.buf("y", y, size)
-	ss, hs := a.buf("scale", scale, gc), a.buf("shift", shift, gc)
+	ss, hs := a.opt("scale", scale, gc), a.buf("shift", shift, gc)
 	if c.ok(&a) {
 		if layout.Last() {
 			n, hw = n*hw, 1
 		}
-		c.kernels().ChannelAffine(groups, n, ch, hw, xs, ss, hs, ys)
+		c.kernels().ChannelAffine(groups, n, ch, hw, xs, ss, hs, ys, relu)
 	}
 }
 

@@ -73,16 +73,23 @@ func batchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance
 }
 
 // ChannelAffine writes out = x·scale[g,c] + shift[g,c] (each operation
-// rounded) for groups groups of n samples of c channels × hw positions;
-// out may be x.
-func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32) {
+// rounded; scale nil is 1: x + shift exactly rounded) for groups groups of
+// n samples of c channels × hw positions, then with relu max(out, 0) by
+// the ReLU kernel, plane by plane while it is in cache; out may be x.
+func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32, relu bool) {
 	parallelRange(groups*n, func(lo, hi int) {
 		for gs := lo; gs < hi; gs++ {
 			g := gs / n
 			for ch := 0; ch < c; ch++ {
-				sc, sh := scale[g*c+ch], shift[g*c+ch]
+				sc, sh := float32(1), shift[g*c+ch]
+				if scale != nil {
+					sc = scale[g*c+ch]
+				}
 				off := (gs*c + ch) * hw
 				ks.affine(x[off:off+hw], out[off:off+hw], sc, sh)
+				if relu {
+					ks.relu(out[off:off+hw], out[off:off+hw])
+				}
 			}
 		}
 	})

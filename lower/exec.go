@@ -118,11 +118,11 @@ func (e *Executor) Backward(dy nn.Value) error {
 	return e.m.Run(e.l.Program, e.l.Backward, program.Dims{N: dy.N(), Steps: 1})
 }
 
-// Output is node i's output in the last forward pass (the output, the
-// nodes in Options.Keep and, with a backward pass, every node's); the zero
-// Value for a node the network has not.
+// Output is node i's output in the last forward pass, for the output and
+// the nodes in Options.Keep; the zero Value for any other node (its
+// memory may hold another value by now, or, fused away, none).
 func (e *Executor) Output(i int) nn.Value {
-	if e.l == nil || i < 0 || i >= len(e.l.Values) || e.l.Slot(e.l.Values[i]) == nil {
+	if e.l == nil || i < 0 || i >= len(e.l.Values) || e.l.Slot(e.l.Values[i]) == nil || !e.l.Slot(e.l.Values[i]).Keep {
 		return nn.Value{}
 	}
 	r := e.l.Values[i]

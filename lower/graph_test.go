@@ -265,12 +265,12 @@ func run(t testing.TB, be compute.Backend, net *nn.Network, x *nn.Tensor, batchS
 }
 
 // runLowered is run with the programs lowered with lo's rewrite options
-// (NoRewrites, Unshared, ChannelsLast).
+// (NoRewrites, Rules, Unshared, ChannelsLast).
 func runLowered(t testing.TB, be compute.Backend, net *nn.Network, x *nn.Tensor, batchStats bool, lo lower.Options) result {
 	t.Helper()
 	n := x.Shape[0]
 	var r result
-	opt := lower.Options{Capacity: n, BatchStats: batchStats, Backward: true, NoRewrites: lo.NoRewrites, Unshared: lo.Unshared,
+	opt := lower.Options{Capacity: n, BatchStats: batchStats, Backward: true, NoRewrites: lo.NoRewrites, Rules: lo.Rules, Unshared: lo.Unshared,
 		ChannelsLast: lo.ChannelsLast}
 	if err := net.Bind(be); err != nil {
 		t.Fatal(err)

@@ -178,9 +178,6 @@ func ANN(net *nn.Network, opt Options) (*Lowered, error) {
 		b.Keep(lw.Values[j])
 	}
 	if opt.Backward {
-		for _, v := range g.values {
-			b.Keep(v)
-		}
 		lw.DY = b.Input("dy", g.shapes[len(g.shapes)-1], program.Batch)
 		lw.Backward = len(b.Program().Passes)
 		b.Begin(program.ANNBackward, opt.BatchStats)

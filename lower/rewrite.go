@@ -33,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF()}
+	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF(), FuseReLU()}
 }
 
 // rewrite applies rules to every pass each is valid for, and the
@@ -345,6 +345,73 @@ func startIF(p *program.Program, k int) int {
 		f.Start = true
 		p.Remove(i)
 		i--
+		places++
+	}
+	return places
+}
+
+// FuseReLU is the rule that computes a ReLU in the pass that produces its
+// input, where the ReLU is that value's only reader, in the ANN's forward
+// pass: a BatchNorm's affine map writes the ReLU of its values
+// (program.ChannelAffine.ReLU), and a convolution or linear layer leaves
+// its bias to one affine pass that adds it and takes the ReLU (Scale
+// None) in place of the bias's pass and the ReLU's. Both backends add a
+// bias after the sums and take a ReLU as ReLUForward does: the same bits.
+// The values before the ReLU are never written; the backward pass reads
+// the ReLU's output, not its input.
+func FuseReLU() Rule {
+	return Rule{Name: "fuse ReLU into the pass before it", Why: "the BatchNorm's map, or the pass adding a layer's bias, writes the ReLU of its values: the values before the ReLU are neither written nor read again",
+		Passes: []program.PassKind{program.ANNForward}, Apply: fuseReLU}
+}
+
+func fuseReLU(p *program.Program, k int) int {
+	if !applicable(p, k) {
+		return 0
+	}
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		var y, bias *program.Ref
+		aff := &program.ChannelAffine{Scale: program.None}
+		switch o := p.Ops[i].(type) {
+		case *program.ChannelAffine:
+			if o.ReLU {
+				continue
+			}
+			y, aff = &o.Y, o
+		case *program.Conv2d:
+			y, bias = &o.Y, &o.Bias
+			aff.C, aff.HW, aff.Rate = o.G.O, o.G.OutH()*o.G.OutW(), o.Rate
+		case *program.Linear:
+			y, bias = &o.Y, &o.Bias
+			aff.C, aff.HW, aff.Rate = o.Out, 1, o.Rate
+		default:
+			continue
+		}
+		if bias != nil && *bias == program.None {
+			continue
+		}
+		reader, ok := soleReader(p, k, i, *y)
+		if !ok {
+			continue
+		}
+		relu, ok := p.Ops[reader].(*program.ReLU)
+		if !ok || relu.X != *y {
+			continue
+		}
+		if bias == nil { // the affine map writes the ReLU's output
+			aff.Y, aff.ReLU = relu.Y, true
+			p.Remove(reader)
+			places++
+			continue
+		}
+		// the layer writes its sums; an affine pass in the ReLU's place
+		// adds the bias and takes the ReLU
+		aff.X, aff.Shift, aff.Y, aff.ReLU = *y, *bias, relu.Y, true
+		if p.Insert(k, reader, aff) != nil {
+			continue // not reached: the reader lies in pass k
+		}
+		*bias = program.None
+		p.Remove(reader + 1)
 		places++
 	}
 	return places

@@ -127,6 +127,37 @@ func TestFusions(t *testing.T) {
 	}
 }
 
+// TestFuseReLU: the ANN's forward and backward passes with FuseReLU alone
+// give the plain program's output and gradients bit for bit on every
+// backend, in both BatchNorm modes, where it fuses two BatchNorms' maps
+// (smallNet with BatchNorms) and two convolutions' biases (without; the
+// head's bias, which no ReLU reads, stays).
+func TestFuseReLU(t *testing.T) {
+	for _, bn := range []bool{true, false} {
+		for name, be := range backends(t) {
+			for _, batchStats := range []bool{false, true} {
+				net := smallNet(bn, bn)
+				rules := []lower.Rule{lower.FuseReLU()}
+				l, err := lower.ANN(net, lower.Options{Capacity: 3, BatchStats: batchStats, Backward: true, Rules: rules})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(l.Rewrites) != 1 || l.Rewrites[0].Places != 2 {
+					t.Fatalf("bn=%v: rewrites %v, want FuseReLU in 2 places", bn, l.Rewrites)
+				}
+				x := input(net, 3, 1)
+				plain := runLowered(t, be, net, x, batchStats, lower.Options{NoRewrites: true})
+				fused := runLowered(t, be, net, x, batchStats, lower.Options{Rules: rules})
+				for what, pair := range map[string][2][]float32{"output": {plain.y, fused.y}, "gradients": {plain.grads, fused.grads}} {
+					if d := differ(pair[0], pair[1]); d > 0 {
+						t.Errorf("%s bn=%v batchStats=%v: %d of %d values of the %s differ", name, bn, batchStats, d, len(pair[0]), what)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestFoldBatchNorm: the folded network (what the exporters write)
 // computes the unfolded one's ANN outputs within float rounding, and the
 // rule is refused where BatchNorm uses batch statistics.

@@ -643,13 +643,16 @@ func (o *BatchNormScaleShift) Run(m *Machine) {
 }
 
 // ChannelAffine writes Y = X·Scale + Shift per channel (per group when
-// PerGroup, Rate Steps: per time step).
+// PerGroup, Rate Steps: per time step); Scale None is a bias, X + Shift;
+// with ReLU, Y is the map's ReLU.
 type ChannelAffine struct {
 	C, HW              int
 	Rate               Rate
 	PerGroup           bool
 	Layout             Layout
 	X, Scale, Shift, Y Ref
+	// ReLU: Y is the ReLU of the map (a ReLU fused into it).
+	ReLU bool
 }
 
 // Kernel implements Op.
@@ -662,7 +665,14 @@ func (o *ChannelAffine) Operands() (reads, w []Ref) {
 
 // Detail implements Op.
 func (o *ChannelAffine) Detail() string {
-	return fmt.Sprintf("%d channels ×%d", o.C, o.HW) + lastDetail(o.Layout)
+	s := fmt.Sprintf("%d channels ×%d", o.C, o.HW)
+	if o.Scale == None {
+		s += ", a bias"
+	}
+	if o.ReLU {
+		s += ", then ReLU"
+	}
+	return s + lastDetail(o.Layout)
 }
 
 // Run implements Op.
@@ -675,7 +685,7 @@ func (o *ChannelAffine) Run(m *Machine) {
 		m.fail(fmt.Errorf("program: ChannelAffine per time step in a run of %d steps", groups))
 		return
 	}
-	m.be.ChannelAffine(groups, rows/groups, o.C, o.HW, o.Layout, m.Buf(o.X), m.Buf(o.Scale), m.Buf(o.Shift), m.Buf(o.Y))
+	m.be.ChannelAffine(groups, rows/groups, o.C, o.HW, o.Layout, m.Buf(o.X), m.Buf(o.Scale), m.Buf(o.Shift), m.Buf(o.Y), o.ReLU)
 }
 
 // BatchNormGrad is BatchNorm's backward pass for the statistics the

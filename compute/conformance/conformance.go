@@ -384,7 +384,7 @@ func (s *suite) fixture(c kernelCase) {
 			s.free(runMean, runVar)
 		}
 		be.BatchNormScaleShift(1, ch, c.Eps, gamma, beta, mean, variance, scale, shift)
-		be.ChannelAffine(1, n, ch, hw, compute.NCHW, x, scale, shift, y)
+		be.ChannelAffine(1, n, ch, hw, compute.NCHW, x, scale, shift, y, false)
 		s.check(c.Op+" forward", s.down(y), f64(c.Y.Data), 1e-6)
 		dx, dg, dbeta := s.out(len(c.X.Data)), s.up(make([]float32, ch)), s.up(make([]float32, ch))
 		be.BatchNormBackward(n, ch, hw, compute.NCHW, train, c.Eps, gamma, mean, variance, x, dy, dx, dg, dbeta)

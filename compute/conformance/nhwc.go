@@ -154,7 +154,7 @@ func (s *suite) batchNormLast(t *testing.T) {
 	// the affine map per group, with the statistics' scale and shift
 	sch, shh := ss.uniform(groups*c, 0.5, 2), ss.uniform(groups*c, -1, 1)
 	scale, shift, y := ss.up(sch), ss.up(shh), ss.out(len(xh))
-	s.be.ChannelAffine(groups, n, c, hw, compute.NHWC, x, scale, shift, y)
+	s.be.ChannelAffine(groups, n, c, hw, compute.NHWC, x, scale, shift, y, false)
 	want := affinePerGroup(groups, n, c, hw, xh, sch, shh)
 	ss.check("affine per group", first(nb, c, hw, ss.down(y)), want, s.tol.Elementwise)
 

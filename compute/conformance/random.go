@@ -357,9 +357,21 @@ func (s *suite) batchNorm(t *testing.T) {
 	}
 	s.check("scale", sch, wantSc, 1e-6)
 	s.check("shift", shh, wantSh, 1e-6)
-	s.be.ChannelAffine(groups, n, c, hw, compute.NCHW, x, scale, shift, y)
+	s.be.ChannelAffine(groups, n, c, hw, compute.NCHW, x, scale, shift, y, false)
 	want := affinePerGroup(groups, n, c, hw, xh, sch, shh)
 	s.check("affine per group", s.down(y), want, s.tol.Elementwise)
+	// a bias alone (scale nil), then a ReLU: what a fused bias and ReLU
+	// computes (lower.FuseReLU)
+	ones := make([]float32, groups*c)
+	for i := range ones {
+		ones[i] = 1
+	}
+	s.be.ChannelAffine(groups, n, c, hw, compute.NCHW, x, nil, shift, y, true)
+	want = affinePerGroup(groups, n, c, hw, xh, ones, shh)
+	for i, v := range want {
+		want[i] = math.Max(v, 0)
+	}
+	s.check("bias, then ReLU, per group", s.down(y), want, s.tol.Elementwise)
 
 	// backward, with batch statistics and with fixed ones
 	nb := groups * n

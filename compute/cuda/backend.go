@@ -1022,10 +1022,14 @@ func (be *Backend) BatchNormScaleShift(groups, c int, eps float32, gamma, beta, 
 }
 
 // ChannelAffine implements compute.Backend (channels-last: lastRows).
-func (be *Backend) ChannelAffine(groups, n, c, hw int, layout compute.Layout, x, scale, shift, y compute.Buffer) {
+func (be *Backend) ChannelAffine(groups, n, c, hw int, layout compute.Layout, x, scale, shift, y compute.Buffer, relu bool) {
 	rows, p := lastRows(layout, n, hw)
-	be.launch1d("pk_channel_affine", int64(groups*n*c*hw), rw(int64(groups*n*c*hw)+2*int64(groups*c), int64(groups*n*c*hw)), ptr(x), ptr(scale), ptr(shift), ptr(y), int64(groups),
-		int64(rows), int32(c), p)
+	read := int64(groups*n*c*hw) + int64(groups*c) // x, the shift
+	if scale != nil {
+		read += int64(groups * c)
+	}
+	be.launch1d("pk_channel_affine", int64(groups*n*c*hw), rw(read, int64(groups*n*c*hw)), ptr(x), ptr(scale), ptr(shift), ptr(y), int64(groups),
+		int64(rows), int32(c), p, b2i(relu))
 }
 
 // BatchNormBackward implements compute.Backend: the channel sums in one

@@ -507,14 +507,18 @@ __global__ void pk_bn_scale_shift(const float* gamma, const float* beta, const f
     }
 }
 
-// pk_channel_affine writes y = x·scale[g, c] + shift[g, c] for groups of n
-// samples of C channels × hw; y may be x.
+// pk_channel_affine writes y = x·scale[g, c] + shift[g, c] (scale null: x +
+// shift) for groups of n samples of C channels × hw, then with relu
+// max(y, 0) as pk_relu computes it; y may be x.
 __global__ void pk_channel_affine(const float* x, const float* scale, const float* shift, float* y, long long groups,
-                                  long long n, int C, long long hw) {
+                                  long long n, int C, long long hw, int relu) {
     GRID_STRIDE(i, groups * n * C * hw) {
         int c = (i / hw) % C;
         long long g = i / (n * C * hw);
-        y[i] = __fadd_rn(__fmul_rn(x[i], scale[g * C + c]), shift[g * C + c]);
+        float v = x[i];
+        if (scale) v = __fmul_rn(v, scale[g * C + c]);
+        v = __fadd_rn(v, shift[g * C + c]);
+        y[i] = relu ? (v > 0 ? v : 0.0f) : v;
     }
 }
 

@@ -130,8 +130,10 @@ func kernelCalls() map[string][]kernelCase {
 		},
 		"BatchNormScaleShift": {func(c *compute.CPU, b, x compute.Buffer) { c.BatchNormScaleShift(2, 4, nan, b, b, b, b, b, nil) }},
 		"ChannelAffine": {
-			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelAffine(2, 2, 4, 64, compute.NCHW, b, b, b, x) },
-			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelAffine(1, 1, 4, 1, "sideways", b, b, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) {
+				c.ChannelAffine(2, 2, 4, 64, compute.NCHW, b, b, b, x, true)
+			},
+			func(c *compute.CPU, b, x compute.Buffer) { c.ChannelAffine(1, 1, 4, 1, "sideways", b, b, b, b, false) },
 		},
 		"BatchNormBackward": {
 			func(c *compute.CPU, b, x compute.Buffer) {

@@ -78,7 +78,7 @@ func init() {
 			be.BatchNormScaleShift(2, 3, 1e-5, b(), b(), b(), b(), b(), b())
 		},
 		"ChannelAffine": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.ChannelAffine(2, 2, 3, 4, compute.NHWC, b(), b(), b(), b())
+			be.ChannelAffine(2, 2, 3, 4, compute.NHWC, b(), b(), b(), b(), true)
 		},
 		"BatchNormBackward": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.BatchNormBackward(2, 3, 4, compute.NHWC, true, 1e-5, b(), b(), b(), b(), b(), b(), b(), b())

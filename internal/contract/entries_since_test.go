@@ -12,8 +12,8 @@ import (
 
 // Entries of what main added while the contract grew: CUDA graphs
 // (Machine.Captured, cuda.Backend.Replay and Graphs), the rules
-// FuseIFMaxPool, StartIF, FuseBiasIF and FuseStaticBatchNormIF, lower's
-// settings, exporter.Options.Check and compute.PoolFits.
+// FuseIFMaxPool, StartIF, FuseBiasIF, FuseStaticBatchNormIF and FuseReLU,
+// lower's settings, exporter.Options.Check and compute.PoolFits.
 
 func init() {
 	ok := func() error { return nil }
@@ -61,7 +61,8 @@ func init() {
 		c.NoPanic("zero backend", func() { (&cuda.Backend{}).Graphs() })
 	}
 	for name, rule := range map[string]func() lower.Rule{"FuseIFMaxPool": lower.FuseIFMaxPool, "StartIF": lower.StartIF, "FuseBatchNormIF": lower.FuseBatchNormIF,
-		"FuseBiasIF": lower.FuseBiasIF, "FuseStaticBatchNormIF": lower.FuseStaticBatchNormIF} {
+		"FuseBiasIF": lower.FuseBiasIF, "FuseStaticBatchNormIF": lower.FuseStaticBatchNormIF,
+		"FuseReLU": lower.FuseReLU} {
 		entries["lower."+name] = func(c *C) {
 			c.NoPanic("its Apply on nil, on passes out of range, on a program its Plan refuses", func() {
 				r := rule()
