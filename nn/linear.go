@@ -177,11 +177,11 @@ func linearFromONNX(n ONNXNode) (Layer, error) {
 	if b == nil || b.IsInt() || len(b.Shape) != 2 {
 		return nil, fmt.Errorf("%s must be a 2-D float constant", what)
 	}
-	w, err := b.transposed2D() // MatMul's [in, out] → [out, in]
-	if err != nil {
-		return nil, err
+	if b.Shape[0] < 0 || b.Shape[1] < 0 || len(b.F) != b.Shape[0]*b.Shape[1] {
+		return nil, fmt.Errorf("%s of shape %v holds %d values", what, b.Shape, len(b.F))
 	}
 	alpha, beta := float32(1), float32(1)
+	transB := int64(0)
 	if n.Op() == "Gemm" {
 		transA, err := n.Int("transA", 0)
 		if err != nil {
@@ -190,12 +190,8 @@ func linearFromONNX(n ONNXNode) (Layer, error) {
 		if transA != 0 {
 			return nil, fmt.Errorf("transA=1 is not supported")
 		}
-		transB, err := n.Int("transB", 0)
-		if err != nil {
+		if transB, err = n.Int("transB", 0); err != nil {
 			return nil, err
-		}
-		if transB != 0 {
-			w = b
 		}
 		if alpha, err = n.Float("alpha", 1); err != nil {
 			return nil, err
@@ -207,11 +203,23 @@ func linearFromONNX(n ONNXNode) (Layer, error) {
 	if len(in) != 1 {
 		return nil, fmt.Errorf("input has per-sample shape %s; a fully connected layer needs a flat [F] input (add a Flatten)", ShapeString(in))
 	}
+	// the weight as [out, in]: Gemm with transB holds it so (PyTorch's
+	// export of a Linear), MatMul and Gemm without it as [in, out]
+	w, weights := b, []float32(nil)
+	if transB == 0 {
+		if w, err = b.transposed2D(); err != nil {
+			return nil, err
+		}
+		weights = w.F // a new array
+	}
+	if weights == nil || alpha != 1 {
+		weights = scaled(w.F, alpha) // a copy of its own: the constant may feed other nodes
+	}
 	if w.Shape[1] != in[0] {
 		return nil, fmt.Errorf("weight takes %d features, the input has %d", w.Shape[1], in[0])
 	}
 	name := n.LayerName("fc")
-	l := &Linear{LayerName: name, Weight: NewParam(name+".weight", scaled(w.F, alpha), w.Shape...)}
+	l := &Linear{LayerName: name, Weight: NewParam(name+".weight", weights, w.Shape...)}
 	if n.Op() == "Gemm" {
 		c, err := n.Const(2, "C")
 		if err != nil {
