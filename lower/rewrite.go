@@ -171,17 +171,8 @@ func fuseBiasIF(p *program.Program, k int) int {
 	}
 	places := 0
 	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
-		var y, bias *program.Ref
-		var c, hw int
-		switch o := p.Ops[i].(type) {
-		case *program.Conv2d:
-			y, bias, c, hw = &o.Y, &o.Bias, o.G.O, o.G.OutH()*o.G.OutW()
-		case *program.Linear:
-			y, bias, c, hw = &o.Y, &o.Bias, o.Out, 1
-		default:
-			continue
-		}
-		if *bias == program.None {
+		y, bias, c, hw, _ := biasedLayer(p.Ops[i])
+		if bias == nil {
 			continue
 		}
 		reader, ok := soleReader(p, k, i, *y)
@@ -256,6 +247,23 @@ func soleReader(p *program.Program, k, i int, r program.Ref) (int, bool) {
 		return 0, false
 	}
 	return readers[0], true
+}
+
+// biasedLayer is op's output and bias, the channels and positions per
+// channel the bias runs over and the output's rate, where op is a
+// convolution or a linear layer with a bias; nil refs otherwise. A rule
+// that takes the bias over sets *bias to None.
+func biasedLayer(op program.Op) (y, bias *program.Ref, c, hw int, rate program.Rate) {
+	switch o := op.(type) {
+	case *program.Conv2d:
+		y, bias, c, hw, rate = &o.Y, &o.Bias, o.G.O, o.G.OutH()*o.G.OutW(), o.Rate
+	case *program.Linear:
+		y, bias, c, hw, rate = &o.Y, &o.Bias, o.Out, 1, o.Rate
+	}
+	if bias == nil || *bias == program.None {
+		return nil, nil, 0, 0, 0
+	}
+	return y, bias, c, hw, rate
 }
 
 // FuseIFMaxPool is the rule that max-pools an IF layer's spikes inside
@@ -370,25 +378,14 @@ func fuseReLU(p *program.Program, k int) int {
 	}
 	places := 0
 	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
-		var y, bias *program.Ref
 		aff := &program.ChannelAffine{Scale: program.None}
-		switch o := p.Ops[i].(type) {
-		case *program.ChannelAffine:
-			if o.ReLU {
-				continue
-			}
+		y, bias, c, hw, rate := biasedLayer(p.Ops[i])
+		if o, ok := p.Ops[i].(*program.ChannelAffine); ok && !o.ReLU {
 			y, aff = &o.Y, o
-		case *program.Conv2d:
-			y, bias = &o.Y, &o.Bias
-			aff.C, aff.HW, aff.Rate = o.G.O, o.G.OutH()*o.G.OutW(), o.Rate
-		case *program.Linear:
-			y, bias = &o.Y, &o.Bias
-			aff.C, aff.HW, aff.Rate = o.Out, 1, o.Rate
-		default:
+		} else if bias == nil {
 			continue
-		}
-		if bias != nil && *bias == program.None {
-			continue
+		} else {
+			aff.C, aff.HW, aff.Rate = c, hw, rate
 		}
 		reader, ok := soleReader(p, k, i, *y)
 		if !ok {
