@@ -58,7 +58,7 @@ import torch.nn as nn
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_graph_fixtures import IF  # noqa: E402
+from make_graph_fixtures import IF, quantize  # noqa: E402
 from refnet import INPUT_GRID, WEIGHT_GRID, dyadic, randomise_bn  # noqa: E402
 
 T = 4
@@ -181,12 +181,7 @@ def zoo_snn(model, found, x, twin, upto=None):
 def zoo(out, name, build, gen):
     model = build(weights=None)
     randomise_bn(model, gen)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(dyadic(m.weight, WEIGHT_GRID))
-                if m.bias is not None:
-                    m.bias.copy_(dyadic(m.bias, WEIGHT_GRID))
+    quantize(model)
     model.eval()
     x = dyadic(torch.rand(2, 3, 64, 64, generator=gen), INPUT_GRID)
     torch.onnx.export(model, x[:1], os.path.join(out, name + ".onnx"), input_names=["input"], output_names=["output"],

@@ -73,7 +73,7 @@ import torchvision
 from torchvision.models import convnext, efficientnet, mobilenetv3, regnet, swin_transformer, vision_transformer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_graph_fixtures import IF  # noqa: E402
+from make_graph_fixtures import IF, quantize  # noqa: E402
 from refnet import INPUT_GRID, WEIGHT_GRID, dyadic, randomise_bn  # noqa: E402
 
 T, VTH = 8, 1.0
@@ -153,15 +153,6 @@ def snn(model, x, twin):
         setattr(model, name, m)
     rates = [float(f.count.sum()) / (f.count.numel() * T) for f in ifs + [out]]
     return out.count, rates
-
-
-def quantize(model):
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(dyadic(m.weight, WEIGHT_GRID))
-                if m.bias is not None:
-                    m.bias.copy_(dyadic(m.bias, WEIGHT_GRID))
 
 
 def make_every_if_fire(model, x):
