@@ -75,11 +75,20 @@ func batchNormScaleShift(groups, c int, eps float32, gamma, beta, mean, variance
 // ChannelAffine writes out = x·scale[g,c] + shift[g,c] (each operation
 // rounded; scale nil is 1: x + shift exactly rounded) for groups groups of
 // n samples of c channels × hw positions, then with relu max(out, 0) by
-// the ReLU kernel, plane by plane while it is in cache; out may be x.
+// the ReLU kernel, plane by plane (a sample at a time for planes smaller
+// than smallPlane: mapChannels) while it is in cache; out may be x.
 func (ks *kernelSet) ChannelAffine(groups, n, c, hw int, x, scale, shift, out []float32, relu bool) {
 	parallelRange(groups*n, func(lo, hi int) {
 		for gs := lo; gs < hi; gs++ {
 			g := gs / n
+			if hw < smallPlane {
+				row := out[gs*c*hw : (gs+1)*c*hw]
+				mapChannels(x[gs*c*hw:(gs+1)*c*hw], row, 0, hw, c, g*c, scale, shift)
+				if relu {
+					ks.relu(row, row)
+				}
+				continue
+			}
 			for ch := 0; ch < c; ch++ {
 				sc, sh := float32(1), shift[g*c+ch]
 				if scale != nil {

@@ -426,6 +426,12 @@ func (s *suite) integrateAndFire(t *testing.T) {
 		{name: "constant input", constant: true, steps: 15, n: 600, threshold: 2, split: []int{15}, counts: true, inputLo: 0, inputHi: 1},
 		{name: "fused affine", affine: true, steps: 6, n: 2 * 3 * 20, c: 3, hw: 20, threshold: 1, split: []int{6}, counts: true, inputLo: -1, inputHi: 1},
 		{name: "fused affine per step", affine: true, perStep: true, steps: 5, n: 4 * 7 * 9, c: 7, hw: 9, threshold: 1, split: []int{5}, counts: true, inputLo: -1, inputHi: 1},
+		// planes of 64 neurons or more are mapped inside the CPU's step kernel, smaller ones first
+		{name: "fused affine per step, planes of 100", affine: true, perStep: true, steps: 4, n: 3 * 2 * 100, c: 2, hw: 100, threshold: 1, split: []int{1, 3},
+			counts: true, inputLo: -1, inputHi: 1},
+		{name: "fused bias, planes of 100", bias: true, steps: 4, n: 3 * 2 * 100, c: 2, hw: 100, threshold: 1, split: []int{4}, counts: true, inputLo: -1, inputHi: 1},
+		{name: "fused affine, small planes over blocks of 4096", affine: true, steps: 3, n: 240 * 3 * 7, c: 3, hw: 7, threshold: 1, split: []int{3},
+			counts: true, inputLo: -1, inputHi: 1},
 		{name: "fused bias", bias: true, steps: 6, n: 2 * 3 * 20, c: 3, hw: 20, threshold: 1, split: []int{2, 4}, counts: true, inputLo: -1, inputHi: 1},
 		{name: "max-pooled, fused bias", bias: true, steps: 5, n: 3 * 2 * 24, c: 2, hw: 24, h: 4, w: 6, poolKH: 2, poolKW: 3, threshold: 1,
 			split: []int{5}, inputLo: -1, inputHi: 1},
