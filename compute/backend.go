@@ -243,3 +243,67 @@ type AdamArgs struct {
 	Step                               int
 	LR, Beta1, Beta2, Eps, WeightDecay float64
 }
+
+// Elem is how a buffer stores its values.
+type Elem uint8
+
+const (
+	// F32 is float32: every buffer's type unless a backend says otherwise.
+	F32 Elem = iota
+	// F16 is IEEE binary16 (exact for spikes, 0 and 1): values are rounded
+	// to nearest, ties to even, when stored, and read back as float32.
+	F16
+	// BF16 is bfloat16, which the time model prices; no backend stores it
+	// yet.
+	BF16
+)
+
+// Bytes is the size of one element.
+func (e Elem) Bytes() int64 {
+	if e == F32 {
+		return 4
+	}
+	return 2
+}
+
+// String names the type: f32, f16 or bf16.
+func (e Elem) String() string {
+	switch e {
+	case F16:
+		return "f16"
+	case BF16:
+		return "bf16"
+	}
+	return "f32"
+}
+
+// Typed is a buffer that says how it stores its values; a buffer that is
+// not Typed stores float32.
+type Typed interface {
+	Elem() Elem
+}
+
+// ElemOf is b's element type: F32 unless b says otherwise (nil is F32).
+func ElemOf(b Buffer) Elem {
+	if t, ok := b.(Typed); ok {
+		return t.Elem()
+	}
+	return F32
+}
+
+// HalfStore is a backend that can store values in 16 bits (the CUDA
+// backend and its emulated device). Its kernels take the element type of
+// each operand from the operand's buffer (ElemOf): the IF kernels read
+// F16 currents and write F16 spikes, Conv2dForward takes x, w and y in
+// F16 together (FP32 products and sums, y rounded once, as cuDNN's
+// PSEUDO_HALF configuration computes), BatchNormStats reads F16 values.
+// Any other kernel refuses an F16 operand with an error (Err).
+type HalfStore interface {
+	// AsElem is b's memory seen as values of type e: 4·b.Len()/e.Bytes()
+	// of them (b must be a float32 buffer).
+	AsElem(b Buffer, e Elem) Buffer
+	// Convert writes x's values into y, each rounded to y's type (float32
+	// to F16 rounds to nearest, ties to even; F16 to float32 is exact).
+	// x and y have the same length.
+	Convert(x, y Buffer)
+}

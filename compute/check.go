@@ -111,6 +111,9 @@ func (a *args) layout(l Layout) {
 // conv checks a convolution's geometry.
 func (a *args) conv(g ConvGeom) {
 	a.layout(g.Layout)
+	if g.Elem != F32 {
+		a.fail("values stored as %s: this backend stores float32 only", g.Elem)
+	}
 	a.in(1, maxGeomDim, "C", g.C, "H", g.H, "W", g.W, "O", g.O, "KH", g.KH, "KW", g.KW, "SH", g.SH, "SW", g.SW, "DH", g.DH, "DW", g.DW)
 	a.in(0, maxGeomDim, "PT", g.PT, "PL", g.PL, "PB", g.PB, "PR", g.PR, "G", g.G)
 	if a.err != nil {

@@ -17,6 +17,11 @@ type ConvGeom struct {
 	DH, DW         int // dilations
 	G              int // groups
 	Layout         Layout
+	// Elem is how Conv2dForward's x, w and y are stored: F32, or on a
+	// HalfStore backend F16, the three alike, with products and sums in
+	// float32 and y rounded once (cuDNN's PSEUDO_HALF configuration).
+	// The backward pass takes F32 only.
+	Elem Elem
 }
 
 // Groups is the number of groups, at least 1.

@@ -76,7 +76,8 @@ func Kinds() []Kind { return []Kind{Elementwise, Indexed, Pooling, Reduction, La
 func KindOf(kernel string) (Kind, bool) {
 	switch kernel {
 	case "pk_if", "pk_fill", "pk_add_to", "pk_relu", "pk_relu_backward", "pk_clip", "pk_clip_backward", "pk_adam",
-		"pk_softmax", "pk_softmax_backward", "pk_bn_divide", "pk_bn_update_running", "copy", "pk_if_record", "pk_if_surrogate_grad":
+		"pk_softmax", "pk_softmax_backward", "pk_bn_divide", "pk_bn_update_running", "copy", "pk_if_record", "pk_if_surrogate_grad",
+		"pk_convert":
 		return Elementwise, true
 	case "pk_channel_affine", "pk_bn_backward_dx", "pk_bn_scale_shift", "pk_add_bias", "pk_copy_channels", "pk_im2col",
 		"pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp", "pk_pad", "pk_pad_backward", "pk_gap_backward",

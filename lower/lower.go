@@ -118,6 +118,12 @@ type Options struct {
 	// (NHWC), with their convolutions' weights, after the rules
 	// (channelsLast; a backend asks for it: LayoutPreferrer).
 	ChannelsLast bool
+	// HalfSpikes stores the spikes and currents around the SNN's
+	// convolutions in 16 bits (halfSpikes, after the rules and the
+	// channels-last rewrite; a backend asks for it: HalfPreferrer). It
+	// changes what the SNN computes: the convolutions' weights and
+	// outputs are rounded to binary16.
+	HalfSpikes bool
 }
 
 func (o Options) rules() []Rule {

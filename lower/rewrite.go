@@ -61,6 +61,9 @@ func (lw *Lowered) rewrite(opt Options) error {
 		}
 		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: ChannelsLastRule, Places: places})
 	}
+	if opt.HalfSpikes {
+		lw.Rewrites = append(lw.Rewrites, program.Applied{Rule: HalfSpikesRule, Places: halfSpikes(lw.Program)})
+	}
 	_, err := lw.Plan()
 	return err
 }

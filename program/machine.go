@@ -247,12 +247,21 @@ func (m *Machine) Buf(r Ref) compute.Buffer {
 		}
 	}
 	if rs.Kind != External {
-		n := mul(m.dims.Rows(s.Rate), s.Numel())
-		if n < 0 || n > b.Len() {
-			m.fail(fmt.Errorf("program: %s holds %d values; %d samples and %d steps of %s need %d", rs.Name, b.Len(), m.dims.N, m.dims.Steps, s.Name, n))
+		rows := m.dims.Rows(s.Rate)
+		n, w := mul(rows, s.Numel()), s.Words(rows)
+		if n < 0 || w > b.Len() {
+			m.fail(fmt.Errorf("program: %s holds %d float32 words; %d samples and %d steps of %s need %d", rs.Name, b.Len(), m.dims.N, m.dims.Steps, s.Name, w))
 			return nil
 		}
-		b = b.Slice(0, n)
+		b = b.Slice(0, w)
+		if s.Elem != F32 {
+			hs, ok := m.be.(compute.HalfStore)
+			if !ok {
+				m.fail(fmt.Errorf("program: %s is stored as %s, which backend %s does not store", s.Name, s.Elem, m.be.Name()))
+				return nil
+			}
+			b = hs.AsElem(b, s.Elem).Slice(0, n)
+		}
 	}
 	m.cache[r], m.stamp[r] = b, m.gen
 	return b

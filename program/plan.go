@@ -11,7 +11,8 @@ type Plan struct {
 	// Buffer is each slot's buffer: −1 for input and external slots, for
 	// views (they live in their alias's buffer) and for unused slots.
 	Buffer []int
-	// Sizes is each buffer's size in values at the program's capacity.
+	// Sizes is each buffer's size in float32 words at the program's
+	// capacity (an F16 slot of n values takes ⌈n/2⌉).
 	Sizes []int
 	// First and Last are each slot's lifetime: the positions of the ops
 	// that first and last use it (through views too); −1 when unused.
@@ -162,9 +163,9 @@ func plan(p *Program) (*Plan, error) {
 		if s.Kind != Value || s.Alias != None {
 			continue
 		}
-		size := mul(s.Numel(), p.Capacity.Rows(s.Rate))
+		size := s.Words(p.Capacity.Rows(s.Rate))
 		if size < 0 || size > 1<<40 {
-			return nil, fmt.Errorf("slot %s: %d values is too many", s.Name, size)
+			return nil, fmt.Errorf("slot %s: %d float32 words is too many", s.Name, size)
 		}
 		best := -1
 		for b, sz := range pl.Sizes {
@@ -257,8 +258,8 @@ func (p *Program) Check() error {
 			}
 		}
 		for _, s := range slots {
-			if need := p.Slots[s].Numel() * p.Capacity.Rows(p.Slots[s].Rate); need > pl.Sizes[b] {
-				return fmt.Errorf("%s needs %d values, its buffer %d holds %d", p.Slots[s].Name, need, b, pl.Sizes[b])
+			if need := p.Slots[s].Words(p.Capacity.Rows(p.Slots[s].Rate)); need > pl.Sizes[b] {
+				return fmt.Errorf("%s needs %d float32 words, its buffer %d holds %d", p.Slots[s].Name, need, b, pl.Sizes[b])
 			}
 		}
 	}

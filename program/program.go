@@ -96,35 +96,15 @@ const (
 	NHWC = compute.NHWC
 )
 
-// Elem is the element type a slot is stored in.
-type Elem uint8
+// Elem is the element type a slot is stored in: compute.Elem.
+type Elem = compute.Elem
 
+// The element types.
 const (
-	// F32 is float32, every slot's type today.
-	F32 Elem = iota
-	// F16 and BF16 are 16-bit storage (exact for spikes, 0 and 1).
-	F16
-	BF16
+	F32  = compute.F32
+	F16  = compute.F16
+	BF16 = compute.BF16
 )
-
-// Bytes is the size of one element.
-func (e Elem) Bytes() int64 {
-	if e == F32 {
-		return 4
-	}
-	return 2
-}
-
-// String names the type.
-func (e Elem) String() string {
-	switch e {
-	case F16:
-		return "f16"
-	case BF16:
-		return "bf16"
-	}
-	return "f32"
-}
 
 // SlotKind says what a slot holds and who owns its memory.
 type SlotKind uint8
@@ -194,6 +174,17 @@ func (s *Slot) Numel() int {
 		return -1
 	}
 	return n
+}
+
+// Words is how many float32 words rows of the slot take in memory (a
+// buffer's Len): its values, two to a word for 16-bit types, rounded up;
+// −1 for a size no kernel takes.
+func (s *Slot) Words(rows int) int {
+	n := mul(s.Numel(), rows)
+	if n < 0 || s.Elem == F32 {
+		return n
+	}
+	return n/2 + n%2
 }
 
 // PassKind is what a pass of a program computes.

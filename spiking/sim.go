@@ -80,7 +80,8 @@ func (sim *Simulator) program(v variant) (*lower.Lowered, error) {
 	if l, ok := sim.programs[v]; ok {
 		return l, nil
 	}
-	opt := lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats, ChannelsLast: lower.PrefersChannelsLast(sim.be)},
+	opt := lower.SNNOptions{Options: lower.Options{Capacity: sim.capacity, BatchStats: v.batchStats, ChannelsLast: lower.PrefersChannelsLast(sim.be),
+		HalfSpikes: lower.PrefersHalfSpikes(sim.be)},
 		Steps: sim.steps, Rates: v.rates, SynOps: sim.synOps}
 	opt.Apply(sim.settings)
 	l, err := lower.Simulation(sim.snn.Lowering(), opt)

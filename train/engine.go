@@ -148,7 +148,8 @@ func (e *Engine) program(v engineProgram) (*lower.Lowered, error) {
 		return l, nil
 	}
 	body, _ := e.ANN.Body()
-	opt := lower.SNNOptions{Options: lower.Options{Capacity: e.capacity, BatchStats: v.batchStats, ChannelsLast: lower.PrefersChannelsLast(e.Backend)},
+	opt := lower.SNNOptions{Options: lower.Options{Capacity: e.capacity, BatchStats: v.batchStats, ChannelsLast: lower.PrefersChannelsLast(e.Backend),
+		HalfSpikes: lower.PrefersHalfSpikes(e.Backend)},
 		Steps: e.steps, Rates: v.rates, SynOps: v.synOps}
 	opt.Apply(e.settings)
 	lower1 := lower.Predict

@@ -70,6 +70,7 @@ func Test(t *testing.T, be compute.Backend, tol Tolerances) {
 	t.Run("Surrogate", s.surrogate)
 	t.Run("ProxyLossAndAdam", s.lossAdam)
 	t.Run("ChannelsLast", s.channelsLast)
+	t.Run("Half", s.half)
 	if err := be.Err(); err != nil {
 		t.Fatalf("backend %s reported: %v", be.Name(), err)
 	}

@@ -55,6 +55,12 @@ type Options struct {
 	// default until a GPU run confirms it; the emulated device computes
 	// the NCHW program's bits either way.
 	ChannelsLast bool
+	// HalfSpikes asks the runners for programs whose SNN convolutions read
+	// 16-bit spikes and write 16-bit currents (lower.HalfPreferrer): FP16
+	// tensor cores, half the bytes around them, weights and currents
+	// rounded to binary16 (a change of results; Precision says so). Not
+	// with StrictFP32.
+	HalfSpikes bool
 	// Notices receives the one-line notices of what the backend changed
 	// on its own (a convolution cuDNN refused channels-last, run in NCHW
 	// instead); nil: standard error.
@@ -172,15 +178,15 @@ func ConvKernels(name string) bool {
 	return false
 }
 
-// traffic is what one launch reads and writes, in float32 values.
+// traffic is what one launch reads and writes, in bytes.
 type traffic struct{ read, written int64 }
 
-// rw is a launch's traffic: r values read, w written.
-func rw(r, w int64) traffic { return traffic{r, w} }
+// rw is a launch's traffic: r float32 values read, w written.
+func rw(r, w int64) traffic { return traffic{4 * r, 4 * w} }
 
 // counted records a launch of kernel name (or a copy) with its traffic.
 func (be *Backend) counted(name string, t traffic) {
-	be.record(compute.Launch{Kernel: name, Read: 4 * t.read, Written: 4 * t.written})
+	be.record(compute.Launch{Kernel: name, Read: t.read, Written: t.written})
 }
 
 // gemm queues a GEMM (the contract of compute.Sgemm), counted.
@@ -199,7 +205,7 @@ func gemmLaunch(m, n, k int, math compute.Math) compute.Launch {
 }
 
 // kernelNames are every kernel of kernels.cu that the backend launches.
-var kernelNames = []string{"pk_fill", "pk_add_to", "pk_copy_channels", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
+var kernelNames = []string{"pk_fill", "pk_add_to", "pk_convert", "pk_copy_channels", "pk_sum", "pk_im2col", "pk_col2im", "pk_ocp_to_nchw", "pk_nchw_to_ocp",
 	"pk_conv_bias_grad", "pk_add_bias", "pk_col_sum", "pk_relu", "pk_relu_backward", "pk_clip",
 	"pk_clip_backward", "pk_channel_shuffle", "pk_maxpool",
 	"pk_maxpool_backward", "pk_avgpool", "pk_avgpool_backward", "pk_gap", "pk_gap_backward", "pk_pad",
@@ -215,6 +221,9 @@ func Open(opt Options) (*Backend, error) {
 	name := "cuda"
 	if opt.DryRun && !opt.Emulate {
 		return nil, fmt.Errorf("a dry run (counting only) is for the emulated device")
+	}
+	if opt.HalfSpikes && opt.StrictFP32 {
+		return nil, fmt.Errorf("16-bit spikes and currents and strict FP32 arithmetic exclude each other: choose one precision")
 	}
 	if opt.Emulate {
 		dev, name = emuDevice{dry: opt.DryRun, rec: &emuRecording{}}, "cuda-emu"
@@ -314,11 +323,17 @@ func (be *Backend) products() string {
 // layout. Ranks of a data-parallel run must compute alike.
 func (be *Backend) Precision() string {
 	if be.opt.Emulate {
+		if be.opt.HalfSpikes {
+			return "emulated device, 16-bit spikes and currents"
+		}
 		return "emulated device"
 	}
 	last := ""
 	if be.opt.ChannelsLast {
 		last = ", channels-last"
+	}
+	if be.opt.HalfSpikes {
+		last += ", 16-bit spikes and currents"
 	}
 	if be.dnn != nil {
 		return be.products() + ", cuDNN convolutions" + last
@@ -326,11 +341,13 @@ func (be *Backend) Precision() string {
 	return be.products() + ", im2col convolutions" + last
 }
 
-// buffer is device memory: an allocation or a view of one.
+// buffer is device memory: an allocation or a view of one, of float32
+// values or, seen through AsElem, of binary16 ones.
 type buffer struct {
 	ptr  devptr
 	n    int
 	root *allocation
+	elem compute.Elem
 }
 
 type allocation struct {
@@ -347,11 +364,52 @@ func (b *buffer) Slice(lo, hi int) compute.Buffer {
 	if lo < 0 || hi > b.n || lo > hi {
 		panic(fmt.Sprintf("cuda: slice [%d:%d] of a buffer of %d", lo, hi, b.n))
 	}
-	return &buffer{ptr: b.ptr + devptr(4*lo), n: hi - lo, root: b.root}
+	return &buffer{ptr: b.ptr + devptr(int64(lo)*b.elem.Bytes()), n: hi - lo, root: b.root, elem: b.elem}
 }
 
-// ptr is a buffer's device address (0 for nil).
+// Elem implements compute.Typed.
+func (b *buffer) Elem() compute.Elem { return b.elem }
+
+// AsElem implements compute.HalfStore: b's memory as binary16 values (F16;
+// F32 gives b). Other types, and a buffer that is not a float32 one of
+// this backend's, panic: a program's lowering asks for F16 only.
+func (be *Backend) AsElem(b compute.Buffer, e compute.Elem) compute.Buffer {
+	db, ok := b.(*buffer)
+	if !ok || db.elem != compute.F32 || (e != compute.F32 && e != compute.F16) {
+		panic(fmt.Sprintf("cuda: %s values of a %T buffer of %s", e, b, compute.ElemOf(b)))
+	}
+	if e == compute.F32 {
+		return db
+	}
+	return &buffer{ptr: db.ptr, n: 2 * db.n, root: db.root, elem: e}
+}
+
+// Convert implements compute.HalfStore: pk_convert.
+func (be *Backend) Convert(x, y compute.Buffer) {
+	if x.Len() != y.Len() {
+		panic(fmt.Sprintf("cuda: converting %d values into %d", x.Len(), y.Len()))
+	}
+	ex, ey := compute.ElemOf(x), compute.ElemOf(y)
+	n := int64(x.Len())
+	be.launch1d("pk_convert", n, traffic{n * ex.Bytes(), n * ey.Bytes()}, anyPtr(x), half(ex), anyPtr(y), half(ey), n)
+}
+
+// half is a kernel's flag for an operand of type e: 1 for F16.
+func half(e compute.Elem) int32 { return b2i(e == compute.F16) }
+
+// ptr is a float32 buffer's device address (0 for nil): an F16 buffer
+// handed to a kernel that takes float32 only panics (a program's lowering
+// gives F16 operands only to the kernels that take them, which read them
+// through anyPtr).
 func ptr(b compute.Buffer) devptr {
+	if compute.ElemOf(b) != compute.F32 {
+		panic(fmt.Sprintf("cuda: an %s buffer passed to a kernel that takes float32 only", compute.ElemOf(b)))
+	}
+	return anyPtr(b)
+}
+
+// anyPtr is a buffer's device address (0 for nil), whatever its type.
+func anyPtr(b compute.Buffer) devptr {
 	if b == nil {
 		return 0
 	}
@@ -643,8 +701,8 @@ func (be *Backend) convWorkspaces(g compute.ConvGeom, n int) (ns int, col, gemm 
 }
 
 func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
-	be.launch1d("pk_im2col", int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()),
-		rw(int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW()), int64(g.PatchLen())*int64(ns)*int64(g.OutH()*g.OutW())), x, col.ptr,
+	v := int64(g.PatchLen()) * int64(ns) * int64(g.OutH()*g.OutW())
+	be.launch1d("pk_im2col", v, traffic{v * g.Elem.Bytes(), 4 * v}, x, half(g.Elem), col.ptr,
 		int32(g.C), int32(g.H), int32(g.W), int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL),
 		int32(g.DH), int32(g.DW), int32(g.OutH()), int32(g.OutW()), int64(ns), b2i(g.Layout.Last()))
 }
@@ -655,14 +713,29 @@ func (be *Backend) im2col(g compute.ConvGeom, x devptr, col *buffer, ns int) {
 // the bias. A channels-last convolution cuDNN refused runs in NCHW,
 // transposed around (convForwardNCHW); on im2col its weight is transposed
 // to [O, C/G, KH, KW] first, so that the GEMMs sum as in NCHW.
+//
+// With g.Elem F16 (x, w and y binary16), cuDNN runs it with FP32 products
+// and sums (PSEUDO_HALF); im2col reads x's binary16 values into float32
+// columns, multiplies them by a float32 copy of w and rounds y once.
 func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y compute.Buffer) {
-	if be.useDNN(g, dnnForward) && be.dnnRan(g, n, dnnForward, be.dnn.forward(be, g, n, ptr(x), ptr(w), ptr(y))) {
+	e := g.Elem
+	for _, b := range []compute.Buffer{x, w, y} {
+		if compute.ElemOf(b) != e {
+			be.fail(fmt.Errorf("cuda: convolution %s of %s values got an operand of %s", convName(g), e, compute.ElemOf(b)))
+			return
+		}
+	}
+	if e != compute.F32 && (e != compute.F16 || bias != nil) {
+		be.fail(fmt.Errorf("cuda: convolution %s of %s values (with a bias: %v): the backend takes f32, and f16 without a bias", convName(g), e, bias != nil))
+		return
+	}
+	if be.useDNN(g, dnnForward) && be.dnnRan(g, n, dnnForward, be.dnn.forward(be, g, n, anyPtr(x), anyPtr(w), anyPtr(y))) {
 		if bias != nil {
 			be.addConvBias(g, n, y, bias)
 		}
 		return
 	}
-	if be.refusedLast(g, dnnForward) {
+	if e == compute.F32 && be.refusedLast(g, dnnForward) {
 		be.convForwardNCHW(g, n, x, w, bias, y)
 		return
 	}
@@ -670,6 +743,16 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 	ns, col, tmp, ok := be.convWorkspaces(g, n)
 	if !ok {
 		return
+	}
+	if e == compute.F16 { // a float32 copy of the weight for the GEMMs
+		wf, err := be.workspace("f16 weight", w.Len())
+		if err != nil {
+			be.fail(err)
+			return
+		}
+		w32 := wf.Slice(0, w.Len())
+		be.Convert(w, w32)
+		w = w32
 	}
 	wt, ok := be.weightNCHW(g, w)
 	if !ok {
@@ -683,13 +766,14 @@ func (be *Backend) Conv2dForward(g compute.ConvGeom, n int, x, w, bias, y comput
 	}
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
-		be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
+		be.im2col(g, anyPtr(x)+devptr(e.Bytes()*int64(s0)*in), col, cs)
 		// group j: [O/G, Kg] weights times its Kg rows of patches
 		for _, gr := range groupsOf(g, cs*P) {
 			be.gemm(false, false, gr.o, cs*P, gr.k, 1, wp+gr.w, gr.k, col.ptr+gr.col, cs*P, 0, tmp.ptr+gr.out, cs*P)
 		}
-		be.launch1d("pk_ocp_to_nchw", int64(O*cs*P), rw(int64(O*cs*P)+biasLen, int64(O*cs*P)), tmp.ptr, ptr(y)+devptr(4*int64(s0)*out), ptr(bias), int32(O),
-			int64(cs), int64(P), b2i(g.Layout.Last()))
+		values := int64(O * cs * P)
+		be.launch1d("pk_ocp_to_nchw", values, traffic{4 * (values + biasLen), e.Bytes() * values}, tmp.ptr,
+			anyPtr(y)+devptr(e.Bytes()*int64(s0)*out), half(e), ptr(bias), int32(O), int64(cs), int64(P), b2i(g.Layout.Last()))
 	}
 }
 
@@ -759,9 +843,12 @@ func (be *Backend) dnnRan(g compute.ConvGeom, n, kind int, err error) bool {
 // its operands and result (in g's layout, as the backend hands them
 // over), its arithmetic and its implicit matrix product.
 func dnnLaunch(g compute.ConvGeom, n, kind int, math compute.Math) compute.Launch {
-	ns, oh, ow := int64(n), int64(g.OutH()), int64(g.OutW())
-	x, y := 4*ns*int64(g.C*g.H*g.W), 4*ns*int64(g.O)*oh*ow
-	w := 4 * int64(g.O) * int64(g.GroupPatch())
+	ns, oh, ow, e := int64(n), int64(g.OutH()), int64(g.OutW()), g.Elem.Bytes()
+	x, y := e*ns*int64(g.C*g.H*g.W), e*ns*int64(g.O)*oh*ow
+	w := e * int64(g.O) * int64(g.GroupPatch())
+	if g.Elem == compute.F16 { // PSEUDO_HALF: FP16 tensor cores, FP32 sums
+		math = compute.MathFP16
+	}
 	layout := compute.NCHW
 	if g.Layout.Last() {
 		layout = compute.NHWC
@@ -806,6 +893,10 @@ func lastRows(layout compute.Layout, n, hw int) (int, int64) {
 // gradient computed so and added back transposed), or, for a channels-last
 // direction cuDNN refused, in NCHW transposed around (convBackwardNCHW).
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
+	if g.Elem != compute.F32 {
+		be.fail(fmt.Errorf("cuda: the backward pass of convolution %s of %s values: it takes f32 only", convName(g), g.Elem))
+		return
+	}
 	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
 		// adds into db: read and written
@@ -1002,7 +1093,9 @@ func (be *Backend) SoftmaxBackward(n, k int, log bool, y, dy, dx compute.Buffer)
 // order.
 func (be *Backend) BatchNormStats(groups, n, c, hw int, layout compute.Layout, x, mean, variance compute.Buffer) {
 	rows, p := lastRows(layout, n, hw)
-	be.launchBlocks("pk_bn_stats", groups*c, rw(int64(groups*n*c*hw), 2*int64(groups*c)), ptr(x), ptr(mean), ptr(variance), int64(rows), int32(c), p)
+	e := compute.ElemOf(x) // F32, or F16 (HalfStore)
+	t := traffic{read: int64(groups*n*c*hw) * e.Bytes(), written: 4 * 2 * int64(groups*c)}
+	be.launchBlocks("pk_bn_stats", groups*c, t, anyPtr(x), half(e), ptr(mean), ptr(variance), int64(rows), int32(c), p)
 }
 
 // BatchNormUpdateRunning implements compute.Backend.
@@ -1080,17 +1173,19 @@ func (be *Backend) IF(a compute.IFArgs) {
 		hw = 1 // neuron j's channel is j mod C
 	}
 	n, steps := int64(a.N), int64(a.Steps)
-	t := rw(steps*n+n, steps*n+n) // input per step and potentials in; spikes per step and potentials out
+	in, out := compute.ElemOf(a.In), compute.ElemOf(a.Spikes) // F32, or F16 (HalfStore)
+	inputs := steps * n                                       // input per step
 	if a.Constant {
-		t.read -= (steps - 1) * n // one input for every step
+		inputs = n // one input for every step
 	}
+	t := traffic{read: inputs*in.Bytes() + 4*n, written: steps*n*out.Bytes() + 4*n} // and potentials in; spikes per step and potentials out
 	if a.Counts != nil {
-		t.read, t.written = t.read+n, t.written+n
+		t.read, t.written = t.read+4*n, t.written+4*n
 	}
 	if a.Start { // potentials and counts are not read
-		t.read -= n
+		t.read -= 4 * n
 		if a.Counts != nil {
-			t.read -= n
+			t.read -= 4 * n
 		}
 	}
 	if a.Shift != nil {
@@ -1098,21 +1193,21 @@ func (be *Backend) IF(a compute.IFArgs) {
 		if a.PerStep {
 			k *= steps
 		}
-		t.read += k
+		t.read += 4 * k
 		if a.Scale != nil {
-			t.read += k
+			t.read += 4 * k
 		}
 	}
 	if g := a.Pool; g != nil {
 		windows := n / int64(g.KH*g.KW)
-		t.written -= steps * (n - windows) // only the pooled spikes
-		be.launch1d("pk_if_pool", windows, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
-			ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
+		t.written -= steps * (n - windows) * out.Bytes() // only the pooled spikes
+		be.launch1d("pk_if_pool", windows, t, anyPtr(a.In), half(in), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c,
+			ptr(a.V), anyPtr(a.Spikes), half(out), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, int32(g.H), int32(g.W),
 			int32(g.KH), int32(g.KW), b2i(a.Start), int32(max(g.C, 1)), b2i(a.Layout.Last()))
 		return
 	}
-	be.launch1d("pk_if", int64(a.N), t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
-		ptr(a.V), ptr(a.Spikes), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, b2i(a.Start))
+	be.launch1d("pk_if", int64(a.N), t, anyPtr(a.In), half(in), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
+		ptr(a.V), anyPtr(a.Spikes), half(out), ptr(a.Counts), int64(a.N), int32(a.Steps), a.Threshold, a.Reset, b2i(a.Start))
 }
 
 // ProxyLossGrad implements compute.Backend.

@@ -42,6 +42,7 @@ const (
 	dnnTensorNCHW         = 0 // CUDNN_TENSOR_NCHW
 	dnnTensorNHWC         = 1 // CUDNN_TENSOR_NHWC
 	dnnDataFloat          = 0 // CUDNN_DATA_FLOAT
+	dnnDataHalf           = 2 // CUDNN_DATA_HALF
 	dnnCrossCorrelation   = 1 // CUDNN_CROSS_CORRELATION
 	dnnDefaultMath        = 0 // CUDNN_DEFAULT_MATH: TF32 tensor cores for float data
 	dnnFMAMath            = 3 // CUDNN_FMA_MATH: FP32 only
@@ -96,7 +97,8 @@ type dnnDescriptors struct {
 // descriptorsOf is the descriptors of convolution g (symmetric padding:
 // dnnSupports) over n samples: every tensor and the filter in g's layout
 // (NHWC: channels-last, so that cuDNN's tensor-core kernels, which compute
-// in NHWC, convert nothing), float data, cross-correlation in float, and
+// in NHWC, convert nothing), float data (binary16 with g.Elem F16:
+// cuDNN's PSEUDO_HALF configuration), cross-correlation in float, and
 // TF32 tensor cores unless strict (FP32).
 func descriptorsOf(g compute.ConvGeom, n int, strict bool) dnnDescriptors {
 	f := dnnTensorNCHW
@@ -107,10 +109,14 @@ func descriptorsOf(g compute.ConvGeom, n int, strict bool) dnnDescriptors {
 	if strict {
 		m = dnnFMAMath
 	}
+	data := dnnDataFloat // tensors and filter; products and sums in float either way (ComputeType)
+	if g.Elem == compute.F16 {
+		data = dnnDataHalf // PSEUDO_HALF_CONFIG
+	}
 	return dnnDescriptors{
-		X:       dnnTensorOf(f, n, g.C, g.H, g.W),
-		Y:       dnnTensorOf(f, n, g.O, g.OutH(), g.OutW()),
-		W:       dnnFilterDesc{DataType: dnnDataFloat, Format: f, K: g.O, C: g.C / g.Groups(), H: g.KH, W: g.KW},
+		X:       dnnTensorOf(f, data, n, g.C, g.H, g.W),
+		Y:       dnnTensorOf(f, data, n, g.O, g.OutH(), g.OutW()),
+		W:       dnnFilterDesc{DataType: data, Format: f, K: g.O, C: g.C / g.Groups(), H: g.KH, W: g.KW},
 		Conv:    dnnConv{PadH: g.PT, PadW: g.PL, StrideH: g.SH, StrideW: g.SW, DilationH: g.DH, DilationW: g.DW, Mode: dnnCrossCorrelation, ComputeType: dnnDataFloat, Math: m},
 		Allowed: dnnAllowed(strict),
 	}
@@ -134,8 +140,8 @@ func dnnAllowed(strict bool) [3]uint32 {
 }
 
 // dnnTensorOf is a packed float tensor descriptor of format f.
-func dnnTensorOf(f, n, c, h, w int) dnnTensor {
-	t := dnnTensor{Format: f, DataType: dnnDataFloat, N: n, C: c, H: h, W: w}
+func dnnTensorOf(f, data, n, c, h, w int) dnnTensor {
+	t := dnnTensor{Format: f, DataType: data, N: n, C: c, H: h, W: w}
 	if f == dnnTensorNHWC {
 		t.Strides = [4]int{h * w * c, 1, w * c, c}
 	} else {

@@ -44,6 +44,7 @@ struct Kernel {
 const Kernel kernels[] = {
     KERNEL(pk_fill, false),
     KERNEL(pk_add_to, false),
+    KERNEL(pk_convert, false),
     KERNEL(pk_copy_channels, false),
     KERNEL(pk_sum, true),
     KERNEL(pk_im2col, false),

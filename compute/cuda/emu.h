@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 struct dim3 {
@@ -42,6 +43,44 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fmul_rn(float a, float b) {
     volatile float r = a * b;
     return r;
+}
+
+// __half is CUDA's IEEE binary16 (cuda_fp16.h), converted in software:
+// __float2half_rn rounds to nearest, ties to even, as the GPU's cvt.rn
+// does (overflow to infinity, subnormals kept, NaN kept a NaN).
+struct __half {
+    uint16_t x;
+};
+
+inline __half __float2half_rn(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000);
+    uint32_t a = b & 0x7fffffff;
+    if (a >= 0x7f800000)  // infinity, NaN (quiet, payload's top bits)
+        return __half{(uint16_t)(sign | 0x7c00 | (a > 0x7f800000 ? 0x200 | ((a >> 13) & 0x3ff) : 0))};
+    if (a >= 0x477ff000)  // 65520 and above round to infinity
+        return __half{(uint16_t)(sign | 0x7c00)};
+    if (a < 0x38800000) {  // below 2^-14: a multiple of 2^-24, rounded
+        float m;
+        std::memcpy(&m, &a, 4);
+        return __half{(uint16_t)(sign | (uint16_t)std::nearbyint(m * 16777216.0f))};
+    }
+    uint32_t h = ((a >> 23) - 112) << 10 | ((a >> 13) & 0x3ff), rest = a & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+    return __half{(uint16_t)(sign | h)};
+}
+
+inline float __half2float(__half h) {
+    uint32_t sign = (uint32_t)(h.x & 0x8000) << 16, e = (h.x >> 10) & 0x1f, m = h.x & 0x3ff;
+    if (e == 0) {
+        float f = std::ldexp((float)m, -24);
+        return sign ? -f : f;
+    }
+    uint32_t b = sign | (e == 31 ? 0x7f800000 | m << 13 : (e + 112) << 23 | m << 13);
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
 }
 
 using std::exp;

@@ -17,8 +17,19 @@ import (
 // the kernels, GEMMs and copies with their arguments, running nothing)
 // and replays them; the weights, Adam's moments, losses and counts are
 // bit for bit those of the same steps launched one kernel at a time, and
-// each graph holds as many nodes as the direct step launches.
+// each graph holds as many nodes as the direct step launches; with
+// 16-bit spikes too (Options.HalfSpikes).
 func TestGraphReplayIsDirectRun(t *testing.T) {
+	for _, half := range []bool{false, true} {
+		name := "float32"
+		if half {
+			name = "16-bit spikes"
+		}
+		t.Run(name, func(t *testing.T) { graphReplay(t, half) })
+	}
+}
+
+func graphReplay(t *testing.T, half bool) {
 	const B, T = 12, 4
 	type run struct {
 		params, counts []float32
@@ -28,7 +39,7 @@ func TestGraphReplayIsDirectRun(t *testing.T) {
 		notCaptured    []string
 	}
 	do := func(graphs bool) run {
-		be, err := cuda.Open(cuda.Options{Emulate: true, Graphs: graphs})
+		be, err := cuda.Open(cuda.Options{Emulate: true, Graphs: graphs, HalfSpikes: half})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,10 @@
 // the CPU backend computes in float32 without fused multiply-adds use
 // __fmul_rn and __fadd_rn here too, so that both give the same bits.
 
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#endif
+
 #define GRID_STRIDE(i, n) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
 
@@ -31,6 +35,21 @@ __device__ double block_sum(double v, double* shared) {
     return r;
 }
 
+// ld is value i of p, which holds float32 values or, with half, IEEE
+// binary16 ones (compute.F16).
+__device__ float ld(const void* p, long long i, int half) {
+    return half ? __half2float(((const __half*)p)[i]) : ((const float*)p)[i];
+}
+
+// st stores v as value i of p: float32, or with half binary16 rounded to
+// nearest, ties to even.
+__device__ void st(void* p, long long i, float v, int half) {
+    if (half)
+        ((__half*)p)[i] = __float2half_rn(v);
+    else
+        ((float*)p)[i] = v;
+}
+
 extern "C" {
 
 // pk_fill sets p[0:n] to v.
@@ -41,6 +60,13 @@ __global__ void pk_fill(float* p, long long n, float v) {
 // pk_add_to adds src[0:n] into dst.
 __global__ void pk_add_to(float* dst, const float* src, long long n) {
     GRID_STRIDE(i, n) dst[i] += src[i];
+}
+
+// pk_convert writes x[0:n] into y, each value rounded to y's type: x and
+// y hold float32 values, or binary16 ones with x16 and y16
+// (compute.HalfStore.Convert).
+__global__ void pk_convert(const void* x, int x16, void* y, int y16, long long n) {
+    GRID_STRIDE(i, n) st(y, i, ld(x, i, x16), y16);
 }
 
 // pk_copy_channels copies, for each of n samples, channels [src_off,
@@ -77,8 +103,9 @@ __device__ long long pixel(long long s, int c, int ih, int iw, int C, int H, int
 // pk_im2col writes the patches of ns samples as columns:
 // col[k, s·P + p] = x[s, c, y·SH − PT + kh·DH, x·SW − PL + kw·DW] for
 // k = (c, kh, kw) and output position p = (y, x), zero in the padding; x
-// is NCHW, or NHWC with last (the columns are the same).
-__global__ void pk_im2col(const float* x, float* col, int C, int H, int W, int KH, int KW, int SH, int SW, int PT,
+// is NCHW, or NHWC with last (the columns are the same), of binary16
+// values with x16 (the columns are float32).
+__global__ void pk_im2col(const void* x, int x16, float* col, int C, int H, int W, int KH, int KW, int SH, int SW, int PT,
                           int PL, int DH, int DW, int OH, int OW, long long ns, int last) {
     long long P = (long long)OH * OW, cols = ns * P, K = (long long)C * KH * KW;
     GRID_STRIDE(i, K * cols) {
@@ -88,7 +115,7 @@ __global__ void pk_im2col(const float* x, float* col, int C, int H, int W, int K
         int oy = p / OW, ox = p % OW;
         int ih = oy * SH - PT + kh * DH, iw = ox * SW - PL + kw * DW;
         float v = 0;
-        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[pixel(s, c, ih, iw, C, H, W, last)];
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = ld(x, pixel(s, c, ih, iw, C, H, W, last), x16);
         col[i] = v;
     }
 }
@@ -129,9 +156,10 @@ __global__ void pk_col2im(const float* dcol, float* dx, int C, int H, int W, int
 }
 
 // pk_ocp_to_nchw turns a GEMM result [O, ns·P] into NCHW [ns, O, P], or
-// with last NHWC [ns, P, O], adding bias[o] when bias is not null.
-__global__ void pk_ocp_to_nchw(const float* src, float* dst, const float* bias, int O, long long ns, long long P,
-                               int last) {
+// with last NHWC [ns, P, O], adding bias[o] when bias is not null; dst
+// receives binary16 values with dst16.
+__global__ void pk_ocp_to_nchw(const float* src, void* dst, int dst16, const float* bias, int O, long long ns,
+                               long long P, int last) {
     GRID_STRIDE(i, (long long)O * ns * P) {
         long long p, o, s = i / (P * O);
         if (last) {
@@ -141,7 +169,7 @@ __global__ void pk_ocp_to_nchw(const float* src, float* dst, const float* bias, 
         }
         float v = src[o * ns * P + s * P + p];
         if (bias) v = __fadd_rn(v, bias[o]);
-        dst[i] = v;
+        st(dst, i, v, dst16);
     }
 }
 
@@ -424,18 +452,19 @@ __global__ void pk_softmax_backward(const float* y, const float* dy, float* dx, 
 
 // pk_bn_stats writes the mean and biased variance of channel c of group g
 // (x is [groups·n, C, hw]) into mean[g·C + c] and var[g·C + c]: block
-// g·C + c, sums in double, two passes. Calls __syncthreads().
-__global__ void pk_bn_stats(const float* x, float* mean, float* var, long long n, int C, long long hw) {
+// g·C + c, sums in double, two passes; x holds binary16 values with x16.
+// Calls __syncthreads().
+__global__ void pk_bn_stats(const void* x, int x16, float* mean, float* var, long long n, int C, long long hw) {
     __shared__ double shared[REDUCE_THREADS];
     int g = blockIdx.x / C, c = blockIdx.x % C;
     unsigned m = (unsigned)(n * hw), h = (unsigned)hw;
-    const float* xg = x + (long long)g * n * C * hw;
+    long long xg = (long long)g * n * C * hw;
     double s = 0;
-    for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += xg[((long long)(e / h) * C + c) * hw + e % h];
+    for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += ld(x, xg + ((long long)(e / h) * C + c) * hw + e % h, x16);
     double mu = block_sum(s, shared) / (double)m;
     double q = 0;
     for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) {
-        double d = xg[((long long)(e / h) * C + c) * hw + e % h] - mu;
+        double d = ld(x, xg + ((long long)(e / h) * C + c) * hw + e % h, x16) - mu;
         q += d * d;
     }
     q = block_sum(q, shared);
@@ -572,11 +601,11 @@ __global__ void pk_bn_backward_dx(const float* x, const float* dy, float* dx, co
 // if_current is an IF neuron's input current at step t: in[t, j] (in[j]
 // when constant), mapped by the fused BatchNorm's scale and shift (rows
 // g = t with per_step, else 0) when shift is not null (without scale: a
-// bias, u + shift). pk_if, pk_if_pool and pk_if_record read their
-// currents through it.
-__device__ float if_current(const float* in, int constant, const float* scale, const float* shift,
+// bias, u + shift); in holds binary16 values with in16. pk_if, pk_if_pool
+// and pk_if_record read their currents through it.
+__device__ float if_current(const void* in, int in16, int constant, const float* scale, const float* shift,
                             int per_step, int C, int c, int t, long long N, long long j) {
-    float u = constant ? in[j] : in[(long long)t * N + j];
+    float u = ld(in, constant ? j : (long long)t * N + j, in16);
     if (shift) {
         int g = per_step ? t * C + c : c;
         if (scale) u = __fmul_rn(u, scale[g]);
@@ -590,22 +619,23 @@ __device__ float if_current(const float* in, int constant, const float* scale, c
 // (rows g = t with per_step, else 0; channel c = (j / hw) mod C) when shift
 // is not null (if_current); v += u; spike when v >= vth, then v = vreset. counts[j], if
 // not null, adds the neuron's spikes. With start, v starts at vreset and
-// counts at 0, unread.
-__global__ void pk_if(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
-                      long long hw, float* v, float* spikes, float* counts, long long N, int steps, float vth,
-                      float vreset, int start) {
+// counts at 0, unread. in16 and out16 say that in and spikes hold binary16
+// values (compute.F16).
+__global__ void pk_if(const void* in, int in16, int constant, const float* scale, const float* shift, int per_step,
+                      int C, long long hw, float* v, void* spikes, int out16, float* counts, long long N, int steps,
+                      float vth, float vreset, int start) {
     GRID_STRIDE(j, N) {
         float p = start ? vreset : v[j], fired = 0;
         int c = shift ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
-            float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, j);
+            float u = if_current(in, in16, constant, scale, shift, per_step, C, c, t, N, j);
             p = __fadd_rn(p, u);
             float s = 0;
             if (p >= vth) {
                 s = 1;
                 p = vreset;
             }
-            spikes[(long long)t * N + j] = s;
+            st(spikes, (long long)t * N + j, s, out16);
             fired += s;
         }
         v[j] = p;
@@ -620,8 +650,9 @@ __global__ void pk_if(const float* in, int constant, const float* scale, const f
 // pooled spikes are pk_maxpool's of pk_if's. KH·KW ≤ 16. The neurons are
 // PC channels of H×W a sample, NCHW or with last NHWC (spikes, potentials
 // and counts alike); C is the shift's channels (PC where shift is set).
-__global__ void pk_if_pool(const float* in, int constant, const float* scale, const float* shift, int per_step, int C,
-                           float* v, float* y, float* counts, long long N, int steps, float vth, float vreset, int H,
+// in16 and out16 as for pk_if.
+__global__ void pk_if_pool(const void* in, int in16, int constant, const float* scale, const float* shift,
+                           int per_step, int C, float* v, void* y, int out16, float* counts, long long N, int steps, float vth, float vreset, int H,
                            int W, int KH, int KW, int start, int PC, int last) {
     int OH = H / KH, OW = W / KW, K = KH * KW;
     long long hw = (long long)H * W, windows = N / K;
@@ -656,7 +687,7 @@ __global__ void pk_if_pool(const float* in, int constant, const float* scale, co
         for (int t = 0; t < steps; t++) {
             float any = 0;
             for (int e = 0; e < K; e++) {
-                float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, js[e]);
+                float u = if_current(in, in16, constant, scale, shift, per_step, C, c, t, N, js[e]);
                 p[e] = __fadd_rn(p[e], u);
                 if (p[e] >= vth) {
                     fired[e] += 1;
@@ -664,7 +695,7 @@ __global__ void pk_if_pool(const float* in, int constant, const float* scale, co
                     any = 1;
                 }
             }
-            y[(long long)t * windows + w] = any;
+            st(y, (long long)t * windows + w, any, out16);
         }
         for (int e = 0; e < K; e++) {
             v[js[e]] = p[e];
@@ -750,7 +781,7 @@ __global__ void pk_if_record(const float* in, int constant, const float* scale, 
         float p = v[j], fired = 0;
         int c = shift ? (int)((j / hw) % C) : 0;
         for (int t = 0; t < steps; t++) {
-            float u = if_current(in, constant, scale, shift, per_step, C, c, t, N, j);
+            float u = if_current(in, 0, constant, scale, shift, per_step, C, c, t, N, j);
             p = __fadd_rn(p, u);
             h[(long long)t * N + j] = p;
             float s = 0;

@@ -154,6 +154,8 @@ func f32(n int64) int64 { return 4 * n }
 
 func (q *queue) op(op program.Op) error {
 	switch o := op.(type) {
+	case *program.Convert:
+		q.kernel("pk_convert", q.values(o.Dst), q.bytes(o.Src), q.bytes(o.Dst))
 	case *program.Copy:
 		q.kernel("copy", q.values(o.Dst), q.bytes(o.Src), q.bytes(o.Dst))
 	case *program.Fill:
@@ -317,16 +319,21 @@ func (q *queue) convForward(o *program.Conv2d) {
 	if o.Bias != program.None {
 		bias = q.bytes(o.Bias)
 	}
+	e := g.Elem.Bytes()
+	if g.Elem == compute.F16 { // the weight's float32 copy for the GEMMs
+		w := int64(g.O) * int64(g.GroupPatch())
+		q.kernel("pk_convert", w, e*w, f32(w))
+	}
 	q.weightNCHW(g)
 	ns := convChunk(g, n, q.opt.im2colWorkspace())
 	for s0 := 0; s0 < n; s0 += ns {
 		cs := min(ns, n-s0)
 		cols := int64(cs) * P
-		q.kernel("pk_im2col", K*cols, f32(K*cols), f32(K*cols))
+		q.kernel("pk_im2col", K*cols, e*K*cols, f32(K*cols))
 		for _, gr := range groupsOf(g, cs*int(P)) {
 			q.gemm(gr.o, cs*int(P), gr.k)
 		}
-		q.kernel("pk_ocp_to_nchw", O*cols, f32(O*cols)+bias, f32(O*cols))
+		q.kernel("pk_ocp_to_nchw", O*cols, f32(O*cols)+bias, e*O*cols)
 	}
 }
 

@@ -31,6 +31,10 @@ import (
 // (false on a nil receiver).
 func (be *Backend) ChannelsLast() bool { return be != nil && be.opt.ChannelsLast }
 
+// HalfSpikes implements lower.HalfPreferrer: Options.HalfSpikes (false on
+// a nil receiver).
+func (be *Backend) HalfSpikes() bool { return be != nil && be.opt.HalfSpikes }
+
 // Transpose implements compute.Backend.
 func (be *Backend) Transpose(n, rows, cols int, x, y compute.Buffer) {
 	be.transpose(int64(n), rows, cols, ptr(x), ptr(y), false)
@@ -42,7 +46,7 @@ func (be *Backend) transpose(n int64, rows, cols int, x, y devptr, add bool) {
 	m := int64(rows) * int64(cols)
 	t := rw(n*m, n*m)
 	if add {
-		t.read += n * m
+		t.read += 4 * n * m
 	}
 	tiles := n * int64((rows+tile-1)/tile) * int64((cols+tile-1)/tile)
 	be.launchBlocks("pk_transpose", int(min(tiles, maxBlocks)), t, x, y, n, int32(rows), int32(cols), b2i(add))

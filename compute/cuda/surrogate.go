@@ -21,15 +21,15 @@ func (be *Backend) IFRecord(a compute.IFArgs, h compute.Buffer) {
 	n, steps := int64(a.N), int64(a.Steps)
 	t := rw(steps*n+n, 2*steps*n+n) // input per step and potentials in; spikes and potentials per step, and potentials out
 	if a.Constant {
-		t.read -= (steps - 1) * n
+		t.read -= 4 * (steps - 1) * n
 	}
 	if a.Counts != nil {
-		t.read, t.written = t.read+n, t.written+n
+		t.read, t.written = t.read+4*n, t.written+4*n
 	}
 	if a.Shift != nil {
-		t.read += int64(max(a.C, 1))
+		t.read += 4 * int64(max(a.C, 1))
 		if a.Scale != nil {
-			t.read += int64(max(a.C, 1))
+			t.read += 4 * int64(max(a.C, 1))
 		}
 	}
 	be.launch1d("pk_if_record", n, t, ptr(a.In), b2i(a.Constant), ptr(a.Scale), ptr(a.Shift), b2i(a.PerStep), c, hw,
@@ -42,10 +42,10 @@ func (be *Backend) IFSurrogateGrad(a compute.IFGradArgs) {
 	n, steps := int64(a.N), int64(a.Steps)
 	t := rw(2*steps*n, steps*n) // potentials and spike gradients per step in; input gradients per step out
 	if a.ConstantGrad {
-		t.read -= (steps - 1) * n
+		t.read -= 4 * (steps - 1) * n
 	}
 	if a.ConstantInput {
-		t.written = n
+		t.written = 4 * n
 	}
 	be.launch1d("pk_if_surrogate_grad", n, t, ptr(a.H), ptr(a.DS), b2i(a.ConstantGrad), ptr(a.DU), b2i(a.ConstantInput),
 		n, int32(a.Steps), a.Threshold, a.Reset, a.Alpha, b2i(a.DetachReset))

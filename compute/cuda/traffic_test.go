@@ -19,17 +19,22 @@ import (
 // §5): what each kernel must read and write, in values, and the launches
 // it needs, outside the libraries; and the libraries' calls with their
 // arithmetic, on a GPU with cuDNN. Rows: B in the ANN and the static input
-// layer, T·B after it. A per-channel vector counts like any value.
+// layer, T·B after it. A per-channel vector counts like any value. Values
+// are float32 (4 bytes) unless said.
 type budget struct {
-	launches, values int64
+	launches, bytes  int64
 	gemms, gemmFLOPs int64            // cuBLAS
 	dnn              map[string]int64 // cuDNN calls by direction
 	dnnFLOPs         int64
 }
 
-func (b *budget) add(launches int, values int64) {
+// add counts launches moving float32 values.
+func (b *budget) add(launches int, values int64) { b.addBytes(launches, 4*values) }
+
+// addBytes counts launches moving bytes.
+func (b *budget) addBytes(launches int, bytes int64) {
 	b.launches += int64(launches)
-	b.values += values
+	b.bytes += bytes
 }
 
 // stepBudget walks the paper's network: the ANN's forward and backward
@@ -42,8 +47,13 @@ func (b *budget) add(launches int, values int64) {
 // added where the layouts meet — a convolution's weight of more than one
 // input channel and tap to [O, KH, KW, C] before the forward pass and its
 // gradient back after the backward pass, and the flattened values before
-// the first linear layer (ANN and SNN) and their gradient after it.
-func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64, last bool) budget {
+// the first linear layer (ANN and SNN) and their gradient after it. With
+// half (lower's halfSpikes), the SNN's convolutions over spikes read
+// binary16 spikes and a binary16 copy of their weight (converted once a
+// step) and write binary16 currents: the IF layers writing those spikes
+// and reading those currents, and the statistics of the currents, move 2
+// bytes a value there.
+func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64, last, half bool) budget {
 	b := budget{dnn: map[string]int64{}}
 	shapes, err := ann.Shapes()
 	if err != nil {
@@ -130,6 +140,33 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			pooledIF[nd.Inputs[0]] = true
 		}
 	}
+	// spikesOf: the node whose output node j reads, the IF layer for
+	// max-pooled spikes
+	spikesOf := func(j int) int {
+		if src := nodes[j].Inputs[0]; nodes[src].Kind() == "MaxPool2d" && pooledIF[nodes[src].Inputs[0]] {
+			return nodes[src].Inputs[0]
+		}
+		return nodes[j].Inputs[0]
+	}
+	// halfConv: with half, the SNN's convolutions over spikes read by a
+	// BatchNorm; halfSpikes: the IF layers writing those spikes
+	halfConv, halfSpikes := map[int]bool{}, map[int]bool{}
+	for i, nd := range nodes {
+		if !half || i < snn.Static || nd.Kind() != "Conv2d" || !nodes[spikesOf(i)].IF {
+			continue
+		}
+		for _, r := range nodes {
+			if r.Kind() == "BatchNorm2d" && r.Inputs[0] == i {
+				halfConv[i], halfSpikes[spikesOf(i)] = true, true
+			}
+		}
+	}
+	size := func(binary16 bool) int64 { // bytes of a value
+		if binary16 {
+			return 2
+		}
+		return 4
+	}
 	for i, nd := range nodes {
 		shape := shapeOf(t, ann, shapes, i)
 		n := int64(nn.Numel(shape))
@@ -140,32 +177,38 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 		switch {
 		case nd.IF:
 			src := nd.Inputs[0]
-			read := rows * n // one input per step
-			if src < snn.Static {
-				read = B * n // the static layer's output, once
+			var read int64
+			switch {
+			case src < snn.Static:
+				read = 4 * B * n // the static layer's output, once
+			case nodes[src].Kind() == "BatchNorm2d":
+				read = rows * n * size(halfConv[nodes[src].Inputs[0]]) // one current per step
+			default:
+				read = 4 * rows * n
 			}
 			if src >= 0 && nodes[src].Kind() == "BatchNorm2d" && src < snn.Static {
 				// the static layer's BatchNorm applied by the constant-input
 				// IF kernel: its scale and shift
-				read += 2 * int64(shape[0])
+				read += 4 * 2 * int64(shape[0])
 			}
 			if src >= 0 && nodes[src].Kind() == "BatchNorm2d" && src >= snn.Static {
-				// fused: per-step statistics (T rows of C), the running update
-				// step by step, per-step scale and shift, which the IF kernel
-				// reads
+				// fused: per-step statistics (T rows of C) of the currents,
+				// the running update step by step, per-step scale and shift,
+				// which the IF kernel reads
 				c := int64(shape[0])
-				b.add(3, (rows*n+2*T*c)+(2*T*c+2*c+2*c)+(2*c+2*T*c+2*T*c))
-				read += 2 * T * c
+				b.addBytes(1, read+4*2*T*c)
+				b.add(2, (2*T*c+2*c+2*c)+(2*c+2*T*c+2*T*c))
+				read += 4 * 2 * T * c
 			}
-			spikes := rows * n
+			spikes := rows * n * size(halfSpikes[i])
 			if pooledIF[i] {
 				spikes /= 4 // the max-pooled spikes, 2×2
 			}
 			// input, potentials out (they start at v_reset, unread: one
 			// chunk of all T steps), spikes
-			b.add(1, read+B*n+spikes)
+			b.addBytes(1, read+4*B*n+spikes)
 			if i == len(nodes)-1 {
-				b.values += B * n // counts out (they start at 0, unread)
+				b.bytes += 4 * B * n // counts out (they start at 0, unread)
 			}
 		case nd.Kind() == "BatchNorm2d":
 			if i < snn.Static {
@@ -180,6 +223,9 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 				b.add(1, rows*(int64(nn.Numel(shapeOf(t, ann, shapes, nd.Inputs[0])))+n))
 			}
 		case nd.Kind() == "Conv2d":
+			if halfConv[i] { // the weight's binary16 copy
+				b.addBytes(1, (4+2)*weights(nd.Layer))
+			}
 			conv(compute.CallConvForward, rows, nd.Layer, n, int64(shape[0]))
 		case nd.Kind() == "Linear":
 			gemm(rows, nd.Layer)
@@ -249,14 +295,14 @@ func TestTrafficBudget(t *testing.T) {
 	}
 	c := be.Traffic()
 	launches, bytes := c.Glue(cuda.ConvKernels) // on a GPU, cuDNN's work
-	want := stepBudget(t, ann, snn, B, T, false)
+	want := stepBudget(t, ann, snn, B, T, false, false)
 	t.Logf("one proxy step: %d launches and %.1f MB around the libraries (budget %d and %.1f MB); %d GEMMs, %.0f GFLOP",
-		launches, float64(bytes)/1e6, want.launches, float64(4*want.values)/1e6, c.Calls["cublas gemm"], float64(c.GemmFLOPs)/1e9)
+		launches, float64(bytes)/1e6, want.launches, float64(want.bytes)/1e6, c.Calls["cublas gemm"], float64(c.GemmFLOPs)/1e9)
 	if launches > want.launches {
 		t.Errorf("%d launches, the design's budget is %d: %v", launches, want.launches, c.Launches)
 	}
-	if bytes > 4*want.values {
-		t.Errorf("%.1f MB around the libraries, the design's budget is %.1f MB", float64(bytes)/1e6, float64(4*want.values)/1e6)
+	if bytes > want.bytes {
+		t.Errorf("%.1f MB around the libraries, the design's budget is %.1f MB", float64(bytes)/1e6, float64(want.bytes)/1e6)
 	}
 }
 
@@ -439,7 +485,7 @@ func plannedStep(t *testing.T, ann *nn.Network, snn *spiking.Network, B int, opt
 	t.Helper()
 	body, _ := ann.Body()
 	step, update, err := lower.StepPrograms(body, snn.Lowering(), lower.SNNOptions{Options: lower.Options{Capacity: B, BatchStats: true,
-		ChannelsLast: opt.ChannelsLast}, Steps: snn.Config.Timesteps})
+		ChannelsLast: opt.ChannelsLast, HalfSpikes: opt.HalfSpikes}, Steps: snn.Config.Timesteps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,27 +510,29 @@ func plannedStep(t *testing.T, ann *nn.Network, snn *spiking.Network, B int, opt
 // and their bytes, cuBLAS GEMMs and their FLOPs, cuDNN calls by direction
 // and their FLOPs. Legs 1 and 2 also agree launch by launch. The step is
 // held in NCHW and channels-last (Options.ChannelsLast: every cuDNN call's
-// tensors NHWC, the transposes the layouts' meeting points need).
+// tensors NHWC, the transposes the layouts' meeting points need), each
+// with and without 16-bit spikes (Options.HalfSpikes).
 func TestThreeLegs(t *testing.T) {
 	const B, T = 100, 15
 	ann, snn := paper(t, T)
-	for _, last := range []bool{false, true} {
-		opt := cuda.Options{DryRunCuDNN: true, WorkspaceBytes: 512 << 20, ChannelsLast: last}
+	for _, mode := range []struct{ last, half bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		last := mode.last
+		opt := cuda.Options{DryRunCuDNN: true, WorkspaceBytes: 512 << 20, ChannelsLast: last, HalfSpikes: mode.half}
 		log, count := countedStep(t, dry(t, opt), ann, snn, B)
-		planned := plannedStep(t, ann, snn, B, cuda.Options{ChannelsLast: last}) // a GPU's
-		want := stepBudget(t, ann, snn, B, T, last)
+		planned := plannedStep(t, ann, snn, B, cuda.Options{ChannelsLast: last, HalfSpikes: mode.half}) // a GPU's
+		want := stepBudget(t, ann, snn, B, T, last, mode.half)
 		legs := map[string]counters{
 			"leg 1 (the program)":       countersOf(compute.TrafficOf(planned), planned),
 			"leg 2 (the device counts)": countersOf(count, log),
-			"leg 3 (the arithmetic)": {Launches: want.launches, Bytes: 4 * want.values, GEMMs: want.gemms, GEMMFLOPs: want.gemmFLOPs,
+			"leg 3 (the arithmetic)": {Launches: want.launches, Bytes: want.bytes, GEMMs: want.gemms, GEMMFLOPs: want.gemmFLOPs,
 				DNN: want.dnn, DNNFLOPs: want.dnnFLOPs},
 		}
 		ref := legs["leg 3 (the arithmetic)"]
-		t.Logf("one proxy step, channels-last %v: %d launches moving %d bytes around the libraries; %d GEMMs, %d FLOPs; cuDNN %v, %d FLOPs",
-			last, ref.Launches, ref.Bytes, ref.GEMMs, ref.GEMMFLOPs, ref.DNN, ref.DNNFLOPs)
+		t.Logf("one proxy step, channels-last %v, 16-bit spikes %v: %d launches moving %d bytes around the libraries; %d GEMMs, %d FLOPs; cuDNN %v, %d FLOPs",
+			last, mode.half, ref.Launches, ref.Bytes, ref.GEMMs, ref.GEMMFLOPs, ref.DNN, ref.DNNFLOPs)
 		for name, c := range legs {
 			if !reflect.DeepEqual(c, ref) {
-				t.Errorf("channels-last %v: %s counts %+v, the arithmetic %+v", last, name, c, ref)
+				t.Errorf("channels-last %v, 16-bit spikes %v: %s counts %+v, the arithmetic %+v", last, mode.half, name, c, ref)
 			}
 		}
 		layout := compute.NCHW
@@ -496,7 +544,7 @@ func TestThreeLegs(t *testing.T) {
 				t.Errorf("channels-last %v: a cuDNN call handed %s tensors: %+v", last, l.Layout, l)
 			}
 		}
-		sameLaunches(t, fmt.Sprintf("training step, TF32, cuDNN, channels-last %v", last), planned, log)
+		sameLaunches(t, fmt.Sprintf("training step, TF32, cuDNN, channels-last %v, 16-bit spikes %v", last, mode.half), planned, log)
 	}
 }
 
@@ -534,6 +582,8 @@ var launchConfigs = []struct {
 	{"TF32, im2col", cuda.Options{DryRunCuDNN: true, NoCuDNN: true}},
 	{"TF32, cuDNN, channels-last", cuda.Options{DryRunCuDNN: true, ChannelsLast: true}},
 	{"TF32, im2col, channels-last", cuda.Options{DryRunCuDNN: true, NoCuDNN: true, ChannelsLast: true}},
+	{"TF32, cuDNN, 16-bit spikes", cuda.Options{DryRunCuDNN: true, HalfSpikes: true}},
+	{"TF32, im2col, channels-last, 16-bit spikes", cuda.Options{DryRunCuDNN: true, NoCuDNN: true, ChannelsLast: true, HalfSpikes: true}},
 }
 
 // gpu is the options of the GPU whose launches the dry device counts as
@@ -571,7 +621,7 @@ func TestLaunchesInference(t *testing.T) {
 	body, _ := ann.Body()
 	x, _ := nn.NewTensor(N, 1, 28, 28)
 	for _, c := range launchConfigs {
-		sopt := lower.SNNOptions{Options: lower.Options{Capacity: N, ChannelsLast: c.opt.ChannelsLast}, Steps: T}
+		sopt := lower.SNNOptions{Options: lower.Options{Capacity: N, ChannelsLast: c.opt.ChannelsLast, HalfSpikes: c.opt.HalfSpikes}, Steps: T}
 		dev := c.opt
 		dev.WorkspaceBytes = 512 << 20
 		be := dry(t, dev)

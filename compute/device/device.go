@@ -27,6 +27,9 @@ type Options struct {
 	// ChannelsLast lays the values around convolutions out channels-last
 	// (cuda.Options.ChannelsLast).
 	ChannelsLast bool
+	// HalfSpikes stores the spikes and currents around the SNN's
+	// convolutions in 16 bits (cuda.Options.HalfSpikes).
+	HalfSpikes bool
 }
 
 // GPUs counts the GPUs the cuda device can use here.
@@ -63,7 +66,7 @@ func Open(name string, opt Options) (compute.Backend, error) {
 		return compute.NewCPU(), nil
 	case "cuda", "cuda-emu":
 		be, err := cuda.Open(cuda.Options{Emulate: name == "cuda-emu", StrictFP32: opt.StrictFP32, NoCuDNN: opt.NoCuDNN, Graphs: opt.Graphs,
-			Device: opt.GPU, ChannelsLast: opt.ChannelsLast})
+			Device: opt.GPU, ChannelsLast: opt.ChannelsLast, HalfSpikes: opt.HalfSpikes})
 		if err != nil {
 			return nil, err
 		}

@@ -456,3 +456,25 @@ func Transpose[T Real](n, rows, cols int, x []T) []T {
 	}
 	return y
 }
+
+// Half is x rounded to IEEE binary16 and back: to nearest, ties to even,
+// subnormals kept (a multiple of 2^-24 below 2^-14), ±Inf from 65520 on
+// (the first value past the largest finite one, 65504, that does not
+// round down to it); NaN and ±Inf stay. compute.F16 stores values so.
+func Half(x float32) float32 {
+	f := float64(x)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return x
+	}
+	a := math.Abs(f)
+	if a >= 65520 {
+		return float32(math.Copysign(math.Inf(1), f))
+	}
+	e := -14 // the binade's exponent: a in [2^e, 2^(e+1)), or subnormal
+	if a >= 0x1p-14 {
+		_, exp := math.Frexp(a)
+		e = exp - 1
+	}
+	q := math.Ldexp(1, e-10) // binary16's spacing there: 10 fraction bits
+	return float32(math.Copysign(math.RoundToEven(a/q)*q, f))
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/cuda"
 )
 
 // Entries of compute: the CPU backend refuses a kernel's hostile
@@ -226,6 +227,31 @@ func init() {
 		c.NoPanic("every layout and others", func() {
 			c.Check(compute.NHWC.Last() && !compute.NCHW.Last() && !compute.Layout("").Last() && !compute.Layout("NHWC").Last(),
 				"only %q is channels-last", compute.NHWC)
+		})
+	}
+	entries["compute.Elem.Bytes"] = func(c *C) {
+		c.NoPanic("every type and others", func() {
+			c.Check(compute.F32.Bytes() == 4 && compute.F16.Bytes() == 2 && compute.BF16.Bytes() == 2, "sizes of f32, f16, bf16")
+			compute.Elem(200).Bytes()
+		})
+	}
+	entries["compute.Elem.String"] = func(c *C) {
+		c.NoPanic("every type and others", func() {
+			c.Check(compute.F16.String() == "f16" && compute.Elem(200).String() == "f32", "names")
+		})
+	}
+	entries["compute.ElemOf"] = func(c *C) {
+		c.NoPanic("nil, a CPU buffer, the emulated device's in 16 bits", func() {
+			c.Check(compute.ElemOf(nil) == compute.F32, "nil is not float32")
+			b, _ := compute.NewCPU().Alloc(4)
+			c.Check(compute.ElemOf(b) == compute.F32, "a CPU buffer is not float32")
+			be, err := cuda.Open(cuda.Options{Emulate: true})
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			defer be.Close()
+			h, _ := be.Alloc(4)
+			c.Check(compute.ElemOf(be.AsElem(h, compute.F16)) == compute.F16, "a binary16 view is not f16")
 		})
 	}
 	entries["compute.Layout.String"] = func(c *C) {

@@ -102,6 +102,15 @@ func init() {
 		},
 		"BatchNormDivide": func(be *cuda.Backend, b func() compute.Buffer) { be.BatchNormDivide(6, 8, b(), b(), b()) },
 		"Transpose":       func(be *cuda.Backend, b func() compute.Buffer) { be.Transpose(3, 5, 7, b(), b()) },
+		"AsElem": func(be *cuda.Backend, b func() compute.Buffer) {
+			be.AsElem(b(), compute.F16)
+			be.AsElem(b(), compute.F32)
+		},
+		"Convert": func(be *cuda.Backend, b func() compute.Buffer) {
+			h := be.AsElem(b(), compute.F16).Slice(0, 1024)
+			be.Convert(b(), h)
+			be.Convert(h, b())
+		},
 		"BatchNormBackwardSums": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.BatchNormBackwardSums(2, 3, 4, compute.NHWC, 1e-5, b(), b(), b(), b(), b(), b(), b())
 		},

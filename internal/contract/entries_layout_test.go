@@ -367,6 +367,74 @@ func init() {
 			return nil
 		})
 	}
+	entries["lower.PrefersHalfSpikes"] = func(c *C) {
+		c.NoPanic("nil backends, a CPU, wrappers of none, a backend that wraps itself", func() {
+			c.Check(!lower.PrefersHalfSpikes(nil), "nil prefers 16-bit spikes")
+			c.Check(!lower.PrefersHalfSpikes(compute.NewCPU()), "the CPU prefers 16-bit spikes")
+			c.Check(!lower.PrefersHalfSpikes((*cuda.Backend)(nil)), "a nil CUDA backend prefers 16-bit spikes")
+			c.Check(!lower.PrefersHalfSpikes(&distributed.Backend{}), "a share of no backend prefers 16-bit spikes")
+			c.Check(!lower.PrefersHalfSpikes(&selfWrap{}), "a backend that wraps itself prefers 16-bit spikes")
+		})
+		c.Ok("the emulated device asked for 16-bit spikes, and a share of a batch on it", func() error {
+			be, err := cuda.Open(cuda.Options{Emulate: true, HalfSpikes: true})
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			c.Check(lower.PrefersHalfSpikes(be), "the emulated device asked for 16-bit spikes does not prefer them")
+			g, _ := group1(c)
+			share, err := g.Shard(be)
+			if err != nil {
+				return err
+			}
+			c.Check(lower.PrefersHalfSpikes(share), "a share of a batch on it does not prefer 16-bit spikes")
+			return nil
+		})
+	}
+	entries["lower.WithHalfSpikes"] = func(c *C) {
+		c.NoPanic("on and off, a nil Options", func() {
+			var o lower.Options
+			o.Apply([]lower.Setting{lower.WithHalfSpikes(true)})
+			c.Check(o.HalfSpikes, "not set")
+			o.Apply([]lower.Setting{lower.WithHalfSpikes(false)})
+			c.Check(!o.HalfSpikes, "not cleared")
+			(*lower.Options)(nil).Apply([]lower.Setting{lower.WithHalfSpikes(true)})
+		})
+		net, snn := tinyNet(c.t)
+		for _, train := range []bool{false, true} {
+			c.Ok("the tiny network planned with 16-bit spikes, for inference and training, channels-last too", func() error {
+				_, _, err := lower.Plan(net, snn.Lowering(), train, 2, 3, nil, lower.WithHalfSpikes(true), lower.WithChannelsLast(train))
+				return err
+			})
+		}
+		c.Ok("the tiny network planned with 16-bit spikes, training by surrogate (no time-step pass to rewrite)", func() error {
+			_, _, err := lower.Plan(net, snn.Lowering(), true, 2, 3, &lower.Surrogate{Alpha: 4}, lower.WithHalfSpikes(true))
+			return err
+		})
+	}
+	entries["compute/cuda.Backend.HalfSpikes"] = func(c *C) {
+		c.NoPanic("nil receiver, zero backend, the emulated device asked for 16-bit spikes", func() {
+			c.Check(!(*cuda.Backend)(nil).HalfSpikes() && !(&cuda.Backend{}).HalfSpikes(), "a nil or zero backend asks for 16-bit spikes")
+			be, err := cuda.Open(cuda.Options{Emulate: true, HalfSpikes: true})
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			defer be.Close()
+			c.Check(be.HalfSpikes(), "asked for 16-bit spikes, it does not ask for them")
+		})
+		c.Err("16-bit spikes with strict FP32", func() error {
+			_, err := cuda.Open(cuda.Options{Emulate: true, HalfSpikes: true, StrictFP32: true})
+			return err
+		})
+	}
+	entries["compute/refmath.Half"] = func(c *C) {
+		c.NoPanic("zero, ±Inf, NaN, the largest float32, a tie", func() {
+			inf := float32(math.Inf(1))
+			c.Check(refmath.Half(0) == 0 && refmath.Half(inf) == inf && refmath.Half(math.MaxFloat32) == inf, "0, Inf, MaxFloat32")
+			c.Check(refmath.Half(float32(math.NaN())) != refmath.Half(float32(math.NaN())), "NaN is not NaN")
+			c.Check(refmath.Half(1+0x1p-11) == 1 && refmath.Half(65519) == 65504, "ties to even, the largest finite value")
+		})
+	}
 	entries["lower.WithChannelsLast"] = func(c *C) {
 		c.NoPanic("on and off, a nil Options", func() {
 			var o lower.Options

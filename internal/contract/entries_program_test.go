@@ -30,6 +30,7 @@ func opCases() map[string]func() program.Op {
 		"Const":               func() program.Op { return &program.Const{Data: make([]float32, 1000)} },
 		"Conv2d":              func() program.Op { return &program.Conv2d{} },
 		"Conv2dGrad":          func() program.Op { return &program.Conv2dGrad{} },
+		"Convert":             func() program.Op { return &program.Convert{} },
 		"Copy":                func() program.Op { return &program.Copy{} },
 		"CopyChannels":        func() program.Op { return &program.CopyChannels{C: -1, HW: huge} },
 		"Clip":                func() program.Op { return &program.Clip{Ceiling: float32(math.NaN())} },
@@ -406,9 +407,15 @@ func init() {
 			c.Check((&program.Slot{Shape: []int{huge, huge}}).Numel() < 0, "2^124 values counted")
 		})
 	}
+	entries["program.Slot.Words"] = func(c *C) {
+		c.NoPanic("zero slot, hostile shapes and rows, 16-bit values", func() {
+			c.Check((&program.Slot{}).Words(0) == 0, "no rows take words")
+			c.Check((&program.Slot{Shape: []int{3}, Elem: program.F16}).Words(1) == 2, "3 binary16 values do not take 2 words")
+			c.Check((&program.Slot{Shape: []int{3}}).Words(-1) < 0, "-1 rows take words")
+			c.Check((&program.Slot{Shape: []int{huge, huge}, Elem: program.F16}).Words(huge) < 0, "2^186 values counted")
+		})
+	}
 	small := map[string]func(){
-		"Elem.Bytes":      func() { program.Elem(200).Bytes() },
-		"Elem.String":     func() { _ = program.Elem(200).String() },
 		"Rate.String":     func() { _ = program.Rate(200).String() },
 		"SlotKind.String": func() { _ = program.SlotKind(200).String() },
 		"PassKind.String": func() { _ = program.PassKind(200).String() },
