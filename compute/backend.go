@@ -113,7 +113,10 @@ type Backend interface {
 	MaxPool2dForward(g PoolGeom, n int, x, y Buffer)
 	// MaxPool2dBackward writes dx: each window's gradient goes to the first
 	// maximum of its window in x, as PyTorch routes it.
-	MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer)
+	// With relu, x is a ReLU's output and dx is then taken through that
+	// ReLU as ReLUBackward(x, dx, dx) would (0 where x ≤ 0): the ReLU's
+	// gradient fused into the pooling's.
+	MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer, relu bool)
 	// AvgPool2dForward writes each window's mean; with countPad the divisor
 	// counts padded positions (PyTorch's count_include_pad).
 	AvgPool2dForward(g PoolGeom, n int, countPad bool, x, y Buffer)

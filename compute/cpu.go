@@ -521,13 +521,17 @@ func (c *CPU) MaxPool2dForward(g PoolGeom, n int, x, y Buffer) {
 }
 
 // MaxPool2dBackward implements Backend.
-func (c *CPU) MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer) {
+func (c *CPU) MaxPool2dBackward(g PoolGeom, n int, x, dy, dx Buffer, relu bool) {
 	xs, dys, ok := c.pooled("MaxPool2dBackward", g, n, x, dy, "x", "dy")
 	if !ok {
 		return
 	}
 	if dxs, _, ok := c.pooled("MaxPool2dBackward", g, n, dx, dy, "dx", "dy"); ok {
 		c.pool(g, n, dxs, dys, xs, true, func(g PoolGeom, in, out, x2 []float32) { maxPool2dBackward(g, n, x2, out, in) })
+		if relu { // ReLUBackward(x, dx, dx)
+			ks := c.kernels()
+			elementwise(len(xs), func(lo, hi int) { ks.reluGrad(xs[lo:hi], dxs[lo:hi], dxs[lo:hi]) })
+		}
 	}
 }
 

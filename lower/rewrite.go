@@ -33,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF(), FuseReLU()}
+	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF(), FuseReLU(), FuseReLUGrad()}
 }
 
 // rewrite applies rules to every pass each is valid for, and the
@@ -412,6 +412,44 @@ func fuseReLU(p *program.Program, k int) int {
 		}
 		*bias = program.None
 		p.Remove(reader + 1)
+		places++
+	}
+	return places
+}
+
+// FuseReLUGrad is the rule that takes a ReLU's gradient inside the
+// max-pooling's backward pass that produces it, in the ANN's backward
+// pass: where the pooling's input is the ReLU's output and the pooling's
+// input gradient is read only by the ReLU's backward op, the pooling's
+// kernel writes the gradient through the ReLU (program.PoolGrad.ReLU: 0
+// where the ReLU's output is not positive, ReLUBackward's rule), which
+// it reads already to find each window's maximum. The gradient before
+// the ReLU is neither written nor read again.
+func FuseReLUGrad() Rule {
+	return Rule{Name: "fuse ReLU's gradient into max-pooling's", Why: "the max-pooling's backward kernel, which reads the ReLU's output anyway, writes the gradient through the ReLU: the gradient before it is neither written nor read again",
+		Passes: []program.PassKind{program.ANNBackward}, Apply: fuseReLUGrad}
+}
+
+func fuseReLUGrad(p *program.Program, k int) int {
+	if !applicable(p, k) {
+		return 0
+	}
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		pg, ok := p.Ops[i].(*program.PoolGrad)
+		if !ok || !pg.Max || pg.ReLU {
+			continue
+		}
+		reader, ok := soleReader(p, k, i, pg.DX)
+		if !ok {
+			continue
+		}
+		rg, ok := p.Ops[reader].(*program.ReLUGrad)
+		if !ok || rg.DY != pg.DX || p.Root(rg.Y) != p.Root(pg.X) || rg.Y != pg.X {
+			continue
+		}
+		pg.DX, pg.ReLU = rg.DX, true
+		p.Remove(reader)
 		places++
 	}
 	return places

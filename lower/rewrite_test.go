@@ -158,6 +158,43 @@ func TestFuseReLU(t *testing.T) {
 	}
 }
 
+// TestFuseReLUGrad: the ANN's backward pass with FuseReLUGrad alone gives
+// the plain program's gradients bit for bit on every backend, in both
+// BatchNorm modes, where the max-pooling's backward pass takes the
+// gradient through the ReLU before it (smallNet's r1 and pool).
+func TestFuseReLUGrad(t *testing.T) {
+	for _, bn := range []bool{true, false} {
+		for name, be := range backends(t) {
+			for _, batchStats := range []bool{false, true} {
+				net := smallNet(bn, bn)
+				rules := []lower.Rule{lower.FuseReLUGrad()}
+				l, err := lower.ANN(net, lower.Options{Capacity: 3, BatchStats: batchStats, Backward: true, Rules: rules})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(l.Rewrites) != 1 || l.Rewrites[0].Places != 1 {
+					t.Fatalf("bn=%v: rewrites %v, want FuseReLUGrad in 1 place", bn, l.Rewrites)
+				}
+				x := input(net, 3, 1)
+				plain := runLowered(t, be, net, x, batchStats, lower.Options{NoRewrites: true})
+				fused := runLowered(t, be, net, x, batchStats, lower.Options{Rules: rules})
+				zeros := 0
+				for _, g := range plain.grads {
+					if g == 0 {
+						zeros++
+					}
+				}
+				if zeros == len(plain.grads) {
+					t.Fatalf("bn=%v: every gradient is 0: equal gradients would prove nothing", bn)
+				}
+				if d := differ(plain.grads, fused.grads); d > 0 {
+					t.Errorf("%s bn=%v batchStats=%v: %d of %d gradients differ", name, bn, batchStats, d, len(plain.grads))
+				}
+			}
+		}
+	}
+}
+
 // TestFoldBatchNorm: the folded network (what the exporters write)
 // computes the unfolded one's ANN outputs within float rounding, and the
 // rule is refused where BatchNorm uses batch statistics.

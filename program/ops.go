@@ -384,11 +384,14 @@ func (o *Pool) Run(m *Machine) {
 	}
 }
 
-// PoolGrad is pooling's backward pass (max pooling reads X).
+// PoolGrad is pooling's backward pass (max pooling reads X). With ReLU
+// (max pooling), X is a ReLU's output and DX the gradient through that
+// ReLU too (FuseReLUGrad).
 type PoolGrad struct {
 	G         compute.PoolGeom
 	Max       bool
 	CountPad  bool
+	ReLU      bool
 	Rate      Rate
 	X, DY, DX Ref
 }
@@ -410,7 +413,7 @@ func (o *PoolGrad) Detail() string { return poolDetail(o.G) }
 // Run implements Op.
 func (o *PoolGrad) Run(m *Machine) {
 	if o.Max {
-		m.be.MaxPool2dBackward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX))
+		m.be.MaxPool2dBackward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX), o.ReLU)
 	} else {
 		m.be.AvgPool2dBackward(o.G, m.Rows(o.Rate), o.CountPad, m.Buf(o.DY), m.Buf(o.DX))
 	}

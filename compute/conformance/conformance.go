@@ -361,7 +361,7 @@ func (s *suite) fixture(c kernelCase) {
 		y, dx := s.out(len(c.Y.Data)), s.out(len(c.X.Data))
 		if c.Op == "maxpool" {
 			be.MaxPool2dForward(g, c.X.Shape[0], x, y)
-			be.MaxPool2dBackward(g, c.X.Shape[0], x, dy, dx)
+			be.MaxPool2dBackward(g, c.X.Shape[0], x, dy, dx, false)
 		} else {
 			be.AvgPool2dForward(g, c.X.Shape[0], c.CountIncludePad, x, y)
 			be.AvgPool2dBackward(g, c.X.Shape[0], c.CountIncludePad, dy, dx)

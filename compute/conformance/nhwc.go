@@ -116,7 +116,7 @@ func (s *suite) poolingLast(t *testing.T) {
 			x, dy, y, dx := ss.up(last(n, g.C, hw, xh)), ss.up(last(n, g.C, p, dyh)), ss.out(len(dyh)), ss.out(len(xh))
 			what := fmt.Sprintf("case %d spikes=%v", i, spiking)
 			s.be.MaxPool2dForward(lg, n, x, y)
-			s.be.MaxPool2dBackward(lg, n, x, dy, dx)
+			s.be.MaxPool2dBackward(lg, n, x, dy, dx, false)
 			ry, arg := refmath.MaxPool(g, n, xh)
 			rdx := make([]float64, len(xh))
 			for o, a := range arg {

@@ -235,7 +235,7 @@ func (s *suite) pooling(t *testing.T) {
 			x, dy, y, dx := s.up(xh), s.up(dyh), s.out(ny), s.out(nx)
 			what := fmt.Sprintf("case %d spikes=%v", i, spiking)
 			s.be.MaxPool2dForward(g, n, x, y)
-			s.be.MaxPool2dBackward(g, n, x, dy, dx)
+			s.be.MaxPool2dBackward(g, n, x, dy, dx, false)
 			ry, arg := refmath.MaxPool(g, n, xh)
 			rdx := make([]float64, nx)
 			for o, a := range arg {
@@ -245,6 +245,15 @@ func (s *suite) pooling(t *testing.T) {
 			}
 			s.check("max forward "+what, s.down(y), ry, 0)
 			s.check("max backward "+what, s.down(dx), rdx, 1e-6)
+			// through the ReLU whose output x is (x ≤ 0 where it is not
+			// positive; a spike's 0 too): 0 wherever x is not positive
+			s.be.MaxPool2dBackward(g, n, x, dy, dx, true)
+			for j, v := range xh {
+				if !(v > 0) {
+					rdx[j] = 0
+				}
+			}
+			s.check("max backward through a ReLU "+what, s.down(dx), rdx, 1e-6)
 			for _, countPad := range []bool{false, true} {
 				s.be.AvgPool2dForward(g, n, countPad, x, y)
 				s.be.AvgPool2dBackward(g, n, countPad, dy, dx)

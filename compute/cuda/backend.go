@@ -1032,10 +1032,11 @@ func (be *Backend) MaxPool2dForward(g compute.PoolGeom, n int, x, y compute.Buff
 }
 
 // MaxPool2dBackward implements compute.Backend.
-func (be *Backend) MaxPool2dBackward(g compute.PoolGeom, n int, x, dy, dx compute.Buffer) {
+func (be *Backend) MaxPool2dBackward(g compute.PoolGeom, n int, x, dy, dx compute.Buffer, relu bool) {
 	planes := int64(n * g.C)
 	be.launch1d("pk_maxpool_backward", planes*int64(g.H*g.W), rw(planes*int64(g.H*g.W+g.OutH()*g.OutW()), planes*int64(g.H*g.W)), ptr(x), ptr(dy), ptr(dx), planes, int32(g.H), int32(g.W),
-		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()), int32(g.C), b2i(g.Layout.Last()))
+		int32(g.KH), int32(g.KW), int32(g.SH), int32(g.SW), int32(g.PT), int32(g.PL), int32(g.OutH()), int32(g.OutW()), int32(g.C), b2i(g.Layout.Last()),
+		b2i(relu))
 }
 
 // AvgPool2dForward implements compute.Backend.

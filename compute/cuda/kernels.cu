@@ -310,9 +310,10 @@ __global__ void pk_maxpool(const float* x, float* y, long long planes, int H, in
 
 // pk_maxpool_backward writes dx for each input pixel: the sum of the
 // gradients of the windows whose first maximum it is (gathered, no
-// atomics); NCHW, or NHWC with last.
+// atomics); NCHW, or NHWC with last. With relu, x is a ReLU's output and
+// the sum goes through that ReLU (pk_relu_backward's rule: 0 unless x > 0).
 __global__ void pk_maxpool_backward(const float* x, const float* dy, float* dx, long long planes, int H, int W, int KH,
-                                    int KW, int SH, int SW, int PT, int PL, int OH, int OW, int C, int last) {
+                                    int KW, int SH, int SW, int PT, int PL, int OH, int OW, int C, int last, int relu) {
     GRID_STRIDE(i, planes * H * W) {
         int iw, ih, stride;
         long long base = plane_at(i, C, H, W, H, W, last, &ih, &iw, &stride);
@@ -331,6 +332,7 @@ __global__ void pk_maxpool_backward(const float* x, const float* dy, float* dx, 
                     acc = __fadd_rn(acc, dy[dbase + (long long)(oy * OW + ox) * stride]);
             }
         }
+        if (relu && !(x[i] > 0)) acc = 0;
         dx[i] = acc;
     }
 }

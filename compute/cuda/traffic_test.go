@@ -101,7 +101,9 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			if i == 0 || nn.KindOf(ann.Layers[i-1]) != "BatchNorm2d" { // else the BatchNorm's map writes the ReLU (FuseReLU)
 				b.add(1, 2*B*in(i))
 			}
-			b.add(1, 3*B*in(i))
+			if i+1 == len(ann.Layers) || nn.KindOf(ann.Layers[i+1]) != "MaxPool2d" { // else the pooling's gradient goes through it (FuseReLUGrad)
+				b.add(1, 3*B*in(i))
+			}
 		case "MaxPool2d":
 			b.add(1, B*(in(i)+out(i)))
 			if i > 0 {

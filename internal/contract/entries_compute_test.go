@@ -103,8 +103,8 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dForward(sidewaysPool, 1, b, b) },
 		},
 		"MaxPool2dBackward": {
-			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dBackward(pool, 1, b, x, nil) },
-			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dBackward(padded, 1, b, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dBackward(pool, 1, b, x, nil, true) },
+			func(c *compute.CPU, b, x compute.Buffer) { c.MaxPool2dBackward(padded, 1, b, b, b, false) },
 		},
 		"AvgPool2dForward": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.AvgPool2dForward(pool, -1, true, b, b) },

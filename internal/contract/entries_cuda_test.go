@@ -59,7 +59,7 @@ func init() {
 		"ChannelShuffle":        func(be *cuda.Backend, b func() compute.Buffer) { be.ChannelShuffle(2, 2, 4, 8, b(), b()) },
 		"ReLUBackward":          func(be *cuda.Backend, b func() compute.Buffer) { be.ReLUBackward(b(), b(), b()) },
 		"MaxPool2dForward":      func(be *cuda.Backend, b func() compute.Buffer) { be.MaxPool2dForward(pool, 2, b(), b()) },
-		"MaxPool2dBackward":     func(be *cuda.Backend, b func() compute.Buffer) { be.MaxPool2dBackward(pool, 2, b(), b(), b()) },
+		"MaxPool2dBackward":     func(be *cuda.Backend, b func() compute.Buffer) { be.MaxPool2dBackward(pool, 2, b(), b(), b(), true) },
 		"AvgPool2dForward":      func(be *cuda.Backend, b func() compute.Buffer) { be.AvgPool2dForward(pool, 2, true, b(), b()) },
 		"AvgPool2dBackward":     func(be *cuda.Backend, b func() compute.Buffer) { be.AvgPool2dBackward(pool, 2, false, b(), b()) },
 		"GlobalAvgPoolForward":  func(be *cuda.Backend, b func() compute.Buffer) { be.GlobalAvgPoolForward(3, 16, b(), b()) },
