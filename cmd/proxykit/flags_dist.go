@@ -19,12 +19,13 @@ type distFlags struct {
 	bucketMB int
 }
 
-func (f *distFlags) add(cmd *cobra.Command) {
-	fl := cmd.Flags()
+func addDistFlags(cmd *cobra.Command) *distFlags {
+	f, fl := &distFlags{}, cmd.Flags()
 	fl.StringVar(&f.launcher, "launcher", distributed.LauncherAuto, "data-parallel: auto (join the run that mpirun, torchrun or srun started, read from their environment) or none (run alone whatever the environment)")
 	fl.StringVar(&f.opt.BatchNorm, "bn-stats", distributed.SyncBN, "data-parallel: BatchNorm statistics in training mode over the global batch (sync: one process's results) or over each rank's share (rank: PyTorch DDP's default)")
 	fl.DurationVar(&f.opt.Timeout, "dist-timeout", distributed.DefaultTimeout, "data-parallel: how long a rank waits for another before stopping every rank, naming the one it waited for")
 	fl.IntVar(&f.bucketMB, "bucket-mb", 25, "data-parallel: gradients are all-reduced in buckets of this many MB as the backward pass completes them (NCCL)")
+	return f
 }
 
 // launch is how this process was started (distributed.LaunchOf).
