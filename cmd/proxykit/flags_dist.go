@@ -33,17 +33,11 @@ func (f *distFlags) launch() (distributed.Launch, error) {
 	return distributed.LaunchOf(f.launcher, os.Getenv)
 }
 
-// leads says whether this process is the one that writes a run's files:
-// alone, or rank 0 (an unreadable launch counts as leading; with reports it).
-func (f *distFlags) leads() bool {
-	l, err := f.launch()
-	return err != nil || !l.Parallel() || l.Rank == 0
-}
-
 // check checks a command's outputs (outputs.check) on the rank that writes
-// them: alone, or rank 0 (another node may lack the folders).
+// them: alone, or rank 0 (another node may lack the folders; an unreadable
+// launch counts as rank 0: with reports it).
 func (f *distFlags) check(outs outputs, inputs ...string) error {
-	if !f.leads() {
+	if l, err := f.launch(); err == nil && l.Parallel() && l.Rank != 0 {
 		return nil
 	}
 	return outs.check(inputs...)

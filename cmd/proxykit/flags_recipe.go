@@ -1,27 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/recipe"
 )
-
-// parseBetas reads --betas "b1,b2".
-func parseBetas(s string) (float64, float64, error) {
-	parts := strings.Split(s, ",")
-	if len(parts) == 2 {
-		b1, err1 := strconv.ParseFloat(strings.TrimSpace(parts[0]), 64)
-		b2, err2 := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
-		if err1 == nil && err2 == nil {
-			return b1, b2, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("--betas %q: want two numbers, e.g. 0.8,0.99", s)
-}
 
 // recipeFlags set a training run's settings (recipe.Settings; the SNN's
 // are snnFlags; a run that resumes takes them from its checkpoint:
@@ -33,7 +16,7 @@ type recipeFlags struct {
 }
 
 func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
-	r := &recipeFlags{s: s, betas: fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}
+	r := &recipeFlags{s: s, betas: s.Betas()}
 	f := cmd.Flags()
 	f.IntVar(&s.Epochs, "epochs", s.Epochs, "epochs to train (in all, when resuming)")
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "images per proxy step")
@@ -54,10 +37,8 @@ func addRecipeFlags(cmd *cobra.Command, s *recipe.Settings) *recipeFlags {
 // --no-augment given indirectly) and refuses, before a model is read, a
 // value no run takes; the SNN's part is snnFlags.check's.
 func (r *recipeFlags) check() error {
-	var err error
-	r.s.Beta1, r.s.Beta2, err = parseBetas(r.betas)
 	r.s.Shuffle, r.s.Augment = !r.noShuffle, !r.noAugment
-	if err != nil {
+	if err := r.s.SetBetas(r.betas); err != nil {
 		return err
 	}
 	return r.s.ValidateExceptSNN()
