@@ -8,6 +8,8 @@ package recipe
 import (
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/setting"
@@ -190,6 +192,27 @@ func (s Settings) validateMethod() error {
 	return nil
 }
 
+// Betas is Adam's betas as the betas field takes them: "b1,b2" (Fields,
+// SetBetas).
+func (s Settings) Betas() string { return fmt.Sprintf("%g,%g", s.Beta1, s.Beta2) }
+
+// SetBetas sets Adam's betas from text as Betas writes them, "b1,b2"
+// (spaces around each number allowed); it refuses other text, naming the
+// setting (setting.Error), and leaves s as it was. Validate checks their
+// range.
+func (s *Settings) SetBetas(text string) error {
+	parts := strings.Split(text, ",")
+	if len(parts) == 2 {
+		b1, err1 := strconv.ParseFloat(strings.TrimSpace(parts[0]), 64)
+		b2, err2 := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
+		if err1 == nil && err2 == nil {
+			s.Beta1, s.Beta2 = b1, b2
+			return nil
+		}
+	}
+	return setting.Errorf("%s %q: want two numbers, e.g. 0.8,0.99", setting.Name("betas"), text)
+}
+
 // Field is one setting as train's command-line flag names and prints it.
 type Field struct{ Flag, Value string }
 
@@ -203,7 +226,7 @@ func (s Settings) Fields() []Field {
 		alpha, detach = v(g.Alpha), v(g.DetachReset)
 	}
 	return []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
-		{"betas", fmt.Sprintf("%g,%g", s.Beta1, s.Beta2)}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
+		{"betas", s.Betas()}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
 		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)}, {"clip-twin", string(s.ClipTwin())},
 		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
 		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()},

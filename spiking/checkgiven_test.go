@@ -52,3 +52,38 @@ func TestCheckGiven(t *testing.T) {
 		t.Errorf("the parts given are valid: %v", err)
 	}
 }
+
+// TestFill: each part not given comes from the model file's setting, each
+// part given stays, whatever the others; nothing given is the file's
+// setting, everything given the user's.
+func TestFill(t *testing.T) {
+	user := spiking.Config{Timesteps: 8, Threshold: 1.5, Reset: 0.5, Clip: spiking.ClipSaturate}
+	own := spiking.Config{Timesteps: 30, Threshold: 2, Reset: -1, Clip: spiking.ClipAsReLU}
+	names := []setting.Name{"timesteps", "threshold", "reset", "clip-twin"}
+	for mask := 0; mask < 1<<len(names); mask++ {
+		given := func(n setting.Name) bool {
+			for i, g := range names {
+				if g == n {
+					return mask&(1<<i) != 0
+				}
+			}
+			t.Fatalf("Fill asked about setting %q", n)
+			return false
+		}
+		pick := func(i int, u, o any) any {
+			if mask&(1<<i) != 0 {
+				return u
+			}
+			return o
+		}
+		got := user.Fill(own, given)
+		want := spiking.Config{Timesteps: pick(0, user.Timesteps, own.Timesteps).(int), Threshold: pick(1, user.Threshold, own.Threshold).(float32),
+			Reset: pick(2, user.Reset, own.Reset).(float32), Clip: pick(3, user.Clip, own.Clip).(spiking.ClipTwin)}
+		if got != want {
+			t.Errorf("given %04b: %+v, want %+v", mask, got, want)
+		}
+	}
+	if got := user.Fill(spiking.Config{}, func(setting.Name) bool { return false }); got != (spiking.Config{}) {
+		t.Errorf("nothing given, a zero setting: %+v, want the zero setting (Validate judges it)", got)
+	}
+}

@@ -140,6 +140,25 @@ func (c Config) CheckGiven(given func(setting.Name) bool) error {
 	return nil
 }
 
+// Fill is c with each part that was not given — given says which, by
+// setting name, as for CheckGiven — taken from own: a model file's
+// setting (a checkpoint's, an SNN module's) under the parts a user gave.
+func (c Config) Fill(own Config, given func(setting.Name) bool) Config {
+	if !given("timesteps") {
+		c.Timesteps = own.Timesteps
+	}
+	if !given("threshold") {
+		c.Threshold = own.Threshold
+	}
+	if !given("reset") {
+		c.Reset = own.Reset
+	}
+	if !given("clip-twin") {
+		c.Clip = own.Clip
+	}
+	return c
+}
+
 // errNoSNN is the error of a nil Network's methods.
 var errNoSNN = errors.New("no SNN (nil)")
 

@@ -16,9 +16,9 @@ type benchCmd struct {
 	seconds    float64
 	jsonOut    bool
 	cfg        spiking.Config
-	af         archFlags
-	df         deviceFlags
-	dfl        distFlags
+	af         *archFlags
+	df         *deviceFlags
+	dfl        *distFlags
 	sf         *snnFlags
 	data       *dataFlags
 	mth        *methodFlags
@@ -52,9 +52,7 @@ gradients' all-reduce adds to each step.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
-	c.af.add(cmd)
-	c.df.add(cmd)
-	c.dfl.add(cmd)
+	c.af, c.df, c.dfl = addArchFlags(cmd), addDeviceFlags(cmd), addDistFlags(cmd)
 	c.sf, c.data, c.mth = addSNNFlags(cmd, &c.cfg), addDataFlags(cmd, &c.dataset), addMethodFlags(cmd)
 	f := cmd.Flags()
 	f.Lookup("arch").Usage += "; with MODEL, the structure of a PyTorch state dict"
@@ -81,7 +79,7 @@ func (c *benchCmd) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.dfl.with(cmd, &c.df, func(r rank) error {
+	return c.dfl.with(cmd, c.df, func(r rank) error {
 		b, err := train.BenchReport(r.g, r.be, snn, c.batch, c.inf, minTime, d, c.mth.chosen)
 		if err != nil || r.g != nil && r.g.Rank() != 0 { // rank 0 prints
 			return err

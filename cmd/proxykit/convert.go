@@ -12,7 +12,7 @@ func newConvertCmd() *cobra.Command {
 	var (
 		output string
 		opset  int
-		mf     modelFlags
+		mf     *modelFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "convert MODEL -o ann.onnx",
@@ -43,6 +43,6 @@ and writes its ANN as ONNX, which every other tool reads.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "ONNX file to write")
 	cmd.Flags().IntVar(&opset, "opset", exporter.DefaultOpset, "ONNX opset to write (13 to 21)")
-	mf.add(cmd)
+	mf = addModelFlags(cmd)
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/convert"
 	"github.com/proxykit/proxykit/recipe"
 )
@@ -15,8 +16,8 @@ type convertSNNCmd struct {
 	o       convert.Options
 	s       recipe.Settings
 	jsonOut bool
-	mf      modelFlags
-	df      deviceFlags
+	mf      *modelFlags
+	df      *deviceFlags
 	data    *dataFlags
 }
 
@@ -39,7 +40,7 @@ infer and train take it like any checkpoint (train fine-tunes it).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0]) },
 	}
-	c.data = addDataFlags(cmd, &c.s.Dataset)
+	c.mf, c.df, c.data = addModelFlags(cmd), addDeviceFlags(cmd), addDataFlags(cmd, &c.s.Dataset)
 	f := cmd.Flags()
 	f.StringVarP(&c.output, "output", "o", "", "checkpoint to write (safetensors)")
 	f.Float64Var(&c.o.Percentile, "percentile", c.o.Percentile, "percentile of each layer's positive activations that fires at every step (100: the maximum)")
@@ -49,8 +50,6 @@ infer and train take it like any checkpoint (train fine-tunes it).`,
 	f.Float32Var(&c.s.Threshold, "threshold", c.s.Threshold, "IF threshold v_th of the converted SNN")
 	f.Float32Var(&c.s.Reset, "reset", c.s.Reset, "IF reset potential v_reset of the converted SNN")
 	f.BoolVar(&c.jsonOut, "json", false, "print JSON")
-	c.mf.add(cmd)
-	c.df.add(cmd)
 	return cmd
 }
 
@@ -70,31 +69,28 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
-	be, err := c.df.open()
-	if err != nil {
+	return c.df.with(func(be compute.Backend) error {
+		r, err := convert.Convert(cmd.Context(), be, m.ANN, trainSet, c.o)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		ck, err := r.Checkpoint(m.ANN, c.s, path, trainSet.Name, c.o.Percentile)
+		if err == nil {
+			err = ck.Save(c.output)
+		}
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if c.jsonOut {
+			return printJSON(out, map[string]any{"output": c.output, "percentile": c.o.Percentile, "scales": r.Scales,
+				"threshold": c.s.Threshold, "reset": c.s.Reset, "timesteps": c.s.Timesteps, "inserted": r.Inserted})
+		}
+		if err := r.WriteText(out, path, trainSet.Name, c.o.Percentile); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
+			c.output, c.s.Threshold, c.s.Reset, c.s.Timesteps, c.s.Timesteps)
 		return err
-	}
-	defer be.Close()
-	r, err := convert.Convert(cmd.Context(), be, m.ANN, trainSet, c.o)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	ck, err := r.Checkpoint(m.ANN, c.s, path, trainSet.Name, c.o.Percentile)
-	if err == nil {
-		err = ck.Save(c.output)
-	}
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	if c.jsonOut {
-		return printJSON(out, map[string]any{"output": c.output, "percentile": c.o.Percentile, "scales": r.Scales,
-			"threshold": c.s.Threshold, "reset": c.s.Reset, "timesteps": c.s.Timesteps, "inserted": r.Inserted})
-	}
-	if err := r.WriteText(out, path, trainSet.Name, c.o.Percentile); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
-		c.output, c.s.Threshold, c.s.Reset, c.s.Timesteps, c.s.Timesteps)
-	return err
+	})
 }

@@ -269,18 +269,23 @@ func TestMPIRankLost(t *testing.T) {
 // nothing, so they do not check -o's folder (on another node it may not
 // exist); rank 0 and a process alone do.
 func TestOnlyTheLeadChecksOutputs(t *testing.T) {
+	outs := outputs{{Name: "-o", Path: filepath.Join(t.TempDir(), "not-here", "run.ckpt")}}
 	f := distFlags{launcher: "auto"}
 	t.Setenv("OMPI_COMM_WORLD_SIZE", "2")
 	t.Setenv("OMPI_COMM_WORLD_RANK", "1")
-	if f.leads() {
-		t.Error("rank 1 of 2 leads")
+	if err := f.check(outs); err != nil {
+		t.Errorf("rank 1 of 2 checks -o: %v", err)
 	}
 	t.Setenv("OMPI_COMM_WORLD_RANK", "0")
-	if !f.leads() {
-		t.Error("rank 0 of 2 does not lead")
+	if err := f.check(outs); err == nil || !strings.Contains(err.Error(), "not-here") {
+		t.Errorf("rank 0 of 2: %v, want -o's missing folder refused", err)
 	}
 	t.Setenv("OMPI_COMM_WORLD_RANK", "1")
-	if f := (distFlags{launcher: "none"}); !f.leads() {
-		t.Error("--launcher none does not lead")
+	if err := (&distFlags{launcher: "none"}).check(outs); err == nil {
+		t.Error("--launcher none does not check -o")
+	}
+	t.Setenv("OMPI_COMM_WORLD_RANK", "x")
+	if err := f.check(outs); err == nil {
+		t.Error("an unreadable launch does not check -o")
 	}
 }

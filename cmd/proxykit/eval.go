@@ -17,8 +17,8 @@ type evalCmd struct {
 	s        recipe.Settings
 	plotPath string
 	jsonOut  bool
-	mf       modelFlags
-	df       deviceFlags
+	mf       *modelFlags
+	df       *deviceFlags
 	sf       *snnFlags
 	data     *dataFlags
 }
@@ -58,14 +58,11 @@ and writes FIGURE.csv; --json prints it (proxykit plot draws several).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0]) },
 	}
-	c.sf, c.data = addSweepSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset)
-	f := cmd.Flags()
-	f.StringVar(&c.plotPath, "plot", "", "draw accuracy, firing rates and synaptic operations against T to this .png, .svg or .pdf (numbers to the same name .csv)")
-	f.IntVar(&c.s.BatchSize, "batch-size", c.s.BatchSize, "images per forward pass")
-	f.IntVar(&c.s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
-	f.BoolVar(&c.jsonOut, "json", false, "print JSON")
-	c.mf.add(cmd)
-	c.df.add(cmd)
+	c.mf, c.df, c.sf, c.data = addModelFlags(cmd), addDeviceFlags(cmd), addSweepSNNFlags(cmd, &c.s.Config), addDataFlags(cmd, &c.s.Dataset)
+	cmd.Flags().StringVar(&c.plotPath, "plot", "", "draw accuracy, firing rates and synaptic operations against T to this .png, .svg or .pdf (numbers to the same name .csv)")
+	cmd.Flags().IntVar(&c.s.BatchSize, "batch-size", c.s.BatchSize, "images per forward pass")
+	cmd.Flags().IntVar(&c.s.MaxTest, "max-test", 0, "use only the first N test images (0: all)")
+	cmd.Flags().BoolVar(&c.jsonOut, "json", false, "print JSON")
 	return cmd
 }
 
@@ -82,21 +79,20 @@ func (c *evalCmd) run(cmd *cobra.Command, path string) error {
 	if err != nil {
 		return err
 	}
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
 	return c.df.with(func(be compute.Backend) error {
-		out := cmd.OutOrStdout()
 		if len(c.sf.ts) == 1 && c.plotPath == "" {
-			rep, err := train.Evaluate(cmd.Context(), be, m.ANN, snn, testSet, c.s.BatchSize)
+			rep, err := train.Evaluate(ctx, be, m.ANN, snn, testSet, c.s.BatchSize)
 			if err != nil {
 				return err
 			}
 			return emit(out, c.jsonOut, rep, func(w io.Writer) error { return rep.WriteText(w, path, testSet.Name, c.s.Timesteps, c.s.Threshold) })
 		}
-		sw, err := train.SweepModel(cmd.Context(), be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr(), Model: path})
-		if err != nil {
-			return err
+		sw, err := train.SweepModel(ctx, be, m.ANN, snn, testSet, c.s.BatchSize, train.SweepOptions{Timesteps: c.sf.ts, Progress: cmd.ErrOrStderr(), Model: path})
+		if err == nil { // the numbers first: a figure that cannot be drawn loses nothing
+			err = emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) })
 		}
-		// the numbers first: a figure that cannot be drawn loses nothing
-		if err := emit(out, c.jsonOut, sw, func(w io.Writer) error { return sw.WriteText(w, path, testSet.Name) }); err != nil {
+		if err != nil {
 			return err
 		}
 		return draw(out, c.plotPath, c.jsonOut, func(figure string) error { return plots.Sweeps(figure, []results.Sweep{sw}) })

@@ -15,7 +15,7 @@ type exportCmd struct {
 	nir                       exporter.NIROptions
 	opt                       exporter.Options
 	cfg                       spiking.Config
-	mf                        modelFlags
+	mf                        *modelFlags
 	sf                        *snnFlags
 }
 
@@ -48,7 +48,7 @@ SNN's defaults). Nothing is written unless every requested file can be.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0]) },
 	}
-	c.sf = addSNNFlags(cmd, &c.cfg)
+	c.mf, c.sf = addModelFlags(cmd), addSNNFlags(cmd, &c.cfg)
 	f := cmd.Flags()
 	f.StringVar(&c.annPath, "ann", "", "write the ANN as ONNX here")
 	f.StringVar(&c.snnPath, "snn", "", "write the SNN as ONNX here")
@@ -58,13 +58,11 @@ SNN's defaults). Nothing is written unless every requested file can be.`,
 	f.BoolVar(&c.opt.Potential, "snn-potential", false, "SNN ONNX: a second output \"potential\" [B,K], the output layer's final membrane potentials, which break ties between equal counts")
 	f.IntVar(&c.opt.Opset, "opset", exporter.DefaultOpset, "ONNX opset to write (13 to 21)")
 	f.BoolVar(&c.opt.FoldBN, "fold-bn", false, "ANN: fold BatchNorm into the convolutions")
-	c.mf.add(cmd)
 	return cmd
 }
 
 func (c *exportCmd) run(cmd *cobra.Command, path string) error {
-	var outs outputs
-	outs.add("--ann", c.annPath, "--snn", c.snnPath, "--nir", c.nirPath)
+	outs := outputsOf("--ann", c.annPath, "--snn", c.snnPath, "--nir", c.nirPath)
 	if len(outs) == 0 {
 		return fmt.Errorf("nothing to do: give --ann, --snn or --nir")
 	}
@@ -90,7 +88,6 @@ func (c *exportCmd) run(cmd *cobra.Command, path string) error {
 		}
 	}
 	set := fileSet{cmd: cmd} // all files or none
-	defer set.Abort()
 	set.add("--ann", c.annPath, "the ANN", func() ([]byte, error) { return exporter.ANN(m.ANN, c.opt) })
 	set.add("--snn", c.snnPath, fmt.Sprintf("the SNN, T=%d unrolled", c.cfg.Timesteps), func() ([]byte, error) { return exporter.SNN(snn, c.opt) })
 	set.addFunc("--nir", c.nirPath, func() (string, error) {

@@ -13,6 +13,7 @@ import (
 // names the file by its flag, an interrupt between two files stops the
 // command with nothing written, and commit says what was written. The
 // first error stops the set: later adds do nothing and commit returns it.
+// Every set ends in commit, which leaves no temporary file either way.
 type fileSet struct {
 	atomicfile.Set
 	cmd   *cobra.Command
@@ -50,12 +51,14 @@ func (s *fileSet) addFunc(flag, path string, write func() (what string, err erro
 }
 
 // commit puts the files in place and says so on w (nil: nothing); or
-// returns the set's first error, writing nothing.
+// returns the set's first error, writing nothing (removing what it
+// prepared).
 func (s *fileSet) commit(w io.Writer) error {
 	if s.err == nil {
 		s.err = stopped(s.cmd, "nothing was written")
 	}
 	if s.err != nil {
+		s.Abort()
 		return s.err
 	}
 	if err := s.Commit(); err != nil {

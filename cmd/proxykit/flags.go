@@ -7,9 +7,10 @@ import (
 	"github.com/proxykit/proxykit/setting"
 )
 
-// The flag groups the commands share, one file each (flags_*.go): each
-// group registers its flags on a command and turns them into what the
-// library takes. Here what every command uses.
+// The flag groups the commands share, in flags_*.go (recipe.Settings's
+// two, recipe and method, together): each group registers its flags on a
+// command and turns them into what the library takes. Here what every
+// command uses.
 
 // defaultInWords ends a flag's usage with its default in words — one that
 // depends on the model file, say — in place of the value pflag would print

@@ -18,13 +18,14 @@ type archFlags struct {
 	opt         nn.ArchOptions
 }
 
-func (f *archFlags) add(cmd *cobra.Command) {
-	fl := cmd.Flags()
+func addArchFlags(cmd *cobra.Command) *archFlags {
+	f, fl := &archFlags{}, cmd.Flags()
 	fl.StringVar(&f.name, "arch", "fmnist", "architecture: "+nn.ArchitectureNames())
 	fl.IntVar(&f.opt.Width, "width", 0, "channel width (default: the architecture's own: fmnist 128, the paper's; resnet 16, the first stage's)")
 	fl.IntVar(&f.opt.Blocks, "blocks", 0, "resnet: basic blocks per stage (default 1: ResNet-8; 3: ResNet-20)")
 	fl.StringVar(&f.input, "input", "", "resnet: input shape CxHxW (default 3x32x32; 1x28x28 for MNIST and Fashion-MNIST)")
 	fl.Uint64Var(&f.opt.Seed, "seed", 2020, "seed of the weight initialisation")
+	return f
 }
 
 // build makes the network.
@@ -59,7 +60,7 @@ func (f *archFlags) checkModel(cmd *cobra.Command, args []string) func() error {
 // network (build); sf's setting either way.
 func (f *archFlags) snn(cmd *cobra.Command, args []string, sf *snnFlags) (m *model.Model, snn *spiking.Network, err error) {
 	if len(args) == 1 {
-		var mf modelFlags
+		mf := &modelFlags{}
 		if cmd.Flags().Changed("arch") {
 			mf.opt.Arch = f.name
 		}

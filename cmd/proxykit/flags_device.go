@@ -13,20 +13,20 @@ type deviceFlags struct {
 	opt  device.Options
 }
 
-func (f *deviceFlags) add(cmd *cobra.Command) {
+func addDeviceFlags(cmd *cobra.Command) *deviceFlags {
+	f := &deviceFlags{}
 	cmd.Flags().StringVar(&f.name, "device", "cpu", "where to compute: "+device.Names)
 	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products and convolutions in strict FP32 (default: TF32 tensor cores for both; PyTorch >= 1.12 uses TF32 for cuDNN convolutions only)")
 	cmd.Flags().BoolVar(&f.opt.NoCuDNN, "no-cudnn", false, "cuda: proxykit's own im2col convolutions even where cuDNN is present")
 	cmd.Flags().BoolVar(&f.opt.Graphs, "cuda-graphs", false, "cuda: capture each training step and inference batch as a CUDA graph and replay it (not yet measured on a GPU)")
 	cmd.Flags().BoolVar(&f.opt.ChannelsLast, "channels-last", false, "cuda: values around convolutions, and their weights, channels-last (NHWC), so that cuDNN converts nothing (not yet measured on a GPU)")
+	return f
 }
-
-func (f *deviceFlags) open() (compute.Backend, error) { return device.Open(f.name, f.opt) }
 
 // with opens the backend, calls run with it and closes it (one process;
 // a run that may be data-parallel opens it through distFlags.with).
 func (f *deviceFlags) with(run func(compute.Backend) error) error {
-	be, err := f.open()
+	be, err := device.Open(f.name, f.opt)
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (f *deviceFlags) check() error { return device.Check(f.name) }
 // backend's StepsAtOnce, the emulated device's for cuda where no GPU is
 // (plan).
 func (f *deviceFlags) stepsAtOnce(T int) (int, error) {
-	be, err := f.open()
+	be, err := device.Open(f.name, f.opt)
 	if err != nil && f.name == "cuda" {
 		be, err = device.Open("cuda-emu", f.opt)
 	}

@@ -19,12 +19,13 @@ type distFlags struct {
 	bucketMB int
 }
 
-func (f *distFlags) add(cmd *cobra.Command) {
-	fl := cmd.Flags()
+func addDistFlags(cmd *cobra.Command) *distFlags {
+	f, fl := &distFlags{}, cmd.Flags()
 	fl.StringVar(&f.launcher, "launcher", distributed.LauncherAuto, "data-parallel: auto (join the run that mpirun, torchrun or srun started, read from their environment) or none (run alone whatever the environment)")
 	fl.StringVar(&f.opt.BatchNorm, "bn-stats", distributed.SyncBN, "data-parallel: BatchNorm statistics in training mode over the global batch (sync: one process's results) or over each rank's share (rank: PyTorch DDP's default)")
 	fl.DurationVar(&f.opt.Timeout, "dist-timeout", distributed.DefaultTimeout, "data-parallel: how long a rank waits for another before stopping every rank, naming the one it waited for")
 	fl.IntVar(&f.bucketMB, "bucket-mb", 25, "data-parallel: gradients are all-reduced in buckets of this many MB as the backward pass completes them (NCCL)")
+	return f
 }
 
 // launch is how this process was started (distributed.LaunchOf).
@@ -32,17 +33,11 @@ func (f *distFlags) launch() (distributed.Launch, error) {
 	return distributed.LaunchOf(f.launcher, os.Getenv)
 }
 
-// leads says whether this process is the one that writes a run's files:
-// alone, or rank 0 (an unreadable launch counts as leading; with reports it).
-func (f *distFlags) leads() bool {
-	l, err := f.launch()
-	return err != nil || !l.Parallel() || l.Rank == 0
-}
-
 // check checks a command's outputs (outputs.check) on the rank that writes
-// them: alone, or rank 0 (another node may lack the folders).
+// them: alone, or rank 0 (another node may lack the folders; an unreadable
+// launch counts as rank 0: with reports it).
 func (f *distFlags) check(outs outputs, inputs ...string) error {
-	if !f.leads() {
+	if l, err := f.launch(); err == nil && l.Parallel() && l.Rank != 0 {
 		return nil
 	}
 	return outs.check(inputs...)

@@ -14,9 +14,11 @@ import (
 // structure.
 type modelFlags struct{ opt model.Options }
 
-func (f *modelFlags) add(cmd *cobra.Command) {
+func addModelFlags(cmd *cobra.Command) *modelFlags {
+	f := &modelFlags{}
 	cmd.Flags().StringVar(&f.opt.Arch, "arch", "", "structure of a PyTorch state dict: "+nn.ArchitectureNames()+" (sized after the state dict)")
 	cmd.Flags().StringVar(&f.opt.Like, "like", "", "structure of a PyTorch state dict: any model file with the same parameter names")
+	return f
 }
 
 // load reads the model file, and the settings the groups take from it

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxykit/proxykit/checkpoint"
-	"github.com/proxykit/proxykit/data"
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/recipe"
@@ -16,83 +15,82 @@ import (
 // resumeFlags continue the run a checkpoint holds (--resume): its model,
 // weights, optimizer, statistics, position and settings; -o defaults to
 // it.
-type resumeFlags struct {
-	path string
-	ck   *checkpoint.Checkpoint // settle's
-}
+type resumeFlags struct{ path string }
 
-func (r *resumeFlags) add(cmd *cobra.Command) {
+func addResumeFlags(cmd *cobra.Command) *resumeFlags {
+	r := &resumeFlags{}
 	cmd.Flags().StringVar(&r.path, "resume", "", "continue the run this checkpoint holds (its model, weights, optimizer, statistics, position and settings); alone it is MODEL and -o too")
+	return r
 }
 
-// model is the model file a run trains: MODEL, or when it is left out the
-// checkpoint it resumes, which holds the model.
-func (r *resumeFlags) model(args []string) (string, error) {
+// files are the model file a run trains — MODEL, or when it is left out
+// the checkpoint it resumes, which holds the model — and the checkpoint it
+// writes — -o, else (*output set to it) the one it resumes, the run
+// continuing there — with the files it reads, which outputs.check refuses
+// to write: MODEL and the checkpoint resumed, less that one where -o is it
+// (and MODEL too when it is that file).
+func (r *resumeFlags) files(args []string, output *string) (model string, outs outputs, inputs []string, err error) {
 	switch {
 	case len(args) == 1:
-		return args[0], nil
+		model = args[0]
 	case r.path != "":
-		return r.path, nil
+		model = r.path
+	default:
+		return "", nil, nil, fmt.Errorf("give the model to train (MODEL), or --resume CKPT to continue a run")
 	}
-	return "", fmt.Errorf("give the model to train (MODEL), or --resume CKPT to continue a run")
-}
-
-// outputs are the checkpoint a run writes — -o, else (*output set to it)
-// the one it resumes, the run continuing there — and the files it reads,
-// which outputs.check refuses to write: MODEL and the checkpoint resumed,
-// less that one where -o is it (and MODEL too when it is that file).
-func (r *resumeFlags) outputs(output *string, model string) (outputs, []string, error) {
-	outs := outputs{{Name: "-o", Path: *output}}
+	outs = outputs{{Name: "-o", Path: *output}}
 	switch {
 	case *output == "" && r.path == "":
-		return nil, nil, fmt.Errorf("-o is required: the checkpoint to write")
+		return "", nil, nil, fmt.Errorf("-o is required: the checkpoint to write")
 	case *output == "":
 		*output, outs = r.path, outputs{{Name: "--resume", Path: r.path}}
 	}
-	var inputs []string
 	for _, in := range []string{model, r.path} {
 		if in != "" && !(r.path != "" && atomicfile.SameFile(in, r.path) && atomicfile.SameFile(*output, r.path)) {
 			inputs = append(inputs, in)
 		}
 	}
-	return outs, inputs, nil
+	return model, outs, inputs, nil
 }
 
-// settle makes the run's settings s: the flags' or, when resuming, the
-// checkpoint's, refusing a flag that would change them (train.Resumed);
-// and checks them. m is the model read from path: when path is the
-// checkpoint resumed, its checkpoint is not read twice.
-func (r *resumeFlags) settle(cmd *cobra.Command, s *recipe.Settings, m *model.Model, path string) error {
+// trainer is the trainer of m (read from path) under the run's settings
+// s, settled — the flags' or, when resuming, the checkpoint's, refusing a
+// flag that would change them (train.Resumed) — and checked; on the data
+// set's splits (their first s.MaxTrain and s.MaxTest images); with the
+// checkpoint's state when resuming (not read twice where path is it).
+func (r *resumeFlags) trainer(cmd *cobra.Command, s *recipe.Settings, m *model.Model, path string, d *dataFlags) (*train.Trainer, error) {
+	var ck *checkpoint.Checkpoint
 	if r.path != "" {
 		var err error
-		if m.Checkpoint != nil && atomicfile.SameFile(path, r.path) {
-			r.ck = m.Checkpoint
-		} else if r.ck, err = checkpoint.Load(r.path); err != nil {
-			return fmt.Errorf("--resume: %w", err)
+		if ck = m.Checkpoint; ck == nil || !atomicfile.SameFile(path, r.path) {
+			if ck, err = checkpoint.Load(r.path); err != nil {
+				return nil, fmt.Errorf("--resume: %w", err)
+			}
 		}
-		for _, n := range r.ck.Notices {
+		for _, n := range ck.Notices {
 			fmt.Fprintln(cmd.ErrOrStderr(), "note: --resume:", n)
 		}
-		if *s, err = train.Resumed(r.ck.Settings, *s, cmd.Flags().Changed); err != nil {
-			return err
+		if *s, err = train.Resumed(ck.Settings, *s, cmd.Flags().Changed); err != nil {
+			return nil, err
 		}
 	}
-	return s.Validate()
-}
-
-// trainer is the trainer of m (read from path) under the settled settings
-// s, with the checkpoint's state when resuming.
-func (r *resumeFlags) trainer(s recipe.Settings, m *model.Model, path string, trainSet, testSet *data.Dataset) (*train.Trainer, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	trainSet, testSet, err := d.splits(m, s.MaxTrain, s.MaxTest)
+	if err != nil {
+		return nil, err
+	}
 	snn, err := m.SNN(s.Config)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	t, err := train.NewTrainer(s, m.ANN, snn, trainSet, testSet)
+	t, err := train.NewTrainer(*s, m.ANN, snn, trainSet, testSet)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if r.ck != nil {
-		if err := t.Resume(r.ck); err != nil {
+	if ck != nil {
+		if err := t.Resume(ck); err != nil {
 			return nil, fmt.Errorf("--resume %s: %w (model %s)", r.path, err, path)
 		}
 	}

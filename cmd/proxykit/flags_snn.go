@@ -20,7 +20,7 @@ type snnFlags struct {
 	cmd   *cobra.Command
 	sweep bool
 	list  string // --timesteps of a sweep
-	ts    []int  // the T a sweep reads (fromModel)
+	ts    []int  // the T a sweep reads (check, fromModel)
 }
 
 func addSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
@@ -52,45 +52,32 @@ func (f *snnFlags) addNeuron() {
 }
 
 // check refuses, before a model is read, what the flags alone get wrong
-// (spiking.Config.CheckGiven), a list of T that does not parse among it.
-// A flag left out may take the model file's own setting (fromModel): the
-// SNN is checked whole once it is made.
+// (spiking.Config.CheckGiven), a list of T that does not parse among it;
+// a sweep's list becomes its T (the longest). A flag left out may take
+// the model file's own setting (fromModel): the SNN is checked whole once
+// it is made.
 func (f *snnFlags) check() error {
-	changed := func(n setting.Name) bool { return f.cmd.Flags().Changed(string(n)) }
-	cfg := *f.cfg
-	if f.sweep && changed("timesteps") {
-		ts, err := train.ParseTimesteps(f.list)
-		if err != nil {
+	if f.sweep && f.given("timesteps") {
+		var err error
+		if f.ts, err = train.ParseTimesteps(f.list); err != nil {
 			return err
 		}
-		cfg.Timesteps = ts[len(ts)-1]
+		f.cfg.Timesteps = f.ts[len(f.ts)-1]
 	}
-	return cfg.CheckGiven(changed)
+	return f.cfg.CheckGiven(f.given)
 }
 
-// fromModel takes the settings the user did not give from m's file and,
-// for a sweep, reads the list of T (one, the setting's, unless --timesteps
-// gave several): the setting's T becomes the longest.
+// given says whether the user gave a setting's flag.
+func (f *snnFlags) given(n setting.Name) bool { return f.cmd.Flags().Changed(string(n)) }
+
+// fromModel takes the settings the user did not give from m's file; the
+// T a sweep reads are its list, or the setting's T alone.
 func (f *snnFlags) fromModel(m *model.Model) error {
 	if own, ok := m.SNNDefaults(); ok {
-		for _, s := range []struct {
-			flag string
-			set  func()
-		}{{"timesteps", func() { f.cfg.Timesteps = own.Timesteps }}, {"threshold", func() { f.cfg.Threshold = own.Threshold }},
-			{"reset", func() { f.cfg.Reset = own.Reset }}, {"clip-twin", func() { f.cfg.Clip = own.Clip }}} {
-			if !f.cmd.Flags().Changed(s.flag) {
-				s.set()
-			}
-		}
+		*f.cfg = f.cfg.Fill(own, f.given)
 	}
-	f.ts = []int{f.cfg.Timesteps}
-	if !f.sweep || !f.cmd.Flags().Changed("timesteps") {
-		return nil
+	if f.ts == nil {
+		f.ts = []int{f.cfg.Timesteps}
 	}
-	ts, err := train.ParseTimesteps(f.list)
-	if err != nil {
-		return err
-	}
-	f.ts, f.cfg.Timesteps = ts, ts[len(ts)-1]
 	return nil
 }

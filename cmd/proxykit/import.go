@@ -3,7 +3,7 @@ package main
 import "github.com/spf13/cobra"
 
 func newImportCmd() *cobra.Command {
-	var mf modelFlags
+	var mf *modelFlags
 	cmd := &cobra.Command{
 		Use:   "import MODEL",
 		Short: "Check a model and print its layers and the SNN they become",
@@ -21,6 +21,6 @@ becomes.`,
 			return m.WriteSummary(cmd.OutOrStdout(), args[0])
 		},
 	}
-	mf.add(cmd)
+	mf = addModelFlags(cmd)
 	return cmd
 }

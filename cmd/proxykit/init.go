@@ -11,7 +11,7 @@ import (
 func newInitCmd() *cobra.Command {
 	var (
 		output string
-		af     archFlags
+		af     *archFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init [--arch NAME] -o net.onnx",
@@ -44,7 +44,7 @@ linear to 10 classes.`,
 			return nil
 		},
 	}
-	af.add(cmd)
+	af = addArchFlags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "ONNX file to write")
 	return cmd
 }

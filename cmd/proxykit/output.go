@@ -18,14 +18,15 @@ import (
 // written, one that is an input and two that are one file.
 type outputs []atomicfile.Output
 
-// add adds the files flags name: flag, path, flag, path ... (an empty
-// path: none).
-func (o *outputs) add(flagPaths ...string) {
+// outputsOf are the files flags name: flag, path, flag, path ... (an
+// empty path: none).
+func outputsOf(flagPaths ...string) (o outputs) {
 	for i := 0; i+1 < len(flagPaths); i += 2 {
 		if flagPaths[i+1] != "" {
-			*o = append(*o, atomicfile.Output{Name: flagPaths[i], Path: flagPaths[i+1]})
+			o = append(o, atomicfile.Output{Name: flagPaths[i], Path: flagPaths[i+1]})
 		}
 	}
+	return o
 }
 
 func (o outputs) check(inputs ...string) error { return atomicfile.CheckOutputs(o, inputs...) }
@@ -50,8 +51,7 @@ func (o *outputs) addPlot(flag, figure string) error {
 	if err := plots.CheckPath(figure); err != nil {
 		return err
 	}
-	o.add(flag, figure)
-	o.add(flag+"'s CSV", plots.CSVPath(figure))
+	*o = append(*o, outputsOf(flag, figure, flag+"'s CSV", plots.CSVPath(figure))...)
 	return nil
 }
 

@@ -15,8 +15,8 @@ import (
 
 func newPlanCmd() *cobra.Command {
 	var (
-		mf            modelFlags
-		df            deviceFlags
+		mf            *modelFlags
+		df            *deviceFlags
 		sf            *snnFlags
 		mth           *methodFlags
 		infer, asJSON bool
@@ -83,9 +83,7 @@ images/s, the kernels' shares.`,
 			})
 		},
 	}
-	mf.add(cmd)
-	df.add(cmd)
-	sf, mth = addSNNFlags(cmd, &cfg), addMethodFlags(cmd)
+	mf, df, sf, mth = addModelFlags(cmd), addDeviceFlags(cmd), addSNNFlags(cmd, &cfg), addMethodFlags(cmd)
 	cmd.Flags().BoolVar(&infer, "infer", false, "plan the SNN's inference instead of a training step")
 	cmd.Flags().IntVar(&batch, "batch-size", 100, "batch size the program is planned for")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")

@@ -12,11 +12,11 @@ type trainCmd struct {
 	s                recipe.Settings
 	output, plotPath string
 	jsonOut          bool
-	mf               modelFlags
-	df               deviceFlags
-	dfl              distFlags
+	mf               *modelFlags
+	df               *deviceFlags
+	dfl              *distFlags
 	rf               *recipeFlags
-	res              resumeFlags
+	res              *resumeFlags
 	mth              *methodFlags
 	sf               *snnFlags
 	data             *dataFlags
@@ -59,19 +59,12 @@ free).`,
 	f.StringVarP(&c.output, "output", "o", "", "checkpoint to write after each epoch (safetensors; default with --resume: the checkpoint resumed)")
 	f.BoolVar(&c.jsonOut, "json", false, "print one JSON object per epoch")
 	f.StringVar(&c.plotPath, "plot", "", "redraw the training curve after each epoch to this .png, .svg or .pdf (numbers to the same name .csv)")
-	c.mf.add(cmd)
-	c.df.add(cmd)
-	c.dfl.add(cmd)
-	c.res.add(cmd)
+	c.mf, c.df, c.dfl, c.res = addModelFlags(cmd), addDeviceFlags(cmd), addDistFlags(cmd), addResumeFlags(cmd)
 	return cmd
 }
 
 func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
-	path, err := c.res.model(args)
-	if err != nil {
-		return err
-	}
-	outs, inputs, err := c.res.outputs(&c.output, path)
+	path, outs, inputs, err := c.res.files(args, &c.output)
 	if err != nil {
 		return err
 	}
@@ -85,19 +78,12 @@ func (c *trainCmd) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.mth.apply(&c.s)
-	if err := c.res.settle(cmd, &c.s, m, path); err != nil {
+	t, err := c.res.trainer(cmd, &c.s, m, path, c.data)
+	if err != nil {
 		return err
 	}
 	c.dfl.opt.BatchNorm = c.s.BNStats
-	trainSet, testSet, err := c.data.splits(m, c.s.MaxTrain, c.s.MaxTest)
-	if err != nil {
-		return err
-	}
-	t, err := c.res.trainer(c.s, m, path, trainSet, testSet)
-	if err != nil {
-		return err
-	}
-	return c.dfl.with(cmd, &c.df, func(r rank) error {
+	return c.dfl.with(cmd, c.df, func(r rank) error {
 		t.Backend, t.Dist = r.be, r.g
 		return train.Run(cmd.Context(), t, train.RunOptions{Output: c.output, Curve: curve(c.plotPath, path), Model: path,
 			Device: r.device(), Stdout: cmd.OutOrStdout(), JSON: c.jsonOut, Progress: cmd.ErrOrStderr(),

@@ -117,6 +117,15 @@ func init() {
 		c.Err("zero settings", func() error { return recipe.Settings{}.ValidateExceptSNN() })
 		c.Ok("zero SNN setting", func() error { s := recipe.Default(); s.Config = spiking.Config{}; return s.ValidateExceptSNN() })
 	}
+	entries["recipe.Settings.Betas"] = func(c *C) {
+		c.NoPanic("zero settings", func() { _ = recipe.Settings{}.Betas() })
+	}
+	entries["recipe.Settings.SetBetas"] = func(c *C) {
+		for _, text := range []string{"", ",", "NaN,Inf", strings.Repeat("9", 1<<16) + ",1"} {
+			c.NoPanic(fmt.Sprintf("%.20q", text), func() { s := recipe.Settings{}; _ = s.SetBetas(text) })
+		}
+		c.Err("one number", func() error { s := recipe.Default(); return s.SetBetas("0.9") })
+	}
 	entries["recipe.CheckBatchSize"] = func(c *C) {
 		for _, n := range []int{0, -1, math.MinInt, math.MaxInt, recipe.MaxBatchSize + 1} {
 			c.Err(fmt.Sprint(n), func() error { return recipe.CheckBatchSize("", n) })

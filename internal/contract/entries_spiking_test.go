@@ -57,6 +57,11 @@ func init() {
 			return spiking.Config{Timesteps: -1}.CheckGiven(func(setting.Name) bool { return false })
 		})
 	}
+	entries["spiking.Config.Fill"] = func(c *C) {
+		none := func(setting.Name) bool { return false }
+		c.NoPanic("zero settings, nothing given", func() { spiking.Config{}.Fill(spiking.Config{}, none) })
+		c.Check(spiking.DefaultConfig().Fill(spiking.Config{Timesteps: -1}, none).Timesteps == -1, "a part not given is not the file's")
+	}
 	entries["spiking.New"] = func(c *C) {
 		net, _ := tinyNet(c.t)
 		c.Err("nil network", func() error { _, err := spiking.New(nil, spiking.DefaultConfig()); return err })
