@@ -16,9 +16,10 @@
 #                (TestGPUFullWidthCountsMatchCPU), training parity with the
 #                CPU, out-of-memory, determinism, CUDA graphs' replay
 #   bench        proxykit bench --device cuda: the paper's network, batch
-#                100 (and 1000), T = 15; TF32 with cuDNN, the same with
-#                CUDA graphs, FP32, and TF32 with cuDNN on channels-last
-#                programs (--channels-last)
+#                100 (and 1000), T = 15; TF32 with cuDNN, channels-last
+#                programs (--channels-last), those with 16-bit spikes
+#                (--precision fp16, beside PyTorch's bf16 autocast), 16-bit
+#                spikes in NCHW, FP32, and TF32 with CUDA graphs
 #   torch        the same step in PyTorch: torch.compile in TF32 and under
 #                bf16 autocast (scripts/bench_torch_gpu.py)
 #   memcheck     compute-sanitizer's memcheck on the kernels
@@ -88,14 +89,15 @@ for s in $steps; do
     ;;
   plan)
     "$pk" init --arch fmnist --width 128 -o /tmp/fmnist.onnx >/dev/null
-    TAIL=6 step plan 40 bash -c "for f in '' --fp32; do \"$pk\" plan /tmp/fmnist.onnx --gpu h200 --batch-size 100 \$f | tail -20; \"$pk\" plan /tmp/fmnist.onnx --gpu h200 --infer --batch-size 1000 \$f | tail -20; done"
+    TAIL=6 step plan 40 bash -c "for f in '' --fp32 '--channels-last --precision fp16'; do \"$pk\" plan /tmp/fmnist.onnx --gpu h200 --batch-size 100 \$f | tail -20; \"$pk\" plan /tmp/fmnist.onnx --gpu h200 --infer --batch-size 1000 \$f | tail -20; done"
     ;;
   conformance)
     (cd compute/cuda && TAIL=5 step conformance 130 "$B/cuda.test" -test.v -test.run 'TestGPU' -test.timeout 125s)
     grep -E -- '--- (FAIL|PASS): TestGPU[^/]*|counts|lands|device:|error|differ' "$LOG/conformance.log" | sort | uniq -c | head -60
     ;;
   bench)
-    for v in "tf32:" "tf32-graphs:--cuda-graphs" "fp32:--fp32" "tf32-nhwc:--channels-last"; do
+    for v in "tf32:" "tf32-nhwc:--channels-last" "fp16-nhwc:--channels-last --precision fp16" "fp16:--precision fp16" "fp32:--fp32" \
+      "tf32-graphs:--cuda-graphs"; do
       name=${v%%:*} flag=${v#*:}
       TAIL=3 step "bench-$name" 40 "$pk" bench --device cuda $flag --arch fmnist --width 128 --batch-size 100 \
         --infer-batch-size 1000 --timesteps 15 --seconds 2 --json

@@ -30,6 +30,9 @@ const (
 	Resume Name = "resume from"
 	// ScaleUint8 divides uint8 input pixels by 255 (model.Model.Input).
 	ScaleUint8 Name = "uint8 scaling"
+	// Precision is a CUDA device's arithmetic (device.Options.SetPrecision:
+	// fp32, tf32, fp16).
+	Precision Name = "precision"
 )
 
 // Error is an error whose text names settings: the arguments of type Name

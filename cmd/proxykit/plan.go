@@ -40,10 +40,10 @@ the launches the CUDA backend would queue, the predicted time and
 images/s, the kernels' shares.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkAll(batchSize("batch-size", batch), sf.check, mth.check); err != nil {
+			if err := checkAll(batchSize("batch-size", batch), sf.check, mth.check, func() error { return df.opt.SetPrecision(df.precision) }); err != nil {
 				return err
 			}
-			if err := df.check(); err != nil && df.name != "cuda" { // planning for cuda needs no GPU (deviceFlags.stepsAtOnce)
+			if err := df.check(); err != nil && df.name != "cuda" && gpu == "" { // planning for cuda needs no GPU (deviceFlags.stepsAtOnce)
 				return err
 			}
 			m, snn, err := mf.loadSNN(cmd, args[0], sf)
@@ -58,8 +58,9 @@ images/s, the kernels' shares.`,
 				return err
 			}
 			// channels-last where a CUDA backend would ask for it
-			last := df.opt.ChannelsLast && (gpu != "" || df.name == "cuda" || df.name == "cuda-emu")
-			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, mth.chosen.Surrogate, lower.WithChannelsLast(last))
+			onCUDA := gpu != "" || df.name == "cuda" || df.name == "cuda-emu"
+			last, half := df.opt.ChannelsLast && onCUDA, df.opt.HalfSpikes && onCUDA
+			programs, list, err := lower.Plan(m.ANN, snn.Lowering(), !infer, batch, steps, mth.chosen.Surrogate, lower.WithChannelsLast(last), lower.WithHalfSpikes(half))
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -68,7 +69,7 @@ images/s, the kernels' shares.`,
 				GPU *gpumodel.Plan `json:"gpu,omitempty"`
 			}{Listing: list}
 			if gpu != "" {
-				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN, ChannelsLast: last}, batch, programs...)
+				p, err := gpumodel.PlanPrograms(gpu, cuda.Options{StrictFP32: df.opt.StrictFP32, NoCuDNN: df.opt.NoCuDNN, ChannelsLast: last, HalfSpikes: half}, batch, programs...)
 				if err != nil {
 					return err
 				}

@@ -54,3 +54,59 @@ func TestPlan(t *testing.T) {
 		t.Errorf("plan --infer: %v\n%s", err, out)
 	}
 }
+
+// TestPlanPrecision: --precision fp16 plans the SNN's convolutions over
+// spikes on 16-bit slots (the spikes they read, their weights' copies and
+// the currents they write) and prices them, here or for --gpu from the
+// CPU; the CPU refuses it for running, and names that contradict --fp32 or
+// are no precision are refused by name.
+func TestPlanPrecision(t *testing.T) {
+	net := filepath.Join(t.TempDir(), "net.onnx")
+	if out, err := run(t, "init", "--arch", "fmnist", "--width", "8", "-o", net); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, args := range [][]string{{"--device", "cuda-emu"}, {"--gpu", "h200"}} {
+		out, err := run(t, append([]string{"plan", net, "--json", "--precision", "fp16"}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var l program.Listing
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatal(err)
+		}
+		var half []string
+		for _, s := range l.Slots {
+			if s.Elem == "f16" {
+				half = append(half, s.Name)
+			}
+		}
+		// conv.0's and conv.4's spikes (pooled), conv.1's and conv.5's currents, the two weights' copies
+		if want := []string{"snn.conv.0", "snn.conv.1", "snn.conv.4", "snn.conv.5", "conv.1.weight.f16", "conv.5.weight.f16"}; !sameSet(half, want) {
+			t.Errorf("%v: 16-bit slots %v, want %v", args, half, want)
+		}
+	}
+	for _, c := range []struct{ args []string }{
+		{[]string{"--precision", "fp16", "--device", "cpu"}}, {[]string{"--precision", "fp8"}}, {[]string{"--precision", "tf32", "--fp32"}},
+	} {
+		out, err := run(t, append([]string{"plan", net}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), "--precision") {
+			t.Errorf("%v: not refused by --precision's name: %v\n%s", c.args, err, out)
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, x := range a {
+		seen[x]++
+	}
+	for _, x := range b {
+		if seen[x]--; seen[x] < 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -32,6 +32,44 @@ type Options struct {
 	HalfSpikes bool
 }
 
+// Precisions names the arithmetic SetPrecision takes.
+const Precisions = "fp32, tf32 or fp16"
+
+// SetPrecision sets a CUDA device's arithmetic by name: fp32 (StrictFP32:
+// strict FP32 matrix products and convolutions), tf32 (TF32 tensor cores
+// for both: the default) or fp16 (HalfSpikes: the SNN's convolutions over
+// spikes on binary16 spikes, weights and currents with FP32 sums, TF32
+// elsewhere; it changes results). "" leaves o as it is. A name that
+// contradicts StrictFP32 already set, and any other name, is refused.
+func (o *Options) SetPrecision(name string) error {
+	if o == nil {
+		return setting.Errorf("%s %q: no options to set (nil)", setting.Precision, name)
+	}
+	switch name {
+	case "":
+	case "fp32":
+		o.StrictFP32, o.HalfSpikes = true, false
+	case "tf32", "fp16":
+		if o.StrictFP32 {
+			return setting.Errorf("%s %s contradicts strict FP32 arithmetic, which is precision fp32", setting.Precision, name)
+		}
+		o.HalfSpikes = name == "fp16"
+	default:
+		return setting.Errorf("%s %q: want %s", setting.Precision, name, Precisions)
+	}
+	return nil
+}
+
+// Check refuses options that device name cannot honour: 16-bit spikes on
+// the CPU, which computes in float32 only (an unknown name is Open's and
+// Check's to refuse).
+func (o Options) Check(name string) error {
+	if o.HalfSpikes && name == "cpu" {
+		return setting.Errorf("%s fp16 needs a CUDA device (%s cuda or cuda-emu): the CPU computes in float32 only", setting.Precision, setting.Device)
+	}
+	return nil
+}
+
 // GPUs counts the GPUs the cuda device can use here.
 func GPUs() (int, error) { return cuda.VisibleGPUs() }
 
@@ -60,6 +98,9 @@ func unknown(name string) error { return setting.Errorf("%s %q: want %s", settin
 func Open(name string, opt Options) (compute.Backend, error) {
 	if opt.GPU < 0 {
 		return nil, setting.Errorf("%s cuda: GPU %d: GPUs number from 0", setting.Device, opt.GPU)
+	}
+	if err := opt.Check(name); err != nil {
+		return nil, err
 	}
 	switch name {
 	case "cpu":

@@ -376,4 +376,25 @@ func init() {
 		c.Ok("cpu", func() error { return device.Check("cpu") })
 		c.NoPanic("cuda", func() { device.Check("cuda") })
 	}
+	entries["compute/device.Options.SetPrecision"] = func(c *C) {
+		c.Err("nil options", func() error { return (*device.Options)(nil).SetPrecision("fp16") })
+		c.Err("a name of 1 MB", func() error { return (&device.Options{}).SetPrecision(strings.Repeat("x", 1<<20)) })
+		c.Err("fp16 after strict FP32", func() error { return (&device.Options{StrictFP32: true}).SetPrecision("fp16") })
+		for _, p := range []string{"", "fp32", "tf32", "fp16"} {
+			c.Ok(p, func() error { return (&device.Options{}).SetPrecision(p) })
+		}
+		c.NoPanic("fp16 sets 16-bit spikes, fp32 strict FP32 without them", func() {
+			o := device.Options{}
+			c.Check(o.SetPrecision("fp16") == nil && o.HalfSpikes && !o.StrictFP32, "fp16: %+v", o)
+			c.Check(o.SetPrecision("fp32") == nil && !o.HalfSpikes && o.StrictFP32, "fp32: %+v", o)
+		})
+	}
+	entries["compute/device.Options.Check"] = func(c *C) {
+		c.Err("16-bit spikes on the CPU", func() error { return device.Options{HalfSpikes: true}.Check("cpu") })
+		c.Err("16-bit spikes on the CPU, opened", func() error { _, err := device.Open("cpu", device.Options{HalfSpikes: true}); return err })
+		for _, name := range []string{"", "cpu", "cuda-emu", strings.Repeat("x", 1<<20)} {
+			c.Ok("zero options: "+name[:min(len(name), 8)], func() error { return device.Options{}.Check(name) })
+		}
+		c.Ok("16-bit spikes on the emulated device", func() error { return device.Options{HalfSpikes: true}.Check("cuda-emu") })
+	}
 }
