@@ -83,16 +83,19 @@ type Backend interface {
 	// for n samples; bias may be nil. With g.Layout NHWC, x, y, w (and in
 	// the backward pass their gradients) are channels-last (ConvGeom).
 	Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer)
-	// Conv2dBackward computes dx (overwritten; nil to skip) and adds into
-	// dw and db (nil to skip) the gradients of Conv2dForward given dy.
-	Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer)
+	// Conv2dBackward computes dx (overwritten; nil to skip) and, with
+	// accumulate, adds into dw and db (nil to skip) the gradients of
+	// Conv2dForward given dy; without, writes them (as if they were zeroed
+	// first).
+	Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer, accumulate bool)
 	// LinearForward computes y[b,o] = bias[o] + Σ_i x[b,i]·w[o,i] (w is
 	// [out, in], bias may be nil). spikes says that x is mostly zeros; a
 	// backend may pick another kernel for it, computing the same function.
 	LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool)
-	// LinearBackward computes dx = dy·W (overwritten; nil to skip), adds
-	// dyᵀ·x into dw and Σ_b dy into db (nil to skip).
-	LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer)
+	// LinearBackward computes dx = dy·W (overwritten; nil to skip) and,
+	// with accumulate, adds dyᵀ·x into dw and Σ_b dy into db (nil to skip);
+	// without, writes them (as if they were zeroed first).
+	LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer, accumulate bool)
 	// ReLUForward writes y = max(x, 0); y may be x.
 	ReLUForward(x, y Buffer)
 	// ReLUBackward writes dx = dy where y > 0, else 0.
@@ -155,10 +158,11 @@ type Backend interface {
 	// may be x.
 	ChannelAffine(groups, n, c, hw int, layout Layout, x, scale, shift, y Buffer, relu bool)
 	// BatchNormBackward computes dx (overwritten; nil to skip) and adds
-	// dγ and dβ, for the statistics (mean, variance) the forward pass
-	// normalised with; batchStats says they were x's own batch statistics.
-	// x, dy and dx are laid out as layout says.
-	BatchNormBackward(n, c, hw int, layout Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer)
+	// dγ and dβ (with accumulate; without, writes them), for the
+	// statistics (mean, variance) the forward pass normalised with;
+	// batchStats says they were x's own batch statistics. x, dy and dx are
+	// laid out as layout says.
+	BatchNormBackward(n, c, hw int, layout Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer, accumulate bool)
 
 	// IF advances integrate-and-fire neurons over a.Steps time steps.
 	IF(a IFArgs)

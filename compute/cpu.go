@@ -381,7 +381,7 @@ func (c *CPU) Conv2dForward(g ConvGeom, n int, x, w, bias, y Buffer) {
 }
 
 // Conv2dBackward implements Backend.
-func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
+func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer, accumulate bool) {
 	a := args{kernel: "Conv2dBackward"}
 	a.conv(g)
 	in, wn, out := a.size(n, g.C, g.H, g.W), a.size(g.O, g.GroupPatch()), a.size(n, g.O, g.OutH(), g.OutW())
@@ -390,11 +390,22 @@ func (c *CPU) Conv2dBackward(g ConvGeom, n int, x, w, dy, dx, dw, db Buffer) {
 	if !c.ok(&a) {
 		return
 	}
+	if !accumulate { // the sums below add into zeros: the bits of a fill first
+		zero(dws, wn)
+		zero(dbs, g.O)
+	}
 	if g.Layout.Last() {
 		c.convBackwardLast(g, n, xs, ws, dys, dxs, dws, dbs)
 		return
 	}
 	c.convBackward(g, n, xs, ws, dys, dxs, dws, dbs, w)
+}
+
+// zero sets the first n values of s, a buffer's values or nil, to 0.
+func zero(s []float32, n int) {
+	if s != nil {
+		clear(s[:n])
+	}
 }
 
 // LinearForward implements Backend: with spikes, rows whose inputs are
@@ -411,13 +422,17 @@ func (c *CPU) LinearForward(n, in, out int, x, w, bias, y Buffer, spikes bool) {
 }
 
 // LinearBackward implements Backend.
-func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer) {
+func (c *CPU) LinearBackward(n, in, out int, x, w, dy, dx, dw, db Buffer, accumulate bool) {
 	a := args{kernel: "LinearBackward"}
 	xn, wn, yn := a.size(n, in), a.size(out, in), a.size(n, out)
 	xs, ws, dys := a.buf("x", x, xn), a.buf("w", w, wn), a.buf("dy", dy, yn)
 	dxs, dws, dbs := a.opt("dx", dx, xn), a.opt("dw", dw, wn), a.opt("db", db, out)
 	if !c.ok(&a) {
 		return
+	}
+	if !accumulate { // the sums below add into zeros: the bits of a fill first
+		zero(dws, wn)
+		zero(dbs, out)
 	}
 	c.linearBackward(n, in, out, xs, ws, dys, dxs, dws, dbs)
 }
@@ -669,7 +684,7 @@ func (c *CPU) ChannelAffine(groups, n, ch, hw int, layout Layout, x, scale, shif
 }
 
 // BatchNormBackward implements Backend.
-func (c *CPU) BatchNormBackward(n, ch, hw int, layout Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer) {
+func (c *CPU) BatchNormBackward(n, ch, hw int, layout Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta Buffer, accumulate bool) {
 	a := args{kernel: "BatchNormBackward"}
 	a.layout(layout)
 	size := a.size(n, ch, hw)
@@ -678,6 +693,10 @@ func (c *CPU) BatchNormBackward(n, ch, hw int, layout Layout, batchStats bool, e
 	dgs, dbs := a.buf("dgamma", dgamma, ch), a.buf("dbeta", dbeta, ch)
 	if !c.ok(&a) {
 		return
+	}
+	if !accumulate { // added into zeros: the bits of a fill first
+		zero(dgs, ch)
+		zero(dbs, ch)
 	}
 	if !layout.Last() {
 		batchNormBackward(n, ch, hw, batchStats, eps, gs, ms, vs, xs, dys, dxs, dgs, dbs)

@@ -108,7 +108,7 @@ func layerRun(c *CPU) [32]byte {
 		y, dx := buf(make([]float32, ny)), buf(make([]float32, len(x)))
 		dw, db := buf(randVec(rng, g.O*g.GroupPatch(), 0, false)), buf(randVec(rng, g.O, 0, false))
 		c.Conv2dForward(g, n, buf(x), w, bias, y)
-		c.Conv2dBackward(g, n, buf(x), w, buf(randVec(rng, ny, 0.2, false)), dx, dw, db)
+		c.Conv2dBackward(g, n, buf(x), w, buf(randVec(rng, ny, 0.2, false)), dx, dw, db, true)
 		hashFloats(h, host(y), host(dx), host(dw), host(db))
 	}
 	for _, sz := range [][3]int{{5, 700, 130}, {6, 6272, 40}} {
@@ -119,7 +119,7 @@ func layerRun(c *CPU) [32]byte {
 			y, dx := buf(make([]float32, n*out)), buf(make([]float32, n*in))
 			dw, db := buf(randVec(rng, out*in, 0, false)), buf(randVec(rng, out, 0, false))
 			c.LinearForward(n, in, out, buf(x), w, bias, y, spikes)
-			c.LinearBackward(n, in, out, buf(x), w, buf(randVec(rng, n*out, 0, false)), dx, dw, db)
+			c.LinearBackward(n, in, out, buf(x), w, buf(randVec(rng, n*out, 0, false)), dx, dw, db, true)
 			hashFloats(h, host(y), host(dx), host(dw), host(db))
 		}
 	}
@@ -128,7 +128,7 @@ func layerRun(c *CPU) [32]byte {
 	mean, variance := buf(make([]float32, ch)), buf(make([]float32, ch))
 	c.BatchNormStats(1, n, ch, hw, NCHW, buf(x), mean, variance)
 	gamma, dx, dg, dbeta := buf(randVec(rng, ch, 0, false)), buf(make([]float32, len(x))), buf(make([]float32, ch)), buf(make([]float32, ch))
-	c.BatchNormBackward(n, ch, hw, NCHW, true, 1e-5, gamma, mean, variance, buf(x), buf(randVec(rng, len(x), 0, false)), dx, dg, dbeta)
+	c.BatchNormBackward(n, ch, hw, NCHW, true, 1e-5, gamma, mean, variance, buf(x), buf(randVec(rng, len(x), 0, false)), dx, dg, dbeta, true)
 	hashFloats(h, host(mean), host(variance), host(dx), host(dg), host(dbeta))
 	steps, nn := 3, 4*ch*hw
 	v, spikes, counts := buf(make([]float32, nn)), buf(make([]float32, steps*nn)), buf(make([]float32, nn))

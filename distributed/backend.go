@@ -244,15 +244,19 @@ func (b *Backend) BatchNormUpdateRunning(groups, c, count int, momentum float32,
 
 // BatchNormBackward implements compute.Backend: with SyncBN and batch
 // statistics, this rank's Σdy and Σdy·x̂ go into dγ and dβ (summed with
-// the other gradients later) and, summed across ranks, into dx.
-func (b *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
+// the other gradients later) and, summed across ranks, into dx. Without
+// accumulate they are written (zeroed first where the sums add into them).
+func (b *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer, accumulate bool) {
 	if !b.ready() {
 		return
 	}
 	if !b.active || !b.sync || !batchStats {
-		b.Backend.BatchNormBackward(n, c, hw, layout, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta)
+		b.Backend.BatchNormBackward(n, c, hw, layout, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta, b.accumulate(accumulate, dgamma, dbeta))
 		b.gradDone(dgamma, dbeta)
 		return
+	}
+	if !accumulate { // BatchNormBackwardSums adds into them
+		b.zero(dgamma, dbeta)
 	}
 	if _, err := compute.Elements(n, c, hw, b.total); err != nil {
 		b.fail(fmt.Errorf("distributed: BatchNorm backward: %w", err))
@@ -276,21 +280,43 @@ func (b *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchSt
 }
 
 // Conv2dBackward implements compute.Backend, marking dw and db done.
-func (b *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
+func (b *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer, accumulate bool) {
 	if !b.ready() {
 		return
 	}
-	b.Backend.Conv2dBackward(g, n, x, w, dy, dx, dw, db)
+	b.Backend.Conv2dBackward(g, n, x, w, dy, dx, dw, db, b.accumulate(accumulate, dw, db))
 	b.gradDone(dw, db)
 }
 
 // LinearBackward implements compute.Backend, marking dw and db done.
-func (b *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer) {
+func (b *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer, accumulate bool) {
 	if !b.ready() {
 		return
 	}
-	b.Backend.LinearBackward(n, in, out, x, w, dy, dx, dw, db)
+	b.Backend.LinearBackward(n, in, out, x, w, dy, dx, dw, db, b.accumulate(accumulate, dw, db))
 	b.gradDone(dw, db)
+}
+
+// accumulate is how a backward kernel of this rank's share treats the
+// gradients it was asked to write or add into: as asked, except that a
+// share without samples (its rows padding) zeroes them here and adds its
+// nothing, so that no kernel runs on 0 rows in a mode the inner backend
+// may not take for them.
+func (b *Backend) accumulate(asked bool, grads ...compute.Buffer) bool {
+	if !asked && b.real == 0 {
+		b.zero(grads...)
+		return true
+	}
+	return asked
+}
+
+// zero fills the gradients that are there with 0.
+func (b *Backend) zero(grads ...compute.Buffer) {
+	for _, g := range grads {
+		if g != nil {
+			b.Backend.Fill(g, 0)
+		}
+	}
 }
 
 // WatchGradients sorts params' gradients (on this backend) into buckets of

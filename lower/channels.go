@@ -449,6 +449,13 @@ func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) (int, error) {
 		Rate: program.Once, Layout: program.NHWC, Elem: s.Elem, Alias: program.None})
 	back := &program.Transpose{Rate: program.Once, Count: g.O, Rows: g.KH * g.KW, Cols: g.C / g.Groups(), X: t, Y: dw}
 	k := p.PassOf(i)
+	if o.Overwrite && dw == root { // written (NoGradFill), then written back
+		o.DW = t
+		if err := p.Insert(k, i+1, back); err != nil {
+			return 0, fmt.Errorf("channels-last rewrite of op %d's weight gradient: %w", i, err)
+		}
+		return 1, nil
+	}
 	// the gradient's zeroing, where it and this pass are its only writers
 	// and nothing reads it between them, now zeroes the new slot
 	var writers []int

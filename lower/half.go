@@ -90,11 +90,18 @@ func halfSpikes(p *program.Program) int {
 	return places
 }
 
-// plainValue reports whether r is a value of its own: not a view, viewed
-// by no slot, not kept for the caller.
+// plainValue reports whether r is a value of its own: unaliased, not kept
+// for the caller.
 func plainValue(p *program.Program, r program.Ref) bool {
 	s := p.Slot(r)
-	if s == nil || s.Kind != program.Value || s.Alias != program.None || s.Keep {
+	return s != nil && s.Kind == program.Value && !s.Keep && unaliased(p, r)
+}
+
+// unaliased reports whether slot r is memory of its own: not a view,
+// viewed by no slot.
+func unaliased(p *program.Program, r program.Ref) bool {
+	s := p.Slot(r)
+	if s == nil || s.Alias != program.None {
 		return false
 	}
 	for j := range p.Slots {

@@ -33,7 +33,7 @@ type Rule struct {
 
 // Rules are the rewrite rules a lowering applies by default, in order.
 func Rules() []Rule {
-	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF(), FuseReLU(), FuseReLUGrad()}
+	return []Rule{FuseBatchNormIF(), FuseStaticBatchNormIF(), FuseBiasIF(), FuseIFMaxPool(), StartIF(), FuseReLU(), FuseReLUGrad(), NoGradFill()}
 }
 
 // rewrite applies rules to every pass each is valid for, and the
@@ -453,4 +453,89 @@ func fuseReLUGrad(p *program.Program, k int) int {
 		places++
 	}
 	return places
+}
+
+// NoGradFill is the rule that drops the zeroing of parameter gradients
+// before the ANN's backward pass: where a gradient is filled with 0 and
+// then written by one backward op alone (a convolution's, a linear
+// layer's or a BatchNorm's, every gradient it writes zeroed so and read by
+// nothing between), that op writes the gradients instead of adding into
+// them (Overwrite: GEMMs with β = 0, cuDNN's backward filter with β = 0,
+// the sums written). Adding into zeros and writing give the same values;
+// a backend may differ in the sign of an exact zero.
+func NoGradFill() Rule {
+	return Rule{Name: "no fill before a gradient's writer", Why: "the backward op writes the parameter's gradient instead of adding into a zeroed one: no fill pass writes it first",
+		Passes: []program.PassKind{program.ANNBackward}, Apply: noGradFill}
+}
+
+func noGradFill(p *program.Program, k int) int {
+	if !applicable(p, k) {
+		return 0
+	}
+	places := 0
+	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+		var grads []program.Ref
+		var overwrite *bool
+		switch o := p.Ops[i].(type) {
+		case *program.Conv2dGrad:
+			grads, overwrite = []program.Ref{o.DW, o.DB}, &o.Overwrite
+		case *program.LinearGrad:
+			grads, overwrite = []program.Ref{o.DW, o.DB}, &o.Overwrite
+		case *program.BatchNormGrad:
+			grads, overwrite = []program.Ref{o.DG, o.DB}, &o.Overwrite
+		default:
+			continue
+		}
+		var fills []int
+		for _, g := range grads {
+			if g == program.None {
+				continue
+			}
+			f, ok := zeroedFor(p, k, i, g)
+			if !ok {
+				fills = nil
+				break
+			}
+			fills = append(fills, f)
+		}
+		if len(fills) == 0 || *overwrite {
+			continue
+		}
+		*overwrite = true
+		slices.Sort(fills)
+		for j := len(fills) - 1; j >= 0; j-- {
+			p.Remove(fills[j])
+			i--
+		}
+		places++
+	}
+	return places
+}
+
+// zeroedFor is the op of pass k that fills slot g with 0 for op i alone:
+// g is no view and viewed by none, the fill and op i are its only
+// writers, and nothing reads it between them.
+func zeroedFor(p *program.Program, k, i int, g program.Ref) (int, bool) {
+	if !unaliased(p, g) {
+		return 0, false
+	}
+	var ws []int
+	for j, op := range p.Ops {
+		if _, w := op.Operands(); slices.Contains(w, g) {
+			ws = append(ws, j)
+		}
+	}
+	if len(ws) != 2 || ws[1] != i || ws[0] < p.Passes[k].Lo {
+		return 0, false
+	}
+	fill, ok := p.Ops[ws[0]].(*program.Fill)
+	if !ok || fill.Value != 0 || fill.Dst != g {
+		return 0, false
+	}
+	for _, r := range p.Readers(g) {
+		if r > ws[0] && r < i {
+			return 0, false
+		}
+	}
+	return ws[0], true
 }

@@ -195,6 +195,45 @@ func TestFuseReLUGrad(t *testing.T) {
 	}
 }
 
+// TestNoGradFill: the ANN's backward pass with NoGradFill alone has no fill
+// left (every parameter gradient is written by its backward op) and gives
+// the plain program's gradients bit for bit on every backend, in both
+// BatchNorm modes, with and without BatchNorm (convolutions, BatchNorms
+// and the head, with and without biases).
+func TestNoGradFill(t *testing.T) {
+	for _, bn := range []bool{true, false} {
+		for name, be := range backends(t) {
+			for _, batchStats := range []bool{false, true} {
+				net := smallNet(bn, bn)
+				rules := []lower.Rule{lower.NoGradFill()}
+				l, err := lower.ANN(net, lower.Options{Capacity: 3, BatchStats: batchStats, Backward: true, Rules: rules})
+				if err != nil {
+					t.Fatal(err)
+				}
+				k, _ := l.Program.Find(program.ANNBackward)
+				for i := l.Passes[k].Lo; i < l.Passes[k].Hi; i++ {
+					if _, ok := l.Ops[i].(*program.Fill); ok {
+						t.Errorf("bn=%v: a fill is left in the backward pass: op %d", bn, i)
+					}
+				}
+				want := 3 // two convolutions and the head
+				if bn {
+					want = 5 // and two BatchNorms
+				}
+				if len(l.Rewrites) != 1 || l.Rewrites[0].Places != want {
+					t.Fatalf("bn=%v: rewrites %v, want NoGradFill in %d places", bn, l.Rewrites, want)
+				}
+				x := input(net, 3, 1)
+				plain := runLowered(t, be, net, x, batchStats, lower.Options{NoRewrites: true})
+				written := runLowered(t, be, net, x, batchStats, lower.Options{Rules: rules})
+				if d := differ(plain.grads, written.grads); d > 0 {
+					t.Errorf("%s bn=%v batchStats=%v: %d of %d gradients differ", name, bn, batchStats, d, len(plain.grads))
+				}
+			}
+		}
+	}
+}
+
 // TestFoldBatchNorm: the folded network (what the exporters write)
 // computes the unfolded one's ANN outputs within float rounding, and the
 // rule is refused where BatchNorm uses batch statistics.

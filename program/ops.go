@@ -235,10 +235,12 @@ func (o *Conv2d) Run(m *Machine) {
 func (o *Conv2d) FLOPs(d Dims) int64 { return convFLOPs(o.G, d.Rows(o.Rate)) }
 
 // Conv2dGrad is a convolution's backward pass: DX (None: skipped) and the
-// gradients added into DW and DB (None: skipped).
+// gradients added into DW and DB (None: skipped), or with Overwrite
+// written there (NoGradFill: no fill before).
 type Conv2dGrad struct {
 	G                    compute.ConvGeom
 	Rate                 Rate
+	Overwrite            bool
 	X, W, DY, DX, DW, DB Ref
 }
 
@@ -247,6 +249,9 @@ func (o *Conv2dGrad) Kernel() string { return "Conv2dBackward" }
 
 // Operands implements Op.
 func (o *Conv2dGrad) Operands() (reads, w []Ref) {
+	if o.Overwrite {
+		return refs(o.X, o.W, o.DY), refs(o.DX, o.DW, o.DB)
+	}
 	return refs(o.X, o.W, o.DY, o.DW, o.DB), refs(o.DX, o.DW, o.DB)
 }
 
@@ -255,7 +260,7 @@ func (o *Conv2dGrad) Detail() string { return convDetail(o.G) }
 
 // Run implements Op.
 func (o *Conv2dGrad) Run(m *Machine) {
-	m.be.Conv2dBackward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.W), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DW), m.Buf(o.DB))
+	m.be.Conv2dBackward(o.G, m.Rows(o.Rate), m.Buf(o.X), m.Buf(o.W), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DW), m.Buf(o.DB), !o.Overwrite)
 }
 
 // FLOPs implements Flopper: the data gradient where asked and the weight
@@ -320,10 +325,13 @@ func (o *Linear) Run(m *Machine) {
 // FLOPs implements Flopper.
 func (o *Linear) FLOPs(d Dims) int64 { return 2 * int64(d.Rows(o.Rate)) * int64(o.In) * int64(o.Out) }
 
-// LinearGrad is a fully connected layer's backward pass.
+// LinearGrad is a fully connected layer's backward pass: DX (None:
+// skipped) and the gradients added into DW and DB (None: skipped), or
+// with Overwrite written there (NoGradFill: no fill before).
 type LinearGrad struct {
 	In, Out              int
 	Rate                 Rate
+	Overwrite            bool
 	X, W, DY, DX, DW, DB Ref
 }
 
@@ -332,6 +340,9 @@ func (o *LinearGrad) Kernel() string { return "LinearBackward" }
 
 // Operands implements Op.
 func (o *LinearGrad) Operands() (reads, w []Ref) {
+	if o.Overwrite {
+		return refs(o.X, o.W, o.DY), refs(o.DX, o.DW, o.DB)
+	}
 	return refs(o.X, o.W, o.DY, o.DW, o.DB), refs(o.DX, o.DW, o.DB)
 }
 
@@ -340,7 +351,7 @@ func (o *LinearGrad) Detail() string { return fmt.Sprintf("%d→%d", o.In, o.Out
 
 // Run implements Op.
 func (o *LinearGrad) Run(m *Machine) {
-	m.be.LinearBackward(m.Rows(o.Rate), o.In, o.Out, m.Buf(o.X), m.Buf(o.W), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DW), m.Buf(o.DB))
+	m.be.LinearBackward(m.Rows(o.Rate), o.In, o.Out, m.Buf(o.X), m.Buf(o.W), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DW), m.Buf(o.DB), !o.Overwrite)
 }
 
 // FLOPs implements Flopper.
@@ -695,11 +706,12 @@ func (o *ChannelAffine) Run(m *Machine) {
 // forward pass normalised with (BatchStats: the batch's own). With
 // PerGroup (Rate Steps, statistics per time step) each step's rows run
 // their own backward pass with their step's statistics, adding into DG
-// and DB in step order.
+// and DB in step order. With Overwrite, DG and DB are written (the first
+// step's) instead of added into (NoGradFill: no fill before).
 type BatchNormGrad struct {
 	C, HW                               int
 	Rate                                Rate
-	BatchStats, PerGroup                bool
+	BatchStats, PerGroup, Overwrite     bool
 	Eps                                 float32
 	Layout                              Layout
 	Gamma, Mean, Var, X, DY, DX, DG, DB Ref
@@ -710,6 +722,9 @@ func (o *BatchNormGrad) Kernel() string { return "BatchNormBackward" }
 
 // Operands implements Op.
 func (o *BatchNormGrad) Operands() (reads, w []Ref) {
+	if o.Overwrite {
+		return refs(o.Gamma, o.Mean, o.Var, o.X, o.DY), refs(o.DX, o.DG, o.DB)
+	}
 	return refs(o.Gamma, o.Mean, o.Var, o.X, o.DY, o.DG, o.DB), refs(o.DX, o.DG, o.DB)
 }
 
@@ -725,7 +740,7 @@ func (o *BatchNormGrad) Run(m *Machine) {
 		return
 	}
 	m.be.BatchNormBackward(m.Rows(o.Rate), o.C, o.HW, o.Layout, o.BatchStats, o.Eps, m.Buf(o.Gamma), m.Buf(o.Mean), m.Buf(o.Var),
-		m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DG), m.Buf(o.DB))
+		m.Buf(o.X), m.Buf(o.DY), m.Buf(o.DX), m.Buf(o.DG), m.Buf(o.DB), !o.Overwrite)
 }
 
 // runGroups runs one backward pass per time step on its rows.
@@ -738,7 +753,7 @@ func (o *BatchNormGrad) runGroups(m *Machine) {
 			dxg = dx.Slice(g*size, (g+1)*size)
 		}
 		m.be.BatchNormBackward(n, o.C, o.HW, o.Layout, o.BatchStats, o.Eps, m.Buf(o.Gamma), mean.Slice(g*o.C, (g+1)*o.C), vr.Slice(g*o.C, (g+1)*o.C),
-			x.Slice(g*size, (g+1)*size), dy.Slice(g*size, (g+1)*size), dxg, m.Buf(o.DG), m.Buf(o.DB))
+			x.Slice(g*size, (g+1)*size), dy.Slice(g*size, (g+1)*size), dxg, m.Buf(o.DG), m.Buf(o.DB), g > 0 || !o.Overwrite)
 	}
 }
 

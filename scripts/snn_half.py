@@ -3,19 +3,23 @@ reference SNN's counts in float32 and with 16-bit spikes and currents
 (refnet.snn_counts, half_convs), on a reference network whose convolutions
 over spikes have weights that binary16 cannot hold.
 
-Usage: /usr/bin/python3 scripts/snn_half.py MODEL.onnx X.npy T V_TH OUTDIR
+Usage: /usr/bin/python3 scripts/snn_half.py   (writes testdata/half/)
 
-MODEL.onnx is refnet.ANN at any width, exported by torch
-(scripts/make_fixtures.py writes testdata/fmnist_w8_bn.onnx, whose values
-are dyadic so that every sum is exact). The script adds k·2^-16, k a
+It reads testdata/fmnist_w8_bn.onnx (refnet.ANN at width 8, from
+scripts/make_fixtures.py, whose values are dyadic so that every sum is
+exact) and its inputs, fmnist_w8_bn.x.npy, and simulates T = 15 steps at
+v_th = 2. The script adds k·2^-16, k a
 seeded integer in [-7, 7], to each weight of the convolutions over spikes
 (conv.1, conv.5): they then need up to 13 significant bits, more than
 binary16's 11, while a convolution's sums (72 terms at width 8, each a
 multiple of 2^-16 below 8.6 in size) stay exact in float32, so that every
 implementation that sums in float32 computes the same currents before it
-rounds them. It writes OUTDIR/model.onnx (the network with those weights),
-OUTDIR/c32.npy and OUTDIR/c16.npy (the counts). lower's
-TestHalfSpikesAgainstPyTorch runs it.
+rounds them (binary16 weights far below the largest may need more bits:
+a GPU summing in another order may round an output differently, rarely).
+It writes testdata/half/model.onnx (the network with those weights),
+c32.npy and c16.npy (the counts), which spiking's
+TestHalfSpikesAgainstPyTorch and compute/cuda's
+TestGPUHalfSpikesMatchPyTorch read.
 """
 
 import os
@@ -33,7 +37,10 @@ PERTURBED = ("conv.1.weight", "conv.5.weight")
 
 
 def main():
-    model, xpath, T, vth, out = sys.argv[1:6]
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata")
+    model, xpath, T, vth = os.path.join(root, "fmnist_w8_bn.onnx"), os.path.join(root, "fmnist_w8_bn.x.npy"), 15, 2.0
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "half")
+    os.makedirs(out, exist_ok=True)
     m = onnx.load(model)
     gen = torch.Generator().manual_seed(16)
     inits = {}

@@ -75,7 +75,7 @@ func (s *suite) convLast(t *testing.T) {
 			x, w, bias, dy := ss.up(last(n, g.C, hw, xh)), ss.up(lastWeight(g, wh)), ss.up(bh), ss.up(last(n, g.O, p, dyh))
 			y, dx, dw, db := ss.out(len(dyh)), ss.out(len(xh)), ss.up(lastWeight(g, dw0)), ss.up(db0)
 			s.be.Conv2dForward(lg, n, x, w, bias, y)
-			s.be.Conv2dBackward(lg, n, x, w, dy, dx, dw, db)
+			s.be.Conv2dBackward(lg, n, x, w, dy, dx, dw, db, true)
 			ss.check("forward", first(n, g.O, p, ss.down(y)), refmath.Conv(g, n, xh, wh, bh), s.tol.GEMM)
 			rdx, rdw, rdb := refmath.ConvBackward(g, n, xh, wh, dyh)
 			for i := range rdw {
@@ -90,11 +90,17 @@ func (s *suite) convLast(t *testing.T) {
 			// no bias, no dx
 			y2, dw2 := ss.out(len(dyh)), ss.up(make([]float32, len(wh)))
 			s.be.Conv2dForward(lg, n, x, w, nil, y2)
-			s.be.Conv2dBackward(lg, n, x, w, dy, nil, dw2, nil)
+			s.be.Conv2dBackward(lg, n, x, w, dy, nil, dw2, nil, true)
 			ss.check("forward without bias", first(n, g.O, p, ss.down(y2)), refmath.Conv(g, n, xh, wh, nil), s.tol.GEMM)
 			_, rdw2, _ := refmath.ConvBackward(g, n, xh, wh, dyh)
 			ss.check("dw without dx", firstWeight(g, ss.down(dw2)), rdw2, s.tol.GEMM)
-			ss.free(x, w, bias, dy, y, dx, dw, db, y2, dw2)
+			// written, not added into (poisoned: NaN stays where it is read)
+			dw3, db3 := ss.out(len(wh)), ss.out(g.O)
+			s.be.Conv2dBackward(lg, n, x, w, dy, nil, dw3, db3, false)
+			_, _, rdb3 := refmath.ConvBackward(g, n, xh, wh, dyh)
+			ss.check("dw written", firstWeight(g, ss.down(dw3)), rdw2, s.tol.GEMM)
+			ss.check("db written", ss.down(db3), rdb3, s.tol.Elementwise)
+			ss.free(x, w, bias, dy, y, dx, dw, db, y2, dw2, dw3, db3)
 		})
 	}
 }
@@ -174,7 +180,7 @@ func (s *suite) batchNormLast(t *testing.T) {
 		m1h, v1h := ss.down(m1), ss.down(v1)
 		dg0, db0 := ss.uniform(c, -1, 1), ss.uniform(c, -1, 1)
 		dx, dg, db := ss.out(len(xh)), ss.up(dg0), ss.up(db0)
-		s.be.BatchNormBackward(nb, c, hw, compute.NHWC, train, eps, gamma, m1, v1, x, dy, dx, dg, db)
+		s.be.BatchNormBackward(nb, c, hw, compute.NHWC, train, eps, gamma, m1, v1, x, dy, dx, dg, db, true)
 		rdx, rdg, rdb := refmath.BNBackward(nb, c, hw, train, eps, gh, m1h, v1h, xh, dyh)
 		for i := range rdg {
 			rdg[i] += float64(dg0[i])

@@ -46,7 +46,7 @@ func (s *suite) conv(t *testing.T) {
 				x, w, bias, dy := ss.up(xh), ss.up(wh), ss.up(bh), ss.up(dyh)
 				y, dx, dw, db := ss.out(ny), ss.out(len(xh)), ss.up(dw0), ss.up(db0)
 				s.be.Conv2dForward(g, n, x, w, bias, y)
-				s.be.Conv2dBackward(g, n, x, w, dy, dx, dw, db)
+				s.be.Conv2dBackward(g, n, x, w, dy, dx, dw, db, true)
 				ss.check("forward", ss.down(y), refmath.Conv(g, n, xh, wh, bh), s.tol.GEMM)
 				rdx, rdw, rdb := refmath.ConvBackward(g, n, xh, wh, dyh)
 				for i := range rdw {
@@ -61,10 +61,17 @@ func (s *suite) conv(t *testing.T) {
 				// no bias, no dx: the nil forms
 				y2, dw2 := ss.out(ny), ss.up(make([]float32, len(wh)))
 				s.be.Conv2dForward(g, n, x, w, nil, y2)
-				s.be.Conv2dBackward(g, n, x, w, dy, nil, dw2, nil)
+				s.be.Conv2dBackward(g, n, x, w, dy, nil, dw2, nil, true)
 				ss.check("forward without bias", ss.down(y2), refmath.Conv(g, n, xh, wh, nil), s.tol.GEMM)
 				_, rdw2, _ := refmath.ConvBackward(g, n, xh, wh, dyh)
 				ss.check("dw without dx", ss.down(dw2), rdw2, s.tol.GEMM)
+				// written, not added into (poisoned: NaN stays where it is read)
+				dw3, db3 := ss.out(len(wh)), ss.out(g.O)
+				s.be.Conv2dBackward(g, n, x, w, dy, nil, dw3, db3, false)
+				_, _, rdb3 := refmath.ConvBackward(g, n, xh, wh, dyh)
+				ss.check("dw written", ss.down(dw3), rdw2, s.tol.GEMM)
+				ss.check("db written", ss.down(db3), rdb3, s.tol.Elementwise)
+				ss.free(dw3, db3)
 				// the weights change (as an optimizer changes them): a backend
 				// that prepares weights must see the new ones
 				wh2 := ss.uniform(len(wh), -0.5, 0.5)
@@ -95,7 +102,7 @@ func (s *suite) linear(t *testing.T) {
 				y, dx, dw, db := ss.out(c.n*c.out), ss.out(len(xh)), ss.up(dw0), ss.up(make([]float32, c.out))
 				s.be.LinearForward(c.n, c.in, c.out, x, w, bias, y, spiking)
 				ss.check("forward", ss.down(y), refmath.Linear(c.n, c.in, c.out, xh, wh, bh), s.tol.GEMM)
-				s.be.LinearBackward(c.n, c.in, c.out, x, w, dy, dx, dw, db)
+				s.be.LinearBackward(c.n, c.in, c.out, x, w, dy, dx, dw, db, true)
 				rdx, rdw, rdb := refmath.LinearBackward(c.n, c.in, c.out, xh, wh, dyh)
 				for j := range rdw {
 					rdw[j] += float64(dw0[j])
@@ -103,6 +110,13 @@ func (s *suite) linear(t *testing.T) {
 				ss.check("dx", ss.down(dx), rdx, s.tol.GEMM)
 				ss.check("dw (accumulated)", ss.down(dw), rdw, s.tol.GEMM)
 				ss.check("db", ss.down(db), rdb, s.tol.Elementwise)
+				// written, not added into (poisoned: NaN stays where it is read)
+				dw3, db3 := ss.out(len(wh)), ss.out(c.out)
+				s.be.LinearBackward(c.n, c.in, c.out, x, w, dy, nil, dw3, db3, false)
+				_, rdw3, _ := refmath.LinearBackward(c.n, c.in, c.out, xh, wh, dyh)
+				ss.check("dw written", ss.down(dw3), rdw3, s.tol.GEMM)
+				ss.check("db written", ss.down(db3), rdb, s.tol.Elementwise)
+				ss.free(dw3, db3)
 				// changed weights and no bias: a backend caching transposed
 				// weights must drop the old ones
 				wh2 := ss.uniform(len(wh), -0.3, 0.3)
@@ -396,8 +410,14 @@ func (s *suite) batchNorm(t *testing.T) {
 		m1h, v1h := s.down(m1), s.down(v1)
 		dg0, db0 := s.uniform(c, -1, 1), s.uniform(c, -1, 1)
 		dx, dg, db := s.out(len(xh)), s.up(dg0), s.up(db0)
-		s.be.BatchNormBackward(nb, c, hw, compute.NCHW, train, eps, gamma, m1, v1, x, dy, dx, dg, db)
+		s.be.BatchNormBackward(nb, c, hw, compute.NCHW, train, eps, gamma, m1, v1, x, dy, dx, dg, db, true)
 		rdx, rdg, rdb := refmath.BNBackward(nb, c, hw, train, eps, gh, m1h, v1h, xh, dyh)
+		// written, not added into (poisoned: NaN stays where it is read)
+		dg3, db3 := s.out(c), s.out(c)
+		s.be.BatchNormBackward(nb, c, hw, compute.NCHW, train, eps, gamma, m1, v1, x, dy, nil, dg3, db3, false)
+		s.check(fmt.Sprintf("backward dgamma written train=%v", train), s.down(dg3), rdg, 1e-5)
+		s.check(fmt.Sprintf("backward dbeta written train=%v", train), s.down(db3), rdb, 1e-5)
+		s.free(dg3, db3)
 		for i := range rdg {
 			rdg[i] += float64(dg0[i])
 			rdb[i] += float64(db0[i])

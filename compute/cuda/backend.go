@@ -892,26 +892,27 @@ func lastRows(layout compute.Layout, n, hw int) (int, int64) {
 // convolution's weight transposed to [O, C/G, KH, KW] for the GEMMs, its
 // gradient computed so and added back transposed), or, for a channels-last
 // direction cuDNN refused, in NCHW transposed around (convBackwardNCHW).
-func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer) {
+func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer, accumulate bool) {
 	if g.Elem != compute.F32 {
 		be.fail(fmt.Errorf("cuda: the backward pass of convolution %s of %s values: it takes f32 only", convName(g), g.Elem))
 		return
 	}
 	P, O := g.OutH()*g.OutW(), g.O
 	if db != nil {
-		// adds into db: read and written
+		// adds into db with accumulate: read and written
 		rows, p := lastRows(g.Layout, n, P)
-		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P+O), int64(O)), ptr(dy), ptr(db), int64(rows), int32(O), p)
+		be.launchBlocks("pk_conv_bias_grad", O, rw(int64(n*O*P)+read(accumulate, int64(O)), int64(O)), ptr(dy), ptr(db), int64(rows), int32(O), p,
+			b2i(accumulate))
 	}
 	// each direction on cuDNN where it plans, the rest on im2col below
-	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, n, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw))) {
+	if dw != nil && be.useDNN(g, dnnFilter) && be.dnnRan(g, n, dnnFilter, be.dnn.backwardFilter(be, g, n, ptr(x), ptr(dy), ptr(dw), accumulate)) {
 		dw = nil
 	}
 	if dx != nil && be.useDNN(g, dnnData) && be.dnnRan(g, n, dnnData, be.dnn.backwardData(be, g, n, ptr(w), ptr(dy), ptr(dx))) {
 		dx = nil
 	}
 	if dw != nil && be.refusedLast(g, dnnFilter) || dx != nil && be.refusedLast(g, dnnData) {
-		be.convBackwardNCHW(g, n, x, w, dy, dx, dw)
+		be.convBackwardNCHW(g, n, x, w, dy, dx, dw, accumulate)
 		return
 	}
 	if dw == nil && dx == nil {
@@ -946,10 +947,10 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 			b2i(g.Layout.Last()))
 		if dw != nil {
 			be.im2col(g, ptr(x)+devptr(4*int64(s0)*in), col, cs)
-			// per group: dW [O/G, Kg] += dyT [O/G, cs·P] · colᵀ (the scratch
-			// written by the first chunk)
+			// per group: dW [O/G, Kg] += dyT [O/G, cs·P] · colᵀ (the scratch,
+			// or dw without accumulate, written by the first chunk)
 			beta := float32(1)
-			if last && s0 == 0 {
+			if (last || !accumulate) && s0 == 0 {
 				beta = 0
 			}
 			for _, gr := range groupsOf(g, cs*P) {
@@ -968,7 +969,7 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 	}
 	if dw != nil && last {
 		// dw [O, KH·KW, C/G] += the scratch [O, C/G, KH·KW] transposed
-		be.transpose(int64(g.O), g.GroupPatch()/(g.KH*g.KW), g.KH*g.KW, dwp, ptr(dw), true)
+		be.transpose(int64(g.O), g.GroupPatch()/(g.KH*g.KW), g.KH*g.KW, dwp, ptr(dw), accumulate)
 	}
 }
 
@@ -984,16 +985,26 @@ func (be *Backend) LinearForward(n, in, out int, x, w, bias, y compute.Buffer, _
 }
 
 // LinearBackward implements compute.Backend.
-func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer) {
+func (be *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Buffer, accumulate bool) {
 	if dx != nil {
 		be.gemm(false, false, n, in, out, 1, ptr(dy), out, ptr(w), in, 0, ptr(dx), in)
 	}
 	if dw != nil {
-		be.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, 1, ptr(dw), in)
+		be.gemm(true, false, out, in, n, 1, ptr(dy), out, ptr(x), in, float32(b2i(accumulate)), ptr(dw), in)
 	}
-	if db != nil {
-		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out+out), int64(out)), ptr(dy), ptr(db), int64(n), int32(out)) // adds into db
+	if db != nil { // adds into db with accumulate
+		be.launch1d("pk_col_sum", int64(out), rw(int64(n*out)+read(accumulate, int64(out)), int64(out)), ptr(dy), ptr(db), int64(n), int32(out),
+			b2i(accumulate))
 	}
+}
+
+// read is n values a kernel reads where it adds into them (accumulate),
+// none where it writes them.
+func read(accumulate bool, n int64) int64 {
+	if accumulate {
+		return n
+	}
+	return 0
 }
 
 // --- elementwise, pooling, softmax ---
@@ -1128,27 +1139,28 @@ func (be *Backend) ChannelAffine(groups, n, c, hw int, layout compute.Layout, x,
 
 // BatchNormBackward implements compute.Backend: the channel sums in one
 // reduction kernel, then dx elementwise (channels-last: lastRows).
-func (be *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer) {
+func (be *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchStats bool, eps float32, gamma, mean, variance, x, dy, dx, dgamma, dbeta compute.Buffer, accumulate bool) {
 	sums, err := be.workspace("bn sums", 2*c)
 	if err != nil {
 		be.fail(err)
 		return
 	}
-	be.bnBackwardReduce(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta)
+	be.bnBackwardReduce(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta, accumulate)
 	if dx != nil {
 		be.bnBackwardDX(n, c, hw, n*hw, layout, batchStats, eps, gamma, mean, variance, x, dy, sums, dx)
 	}
 }
 
 // bnBackwardReduce launches pk_bn_backward_reduce: the channel sums of dy
-// and dy·x̂ added into dγ and dβ and kept in sums (2·c values).
-func (be *Backend) bnBackwardReduce(n, c, hw int, layout compute.Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
-	// x and dy; the mean and variance, and dγ and dβ, which it adds into;
-	// dγ, dβ and the two sums out
-	t := rw(2*int64(n*c*hw)+4*int64(c), 4*int64(c))
+// and dy·x̂ added into dγ and dβ (with accumulate; else written) and kept
+// in sums (2·c values).
+func (be *Backend) bnBackwardReduce(n, c, hw int, layout compute.Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer, accumulate bool) {
+	// x and dy; the mean and variance, and dγ and dβ where it adds into
+	// them; dγ, dβ and the two sums out
+	t := rw(2*int64(n*c*hw)+2*int64(c)+read(accumulate, 2*int64(c)), 4*int64(c))
 	rows, p := lastRows(layout, n, hw)
 	be.launchBlocks("pk_bn_backward_reduce", c, t, ptr(x), ptr(dy), ptr(mean), ptr(variance), ptr(dgamma), ptr(dbeta),
-		ptr(sums), int64(rows), int32(c), p, eps)
+		ptr(sums), int64(rows), int32(c), p, eps, b2i(accumulate))
 }
 
 // bnBackwardDX launches pk_bn_backward_dx: with batch statistics it reads

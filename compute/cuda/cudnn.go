@@ -178,11 +178,12 @@ static int pk_dnn_backward_data(pk_dnn* d, pk_plan* p, uint64_t w, uint64_t dy, 
 		p->bwdDataWS, &zero, p->x, (void*)dx);
 }
 
-// accumulates into dw (beta = 1), as the backend's contract asks
-static int pk_dnn_backward_filter(pk_dnn* d, pk_plan* p, uint64_t x, uint64_t dy, uint64_t dw, uint64_t ws) {
-	float one = 1;
+// accumulates into dw (beta = 1) with add, as the backend's contract asks;
+// else writes it (beta = 0)
+static int pk_dnn_backward_filter(pk_dnn* d, pk_plan* p, uint64_t x, uint64_t dy, uint64_t dw, uint64_t ws, int add) {
+	float one = 1, beta = add ? 1 : 0;
 	return d->bwdFilter(d->handle, &one, p->x, (void*)x, p->y, (void*)dy, p->conv, p->bwdFilterAlgo, (void*)ws,
-		p->bwdFilterWS, &one, p->w, (void*)dw);
+		p->bwdFilterWS, &beta, p->w, (void*)dw);
 }
 */
 import "C"
@@ -374,7 +375,7 @@ func (d *cudnn) backwardData(be *Backend, g compute.ConvGeom, n int, w, dy, dx d
 	})
 }
 
-func (d *cudnn) backwardFilter(be *Backend, g compute.ConvGeom, n int, x, dy, dw devptr) error {
+func (d *cudnn) backwardFilter(be *Backend, g compute.ConvGeom, n int, x, dy, dw devptr, accumulate bool) error {
 	p, err := d.plan(g, n, 2)
 	if err != nil {
 		return err
@@ -384,7 +385,7 @@ func (d *cudnn) backwardFilter(be *Backend, g compute.ConvGeom, n int, x, dy, dw
 		return err
 	}
 	return d.run("convolution backward filter", func() C.int {
-		return C.pk_dnn_backward_filter(d.api, p, C.uint64_t(x), C.uint64_t(dy), C.uint64_t(dw), C.uint64_t(ws))
+		return C.pk_dnn_backward_filter(d.api, p, C.uint64_t(x), C.uint64_t(dy), C.uint64_t(dw), C.uint64_t(ws), C.int(b2i(accumulate)))
 	})
 }
 

@@ -20,7 +20,7 @@ type convolutions interface {
 	supports(g compute.ConvGeom) bool
 	forward(be *Backend, g compute.ConvGeom, n int, x, w, y devptr) error
 	backwardData(be *Backend, g compute.ConvGeom, n int, w, dy, dx devptr) error
-	backwardFilter(be *Backend, g compute.ConvGeom, n int, x, dy, dw devptr) error
+	backwardFilter(be *Backend, g compute.ConvGeom, n int, x, dy, dw devptr, accumulate bool) error
 	close()
 }
 
@@ -186,7 +186,7 @@ func (dryDNN) forward(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) e
 func (dryDNN) backwardData(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
 	return nil
 }
-func (dryDNN) backwardFilter(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
+func (dryDNN) backwardFilter(*Backend, compute.ConvGeom, int, devptr, devptr, devptr, bool) error {
 	return nil
 }
 func (dryDNN) close() {}
@@ -204,7 +204,7 @@ func (refusingDNN) forward(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr
 func (refusingDNN) backwardData(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr) error {
 	return refused(g, n, "backward data")
 }
-func (refusingDNN) backwardFilter(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr) error {
+func (refusingDNN) backwardFilter(_ *Backend, g compute.ConvGeom, n int, _, _, _ devptr, _ bool) error {
 	return refused(g, n, "backward filter")
 }
 func (refusingDNN) close() {}

@@ -182,16 +182,16 @@ __global__ void pk_nchw_to_ocp(const float* src, float* dst, int O, long long ns
     }
 }
 
-// pk_conv_bias_grad adds Σ_{s,p} dy[s, o, p] into db[o]; block o.
-// Calls __syncthreads().
-__global__ void pk_conv_bias_grad(const float* dy, float* db, long long n, int O, long long P) {
+// pk_conv_bias_grad adds Σ_{s,p} dy[s, o, p] into db[o] (with add; else
+// writes it); block o. Calls __syncthreads().
+__global__ void pk_conv_bias_grad(const float* dy, float* db, long long n, int O, long long P, int add) {
     __shared__ double shared[REDUCE_THREADS];
     int o = blockIdx.x;
     double s = 0;
     unsigned m = (unsigned)(n * P), p = (unsigned)P;
     for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += dy[((long long)(e / p) * O + o) * P + e % p];
     s = block_sum(s, shared);
-    if (threadIdx.x == 0) db[o] = __fadd_rn(db[o], (float)s);
+    if (threadIdx.x == 0) db[o] = __fadd_rn(add ? db[o] : 0.0f, (float)s);
 }
 
 // pk_add_bias adds bias[o] to y [n, out, inner] (inner = 1 for a linear
@@ -200,13 +200,13 @@ __global__ void pk_add_bias(float* y, const float* bias, long long n, int out, l
     GRID_STRIDE(i, n * out * inner) y[i] = __fadd_rn(y[i], bias[(i / inner) % out]);
 }
 
-// pk_col_sum adds Σ_b dy[b, o] into db[o], one thread per column, the
-// rows summed in order.
-__global__ void pk_col_sum(const float* dy, float* db, long long n, int out) {
+// pk_col_sum adds Σ_b dy[b, o] into db[o] (with add; else writes it), one
+// thread per column, the rows summed in order.
+__global__ void pk_col_sum(const float* dy, float* db, long long n, int out, int add) {
     GRID_STRIDE(o, (long long)out) {
         float s = 0;
         for (long long b = 0; b < n; b++) s = __fadd_rn(s, dy[b * out + o]);
-        db[o] = __fadd_rn(db[o], s);
+        db[o] = __fadd_rn(add ? db[o] : 0.0f, s);
     }
 }
 
@@ -554,11 +554,11 @@ __global__ void pk_channel_affine(const float* x, const float* scale, const floa
 }
 
 // pk_bn_backward_reduce adds the channel sums Σdy and Σdy·x̂ into dbeta and
-// dgamma and keeps them in sums[c], sums[C + c] for pk_bn_backward_dx;
-// block c. Calls __syncthreads().
+// dgamma (with add; else writes them) and keeps them in sums[c],
+// sums[C + c] for pk_bn_backward_dx; block c. Calls __syncthreads().
 __global__ void pk_bn_backward_reduce(const float* x, const float* dy, const float* mean, const float* var,
                                       float* dgamma, float* dbeta, float* sums, long long n, int C, long long hw,
-                                      float eps) {
+                                      float eps, int add) {
     __shared__ double shared[REDUCE_THREADS];
     int c = blockIdx.x;
     double mu = mean[c], is = 1.0 / sqrt((double)__fadd_rn(var[c], eps));
@@ -572,8 +572,8 @@ __global__ void pk_bn_backward_reduce(const float* x, const float* dy, const flo
     sdy = block_sum(sdy, shared);
     sdyx = block_sum(sdyx, shared);
     if (threadIdx.x == 0) {
-        dgamma[c] = __fadd_rn(dgamma[c], (float)sdyx);
-        dbeta[c] = __fadd_rn(dbeta[c], (float)sdy);
+        dgamma[c] = __fadd_rn(add ? dgamma[c] : 0.0f, (float)sdyx);
+        dbeta[c] = __fadd_rn(add ? dbeta[c] : 0.0f, (float)sdy);
         sums[c] = (float)sdy;
         sums[C + c] = (float)sdyx;
     }

@@ -149,6 +149,15 @@ func (q *queue) conv(g compute.ConvGeom, n, kind int) {
 	q.out = append(q.out, dnnLaunch(g, n, kind, q.opt.math()))
 }
 
+// added is the bytes of rs that a kernel adding into them reads: none
+// where it writes them (overwrite).
+func (q *queue) added(overwrite bool, rs ...program.Ref) int64 {
+	if overwrite {
+		return 0
+	}
+	return q.bytes(rs...)
+}
+
 // f32 is the bytes of n float32 values (the backend's workspaces).
 func f32(n int64) int64 { return 4 * n }
 
@@ -195,7 +204,7 @@ func (q *queue) op(op program.Op) error {
 			q.gemm(o.Out, o.In, n)
 		}
 		if o.DB != program.None {
-			q.kernel("pk_col_sum", int64(o.Out), q.bytes(o.DY, o.DB), q.bytes(o.DB))
+			q.kernel("pk_col_sum", int64(o.Out), q.bytes(o.DY)+q.added(o.Overwrite, o.DB), q.bytes(o.DB))
 		}
 	case *program.Pool:
 		name, out := "pk_avgpool", int64(q.d.Rows(o.Rate))*int64(o.G.C)*int64(o.G.OutH()*o.G.OutW())
@@ -245,8 +254,8 @@ func (q *queue) op(op program.Op) error {
 		}
 		sums := f32(2 * int64(o.C))
 		part := func(rs ...program.Ref) int64 { return q.bytes(rs...) / groups }
-		for range groups {
-			q.kernel("pk_bn_backward_reduce", int64(o.C), part(o.X, o.DY, o.Mean, o.Var)+q.bytes(o.DG, o.DB), q.bytes(o.DG, o.DB)+sums)
+		for g := range groups {
+			q.kernel("pk_bn_backward_reduce", int64(o.C), part(o.X, o.DY, o.Mean, o.Var)+q.added(o.Overwrite && g == 0, o.DG, o.DB), q.bytes(o.DG, o.DB)+sums)
 			if o.DX != program.None {
 				read := part(o.DY, o.Var) + q.bytes(o.Gamma) // fixed statistics: dx = γ·invstd·dy
 				if o.BatchStats {
@@ -345,7 +354,7 @@ func (q *queue) convForward(o *program.Conv2d) {
 func (q *queue) convBackward(o *program.Conv2dGrad) {
 	g, n := o.G, q.d.Rows(o.Rate)
 	if o.DB != program.None {
-		q.kernel("pk_conv_bias_grad", int64(g.O), q.bytes(o.DY, o.DB), q.bytes(o.DB))
+		q.kernel("pk_conv_bias_grad", int64(g.O), q.bytes(o.DY)+q.added(o.Overwrite, o.DB), q.bytes(o.DB))
 	}
 	dw, dx := o.DW != program.None, o.DX != program.None
 	if dw && q.dnn(g) {
@@ -383,6 +392,10 @@ func (q *queue) convBackward(o *program.Conv2dGrad) {
 	}
 	if dw && g.Layout.Last() && distinctWeight(g) {
 		w := f32(int64(g.O) * int64(g.GroupPatch()))
-		q.transpose(int64(g.O), g.C/g.Groups(), g.KH*g.KW, 2*w, w) // added into the gradient
+		read := 2 * w // added into the gradient
+		if o.Overwrite {
+			read = w // written
+		}
+		q.transpose(int64(g.O), g.C/g.Groups(), g.KH*g.KW, read, w)
 	}
 }

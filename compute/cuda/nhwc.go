@@ -116,8 +116,9 @@ func (be *Backend) convForwardNCHW(g compute.ConvGeom, n int, x, w, bias, y comp
 // convBackwardNCHW runs the backward directions dx and dw (nil: skipped;
 // the bias gradient is done) of channels-last convolution g in NCHW:
 // operands transposed into workspaces, the NCHW backward pass, dx
-// transposed back and the weight gradient added back transposed.
-func (be *Backend) convBackwardNCHW(g compute.ConvGeom, n int, x, w, dy, dx, dw compute.Buffer) {
+// transposed back and the weight gradient added back transposed (written
+// back without accumulate).
+func (be *Backend) convBackwardNCHW(g compute.ConvGeom, n int, x, w, dy, dx, dw compute.Buffer, accumulate bool) {
 	ng, hw, p := g, g.H*g.W, g.OutH()*g.OutW()
 	ng.Layout = ""
 	dyt, ok := be.nchwScratch("nchw dy", n*g.O*p)
@@ -136,7 +137,6 @@ func (be *Backend) convBackwardNCHW(g compute.ConvGeom, n int, x, w, dy, dx, dw 
 			if dwt, ok = be.nchwScratch("nchw dw", g.O*g.GroupPatch()); !ok {
 				return
 			}
-			be.Fill(dwt, 0)
 		}
 	}
 	if dx != nil {
@@ -147,12 +147,12 @@ func (be *Backend) convBackwardNCHW(g compute.ConvGeom, n int, x, w, dy, dx, dw 
 			return
 		}
 	}
-	be.Conv2dBackward(ng, n, xt, wt, dyt, dxt, dwt, nil)
+	be.Conv2dBackward(ng, n, xt, wt, dyt, dxt, dwt, nil, accumulate && !distinctWeight(g)) // the scratch: written
 	if dx != nil {
 		be.transpose(int64(n), g.C, hw, ptr(dxt), ptr(dx), false)
 	}
 	if dw != nil && distinctWeight(g) {
-		be.transpose(int64(g.O), g.C/g.Groups(), g.KH*g.KW, ptr(dwt), ptr(dw), true)
+		be.transpose(int64(g.O), g.C/g.Groups(), g.KH*g.KW, ptr(dwt), ptr(dw), accumulate)
 	}
 }
 

@@ -32,7 +32,7 @@ func (*cudnn) forward(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) e
 func (*cudnn) backwardData(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
 	return errors.New("cuDNN needs -tags cuda")
 }
-func (*cudnn) backwardFilter(*Backend, compute.ConvGeom, int, devptr, devptr, devptr) error {
+func (*cudnn) backwardFilter(*Backend, compute.ConvGeom, int, devptr, devptr, devptr, bool) error {
 	return errors.New("cuDNN needs -tags cuda")
 }
 func (*cudnn) close() {}

@@ -33,7 +33,7 @@ func (be *Backend) BatchNormDivide(n, count int, sums, out64, out32 compute.Buff
 // BatchNormBackwardSums implements compute.Sharded: BatchNormBackward's
 // reduction kernel, which adds the sums into dγ and dβ and keeps them.
 func (be *Backend) BatchNormBackwardSums(n, c, hw int, layout compute.Layout, eps float32, mean, variance, x, dy, sums, dgamma, dbeta compute.Buffer) {
-	be.bnBackwardReduce(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta)
+	be.bnBackwardReduce(n, c, hw, layout, eps, mean, variance, x, dy, sums, dgamma, dbeta, true)
 }
 
 // BatchNormBackwardData implements compute.Sharded.

@@ -94,9 +94,10 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			// mean, variance; scale, shift out), affine map (x, scale, shift;
 			// y out)
 			b.add(4, 3*B*in(i)+(2*c)+(4*c+2*c)+(4*c+2*c)+2*c)
-			// backward: sums (x, dy, mean, variance, dγ, dβ; dγ, dβ and the
-			// two sums out), dx (x, dy, γ, mean, variance, the sums; dx out)
-			b.add(2, 5*B*in(i)+(4*c+4*c)+5*c)
+			// backward: sums (x, dy, mean, variance; dγ and dβ written, not
+			// added into — NoGradFill —, and the two sums out), dx (x, dy, γ,
+			// mean, variance, the sums; dx out)
+			b.add(2, 5*B*in(i)+(2*c+4*c)+5*c)
 		case "ReLU":
 			if i == 0 || nn.KindOf(ann.Layers[i-1]) != "BatchNorm2d" { // else the BatchNorm's map writes the ReLU (FuseReLU)
 				b.add(1, 2*B*in(i))
@@ -243,8 +244,7 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 	b.add(1, 2*B*k+B) // the proxy loss's gradient: counts and labels in
 	for _, p := range ann.Params() {
 		n := int64(len(p.Data))
-		b.add(1, n)   // the gradient zeroed (GEMMs accumulate into it)
-		b.add(1, 7*n) // Adam: parameter, gradient, two moments
+		b.add(1, 7*n) // Adam: parameter, gradient, two moments (the gradient written by its backward op: no fill, NoGradFill)
 	}
 	return b
 }

@@ -68,9 +68,13 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dForward(sideways, 1, b, b, nil, b) },
 		},
 		"Conv2dBackward": {
-			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dBackward(conv, 1, nil, nil, nil, nil, nil, nil) },
-			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dBackward(conv, 1, b, b, x, foreign{}, nil, nil) },
-			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dBackward(zeroStride, 2, b, b, x, b, b, b) },
+			func(c *compute.CPU, b, x compute.Buffer) {
+				c.Conv2dBackward(conv, 1, nil, nil, nil, nil, nil, nil, false)
+			},
+			func(c *compute.CPU, b, x compute.Buffer) {
+				c.Conv2dBackward(conv, 1, b, b, x, foreign{}, nil, nil, false)
+			},
+			func(c *compute.CPU, b, x compute.Buffer) { c.Conv2dBackward(zeroStride, 2, b, b, x, b, b, b, false) },
 		},
 		"LinearForward": {
 			func(c *compute.CPU, b, x compute.Buffer) { c.LinearForward(1, 4, 4, nil, nil, nil, nil, true) },
@@ -79,9 +83,13 @@ func kernelCalls() map[string][]kernelCase {
 			func(c *compute.CPU, b, x compute.Buffer) { c.LinearForward(100, 100, 100, b, b, b, x, true) },
 		},
 		"LinearBackward": {
-			func(c *compute.CPU, b, x compute.Buffer) { c.LinearBackward(1, 4, 4, nil, nil, nil, nil, nil, nil) },
-			func(c *compute.CPU, b, x compute.Buffer) { c.LinearBackward(1, 4, 4, b, b, b, x, b, foreign{}) },
-			func(c *compute.CPU, b, x compute.Buffer) { c.LinearBackward(huge, 2, huge, b, b, b, nil, nil, nil) },
+			func(c *compute.CPU, b, x compute.Buffer) {
+				c.LinearBackward(1, 4, 4, nil, nil, nil, nil, nil, nil, false)
+			},
+			func(c *compute.CPU, b, x compute.Buffer) { c.LinearBackward(1, 4, 4, b, b, b, x, b, foreign{}, false) },
+			func(c *compute.CPU, b, x compute.Buffer) {
+				c.LinearBackward(huge, 2, huge, b, b, b, nil, nil, nil, false)
+			},
 		},
 		"ReLUForward":  {func(c *compute.CPU, b, x compute.Buffer) { c.ReLUForward(nil, x) }, func(c *compute.CPU, b, x compute.Buffer) { c.ReLUForward(b, x) }},
 		"ReLUBackward": {func(c *compute.CPU, b, x compute.Buffer) { c.ReLUBackward(b, nil, b) }, func(c *compute.CPU, b, x compute.Buffer) { c.ReLUBackward(b, b, x) }},
@@ -138,10 +146,10 @@ func kernelCalls() map[string][]kernelCase {
 		},
 		"BatchNormBackward": {
 			func(c *compute.CPU, b, x compute.Buffer) {
-				c.BatchNormBackward(1, 4, 1, compute.NCHW, true, 0, b, b, b, b, b, nil, nil, b)
+				c.BatchNormBackward(1, 4, 1, compute.NCHW, true, 0, b, b, b, b, b, nil, nil, b, false)
 			},
 			func(c *compute.CPU, b, x compute.Buffer) {
-				c.BatchNormBackward(-1, 4, 1, compute.NCHW, false, 0, b, b, b, b, b, b, b, b)
+				c.BatchNormBackward(-1, 4, 1, compute.NCHW, false, 0, b, b, b, b, b, b, b, b, false)
 			},
 		},
 		"IF": {
@@ -219,7 +227,7 @@ func init() {
 		c.Ok("no features, a bias gradient longer than none", func() error {
 			cpu := compute.NewCPU()
 			b, _ := cpu.Alloc(24)
-			cpu.LinearBackward(2, 0, 0, b, b, b, nil, b, b)
+			cpu.LinearBackward(2, 0, 0, b, b, b, nil, b, b, false)
 			return cpu.Err()
 		})
 	}

@@ -47,11 +47,11 @@ func init() {
 		"CopyChannels":  func(be *cuda.Backend, b func() compute.Buffer) { be.CopyChannels(2, 1, 4, b(), 2, 1, b(), 3, 0) },
 		"Conv2dForward": func(be *cuda.Backend, b func() compute.Buffer) { be.Conv2dForward(conv, 2, b(), b(), b(), b()) },
 		"Conv2dBackward": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.Conv2dBackward(conv, 2, b(), b(), b(), b(), b(), b())
+			be.Conv2dBackward(conv, 2, b(), b(), b(), b(), b(), b(), false)
 		},
 		"LinearForward": func(be *cuda.Backend, b func() compute.Buffer) { be.LinearForward(2, 4, 3, b(), b(), b(), b(), true) },
 		"LinearBackward": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.LinearBackward(2, 4, 3, b(), b(), b(), b(), b(), b())
+			be.LinearBackward(2, 4, 3, b(), b(), b(), b(), b(), b(), false)
 		},
 		"ReLUForward":           func(be *cuda.Backend, b func() compute.Buffer) { be.ReLUForward(b(), b()) },
 		"ClipForward":           func(be *cuda.Backend, b func() compute.Buffer) { be.ClipForward(6, b(), b()) },
@@ -81,7 +81,7 @@ func init() {
 			be.ChannelAffine(2, 2, 3, 4, compute.NHWC, b(), b(), b(), b(), true)
 		},
 		"BatchNormBackward": func(be *cuda.Backend, b func() compute.Buffer) {
-			be.BatchNormBackward(2, 3, 4, compute.NHWC, true, 1e-5, b(), b(), b(), b(), b(), b(), b(), b())
+			be.BatchNormBackward(2, 3, 4, compute.NHWC, true, 1e-5, b(), b(), b(), b(), b(), b(), b(), b(), false)
 		},
 		"IF": func(be *cuda.Backend, b func() compute.Buffer) {
 			be.IF(compute.IFArgs{Steps: 3, N: 8, In: b(), V: b(), Spikes: b(), Counts: b(), Threshold: 1})

@@ -198,9 +198,9 @@ func init() {
 		b.ProxyLossGrad(-1, huge, nil, nil, nil)
 		b.BatchNormStats(-1, -1, huge, huge, "sideways", nil, nil, nil)
 		b.BatchNormUpdateRunning(-1, huge, 0, float32(math.NaN()), nil, nil, nil, nil)
-		b.BatchNormBackward(-1, huge, -1, "sideways", true, -1, nil, nil, nil, nil, nil, nil, nil, nil)
-		b.Conv2dBackward(compute.ConvGeom{}, -1, nil, nil, nil, nil, nil, nil)
-		b.LinearBackward(-1, huge, huge, nil, nil, nil, nil, nil, nil)
+		b.BatchNormBackward(-1, huge, -1, "sideways", true, -1, nil, nil, nil, nil, nil, nil, nil, nil, false)
+		b.Conv2dBackward(compute.ConvGeom{}, -1, nil, nil, nil, nil, nil, nil, false)
+		b.LinearBackward(-1, huge, huge, nil, nil, nil, nil, nil, nil, false)
 		b.EndShare()
 	}
 	for _, m := range []string{"SetShare", "EndShare", "ProxyLossGrad", "BatchNormStats", "BatchNormUpdateRunning", "BatchNormBackward", "Conv2dBackward", "LinearBackward"} {

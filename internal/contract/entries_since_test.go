@@ -12,7 +12,7 @@ import (
 
 // Entries of what main added while the contract grew: CUDA graphs
 // (Machine.Captured, cuda.Backend.Replay and Graphs), the rules
-// FuseIFMaxPool, StartIF, FuseBiasIF, FuseStaticBatchNormIF, FuseReLU and FuseReLUGrad,
+// FuseIFMaxPool, StartIF, FuseBiasIF, FuseStaticBatchNormIF, FuseReLU, FuseReLUGrad and NoGradFill,
 // lower's settings, exporter.Options.Check and compute.PoolFits.
 
 func init() {
@@ -62,7 +62,7 @@ func init() {
 	}
 	for name, rule := range map[string]func() lower.Rule{"FuseIFMaxPool": lower.FuseIFMaxPool, "StartIF": lower.StartIF, "FuseBatchNormIF": lower.FuseBatchNormIF,
 		"FuseBiasIF": lower.FuseBiasIF, "FuseStaticBatchNormIF": lower.FuseStaticBatchNormIF,
-		"FuseReLU": lower.FuseReLU, "FuseReLUGrad": lower.FuseReLUGrad} {
+		"FuseReLU": lower.FuseReLU, "FuseReLUGrad": lower.FuseReLUGrad, "NoGradFill": lower.NoGradFill} {
 		entries["lower."+name] = func(c *C) {
 			c.NoPanic("its Apply on nil, on passes out of range, on a program its Plan refuses", func() {
 				r := rule()
