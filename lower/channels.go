@@ -27,9 +27,16 @@ type LayoutPreferrer interface {
 // nested deeper than maxWrappers (a backend that wraps itself) ask for
 // nothing.
 func PrefersChannelsLast(be compute.Backend) bool {
+	return prefers(be, LayoutPreferrer.ChannelsLast)
+}
+
+// prefers is what says answers for be, or for the backend it wraps (an
+// Inner method), where that is a P; false where none within maxWrappers
+// is.
+func prefers[P any](be compute.Backend, says func(P) bool) bool {
 	for depth := 0; be != nil && depth <= maxWrappers; depth++ {
-		if p, ok := be.(LayoutPreferrer); ok {
-			return p.ChannelsLast()
+		if p, ok := be.(P); ok {
+			return says(p)
 		}
 		w, ok := be.(interface{ Inner() compute.Backend })
 		if !ok {

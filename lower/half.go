@@ -22,17 +22,7 @@ type HalfPreferrer interface {
 // PrefersChannelsLast unwraps), is a HalfPreferrer that asks for 16-bit
 // spikes.
 func PrefersHalfSpikes(be compute.Backend) bool {
-	for depth := 0; be != nil && depth <= maxWrappers; depth++ {
-		if p, ok := be.(HalfPreferrer); ok {
-			return p.HalfSpikes()
-		}
-		w, ok := be.(interface{ Inner() compute.Backend })
-		if !ok {
-			return false
-		}
-		be = w.Inner()
-	}
-	return false
+	return prefers(be, HalfPreferrer.HalfSpikes)
 }
 
 // WithHalfSpikes lowers with Options.HalfSpikes set to on.
