@@ -303,8 +303,9 @@ func ElemOf(b Buffer) Elem {
 // each operand from the operand's buffer (ElemOf): the IF kernels read
 // F16 currents and write F16 spikes, Conv2dForward takes x, w and y in
 // F16 together (FP32 products and sums, y rounded once, as cuDNN's
-// PSEUDO_HALF configuration computes), BatchNormStats reads F16 values.
-// Any other kernel refuses an F16 operand with an error (Err).
+// PSEUDO_HALF configuration computes), BatchNormStats (and Sharded's
+// BatchNormSums) read F16 values. Any other kernel panics on an F16
+// operand: a program's lowering hands F16 operands to these kernels only.
 type HalfStore interface {
 	// AsElem is b's memory seen as values of type e: 4·b.Len()/e.Bytes()
 	// of them (b must be a float32 buffer).

@@ -88,6 +88,30 @@ func (g *Group) Shard(be compute.Backend) (*Backend, error) {
 // Group is the run the backend is a rank of.
 func (b *Backend) Group() *Group { return b.g }
 
+// AsElem implements compute.HalfStore: the inner backend's view of buf as
+// values of type e, where it stores them (compute.HalfStore); else buf
+// as it is, which a program's machine refuses as not of type e.
+func (b *Backend) AsElem(buf compute.Buffer, e compute.Elem) compute.Buffer {
+	if hs, ok := b.Inner().(compute.HalfStore); ok {
+		return hs.AsElem(buf, e)
+	}
+	return buf
+}
+
+// Convert implements compute.HalfStore through the inner backend; one
+// that stores float32 only fails.
+func (b *Backend) Convert(x, y compute.Buffer) {
+	if !b.ready() {
+		return
+	}
+	hs, ok := b.Backend.(compute.HalfStore)
+	if !ok {
+		b.fail(fmt.Errorf("distributed: converting values on backend %s, which stores float32 only", b.Backend.Name()))
+		return
+	}
+	hs.Convert(x, y)
+}
+
 // Inner is the rank's own backend (nil on a nil receiver).
 func (b *Backend) Inner() compute.Backend {
 	if b == nil {
@@ -251,7 +275,7 @@ func (b *Backend) BatchNormBackward(n, c, hw int, layout compute.Layout, batchSt
 		return
 	}
 	if !b.active || !b.sync || !batchStats {
-		b.Backend.BatchNormBackward(n, c, hw, layout, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta, b.accumulate(accumulate, dgamma, dbeta))
+		b.Backend.BatchNormBackward(n, c, hw, layout, batchStats, eps, gamma, mean, variance, x, dy, dx, dgamma, dbeta, accumulate)
 		b.gradDone(dgamma, dbeta)
 		return
 	}
@@ -284,7 +308,7 @@ func (b *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db
 	if !b.ready() {
 		return
 	}
-	b.Backend.Conv2dBackward(g, n, x, w, dy, dx, dw, db, b.accumulate(accumulate, dw, db))
+	b.Backend.Conv2dBackward(g, n, x, w, dy, dx, dw, db, accumulate)
 	b.gradDone(dw, db)
 }
 
@@ -293,21 +317,8 @@ func (b *Backend) LinearBackward(n, in, out int, x, w, dy, dx, dw, db compute.Bu
 	if !b.ready() {
 		return
 	}
-	b.Backend.LinearBackward(n, in, out, x, w, dy, dx, dw, db, b.accumulate(accumulate, dw, db))
+	b.Backend.LinearBackward(n, in, out, x, w, dy, dx, dw, db, accumulate)
 	b.gradDone(dw, db)
-}
-
-// accumulate is how a backward kernel of this rank's share treats the
-// gradients it was asked to write or add into: as asked, except that a
-// share without samples (its rows padding) zeroes them here and adds its
-// nothing, so that no kernel runs on 0 rows in a mode the inner backend
-// may not take for them.
-func (b *Backend) accumulate(asked bool, grads ...compute.Buffer) bool {
-	if !asked && b.real == 0 {
-		b.zero(grads...)
-		return true
-	}
-	return asked
 }
 
 // zero fills the gradients that are there with 0.

@@ -445,9 +445,10 @@ func (c *lastRewrite) weights() error {
 	return nil
 }
 
-// weightGrad makes convolution backward pass o, op i, add its weight
-// gradient into a channels-last slot, transposed into the parameter's
-// after it, and returns how many ops it put after i (before it: none).
+// weightGrad makes convolution backward pass o, op i, write (Overwrite)
+// or add its weight gradient into a channels-last slot, transposed into
+// the parameter's after it, and returns how many ops it put after i
+// (before it: none).
 func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) (int, error) {
 	p, g, dw := c.p, o.G, o.DW
 	root := p.Root(dw)
@@ -456,7 +457,10 @@ func (c *lastRewrite) weightGrad(i int, o *program.Conv2dGrad) (int, error) {
 		Rate: program.Once, Layout: program.NHWC, Elem: s.Elem, Alias: program.None})
 	back := &program.Transpose{Rate: program.Once, Count: g.O, Rows: g.KH * g.KW, Cols: g.C / g.Groups(), X: t, Y: dw}
 	k := p.PassOf(i)
-	if o.Overwrite && dw == root { // written (NoGradFill), then written back
+	if o.Overwrite { // written (NoGradFill), then written back
+		if dw != root {
+			return 0, fmt.Errorf("channels-last rewrite of op %d: it writes a weight gradient that is a view (%s), which NoGradFill does not make", i, s.Name)
+		}
 		o.DW = t
 		if err := p.Insert(k, i+1, back); err != nil {
 			return 0, fmt.Errorf("channels-last rewrite of op %d's weight gradient: %w", i, err)

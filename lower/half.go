@@ -72,8 +72,10 @@ func halfSpikes(p *program.Program) int {
 				halves[p.Root(o.W)] = w
 				i++
 			}
-			p.Slots[o.X].Elem, p.Slots[o.Y].Elem = program.F16, program.F16
+			p.SetElem(o.X, program.F16)
+			p.SetElem(o.Y, program.F16)
 			o.W, o.G.Elem = w, program.F16
+			i += floatCopies(p, o.X, i)
 			places++
 		}
 	}
@@ -113,10 +115,45 @@ func writers(p *program.Program, r program.Ref) []int {
 	return out
 }
 
+// floatCopies gives each op counting synaptic operations over spikes x
+// (program.SynOps, whose matrix product takes float32) a float32 copy of
+// them, converted just before it, and returns how many ops it put before
+// op i.
+func floatCopies(p *program.Program, x program.Ref, i int) int {
+	readers, before := p.Readers(x), 0
+	for j := len(readers) - 1; j >= 0; j-- {
+		r := readers[j]
+		so, ok := p.Ops[r].(*program.SynOps)
+		if !ok {
+			continue
+		}
+		s := p.Slot(x)
+		f := p.AddSlot(program.Slot{Name: s.Name + ".f32", Kind: program.Value, Shape: slices.Clone(s.Shape), Rate: s.Rate, Layout: s.Layout,
+			Elem: program.F32, Alias: program.None})
+		if p.Insert(p.PassOf(r), r, &program.Convert{Dst: f, Src: x}) != nil {
+			continue // not reached: op r lies in the pass PassOf names
+		}
+		so.X = f
+		if r < i {
+			before++
+		}
+	}
+	return before
+}
+
 // halfSpikesIn reports whether x, which convolution op i reads, is spikes
-// that one IF layer writes and op i alone reads.
+// that one IF layer writes and op i reads, besides ops counting synaptic
+// operations (floatCopies).
 func halfSpikesIn(p *program.Program, i int, x program.Ref) bool {
-	if !plainValue(p, x) || !slices.Equal(p.Readers(x), []int{i}) {
+	if !plainValue(p, x) {
+		return false
+	}
+	for _, r := range p.Readers(x) {
+		if so, ok := p.Ops[r].(*program.SynOps); r != i && (!ok || so.X != x) {
+			return false
+		}
+	}
+	if !slices.Contains(p.Readers(x), i) {
 		return false
 	}
 	w := writers(p, x)

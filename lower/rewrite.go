@@ -12,7 +12,9 @@ import (
 // Rule is a rewrite of a lowered program: a small rule that finds the
 // places it applies to in the passes it is valid for and changes them,
 // computing the same bits as the program it rewrites on every backend
-// (each rule's test holds it to that).
+// (each rule's test holds it to that; NoGradFill's written zeros may keep
+// a sign where adding into a zeroed gradient gives +0, on a backend whose
+// library writes −0).
 type Rule struct {
 	// Name names the rule in listings.
 	Name string

@@ -156,6 +156,8 @@ func (m *Machine) loaded(p *Program) bool {
 
 // Run runs pass k of p, which must be loaded, for d (at most the
 // program's capacity; d.Steps only matters where ops run per time step).
+// It stops at the first op that fails (an operand the run cannot have),
+// so that no later op runs on what that one failed to give it.
 func (m *Machine) Run(p *Program, k int, d Dims) error {
 	if err := m.ready(p); err != nil {
 		return err
@@ -174,6 +176,9 @@ func (m *Machine) Run(p *Program, k int, d Dims) error {
 	ps := p.Passes[k]
 	for _, op := range p.Ops[ps.Lo:ps.Hi] {
 		op.Run(m)
+		if m.err != nil { // the ops after it would run on what it failed to give them (a nil buffer)
+			break
+		}
 	}
 	err := m.err
 	m.err = nil
@@ -260,7 +265,11 @@ func (m *Machine) Buf(r Ref) compute.Buffer {
 				m.fail(fmt.Errorf("program: %s is stored as %s, which backend %s does not store", s.Name, s.Elem, m.be.Name()))
 				return nil
 			}
-			b = hs.AsElem(b, s.Elem).Slice(0, n)
+			if b = hs.AsElem(b, s.Elem); compute.ElemOf(b) != s.Elem {
+				m.fail(fmt.Errorf("program: %s is stored as %s, which backend %s does not store", s.Name, s.Elem, m.be.Name()))
+				return nil
+			}
+			b = b.Slice(0, n)
 		}
 	}
 	m.cache[r], m.stamp[r] = b, m.gen

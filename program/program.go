@@ -176,6 +176,17 @@ func (s *Slot) Numel() int {
 	return n
 }
 
+// SetElem stores slot r's values as e (a rewrite's choice: lower's 16-bit
+// spikes); the memory plan is made again. A ref that names no slot
+// changes nothing.
+func (p *Program) SetElem(r Ref, e Elem) {
+	if p == nil || !p.has(r) {
+		return
+	}
+	p.Slots[r].Elem = e
+	p.invalidate()
+}
+
 // Words is how many float32 words rows of the slot take in memory (a
 // buffer's Len): its values, two to a word for 16-bit types, rounded up;
 // −1 for a size no kernel takes.

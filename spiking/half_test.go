@@ -7,6 +7,7 @@ import (
 	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/internal/testutil"
 	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -56,5 +57,62 @@ func TestHalfSpikesAgainstPyTorch(t *testing.T) {
 		if d != 0 {
 			t.Errorf("%s, channels-last %v: %d of %d counts differ from PyTorch's", what, opt.ChannelsLast, d, len(want))
 		}
+	}
+}
+
+// TestHalfSpikesWithSynOps: a simulation that also counts synaptic
+// operations (as eval's sweeps and plots do) still runs the 16-bit program:
+// the counting ops read float32 copies of the binary16 spikes, and the
+// counts equal PyTorch's 16-bit ones as without counting.
+func TestHalfSpikesWithSynOps(t *testing.T) {
+	m, err := model.Load(testutil.Path("half/model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c16 := testutil.Array(t, "half/c16.npy").Data
+	x := testutil.Array(t, "fmnist_w8_bn.x.npy")
+	be, err := cuda.Open(cuda.Options{Emulate: true, HalfSpikes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	snn, err := spiking.New(m.ANN, spiking.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snn.Bind(be); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := spiking.NewSimulator(be, snn, x.Shape[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Free()
+	if err := sim.CountSynOps(); err != nil {
+		t.Fatal(err)
+	}
+	xb, err := be.Adopt(x.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Free(xb)
+	counts, err := sim.Run(context.Background(), nn.Value{Shape: x.Shape, Buf: xb}, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, counts.Buf.Len())
+	if err := be.Download(got, counts.Buf); err != nil {
+		t.Fatal(err)
+	}
+	if d := testutil.Differing(got, c16); d != 0 {
+		t.Errorf("counting synaptic operations: %d of %d counts differ from PyTorch's 16-bit ones", d, len(c16))
+	}
+	names, ops := sim.SynOps()
+	total := 0.0
+	for _, o := range ops {
+		total += o
+	}
+	if len(names) == 0 || total <= 0 {
+		t.Errorf("no synaptic operations counted: %v %v", names, ops)
 	}
 }

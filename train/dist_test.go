@@ -253,6 +253,28 @@ func TestDataParallelChannelsLast(t *testing.T) {
 	}
 }
 
+// TestDataParallelHalfSpikes: 2 ranks on the emulated device with 16-bit
+// spikes (the rank's wrapper of the backend stores binary16 values through
+// its inner backend, and SyncBN's sums over a share read them) land where
+// one process with 16-bit spikes does, as TestDataParallelEmulatedNCCL's
+// float32 ranks do.
+func TestDataParallelHalfSpikes(t *testing.T) {
+	s := recipe.Default()
+	s.Dataset, s.Epochs, s.LR, s.BatchSize = data.MNIST, 1, 1e-3, 100
+	mk := func() *train.Trainer { return mnistTrainer(t, s, 200, 100) }
+	one := runRanks(t, 0, "cuda-emu", device.Options{HalfSpikes: true}, distributed.Options{}, mk)
+	many := runRanks(t, 2, "cuda-emu", device.Options{HalfSpikes: true}, distributed.Options{}, mk)
+	differ, rel := compareRuns(t, "2 ranks, 16-bit spikes", one, many)
+	t.Logf("2 ranks, 16-bit spikes: %d of %d values differ from one process (%.2g of the training's effect)", differ, len(one.states[0]), rel)
+	if rel > 1e-3 {
+		t.Errorf("2 ranks with 16-bit spikes land %.3g of the training's effect from one process", rel)
+	}
+	f32 := runRanks(t, 0, "cuda-emu", device.Options{}, distributed.Options{}, mk)
+	if d, _ := compareRuns(t, "float32", f32, one); d == 0 {
+		t.Errorf("16-bit spikes trained to the float32 run's bits: the setting did nothing")
+	}
+}
+
 // TestDataParallelTorchrunEnvironment: ranks started with torchrun's
 // variables and no MPI bootstrap NCCL through the rendezvous at
 // MASTER_ADDR:MASTER_PORT (a real TCP exchange of the unique id) and

@@ -132,6 +132,13 @@ func (s *suite) poolingLast(t *testing.T) {
 			}
 			ss.check("max forward "+what, first(n, g.C, p, ss.down(y)), ry, 0)
 			ss.check("max backward "+what, first(n, g.C, hw, ss.down(dx)), rdx, 1e-6)
+			s.be.MaxPool2dBackward(lg, n, x, dy, dx, true) // through the ReLU whose output x is
+			for j, v := range xh {
+				if !(v > 0) {
+					rdx[j] = 0
+				}
+			}
+			ss.check("max backward through a ReLU "+what, first(n, g.C, hw, ss.down(dx)), rdx, 1e-6)
 			for _, countPad := range []bool{false, true} {
 				s.be.AvgPool2dForward(lg, n, countPad, x, y)
 				s.be.AvgPool2dBackward(lg, n, countPad, dy, dx)
@@ -182,6 +189,11 @@ func (s *suite) batchNormLast(t *testing.T) {
 		dx, dg, db := ss.out(len(xh)), ss.up(dg0), ss.up(db0)
 		s.be.BatchNormBackward(nb, c, hw, compute.NHWC, train, eps, gamma, m1, v1, x, dy, dx, dg, db, true)
 		rdx, rdg, rdb := refmath.BNBackward(nb, c, hw, train, eps, gh, m1h, v1h, xh, dyh)
+		dg3, db3 := ss.out(c), ss.out(c) // written, not added into (poisoned)
+		s.be.BatchNormBackward(nb, c, hw, compute.NHWC, train, eps, gamma, m1, v1, x, dy, nil, dg3, db3, false)
+		ss.check(fmt.Sprintf("backward dgamma written train=%v", train), ss.down(dg3), rdg, 1e-5)
+		ss.check(fmt.Sprintf("backward dbeta written train=%v", train), ss.down(db3), rdb, 1e-5)
+		ss.free(dg3, db3)
 		for i := range rdg {
 			rdg[i] += float64(dg0[i])
 			rdb[i] += float64(db0[i])

@@ -829,8 +829,12 @@ func (be *Backend) dnnRan(g compute.ConvGeom, n, kind int, err error) bool {
 	if errors.As(err, &pe) {
 		be.noDNN[dnnKey{g, kind}] = pe.Error()
 		if g.Layout.Last() {
-			be.notice(fmt.Sprintf("%s: cuDNN refused the channels-last convolution %s %s (%s); it runs in NCHW, transposed around it",
-				be.name, convName(g), dnnDirection(kind), pe.Error()))
+			how := "in NCHW, transposed around it"
+			if g.Elem != compute.F32 {
+				how = "on proxykit's own channels-last im2col"
+			}
+			be.notice(fmt.Sprintf("%s: cuDNN refused the channels-last convolution %s %s (%s); it runs %s",
+				be.name, convName(g), dnnDirection(kind), pe.Error(), how))
 		}
 		return false
 	}
@@ -890,7 +894,8 @@ func lastRows(layout compute.Layout, n, hw int) (int, int64) {
 // Conv2dBackward implements compute.Backend: the bias gradient; each
 // direction on cuDNN where it runs it, the rest on im2col (a channels-last
 // convolution's weight transposed to [O, C/G, KH, KW] for the GEMMs, its
-// gradient computed so and added back transposed), or, for a channels-last
+// gradient computed so and added back transposed, or written back without
+// accumulate), or, for a channels-last
 // direction cuDNN refused, in NCHW transposed around (convBackwardNCHW).
 func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, db compute.Buffer, accumulate bool) {
 	if g.Elem != compute.F32 {

@@ -45,6 +45,7 @@ const (
 	dnnDataHalf           = 2 // CUDNN_DATA_HALF
 	dnnCrossCorrelation   = 1 // CUDNN_CROSS_CORRELATION
 	dnnDefaultMath        = 0 // CUDNN_DEFAULT_MATH: TF32 tensor cores for float data
+	dnnTensorOpMath       = 1 // CUDNN_TENSOR_OP_MATH: tensor cores for half data, as PyTorch asks
 	dnnFMAMath            = 3 // CUDNN_FMA_MATH: FP32 only
 	dnnDescriptorIntCount = 26
 
@@ -111,7 +112,7 @@ func descriptorsOf(g compute.ConvGeom, n int, strict bool) dnnDescriptors {
 	}
 	data := dnnDataFloat // tensors and filter; products and sums in float either way (ComputeType)
 	if g.Elem == compute.F16 {
-		data = dnnDataHalf // PSEUDO_HALF_CONFIG
+		data, m = dnnDataHalf, dnnTensorOpMath // PSEUDO_HALF_CONFIG on FP16 tensor cores (strict FP32 excludes it: Open)
 	}
 	return dnnDescriptors{
 		X:       dnnTensorOf(f, data, n, g.C, g.H, g.W),

@@ -479,20 +479,20 @@ __global__ void pk_bn_stats(const void* x, int x16, float* mean, float* var, lon
 // pk_bn_sums writes, for channel c of group g (x is [groups·n, C, hw]),
 // the sum of x, or with mean (doubles, [groups, C]) of (x − mean)², into
 // sums[g·C + c] (a double): pk_bn_stats's two passes apart, for a share of
-// a batch whose sums other processes add (data-parallel training); block
-// g·C + c. Calls __syncthreads().
-__global__ void pk_bn_sums(const float* x, const double* mean, double* sums, long long n, int C, long long hw) {
+// a batch whose sums other processes add (data-parallel training); x holds
+// binary16 values with x16; block g·C + c. Calls __syncthreads().
+__global__ void pk_bn_sums(const void* x, int x16, const double* mean, double* sums, long long n, int C, long long hw) {
     __shared__ double shared[REDUCE_THREADS];
     int g = blockIdx.x / C, c = blockIdx.x % C;
     unsigned m = (unsigned)(n * hw), h = (unsigned)hw;
-    const float* xg = x + (long long)g * n * C * hw;
+    long long xg = (long long)g * n * C * hw;
     double s = 0;
     if (mean == 0) {
-        for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += xg[((long long)(e / h) * C + c) * hw + e % h];
+        for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) s += ld(x, xg + ((long long)(e / h) * C + c) * hw + e % h, x16);
     } else {
         double mu = mean[blockIdx.x];
         for (unsigned e = threadIdx.x; e < m; e += REDUCE_THREADS) {
-            double d = xg[((long long)(e / h) * C + c) * hw + e % h] - mu;
+            double d = ld(x, xg + ((long long)(e / h) * C + c) * hw + e % h, x16) - mu;
             s += d * d;
         }
     }

@@ -13,12 +13,13 @@ func (be *Backend) ProxyLossGradOf(n, total, k int, counts, labels, dy compute.B
 // BatchNormSums implements compute.Sharded: a block per (group, channel),
 // pk_bn_stats's passes apart (channels-last: lastRows).
 func (be *Backend) BatchNormSums(groups, n, c, hw int, layout compute.Layout, x, mean, sums compute.Buffer) {
-	read := int64(groups * n * c * hw)
+	e := compute.ElemOf(x) // F32, or F16 (HalfStore)
+	t := traffic{read: int64(groups*n*c*hw) * e.Bytes(), written: 4 * 2 * int64(groups*c)}
 	if mean != nil {
-		read += 2 * int64(groups*c)
+		t.read += 4 * 2 * int64(groups*c)
 	}
 	rows, p := lastRows(layout, n, hw)
-	be.launchBlocks("pk_bn_sums", groups*c, rw(read, 2*int64(groups*c)), ptr(x), ptr(mean), ptr(sums), int64(rows), int32(c), p)
+	be.launchBlocks("pk_bn_sums", groups*c, t, anyPtr(x), half(e), ptr(mean), ptr(sums), int64(rows), int32(c), p)
 }
 
 // BatchNormDivide implements compute.Sharded.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/proxykit/proxykit/compute"
+	"github.com/proxykit/proxykit/compute/cuda"
 	"github.com/proxykit/proxykit/distributed"
 	"github.com/proxykit/proxykit/nn"
 )
@@ -202,6 +203,43 @@ func init() {
 		b.Conv2dBackward(compute.ConvGeom{}, -1, nil, nil, nil, nil, nil, nil, false)
 		b.LinearBackward(-1, huge, huge, nil, nil, nil, nil, nil, nil, false)
 		b.EndShare()
+	}
+	entries["distributed.Backend.AsElem"] = func(c *C) {
+		c.NoPanic("nil and zero backends keep the buffer; a share of the emulated device gives a binary16 view", func() {
+			b := compute.NewCPU()
+			buf, _ := b.Alloc(4)
+			c.Check((*distributed.Backend)(nil).AsElem(buf, compute.F16) == buf, "a nil backend changed the buffer")
+			c.Check((&distributed.Backend{}).AsElem(buf, compute.F16) == buf, "a zero backend changed the buffer")
+			be, err := cuda.Open(cuda.Options{Emulate: true})
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			defer be.Close()
+			g, _ := group1(c)
+			share, err := g.Shard(be)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			h, _ := be.Alloc(4)
+			c.Check(compute.ElemOf(share.AsElem(h, compute.F16)) == compute.F16, "no binary16 view through the share")
+		})
+	}
+	entries["distributed.Backend.Convert"] = func(c *C) {
+		c.Err("zero backend, then Err", func() error {
+			b := &distributed.Backend{}
+			b.Convert(nil, nil)
+			return b.Err()
+		})
+		c.Err("a share of the CPU, which stores float32 only", func() error {
+			g, _ := group1(c)
+			share, err := g.Shard(compute.NewCPU())
+			if err != nil {
+				return err
+			}
+			x, _ := share.Alloc(2)
+			share.Convert(x, x)
+			return share.Err()
+		})
 	}
 	for _, m := range []string{"SetShare", "EndShare", "ProxyLossGrad", "BatchNormStats", "BatchNormUpdateRunning", "BatchNormBackward", "Conv2dBackward", "LinearBackward"} {
 		entries["distributed.Backend."+m] = func(c *C) {

@@ -407,6 +407,15 @@ func init() {
 			c.Check((&program.Slot{Shape: []int{huge, huge}}).Numel() < 0, "2^124 values counted")
 		})
 	}
+	entries["program.Program.SetElem"] = func(c *C) {
+		c.NoPanic("nil program, refs it has not", func() {
+			(*program.Program)(nil).SetElem(0, program.F16)
+			p := oneOp(&program.Fill{}, 1)
+			p.SetElem(-1, program.F16)
+			p.SetElem(program.Ref(1<<30), program.F16)
+			p.SetElem(0, program.Elem(200))
+		})
+	}
 	entries["program.Slot.Words"] = func(c *C) {
 		c.NoPanic("zero slot, hostile shapes and rows, 16-bit values", func() {
 			c.Check((&program.Slot{}).Words(0) == 0, "no rows take words")
