@@ -137,15 +137,11 @@ func fuseStaticBatchNormIF(p *program.Program, k int) int {
 	places := 0
 	for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
 		aff, ok := p.Ops[i].(*program.ChannelAffine)
-		if !ok || aff.PerGroup || aff.Rate != program.Batch || p.Slots[aff.Y].Keep || p.Root(aff.Y) != aff.Y {
+		if !ok || aff.PerGroup || aff.Rate != program.Batch {
 			continue
 		}
-		readers := p.Readers(aff.Y)
-		if len(readers) != 1 || readers[0] < p.Passes[k].Hi {
-			continue
-		}
-		f, ok := p.Ops[readers[0]].(*program.IF)
-		if !ok || !f.Constant || f.In != aff.Y || f.Shift != program.None || f.N != aff.C*aff.HW || f.Layout != aff.Layout {
+		f := constantReader(p, k, aff.Y)
+		if f == nil || f.N != aff.C*aff.HW || f.Layout != aff.Layout {
 			continue
 		}
 		f.In, f.Scale, f.Shift, f.PerStep, f.C, f.HW = aff.X, aff.Scale, aff.Shift, false, aff.C, aff.HW
@@ -156,18 +152,39 @@ func fuseStaticBatchNormIF(p *program.Program, k int) int {
 	return places
 }
 
+// constantReader is the IF layer with constant input that alone reads the
+// value r, which pass k (the static pass) writes, in a later pass: r is
+// neither a view, viewed, nor kept, and the IF layer applies no map of
+// its own yet; nil where there is none.
+func constantReader(p *program.Program, k int, r program.Ref) *program.IF {
+	if p.Slots[r].Keep || p.Root(r) != r {
+		return nil
+	}
+	readers := p.Readers(r)
+	if len(readers) != 1 || readers[0] < p.Passes[k].Hi {
+		return nil
+	}
+	f, ok := p.Ops[readers[0]].(*program.IF)
+	if !ok || !f.Constant || f.In != r || f.Shift != program.None {
+		return nil
+	}
+	return f
+}
+
 // FuseBiasIF is the rule that adds a convolution's or linear layer's bias
 // inside the IF layer that is the layer's only reader: the layer writes
 // its sums without the bias and the IF kernel adds it to its input
 // current (compute.IFArgs.Shift without Scale), so no pass reads and
 // writes the layer's output to add it. Both backends add a layer's bias
 // after its sums, rounding once, as the IF kernel does: the same bits. In
-// the SNN's time steps, where each step's current is read once (a network
-// whose BatchNorm was folded into its convolutions, as converted and
-// exported networks are, has a bias on every layer).
+// the SNN's time steps, where each step's current is read once, and in
+// the static pass, whose layer's output the constant-input IF layer reads
+// at every step (a network whose BatchNorm was folded into its
+// convolutions, as converted and exported networks are, has a bias on
+// every layer).
 func FuseBiasIF() Rule {
 	return Rule{Name: "fuse bias into IF", Why: "the IF kernel adds the layer's bias to its input current: no pass reads and writes the layer's output to add it",
-		Passes: []program.PassKind{program.SNNChunk}, Apply: fuseBiasIF}
+		Passes: []program.PassKind{program.SNNChunk, program.SNNStatic}, Apply: fuseBiasIF}
 }
 
 func fuseBiasIF(p *program.Program, k int) int {
@@ -180,12 +197,15 @@ func fuseBiasIF(p *program.Program, k int) int {
 		if bias == nil {
 			continue
 		}
-		reader, ok := soleReader(p, k, i, *y)
-		if !ok {
-			continue
+		var f *program.IF
+		if p.Passes[k].Kind == program.SNNStatic {
+			f = constantReader(p, k, *y)
+		} else if reader, ok := soleReader(p, k, i, *y); ok {
+			if g, ok := p.Ops[reader].(*program.IF); ok && g.In == *y && !g.Constant && g.Shift == program.None {
+				f = g
+			}
 		}
-		f, ok := p.Ops[reader].(*program.IF)
-		if !ok || f.In != *y || f.Constant || f.Shift != program.None || f.N != c*hw {
+		if f == nil || f.N != c*hw {
 			continue
 		}
 		f.Shift, f.PerStep, f.C, f.HW = *bias, false, c, hw

@@ -93,7 +93,7 @@ func TestFusions(t *testing.T) {
 	}{
 		{lower.FuseBatchNormIF(), 1, true, false},
 		{lower.FuseStaticBatchNormIF(), 1, false, true},
-		{lower.FuseBiasIF(), 2, false, false}, // the convolution and the head
+		{lower.FuseBiasIF(), 3, false, false}, // the static convolution, the convolution and the head
 		{lower.FuseIFMaxPool(), 1, true, false},
 		{lower.StartIF(), 6, true, false}, // three IF layers' potentials and counts
 	} {
