@@ -41,7 +41,8 @@ func WithHalfSpikes(on bool) Setting {
 // rounded, so this changes what the SNN computes (by at most half a unit
 // of binary16's last place in each weight and current), unlike the rules.
 // It applies where a convolution without a bias (after FuseBiasIF) reads
-// spikes that one IF layer writes and that convolution alone reads, and
+// spikes that one IF layer writes and that convolution alone reads (ops
+// counting synaptic operations get a float32 copy: floatCopies), and
 // writes currents that only BatchNormStats and an IF layer read; none of
 // the values is a view, viewed or kept. It returns how many convolutions
 // it changed.
@@ -104,7 +105,8 @@ func unaliased(p *program.Program, r program.Ref) bool {
 	return true
 }
 
-// writers lists the ops that write slot r (itself: plainValue slots).
+// writers lists the ops that write slot r itself (for unaliased slots,
+// which no view reaches).
 func writers(p *program.Program, r program.Ref) []int {
 	var out []int
 	for i, op := range p.Ops {
@@ -148,12 +150,13 @@ func halfSpikesIn(p *program.Program, i int, x program.Ref) bool {
 	if !plainValue(p, x) {
 		return false
 	}
-	for _, r := range p.Readers(x) {
+	readers := p.Readers(x)
+	for _, r := range readers {
 		if so, ok := p.Ops[r].(*program.SynOps); r != i && (!ok || so.X != x) {
 			return false
 		}
 	}
-	if !slices.Contains(p.Readers(x), i) {
+	if !slices.Contains(readers, i) {
 		return false
 	}
 	w := writers(p, x)

@@ -541,12 +541,7 @@ func zeroedFor(p *program.Program, k, i int, g program.Ref) (int, bool) {
 	if !unaliased(p, g) {
 		return 0, false
 	}
-	var ws []int
-	for j, op := range p.Ops {
-		if _, w := op.Operands(); slices.Contains(w, g) {
-			ws = append(ws, j)
-		}
-	}
+	ws := writers(p, g)
 	if len(ws) != 2 || ws[1] != i || ws[0] < p.Passes[k].Lo {
 		return 0, false
 	}
