@@ -9,7 +9,7 @@ import (
 
 // HalfSpikesRule names the 16-bit spikes rewrite in a program's list of
 // rewrites.
-const HalfSpikesRule = "16-bit spikes and currents around convolutions"
+const HalfSpikesRule = "16-bit spikes and currents around convolutions and linear layers"
 
 // HalfPreferrer is a backend that asks for 16-bit spikes (the CUDA
 // backend with its HalfSpikes option): the runners lower their programs
@@ -31,21 +31,23 @@ func WithHalfSpikes(on bool) Setting {
 }
 
 // halfSpikes stores in 16 bits (program.F16) the spikes an IF layer writes
-// for a convolution in the SNN's time steps, and that convolution's
-// output currents, where nothing else touches them: the convolution then
-// runs on binary16 spikes and a binary16 copy of its weight (a Convert op
-// before it in the pass), sums in float32 and rounds its output once
-// (compute.ConvGeom.Elem), and its readers — the per-step BatchNorm
-// statistics and the IF layer that takes the currents — read binary16
-// values. Spikes are exact in 16 bits; the weight and the currents are
-// rounded, so this changes what the SNN computes (by at most half a unit
-// of binary16's last place in each weight and current), unlike the rules.
-// It applies where a convolution without a bias (after FuseBiasIF) reads
-// spikes that one IF layer writes and that convolution alone reads (ops
-// counting synaptic operations get a float32 copy: floatCopies), and
-// writes currents that only BatchNormStats and an IF layer read; none of
-// the values is a view, viewed or kept. It returns how many convolutions
-// it changed.
+// for a convolution or a linear layer in the SNN's time steps, and that
+// layer's output currents, where nothing else touches them: the layer
+// then runs on binary16 spikes and a binary16 copy of its weight (a
+// Convert op before it in the pass), sums in float32 and rounds its
+// output once (compute.ConvGeom.Elem; for a linear layer its operands'
+// type), and its readers — the per-step BatchNorm statistics and the IF
+// layer that takes the currents — read binary16 values. Spikes are exact
+// in 16 bits; the weight and the currents are rounded, so this changes
+// what the SNN computes (by at most half a unit of binary16's last place
+// in each weight and current), unlike the rules. It applies where a layer
+// without a bias (after FuseBiasIF) reads spikes that one IF layer writes
+// — directly, through a view (a flatten), or through a Transpose that
+// alone reads them (channels-last's change of layout before a linear
+// layer) — and that the layer alone reads (ops counting synaptic
+// operations get a float32 copy: floatCopies), and writes currents that
+// only BatchNormStats and an IF layer read; none of these values is kept.
+// It returns how many layers it changed.
 func halfSpikes(p *program.Program) int {
 	if _, err := p.Plan(); err != nil {
 		return 0
@@ -58,29 +60,59 @@ func halfSpikes(p *program.Program) int {
 		}
 		clear(halves)
 		for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
-			o, ok := p.Ops[i].(*program.Conv2d)
-			if !ok || o.Bias != program.None || o.G.Elem != program.F32 || !halfSpikesIn(p, i, o.X) || !halfCurrentsOut(p, i, o.Y) {
+			c, ok := halfCandidate(p.Ops[i])
+			if !ok {
 				continue
 			}
-			w, ok := halves[p.Root(o.W)]
+			in := spikeSlots(p, i, c.x)
+			if in == nil || !halfCurrentsOut(p, i, c.y) {
+				continue
+			}
+			w, ok := halves[p.Root(c.w)]
 			if !ok {
-				s := p.Slot(o.W)
+				s := p.Slot(c.w)
 				w = p.AddSlot(program.Slot{Name: s.Name + ".f16", Kind: program.Value, Shape: slices.Clone(s.Shape), Rate: program.Once,
 					Layout: s.Layout, Elem: program.F16, Alias: program.None})
-				if p.Insert(k, i, &program.Convert{Dst: w, Src: o.W}) != nil {
+				if p.Insert(k, i, &program.Convert{Dst: w, Src: c.w}) != nil {
 					continue // not reached: op i lies in pass k
 				}
-				halves[p.Root(o.W)] = w
+				halves[p.Root(c.w)] = w
 				i++
 			}
-			p.SetElem(o.X, program.F16)
-			p.SetElem(o.Y, program.F16)
-			o.W, o.G.Elem = w, program.F16
-			i += floatCopies(p, o.X, i)
+			for _, r := range in {
+				p.SetElem(r, program.F16)
+			}
+			p.SetElem(c.y, program.F16)
+			c.useHalf(w)
+			i += floatCopies(p, c.x, i)
 			places++
 		}
 	}
 	return places
+}
+
+// halfLayer is a layer over spikes that halfSpikes may store in 16 bits:
+// its input, output and weight, and how it takes the weight's binary16
+// copy.
+type halfLayer struct {
+	x, y, w program.Ref
+	useHalf func(w program.Ref)
+}
+
+// halfCandidate is op as a halfLayer: a float32 convolution or linear
+// layer without a bias.
+func halfCandidate(op program.Op) (halfLayer, bool) {
+	switch o := op.(type) {
+	case *program.Conv2d:
+		if o.Bias == program.None && o.G.Elem == program.F32 {
+			return halfLayer{o.X, o.Y, o.W, func(w program.Ref) { o.W, o.G.Elem = w, program.F16 }}, true
+		}
+	case *program.Linear:
+		if o.Bias == program.None {
+			return halfLayer{o.X, o.Y, o.W, func(w program.Ref) { o.W = w }}, true
+		}
+	}
+	return halfLayer{}, false
 }
 
 // plainValue reports whether r is a value of its own: unaliased, not kept
@@ -118,21 +150,21 @@ func writers(p *program.Program, r program.Ref) []int {
 }
 
 // floatCopies gives each op counting synaptic operations over spikes x
-// (program.SynOps, whose matrix product takes float32) a float32 copy of
-// them, converted just before it, and returns how many ops it put before
-// op i.
+// or its views (program.SynOps, whose matrix product takes float32) a
+// float32 copy of them, converted just before it, and returns how many
+// ops it put before op i.
 func floatCopies(p *program.Program, x program.Ref, i int) int {
 	readers, before := p.Readers(x), 0
 	for j := len(readers) - 1; j >= 0; j-- {
 		r := readers[j]
 		so, ok := p.Ops[r].(*program.SynOps)
-		if !ok {
+		if !ok || p.Root(so.X) != p.Root(x) {
 			continue
 		}
-		s := p.Slot(x)
+		s := p.Slot(so.X)
 		f := p.AddSlot(program.Slot{Name: s.Name + ".f32", Kind: program.Value, Shape: slices.Clone(s.Shape), Rate: s.Rate, Layout: s.Layout,
 			Elem: program.F32, Alias: program.None})
-		if p.Insert(p.PassOf(r), r, &program.Convert{Dst: f, Src: x}) != nil {
+		if p.Insert(p.PassOf(r), r, &program.Convert{Dst: f, Src: so.X}) != nil {
 			continue // not reached: op r lies in the pass PassOf names
 		}
 		so.X = f
@@ -143,28 +175,71 @@ func floatCopies(p *program.Program, x program.Ref, i int) int {
 	return before
 }
 
-// halfSpikesIn reports whether x, which convolution op i reads, is spikes
-// that one IF layer writes and op i reads, besides ops counting synaptic
-// operations (floatCopies).
-func halfSpikesIn(p *program.Program, i int, x program.Ref) bool {
-	if !plainValue(p, x) {
-		return false
-	}
+// spikeSlots returns the slots to store in 16 bits where x, which op i
+// reads, is spikes that one IF layer writes and that op i alone reads,
+// besides ops counting synaptic operations (floatCopies): x's memory and
+// its views, and where a Transpose writes that memory from the IF layer's
+// spikes (read by the Transpose alone), those too. It returns nil where x
+// is not such spikes.
+func spikeSlots(p *program.Program, i int, x program.Ref) []program.Ref {
+	in := family(p, x)
 	readers := p.Readers(x)
+	if in == nil || !slices.Contains(readers, i) {
+		return nil
+	}
 	for _, r := range readers {
-		if so, ok := p.Ops[r].(*program.SynOps); r != i && (!ok || so.X != x) {
-			return false
+		if so, ok := p.Ops[r].(*program.SynOps); r != i && (!ok || p.Root(so.X) != p.Root(x)) {
+			return nil
 		}
 	}
-	if !slices.Contains(readers, i) {
-		return false
-	}
-	w := writers(p, x)
+	w := familyWriters(p, in)
 	if len(w) != 1 {
-		return false
+		return nil
 	}
-	f, ok := p.Ops[w[0]].(*program.IF)
-	return ok && f.Spikes == x
+	root := p.Root(x)
+	switch o := p.Ops[w[0]].(type) {
+	case *program.IF:
+		if o.Spikes == root {
+			return in
+		}
+	case *program.Transpose:
+		src := family(p, o.X)
+		if sw := familyWriters(p, src); o.Y == root && src != nil && len(sw) == 1 && slices.Equal(p.Readers(o.X), w) {
+			if f, ok := p.Ops[sw[0]].(*program.IF); ok && f.Spikes == o.X && p.Root(o.X) == o.X {
+				return append(in, src...)
+			}
+		}
+	}
+	return nil
+}
+
+// family is the memory of slot x — its root and every view of it — where
+// all of it is values that no one keeps; nil otherwise.
+func family(p *program.Program, x program.Ref) []program.Ref {
+	root := p.Root(x)
+	var out []program.Ref
+	for j := range p.Slots {
+		r := program.Ref(j)
+		if p.Root(r) != root {
+			continue
+		}
+		if s := p.Slot(r); s.Kind != program.Value || s.Keep {
+			return nil
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// familyWriters lists the ops that write any of the slots in.
+func familyWriters(p *program.Program, in []program.Ref) []int {
+	var out []int
+	for i, op := range p.Ops {
+		if _, w := op.Operands(); slices.ContainsFunc(w, func(r program.Ref) bool { return slices.Contains(in, r) }) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // halfCurrentsOut reports whether y, which convolution op i writes, is read

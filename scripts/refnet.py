@@ -68,7 +68,7 @@ class _Flatten(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
-def snn_counts(layers, x, T=15, v_th=2.0, v_reset=0.0, record_rates=False, half_convs=False):
+def snn_counts(layers, x, T=15, v_th=2.0, v_reset=0.0, record_rates=False, half_convs=False, half_linears=None):
     """Spike counts [B, K] of the SNN built from a list of eval-mode layers.
 
     Every ReLU becomes an IF layer; one more IF layer follows the last layer;
@@ -76,12 +76,16 @@ def snn_counts(layers, x, T=15, v_th=2.0, v_reset=0.0, record_rates=False, half_
     and LogSoftmax at the end are left out, as proxykit does.
 
     half_convs computes as proxykit's 16-bit spikes do (lower.Options.HalfSpikes,
-    docs/gpu-model.md): each convolution over spikes (one without a bias)
-    takes its weight rounded to IEEE binary16, sums in float32 and rounds
-    its output to binary16 (torch's .half(): to nearest, ties to even).
+    docs/gpu-model.md): each convolution and linear layer over spikes (one
+    without a bias) takes its weight rounded to IEEE binary16, sums in
+    float32 and rounds its output to binary16 (torch's .half(): to nearest,
+    ties to even); half_linears=False leaves the linear layers in float32
+    (the program before linear layers took 16-bit spikes).
     """
     layers = [l for l in layers if not isinstance(l, (nn.Softmax, nn.LogSoftmax, nn.Dropout))]
     first = next(i for i, l in enumerate(layers) if isinstance(l, nn.ReLU))
+    if half_linears is None:
+        half_linears = half_convs
     with torch.no_grad():
         cur = x
         for l in layers[:first]:
@@ -107,6 +111,8 @@ def snn_counts(layers, x, T=15, v_th=2.0, v_reset=0.0, record_rates=False, half_
                 elif half_convs and isinstance(l, nn.Conv2d) and l.bias is None:
                     w = l.weight.half().float()
                     cur = nn.functional.conv2d(cur, w, None, l.stride, l.padding, l.dilation, l.groups).half().float()
+                elif half_linears and isinstance(l, nn.Linear) and l.bias is None:
+                    cur = nn.functional.linear(cur, l.weight.half().float()).half().float()
                 else:
                     cur = l(cur)
             counts = cur if counts is None else counts + cur

@@ -1,7 +1,7 @@
 """The oracle of proxykit's 16-bit spikes (lower.Options.HalfSpikes): the
 reference SNN's counts in float32 and with 16-bit spikes and currents
 (refnet.snn_counts, half_convs), on a reference network whose convolutions
-over spikes have weights that binary16 cannot hold.
+and linear layers over spikes have weights that binary16 cannot hold.
 
 Usage: /usr/bin/python3 scripts/snn_half.py   (writes testdata/half/)
 
@@ -9,15 +9,18 @@ It reads testdata/fmnist_w8_bn.onnx (refnet.ANN at width 8, from
 scripts/make_fixtures.py, whose values are dyadic so that every sum is
 exact) and its inputs, fmnist_w8_bn.x.npy, and simulates T = 15 steps at
 v_th = 2. The script adds k·2^-16, k a
-seeded integer in [-7, 7], to each weight of the convolutions over spikes
-(conv.1, conv.5): they then need up to 13 significant bits, more than
-binary16's 11, while a convolution's sums (72 terms at width 8, each a
-multiple of 2^-16 below 8.6 in size) stay exact in float32, so that every
-implementation that sums in float32 computes the same currents before it
-rounds them (binary16 weights far below the largest may need more bits:
-a GPU summing in another order may round an output differently, rarely).
+seeded integer in [-7, 7], to each weight of the layers over spikes (the
+convolutions conv.1 and conv.5, the linear layers fc.1 to fc.7): they
+then need up to 17 significant bits, more than binary16's 11, while
+every partial sum (72 terms of a convolution at width 8; 392, 160, 72
+and 16 of the linear layers, whose weights' sizes sum to less than 2^8
+per output) stays a multiple of 2^-16 below 2^8, exact in float32, so
+that every implementation that sums in float32, in any order, computes
+the same currents before it rounds them.
 It writes testdata/half/model.onnx (the network with those weights),
-c32.npy and c16.npy (the counts), which spiking's
+c32.npy, c16.npy and c16conv.npy (the counts in float32, with 16-bit
+convolutions and linear layers, and with 16-bit convolutions alone: the
+program before its linear layers took 16-bit spikes), which spiking's
 TestHalfSpikesAgainstPyTorch and compute/cuda's
 TestGPUHalfSpikesMatchPyTorch read.
 """
@@ -33,7 +36,7 @@ from onnx import numpy_helper
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from refnet import ANN, flat_layers, snn_counts  # noqa: E402
 
-PERTURBED = ("conv.1.weight", "conv.5.weight")
+PERTURBED = ("conv.1.weight", "conv.5.weight", "fc.1.weight", "fc.3.weight", "fc.5.weight", "fc.7.weight")
 
 
 def main():
@@ -60,8 +63,8 @@ def main():
     onnx.save(m, os.path.join(out, "model.onnx"))
     x = torch.from_numpy(np.load(xpath))
     layers = flat_layers(ann)
-    for half, name in ((False, "c32.npy"), (True, "c16.npy")):
-        c = snn_counts(layers, x, T=int(T), v_th=float(vth), half_convs=half)
+    for half, linears, name in ((False, False, "c32.npy"), (True, True, "c16.npy"), (True, False, "c16conv.npy")):
+        c = snn_counts(layers, x, T=int(T), v_th=float(vth), half_convs=half, half_linears=linears)
         np.save(os.path.join(out, name), c.numpy().astype(np.float32))
 
 

@@ -15,12 +15,13 @@ import (
 // (lower.Options.HalfSpikes, asked for by cuda.Options.HalfSpikes) on the
 // emulated device to PyTorch: scripts/snn_half.py gives the reference
 // network (fmnist_w8_bn) weights that binary16 cannot hold in its
-// convolutions over spikes (testdata/half/model.onnx), and computes the
-// SNN's counts in float32 (c32.npy) and with those convolutions on
-// binary16 weights and outputs (torch's .half(); c16.npy). The float32
+// convolutions and linear layers over spikes (testdata/half/model.onnx),
+// and computes the SNN's counts in float32 (c32.npy) and with those layers
+// on binary16 weights and outputs (torch's .half(); c16.npy). The float32
 // sums of this network are exact, so the 16-bit counts must agree
-// exactly; the float32 counts differ from them on many entries, so a
-// program that rounded nothing, or rounded elsewhere, fails. NCHW and
+// exactly; the float32 counts, and those with 16-bit convolutions alone
+// (c16conv.npy), differ from them on many entries, so a program that
+// rounded nothing, or rounded elsewhere or in fewer layers, fails. NCHW and
 // channels-last programs alike; float32 too (c32).
 func TestHalfSpikesAgainstPyTorch(t *testing.T) {
 	m, err := model.Load(testutil.Path("half/model.onnx"))
@@ -28,8 +29,13 @@ func TestHalfSpikesAgainstPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	c32, c16 := testutil.Array(t, "half/c32.npy").Data, testutil.Array(t, "half/c16.npy").Data
+	c16conv := testutil.Array(t, "half/c16conv.npy").Data
 	if d := testutil.Differing(c32, c16); d < len(c16)/10 {
 		t.Fatalf("PyTorch's float32 and 16-bit counts differ on %d of %d entries: too few to tell the programs apart", d, len(c16))
+	}
+	if d := testutil.Differing(c16conv, c16); d < len(c16)/10 {
+		t.Fatalf("PyTorch's counts with 16-bit convolutions alone and with 16-bit linear layers too differ on %d of %d entries: "+
+			"too few to tell the programs apart", d, len(c16))
 	}
 	x := testutil.Array(t, "fmnist_w8_bn.x.npy")
 	for _, opt := range []cuda.Options{{}, {HalfSpikes: true}, {HalfSpikes: true, ChannelsLast: true}} {

@@ -17,7 +17,7 @@ func addDeviceFlags(cmd *cobra.Command) *deviceFlags {
 	f := &deviceFlags{}
 	cmd.Flags().StringVar(&f.name, "device", "cpu", "where to compute: "+device.Names)
 	cmd.Flags().BoolVar(&f.opt.StrictFP32, "fp32", false, "cuda: matrix products and convolutions in strict FP32 (default: TF32 tensor cores for both; PyTorch >= 1.12 uses TF32 for cuDNN convolutions only); --precision fp32")
-	cmd.Flags().StringVar(&f.precision, "precision", "", "cuda: arithmetic, "+device.Precisions+": fp16 runs the SNN's convolutions over spikes on 16-bit spikes, weights and currents with FP32 sums, in proxy learning and inference (surrogate gradients train in float32); it changes results (docs/design.md §1; not yet measured on a GPU) (default tf32)")
+	cmd.Flags().StringVar(&f.precision, "precision", "", "cuda: arithmetic, "+device.Precisions+": fp16 runs the SNN's convolutions and linear layers over spikes on 16-bit spikes, weights and currents with FP32 sums, in proxy learning and inference (surrogate gradients train in float32); it changes results (docs/design.md §1; not yet measured on a GPU) (default tf32)")
 	cmd.Flags().BoolVar(&f.opt.NoCuDNN, "no-cudnn", false, "cuda: proxykit's own im2col convolutions even where cuDNN is present")
 	cmd.Flags().BoolVar(&f.opt.Graphs, "cuda-graphs", false, "cuda: capture each training step and inference batch as a CUDA graph and replay it (not yet measured on a GPU)")
 	cmd.Flags().BoolVar(&f.opt.ChannelsLast, "channels-last", false, "cuda: values around convolutions, and their weights, channels-last (NHWC), so that cuDNN converts nothing (not yet measured on a GPU)")

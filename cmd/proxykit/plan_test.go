@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,8 +56,8 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// TestPlanPrecision: --precision fp16 plans the SNN's convolutions over
-// spikes on 16-bit slots (the spikes they read, their weights' copies and
+// TestPlanPrecision: --precision fp16 plans the SNN's convolutions and
+// linear layers over spikes on 16-bit slots (the spikes they read, their weights' copies and
 // the currents they write) and prices them, here or for --gpu from the
 // CPU; the CPU refuses it for running, and names that contradict --fp32 or
 // are no precision are refused by name.
@@ -80,8 +81,17 @@ func TestPlanPrecision(t *testing.T) {
 				half = append(half, s.Name)
 			}
 		}
-		// conv.0's and conv.4's spikes (pooled), conv.1's and conv.5's currents, the two weights' copies
-		if want := []string{"snn.conv.0", "snn.conv.1", "snn.conv.4", "snn.conv.5", "conv.1.weight.f16", "conv.5.weight.f16"}; !sameSet(half, want) {
+		// conv.0's and conv.4's spikes (pooled), conv.1's and conv.5's currents; conv.8's pooled spikes
+		// and their flatten (fc.0), the linear layers' currents (fc.1, .3, .5, .7) and spikes (fc.2, .4,
+		// .6); the six weights' copies
+		want := []string{"snn.conv.0", "snn.conv.1", "snn.conv.4", "snn.conv.5", "snn.conv.8", "conv.1.weight.f16", "conv.5.weight.f16"}
+		for i := range 8 {
+			want = append(want, fmt.Sprintf("snn.fc.%d", i))
+			if i%2 == 1 {
+				want = append(want, fmt.Sprintf("fc.%d.weight.f16", i))
+			}
+		}
+		if !sameSet(half, want) {
 			t.Errorf("%v: 16-bit slots %v, want %v", args, half, want)
 		}
 	}

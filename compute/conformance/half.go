@@ -13,8 +13,10 @@ import (
 // kernels on binary16 currents and spikes compute what they compute on the
 // same values in float32 (refmath.IF), bit for bit; BatchNormStats of
 // binary16 values equals its float32 result on them; Conv2dForward on
-// binary16 x, w and y is refmath.Conv of the values rounded to binary16.
-// A backend that stores float32 only has nothing to run here.
+// binary16 x, w and y is refmath.Conv of the values rounded to binary16;
+// LinearForward on binary16 spikes, weights and output is refmath.Linear
+// of the rounded weights, rounded once; Transpose moves binary16 values
+// as they are. A backend that stores float32 only has nothing to run here.
 func (s *suite) half(t *testing.T) {
 	hs, ok := s.be.(compute.HalfStore)
 	if !ok {
@@ -25,6 +27,8 @@ func (s *suite) half(t *testing.T) {
 	t.Run("IF", func(t *testing.T) { s.sub(t).halfIF(hs) })
 	t.Run("BatchNormStats", func(t *testing.T) { s.sub(t).halfStats(hs) })
 	t.Run("Conv2dForward", func(t *testing.T) { s.sub(t).halfConv(hs) })
+	t.Run("LinearForward", func(t *testing.T) { s.sub(t).halfLinear(hs) })
+	t.Run("Transpose", func(t *testing.T) { s.sub(t).halfTranspose(hs) })
 }
 
 // upHalf is data in a binary16 buffer (rounded by Convert).
@@ -157,4 +161,41 @@ func (s *suite) halfConv(hs compute.HalfStore) {
 		// one binary16 rounding of a float32 sum: within binary16's half unit
 		s.check(layout.String()+": f16 convolution", s.downHalf(hs, yb), want, 1e-3)
 	}
+}
+
+func (s *suite) halfLinear(hs compute.HalfStore) {
+	const n, in, out = 7, 50, 9
+	x := s.spikes(n*in, 0.4)
+	// weights of up to 15 significant bits (multiples of 2^-16 below 1/4),
+	// which binary16 rounds, while every partial sum of 50 of them is a
+	// multiple of 2^-16 below 2^4, exact in float32 in any order: the one
+	// rounding of the result then decides every bit
+	w := make([]float32, out*in)
+	for i := range w {
+		w[i] = float32(s.rng.IntN(1<<15)-1<<14) * 0x1p-16
+	}
+	sums := refmath.Linear(n, in, out, x, halves(w), []float32(nil))
+	want := make([]float32, len(sums))
+	for i, v := range sums {
+		want[i] = refmath.Half(float32(v))
+	}
+	xb, wb, yb := s.upHalf(hs, x), s.upHalf(hs, w), s.outHalf(hs, n*out)
+	s.be.LinearForward(n, in, out, xb, wb, nil, yb, true)
+	s.exact("f16 linear layer", s.downHalf(hs, yb), want)
+}
+
+func (s *suite) halfTranspose(hs compute.HalfStore) {
+	const n, rows, cols = 3, 37, 45
+	x := halves(s.uniform(n*rows*cols, -2, 2))
+	want := make([]float32, len(x))
+	for m := range n {
+		for i := range rows {
+			for j := range cols {
+				want[m*rows*cols+j*rows+i] = x[m*rows*cols+i*cols+j]
+			}
+		}
+	}
+	xb, yb := s.upHalf(hs, x), s.outHalf(hs, len(x))
+	s.be.Transpose(n, rows, cols, xb, yb)
+	s.exact("f16 transpose", s.downHalf(hs, yb), want)
 }

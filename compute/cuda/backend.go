@@ -55,8 +55,9 @@ type Options struct {
 	// default until a GPU run confirms it; the emulated device computes
 	// the NCHW program's bits either way.
 	ChannelsLast bool
-	// HalfSpikes asks the runners for programs whose SNN convolutions read
-	// 16-bit spikes and write 16-bit currents (lower.HalfPreferrer): FP16
+	// HalfSpikes asks the runners for programs whose SNN convolutions and
+	// linear layers read 16-bit spikes and write 16-bit currents
+	// (lower.HalfPreferrer): FP16
 	// tensor cores, half the bytes around them, weights and currents
 	// rounded to binary16 (a change of results; Precision says so). Not
 	// with StrictFP32.
@@ -191,16 +192,23 @@ func (be *Backend) counted(name string, t traffic) {
 
 // gemm queues a GEMM (the contract of compute.Sgemm), counted.
 func (be *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) {
-	be.record(gemmLaunch(m, n, k, be.math()))
+	be.record(gemmLaunch(m, n, k, be.math(), compute.F32))
 	be.fail(be.dev.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
 }
 
-// gemmLaunch is the record of a cuBLAS GEMM C[m, n] = A[m, k]·B[k, n]:
-// its operands read, its result written (a result it adds into is not
-// read again), its multiply-adds.
-func gemmLaunch(m, n, k int, math compute.Math) compute.Launch {
-	M, N, K := int64(m), int64(n), int64(k)
-	return compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: 4 * (M*K + K*N), Written: 4 * M * N,
+// gemmHalf queues a GEMM of binary16 matrices (the device's gemmHalf),
+// counted.
+func (be *Backend) gemmHalf(transA, transB bool, m, n, k int, a devptr, lda int, b devptr, ldb int, c devptr, ldc int) {
+	be.record(gemmLaunch(m, n, k, compute.MathFP16, compute.F16))
+	be.fail(be.dev.gemmHalf(transA, transB, m, n, k, a, lda, b, ldb, c, ldc))
+}
+
+// gemmLaunch is the record of a cuBLAS GEMM C[m, n] = A[m, k]·B[k, n] of
+// values of type e: its operands read, its result written (a result it
+// adds into is not read again), its multiply-adds.
+func gemmLaunch(m, n, k int, math compute.Math, e compute.Elem) compute.Launch {
+	M, N, K, b := int64(m), int64(n), int64(k), e.Bytes()
+	return compute.Launch{Kernel: compute.CallGEMM, Library: true, Read: b * (M*K + K*N), Written: b * M * N,
 		FLOPs: 2 * M * N * K, M: M, N: N, K: K, Math: math}
 }
 
@@ -981,8 +989,19 @@ func (be *Backend) Conv2dBackward(g compute.ConvGeom, n int, x, w, dy, dx, dw, d
 // --- linear ---
 
 // LinearForward implements compute.Backend: y = x·Wᵀ on cuBLAS; spikes
-// take the same path (a dense GEMM wins on a GPU).
+// take the same path (a dense GEMM wins on a GPU). With x, w and y
+// binary16 and no bias it is one cublasGemmEx with float32 products and
+// sums, y rounded once.
 func (be *Backend) LinearForward(n, in, out int, x, w, bias, y compute.Buffer, _ bool) {
+	if e := compute.ElemOf(x); e != compute.F32 || compute.ElemOf(w) != e || compute.ElemOf(y) != e {
+		if e != compute.F16 || compute.ElemOf(w) != e || compute.ElemOf(y) != e || bias != nil {
+			be.fail(fmt.Errorf("cuda: linear layer %d→%d on %s x, %s w and %s y (with a bias: %v): the backend takes f32, "+
+				"and f16 for all three without a bias", in, out, e, compute.ElemOf(w), compute.ElemOf(y), bias != nil))
+			return
+		}
+		be.gemmHalf(false, true, n, out, in, anyPtr(x), in, anyPtr(w), in, anyPtr(y), out)
+		return
+	}
 	be.gemm(false, true, n, out, in, 1, ptr(x), in, ptr(w), in, 0, ptr(y), out)
 	if bias != nil {
 		be.launch1d("pk_add_bias", int64(n*out), rw(int64(n*out+out), int64(n*out)), ptr(y), ptr(bias), int64(n), int32(out), int64(1))

@@ -43,6 +43,10 @@ type device interface {
 	// gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices
 	// (compute.Sgemm's contract), on cuBLAS or on the host.
 	gemm(transA, transB bool, m, n, k int, alpha float32, a devptr, lda int, b devptr, ldb int, beta float32, c devptr, ldc int) error
+	// gemmHalf computes C = op(A)·op(B) for row-major binary16 matrices
+	// (leading dimensions in values), with float32 products and sums and
+	// C rounded to binary16 once (cublasGemmEx, CUBLAS_COMPUTE_32F).
+	gemmHalf(transA, transB bool, m, n, k int, a devptr, lda int, b devptr, ldb int, c devptr, ldc int) error
 	// sync waits for queued work and returns its first error.
 	sync() error
 	// memInfo reports free and total device memory (0, 0 if unknown).

@@ -196,23 +196,74 @@ func (d emuDevice) gemm(transA, transB bool, m, n, k int, alpha float32, a devpt
 	if d.dry {
 		return nil
 	}
-	rowsA, rowsB := m, k
+	na, nb := operandSpans(transA, transB, m, n, k, lda, ldb)
+	return compute.Sgemm(transA, transB, m, n, k, alpha, d.host(a, na), lda, d.host(b, nb), ldb, beta, d.host(c, matrixSpan(m, ldc, n)), ldc)
+}
+
+// matrixSpan is how many values a row-major matrix of rows rows of cols values
+// with leading dimension ld reaches.
+func matrixSpan(rows, ld, cols int) int { return (rows-1)*ld + cols }
+
+// operandSpans are the spans of a GEMM's operands A and B (gemm's
+// contract).
+func operandSpans(transA, transB bool, m, n, k, lda, ldb int) (na, nb int) {
+	rowsA, colsA, rowsB, colsB := m, k, k, n
 	if transA {
-		rowsA = k
+		rowsA, colsA = k, m
 	}
 	if transB {
-		rowsB = n
+		rowsB, colsB = n, k
 	}
-	span := func(rows, ld, cols int) int { return (rows-1)*ld + cols }
-	colsA, colsB := k, n
-	if transA {
-		colsA = m
+	return matrixSpan(rowsA, lda, colsA), matrixSpan(rowsB, ldb, colsB)
+}
+
+// gemmHalf converts the binary16 operands into float32 copies with the
+// device's own pk_convert, multiplies them as gemm does (float32 sums)
+// and rounds C back once. C's values between rows (ldc > n) make the
+// round trip unchanged: binary16 → float32 → binary16 is exact.
+func (d emuDevice) gemmHalf(transA, transB bool, m, n, k int, a devptr, lda int, b devptr, ldb int, c devptr, ldc int) error {
+	if d.capturing(func() error { return d.gemmHalf(transA, transB, m, n, k, a, lda, b, ldb, c, ldc) }) {
+		return nil
 	}
-	if transB {
-		colsB = k
+	if d.dry {
+		return nil
 	}
-	return compute.Sgemm(transA, transB, m, n, k, alpha, d.host(a, span(rowsA, lda, colsA)), lda,
-		d.host(b, span(rowsB, ldb, colsB)), ldb, beta, d.host(c, span(m, ldc, n)), ldc)
+	na, nb := operandSpans(transA, transB, m, n, k, lda, ldb)
+	nc := matrixSpan(m, ldc, n)
+	var f [3]devptr
+	defer func() {
+		for _, p := range f {
+			if p != 0 {
+				d.free(p)
+			}
+		}
+	}()
+	for i, op := range []struct {
+		p devptr
+		n int
+	}{{a, na}, {b, nb}, {c, nc}} {
+		var err error
+		if f[i], err = d.alloc(4 * int64(op.n)); err != nil {
+			return err
+		}
+		if err := d.convert(op.p, true, f[i], false, op.n); err != nil {
+			return err
+		}
+	}
+	if err := d.gemm(transA, transB, m, n, k, 1, f[0], lda, f[1], ldb, 0, f[2], ldc); err != nil {
+		return err
+	}
+	return d.convert(f[2], false, c, true, nc)
+}
+
+// convert runs pk_convert on n values (binary16 where half says so).
+func (d emuDevice) convert(x devptr, xHalf bool, y devptr, yHalf bool, n int) error {
+	k, err := d.kernelIndex("pk_convert")
+	if err != nil {
+		return err
+	}
+	blocks := min((int64(n)+blockSize-1)/blockSize, maxBlocks)
+	return d.launch(k, dim3{uint32(blocks), 1, 1}, dim3{blockSize, 1, 1}, argsOf(x, b2i(xHalf), y, b2i(yHalf), int64(n)))
 }
 
 func (d emuDevice) sync() error                { return d.refuse("a wait for queued work") }

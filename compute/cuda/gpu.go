@@ -187,6 +187,8 @@ typedef struct {
 	int (*setMathMode)(cublasHandle_t, int);
 	int (*sgemm)(cublasHandle_t, int, int, int, int, int, const float*, const float*, int, const float*, int,
 		const float*, float*, int);
+	int (*gemmEx)(cublasHandle_t, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+		const void*, void*, int, int, int, int);
 	int (*setStream)(cublasHandle_t, void*);
 	int (*setWorkspace)(cublasHandle_t, void*, size_t);
 	cublasHandle_t h;
@@ -200,6 +202,7 @@ static const char* pk_blas_load(pk_blas* b, const char* path) {
 	PK_SYM(b, destroy, "cublasDestroy_v2");
 	PK_SYM(b, setMathMode, "cublasSetMathMode");
 	PK_SYM(b, sgemm, "cublasSgemm_v2");
+	PK_SYM(b, gemmEx, "cublasGemmEx");
 	b->setStream = dlsym(b->lib, "cublasSetStream_v2");
 	b->setWorkspace = dlsym(b->lib, "cublasSetWorkspace_v2");
 	return NULL;
@@ -224,6 +227,16 @@ static int pk_blas_create(pk_blas* b, int mathMode) {
 static int pk_blas_sgemm(pk_blas* b, int ta, int tb, int m, int n, int k, float alpha, CUdeviceptr A, int lda,
 	CUdeviceptr B, int ldb, float beta, CUdeviceptr C, int ldc) {
 	return b->sgemm(b->h, ta, tb, m, n, k, &alpha, (const float*)A, lda, (const float*)B, ldb, &beta, (float*)C, ldc);
+}
+
+// pk_blas_hgemm is cublasGemmEx on binary16 A, B and C (CUDA_R_16F, 2)
+// with float32 scalars, products and sums (CUBLAS_COMPUTE_32F, 68) and
+// cuBLAS's choice of algorithm (CUBLAS_GEMM_DEFAULT, -1).
+static int pk_blas_hgemm(pk_blas* b, int ta, int tb, int m, int n, int k, CUdeviceptr A, int lda, CUdeviceptr B,
+	int ldb, CUdeviceptr C, int ldc) {
+	float alpha = 1, beta = 0;
+	return b->gemmEx(b->h, ta, tb, m, n, k, &alpha, (const void*)A, 2, lda, (const void*)B, 2, ldb, &beta, (void*)C, 2,
+		ldc, 68, -1);
 }
 
 static void pk_blas_destroy(pk_blas* b) {
@@ -558,6 +571,17 @@ func (g *gpuDevice) gemm(transA, transB bool, m, n, k int, alpha float32, a devp
 	if st := C.pk_blas_sgemm(g.blas, op(transB), op(transA), C.int(n), C.int(m), C.int(k), C.float(alpha),
 		C.CUdeviceptr(b), C.int(ldb), C.CUdeviceptr(a), C.int(lda), C.float(beta), C.CUdeviceptr(c), C.int(ldc)); st != 0 {
 		return fmt.Errorf("cublasSgemm (%dx%dx%d): status %d", m, n, k, int(st))
+	}
+	return nil
+}
+
+// gemmHalf is gemm's transposed problem on cublasGemmEx.
+func (g *gpuDevice) gemmHalf(transA, transB bool, m, n, k int, a devptr, lda int, b devptr, ldb int, c devptr, ldc int) error {
+	g.enter()
+	defer g.exit()
+	if st := C.pk_blas_hgemm(g.blas, C.int(b2i(transB)), C.int(b2i(transA)), C.int(n), C.int(m), C.int(k), C.CUdeviceptr(b), C.int(ldb),
+		C.CUdeviceptr(a), C.int(lda), C.CUdeviceptr(c), C.int(ldc)); st != 0 {
+		return fmt.Errorf("cublasGemmEx on binary16 (%dx%dx%d): status %d", m, n, k, int(st))
 	}
 	return nil
 }

@@ -715,9 +715,10 @@ __global__ void pk_if_pool(const void* in, int in16, int constant, const float* 
 // change between NCHW and NHWC, a weight's to channels-last and its
 // gradient's back. A block takes a TILE×TILE tile at a time (blocks walk
 // the tiles with a stride of the grid), read along x's rows and written
-// along y's through shared memory, so that both sides are coalesced.
-// Calls __syncthreads().
-__global__ void pk_transpose(const float* x, float* y, long long n, int rows, int cols, int add) {
+// along y's through shared memory, so that both sides are coalesced. x
+// and y hold float32 values, or binary16 ones with x16 and y16 (16-bit
+// spikes change layout as they are). Calls __syncthreads().
+__global__ void pk_transpose(const void* x, int x16, void* y, int y16, long long n, int rows, int cols, int add) {
     __shared__ float tile[TILE][TILE + 1];
     long long tr = (rows + TILE - 1) / TILE, tc = (cols + TILE - 1) / TILE, m = (long long)rows * cols;
     for (long long b = blockIdx.x; b < n * tr * tc; b += gridDim.x) {
@@ -725,7 +726,7 @@ __global__ void pk_transpose(const float* x, float* y, long long n, int rows, in
         int i0 = (int)((b / tc) % tr) * TILE, j0 = (int)(b % tc) * TILE;
         for (int k = threadIdx.x; k < TILE * TILE; k += blockDim.x) {
             int i = i0 + k / TILE, j = j0 + k % TILE;
-            if (i < rows && j < cols) tile[k / TILE][k % TILE] = x[s * m + (long long)i * cols + j];
+            if (i < rows && j < cols) tile[k / TILE][k % TILE] = ld(x, s * m + (long long)i * cols + j, x16);
         }
         __syncthreads();
         for (int k = threadIdx.x; k < TILE * TILE; k += blockDim.x) {
@@ -733,7 +734,7 @@ __global__ void pk_transpose(const float* x, float* y, long long n, int rows, in
             if (i < rows && j < cols) {
                 long long o = s * m + (long long)j * rows + i;
                 float v = tile[k % TILE][k / TILE];
-                y[o] = add ? __fadd_rn(y[o], v) : v;
+                st(y, o, add ? __fadd_rn(ld(y, o, y16), v) : v, y16);
             }
         }
         __syncthreads();

@@ -137,7 +137,9 @@ func (q *queue) kernel(name string, items, read, written int64) {
 }
 
 // gemm records a cuBLAS GEMM [m, k]·[k, n].
-func (q *queue) gemm(m, n, k int) { q.out = append(q.out, gemmLaunch(m, n, k, q.opt.math())) }
+func (q *queue) gemm(m, n, k int) {
+	q.out = append(q.out, gemmLaunch(m, n, k, q.opt.math(), compute.F32))
+}
 
 // dnn reports whether the backend hands convolution g to cuDNN.
 func (q *queue) dnn(g compute.ConvGeom) bool {
@@ -191,7 +193,11 @@ func (q *queue) op(op program.Op) error {
 		q.convBackward(o)
 	case *program.Linear:
 		n := q.d.Rows(o.Rate)
-		q.gemm(n, o.Out, o.In)
+		if q.p.Slot(o.X).Elem == program.F16 {
+			q.out = append(q.out, gemmLaunch(n, o.Out, o.In, compute.MathFP16, compute.F16))
+		} else {
+			q.gemm(n, o.Out, o.In)
+		}
 		if o.Bias != program.None {
 			q.kernel("pk_add_bias", int64(n*o.Out), q.bytes(o.Y, o.Bias), q.bytes(o.Y))
 		}

@@ -35,21 +35,29 @@ func (be *Backend) ChannelsLast() bool { return be != nil && be.opt.ChannelsLast
 // a nil receiver).
 func (be *Backend) HalfSpikes() bool { return be != nil && be.opt.HalfSpikes }
 
-// Transpose implements compute.Backend.
+// Transpose implements compute.Backend, on float32 or binary16 values
+// (each converted to y's type where they differ).
 func (be *Backend) Transpose(n, rows, cols int, x, y compute.Buffer) {
-	be.transpose(int64(n), rows, cols, ptr(x), ptr(y), false)
+	be.transposeOf(int64(n), rows, cols, anyPtr(x), compute.ElemOf(x), anyPtr(y), compute.ElemOf(y), false)
 }
 
-// transpose launches pk_transpose over n rows×cols matrices (adding into
-// y with add): one block per TILE×TILE tile, up to maxBlocks blocks.
+// transpose launches pk_transpose over n rows×cols matrices of float32
+// values (adding into y with add).
 func (be *Backend) transpose(n int64, rows, cols int, x, y devptr, add bool) {
-	m := int64(rows) * int64(cols)
-	t := rw(n*m, n*m)
+	be.transposeOf(n, rows, cols, x, compute.F32, y, compute.F32, add)
+}
+
+// transposeOf launches pk_transpose over n rows×cols matrices, x of
+// values of type xe and y of ye: one block per TILE×TILE tile, up to
+// maxBlocks blocks.
+func (be *Backend) transposeOf(n int64, rows, cols int, x devptr, xe compute.Elem, y devptr, ye compute.Elem, add bool) {
+	m := n * int64(rows) * int64(cols)
+	t := traffic{m * xe.Bytes(), m * ye.Bytes()}
 	if add {
-		t.read += 4 * n * m
+		t.read += m * ye.Bytes()
 	}
 	tiles := n * int64((rows+tile-1)/tile) * int64((cols+tile-1)/tile)
-	be.launchBlocks("pk_transpose", int(min(tiles, maxBlocks)), t, x, y, n, int32(rows), int32(cols), b2i(add))
+	be.launchBlocks("pk_transpose", int(min(tiles, maxBlocks)), t, x, half(xe), y, half(ye), n, int32(rows), int32(cols), b2i(add))
 }
 
 // tile is TILE in kernels.cu.

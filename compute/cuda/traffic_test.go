@@ -48,11 +48,12 @@ func (b *budget) addBytes(launches int, bytes int64) {
 // input channel and tap to [O, KH, KW, C] before the forward pass and its
 // gradient back after the backward pass, and the flattened values before
 // the first linear layer (ANN and SNN) and their gradient after it. With
-// half (lower's halfSpikes), the SNN's convolutions over spikes read
-// binary16 spikes and a binary16 copy of their weight (converted once a
-// step) and write binary16 currents: the IF layers writing those spikes
-// and reading those currents, and the statistics of the currents, move 2
-// bytes a value there.
+// half (lower's halfSpikes), the SNN's convolutions and linear layers
+// over spikes read binary16 spikes and a binary16 copy of their weight
+// (converted once a step) and write binary16 currents: the IF layers
+// writing those spikes and reading those currents, the statistics of the
+// currents and channels-last's copy of the spikes before the first linear
+// layer move 2 bytes a value there.
 func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64, last, half bool) budget {
 	b := budget{dnn: map[string]int64{}}
 	shapes, err := ann.Shapes()
@@ -143,24 +144,29 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			pooledIF[nd.Inputs[0]] = true
 		}
 	}
-	// spikesOf: the node whose output node j reads, the IF layer for
-	// max-pooled spikes
+	// spikesOf: the node whose output node j reads, through a flatten (a
+	// view), the IF layer for max-pooled spikes
 	spikesOf := func(j int) int {
-		if src := nodes[j].Inputs[0]; nodes[src].Kind() == "MaxPool2d" && pooledIF[nodes[src].Inputs[0]] {
+		src := nodes[j].Inputs[0]
+		if src >= 0 && nodes[src].Kind() == "Flatten" {
+			src = nodes[src].Inputs[0]
+		}
+		if src >= 0 && nodes[src].Kind() == "MaxPool2d" && pooledIF[nodes[src].Inputs[0]] {
 			return nodes[src].Inputs[0]
 		}
-		return nodes[j].Inputs[0]
+		return src
 	}
-	// halfConv: with half, the SNN's convolutions over spikes read by a
-	// BatchNorm; halfSpikes: the IF layers writing those spikes
-	halfConv, halfSpikes := map[int]bool{}, map[int]bool{}
+	// halfLayer: with half, the SNN's convolutions over spikes read by a
+	// BatchNorm and its linear layers over spikes read by an IF layer;
+	// halfSpikes: the IF layers writing those spikes
+	halfLayer, halfSpikes := map[int]bool{}, map[int]bool{}
 	for i, nd := range nodes {
-		if !half || i < snn.Static || nd.Kind() != "Conv2d" || !nodes[spikesOf(i)].IF {
+		if !half || i < snn.Static || (nd.Kind() != "Conv2d" && nd.Kind() != "Linear") || spikesOf(i) < 0 || !nodes[spikesOf(i)].IF {
 			continue
 		}
 		for _, r := range nodes {
-			if r.Kind() == "BatchNorm2d" && r.Inputs[0] == i {
-				halfConv[i], halfSpikes[spikesOf(i)] = true, true
+			if r.Inputs[0] == i && (nd.Kind() == "Conv2d" && r.Kind() == "BatchNorm2d" || nd.Kind() == "Linear" && r.IF) {
+				halfLayer[i], halfSpikes[spikesOf(i)] = true, true
 			}
 		}
 	}
@@ -185,7 +191,9 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 			case src < snn.Static:
 				read = 4 * B * n // the static layer's output, once
 			case nodes[src].Kind() == "BatchNorm2d":
-				read = rows * n * size(halfConv[nodes[src].Inputs[0]]) // one current per step
+				read = rows * n * size(halfLayer[nodes[src].Inputs[0]]) // one current per step
+			case nodes[src].Kind() == "Linear":
+				read = rows * n * size(halfLayer[src])
 			default:
 				read = 4 * rows * n
 			}
@@ -226,15 +234,18 @@ func stepBudget(t *testing.T, ann *nn.Network, snn *spiking.Network, B, T int64,
 				b.add(1, rows*(int64(nn.Numel(shapeOf(t, ann, shapes, nd.Inputs[0])))+n))
 			}
 		case nd.Kind() == "Conv2d":
-			if halfConv[i] { // the weight's binary16 copy
+			if halfLayer[i] { // the weight's binary16 copy
 				b.addBytes(1, (4+2)*weights(nd.Layer))
 			}
 			conv(compute.CallConvForward, rows, nd.Layer, n, int64(shape[0]))
 		case nd.Kind() == "Linear":
+			if halfLayer[i] { // the weight's binary16 copy
+				b.addBytes(1, (4+2)*weights(nd.Layer))
+			}
 			gemm(rows, nd.Layer)
-		case nd.Kind() == "Flatten": // channels-last: the spikes' NCHW copy
+		case nd.Kind() == "Flatten": // channels-last: the spikes' NCHW copy (binary16 where they are)
 			if src := shapeOf(t, ann, shapes, nd.Inputs[0]); last && laidOut(src) {
-				b.add(1, 2*rows*int64(nn.Numel(src)))
+				b.addBytes(1, 2*rows*int64(nn.Numel(src))*size(halfSpikes[spikesOf(i)]))
 			}
 		default:
 			t.Fatalf("no budget for the SNN's %s", nd.Kind())
