@@ -27,7 +27,7 @@ func kindFixtures() []string {
 // torchKindFixtures are whole pickled modules saved by torch
 // (scripts/make_kind_fixtures.py, make_zoo_fixtures.py), with the torch.nn
 // class of each module.
-var torchKindFixtures = []string{"kinds/kinds", "kinds/kinds_softmax", "zoo/kinds_zoo"}
+var torchKindFixtures = []string{"kinds/kinds", "kinds/kinds_softmax", "zoo/kinds_zoo", "zoo/mlp_bn1d"}
 
 const ptSuffix = ".pt" // marks a pickled fixture in a list of names
 

@@ -277,7 +277,7 @@ func (l *BatchNorm2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 
 func batchNorm2dKind() Kind {
 	return Kind{Names: []string{"BatchNorm2d"}, FromArch: batchNorm2dFromArch, ONNXOps: []string{"BatchNormalization"},
-		FromONNX: batchNorm2dFromONNX, TorchModules: []string{"BatchNorm2d"}, FromTorch: batchNorm2dFromTorch}
+		FromONNX: batchNorm2dFromONNX, TorchModules: []string{"BatchNorm2d", "BatchNorm1d"}, FromTorch: batchNorm2dFromTorch}
 }
 
 // batchNorm2dFromArch makes the layer with running statistics mean 0,

@@ -42,6 +42,10 @@ Writes to testdata/zoo/:
                        W kept (ReduceMean, keepdims), flatten, linear;
                        exported on a batch of 1, so that the shuffle's
                        Reshape constants hold the batch size 1
+  mlp_bn1d.pt          a pickled Sequential on 36 values: linear, BatchNorm1d,
+                       ReLU, linear, BatchNorm1d, ReLU, linear, with its
+                       inputs (.x.npy), torch's outputs (.ann.npy) and its
+                       modules' classes (.classes.json)
   splitnet.x.npy, .ann.npy, .snn_saturate.npy, .snn_relu.npy, .rates.json
                        as above, on 4 inputs: the batch size the Reshape
                        constants do not hold
@@ -275,6 +279,28 @@ def main():
         json.dump({name: type(m).__name__ for name, m in seq.named_children()}, f, indent=1, sort_keys=True)
 
     refused(os.path.join(out, "refused"), gen)
+
+    # a multilayer perceptron with BatchNorm1d after its linear layers (its
+    # own generator: the fixtures above keep their bytes)
+    g1 = torch.Generator().manual_seed(36)
+    mlp = nn.Sequential(nn.Linear(36, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 8, bias=False),
+                        nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 10))
+    for m in mlp:
+        if isinstance(m, nn.BatchNorm1d):
+            with torch.no_grad():
+                m.weight.copy_(1 + 0.3 * torch.randn(m.num_features, generator=g1))
+                m.bias.copy_(0.3 * torch.randn(m.num_features, generator=g1))
+                m.running_mean.copy_(0.2 * torch.randn(m.num_features, generator=g1))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g1))
+    mlp.eval()
+    x = torch.rand(3, 36, generator=g1) * 2
+    with torch.no_grad():
+        y = mlp(x)
+    torch.save(mlp, os.path.join(out, "mlp_bn1d.pt"))
+    np.save(os.path.join(out, "mlp_bn1d.x.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(out, "mlp_bn1d.ann.npy"), y.numpy().astype(np.float32))
+    with open(os.path.join(out, "mlp_bn1d.classes.json"), "w") as f:
+        json.dump({name: type(m).__name__ for name, m in mlp.named_children()}, f, indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":
