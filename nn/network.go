@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 )
@@ -71,10 +72,18 @@ func (n *Network) OutputShape() ([]int, error) {
 	return shapes[len(shapes)-1], nil
 }
 
-// CheckInput reports whether a batched input shape fits the network.
+// CheckInput reports whether a batched input shape fits the network: its
+// per-sample shape is the network's, or, for a network that takes a flat
+// vector of k values, any per-sample shape of k values, read in row-major
+// order as torch's Flatten reads them (an MLP pickled with a Flatten first
+// takes [k]; its data set's images are [C H W]).
 func (n *Network) CheckInput(shape []int) error {
 	if n == nil {
 		return errNoNetwork
+	}
+	if len(n.InputShape) == 1 && len(shape) > 2 && !slices.ContainsFunc(shape[1:], func(d int) bool { return d < 1 }) &&
+		Numel(shape[1:]) == n.InputShape[0] {
+		return nil
 	}
 	if len(shape) != len(n.InputShape)+1 {
 		return fmt.Errorf("input has shape %s; the network takes [B %s", ShapeString(shape), ShapeString(n.InputShape)[1:])

@@ -46,6 +46,8 @@ Writes to testdata/zoo/:
                        ReLU, linear, BatchNorm1d, ReLU, linear, with its
                        inputs (.x.npy), torch's outputs (.ann.npy) and its
                        modules' classes (.classes.json)
+  mlp_flatten.pt       a pickled Sequential(Flatten, Linear(784, 16), ReLU,
+                       Linear(16, 10)): its input is [784], its data 28x28
   splitnet.x.npy, .ann.npy, .snn_saturate.npy, .snn_relu.npy, .rates.json
                        as above, on 4 inputs: the batch size the Reshape
                        constants do not hold
@@ -297,6 +299,10 @@ def main():
     with torch.no_grad():
         y = mlp(x)
     torch.save(mlp, os.path.join(out, "mlp_bn1d.pt"))
+    # the MLP of a first MNIST tutorial: a Flatten first, so that the
+    # pickled module says nothing of the images' [1 28 28] (untrained)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+    torch.save(flat, os.path.join(out, "mlp_flatten.pt"))
     np.save(os.path.join(out, "mlp_bn1d.x.npy"), x.numpy().astype(np.float32))
     np.save(os.path.join(out, "mlp_bn1d.ann.npy"), y.numpy().astype(np.float32))
     with open(os.path.join(out, "mlp_bn1d.classes.json"), "w") as f:

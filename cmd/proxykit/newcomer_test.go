@@ -270,3 +270,21 @@ func TestShellQuote(t *testing.T) {
 		t.Errorf("a plain name is quoted: %s", shellQuote("run.ckpt"))
 	}
 }
+
+// TestFlattenFirstMLP: the MLP of a first MNIST tutorial, pickled whole
+// with its Flatten first (testdata/zoo/mlp_flatten.pt, from
+// scripts/make_zoo_fixtures.py), says nothing of its images' [1 28 28]:
+// it imports taking [784], and eval and a training epoch read the 28x28
+// data set as 784 values each, in torch's Flatten order (nn's
+// TestCheckInput holds the shapes refused).
+func TestFlattenFirstMLP(t *testing.T) {
+	net, data := testutil.Path("zoo/mlp_flatten.pt"), testutil.Path("proxy")
+	if out, err := run(t, "eval", net, "--data", data, "--timesteps", "3", "--max-test", "20"); err != nil {
+		t.Fatalf("eval: %v\n%s", err, out)
+	}
+	ck := filepath.Join(t.TempDir(), "mlp.ckpt")
+	if out, err := run(t, "train", net, "-o", ck, "--data", data, "--epochs", "1", "--max-train", "40", "--max-test", "20",
+		"--batch-size", "20", "--timesteps", "3"); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+}
