@@ -261,3 +261,41 @@ func TestNormalizeBranching(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeAffine: conversion normalises through Affine layers (an
+// exported network's arithmetic with constants, zoo/normnet: its input
+// normalised, a convolution's output halved and shifted): with θ = 1 and
+// powers of two for λ, the normalised ANN's output is the original's
+// divided by the output layer's λ, exactly.
+func TestNormalizeAffine(t *testing.T) {
+	m, err := model.Load(testutil.Path("zoo/normnet.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := testutil.Array(t, "zoo/normnet.x.npy")
+	before, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scales []convert.Scale
+	lambda := 2.0
+	for _, l := range m.ANN.Layers {
+		if nn.RoleOf(l).Neuron {
+			scales = append(scales, convert.Scale{Layer: nn.NameOf(l), Lambda: lambda})
+			lambda *= 4
+		}
+	}
+	scales = append(scales, convert.Scale{Layer: "output", Lambda: lambda})
+	if _, err := convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1, Clip: spiking.ClipAsReLU}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before.Data {
+		if w := before.Data[i] / float32(lambda); after.Data[i] != w {
+			t.Fatalf("output %d: %g after normalising, want %g / %g = %g", i, after.Data[i], before.Data[i], lambda, w)
+		}
+	}
+}

@@ -20,7 +20,7 @@ import (
 // make_fixtures.py, make_opset_fixtures.py, make_graph_fixtures.py,
 // make_zoo_fixtures.py) with torch's outputs beside them.
 func kindFixtures() []string {
-	return append(append([]string{"fmnist_w8_raw", "proxy/net", "kinds/kinds", "kinds/kinds_softmax", "zoo/relu6net", "zoo/splitnet"},
+	return append(append([]string{"fmnist_w8_raw", "proxy/net", "kinds/kinds", "kinds/kinds_softmax", "zoo/relu6net", "zoo/splitnet", "zoo/normnet"},
 		testutil.Models...), testutil.Graphs...)
 }
 

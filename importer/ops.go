@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"gorgonia.org/tensor"
@@ -324,30 +325,38 @@ func (c *converter) opArith(n outlineNode, attrs map[string]any) error {
 			return arith(n.OpType, in[0], in[1], c.constLimit)
 		})
 	}
-	if n.OpType != "Add" || len(n.Inputs) != 2 {
-		return fmt.Errorf("proxykit has not implemented %s of an activation and a constant (it reads Add of a bias after Linear or Conv)", n.OpType)
+	if len(n.Inputs) != 2 {
+		return fmt.Errorf("%s of %d inputs; ONNX's takes two", n.OpType, len(n.Inputs))
 	}
 	other := 1
 	if v, _ := c.input(n, 0); v != act {
 		other = 0
 	}
-	k, err := c.constInput(n, other, "the bias")
+	k, err := c.constInput(n, other, "the constant")
 	if err != nil {
 		return err
 	}
-	if act.gen != c.gen {
-		return fmt.Errorf("Add of a constant is only supported as the bias of the layer right before it")
+	if n.OpType == "Add" && act.gen == c.gen && c.asBias(n, act, k) {
+		return nil
 	}
+	return c.affine(n, act, k, other == 0)
+}
+
+// asBias takes the constant k that Add adds to act, the output of the
+// layer right before it, as that layer's bias where it is a bias-free
+// Linear (MatMul) or Conv and k holds one value per output, and reports
+// whether it did.
+func (c *converter) asBias(n outlineNode, act *value, k *constant) bool {
 	switch l := c.lastLayer.(type) {
 	case *nn.Linear:
 		if l.Bias == nil {
 			vec, err := nn.BiasVector(k.public(), l.Weight.Shape[0])
 			if err != nil {
-				return fmt.Errorf("bias: %w", err)
+				return false
 			}
 			l.Bias = nn.NewParam(l.LayerName+".bias", vec, l.Weight.Shape[0])
 			c.passThrough(n, act)
-			return nil
+			return true
 		}
 	case *nn.Conv2d:
 		o := l.Weight.Shape[0]
@@ -356,10 +365,62 @@ func (c *converter) opArith(n outlineNode, attrs map[string]any) error {
 		if l.Bias == nil && okShape && !k.isInt() {
 			l.Bias = nn.NewParam(l.LayerName+".bias", append([]float32(nil), k.F...), o)
 			c.passThrough(n, act)
-			return nil
+			return true
 		}
 	}
-	return fmt.Errorf("Add of a constant is only supported as the bias of a bias-free Linear (MatMul) or Conv right before it")
+	return false
+}
+
+// affine reads Add, Sub, Mul or Div of the activation act and the
+// constant k (k first with constFirst) as an Affine layer: k one value,
+// or one per channel of act's samples broadcast over the rest ([C 1 1]
+// for [C H W], [C] for [C]).
+func (c *converter) affine(n outlineNode, act *value, k *constant, constFirst bool) error {
+	vals, err := affineConstant(k, act.shape)
+	if err != nil {
+		return fmt.Errorf("%s of an activation %s and a constant %s: %w", n.OpType, nn.ShapeString(act.shape), nn.ShapeString(k.Shape), err)
+	}
+	scale, shift := make([]float32, len(vals)), make([]float32, len(vals))
+	for i, v := range vals {
+		switch {
+		case n.OpType == "Add":
+			scale[i], shift[i] = 1, v
+		case n.OpType == "Sub" && constFirst:
+			scale[i], shift[i] = -1, v
+		case n.OpType == "Sub":
+			scale[i], shift[i] = 1, -v
+		case n.OpType == "Mul":
+			scale[i] = v
+		case constFirst: // Div
+			return fmt.Errorf("Div of a constant by an activation: not an affine map, which is all proxykit reads of arithmetic with constants")
+		case v == 0:
+			return fmt.Errorf("Div by a constant holding 0 (channel %d)", i)
+		default:
+			scale[i] = float32(1 / float64(v))
+			if math.IsInf(float64(scale[i]), 0) {
+				return fmt.Errorf("Div by %g: its reciprocal overflows float32", v)
+			}
+		}
+	}
+	node := &onnxNode{c: c, n: n}
+	return c.addLayer(n, act, nn.NewAffine(node.LayerName("affine"), scale, shift))
+}
+
+// affineConstant is the values of k, a constant one value or one per
+// channel of an activation of per-sample shape in.
+func affineConstant(k *constant, in []int) ([]float32, error) {
+	vals := k.public().Floats()
+	if len(vals) == 1 {
+		return vals, nil
+	}
+	shape := k.Shape
+	for len(shape) > len(in) && shape[0] == 1 { // the batch axis, and any before it
+		shape = shape[1:]
+	}
+	if len(in) == 0 || len(shape) != len(in) || shape[0] != in[0] || nn.Numel(shape) != in[0] {
+		return nil, fmt.Errorf("proxykit reads one value, or one per channel: a shape [C] followed by ones, one axis for each of the samples' %d", len(in))
+	}
+	return vals, nil
 }
 
 func (c *converter) opFlatten(n outlineNode, attrs map[string]any) error {

@@ -26,6 +26,7 @@ func TestZooLayers(t *testing.T) {
 		{"zoo/relu6net", "zoo/relu6net", "Conv2d BatchNorm2d Clip Conv2d Clip ChannelShuffle ChannelSlice Conv2d ReLU MaxPool2d Conv2d Clip GlobalAvgPool Flatten Linear"},
 		{"zoo/relu6net_opset9", "zoo/relu6net", "Conv2d BatchNorm2d Clip Conv2d Clip ChannelShuffle ChannelSlice Conv2d ReLU MaxPool2d Conv2d Clip GlobalAvgPool Flatten Linear"},
 		{"zoo/splitnet", "zoo/splitnet", "Conv2d ReLU ChannelSlice ChannelSlice Conv2d Clip Concat ChannelShuffle Conv2d ReLU GlobalAvgPool Flatten Linear"},
+		{"zoo/normnet", "zoo/normnet", "Affine Affine Conv2d ReLU Conv2d Affine Affine Clip MaxPool2d Flatten Linear"},
 	}
 	for _, c := range cases {
 		m, err := model.Load(testutil.Path(c.file + ".onnx"))

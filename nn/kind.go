@@ -52,7 +52,7 @@ type Kind struct {
 // Kinds lists every layer kind, in the order tables list them.
 func Kinds() []Kind {
 	return []Kind{conv2dKind(), batchNorm2dKind(), linearKind(), reluKind(), clipKind(), pool2dKind(), globalAvgPoolKind(),
-		flattenKind(), pad2dKind(), softmaxKind(), addKind(), concatKind(), channelShuffleKind(), channelSliceKind()}
+		flattenKind(), pad2dKind(), softmaxKind(), addKind(), concatKind(), channelShuffleKind(), channelSliceKind(), affineKind()}
 }
 
 // KindNamed finds the kind whose layers' Kind is name.

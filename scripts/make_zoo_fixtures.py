@@ -46,6 +46,11 @@ Writes to testdata/zoo/:
                        ReLU, linear, BatchNorm1d, ReLU, linear, with its
                        inputs (.x.npy), torch's outputs (.ann.npy) and its
                        modules' classes (.classes.json)
+  normnet.onnx         the input normalised per channel inside the network
+                       ((x − mean)/std: Sub, Div), conv-ReLU, a convolution's
+                       output times 0.5 plus a per-channel constant (Mul,
+                       Add), ReLU6, max pooling, linear; .x.npy, .ann.npy,
+                       .snn_saturate.npy, .snn_relu.npy, .rates.json as above
   mlp_flatten.pt       a pickled Sequential(Flatten, Linear(784, 16), ReLU,
                        Linear(16, 10)): its input is [784], its data 28x28
   splitnet.x.npy, .ann.npy, .snn_saturate.npy, .snn_relu.npy, .rates.json
@@ -130,6 +135,29 @@ class SplitNet(nn.Module):
         x = shuffle(torch.cat([a, self.act2(self.conv2(b))], 1), 2)
         x = self.act3(self.conv3(x))
         return self.fc(torch.flatten(x.mean([2, 3], keepdim=True), 1))
+
+
+class NormNet(nn.Module):
+    """Arithmetic with constants inside a network: the input normalised per
+    channel, (x − mean)/std (Sub, Div), and a convolution's output halved
+    and shifted per channel (Mul by a scalar, Add of a [C 1 1] constant
+    after a layer that has a bias already); dyadic constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.25, 0.5]).view(1, 2, 1, 1))
+        self.register_buffer("std", torch.tensor([0.5, 0.25]).view(1, 2, 1, 1))
+        self.register_buffer("shift", torch.tensor([0.125, -0.25, 0.0, 0.5, -0.125, 0.25]).view(1, 6, 1, 1))
+        self.conv1, self.act1 = nn.Conv2d(2, 6, 3, padding=1), nn.ReLU()
+        self.conv2, self.act2 = nn.Conv2d(6, 6, 3, padding=1), nn.ReLU6()
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(6 * 4 * 4, 10)
+        self.feeds = [self.conv1, self.conv2, self.fc]
+
+    def forward(self, x):
+        x = self.act1(self.conv1((x - self.mean) / self.std))
+        x = self.act2(self.conv2(x) * 0.5 + self.shift)
+        return self.fc(torch.flatten(self.pool(x), 1))
 
 
 def ceiling(m):
@@ -307,6 +335,16 @@ def main():
     np.save(os.path.join(out, "mlp_bn1d.ann.npy"), y.numpy().astype(np.float32))
     with open(os.path.join(out, "mlp_bn1d.classes.json"), "w") as f:
         json.dump({name: type(m).__name__ for name, m in mlp.named_children()}, f, indent=1, sort_keys=True)
+
+    # its own generator: the fixtures above keep their bytes (last, as it seeds torch's own)
+    g2 = torch.Generator().manual_seed(37)
+    torch.manual_seed(37)
+    norm = NormNet()
+    quantize(norm)
+    norm.eval()
+    x = dyadic(torch.rand(4, 2, 8, 8, generator=g2), INPUT_GRID)
+    make_every_if_fire(norm, x)
+    write_net(out, "normnet", norm, x, x)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import (
 
 // TestClipTwinsAgainstPyTorch holds the SNN of networks with clipped ReLUs
 // (ReLU6, Hardtanh(0, 1.5)), a channel shuffle, a channel slice and a
-// Split, to a PyTorch simulation written from docs/design.md §1
+// Split, arithmetic with constants (normnet's input normalisation and
+// scale-and-shift: Affine layers), to a PyTorch simulation written from docs/design.md §1
 // (scripts/make_zoo_fixtures.py) under both IF twins of a clipped ReLU —
 // saturate: the layer's v_th is v_reset + its ceiling; relu: v_th as for
 // a ReLU — on the CPU and the emulated device: every count equal (dyadic
@@ -27,7 +28,7 @@ func TestClipTwinsAgainstPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
-	for _, name := range []string{"zoo/relu6net", "zoo/splitnet"} {
+	for _, name := range []string{"zoo/relu6net", "zoo/splitnet", "zoo/normnet"} {
 		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {
 			t.Fatal(err)

@@ -110,6 +110,9 @@ func layerCases() map[string]layerCase {
 			in: [][]int{{4, 2, 2}}, nir: true},
 		"ChannelSlice": {zero: func() nn.Layer { return &nn.ChannelSlice{} }, valid: func() nn.Layer { return &nn.ChannelSlice{LayerName: "sl", Start: 1, Stop: 3} },
 			in: [][]int{{4, 2, 2}}, nir: true},
+		"Affine": {zero: func() nn.Layer { return &nn.Affine{} }, valid: func() nn.Layer {
+			return nn.NewAffine("aff", []float32{2, 0.5}, []float32{1, -1})
+		}, in: [][]int{{2, 4, 4}}, nir: true},
 	}
 }
 
@@ -247,7 +250,7 @@ func init() {
 
 	// methods some kinds have
 	valid := func(kind string) nn.Layer { return layerCases()[kind].valid() }
-	for _, kind := range []string{"Conv2d", "Linear", "BatchNorm2d", "Pool2d", "Pad2d", "Clip", "ChannelShuffle", "ChannelSlice"} {
+	for _, kind := range []string{"Conv2d", "Linear", "BatchNorm2d", "Pool2d", "Pad2d", "Clip", "ChannelShuffle", "ChannelSlice", "Affine"} {
 		entries["nn."+kind+".Validate"] = func(c *C) {
 			lc := layerCases()[kind]
 			if !lc.zeroOK {
@@ -268,7 +271,7 @@ func init() {
 		})
 		c.Ok("valid layer", func() error { return valid("Conv2d").(nn.Validator).Validate() })
 	}
-	for _, kind := range []string{"Conv2d", "Linear", "BatchNorm2d"} {
+	for _, kind := range []string{"Conv2d", "Linear", "BatchNorm2d", "Affine"} {
 		entries["nn."+kind+".ScaleInput"] = func(c *C) {
 			for _, f := range []float64{0, -1, math.NaN(), math.Inf(1)} {
 				c.Err("hostile scales", func() error { return valid(kind).(nn.Scalable).ScaleInput(f) })
@@ -415,6 +418,61 @@ func init() {
 			o := l.WithOwnState().(*nn.BatchNorm2d)
 			o.RunningMean[0] = 7
 			c.Check(l.RunningMean[0] == 0, "the copy shares the statistics")
+		})
+	}
+
+	// Affine's constants
+	affZero := func() *nn.Affine { return &nn.Affine{} }
+	affValid := func() *nn.Affine { return valid("Affine").(*nn.Affine) }
+	entries["nn.NewAffine"] = func(c *C) {
+		c.Err("nil constants: a layer Validate refuses", func() error { return nn.NewAffine("a", nil, nil).Validate() })
+		c.Err("a scale per channel and one shift", func() error { return nn.NewAffine("a", ones(2), ones(1)).Validate() })
+		c.Err("a NaN scale", func() error { return nn.NewAffine("a", []float32{float32(math.NaN())}, ones(1)).Validate() })
+		c.Err("an infinite shift", func() error { return nn.NewAffine("a", ones(1), []float32{float32(math.Inf(-1))}).Validate() })
+		c.Ok("one value each", func() error { return nn.NewAffine("a", ones(1), ones(1)).Validate() })
+	}
+	entries["nn.Affine.BindState"] = func(c *C) {
+		c.Err("nil backend", func() error { return affValid().BindState(nil) })
+		c.Ok("a CPU", func() error { return affValid().BindState(compute.NewCPU()) })
+	}
+	for _, m := range []string{"SyncState", "ReleaseState"} {
+		entries["nn.Affine."+m] = func(c *C) {
+			call := func(l *nn.Affine) error {
+				if m == "SyncState" {
+					return l.SyncState()
+				}
+				return l.ReleaseState()
+			}
+			c.Ok("zero layer, unbound", func() error { return call(affZero()) })
+			c.Ok("bound to a CPU", func() error {
+				l := affValid()
+				if err := l.BindState(compute.NewCPU()); err != nil {
+					return err
+				}
+				return call(l)
+			})
+		}
+	}
+	entries["nn.Affine.UploadState"] = func(c *C) { c.NoPanic("zero layer", func() { affZero().UploadState() }) }
+	entries["nn.Affine.State"] = func(c *C) {
+		c.NoPanic("zero layer", func() { c.Check(len(affZero().State()) == 2, "not two arrays") })
+	}
+	entries["nn.Affine.WithOwnState"] = func(c *C) {
+		c.NoPanic("zero layer", func() { affZero().WithOwnState() })
+		c.NoPanic("valid layer: its own constants", func() {
+			l := affValid()
+			l.WithOwnState().(*nn.Affine).Scale[0] = 7
+			c.Check(l.Scale[0] == 2, "the copy shares the constants")
+		})
+	}
+	entries["nn.Affine.ScaleOutput"] = func(c *C) {
+		c.NoPanic("zero layer; valid layer by 2, by 2^200 (overflows: unchanged)", func() {
+			affZero().ScaleOutput(2)
+			l := affValid()
+			l.ScaleOutput(2)
+			c.Check(l.Scale[0] == 4 && l.Shift[1] == -2, "not scaled: %v %v", l.Scale, l.Shift)
+			l.ScaleOutput(math.Pow(2, 200))
+			c.Check(l.Scale[0] == 4, "scaled past float32")
 		})
 	}
 
