@@ -87,10 +87,17 @@ func Normalize(ann *nn.Network, scales []Scale, snn spiking.Config) (inserted []
 	if err != nil {
 		return nil, err
 	}
-	// Apply the plan; on an error put every parameter back.
+	// Apply the plan; on an error put every parameter, and every layer's
+	// state (an Affine layer's constants, which it scales), back.
 	saved := make([][]float32, len(ann.Params()))
 	for i, q := range ann.Params() {
 		saved[i] = slices.Clone(q.Data)
+	}
+	var states [][]float32
+	for _, l := range nn.StatefulLayers(layers) {
+		for _, a := range l.State() {
+			states = append(states, a.Data, slices.Clone(a.Data))
+		}
 	}
 	ceilings := map[nn.Saturating]float32{}
 	for _, l := range layers {
@@ -101,6 +108,9 @@ func Normalize(ann *nn.Network, scales []Scale, snn spiking.Config) (inserted []
 	restore := func() {
 		for k, q := range ann.Params() {
 			copy(q.Data, saved[k])
+		}
+		for k := 0; k < len(states); k += 2 {
+			copy(states[k], states[k+1])
 		}
 		for c, v := range ceilings {
 			c.ScaleSaturation(float64(v) / float64(c.Saturation()))
@@ -127,9 +137,19 @@ func Normalize(ann *nn.Network, scales []Scale, snn spiking.Config) (inserted []
 		if f := p.out[i]; f != 1 {
 			s.ScaleOutput(f)
 		}
-		// a scale beyond float32's range would leave weights no command reads
+		// a scale beyond float32's range would leave weights (or an Affine
+		// layer's constants) no command reads
+		arrays := []nn.NamedArray{}
 		for _, q := range l.Params() {
-			if err := nn.CheckFinite("the scaled "+q.Name, q.Data); err != nil {
+			arrays = append(arrays, nn.NamedArray{Name: q.Name, Data: q.Data})
+		}
+		if st, ok := l.(nn.Stateful); ok {
+			for _, a := range st.State() {
+				arrays = append(arrays, nn.NamedArray{Name: nn.NameOf(l) + "." + a.Name, Data: a.Data})
+			}
+		}
+		for _, a := range arrays {
+			if err := nn.CheckFinite("the scaled "+a.Name, a.Data); err != nil {
 				restore()
 				return nil, fmt.Errorf("layer %d (%s %q): scales %g and %g overflow: %w", i, nn.KindOf(l), nn.NameOf(l), p.in[i], p.out[i], err)
 			}

@@ -299,3 +299,38 @@ func TestNormalizeAffine(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeAffineOverflow: a λ that scales an Affine layer's constants
+// past float32 is refused, naming the layer, and leaves the network as it
+// was — its weights and its Affine layers' constants — so that it computes
+// the same outputs, bit for bit.
+func TestNormalizeAffineOverflow(t *testing.T) {
+	m, err := model.Load(testutil.Path("zoo/normnet.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := testutil.Array(t, "zoo/normnet.x.npy")
+	before, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scales []convert.Scale
+	for _, l := range m.ANN.Layers {
+		if nn.RoleOf(l).Neuron {
+			scales = append(scales, convert.Scale{Layer: nn.NameOf(l), Lambda: 2})
+		}
+	}
+	scales[1].Lambda = 1e-39 // the clipped ReLU's input, an Affine's output, scaled by 10^39
+	scales = append(scales, convert.Scale{Layer: "output", Lambda: 2})
+	_, err = convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1, Clip: spiking.ClipAsReLU})
+	if err == nil || !strings.Contains(err.Error(), "Affine") || !strings.Contains(err.Error(), "overflow") {
+		t.Fatalf("Normalize: %v, want the Affine layer's overflow named", err)
+	}
+	after, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := testutil.Differing(after.Data, before.Data); d != 0 {
+		t.Errorf("%d of %d outputs changed by a refused normalisation", d, len(before.Data))
+	}
+}

@@ -28,7 +28,7 @@ import (
 func TestZooExports(t *testing.T) {
 	dir := t.TempDir()
 	sim := filepath.Join(testutil.Dir(), "..", "scripts", "nir_sim.py")
-	for _, name := range []string{"zoo/relu6net", "zoo/splitnet", "zoo/normnet"} {
+	for _, name := range []string{"zoo/relu6net", "zoo/splitnet", "zoo/normnet", "zoo/mlp_bn1d"} {
 		base := filepath.Base(name)
 		m, err := model.Load(testutil.Path(name + ".onnx"))
 		if err != nil {

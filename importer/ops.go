@@ -336,6 +336,9 @@ func (c *converter) opArith(n outlineNode, attrs map[string]any) error {
 	if err != nil {
 		return err
 	}
+	if k == nil {
+		return fmt.Errorf("%s of an activation and an empty input name: it needs a constant there", n.OpType)
+	}
 	if n.OpType == "Add" && act.gen == c.gen && c.asBias(n, act, k) {
 		return nil
 	}
@@ -409,12 +412,14 @@ func (c *converter) affine(n outlineNode, act *value, k *constant, constFirst bo
 // affineConstant is the values of k, a constant one value or one per
 // channel of an activation of per-sample shape in.
 func affineConstant(k *constant, in []int) ([]float32, error) {
-	vals := k.public().Floats()
+	vals, shape := k.public().Floats(), k.Shape
+	if len(shape) > len(in)+1 {
+		return nil, fmt.Errorf("a constant of more axes than the batch %d: the result would gain axes", len(in)+1)
+	}
 	if len(vals) == 1 {
 		return vals, nil
 	}
-	shape := k.Shape
-	for len(shape) > len(in) && shape[0] == 1 { // the batch axis, and any before it
+	if len(shape) == len(in)+1 && shape[0] == 1 { // the batch axis
 		shape = shape[1:]
 	}
 	if len(in) == 0 || len(shape) != len(in) || shape[0] != in[0] || nn.Numel(shape) != in[0] {

@@ -85,7 +85,7 @@ func (e *Executor) Forward(x nn.Value) (nn.Value, error) {
 	if e == nil || e.l == nil {
 		return nn.Value{}, errNoExecutor
 	}
-	if in := e.NodeShape(-1); len(x.Shape) != len(in)+1 || !slices.Equal(x.Shape[1:], in) {
+	if in := e.NodeShape(-1); !nn.FitsInput(in, x.Shape) {
 		return nn.Value{}, fmt.Errorf("a batch of shape %s for a network that takes [B %s", nn.ShapeString(x.Shape), nn.ShapeString(in)[1:])
 	}
 	n := x.N()

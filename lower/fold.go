@@ -8,22 +8,23 @@ import (
 )
 
 // FoldBatchNorm is the rule that folds every BatchNorm away by its running
-// statistics (BatchNorm in eval mode): into the convolution it reads when
-// nothing else reads that convolution (w' = w·γ/√(var+eps), b' = (b −
-// mean)·γ/√(var+eps) + β), else as a 1×1 convolution with diagonal
-// weights. It rewrites a network's nodes before they are lowered, so it
+// statistics (BatchNorm in eval mode): into the convolution or linear
+// layer it reads when nothing else reads that layer (w' = w·γ/√(var+eps),
+// b' = (b − mean)·γ/√(var+eps) + β, per output channel or feature), else
+// as an Affine layer of its per-channel map (nn.BatchNorm2d.Affine). It rewrites a network's nodes before they are lowered, so it
 // changes the parameters' rounding: the exporters write the folded
 // network (ONNX with folding, the unrolled SNN, NIR), and a program
 // lowered with it computes what they wrote. Folded layers get new
 // parameters ("<conv>.weight" keeps its name, holding folded values).
 func FoldBatchNorm() Rule {
-	return Rule{Name: "fold BatchNorm", Why: "a BatchNorm in eval mode is an affine map per channel: folded into the convolution before it, it costs nothing",
+	return Rule{Name: "fold BatchNorm",
+		Why:    "a BatchNorm in eval mode is an affine map per channel: folded into the convolution or linear layer before it, it costs nothing",
 		Passes: []program.PassKind{program.ANNForward, program.SNNStatic, program.SNNChunk}, Graph: Fold}
 }
 
 // Fold returns nodes with every BatchNorm folded away (FoldBatchNorm) and
-// at[i], the node now holding old node i's value (−1 for a convolution
-// folded into the BatchNorm that read it; the BatchNorm's node holds the
+// at[i], the node now holding old node i's value (−1 for a convolution or
+// linear layer folded into the BatchNorm that read it; the BatchNorm's node holds the
 // folded convolution). Inputs in the result are explicit.
 func Fold(nodes []Node) (out []Node, at []int, places int, err error) {
 	inputs := make([][]int, len(nodes))
@@ -65,45 +66,63 @@ func Fold(nodes []Node) (out []Node, at []int, places int, err error) {
 			return nil, nil, 0, fmt.Errorf("BatchNorm %q: %w", bn.LayerName, err)
 		}
 		places++
-		c := len(bn.Gamma.Data)
 		src := nd.Inputs[0]
 		if src >= 0 && len(readers[src]) == 1 && !nodes[src].IF {
-			if conv, ok := out[at[src]].Layer.(*nn.Conv2d); ok && nn.ValidateLayers([]nn.Layer{conv}) == nil && conv.Weight.Shape[0] == c {
-				out[at[src]].Layer = foldInto(conv, bn)
+			if l, ok := foldInto(out[at[src]].Layer, bn); ok {
+				out[at[src]].Layer = l
 				at[i], at[src] = at[src], -1
 				continue
 			}
 		}
 		at[i] = len(out)
-		out = append(out, Node{Layer: bn.AsConv(), Inputs: ins})
+		out = append(out, Node{Layer: bn.AsAffine(), Inputs: ins})
 	}
 	return out, at, places, nil
 }
 
-// foldInto is conv followed by bn (eval mode), as one convolution.
-func foldInto(conv *nn.Conv2d, bn *nn.BatchNorm2d) *nn.Conv2d {
+// foldInto is l, a convolution or linear layer of as many outputs as bn
+// has channels, followed by bn (eval mode), as one layer of its kind;
+// false for any other l.
+func foldInto(l nn.Layer, bn *nn.BatchNorm2d) (nn.Layer, bool) {
+	switch l := l.(type) {
+	case *nn.Conv2d:
+		folded := *l
+		return &folded, foldParams(&folded, &folded.Weight, &folded.Bias, folded.LayerName, bn)
+	case *nn.Linear:
+		folded := *l
+		return &folded, foldParams(&folded, &folded.Weight, &folded.Bias, folded.LayerName, bn)
+	}
+	return nil, false
+}
+
+// foldParams replaces the weight *w and bias *bias (nil: none) of l, a
+// valid layer called name with one output channel per channel of bn, by
+// bn folded in — each output's weights times its scale, its bias times its
+// scale plus its shift — and reports whether l was such a layer.
+func foldParams(l nn.Layer, w, bias **nn.Param, name string, bn *nn.BatchNorm2d) bool {
 	scale, shift := bn.Affine()
 	c := len(scale)
-	per := nn.Numel(conv.Weight.Shape[1:])
-	w := make([]float32, len(conv.Weight.Data))
+	if nn.ValidateLayers([]nn.Layer{l}) != nil || *w == nil || len((*w).Shape) == 0 || (*w).Shape[0] != c {
+		return false
+	}
+	per := nn.Numel((*w).Shape[1:])
+	wd := make([]float32, len((*w).Data))
 	b := make([]float32, c)
 	for o := 0; o < c; o++ {
 		for k := 0; k < per; k++ {
-			w[o*per+k] = conv.Weight.Data[o*per+k] * scale[o]
+			wd[o*per+k] = (*w).Data[o*per+k] * scale[o]
 		}
 		b[o] = shift[o]
-		if conv.Bias != nil {
-			b[o] += conv.Bias.Data[o] * scale[o]
+		if *bias != nil {
+			b[o] += (*bias).Data[o] * scale[o]
 		}
 	}
-	folded := *conv
-	folded.Weight = nn.NewParam(conv.Weight.Name, w, conv.Weight.Shape...)
-	biasName := conv.LayerName + ".bias"
-	if conv.Bias != nil {
-		biasName = conv.Bias.Name
+	biasName := name + ".bias"
+	if *bias != nil {
+		biasName = (*bias).Name
 	}
-	folded.Bias = nn.NewParam(biasName, b, c)
-	return &folded
+	*w, *bias = nn.NewParam((*w).Name, wd, (*w).Shape...), nn.NewParam(biasName, b, c)
+	return true
 }
 
 // FoldSNN is an SNN with its own BatchNorm statistics folded (Fold): its

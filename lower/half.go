@@ -242,7 +242,7 @@ func familyWriters(p *program.Program, in []program.Ref) []int {
 	return out
 }
 
-// halfCurrentsOut reports whether y, which convolution op i writes, is read
+// halfCurrentsOut reports whether y, which layer op i writes, is read
 // only by BatchNormStats and by an IF layer as its (per-step) input, and
 // written by op i alone.
 func halfCurrentsOut(p *program.Program, i int, y program.Ref) bool {

@@ -119,7 +119,7 @@ type Options struct {
 	// (channelsLast; a backend asks for it: LayoutPreferrer).
 	ChannelsLast bool
 	// HalfSpikes stores the spikes and currents around the SNN's
-	// convolutions in 16 bits (halfSpikes, after the rules and the
+	// convolutions and linear layers in 16 bits (halfSpikes, after the rules and the
 	// channels-last rewrite; a backend asks for it: HalfPreferrer). It
 	// changes what the SNN computes: the convolutions' weights and
 	// outputs are rounded to binary16.

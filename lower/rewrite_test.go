@@ -282,3 +282,43 @@ func TestFoldBatchNorm(t *testing.T) {
 		t.Error("folding accepted with batch statistics")
 	}
 }
+
+// TestFoldBatchNormUnfoldable: a BatchNorm that reads no convolution or
+// linear layer of its own (here a ReLU's output) folds into an Affine
+// layer of its per-channel map, which the program runs with its
+// constants put on the backend as it loads (no network binds them): the
+// outputs are the unfolded network's within float rounding.
+func TestFoldBatchNormUnfoldable(t *testing.T) {
+	g := &gen{rng: rand.New(rand.NewPCG(1, 2))}
+	h := g.add(&nn.ReLU{LayerName: "r0"}, g.add(g.conv(2, 4, 3), -1))
+	f := g.add(&nn.Flatten{LayerName: "f"}, g.add(g.bn(4), h))
+	g.add(&nn.Linear{LayerName: "fc", Weight: g.param("fc.weight", 0.3, 3, 144)}, f)
+	net := &nn.Network{Name: "bn after a ReLU", InputShape: g.inputShape(), Layers: g.layers, Inputs: g.inputs}
+	x := input(net, 4, 3)
+	cpu := compute.NewCPU()
+	want, err := lower.Forward(cpu, net, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, _, places, err := lower.Fold(lower.NodesOf(net))
+	if err != nil || places != 1 || nn.KindOf(nodes[2].Layer) != "Affine" {
+		t.Fatalf("folded into %d places (%v), node 2 a %s; want one Affine", places, err, nn.KindOf(nodes[2].Layer))
+	}
+	e, err := lower.NewExecutor(cpu, net, lower.Options{Capacity: 4, Rules: []lower.Rule{lower.FoldBatchNorm()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Free()
+	xb, _ := cpu.Adopt(x.Data)
+	y, err := e.Forward(nn.Value{Shape: x.Shape, Buf: xb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w64 := make([]float64, len(want.Data))
+	for i, v := range want.Data {
+		w64[i] = float64(v)
+	}
+	if e := relErr(download(t, cpu, y.Buf), w64); e > 1e-5 {
+		t.Errorf("folded output off the unfolded one by %.3g", e)
+	}
+}

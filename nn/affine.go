@@ -22,13 +22,13 @@ type Affine struct {
 	Scale, Shift []float32
 
 	scale, shift, zeros binding
-	zero                []float32 // the backward map's shift
+	zero                []float32 // the backward map's shift (NewAffine's; made at need for a literal)
 }
 
 // NewAffine is the layer of scale and shift (one value each, or one per
 // channel).
 func NewAffine(name string, scale, shift []float32) *Affine {
-	return &Affine{LayerName: name, Scale: scale, Shift: shift}
+	return &Affine{LayerName: name, Scale: scale, Shift: shift, zero: make([]float32, len(scale))}
 }
 
 // Info implements Layer.
@@ -97,8 +97,23 @@ func (l *Affine) channels(in []int) (c, hw int) {
 // constants is the slots of the scale and shift.
 func (l *Affine) constants(s *Site) (scale, shift program.Ref) {
 	c := []int{len(l.Scale)}
-	return s.B.External(s.Name+".scale", c, boundStats{&l.scale}), s.B.External(s.Name+".shift", c, boundStats{&l.shift})
+	return s.B.External(s.Name+".scale", c, boundConstant{&l.scale, &l.Scale}), s.B.External(s.Name+".shift", c, boundConstant{&l.shift, &l.Shift})
 }
+
+// boundConstant is a layer's constant array as program memory that puts
+// itself on the machine's backend (program.Binder), as a parameter does:
+// an Affine layer a rewrite made (a BatchNorm folded for export) is bound
+// by no network.
+type boundConstant struct {
+	b *binding
+	h *[]float32
+}
+
+// Buffer implements program.Binding.
+func (c boundConstant) Buffer(be compute.Backend) compute.Buffer { return c.b.on(be) }
+
+// Bind implements program.Binder.
+func (c boundConstant) Bind(be compute.Backend) (compute.Buffer, error) { return c.b.bind(be, *c.h) }
 
 // Forward implements Layer: y = x·scale + shift (one rounding each).
 func (l *Affine) Forward(s *Site) {
@@ -114,7 +129,10 @@ func (l *Affine) Backward(s *Site) {
 	}
 	c, hw := l.channels(s.In[0])
 	scale, _ := l.constants(s)
-	zeros := s.B.External(s.Name+".zeros", []int{len(l.Scale)}, boundStats{&l.zeros})
+	if len(l.zero) != len(l.Scale) {
+		l.zero = make([]float32, len(l.Scale))
+	}
+	zeros := s.B.External(s.Name+".zeros", []int{len(l.Scale)}, boundConstant{&l.zeros, &l.zero})
 	s.Emit(&program.ChannelAffine{C: c, HW: hw, Rate: s.Rate, X: s.DY, Scale: scale, Shift: zeros, Y: s.DX[0]})
 }
 
@@ -136,7 +154,9 @@ func (l *Affine) State() []NamedArray {
 
 // BindState implements Stateful.
 func (l *Affine) BindState(be compute.Backend) error {
-	l.zero = make([]float32, len(l.Scale))
+	if len(l.zero) != len(l.Scale) {
+		l.zero = make([]float32, len(l.Scale))
+	}
 	for _, b := range []struct {
 		b *binding
 		h []float32
@@ -175,10 +195,10 @@ func (l *Affine) UploadState() {
 	l.shift.upload(l.Shift)
 }
 
-// WithOwnState implements Stateful: a copy of the constants.
-func (l *Affine) WithOwnState() Layer {
-	return NewAffine(l.LayerName, append([]float32(nil), l.Scale...), append([]float32(nil), l.Shift...))
-}
+// WithOwnState implements Stateful: the same constants (nothing updates
+// them; conversion scales them in place, for the ANN and its SNN alike)
+// with bindings of its own.
+func (l *Affine) WithOwnState() Layer { return NewAffine(l.LayerName, l.Scale, l.Shift) }
 
 // ScaleInput implements Scalable: an input f times smaller takes a scale
 // f times larger.
@@ -189,35 +209,38 @@ func (l *Affine) ScaleInput(f float64) error {
 	return l.scaleBy(f, l.Scale)
 }
 
-// ScaleOutput implements Scalable: scale and shift times f (neither where
-// a product would overflow float32, which Scalable cannot report;
-// conversion's own checks refuse such scales first).
-func (l *Affine) ScaleOutput(f float64) { _ = l.scaleBy(f, l.Scale, l.Shift) }
-
-// scaleBy multiplies the arrays vs by f, all or, where a product is no
-// finite float32, none.
-func (l *Affine) scaleBy(f float64, vs ...[]float32) error {
-	out := make([][]float32, len(vs))
-	for k, v := range vs {
-		out[k] = make([]float32, len(v))
+// ScaleOutput implements Scalable: scale and shift times f, rounded to
+// float32 (±Inf past its range, which Validate refuses and conversion
+// checks for, as it does for weights).
+func (l *Affine) ScaleOutput(f float64) {
+	for _, v := range [][]float32{l.Scale, l.Shift} {
 		for i, x := range v {
-			p := float32(float64(x) * f)
-			if math.IsInf(float64(p), 0) || math.IsNaN(float64(p)) {
-				return fmt.Errorf("Affine %s: %g·%g is no finite float32", l.LayerName, x, f)
-			}
-			out[k][i] = p
+			v[i] = float32(float64(x) * f)
 		}
 	}
-	for k, v := range vs {
-		copy(v, out[k])
+}
+
+// scaleBy multiplies v by f, all or, where a product is no finite
+// float32, none.
+func (l *Affine) scaleBy(f float64, v []float32) error {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		p := float32(float64(x) * f)
+		if math.IsInf(float64(p), 0) || math.IsNaN(float64(p)) {
+			return fmt.Errorf("Affine %s: %g·%g is no finite float32", l.LayerName, x, f)
+		}
+		out[i] = p
 	}
+	copy(v, out)
 	return nil
 }
 
 // ExportONNX implements ONNXWriter: Mul by the scale, then Add of the
 // shift, the constants shaped to broadcast over the input's channels; a
-// scale of ones is no Mul and a shift of zeros no Add (so that the
-// network reads back layer for layer), and x·s + 0 rounds as x·s.
+// scale of ones is no Mul and a shift of zeros no Add (x·s + 0 rounds as
+// x·s), so that a layer imported from one Sub, Div, Mul or Add reads back
+// as one layer, and one with both a scale and a shift as two Affine
+// layers that compute the same values.
 func (l *Affine) ExportONNX(g ONNXGraph, name string, ins []string, out string) error {
 	if err := onnxArgs(l, g, ins, 1); err != nil {
 		return err

@@ -237,18 +237,12 @@ func (l *BatchNorm2d) Affine() (scale, shift []float32) {
 	return scale, shift
 }
 
-// AsConv is the layer in eval mode as a 1×1 convolution (diagonal weight,
-// bias), named like it; for a layer Validate refuses, a convolution of no
-// channels, which Validate refuses too.
-func (l *BatchNorm2d) AsConv() *Conv2d {
+// AsAffine is the layer in eval mode as an Affine layer of its
+// per-channel map, named like it; for a layer Validate refuses, an Affine
+// of no channels, which Validate refuses too.
+func (l *BatchNorm2d) AsAffine() *Affine {
 	scale, shift := l.Affine()
-	c := len(scale)
-	w := make([]float32, c*c)
-	for i := 0; i < c; i++ {
-		w[i*c+i] = scale[i]
-	}
-	return &Conv2d{LayerName: l.LayerName, Weight: NewParam(l.LayerName+".weight", w, c, c, 1, 1),
-		Bias: NewParam(l.LayerName+".bias", shift, c), SH: 1, SW: 1, DH: 1, DW: 1}
+	return NewAffine(l.LayerName, scale, shift)
 }
 
 // ExportONNX implements ONNXWriter: BatchNormalization with the layer's
@@ -266,13 +260,14 @@ func (l *BatchNorm2d) ExportONNX(g ONNXGraph, name string, ins []string, out str
 }
 
 // ExportNIR implements NIRWriter: NIR has no BatchNorm; the exporter folds it
-// into the convolution before it where it can, and otherwise it is this
-// 1×1 convolution.
+// into the convolution or linear layer before it where it can, and
+// otherwise it is its Affine form (a 1×1 convolution of a diagonal weight
+// and a bias on [C H W], an Affine node on [C]).
 func (l *BatchNorm2d) ExportNIR(g NIRGraph, in []int, spikes bool) error {
 	if _, err := nirArgs(l, g, in); err != nil {
 		return err
 	}
-	return l.AsConv().ExportNIR(g, in, spikes)
+	return l.AsAffine().ExportNIR(g, in, spikes)
 }
 
 func batchNorm2dKind() Kind {

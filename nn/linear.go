@@ -257,14 +257,11 @@ func BiasVector(b *ONNXConst, k int) ([]float32, error) {
 	if b.IsInt() {
 		return nil, fmt.Errorf("bias must be float")
 	}
-	nonUnit := 0
-	for _, d := range b.Shape {
-		if d != 1 {
-			nonUnit++
-		}
-	}
+	// the K values on the last axis: [K 1] would broadcast against the
+	// batch, not the outputs
+	last := len(b.Shape) == 0 || b.Shape[len(b.Shape)-1] == k
 	switch {
-	case b.Numel() == k && nonUnit <= 1:
+	case b.Numel() == k && last:
 		return append([]float32(nil), b.F...), nil
 	case b.Numel() == 1:
 		return Full([]int{k}, b.F[0]), nil

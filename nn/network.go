@@ -72,28 +72,32 @@ func (n *Network) OutputShape() ([]int, error) {
 	return shapes[len(shapes)-1], nil
 }
 
-// CheckInput reports whether a batched input shape fits the network: its
-// per-sample shape is the network's, or, for a network that takes a flat
-// vector of k values, any per-sample shape of k values, read in row-major
-// order as torch's Flatten reads them (an MLP pickled with a Flatten first
-// takes [k]; its data set's images are [C H W]).
+// CheckInput reports whether a batched input shape fits the network
+// (FitsInput).
 func (n *Network) CheckInput(shape []int) error {
 	if n == nil {
 		return errNoNetwork
 	}
-	if len(n.InputShape) == 1 && len(shape) > 2 && !slices.ContainsFunc(shape[1:], func(d int) bool { return d < 1 }) &&
-		Numel(shape[1:]) == n.InputShape[0] {
-		return nil
-	}
-	if len(shape) != len(n.InputShape)+1 {
+	if !FitsInput(n.InputShape, shape) {
 		return fmt.Errorf("input has shape %s; the network takes [B %s", ShapeString(shape), ShapeString(n.InputShape)[1:])
 	}
-	for i, d := range n.InputShape {
-		if shape[i+1] != d {
-			return fmt.Errorf("input has shape %s; the network takes [B %s", ShapeString(shape), ShapeString(n.InputShape)[1:])
-		}
-	}
 	return nil
+}
+
+// FitsInput reports whether a batch of shape [B, ...] fits a network whose
+// per-sample input shape is in: its per-sample shape is in, or, where in
+// is a flat vector of k values, any per-sample shape of k values, read in
+// row-major order as torch's Flatten reads them (an MLP pickled with a
+// Flatten first takes [k]; its data set's images are [C H W]). Every
+// runner checks a batch by it, so that such a batch runs as its k values.
+func FitsInput(in, shape []int) bool {
+	if len(shape) < 2 {
+		return false
+	}
+	if len(in) == 1 && !slices.ContainsFunc(shape[1:], func(d int) bool { return d < 1 }) && Numel(shape[1:]) == in[0] {
+		return true
+	}
+	return slices.Equal(shape[1:], in)
 }
 
 // Params lists every trainable parameter, in layer order (none of nil

@@ -44,15 +44,19 @@ Writes to testdata/zoo/:
                        Reshape constants hold the batch size 1
   mlp_bn1d.pt          a pickled Sequential on 36 values: linear, BatchNorm1d,
                        ReLU, linear, BatchNorm1d, ReLU, linear, with its
-                       inputs (.x.npy), torch's outputs (.ann.npy) and its
-                       modules' classes (.classes.json)
+                       ONNX export (.onnx: BatchNormalization on [B C]),
+                       inputs (.x.npy), torch's outputs (.ann.npy), SNN
+                       counts and rates as above, and its modules' classes
+                       (.classes.json)
   normnet.onnx         the input normalised per channel inside the network
                        ((x − mean)/std: Sub, Div), conv-ReLU, a convolution's
                        output times 0.5 plus a per-channel constant (Mul,
                        Add), ReLU6, max pooling, linear; .x.npy, .ann.npy,
                        .snn_saturate.npy, .snn_relu.npy, .rates.json as above
   mlp_flatten.pt       a pickled Sequential(Flatten, Linear(784, 16), ReLU,
-                       Linear(16, 10)): its input is [784], its data 28x28
+                       Linear(16, 10)): its input is [784], its data 28x28;
+                       .x.npy two such images [2 1 28 28], .ann.npy torch's
+                       outputs
   splitnet.x.npy, .ann.npy, .snn_saturate.npy, .snn_relu.npy, .rates.json
                        as above, on 4 inputs: the batch size the Reshape
                        constants do not hold
@@ -85,7 +89,7 @@ from torchvision.models import convnext, efficientnet, mobilenetv3, regnet, swin
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_graph_fixtures import IF, quantize  # noqa: E402
-from refnet import INPUT_GRID, WEIGHT_GRID, dyadic, randomise_bn  # noqa: E402
+from refnet import EXACT_VARS, INPUT_GRID, WEIGHT_GRID, dyadic, randomise_bn  # noqa: E402
 
 T, VTH = 8, 1.0
 TWINS = ("saturate", "relu")
@@ -315,26 +319,31 @@ def main():
     g1 = torch.Generator().manual_seed(36)
     mlp = nn.Sequential(nn.Linear(36, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 8, bias=False),
                         nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 10))
+    # dyadic weights, inputs and BatchNorm parameters, and variances whose
+    # √(var + eps) is a power of two: every sum of its SNN is exact
+    quantize(mlp)
     for m in mlp:
         if isinstance(m, nn.BatchNorm1d):
+            c = m.num_features
             with torch.no_grad():
-                m.weight.copy_(1 + 0.3 * torch.randn(m.num_features, generator=g1))
-                m.bias.copy_(0.3 * torch.randn(m.num_features, generator=g1))
-                m.running_mean.copy_(0.2 * torch.randn(m.num_features, generator=g1))
-                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g1))
+                m.weight.copy_(dyadic(1 + 0.3 * torch.randn(c, generator=g1), WEIGHT_GRID))
+                m.bias.copy_(dyadic(0.3 * torch.randn(c, generator=g1), WEIGHT_GRID))
+                m.running_mean.copy_(dyadic(0.2 * torch.randn(c, generator=g1), WEIGHT_GRID))
+                m.running_var.copy_(torch.tensor([EXACT_VARS[i % len(EXACT_VARS)] for i in range(c)]))
     mlp.eval()
-    x = torch.rand(3, 36, generator=g1) * 2
-    with torch.no_grad():
-        y = mlp(x)
+    x = dyadic(torch.rand(3, 36, generator=g1) * 2, INPUT_GRID)
     torch.save(mlp, os.path.join(out, "mlp_bn1d.pt"))
+    write_net(out, "mlp_bn1d", mlp, x, x)  # its inputs, outputs, ONNX export and SNN counts
+    with open(os.path.join(out, "mlp_bn1d.classes.json"), "w") as f:
+        json.dump({name: type(m).__name__ for name, m in mlp.named_children()}, f, indent=1, sort_keys=True)
     # the MLP of a first MNIST tutorial: a Flatten first, so that the
     # pickled module says nothing of the images' [1 28 28] (untrained)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
     torch.save(flat, os.path.join(out, "mlp_flatten.pt"))
-    np.save(os.path.join(out, "mlp_bn1d.x.npy"), x.numpy().astype(np.float32))
-    np.save(os.path.join(out, "mlp_bn1d.ann.npy"), y.numpy().astype(np.float32))
-    with open(os.path.join(out, "mlp_bn1d.classes.json"), "w") as f:
-        json.dump({name: type(m).__name__ for name, m in mlp.named_children()}, f, indent=1, sort_keys=True)
+    x = torch.rand(2, 1, 28, 28, generator=g1)
+    with torch.no_grad():
+        np.save(os.path.join(out, "mlp_flatten.ann.npy"), flat(x).numpy().astype(np.float32))
+    np.save(os.path.join(out, "mlp_flatten.x.npy"), x.numpy().astype(np.float32))
 
     # its own generator: the fixtures above keep their bytes (last, as it seeds torch's own)
     g2 = torch.Generator().manual_seed(37)

@@ -3,7 +3,6 @@ package spiking
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/lower"
@@ -169,7 +168,7 @@ func (sim *Simulator) begin(x nn.Value, batchStats, rates bool) (*lower.Lowered,
 	if n < 1 || n > sim.capacity {
 		return nil, 0, fmt.Errorf("batch of %d for a simulator planned for 1 to %d", n, sim.capacity)
 	}
-	if in := sim.snn.ANN.InputShape; len(x.Shape) != len(in)+1 || !slices.Equal(x.Shape[1:], in) {
+	if in := sim.snn.ANN.InputShape; !nn.FitsInput(in, x.Shape) {
 		return nil, 0, fmt.Errorf("a batch of shape %s for an SNN that takes [B %s", nn.ShapeString(x.Shape), nn.ShapeString(in)[1:])
 	}
 	l, err := sim.program(variant{batchStats, rates})

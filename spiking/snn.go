@@ -186,8 +186,9 @@ type Network struct {
 }
 
 // New builds the SNN of ann. Its layers are the ANN's own layers (same
-// parameter memory), except BatchNorm2d layers, which share γ and β but get
-// their own copy of the running statistics. An IF layer may read the
+// parameter memory), except stateful layers (nn.Stateful.WithOwnState):
+// BatchNorm2d layers share γ and β but get their own copy of the running
+// statistics; Affine layers share their constants but bind them apart. An IF layer may read the
 // static input layer (a constant current); every other layer running at
 // each step must read layers that do too, so that the static part's
 // outputs need not be repeated at every step.

@@ -15,6 +15,7 @@ import (
 	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/compute/device"
 	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/npy"
 )
 
 // TestResumeAlone: train --resume CKPT continues a run as the messages
@@ -274,17 +275,33 @@ func TestShellQuote(t *testing.T) {
 // TestFlattenFirstMLP: the MLP of a first MNIST tutorial, pickled whole
 // with its Flatten first (testdata/zoo/mlp_flatten.pt, from
 // scripts/make_zoo_fixtures.py), says nothing of its images' [1 28 28]:
-// it imports taking [784], and eval and a training epoch read the 28x28
-// data set as 784 values each, in torch's Flatten order (nn's
-// TestCheckInput holds the shapes refused).
+// it imports taking [784], and eval, a training epoch and conversion read
+// the 28x28 data set as 784 values each, and infer [2 1 28 28] images, in
+// torch's Flatten order: torch's outputs (nn's TestCheckInput holds the
+// shapes refused).
 func TestFlattenFirstMLP(t *testing.T) {
 	net, data := testutil.Path("zoo/mlp_flatten.pt"), testutil.Path("proxy")
 	if out, err := run(t, "eval", net, "--data", data, "--timesteps", "3", "--max-test", "20"); err != nil {
 		t.Fatalf("eval: %v\n%s", err, out)
 	}
-	ck := filepath.Join(t.TempDir(), "mlp.ckpt")
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "mlp.ckpt")
 	if out, err := run(t, "train", net, "-o", ck, "--data", data, "--epochs", "1", "--max-train", "40", "--max-test", "20",
 		"--batch-size", "20", "--timesteps", "3"); err != nil {
 		t.Fatalf("train: %v\n%s", err, out)
+	}
+	y := filepath.Join(dir, "y.npy")
+	if out, err := run(t, "infer", net, "--input", testutil.Path("zoo/mlp_flatten.x.npy"), "--output", y); err != nil {
+		t.Fatalf("infer: %v\n%s", err, out)
+	}
+	got, err := npy.ReadFile(y, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel := testutil.RelErr(got.Data, testutil.Array(t, "zoo/mlp_flatten.ann.npy").Data); rel > 1e-5 {
+		t.Errorf("infer on [2 1 28 28] images: relative error %.3g against torch", rel)
+	}
+	if out, err := run(t, "convert-snn", net, "--data", data, "-o", filepath.Join(dir, "conv.ckpt")); err != nil {
+		t.Fatalf("convert-snn: %v\n%s", err, out)
 	}
 }

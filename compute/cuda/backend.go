@@ -57,10 +57,9 @@ type Options struct {
 	ChannelsLast bool
 	// HalfSpikes asks the runners for programs whose SNN convolutions and
 	// linear layers read 16-bit spikes and write 16-bit currents
-	// (lower.HalfPreferrer): FP16
-	// tensor cores, half the bytes around them, weights and currents
-	// rounded to binary16 (a change of results; Precision says so). Not
-	// with StrictFP32.
+	// (lower.HalfPreferrer): FP16 tensor cores, half the bytes around
+	// them, weights and currents rounded to binary16 (a change of results;
+	// Precision says so). Not with StrictFP32.
 	HalfSpikes bool
 	// Notices receives the one-line notices of what the backend changed
 	// on its own (a convolution cuDNN refused channels-last, run in NCHW

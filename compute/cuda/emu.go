@@ -219,8 +219,9 @@ func operandSpans(transA, transB bool, m, n, k, lda, ldb int) (na, nb int) {
 
 // gemmHalf converts the binary16 operands into float32 copies with the
 // device's own pk_convert, multiplies them as gemm does (float32 sums)
-// and rounds C back once. C's values between rows (ldc > n) make the
-// round trip unchanged: binary16 → float32 → binary16 is exact.
+// and rounds C back once. Where C has values between its rows (ldc > n)
+// they are converted too and make the round trip binary16 → float32 →
+// binary16 unchanged (signalling NaNs quieted).
 func (d emuDevice) gemmHalf(transA, transB bool, m, n, k int, a devptr, lda int, b devptr, ldb int, c devptr, ldc int) error {
 	if d.capturing(func() error { return d.gemmHalf(transA, transB, m, n, k, a, lda, b, ldb, c, ldc) }) {
 		return nil
@@ -245,6 +246,9 @@ func (d emuDevice) gemmHalf(transA, transB bool, m, n, k int, a devptr, lda int,
 		var err error
 		if f[i], err = d.alloc(4 * int64(op.n)); err != nil {
 			return err
+		}
+		if i == 2 && ldc == n { // C is all written: its old values are not needed
+			continue
 		}
 		if err := d.convert(op.p, true, f[i], false, op.n); err != nil {
 			return err

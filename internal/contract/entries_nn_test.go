@@ -379,9 +379,9 @@ func init() {
 		})
 		c.NoPanic("valid layer", func() { s, _ := bnValid().Affine(); c.Check(len(s) == 2, "not one scale per channel") })
 	}
-	entries["nn.BatchNorm2d.AsConv"] = func(c *C) {
-		c.Err("zero layer: a convolution Validate refuses", func() error { return bnZero().AsConv().Validate() })
-		c.Ok("valid layer", func() error { return bnValid().AsConv().Validate() })
+	entries["nn.BatchNorm2d.AsAffine"] = func(c *C) {
+		c.Err("zero layer: an Affine Validate refuses", func() error { return bnZero().AsAffine().Validate() })
+		c.Ok("valid layer", func() error { return bnValid().AsAffine().Validate() })
 	}
 	entries["nn.BatchNorm2d.BindState"] = func(c *C) {
 		c.Err("nil backend", func() error { return bnValid().BindState(nil) })
@@ -459,20 +459,23 @@ func init() {
 	}
 	entries["nn.Affine.WithOwnState"] = func(c *C) {
 		c.NoPanic("zero layer", func() { affZero().WithOwnState() })
-		c.NoPanic("valid layer: its own constants", func() {
+		c.NoPanic("valid layer: the same constants, which conversion scales for both", func() {
 			l := affValid()
-			l.WithOwnState().(*nn.Affine).Scale[0] = 7
-			c.Check(l.Scale[0] == 2, "the copy shares the constants")
+			l.WithOwnState().(*nn.Affine).ScaleOutput(2)
+			c.Check(l.Scale[0] == 4, "the SNN's layer has constants of its own")
 		})
 	}
 	entries["nn.Affine.ScaleOutput"] = func(c *C) {
-		c.NoPanic("zero layer; valid layer by 2, by 2^200 (overflows: unchanged)", func() {
+		c.NoPanic("zero layer; valid layer by 2", func() {
 			affZero().ScaleOutput(2)
 			l := affValid()
 			l.ScaleOutput(2)
 			c.Check(l.Scale[0] == 4 && l.Shift[1] == -2, "not scaled: %v %v", l.Scale, l.Shift)
+		})
+		c.Err("by 2^200: past float32, which Validate refuses", func() error {
+			l := affValid()
 			l.ScaleOutput(math.Pow(2, 200))
-			c.Check(l.Scale[0] == 4, "scaled past float32")
+			return l.Validate()
 		})
 	}
 
@@ -599,11 +602,28 @@ func init() {
 		c.NoPanic("nil layer, zero layer", func() { nn.MACs(nil, nil); nn.MACs(&nn.Linear{}, []int{4}) })
 	}
 	entries["nn.StatefulLayers"] = func(c *C) { c.NoPanic("nil layers", func() { nn.StatefulLayers([]nn.Layer{nil}) }) }
+	entries["nn.FitsInput"] = func(c *C) {
+		c.NoPanic("nil, empty, negative and huge shapes", func() {
+			c.Check(!nn.FitsInput(nil, nil), "nil fits nil")
+			c.Check(!nn.FitsInput([]int{4}, []int{2}), "a batch without a sample axis fits")
+			c.Check(!nn.FitsInput([]int{4}, []int{2, -2, -2}), "[-2 -2] fits [4]")
+			c.Check(!nn.FitsInput([]int{4}, []int{2, huge, huge}), "[2^62 2^62] fits [4]")
+			c.Check(!nn.FitsInput([]int{1, 2, 2}, []int{2, 4}), "[4] fits [1 2 2]")
+		})
+		c.NoPanic("a flat input takes any sample of as many values", func() {
+			c.Check(nn.FitsInput([]int{4}, []int{2, 1, 2, 2}), "[1 2 2] does not fit [4]")
+		})
+	}
 	entries["nn.BiasVector"] = func(c *C) {
 		c.Err("nil", func() error { _, err := nn.BiasVector(nil, 3); return err })
 		c.Err("zero constant, -1", func() error { _, err := nn.BiasVector(&nn.ONNXConst{}, -1); return err })
 		c.Err("one value, -1 outputs", func() error { _, err := nn.BiasVector(&nn.ONNXConst{F: []float32{1}}, -1); return err })
 		c.Ok("one value, 3 outputs", func() error { _, err := nn.BiasVector(&nn.ONNXConst{F: []float32{1}}, 3); return err })
+		c.Ok("[1 3], 3 outputs", func() error { _, err := nn.BiasVector(&nn.ONNXConst{Shape: []int{1, 3}, F: ones(3)}, 3); return err })
+		c.Err("[3 1], 3 outputs: it broadcasts along the batch", func() error {
+			_, err := nn.BiasVector(&nn.ONNXConst{Shape: []int{3, 1}, F: ones(3)}, 3)
+			return err
+		})
 	}
 	for _, m := range []string{"Floats", "Ints", "IsInt", "Numel"} {
 		entries["nn.ONNXConst."+m] = func(c *C) {
