@@ -268,15 +268,7 @@ func TestNormalizeBranching(t *testing.T) {
 // powers of two for λ, the normalised ANN's output is the original's
 // divided by the output layer's λ, exactly.
 func TestNormalizeAffine(t *testing.T) {
-	m, err := model.Load(testutil.Path("zoo/normnet.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := testutil.Array(t, "zoo/normnet.x.npy")
-	before, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, x, before := normnet(t)
 	var scales []convert.Scale
 	lambda := 2.0
 	for _, l := range m.ANN.Layers {
@@ -305,15 +297,7 @@ func TestNormalizeAffine(t *testing.T) {
 // was — its weights and its Affine layers' constants — so that it computes
 // the same outputs, bit for bit.
 func TestNormalizeAffineOverflow(t *testing.T) {
-	m, err := model.Load(testutil.Path("zoo/normnet.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := testutil.Array(t, "zoo/normnet.x.npy")
-	before, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, x, before := normnet(t)
 	var scales []convert.Scale
 	for _, l := range m.ANN.Layers {
 		if nn.RoleOf(l).Neuron {
@@ -322,7 +306,7 @@ func TestNormalizeAffineOverflow(t *testing.T) {
 	}
 	scales[1].Lambda = 1e-39 // the clipped ReLU's input, an Affine's output, scaled by 10^39
 	scales = append(scales, convert.Scale{Layer: "output", Lambda: 2})
-	_, err = convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1, Clip: spiking.ClipAsReLU})
+	_, err := convert.Normalize(m.ANN, scales, spiking.Config{Threshold: 1, Clip: spiking.ClipAsReLU})
 	if err == nil || !strings.Contains(err.Error(), "Affine") || !strings.Contains(err.Error(), "overflow") {
 		t.Fatalf("Normalize: %v, want the Affine layer's overflow named", err)
 	}
@@ -333,4 +317,19 @@ func TestNormalizeAffineOverflow(t *testing.T) {
 	if d := testutil.Differing(after.Data, before.Data); d != 0 {
 		t.Errorf("%d of %d outputs changed by a refused normalisation", d, len(before.Data))
 	}
+}
+
+// normnet is zoo/normnet's model, its inputs and its ANN's outputs on them.
+func normnet(t *testing.T) (*model.Model, *nn.Tensor, *nn.Tensor) {
+	t.Helper()
+	m, err := model.Load(testutil.Path("zoo/normnet.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := testutil.Array(t, "zoo/normnet.x.npy")
+	y, err := lower.Forward(compute.NewCPU(), m.ANN, x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, x, y
 }
