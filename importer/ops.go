@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -423,7 +424,9 @@ func affineConstant(k *constant, in []int) ([]float32, error) {
 		shape = shape[1:]
 	}
 	if len(in) == 0 || len(shape) != len(in) || shape[0] != in[0] || nn.Numel(shape) != in[0] {
-		return nil, fmt.Errorf("proxykit reads one value, or one per channel: a shape [C] followed by ones, one axis for each of the samples' %d", len(in))
+		want := "[C" + strings.Repeat(" 1", max(len(in)-1, 0)) + "]"
+		return nil, fmt.Errorf("proxykit reads a constant of one value, or one per channel: shape %s (or [1 %s) for a %s activation",
+			want, want[1:], nn.ShapeString(in))
 	}
 	return vals, nil
 }

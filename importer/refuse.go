@@ -149,10 +149,16 @@ func (o *onnxOutline) notReLU() error {
 				why = "multiplicative gating: a product of two activations"
 			}
 		case "Div":
-			if len(n.Inputs) > 1 && dynamic[n.Inputs[1]] {
+			switch {
+			case len(n.Inputs) < 2 || !dynamic[n.Inputs[1]]:
+			case !dynamic[n.Inputs[0]]:
+				why = "a constant divided by activations (k/x)"
+			default:
 				why = "a normalisation by the activations' own statistics (LayerNorm as torch.onnx writes it: ReduceMean, Sub, Pow, Sqrt, Div)"
 			}
-		case "Pow", "Sqrt", "Reciprocal":
+		case "Reciprocal":
+			why = "the reciprocal of activations (1/x)"
+		case "Pow", "Sqrt":
 			why = "a normalisation by the activations' own statistics (LayerNorm as torch.onnx writes it: ReduceMean, Sub, Pow, Sqrt, Div)"
 		}
 		if why == "" {

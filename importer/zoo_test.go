@@ -57,7 +57,8 @@ func TestZooLayers(t *testing.T) {
 // an IF network cannot represent ("not a ReLU network", and what it
 // computes) or that proxykit has not implemented it. The refused
 // families are torchvision's own classes at small sizes (scripts/
-// make_zoo_fixtures.py), with the operators of the full models.
+// make_zoo_fixtures.py), with the operators of the full models, and
+// arithmetic with constants that no Affine layer computes.
 // SwinTransformer's file, valid ONNX, is one that onnx-go cannot decode:
 // the message names the tensor and why, not "<nil>". Pickled modules are
 // refused the same two ways.
@@ -73,6 +74,10 @@ func TestRefusalsSayWhy(t *testing.T) {
 		"clip_negative": {"/1/Clip (Clip)", "Clip(min=-1, max=1)", "not a ReLU network"},
 		"upsample":      {"/2/Resize (Resize)", "proxykit has not implemented operator Resize"},
 		"transpose_hw":  {"/Transpose (Transpose)", "proxykit has not implemented a Transpose (perm [0 1 3 2])"},
+		// arithmetic with constants that is no Affine layer
+		"div_by_activation": {"/Reciprocal (Reciprocal)", "not a ReLU network", "the reciprocal of activations (1/x)"},
+		"mul_by_row":        {"/Mul (Mul)", "a constant [1 1 1 4]", "one per channel: shape [C 1 1] (or [1 C 1 1]) for a [2 4 4] activation"},
+		"div_by_zero":       {"/Div (Div)", "Div by a constant holding 0 (channel 1)"},
 		// pickled modules
 		"silu_seq.pt":     {"module 1 (torch.nn.modules.activation.SiLU)", "not a ReLU network", "SiLU"},
 		"upsample_seq.pt": {"module 2", "proxykit has not implemented torch.nn.modules.upsampling.Upsample"},

@@ -71,7 +71,10 @@ Writes to testdata/zoo/:
                        random weights, opset 13; clip_negative.onnx (a
                        Hardtanh(-1, 1)), upsample.onnx (Resize) and
                        transpose_hw.onnx (a Transpose of H and W) in small
-                       networks; silu_seq.pt and upsample_seq.pt, pickled
+                       networks; div_by_activation.onnx (1/(x + 1)),
+                       mul_by_row.onnx (x times a [1 1 1 W] constant) and
+                       div_by_zero.onnx (x over a per-channel constant
+                       holding 0); silu_seq.pt and upsample_seq.pt, pickled
                        Sequentials with a SiLU and an Upsample module; for
                        proxykit's refusals
 """
@@ -277,6 +280,39 @@ def refused(out, gen):
                         "upsample_seq": nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Upsample(scale_factor=2),
                                                       nn.Flatten(), nn.Linear(4 * 52 * 52, 10))}.items():
         torch.save(model.eval(), os.path.join(out, name + ".pt"))
+    # arithmetic with constants that is no affine map per channel (after the
+    # rest, under a forked seed: the files above keep their bytes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(38)
+        for name, model in {"div_by_activation": ConstArith("reciprocal"), "mul_by_row": ConstArith("row"),
+                            "div_by_zero": ConstArith("zero")}.items():
+            x = torch.rand(1, 2, 4, 4, generator=gen)
+            path = os.path.join(out, name + ".onnx")
+            torch.onnx.export(model.eval(), x, path, input_names=["input"], output_names=["output"], opset_version=13)
+            print("refused/%s.onnx: %d bytes" % (name, os.path.getsize(path)))
+
+
+class ConstArith(nn.Module):
+    """A convolution, then arithmetic with a constant that proxykit refuses:
+    a constant divided by the activation, a product with a constant that
+    varies along the width (not per channel), a division by a constant
+    holding a zero."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind, self.conv, self.fc = kind, nn.Conv2d(2, 2, 3, padding=1), nn.Linear(32, 10)
+        self.register_buffer("row", torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 1, 4))
+        self.register_buffer("std", torch.tensor([0.5, 0.0]).view(1, 2, 1, 1))
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        if self.kind == "reciprocal":
+            x = 1.0 / (x + 1.0)
+        elif self.kind == "row":
+            x = x * self.row
+        else:
+            x = x / self.std
+        return self.fc(torch.flatten(x, 1))
 
 
 def main():
