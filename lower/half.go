@@ -137,12 +137,13 @@ func unaliased(p *program.Program, r program.Ref) bool {
 	return true
 }
 
-// writers lists the ops that write slot r itself (for unaliased slots,
-// which no view reaches).
-func writers(p *program.Program, r program.Ref) []int {
+// writers lists the ops that write any of the slots rs themselves (for
+// unaliased slots, which no view reaches, or every slot of a memory:
+// family).
+func writers(p *program.Program, rs ...program.Ref) []int {
 	var out []int
 	for i, op := range p.Ops {
-		if _, w := op.Operands(); slices.Contains(w, r) {
+		if _, w := op.Operands(); slices.ContainsFunc(w, func(r program.Ref) bool { return slices.Contains(rs, r) }) {
 			out = append(out, i)
 		}
 	}
@@ -192,7 +193,7 @@ func spikeSlots(p *program.Program, i int, x program.Ref) []program.Ref {
 			return nil
 		}
 	}
-	w := familyWriters(p, in)
+	w := writers(p, in...)
 	if len(w) != 1 {
 		return nil
 	}
@@ -204,7 +205,7 @@ func spikeSlots(p *program.Program, i int, x program.Ref) []program.Ref {
 		}
 	case *program.Transpose:
 		src := family(p, o.X)
-		if sw := familyWriters(p, src); o.Y == root && src != nil && len(sw) == 1 && slices.Equal(p.Readers(o.X), w) {
+		if sw := writers(p, src...); o.Y == root && src != nil && len(sw) == 1 && slices.Equal(p.Readers(o.X), w) {
 			if f, ok := p.Ops[sw[0]].(*program.IF); ok && f.Spikes == o.X && p.Root(o.X) == o.X {
 				return append(in, src...)
 			}
@@ -227,17 +228,6 @@ func family(p *program.Program, x program.Ref) []program.Ref {
 			return nil
 		}
 		out = append(out, r)
-	}
-	return out
-}
-
-// familyWriters lists the ops that write any of the slots in.
-func familyWriters(p *program.Program, in []program.Ref) []int {
-	var out []int
-	for i, op := range p.Ops {
-		if _, w := op.Operands(); slices.ContainsFunc(w, func(r program.Ref) bool { return slices.Contains(in, r) }) {
-			out = append(out, i)
-		}
 	}
 	return out
 }
