@@ -10,6 +10,7 @@ import (
 	"github.com/proxykit/proxykit/internal/atomicfile"
 	"github.com/proxykit/proxykit/internal/hdf5"
 	"github.com/proxykit/proxykit/nn"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -93,6 +94,11 @@ func nirThreshold(vth float32, o NIROptions) float32 {
 // sums a node's incoming edges — so its readers get edges from all of its
 // inputs. It refuses what NIR cannot express (Concat), naming the layer.
 func nirGraph(s *spiking.Network, o NIROptions) ([]*nirNode, error) {
+	if s != nil && s.Config.InitialCharge != 0 {
+		c := s.Config.InitialCharge
+		return nil, setting.Errorf("%s %g: NIR's IF node holds no initial potential (norse, sinabs and snnTorch start its neurons at 0), "+
+			"so no NIR graph starts where this SNN does; export with an initial charge of 0, or as ONNX, which holds it", spiking.InitialCharge, c)
+	}
 	nodes, _, _, err := foldedSNN(s)
 	if err != nil {
 		return nil, err

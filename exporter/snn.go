@@ -67,9 +67,12 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	vthDefault := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
 	vreset := g.Constant("snn.v_reset", nil, []float32{cfg.Reset})
 	// ifNodes emits an IF layer's step: v += I, spike when v >= v_th, reset
-	ifNodes := func(base, prev, in string, threshold float32) (v, spikes string) {
-		if prev == "" {
+	ifNodes := func(base, prev, in string, threshold, start float32) (v, spikes string) {
+		switch {
+		case prev == "" && start == cfg.Reset:
 			prev = vreset // v starts at v_reset
+		case prev == "": // or charged (Config.InitialCharge)
+			prev = g.Constant(fmt.Sprintf("snn.v_start_%g", start), nil, []float32{start})
 		}
 		vth := vthDefault
 		if threshold != cfg.Threshold { // a layer's own (a clipped ReLU's)
@@ -127,7 +130,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 				}
 			}
 			if nd.IF {
-				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0], nd.Threshold)
+				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0], nd.Threshold, s.Lowering().StartPotential(nd))
 				continue
 			}
 			names[i] = fmt.Sprintf("%s_t%d", nd.Name(), t)
@@ -167,6 +170,9 @@ func snnModel(g *graphBuilder, s *spiking.Network, counts, potential string, opt
 		"proxykit.output":      "spike counts of the IF layer after the last layer, summed over the time steps"}
 	if s.Dropped != "" {
 		meta["proxykit.dropped"] = s.Dropped
+	}
+	if cfg.InitialCharge != 0 { // every IF neuron starts charged (the file of an uncharged SNN is as before)
+		meta["proxykit.initial_charge"] = fmt.Sprint(cfg.InitialCharge)
 	}
 	if twin := clipTwin(s); twin != "" {
 		meta["proxykit.clip_twin"] = twin

@@ -1,6 +1,8 @@
 package exporter_test
 
 import (
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/proxykit/proxykit/lower"
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/setting"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -24,7 +27,7 @@ import (
 // every count proxykit's and torch's — and written as NIR (the shuffle and
 // the slice as 1×1 convolutions), which scripts/nir_sim.py simulates to
 // proxykit's counts and final potentials; splitnet's Concat is refused by
-// NIR, naming it.
+// NIR, naming it. Each SNN is also exported charged (charged).
 func TestZooExports(t *testing.T) {
 	dir := t.TempDir()
 	sim := filepath.Join(testutil.Dir(), "..", "scripts", "nir_sim.py")
@@ -85,6 +88,7 @@ func TestZooExports(t *testing.T) {
 			if d+dt != 0 {
 				t.Errorf("%s %s SNN in onnxruntime: %d of %d counts differ from proxykit's, %d from torch's", name, twin, d, len(want.Data), dt)
 			}
+			charged(t, dir, name, m, twin)
 			np := filepath.Join(dir, base+".nir")
 			err = exporter.WriteNIR(np, snn, exporter.NIROptions{})
 			if name == "zoo/splitnet" {
@@ -112,5 +116,34 @@ func TestZooExports(t *testing.T) {
 				t.Errorf("%s %s: NumPy's simulation of the NIR graph differs in %d of %d counts and final potentials", name, twin, d, 2*len(c.Data))
 			}
 		}
+	}
+}
+
+// charged exports the SNN of m (fixture name) under twin with every IF
+// neuron starting halfway to its own v_th (Config.InitialCharge 0.5): in
+// onnxruntime its counts are torch's (scripts/make_zoo_fixtures.py), and
+// NIR, which holds no initial potential, is refused, naming the setting,
+// with no file left.
+func charged(t *testing.T, dir, name string, m *model.Model, twin spiking.ClipTwin) {
+	t.Helper()
+	snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 8, Threshold: 1, Clip: twin, InitialCharge: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.Base(name)+".charged.onnx")
+	if err := exporter.WriteSNN(p, snn, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := testutil.Array(t, name+".charged_"+string(twin)+".npy")
+	if d := testutil.Differing(testutil.RunORT(t, p, testutil.Path(name+".x.npy")).Data, want.Data); d != 0 {
+		t.Errorf("%s %s charged 0.5 in onnxruntime: %d of %d counts differ from torch's", name, twin, d, len(want.Data))
+	}
+	np := filepath.Join(dir, "charged.nir")
+	var se *setting.Error
+	if err := exporter.WriteNIR(np, snn, exporter.NIROptions{}); !errors.As(err, &se) || !strings.Contains(err.Error(), "initial-charge 0.5: NIR's IF node holds no initial potential") {
+		t.Errorf("%s charged to NIR: %v, want a refusal naming the setting", name, err)
+	}
+	if _, err := os.Stat(np); !os.IsNotExist(err) {
+		t.Errorf("%s charged to NIR: a file was left (%v)", name, err)
 	}
 }

@@ -107,7 +107,7 @@ func SurrogateStep(s SNN, sg Surrogate, opt Options) (*Lowered, error) {
 		if i == last {
 			counts = sl.Counts
 		}
-		b.Emit(&program.Fill{Dst: v[i], Value: s.Reset})
+		b.Emit(&program.Fill{Dst: v[i], Value: s.StartPotential(nd)})
 		b.Emit(&program.IFRecord{N: nn.Numel(in), In: value(src), Constant: src < S, V: v[i], Spikes: g.values[i], H: h[i],
 			Counts: counts, Threshold: nd.Threshold, Reset: s.Reset})
 		binary[i] = true

@@ -326,8 +326,12 @@ func runLowered(t testing.TB, be compute.Backend, net *nn.Network, x *nn.Tensor,
 		}
 		r.grads = append(r.grads, g...)
 	}
-	// the SNN, with a low threshold so that deep layers fire
-	snn, err := spiking.New(net, spiking.Config{Timesteps: 5, Threshold: 0.25})
+	// the SNN, with a low threshold so that deep layers fire, its IF
+	// neurons starting at v_reset or charged part of the way to v_th
+	// (Config.InitialCharge: 0, 0.25, 0.5 or 0.75, as the graph's size
+	// draws it, so that the fuzzer varies it)
+	charge := float32(len(net.Layers)%4) / 4
+	snn, err := spiking.New(net, spiking.Config{Timesteps: 5, Threshold: 0.25, InitialCharge: charge})
 	if err != nil {
 		t.Fatalf("%s: %v", net.Name, err)
 	}

@@ -329,12 +329,29 @@ func fuseIFMaxPool(p *program.Program, k int) int {
 	return places
 }
 
+// startsPlain says whether pass k fills IF op f's potentials with its
+// v_reset and its counts, if it has any, with 0: the start Start stands
+// for. Potentials charged above v_reset (lower.SNN.InitialCharge) keep
+// both fills.
+func startsPlain(p *program.Program, k int, f *program.IF) bool {
+	filled := func(r program.Ref, v float32) bool {
+		for i := p.Passes[k].Lo; i < p.Passes[k].Hi; i++ {
+			if fill, ok := p.Ops[i].(*program.Fill); ok && fill.Dst == r {
+				return fill.Value == v
+			}
+		}
+		return false
+	}
+	return filled(f.V, f.Reset) && (f.Counts == program.None || filled(f.Counts, 0))
+}
+
 // StartIF is the rule that leaves out the fills of the IF layers'
 // potentials (to v_reset) and counts (to 0) before a simulation: the IF
 // kernel starts from those values itself in the first chunk of steps,
 // without reading the buffers (program.IF.Start). It rewrites the static
 // pass, whose fills it drops, where the IF op is the slot's first user
-// after the fill and its only writer.
+// after the fill and its only writer, and both fills are those values
+// (startsPlain).
 func StartIF() Rule {
 	return Rule{Name: "IF starts without fills", Why: "the IF kernel starts its neurons at v_reset and its counts at 0 in the first chunk: no fill writes them first",
 		Passes: []program.PassKind{program.SNNStatic}, Apply: startIF}
@@ -372,7 +389,8 @@ func startIF(p *program.Program, k int) int {
 			continue
 		}
 		f, ok := p.Ops[users[0]].(*program.IF)
-		if !ok || users[0] < p.Passes[k].Hi || !(f.V == fill.Dst && fill.Value == f.Reset || f.Counts == fill.Dst && fill.Value == 0) {
+		if !ok || users[0] < p.Passes[k].Hi || !(f.V == fill.Dst && fill.Value == f.Reset || f.Counts == fill.Dst && fill.Value == 0) ||
+			!f.Start && !startsPlain(p, k, f) {
 			continue
 		}
 		f.Start = true

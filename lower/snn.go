@@ -16,9 +16,18 @@ type SNN struct {
 	Static     int
 	InputShape []int
 	// Timesteps is T; Reset is the IF neurons' v_reset (each IF node
-	// holds its v_th).
-	Timesteps int
-	Reset     float32
+	// holds its v_th); InitialCharge is how far from v_reset towards its
+	// v_th each IF neuron starts, as a fraction (StartPotential).
+	Timesteps     int
+	Reset         float32
+	InitialCharge float32
+}
+
+// StartPotential is the membrane potential IF node nd starts a simulation
+// at: v_reset + InitialCharge·(v_th − v_reset) with nd's v_th, rounded to
+// float32 after each operation (v_reset when InitialCharge is 0).
+func (s SNN) StartPotential(nd Node) float32 {
+	return s.Reset + float32(s.InitialCharge*float32(nd.Threshold-s.Reset))
 }
 
 // SNNOptions say what an SNN program counts.
@@ -92,7 +101,7 @@ func (lw *Lowered) simulation(b *program.Builder, s SNN, x program.Ref, opt SNNO
 		if nd.IF {
 			in := g.shape(nd.Inputs[0])
 			v[i] = b.Value(g.prefix+nd.Name()+".v", in, program.Batch)
-			b.Emit(&program.Fill{Dst: v[i], Value: s.Reset})
+			b.Emit(&program.Fill{Dst: v[i], Value: s.StartPotential(nd)})
 			if opt.Rates || i == last {
 				counts[i] = b.Value(g.prefix+nd.Name()+".counts", in, program.Batch)
 				b.Emit(&program.Fill{Dst: counts[i]})

@@ -79,8 +79,12 @@ func (m *Model) WriteSummary(w io.Writer, path string) error {
 	}
 	if c := m.Checkpoint; c != nil {
 		s := c.Settings
-		fmt.Fprintf(w, "%s: proxykit checkpoint after %d epochs (%s, T=%d, v_th=%g, v_reset=%g)\n", path,
-			c.Progress.Epoch, Printable(s.Dataset), s.Timesteps, s.Threshold, s.Reset)
+		charge := ""
+		if s.InitialCharge != 0 {
+			charge = fmt.Sprintf(", initial charge %g", s.InitialCharge)
+		}
+		fmt.Fprintf(w, "%s: proxykit checkpoint after %d epochs (%s, T=%d, v_th=%g, v_reset=%g%s)\n", path,
+			c.Progress.Epoch, Printable(s.Dataset), s.Timesteps, s.Threshold, s.Reset, charge)
 		for _, k := range slices.Sorted(maps.Keys(c.Notes)) {
 			fmt.Fprintf(w, "  %s: %s\n", Printable(k), Printable(c.Notes[k]))
 		}

@@ -227,7 +227,7 @@ func (s Settings) Fields() []Field {
 	}
 	return []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
 		{"betas", s.Betas()}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
-		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)}, {"clip-twin", string(s.ClipTwin())},
+		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)}, {"clip-twin", string(s.ClipTwin())}, {"initial-charge", v(s.InitialCharge)},
 		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
 		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()},
 		{"method", s.TrainingMethod()}, {"surrogate-alpha", alpha}, {"detach-reset", detach}}

@@ -100,15 +100,16 @@ FEEDS = [("stem_relu", "stem_bn"), ("b1r1", "b1bn1"), ("b1r2", "b1bn2"), ("b2r1"
 class IF(nn.Module):
     """A stateful integrate-and-fire layer: docs/design.md §1's semantics."""
 
-    def __init__(self, vth=VTH):
+    def __init__(self, vth=VTH, v0=0.0):
         super().__init__()
         self.vth = vth
+        self.v0 = v0  # the potential it starts at (v_reset = 0 plus the initial charge)
         self.v = None
         self.count = None
 
     def forward(self, x):
         if self.v is None:
-            self.v = torch.zeros_like(x)
+            self.v = torch.full_like(x, self.v0)
             self.count = torch.zeros_like(x)
         self.v = self.v + x
         s = (self.v >= self.vth).float()

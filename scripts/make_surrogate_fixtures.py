@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Generate testdata/surrogate/: surrogate-gradient training steps in plain PyTorch.
 
-Usage: /usr/bin/python3 scripts/make_surrogate_fixtures.py   (Debian's python3-torch 1.13)
+Usage: /usr/bin/python3 scripts/make_surrogate_fixtures.py [NET ...]   (Debian's python3-torch 1.13)
+(NET: paper, resnet, paper_charged; all by default)
 
 The reference is written here from docs/design.md §1 ("Surrogate
 gradients"), with nothing of proxykit's: the SNN of an ANN (every ReLU an
@@ -35,7 +36,9 @@ Cases: paper (the paper's network at width 4, BatchNorm in training mode),
 paper_detach (the same with the reset detached: gradients only),
 paper_eval (BatchNorm in eval mode: gradients only), resnet (a residual
 network with an identity and a projection shortcut, grouped convolutions
-and a concatenation, BatchNorm in training mode).
+and a concatenation, BatchNorm in training mode), paper_charged (the
+paper's network, its own draw, every IF neuron starting at 1 = v_reset +
+0.5·(v_th − v_reset): initial charge 0.5, in params.json; gradients only).
 
 So that proxykit's float32 forward pass, whose sums round in another
 order than PyTorch's, gives the same spikes, the data are drawn again until
@@ -58,6 +61,10 @@ from refnet import ANN, flat_layers, randomise_bn  # noqa: E402
 from make_graph_fixtures import ResNetTiny  # noqa: E402
 
 T, VTH, VRESET, ALPHA = 6, 2.0, 0.0, 4.0
+# the initial charge of the case being made: every IF neuron starts at
+# VRESET + CHARGE·(VTH − VRESET) (proxykit's spiking.Config.InitialCharge);
+# 0 but for paper_charged
+CHARGE = 0.0
 B, LR = 6, 1e-3
 # the data's seed: the first of TRIES whose least distance of a potential
 # from v_th is GOOD, else the best, if at least MARGIN (float32's spacing
@@ -90,7 +97,7 @@ class IF:
 
     def __call__(self, x):
         if self.v is None:
-            self.v = torch.full_like(x, VRESET)
+            self.v = torch.full_like(x, VRESET + CHARGE * (VTH - VRESET))
         h = self.v + x
         self.h.append(h.detach())
         s = Spike.apply(h - VTH)
@@ -207,6 +214,8 @@ def write(name, net, grads, after, info):
     np.save(os.path.join(OUT, name + ".grads.npy"), torch.cat([g.flatten() for g in grads]).numpy().astype(np.float32))
     if after is not None:
         np.save(os.path.join(OUT, name + ".sgd3.npy"), torch.cat([p.flatten() for p in after]).numpy().astype(np.float32))
+    if CHARGE:
+        info = dict(info, initial_charge=CHARGE)
     with open(os.path.join(OUT, name + ".params.json"), "w") as f:
         json.dump(dict(info, names=names, sizes=sizes, T=T, threshold=VTH, reset=VRESET, alpha=ALPHA, lr=LR, batch=B), f, indent=1)
         f.write("\n")
@@ -268,9 +277,17 @@ def case(name, make, variants):
 
 
 def main():
+    global CHARGE
     os.makedirs(OUT, exist_ok=True)
-    case("paper", Paper, [("", False, True, True), ("_detach", True, True, False), ("_eval", False, False, False)])
-    case("resnet", ResNet, [("", False, True, True)])
+    only = sys.argv[1:]  # the cases to make (networks' names), all by default
+    if not only or "paper" in only:
+        case("paper", Paper, [("", False, True, True), ("_detach", True, True, False), ("_eval", False, False, False)])
+    if not only or "resnet" in only:
+        case("resnet", ResNet, [("", False, True, True)])
+    if not only or "paper_charged" in only:
+        CHARGE = 0.5
+        case("paper_charged", Paper, [("", False, True, False)])
+        CHARGE = 0.0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,11 @@ Writes to testdata/zoo/:
   relu6net.snn_saturate.npy, relu6net.snn_relu.npy
                        the SNN's counts under each twin (T = 8, VTH = 1)
   relu6net.rates.json  each twin's firing rate per IF layer
+  relu6net.charged_saturate.npy, relu6net.charged_relu.npy
+                       the counts under each twin when every IF layer
+                       starts charged halfway to its own v_th (initial
+                       charge CHARGE = 0.5: v(0) = 0.5·v_th, v_reset = 0);
+                       written for every network below as for relu6net
   splitnet.onnx        conv-ReLU, torch.split along channels into 2 + 4
                        (Split), conv-ReLU6 on the second part, torch.cat, the
                        channel shuffle in 2 groups, conv-ReLU, mean over H and
@@ -95,6 +100,7 @@ from make_graph_fixtures import IF, quantize  # noqa: E402
 from refnet import EXACT_VARS, INPUT_GRID, WEIGHT_GRID, dyadic, randomise_bn  # noqa: E402
 
 T, VTH = 8, 1.0
+CHARGE = 0.5  # the initial charge of the .charged_TWIN.npy counts
 TWINS = ("saturate", "relu")
 
 
@@ -176,18 +182,27 @@ def ceiling(m):
     return None
 
 
+def start(vth, charge):
+    """Where an IF layer with threshold vth starts: v_reset (0) plus the
+    initial charge's fraction of vth − v_reset, in float32 as proxykit
+    rounds it (exact on these dyadic values)."""
+    return float(np.float32(0) + np.float32(np.float32(charge) * np.float32(vth - 0)))
+
+
 @torch.no_grad()
-def snn(model, x, twin):
-    """The SNN's counts and IF rates under twin: neuron modules swapped for IF layers."""
+def snn(model, x, twin, charge=0.0):
+    """The SNN's counts and IF rates under twin (and an initial charge):
+    neuron modules swapped for IF layers."""
     saved, ifs = {}, []
     for name, m in list(model.named_children()):
         if isinstance(m, (nn.ReLU, nn.Hardtanh)):
             c = ceiling(m)
-            f = IF(c if (twin == "saturate" and c is not None) else VTH)
+            vth = c if (twin == "saturate" and c is not None) else VTH
+            f = IF(vth, start(vth, charge))
             saved[name] = m
             setattr(model, name, f)
             ifs.append(f)
-    out = IF(VTH)
+    out = IF(VTH, start(VTH, charge))
     for _ in range(T):
         out(model(x))
     for name, m in saved.items():
@@ -231,6 +246,8 @@ def write_net(out, name, model, x, export_x, opsets=(13,)):
     for twin in TWINS:
         counts, rates[twin] = snn(model, x, twin)
         np.save(os.path.join(out, "%s.snn_%s.npy" % (name, twin)), counts.numpy().astype(np.float32))
+        charged, _ = snn(model, x, twin, CHARGE)
+        np.save(os.path.join(out, "%s.charged_%s.npy" % (name, twin)), charged.numpy().astype(np.float32))
     with open(os.path.join(out, name + ".rates.json"), "w") as f:
         json.dump(rates, f, indent=1)
     print(name, {t: [round(r, 3) for r in rs] for t, rs in rates.items()})

@@ -40,6 +40,9 @@ func TestCheckGiven(t *testing.T) {
 		{bad, []setting.Name{"reset", "timesteps"}, "timesteps must lie between 1 and 1048576, got 0", false},
 		{spiking.Config{Timesteps: 1, Threshold: 1, Reset: float32(math.Inf(-1))}, []setting.Name{"reset"}, "reset -Inf: it must be finite", true},
 		{spiking.Config{Timesteps: 1, Threshold: 1, Reset: 5}, []setting.Name{"reset", "threshold"}, "threshold (1) must be above the reset potential (5)", false},
+		{spiking.Config{InitialCharge: 1}, []setting.Name{spiking.InitialCharge}, "initial-charge 1: want a fraction of v_th − v_reset in [0, 1)", true},
+		{spiking.Config{InitialCharge: -0.5}, []setting.Name{spiking.InitialCharge}, "initial-charge -0.5: want a fraction of v_th − v_reset in [0, 1)", true},
+		{spiking.Config{InitialCharge: float32(math.NaN())}, []setting.Name{spiking.InitialCharge}, "initial-charge NaN: want a fraction of v_th − v_reset in [0, 1)", true},
 	} {
 		err := c.cfg.CheckGiven(given(c.given...))
 		var se *setting.Error
@@ -57,9 +60,9 @@ func TestCheckGiven(t *testing.T) {
 // part given stays, whatever the others; nothing given is the file's
 // setting, everything given the user's.
 func TestFill(t *testing.T) {
-	user := spiking.Config{Timesteps: 8, Threshold: 1.5, Reset: 0.5, Clip: spiking.ClipSaturate}
-	own := spiking.Config{Timesteps: 30, Threshold: 2, Reset: -1, Clip: spiking.ClipAsReLU}
-	names := []setting.Name{"timesteps", "threshold", "reset", "clip-twin"}
+	user := spiking.Config{Timesteps: 8, Threshold: 1.5, Reset: 0.5, Clip: spiking.ClipSaturate, InitialCharge: 0.25}
+	own := spiking.Config{Timesteps: 30, Threshold: 2, Reset: -1, Clip: spiking.ClipAsReLU, InitialCharge: 0.5}
+	names := []setting.Name{"timesteps", "threshold", "reset", "clip-twin", spiking.InitialCharge}
 	for mask := 0; mask < 1<<len(names); mask++ {
 		given := func(n setting.Name) bool {
 			for i, g := range names {
@@ -78,9 +81,10 @@ func TestFill(t *testing.T) {
 		}
 		got := user.Fill(own, given)
 		want := spiking.Config{Timesteps: pick(0, user.Timesteps, own.Timesteps).(int), Threshold: pick(1, user.Threshold, own.Threshold).(float32),
-			Reset: pick(2, user.Reset, own.Reset).(float32), Clip: pick(3, user.Clip, own.Clip).(spiking.ClipTwin)}
+			Reset: pick(2, user.Reset, own.Reset).(float32), Clip: pick(3, user.Clip, own.Clip).(spiking.ClipTwin),
+			InitialCharge: pick(4, user.InitialCharge, own.InitialCharge).(float32)}
 		if got != want {
-			t.Errorf("given %04b: %+v, want %+v", mask, got, want)
+			t.Errorf("given %05b: %+v, want %+v", mask, got, want)
 		}
 	}
 	if got := user.Fill(spiking.Config{}, func(setting.Name) bool { return false }); got != (spiking.Config{}) {

@@ -25,7 +25,13 @@ import (
 type Config struct {
 	Timesteps int     `json:"timesteps"` // T, the number of time steps
 	Threshold float32 `json:"threshold"` // v_th: a neuron spikes when v >= v_th
-	Reset     float32 `json:"reset"`     // v_reset: start value and hard-reset value of v
+	Reset     float32 `json:"reset"`     // v_reset: hard-reset value of v
+	// InitialCharge is where every IF neuron starts, as the fraction of
+	// the way from v_reset to its v_th: v(0) = v_reset + InitialCharge·(v_th −
+	// v_reset), in [0, 1). 0, the paper's, starts at v_reset; 0.5 halfway,
+	// as Bu et al. (ICLR 2022) start converted SNNs to halve the expected
+	// error of a count at short T (docs/design.md §1).
+	InitialCharge float32 `json:"initial_charge,omitempty"`
 	// Clip is the IF twin of a clipped ReLU (ReLU6, Clip(0, c)); empty
 	// means DefaultClip (docs/design.md §1, "ReLU6").
 	Clip ClipTwin `json:"clip,omitempty"`
@@ -102,14 +108,20 @@ func (c Config) Validate() error {
 	if c.Clip != "" && c.Clip != ClipSaturate && c.Clip != ClipAsReLU {
 		return fmt.Errorf("the clip twin must be %q or %q, got %q", ClipSaturate, ClipAsReLU, c.Clip)
 	}
+	if !(c.InitialCharge >= 0 && c.InitialCharge < 1) {
+		return fmt.Errorf("the initial charge must be a fraction of v_th − v_reset in [0, 1), got %g (0: start at v_reset; 1 or more fires before any input)", c.InitialCharge)
+	}
 	return nil
 }
 
+// InitialCharge names Config.InitialCharge in errors (setting.Error).
+const InitialCharge setting.Name = "initial-charge"
+
 // CheckGiven checks the parts of c that were given — given says which, by
-// setting name: "timesteps", "threshold", "reset", "clip-twin" — before
+// setting name: "timesteps", "threshold", "reset", "clip-twin", InitialCharge — before
 // the others are known (a model file may supply them; Validate checks the
 // whole once it is made): a T out of range, a clip twin other than
-// ClipAsReLU and ClipSaturate, a v_th or v_reset that is not finite and,
+// ClipAsReLU and ClipSaturate, an initial charge outside [0, 1), a v_th or v_reset that is not finite and,
 // when both are given, a v_th not above v_reset. An error names a setting
 // by that name (setting.Error).
 func (c Config) CheckGiven(given func(setting.Name) bool) error {
@@ -119,6 +131,11 @@ func (c Config) CheckGiven(given func(setting.Name) bool) error {
 	}
 	if err := probe.Validate(); err != nil {
 		return err
+	}
+	if given(InitialCharge) {
+		if probe.InitialCharge = c.InitialCharge; probe.Validate() != nil {
+			return setting.Errorf("%s %g: want a fraction of v_th − v_reset in [0, 1)", InitialCharge, c.InitialCharge)
+		}
 	}
 	if given("clip-twin") {
 		if probe.Clip = c.Clip; probe.Validate() != nil {
@@ -155,6 +172,9 @@ func (c Config) Fill(own Config, given func(setting.Name) bool) Config {
 	}
 	if !given("clip-twin") {
 		c.Clip = own.Clip
+	}
+	if !given(InitialCharge) {
+		c.InitialCharge = own.InitialCharge
 	}
 	return c
 }
@@ -260,7 +280,7 @@ func (s *Network) Stateful() []nn.Stateful {
 // Lowering is the SNN as package lower reads it (without an input shape
 // for a Network without its ANN, which lower refuses).
 func (s *Network) Lowering() lower.SNN {
-	l := lower.SNN{Nodes: s.Nodes, Static: s.Static, Timesteps: s.Config.Timesteps, Reset: s.Config.Reset}
+	l := lower.SNN{Nodes: s.Nodes, Static: s.Static, Timesteps: s.Config.Timesteps, Reset: s.Config.Reset, InitialCharge: s.Config.InitialCharge}
 	if s.ANN != nil {
 		l.InputShape = s.ANN.InputShape
 	}

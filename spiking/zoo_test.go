@@ -23,6 +23,7 @@ import (
 // a ReLU — on the CPU and the emulated device: every count equal (dyadic
 // weights, so exact), every IF layer's firing rate torch's. The twins'
 // counts differ from each other, so each comparison tells them apart.
+// Each network is also run with every IF layer starting charged (charged).
 func TestClipTwinsAgainstPyTorch(t *testing.T) {
 	emu, err := cuda.Open(cuda.Options{Emulate: true})
 	if err != nil {
@@ -70,6 +71,37 @@ func TestClipTwinsAgainstPyTorch(t *testing.T) {
 		if d == 0 && name != "zoo/mlp_bn1d" { // the MLP has no clipped ReLU
 			t.Errorf("%s: both twins give the same counts: the fixture cannot tell them apart", name)
 		}
+		charged(t, m, name, emu, counts)
+	}
+}
+
+// charged holds the SNN of m (fixture name) started charged halfway to
+// each IF layer's own v_th (Config.InitialCharge 0.5: v(0) = 0.5·v_th;
+// under the saturating twin a clipped ReLU's layer starts at half its
+// ceiling) to torch's counts, on the CPU and the emulated device; counts
+// are each twin's counts uncharged, which they must differ from.
+func charged(t *testing.T, m *model.Model, name string, emu compute.Backend, counts map[spiking.ClipTwin][]float32) {
+	t.Helper()
+	moved := 0
+	for _, twin := range spiking.ClipTwins() {
+		want := testutil.Array(t, name+".charged_"+string(twin)+".npy")
+		moved += testutil.Differing(want.Data, counts[twin])
+		snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: 8, Threshold: 1, Clip: twin, InitialCharge: 0.5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for bname, be := range map[string]compute.Backend{"cpu": compute.NewCPU(), "cuda-emu": emu} {
+			res, err := snn.RunOn(context.Background(), be, testutil.Array(t, name+".x.npy"), false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := testutil.Differing(res.Counts.Data, want.Data); d != 0 {
+				t.Errorf("%s %s charged 0.5 on %s: %d of %d counts differ from torch's", name, twin, bname, d, len(want.Data))
+			}
+		}
+	}
+	if t.Logf("%s: the charge moves %d counts of both twins", name, moved); moved == 0 {
+		t.Errorf("%s: torch's charged counts equal the uncharged ones: the fixture cannot tell them apart", name)
 	}
 }
 

@@ -37,6 +37,7 @@ type surrogateCase struct {
 	T           int       `json:"T"`
 	Threshold   float32   `json:"threshold"`
 	Reset       float32   `json:"reset"`
+	Charge      float32   `json:"initial_charge"`
 	Alpha       float32   `json:"alpha"`
 	LR          float32   `json:"lr"`
 	Batch       int       `json:"batch"`
@@ -84,7 +85,7 @@ func loadSurrogate(t *testing.T, be compute.Backend, name string) *surrogateFixt
 	if len(f.params) != len(m.ANN.Params()) {
 		t.Fatalf("the fixture has %d parameters, the network %d", len(f.params), len(m.ANN.Params()))
 	}
-	snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: f.T, Threshold: f.Threshold, Reset: f.Reset})
+	snn, err := spiking.New(m.ANN, spiking.Config{Timesteps: f.T, Threshold: f.Threshold, Reset: f.Reset, InitialCharge: f.Charge})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,8 @@ func (f *surrogateFixture) compare(t *testing.T, what string, got [][]float32, f
 // (scripts/make_surrogate_fixtures.py) per tensor within 1e-4 of the
 // reference's largest value, on the paper's network at width 4 (BatchNorm
 // in training and in eval mode, the reset kept in the gradient and
-// detached) and on a residual network; then three steps of plain SGD land
+// detached), on a residual network, and on the paper's network with every
+// IF neuron starting charged halfway to v_th; then three steps of plain SGD land
 // on the reference's weights within the same bound. On the CPU and on the
 // emulated CUDA device.
 func TestSurrogateGradientsMatchPyTorch(t *testing.T) {
@@ -164,7 +166,7 @@ func TestSurrogateGradientsMatchPyTorch(t *testing.T) {
 	}
 	defer emu.Close()
 	for _, be := range []compute.Backend{compute.NewCPU(), emu} {
-		for _, name := range []string{"paper", "paper_detach", "paper_eval", "resnet"} {
+		for _, name := range []string{"paper", "paper_detach", "paper_eval", "resnet", "paper_charged"} {
 			t.Run(fmt.Sprintf("%s/%s", be.Name(), name), func(t *testing.T) {
 				f := loadSurrogate(t, be, name)
 				f.compare(t, "gradient of", f.step(t, 0), name+".grads.npy")

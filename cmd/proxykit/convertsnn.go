@@ -49,6 +49,7 @@ infer and train take it like any checkpoint (train fine-tunes it).`,
 	f.IntVar(&c.s.Timesteps, "timesteps", c.s.Timesteps, "simulation length T stored as the checkpoint's default")
 	f.Float32Var(&c.s.Threshold, "threshold", c.s.Threshold, "IF threshold v_th of the converted SNN")
 	f.Float32Var(&c.s.Reset, "reset", c.s.Reset, "IF reset potential v_reset of the converted SNN")
+	f.Float32Var(&c.s.InitialCharge, "initial-charge", 0, "where the converted SNN's IF neurons start, as the fraction of the way from v_reset to v_th (0.5: halfway, Bu et al. 2022)")
 	f.BoolVar(&c.jsonOut, "json", false, "print JSON")
 	return cmd
 }
@@ -84,13 +85,13 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 		out := cmd.OutOrStdout()
 		if c.jsonOut {
 			return printJSON(out, map[string]any{"output": c.output, "percentile": c.o.Percentile, "scales": r.Scales,
-				"threshold": c.s.Threshold, "reset": c.s.Reset, "timesteps": c.s.Timesteps, "inserted": r.Inserted})
+				"threshold": c.s.Threshold, "reset": c.s.Reset, "initial_charge": c.s.InitialCharge, "timesteps": c.s.Timesteps, "inserted": r.Inserted})
 		}
 		if err := r.WriteText(out, path, trainSet.Name, c.o.Percentile); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
-			c.output, c.s.Threshold, c.s.Reset, c.s.Timesteps, c.s.Timesteps)
+		_, err = fmt.Fprintf(out, "wrote %s: SNN with v_th=%g, v_reset=%g, initial charge %g, T=%d (eval --timesteps 1-%d shows accuracy against T)\n",
+			c.output, c.s.Threshold, c.s.Reset, c.s.InitialCharge, c.s.Timesteps, c.s.Timesteps)
 		return err
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/proxykit/proxykit/train"
 )
 
-// snnFlags set the SNN: T, v_th, v_reset, the clipped ReLU's twin. Where the user gives none of
+// snnFlags set the SNN: T, v_th, v_reset, the clipped ReLU's twin, the initial charge. Where the user gives none of
 // them, a model file that carries a setting (a checkpoint, an SNN module)
 // supplies it. With a sweep, --timesteps takes a list of T.
 type snnFlags struct {
@@ -42,13 +42,16 @@ func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 
 func (f *snnFlags) addNeuron() {
 	f.cmd.Flags().Float32Var(&f.cfg.Threshold, "threshold", f.cfg.Threshold, "SNN: firing threshold v_th (spike when v >= v_th)")
-	f.cmd.Flags().Float32Var(&f.cfg.Reset, "reset", f.cfg.Reset, "SNN: reset potential v_reset (also the initial potential)")
+	f.cmd.Flags().Float32Var(&f.cfg.Reset, "reset", f.cfg.Reset, "SNN: reset potential v_reset")
 	f.cmd.Flags().StringVar((*string)(&f.cfg.Clip), "clip-twin", string(f.cfg.Clip), fmt.Sprintf(
 		"SNN: what a clipped ReLU (ReLU6, Clip(0, c)) becomes: %s (an IF layer as for a ReLU, the ceiling ignored) or %s (its v_th tied to v_reset + c: one spike per step stands for the ceiling); docs/design.md §1",
 		spiking.ClipAsReLU, spiking.ClipSaturate))
+	f.cmd.Flags().Float32Var(&f.cfg.InitialCharge, string(spiking.InitialCharge), f.cfg.InitialCharge,
+		"SNN: where every IF neuron starts, as the fraction of the way from v_reset to its v_th (0.5: halfway, Bu et al. 2022's start for short T); docs/design.md §1")
 	defaultInWords(f.cmd, "threshold", fmt.Sprintf("the model file's own, else %g", f.cfg.Threshold))
 	defaultInWords(f.cmd, "reset", fmt.Sprintf("the model file's own, else %g", f.cfg.Reset))
 	defaultInWords(f.cmd, "clip-twin", fmt.Sprintf("the model file's own, else %s", spiking.DefaultClip))
+	defaultInWords(f.cmd, string(spiking.InitialCharge), fmt.Sprintf("the model file's own, else %g", f.cfg.InitialCharge))
 }
 
 // check refuses, before a model is read, what the flags alone get wrong

@@ -79,6 +79,7 @@ func TestResumeAlone(t *testing.T) {
 		{[]string{"train", "--resume", ck, "--data", data, "--epochs", "9", "--lr", "0.5"}, "--lr 0.5 differs from the checkpoint's"},
 		{[]string{"train", "--resume", ck, "--data", data, "--epochs", "9", "--timesteps", "4"}, "--timesteps 4 differs"},
 		{[]string{"train", "--resume", ck, "--data", data, "--epochs", "9", "--clip-twin", "saturate"}, "--clip-twin saturate differs from the checkpoint's relu"},
+		{[]string{"train", "--resume", ck, "--data", data, "--epochs", "9", "--initial-charge", "0.5"}, "--initial-charge 0.5 differs from the checkpoint's 0"},
 		{[]string{"train", "--resume", ck, "--data", data, "--epochs", "9", "--dataset", "fashion-mnist"}, "--dataset fashion-mnist differs"},
 		{[]string{"train", "--resume", ck, "--data", data}, "nothing to train: --epochs 4"},
 		{[]string{"train", ck, "-o", ck, "--data", data, "--epochs", "9"}, "is the input file"}, // no --resume: a new run may not overwrite its model
@@ -119,6 +120,8 @@ func TestFlagsCheckedBeforeTheModel(t *testing.T) {
 		{[]string{"eval", missing, "--device", "tpu"}, "--device \"tpu\""},
 		{[]string{"eval", missing, "--threshold", "1", "--reset", "2"}, "threshold (1) must be above the reset potential (2)"},
 		{[]string{"eval", missing, "--clip-twin", "half"}, `--clip-twin "half"`},
+		{[]string{"eval", missing, "--initial-charge", "1"}, "--initial-charge 1: want a fraction"},
+		{[]string{"convert-snn", missing, "-o", out, "--initial-charge", "-0.5"}, "initial charge must be a fraction"},
 		{[]string{"infer", missing, "--input", x, "--output", out, "--device", "tpu"}, "--device \"tpu\""},
 		{[]string{"infer", missing, "--input", x, "--output", out, "--timesteps", "-3"}, "timesteps"},
 		{[]string{"export", missing, "--ann", out, "--opset", "99"}, "opset 99"},

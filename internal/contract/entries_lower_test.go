@@ -2,6 +2,7 @@ package contract_test
 
 import (
 	"errors"
+	"math"
 
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/lower"
@@ -108,6 +109,20 @@ func init() {
 		c.Err("a static part longer than the SNN", func() error { _, err := lower.FoldSNN(lower.SNN{Static: 5}); return err })
 		c.Err("a static part of -1", func() error { t := s; t.Static = -1; _, err := lower.FoldSNN(t); return err })
 		c.Ok("the tiny network's SNN", func() error { _, err := lower.FoldSNN(s); return err })
+	}
+	entries["lower.SNN.StartPotential"] = func(c *C) {
+		_, s := tinySNN(c)
+		c.NoPanic("zero SNN, zero node", func() { c.Check(lower.SNN{}.StartPotential(lower.Node{}) == 0, "not 0") })
+		c.NoPanic("negative, huge and NaN charges", func() {
+			for _, q := range []float32{-1, math.MaxFloat32, float32(math.NaN())} {
+				t := s
+				t.InitialCharge = q
+				t.StartPotential(s.Nodes[len(s.Nodes)-1])
+				if _, err := lower.Simulation(t, lower.SNNOptions{Options: lower.Options{Capacity: 2}, Steps: 1}); err != nil {
+					c.Check(err.Error() != "", "an empty error")
+				}
+			}
+		})
 	}
 	entries["lower.FoldBatchNorm"] = func(c *C) {
 		c.NoPanic("its Graph on nil", func() { lower.FoldBatchNorm().Graph(nil) })

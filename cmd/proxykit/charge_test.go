@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/proxykit/proxykit/checkpoint"
+	"github.com/proxykit/proxykit/internal/testutil"
+	"github.com/proxykit/proxykit/model"
+	"github.com/proxykit/proxykit/npy"
+	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/spiking"
+)
+
+// TestInitialChargeFlag: --initial-charge starts every IF neuron part of
+// the way to its v_th, giving PyTorch's counts for that start
+// (scripts/make_zoo_fixtures.py: T = 8, v_th = 1, charge 0.5); a
+// checkpoint's own charge is used where the flag is left out, and the flag
+// overrides it; export --nir of a charged SNN is refused naming the flag,
+// with nothing written.
+func TestInitialChargeFlag(t *testing.T) {
+	dir := t.TempDir()
+	onnx, x := testutil.Path("zoo/relu6net.onnx"), testutil.Path("zoo/relu6net.x.npy")
+	counts := func(model string, args ...string) []float32 {
+		t.Helper()
+		out := filepath.Join(dir, "counts.npy")
+		if msg, err := run(t, append([]string{"infer", model, "--input", x, "--output", out, "--network", "snn"}, args...)...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, msg)
+		}
+		c, err := npy.ReadFile(out, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Data
+	}
+	charged, plain := testutil.Array(t, "zoo/relu6net.charged_relu.npy").Data, testutil.Array(t, "zoo/relu6net.snn_relu.npy").Data
+	if d := testutil.Differing(counts(onnx, "--timesteps", "8", "--threshold", "1", "--initial-charge", "0.5"), charged); d != 0 {
+		t.Errorf("--initial-charge 0.5: %d counts differ from PyTorch's", d)
+	}
+
+	m, err := model.Load(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := recipe.Default()
+	s.Config = spiking.Config{Timesteps: 8, Threshold: 1, InitialCharge: 0.5}
+	snn, err := spiking.New(m.ANN, s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "charged.ckpt")
+	if err := checkpoint.New(m.ANN, snn, s).Save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if d := testutil.Differing(counts(ckpt), charged); d != 0 {
+		t.Errorf("a checkpoint charged 0.5: %d counts differ from PyTorch's", d)
+	}
+	if d := testutil.Differing(counts(ckpt, "--initial-charge", "0"), plain); d != 0 {
+		t.Errorf("a checkpoint charged 0.5 run with --initial-charge 0: %d counts differ from PyTorch's uncharged", d)
+	}
+	if out, err := run(t, "import", ckpt); err != nil || !strings.Contains(out, "initial charge 0.5") {
+		t.Errorf("import of a charged checkpoint: %v, want its charge printed:\n%s", err, out)
+	}
+
+	nir := filepath.Join(dir, "snn.nir")
+	if _, err := run(t, "export", ckpt, "--nir", nir); err == nil || !strings.Contains(err.Error(), "--initial-charge 0.5: NIR's IF node holds no initial potential") {
+		t.Errorf("export --nir of a charged checkpoint: %v, want a refusal naming --initial-charge", err)
+	}
+	if _, err := os.Stat(nir); !os.IsNotExist(err) {
+		t.Errorf("a refused NIR export left %s (%v)", nir, err)
+	}
+	if _, err := run(t, "export", ckpt, "--nir", nir, "--initial-charge", "0"); err != nil {
+		t.Errorf("export --nir --initial-charge 0 of a charged checkpoint: %v", err)
+	}
+}
