@@ -225,10 +225,12 @@ func (s Settings) Fields() []Field {
 	if g := s.Surrogate; g != nil {
 		alpha, detach = v(g.Alpha), v(g.DetachReset)
 	}
-	return []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
-		{"betas", s.Betas()}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)},
-		{"timesteps", v(s.Timesteps)}, {"threshold", v(s.Threshold)}, {"reset", v(s.Reset)}, {"clip-twin", string(s.ClipTwin())}, {"initial-charge", v(s.InitialCharge)},
-		{"freeze-bn-after", v(s.FreezeBNAfter)}, {"seed", v(s.Seed)}, {"no-shuffle", v(!s.Shuffle)},
-		{"no-augment", v(!s.Augment)}, {"max-train", v(s.MaxTrain)}, {"max-test", v(s.MaxTest)}, {"bn-stats", s.BatchNormStats()},
-		{"method", s.TrainingMethod()}, {"surrogate-alpha", alpha}, {"detach-reset", detach}}
+	f := []Field{{"dataset", s.Dataset}, {"epochs", v(s.Epochs)}, {"batch-size", v(s.BatchSize)}, {"lr", v(s.LR)},
+		{"betas", s.Betas()}, {"eps", v(s.Eps)}, {"weight-decay", v(s.WeightDecay)}}
+	for _, snn := range spiking.Settings() { // T, v_th, v_reset ... by their names
+		f = append(f, Field{string(snn.Name), snn.Text(s.Config)})
+	}
+	return append(f, Field{"freeze-bn-after", v(s.FreezeBNAfter)}, Field{"seed", v(s.Seed)}, Field{"no-shuffle", v(!s.Shuffle)},
+		Field{"no-augment", v(!s.Augment)}, Field{"max-train", v(s.MaxTrain)}, Field{"max-test", v(s.MaxTest)}, Field{"bn-stats", s.BatchNormStats()},
+		Field{"method", s.TrainingMethod()}, Field{"surrogate-alpha", alpha}, Field{"detach-reset", detach})
 }

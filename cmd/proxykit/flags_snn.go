@@ -12,9 +12,10 @@ import (
 	"github.com/proxykit/proxykit/train"
 )
 
-// snnFlags set the SNN: T, v_th, v_reset, the clipped ReLU's twin, the initial charge. Where the user gives none of
-// them, a model file that carries a setting (a checkpoint, an SNN module)
-// supplies it. With a sweep, --timesteps takes a list of T.
+// snnFlags set the SNN: a flag for each of spiking.Settings (T, v_th,
+// v_reset ...). Where the user gives none of them, a model file that
+// carries a setting (a checkpoint, an SNN module) supplies it. With a
+// sweep, --timesteps takes a list of T.
 type snnFlags struct {
 	cfg   *spiking.Config
 	cmd   *cobra.Command
@@ -40,18 +41,23 @@ func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 	return f
 }
 
+// addNeuron adds a flag for each of spiking.Settings but T (the
+// command's own: a number or, for a sweep, a list), under the setting's
+// name.
 func (f *snnFlags) addNeuron() {
-	f.cmd.Flags().Float32Var(&f.cfg.Threshold, "threshold", f.cfg.Threshold, "SNN: firing threshold v_th (spike when v >= v_th)")
-	f.cmd.Flags().Float32Var(&f.cfg.Reset, "reset", f.cfg.Reset, "SNN: reset potential v_reset")
-	f.cmd.Flags().StringVar((*string)(&f.cfg.Clip), "clip-twin", string(f.cfg.Clip), fmt.Sprintf(
-		"SNN: what a clipped ReLU (ReLU6, Clip(0, c)) becomes: %s (an IF layer as for a ReLU, the ceiling ignored) or %s (its v_th tied to v_reset + c: one spike per step stands for the ceiling); docs/design.md §1",
-		spiking.ClipAsReLU, spiking.ClipSaturate))
-	f.cmd.Flags().Float32Var(&f.cfg.InitialCharge, string(spiking.InitialCharge), f.cfg.InitialCharge,
-		"SNN: where every IF neuron starts, as the fraction of the way from v_reset to its v_th (0.5: halfway, Bu et al. 2022's start for short T); docs/design.md §1")
-	defaultInWords(f.cmd, "threshold", fmt.Sprintf("the model file's own, else %g", f.cfg.Threshold))
-	defaultInWords(f.cmd, "reset", fmt.Sprintf("the model file's own, else %g", f.cfg.Reset))
-	defaultInWords(f.cmd, "clip-twin", fmt.Sprintf("the model file's own, else %s", spiking.DefaultClip))
-	defaultInWords(f.cmd, string(spiking.InitialCharge), fmt.Sprintf("the model file's own, else %g", f.cfg.InitialCharge))
+	for _, s := range spiking.Settings() {
+		name, usage := string(s.Name), "SNN: "+s.Usage
+		if name == "timesteps" {
+			continue
+		}
+		switch p := s.Field(f.cfg).(type) {
+		case *float32:
+			f.cmd.Flags().Float32Var(p, name, *p, usage)
+		case *spiking.ClipTwin:
+			f.cmd.Flags().StringVar((*string)(p), name, string(*p), usage)
+		}
+		defaultInWords(f.cmd, name, "the model file's own, else "+s.Text(*f.cfg))
+	}
 }
 
 // check refuses, before a model is read, what the flags alone get wrong

@@ -62,6 +62,23 @@ func init() {
 		c.NoPanic("zero settings, nothing given", func() { spiking.Config{}.Fill(spiking.Config{}, none) })
 		c.Check(spiking.DefaultConfig().Fill(spiking.Config{Timesteps: -1}, none).Timesteps == -1, "a part not given is not the file's")
 	}
+	entries["spiking.Settings"] = func(c *C) { c.NoPanic("", func() { c.Check(len(spiking.Settings()) > 0, "no settings") }) }
+	entries["spiking.Setting.Field"] = func(c *C) {
+		c.NoPanic("each setting of a zero Config", func() {
+			for _, s := range spiking.Settings() {
+				c.Check(s.Field(&spiking.Config{}) != nil, "setting %s: no field", s.Name)
+			}
+		})
+	}
+	entries["spiking.Setting.Text"] = func(c *C) {
+		c.NoPanic("each setting of zero and NaN-filled Configs", func() {
+			nan := float32(math.NaN())
+			for _, s := range spiking.Settings() {
+				s.Text(spiking.Config{})
+				s.Text(spiking.Config{Timesteps: -1, Threshold: nan, Reset: nan, InitialCharge: nan, Clip: "\x00"})
+			}
+		})
+	}
 	entries["spiking.New"] = func(c *C) {
 		net, _ := tinyNet(c.t)
 		c.Err("nil network", func() error { _, err := spiking.New(nil, spiking.DefaultConfig()); return err })
