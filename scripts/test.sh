@@ -124,6 +124,8 @@ echo "== fuzz plot's readers of eval and train JSON (about 10 s)"
 fuzz FuzzRead ./plots 20000
 echo "== fuzz the rendezvous's messages, both ends (about 10 s)"
 fuzz FuzzRendezvousMessage ./distributed 300000
+echo "== fuzz the lowering on random graphs of every layer kind (about 15 s; a 10-minute run: docs/testing.md)"
+fuzz FuzzLowering ./lower 4000
 echo "== fuzz the IDX (and gzip), CIFAR-10 and .npy readers (about 10 s each)"
 fuzz FuzzIDX ./data 300000
 fuzz FuzzCIFAR ./data 300000
