@@ -131,9 +131,11 @@ type Sweep struct {
 	N int `json:"n"`
 	// ANN is the ANN's accuracy (BatchNorm in eval mode).
 	ANN float64 `json:"ann"`
-	// Threshold and Reset are the IF neurons' v_th and v_reset.
-	Threshold float32 `json:"threshold"`
-	Reset     float32 `json:"reset"`
+	// Threshold and Reset are the IF neurons' v_th and v_reset;
+	// InitialCharge is where they start (spiking.Config.InitialCharge).
+	Threshold     float32 `json:"threshold"`
+	Reset         float32 `json:"reset"`
+	InitialCharge float32 `json:"initial_charge,omitempty"`
 	// IFLayers names the IF layers (the ReLUs they replace, then
 	// "output"), in the order of SweepPoint.Rates.
 	IFLayers []string `json:"if_layers"`

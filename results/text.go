@@ -123,8 +123,12 @@ func (s Sweep) WriteText(w io.Writer, path, dataset string) error {
 	if w == nil {
 		return errNoWriter
 	}
-	fmt.Fprintf(w, "%s on %s test (%d images), v_th=%g, v_reset=%g: ANN %.2f%%, %.3g MACs per image (SNN: %.3g in the static input layer, once)\n\n",
-		path, dataset, s.N, s.Threshold, s.Reset, 100*s.ANN, float64(s.ANNMACs), float64(s.StaticMACs))
+	charge := ""
+	if s.InitialCharge != 0 {
+		charge = fmt.Sprintf(", initial charge %g", s.InitialCharge)
+	}
+	fmt.Fprintf(w, "%s on %s test (%d images), v_th=%g, v_reset=%g%s: ANN %.2f%%, %.3g MACs per image (SNN: %.3g in the static input layer, once)\n\n",
+		path, dataset, s.N, s.Threshold, s.Reset, charge, 100*s.ANN, float64(s.ANNMACs), float64(s.StaticMACs))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "T\tSNN strict\tSNN ties\tSNN membrane\ttied\tsynops/image\t")
 	for _, l := range s.IFLayers {

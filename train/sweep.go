@@ -99,7 +99,7 @@ func (e *Engine) Sweep(ctx context.Context, d *data.Dataset, opt SweepOptions) (
 	}
 	ts := opt.Timesteps
 	cfg := e.SNN.Config
-	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset}
+	sw := results.Sweep{N: d.N, Threshold: cfg.Threshold, Reset: cfg.Reset, InitialCharge: cfg.InitialCharge}
 	if opt.Model != "" {
 		sw.Model = filepath.Base(opt.Model)
 	}

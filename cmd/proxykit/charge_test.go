@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/proxykit/proxykit/model"
 	"github.com/proxykit/proxykit/npy"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
 
@@ -18,8 +20,8 @@ import (
 // the way to its v_th, giving PyTorch's counts for that start
 // (scripts/make_zoo_fixtures.py: T = 8, v_th = 1, charge 0.5); a
 // checkpoint's own charge is used where the flag is left out, and the flag
-// overrides it; export --nir of a charged SNN is refused naming the flag,
-// with nothing written.
+// overrides it; an eval sweep records it; export --nir of a charged SNN is
+// refused naming the flag, with nothing written.
 func TestInitialChargeFlag(t *testing.T) {
 	dir := t.TempDir()
 	onnx, x := testutil.Path("zoo/relu6net.onnx"), testutil.Path("zoo/relu6net.x.npy")
@@ -62,6 +64,18 @@ func TestInitialChargeFlag(t *testing.T) {
 	}
 	if out, err := run(t, "import", ckpt); err != nil || !strings.Contains(out, "initial charge 0.5") {
 		t.Errorf("import of a charged checkpoint: %v, want its charge printed:\n%s", err, out)
+	}
+
+	// a sweep says what it simulated
+	evalArgs := []string{"eval", testutil.Path("proxy/net.onnx"), "--data", testutil.Path("proxy"), "--dataset", "mnist", "--timesteps", "1,4",
+		"--max-test", "20", "--initial-charge", "0.5"}
+	if out, err := run(t, evalArgs...); err != nil || !strings.Contains(out, "v_reset=0, initial charge 0.5:") {
+		t.Errorf("eval sweep with --initial-charge 0.5 (%v) does not say so:\n%s", err, out)
+	}
+	js, err := run(t, append(evalArgs, "--json")...)
+	var sw results.Sweep
+	if err != nil || json.Unmarshal([]byte(js), &sw) != nil || sw.InitialCharge != 0.5 {
+		t.Errorf("eval --json sweep with --initial-charge 0.5 (%v): %.200s", err, js)
 	}
 
 	nir := filepath.Join(dir, "snn.nir")
