@@ -2,6 +2,7 @@ package lower_test
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -320,5 +321,27 @@ func TestFoldBatchNormUnfoldable(t *testing.T) {
 	}
 	if e := relErr(download(t, cpu, y.Buf), w64); e > 1e-5 {
 		t.Errorf("folded output off the unfolded one by %.3g", e)
+	}
+}
+
+// TestStartPotential: an IF node starts at v_reset + q·(v_th − v_reset),
+// rounded to float32 after each operation; uncharged, at v_reset itself,
+// its sign of zero included, so that StartIF's fills are as before.
+func TestStartPotential(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	for _, c := range []struct {
+		s    lower.SNN
+		th   float32
+		want float32
+	}{
+		{lower.SNN{Reset: 0, InitialCharge: 0.5}, 2, 1},
+		{lower.SNN{Reset: -1, InitialCharge: 0.25}, 1, -0.5},
+		{lower.SNN{Reset: 0.1, InitialCharge: 0.1}, 0.3, 0.1 + float32(0.1*float32(float32(0.3)-0.1))},
+		{lower.SNN{Reset: negZero}, 2, negZero},
+	} {
+		got := c.s.StartPotential(lower.Node{IF: true, Threshold: c.th})
+		if math.Float32bits(got) != math.Float32bits(c.want) {
+			t.Errorf("v_reset %g, charge %g, v_th %g: starts at %g, want %g", c.s.Reset, c.s.InitialCharge, c.th, got, c.want)
+		}
 	}
 }

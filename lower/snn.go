@@ -25,8 +25,12 @@ type SNN struct {
 
 // StartPotential is the membrane potential IF node nd starts a simulation
 // at: v_reset + InitialCharge·(v_th − v_reset) with nd's v_th, rounded to
-// float32 after each operation (v_reset when InitialCharge is 0).
+// float32 after each operation; v_reset itself when InitialCharge is 0
+// (so a v_reset of −0 starts at −0).
 func (s SNN) StartPotential(nd Node) float32 {
+	if s.InitialCharge == 0 {
+		return s.Reset
+	}
 	return s.Reset + float32(s.InitialCharge*float32(nd.Threshold-s.Reset))
 }
 

@@ -97,7 +97,9 @@ class IF:
 
     def __call__(self, x):
         if self.v is None:
-            self.v = torch.full_like(x, VRESET + CHARGE * (VTH - VRESET))
+            # in float32, each operation rounded, as proxykit's lower.SNN.StartPotential
+            start = np.float32(VRESET) + np.float32(np.float32(CHARGE) * np.float32(np.float32(VTH) - np.float32(VRESET)))
+            self.v = torch.full_like(x, float(start))
         h = self.v + x
         self.h.append(h.detach())
         s = Spike.apply(h - VTH)

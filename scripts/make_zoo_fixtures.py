@@ -186,7 +186,7 @@ def start(vth, charge):
     """Where an IF layer with threshold vth starts: v_reset (0) plus the
     initial charge's fraction of vth − v_reset, in float32 as proxykit
     rounds it (exact on these dyadic values)."""
-    return float(np.float32(0) + np.float32(np.float32(charge) * np.float32(vth - 0)))
+    return float(np.float32(0) + np.float32(np.float32(charge) * np.float32(np.float32(vth) - np.float32(0))))
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@ package spiking
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/proxykit/proxykit/nn"
 	"github.com/proxykit/proxykit/setting"
@@ -154,44 +155,73 @@ type Setting struct {
 	Name setting.Name
 	// Usage says what it is, in words.
 	Usage string
+	// Type names its value's type as Set reads it: int, float32 or string.
+	Type string
 
 	field func(*Config) any // a pointer to the part
 	copy  func(dst, src *Config)
 	text  func(Config) string
+	set   func(*Config, string) error
 }
 
-// part is the Setting of the part of Config that f points to.
-func part[T any](name setting.Name, usage string, f func(*Config) *T) Setting {
-	return Setting{Name: name, Usage: usage,
+// part is the Setting of the part of Config that f points to, of type
+// typ, read from text by parse.
+func part[T any](name setting.Name, typ, usage string, f func(*Config) *T, parse func(string) (T, error)) Setting {
+	return Setting{Name: name, Usage: usage, Type: typ,
 		field: func(c *Config) any { return f(c) },
 		copy:  func(dst, src *Config) { *f(dst) = *f(src) },
-		text:  func(c Config) string { return fmt.Sprint(*f(&c)) }}
+		text:  func(c Config) string { return fmt.Sprint(*f(&c)) },
+		set: func(c *Config, text string) error {
+			v, err := parse(text)
+			if err == nil {
+				*f(c) = v
+			}
+			return err
+		}}
+}
+
+// The parsers of Settings' types: strconv's, as Go's flag packages read
+// them (an int in any base Go writes, a float32 rounded from its text).
+func parseInt(t string) (int, error) {
+	v, err := strconv.ParseInt(t, 0, strconv.IntSize)
+	return int(v), err
+}
+
+func parseFloat32(t string) (float32, error) {
+	v, err := strconv.ParseFloat(t, 32)
+	return float32(v), err
 }
 
 // Settings lists Config's parts in order: T, v_th, v_reset, the clip
-// twin, the initial charge.
+// twin, the initial charge. (A part's checks are Validate's and, before a
+// model file is read, CheckGiven's.)
 func Settings() []Setting {
-	clip := part("clip-twin", fmt.Sprintf("what a clipped ReLU (ReLU6, Clip(0, c)) becomes: %s (an IF layer as for a ReLU, the ceiling ignored) "+
+	clip := part("clip-twin", "string", fmt.Sprintf("what a clipped ReLU (ReLU6, Clip(0, c)) becomes: %s (an IF layer as for a ReLU, the ceiling ignored) "+
 		"or %s (its v_th tied to v_reset + c: one spike per step stands for the ceiling); docs/design.md §1", ClipAsReLU, ClipSaturate),
-		func(c *Config) *ClipTwin { return &c.Clip })
+		func(c *Config) *ClipTwin { return &c.Clip }, func(t string) (ClipTwin, error) { return ClipTwin(t), nil })
 	clip.text = func(c Config) string { return string(c.ClipTwin()) } // the twin used, DefaultClip where unset
 	return []Setting{
-		part("timesteps", "number of time steps T", func(c *Config) *int { return &c.Timesteps }),
-		part("threshold", "firing threshold v_th (spike when v >= v_th)", func(c *Config) *float32 { return &c.Threshold }),
-		part("reset", "reset potential v_reset", func(c *Config) *float32 { return &c.Reset }),
+		part("timesteps", "int", "number of time steps T", func(c *Config) *int { return &c.Timesteps }, parseInt),
+		part("threshold", "float32", "firing threshold v_th (spike when v >= v_th)", func(c *Config) *float32 { return &c.Threshold }, parseFloat32),
+		part("reset", "float32", "reset potential v_reset", func(c *Config) *float32 { return &c.Reset }, parseFloat32),
 		clip,
-		part(InitialCharge, "where every IF neuron starts, as the fraction of the way from v_reset to its v_th "+
-			"(0.5: halfway, Bu et al. 2022's start for short T); docs/design.md §1", func(c *Config) *float32 { return &c.InitialCharge }),
+		part(InitialCharge, "float32", "where every IF neuron starts, as the fraction of the way from v_reset to its v_th "+
+			"(0.5: halfway, Bu et al. 2022's start for short T); docs/design.md §1", func(c *Config) *float32 { return &c.InitialCharge }, parseFloat32),
 	}
 }
 
-// Field is a pointer to the part of c the setting names — *int,
-// *float32 or *ClipTwin — for a program to set.
+// Field is a pointer to the part of c the setting names (*int, *float32
+// or *ClipTwin).
 func (s Setting) Field(c *Config) any { return s.field(c) }
 
 // Text is the setting's value in c as text (fmt.Sprint's; the clip twin
 // c uses, DefaultClip where unset).
 func (s Setting) Text(c Config) string { return s.text(c) }
+
+// Set sets the setting's part of c from text, read as its Type (strconv's
+// error where it does not parse; the value is checked by CheckGiven and
+// Validate, not here).
+func (s Setting) Set(c *Config, text string) error { return s.set(c, text) }
 
 // Fill is c with each part that was not given — given says which, by
 // setting name, as for CheckGiven — taken from own: a model file's

@@ -8,6 +8,7 @@ import (
 	"github.com/proxykit/proxykit/compute"
 	"github.com/proxykit/proxykit/convert"
 	"github.com/proxykit/proxykit/recipe"
+	"github.com/proxykit/proxykit/setting"
 )
 
 // convertSNNCmd is convert-snn's flags.
@@ -59,7 +60,8 @@ func (c *convertSNNCmd) run(cmd *cobra.Command, path string) error {
 		return err
 	}
 	c.o.SNN = c.s.Config
-	if err := checkAll(c.o.Check, c.data.check, c.df.check); err != nil {
+	snn := func() error { return c.s.CheckGiven(func(setting.Name) bool { return true }) } // its errors name the flags
+	if err := checkAll(snn, c.o.Check, c.data.check, c.df.check); err != nil {
 		return err
 	}
 	m, err := c.mf.load(cmd, path, c.data)

@@ -46,19 +46,23 @@ func addSweepSNNFlags(cmd *cobra.Command, cfg *spiking.Config) *snnFlags {
 // name.
 func (f *snnFlags) addNeuron() {
 	for _, s := range spiking.Settings() {
-		name, usage := string(s.Name), "SNN: "+s.Usage
-		if name == "timesteps" {
+		if s.Name == "timesteps" {
 			continue
 		}
-		switch p := s.Field(f.cfg).(type) {
-		case *float32:
-			f.cmd.Flags().Float32Var(p, name, *p, usage)
-		case *spiking.ClipTwin:
-			f.cmd.Flags().StringVar((*string)(p), name, string(*p), usage)
-		}
-		defaultInWords(f.cmd, name, "the model file's own, else "+s.Text(*f.cfg))
+		f.cmd.Flags().Var(settingFlag{s, f.cfg}, string(s.Name), "SNN: "+s.Usage)
+		defaultInWords(f.cmd, string(s.Name), "the model file's own, else "+s.Text(*f.cfg))
 	}
 }
+
+// settingFlag is a setting of cfg as a flag's value (pflag.Value).
+type settingFlag struct {
+	s   spiking.Setting
+	cfg *spiking.Config
+}
+
+func (v settingFlag) String() string     { return v.s.Text(*v.cfg) }
+func (v settingFlag) Set(t string) error { return v.s.Set(v.cfg, t) }
+func (v settingFlag) Type() string       { return v.s.Type }
 
 // check refuses, before a model is read, what the flags alone get wrong
 // (spiking.Config.CheckGiven), a list of T that does not parse among it;

@@ -80,7 +80,7 @@ func (c *inferCmd) run(cmd *cobra.Command, path string) error {
 			if err != nil {
 				return err
 			}
-			y, v, what = r.Counts, r.Potentials, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset)
+			y, v, what = r.Counts, r.Potentials, fmt.Sprintf("SNN (T=%d, v_th=%g, v_reset=%g, initial charge %g)", c.cfg.Timesteps, c.cfg.Threshold, c.cfg.Reset, c.cfg.InitialCharge)
 		} else if y, err = lower.Forward(be, m.ANN, x, c.batch); err != nil {
 			return err
 		}

@@ -79,6 +79,15 @@ func init() {
 			}
 		})
 	}
+	entries["spiking.Setting.Set"] = func(c *C) {
+		c.NoPanic("each setting of a zero Config, from empty, huge and odd text", func() {
+			for _, s := range spiking.Settings() {
+				for _, t := range []string{"", "1e999", "-0x8000000000000000", "NaN", "\x00"} {
+					_ = s.Set(&spiking.Config{}, t)
+				}
+			}
+		})
+	}
 	entries["spiking.New"] = func(c *C) {
 		net, _ := tinyNet(c.t)
 		c.Err("nil network", func() error { _, err := spiking.New(nil, spiking.DefaultConfig()); return err })
