@@ -7,11 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/proxykit/proxykit/checkpoint"
 	"github.com/proxykit/proxykit/internal/testutil"
-	"github.com/proxykit/proxykit/model"
-	"github.com/proxykit/proxykit/npy"
-	"github.com/proxykit/proxykit/recipe"
 	"github.com/proxykit/proxykit/results"
 	"github.com/proxykit/proxykit/spiking"
 )
@@ -24,38 +20,14 @@ import (
 // refused naming the flag, with nothing written.
 func TestInitialChargeFlag(t *testing.T) {
 	dir := t.TempDir()
-	onnx, x := testutil.Path("zoo/relu6net.onnx"), testutil.Path("zoo/relu6net.x.npy")
-	counts := func(model string, args ...string) []float32 {
-		t.Helper()
-		out := filepath.Join(dir, "counts.npy")
-		if msg, err := run(t, append([]string{"infer", model, "--input", x, "--output", out, "--network", "snn"}, args...)...); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, msg)
-		}
-		c, err := npy.ReadFile(out, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Data
-	}
+	onnx := testutil.Path("zoo/relu6net.onnx")
+	counts := relu6Counts(t, dir)
 	charged, plain := testutil.Array(t, "zoo/relu6net.charged_relu.npy").Data, testutil.Array(t, "zoo/relu6net.snn_relu.npy").Data
 	if d := testutil.Differing(counts(onnx, "--timesteps", "8", "--threshold", "1", "--initial-charge", "0.5"), charged); d != 0 {
 		t.Errorf("--initial-charge 0.5: %d counts differ from PyTorch's", d)
 	}
 
-	m, err := model.Load(onnx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := recipe.Default()
-	s.Config = spiking.Config{Timesteps: 8, Threshold: 1, InitialCharge: 0.5}
-	snn, err := spiking.New(m.ANN, s.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(dir, "charged.ckpt")
-	if err := checkpoint.New(m.ANN, snn, s).Save(ckpt); err != nil {
-		t.Fatal(err)
-	}
+	ckpt := relu6Checkpoint(t, filepath.Join(dir, "charged.ckpt"), spiking.Config{Timesteps: 8, Threshold: 1, InitialCharge: 0.5})
 	if d := testutil.Differing(counts(ckpt), charged); d != 0 {
 		t.Errorf("a checkpoint charged 0.5: %d counts differ from PyTorch's", d)
 	}

@@ -20,18 +20,7 @@ import (
 func TestClipTwinFlag(t *testing.T) {
 	dir := t.TempDir()
 	onnx, x := testutil.Path("zoo/relu6net.onnx"), testutil.Path("zoo/relu6net.x.npy")
-	counts := func(model string, args ...string) []float32 {
-		t.Helper()
-		out := filepath.Join(dir, "counts.npy")
-		if msg, err := run(t, append([]string{"infer", model, "--input", x, "--output", out, "--network", "snn"}, args...)...); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, msg)
-		}
-		c, err := npy.ReadFile(out, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Data
-	}
+	counts := relu6Counts(t, dir)
 	torch := func(twin spiking.ClipTwin) []float32 {
 		return testutil.Array(t, "zoo/relu6net.snn_"+string(twin)+".npy").Data
 	}
@@ -46,20 +35,7 @@ func TestClipTwinFlag(t *testing.T) {
 	}
 
 	// a checkpoint that records the other twin
-	m, err := model.Load(onnx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := recipe.Default()
-	s.Config = spiking.Config{Timesteps: 8, Threshold: 1, Clip: spiking.ClipSaturate}
-	snn, err := spiking.New(m.ANN, s.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(dir, "saturate.ckpt")
-	if err := checkpoint.New(m.ANN, snn, s).Save(ckpt); err != nil {
-		t.Fatal(err)
-	}
+	ckpt := relu6Checkpoint(t, filepath.Join(dir, "saturate.ckpt"), spiking.Config{Timesteps: 8, Threshold: 1, Clip: spiking.ClipSaturate})
 	if d := testutil.Differing(counts(ckpt), torch(spiking.ClipSaturate)); d != 0 {
 		t.Errorf("a checkpoint of the saturating twin: %d counts differ from PyTorch's under it", d)
 	}
@@ -71,4 +47,42 @@ func TestClipTwinFlag(t *testing.T) {
 		!strings.Contains(err.Error(), `--clip-twin "half"`) {
 		t.Errorf("--clip-twin half: %v, want a refusal naming the flag", err)
 	}
+}
+
+// relu6Counts runs zoo/relu6net's SNN with infer on its inputs: the
+// counts of model (the ONNX file or a checkpoint of it) under args.
+func relu6Counts(t *testing.T, dir string) func(model string, args ...string) []float32 {
+	return func(model string, args ...string) []float32 {
+		t.Helper()
+		out := filepath.Join(dir, "counts.npy")
+		x := testutil.Path("zoo/relu6net.x.npy")
+		if msg, err := run(t, append([]string{"infer", model, "--input", x, "--output", out, "--network", "snn"}, args...)...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, msg)
+		}
+		c, err := npy.ReadFile(out, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Data
+	}
+}
+
+// relu6Checkpoint writes zoo/relu6net as a checkpoint to path, recording
+// the SNN setting cfg; it returns path.
+func relu6Checkpoint(t *testing.T, path string, cfg spiking.Config) string {
+	t.Helper()
+	m, err := model.Load(testutil.Path("zoo/relu6net.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := recipe.Default()
+	s.Config = cfg
+	snn, err := spiking.New(m.ANN, s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.New(m.ANN, snn, s).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
