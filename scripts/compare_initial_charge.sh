@@ -8,11 +8,15 @@
 #   (c) proxy-trained from the ANN at T = 4 (v_th = 2), uncharged,
 #   (d) proxy-trained from the ANN at T = 4 with --initial-charge 0.5
 #       (trained and evaluated charged),
-# each evaluated at T = 1 … 32 from one simulation. Prints the strict
-# accuracy against T as a table (docs/results.md, "Initial charge").
-# About 6 minutes on 2 cores with the defaults.
+# each evaluated at T = 1 … 32 from one simulation; then on Fashion-MNIST
+# (/usr/share/datasets/fashion-mnist) the paper's network at width WIDTH
+# (default 32; the paper's is 128), initialised by proxykit init and
+# proxy-trained from scratch at T = 4 for FEPOCHS epochs (default 3),
+#   (e) uncharged and (f) with --initial-charge 0.5.
+# Prints the strict accuracy against T as tables (docs/results.md,
+# "Initial charge"). About 16 minutes on 2 cores with the defaults.
 #
-# Usage: [SEED=0] scripts/compare_initial_charge.sh [TRAIN [EPOCHS [TEST]]]
+# Usage: [SEED=0] [WIDTH=32] [FEPOCHS=3] scripts/compare_initial_charge.sh [TRAIN [EPOCHS [TEST]]]
 #   SEED    seed of the ANN's training in PyTorch (SEED) and of proxy learning
 #           (2020 + SEED: SEED=0 is train's default)
 #   TRAIN   training images for the ANN and for proxy learning (default 60000)
@@ -41,13 +45,23 @@ for q in 0 0.5; do
     --timesteps 4 --freeze-bn-after 0 --initial-charge "$q" --seed "$((2020 + seed))" -o "$tmp/proxy$q.ckpt" | tail -2
   "$pk" eval "$tmp/proxy$q.ckpt" --data "$mnist" --max-test "$ntest" --timesteps "$ts" --json >"$tmp/proxy$q.json"
 done
-/usr/bin/python3 - "$tmp/a.json" "$tmp/b.json" "$tmp/proxy0.json" "$tmp/proxy0.5.json" <<'PY'
+width=${WIDTH:-32} fepochs=${FEPOCHS:-3}
+"$pk" init --arch fmnist --width "$width" --seed "$((2020 + seed))" -o "$tmp/fmnist.onnx" >/dev/null
+for q in 0 0.5; do
+  echo "== Fashion-MNIST: the paper's network at width $width from scratch, T=4, initial charge $q, $fepochs epochs"
+  "$pk" train "$tmp/fmnist.onnx" --dataset fashion-mnist --epochs "$fepochs" --timesteps 4 --initial-charge "$q" \
+    --seed "$((2020 + seed))" -o "$tmp/fmnist$q.ckpt" | grep '^epoch [0-9]* (' | cut -c1-160
+  "$pk" eval "$tmp/fmnist$q.ckpt" --timesteps "$ts" --json >"$tmp/fmnist$q.json"
+done
+/usr/bin/python3 - "$tmp/a.json" "$tmp/b.json" "$tmp/proxy0.json" "$tmp/proxy0.5.json" "$tmp/fmnist0.json" "$tmp/fmnist0.5.json" <<'PY'
 import json, sys
-names = ["(a) converted, v_th=1", "(b) converted, charged 0.5", "(c) proxy T=4, v_th=2", "(d) proxy T=4, v_th=2, charged 0.5"]
+names = ["(a) converted, v_th=1", "(b) converted, charged 0.5", "(c) proxy T=4, v_th=2", "(d) proxy T=4, v_th=2, charged 0.5",
+         "(e) Fashion-MNIST, proxy T=4 from scratch", "(f) Fashion-MNIST, proxy T=4 from scratch, charged 0.5"]
 runs = [json.load(open(p)) for p in sys.argv[1:]]
 ts = [p["t"] for p in runs[0]["points"]]
-print("\n| SNN strict accuracy (%) | its ANN | " + " | ".join("T=%d" % t for t in ts) + " |")
-print("|---" * (len(ts) + 2) + "|")
-for name, r in zip(names, runs):
-    print("| %s | %.2f | " % (name, 100 * r["ann"]) + " | ".join("%.2f" % (100 * p["snn_strict"]) for p in r["points"]) + " |")
+for first in (0, 4):
+    print("\n| SNN strict accuracy (%) | its ANN | " + " | ".join("T=%d" % t for t in ts) + " |")
+    print("|---" * (len(ts) + 2) + "|")
+    for name, r in list(zip(names, runs))[first:first + 4]:
+        print("| %s | %.2f | " % (name, 100 * r["ann"]) + " | ".join("%.2f" % (100 * p["snn_strict"]) for p in r["points"]) + " |")
 PY
