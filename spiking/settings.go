@@ -206,7 +206,7 @@ func Settings() []Setting {
 		part("reset", "float32", "reset potential v_reset", func(c *Config) *float32 { return &c.Reset }, parseFloat32),
 		clip,
 		part(InitialCharge, "float32", "where every IF neuron starts, as the fraction of the way from v_reset to its v_th "+
-			"(0.5: halfway, Bu et al. 2022's start for short T); docs/design.md §1", func(c *Config) *float32 { return &c.InitialCharge }, parseFloat32),
+			"(0.5: halfway, Bu et al. 2022's start for short T; it helped fine-tuning at T = 4 and converted SNNs at T ≤ 4, not training from scratch: docs/results.md); docs/design.md §1", func(c *Config) *float32 { return &c.InitialCharge }, parseFloat32),
 	}
 }
 
