@@ -62,7 +62,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 	if s.Config.Timesteps > MaxUnrolledSteps {
 		return nil, fmt.Errorf("T = %d: an unrolled SNN repeats every layer each step, and at most %d steps are written (NIR export does not unroll: use --nir)", s.Config.Timesteps, MaxUnrolledSteps)
 	}
-	cfg := s.Config
+	cfg, lowering := s.Config, s.Lowering()
 	g := &graphBuilder{}
 	vthDefault := g.Constant("snn.v_threshold", nil, []float32{cfg.Threshold})
 	vreset := g.Constant("snn.v_reset", nil, []float32{cfg.Reset})
@@ -130,7 +130,7 @@ func SNN(s *spiking.Network, opt Options) ([]byte, error) {
 				}
 			}
 			if nd.IF {
-				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0], nd.Threshold, s.Lowering().StartPotential(nd))
+				v[i], names[i] = ifNodes(fmt.Sprintf("if%d_%s_t%d", i-static, nd.Name(), t), v[i], ins[0], nd.Threshold, lowering.StartPotential(nd))
 				continue
 			}
 			names[i] = fmt.Sprintf("%s_t%d", nd.Name(), t)

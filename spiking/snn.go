@@ -97,8 +97,12 @@ func New(ann *nn.Network, cfg Config) (*Network, error) {
 	}
 	s.Nodes = append(s.Nodes, Node{Layer: &nn.ReLU{LayerName: "output"}, IF: true, Inputs: []int{len(layers) - 1},
 		Threshold: cfg.Threshold})
+	l := s.Lowering()
 	for _, nd := range s.Nodes { // a start that rounds up to v_th would fire before any input
-		if v := s.Lowering().StartPotential(nd); nd.IF && !(v < nd.Threshold) {
+		if !nd.IF {
+			continue
+		}
+		if v := l.StartPotential(nd); !(v < nd.Threshold) {
 			return nil, fmt.Errorf("IF layer %q: initial charge %g starts it at %g, which float32 rounds to its v_th %g or above: "+
 				"it would fire at the first step without input; give a smaller charge, or v_th and v_reset nearer 0",
 				nd.Name(), cfg.InitialCharge, v, nd.Threshold)
